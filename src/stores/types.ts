@@ -1,0 +1,71 @@
+// The engine-side contract of a task's key-value store. Processors only see `KeyValueStore` (src/topology/types.ts);
+// the engine drives the rest: prefetch before a batch, changelog capture during it, and the
+// three-phase commit (prepare → Kafka transaction commit → flush) after it.
+import { type KeyValueStore, type Serde } from '../topology/types.ts';
+
+/** One change captured for the store's changelog topic: value null is a tombstone. */
+export interface ChangelogEntry {
+  key: string;
+  value: Buffer | null;
+}
+
+export interface StoreOptions<V> {
+  /** Store name, unique within a topology; the changelog topic is `<appId>-<name>-changelog`. */
+  name: string;
+  valueSerde: Serde<V>;
+  /** Whether writes are captured for a changelog topic (default true). */
+  logged: boolean;
+  /** Bound of the in-memory read cache of committed values (entries, LRU). */
+  cacheEntriesMax: number;
+}
+
+/**
+ * A store as the engine drives it. Lifecycle: open → (restore*) → (prefetch → process → prepareCommit → flush | abort)* → close.
+ * Fail closed: after an error in flush the store refuses every later call but close (StoreFailedError).
+ */
+export interface TaskStore<V> extends KeyValueStore<V> {
+  readonly options: StoreOptions<V>;
+  /** Loads the committed values of keys not already in memory, in one multi-get. */
+  prefetch(keys: Iterable<string>): Promise<void>;
+  /** Changes since the last commit or abort, last write per key, in first-write order. */
+  pendingChangelog(): ChangelogEntry[];
+  /** True when there are uncommitted writes. */
+  commitNeeded(): boolean;
+  /**
+   * Persists the uncommitted writes and the changelog offset they reach in ONE atomic batch.
+   * Called only after the Kafka transaction carrying the changelog records has committed.
+   * `changelogOffset` is the next offset to read from the changelog on restore; it never goes backwards.
+   */
+  flush(changelogOffset: bigint | null): Promise<void>;
+  /** Drops every uncommitted write (transaction aborted); the read cache keeps only committed values. */
+  abort(): void;
+  /** The changelog offset persisted with the data (next offset to restore from), or null if never written. */
+  checkpoint(): Promise<bigint | null>;
+  /** Applies committed changelog records during restore, with the offset after the last one, in one batch. */
+  restoreBatch(entries: ChangelogEntry[], nextOffset: bigint): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class KeyNotLoadedError extends Error {
+  readonly code = 'store_key_not_loaded';
+  constructor(store: string, key: string) {
+    super(`store ${store}: key ${JSON.stringify(key)} was read but not prefetched; name it in Processor.prefetch`);
+    this.name = 'KeyNotLoadedError';
+  }
+}
+
+export class StoreFailedError extends Error {
+  readonly code = 'store_failed';
+  constructor(store: string, operation: string, cause?: unknown) {
+    super(`store ${store} has failed and refuses ${operation}`, { cause });
+    this.name = 'StoreFailedError';
+  }
+}
+
+export class InvalidChangelogOffsetError extends Error {
+  readonly code = 'store_invalid_changelog_offset';
+  constructor(store: string, previous: bigint, next: bigint) {
+    super(`store ${store}: changelog offset may not go backwards (${previous} → ${next})`);
+    this.name = 'InvalidChangelogOffsetError';
+  }
+}

@@ -1,0 +1,288 @@
+// One task's instance of a topology: processor instances, their contexts, forwarding and punctuation.
+// Shared by the Kafka runtime and the TopologyTestDriver, so both run processors the same way.
+import { type TaskStore } from '../stores/types.ts';
+import { record as makeRecord } from './record.ts';
+import { type ProcessorNode, type SinkNode, type SourceNode, type Topology, TopologyError } from './topology.ts';
+import {
+  type Cancellable,
+  type Headers,
+  type KeyValueStore,
+  type Processor,
+  type ProcessorContext,
+  type PunctuationType,
+  type Rec,
+  type RecordMetadata,
+} from './types.ts';
+
+/** A raw record read from a source topic partition. */
+export interface InputRecord {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+  timestamp: number;
+  headers: Headers;
+}
+
+/** A serialized record for a sink topic, with its partition already chosen. */
+export interface OutputRecord {
+  topic: string;
+  partition: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  timestamp: number;
+  headers: Headers;
+}
+
+export interface TaskGraphOptions {
+  topology: Topology;
+  applicationId: string;
+  partition: number;
+  /** Partition count of the co-partitioned source topics. */
+  partitions: number;
+  stores: ReadonlyMap<string, TaskStore<unknown>>;
+  /** Partition count of a sink topic (sinks may write to topics with other counts). */
+  partitionsOf(topic: string): number;
+  /** Java-compatible murmur2 partition of serialized key bytes. */
+  partitionForKey(key: Buffer, partitions: number): number;
+  emit(output: OutputRecord): void;
+  nowMs(): number;
+}
+
+interface Punctuation {
+  intervalMs: number;
+  type: PunctuationType;
+  nextMs: number;
+  punctuator: (timestampMs: number) => void | Promise<void>;
+  cancelled: boolean;
+}
+
+export type ProcessResult = 'processed' | 'rerouted';
+
+export class TaskGraph {
+  readonly #options: TaskGraphOptions;
+  readonly #sourcesByTopic = new Map<string, SourceNode>();
+  readonly #processors = new Map<string, Processor>();
+  readonly #contexts = new Map<string, NodeContext>();
+  readonly #punctuations: Punctuation[] = [];
+  #metadata: RecordMetadata | undefined;
+  #streamTimeMs = -1;
+
+  constructor(options: TaskGraphOptions) {
+    this.#options = options;
+    for (const source of options.topology.sources()) {
+      for (const topic of source.topics) this.#sourcesByTopic.set(topic, source);
+    }
+    for (const node of options.topology.nodes()) {
+      if (node.kind !== 'processor') continue;
+      this.#processors.set(node.name, node.supplier());
+      this.#contexts.set(node.name, new NodeContext(this, node));
+    }
+  }
+
+  get partition(): number {
+    return this.#options.partition;
+  }
+
+  get options(): TaskGraphOptions {
+    return this.#options;
+  }
+
+  get streamTimeMs(): number {
+    return this.#streamTimeMs;
+  }
+
+  recordMetadata(): RecordMetadata | undefined {
+    return this.#metadata;
+  }
+
+  init(): void {
+    for (const [name, processor] of this.#processors) processor.init?.(this.#contexts.get(name)!);
+  }
+
+  close(): void {
+    let first: unknown;
+    for (const processor of this.#processors.values()) {
+      try {
+        processor.close?.();
+      } catch (error) {
+        first ??= error;
+      }
+    }
+    if (first) throw first;
+  }
+
+  /** Adds the store keys `input` will read to `keys` (store name → keys). Misrouted records read nothing. */
+  collectPrefetch(input: InputRecord, keys: Map<string, Set<string>>): void {
+    const source = this.#source(input.topic);
+    if (this.#isMisrouted(source, input)) return;
+    const rec = this.#deserialize(source, input);
+    const collector = {
+      add(store: string, key: string) {
+        let set = keys.get(store);
+        if (!set) keys.set(store, (set = new Set()));
+        set.add(key);
+      },
+    };
+    for (const child of source.children) this.#collectFrom(child, rec, collector);
+  }
+
+  /** Runs one input record through the graph, or re-routes it to the partition its key belongs to. */
+  process(input: InputRecord): ProcessResult {
+    const source = this.#source(input.topic);
+    if (this.#isMisrouted(source, input)) {
+      const partition = this.#options.partitionForKey(input.key!, this.#options.partitions);
+      this.#options.emit({ topic: input.topic, partition, key: input.key, value: input.value, timestamp: input.timestamp, headers: input.headers });
+      return 'rerouted';
+    }
+    this.#metadata = { topic: input.topic, partition: input.partition, offset: input.offset };
+    if (input.timestamp > this.#streamTimeMs) this.#streamTimeMs = input.timestamp;
+    const rec = this.#deserialize(source, input);
+    try {
+      for (const child of source.children) this.deliver(child, rec);
+    } finally {
+      this.#metadata = undefined;
+    }
+    return 'processed';
+  }
+
+  /** Runs due punctuators: wall-clock against `nowMs`, stream-time against the task's stream time. */
+  async punctuate(nowMs: number): Promise<number> {
+    let ran = 0;
+    for (const p of this.#punctuations) {
+      if (p.cancelled) continue;
+      const time = p.type === 'wall-clock' ? nowMs : this.#streamTimeMs;
+      if (time < 0 || time < p.nextMs) continue;
+      p.nextMs = time + p.intervalMs;
+      await p.punctuator(time);
+      ran += 1;
+    }
+    return ran;
+  }
+
+  schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>): Cancellable {
+    if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new TopologyError(`punctuation interval must be a positive integer of ms, got ${intervalMs}`);
+    const base = type === 'wall-clock' ? this.#options.nowMs() : Math.max(this.#streamTimeMs, 0);
+    const entry: Punctuation = { intervalMs, type, nextMs: base + intervalMs, punctuator, cancelled: false };
+    this.#punctuations.push(entry);
+    return { cancel: () => void (entry.cancelled = true) };
+  }
+
+  /** Delivers a record to a child node: a processor processes it, a sink serializes and emits it. */
+  deliver(childName: string, rec: Rec): void {
+    const node = this.#options.topology.node(childName);
+    if (!node) throw new TopologyError(`unknown node ${childName}`);
+    if (node.kind === 'processor') {
+      this.#processors.get(childName)!.process(rec);
+    } else if (node.kind === 'sink') {
+      this.#emitToSink(node, rec);
+    } else {
+      throw new TopologyError(`cannot forward to source ${childName}`);
+    }
+  }
+
+  #collectFrom(nodeName: string, rec: Rec, collector: { add(store: string, key: string): void }): void {
+    const node = this.#options.topology.node(nodeName);
+    if (node?.kind !== 'processor') return;
+    this.#processors.get(nodeName)!.prefetch?.(rec, collector);
+  }
+
+  #emitToSink(node: SinkNode, rec: Rec): void {
+    const key = rec.key === null || rec.key === undefined ? null : node.keySerde.serialize(rec.key);
+    const value = rec.value === null || rec.value === undefined ? null : node.valueSerde.serialize(rec.value);
+    const partitions = this.#options.partitionsOf(node.topic);
+    let partition: number;
+    if (node.partitioner) partition = node.partitioner(rec.key, rec.value, key, partitions);
+    else if (key) partition = this.#options.partitionForKey(key, partitions);
+    else partition = this.#options.partition % partitions;
+    if (!Number.isInteger(partition) || partition < 0 || partition >= partitions) {
+      throw new TopologyError(`sink ${node.name}: partitioner chose partition ${partition} of ${partitions}`);
+    }
+    this.#options.emit({ topic: node.topic, partition, key, value, timestamp: rec.timestamp, headers: rec.headers });
+  }
+
+  #source(topic: string): SourceNode {
+    const source = this.#sourcesByTopic.get(topic);
+    if (!source) throw new TopologyError(`no source reads topic ${topic}`);
+    return source;
+  }
+
+  #isMisrouted(source: SourceNode, input: InputRecord): boolean {
+    if (!source.rerouteMisroutedKeys || input.key === null || input.key.length === 0) return false;
+    return this.#options.partitionForKey(input.key, this.#options.partitions) !== this.#options.partition;
+  }
+
+  #deserialize(source: SourceNode, input: InputRecord): Rec {
+    const key = input.key === null ? null : source.keySerde.deserialize(input.key);
+    const value = input.value === null ? null : source.valueSerde.deserialize(input.value);
+    return makeRecord(key, value, input.timestamp, input.headers);
+  }
+}
+
+/** The context handed to one processor node: reads through the task, forwards to that node's children. */
+class NodeContext implements ProcessorContext {
+  readonly #graph: TaskGraph;
+  readonly #node: ProcessorNode;
+
+  constructor(graph: TaskGraph, node: ProcessorNode) {
+    this.#graph = graph;
+    this.#node = node;
+  }
+
+  get applicationId(): string {
+    return this.#graph.options.applicationId;
+  }
+
+  get taskId(): string {
+    return String(this.#graph.partition);
+  }
+
+  get partition(): number {
+    return this.#graph.partition;
+  }
+
+  get partitions(): number {
+    return this.#graph.options.partitions;
+  }
+
+  partitionForKey(key: string): number {
+    return this.#graph.options.partitionForKey(Buffer.from(key, 'utf8'), this.#graph.options.partitions);
+  }
+
+  recordMetadata(): RecordMetadata | undefined {
+    return this.#graph.recordMetadata();
+  }
+
+  getStore<V>(name: string): KeyValueStore<V> {
+    if (!this.#node.stores.includes(name)) {
+      throw new TopologyError(`processor ${this.#node.name} is not connected to store ${name}`);
+    }
+    const store = this.#graph.options.stores.get(name);
+    if (!store) throw new TopologyError(`store ${name} is not open in task ${this.taskId}`);
+    return store as unknown as KeyValueStore<V>;
+  }
+
+  forward(rec: Rec, childName?: string): void {
+    if (childName !== undefined) {
+      if (!this.#node.children.includes(childName)) {
+        throw new TopologyError(`processor ${this.#node.name} has no child ${childName}`);
+      }
+      this.#graph.deliver(childName, rec);
+      return;
+    }
+    for (const child of this.#node.children) this.#graph.deliver(child, rec);
+  }
+
+  currentStreamTimeMs(): number {
+    return this.#graph.streamTimeMs;
+  }
+
+  currentSystemTimeMs(): number {
+    return this.#graph.options.nowMs();
+  }
+
+  schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>): Cancellable {
+    return this.#graph.schedule(intervalMs, type, punctuator);
+  }
+}

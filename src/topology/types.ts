@@ -1,0 +1,94 @@
+// The public processor API, modelled on Kafka Streams' org.apache.kafka.streams.processor.api.
+// Nothing here knows about Kafka protocols or about banks.
+
+/** Record headers: names to raw bytes. */
+export type Headers = Readonly<Record<string, Buffer>>;
+
+/** An immutable record flowing through a topology. Use the `with*` helpers in record.ts to copy. */
+export interface Rec<K = unknown, V = unknown> {
+  readonly key: K;
+  readonly value: V;
+  /** Event time in epoch milliseconds. */
+  readonly timestamp: number;
+  readonly headers: Headers;
+}
+
+/** Where the record being processed came from (absent for records created by punctuators). */
+export interface RecordMetadata {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: bigint;
+}
+
+export interface Serde<T> {
+  serialize(value: T): Buffer;
+  deserialize(bytes: Buffer): T;
+}
+
+/**
+ * A key-value state store as a processor sees it. Keys are strings.
+ * `get` is synchronous: the engine loads every key named by `Processor.prefetch` for a whole batch
+ * (one LevelDB getMany per store) before `process` runs, and keeps hot keys in a bounded cache.
+ * Reading a key that was neither prefetched nor cached throws a `KeyNotLoadedError` (a programmer error).
+ * Writes go to the task's write cache and to the store's changelog; they reach disk only after the
+ * Kafka transaction that carries them has committed.
+ */
+export interface KeyValueStore<V> {
+  readonly name: string;
+  get(key: string): V | undefined;
+  put(key: string, value: V): void;
+  delete(key: string): void;
+  /** Entries in key order, merging uncommitted writes over the persisted state. */
+  range(options?: RangeOptions): AsyncIterable<[string, V]>;
+}
+
+export interface RangeOptions {
+  gte?: string;
+  lt?: string;
+  limit?: number;
+}
+
+export type PunctuationType = 'wall-clock' | 'stream-time';
+
+export interface Cancellable {
+  cancel(): void;
+}
+
+/** Read-only facts about the running task, separate from `forward` as in Kafka Streams. */
+export interface ProcessorContext<KOut = unknown, VOut = unknown> {
+  readonly applicationId: string;
+  /** "<subtopology>_<partition>" in Kafka Streams; here the task's partition number as a string. */
+  readonly taskId: string;
+  readonly partition: number;
+  /** Number of partitions of the co-partitioned source topics. */
+  readonly partitions: number;
+  /** The partition (task) that owns `key` in the co-partitioned topics: Java-compatible murmur2 of its UTF-8 bytes. */
+  partitionForKey(key: string): number;
+  recordMetadata(): RecordMetadata | undefined;
+  getStore<V>(name: string): KeyValueStore<V>;
+  /** Sends a record to every child node, or to the named child (a processor or a sink). */
+  forward(record: Rec<KOut, VOut>, childName?: string): void;
+  /** Stream time: the largest record timestamp seen by this task. */
+  currentStreamTimeMs(): number;
+  currentSystemTimeMs(): number;
+  /** Calls `punctuator` every `intervalMs` of wall-clock or stream time, within a transaction. */
+  schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>): Cancellable;
+}
+
+/** Collects the store keys a record will read, so they can be loaded for the whole batch at once. */
+export interface PrefetchCollector {
+  add(store: string, key: string): void;
+}
+
+export interface Processor<KIn = unknown, VIn = unknown, KOut = unknown, VOut = unknown> {
+  init?(context: ProcessorContext<KOut, VOut>): void;
+  /** Names the store keys `process(record)` will read. Required when the processor reads stores. */
+  prefetch?(record: Rec<KIn, VIn>, keys: PrefetchCollector): void;
+  process(record: Rec<KIn, VIn>): void;
+  close?(): void;
+}
+
+export type ProcessorSupplier<KIn = unknown, VIn = unknown, KOut = unknown, VOut = unknown> = () => Processor<KIn, VIn, KOut, VOut>;
+
+/** Chooses a partition for a sink record; the default is Kafka's Java-compatible murmur2 of the serialized key. */
+export type SinkPartitioner<K, V> = (key: K, value: V, keyBytes: Buffer | null, partitions: number) => number;
