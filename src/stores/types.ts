@@ -69,3 +69,15 @@ export class InvalidChangelogOffsetError extends Error {
     this.name = 'InvalidChangelogOffsetError';
   }
 }
+
+/**
+ * Persisted state does not read back (bad checkpoint, undeserializable value): wipe the store and
+ * restore it from its changelog. Added by the stores owner.
+ */
+export class StoreCorruptedError extends Error {
+  readonly code = 'store_corrupted';
+  constructor(store: string, detail: string, cause?: unknown) {
+    super(`store ${store} is corrupted: ${detail}`, { cause });
+    this.name = 'StoreCorruptedError';
+  }
+}

@@ -1,0 +1,188 @@
+// Step 2 of a command's path: the bank Processor. It parses a record once, names the store keys it
+// will read (prefetch), then dispatches: account commands and deposits/withdrawals to accounts.ts,
+// transfers and their legs to transfer.ts. Every money command passes the idempotency gate first.
+import { type PrefetchCollector, type Processor, type ProcessorContext, type Rec, type Serde } from '../topology/types.ts';
+import { type MoneyCommand, parseCommand, type ParsedCommand, type TransferFields, transferFieldsOf } from './commands.ts';
+import { closeAccount, openAccount, singleLeg } from './accounts.ts';
+import { DedupExpiry } from './expiry.ts';
+import { type Leg, parseLeg } from './legs.ts';
+import { Outputs } from './outcomes.ts';
+import { type BankTask, recordFinal } from './decide.ts';
+import { BankStores, CONFLICTS_REMEMBERED_MAX } from './stores.ts';
+import { credit, debit, refund, settle } from './transfer.ts';
+
+export interface BankProcessorOptions {
+  dedupRetentionMs: number;
+  punctuateIntervalMs: number;
+  /** Bounds of one dedup expiry run (see expiry.ts). */
+  expiryDeletionsMax: number;
+  expiryScannedMax: number;
+}
+
+/**
+ * The value of a record read from the credits topic. Its source's serde wraps the bytes, so the
+ * processor tells legs from commands by where they came from, never by their content: a command
+ * shaped like a leg on the input topic must not be able to create money.
+ */
+export interface LegBytes {
+  readonly legBytes: Buffer;
+}
+
+export const legBytesSerde: Serde<LegBytes> = {
+  serialize: (value) => value.legBytes,
+  deserialize: (bytes) => ({ legBytes: bytes }),
+};
+
+type BankRecord = Rec<Buffer | null, Buffer | LegBytes | null>;
+
+/** A record, parsed once for both prefetch and process. */
+type Work =
+  | { readonly kind: 'command'; readonly parsed: ParsedCommand; readonly toIsLocal: boolean }
+  | { readonly kind: 'leg'; readonly leg: Leg | { error: string } };
+
+// Kafka timestamps may be -1 (none); anything outside what Date can print falls back to the clock.
+const TIMESTAMP_MS_MAX = 8_640_000_000_000_000;
+
+export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes | null> {
+  readonly #options: BankProcessorOptions;
+  // Parsed records by the identity of their value bytes: the engine deserializes a record once for
+  // prefetch and again for process, but both hold the same Buffer, so JSON is parsed only once.
+  readonly #parsed = new WeakMap<Buffer, Work>();
+  #context: ProcessorContext | undefined;
+  #task: BankTask | undefined;
+
+  constructor(options: BankProcessorOptions) {
+    this.#options = options;
+  }
+
+  init(context: ProcessorContext): void {
+    this.#context = context;
+    const stores = new BankStores(context);
+    const out = new Outputs(context);
+    this.#task = {
+      stores,
+      out,
+      ownsAccount: (accountId) => context.partitionForKey(accountId) === context.partition,
+    };
+    const expiry = new DedupExpiry(stores.transfers, {
+      retentionMs: this.#options.dedupRetentionMs,
+      deletionsMax: this.#options.expiryDeletionsMax,
+      scannedMax: this.#options.expiryScannedMax,
+    });
+    context.schedule(this.#options.punctuateIntervalMs, 'wall-clock', async (timestampMs) => {
+      await expiry.run(timestampMs);
+    });
+  }
+
+  prefetch(rec: BankRecord, keys: PrefetchCollector): void {
+    const bytes = valueBytes(rec);
+    if (bytes === null) return;
+    const work = this.#parse(rec, bytes);
+    this.#parsed.set(bytes, work);
+    collectKeys(work, keys);
+  }
+
+  process(rec: BankRecord): void {
+    const task = this.#task!;
+    const bytes = valueBytes(rec);
+    task.out.begin(rec.key, bytes, rec.timestamp, rec.headers);
+    if (bytes === null) {
+      task.out.deadLetter('record value is null');
+      return;
+    }
+    const work = this.#parsed.get(bytes) ?? this.#parse(rec, bytes);
+    this.#parsed.delete(bytes);
+    if (work.kind === 'leg') {
+      if ('error' in work.leg) task.out.deadLetter(work.leg.error);
+      else dispatchLeg(task, work.leg);
+      return;
+    }
+    const parsed = work.parsed;
+    if (parsed.kind === 'dead_letter') task.out.deadLetter(parsed.error);
+    else if (parsed.kind === 'account_rejected') {
+      task.out.audit({ event: 'account_command_rejected', accountId: parsed.accountId, code: 'malformed', reason: parsed.reason });
+    } else if (parsed.kind === 'money_rejected') {
+      if (admit(task, parsed.fields.transferId, parsed.fingerprint, () => parsed.fields)) {
+        recordFinal(task, parsed.fields.transferId, parsed.fingerprint, 'failed', parsed.code);
+        task.out.failed(parsed.fields, parsed.code, parsed.reason);
+      }
+    } else if (parsed.command.type === 'open_account') openAccount(task, parsed.command);
+    else if (parsed.command.type === 'close_account') closeAccount(task, parsed.command);
+    else dispatchMoney(task, parsed.command, work.toIsLocal);
+  }
+
+  #parse(rec: BankRecord, bytes: Buffer): Work {
+    const key = rec.key === null ? null : rec.key.toString('utf8');
+    if (!Buffer.isBuffer(rec.value)) return { kind: 'leg', leg: parseLeg(key, bytes) };
+    const timestampMs = Number.isSafeInteger(rec.timestamp) && rec.timestamp >= 0 && rec.timestamp <= TIMESTAMP_MS_MAX ? rec.timestamp : this.#context!.currentSystemTimeMs();
+    const parsed = parseCommand(key, bytes, timestampMs);
+    const toIsLocal = parsed.kind === 'command' && parsed.command.type === 'transfer' && this.#task!.ownsAccount(parsed.command.to);
+    return { kind: 'command', parsed, toIsLocal };
+  }
+}
+
+function valueBytes(rec: BankRecord): Buffer | null {
+  if (rec.value === null || rec.value === undefined) return null;
+  return Buffer.isBuffer(rec.value) ? rec.value : rec.value.legBytes;
+}
+
+/** Exactly the keys the record's handler will read; nothing for records that go to the DLQ. */
+function collectKeys(work: Work, keys: PrefetchCollector): void {
+  const account = (id: string): void => {
+    keys.add('accounts', id);
+    keys.add('balances', id);
+  };
+  if (work.kind === 'leg') {
+    if ('error' in work.leg) return;
+    if (work.leg.leg === 'credit') account(work.leg.to);
+    else {
+      keys.add('transfers', work.leg.transferId);
+      keys.add('balances', work.leg.from);
+    }
+    return;
+  }
+  const parsed = work.parsed;
+  if (parsed.kind === 'money_rejected') keys.add('transfers', parsed.fields.transferId);
+  if (parsed.kind !== 'command') return;
+  const command = parsed.command;
+  if (command.type === 'open_account') keys.add('accounts', command.accountId);
+  else if (command.type === 'close_account') account(command.accountId);
+  else if (command.type === 'transfer') {
+    keys.add('transfers', command.transferId);
+    account(command.from);
+    if (work.toIsLocal && command.to !== command.from) account(command.to);
+  } else {
+    keys.add('transfers', command.transferId);
+    account(command.accountId);
+  }
+}
+
+function dispatchMoney(task: BankTask, command: MoneyCommand, toIsLocal: boolean): void {
+  if (!admit(task, command.transferId, command.fingerprint, () => transferFieldsOf(command))) return;
+  if (command.type === 'transfer') debit(task, command, toIsLocal);
+  else singleLeg(task, command);
+}
+
+function dispatchLeg(task: BankTask, leg: Leg): void {
+  if (leg.leg === 'credit') credit(task, leg);
+  else if (leg.leg === 'settle') settle(task, leg);
+  else refund(task, leg);
+}
+
+/**
+ * The idempotency gate: true when the transferId is new. An exact duplicate (same fingerprint)
+ * gets no answer, whatever state the first one reached; a conflicting one gets one
+ * `idempotency_conflict` (remembered, so a replay of it is silent too) and changes nothing else.
+ */
+function admit(task: BankTask, transferId: string, fingerprint: string, fields: () => TransferFields): boolean {
+  const entry = task.stores.transfers.get(transferId);
+  if (entry === undefined) return true;
+  if (entry.fingerprint === fingerprint || entry.conflicts?.includes(fingerprint)) return false;
+  const conflicts = entry.conflicts ?? [];
+  if (conflicts.length < CONFLICTS_REMEMBERED_MAX) {
+    task.stores.transfers.put(transferId, { ...entry, conflicts: [...conflicts, fingerprint] });
+  }
+  const reason = `transferId ${transferId} was already used for a different command (${entry.status}); that one stands`;
+  task.out.failed(fields(), 'idempotency_conflict', reason);
+  return false;
+}

@@ -1,0 +1,99 @@
+// The bank's three state stores, their value shapes and typed access. Values go through jsonSerde,
+// which has no bigint: money is stored as a string of integer minor units ("12550" = 125.50 EUR).
+// Readers outside the bank (the HTTP API) format it with formatMoney(BigInt(v), currencyDigits(currency)).
+import { type KeyValueStore, type ProcessorContext } from '../topology/types.ts';
+import { type TransferFailureCode } from './outcomes.ts';
+
+/** Store names; the topics tool creates a changelog `<appId>-<name>-changelog` for each. */
+export const BANK_STORES = ['accounts', 'balances', 'transfers'] as const;
+export type BankStoreName = (typeof BANK_STORES)[number];
+
+/** accounts: accountId → the account. */
+export interface AccountRow {
+  ownerId: string;
+  currency: string;
+  /** Integer minor units, >= 0. */
+  overdraftLimit: string;
+  status: 'open' | 'closed';
+  /** ISO-8601 UTC. */
+  openedAt: string;
+  closedAt?: string;
+}
+
+/** balances: accountId → money. Integer minor units as strings. */
+export interface BalanceRow {
+  /** What the account holds now; outgoing transfers in flight are already taken off. */
+  balance: string;
+  /** Sum of outgoing transfers debited here and not yet settled or refunded by the to task. */
+  inFlight: string;
+}
+
+export interface Balance {
+  balance: bigint;
+  inFlight: bigint;
+}
+
+/** What the from task keeps of a transfer in flight, to settle or refund it without trusting the leg. */
+export interface PendingTransfer {
+  from: string;
+  to: string;
+  /** Integer minor units. */
+  amount: string;
+  currency: string;
+  reference?: string;
+  requestedAt: string;
+}
+
+/** transfers: transferId → the dedup entry of the task that decided it (the from / account task). */
+export interface TransferEntry {
+  /** The command's identifying fields (commands.ts fingerprintOf): same fingerprint = exact duplicate. */
+  fingerprint: string;
+  status: 'in_flight' | 'completed' | 'failed';
+  code?: TransferFailureCode;
+  /** Epoch ms of the last state change; final entries expire `dedupRetentionMs` after it. */
+  decidedAt: number;
+  /** Fingerprints of conflicting duplicates already answered with idempotency_conflict (bounded). */
+  conflicts?: string[];
+  /** Present while status is in_flight. */
+  pending?: PendingTransfer;
+}
+
+/** Conflicting fingerprints remembered per transfer; beyond this, further distinct conflicts are answered each time. */
+export const CONFLICTS_REMEMBERED_MAX = 16;
+
+const ZERO: Balance = Object.freeze({ balance: 0n, inFlight: 0n });
+
+/** Typed access to the three stores of one task. Values read are never mutated: every write is a new object. */
+export class BankStores {
+  readonly accounts: KeyValueStore<AccountRow>;
+  readonly balances: KeyValueStore<BalanceRow>;
+  readonly transfers: KeyValueStore<TransferEntry>;
+
+  constructor(context: ProcessorContext) {
+    this.accounts = context.getStore<AccountRow>('accounts');
+    this.balances = context.getStore<BalanceRow>('balances');
+    this.transfers = context.getStore<TransferEntry>('transfers');
+  }
+
+  account(accountId: string): AccountRow | undefined {
+    return this.accounts.get(accountId);
+  }
+
+  balance(accountId: string): Balance {
+    const row = this.balances.get(accountId);
+    return row ? { balance: BigInt(row.balance), inFlight: BigInt(row.inFlight) } : ZERO;
+  }
+
+  putBalance(accountId: string, value: Balance): void {
+    this.balances.put(accountId, { balance: value.balance.toString(), inFlight: value.inFlight.toString() });
+  }
+
+  /** Adds `delta` minor units to the balance (negative to debit) and `inFlightDelta` to the in-flight sum. */
+  adjust(accountId: string, delta: bigint, inFlightDelta = 0n): Balance {
+    const current = this.balance(accountId);
+    const next = { balance: current.balance + delta, inFlight: current.inFlight + inFlightDelta };
+    if (next.inFlight < 0n) throw new Error(`account ${accountId}: in-flight sum would go negative (${next.inFlight})`);
+    this.putBalance(accountId, next);
+    return next;
+  }
+}

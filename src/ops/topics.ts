@@ -1,0 +1,199 @@
+// Creates and checks every topic bankstream uses, up front (the broker's auto-creation is never
+// relied on). Input, credits and changelog topics must share one partition count: a task is one
+// input partition and owns the same partition of credits and of every changelog, so a mismatch
+// would route records to tasks that do not own their state. Partitions can be added but never
+// removed, so nothing is created while an existing topic already disagrees.
+import { Admin, type ConfigDescription, ConfigResourceTypes, findErrorBy } from '@platformatic/kafka';
+import { type Config, changelogTopic } from '../config/config.ts';
+import { type Logger } from '../config/logger.ts';
+
+/** The state stores of the bank topology; the engine may pass its own list instead. */
+export const DEFAULT_STORE_NAMES: readonly string[] = ['accounts', 'balances', 'transfers'];
+
+export type TopicRole = 'input' | 'credits' | 'changelog' | 'completed' | 'failed' | 'audit' | 'dlq';
+
+export interface TopicSpec {
+  name: string;
+  role: TopicRole;
+  partitions: number;
+  replicationFactor: number;
+  /** Shares the input topic's partition count (input, credits, changelogs). */
+  coPartitioned: boolean;
+  configs: Record<string, string>;
+}
+
+export interface TopicState {
+  spec: TopicSpec;
+  exists: boolean;
+  partitions?: number;
+  cleanupPolicy?: string;
+}
+
+export interface EnsureTopicsResult {
+  created: string[];
+  existing: string[];
+  topics: TopicState[];
+}
+
+/** Topic layout problems (co-partitioning, cleanup policy); `problems` holds one line each. */
+export class TopicLayoutError extends Error {
+  readonly code = 'topic_layout_invalid';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`topic layout is invalid:\n  ${problems.join('\n  ')}`);
+    this.name = 'TopicLayoutError';
+    this.problems = problems;
+  }
+}
+
+export interface TopicsOptions {
+  stores?: readonly string[];
+  logger?: Logger;
+}
+
+/** Every topic bankstream needs, with its partition count and configuration. */
+export function plannedTopics(config: Config, stores: readonly string[] = DEFAULT_STORE_NAMES): TopicSpec[] {
+  const minIsr = { 'min.insync.replicas': String(config.minInsyncReplicas) };
+  const spec = (name: string, role: TopicRole, coPartitioned: boolean, extra: Record<string, string> = {}): TopicSpec => ({
+    name,
+    role,
+    partitions: config.partitions,
+    replicationFactor: config.replicationFactor,
+    coPartitioned,
+    configs: { ...minIsr, ...extra },
+  });
+  return [
+    spec(config.topics.input, 'input', true),
+    spec(config.topics.credits, 'credits', true),
+    ...stores.map((store) => spec(changelogTopic(config.appId, store), 'changelog', true, { 'cleanup.policy': 'compact' })),
+    spec(config.topics.completed, 'completed', false),
+    spec(config.topics.failed, 'failed', false),
+    spec(config.topics.audit, 'audit', false),
+    spec(config.topics.dlq, 'dlq', false),
+  ];
+}
+
+/** Creates the missing topics, leaves existing ones alone, then verifies the layout. */
+export async function ensureTopics(config: Config, options: TopicsOptions = {}): Promise<EnsureTopicsResult> {
+  checkReplication(config);
+  const specs = plannedTopics(config, options.stores);
+  const admin = createAdmin(config, 'topics');
+  try {
+    const before = await describeWith(admin, specs);
+    // Refuse before creating anything: a topic created with the wrong count cannot be shrunk.
+    throwIfProblems(layoutProblems(before, config.partitions));
+    const created: string[] = [];
+    const existing: string[] = [];
+    for (const state of before) {
+      if (state.exists || !(await createTopic(admin, state.spec))) existing.push(state.spec.name);
+      else created.push(state.spec.name);
+    }
+    options.logger?.info({ created, existing }, 'topics ensured');
+    const after = await describeWith(admin, specs);
+    throwIfProblems(layoutProblems(after, config.partitions));
+    return { created, existing, topics: after };
+  } finally {
+    await admin.close();
+  }
+}
+
+/** Describes every planned topic as it is on the cluster, without changing anything. */
+export async function describeTopics(config: Config, options: TopicsOptions = {}): Promise<TopicState[]> {
+  const admin = createAdmin(config, 'topics-describe');
+  try {
+    return await describeWith(admin, plannedTopics(config, options.stores));
+  } finally {
+    await admin.close();
+  }
+}
+
+/** Throws TopicLayoutError unless every planned topic exists with a valid layout (start-up check). */
+export async function verifyTopics(config: Config, options: TopicsOptions = {}): Promise<TopicState[]> {
+  const topics = await describeTopics(config, options);
+  const missing = topics.filter((topic) => !topic.exists).map((topic) => `${topic.spec.name} (${topic.spec.role}) does not exist; run "bankstream topics create"`);
+  throwIfProblems([...missing, ...layoutProblems(topics, config.partitions)]);
+  return topics;
+}
+
+/**
+ * The layout problems among existing topics, one sentence each: co-partitioned topics whose
+ * partition count is not PARTITIONS (the engine and the partitioner rely on that one number), and
+ * changelogs that are not compacted (they would lose state to retention).
+ */
+export function layoutProblems(topics: TopicState[], configuredPartitions: number): string[] {
+  const problems: string[] = [];
+  const coPartitioned = topics.filter((topic) => topic.spec.coPartitioned && topic.exists);
+  if (coPartitioned.some((topic) => topic.partitions !== configuredPartitions)) {
+    const listing = coPartitioned.map((topic) => `${topic.spec.name}=${topic.partitions}`).join(', ');
+    problems.push(
+      `co-partitioned topics (input, credits, changelogs) must all have PARTITIONS=${configuredPartitions} partitions; found ${listing}`,
+    );
+  }
+  for (const topic of topics) {
+    if (topic.spec.role === 'changelog' && topic.exists && !(topic.cleanupPolicy ?? '').split(',').includes('compact')) {
+      problems.push(`changelog ${topic.spec.name} has cleanup.policy=${topic.cleanupPolicy ?? 'unknown'}, expected compact`);
+    }
+  }
+  return problems;
+}
+
+function throwIfProblems(problems: string[]): void {
+  if (problems.length > 0) throw new TopicLayoutError(problems);
+}
+
+function checkReplication(config: Config): void {
+  if (config.minInsyncReplicas > config.replicationFactor) {
+    // Producers with acks=all would fail every write with NOT_ENOUGH_REPLICAS.
+    throw new TopicLayoutError([
+      `MIN_INSYNC_REPLICAS=${config.minInsyncReplicas} exceeds REPLICATION_FACTOR=${config.replicationFactor}`,
+    ]);
+  }
+}
+
+function createAdmin(config: Config, purpose: string): Admin {
+  return new Admin({
+    clientId: `${config.appId}-${config.instanceId}-${purpose}`,
+    bootstrapBrokers: config.kafkaBrokers,
+    timeout: 30_000,
+    retries: 3,
+    retryDelay: 500,
+    autocreateTopics: false,
+    strict: true,
+  });
+}
+
+/** Creates one topic; returns false when another process created it first. */
+async function createTopic(admin: Admin, spec: TopicSpec): Promise<boolean> {
+  try {
+    await admin.createTopics({
+      topics: [spec.name],
+      partitions: spec.partitions,
+      replicas: spec.replicationFactor,
+      configs: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
+    });
+    return true;
+  } catch (error) {
+    if (findErrorBy(error as Error, 'apiId', 'TOPIC_ALREADY_EXISTS')) return false;
+    throw error;
+  }
+}
+
+async function describeWith(admin: Admin, specs: TopicSpec[]): Promise<TopicState[]> {
+  const names = new Set(await admin.listTopics({ includeInternals: false }));
+  const present = specs.filter((spec) => names.has(spec.name)).map((spec) => spec.name);
+  if (present.length === 0) return specs.map((spec) => ({ spec, exists: false }));
+  const metadata = await admin.metadata({ topics: present, forceUpdate: true, autocreateTopics: false });
+  const configs = await admin.describeConfigs({
+    resources: present.map((name) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: name, configurationKeys: ['cleanup.policy'] })),
+  });
+  return specs.map((spec) => {
+    const topic = metadata.topics.get(spec.name);
+    if (!names.has(spec.name) || !topic) return { spec, exists: false };
+    return { spec, exists: true, partitions: topic.partitionsCount, cleanupPolicy: configValue(configs, spec.name, 'cleanup.policy') };
+  });
+}
+
+function configValue(configs: ConfigDescription[], topic: string, key: string): string | undefined {
+  const description = configs.find((config) => config.resourceName === topic);
+  return description?.configs.find((config) => config.name === key)?.value ?? undefined;
+}

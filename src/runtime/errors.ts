@@ -1,0 +1,84 @@
+// Errors grouped by what the caller must do, as in Kafka Streams:
+// task migrated (drop the task and rejoin), task corrupted (wipe its state and restore), fatal (stop).
+
+export class StreamsError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StreamsError';
+    this.code = code;
+  }
+}
+
+/** Another member owns the task now (rebalance, illegal generation): abort, close dirty, rejoin. */
+export class TaskMigratedError extends StreamsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('task_migrated', message, options);
+    this.name = 'TaskMigratedError';
+  }
+}
+
+/** A task's local state cannot be trusted (checkpoint past the changelog end, offset out of range): wipe and restore. */
+export class TaskCorruptedError extends StreamsError {
+  readonly partition: number;
+  constructor(partition: number, message: string, options?: { cause?: unknown }) {
+    super('task_corrupted', message, options);
+    this.name = 'TaskCorruptedError';
+    this.partition = partition;
+  }
+}
+
+/** The instance must stop: fenced by a newer instance with the same transactional id, or misconfigured topics. */
+export class FatalStreamsError extends StreamsError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'FatalStreamsError';
+  }
+}
+
+export class IllegalTaskStateError extends StreamsError {
+  constructor(task: string, state: string, operation: string) {
+    super('illegal_task_state', `task ${task}: cannot ${operation} in state ${state}`);
+    this.name = 'IllegalTaskStateError';
+  }
+}
+
+const FENCED = new Set(['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'INVALID_PRODUCER_ID_MAPPING']);
+const MIGRATED = new Set([
+  'ILLEGAL_GENERATION',
+  'UNKNOWN_MEMBER_ID',
+  'REBALANCE_IN_PROGRESS',
+  'FENCED_INSTANCE_ID',
+  'STALE_MEMBER_EPOCH',
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+]);
+
+/** Collects the Kafka protocol error names (apiId) found anywhere in an error tree. */
+export function kafkaErrorIds(error: unknown, found = new Set<string>(), depth = 0): Set<string> {
+  if (!error || typeof error !== 'object' || depth > 8) return found;
+  const e = error as { apiId?: unknown; errors?: unknown; cause?: unknown; response?: unknown };
+  if (typeof e.apiId === 'string') found.add(e.apiId);
+  if (Array.isArray(e.errors)) for (const inner of e.errors) kafkaErrorIds(inner, found, depth + 1);
+  if (e.cause) kafkaErrorIds(e.cause, found, depth + 1);
+  return found;
+}
+
+export function isFencedError(error: unknown): boolean {
+  for (const id of kafkaErrorIds(error)) if (FENCED.has(id)) return true;
+  return hasFlag(error, 'producerFenced');
+}
+
+/** True when some error in the tree carries `flag: true` (@platformatic/kafka marks fencing so). */
+function hasFlag(error: unknown, flag: string, depth = 0): boolean {
+  if (!error || typeof error !== 'object' || depth > 8) return false;
+  const e = error as Record<string, unknown>;
+  if (e[flag] === true) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => hasFlag(inner, flag, depth + 1))) return true;
+  return hasFlag(e.cause, flag, depth + 1);
+}
+
+export function isMigratedError(error: unknown): boolean {
+  for (const id of kafkaErrorIds(error)) if (MIGRATED.has(id)) return true;
+  return false;
+}

@@ -1,0 +1,484 @@
+// KafkaStreams: runs a Topology on Kafka with exactly-once semantics (EOS v2, KIP-447).
+//
+// One consumer (read_committed, no autocommit, co-partitioned assignment) and one transactional producer
+// (transactional.id = <appId>-<instanceId>) per instance. The loop:
+//   1. fetch a batch for every running task (the next fetch is started before the batch is processed)
+//   2. process it: per task, one multi-get per store for the batch's keys, then records in offset order
+//   3. when commitIntervalMs has passed or batchRecordsMax records are pending, commit (see #commit)
+// Any commit failure, fencing or rebalance: abort, drop every uncommitted cache, close the tasks,
+// re-open them for the current assignment (restore from changelogs), resume from committed offsets.
+import path from 'node:path';
+import { Consumer, type ConnectionOptions, type MessageToProduce, Producer } from '@platformatic/kafka';
+import { type Logger } from 'pino';
+import { partitionForKey } from '../kafka/partitioner.ts';
+import { type OutputRecord } from '../topology/task-graph.ts';
+import { type Topology } from '../topology/topology.ts';
+import { copartitionedAssigner } from './assignor.ts';
+import { fetchStableOffsets } from './committed-offsets.ts';
+import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
+import { Fetcher, type PartitionFetch, tpKey } from './fetcher.ts';
+import { restoreTasks } from './restore.ts';
+import { StreamTask } from './task.ts';
+
+export interface KafkaStreamsOptions {
+  applicationId: string;
+  instanceId: string;
+  brokers: string[];
+  stateDir: string;
+  commitIntervalMs: number;
+  batchRecordsMax: number;
+  logger: Logger;
+  connection?: ConnectionOptions;
+  /** Transaction timeout; @platformatic/kafka sends its request `timeout` as the transaction timeout. */
+  transactionTimeoutMs?: number;
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  fetchMaxWaitMs?: number;
+  /** Called after every commit (metrics, tests). */
+  onCommit?: (info: { records: number; outputs: number; durationMs: number }) => void;
+}
+
+export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
+
+type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit'>;
+
+interface Assignment {
+  generationId: number;
+  partitions: number[];
+}
+
+export class KafkaStreams {
+  readonly #topology: Topology;
+  readonly #options: ResolvedOptions;
+  readonly #log: Logger;
+  readonly #tasks = new Map<number, StreamTask>();
+  readonly #partitionCounts = new Map<string, number>();
+  #consumer!: Consumer;
+  #producer!: Producer;
+  #fetcher!: Fetcher;
+  #outputs: OutputRecord[] = [];
+  #pendingRecords = 0;
+  #lastCommitMs = Date.now();
+  #state: StreamsState = 'CREATED';
+  #assigned: Assignment | undefined;
+  #latest: Assignment | undefined;
+  #fetchEpoch = 0;
+  #loop: Promise<void> | undefined;
+  #stopRequested = false;
+  #fatal: Error | undefined;
+  #partitions = 0;
+  #producerId: bigint | undefined;
+
+  constructor(topology: Topology, options: KafkaStreamsOptions) {
+    this.#topology = topology.validate();
+    this.#options = {
+      transactionTimeoutMs: 10_000,
+      sessionTimeoutMs: 10_000,
+      heartbeatIntervalMs: 1000,
+      fetchMaxWaitMs: 50,
+      ...options,
+    } as ResolvedOptions;
+    this.#log = options.logger.child({ component: 'streams', instance: options.instanceId });
+  }
+
+  get state(): StreamsState {
+    return this.#state;
+  }
+
+  /** Partitions whose tasks are restored and running on this instance. */
+  runningPartitions(): number[] {
+    return [...this.#tasks.values()].filter((t) => t.state === 'RUNNING').map((t) => t.partition).sort((a, b) => a - b);
+  }
+
+  /** Read access to a running task's store for interactive queries (committed + uncommitted state). */
+  task(partition: number): StreamTask | undefined {
+    return this.#tasks.get(partition);
+  }
+
+  get partitions(): number {
+    return this.#partitions;
+  }
+
+  async start(): Promise<void> {
+    this.#state = 'STARTING';
+    const { applicationId, instanceId, brokers, connection } = this.#options;
+    const base = { bootstrapBrokers: brokers, ...(connection ?? {}), timeout: this.#options.transactionTimeoutMs, retries: 3 };
+    this.#producer = new Producer({ ...base, clientId: `${applicationId}-${instanceId}-producer`, transactionalId: `${applicationId}-${instanceId}`, idempotent: true, acks: -1 });
+    this.#consumer = new Consumer({
+      ...base,
+      clientId: `${applicationId}-${instanceId}-consumer`,
+      groupId: applicationId,
+      autocommit: false,
+      isolationLevel: 1,
+      sessionTimeout: this.#options.sessionTimeoutMs,
+      rebalanceTimeout: Math.max(30_000, this.#options.sessionTimeoutMs),
+      heartbeatInterval: this.#options.heartbeatIntervalMs,
+      partitionAssigner: copartitionedAssigner,
+    });
+    this.#fetcher = new Fetcher(this.#consumer, { maxWaitMs: this.#options.fetchMaxWaitMs, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 2 * 1024 * 1024 });
+    await this.#checkTopics();
+    // Fence zombies with our transactional id before anything else: InitProducerId with the
+    // transactional id bumps the epoch and aborts whatever transaction a previous incarnation left open.
+    // producerId -1 / epoch -1 asks for a fresh epoch: the client's default (0, 0) claims an existing producer
+    // with epoch 0 (KIP-360), which the broker refuses with PRODUCER_FENCED once the epoch has moved on.
+    const first = await this.#producer.beginTransaction({ producerId: -1n, producerEpoch: -1 });
+    await first.cancel();
+    this.#producerId = this.#producer.producerId;
+    this.#log.info({ producerId: String(this.#producerId), epoch: this.#producer.producerEpoch }, 'transactional producer initialized');
+    this.#consumer.on('consumer:group:join', (payload: { generationId?: number; assignments?: Array<{ topic: string; partitions: number[] }> }) => {
+      const partitions = [...new Set((payload.assignments ?? []).flatMap((a) => a.partitions))].sort((a, b) => a - b);
+      this.#latest = { generationId: payload.generationId ?? -1, partitions };
+      this.#log.info({ generation: payload.generationId, partitions }, 'group assignment received');
+    });
+    this.#consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'consumer error'));
+    this.#consumer.topics.trackAll(...this.#topology.sourceTopics());
+    await this.#consumer.joinGroup({});
+    this.#loop = this.#run();
+  }
+
+  /** Stops gracefully: commits what is processed, closes tasks, leaves the group, closes clients. */
+  async close(): Promise<void> {
+    this.#stopRequested = true;
+    await this.#loop?.catch(() => undefined);
+    this.#loop = undefined;
+    await this.#shutdown();
+    if (this.#fatal) throw this.#fatal;
+  }
+
+  /** Resolves when the loop ends (fatal error or close); rejects with the fatal error. */
+  async done(): Promise<void> {
+    await this.#loop;
+    if (this.#fatal) throw this.#fatal;
+  }
+
+  async #run(): Promise<void> {
+    let inflight: { epoch: number; promise: Promise<PartitionFetch[]> } | undefined;
+    try {
+      while (!this.#stopRequested) {
+        if (this.#latest && this.#latest !== this.#assigned) {
+          inflight = undefined;
+          await this.#rebalance(this.#latest);
+          continue;
+        }
+        const positions = this.#fetchPositions();
+        if (positions.length === 0) {
+          await this.#maybeCommit(true);
+          await sleep(50);
+          continue;
+        }
+        inflight ??= { epoch: this.#fetchEpoch, promise: this.#fetcher.fetch(positions) };
+        const current = inflight;
+        inflight = undefined;
+        let fetched: PartitionFetch[];
+        try {
+          fetched = await current.promise;
+        } catch (error) {
+          if (isMigratedError(error)) throw new TaskMigratedError('fetch failed', { cause: error });
+          this.#log.warn({ err: error }, 'fetch failed; retrying');
+          await sleep(200);
+          continue;
+        }
+        if (current.epoch !== this.#fetchEpoch) continue;
+        this.#advanceFetchPositions(fetched);
+        // Pipelining: the broker prepares the next batch while this one is processed.
+        if (!this.#stopRequested && this.#latest === this.#assigned) inflight = { epoch: this.#fetchEpoch, promise: this.#fetcher.fetch(this.#fetchPositions()) };
+        inflight?.promise.catch(() => undefined);
+        await this.#processFetched(fetched);
+        await this.#maybeCommit(false);
+      }
+      await this.#maybeCommit(true);
+    } catch (error) {
+      await this.#onLoopError(error);
+      if (!this.#fatal && !this.#stopRequested) return this.#run();
+    }
+  }
+
+  async #onLoopError(error: unknown): Promise<void> {
+    if (error instanceof FatalStreamsError || isFencedError(error) || this.#fatal) {
+      this.#fatal ??= error instanceof FatalStreamsError ? error : fenced(error);
+      this.#state = 'FAILED';
+      this.#log.error({ err: error }, 'fatal streams error; stopping');
+      await this.#abortAndCloseTasks();
+      return;
+    }
+    this.#log.warn({ err: error }, 'task migrated or commit failed; aborting and re-opening tasks');
+    await this.#abortAndCloseTasks();
+    if (this.#fatal) {
+      this.#state = 'FAILED';
+      this.#log.error({ err: this.#fatal }, 'fatal streams error; stopping');
+      return;
+    }
+    this.#assigned = undefined;
+    await sleep(100);
+  }
+
+  // ---- assignment -------------------------------------------------------------------------
+
+  async #rebalance(assignment: Assignment): Promise<void> {
+    this.#state = 'REBALANCING';
+    // Work processed under the previous generation cannot be committed any more: drop it.
+    await this.#abortAndCloseTasks();
+    this.#assigned = assignment;
+    const tasks: StreamTask[] = [];
+    for (const partition of assignment.partitions) {
+      const task = this.#createTask(partition);
+      await task.openStores();
+      this.#tasks.set(partition, task);
+      tasks.push(task);
+    }
+    const committed = await this.#committedOffsets(assignment.partitions);
+    await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log);
+    for (const task of tasks) {
+      const positions = new Map<string, bigint>();
+      for (const topic of this.#topology.sourceTopics()) {
+        const offset = committed.get(tpKey(topic, task.partition)) ?? -1n;
+        positions.set(topic, offset >= 0n ? offset : 0n);
+      }
+      task.initialize(positions);
+    }
+    this.#fetchEpoch++;
+    this.#lastCommitMs = Date.now();
+    this.#state = 'RUNNING';
+    this.#log.info({ generation: assignment.generationId, partitions: assignment.partitions }, 'tasks running');
+  }
+
+  async #committedOffsets(partitions: number[]): Promise<Map<string, bigint>> {
+    if (partitions.length === 0) return new Map();
+    const topics = new Map(this.#topology.sourceTopics().map((t) => [t, partitions]));
+    return fetchStableOffsets(this.#consumer, topics, {
+      clientId: `${this.#options.applicationId}-${this.#options.instanceId}-offsets`,
+      connection: this.#options.connection ?? {},
+      timeoutMs: this.#options.transactionTimeoutMs * 3,
+      retryDelayMs: 50,
+    });
+  }
+
+  #createTask(partition: number): StreamTask {
+    const { applicationId, instanceId, stateDir } = this.#options;
+    return new StreamTask({
+      topology: this.#topology,
+      applicationId,
+      partition,
+      partitions: this.#partitions,
+      dir: path.join(stateDir, applicationId, instanceId, String(partition)),
+      partitionsOf: (topic) => this.#partitionCountOf(topic),
+      partitionForKey,
+      emit: (output) => this.#outputs.push(output),
+      nowMs: () => Date.now(),
+    });
+  }
+
+  async #abortAndCloseTasks(): Promise<void> {
+    this.#outputs = [];
+    this.#pendingRecords = 0;
+    const transaction = this.#producer?.transaction;
+    if (transaction && !transaction.completed) {
+      await transaction.abort().catch((error: unknown) => {
+        if (isFencedError(error)) this.#fatal ??= fenced(error);
+        this.#log.warn({ err: error }, 'abort failed');
+      });
+    }
+    for (const task of this.#tasks.values()) {
+      await task.close().catch((error: unknown) => this.#log.warn({ err: error, task: task.id }, 'closing task failed'));
+      for (const topic of this.#topology.sourceTopics()) this.#fetcher?.reset(topic, task.partition);
+    }
+    this.#tasks.clear();
+    this.#fetchEpoch++;
+  }
+
+  // ---- processing -------------------------------------------------------------------------
+
+  readonly #nextFetch = new Map<string, bigint>();
+
+  #fetchPositions(): Array<{ topic: string; partition: number; offset: bigint }> {
+    const out = [];
+    for (const task of this.#tasks.values()) {
+      if (task.state !== 'RUNNING') continue;
+      for (const [topic, offset] of task.positions) {
+        const key = tpKey(topic, task.partition);
+        const next = this.#nextFetch.get(key);
+        out.push({ topic, partition: task.partition, offset: next !== undefined && next > offset && this.#nextFetchEpoch === this.#fetchEpoch ? next : offset });
+      }
+    }
+    if (this.#nextFetchEpoch !== this.#fetchEpoch) {
+      this.#nextFetch.clear();
+      this.#nextFetchEpoch = this.#fetchEpoch;
+    }
+    return out;
+  }
+
+  #nextFetchEpoch = 0;
+
+  #advanceFetchPositions(fetched: PartitionFetch[]): void {
+    for (const part of fetched) this.#nextFetch.set(tpKey(part.topic, part.partition), part.nextOffset);
+  }
+
+  /** Processes in chunks so that no transaction carries more than batchRecordsMax input records. */
+  async #processFetched(fetched: PartitionFetch[]): Promise<void> {
+    for (const part of fetched) {
+      let task = this.#tasks.get(part.partition);
+      if (!task || task.state !== 'RUNNING') continue;
+      if (part.records.length === 0 && part.nextOffset <= (task.positions.get(part.topic) ?? 0n)) continue;
+      let index = 0;
+      do {
+        const room = Math.max(1, this.#options.batchRecordsMax - this.#pendingRecords);
+        const chunk = part.records.slice(index, index + room);
+        index += chunk.length;
+        const last = index >= part.records.length;
+        this.#pendingRecords += await task.process(part.topic, chunk, last ? part.nextOffset : chunk[chunk.length - 1]!.offset + 1n);
+        await this.#maybeCommit(false);
+        task = this.#tasks.get(part.partition);
+        if (!task || task.state !== 'RUNNING') break;
+      } while (index < part.records.length);
+    }
+  }
+
+  // ---- commit -----------------------------------------------------------------------------
+
+  async #maybeCommit(force: boolean): Promise<void> {
+    const now = Date.now();
+    for (const task of this.#tasks.values()) await task.punctuate(now);
+    const due = force || now - this.#lastCommitMs >= this.#options.commitIntervalMs || this.#pendingRecords >= this.#options.batchRecordsMax;
+    if (!due) return;
+    this.#lastCommitMs = now;
+    await this.#commit();
+  }
+
+  /**
+   * The commit, in three phases as in Kafka Streams:
+   *   1. prepare: collect every task's outputs and changelog records
+   *   2. one Kafka transaction: send them, add the consumer offsets of every task (with the group
+   *      generation and member id of the assignment they were processed under), commit
+   *   3. post-commit: each store writes its cache and the changelog offset it reached in ONE batch
+   */
+  async #commit(): Promise<void> {
+    const tasks = [...this.#tasks.values()].filter((t) => t.state === 'RUNNING' && t.commitNeeded());
+    if (tasks.length === 0 && this.#outputs.length === 0) return;
+    const started = Date.now();
+    if (this.#latest !== this.#assigned) throw new TaskMigratedError('a rebalance happened since the tasks were assigned');
+    const messages: MessageToProduce[] = this.#outputs.map(toMessage);
+    const changelogCounts = new Map<string, { task: StreamTask; store: string; count: number }>();
+    for (const task of tasks) {
+      for (const [name, store] of task.stores) {
+        if (!store.options.logged || !store.commitNeeded()) continue;
+        const topic = `${this.#options.applicationId}-${name}-changelog`;
+        const entries = store.pendingChangelog();
+        for (const e of entries) messages.push({ topic, partition: task.partition, key: Buffer.from(e.key, 'utf8'), value: e.value ?? undefined, timestamp: BigInt(started) });
+        changelogCounts.set(tpKey(topic, task.partition), { task, store: name, count: entries.length });
+      }
+    }
+    this.#assertNotFenced();
+    const transaction = await this.#producer.beginTransaction();
+    const result = messages.length > 0 ? await transaction.send({ messages }) : { offsets: [] };
+    await transaction.addConsumer(this.#consumer);
+    await this.#addOffsets(transaction, tasks);
+    await transaction.commit();
+    const nextChangelog = changelogOffsets(result.offsets ?? [], changelogCounts);
+    for (const task of tasks) {
+      for (const [name, store] of task.stores) {
+        if (store.commitNeeded()) await store.flush(store.options.logged ? (nextChangelog.get(`${task.partition}/${name}`) ?? null) : null);
+      }
+      task.markCommitted();
+    }
+    const outputs = this.#outputs.length;
+    this.#outputs = [];
+    const records = this.#pendingRecords;
+    this.#pendingRecords = 0;
+    this.#options.onCommit?.({ records, outputs, durationMs: Date.now() - started });
+  }
+
+  /**
+   * The client forgets its producer id when it sees a fencing error, and its next transaction would
+   * call InitProducerId again, fencing the NEWER instance in turn. A zombie must stop instead.
+   */
+  #assertNotFenced(): void {
+    if (this.#fatal) throw this.#fatal;
+    const current = this.#producer.producerId;
+    if (current === undefined || current !== this.#producerId) {
+      throw fenced(new Error(`producer id changed from ${this.#producerId} to ${current}`));
+    }
+  }
+
+  /** Offsets are added one awaited call at a time: concurrent addOffset calls are merged by the client. */
+  async #addOffsets(transaction: NonNullable<Producer['transaction']>, tasks: StreamTask[]): Promise<void> {
+    const consumer = this.#consumer;
+    const meta = { groupId: consumer.groupId, generationId: this.#assigned!.generationId, memberId: consumer.memberId ?? '', coordinatorId: consumer.coordinatorId ?? -1 };
+    for (const task of tasks) {
+      for (const [topic, next] of task.positions) {
+        if (task.committed.get(topic) === next) continue;
+        const message = { topic, partition: task.partition, offset: next - 1n, metadata: { consumer: meta } };
+        await transaction.addOffset(message as unknown as Parameters<typeof transaction.addOffset>[0]);
+      }
+    }
+  }
+
+  async #checkTopics(): Promise<void> {
+    const sourceTopics = this.#topology.sourceTopics();
+    const changelogs = this.#topology.stores().filter((s) => s.logged).map((s) => `${this.#options.applicationId}-${s.name}-changelog`);
+    const all = [...new Set([...sourceTopics, ...changelogs, ...this.#topology.sinkTopics()])];
+    let metadata;
+    try {
+      metadata = await this.#consumer.metadata({ topics: all });
+    } catch (error) {
+      throw new FatalStreamsError('topics_missing', `cannot read metadata of topics ${all.join(', ')}; create them with \`bankstream topics create\``, { cause: error });
+    }
+    for (const topic of all) {
+      const info = metadata.topics.get(topic);
+      if (!info) throw new FatalStreamsError('topics_missing', `topic ${topic} does not exist; create it with \`bankstream topics create\``);
+      this.#partitionCounts.set(topic, info.partitionsCount);
+    }
+    const copartitioned = [...sourceTopics, ...changelogs];
+    const counts = copartitioned.map((t) => `${t}=${this.#partitionCounts.get(t)}`);
+    const distinct = new Set(copartitioned.map((t) => this.#partitionCounts.get(t)));
+    if (distinct.size !== 1) throw new FatalStreamsError('topics_not_copartitioned', `input, repartition and changelog topics must have the same partition count: ${counts.join(', ')}`);
+    this.#partitions = [...distinct][0]!;
+  }
+
+  #partitionCountOf(topic: string): number {
+    const count = this.#partitionCounts.get(topic);
+    if (count === undefined) throw new FatalStreamsError('topic_unknown', `sink topic ${topic} was not checked at start-up`);
+    return count;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#state = 'STOPPING';
+    await this.#abortAndCloseTasks();
+    if (this.#consumer) await (this.#consumer.leaveGroup(false) as unknown as Promise<void>).catch(() => undefined);
+    await this.#consumer?.close(true).catch(() => undefined);
+    await this.#producer?.close(true).catch(() => undefined);
+    this.#state = this.#fatal ? 'FAILED' : 'STOPPED';
+  }
+}
+
+function toMessage(o: OutputRecord): MessageToProduce {
+  const message: MessageToProduce = { topic: o.topic, partition: o.partition, timestamp: BigInt(o.timestamp) };
+  if (o.key) message.key = o.key;
+  if (o.value) message.value = o.value;
+  const names = Object.keys(o.headers);
+  if (names.length > 0) message.headers = o.headers as Record<string, Buffer>;
+  return message;
+}
+
+/** Next changelog offset per "partition/store": the lowest base offset + the count is never past the truth. */
+function changelogOffsets(offsets: Array<{ topic: string; partition: number; offset: bigint }>, counts: Map<string, { task: StreamTask; store: string; count: number }>): Map<string, bigint> {
+  const base = new Map<string, bigint>();
+  for (const o of offsets) {
+    const key = tpKey(o.topic, o.partition);
+    const previous = base.get(key);
+    if (previous === undefined || o.offset < previous) base.set(key, o.offset);
+  }
+  const out = new Map<string, bigint>();
+  for (const [key, { task, store, count }] of counts) {
+    const first = base.get(key);
+    if (first !== undefined) out.set(`${task.partition}/${store}`, first + BigInt(count));
+  }
+  return out;
+}
+
+function fenced(cause: unknown): FatalStreamsError {
+  return new FatalStreamsError('producer_fenced', 'this instance was fenced by a newer one with the same transactional id', { cause });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

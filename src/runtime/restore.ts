@@ -1,0 +1,122 @@
+// Restores task stores from their changelog topics: from the checkpoint stored inside each store
+// (atomically with its data) up to the changelog's last stable offset, in batches, read_committed.
+import { type Consumer } from '@platformatic/kafka';
+import { type Logger } from 'pino';
+import { type ChangelogEntry, type TaskStore } from '../stores/types.ts';
+import { FetchPartitionError, type Fetcher, tpKey } from './fetcher.ts';
+import { type StreamTask } from './task.ts';
+
+export interface RestoreTarget {
+  task: StreamTask;
+  storeName: string;
+  topic: string;
+  partition: number;
+  offset: bigint;
+  end: bigint;
+}
+
+export interface RestoreProgress {
+  records: number;
+  elapsedMs: number;
+}
+
+const EARLIEST = -2n;
+const LATEST = -1n;
+const READ_COMMITTED = 1;
+
+/** Restores every logged store of `tasks`; returns how many changelog records were applied. */
+export async function restoreTasks(
+  tasks: StreamTask[],
+  changelogTopicOf: (store: string) => string,
+  consumer: Consumer,
+  fetcher: Fetcher,
+  log: Logger,
+  onProgress: (records: number) => void = () => {},
+): Promise<RestoreProgress> {
+  const started = Date.now();
+  const targets = await planRestore(tasks, changelogTopicOf, consumer, log);
+  let records = 0;
+  let lastLog = Date.now();
+  while (targets.some((t) => t.offset < t.end)) {
+    const active = targets.filter((t) => t.offset < t.end);
+    let fetched;
+    try {
+      fetched = await fetcher.fetch(active.map((t) => ({ topic: t.topic, partition: t.partition, offset: t.offset })));
+    } catch (error) {
+      if (error instanceof FetchPartitionError && error.apiId === 'OFFSET_OUT_OF_RANGE') {
+        await resetOutOfRange(targets, error, consumer, fetcher, log);
+        continue;
+      }
+      throw error;
+    }
+    const byKey = new Map(active.map((t) => [tpKey(t.topic, t.partition), t]));
+    for (const part of fetched) {
+      const target = byKey.get(tpKey(part.topic, part.partition));
+      if (!target) continue;
+      const entries: ChangelogEntry[] = part.records.filter((r) => r.offset < target.end && r.key).map((r) => ({ key: r.key!.toString('utf8'), value: r.value }));
+      const next = part.nextOffset < target.end ? part.nextOffset : target.end;
+      if (next > target.offset) {
+        await target.task.stores.get(target.storeName)!.restoreBatch(entries, next);
+        target.offset = next;
+      }
+      records += entries.length;
+      onProgress(entries.length);
+    }
+    if (Date.now() - lastLog > 2000) {
+      lastLog = Date.now();
+      log.info({ records, remaining: remaining(targets) }, 'restoring state stores from changelogs');
+    }
+  }
+  const elapsedMs = Date.now() - started;
+  if (targets.length > 0) log.info({ records, elapsedMs, stores: targets.length }, 'state stores restored');
+  return { records, elapsedMs };
+}
+
+async function planRestore(tasks: StreamTask[], changelogTopicOf: (store: string) => string, consumer: Consumer, log: Logger): Promise<RestoreTarget[]> {
+  const targets: RestoreTarget[] = [];
+  for (const task of tasks) {
+    for (const [name, store] of task.stores) {
+      if (!store.options.logged) continue;
+      targets.push({ task, storeName: name, topic: changelogTopicOf(name), partition: task.partition, offset: (await store.checkpoint()) ?? 0n, end: 0n });
+    }
+  }
+  if (targets.length === 0) return targets;
+  const ends = await listOffsets(consumer, targets, LATEST);
+  for (const target of targets) {
+    target.end = ends.get(tpKey(target.topic, target.partition)) ?? 0n;
+    if (target.offset > target.end) {
+      // The checkpoint is past the changelog's end: the topic was recreated or truncated. Task corrupted.
+      log.warn({ task: target.task.id, store: target.storeName, checkpoint: String(target.offset), end: String(target.end) }, 'checkpoint past changelog end; wiping the store and restoring from scratch');
+      await target.task.wipeStore(target.storeName);
+      target.offset = 0n;
+    }
+  }
+  return targets;
+}
+
+async function resetOutOfRange(targets: RestoreTarget[], error: FetchPartitionError, consumer: Consumer, fetcher: Fetcher, log: Logger): Promise<void> {
+  const target = targets.find((t) => t.topic === error.topic && t.partition === error.partition);
+  if (!target) throw error;
+  const earliest = (await listOffsets(consumer, [target], EARLIEST)).get(tpKey(target.topic, target.partition)) ?? 0n;
+  log.warn({ task: target.task.id, store: target.storeName, checkpoint: String(target.offset), earliest: String(earliest) }, 'checkpoint before the changelog start; wiping the store and restoring from the earliest offset');
+  await target.task.wipeStore(target.storeName);
+  target.offset = earliest;
+  fetcher.reset(target.topic, target.partition);
+}
+
+async function listOffsets(consumer: Consumer, targets: RestoreTarget[], timestamp: bigint): Promise<Map<string, bigint>> {
+  const partitions: Record<string, number[]> = {};
+  for (const t of targets) (partitions[t.topic] ??= []).push(t.partition);
+  const offsets = await consumer.listOffsets({ topics: Object.keys(partitions), partitions, timestamp, isolationLevel: READ_COMMITTED });
+  const out = new Map<string, bigint>();
+  for (const [topic, list] of offsets) list.forEach((offset, partition) => out.set(tpKey(topic, partition), offset));
+  return out;
+}
+
+function remaining(targets: RestoreTarget[]): string {
+  let sum = 0n;
+  for (const t of targets) sum += t.end > t.offset ? t.end - t.offset : 0n;
+  return String(sum);
+}
+
+export type { TaskStore };

@@ -1,0 +1,232 @@
+// Turns one Kafka record of transaction_completed, transaction_failed or audit_log into the row the
+// sink writes, or into a reject. Pure: no I/O. Every value that reaches Postgres is checked here
+// first, because a value Postgres refuses would fail the whole batch again on every retry.
+
+export interface SourcePosition {
+  topic: string;
+  partition: number;
+  offset: bigint;
+}
+
+export interface SinkTopics {
+  completed: string;
+  failed: string;
+  audit: string;
+}
+
+export interface SourceRecord extends SourcePosition {
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
+export type OutcomeStatus = 'COMPLETED' | 'FAILED';
+
+export interface OutcomeRow {
+  transferId: string;
+  type: string | null;
+  accountId: string | null;
+  fromAccount: string | null;
+  toAccount: string | null;
+  amount: string | null;
+  currency: string | null;
+  status: OutcomeStatus;
+  failureCode: string | null;
+  reason: string | null;
+  reference: string | null;
+  requestedAt: string | null;
+  completedAt: string;
+  source: SourcePosition;
+  /** The value re-serialized, for the jsonb payload column. */
+  payload: string;
+}
+
+export interface AuditRow {
+  event: string;
+  accountId: string | null;
+  transferId: string | null;
+  code: string | null;
+  at: string;
+  /** account_opened only: what the accounts row is built from. */
+  ownerId: string | null;
+  currency: string | null;
+  overdraftLimit: string | null;
+  source: SourcePosition;
+  payload: string;
+}
+
+export interface RejectRow {
+  source: SourcePosition;
+  key: Buffer | null;
+  value: Buffer | null;
+  error: string;
+}
+
+export type SinkRow = { kind: 'outcome'; row: OutcomeRow } | { kind: 'audit'; row: AuditRow } | { kind: 'reject'; row: RejectRow };
+
+export const IDEMPOTENCY_CONFLICT = 'idempotency_conflict';
+
+const TRANSFER_TYPES: ReadonlySet<string> = new Set(['deposit', 'withdrawal', 'transfer']);
+// What the money_amount domain accepts: at most 34 integer digits and 4 fraction digits.
+const STORABLE_DECIMAL = /^-?(0|[1-9][0-9]{0,33})(\.[0-9]{1,4})?$/;
+const CURRENCY = /^[A-Z]{3}$/;
+const CODE = /^[a-z][a-z0-9_]*$/;
+// jsonb refuses deeper documents long before the JS parser does; nothing we emit nests beyond 2.
+const JSON_DEPTH_MAX = 16;
+
+type Json = Record<string, unknown>;
+
+class RejectError extends Error {}
+
+/** The row a record becomes; a reject (never a throw) when the record cannot be stored. */
+export function parseRecord(topics: SinkTopics, record: SourceRecord): SinkRow {
+  const source: SourcePosition = { topic: record.topic, partition: record.partition, offset: record.offset };
+  try {
+    const value = parseValue(record.value);
+    const payload = JSON.stringify(value);
+    if (record.topic === topics.completed) return { kind: 'outcome', row: completedRow(value, source, payload) };
+    if (record.topic === topics.failed) return { kind: 'outcome', row: failedRow(value, source, payload) };
+    if (record.topic === topics.audit) return { kind: 'audit', row: auditRow(value, source, payload) };
+    throw new RejectError(`topic ${record.topic} is not one the sink reads`);
+  } catch (error) {
+    if (!(error instanceof RejectError)) throw error;
+    return { kind: 'reject', row: { source, key: record.key, value: record.value, error: error.message } };
+  }
+}
+
+function parseValue(bytes: Buffer | null): Json {
+  if (bytes === null || bytes.length === 0) throw new RejectError('the record has no value');
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    throw new RejectError(`the value is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RejectError('the value is not a JSON object');
+  checkStorable(value, 0);
+  return value as Json;
+}
+
+/** Postgres text and jsonb refuse NUL characters and lone surrogates; refuse them here instead. */
+function checkStorable(value: unknown, depth: number): void {
+  if (depth > JSON_DEPTH_MAX) throw new RejectError(`the value nests deeper than ${JSON_DEPTH_MAX} levels`);
+  if (typeof value === 'string') {
+    if (value.includes('\u0000') || !value.isWellFormed()) throw new RejectError('the value holds a NUL character or a lone surrogate');
+  } else if (Array.isArray(value)) {
+    for (const item of value) checkStorable(item, depth + 1);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [key, item] of Object.entries(value)) {
+      checkStorable(key, depth + 1);
+      checkStorable(item, depth + 1);
+    }
+  }
+}
+
+function completedRow(value: Json, source: SourcePosition, payload: string): OutcomeRow {
+  const type = requiredString(value, 'type');
+  if (!TRANSFER_TYPES.has(type)) throw new RejectError(`type must be deposit, withdrawal or transfer, got ${JSON.stringify(type)}`);
+  const amount = requiredString(value, 'amount');
+  if (!STORABLE_DECIMAL.test(amount) || amount.startsWith('-') || /^[0.]+$/.test(amount)) {
+    throw new RejectError(`amount must be a positive decimal with at most 4 fraction digits, got ${JSON.stringify(amount)}`);
+  }
+  const currency = requiredString(value, 'currency');
+  if (!CURRENCY.test(currency)) throw new RejectError(`currency must be three capital letters, got ${JSON.stringify(currency)}`);
+  const isTransfer = type === 'transfer';
+  return {
+    transferId: requiredString(value, 'transferId'),
+    type,
+    accountId: isTransfer ? null : requiredString(value, 'accountId'),
+    fromAccount: isTransfer ? requiredString(value, 'from') : null,
+    toAccount: isTransfer ? requiredString(value, 'to') : null,
+    amount,
+    currency,
+    status: 'COMPLETED',
+    failureCode: null,
+    reason: null,
+    reference: optionalString(value, 'reference'),
+    requestedAt: requiredTimestamp(value, 'requestedAt'),
+    completedAt: requiredTimestamp(value, 'completedAt'),
+    source,
+    payload,
+  };
+}
+
+/** A failure keeps whatever the command carried that is storable; the payload keeps the rest. */
+function failedRow(value: Json, source: SourcePosition, payload: string): OutcomeRow {
+  const code = requiredString(value, 'code');
+  if (!CODE.test(code)) throw new RejectError(`code must be a lower_snake_case string, got ${JSON.stringify(code)}`);
+  const type = optionalString(value, 'type');
+  const amount = optionalString(value, 'amount');
+  const currency = optionalString(value, 'currency');
+  return {
+    transferId: requiredString(value, 'transferId'),
+    type: type !== null && TRANSFER_TYPES.has(type) ? type : null,
+    accountId: optionalString(value, 'accountId'),
+    fromAccount: optionalString(value, 'from'),
+    toAccount: optionalString(value, 'to'),
+    amount: amount !== null && STORABLE_DECIMAL.test(amount) ? amount : null,
+    currency: currency !== null && CURRENCY.test(currency) ? currency : null,
+    status: 'FAILED',
+    failureCode: code,
+    reason: optionalString(value, 'reason'),
+    reference: optionalString(value, 'reference'),
+    requestedAt: optionalTimestamp(value, 'requestedAt'),
+    completedAt: requiredTimestamp(value, 'completedAt'),
+    source,
+    payload,
+  };
+}
+
+function auditRow(value: Json, source: SourcePosition, payload: string): AuditRow {
+  const event = requiredString(value, 'event');
+  if (!CODE.test(event)) throw new RejectError(`event must be a lower_snake_case string, got ${JSON.stringify(event)}`);
+  const row: AuditRow = {
+    event,
+    accountId: optionalString(value, 'accountId'),
+    transferId: optionalString(value, 'transferId'),
+    code: optionalString(value, 'code'),
+    at: requiredTimestamp(value, 'at'),
+    ownerId: null,
+    currency: null,
+    overdraftLimit: null,
+    source,
+    payload,
+  };
+  if (event === 'account_opened') return openedRow(value, row);
+  if (event === 'account_closed') requiredString(value, 'accountId');
+  return row;
+}
+
+function openedRow(value: Json, row: AuditRow): AuditRow {
+  const currency = requiredString(value, 'currency');
+  if (!CURRENCY.test(currency)) throw new RejectError(`currency must be three capital letters, got ${JSON.stringify(currency)}`);
+  const overdraftLimit = optionalString(value, 'overdraftLimit') ?? '0';
+  if (!STORABLE_DECIMAL.test(overdraftLimit) || overdraftLimit.startsWith('-')) {
+    throw new RejectError(`overdraftLimit must be a non-negative decimal with at most 4 fraction digits, got ${JSON.stringify(overdraftLimit)}`);
+  }
+  return { ...row, accountId: requiredString(value, 'accountId'), ownerId: requiredString(value, 'ownerId'), currency, overdraftLimit };
+}
+
+function requiredString(value: Json, field: string): string {
+  const text = value[field];
+  if (typeof text !== 'string' || text.length === 0) throw new RejectError(`${field} must be a non-empty string`);
+  return text;
+}
+
+function optionalString(value: Json, field: string): string | null {
+  const text = value[field];
+  return typeof text === 'string' && text.length > 0 ? text : null;
+}
+
+/** An ISO-8601 instant, normalized to UTC milliseconds so Postgres always accepts it. */
+function requiredTimestamp(value: Json, field: string): string {
+  const text = optionalTimestamp(value, field);
+  if (text === null) throw new RejectError(`${field} must be an ISO-8601 timestamp`);
+  return text;
+}
+
+function optionalTimestamp(value: Json, field: string): string | null {
+  const text = value[field];
+  if (typeof text !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(text)) return null;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
+}

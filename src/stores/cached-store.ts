@@ -1,0 +1,368 @@
+// The transactional logic every task store shares, whatever keeps its bytes: the write cache of
+// the current transaction, the values pinned by prefetch, the bounded cache of committed values,
+// changelog capture, the checkpoint rule and the fail-closed state. LevelTaskStore and the
+// in-memory test double are this class over two backends, so their semantics cannot drift apart.
+import assert from 'node:assert/strict';
+import { type RangeOptions } from '../topology/types.ts';
+import { assertKey, compareKeys } from './keys.ts';
+import { LruMap } from './lru.ts';
+import {
+  type ChangelogEntry,
+  InvalidChangelogOffsetError,
+  KeyNotLoadedError,
+  StoreCorruptedError,
+  StoreFailedError,
+  type StoreOptions,
+  type TaskStore,
+} from './types.ts';
+import { type PendingWrite, WriteCache } from './write-cache.ts';
+
+/** Where committed bytes live. Keys are user keys: the backend keeps its checkpoint outside their space. */
+export interface StoreBackend {
+  /** The committed values of `keys`, in the same order, undefined where absent; one round trip. */
+  getMany(keys: string[]): Promise<(Buffer | undefined)[]>;
+  /** Applies `entries` in order (null value = delete) and, unless null, the checkpoint, atomically. */
+  write(entries: ChangelogEntry[], checkpoint: bigint | null): Promise<void>;
+  /** Committed entries in [gte, lt), in UTF-8 key order; the view is fixed when iteration starts. */
+  iterate(gte: string | undefined, lt: string | undefined): AsyncIterable<[string, Buffer]>;
+  readCheckpoint(): Promise<bigint | null>;
+  close(): Promise<void>;
+  /** A synchronous read of a committed value: only the non-strict test double offers it. */
+  readonly readSync?: (key: string) => Buffer | undefined;
+}
+
+/** Marks a key known to be absent from the committed state, so absence is cached like a value. */
+const ABSENT: unique symbol = Symbol('absent');
+type Loaded<V> = V | typeof ABSENT;
+
+type StoreState = 'open' | 'failed' | 'closed';
+type AsyncOperation = 'prefetch' | 'flush' | 'restoreBatch';
+
+export class CachedTaskStore<V> implements TaskStore<V> {
+  readonly options: StoreOptions<V>;
+  readonly #backend: StoreBackend;
+  readonly #writes = new WriteCache<V>();
+  /** Committed values loaded by prefetch since the last flush or abort: never evicted before then. */
+  readonly #pinned = new Map<string, Loaded<V>>();
+  /** Committed values only, so an abort never has to repair it. */
+  readonly #cache: LruMap<string, Loaded<V>>;
+  #checkpoint: bigint | null;
+  #state: StoreState = 'open';
+  #failure: unknown = undefined;
+  /** The engine never overlaps async operations; an overlap would lose writes, so it is asserted. */
+  #busy: AsyncOperation | null = null;
+
+  constructor(options: StoreOptions<V>, backend: StoreBackend, checkpoint: bigint | null, cacheEntriesMax = options.cacheEntriesMax) {
+    assertOptions(options);
+    assert(checkpoint === null || (typeof checkpoint === 'bigint' && checkpoint >= 0n), `store ${options.name}: bad checkpoint ${checkpoint}`);
+    this.options = Object.freeze({ ...options });
+    this.#backend = backend;
+    this.#checkpoint = checkpoint;
+    this.#cache = new LruMap(cacheEntriesMax);
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** Reads the current transaction's writes, then the pinned batch loads, then the committed cache. */
+  get(key: string): V | undefined {
+    this.#assertUsable('get');
+    const write = this.#writes.lookup(key);
+    if (write) return write.value;
+    const pinned = this.#pinned.get(key);
+    const loaded = pinned !== undefined ? pinned : this.#cache.get(key);
+    if (loaded !== undefined) return loaded === ABSENT ? undefined : loaded;
+    const readSync = this.#backend.readSync;
+    if (readSync === undefined) throw new KeyNotLoadedError(this.name, key);
+    const bytes = readSync(key);
+    return bytes === undefined ? undefined : this.#deserialize(key, bytes);
+  }
+
+  /** Values are frozen: a processor that mutates a value it read would change the cache, not the store. */
+  put(key: string, value: V): void {
+    this.#assertWritable('put');
+    assertKey(this.name, key);
+    assert(value !== undefined, `store ${this.name}: put of undefined at key ${JSON.stringify(key)}; use delete`);
+    const bytes = this.options.valueSerde.serialize(value);
+    assert(Buffer.isBuffer(bytes), `store ${this.name}: the value serde returned no Buffer`);
+    this.#writes.put(key, deepFreeze(value), bytes);
+  }
+
+  delete(key: string): void {
+    this.#assertWritable('delete');
+    assertKey(this.name, key);
+    this.#writes.delete(key);
+  }
+
+  range(options: RangeOptions = {}): AsyncIterable<[string, V]> {
+    this.#assertUsable('range');
+    const { gte, lt, limit } = options;
+    if (gte !== undefined) assertKey(this.name, gte);
+    if (lt !== undefined) assertKey(this.name, lt);
+    assert(limit === undefined || (Number.isSafeInteger(limit) && limit >= 0), `store ${this.name}: range limit must be a non-negative integer`);
+    return this.#merge(gte, lt, limit ?? Number.POSITIVE_INFINITY);
+  }
+
+  /** Loads, in one backend round trip, the keys not already in memory, and pins them until flush or abort. */
+  async prefetch(keys: Iterable<string>): Promise<void> {
+    this.#assertUsable('prefetch');
+    this.#assertIdle('prefetch');
+    const missing = this.#pinKnown(keys);
+    if (missing.length === 0) return;
+    this.#busy = 'prefetch';
+    try {
+      const values = await this.#backend.getMany(missing);
+      assert(values.length === missing.length, `store ${this.name}: getMany returned ${values.length} values for ${missing.length} keys`);
+      this.#assertUsable('prefetch');
+      this.#pinLoaded(missing, values);
+    } finally {
+      this.#busy = null;
+    }
+  }
+
+  pendingChangelog(): ChangelogEntry[] {
+    this.#assertUsable('pendingChangelog');
+    return this.#writes.changelog();
+  }
+
+  commitNeeded(): boolean {
+    this.#assertUsable('commitNeeded');
+    return this.#writes.size > 0;
+  }
+
+  /**
+   * Post-commit phase: 1. check the offset, 2. write data and checkpoint in one batch,
+   * 3. move the written values into the committed cache. Any error fails the store closed.
+   */
+  async flush(changelogOffset: bigint | null): Promise<void> {
+    this.#assertUsable('flush');
+    this.#assertIdle('flush');
+    this.#busy = 'flush';
+    try {
+      this.#checkFlushOffset(changelogOffset);
+      // Nothing written and no offset to move: there is nothing to make durable.
+      if (this.#writes.size > 0 || changelogOffset !== null) await this.#backend.write(this.#writes.changelog(), changelogOffset);
+    } catch (error) {
+      this.#fail(error);
+      throw error;
+    } finally {
+      this.#busy = null;
+    }
+    if (this.#state !== 'open') return; // Closed while the batch was in flight: nothing to cache.
+    if (changelogOffset !== null) this.#checkpoint = changelogOffset;
+    this.#cacheCommitted();
+  }
+
+  abort(): void {
+    this.#assertUsable('abort');
+    assert(this.#busy !== 'flush' && this.#busy !== 'restoreBatch', `store ${this.name}: abort while ${this.#busy} is in progress`);
+    this.#writes.clear();
+    this.#unpin();
+  }
+
+  async checkpoint(): Promise<bigint | null> {
+    this.#assertUsable('checkpoint');
+    this.#assertIdle('checkpoint');
+    const stored = await this.#backend.readCheckpoint();
+    assert(stored === this.#checkpoint, `store ${this.name}: stored checkpoint ${stored} differs from the one written, ${this.#checkpoint}`);
+    return stored;
+  }
+
+  /** Applies committed changelog records with the offset after them, in one batch; fails closed on error. */
+  async restoreBatch(entries: ChangelogEntry[], nextOffset: bigint): Promise<void> {
+    this.#assertUsable('restoreBatch');
+    this.#assertIdle('restoreBatch');
+    // Restore runs between transactions: uncommitted writes would hide restored values.
+    assert(this.#writes.size === 0, `store ${this.name}: restoreBatch with ${this.#writes.size} uncommitted writes`);
+    this.#busy = 'restoreBatch';
+    try {
+      this.#checkRestore(entries, nextOffset);
+      await this.#backend.write(entries, nextOffset);
+    } catch (error) {
+      this.#fail(error);
+      throw error;
+    } finally {
+      this.#busy = null;
+    }
+    for (const { key } of entries) {
+      this.#pinned.delete(key);
+      this.#cache.delete(key);
+    }
+    this.#checkpoint = nextOffset;
+  }
+
+  /** Drops uncommitted writes (a dirty close) and releases the backend; allowed in every state. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#clearMemory();
+    await this.#backend.close();
+  }
+
+  #assertUsable(operation: string): void {
+    if (this.#state === 'open') return;
+    if (this.#state === 'failed') throw new StoreFailedError(this.name, operation, this.#failure);
+    assert.fail(`store ${this.name} is ${this.#state} and refuses ${operation}`);
+  }
+
+  #assertIdle(operation: string): void {
+    assert(this.#busy === null, `store ${this.name}: ${operation} while ${this.#busy} is in progress`);
+  }
+
+  /** Writes may overlap a prefetch (the write cache wins over loads) but not a flush, which clears the write cache. */
+  #assertWritable(operation: string): void {
+    this.#assertUsable(operation);
+    assert(this.#busy === null || this.#busy === 'prefetch', `store ${this.name}: ${operation} while ${this.#busy} is in progress`);
+  }
+
+  #fail(error: unknown): void {
+    this.#state = 'failed';
+    this.#failure = error;
+    this.#clearMemory();
+  }
+
+  #clearMemory(): void {
+    this.#writes.clear();
+    this.#pinned.clear();
+    this.#cache.clear();
+  }
+
+  #checkFlushOffset(offset: bigint | null): void {
+    if (offset === null) {
+      // A logged store's writes went to its changelog, so the offset they reached must come with them.
+      assert(!this.options.logged || this.#writes.size === 0, `store ${this.name}: flush of ${this.#writes.size} logged writes without a changelog offset`);
+      return;
+    }
+    assert(this.options.logged, `store ${this.name}: an unlogged store has no changelog offset to flush`);
+    this.#checkOffset(offset);
+  }
+
+  #checkRestore(entries: ChangelogEntry[], nextOffset: bigint): void {
+    assert(this.options.logged, `store ${this.name}: an unlogged store has no changelog to restore`);
+    this.#checkOffset(nextOffset);
+    for (const { key, value } of entries) {
+      assertKey(this.name, key);
+      assert(value === null || Buffer.isBuffer(value), `store ${this.name}: restored value of ${JSON.stringify(key)} is not a Buffer`);
+      // Check before writing: a record that does not deserialize is found here, not in some later batch.
+      if (value !== null) this.#deserialize(key, value);
+    }
+  }
+
+  #checkOffset(offset: bigint): void {
+    assert(typeof offset === 'bigint' && offset >= 0n, `store ${this.name}: changelog offset must be a non-negative bigint`);
+    if (this.#checkpoint !== null && offset < this.#checkpoint) {
+      throw new InvalidChangelogOffsetError(this.name, this.#checkpoint, offset);
+    }
+  }
+
+  /**
+   * Pins the keys already in the committed cache, so the no-eviction promise does not depend on when
+   * the cache happens to change; returns the keys not yet known, once each.
+   */
+  #pinKnown(keys: Iterable<string>): string[] {
+    const missing = new Set<string>();
+    for (const key of keys) {
+      assertKey(this.name, key);
+      if (this.#writes.has(key) || this.#pinned.has(key)) continue;
+      const cached = this.#cache.get(key);
+      if (cached === undefined) missing.add(key);
+      else this.#pinned.set(key, cached);
+    }
+    return [...missing];
+  }
+
+  #pinLoaded(keys: string[], values: (Buffer | undefined)[]): void {
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string;
+      const bytes = values[i];
+      this.#pinned.set(key, bytes === undefined ? ABSENT : this.#deserialize(key, bytes));
+    }
+  }
+
+  /** After a flush: pinned loads the batch did not overwrite, then the written values, become cached. */
+  #cacheCommitted(): void {
+    this.#unpin();
+    for (const [key, write] of this.#writes.entries()) this.#cache.set(key, write.bytes === null ? ABSENT : (write.value as V));
+    this.#writes.clear();
+  }
+
+  /** Returns pinned loads to the bounded cache; values the write cache overwrote are stale and dropped. */
+  #unpin(): void {
+    for (const [key, loaded] of this.#pinned) if (!this.#writes.has(key)) this.#cache.set(key, loaded);
+    this.#pinned.clear();
+  }
+
+  #deserialize(key: string, bytes: Buffer): V {
+    let value: V;
+    try {
+      value = this.options.valueSerde.deserialize(bytes);
+    } catch (error) {
+      throw new StoreCorruptedError(this.name, `value of key ${JSON.stringify(key)} does not deserialize`, error);
+    }
+    assert(value !== undefined, `store ${this.name}: the value serde returned undefined for key ${JSON.stringify(key)}`);
+    return deepFreeze(value);
+  }
+
+  /** Committed entries merged with a snapshot of the write cache: writes override, deletes hide. */
+  async *#merge(gte: string | undefined, lt: string | undefined, limit: number): AsyncGenerator<[string, V]> {
+    if (limit === 0) return;
+    // Both views are taken in the same synchronous step, so they describe one moment.
+    const writes = this.#writes.snapshot(gte, lt);
+    const committed = this.#backend.iterate(gte, lt)[Symbol.asyncIterator]();
+    try {
+      let current = await nextEntry(committed);
+      let emitted = 0;
+      for (let w = 0; emitted < limit; ) {
+        const write: [string, PendingWrite<V>] | undefined = writes[w];
+        const order = orderOf(current, write);
+        if (order === null) return;
+        if (order < 0 && current !== undefined) {
+          yield [current[0], this.#deserialize(current[0], current[1])];
+          emitted++;
+          current = await nextEntry(committed);
+          continue;
+        }
+        if (order === 0) current = await nextEntry(committed); // The uncommitted write shadows this row.
+        w++;
+        if (write !== undefined && write[1].bytes !== null) {
+          yield [write[0], write[1].value as V];
+          emitted++;
+        }
+      }
+    } finally {
+      await committed.return?.();
+    }
+  }
+}
+
+function assertOptions<V>(options: StoreOptions<V>): void {
+  assert(typeof options.name === 'string' && options.name.length > 0, 'store name must be a non-empty string');
+  const serde = options.valueSerde;
+  assert(typeof serde?.serialize === 'function' && typeof serde.deserialize === 'function', `store ${options.name}: valueSerde needs serialize and deserialize`);
+  assert(typeof options.logged === 'boolean', `store ${options.name}: logged must be a boolean`);
+}
+
+async function nextEntry(iterator: AsyncIterator<[string, Buffer]>): Promise<[string, Buffer] | undefined> {
+  const result = await iterator.next();
+  return result.done === true ? undefined : result.value;
+}
+
+/** Which side of the merge comes next: negative = committed, 0 = both (same key), positive = write, null = done. */
+function orderOf(committed: [string, Buffer] | undefined, write: [string, unknown] | undefined): number | null {
+  if (committed === undefined) return write === undefined ? null : 1;
+  if (write === undefined) return -1;
+  return compareKeys(committed[0], write[0]);
+}
+
+/**
+ * Freezes plain data in place, so a value shared with the cache cannot be changed behind the
+ * store's back. Byte arrays cannot be frozen (serdes copy them instead); frozen objects are skipped,
+ * which also ends cycles.
+ */
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<PropertyKey, unknown>)[key]);
+  return value;
+}

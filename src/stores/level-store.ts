@@ -1,0 +1,119 @@
+// LevelTaskStore: a task's store in a LevelDB database of its own (classic-level). User keys live
+// under the prefix "d:" and store metadata under "m:": a range over user keys can never meet the
+// checkpoint, yet data and checkpoint still reach disk in one atomic batch.
+import assert from 'node:assert/strict';
+import { type BatchOperation, ClassicLevel, type DatabaseOptions } from 'classic-level';
+import { CachedTaskStore, type StoreBackend } from './cached-store.ts';
+import { type ChangelogEntry, StoreCorruptedError, type StoreOptions } from './types.ts';
+
+const DATA_PREFIX = 'd:';
+/** ';' is the byte after ':', so [DATA_PREFIX, DATA_END) holds exactly the user keys. */
+const DATA_END = 'd;';
+const CHECKPOINT_KEY = 'm:changelog-offset';
+/** Entries fetched from LevelDB per iterator round trip during a range. */
+const RANGE_BATCH_ENTRIES = 256;
+/** A Kafka offset is a signed 64-bit integer: at most 19 decimal digits. */
+const OFFSET_PATTERN = /^(0|[1-9][0-9]{0,18})$/;
+
+/** Every option explicit: an instance holds one database per task and store. */
+const DATABASE_OPTIONS: DatabaseOptions<string, Buffer> = {
+  keyEncoding: 'utf8',
+  valueEncoding: 'buffer',
+  createIfMissing: true,
+  errorIfExists: false,
+  compression: true,
+  // 12 tasks × 3 stores at LevelDB's default of 1000 files each would outrun a 1024-descriptor limit.
+  maxOpenFiles: 64,
+  // Hot values live in the store's own cache; LevelDB's block cache only softens prefetch misses.
+  cacheSize: 4 * 1024 * 1024,
+  writeBufferSize: 4 * 1024 * 1024,
+  blockSize: 4096,
+};
+
+/** The encodings every call passes, so a database opened by someone else is read the same way. */
+const ENCODINGS = { keyEncoding: 'utf8', valueEncoding: 'buffer' } as const;
+
+export type LevelDatabase = ClassicLevel<string, Buffer>;
+
+export class LevelTaskStore<V> extends CachedTaskStore<V> {
+  /** Opens (creating if needed) the database of one task's store at directory `dir`. */
+  static async open<V>(dir: string, options: StoreOptions<V>): Promise<LevelTaskStore<V>> {
+    assert(typeof dir === 'string' && dir.length > 0, `store ${options.name}: database directory must be a non-empty path`);
+    return LevelTaskStore.fromDatabase(new ClassicLevel<string, Buffer>(dir, DATABASE_OPTIONS), options);
+  }
+
+  /** Takes ownership of `db` (closing the store closes it): for callers that open it themselves, and tests that break it. */
+  static async fromDatabase<V>(db: LevelDatabase, options: StoreOptions<V>): Promise<LevelTaskStore<V>> {
+    await db.open();
+    const backend = new LevelBackend(db, options.name);
+    try {
+      return new LevelTaskStore(options, backend, await backend.readCheckpoint());
+    } catch (error) {
+      await db.close();
+      throw error;
+    }
+  }
+}
+
+class LevelBackend implements StoreBackend {
+  readonly #db: LevelDatabase;
+  readonly #store: string;
+
+  constructor(db: LevelDatabase, store: string) {
+    this.#db = db;
+    this.#store = store;
+  }
+
+  getMany(keys: string[]): Promise<(Buffer | undefined)[]> {
+    return this.#db.getMany(keys.map(dataKey), { ...ENCODINGS, fillCache: true });
+  }
+
+  /**
+   * One batch, not synced: a process crash loses nothing (the OS holds LevelDB's log), and a machine
+   * crash loses at most the unsynced tail of whole batches, which leaves the store behind its
+   * changelog, never ahead: restore replays the rest from the checkpoint that survived.
+   */
+  async write(entries: ChangelogEntry[], checkpoint: bigint | null): Promise<void> {
+    const operations = entries.map(({ key, value }): BatchOperation<LevelDatabase, string, Buffer> =>
+      value === null ? { type: 'del', key: dataKey(key) } : { type: 'put', key: dataKey(key), value },
+    );
+    if (checkpoint !== null) operations.push({ type: 'put', key: CHECKPOINT_KEY, value: Buffer.from(checkpoint.toString(), 'utf8') });
+    await this.#db.batch(operations, { ...ENCODINGS, sync: false });
+  }
+
+  async *iterate(gte: string | undefined, lt: string | undefined): AsyncGenerator<[string, Buffer]> {
+    // fillCache false: a scan should not push the hot blocks out of LevelDB's cache.
+    const iterator = this.#db.iterator({
+      ...ENCODINGS,
+      gte: dataKey(gte ?? ''),
+      lt: lt === undefined ? DATA_END : dataKey(lt),
+      fillCache: false,
+    });
+    try {
+      for (let entries = await iterator.nextv(RANGE_BATCH_ENTRIES); entries.length > 0; entries = await iterator.nextv(RANGE_BATCH_ENTRIES)) {
+        for (const [key, value] of entries) {
+          assert(key.startsWith(DATA_PREFIX), `store ${this.#store}: range met a non-data key ${JSON.stringify(key)}`);
+          yield [key.slice(DATA_PREFIX.length), value];
+        }
+      }
+    } finally {
+      await iterator.close();
+    }
+  }
+
+  async readCheckpoint(): Promise<bigint | null> {
+    const bytes = await this.#db.get(CHECKPOINT_KEY, { ...ENCODINGS, fillCache: false });
+    if (bytes === undefined) return null;
+    const text = bytes.toString('utf8');
+    if (!OFFSET_PATTERN.test(text)) throw new StoreCorruptedError(this.#store, `checkpoint ${JSON.stringify(text)} is not an offset`);
+    return BigInt(text);
+  }
+
+  close(): Promise<void> {
+    return this.#db.close();
+  }
+}
+
+function dataKey(key: string): string {
+  return DATA_PREFIX + key;
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, changelogTopic, loadConfig } from '../../../src/config/config.ts';
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('should use the documented defaults when the environment is empty', () => {
+    const config = loadConfig({});
+
+    expect(config.appId).toBe('bankstream');
+    expect(config.partitions).toBe(12);
+    expect(config.kafkaBrokers).toEqual(['127.0.0.1:9092']);
+    expect(config.topics).toEqual({
+      input: 'transaction_initiated',
+      credits: 'bankstream-credits',
+      completed: 'transaction_completed',
+      failed: 'transaction_failed',
+      audit: 'audit_log',
+      dlq: 'transaction_initiated.dlq',
+    });
+    expect(new URL(config.databaseUrl).pathname).toBe('/bankstream');
+    expect(config.sinkGroupId).toBe('bankstream-sink');
+  });
+
+  it('should derive credits topic and sink group from APP_ID when they are not set', () => {
+    const config = loadConfig({ APP_ID: 'bank2' });
+
+    expect(config.topics.credits).toBe('bank2-credits');
+    expect(config.sinkGroupId).toBe('bank2-sink');
+    expect(changelogTopic(config.appId, 'balances')).toBe('bank2-balances-changelog');
+  });
+
+  it('should parse a list of brokers when KAFKA_BROKERS has several', () => {
+    expect(loadConfig({ KAFKA_BROKERS: 'a:9092, b:9093,[::1]:9094' }).kafkaBrokers).toEqual(['a:9092', 'b:9093', '[::1]:9094']);
+  });
+
+  it.each([
+    ['PARTITIONS', 'abc'],
+    ['PARTITIONS', '0'],
+    ['PARTITIONS', '1.5'],
+    ['PARTITIONS', '-3'],
+    ['HTTP_PORT', '70000'],
+    ['KAFKA_BROKERS', 'nohost'],
+    ['KAFKA_BROKERS', 'host:0'],
+    ['KAFKA_BROKERS', ','],
+    ['DATABASE_URL', 'mysql://x'],
+    ['DATABASE_URL', 'not a url'],
+    ['LOG_LEVEL', 'loud'],
+    ['APP_ID', 'bank stream'],
+    ['TOPIC_INPUT', 'bad/topic'],
+    ['ADVERTISED_URL', 'ftp://host'],
+    ['SINK_BATCH_ROWS_MAX', '0'],
+  ])('should name %s in the error when it is %j', (variable, value) => {
+    const error = configError({ [variable]: value });
+
+    expect(error.variable).toBe(variable);
+    expect(error.message.startsWith(`${variable}: `)).toBe(true);
+    expect(error.code).toBe('config_invalid');
+  });
+
+  it('should quote the bad value in the error when a number is malformed', () => {
+    expect(configError({ PARTITIONS: 'abc' }).message).toContain('"abc"');
+  });
+});

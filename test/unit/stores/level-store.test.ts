@@ -1,0 +1,97 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LevelTaskStore } from '../../../src/stores/level-store.ts';
+import { KeyNotLoadedError, StoreCorruptedError } from '../../../src/stores/types.ts';
+import { describeStoreContract } from './contract.ts';
+import { collect, levelHarness, storeOptions } from './harness.ts';
+import { describeStoreModel } from './model.ts';
+
+describeStoreContract(levelHarness());
+describeStoreModel(levelHarness(), 100);
+
+describe('LevelTaskStore', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bankstream-level-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function database(): ClassicLevel<string, Buffer> {
+    return new ClassicLevel<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+  }
+
+  it('should load only unknown keys with one getMany when a batch is prefetched', async () => {
+    const db = database();
+    const store = await LevelTaskStore.fromDatabase(db, storeOptions<string>());
+    store.put('cached', 'c');
+    await store.flush(1n);
+    store.put('written', 'w');
+    const getMany = vi.spyOn(db, 'getMany');
+    await store.prefetch(['cached', 'written', 'x', 'y', 'x']);
+    await store.prefetch(['x', 'y', 'cached']);
+    expect(getMany).toHaveBeenCalledTimes(1);
+    expect(getMany.mock.calls[0]?.[0]).toEqual(['d:x', 'd:y']);
+    await store.close();
+  });
+
+  it('should evict the least recently used committed values when the cache is full', async () => {
+    const store = await LevelTaskStore.open<string>(dir, storeOptions<string>({ cacheEntriesMax: 3 }));
+    for (const key of ['k1', 'k2', 'k3']) store.put(key, key);
+    await store.flush(3n);
+    expect(store.get('k1')).toBe('k1'); // k1 becomes the most recently used, k2 the least.
+    store.put('k4', 'k4');
+    await store.flush(4n);
+    expect(() => store.get('k2')).toThrow(KeyNotLoadedError);
+    expect([store.get('k1'), store.get('k3'), store.get('k4')]).toEqual(['k1', 'k3', 'k4']);
+    await store.close();
+  });
+
+  it('should cache absent keys when a prefetch found nothing', async () => {
+    const db = database();
+    const store = await LevelTaskStore.fromDatabase(db, storeOptions<string>());
+    await store.prefetch(['ghost']);
+    store.abort();
+    const getMany = vi.spyOn(db, 'getMany');
+    await store.prefetch(['ghost']);
+    expect(getMany).not.toHaveBeenCalled();
+    expect(store.get('ghost')).toBeUndefined();
+    await store.close();
+  });
+
+  it('should throw StoreCorruptedError when the stored checkpoint is not an offset', async () => {
+    const db = database();
+    await db.put('m:changelog-offset', Buffer.from('-1'));
+    await expect(LevelTaskStore.fromDatabase(db, storeOptions())).rejects.toThrow(StoreCorruptedError);
+    expect(db.status).toBe('closed');
+  });
+
+  it('should throw StoreCorruptedError when a stored value does not deserialize', async () => {
+    const db = database();
+    await db.put('d:a', Buffer.from('{broken'));
+    const store = await LevelTaskStore.fromDatabase(db, storeOptions());
+    await expect(store.prefetch(['a'])).rejects.toThrow(StoreCorruptedError);
+    await expect(collect(store.range())).rejects.toThrow(StoreCorruptedError);
+    await store.close();
+  });
+
+  it('should write data and checkpoint in one batch when flushed', async () => {
+    const db = database();
+    const store = await LevelTaskStore.fromDatabase(db, storeOptions<string>());
+    const batch = vi.spyOn(db, 'batch');
+    store.put('a', 'x');
+    store.delete('b');
+    await store.flush(2n);
+    expect(batch).toHaveBeenCalledTimes(1);
+    expect((batch.mock.calls[0] as unknown[] | undefined)?.[0]).toEqual([
+      { type: 'put', key: 'd:a', value: Buffer.from('"x"') },
+      { type: 'del', key: 'd:b' },
+      { type: 'put', key: 'm:changelog-offset', value: Buffer.from('2') },
+    ]);
+    await store.close();
+  });
+});
