@@ -1,9 +1,9 @@
 // Fetches raw record batches for explicit (topic, partition, offset) positions and applies the
-// read_committed rule correctly (see ReadCommittedFilter). The runtime owns positions itself, so a
+// read_committed rule correctly (see src/kafka/read-committed.ts). The runtime owns positions itself, so a
 // rebalance, an abort or a restore can move them without any hidden client-side buffering.
 import { type Consumer } from '@platformatic/kafka';
 import { type Headers } from '../topology/types.ts';
-import { ReadCommittedFilter } from './read-committed-filter.ts';
+import { batchLastOffset, filterAbortedBatches, isControlBatch } from '../kafka/read-committed.ts';
 
 export const READ_COMMITTED = 1;
 
@@ -54,17 +54,17 @@ export function tpKey(topic: string, partition: number): string {
 export class Fetcher {
   readonly #consumer: Consumer;
   readonly #options: FetcherOptions;
-  readonly #filters = new Map<string, ReadCommittedFilter>();
 
   constructor(consumer: Consumer, options: FetcherOptions) {
     this.#consumer = consumer;
     this.#options = options;
   }
 
-  /** Forgets read_committed state of a partition; call whenever its position is moved by a seek. */
-  reset(topic: string, partition: number): void {
-    this.#filters.delete(tpKey(topic, partition));
-  }
+  /**
+   * Kept for callers that move a position: the read_committed filter holds no state across responses
+   * (the broker lists an aborted transaction again in every response that starts inside it).
+   */
+  reset(_topic: string, _partition: number): void {}
 
   /** One fetch round for every position, one request per leader, in parallel. */
   async fetch(positions: Array<{ topic: string; partition: number; offset: bigint }>): Promise<PartitionFetch[]> {
@@ -120,21 +120,29 @@ export class Fetcher {
         const from = requested.get(key);
         if (from === undefined) continue;
         if (p.errorCode !== 0) throw new FetchPartitionError(topic, p.partitionIndex, p.errorCode, errorName(p.errorCode));
-        let filter = this.#filters.get(key);
-        if (!filter) this.#filters.set(key, (filter = new ReadCommittedFilter()));
+        // The Java read_committed rule (src/kafka/read-committed.ts): aborted batches become empty shells.
+        filterAbortedBatches(p);
         const records: FetchedRecord[] = [];
-        const nextOffset = filter.filter(p.records ?? [], p.abortedTransactions ?? [], from, (batch, record, offset) => {
-          records.push({
-            topic,
-            partition: p.partitionIndex,
-            offset,
-            key: record.key,
-            value: record.value,
-            timestamp: Number(batch.firstTimestamp + record.timestampDelta),
-            headers: toHeaders(record.headers),
-          });
-        });
-        out.push({ topic, partition: p.partitionIndex, records, nextOffset: nextOffset > from ? nextOffset : from, highWatermark: p.highWatermark, lastStableOffset: p.lastStableOffset });
+        let nextOffset = from;
+        for (const batch of p.records ?? []) {
+          const last = batchLastOffset(batch);
+          if (last + 1n > nextOffset) nextOffset = last + 1n;
+          if (isControlBatch(batch)) continue;
+          for (const record of batch.records) {
+            const offset = batch.firstOffset + BigInt(record.offsetDelta);
+            if (offset < from) continue;
+            records.push({
+              topic,
+              partition: p.partitionIndex,
+              offset,
+              key: record.key,
+              value: record.value,
+              timestamp: Number(batch.firstTimestamp + record.timestampDelta),
+              headers: toHeaders(record.headers),
+            });
+          }
+        }
+        out.push({ topic, partition: p.partitionIndex, records, nextOffset, highWatermark: p.highWatermark, lastStableOffset: p.lastStableOffset });
       }
     }
   }

@@ -8,9 +8,12 @@
 // Any commit failure, fencing or rebalance: abort, drop every uncommitted cache, close the tasks,
 // re-open them for the current assignment (restore from changelogs), resume from committed offsets.
 import path from 'node:path';
-import { Consumer, type ConnectionOptions, type MessageToProduce, Producer } from '@platformatic/kafka';
+import { Consumer, type ConnectionOptions, type MessageToProduce } from '@platformatic/kafka';
 import { type Logger } from 'pino';
+import { createTransactionalProducer, type KafkaSecurityOptions } from '../kafka/clients.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
+import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
+import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
 import { type OutputRecord } from '../topology/task-graph.ts';
 import { type Topology } from '../topology/topology.ts';
 import { copartitionedAssigner } from './assignor.ts';
@@ -54,7 +57,7 @@ export class KafkaStreams {
   readonly #tasks = new Map<number, StreamTask>();
   readonly #partitionCounts = new Map<string, number>();
   #consumer!: Consumer;
-  #producer!: Producer;
+  #producer!: BankstreamProducer;
   #fetcher!: Fetcher;
   #outputs: OutputRecord[] = [];
   #pendingRecords = 0;
@@ -103,7 +106,15 @@ export class KafkaStreams {
     this.#state = 'STARTING';
     const { applicationId, instanceId, brokers, connection } = this.#options;
     const base = { bootstrapBrokers: brokers, ...(connection ?? {}), timeout: this.#options.transactionTimeoutMs, retries: 3 };
-    this.#producer = new Producer({ ...base, clientId: `${applicationId}-${instanceId}-producer`, transactionalId: `${applicationId}-${instanceId}`, idempotent: true, acks: -1 });
+    this.#producer = createTransactionalProducer({
+      bootstrapBrokers: brokers,
+      clientId: `${applicationId}-${instanceId}-producer`,
+      transactionalId: `${applicationId}-${instanceId}`,
+      transactionTimeoutMs: this.#options.transactionTimeoutMs,
+      requestTimeoutMs: this.#options.transactionTimeoutMs * 3,
+      retryDelayMs: 20,
+      ...(connection ? { security: connection as KafkaSecurityOptions } : {}),
+    });
     this.#consumer = new Consumer({
       ...base,
       clientId: `${applicationId}-${instanceId}-consumer`,
@@ -119,9 +130,7 @@ export class KafkaStreams {
     await this.#checkTopics();
     // Fence zombies with our transactional id before anything else: InitProducerId with the
     // transactional id bumps the epoch and aborts whatever transaction a previous incarnation left open.
-    // producerId -1 / epoch -1 asks for a fresh epoch: the client's default (0, 0) claims an existing producer
-    // with epoch 0 (KIP-360), which the broker refuses with PRODUCER_FENCED once the epoch has moved on.
-    const first = await this.#producer.beginTransaction({ producerId: -1n, producerEpoch: -1 });
+    const first = await this.#producer.beginTransaction();
     await first.cancel();
     this.#producerId = this.#producer.producerId;
     this.#log.info({ producerId: String(this.#producerId), epoch: this.#producer.producerEpoch }, 'transactional producer initialized');
@@ -194,7 +203,7 @@ export class KafkaStreams {
   }
 
   async #onLoopError(error: unknown): Promise<void> {
-    if (error instanceof FatalStreamsError || isFencedError(error) || this.#fatal) {
+    if (error instanceof FatalStreamsError || isFencedError(error) || isProducerFencedError(error) || this.#fatal) {
       this.#fatal ??= error instanceof FatalStreamsError ? error : fenced(error);
       this.#state = 'FAILED';
       this.#log.error({ err: error }, 'fatal streams error; stopping');
@@ -274,7 +283,7 @@ export class KafkaStreams {
     const transaction = this.#producer?.transaction;
     if (transaction && !transaction.completed) {
       await transaction.abort().catch((error: unknown) => {
-        if (isFencedError(error)) this.#fatal ??= fenced(error);
+        if (isFencedError(error) || isProducerFencedError(error)) this.#fatal ??= fenced(error);
         this.#log.warn({ err: error }, 'abort failed');
       });
     }
@@ -370,8 +379,7 @@ export class KafkaStreams {
     this.#assertNotFenced();
     const transaction = await this.#producer.beginTransaction();
     const result = messages.length > 0 ? await transaction.send({ messages }) : { offsets: [] };
-    await transaction.addConsumer(this.#consumer);
-    await this.#addOffsets(transaction, tasks);
+    await this.#addOffsets(tasks);
     await transaction.commit();
     const nextChangelog = changelogOffsets(result.offsets ?? [], changelogCounts);
     for (const task of tasks) {
@@ -399,17 +407,18 @@ export class KafkaStreams {
     }
   }
 
-  /** Offsets are added one awaited call at a time: concurrent addOffset calls are merged by the client. */
-  async #addOffsets(transaction: NonNullable<Producer['transaction']>, tasks: StreamTask[]): Promise<void> {
-    const consumer = this.#consumer;
-    const meta = { groupId: consumer.groupId, generationId: this.#assigned!.generationId, memberId: consumer.memberId ?? '', coordinatorId: consumer.coordinatorId ?? -1 };
+  /**
+   * One TxnOffsetCommit for every partition (the client's addOffset merges concurrent calls), fenced by
+   * the generation the tasks were assigned under: a stale member's commit fails with ILLEGAL_GENERATION.
+   */
+  async #addOffsets(tasks: StreamTask[]): Promise<void> {
+    const offsets: TransactionOffset[] = [];
     for (const task of tasks) {
-      for (const [topic, next] of task.positions) {
-        if (task.committed.get(topic) === next) continue;
-        const message = { topic, partition: task.partition, offset: next - 1n, metadata: { consumer: meta } };
-        await transaction.addOffset(message as unknown as Parameters<typeof transaction.addOffset>[0]);
-      }
+      for (const [topic, offset] of task.positions) offsets.push({ topic, partition: task.partition, offset });
     }
+    const consumer = this.#consumer;
+    const group = { groupId: consumer.groupId, generationId: this.#assigned!.generationId, memberId: consumer.memberId ?? '', groupInstanceId: null };
+    await sendOffsetsToTransaction(this.#producer, consumer, offsets, { group, timeoutMs: this.#options.transactionTimeoutMs });
   }
 
   async #checkTopics(): Promise<void> {

@@ -79,6 +79,19 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     return bytes === undefined ? undefined : this.#deserialize(key, bytes);
   }
 
+  async readCommitted(key: string): Promise<V | undefined> {
+    this.#assertUsable('readCommitted');
+    assertKey(this.name, key);
+    const cached = this.#cache.get(key);
+    if (cached !== undefined) return cached === ABSENT ? undefined : cached;
+    const [bytes] = await this.#backend.getMany([key]);
+    return bytes === undefined ? undefined : this.#deserialize(key, bytes);
+  }
+
+  position(): bigint | null {
+    return this.#checkpoint;
+  }
+
   /** Values are frozen: a processor that mutates a value it read would change the cache, not the store. */
   put(key: string, value: V): void {
     this.#assertWritable('put');

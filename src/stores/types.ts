@@ -25,6 +25,13 @@ export interface StoreOptions<V> {
  */
 export interface TaskStore<V> extends KeyValueStore<V> {
   readonly options: StoreOptions<V>;
+  /**
+   * Reads a key's committed value for interactive queries, outside any transaction: never the
+   * uncommitted writes (they may still be aborted), and without pinning anything.
+   */
+  readCommitted(key: string): Promise<V | undefined>;
+  /** The changelog offset the committed state has reached (in memory; see `checkpoint` for the stored one). */
+  position(): bigint | null;
   /** Loads the committed values of keys not already in memory, in one multi-get. */
   prefetch(keys: Iterable<string>): Promise<void>;
   /** Changes since the last commit or abort, last write per key, in first-write order. */
