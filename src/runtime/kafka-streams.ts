@@ -41,6 +41,19 @@ export interface KafkaStreamsOptions {
   onCommit?: (info: { records: number; outputs: number; durationMs: number }) => void;
 }
 
+/** What interactive queries, readiness and routing need to know about this instance's tasks. */
+export interface StreamsStatus {
+  state: StreamsState;
+  generationId: number | undefined;
+  /** Partitions assigned to this instance in the current generation. */
+  assigned: number[];
+  /** Assigned partitions whose stores are restored and processing. */
+  running: number[];
+  restoredRecords: number;
+}
+
+export type StreamsListener = (status: StreamsStatus) => void;
+
 export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
 
 type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit'>;
@@ -71,6 +84,8 @@ export class KafkaStreams {
   #fatal: Error | undefined;
   #partitions = 0;
   #producerId: bigint | undefined;
+  #restoredRecords = 0;
+  readonly #listeners = new Set<StreamsListener>();
 
   constructor(topology: Topology, options: KafkaStreamsOptions) {
     this.#topology = topology.validate();
@@ -86,6 +101,33 @@ export class KafkaStreams {
 
   get state(): StreamsState {
     return this.#state;
+  }
+
+  status(): StreamsStatus {
+    return {
+      state: this.#state,
+      generationId: this.#assigned?.generationId,
+      assigned: this.#assigned ? [...this.#assigned.partitions] : [],
+      running: this.runningPartitions(),
+      restoredRecords: this.#restoredRecords,
+    };
+  }
+
+  /** Called on every change of state or of the running tasks (rebalance, restore done, stop). */
+  onStatus(listener: StreamsListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emitStatus(): void {
+    const status = this.status();
+    for (const listener of this.#listeners) {
+      try {
+        listener(status);
+      } catch (error) {
+        this.#log.warn({ err: error }, 'status listener failed');
+      }
+    }
   }
 
   /** Partitions whose tasks are restored and running on this instance. */
@@ -225,6 +267,7 @@ export class KafkaStreams {
 
   async #rebalance(assignment: Assignment): Promise<void> {
     this.#state = 'REBALANCING';
+    this.#emitStatus();
     // Work processed under the previous generation cannot be committed any more: drop it.
     await this.#abortAndCloseTasks();
     this.#assigned = assignment;
@@ -236,7 +279,9 @@ export class KafkaStreams {
       tasks.push(task);
     }
     const committed = await this.#committedOffsets(assignment.partitions);
-    await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log);
+    this.#emitStatus();
+    const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log);
+    this.#restoredRecords += restored.records;
     for (const task of tasks) {
       const positions = new Map<string, bigint>();
       for (const topic of this.#topology.sourceTopics()) {
@@ -249,6 +294,7 @@ export class KafkaStreams {
     this.#lastCommitMs = Date.now();
     this.#state = 'RUNNING';
     this.#log.info({ generation: assignment.generationId, partitions: assignment.partitions }, 'tasks running');
+    this.#emitStatus();
   }
 
   async #committedOffsets(partitions: number[]): Promise<Map<string, bigint>> {
@@ -456,6 +502,7 @@ export class KafkaStreams {
     await this.#consumer?.close(true).catch(() => undefined);
     await this.#producer?.close(true).catch(() => undefined);
     this.#state = this.#fatal ? 'FAILED' : 'STOPPED';
+    this.#emitStatus();
   }
 }
 
