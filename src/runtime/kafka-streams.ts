@@ -56,6 +56,9 @@ export type StreamsListener = (status: StreamsStatus) => void;
 
 export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
 
+/** Failures in a row (without a successful commit in between) after which the instance stops. */
+const MAX_CONSECUTIVE_FAILURES = 10;
+
 type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit'>;
 
 interface Assignment {
@@ -85,6 +88,7 @@ export class KafkaStreams {
   #partitions = 0;
   #producerId: bigint | undefined;
   #restoredRecords = 0;
+  #consecutiveFailures = 0;
   readonly #listeners = new Set<StreamsListener>();
 
   constructor(topology: Topology, options: KafkaStreamsOptions) {
@@ -154,6 +158,9 @@ export class KafkaStreams {
       transactionalId: `${applicationId}-${instanceId}`,
       transactionTimeoutMs: this.#options.transactionTimeoutMs,
       requestTimeoutMs: this.#options.transactionTimeoutMs * 3,
+      // CONCURRENT_TRANSACTIONS answers AddPartitionsToTxn while the broker still writes the previous
+      // transaction's markers; the Java client retries it every 20 ms, so do we, for up to ~2 s.
+      retries: 100,
       retryDelayMs: 20,
       ...(connection ? { security: connection as KafkaSecurityOptions } : {}),
     });
@@ -252,7 +259,12 @@ export class KafkaStreams {
       await this.#abortAndCloseTasks();
       return;
     }
-    this.#log.warn({ err: error }, 'task migrated or commit failed; aborting and re-opening tasks');
+    // Rebalances are expected; anything else failing again and again is a bug or a broken environment.
+    if (!(error instanceof TaskMigratedError) && !isMigratedError(error)) this.#consecutiveFailures++;
+    if (this.#consecutiveFailures > MAX_CONSECUTIVE_FAILURES) {
+      this.#fatal = new FatalStreamsError('commit_failing', `${this.#consecutiveFailures} attempts in a row failed; stopping rather than looping`, { cause: error });
+    }
+    this.#log.warn({ err: error, attempt: this.#consecutiveFailures }, 'task migrated or commit failed; aborting and re-opening tasks');
     await this.#abortAndCloseTasks();
     if (this.#fatal) {
       this.#state = 'FAILED';
@@ -280,7 +292,7 @@ export class KafkaStreams {
     }
     const committed = await this.#committedOffsets(assignment.partitions);
     this.#emitStatus();
-    const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log);
+    const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log, undefined, this.#options.transactionTimeoutMs * 2);
     this.#restoredRecords += restored.records;
     for (const task of tasks) {
       const positions = new Map<string, bigint>();
@@ -434,6 +446,7 @@ export class KafkaStreams {
       }
       task.markCommitted();
     }
+    this.#consecutiveFailures = 0;
     const outputs = this.#outputs.length;
     this.#outputs = [];
     const records = this.#pendingRecords;
@@ -511,7 +524,8 @@ function toMessage(o: OutputRecord): MessageToProduce {
   if (o.key) message.key = o.key;
   if (o.value) message.value = o.value;
   const names = Object.keys(o.headers);
-  if (names.length > 0) message.headers = o.headers as Record<string, Buffer>;
+  // The client's default serializers take Buffer header keys too, so headers go as a Map of Buffers.
+  if (names.length > 0) message.headers = new Map(names.map((name) => [Buffer.from(name, 'utf8'), o.headers[name]!]));
   return message;
 }
 

@@ -32,9 +32,10 @@ export async function restoreTasks(
   fetcher: Fetcher,
   log: Logger,
   onProgress: (records: number) => void = () => {},
+  catchUpMs = 30_000,
 ): Promise<RestoreProgress> {
   const started = Date.now();
-  const targets = await planRestore(tasks, changelogTopicOf, consumer, log);
+  const targets = await planRestore(tasks, changelogTopicOf, consumer, log, catchUpMs);
   let records = 0;
   let lastLog = Date.now();
   while (targets.some((t) => t.offset < t.end)) {
@@ -72,7 +73,7 @@ export async function restoreTasks(
   return { records, elapsedMs };
 }
 
-async function planRestore(tasks: StreamTask[], changelogTopicOf: (store: string) => string, consumer: Consumer, log: Logger): Promise<RestoreTarget[]> {
+async function planRestore(tasks: StreamTask[], changelogTopicOf: (store: string) => string, consumer: Consumer, log: Logger, catchUpMs: number): Promise<RestoreTarget[]> {
   const targets: RestoreTarget[] = [];
   for (const task of tasks) {
     for (const [name, store] of task.stores) {
@@ -81,7 +82,7 @@ async function planRestore(tasks: StreamTask[], changelogTopicOf: (store: string
     }
   }
   if (targets.length === 0) return targets;
-  const ends = await listOffsets(consumer, targets, LATEST);
+  const ends = await stableEnds(consumer, targets, catchUpMs);
   for (const target of targets) {
     target.end = ends.get(tpKey(target.topic, target.partition)) ?? 0n;
     if (target.offset > target.end) {
@@ -92,6 +93,22 @@ async function planRestore(tasks: StreamTask[], changelogTopicOf: (store: string
     }
   }
   return targets;
+}
+
+/**
+ * The last stable offsets, waiting (bounded) while one is below the store's checkpoint. A checkpoint is
+ * only written after its transaction committed, but the broker writes the commit markers after EndTxn
+ * returns, so for a moment the LSO can lag behind our own committed writes. Only a changelog that stays
+ * behind (recreated or truncated topic) means the local state is corrupted.
+ */
+async function stableEnds(consumer: Consumer, targets: RestoreTarget[], catchUpMs: number): Promise<Map<string, bigint>> {
+  const deadline = Date.now() + catchUpMs;
+  for (;;) {
+    const ends = await listOffsets(consumer, targets, LATEST);
+    const behind = targets.some((t) => t.offset > (ends.get(tpKey(t.topic, t.partition)) ?? 0n));
+    if (!behind || Date.now() > deadline) return ends;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 async function resetOutOfRange(targets: RestoreTarget[], error: FetchPartitionError, consumer: Consumer, fetcher: Fetcher, log: Logger): Promise<void> {

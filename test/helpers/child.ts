@@ -10,8 +10,8 @@ export interface Child {
 
 const children = new Set<ChildProcess>();
 
-export function spawnFixture(script: string, env: Record<string, string>): Child {
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', script], {
+export function spawnFixture(script: string, env: Record<string, string>, args: string[] = []): Child {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', script, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
