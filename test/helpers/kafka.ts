@@ -46,8 +46,8 @@ export async function produce(messages: MessageToProduce[]): Promise<void> {
 }
 
 /** Every committed record of a topic, read_committed, from the beginning to the last stable offset. */
-export async function readCommitted(topic: string, partitions: number): Promise<FetchedRecord[]> {
-  const consumer = new Consumer({ clientId: 'test-reader', groupId: uniqueName('reader'), bootstrapBrokers: BROKERS });
+export async function readCommitted(topic: string, partitions: number, brokers: string[] = BROKERS): Promise<FetchedRecord[]> {
+  const consumer = new Consumer({ clientId: 'test-reader', groupId: uniqueName('reader'), bootstrapBrokers: brokers });
   try {
     const ends = await consumer.listOffsets({ topics: [topic], isolationLevel: 1 });
     const end = ends.get(topic) ?? [];

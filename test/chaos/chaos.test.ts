@@ -1,0 +1,23 @@
+// The short, fixed-seed chaos run of the suite (`npm run chaos -- --duration 5m --seed N` for long ones).
+import { describe, expect, it } from 'vitest';
+import { formatReport, runChaos } from './chaos.ts';
+
+describe('bank under faults', () => {
+  it('should lose and duplicate nothing and keep every cent when instances, the sink, the broker and Postgres fail', async () => {
+    const report = await runChaos({
+      durationMs: 40_000,
+      seed: 1,
+      transfers: 2000,
+      accounts: 30,
+      kafkaPort: 19492,
+      postgresPort: 55533,
+      log: () => undefined,
+    });
+    console.log(formatReport(report));
+    expect(report.faults.length).toBeGreaterThanOrEqual(5);
+    expect(report.violations).toEqual([]);
+    expect(report.losses).toBe(0);
+    expect(report.duplicates).toBe(0);
+    expect(report.outcomes).toBeGreaterThan(1500);
+  }, 600_000);
+});

@@ -1,0 +1,308 @@
+// The bank test under faults: money is only ever moved, never created or destroyed, whatever fails.
+// 2–3 processor instances and the Postgres sink run as child processes against a private broker and a
+// private PostgreSQL; an independent KafkaJS producer sends a reproducible workload while faults are
+// injected at seeded random moments: SIGKILL and SIGSTOP/SIGCONT of instances, SIGKILL of the sink,
+// a broker restart, a Postgres stop/start, scale up and down. Then everything is brought back, the
+// system quiesces, and the checks run (see `check`).
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { type Config, loadConfig } from '../../src/config/config.ts';
+import { ensureTopics } from '../../src/ops/topics.ts';
+import { migrate } from '../../src/sinks/migrate.ts';
+import { type Child, killChild, spawnFixture } from '../helpers/child.ts';
+import { decidedOutcomes, expectedOutcomeCount, type Observed, observe, PARTITIONS, pipelineViolations, sendWithKafkaJs } from '../integration/bank/pipeline.ts';
+import { buildWorkload, random, type Workload, type WorkloadCommand } from '../integration/bank/workload.ts';
+import { PrivateKafka, PrivatePostgres } from './services.ts';
+
+export interface ChaosOptions {
+  durationMs: number;
+  seed: number;
+  transfers: number;
+  accounts: number;
+  kafkaPort: number;
+  postgresPort: number;
+  log: (line: string) => void;
+}
+
+export interface ChaosReport {
+  seed: number;
+  faults: string[];
+  commands: number;
+  outcomes: number;
+  losses: number;
+  duplicates: number;
+  violations: string[];
+}
+
+const CLI = path.resolve('src/cli/main.ts');
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const kafka = new PrivateKafka(options.kafkaPort);
+  const postgres = new PrivatePostgres(options.postgresPort);
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-chaos-'));
+  const cluster = new Cluster(stateDir);
+  try {
+    options.log(`starting a private broker on ${kafka.brokers} and PostgreSQL on ${options.postgresPort}`);
+    await Promise.all([kafka.startFresh(), postgres.init()]);
+    const env = chaosEnv(options, kafka, postgres, stateDir);
+    const config = loadConfig(env);
+    await migrate({ databaseUrl: config.databaseUrl });
+    await ensureTopics(config);
+    cluster.env = env;
+    const workload = buildWorkload({ accounts: options.accounts, transfers: options.transfers, seed: options.seed, prefix: `c${options.seed}` });
+    cluster.start('i0');
+    cluster.start('i1');
+    cluster.startSink();
+    await sendReliably(config, workload.setup, options.log);
+    await waitForOutcomes(config, workload.setup.filter((c) => c.expect.kind === 'outcome').length, 120_000);
+    const faults = await underFaults(options, config, workload, cluster, kafka, postgres);
+    options.log('faults over; bringing everything back and waiting for the system to quiesce');
+    await cluster.restoreAll();
+    const seen = await waitForOutcomes(config, expectedOutcomeCount(workload), 240_000);
+    const violations = [...pipelineViolations(workload, seen), ...(await postgresViolations(config, seen, 180_000))];
+    return report(options.seed, faults, workload, seen, violations);
+  } finally {
+    await cluster.stopAll();
+    await Promise.all([kafka.destroy(), postgres.destroy()]);
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+function chaosEnv(options: ChaosOptions, kafka: PrivateKafka, postgres: PrivatePostgres, stateDir: string): Record<string, string> {
+  return {
+    APP_ID: `chaos${options.seed}`,
+    KAFKA_BROKERS: kafka.brokers,
+    DATABASE_URL: postgres.url('bankstream'),
+    PARTITIONS: String(PARTITIONS),
+    STATE_DIR: stateDir,
+    HTTP_PORT: '0',
+    COMMIT_INTERVAL_MS: '100',
+    BATCH_RECORDS_MAX: '500',
+    SINK_BATCH_MS: '100',
+    LOG_LEVEL: 'warn',
+  };
+}
+
+/** Sends the workload in slices spread over the run while one fault at a time is injected. */
+async function underFaults(options: ChaosOptions, config: Config, workload: Workload, cluster: Cluster, kafka: PrivateKafka, postgres: PrivatePostgres): Promise<string[]> {
+  const rnd = random(options.seed * 7919 + 1);
+  const faults: string[] = [];
+  const started = Date.now();
+  const slices = 20;
+  const sender = (async () => {
+    for (let i = 0; i < slices; i++) {
+      const slice = workload.commands.slice(Math.floor((i * workload.commands.length) / slices), Math.floor(((i + 1) * workload.commands.length) / slices));
+      await sendReliably(config, slice, options.log);
+      await sleep(Math.max(0, started + ((i + 1) * options.durationMs) / slices - Date.now()));
+    }
+  })();
+  while (Date.now() - started < options.durationMs) {
+    await sleep(2000 + rnd() * 4000);
+    const fault = await injectFault(rnd, cluster, kafka, postgres);
+    const line = `${((Date.now() - started) / 1000).toFixed(1)}s ${fault}`;
+    faults.push(line);
+    options.log(`fault: ${line}`);
+  }
+  await sender;
+  return faults;
+}
+
+async function injectFault(rnd: () => number, cluster: Cluster, kafka: PrivateKafka, postgres: PrivatePostgres): Promise<string> {
+  const roll = rnd();
+  const instance = cluster.pick(rnd);
+  if (roll < 0.3) {
+    await cluster.kill(instance, 'SIGKILL');
+    await sleep(500 + rnd() * 2500);
+    cluster.start(instance);
+    return `SIGKILL ${instance}, restarted`;
+  }
+  if (roll < 0.5) {
+    const pauseMs = Math.round(2000 + rnd() * 13_000);
+    cluster.signal(instance, 'SIGSTOP');
+    await sleep(pauseMs);
+    cluster.signal(instance, 'SIGCONT');
+    return `SIGSTOP ${instance} for ${pauseMs} ms, SIGCONT`;
+  }
+  if (roll < 0.65) {
+    await cluster.kill('sink', 'SIGKILL');
+    await sleep(500 + rnd() * 1500);
+    cluster.startSink();
+    return 'SIGKILL sink, restarted';
+  }
+  if (roll < 0.75) {
+    await postgres.stop();
+    await sleep(2000 + rnd() * 4000);
+    await postgres.start();
+    return 'PostgreSQL stopped and started';
+  }
+  if (roll < 0.85) {
+    await kafka.stop();
+    await sleep(1000);
+    await kafka.start();
+    return 'broker restarted';
+  }
+  if (!cluster.has('i2')) {
+    cluster.start('i2');
+    return 'scale up: started i2';
+  }
+  await cluster.kill('i2', 'SIGTERM');
+  return 'scale down: stopped i2 (SIGTERM)';
+}
+
+/** Retries a slice until the broker takes it: a re-sent command is an exact duplicate, answered once. */
+async function sendReliably(config: Config, commands: WorkloadCommand[], log: (line: string) => void): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await sendWithKafkaJs(config, commands);
+      return;
+    } catch (error) {
+      if (attempt >= 60) throw error;
+      log(`send failed (${(error as Error).message}); retrying`);
+      await sleep(1000);
+    }
+  }
+}
+
+async function waitForOutcomes(config: Config, count: number, timeoutMs: number): Promise<Observed> {
+  const deadline = Date.now() + timeoutMs;
+  let seen = await observe(config);
+  while (seen.completed.length + seen.failed.length < count && Date.now() < deadline) {
+    await sleep(1000);
+    seen = await observe(config).catch(() => seen);
+  }
+  await sleep(2000);
+  return observe(config);
+}
+
+/** Postgres holds the outcome topics one for one, and the same balances as the stores. */
+async function postgresViolations(config: Config, seen: Observed, timeoutMs: number): Promise<string[]> {
+  const problems: string[] = [];
+  const { decided } = decidedOutcomes(seen, problems);
+  const client = new pg.Client({ connectionString: config.databaseUrl });
+  await client.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    let rows = await client.query<{ transfer_id: string; status: string; failure_code: string | null }>('SELECT transfer_id, status, failure_code FROM transactions');
+    while (rows.rowCount !== decided.size && Date.now() < deadline) {
+      await sleep(1000);
+      rows = await client.query('SELECT transfer_id, status, failure_code FROM transactions');
+    }
+    if (rows.rowCount !== decided.size) problems.push(`Postgres has ${rows.rowCount} transactions, the outcome topics ${decided.size}`);
+    for (const row of rows.rows) {
+      const outcome = decided.get(row.transfer_id);
+      const code = row.status === 'COMPLETED' ? 'completed' : row.failure_code;
+      if (!outcome) problems.push(`Postgres row ${row.transfer_id} has no outcome record`);
+      else if (outcome.code !== code) problems.push(`${row.transfer_id}: ${code} in Postgres, ${outcome.code} in Kafka`);
+    }
+    const balances = await client.query<{ id: string; balance: string }>('SELECT id, balance::text AS balance FROM accounts');
+    for (const row of balances.rows) {
+      const store = seen.balances.get(row.id);
+      const cents = store ? BigInt(store.balance) : 0n;
+      const pgCents = BigInt(row.balance.replace('.', '').replace(/^(-?)0+(?=\d)/, '$1'));
+      if (cents !== pgCents) problems.push(`${row.id}: balance ${row.balance} in Postgres, ${cents} minor units in the store`);
+    }
+  } finally {
+    await client.end();
+  }
+  return problems;
+}
+
+function report(seed: number, faults: string[], workload: Workload, seen: Observed, violations: string[]): ChaosReport {
+  const ids = [...seen.completed, ...seen.failed.filter((f) => f.code !== 'idempotency_conflict')].map((o) => o.transferId!);
+  const owed = new Set([...workload.setup, ...workload.commands].flatMap((c) => (c.expect.kind === 'outcome' ? [c.expect.transferId] : [])));
+  const answered = new Set(ids);
+  return {
+    seed,
+    faults,
+    commands: workload.setup.length + workload.commands.length,
+    outcomes: ids.length,
+    losses: [...owed].filter((id) => !answered.has(id)).length,
+    duplicates: ids.length - answered.size,
+    violations,
+  };
+}
+
+/** The processor instances and the sink as child processes, restartable by name. */
+class Cluster {
+  env: Record<string, string> = {};
+  readonly #children = new Map<string, Child>();
+  readonly #stateDir: string;
+  readonly #wanted = new Set<string>();
+
+  constructor(stateDir: string) {
+    this.#stateDir = stateDir;
+  }
+
+  start(instance: string): void {
+    this.#wanted.add(instance);
+    this.#children.set(instance, spawnFixture(CLI, { ...this.env, INSTANCE_ID: instance, STATE_DIR: this.#stateDir }, ['start', '--no-sink']));
+  }
+
+  startSink(): void {
+    this.#wanted.add('sink');
+    this.#children.set('sink', spawnFixture(CLI, { ...this.env, INSTANCE_ID: 'sink' }, ['sink']));
+  }
+
+  has(name: string): boolean {
+    return this.#wanted.has(name);
+  }
+
+  pick(rnd: () => number): string {
+    const instances = [...this.#wanted].filter((n) => n !== 'sink');
+    return instances[Math.floor(rnd() * instances.length)]!;
+  }
+
+  signal(name: string, signal: NodeJS.Signals): void {
+    this.#children.get(name)?.process.kill(signal);
+  }
+
+  async kill(name: string, signal: NodeJS.Signals): Promise<void> {
+    const child = this.#children.get(name);
+    if (signal !== 'SIGKILL') this.#wanted.delete(name);
+    if (child) await killChild(child, signal);
+  }
+
+  /** Every wanted process running again (a process that died by itself is restarted too). */
+  async restoreAll(): Promise<void> {
+    for (const name of this.#wanted) {
+      const child = this.#children.get(name);
+      child?.process.kill('SIGCONT');
+      if (!child || child.process.exitCode !== null || child.process.signalCode !== null) {
+        if (name === 'sink') this.startSink();
+        else this.start(name);
+      }
+    }
+  }
+
+  async stopAll(): Promise<void> {
+    for (const [name, child] of this.#children) {
+      child.process.kill('SIGCONT');
+      await killChild(child, 'SIGTERM');
+      this.#children.delete(name);
+    }
+  }
+
+  output(name: string): string {
+    return this.#children.get(name)?.output() ?? '';
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function formatReport(r: ChaosReport): string {
+  return [
+    `chaos run, seed ${r.seed}`,
+    `faults injected: ${r.faults.length}`,
+    ...r.faults.map((f) => `  ${f}`),
+    `commands sent: ${r.commands}`,
+    `outcomes: ${r.outcomes}`,
+    `losses: ${r.losses}`,
+    `duplicates: ${r.duplicates}`,
+    r.violations.length === 0 ? 'violations: none' : `violations: ${r.violations.length}`,
+    ...r.violations.slice(0, 50).map((v) => `  ${v}`),
+  ].join('\n');
+}

@@ -1,0 +1,35 @@
+// `npm run chaos -- --duration 5m --seed N`: the fault-injection bank test, printing its report and
+// exiting non-zero on any violation. Everything it starts runs on 127.0.0.1 and is stopped at the end.
+import { Command } from 'commander';
+import { formatReport, runChaos } from './chaos.ts';
+
+function duration(text: string): number {
+  const match = /^(\d+)(ms|s|m)?$/.exec(text.trim());
+  if (!match) throw new Error(`--duration: expected e.g. 90s or 5m, got ${JSON.stringify(text)}`);
+  const n = Number(match[1]);
+  return match[2] === 'm' ? n * 60_000 : match[2] === 'ms' ? n : n * 1000;
+}
+
+const options = new Command()
+  .name('chaos')
+  .option('--duration <time>', 'how long faults are injected (e.g. 90s, 5m)', '2m')
+  .option('--seed <n>', 'seed of the workload and of the fault schedule', '1')
+  .option('--rate <n>', 'transfers per second sent during the run', '100')
+  .option('--accounts <n>', 'accounts', '40')
+  .option('--kafka-port <port>', 'port of the private broker', '19392')
+  .option('--postgres-port <port>', 'port of the private PostgreSQL', '55433')
+  .parse(process.argv)
+  .opts<{ duration: string; seed: string; rate: string; accounts: string; kafkaPort: string; postgresPort: string }>();
+
+const durationMs = duration(options.duration);
+const report = await runChaos({
+  durationMs,
+  seed: Number(options.seed),
+  transfers: Math.round((Number(options.rate) * durationMs) / 1000),
+  accounts: Number(options.accounts),
+  kafkaPort: Number(options.kafkaPort),
+  postgresPort: Number(options.postgresPort),
+  log: (line) => console.log(`[chaos] ${line}`),
+});
+console.log(formatReport(report));
+process.exit(report.violations.length === 0 && report.losses === 0 && report.duplicates === 0 ? 0 : 1);
