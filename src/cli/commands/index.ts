@@ -1,8 +1,9 @@
 import { type Command } from 'commander';
 import { register as migrate } from './migrate.ts';
+import { register as reconcile } from './reconcile.ts';
 import { register as sink } from './sink.ts';
 import { register as start } from './start.ts';
 import { register as topics } from './topics.ts';
 
 /** Every sub-command's register function; add new commands here. */
-export const commands: Array<(program: Command) => void> = [migrate, topics, start, sink];
+export const commands: Array<(program: Command) => void> = [migrate, topics, start, sink, reconcile];
