@@ -30,6 +30,8 @@ export interface ChaosReport {
   seed: number;
   faults: string[];
   commands: number;
+  /** Outcomes the commands are owed: one per distinct transferId (duplicates, opens and DLQ records owe none). */
+  owed: number;
   outcomes: number;
   losses: number;
   duplicates: number;
@@ -217,6 +219,7 @@ function report(seed: number, faults: string[], workload: Workload, seen: Observ
     seed,
     faults,
     commands: workload.setup.length + workload.commands.length,
+    owed: owed.size,
     outcomes: ids.length,
     losses: [...owed].filter((id) => !answered.has(id)).length,
     duplicates: ids.length - answered.size,
@@ -299,7 +302,8 @@ export function formatReport(r: ChaosReport): string {
     `faults injected: ${r.faults.length}`,
     ...r.faults.map((f) => `  ${f}`),
     `commands sent: ${r.commands}`,
-    `outcomes: ${r.outcomes}`,
+    `outcomes owed (distinct transferIds): ${r.owed}`,
+    `outcomes read (read_committed): ${r.outcomes}`,
     `losses: ${r.losses}`,
     `duplicates: ${r.duplicates}`,
     r.violations.length === 0 ? 'violations: none' : `violations: ${r.violations.length}`,
