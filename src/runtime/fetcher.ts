@@ -2,20 +2,14 @@
 // read_committed rule correctly (see src/kafka/read-committed.ts). The runtime owns positions itself, so a
 // rebalance, an abort or a restore can move them without any hidden client-side buffering.
 import { type Consumer } from '@platformatic/kafka';
-import { type Headers } from '../topology/types.ts';
 import { batchLastOffset, filterAbortedBatches, isControlBatch } from '../kafka/read-committed.ts';
+import { type InputRecord } from '../topology/task-graph.ts';
+import { type Headers } from '../topology/types.ts';
 
 export const READ_COMMITTED = 1;
 
-export interface FetchedRecord {
-  topic: string;
-  partition: number;
-  offset: bigint;
-  key: Buffer | null;
-  value: Buffer | null;
-  timestamp: number;
-  headers: Headers;
-}
+/** A committed record as fetched: exactly what a task graph takes as input. */
+export type FetchedRecord = InputRecord;
 
 export interface PartitionFetch {
   topic: string;
