@@ -3,6 +3,9 @@
 import { type Logger } from 'pino';
 import { buildBankTopology } from '../bank/topology.ts';
 import { type Config } from '../config/config.ts';
+import { Metrics } from '../http/metrics.ts';
+import { ApiServer } from '../http/server.ts';
+import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { KafkaStreams } from '../runtime/kafka-streams.ts';
 import { PostgresSink } from '../sinks/postgres-sink.ts';
 
@@ -11,12 +14,16 @@ export interface InstanceOptions {
   logger: Logger;
   /** Run the Postgres sink inside this process (default true; `bankstream sink` runs it alone). */
   sink?: boolean;
+  /** Serve the HTTP API (default false here, so that embedding tests stay headless; `bankstream start` turns it on). */
+  http?: boolean;
 }
 
 export interface Instance {
   readonly config: Config;
   readonly streams: KafkaStreams;
   readonly sink: PostgresSink | undefined;
+  readonly http: ApiServer | undefined;
+  readonly metrics: Metrics;
   /** Stops everything: the engine commits what it processed, the sink writes its pending batch. */
   close(): Promise<void>;
 }
@@ -27,6 +34,7 @@ export function bankTopology(config: Config) {
 
 export async function startInstance(options: InstanceOptions): Promise<Instance> {
   const { config, logger } = options;
+  const metrics = new Metrics({ app: config.appId, instance: config.instanceId });
   const streams = new KafkaStreams(bankTopology(config), {
     applicationId: config.appId,
     instanceId: config.instanceId,
@@ -34,19 +42,33 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     stateDir: config.stateDir,
     commitIntervalMs: config.commitIntervalMs,
     batchRecordsMax: config.batchRecordsMax,
+    connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
     logger,
+    onCommit: (info) => metrics.observeCommit(info),
   });
+  metrics.bindStreams(streams);
   await streams.start();
   let sink: PostgresSink | undefined;
   if (options.sink ?? true) {
     sink = new PostgresSink({ config, logger });
     await sink.start();
+    metrics.bindSink(sink);
+  }
+  let http: ApiServer | undefined;
+  if (options.http ?? false) {
+    try {
+      http = await ApiServer.start({ config, logger, streams, sink, metrics });
+    } catch (error) {
+      await Promise.allSettled([streams.close(), sink?.stop()]);
+      throw error;
+    }
   }
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
       let first: unknown;
-      for (const stop of [() => streams.close(), () => sink?.stop()]) {
+      // The API first: it withdraws this instance from routing before its tasks go away.
+      for (const stop of [() => http?.close(), () => streams.close(), () => sink?.stop()]) {
         try {
           await stop();
         } catch (error) {
@@ -55,5 +77,5 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
       }
       if (first) throw first;
     })());
-  return { config, streams, sink, close };
+  return { config, streams, sink, http, metrics, close };
 }

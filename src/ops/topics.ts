@@ -4,13 +4,14 @@
 // would route records to tasks that do not own their state. Partitions can be added but never
 // removed, so nothing is created while an existing topic already disagrees.
 import { Admin, type ConfigDescription, ConfigResourceTypes, findErrorBy } from '@platformatic/kafka';
-import { type Config, changelogTopic } from '../config/config.ts';
+import { type Config, changelogTopic, instancesTopic } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
+import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
 
 /** The state stores of the bank topology; the engine may pass its own list instead. */
 export const DEFAULT_STORE_NAMES: readonly string[] = ['accounts', 'balances', 'transfers'];
 
-export type TopicRole = 'input' | 'credits' | 'changelog' | 'completed' | 'failed' | 'audit' | 'dlq';
+export type TopicRole = 'input' | 'credits' | 'changelog' | 'completed' | 'failed' | 'audit' | 'dlq' | 'instances';
 
 export interface TopicSpec {
   name: string;
@@ -70,6 +71,9 @@ export function plannedTopics(config: Config, stores: readonly string[] = DEFAUL
     spec(config.topics.failed, 'failed', false),
     spec(config.topics.audit, 'audit', false),
     spec(config.topics.dlq, 'dlq', false),
+    // Interactive-query routing metadata (src/http/instances.ts): the latest record per instance id is all
+    // that matters, so compacted. Readers tail every partition; the count just follows PARTITIONS.
+    spec(instancesTopic(config.appId), 'instances', false, { 'cleanup.policy': 'compact' }),
   ];
 }
 
@@ -92,6 +96,8 @@ export async function ensureTopics(config: Config, options: TopicsOptions = {}):
     const after = await describeWith(admin, specs);
     throwIfProblems(layoutProblems(after, config.partitions));
     return { created, existing, topics: after };
+  } catch (error) {
+    throw explainKafkaError(error, config.kafkaSecurity) ?? error;
   } finally {
     await admin.close();
   }
@@ -102,6 +108,8 @@ export async function describeTopics(config: Config, options: TopicsOptions = {}
   const admin = createAdmin(config, 'topics-describe');
   try {
     return await describeWith(admin, plannedTopics(config, options.stores));
+  } catch (error) {
+    throw explainKafkaError(error, config.kafkaSecurity) ?? error;
   } finally {
     await admin.close();
   }
@@ -154,6 +162,7 @@ function createAdmin(config: Config, purpose: string): Admin {
   return new Admin({
     clientId: `${config.appId}-${config.instanceId}-${purpose}`,
     bootstrapBrokers: config.kafkaBrokers,
+    ...kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
     timeout: 30_000,
     retries: 3,
     retryDelay: 500,

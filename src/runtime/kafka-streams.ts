@@ -13,6 +13,7 @@ import { type Logger } from 'pino';
 import { createTransactionalProducer, type KafkaSecurityOptions } from '../kafka/clients.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
+import { explainKafkaError } from '../kafka/security.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
 import { type OutputRecord } from '../topology/task-graph.ts';
 import { type Topology } from '../topology/topology.ts';
@@ -179,7 +180,10 @@ export class KafkaStreams {
     await this.#checkTopics();
     // Fence zombies with our transactional id before anything else: InitProducerId with the
     // transactional id bumps the epoch and aborts whatever transaction a previous incarnation left open.
-    const first = await this.#producer.beginTransaction();
+    const first = await this.#producer.beginTransaction().catch((error: unknown) => {
+      const access = explainKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
+      throw access ? new FatalStreamsError(access.code, access.message, { cause: error }) : error;
+    });
     await first.cancel();
     this.#producerId = this.#producer.producerId;
     this.#log.info({ producerId: String(this.#producerId), epoch: this.#producer.producerEpoch }, 'transactional producer initialized');
@@ -488,6 +492,9 @@ export class KafkaStreams {
     try {
       metadata = await this.#consumer.metadata({ topics: all });
     } catch (error) {
+      // A wrong password, an untrusted certificate or a missing ACL fails here first: say so.
+      const access = explainKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
+      if (access) throw new FatalStreamsError(access.code, access.message, { cause: error });
       throw new FatalStreamsError('topics_missing', `cannot read metadata of topics ${all.join(', ')}; create them with \`bankstream topics create\``, { cause: error });
     }
     for (const topic of all) {

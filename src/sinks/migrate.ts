@@ -7,7 +7,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { type PostgresTlsConfig } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
+import { pgConnectionConfig, withoutTlsParameters } from './pg-connection.ts';
 
 /** The default migrations folder, at the repository root. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
@@ -26,6 +28,8 @@ export interface MigrationFile {
 
 export interface MigrateOptions {
   databaseUrl: string;
+  /** TLS to Postgres (Config.postgresTls); default: read from the URL and the PGSSL* variables. */
+  postgresTls?: PostgresTlsConfig;
   migrationsDir?: string;
   lockWaitMs?: number;
   logger?: Logger;
@@ -49,8 +53,8 @@ export class MigrationError extends Error {
 /** Applies every pending migration; a no-op when the database is up to date. */
 export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const files = await readMigrations(options.migrationsDir ?? MIGRATIONS_DIR);
-  const databaseCreated = await ensureDatabase(options.databaseUrl, options.logger);
-  const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'bankstream-migrate' });
+  const databaseCreated = await ensureDatabase(options.databaseUrl, options.logger, options.postgresTls);
+  const client = new pg.Client({ ...pgConnectionConfig(options.databaseUrl, options.postgresTls), application_name: 'bankstream-migrate' });
   await client.connect();
   try {
     await acquireLock(client, options.lockWaitMs ?? 60_000, options.logger);
@@ -158,8 +162,8 @@ async function acquireLock(client: pg.Client, lockWaitMs: number, logger?: Logge
 }
 
 /** Creates the URL's database when it does not exist; returns whether it did. */
-export async function ensureDatabase(databaseUrl: string, logger?: Logger): Promise<boolean> {
-  const probe = new pg.Client({ connectionString: databaseUrl, application_name: 'bankstream-migrate' });
+export async function ensureDatabase(databaseUrl: string, logger?: Logger, postgresTls?: PostgresTlsConfig): Promise<boolean> {
+  const probe = new pg.Client({ ...pgConnectionConfig(databaseUrl, postgresTls), application_name: 'bankstream-migrate' });
   try {
     await probe.connect();
     return false;
@@ -171,7 +175,9 @@ export async function ensureDatabase(databaseUrl: string, logger?: Logger): Prom
   const url = new URL(databaseUrl);
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
   url.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: url.toString(), application_name: 'bankstream-migrate' });
+  // The same server, so the same TLS settings.
+  const { ssl } = pgConnectionConfig(databaseUrl, postgresTls);
+  const admin = new pg.Client({ connectionString: withoutTlsParameters(url.toString()), ssl, application_name: 'bankstream-migrate' });
   await admin.connect();
   try {
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);

@@ -15,9 +15,11 @@ import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import pg from 'pg';
 import { type Config } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
+import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
 import { Fetcher, type PartitionFetch, tpKey } from '../runtime/fetcher.ts';
 import { SinkBatch, STAGING_DDL, loadOffsets, writeBatch } from './batch.ts';
 import { SinkDatabaseError, databaseStep, kafkaStep } from './errors.ts';
+import { pgConnectionConfig } from './pg-connection.ts';
 import { type SinkTopics, parseRecord } from './records.ts';
 
 export type SinkState = 'created' | 'starting' | 'running' | 'paused-db-down' | 'paused-kafka-error' | 'stopping' | 'stopped';
@@ -107,7 +109,9 @@ export class PostgresSink {
       this.#log.info({ generation: payload.generationId, assignments: payload.assignments }, 'sink partitions assigned');
     });
     consumer.topics.trackAll(this.#topics.completed, this.#topics.failed, this.#topics.audit);
-    await consumer.joinGroup({});
+    await consumer.joinGroup({}).catch((error: unknown) => {
+      throw explainKafkaError(error, this.#config.kafkaSecurity) ?? error;
+    });
     this.#loop = this.#run();
   }
 
@@ -243,7 +247,7 @@ export class PostgresSink {
   async #connectDb(): Promise<pg.Client> {
     if (this.#db) return this.#db;
     const client = new pg.Client({
-      connectionString: this.#config.databaseUrl,
+      ...pgConnectionConfig(this.#config.databaseUrl, this.#config.postgresTls),
       application_name: `${this.#config.appId}-sink`,
       connectionTimeoutMillis: 5_000,
       statement_timeout: 60_000,
@@ -277,6 +281,7 @@ export class PostgresSink {
     const consumer = new Consumer({
       clientId: `${this.#config.appId}-${this.#config.instanceId}-sink`,
       bootstrapBrokers: this.#config.kafkaBrokers,
+      ...kafkaConnectionOptions(this.#config.kafkaSecurity, this.#config.kafkaBrokers),
       groupId: this.#config.sinkGroupId,
       // Offsets live in Postgres; Kafka's committed offsets are never read nor written.
       autocommit: false,

@@ -4,6 +4,7 @@ import { register as reconcile } from './reconcile.ts';
 import { register as sink } from './sink.ts';
 import { register as start } from './start.ts';
 import { register as topics } from './topics.ts';
+import { register as users } from './users.ts';
 
 /** Every sub-command's register function; add new commands here. */
-export const commands: Array<(program: Command) => void> = [migrate, topics, start, sink, reconcile];
+export const commands: Array<(program: Command) => void> = [migrate, topics, start, sink, reconcile, users];

@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .action(async (options: { dir: string }) => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, { component: 'migrate' });
-      const result = await migrate({ databaseUrl: config.databaseUrl, migrationsDir: options.dir, logger });
+      const result = await migrate({ databaseUrl: config.databaseUrl, postgresTls: config.postgresTls, migrationsDir: options.dir, logger });
       const database = new URL(config.databaseUrl).pathname.slice(1);
       if (result.databaseCreated) console.log(`created database ${database}`);
       for (const migration of result.applied) console.log(`applied ${migration.file} (sha256 ${migration.checksum.slice(0, 12)})`);

@@ -10,10 +10,11 @@ export function register(program: Command): void {
     .command('start')
     .description('run a bankstream instance: processor, Postgres sink and HTTP API')
     .option('--no-sink', 'do not run the Postgres sink in this process (run `bankstream sink` elsewhere)')
-    .action(async (options: { sink: boolean }) => {
+    .option('--no-http', 'do not serve the HTTP API from this process')
+    .action(async (options: { sink: boolean; http: boolean }) => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, { instance: config.instanceId });
-      const instance = await startInstance({ config, logger, sink: options.sink });
+      const instance = await startInstance({ config, logger, sink: options.sink, http: options.http });
       logger.info({ app: config.appId, instance: config.instanceId, brokers: config.kafkaBrokers }, 'bankstream instance started');
       const signal = await new Promise<NodeJS.Signals | 'fatal'>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));

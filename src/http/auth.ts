@@ -1,0 +1,142 @@
+// Bearer JWT authentication with jose, and role checks.
+//   jwks mode: tokens of an external issuer, verified against its JWKS URL (keys cached and refreshed by jose),
+//              asymmetric algorithms only, issuer and audience required.
+//   dev mode:  HS256 tokens signed with a local secret and issued by POST /v1/auth/token. A generated secret
+//              only verifies on the instance that made it, so several instances need AUTH_DEV_SECRET.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { type JWTPayload, type JWTVerifyGetKey, SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import { type Context, type Next } from 'koa';
+import { type Logger } from 'pino';
+import { type AuthConfig } from '../config/config.ts';
+import { ApiError, unavailable } from './errors.ts';
+import { type Role, ROLES } from './users.ts';
+
+export interface Principal {
+  subject: string;
+  role: Role;
+}
+
+export interface IssuedToken {
+  token: string;
+  expiresInS: number;
+}
+
+const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+const DEV_ALGORITHM = 'HS256';
+const REALM = 'Bearer realm="bankstream"';
+// RFC 6750 b64token; anything else in the header is not a bearer token at all.
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+const TOKEN_CHARS_MAX = 8192;
+const JWKS_TIMEOUT_MS = 5000;
+const JWKS_COOLDOWN_MS = 30_000;
+const JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
+
+export class Authenticator {
+  readonly #config: AuthConfig;
+  readonly #key: Uint8Array | JWTVerifyGetKey;
+
+  constructor(config: AuthConfig, logger: Logger) {
+    this.#config = config;
+    if (config.mode === 'jwks') {
+      this.#key = createRemoteJWKSet(new URL(config.jwksUrl!), {
+        timeoutDuration: JWKS_TIMEOUT_MS,
+        cooldownDuration: JWKS_COOLDOWN_MS,
+        cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
+      });
+      return;
+    }
+    if (config.devSecret === undefined) {
+      logger.warn('AUTH_DEV_SECRET is not set: tokens are signed with a key generated at start and only verify on this instance');
+    }
+    this.#key = config.devSecret === undefined ? randomBytes(32) : new TextEncoder().encode(config.devSecret);
+  }
+
+  /** Dev mode only: this instance issues tokens. */
+  get issuesTokens(): boolean {
+    return this.#config.mode === 'dev';
+  }
+
+  async issue(subject: string, role: Role): Promise<IssuedToken> {
+    if (!(this.#key instanceof Uint8Array)) throw new ApiError('token_issuance_disabled', 'tokens are issued by the identity provider (AUTH_JWKS_URL)');
+    const expiresInS = this.#config.tokenTtlS;
+    const token = await new SignJWT({ [this.#config.roleClaim]: role })
+      .setProtectedHeader({ alg: DEV_ALGORITHM, typ: 'JWT' })
+      .setSubject(subject)
+      .setIssuer(this.#config.issuer)
+      .setAudience(this.#config.audience)
+      .setIssuedAt()
+      .setExpirationTime(`${expiresInS}s`)
+      .setJti(randomUUID())
+      .sign(this.#key);
+    return { token, expiresInS };
+  }
+
+  /** Verifies signature, algorithm, issuer, audience, exp/nbf; throws ApiError 401 (or 503 when the JWKS is unreachable). */
+  async verify(token: string): Promise<Principal> {
+    const options = {
+      issuer: this.#config.issuer,
+      audience: this.#config.audience,
+      algorithms: this.#config.mode === 'jwks' ? ASYMMETRIC_ALGORITHMS : [DEV_ALGORITHM],
+      clockTolerance: this.#config.clockToleranceS,
+      requiredClaims: ['exp', 'sub'],
+    };
+    let payload: JWTPayload;
+    try {
+      const key = this.#key;
+      payload = (key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options)).payload;
+    } catch (error) {
+      throw verificationError(error);
+    }
+    const role = roleOf(payload[this.#config.roleClaim]);
+    if (!role) throw invalidToken(`the token has no "${this.#config.roleClaim}" claim naming one of ${ROLES.join(', ')}`);
+    return { subject: payload.sub!, role };
+  }
+}
+
+/** The most privileged known role among the claim's values (a string or an array of strings). */
+function roleOf(claim: unknown): Role | undefined {
+  const values = Array.isArray(claim) ? claim : [claim];
+  for (const role of [...ROLES].reverse()) if (values.includes(role)) return role;
+  return undefined;
+}
+
+function invalidToken(detail: string): ApiError {
+  return new ApiError('invalid_token', detail, { headers: { 'WWW-Authenticate': `${REALM}, error="invalid_token"` } });
+}
+
+/** Token errors are the client's (401, with jose's reason); failing to fetch the issuer's keys is ours (503). */
+function verificationError(error: unknown): ApiError {
+  if (error instanceof joseErrors.JWKSTimeout) return unavailable('auth_unavailable', 'the JWKS endpoint timed out', 5, error);
+  if (error instanceof joseErrors.JWKSInvalid) return unavailable('auth_unavailable', 'the JWKS endpoint returned no valid key set', 5, error);
+  if (error instanceof joseErrors.JWTExpired) return invalidToken('the token has expired');
+  if (error instanceof joseErrors.JWTClaimValidationFailed) return invalidToken(`claim ${error.claim} is invalid: ${error.reason}`);
+  if (error instanceof joseErrors.JOSEError && error.code !== 'ERR_JOSE_GENERIC') return invalidToken(`the token is invalid (${error.code})`);
+  // ERR_JOSE_GENERIC and fetch failures: the JWKS answered badly or not at all.
+  return unavailable('auth_unavailable', 'the JWKS endpoint could not be read', 5, error);
+}
+
+/** Middleware: requires a valid bearer token and puts the principal in ctx.state.principal. */
+export function authenticate(authenticator: Authenticator) {
+  return async (ctx: Context, next: Next): Promise<void> => {
+    const header = ctx.get('Authorization');
+    if (header === '') throw new ApiError('unauthenticated', 'an Authorization: Bearer <token> header is required', { headers: { 'WWW-Authenticate': REALM } });
+    const match = header.length <= TOKEN_CHARS_MAX ? BEARER.exec(header) : null;
+    if (!match) throw invalidToken('the Authorization header is not "Bearer <token>"');
+    ctx.state['principal'] = await authenticator.verify(match[1]!);
+    await next();
+  };
+}
+
+export function principalOf(ctx: Context): Principal {
+  const principal = ctx.state['principal'] as Principal | undefined;
+  // Routes that call this are mounted behind authenticate(); reaching here without one is a wiring bug.
+  if (!principal) throw new Error('principalOf called on a route without authentication');
+  return principal;
+}
+
+/** Throws 403 unless the principal has one of the roles. */
+export function requireRole(ctx: Context, ...roles: Role[]): Principal {
+  const principal = principalOf(ctx);
+  if (!roles.includes(principal.role)) throw new ApiError('forbidden', `this operation needs one of the roles ${roles.join(', ')}; the token has ${principal.role}`);
+  return principal;
+}

@@ -1,0 +1,133 @@
+// Reads of the Postgres read model (written by the sink): one transfer, an account's history with keyset
+// pagination, and account owners. Outcomes are returned as the sink stored them (`payload`, the outcome
+// record exactly as emitted) plus `status`, so the API shows the same document as the Kafka outcome.
+import pg from 'pg';
+import { type Logger } from 'pino';
+import { type Config } from '../config/config.ts';
+import { pgConnectionConfig } from '../sinks/pg-connection.ts';
+import { ApiError, invalidParameter, unavailable } from './errors.ts';
+
+export type TransferDocument = Record<string, unknown>;
+
+export interface HistoryPage {
+  items: TransferDocument[];
+  /** Opaque; pass as ?cursor= to get the next (older) page; null on the last page. */
+  nextCursor: string | null;
+}
+
+interface TransferRow {
+  payload: Record<string, unknown>;
+  status: 'COMPLETED' | 'FAILED';
+  cursor_at: string;
+  transfer_id: string;
+}
+
+// The three partial history indexes each serve one branch; UNION (not UNION ALL) drops the same row
+// matched twice (a failed same_account transfer has from = to).
+const HISTORY_SQL = `
+WITH page AS (
+  (SELECT transfer_id, completed_at FROM transactions WHERE account_id = $1 AND (completed_at, transfer_id) < ($2::timestamptz, $3)
+   ORDER BY completed_at DESC, transfer_id DESC LIMIT $4)
+  UNION
+  (SELECT transfer_id, completed_at FROM transactions WHERE from_account = $1 AND (completed_at, transfer_id) < ($2::timestamptz, $3)
+   ORDER BY completed_at DESC, transfer_id DESC LIMIT $4)
+  UNION
+  (SELECT transfer_id, completed_at FROM transactions WHERE to_account = $1 AND (completed_at, transfer_id) < ($2::timestamptz, $3)
+   ORDER BY completed_at DESC, transfer_id DESC LIMIT $4)
+)
+SELECT t.payload, t.status, t.transfer_id,
+       to_char(t.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
+FROM page JOIN transactions t USING (transfer_id)
+ORDER BY t.completed_at DESC, t.transfer_id DESC
+LIMIT $4`;
+
+// Sorts after every real timestamp: the first page starts "before infinity".
+const FIRST_PAGE = { at: 'infinity', id: '' };
+const CURSOR_CHARS_MAX = 600;
+
+export class ReadModel {
+  readonly #pool: pg.Pool;
+
+  constructor(config: Config, logger: Logger) {
+    this.#pool = new pg.Pool({
+      ...pgConnectionConfig(config.databaseUrl, config.postgresTls),
+      application_name: `bankstream-api-${config.instanceId}`,
+      max: 10,
+      connectionTimeoutMillis: 3000,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: 5000,
+    });
+    // An idle client losing its connection must not crash the process; the next query reconnects.
+    this.#pool.on('error', (error) => logger.warn({ err: error }, 'idle Postgres connection failed'));
+  }
+
+  get pool(): pg.Pool {
+    return this.#pool;
+  }
+
+  async transfer(transferId: string): Promise<TransferDocument | undefined> {
+    const rows = await this.#query<TransferRow>(
+      `SELECT payload, status, transfer_id, '' AS cursor_at FROM transactions WHERE transfer_id = $1`,
+      [transferId],
+    );
+    return rows[0] ? documentOf(rows[0]) : undefined;
+  }
+
+  async history(accountId: string, limit: number, cursor: string | undefined): Promise<HistoryPage> {
+    const from = cursor === undefined ? FIRST_PAGE : decodeCursor(cursor);
+    const rows = await this.#query<TransferRow>(HISTORY_SQL, [accountId, from.at, from.id, limit + 1]);
+    const items = rows.slice(0, limit);
+    const last = items[items.length - 1];
+    const nextCursor = rows.length > limit && last ? encodeCursor(last.cursor_at, last.transfer_id) : null;
+    return { items: items.map(documentOf), nextCursor };
+  }
+
+  /** Owners of the accounts as the sink saw them (accounts not sunk yet are absent). */
+  async owners(accountIds: string[]): Promise<Map<string, string | null>> {
+    const rows = await this.#query<{ id: string; owner_id: string | null }>('SELECT id, owner_id FROM accounts WHERE id = ANY($1::text[])', [accountIds]);
+    return new Map(rows.map((r) => [r.id, r.owner_id]));
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+
+  async #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    try {
+      return (await this.#pool.query<R>(text, values)).rows;
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      throw unavailable('database_unavailable', 'the read model database could not be queried', 2, error);
+    }
+  }
+}
+
+// jsonb stores keys in its own order; documents list them as the outcome records do.
+const FIELD_ORDER = ['transferId', 'type', 'status', 'code', 'reason', 'accountId', 'from', 'to', 'amount', 'currency', 'reference', 'requestedAt', 'completedAt'];
+
+function documentOf(row: TransferRow): TransferDocument {
+  const source: Record<string, unknown> = { ...row.payload, status: row.status === 'COMPLETED' ? 'completed' : 'failed' };
+  const document: TransferDocument = {};
+  for (const field of FIELD_ORDER) if (source[field] !== undefined) document[field] = source[field];
+  for (const [field, value] of Object.entries(source)) if (!(field in document)) document[field] = value;
+  return document;
+}
+
+function encodeCursor(at: string, id: string): string {
+  return Buffer.from(JSON.stringify([at, id]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { at: string; id: string } {
+  const invalid = () => invalidParameter('query.cursor', 'is not a cursor returned by this endpoint');
+  if (cursor.length > CURSOR_CHARS_MAX || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid();
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[1] !== 'string') throw invalid();
+  const at = parsed[0];
+  if (typeof at !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(at) || Number.isNaN(Date.parse(at))) throw invalid();
+  return { at, id: parsed[1] };
+}

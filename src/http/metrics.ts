@@ -1,0 +1,134 @@
+// Prometheus metrics of one instance (prom-client). One Registry per instance, never prom-client's global
+// one, so that two instances in one process (tests) do not collide; every series carries the default
+// labels app and instance. Other components register their own metrics on `metrics.registry`, or
+// through the get-or-create helpers below (safe to call with the same name twice).
+//
+// Values that the engine and the sink already keep (task counts, restored records, sink rows) are read
+// at scrape time through `collect` callbacks instead of being pushed on every change.
+import { Counter, type CounterConfiguration, Gauge, type GaugeConfiguration, Histogram, type HistogramConfiguration, Registry, collectDefaultMetrics } from 'prom-client';
+import { type StreamsState, type StreamsStatus } from '../runtime/kafka-streams.ts';
+import { type SinkStatus } from '../sinks/postgres-sink.ts';
+
+const STREAMS_STATES: StreamsState[] = ['CREATED', 'STARTING', 'REBALANCING', 'RUNNING', 'STOPPING', 'STOPPED', 'FAILED'];
+// Request latencies from sub-millisecond reads to a 30 s `?wait`.
+const HTTP_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const RECORDS_BUCKETS = [1, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000];
+
+export interface MetricsLabels {
+  app: string;
+  instance: string;
+}
+
+export interface CommitInfo {
+  records: number;
+  outputs: number;
+  durationMs: number;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpRequestDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly commits: Counter;
+  readonly commitDuration: Histogram;
+  readonly commitRecords: Histogram;
+  readonly recordsProcessed: Counter;
+  readonly outcomes: Counter<'result' | 'code'>;
+  readonly endToEndLatency: Histogram<'result'>;
+  readonly proxied: Counter<'result'>;
+
+  constructor(labels: MetricsLabels, options: { processMetrics?: boolean } = {}) {
+    this.registry.setDefaultLabels({ app: labels.app, instance: labels.instance });
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'bankstream_' });
+    this.httpRequestDuration = this.histogram({ name: 'bankstream_http_request_duration_seconds', help: 'HTTP request duration by route template, method and status', labelNames: ['method', 'route', 'status'], buckets: HTTP_BUCKETS_S });
+    this.commits = this.counter({ name: 'bankstream_streams_commits_total', help: 'Kafka transactions committed by the stream processor' });
+    this.commitDuration = this.histogram({ name: 'bankstream_streams_commit_duration_seconds', help: 'Duration of one exactly-once commit', buckets: HTTP_BUCKETS_S });
+    this.commitRecords = this.histogram({ name: 'bankstream_streams_commit_records', help: 'Input records per committed transaction', buckets: RECORDS_BUCKETS });
+    this.recordsProcessed = this.counter({ name: 'bankstream_streams_records_processed_total', help: 'Input records processed and committed' });
+    this.outcomes = this.counter({ name: 'bankstream_outcomes_total', help: 'Outcomes seen on transaction_completed / transaction_failed, by failure code', labelNames: ['result', 'code'] });
+    this.endToEndLatency = this.histogram({ name: 'bankstream_end_to_end_latency_seconds', help: 'Time from a command requestedAt to its outcome completedAt', labelNames: ['result'], buckets: LATENCY_BUCKETS_S });
+    this.proxied = this.counter({ name: 'bankstream_http_proxied_queries_total', help: 'Account queries proxied to the owning instance, by result', labelNames: ['result'] });
+  }
+
+  counter<T extends string>(config: CounterConfiguration<T>): Counter<T> {
+    return (this.registry.getSingleMetric(config.name) as Counter<T> | undefined) ?? new Counter({ ...config, registers: [this.registry] });
+  }
+
+  gauge<T extends string>(config: GaugeConfiguration<T>): Gauge<T> {
+    return (this.registry.getSingleMetric(config.name) as Gauge<T> | undefined) ?? new Gauge({ ...config, registers: [this.registry] });
+  }
+
+  histogram<T extends string>(config: HistogramConfiguration<T>): Histogram<T> {
+    return (this.registry.getSingleMetric(config.name) as Histogram<T> | undefined) ?? new Histogram({ ...config, registers: [this.registry] });
+  }
+
+  /** Pass as KafkaStreams' onCommit. */
+  observeCommit(info: CommitInfo): void {
+    this.commits.inc();
+    this.commitDuration.observe(info.durationMs / 1000);
+    this.commitRecords.observe(info.records);
+    this.recordsProcessed.inc(info.records);
+  }
+
+  /** One outcome record: `code` is "completed" for transaction_completed. */
+  observeOutcome(result: 'completed' | 'failed', code: string, latencyS: number | undefined): void {
+    this.outcomes.inc({ result, code });
+    if (latencyS !== undefined && latencyS >= 0) this.endToEndLatency.observe({ result }, latencyS);
+  }
+
+  /** A gauge read at scrape time (replaces an earlier one of the same name: the latest binding wins). */
+  gaugeOf(name: string, help: string, read: () => number): void {
+    this.registry.removeSingleMetric(name);
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+
+  /** Task gauges and restore counter, read from the engine at scrape time. */
+  bindStreams(streams: { status(): StreamsStatus }): void {
+    this.registry.removeSingleMetric('bankstream_streams_state');
+    new Gauge({
+      name: 'bankstream_streams_state',
+      help: '1 for the current state of the stream processor',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const current = streams.status().state;
+        for (const s of STREAMS_STATES) this.set({ state: s }, s === current ? 1 : 0);
+      },
+    });
+    this.gaugeOf('bankstream_streams_tasks_assigned', 'Tasks (partitions) assigned to this instance', () => streams.status().assigned.length);
+    this.gaugeOf('bankstream_streams_tasks_running', 'Assigned tasks restored and processing', () => streams.status().running.length);
+    this.counterOf('bankstream_streams_restored_records_total', 'Changelog records restored into local stores', () => streams.status().restoredRecords);
+  }
+
+  /** Sink gauges and counters, read from the sink at scrape time. */
+  bindSink(sink: { status(): SinkStatus }): void {
+    this.gaugeOf('bankstream_postgres_up', '0 while the sink is paused because PostgreSQL is unreachable', () => (sink.status().state === 'paused-db-down' ? 0 : 1));
+    this.gaugeOf('bankstream_sink_running', '1 while the Postgres sink is running', () => (sink.status().state === 'running' ? 1 : 0));
+    this.counterOf('bankstream_sink_rows_written_total', 'Rows the Postgres sink inserted', () => sink.status().rowsWritten);
+    this.counterOf('bankstream_sink_batches_written_total', 'Batches the Postgres sink committed', () => sink.status().batchesWritten);
+    this.counterOf('bankstream_sink_rejects_total', 'Records the sink could not turn into rows', () => sink.status().rejectsWritten);
+  }
+
+  /** A counter mirroring a cumulative value kept elsewhere: increments by the difference at each scrape. */
+  counterOf(name: string, help: string, read: () => number): void {
+    this.registry.removeSingleMetric(name);
+    let last = 0;
+    new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const value = read();
+        if (value > last) this.inc(value - last);
+        last = Math.max(last, value);
+      },
+    });
+  }
+}

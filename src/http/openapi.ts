@@ -1,0 +1,148 @@
+// The OpenAPI 3.1 description of every route, served at /openapi.json. Written by hand next to the routes
+// (test/unit/http/openapi.test.ts checks that every mounted route is described and vice versa).
+import { type Config } from '../config/config.ts';
+import { PROBLEM_CODES, PROBLEM_TYPE_BASE } from './errors.ts';
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const money: Schema = { type: 'string', pattern: '^(0|[1-9][0-9]*)(\\.[0-9]+)?$', examples: ['125.50'], description: 'A decimal string, never a JSON number; at most the currency\'s minor digits' };
+const id: Schema = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' };
+
+function problems(...statuses: number[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const status of statuses) {
+    const codes = Object.entries(PROBLEM_CODES).filter(([, v]) => v.status === status).map(([code]) => code);
+    out[String(status)] = { description: codes.join(', '), content: { 'application/problem+json': { schema: ref('Problem') } } };
+  }
+  return out;
+}
+
+function json(description: string, schema: Schema): Record<string, unknown> {
+  return { description, content: { 'application/json': { schema } } };
+}
+
+const waitParam = { name: 'wait', in: 'query', required: false, description: 'Milliseconds to wait for the outcome (bounded by HTTP_WAIT_MAX_MS); 202 when it does not come in time', schema: { type: 'integer', minimum: 0 } };
+const idPath = { name: 'id', in: 'path', required: true, schema: id };
+const idempotencyHeader = { name: 'Idempotency-Key', in: 'header', required: false, description: 'The transferId, when not in the body', schema: id };
+const secured = [{ bearer: [] }];
+
+function moneyCommand(summary: string, body: string, roles: string): Record<string, unknown> {
+  return {
+    post: {
+      summary,
+      description: `Roles: ${roles}. Idempotent by transferId.`,
+      security: secured,
+      parameters: [waitParam, idempotencyHeader],
+      requestBody: { required: true, content: { 'application/json': { schema: ref(body) } } },
+      responses: {
+        '200': json('The outcome arrived within ?wait', ref('Transfer')),
+        '202': json('Accepted; the outcome will be at Location', ref('Pending')),
+        ...problems(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+      },
+    },
+  };
+}
+
+function paths(): Record<string, unknown> {
+  return {
+    '/healthz': { get: { summary: 'Liveness', responses: { '200': json('Alive', { type: 'object' }), '503': json('The processor failed', { type: 'object' }) } } },
+    '/readyz': { get: { summary: 'Readiness: processor RUNNING and every assigned task restored', responses: { '200': json('Ready', { type: 'object' }), '503': json('Not ready', { type: 'object' }) } } },
+    '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+    '/openapi.json': { get: { summary: 'This document', responses: { '200': json('OpenAPI 3.1', { type: 'object' }) } } },
+    '/v1/auth/token': {
+      post: {
+        summary: 'Issue a bearer token (dev mode: users in PostgreSQL)',
+        requestBody: { required: true, content: { 'application/json': { schema: ref('TokenRequest') } } },
+        responses: { '200': json('A token', ref('Token')), ...problems(400, 401, 404, 413, 415, 422, 503) },
+      },
+    },
+    '/v1/accounts': {
+      post: {
+        summary: 'Open an account', description: 'Roles: teller, admin.', security: secured, parameters: [waitParam],
+        requestBody: { required: true, content: { 'application/json': { schema: ref('OpenAccount') } } },
+        responses: { '201': json('Opened (with ?wait)', { type: 'object' }), '202': json('Accepted', ref('Pending')), ...problems(400, 401, 403, 409, 413, 415, 422, 429, 503) },
+      },
+    },
+    '/v1/accounts/{id}': {
+      get: {
+        summary: 'Balance and state from the owning task\'s store (routed to the owner instance)', description: 'Customers: own accounts only.', security: secured, parameters: [idPath],
+        responses: { '200': json('The account', ref('Account')), ...problems(400, 401, 403, 404, 502, 503) },
+      },
+    },
+    '/v1/accounts/{id}/close': {
+      post: { summary: 'Close an account (balance must be zero)', description: 'Roles: teller, admin.', security: secured, parameters: [idPath, waitParam], responses: { '200': json('Closed (with ?wait)', { type: 'object' }), '202': json('Accepted', ref('Pending')), ...problems(400, 401, 403, 404, 409, 503) } },
+    },
+    '/v1/accounts/{id}/transfers': {
+      get: {
+        summary: 'Transfer history from the read model, newest first (keyset pagination)', security: secured,
+        parameters: [idPath, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } }, { name: 'cursor', in: 'query', schema: { type: 'string' } }],
+        responses: { '200': json('A page', ref('HistoryPage')), ...problems(400, 401, 403, 404, 503) },
+      },
+    },
+    '/v1/accounts/{id}/events': {
+      get: {
+        summary: 'Server-Sent Events of the account\'s outcomes', security: secured, parameters: [idPath],
+        responses: { '200': { description: 'event: transaction_completed | transaction_failed | account_event; data: the record JSON', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...problems(400, 401, 403, 404, 429, 503) },
+      },
+    },
+    '/v1/transfers': moneyCommand('Transfer between two accounts', 'TransferRequest', 'customer (from an own account), admin'),
+    '/v1/deposits': moneyCommand('Deposit external money', 'SingleLegRequest', 'teller, admin'),
+    '/v1/withdrawals': moneyCommand('Withdraw money', 'SingleLegRequest', 'teller, admin'),
+    '/v1/transfers/{id}': {
+      get: { summary: 'A transfer\'s outcome from the read model', security: secured, parameters: [idPath], responses: { '200': json('The transfer', ref('Transfer')), ...problems(400, 401, 403, 404, 503) } },
+    },
+  };
+}
+
+function schemas(): Record<string, Schema> {
+  const codes = Object.keys(PROBLEM_CODES);
+  return {
+    Problem: {
+      type: 'object', required: ['type', 'title', 'status', 'code'],
+      properties: {
+        type: { type: 'string', format: 'uri', description: `${PROBLEM_TYPE_BASE}<code>` }, title: { type: 'string' }, status: { type: 'integer' },
+        detail: { type: 'string' }, instance: { type: 'string' }, code: { type: 'string', enum: codes }, requestId: { type: 'string' },
+        errors: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+      },
+    },
+    TokenRequest: { type: 'object', required: ['username', 'password'], additionalProperties: false, properties: { username: id, password: { type: 'string', minLength: 1 } } },
+    Token: { type: 'object', properties: { access_token: { type: 'string' }, token_type: { const: 'Bearer' }, expires_in: { type: 'integer' }, role: { enum: ['customer', 'teller', 'admin'] } } },
+    OpenAccount: { type: 'object', required: ['ownerId', 'currency'], additionalProperties: false, properties: { accountId: id, ownerId: id, currency: { type: 'string', pattern: '^[A-Z]{3}$' }, overdraftLimit: money } },
+    TransferRequest: { type: 'object', required: ['from', 'to', 'amount', 'currency'], additionalProperties: false, properties: { transferId: id, from: id, to: id, amount: money, currency: { type: 'string' }, reference: { type: 'string', maxLength: 256 } } },
+    SingleLegRequest: { type: 'object', required: ['accountId', 'amount', 'currency'], additionalProperties: false, properties: { transferId: id, accountId: id, amount: money, currency: { type: 'string' } } },
+    Pending: { type: 'object', properties: { transferId: { type: 'string' }, accountId: { type: 'string' }, status: { const: 'pending' }, location: { type: 'string' } } },
+    Transfer: {
+      type: 'object', required: ['transferId', 'status'],
+      properties: {
+        transferId: { type: 'string' }, type: { enum: ['deposit', 'withdrawal', 'transfer'] }, status: { enum: ['completed', 'failed'] },
+        code: { type: 'string', description: 'Failure code: insufficient_funds, account_not_found, account_closed, currency_mismatch, same_account, invalid_amount, malformed' },
+        reason: { type: 'string' }, accountId: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, amount: money, currency: { type: 'string' },
+        reference: { type: 'string' }, requestedAt: { type: 'string', format: 'date-time' }, completedAt: { type: 'string', format: 'date-time' },
+      },
+    },
+    Account: {
+      type: 'object',
+      properties: {
+        accountId: { type: 'string' }, ownerId: { type: 'string' }, currency: { type: 'string' }, status: { enum: ['open', 'closed'] }, balance: money, inFlight: money, overdraftLimit: money,
+        openedAt: { type: 'string', format: 'date-time' }, closedAt: { type: 'string', format: 'date-time' },
+        position: { type: 'object', description: 'Changelog offsets of the committed state read', properties: { partition: { type: 'integer' }, accounts: { type: ['string', 'null'] }, balances: { type: ['string', 'null'] } } },
+        servedBy: { type: 'object', properties: { instanceId: { type: 'string' }, url: { type: 'string' } } },
+      },
+    },
+    HistoryPage: { type: 'object', properties: { accountId: { type: 'string' }, items: { type: 'array', items: ref('Transfer') }, nextCursor: { type: ['string', 'null'] }, next: { type: ['string', 'null'] } } },
+  };
+}
+
+export function openApiDocument(config: Config): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: { title: 'bankstream API', version: '1.0.0', description: 'Exactly-once bank transfers on Kafka. Errors are RFC 9457 problem+json with a stable `code`.' },
+    servers: [{ url: config.advertisedUrl }],
+    paths: paths(),
+    components: {
+      schemas: schemas(),
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: config.auth.mode === 'dev' ? 'Get one from POST /v1/auth/token' : 'Issued by the identity provider' } },
+    },
+  };
+}

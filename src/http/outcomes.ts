@@ -1,0 +1,211 @@
+// Learns outcomes by tailing transaction_completed, transaction_failed and audit_log (read_committed) from the
+// end, on every instance. It serves three things:
+//   - `?wait`: a waiter registered BEFORE its command is produced resolves when the matching outcome arrives;
+//   - Server-Sent Events: per-account subscribers get each outcome (and account event) of their account;
+//   - metrics: outcomes by code and end-to-end latency (requestedAt → completedAt).
+// Why Kafka and not Postgres: the outcome is on Kafka as soon as the processor commits, while the sink adds its
+// batch delay and may be down or run elsewhere; the tail also feeds SSE. Postgres (history.ts) is the fallback
+// for outcomes decided before this instance started, e.g. an exact duplicate, which gets no second outcome.
+import { type Logger } from 'pino';
+import { type Config } from '../config/config.ts';
+import { type FetchedRecord } from '../runtime/fetcher.ts';
+import { type MoneyCommand } from './commands.ts';
+import { ApiError } from './errors.ts';
+import { type Metrics } from './metrics.ts';
+import { TopicTail } from './tail.ts';
+
+export type OutcomeValue = Record<string, unknown>;
+
+/** One record as delivered to SSE subscribers: `event` is the SSE event name. */
+export interface AccountEvent {
+  id: string;
+  event: 'transaction_completed' | 'transaction_failed' | 'account_event';
+  data: OutcomeValue;
+}
+
+export type TransferResult = { kind: 'completed' | 'failed' | 'conflict'; value: OutcomeValue };
+export type AccountResult = { event: string; code?: string; value: OutcomeValue };
+
+export interface Waiter<T> {
+  /** Resolves with the result, or undefined when `timeoutMs` passes first. */
+  wait(timeoutMs: number): Promise<T | undefined>;
+  /** Resolves the waiter from another source (a Postgres lookup). */
+  settle(result: T): void;
+  cancel(): void;
+}
+
+// Remembered outcomes, so that an exact duplicate sent shortly after the first answers at once.
+const RECENT_OUTCOMES_MAX = 10_000;
+// Which rejection codes answer which account command (an account's commands share its key, so its audit events are in order).
+const REJECTIONS_OF_OPEN = new Set(['account_exists', 'malformed']);
+const REJECTIONS_OF_CLOSE = new Set(['account_not_found', 'balance_not_zero', 'account_closed', 'malformed']);
+
+export class OutcomeTracker {
+  readonly #config: Config;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  readonly #tail: TopicTail;
+  readonly #transferWaiters = new Map<string, Set<{ command: MoneyCommand; resolve: (r: TransferResult) => void }>>();
+  readonly #accountWaiters = new Map<string, Set<{ kind: 'open' | 'close'; resolve: (r: AccountResult) => void }>>();
+  readonly #subscribers = new Map<string, Set<(event: AccountEvent) => void>>();
+  readonly #recent = new Map<string, OutcomeValue>();
+  #waiters = 0;
+
+  constructor(config: Config, logger: Logger, metrics: Metrics) {
+    this.#config = config;
+    this.#log = logger.child({ component: 'outcomes' });
+    this.#metrics = metrics;
+    const { completed, failed, audit } = config.topics;
+    this.#tail = new TopicTail({ config, logger, purpose: 'api-outcomes', topics: [completed, failed, audit], from: 'end', onRecords: (records) => this.#onRecords(records) });
+  }
+
+  async start(): Promise<void> {
+    this.#metrics.gaugeOf('bankstream_http_outcome_waiters', 'Requests waiting for an outcome (?wait)', () => this.#waiters);
+    await this.#tail.start();
+  }
+
+  async close(): Promise<void> {
+    await this.#tail.close();
+  }
+
+  /** Registers interest in a money command's outcome; call before producing the command. */
+  expectTransfer(command: MoneyCommand): Waiter<TransferResult> {
+    const recent = this.#recent.get(command.transferId);
+    const entry: { command: MoneyCommand; resolve: (r: TransferResult) => void } = { command, resolve: () => {} };
+    const waiter = this.#waiter<TransferResult, typeof entry>(this.#transferWaiters, command.transferId, entry);
+    if (recent && sameFields(command, recent)) waiter.settle(resultOf(recent));
+    return waiter;
+  }
+
+  /** Registers interest in an account command's audit answer; call before producing it. */
+  expectAccount(accountId: string, kind: 'open' | 'close'): Waiter<AccountResult> {
+    return this.#waiter<AccountResult, { kind: 'open' | 'close'; resolve: (r: AccountResult) => void }>(this.#accountWaiters, accountId, { kind, resolve: () => {} });
+  }
+
+  /** Subscribes to an account's events; returns the unsubscribe function. */
+  subscribe(accountId: string, listener: (event: AccountEvent) => void): () => void {
+    let set = this.#subscribers.get(accountId);
+    if (!set) this.#subscribers.set(accountId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.#subscribers.delete(accountId);
+    };
+  }
+
+  #waiter<T, E extends { resolve: (r: T) => void }>(map: Map<string, Set<E>>, key: string, entry: E): Waiter<T> {
+    if (this.#waiters >= this.#config.http.waitersMax) {
+      throw new ApiError('too_many_requests', `more than ${this.#config.http.waitersMax} requests are waiting for outcomes; retry without ?wait`, { retryAfterS: 1 });
+    }
+    this.#waiters++;
+    let set = map.get(key);
+    if (!set) map.set(key, (set = new Set()));
+    let settled: T | undefined;
+    let wake: ((r: T | undefined) => void) | undefined;
+    let done = false;
+    const finish = (result: T | undefined): void => {
+      if (done) return;
+      done = true;
+      this.#waiters--;
+      set.delete(entry);
+      if (set.size === 0 && map.get(key) === set) map.delete(key);
+      settled = result;
+      wake?.(result);
+    };
+    entry.resolve = (result: T) => finish(result);
+    set.add(entry);
+    return {
+      wait: (timeoutMs) =>
+        done
+          ? Promise.resolve(settled)
+          : new Promise<T | undefined>((resolve) => {
+              const timer = setTimeout(() => finish(undefined), timeoutMs);
+              wake = (result) => {
+                clearTimeout(timer);
+                resolve(result);
+              };
+            }),
+      settle: (result) => finish(result),
+      cancel: () => finish(undefined),
+    };
+  }
+
+  #onRecords(records: FetchedRecord[]): void {
+    for (const record of records) {
+      try {
+        this.#onRecord(record);
+      } catch (error) {
+        this.#log.warn({ err: error, topic: record.topic, partition: record.partition, offset: String(record.offset) }, 'outcome record skipped');
+      }
+    }
+  }
+
+  #onRecord(record: FetchedRecord): void {
+    if (!record.value) return;
+    const value = JSON.parse(record.value.toString('utf8')) as OutcomeValue;
+    if (typeof value !== 'object' || value === null) return;
+    const id = `${record.topic}:${record.partition}:${record.offset}`;
+    if (record.topic === this.#config.topics.audit) return this.#onAudit(id, value);
+    const completed = record.topic === this.#config.topics.completed;
+    this.#metrics.observeOutcome(completed ? 'completed' : 'failed', completed ? 'completed' : String(value['code']), latencyS(value));
+    this.#onOutcome(id, completed, value);
+  }
+
+  #onOutcome(id: string, completed: boolean, value: OutcomeValue): void {
+    const transferId = value['transferId'];
+    if (typeof transferId !== 'string') return;
+    const conflict = !completed && value['code'] === 'idempotency_conflict';
+    if (!conflict) this.#remember(transferId, { ...value, status: completed ? 'completed' : 'failed' });
+    const result: TransferResult = conflict ? { kind: 'conflict', value } : resultOf({ ...value, status: completed ? 'completed' : 'failed' });
+    for (const waiter of [...(this.#transferWaiters.get(transferId) ?? [])]) {
+      if (sameFields(waiter.command, value)) waiter.resolve(result);
+    }
+    const event: AccountEvent = { id, event: completed ? 'transaction_completed' : 'transaction_failed', data: value };
+    const accounts = new Set([value['accountId'], value['from'], value['to']].filter((a): a is string => typeof a === 'string'));
+    for (const account of accounts) this.#publish(account, event);
+  }
+
+  #onAudit(id: string, value: OutcomeValue): void {
+    const event = value['event'];
+    const accountId = value['accountId'];
+    if (typeof event !== 'string' || !event.startsWith('account_') || typeof accountId !== 'string') return;
+    const code = typeof value['code'] === 'string' ? value['code'] : undefined;
+    for (const waiter of [...(this.#accountWaiters.get(accountId) ?? [])]) {
+      if (accountEventAnswers(waiter.kind, event, code)) waiter.resolve({ event, ...(code === undefined ? {} : { code }), value });
+    }
+    this.#publish(accountId, { id, event: 'account_event', data: value });
+  }
+
+  #publish(accountId: string, event: AccountEvent): void {
+    for (const listener of [...(this.#subscribers.get(accountId) ?? [])]) listener(event);
+  }
+
+  #remember(transferId: string, value: OutcomeValue): void {
+    this.#recent.delete(transferId);
+    this.#recent.set(transferId, value);
+    if (this.#recent.size > RECENT_OUTCOMES_MAX) this.#recent.delete(this.#recent.keys().next().value!);
+  }
+}
+
+function accountEventAnswers(kind: 'open' | 'close', event: string, code: string | undefined): boolean {
+  if (event === 'account_command_rejected') return (kind === 'open' ? REJECTIONS_OF_OPEN : REJECTIONS_OF_CLOSE).has(code ?? '');
+  return event === (kind === 'open' ? 'account_opened' : 'account_closed');
+}
+
+/** An outcome value (with `status`) as the result of a wait. */
+export function resultOf(value: OutcomeValue): TransferResult {
+  return { kind: value['status'] === 'completed' ? 'completed' : 'failed', value };
+}
+
+/** Whether an outcome answers this command: same type, accounts, amount, currency and reference (the fingerprint). */
+export function sameFields(command: MoneyCommand, value: OutcomeValue): boolean {
+  if (value['type'] !== command.type || value['amount'] !== command.amount || value['currency'] !== command.currency) return false;
+  if (command.type !== 'transfer') return value['accountId'] === command.accountId;
+  return value['from'] === command.from && value['to'] === command.to && (value['reference'] ?? undefined) === command.reference;
+}
+
+function latencyS(value: OutcomeValue): number | undefined {
+  const requested = Date.parse(String(value['requestedAt']));
+  const completed = Date.parse(String(value['completedAt']));
+  return Number.isFinite(requested) && Number.isFinite(completed) ? (completed - requested) / 1000 : undefined;
+}

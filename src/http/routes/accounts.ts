@@ -1,0 +1,119 @@
+// /v1/accounts: open and close (commands), the interactive balance query (local or proxied to the owner),
+// the history from the read model and the account's event stream.
+import { randomUUID } from 'node:crypto';
+import { type Router } from '@koa/router';
+import { type Context } from 'koa';
+import { currencyDigits, formatMoney } from '../../bank/money.ts';
+import { INSTANCE_HEADER, VIA_HEADER } from '../accounts.ts';
+import { authenticate, principalOf, requireRole } from '../auth.ts';
+import { readJsonObject } from '../body.ts';
+import { type CloseAccountCommand, type OpenAccountCommand } from '../commands.ts';
+import { type ApiDeps, assertOwnsAccount, forbiddenAccount, queryRequest } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { type AccountResult } from '../outcomes.ts';
+import { BodyReader, idParam, intQuery, stringQuery } from '../validate.ts';
+
+const HISTORY_LIMIT_DEFAULT = 20;
+const HISTORY_LIMIT_MAX = 100;
+
+export function accountRoutes(router: Router, deps: ApiDeps): void {
+  const auth = authenticate(deps.authenticator);
+  router.post('/v1/accounts', auth, (ctx) => openAccount(ctx, deps));
+  router.get('/v1/accounts/:id', auth, (ctx) => getAccount(ctx, deps));
+  router.post('/v1/accounts/:id/close', auth, (ctx) => closeAccount(ctx, deps));
+  router.get('/v1/accounts/:id/transfers', auth, (ctx) => accountHistory(ctx, deps));
+  router.get('/v1/accounts/:id/events', auth, (ctx) => accountEvents(ctx, deps));
+}
+
+async function openAccount(ctx: Context, deps: ApiDeps): Promise<void> {
+  requireRole(ctx, 'teller', 'admin');
+  const waitMs = intQuery(ctx.query, 'wait', 0, deps.config.http.waitMaxMs);
+  const body = new BodyReader(await readJsonObject(ctx, deps.config.http.bodyLimitBytes));
+  // Client-chosen ids make a retried open safe (the second one is rejected as account_exists).
+  const accountId = body.id('accountId', true) ?? `acc-${randomUUID()}`;
+  const ownerId = body.id('ownerId');
+  const currency = body.currency('currency');
+  const overdraftLimit = body.money('overdraftLimit', currency, { optional: true, allowZero: true });
+  body.done();
+  const command: OpenAccountCommand = { type: 'open_account', accountId, ownerId: ownerId!, currency: currency!, ...(overdraftLimit === undefined ? {} : { overdraftLimit }) };
+  const result = await submitAccountCommand(deps, command, 'open', waitMs);
+  ctx.set('Location', `/v1/accounts/${encodeURIComponent(accountId)}`);
+  if (!result) return accepted(ctx, { accountId, status: 'pending' });
+  throwIfRejected(result, accountId);
+  ctx.status = 201;
+  ctx.body = { accountId, ownerId, currency, overdraftLimit: overdraftLimit ?? formatMoney(0n, currencyDigits(currency!)!), status: 'open', openedAt: result.value['at'] };
+}
+
+async function closeAccount(ctx: Context, deps: ApiDeps): Promise<void> {
+  requireRole(ctx, 'teller', 'admin');
+  const accountId = idParam('id', ctx.params['id']);
+  const waitMs = intQuery(ctx.query, 'wait', 0, deps.config.http.waitMaxMs);
+  const command: CloseAccountCommand = { type: 'close_account', accountId };
+  const result = await submitAccountCommand(deps, command, 'close', waitMs);
+  ctx.set('Location', `/v1/accounts/${encodeURIComponent(accountId)}`);
+  if (!result) return accepted(ctx, { accountId, status: 'pending' });
+  throwIfRejected(result, accountId);
+  ctx.body = { accountId, status: 'closed', closedAt: result.value['at'] };
+}
+
+/** Produces the command; with waitMs > 0 waits (bounded) for its audit answer. */
+async function submitAccountCommand(deps: ApiDeps, command: OpenAccountCommand | CloseAccountCommand, kind: 'open' | 'close', waitMs: number | undefined): Promise<AccountResult | undefined> {
+  const waiter = waitMs ? deps.tracker.expectAccount(command.accountId, kind) : undefined;
+  try {
+    await deps.sender.send(command, new Date().toISOString());
+  } catch (error) {
+    waiter?.cancel();
+    throw error;
+  }
+  return waiter?.wait(waitMs!);
+}
+
+function throwIfRejected(result: AccountResult, accountId: string): void {
+  if (result.event !== 'account_command_rejected') return;
+  const reason = typeof result.value['reason'] === 'string' ? result.value['reason'] : `rejected with ${result.code}`;
+  if (result.code === 'account_exists') throw new ApiError('account_exists', reason);
+  if (result.code === 'account_not_found') throw new ApiError('account_not_found', `account ${accountId} does not exist`);
+  throw new ApiError('account_command_rejected', reason, { extensions: { rejection: result.code } });
+}
+
+function accepted(ctx: Context, body: Record<string, unknown>): void {
+  ctx.status = 202;
+  ctx.body = { ...body, location: ctx.response.get('Location') };
+}
+
+async function getAccount(ctx: Context, deps: ApiDeps): Promise<void> {
+  const accountId = idParam('id', ctx.params['id']);
+  const principal = principalOf(ctx);
+  const result = await deps.queries.read(accountId, queryRequest(ctx));
+  if (result.kind === 'local') {
+    if (principal.role === 'customer' && result.view.ownerId !== principal.subject) throw forbiddenAccount(accountId);
+    ctx.set(INSTANCE_HEADER, result.view.servedBy.instanceId);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = result.view;
+    return;
+  }
+  // The owner authenticated the forwarded token and checked ownership itself: pass its answer through.
+  ctx.status = result.status;
+  for (const [name, value] of Object.entries(result.headers)) ctx.set(name, value);
+  ctx.set(VIA_HEADER, deps.config.instanceId);
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = result.body;
+  ctx.type = result.headers['content-type'] ?? 'application/json';
+}
+
+async function accountHistory(ctx: Context, deps: ApiDeps): Promise<void> {
+  const accountId = idParam('id', ctx.params['id']);
+  const limit = intQuery(ctx.query, 'limit', 1, HISTORY_LIMIT_MAX) ?? HISTORY_LIMIT_DEFAULT;
+  const cursor = stringQuery(ctx.query, 'cursor', 600);
+  await assertOwnsAccount(ctx, deps, accountId);
+  const page = await deps.readModel.history(accountId, limit, cursor);
+  const next = page.nextCursor ? `/v1/accounts/${encodeURIComponent(accountId)}/transfers?limit=${limit}&cursor=${page.nextCursor}` : null;
+  if (next) ctx.set('Link', `<${next}>; rel="next"`);
+  ctx.body = { accountId, items: page.items, nextCursor: page.nextCursor, next };
+}
+
+async function accountEvents(ctx: Context, deps: ApiDeps): Promise<void> {
+  const accountId = idParam('id', ctx.params['id']);
+  await assertOwnsAccount(ctx, deps, accountId);
+  deps.sse.open(ctx, accountId);
+}

@@ -1,0 +1,158 @@
+// Tails every partition of some topics, read_committed, without a consumer group: positions are explicit and
+// fetched through the runtime's Fetcher (the Java read_committed rule, so aborted outcomes never reach API
+// clients). Used for outcomes (from the end) and for the instances metadata topic (from the beginning).
+import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
+import { type Logger } from 'pino';
+import { type Config } from '../config/config.ts';
+import { kafkaConnectionOptions } from '../kafka/security.ts';
+import { FetchPartitionError, Fetcher, type FetchedRecord, tpKey } from '../runtime/fetcher.ts';
+
+export interface TopicTailOptions {
+  config: Config;
+  logger: Logger;
+  /** Names the client ("<appId>-<instanceId>-<purpose>"). */
+  purpose: string;
+  topics: string[];
+  /** `end` = the last stable offset at start (nothing committed after it is missed), `beginning` = the log start. */
+  from: 'end' | 'beginning';
+  /** Called with each fetched partition's records in offset order; must not throw. */
+  onRecords(records: FetchedRecord[]): void;
+  /** Longest time a fetch waits for new data; bounds the delay of close() too. */
+  maxWaitMs?: number;
+}
+
+interface Position {
+  topic: string;
+  partition: number;
+  offset: bigint;
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+const FETCH_MAX_BYTES = 4 * 1024 * 1024;
+const PARTITION_MAX_BYTES = 1024 * 1024;
+
+export class TopicTail {
+  readonly #options: TopicTailOptions;
+  readonly #log: Logger;
+  readonly #consumer: Consumer;
+  readonly #fetcher: Fetcher;
+  readonly #stop = new AbortController();
+  #positions: Position[] = [];
+  #loop: Promise<void> | undefined;
+  #caughtUp: { ends: Map<string, bigint>; resolve: () => void; promise: Promise<void> };
+
+  constructor(options: TopicTailOptions) {
+    this.#options = options;
+    this.#log = options.logger.child({ component: `tail-${options.purpose}` });
+    const { config } = options;
+    this.#consumer = new Consumer({
+      clientId: `${config.appId}-${config.instanceId}-${options.purpose}`,
+      bootstrapBrokers: config.kafkaBrokers,
+      ...kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
+      // Required by the client; this consumer never joins the group nor commits offsets.
+      groupId: `${config.appId}-${config.instanceId}-${options.purpose}`,
+      autocommit: false,
+      isolationLevel: 1,
+      timeout: 15_000,
+      retries: 3,
+      retryDelay: 250,
+      strict: false,
+    });
+    this.#consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'tail consumer error'));
+    const maxWaitMs = options.maxWaitMs ?? 500;
+    this.#fetcher = new Fetcher(this.#consumer, { maxWaitMs, minBytes: 1, maxBytes: FETCH_MAX_BYTES, partitionMaxBytes: PARTITION_MAX_BYTES });
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.#caughtUp = { ends: new Map(), resolve, promise };
+  }
+
+  /** Positions every partition and starts tailing in the background. */
+  async start(): Promise<void> {
+    this.#positions = await this.#initialPositions(this.#options.from);
+    this.#caughtUp.ends = new Map((await this.#listOffsets(ListOffsetTimestamps.LATEST)).map((p) => [tpKey(p.topic, p.partition), p.offset]));
+    this.#checkCaughtUp();
+    this.#loop = this.#run();
+  }
+
+  /** Resolves once every record committed before start() has been handed to onRecords. */
+  caughtUp(): Promise<void> {
+    return this.#caughtUp.promise;
+  }
+
+  async close(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+    await this.#consumer.close(true).catch(() => undefined);
+  }
+
+  async #run(): Promise<void> {
+    let backoffMs = BACKOFF_MIN_MS;
+    while (!this.#stop.signal.aborted) {
+      try {
+        await this.#step();
+        backoffMs = BACKOFF_MIN_MS;
+      } catch (error) {
+        if (this.#stop.signal.aborted) break;
+        this.#log.warn({ err: error, retryInMs: backoffMs }, 'tail fetch failed');
+        if (error instanceof FetchPartitionError && error.apiId === 'OFFSET_OUT_OF_RANGE') await this.#repositionOutOfRange();
+        await sleep(backoffMs, this.#stop.signal);
+        backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+      }
+    }
+  }
+
+  async #step(): Promise<void> {
+    const fetched = await this.#fetcher.fetch(this.#positions);
+    for (const part of fetched) {
+      const position = this.#positions.find((p) => p.topic === part.topic && p.partition === part.partition);
+      if (!position || part.nextOffset <= position.offset) continue;
+      if (part.records.length > 0) this.#options.onRecords(part.records);
+      position.offset = part.nextOffset;
+    }
+    this.#checkCaughtUp();
+  }
+
+  #checkCaughtUp(): void {
+    const ends = this.#caughtUp.ends;
+    if (this.#positions.every((p) => p.offset >= (ends.get(tpKey(p.topic, p.partition)) ?? 0n))) this.#caughtUp.resolve();
+  }
+
+  async #initialPositions(from: 'end' | 'beginning'): Promise<Position[]> {
+    // read_committed LATEST is the last stable offset: records of transactions still open there will commit after it.
+    return this.#listOffsets(from === 'end' ? ListOffsetTimestamps.LATEST : ListOffsetTimestamps.EARLIEST);
+  }
+
+  async #listOffsets(timestamp: bigint): Promise<Position[]> {
+    const offsets = await this.#consumer.listOffsets({ topics: this.#options.topics, timestamp, isolationLevel: 1 });
+    const positions: Position[] = [];
+    for (const topic of this.#options.topics) {
+      const list = offsets.get(topic);
+      if (!list) throw new Error(`topic ${topic} has no partitions; create it with \`bankstream topics create\``);
+      list.forEach((offset, partition) => positions.push({ topic, partition, offset }));
+    }
+    return positions;
+  }
+
+  /** Retention deleted what we were about to read: skip to the log start (those records are gone for everyone). */
+  async #repositionOutOfRange(): Promise<void> {
+    const earliest = await this.#listOffsets(ListOffsetTimestamps.EARLIEST).catch(() => []);
+    for (const e of earliest) {
+      const position = this.#positions.find((p) => p.topic === e.topic && p.partition === e.partition);
+      if (position && position.offset < e.offset) position.offset = e.offset;
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,192 @@
+import { Router } from '@koa/router';
+import { type CryptoKey, type JWK, SignJWT, UnsecuredJWT, exportJWK, generateKeyPair } from 'jose';
+import Koa from 'koa';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config/config.ts';
+import { Authenticator, authenticate, requireRole } from '../../../src/http/auth.ts';
+import { ApiError } from '../../../src/http/errors.ts';
+import { Metrics } from '../../../src/http/metrics.ts';
+import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
+import { type Served, serve } from './serve.ts';
+
+const logger = pino({ level: 'silent' });
+const SECRET = 'unit-test-secret-with-more-than-32-characters';
+const ISSUER = 'https://idp.example.test/';
+const AUDIENCE = 'bankstream-test';
+
+async function refused(promise: Promise<unknown>): Promise<ApiError> {
+  const error = await promise.then(() => undefined, (caught: unknown) => caught);
+  expect(error).toBeInstanceOf(ApiError);
+  return error as ApiError;
+}
+
+describe('Authenticator in dev mode', () => {
+  const auth = new Authenticator(loadConfig({ AUTH_DEV_SECRET: SECRET }).auth, logger);
+  const key = new TextEncoder().encode(SECRET);
+  const sign = (claims: Record<string, unknown>, build: (jwt: SignJWT) => SignJWT = (jwt) => jwt) =>
+    build(new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setIssuer('bankstream').setAudience('bankstream-api').setIssuedAt().setExpirationTime('5m')).sign(key);
+
+  it('should verify the subject and role when the token was issued by this authenticator', async () => {
+    const { token, expiresInS } = await auth.issue('alice', 'customer');
+
+    expect(await auth.verify(token)).toEqual({ subject: 'alice', role: 'customer' });
+    expect(expiresInS).toBe(3600);
+  });
+
+  it('should refuse with invalid_token when the token has expired', async () => {
+    const token = await sign({ role: 'admin' }, (jwt) => jwt.setExpirationTime(Math.floor(Date.now() / 1000) - 60));
+
+    const error = await refused(auth.verify(token));
+
+    expect(error.code).toBe('invalid_token');
+    expect(error.status).toBe(401);
+    expect(error.message).toContain('expired');
+  });
+
+  it('should refuse when the token is not yet valid', async () => {
+    const token = await sign({ role: 'admin' }, (jwt) => jwt.setNotBefore(Math.floor(Date.now() / 1000) + 600));
+
+    expect((await refused(auth.verify(token))).code).toBe('invalid_token');
+  });
+
+  it('should refuse when the issuer or the audience differs', async () => {
+    const wrongIssuer = await sign({ role: 'admin' }, (jwt) => jwt.setIssuer('someone-else'));
+    const wrongAudience = await sign({ role: 'admin' }, (jwt) => jwt.setAudience('another-api'));
+
+    expect((await refused(auth.verify(wrongIssuer))).message).toContain('iss');
+    expect((await refused(auth.verify(wrongAudience))).message).toContain('aud');
+  });
+
+  it('should refuse when the signature was made with another key', async () => {
+    const forged = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setIssuer('bankstream').setAudience('bankstream-api').setExpirationTime('5m')
+      .sign(new TextEncoder().encode('another-secret-with-more-than-32-characters!'));
+
+    expect((await refused(auth.verify(forged))).code).toBe('invalid_token');
+  });
+
+  it('should refuse an unsecured token when its alg is none', async () => {
+    const token = new UnsecuredJWT({ role: 'admin' }).setSubject('u1').setIssuer('bankstream').setAudience('bankstream-api').setExpirationTime('5m').encode();
+
+    expect((await refused(auth.verify(token))).code).toBe('invalid_token');
+  });
+
+  it('should refuse when the role claim is missing or unknown', async () => {
+    expect((await refused(auth.verify(await sign({})))).message).toContain('role');
+    expect((await refused(auth.verify(await sign({ role: 'root' })))).code).toBe('invalid_token');
+  });
+
+  it('should refuse when exp is missing', async () => {
+    const token = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setIssuer('bankstream').setAudience('bankstream-api').sign(key);
+
+    expect((await refused(auth.verify(token))).code).toBe('invalid_token');
+  });
+});
+
+describe('Authenticator in jwks mode', () => {
+  let jwks: Served;
+  let privateKey: CryptoKey;
+  let otherKey: CryptoKey;
+  let auth: Authenticator;
+  const sign = (key: CryptoKey, claims: Record<string, unknown> = { role: 'teller' }, kid = 'k1') =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid }).setSubject('t1').setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('5m').sign(key);
+
+  beforeAll(async () => {
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    privateKey = pair.privateKey;
+    otherKey = (await generateKeyPair('ES256')).privateKey;
+    const jwk: JWK = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    jwks = await serve((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    auth = new Authenticator(loadConfig({ AUTH_JWKS_URL: `${jwks.url}/.well-known/jwks.json`, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE }).auth, logger);
+  });
+
+  afterAll(async () => {
+    await jwks.close();
+  });
+
+  it('should verify a token when it is signed by a key of the JWKS', async () => {
+    expect(await auth.verify(await sign(privateKey))).toEqual({ subject: 't1', role: 'teller' });
+  });
+
+  it('should refuse when the token is signed by a key outside the JWKS', async () => {
+    expect((await refused(auth.verify(await sign(otherKey)))).code).toBe('invalid_token');
+    expect((await refused(auth.verify(await sign(otherKey, { role: 'teller' }, 'unknown-kid')))).code).toBe('invalid_token');
+  });
+
+  it('should refuse an HS256 token when tokens come from a JWKS', async () => {
+    const token = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256', kid: 'k1' }).setSubject('t1').setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m')
+      .sign(new TextEncoder().encode(SECRET));
+
+    expect((await refused(auth.verify(token))).code).toBe('invalid_token');
+  });
+
+  it('should refuse to issue tokens when an identity provider issues them', async () => {
+    expect(auth.issuesTokens).toBe(false);
+    expect((await refused(auth.issue('x', 'admin'))).code).toBe('token_issuance_disabled');
+  });
+
+  it('should answer 503 auth_unavailable when the JWKS endpoint cannot be reached', async () => {
+    const down = new Authenticator(loadConfig({ AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json', AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE }).auth, logger);
+
+    const error = await refused(down.verify(await sign(privateKey)));
+
+    expect(error.code).toBe('auth_unavailable');
+    expect(error.status).toBe(503);
+  });
+});
+
+describe('authenticate middleware', () => {
+  let app: Served;
+  const auth = new Authenticator(loadConfig({ AUTH_DEV_SECRET: SECRET }).auth, logger);
+
+  beforeAll(async () => {
+    const koa = new Koa();
+    const router = new Router();
+    router.get('/private', authenticate(auth), (ctx) => {
+      ctx.body = requireRole(ctx, 'teller', 'admin');
+    });
+    koa.use(requestContext(logger, new Metrics({ app: 'a', instance: 'i' }, { processMetrics: false })));
+    koa.use(errorHandler());
+    koa.use(router.routes());
+    app = await serve(koa.callback());
+  });
+
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it('should answer 401 problem+json with a Bearer challenge when no token is sent', async () => {
+    const response = await fetch(`${app.url}/private`);
+    const body = (await response.json()) as Record<string, unknown>;
+
+    expect(response.status).toBe(401);
+    expect(response.headers.get('content-type')).toContain('application/problem+json');
+    expect(response.headers.get('www-authenticate')).toBe('Bearer realm="bankstream"');
+    expect(body).toMatchObject({ type: 'https://bankstream.dev/problems/unauthenticated', status: 401, code: 'unauthenticated', instance: '/private' });
+    expect(body['requestId']).toBe(response.headers.get('x-request-id'));
+  });
+
+  it('should answer 401 invalid_token when the header is not a bearer token', async () => {
+    const response = await fetch(`${app.url}/private`, { headers: { Authorization: 'Basic dXNlcjpwYXNz' } });
+
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toContain('error="invalid_token"');
+  });
+
+  it('should answer 403 when the role is not allowed and 200 when it is', async () => {
+    const customer = (await auth.issue('c1', 'customer')).token;
+    const teller = (await auth.issue('t1', 'teller')).token;
+
+    const denied = await fetch(`${app.url}/private`, { headers: { Authorization: `Bearer ${customer}` } });
+    const allowed = await fetch(`${app.url}/private`, { headers: { Authorization: `Bearer ${teller}`, 'X-Request-Id': 'req-42' } });
+
+    expect(denied.status).toBe(403);
+    expect(((await denied.json()) as { code: string }).code).toBe('forbidden');
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers.get('x-request-id')).toBe('req-42');
+    expect(await allowed.json()).toEqual({ subject: 't1', role: 'teller' });
+  });
+});

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { Metrics } from '../../../src/http/metrics.ts';
+
+describe('Metrics', () => {
+  it('should label every series with app and instance when scraped', async () => {
+    const metrics = new Metrics({ app: 'bank', instance: 'i1' }, { processMetrics: false });
+    metrics.observeCommit({ records: 5, outputs: 7, durationMs: 12 });
+
+    const text = await metrics.registry.metrics();
+
+    expect(text).toContain('bankstream_streams_commits_total{app="bank",instance="i1"} 1');
+    expect(text).toContain('bankstream_streams_records_processed_total{app="bank",instance="i1"} 5');
+  });
+
+  it('should mirror a cumulative value as a counter when it grows between scrapes', async () => {
+    const metrics = new Metrics({ app: 'bank', instance: 'i1' }, { processMetrics: false });
+    let value = 3;
+    metrics.counterOf('test_rows_total', 'rows', () => value);
+
+    expect(await metrics.registry.metrics()).toContain('test_rows_total{app="bank",instance="i1"} 3');
+    value = 10;
+    expect(await metrics.registry.metrics()).toContain('test_rows_total{app="bank",instance="i1"} 10');
+  });
+
+  it('should return the existing metric when a component registers the same name twice', () => {
+    const metrics = new Metrics({ app: 'bank', instance: 'i1' }, { processMetrics: false });
+
+    expect(metrics.counter({ name: 'x_total', help: 'x' })).toBe(metrics.counter({ name: 'x_total', help: 'x' }));
+  });
+});
