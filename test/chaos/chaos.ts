@@ -23,8 +23,15 @@ export interface ChaosOptions {
   accounts: number;
   kafkaPort: number;
   postgresPort: number;
+  /** Faults injected first, in this order, before random ones (the suite's short run covers each kind once). */
+  schedule?: FaultKind[];
   log: (line: string) => void;
 }
+
+export type FaultKind = 'kill-instance' | 'pause-instance' | 'kill-sink' | 'postgres' | 'broker' | 'scale';
+const FAULT_KINDS: FaultKind[] = ['kill-instance', 'pause-instance', 'kill-sink', 'postgres', 'broker', 'scale'];
+/** Cumulative weights of the random fault choice, in FAULT_KINDS order. */
+const FAULT_WEIGHTS = [0.3, 0.5, 0.65, 0.75, 0.85, 1];
 
 export interface ChaosReport {
   seed: number;
@@ -100,9 +107,12 @@ async function underFaults(options: ChaosOptions, config: Config, workload: Work
       await sleep(Math.max(0, started + ((i + 1) * options.durationMs) / slices - Date.now()));
     }
   })();
-  while (Date.now() - started < options.durationMs) {
+  const scheduled = [...(options.schedule ?? [])];
+  while (Date.now() - started < options.durationMs || scheduled.length > 0) {
     await sleep(2000 + rnd() * 4000);
-    const fault = await injectFault(rnd, cluster, kafka, postgres);
+    const roll = rnd();
+    const kind = scheduled.shift() ?? FAULT_KINDS[FAULT_WEIGHTS.findIndex((w) => roll < w)]!;
+    const fault = await injectFault(kind, rnd, cluster, kafka, postgres);
     const line = `${((Date.now() - started) / 1000).toFixed(1)}s ${fault}`;
     faults.push(line);
     options.log(`fault: ${line}`);
@@ -111,35 +121,34 @@ async function underFaults(options: ChaosOptions, config: Config, workload: Work
   return faults;
 }
 
-async function injectFault(rnd: () => number, cluster: Cluster, kafka: PrivateKafka, postgres: PrivatePostgres): Promise<string> {
-  const roll = rnd();
+async function injectFault(kind: FaultKind, rnd: () => number, cluster: Cluster, kafka: PrivateKafka, postgres: PrivatePostgres): Promise<string> {
   const instance = cluster.pick(rnd);
-  if (roll < 0.3) {
+  if (kind === 'kill-instance') {
     await cluster.kill(instance, 'SIGKILL');
     await sleep(500 + rnd() * 2500);
     cluster.start(instance);
     return `SIGKILL ${instance}, restarted`;
   }
-  if (roll < 0.5) {
+  if (kind === 'pause-instance') {
     const pauseMs = Math.round(2000 + rnd() * 13_000);
     cluster.signal(instance, 'SIGSTOP');
     await sleep(pauseMs);
     cluster.signal(instance, 'SIGCONT');
     return `SIGSTOP ${instance} for ${pauseMs} ms, SIGCONT`;
   }
-  if (roll < 0.65) {
+  if (kind === 'kill-sink') {
     await cluster.kill('sink', 'SIGKILL');
     await sleep(500 + rnd() * 1500);
     cluster.startSink();
     return 'SIGKILL sink, restarted';
   }
-  if (roll < 0.75) {
+  if (kind === 'postgres') {
     await postgres.stop();
     await sleep(2000 + rnd() * 4000);
     await postgres.start();
     return 'PostgreSQL stopped and started';
   }
-  if (roll < 0.85) {
+  if (kind === 'broker') {
     await kafka.stop();
     await sleep(1000);
     await kafka.start();
@@ -154,7 +163,7 @@ async function injectFault(rnd: () => number, cluster: Cluster, kafka: PrivateKa
 }
 
 /** Retries a slice until the broker takes it: a re-sent command is an exact duplicate, answered once. */
-async function sendReliably(config: Config, commands: WorkloadCommand[], log: (line: string) => void): Promise<void> {
+export async function sendReliably(config: Config, commands: WorkloadCommand[], log: (line: string) => void): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await sendWithKafkaJs(config, commands);
@@ -167,19 +176,31 @@ async function sendReliably(config: Config, commands: WorkloadCommand[], log: (l
   }
 }
 
-async function waitForOutcomes(config: Config, count: number, timeoutMs: number): Promise<Observed> {
+export async function waitForOutcomes(config: Config, count: number, timeoutMs: number): Promise<Observed> {
   const deadline = Date.now() + timeoutMs;
-  let seen = await observe(config);
+  let seen = await observeSoon(config, deadline);
   while (seen.completed.length + seen.failed.length < count && Date.now() < deadline) {
     await sleep(1000);
     seen = await observe(config).catch(() => seen);
   }
   await sleep(2000);
-  return observe(config);
+  return observeSoon(config, Date.now() + 60_000);
+}
+
+/** Reads the topics, retrying while the broker is still coming back from a restart. */
+async function observeSoon(config: Config, deadline: number): Promise<Observed> {
+  for (;;) {
+    try {
+      return await observe(config);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(1000);
+    }
+  }
 }
 
 /** Postgres holds the outcome topics one for one, and the same balances as the stores. */
-async function postgresViolations(config: Config, seen: Observed, timeoutMs: number): Promise<string[]> {
+export async function postgresViolations(config: Config, seen: Observed, timeoutMs: number): Promise<string[]> {
   const problems: string[] = [];
   const { decided } = decidedOutcomes(seen, problems);
   const client = new pg.Client({ connectionString: config.databaseUrl });
@@ -228,9 +249,11 @@ function report(seed: number, faults: string[], workload: Workload, seen: Observ
 }
 
 /** The processor instances and the sink as child processes, restartable by name. */
-class Cluster {
+export class Cluster {
   env: Record<string, string> = {};
   readonly #children = new Map<string, Child>();
+  /** Per-instance settings (e.g. HTTP_PORT, ADVERTISED_URL), kept for restarts. */
+  readonly #instanceEnv = new Map<string, Record<string, string>>();
   readonly #stateDir: string;
   readonly #wanted = new Set<string>();
 
@@ -238,9 +261,11 @@ class Cluster {
     this.#stateDir = stateDir;
   }
 
-  start(instance: string): void {
+  start(instance: string, env?: Record<string, string>): void {
+    if (env) this.#instanceEnv.set(instance, env);
     this.#wanted.add(instance);
-    this.#children.set(instance, spawnFixture(CLI, { ...this.env, INSTANCE_ID: instance, STATE_DIR: this.#stateDir }, ['start', '--no-sink']));
+    const own = this.#instanceEnv.get(instance) ?? {};
+    this.#children.set(instance, spawnFixture(CLI, { ...this.env, ...own, INSTANCE_ID: instance, STATE_DIR: this.#stateDir }, ['start', '--no-sink']));
   }
 
   startSink(): void {

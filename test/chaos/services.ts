@@ -2,15 +2,42 @@
 // a Kafka broker of its own (scripts/kafka.sh on another port and data folder) and a PostgreSQL
 // server of its own (initdb + pg_ctl in a temporary folder, run as the postgres user when root).
 import { execFile } from 'node:child_process';
-import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+/**
+ * A run owns its ports for its whole life: a second run on the same ports (another session, another
+ * checkout) must fail at once instead of resetting the first run's broker. Returns the release function.
+ */
+async function claimPort(port: number): Promise<() => Promise<void>> {
+  const lock = path.join(os.tmpdir(), `bankstream-private-${port}.lock`);
+  try {
+    await mkdir(lock);
+  } catch {
+    const owner = Number(await readFile(path.join(lock, 'pid'), 'utf8').catch(() => '0'));
+    const recent = Date.now() - (await stat(lock).then((s) => s.mtimeMs).catch(() => 0)) < 30_000;
+    if ((owner > 0 && isAlive(owner)) || (owner === 0 && recent)) throw new Error(`port ${port} belongs to another test run (pid ${owner || 'starting'}); use other ports`);
+  }
+  await writeFile(path.join(lock, 'pid'), String(process.pid));
+  return () => rm(lock, { recursive: true, force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export class PrivateKafka {
   readonly port: number;
+  #release: (() => Promise<void>) | undefined;
   constructor(port: number) {
     this.port = port;
   }
@@ -25,6 +52,7 @@ export class PrivateKafka {
 
   /** A fresh broker: any data of a previous run on this port is deleted first. */
   async startFresh(): Promise<void> {
+    this.#release = await claimPort(this.port);
     await this.#script('reset');
     await this.#script('start');
   }
@@ -37,8 +65,12 @@ export class PrivateKafka {
     await this.#script('start');
   }
 
+  /** Deletes the broker, only when this run owns the port (never another run's broker). */
   async destroy(): Promise<void> {
+    if (!this.#release) return;
     await this.#script('reset').catch(() => undefined);
+    await this.#release();
+    this.#release = undefined;
   }
 }
 
@@ -46,6 +78,7 @@ export class PrivatePostgres {
   readonly port: number;
   #dir = '';
   #bin = '';
+  #release: (() => Promise<void>) | undefined;
   constructor(port: number) {
     this.port = port;
   }
@@ -55,6 +88,7 @@ export class PrivatePostgres {
   }
 
   async init(): Promise<void> {
+    this.#release = await claimPort(this.port);
     const { stdout } = await run('bash', ['-c', 'ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1']);
     this.#bin = stdout.trim();
     if (!this.#bin) throw new Error('no PostgreSQL server binaries under /usr/lib/postgresql');
@@ -74,9 +108,12 @@ export class PrivatePostgres {
   }
 
   async destroy(): Promise<void> {
-    if (!this.#dir) return;
-    await this.stop().catch(() => undefined);
-    await rm(this.#dir, { recursive: true, force: true });
+    if (this.#dir) {
+      await this.stop().catch(() => undefined);
+      await rm(this.#dir, { recursive: true, force: true });
+    }
+    await this.#release?.();
+    this.#release = undefined;
   }
 
   async #postgresIds(): Promise<[number, number]> {
