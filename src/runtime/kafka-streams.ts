@@ -440,10 +440,16 @@ export class KafkaStreams {
     }
     this.#assertNotFenced();
     const transaction = await this.#producer.beginTransaction();
-    const result = messages.length > 0 ? await transaction.send({ messages }) : { offsets: [] };
+    const offsets: Array<{ topic: string; partition: number; offset: bigint }> = [];
+    // One send per chunk: the client puts a partition's messages of one send into one record batch,
+    // which the broker refuses beyond message.max.bytes (1 MiB by default).
+    for (const chunk of chunkByPartitionBytes(messages, SEND_PARTITION_BYTES_MAX)) {
+      const result = await transaction.send({ messages: chunk });
+      offsets.push(...(result.offsets ?? []));
+    }
     await this.#addOffsets(tasks);
     await transaction.commit();
-    const nextChangelog = changelogOffsets(result.offsets ?? [], changelogCounts);
+    const nextChangelog = changelogOffsets(offsets, changelogCounts);
     for (const task of tasks) {
       for (const [name, store] of task.stores) {
         if (store.commitNeeded()) await store.flush(store.options.logged ? (nextChangelog.get(`${task.partition}/${name}`) ?? null) : null);
@@ -524,6 +530,35 @@ export class KafkaStreams {
     this.#state = this.#fatal ? 'FAILED' : 'STOPPED';
     this.#emitStatus();
   }
+}
+
+/** Bytes of one partition's records per send, well below the broker's default message.max.bytes. */
+const SEND_PARTITION_BYTES_MAX = 512 * 1024;
+
+/** Splits messages, keeping their order, so that no chunk holds more than `limit` bytes for one partition. */
+export function chunkByPartitionBytes(messages: MessageToProduce[], limit: number): MessageToProduce[][] {
+  const chunks: MessageToProduce[][] = [];
+  let current: MessageToProduce[] = [];
+  let bytes = new Map<string, number>();
+  for (const m of messages) {
+    const key = `${m.topic}\u0000${m.partition}`;
+    const size = approximateSize(m);
+    if (current.length > 0 && (bytes.get(key) ?? 0) + size > limit) {
+      chunks.push(current);
+      current = [];
+      bytes = new Map();
+    }
+    current.push(m);
+    bytes.set(key, (bytes.get(key) ?? 0) + size);
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+function approximateSize(m: MessageToProduce): number {
+  let size = 32 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
+  if (m.headers instanceof Map) for (const [k, v] of m.headers) size += 8 + k.length + v.length;
+  return size;
 }
 
 function toMessage(o: OutputRecord): MessageToProduce {
