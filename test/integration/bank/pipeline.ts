@@ -43,14 +43,15 @@ export interface Observed {
 
 export async function observe(config: Config): Promise<Observed> {
   const parse = (b: Buffer | null) => JSON.parse(b!.toString('utf8')) as Record<string, string>;
-  const completed = (await readCommitted(config.topics.completed, PARTITIONS, config.kafkaBrokers)).map((r) => parse(r.value));
-  const failed = (await readCommitted(config.topics.failed, PARTITIONS, config.kafkaBrokers)).map((r) => parse(r.value));
-  const dlq = (await readCommitted(config.topics.dlq, PARTITIONS, config.kafkaBrokers)).map((r) => ({
+  const partitions = config.partitions;
+  const completed = (await readCommitted(config.topics.completed, partitions, config.kafkaBrokers)).map((r) => parse(r.value));
+  const failed = (await readCommitted(config.topics.failed, partitions, config.kafkaBrokers)).map((r) => parse(r.value));
+  const dlq = (await readCommitted(config.topics.dlq, partitions, config.kafkaBrokers)).map((r) => ({
     value: r.value?.toString('utf8') ?? '',
     headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, v.toString('utf8')])),
   }));
   const balances = new Map<string, { balance: string; inFlight: string }>();
-  for (const r of await readCommitted(`${config.appId}-balances-changelog`, PARTITIONS, config.kafkaBrokers)) {
+  for (const r of await readCommitted(`${config.appId}-balances-changelog`, partitions, config.kafkaBrokers)) {
     if (r.key && r.value) balances.set(r.key.toString('utf8'), JSON.parse(r.value.toString('utf8')) as { balance: string; inFlight: string });
   }
   return { completed, failed, dlq, balances };
