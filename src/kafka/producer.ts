@@ -35,6 +35,17 @@
 //    offset additions failed (the broker accepts the EndTxn: what did get in is committed). The
 //    Java client refuses (abortable error state). We record the first failure and make commit()
 //    fail with TransactionAbortableError; abort() still works.
+//
+// 6. Sequence numbers after a failed transaction. The client advances a partition's idempotent
+//    sequence number when it sends a batch, and resets the numbers only when it initializes a
+//    producer id; a transactional producer never does that again after its first transaction. When a
+//    batch is lost (its leader broker dies mid-request), the broker still expects the old sequence
+//    number and refuses every later batch of that partition with OUT_OF_ORDER_SEQUENCE_NUMBER, for
+//    ever: found by killing a broker of a three-node cluster under load
+//    (test/integration/security/three-brokers.test.ts). Like the Java client after an abortable error
+//    (KIP-360), we bump the epoch: the next transaction after a failed one starts with InitProducerId
+//    for the same producer id and epoch, which fences whatever was in flight, aborts a transaction
+//    the coordinator still has open, and starts the sequence numbers from zero again.
 import {
   addPartitionsToTxnV3,
   createPromisifiedCallback,
@@ -165,7 +176,7 @@ function wrapSerialized(
   Object.defineProperty(transaction, name, { value: wrapped, configurable: true, writable: true })
 }
 
-function guardTransaction<T extends AnyTransaction>(transaction: T): T {
+function guardTransaction<T extends AnyTransaction>(transaction: T, onFailed: () => void): T {
   if (guardedTransactions.has(transaction)) {
     return transaction
   }
@@ -195,11 +206,17 @@ function guardTransaction<T extends AnyTransaction>(transaction: T): T {
   const commit = (given?: CallbackWithPromise<void>): unknown => {
     const callback = given ?? createPromisifiedCallback<void>()
     if (state.failure !== undefined) {
+      onFailed()
       callback(new TransactionAbortableError(state.failure))
     } else if (!state.touched) {
       cancel(callback)
     } else {
-      originalCommit(callback)
+      originalCommit(error => {
+        if (error) {
+          onFailed()
+        }
+        callback(error)
+      })
     }
     return callback[kCallbackPromise]
   }
@@ -208,7 +225,13 @@ function guardTransaction<T extends AnyTransaction>(transaction: T): T {
     if (!state.touched) {
       cancel(callback)
     } else {
-      originalAbort(callback)
+      originalAbort(error => {
+        // Aborted batches keep their sequence numbers on the broker; lost or failed ones do not (trap 6).
+        if (error || state.failure !== undefined) {
+          onFailed()
+        }
+        callback(error)
+      })
     }
     return callback[kCallbackPromise]
   }
@@ -229,10 +252,17 @@ export class BankstreamProducer<Key = Buffer, Value = Buffer, HeaderKey = Buffer
   HeaderValue
 > {
   #lastProducerIdAndEpoch: { producerId: bigint; producerEpoch: number } | undefined
+  /** Set when a transaction failed: the next one starts with an epoch bump (trap 6). */
+  #epochBumpNeeded: boolean
+  readonly #markEpochBumpNeeded: () => void
 
   constructor(options: ProducerOptions<Key, Value, HeaderKey, HeaderValue>) {
     super(options)
     this.#lastProducerIdAndEpoch = undefined
+    this.#epochBumpNeeded = false
+    this.#markEpochBumpNeeded = () => {
+      this.#epochBumpNeeded = true
+    }
   }
 
   override initIdempotentProducer(options: ProduceOptions<Key, Value, HeaderKey, HeaderValue>, callback: CallbackWithPromise<ProducerInfo>): void
@@ -272,7 +302,20 @@ export class BankstreamProducer<Key = Buffer, Value = Buffer, HeaderKey = Buffer
         callback(error)
         return
       }
-      callback(null, guardTransaction(transaction))
+      if (!this.#epochBumpNeeded) {
+        callback(null, guardTransaction(transaction, this.#markEpochBumpNeeded))
+        return
+      }
+      // InitProducerId while the client holds the new (still empty) transaction, so that it is sent
+      // with the transactional id; our initIdempotentProducer passes the current producer id and epoch.
+      this.initIdempotentProducer({}, initError => {
+        if (initError) {
+          transaction.cancel(() => callback(initError))
+          return
+        }
+        this.#epochBumpNeeded = false
+        callback(null, guardTransaction(transaction, this.#markEpochBumpNeeded))
+      })
     })
     return callback[kCallbackPromise]
   }

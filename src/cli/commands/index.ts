@@ -1,4 +1,5 @@
 import { type Command } from 'commander';
+import { register as acls } from './acls.ts';
 import { register as migrate } from './migrate.ts';
 import { register as reconcile } from './reconcile.ts';
 import { register as sink } from './sink.ts';
@@ -7,4 +8,4 @@ import { register as topics } from './topics.ts';
 import { register as users } from './users.ts';
 
 /** Every sub-command's register function; add new commands here. */
-export const commands: Array<(program: Command) => void> = [migrate, topics, start, sink, reconcile, users];
+export const commands: Array<(program: Command) => void> = [migrate, topics, start, sink, reconcile, users, acls];
