@@ -12,6 +12,8 @@
 // "Quiet" is checked, not assumed: no open transaction on any topic read, the processor has
 // committed past every input and credits record, and the sink has stored offsets past every outcome.
 // Comparing a moving system would report differences that are only lag.
+import { kafkaConnectionOptions } from '../kafka/security.ts';
+import { pgConnectionConfig } from './pg-connection.ts';
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import pg from 'pg';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
@@ -119,7 +121,7 @@ export interface ReconcileReport {
 /** Reads every view, compares them and returns the report; throws only when a view cannot be read. */
 export async function reconcile(config: Config, options: ReconcileOptions = {}): Promise<ReconcileReport> {
   const reader = new TopicReader(config);
-  const db = new pg.Client({ connectionString: config.databaseUrl, application_name: `${config.appId}-reconcile`, connectionTimeoutMillis: 10_000 });
+  const db = new pg.Client({ ...pgConnectionConfig(config.databaseUrl, config.postgresTls), application_name: `${config.appId}-reconcile`, connectionTimeoutMillis: 10_000 });
   try {
     await db.connect();
     const before = await waitQuiet(config, reader, db, options.quietTimeoutMs ?? 30_000, options.logger);
@@ -163,6 +165,7 @@ class TopicReader {
       clientId: `${config.appId}-reconcile`,
       groupId: config.appId,
       bootstrapBrokers: config.kafkaBrokers,
+      ...kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
       autocommit: false,
       isolationLevel: 1,
       timeout: 30_000,

@@ -1,5 +1,8 @@
 import { type Command } from 'commander';
 import { register as acls } from './acls.ts';
+import { register as bench } from './bench.ts';
+import { register as dev } from './dev.ts';
+import { register as load } from './load.ts';
 import { register as migrate } from './migrate.ts';
 import { register as reconcile } from './reconcile.ts';
 import { register as sink } from './sink.ts';
@@ -8,4 +11,4 @@ import { register as topics } from './topics.ts';
 import { register as users } from './users.ts';
 
 /** Every sub-command's register function; add new commands here. */
-export const commands: Array<(program: Command) => void> = [migrate, topics, start, sink, reconcile, users, acls];
+export const commands: Array<(program: Command) => void> = [migrate, topics, start, sink, reconcile, load, dev, bench, users, acls];
