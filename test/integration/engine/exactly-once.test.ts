@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { type Child, killAll, killChild, spawnFixture } from '../../helpers/child.ts';
-import { createTopics, deleteTopics, produce, readCommitted, uniqueName, waitFor } from '../../helpers/kafka.ts';
+import { Consumer } from '@platformatic/kafka';
+import { BROKERS, createTopics, deleteTopics, produce, readCommitted, uniqueName, waitFor } from '../../helpers/kafka.ts';
 
 const APP = path.resolve('test/fixtures/counting-app.ts');
 const PARTITIONS = 4;
@@ -80,6 +81,18 @@ async function waitForOutputs(s: Setup, count: number, timeoutMs = 90_000): Prom
   }, timeoutMs, 500);
 }
 
+/** Last stable and high-watermark offsets per partition, for diagnostics. */
+async function endOffsets(topic: string): Promise<string> {
+  const consumer = new Consumer({ clientId: 'diagnostics', groupId: uniqueName('diag'), bootstrapBrokers: BROKERS });
+  try {
+    const lso = (await consumer.listOffsets({ topics: [topic], isolationLevel: 1 })).get(topic) ?? [];
+    const hwm = (await consumer.listOffsets({ topics: [topic], isolationLevel: 0 })).get(topic) ?? [];
+    return lso.map((o, p) => `${p}: LSO ${o} HWM ${hwm[p]}`).join(', ');
+  } finally {
+    await consumer.close();
+  }
+}
+
 /** Exactly one output per input id, and the final sum and count per key are the expected ones. */
 function assertExactlyOnce(out: Output[], total: number): void {
   const ids = out.map((o) => o.id);
@@ -120,7 +133,11 @@ describe('exactly-once engine on the real broker', () => {
     const partial = await outputs(s);
     expect(partial.length).toBeLessThan(total);
     const child = start(s, 'a');
-    const out = await waitForOutputs(s, total);
+    const out = await waitForOutputs(s, total).catch(async (error: Error) => {
+      const seen = await outputs(s);
+      const offsets = await endOffsets(s.output);
+      throw new Error(`${error.message}; read ${seen.length}; output offsets ${offsets}; the processor printed:\n${child.output().slice(-3000)}`);
+    });
     await killChild(child, 'SIGTERM');
     assertExactlyOnce(await outputs(s), total);
     expect(out.length).toBe(total);
