@@ -35,7 +35,7 @@ export function register(program: Command): void {
     .option('--baseline-duration <time>', 'the baseline window; 0 skips it (default: 12s quick, 45s full)')
     .option('--api-duration <time>', 'the API phase (default: 8s quick, 20s full)')
     .option('--api-connections <n>', 'concurrent HTTP connections', '32')
-    .option('--batch-records-max <n>', 'the engine\'s BATCH_RECORDS_MAX (see bench/README.md: 5000 overflows the broker\'s 1 MiB message limit on a backlog)', '1000')
+    .option('--batch-records-max <n>', 'the engine\'s BATCH_RECORDS_MAX (default: the product default, 5000)', '5000')
     .option('--skew <dist>', 'account choice: uniform or zipf:<exponent>', 'uniform')
     .option('--invalid <share>', 'share of invalid commands in every phase', '0')
     .option('--seed <n>', 'seed of the load generator', '1')

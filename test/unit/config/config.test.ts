@@ -30,6 +30,13 @@ describe('loadConfig', () => {
     expect(config.sinkGroupId).toBe('bankstream-sink');
   });
 
+  it('should refuse STANDBY_REPLICAS above 0 with a message saying standbys are not implemented', () => {
+    const error = configError({ STANDBY_REPLICAS: '1' });
+    expect(error.variable).toBe('STANDBY_REPLICAS');
+    expect(error.message).toMatch(/not implemented/);
+    expect(loadConfig({ STANDBY_REPLICAS: '0' }).standbyReplicas).toBe(0);
+  });
+
   it('should derive credits topic and sink group from APP_ID when they are not set', () => {
     const config = loadConfig({ APP_ID: 'bank2' });
 
