@@ -94,3 +94,15 @@ describe('javaCompatiblePartitioner', () => {
     expect(differ).toBeGreaterThan(600)
   })
 })
+
+describe('murmur2Int', () => {
+  it('should equal the client library murmur2 for random keys of every length when computed with 32-bit integers', async () => {
+    const { murmur2 } = await import('@platformatic/kafka');
+    const { murmur2Int } = await import('../../../src/kafka/partitioner.ts');
+    const { randomBytes } = await import('node:crypto');
+    for (let i = 0; i < 5000; i++) {
+      const key = randomBytes(i % 67);
+      expect(murmur2Int(key)).toBe(murmur2(key) | 0);
+    }
+  });
+});
