@@ -2,9 +2,9 @@
 // every store from its changelog. Timed from the start of the rebalance (tasks assigned) to every task
 // RUNNING, with the records the engine reports having replayed.
 import { rm } from 'node:fs/promises';
-import { bankTopology } from '../../src/app/instance.ts';
+import { createBankStreams } from '../../src/app/instance.ts';
 import { createLogger } from '../../src/config/logger.ts';
-import { KafkaStreams, type StreamsStatus } from '../../src/runtime/kafka-streams.ts';
+import { type StreamsStatus } from '../../src/runtime/kafka-streams.ts';
 import { type BenchEnvironment } from '../environment.ts';
 import { pollUntil, round } from '../series.ts';
 import { type BenchSettings } from '../settings.ts';
@@ -21,15 +21,7 @@ export interface RestoreResult {
 export async function measureRestore(bench: BenchEnvironment, settings: BenchSettings): Promise<RestoreResult> {
   await rm(bench.stateDir, { recursive: true, force: true });
   const config = bench.config;
-  const streams = new KafkaStreams(bankTopology(config), {
-    applicationId: config.appId,
-    instanceId: config.instanceId,
-    brokers: config.kafkaBrokers,
-    stateDir: config.stateDir,
-    commitIntervalMs: config.commitIntervalMs,
-    batchRecordsMax: config.batchRecordsMax,
-    logger: createLogger('warn', { component: 'bench-restore' }),
-  });
+  const streams = createBankStreams(config, createLogger('warn', { component: 'bench-restore' }));
   let rebalanceAt: number | undefined;
   let runningAt: number | undefined;
   let last: StreamsStatus | undefined;

@@ -6,7 +6,7 @@ import { type Config } from '../config/config.ts';
 import { Metrics } from '../http/metrics.ts';
 import { ApiServer } from '../http/server.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
-import { KafkaStreams } from '../runtime/kafka-streams.ts';
+import { KafkaStreams, type KafkaStreamsOptions } from '../runtime/kafka-streams.ts';
 import { PostgresSink } from '../sinks/postgres-sink.ts';
 
 export interface InstanceOptions {
@@ -32,10 +32,9 @@ export function bankTopology(config: Config) {
   return buildBankTopology({ topics: config.topics, dedupRetentionMs: config.dedupRetentionMs });
 }
 
-export async function startInstance(options: InstanceOptions): Promise<Instance> {
-  const { config, logger } = options;
-  const metrics = new Metrics({ app: config.appId, instance: config.instanceId });
-  const streams = new KafkaStreams(bankTopology(config), {
+/** The bank topology on the exactly-once engine, configured from `config` (not started). */
+export function createBankStreams(config: Config, logger: Logger, onCommit?: KafkaStreamsOptions['onCommit']): KafkaStreams {
+  return new KafkaStreams(bankTopology(config), {
     applicationId: config.appId,
     instanceId: config.instanceId,
     brokers: config.kafkaBrokers,
@@ -44,8 +43,14 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     batchRecordsMax: config.batchRecordsMax,
     connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
     logger,
-    onCommit: (info) => metrics.observeCommit(info),
+    ...(onCommit ? { onCommit } : {}),
   });
+}
+
+export async function startInstance(options: InstanceOptions): Promise<Instance> {
+  const { config, logger } = options;
+  const metrics = new Metrics({ app: config.appId, instance: config.instanceId });
+  const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info));
   metrics.bindStreams(streams);
   await streams.start();
   let sink: PostgresSink | undefined;
