@@ -2,6 +2,7 @@
 // the engine's own fetcher (whose filter is correct, unlike the client's; see src/runtime/read-committed-filter.ts).
 import { randomUUID } from 'node:crypto';
 import { Admin, Consumer, type MessageToProduce, Producer } from '@platformatic/kafka';
+import { type KafkaSecurityOptions } from '../../src/kafka/clients.ts';
 import { Fetcher, type FetchedRecord } from '../../src/runtime/fetcher.ts';
 
 export const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -46,8 +47,9 @@ export async function produce(messages: MessageToProduce[]): Promise<void> {
 }
 
 /** Every committed record of a topic, read_committed, from the beginning to the last stable offset. */
-export async function readCommitted(topic: string, partitions: number, brokers: string[] = BROKERS): Promise<FetchedRecord[]> {
-  const consumer = new Consumer({ clientId: 'test-reader', groupId: uniqueName('reader'), bootstrapBrokers: brokers });
+export async function readCommitted(topic: string, partitions: number, brokers: string[] = BROKERS, security: KafkaSecurityOptions = {}): Promise<FetchedRecord[]> {
+  // strict: false — the client's option schema refuses a numeric isolationLevel in listOffsets under strict mode.
+  const consumer = new Consumer({ clientId: 'test-reader', groupId: uniqueName('reader'), bootstrapBrokers: brokers, ...security, retries: 3, strict: false });
   try {
     const ends = await consumer.listOffsets({ topics: [topic], isolationLevel: 1 });
     const end = ends.get(topic) ?? [];

@@ -4,6 +4,7 @@ import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { expect } from 'vitest';
 import { type Config, loadConfig } from '../../../src/config/config.ts';
 import { currencyDigits, formatMoney } from '../../../src/bank/money.ts';
+import { kafkaConnectionOptions } from '../../../src/kafka/security.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { readCommitted } from '../../helpers/kafka.ts';
 import { prefixedEnv, uniquePrefix } from '../support/kafka.ts';
@@ -43,15 +44,17 @@ export interface Observed {
 
 export async function observe(config: Config): Promise<Observed> {
   const parse = (b: Buffer | null) => JSON.parse(b!.toString('utf8')) as Record<string, string>;
-  const partitions = config.partitions;
-  const completed = (await readCommitted(config.topics.completed, partitions, config.kafkaBrokers)).map((r) => parse(r.value));
-  const failed = (await readCommitted(config.topics.failed, partitions, config.kafkaBrokers)).map((r) => parse(r.value));
-  const dlq = (await readCommitted(config.topics.dlq, partitions, config.kafkaBrokers)).map((r) => ({
+  // As the config's principal, over its TLS/SASL settings (plaintext when none).
+  const security = kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers);
+  const read = (topic: string) => readCommitted(topic, config.partitions, config.kafkaBrokers, security);
+  const completed = (await read(config.topics.completed)).map((r) => parse(r.value));
+  const failed = (await read(config.topics.failed)).map((r) => parse(r.value));
+  const dlq = (await read(config.topics.dlq)).map((r) => ({
     value: r.value?.toString('utf8') ?? '',
     headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, v.toString('utf8')])),
   }));
   const balances = new Map<string, { balance: string; inFlight: string }>();
-  for (const r of await readCommitted(`${config.appId}-balances-changelog`, partitions, config.kafkaBrokers)) {
+  for (const r of await read(`${config.appId}-balances-changelog`)) {
     if (r.key && r.value) balances.set(r.key.toString('utf8'), JSON.parse(r.value.toString('utf8')) as { balance: string; inFlight: string });
   }
   return { completed, failed, dlq, balances };

@@ -5,14 +5,13 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Consumer } from '@platformatic/kafka';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { startInstance } from '../../../src/app/instance.ts';
 import { type Config } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/config/logger.ts';
-import { kafkaConnectionOptions, kafkajsConnectionOptions } from '../../../src/kafka/security.ts';
-import { Fetcher, type FetchedRecord } from '../../../src/runtime/fetcher.ts';
-import { type Observed, expectedOutcomeCount, pipelineViolations } from '../bank/pipeline.ts';
+import { kafkajsConnectionOptions } from '../../../src/kafka/security.ts';
+import { waitFor } from '../../helpers/kafka.ts';
+import { expectedOutcomeCount, observe, pipelineViolations } from '../bank/pipeline.ts';
 import { type WorkloadCommand, buildWorkload } from '../bank/workload.ts';
 
 const run = promisify(execFile);
@@ -84,53 +83,6 @@ export async function startBroker(options: BrokerOptions): Promise<TestBroker> {
   return broker;
 }
 
-/** Every committed record of a topic, read_committed, through the engine's fetcher, with the config's security. */
-export async function readCommittedSecure(config: Config, topic: string, partitions: number): Promise<FetchedRecord[]> {
-  const consumer = new Consumer({
-    clientId: 'security-test-reader',
-    groupId: `security-test-reader-${process.pid}`,
-    bootstrapBrokers: config.kafkaBrokers,
-    ...kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
-    retries: 3,
-    strict: false,
-  });
-  try {
-    const ends = await consumer.listOffsets({ topics: [topic], isolationLevel: 1 });
-    const end = ends.get(topic) ?? [];
-    const fetcher = new Fetcher(consumer, { maxWaitMs: 100, minBytes: 1, maxBytes: 8 * 1024 * 1024, partitionMaxBytes: 4 * 1024 * 1024 });
-    const positions = Array.from({ length: partitions }, (_, partition) => ({ topic, partition, offset: 0n }));
-    const out: FetchedRecord[] = [];
-    for (let round = 0; round < 10_000; round++) {
-      const active = positions.filter((p) => p.offset < (end[p.partition] ?? 0n));
-      if (active.length === 0) break;
-      for (const part of await fetcher.fetch(active)) {
-        for (const r of part.records) if (r.offset < (end[part.partition] ?? 0n)) out.push(r);
-        positions[part.partition]!.offset = part.nextOffset;
-      }
-    }
-    return out;
-  } finally {
-    await consumer.close();
-  }
-}
-
-/** What the pipeline produced, read as `config`'s principal (which needs READ on the topics). */
-export async function observeSecure(config: Config): Promise<Observed> {
-  const parse = (b: Buffer | null) => JSON.parse(b!.toString('utf8')) as Record<string, string>;
-  const read = (topic: string) => readCommittedSecure(config, topic, config.partitions);
-  const completed = (await read(config.topics.completed)).map((r) => parse(r.value));
-  const failed = (await read(config.topics.failed)).map((r) => parse(r.value));
-  const dlq = (await read(config.topics.dlq)).map((r) => ({
-    value: r.value?.toString('utf8') ?? '',
-    headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, v.toString('utf8')])),
-  }));
-  const balances = new Map<string, { balance: string; inFlight: string }>();
-  for (const r of await read(`${config.appId}-balances-changelog`)) {
-    if (r.key && r.value) balances.set(r.key.toString('utf8'), JSON.parse(r.value.toString('utf8')) as { balance: string; inFlight: string });
-  }
-  return { completed, failed, dlq, balances };
-}
-
 export interface Upstream {
   send(topic: string, commands: Array<Pick<WorkloadCommand, 'key' | 'value' | 'partition'>>): Promise<void>;
   close(): Promise<void>;
@@ -167,16 +119,6 @@ export async function sendWithKafkaJs(config: Config, topic: string, commands: A
     await upstream.send(topic, commands);
   } finally {
     await upstream.close();
-  }
-}
-
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
@@ -223,12 +165,12 @@ export async function runBankPipeline(run: PipelineRun): Promise<string[]> {
     await run.afterSend?.();
     const expected = expectedOutcomeCount(workload);
     await waitFor(`${expected} outcomes`, async () => {
-      const seen = await observeSecure(reader);
+      const seen = await observe(reader);
       return seen.completed.length + seen.failed.length >= expected;
     }, run.timeoutMs ?? 90_000, 1000);
     // Late duplicates would show up now.
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    return pipelineViolations(workload, await observeSecure(reader));
+    return pipelineViolations(workload, await observe(reader));
   } finally {
     await producer.close();
     await instance.close();
