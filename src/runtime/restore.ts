@@ -2,7 +2,7 @@
 // (atomically with its data) up to the changelog's last stable offset, in batches, read_committed.
 import { type Consumer } from '@platformatic/kafka';
 import { type Logger } from 'pino';
-import { type ChangelogEntry, type TaskStore } from '../stores/types.ts';
+import { type ChangelogEntry } from '../stores/types.ts';
 import { FetchPartitionError, type Fetcher, tpKey } from './fetcher.ts';
 import { type StreamTask } from './task.ts';
 
@@ -136,4 +136,3 @@ function remaining(targets: RestoreTarget[]): string {
   return String(sum);
 }
 
-export type { TaskStore };
