@@ -12,7 +12,7 @@ import { type Config, loadConfig } from '../../src/config/config.ts';
 import { ensureTopics } from '../../src/ops/topics.ts';
 import { migrate } from '../../src/sinks/migrate.ts';
 import { type Child, killChild, spawnFixture } from '../helpers/child.ts';
-import { decidedOutcomes, expectedOutcomeCount, type Observed, observe, PARTITIONS, pipelineViolations, sendWithKafkaJs } from '../integration/bank/pipeline.ts';
+import { decidedOutcomes, expectedOutcomeCount, type Observed, observe, PARTITIONS, pipelineViolations, quiet, sendWithKafkaJs } from '../integration/bank/pipeline.ts';
 import { buildWorkload, random, type Workload, type WorkloadCommand } from '../integration/bank/workload.ts';
 import { PrivateKafka, PrivatePostgres } from './services.ts';
 
@@ -179,7 +179,7 @@ export async function sendReliably(config: Config, commands: WorkloadCommand[], 
 export async function waitForOutcomes(config: Config, count: number, timeoutMs: number): Promise<Observed> {
   const deadline = Date.now() + timeoutMs;
   let seen = await observeSoon(config, deadline);
-  while (seen.completed.length + seen.failed.length < count && Date.now() < deadline) {
+  while (!quiet(seen, count) && Date.now() < deadline) {
     await sleep(1000);
     seen = await observe(config).catch(() => seen);
   }

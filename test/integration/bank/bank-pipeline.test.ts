@@ -10,7 +10,7 @@ import { createLogger } from '../../../src/config/logger.ts';
 import { killAll, killChild, spawnFixture } from '../../helpers/child.ts';
 import { waitFor } from '../../helpers/kafka.ts';
 import { deleteTopicsWithPrefix } from '../support/kafka.ts';
-import { checkPipeline, expectedOutcomeCount, observe, sendWithKafkaJs, setupPipeline } from './pipeline.ts';
+import { checkPipeline, expectedOutcomeCount, observe, quiet, sendWithKafkaJs, setupPipeline } from './pipeline.ts';
 import { buildWorkload } from './workload.ts';
 
 const prefixes: string[] = [];
@@ -29,6 +29,14 @@ async function outcomesReached(config: Parameters<typeof observe>[0], count: num
   }, 120_000, 1000);
 }
 
+/** Waits for every owed outcome and for the last settle legs: nothing left in flight. */
+async function quietReached(config: Parameters<typeof observe>[0], count: number) {
+  return waitFor(`${count} outcomes and nothing in flight`, async () => {
+    const seen = await observe(config);
+    return quiet(seen, count) ? seen : undefined;
+  }, 120_000, 1000);
+}
+
 describe('bank pipeline on the real broker', () => {
   afterAll(async () => {
     await killAll();
@@ -44,7 +52,8 @@ describe('bank pipeline on the real broker', () => {
     try {
       await sendWithKafkaJs(config, workload.setup);
       await sendWithKafkaJs(config, workload.commands);
-      const seen = await outcomesReached(config, expectedOutcomeCount(workload));
+      const seen = await quietReached(config, expectedOutcomeCount(workload));
+      // Late duplicates would show up now.
       await new Promise((resolve) => setTimeout(resolve, 1000));
       checkPipeline(workload, await observe(config));
       expect(seen.dlq.length).toBeGreaterThan(0);
@@ -66,7 +75,7 @@ describe('bank pipeline on the real broker', () => {
       await killChild(child, 'SIGKILL');
     }
     const child = spawnFixture(path.resolve('src/cli/main.ts'), cliEnv, ['start', '--no-sink']);
-    await outcomesReached(config, expectedOutcomeCount(workload));
+    await quietReached(config, expectedOutcomeCount(workload));
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await killChild(child, 'SIGTERM');
     checkPipeline(workload, await observe(config));

@@ -65,6 +65,15 @@ export function expectedOutcomeCount(workload: Workload): number {
   return [...workload.setup, ...workload.commands].filter((c) => c.expect.kind === 'outcome' || c.expect.kind === 'conflict').length;
 }
 
+/**
+ * The pipeline is quiet: every owed outcome is out and no money is in flight. A transfer's outcome is
+ * answered by the to task before the settle leg reaches the from task, so counting outcomes alone
+ * races the last settle legs.
+ */
+export function quiet(seen: Observed, owed: number): boolean {
+  return seen.completed.length + seen.failed.length >= owed && [...seen.balances.values()].every((b) => b.inFlight === '0');
+}
+
 /** Every expectation of the workload holds, and the money adds up account by account; returns violations. */
 export function pipelineViolations(workload: Workload, seen: Observed): string[] {
   const problems: string[] = [];

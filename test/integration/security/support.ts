@@ -11,7 +11,7 @@ import { type Config } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/config/logger.ts';
 import { kafkajsConnectionOptions } from '../../../src/kafka/security.ts';
 import { waitFor } from '../../helpers/kafka.ts';
-import { expectedOutcomeCount, observe, pipelineViolations } from '../bank/pipeline.ts';
+import { expectedOutcomeCount, observe, pipelineViolations, quiet } from '../bank/pipeline.ts';
 import { type WorkloadCommand, buildWorkload } from '../bank/workload.ts';
 
 const run = promisify(execFile);
@@ -164,10 +164,7 @@ export async function runBankPipeline(run: PipelineRun): Promise<string[]> {
     await producer.send(config.topics.input, workload.commands.slice(half));
     await run.afterSend?.();
     const expected = expectedOutcomeCount(workload);
-    await waitFor(`${expected} outcomes`, async () => {
-      const seen = await observe(reader);
-      return seen.completed.length + seen.failed.length >= expected;
-    }, run.timeoutMs ?? 90_000, 1000);
+    await waitFor(`${expected} outcomes and nothing in flight`, async () => quiet(await observe(reader), expected), run.timeoutMs ?? 90_000, 1000);
     // Late duplicates would show up now.
     await new Promise((resolve) => setTimeout(resolve, 1000));
     return pipelineViolations(workload, await observe(reader));
