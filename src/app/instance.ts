@@ -41,6 +41,7 @@ export function createBankStreams(config: Config, logger: Logger, onCommit?: Kaf
     stateDir: config.stateDir,
     commitIntervalMs: config.commitIntervalMs,
     batchRecordsMax: config.batchRecordsMax,
+    standbyReplicas: config.standbyReplicas,
     connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
     logger,
     ...(onCommit ? { onCommit } : {}),

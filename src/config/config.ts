@@ -139,12 +139,6 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
   return value;
 }
 
-/** Standby replicas are not implemented yet: accept only 0, rather than a setting that silently does nothing. */
-function standbyReplicas(env: Env): number {
-  const value = int(env, 'STANDBY_REPLICAS', 0, 0, 8);
-  if (value !== 0) throw new ConfigError('STANDBY_REPLICAS', `standby replicas are not implemented in this version; expected 0, got ${value}`);
-  return value;
-}
 
 /** Parses and validates the whole configuration; throws ConfigError on the first bad value. */
 export function loadConfig(env: Env = process.env): Config {
@@ -177,7 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
     httpHost,
     httpPort,
     advertisedUrl: url(env, 'ADVERTISED_URL', `http://${httpHost}:${httpPort}`, ['http:', 'https:']),
-    standbyReplicas: standbyReplicas(env),
+    standbyReplicas: int(env, 'STANDBY_REPLICAS', 0, 0, 8),
     logLevel: str(env, 'LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
     sinkGroupId: str(env, 'SINK_GROUP_ID', `${appId}-sink`, NAME_PATTERN, 'letters, digits, ".", "_" or "-"'),
     sinkBatchRowsMax: int(env, 'SINK_BATCH_ROWS_MAX', 5000, 1, 1_000_000),

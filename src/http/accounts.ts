@@ -2,6 +2,8 @@
 // account's partition, otherwise proxied to the owner named by the instance directory (one hop at most:
 // a forwarded request is never forwarded again). 503 + Retry-After while the partition is restoring,
 // unowned or moving. Reads are committed state only (readCommitted), with the store positions they saw.
+// Asked with allowStale, an instance that keeps a standby of the partition answers from the standby's
+// stores (maybe behind: the lag in records is in the body and a header) rather than proxying or a 503.
 import { type AccountRow, type BalanceRow } from '../bank/stores.ts';
 import { currencyDigits, formatMoney } from '../bank/money.ts';
 import { type Config } from '../config/config.ts';
@@ -16,6 +18,8 @@ import { type Metrics } from './metrics.ts';
 export const FORWARDED_HEADER = 'X-Bankstream-Forwarded';
 export const INSTANCE_HEADER = 'X-Bankstream-Instance';
 export const VIA_HEADER = 'X-Bankstream-Proxied-Via';
+/** On a stale read: changelog records the standby had not applied yet when it answered. */
+export const STALE_LAG_HEADER = 'X-Bankstream-Standby-Lag';
 const PROXY_RESPONSE_BYTES_MAX = 64 * 1024;
 const PASSED_HEADERS = ['content-type', 'retry-after', 'www-authenticate', INSTANCE_HEADER.toLowerCase()];
 
@@ -32,6 +36,8 @@ export interface AccountView {
   /** The changelog offsets the committed state read had reached, per store. */
   position: { partition: number; accounts: string | null; balances: string | null };
   servedBy: Owner;
+  /** Only on a read from a standby (allowStale): how far behind the changelogs it was. */
+  stale?: { standby: true; lagRecords: string };
 }
 
 export interface QueryRequest {
@@ -39,6 +45,8 @@ export interface QueryRequest {
   requestId: string;
   /** The request came from another instance: do not proxy it again. */
   forwarded: boolean;
+  /** The caller accepts a read from a standby, which may be behind the owner. */
+  allowStale: boolean;
 }
 
 export type QueryResult =
@@ -66,6 +74,7 @@ export class AccountQueries {
     if (partitions === 0) throw unavailable('not_ready', 'the stream processor has not started yet');
     const partition = partitionForKey(accountId, partitions);
     if (streams.task(partition)) return { kind: 'local', view: await this.#readLocal(accountId, partition) };
+    if (request.allowStale && streams.standby(partition)) return { kind: 'local', view: await this.#readStandby(accountId, partition) };
     if (request.forwarded) throw unavailable('partition_unavailable', `partition ${partition} is not running on ${config.instanceId} (forwarded request, not proxied again)`);
     const owner = directory.ownerOf(partition);
     if (!owner || owner.instanceId === config.instanceId) throw unavailable('partition_unavailable', `partition ${partition} has no running owner yet (restoring or moving)`);
@@ -87,9 +96,25 @@ export class AccountQueries {
     const task = streams.task(partition)!;
     const usable = () => streams.state === 'RUNNING' && streams.task(partition) === task && task.state === 'RUNNING';
     const restoring = () => unavailable('partition_unavailable', `partition ${partition} is restoring or being reassigned on ${config.instanceId}`);
+    return this.#readStores(accountId, partition, task.stores, usable, restoring);
+  }
+
+  /** A stale read from a standby's stores: they only ever hold committed changelog records. */
+  async #readStandby(accountId: string, partition: number): Promise<AccountView> {
+    const { streams, config } = this.#options;
+    const standby = streams.standby(partition)!;
+    const usable = () => streams.standby(partition)?.task === standby.task;
+    const moving = () => unavailable('partition_unavailable', `the standby of partition ${partition} on ${config.instanceId} is being reassigned`);
+    const view = await this.#readStores(accountId, partition, standby.task.stores, usable, moving);
+    view.stale = { standby: true, lagRecords: standby.lagRecords.toString() };
+    return view;
+  }
+
+  async #readStores(accountId: string, partition: number, stores: Map<string, TaskStore<unknown>>, usable: () => boolean, restoring: () => ApiError): Promise<AccountView> {
+    const { config } = this.#options;
     if (!usable()) throw restoring();
-    const accounts = task.stores.get('accounts') as TaskStore<AccountRow> | undefined;
-    const balances = task.stores.get('balances') as TaskStore<BalanceRow> | undefined;
+    const accounts = stores.get('accounts') as TaskStore<AccountRow> | undefined;
+    const balances = stores.get('balances') as TaskStore<BalanceRow> | undefined;
     if (!accounts || !balances) throw new Error('the topology has no accounts or balances store');
     let row: AccountRow | undefined;
     let balance: BalanceRow | undefined;

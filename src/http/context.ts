@@ -32,8 +32,14 @@ export interface ApiDeps {
   selfUrl(): string;
 }
 
-export function queryRequest(ctx: Context): QueryRequest {
-  return { authorization: ctx.get('Authorization'), requestId: requestIdOf(ctx), forwarded: ctx.get(FORWARDED_HEADER) !== '' };
+/** `allowStale` only where the route offers it (GET /v1/accounts/:id); ownership checks read fresh state. */
+export function queryRequest(ctx: Context, allowStale = false): QueryRequest {
+  return {
+    authorization: ctx.get('Authorization'),
+    requestId: requestIdOf(ctx),
+    forwarded: ctx.get(FORWARDED_HEADER) !== '',
+    allowStale,
+  };
 }
 
 /**

@@ -66,7 +66,10 @@ function paths(): Record<string, unknown> {
     },
     '/v1/accounts/{id}': {
       get: {
-        summary: 'Balance and state from the owning task\'s store (routed to the owner instance)', description: 'Customers: own accounts only.', security: secured, parameters: [idPath],
+        summary: 'Balance and state from the owning task\'s store (routed to the owner instance)',
+        description: 'Customers: own accounts only. With allowStale=true, an instance keeping a standby of the partition answers from it (body `stale`, header X-Bankstream-Standby-Lag: changelog records not applied yet) instead of proxying or answering 503.',
+        security: secured,
+        parameters: [idPath, { name: 'allowStale', in: 'query', schema: { type: 'boolean', default: false }, description: 'Accept a read from a standby replica, which may be behind the owner' }],
         responses: { '200': json('The account', ref('Account')), ...problems(400, 401, 403, 404, 502, 503) },
       },
     },
@@ -128,6 +131,7 @@ function schemas(): Record<string, Schema> {
         openedAt: { type: 'string', format: 'date-time' }, closedAt: { type: 'string', format: 'date-time' },
         position: { type: 'object', description: 'Changelog offsets of the committed state read', properties: { partition: { type: 'integer' }, accounts: { type: ['string', 'null'] }, balances: { type: ['string', 'null'] } } },
         servedBy: { type: 'object', properties: { instanceId: { type: 'string' }, url: { type: 'string' } } },
+        stale: { type: 'object', description: 'Only on a read from a standby (allowStale=true)', properties: { standby: { const: true }, lagRecords: { type: 'string', description: 'Changelog records the standby had not applied yet' } } },
       },
     },
     HistoryPage: { type: 'object', properties: { accountId: { type: 'string' }, items: { type: 'array', items: ref('Transfer') }, nextCursor: { type: ['string', 'null'] }, next: { type: ['string', 'null'] } } },

@@ -129,6 +129,14 @@ export function stringQuery(query: Record<string, string | string[] | undefined>
   return raw;
 }
 
+/** An optional boolean query parameter: `true` or `false`, nothing else. */
+export function boolQuery(query: Record<string, string | string[] | undefined>, name: string): boolean | undefined {
+  const raw = query[name];
+  if (raw === undefined) return undefined;
+  if (raw !== 'true' && raw !== 'false') throw invalidParameter(`query.${name}`, 'must be true or false');
+  return raw === 'true';
+}
+
 /** The Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header): same rules as a transferId. */
 export function idempotencyKey(header: string | string[] | undefined): string | undefined {
   if (header === undefined) return undefined;

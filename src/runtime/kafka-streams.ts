@@ -7,6 +7,7 @@
 //   3. when commitIntervalMs has passed or batchRecordsMax records are pending, commit (see #commit)
 // Any commit failure, fencing or rebalance: abort, drop every uncommitted cache, close the tasks,
 // re-open them for the current assignment (restore from changelogs), resume from committed offsets.
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Consumer, type ConnectionOptions, type MessageToProduce } from '@platformatic/kafka';
 import { type Logger } from 'pino';
@@ -17,11 +18,12 @@ import { explainKafkaError } from '../kafka/security.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
 import { type OutputRecord } from '../topology/task-graph.ts';
 import { type Topology } from '../topology/topology.ts';
-import { copartitionedAssigner } from './assignor.ts';
+import { createCopartitionedAssigner, encodeMemberInfo, PROTOCOL_NAME, splitAssignment } from './assignor.ts';
 import { fetchStableOffsets } from './committed-offsets.ts';
 import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
 import { Fetcher, type PartitionFetch, tpKey } from './fetcher.ts';
 import { restoreTasks } from './restore.ts';
+import { type StandbyView, StandbyTasks } from './standby.ts';
 import { StreamTask } from './task.ts';
 
 export interface KafkaStreamsOptions {
@@ -38,6 +40,8 @@ export interface KafkaStreamsOptions {
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   fetchMaxWaitMs?: number;
+  /** Warm copies of other instances' partitions kept by this one (tailing their changelogs); default 0. */
+  standbyReplicas?: number;
   /** Called after every commit (metrics, tests). */
   onCommit?: (info: { records: number; outputs: number; durationMs: number }) => void;
 }
@@ -50,6 +54,8 @@ export interface StreamsStatus {
   assigned: number[];
   /** Assigned partitions whose stores are restored and processing. */
   running: number[];
+  /** Partitions this instance keeps standby tasks for. */
+  standby: number[];
   restoredRecords: number;
 }
 
@@ -65,6 +71,7 @@ type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onComm
 interface Assignment {
   generationId: number;
   partitions: number[];
+  standby: number[];
 }
 
 export class KafkaStreams {
@@ -76,6 +83,7 @@ export class KafkaStreams {
   #consumer!: Consumer;
   #producer!: BankstreamProducer;
   #fetcher!: Fetcher;
+  #standbys: StandbyTasks | undefined;
   #outputs: OutputRecord[] = [];
   #pendingRecords = 0;
   #lastCommitMs = Date.now();
@@ -99,6 +107,7 @@ export class KafkaStreams {
       sessionTimeoutMs: 10_000,
       heartbeatIntervalMs: 1000,
       fetchMaxWaitMs: 50,
+      standbyReplicas: 0,
       ...options,
     } as ResolvedOptions;
     this.#log = options.logger.child({ component: 'streams', instance: options.instanceId });
@@ -114,6 +123,7 @@ export class KafkaStreams {
       generationId: this.#assigned?.generationId,
       assigned: this.#assigned ? [...this.#assigned.partitions] : [],
       running: this.runningPartitions(),
+      standby: this.#standbys?.partitions() ?? [],
       restoredRecords: this.#restoredRecords,
     };
   }
@@ -145,6 +155,11 @@ export class KafkaStreams {
     return this.#tasks.get(partition);
   }
 
+  /** A standby task's stores for a stale read (allowStale), with its lag; undefined without one. */
+  standby(partition: number): StandbyView | undefined {
+    return this.#standbys?.view(partition);
+  }
+
   get partitions(): number {
     return this.#partitions;
   }
@@ -174,9 +189,20 @@ export class KafkaStreams {
       sessionTimeout: this.#options.sessionTimeoutMs,
       rebalanceTimeout: Math.max(30_000, this.#options.sessionTimeoutMs),
       heartbeatInterval: this.#options.heartbeatIntervalMs,
-      partitionAssigner: copartitionedAssigner,
+      // Each member tells the leader what it runs, keeps warm and has on disk (see assignor.ts).
+      protocols: [{ name: PROTOCOL_NAME, version: 1 }],
+      protocolsMetadata: () => this.#memberInfo(),
+      partitionAssigner: createCopartitionedAssigner(this.#options.standbyReplicas),
     });
     this.#fetcher = new Fetcher(this.#consumer, { maxWaitMs: this.#options.fetchMaxWaitMs, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 2 * 1024 * 1024 });
+    this.#standbys = new StandbyTasks({
+      consumer: this.#consumer,
+      // Its own fetcher, waiting longer on a quiet changelog than the processing loop does.
+      fetcher: new Fetcher(this.#consumer, { maxWaitMs: 250, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 2 * 1024 * 1024 }),
+      log: this.#log.child({ component: 'standby' }),
+      changelogTopicOf: (store) => `${this.#options.applicationId}-${store}-changelog`,
+      createTask: (partition) => this.#createTask(partition),
+    });
     await this.#checkTopics();
     // Fence zombies with our transactional id before anything else: InitProducerId with the
     // transactional id bumps the epoch and aborts whatever transaction a previous incarnation left open.
@@ -188,9 +214,9 @@ export class KafkaStreams {
     this.#producerId = this.#producer.producerId;
     this.#log.info({ producerId: String(this.#producerId), epoch: this.#producer.producerEpoch }, 'transactional producer initialized');
     this.#consumer.on('consumer:group:join', (payload: { generationId?: number; assignments?: Array<{ topic: string; partitions: number[] }> }) => {
-      const partitions = [...new Set((payload.assignments ?? []).flatMap((a) => a.partitions))].sort((a, b) => a - b);
-      this.#latest = { generationId: payload.generationId ?? -1, partitions };
-      this.#log.info({ generation: payload.generationId, partitions }, 'group assignment received');
+      const { active, standby } = splitAssignment(payload.assignments ?? []);
+      this.#latest = { generationId: payload.generationId ?? -1, partitions: active, standby };
+      this.#log.info({ generation: payload.generationId, partitions: active, standby }, 'group assignment received');
     });
     this.#consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'consumer error'));
     this.#consumer.topics.trackAll(...this.#topology.sourceTopics());
@@ -281,11 +307,26 @@ export class KafkaStreams {
 
   // ---- assignment -------------------------------------------------------------------------
 
+  /** This member's subscription user data: what it runs, keeps warm and has on disk. */
+  #memberInfo(): Buffer {
+    const { stateDir, applicationId, instanceId } = this.#options;
+    let local: number[] = [];
+    try {
+      local = readdirSync(path.join(stateDir, applicationId, instanceId)).filter((name) => /^\d+$/.test(name)).map(Number);
+    } catch {
+      // No state folder yet.
+    }
+    return encodeMemberInfo({ instanceId, active: this.#assigned?.partitions ?? [], standby: this.#standbys?.partitions() ?? [], local });
+  }
+
   async #rebalance(assignment: Assignment): Promise<void> {
     this.#state = 'REBALANCING';
     this.#emitStatus();
     // Work processed under the previous generation cannot be committed any more: drop it.
     await this.#abortAndCloseTasks();
+    // Active tasks closed first: a standby may take over the folder of a partition that moved away, and
+    // a standby of a partition that became active here gives its folder (and checkpoint) to the task.
+    await this.#standbys!.assign(assignment.standby.filter((p) => !assignment.partitions.includes(p)));
     this.#assigned = assignment;
     const tasks: StreamTask[] = [];
     for (const partition of assignment.partitions) {
@@ -309,7 +350,7 @@ export class KafkaStreams {
     this.#fetchEpoch++;
     this.#lastCommitMs = Date.now();
     this.#state = 'RUNNING';
-    this.#log.info({ generation: assignment.generationId, partitions: assignment.partitions }, 'tasks running');
+    this.#log.info({ generation: assignment.generationId, partitions: assignment.partitions, standby: assignment.standby, restoredRecords: restored.records }, 'tasks running');
     this.#emitStatus();
   }
 
@@ -524,6 +565,7 @@ export class KafkaStreams {
   async #shutdown(): Promise<void> {
     this.#state = 'STOPPING';
     await this.#abortAndCloseTasks();
+    await this.#standbys?.close().catch((error: unknown) => this.#log.warn({ err: error }, 'closing standby tasks failed'));
     if (this.#consumer) await (this.#consumer.leaveGroup(false) as unknown as Promise<void>).catch(() => undefined);
     await this.#consumer?.close(true).catch(() => undefined);
     await this.#producer?.close(true).catch(() => undefined);

@@ -111,7 +111,8 @@ async function stableEnds(consumer: Consumer, targets: RestoreTarget[], catchUpM
   }
 }
 
-async function resetOutOfRange(targets: RestoreTarget[], error: FetchPartitionError, consumer: Consumer, fetcher: Fetcher, log: Logger): Promise<void> {
+/** The changelog no longer holds the checkpoint (retention, compaction): wipe the store, go from the earliest offset. */
+export async function resetOutOfRange(targets: RestoreTarget[], error: FetchPartitionError, consumer: Consumer, fetcher: Fetcher, log: Logger): Promise<void> {
   const target = targets.find((t) => t.topic === error.topic && t.partition === error.partition);
   if (!target) throw error;
   const earliest = (await listOffsets(consumer, [target], EARLIEST)).get(tpKey(target.topic, target.partition)) ?? 0n;

@@ -4,14 +4,14 @@ import { randomUUID } from 'node:crypto';
 import { type Router } from '@koa/router';
 import { type Context } from 'koa';
 import { currencyDigits, formatMoney } from '../../bank/money.ts';
-import { INSTANCE_HEADER, VIA_HEADER } from '../accounts.ts';
+import { INSTANCE_HEADER, STALE_LAG_HEADER, VIA_HEADER } from '../accounts.ts';
 import { authenticate, principalOf, requireRole } from '../auth.ts';
 import { readJsonObject } from '../body.ts';
 import { type CloseAccountCommand, type OpenAccountCommand } from '../commands.ts';
 import { type ApiDeps, assertOwnsAccount, forbiddenAccount, queryRequest } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { type AccountResult } from '../outcomes.ts';
-import { BodyReader, idParam, intQuery, stringQuery } from '../validate.ts';
+import { BodyReader, boolQuery, idParam, intQuery, stringQuery } from '../validate.ts';
 
 const HISTORY_LIMIT_DEFAULT = 20;
 const HISTORY_LIMIT_MAX = 100;
@@ -84,10 +84,11 @@ function accepted(ctx: Context, body: Record<string, unknown>): void {
 async function getAccount(ctx: Context, deps: ApiDeps): Promise<void> {
   const accountId = idParam('id', ctx.params['id']);
   const principal = principalOf(ctx);
-  const result = await deps.queries.read(accountId, queryRequest(ctx));
+  const result = await deps.queries.read(accountId, queryRequest(ctx, boolQuery(ctx.query, 'allowStale') ?? false));
   if (result.kind === 'local') {
     if (principal.role === 'customer' && result.view.ownerId !== principal.subject) throw forbiddenAccount(accountId);
     ctx.set(INSTANCE_HEADER, result.view.servedBy.instanceId);
+    if (result.view.stale) ctx.set(STALE_LAG_HEADER, result.view.stale.lagRecords);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = result.view;
     return;

@@ -30,11 +30,14 @@ describe('loadConfig', () => {
     expect(config.sinkGroupId).toBe('bankstream-sink');
   });
 
-  it('should refuse STANDBY_REPLICAS above 0 with a message saying standbys are not implemented', () => {
-    const error = configError({ STANDBY_REPLICAS: '1' });
-    expect(error.variable).toBe('STANDBY_REPLICAS');
-    expect(error.message).toMatch(/not implemented/);
-    expect(loadConfig({ STANDBY_REPLICAS: '0' }).standbyReplicas).toBe(0);
+  it('should take STANDBY_REPLICAS from 0 to 8 and refuse anything else naming the variable', () => {
+    expect(loadConfig({}).standbyReplicas).toBe(0);
+    expect(loadConfig({ STANDBY_REPLICAS: '1' }).standbyReplicas).toBe(1);
+    for (const bad of ['9', '-1', 'one', '1.5']) {
+      const error = configError({ STANDBY_REPLICAS: bad });
+      expect(error.variable).toBe('STANDBY_REPLICAS');
+      expect(error.message).toMatch(/between 0 and 8/);
+    }
   });
 
   it('should derive credits topic and sink group from APP_ID when they are not set', () => {
