@@ -87,6 +87,20 @@ export function planAssignment(members: Array<{ memberId: string; info: MemberIn
       load.set(best, load.get(best)! + 1);
     }
   }
+  // Greedy in partition order can leave a member with more than its share (it could not take the
+  // partitions it owns): move standbys from the most to the least loaded member while that helps,
+  // cold ones before warm ones. Every move lowers the spread, so this ends.
+  for (;;) {
+    const most = ids.reduce((a, b) => (load.get(b)! > load.get(a)! ? b : a));
+    const least = ids.reduce((a, b) => (load.get(b)! < load.get(a)! ? b : a));
+    if (load.get(most)! - load.get(least)! <= 1) break;
+    const movable = standbys.flatMap((list, p) => (list.includes(most) && owner[p] !== least && !list.includes(least) ? [p] : []));
+    const p = movable.find((q) => !has(most, 'standby', q) && !has(most, 'active', q)) ?? movable[0];
+    if (p === undefined) break;
+    standbys[p] = standbys[p]!.map((m) => (m === most ? least : m));
+    load.set(most, load.get(most)! - 1);
+    load.set(least, load.get(least)! + 1);
+  }
   return { owner, standbys };
 }
 

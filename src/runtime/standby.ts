@@ -53,8 +53,9 @@ export class StandbyTasks {
   }
 
   view(partition: number): StandbyView | undefined {
+    // Still readable while halting: the stores stay open until the standby is closed.
     const standby = this.#standbys.get(partition);
-    if (!standby || this.#halting) return undefined;
+    if (!standby) return undefined;
     let lagRecords = 0n;
     for (const t of standby.targets) if (t.end > t.offset) lagRecords += t.end - t.offset;
     return { task: standby.task, lagRecords };
