@@ -187,6 +187,7 @@ describe('validation', () => {
       [post('/v1/deposits', { raw: '{"transferId":', headers: { 'Content-Type': 'application/json' } }), 400, 'malformed_json'],
       [post('/v1/deposits?wait=999999', { body: {} }), 400, 'invalid_parameter'],
       [call(url, 'GET', '/v1/accounts/no-such-account', { token: admin }), 404, 'account_not_found'],
+      [call(url, 'GET', '/v1/accounts/no-such-account?allowStale=yes', { token: admin }), 400, 'invalid_parameter'],
       [call(url, 'GET', '/v1/nothing-here', { token: admin }), 404, 'not_found'],
       [call(url, 'DELETE', '/v1/deposits', { token: admin }), 405, 'method_not_allowed'],
       [post('/v1/deposits', { raw: JSON.stringify({ pad: 'x'.repeat(20_000) }) }), 413, 'payload_too_large'],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../../src/http/errors.ts';
-import { BodyReader, idParam, idempotencyKey, intQuery } from '../../../src/http/validate.ts';
+import { BodyReader, boolQuery, idParam, idempotencyKey, intQuery } from '../../../src/http/validate.ts';
 
 function failure(run: () => unknown): ApiError {
   try {
@@ -69,6 +69,13 @@ describe('parameters', () => {
     expect(intQuery({}, 'wait', 0, 1000)).toBeUndefined();
     for (const wait of ['1001', '-1', '1.5', 'abc', '']) expect(failure(() => intQuery({ wait }, 'wait', 0, 1000)).status).toBe(400);
     expect(failure(() => intQuery({ wait: ['1', '2'] }, 'wait', 0, 1000)).code).toBe('invalid_parameter');
+  });
+
+  it('should take only true or false for a boolean query parameter', () => {
+    expect(boolQuery({ allowStale: 'true' }, 'allowStale')).toBe(true);
+    expect(boolQuery({ allowStale: 'false' }, 'allowStale')).toBe(false);
+    expect(boolQuery({}, 'allowStale')).toBeUndefined();
+    for (const allowStale of ['1', 'yes', 'TRUE', '', ['true', 'true']]) expect(failure(() => boolQuery({ allowStale }, 'allowStale')).code).toBe('invalid_parameter');
   });
 
   it('should answer 400 when a path id or an Idempotency-Key is unusable', () => {
