@@ -104,6 +104,8 @@ export class Metrics {
     });
     this.gaugeOf('bankstream_streams_tasks_assigned', 'Tasks (partitions) assigned to this instance', () => streams.status().assigned.length);
     this.gaugeOf('bankstream_streams_tasks_running', 'Assigned tasks restored and processing', () => streams.status().running.length);
+    this.gaugeOf('bankstream_streams_standby_tasks', 'Standby tasks (warm copies of other instances\' partitions) on this instance', () => streams.status().standby.length);
+    this.gaugeOf('bankstream_streams_standby_lag_records', 'Changelog records the standby tasks have not applied yet', () => streams.status().standbyLagRecords);
     this.counterOf('bankstream_streams_restored_records_total', 'Changelog records restored into local stores', () => streams.status().restoredRecords);
   }
 

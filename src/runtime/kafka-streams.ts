@@ -56,6 +56,8 @@ export interface StreamsStatus {
   running: number[];
   /** Partitions this instance keeps standby tasks for. */
   standby: number[];
+  /** Changelog records the standbys have not applied yet, summed (as of their last fetch). */
+  standbyLagRecords: number;
   restoredRecords: number;
 }
 
@@ -84,6 +86,8 @@ export class KafkaStreams {
   #producer!: BankstreamProducer;
   #fetcher!: Fetcher;
   #standbys: StandbyTasks | undefined;
+  /** The standbys fetch with their own client: concurrent fetches through one client share its broker fetch sessions, which the broker then refuses (INVALID_FETCH_SESSION_EPOCH). */
+  #standbyConsumer: Consumer | undefined;
   #outputs: OutputRecord[] = [];
   #pendingRecords = 0;
   #lastCommitMs = Date.now();
@@ -124,6 +128,7 @@ export class KafkaStreams {
       assigned: this.#assigned ? [...this.#assigned.partitions] : [],
       running: this.runningPartitions(),
       standby: this.#standbys?.partitions() ?? [],
+      standbyLagRecords: this.#standbys?.lagRecords() ?? 0,
       restoredRecords: this.#restoredRecords,
     };
   }
@@ -195,10 +200,12 @@ export class KafkaStreams {
       partitionAssigner: createCopartitionedAssigner(this.#options.standbyReplicas),
     });
     this.#fetcher = new Fetcher(this.#consumer, { maxWaitMs: this.#options.fetchMaxWaitMs, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 2 * 1024 * 1024 });
+    // Never joins the group: it only fetches changelogs and lists their offsets.
+    this.#standbyConsumer = new Consumer({ ...base, clientId: `${applicationId}-${instanceId}-standby`, groupId: `${applicationId}-${instanceId}-standby`, autocommit: false, isolationLevel: 1 });
     this.#standbys = new StandbyTasks({
-      consumer: this.#consumer,
-      // Its own fetcher, waiting longer on a quiet changelog than the processing loop does.
-      fetcher: new Fetcher(this.#consumer, { maxWaitMs: 250, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 2 * 1024 * 1024 }),
+      consumer: this.#standbyConsumer,
+      // Waits longer on a quiet changelog than the processing loop does.
+      fetcher: new Fetcher(this.#standbyConsumer, { maxWaitMs: 250, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 2 * 1024 * 1024 }),
       log: this.#log.child({ component: 'standby' }),
       changelogTopicOf: (store) => `${this.#options.applicationId}-${store}-changelog`,
       createTask: (partition) => this.#createTask(partition),
@@ -566,6 +573,7 @@ export class KafkaStreams {
     this.#state = 'STOPPING';
     await this.#abortAndCloseTasks();
     await this.#standbys?.close().catch((error: unknown) => this.#log.warn({ err: error }, 'closing standby tasks failed'));
+    await this.#standbyConsumer?.close(true).catch(() => undefined);
     if (this.#consumer) await (this.#consumer.leaveGroup(false) as unknown as Promise<void>).catch(() => undefined);
     await this.#consumer?.close(true).catch(() => undefined);
     await this.#producer?.close(true).catch(() => undefined);

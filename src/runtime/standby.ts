@@ -61,6 +61,13 @@ export class StandbyTasks {
     return { task: standby.task, lagRecords };
   }
 
+  /** Changelog records not applied yet, over every standby (a metric: a number is precise enough). */
+  lagRecords(): number {
+    let lag = 0n;
+    for (const partition of this.#standbys.keys()) lag += this.view(partition)?.lagRecords ?? 0n;
+    return Number(lag);
+  }
+
   /** Keeps standbys for exactly `partitions`: closes the others, opens the new ones, resumes tailing. */
   async assign(partitions: number[]): Promise<void> {
     await this.#halt();

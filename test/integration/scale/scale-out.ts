@@ -1,6 +1,6 @@
 // Scale-out under load (issue 7): three instances serving the API on their own ports, plus the sink, on a
 // private broker and a private PostgreSQL; while the bank workload is sent, a fourth instance joins, one
-// leaves with SIGTERM, one dies with SIGKILL and comes back. A poller asks every running instance for
+// leaves with SIGTERM, one dies with SIGKILL and comes back, with one standby per partition. A poller asks every running instance for
 // balances the whole time; afterwards every answer is checked against the balances changelog, and the
 // outcomes, the balance invariant and Postgres are checked as in the chaos test.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -140,6 +140,8 @@ function baseEnv(options: ScaleOptions, kafka: PrivateKafka, postgres: PrivatePo
     AUTH_DEV_SECRET: DEV_SECRET,
     COMMIT_INTERVAL_MS: '100',
     BATCH_RECORDS_MAX: '500',
+    // Standbys move with every join, leave and crash too: a failover lands on a warm copy.
+    STANDBY_REPLICAS: '1',
     SINK_BATCH_MS: '100',
     LOG_LEVEL: 'warn',
   };

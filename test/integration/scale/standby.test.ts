@@ -90,7 +90,12 @@ async function failover(standbyReplicas: number): Promise<FailoverRun> {
     const token = await login(survivor, 'teller1');
     const partitions = (await readyz(victim))!.running;
     const probes = partitions.map((p) => workload.accounts.find((a) => partitionForKey(a, 4) === p)!);
-    if (standbyReplicas > 0) await standbysCaughtUp(survivor, token, probes, expected);
+    if (standbyReplicas > 0) {
+      await standbysCaughtUp(survivor, token, probes, expected);
+      const metrics = (await call(survivor, 'GET', '/metrics')).text;
+      expect(metrics).toMatch(new RegExp(`^bankstream_streams_standby_tasks(\\{[^}]*\\})? ${partitions.length}$`, 'm'));
+      expect(metrics).toMatch(/^bankstream_streams_standby_lag_records(\{[^}]*\})? 0$/m);
+    }
     const before = (await readyz(survivor))!;
 
     const wrong: string[] = [];
