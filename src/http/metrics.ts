@@ -6,7 +6,7 @@
 // Values that the engine and the sink already keep (task counts, restored records, sink rows) are read
 // at scrape time through `collect` callbacks instead of being pushed on every change.
 import { Counter, type CounterConfiguration, Gauge, type GaugeConfiguration, Histogram, type HistogramConfiguration, Registry, collectDefaultMetrics } from 'prom-client';
-import { type StreamsState, type StreamsStatus } from '../runtime/kafka-streams.ts';
+import { type PartitionLag, type StreamsState, type StreamsStatus } from '../runtime/kafka-streams.ts';
 import { type SinkStatus } from '../sinks/postgres-sink.ts';
 
 const STREAMS_STATES: StreamsState[] = ['CREATED', 'STARTING', 'REBALANCING', 'RUNNING', 'STOPPING', 'STOPPED', 'FAILED'];
@@ -89,8 +89,23 @@ export class Metrics {
     });
   }
 
+  /** A gauge with one series per partition, read at scrape time (series of partitions gone are dropped). */
+  partitionGauge(name: string, help: string, read: () => Array<{ topic: string; partition: number; records: number }>): void {
+    this.registry.removeSingleMetric(name);
+    new Gauge({
+      name,
+      help,
+      labelNames: ['topic', 'partition'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { topic, partition, records } of read()) this.set({ topic, partition: String(partition) }, records);
+      },
+    });
+  }
+
   /** Task gauges and restore counter, read from the engine at scrape time. */
-  bindStreams(streams: { status(): StreamsStatus }): void {
+  bindStreams(streams: { status(): StreamsStatus; lag(): PartitionLag[] }): void {
     this.registry.removeSingleMetric('bankstream_streams_state');
     new Gauge({
       name: 'bankstream_streams_state',
@@ -102,6 +117,7 @@ export class Metrics {
         for (const s of STREAMS_STATES) this.set({ state: s }, s === current ? 1 : 0);
       },
     });
+    this.partitionGauge('bankstream_streams_lag_records', 'Committed input records of each running task not processed yet', () => streams.lag());
     this.gaugeOf('bankstream_streams_tasks_assigned', 'Tasks (partitions) assigned to this instance', () => streams.status().assigned.length);
     this.gaugeOf('bankstream_streams_tasks_running', 'Assigned tasks restored and processing', () => streams.status().running.length);
     this.gaugeOf('bankstream_streams_standby_tasks', 'Standby tasks (warm copies of other instances\' partitions) on this instance', () => streams.status().standby.length);
@@ -110,7 +126,8 @@ export class Metrics {
   }
 
   /** Sink gauges and counters, read from the sink at scrape time. */
-  bindSink(sink: { status(): SinkStatus }): void {
+  bindSink(sink: { status(): SinkStatus; lag(): PartitionLag[] }): void {
+    this.partitionGauge('bankstream_sink_lag_records', 'Committed outcome and audit records not written to PostgreSQL yet', () => sink.lag());
     this.gaugeOf('bankstream_postgres_up', '0 while the sink is paused because PostgreSQL is unreachable', () => (sink.status().state === 'paused-db-down' ? 0 : 1));
     this.gaugeOf('bankstream_sink_running', '1 while the Postgres sink is running', () => (sink.status().state === 'running' ? 1 : 0));
     this.counterOf('bankstream_sink_rows_written_total', 'Rows the Postgres sink inserted', () => sink.status().rowsWritten);

@@ -63,6 +63,13 @@ export interface StreamsStatus {
 
 export type StreamsListener = (status: StreamsStatus) => void;
 
+/** Committed records of a source partition not processed yet (last stable offset seen by the last fetch − position). */
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  records: number;
+}
+
 export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
 
 /** Failures in a row (without a successful commit in between) after which the instance stops. */
@@ -158,6 +165,19 @@ export class KafkaStreams {
   /** Read access to a running task's store for interactive queries (committed + uncommitted state). */
   task(partition: number): StreamTask | undefined {
     return this.#tasks.get(partition);
+  }
+
+  /** Consumer lag of every running task's source partitions, as of the last fetch of each. */
+  lag(): PartitionLag[] {
+    const out: PartitionLag[] = [];
+    for (const task of this.#tasks.values()) {
+      if (task.state !== 'RUNNING') continue;
+      for (const [topic, position] of task.positions) {
+        const end = this.#stableEnds.get(tpKey(topic, task.partition));
+        if (end !== undefined) out.push({ topic, partition: task.partition, records: Number(end > position ? end - position : 0n) });
+      }
+    }
+    return out;
   }
 
   /** A standby task's stores for a stale read (allowStale), with its lag; undefined without one. */
@@ -428,8 +448,15 @@ export class KafkaStreams {
 
   #nextFetchEpoch = 0;
 
+  /** Last stable offset per source partition, as the last fetch reported it (for lag). */
+  readonly #stableEnds = new Map<string, bigint>();
+
   #advanceFetchPositions(fetched: PartitionFetch[]): void {
-    for (const part of fetched) this.#nextFetch.set(tpKey(part.topic, part.partition), part.nextOffset);
+    for (const part of fetched) {
+      const key = tpKey(part.topic, part.partition);
+      this.#nextFetch.set(key, part.nextOffset);
+      if (part.lastStableOffset >= 0n) this.#stableEnds.set(key, part.lastStableOffset);
+    }
   }
 
   /** Processes in chunks so that no transaction carries more than batchRecordsMax input records. */

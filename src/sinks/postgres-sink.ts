@@ -92,6 +92,18 @@ export class PostgresSink {
     return { ...this.#status };
   }
 
+  /** Records of each assigned partition not written to Postgres yet (last stable offset of the last fetch − position). */
+  lag(): Array<{ topic: string; partition: number; records: number }> {
+    const out = [];
+    for (const [key, { topic, partition, offset }] of this.#positions) {
+      const end = this.#stableEnds.get(key);
+      if (end !== undefined) out.push({ topic, partition, records: Number(end > offset ? end - offset : 0n) });
+    }
+    return out;
+  }
+
+  readonly #stableEnds = new Map<string, bigint>();
+
   /** Joins the consumer group and starts the loop in the background. */
   async start(): Promise<void> {
     if (this.#status.state !== 'created') throw new Error(`cannot start the sink in state ${this.#status.state}`);
@@ -196,6 +208,7 @@ export class PostgresSink {
     const nowMs = Date.now();
     for (const part of fetched) {
       const position = this.#positions.get(tpKey(part.topic, part.partition));
+      if (part.lastStableOffset >= 0n) this.#stableEnds.set(tpKey(part.topic, part.partition), part.lastStableOffset);
       if (!position || part.nextOffset <= position.offset) continue;
       const room = this.#config.sinkBatchRowsMax - this.#batch.rows;
       const taken = part.records.slice(0, Math.max(room, 0));

@@ -257,6 +257,10 @@ describe('events, metrics and health', () => {
     expect(count(after.text)).toBeGreaterThan(count(before.text));
     expect(after.text).toMatch(/bankstream_http_request_duration_seconds_count\{[^}]*method="POST",route="\/v1\/deposits",status="200"/);
     expect(after.text).toMatch(/bankstream_streams_tasks_running\{[^}]*\} 4/);
+    // Lag per partition, once fetched: the processor's input and credits, the sink's outcome and audit topics.
+    const lagSeries = (name: string) => [...after.text.matchAll(new RegExp(`^${name}\\{[^}]*partition="(\\d+)"[^}]*\\} (\\d+)$`, 'gm'))];
+    expect(lagSeries('bankstream_streams_lag_records').length).toBeGreaterThanOrEqual(4);
+    expect(lagSeries('bankstream_sink_lag_records').length).toBeGreaterThanOrEqual(4);
     expect((await call(url, 'GET', '/healthz')).body).toMatchObject({ status: 'ok', instanceId: 'api-0' });
     expect((await call(url, 'GET', '/readyz')).body).toMatchObject({ ready: true, streams: { state: 'RUNNING' }, sink: { state: 'running' } });
     expect((await call(url, 'GET', '/openapi.json')).body).toMatchObject({ openapi: '3.1.0' });

@@ -210,20 +210,17 @@ describe('docker-compose.yml', () => {
 });
 
 describe('Grafana dashboard metrics', () => {
-  // Lag gauges the dashboard expects and src/http/metrics.ts does not export yet (listed in docs/operations.md).
-  const PENDING = new Set(['bankstream_streams_lag_records', 'bankstream_sink_lag_records']);
   // prom-client's default metrics, registered with the prefix bankstream_ (collectDefaultMetrics).
   const DEFAULTS = new Set(['bankstream_process_cpu_seconds_total', 'bankstream_nodejs_heap_size_used_bytes', 'bankstream_nodejs_eventloop_lag_p99_seconds']);
 
-  it('should only query metrics the code exports (or the documented pending ones)', () => {
+  it('should only query metrics the code exports', () => {
     const exported = new Set([...read('src/http/metrics.ts').matchAll(/'(bankstream_[a-z0-9_]+)'/g)].map((m) => m[1]!));
     expect(read('src/http/metrics.ts')).toMatch(/collectDefaultMetrics\(\{[^}]*prefix: 'bankstream_'/);
     const dashboard = read('deploy/grafana/dashboards/bankstream.json');
     const used = new Set([...dashboard.matchAll(/\b(bankstream_[a-z0-9_]+?)(?:_bucket|_count|_sum)?\b/g)].map((m) => m[1]!));
     used.delete('bankstream_streams_state'); // also the variable query; checked below
     expect(exported).toContain('bankstream_streams_state');
-    for (const name of used) expect(exported.has(name) || PENDING.has(name) || DEFAULTS.has(name), name).toBe(true);
-    for (const name of PENDING) expect(read('docs/operations.md'), name).toContain(name);
+    for (const name of used) expect(exported.has(name) || DEFAULTS.has(name), name).toBe(true);
   });
 });
 
