@@ -14,6 +14,8 @@ import { type Role, ROLES } from './users.ts';
 export interface Principal {
   subject: string;
   role: Role;
+  /** When the token expires (its exp claim): long-lived responses (SSE) end then. */
+  expiresAtMs: number;
 }
 
 export interface IssuedToken {
@@ -89,7 +91,7 @@ export class Authenticator {
     }
     const role = roleOf(payload[this.#config.roleClaim]);
     if (!role) throw invalidToken(`the token has no "${this.#config.roleClaim}" claim naming one of ${ROLES.join(', ')}`);
-    return { subject: payload.sub!, role };
+    return { subject: payload.sub!, role, expiresAtMs: payload.exp! * 1000 };
   }
 }
 

@@ -2,7 +2,8 @@
 // Bounded everywhere: at most sseConnectionsMax connections, at most sseBufferMax events queued per
 // connection while the client reads slower than events arrive (then it is disconnected: it reconnects
 // and reads history from /v1/accounts/:id/transfers), a heartbeat comment every sseHeartbeatMs so that
-// proxies keep the connection and dead clients are noticed, and every stream ended on shutdown.
+// proxies keep the connection and dead clients are noticed, every stream ended on shutdown, and each one
+// ended when the token that opened it expires (with a token_expired event: reconnect with a fresh token).
 import { PassThrough } from 'node:stream';
 import { type Context } from 'koa';
 import { type Config } from '../config/config.ts';
@@ -11,6 +12,8 @@ import { type Metrics } from './metrics.ts';
 import { type AccountEvent, type OutcomeTracker } from './outcomes.ts';
 
 const RECONNECT_MS = 2000;
+/** setTimeout's limit; a token valid for longer is re-checked then (the stream ends, the client reconnects). */
+const TIMER_MAX_MS = 2 ** 31 - 1;
 
 export class SseHub {
   readonly #config: Config;
@@ -23,17 +26,22 @@ export class SseHub {
     metrics.gaugeOf('bankstream_http_sse_connections', 'Open Server-Sent Events connections', () => this.#closers.size);
   }
 
-  /** Answers the request with an event stream of the account's events; returns at once. */
-  open(ctx: Context, accountId: string): void {
+  /** Answers the request with an event stream of the account's events until `expiresAtMs`; returns at once. */
+  open(ctx: Context, accountId: string, expiresAtMs: number): void {
     const { sseConnectionsMax } = this.#config.http;
     if (this.#closers.size >= sseConnectionsMax) throw new ApiError('too_many_requests', `more than ${sseConnectionsMax} event streams are open`, { retryAfterS: 5 });
     const stream = new PassThrough();
     const connection = new SseConnection(stream, this.#config.http.sseBufferMax);
     const unsubscribe = this.#tracker.subscribe(accountId, (event) => connection.send(event));
     const heartbeat = setInterval(() => connection.comment('heartbeat'), this.#config.http.sseHeartbeatMs);
+    const expiry = setTimeout(() => {
+      connection.write(`event: token_expired\ndata: ${JSON.stringify({ detail: 'the token that opened this stream has expired; reconnect with a fresh one' })}\n\n`);
+      close();
+    }, Math.min(Math.max(0, expiresAtMs - Date.now()), TIMER_MAX_MS));
     const close = () => {
       if (!this.#closers.delete(close)) return;
       clearInterval(heartbeat);
+      clearTimeout(expiry);
       unsubscribe();
       connection.end();
     };

@@ -116,5 +116,5 @@ async function accountHistory(ctx: Context, deps: ApiDeps): Promise<void> {
 async function accountEvents(ctx: Context, deps: ApiDeps): Promise<void> {
   const accountId = idParam('id', ctx.params['id']);
   await assertOwnsAccount(ctx, deps, accountId);
-  deps.sse.open(ctx, accountId);
+  deps.sse.open(ctx, accountId, principalOf(ctx).expiresAtMs);
 }

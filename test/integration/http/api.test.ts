@@ -245,6 +245,18 @@ describe('events, metrics and health', () => {
     expect(JSON.parse(data!)).toMatchObject({ transferId: 'sse-dep', accountId: 'sse-a', amount: '2.00' });
   });
 
+  it('should end an event stream with a token_expired event when the token that opened it expires', async () => {
+    await openAccount('sse-exp', 'alice');
+    const expiresAt = Math.floor(Date.now() / 1000) + 3;
+    const shortLived = await new SignJWT({ role: 'customer' }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuer('bankstream').setAudience('bankstream-api').setExpirationTime(expiresAt).sign(new TextEncoder().encode(DEV_SECRET));
+    const response = await fetch(`${url}/v1/accounts/sse-exp/events`, { headers: { Authorization: `Bearer ${shortLived}` }, signal: AbortSignal.timeout(30_000) });
+    expect(response.status).toBe(200);
+    // The server ends the stream by itself: reading to the end terminates.
+    const text = await response.text();
+    expect(text).toMatch(/event: token_expired\ndata: \{"detail":"[^"]*expired/);
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt * 1000 - 1000);
+  });
+
   it('should expose Prometheus metrics that move when transfers flow, and health, readiness and OpenAPI', async () => {
     const count = (text: string) => Number(/^bankstream_outcomes_total\{result="completed",code="completed"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
     const before = await call(url, 'GET', '/metrics');
