@@ -10,6 +10,7 @@ import { type Logger } from 'pino';
 import { type AuthConfig } from '../config/config.ts';
 import { ApiError, unavailable } from './errors.ts';
 import { type Role, ROLES } from './users.ts';
+import { LruMap } from '../stores/lru.ts';
 
 export interface Principal {
   subject: string;
@@ -32,10 +33,18 @@ const TOKEN_CHARS_MAX = 8192;
 const JWKS_TIMEOUT_MS = 5000;
 const JWKS_COOLDOWN_MS = 30_000;
 const JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
+/** Verified tokens remembered (least recently used dropped first). */
+const VERIFIED_TOKENS_MAX = 10_000;
 
 export class Authenticator {
   readonly #config: AuthConfig;
   readonly #key: Uint8Array | JWTVerifyGetKey;
+  /**
+   * Tokens that verified, with their principal: a token verifies the same until it expires (JWTs carry no
+   * revocation), so a client sending the same bearer token again skips the signature check, which was the
+   * largest cost of a balance read. Keyed by the whole token string.
+   */
+  readonly #verified = new LruMap<string, Principal>(VERIFIED_TOKENS_MAX);
 
   constructor(config: AuthConfig, logger: Logger) {
     this.#config = config;
@@ -75,6 +84,12 @@ export class Authenticator {
 
   /** Verifies signature, algorithm, issuer, audience, exp/nbf; throws ApiError 401 (or 503 when the JWKS is unreachable). */
   async verify(token: string): Promise<Principal> {
+    const cached = this.#verified.get(token);
+    if (cached !== undefined) {
+      // Exactly jose's rule: expired once now - tolerance >= exp.
+      if (Date.now() - this.#config.clockToleranceS * 1000 < cached.expiresAtMs) return cached;
+      this.#verified.delete(token);
+    }
     const options = {
       issuer: this.#config.issuer,
       audience: this.#config.audience,
@@ -91,7 +106,9 @@ export class Authenticator {
     }
     const role = roleOf(payload[this.#config.roleClaim]);
     if (!role) throw invalidToken(`the token has no "${this.#config.roleClaim}" claim naming one of ${ROLES.join(', ')}`);
-    return { subject: payload.sub!, role, expiresAtMs: payload.exp! * 1000 };
+    const principal: Principal = Object.freeze({ subject: payload.sub!, role, expiresAtMs: payload.exp! * 1000 });
+    this.#verified.set(token, principal);
+    return principal;
   }
 }
 

@@ -46,6 +46,18 @@ describe('Authenticator in dev mode', () => {
     expect(error.message).toContain('expired');
   });
 
+  it('should answer a token it verified before from memory, and refuse it once it has expired', async () => {
+    const strict = new Authenticator(loadConfig({ AUTH_DEV_SECRET: SECRET, AUTH_CLOCK_TOLERANCE_S: '0' }).auth, logger);
+    const token = await sign({ role: 'teller' }, (jwt) => jwt.setExpirationTime(Math.floor(Date.now() / 1000) + 2));
+    const first = await strict.verify(token);
+    expect(await strict.verify(token)).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, first.expiresAtMs - Date.now()) + 50));
+    const error = await refused(strict.verify(token));
+    expect(error.code).toBe('invalid_token');
+    expect(error.message).toContain('expired');
+  });
+
   it('should refuse when the token is not yet valid', async () => {
     const token = await sign({ role: 'admin' }, (jwt) => jwt.setNotBefore(Math.floor(Date.now() / 1000) + 600));
 
