@@ -5,6 +5,7 @@ import { type Consumer } from '@platformatic/kafka';
 import { batchLastOffset, filterAbortedBatches, isControlBatch } from '../kafka/read-committed.ts';
 import { type InputRecord } from '../topology/task-graph.ts';
 import { type Headers } from '../topology/types.ts';
+import { kafkaErrorIds } from './errors.ts';
 
 export const READ_COMMITTED = 1;
 
@@ -81,7 +82,8 @@ export class Fetcher {
     const requested = new Map(positions.map((p) => [tpKey(p.topic, p.partition), p.offset]));
     const responses = await Promise.all(
       [...byNode].map(([node, byTopic]) =>
-        this.#consumer.fetch({
+        this.#consumer
+          .fetch({
           node,
           maxWaitTime: this.#options.maxWaitMs,
           minBytes: this.#options.minBytes,
@@ -97,7 +99,14 @@ export class Fetcher {
               lastFetchedEpoch: -1,
             })),
           })),
-        }),
+        })
+          // The client throws the whole response when a partition's position is out of range; #collect
+          // turns it into a FetchPartitionError naming the partition, which restore and standbys act on.
+          .catch((error: unknown) => {
+            const response = kafkaErrorIds(error).has('OFFSET_OUT_OF_RANGE') ? responseOf(error) : undefined;
+            if (response === undefined) throw error;
+            return response;
+          }),
       ),
     );
     const out: PartitionFetch[] = [];
@@ -159,6 +168,22 @@ const ERROR_NAMES: Record<number, string> = {
   75: 'UNKNOWN_LEADER_EPOCH',
   100: 'UNKNOWN_TOPIC_ID',
 };
+
+type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
+
+/** The fetch response a ResponseError carries (somewhere in the client's error tree). */
+function responseOf(error: unknown, depth = 0): FetchResponse | undefined {
+  if (!error || typeof error !== 'object' || depth > 8) return undefined;
+  const e = error as { response?: { responses?: unknown }; errors?: unknown; cause?: unknown };
+  if (Array.isArray(e.response?.responses)) return e.response as FetchResponse;
+  if (Array.isArray(e.errors)) {
+    for (const inner of e.errors) {
+      const found = responseOf(inner, depth + 1);
+      if (found) return found;
+    }
+  }
+  return responseOf(e.cause, depth + 1);
+}
 
 function errorName(code: number): string {
   return ERROR_NAMES[code] ?? `KAFKA_ERROR_${code}`;

@@ -3,7 +3,7 @@
 import { type Consumer } from '@platformatic/kafka';
 import { type Logger } from 'pino';
 import { type ChangelogEntry } from '../stores/types.ts';
-import { FetchPartitionError, type Fetcher, tpKey } from './fetcher.ts';
+import { FetchPartitionError, type Fetcher, type PartitionFetch, tpKey } from './fetcher.ts';
 import { type StreamTask } from './task.ts';
 
 export interface RestoreTarget {
@@ -38,28 +38,37 @@ export async function restoreTasks(
   const targets = await planRestore(tasks, changelogTopicOf, consumer, log, catchUpMs);
   let records = 0;
   let lastLog = Date.now();
+  // Pipelined: the next fetch (from where this batch ends) is in flight while this batch is written, and
+  // the stores of one batch are written in parallel (one LevelDB batch each, on libuv's thread pool).
+  let inflight: Promise<PartitionFetch[]> | undefined;
   while (targets.some((t) => t.offset < t.end)) {
-    const active = targets.filter((t) => t.offset < t.end);
-    let fetched;
+    let fetched: PartitionFetch[];
     try {
-      fetched = await fetcher.fetch(active.map((t) => ({ topic: t.topic, partition: t.partition, offset: t.offset })));
+      fetched = await (inflight ?? fetchFrom(fetcher, targets, (t) => t.offset));
     } catch (error) {
+      inflight = undefined;
       if (error instanceof FetchPartitionError && error.apiId === 'OFFSET_OUT_OF_RANGE') {
         await resetOutOfRange(targets, error, consumer, fetcher, log);
         continue;
       }
       throw error;
     }
-    const byKey = new Map(active.map((t) => [tpKey(t.topic, t.partition), t]));
+    const byKey = new Map(targets.map((t) => [tpKey(t.topic, t.partition), t]));
+    const writes: Array<{ target: RestoreTarget; entries: ChangelogEntry[]; next: bigint }> = [];
     for (const part of fetched) {
       const target = byKey.get(tpKey(part.topic, part.partition));
-      if (!target) continue;
+      if (!target || target.offset >= target.end) continue;
       const entries: ChangelogEntry[] = part.records.filter((r) => r.offset < target.end && r.key).map((r) => ({ key: r.key!.toString('utf8'), value: r.value }));
       const next = part.nextOffset < target.end ? part.nextOffset : target.end;
-      if (next > target.offset) {
-        await target.task.stores.get(target.storeName)!.restoreBatch(entries, next);
-        target.offset = next;
-      }
+      if (next > target.offset) writes.push({ target, entries, next });
+    }
+    const nextOffsets = new Map(writes.map((w) => [w.target, w.next]));
+    const after = (t: RestoreTarget) => nextOffsets.get(t) ?? t.offset;
+    inflight = targets.some((t) => after(t) < t.end) ? fetchFrom(fetcher, targets, after) : undefined;
+    inflight?.catch(() => undefined);
+    await Promise.all(writes.map(({ target, entries, next }) => target.task.stores.get(target.storeName)!.restoreBatch(entries, next)));
+    for (const { target, entries, next } of writes) {
+      target.offset = next;
       records += entries.length;
       onProgress(entries.length);
     }
@@ -71,6 +80,12 @@ export async function restoreTasks(
   const elapsedMs = Date.now() - started;
   if (targets.length > 0) log.info({ records, elapsedMs, stores: targets.length }, 'state stores restored');
   return { records, elapsedMs };
+}
+
+/** One fetch of every target not restored yet, from `offsetOf` (where the batch being written ends). */
+function fetchFrom(fetcher: Fetcher, targets: RestoreTarget[], offsetOf: (t: RestoreTarget) => bigint): Promise<PartitionFetch[]> {
+  const active = targets.filter((t) => offsetOf(t) < t.end);
+  return fetcher.fetch(active.map((t) => ({ topic: t.topic, partition: t.partition, offset: offsetOf(t) })));
 }
 
 async function planRestore(tasks: StreamTask[], changelogTopicOf: (store: string) => string, consumer: Consumer, log: Logger, catchUpMs: number): Promise<RestoreTarget[]> {

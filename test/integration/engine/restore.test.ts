@@ -1,0 +1,118 @@
+// restoreTasks on the real broker: a store rebuilt from its changelog (pipelined fetches, read_committed,
+// a checkpoint written with every batch), resumed from its checkpoint, and wiped when the changelog no
+// longer holds it (a recreated topic: checkpoint past the end; a truncated one: offset out of range).
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Admin, Consumer } from '@platformatic/kafka';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/config/logger.ts';
+import { partitionForKey } from '../../../src/kafka/partitioner.ts';
+import { Fetcher } from '../../../src/runtime/fetcher.ts';
+import { restoreTasks } from '../../../src/runtime/restore.ts';
+import { StreamTask } from '../../../src/runtime/task.ts';
+import { Topology } from '../../../src/topology/topology.ts';
+import { BROKERS, createTopics, deleteTopics, produce, uniqueName } from '../../helpers/kafka.ts';
+
+const log = createLogger('warn');
+const topicsMade: string[] = [];
+const dirs: string[] = [];
+afterAll(async () => {
+  await deleteTopics(topicsMade);
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+interface Fixture {
+  appId: string;
+  changelog: string;
+  dir: string;
+}
+
+async function fixture(compact = true): Promise<Fixture> {
+  const appId = uniqueName('restore');
+  const changelog = `${appId}-s-changelog`;
+  await createTopics([{ name: changelog, partitions: 1, compact }]);
+  topicsMade.push(changelog);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-restore-'));
+  dirs.push(dir);
+  return { appId, changelog, dir };
+}
+
+function task(f: Fixture): StreamTask {
+  const topology = new Topology()
+    .addSource('in', { topics: [`${f.appId}-in`] })
+    .addProcessor('p', () => ({ init() {}, process() {} }), 'in')
+    .addStateStore({ name: 's' }, 'p');
+  return new StreamTask({ topology, applicationId: f.appId, partition: 0, partitions: 1, dir: f.dir, partitionsOf: () => 1, partitionForKey, emit: () => {}, nowMs: () => Date.now() });
+}
+
+/** `count` versions of keys k0..k(keys-1): the last value of k<i> is the highest n with n % keys = i. */
+async function write(topic: string, from: number, count: number, keys: number): Promise<void> {
+  const messages = [];
+  for (let n = from; n < from + count; n++) messages.push({ topic, partition: 0, key: Buffer.from(`k${n % keys}`), value: Buffer.from(JSON.stringify({ n })) });
+  for (let i = 0; i < messages.length; i += 5000) await produce(messages.slice(i, i + 5000));
+}
+
+/** A restore as a starting instance runs it: its own client, a task opening the state folder. */
+async function restored(f: Fixture): Promise<{ records: number; values: (number | undefined)[]; checkpoint: bigint | null }> {
+  const consumer = new Consumer({ clientId: 'restore-test', groupId: uniqueName('restore'), bootstrapBrokers: BROKERS, strict: false });
+  const fetcher = new Fetcher(consumer, { maxWaitMs: 100, minBytes: 1, maxBytes: 4 * 1024 * 1024, partitionMaxBytes: 256 * 1024 });
+  const t = task(f);
+  await t.openStores();
+  try {
+    const { records } = await restoreTasks([t], (store) => `${f.appId}-${store}-changelog`, consumer, fetcher, log, undefined, 2000);
+    const store = t.stores.get('s')!;
+    const values = await Promise.all(Array.from({ length: 10 }, async (_, i) => ((await store.readCommitted(`k${i}`)) as { n: number } | undefined)?.n));
+    return { records, values, checkpoint: await store.checkpoint() };
+  } finally {
+    await t.close();
+    await consumer.close();
+  }
+}
+
+describe('restore from changelogs', () => {
+  it('should rebuild a store from its whole changelog in many fetches, then resume from its checkpoint', async () => {
+    const f = await fixture();
+    await write(f.changelog, 0, 30_000, 10);
+    const first = await restored(f);
+    expect(first.records).toBe(30_000);
+    expect(first.values).toEqual(Array.from({ length: 10 }, (_, i) => 29_990 + i));
+    expect(first.checkpoint).toBe(30_000n);
+
+    await write(f.changelog, 30_000, 25, 10);
+    const again = await restored(f);
+    expect(again.records).toBe(25);
+    expect(again.values[4]).toBe(30_024);
+    expect(again.checkpoint).toBe(30_025n);
+  });
+
+  it('should wipe the store and restore from scratch when its checkpoint is past the end of a recreated changelog', async () => {
+    const f = await fixture();
+    await write(f.changelog, 0, 500, 10);
+    expect((await restored(f)).checkpoint).toBe(500n);
+    await deleteTopics([f.changelog]);
+    await createTopics([{ name: f.changelog, partitions: 1, compact: true }]);
+    await write(f.changelog, 0, 5, 5);
+    const after = await restored(f);
+    expect(after.checkpoint).toBe(5n);
+    expect(after.values).toEqual([0, 1, 2, 3, 4, undefined, undefined, undefined, undefined, undefined]);
+  });
+
+  it('should wipe the store and restore from the earliest offset when the changelog was truncated past its checkpoint', async () => {
+    // Retention (cleanup.policy delete or compact,delete) truncates; the broker refuses DeleteRecords on compact-only topics.
+    const f = await fixture(false);
+    await write(f.changelog, 0, 100, 10);
+    expect((await restored(f)).checkpoint).toBe(100n);
+    await write(f.changelog, 100, 900, 10);
+    const admin = new Admin({ clientId: 'restore-test-admin', bootstrapBrokers: BROKERS });
+    try {
+      await admin.deleteRecords({ topics: [{ name: f.changelog, partitions: [{ partition: 0, offset: 600n }] }] });
+    } finally {
+      await admin.close();
+    }
+    const after = await restored(f);
+    expect(after.checkpoint).toBe(1000n);
+    expect(after.records).toBe(400);
+    expect(after.values).toEqual(Array.from({ length: 10 }, (_, i) => 990 + i));
+  });
+});
