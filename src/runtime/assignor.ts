@@ -17,6 +17,8 @@ import { type ExtendedGroupProtocolSubscription, type GroupAssignment, type Grou
 export const STANDBY_TOPIC = '#standby';
 /** Group protocol name: every member of the group runs this assignor. */
 export const PROTOCOL_NAME = 'bankstream';
+/** The name earlier versions joined with (the client's default), still offered for rolling upgrades. */
+export const LEGACY_PROTOCOL_NAME = 'roundrobin';
 
 export interface MemberInfo {
   instanceId: string;

@@ -18,7 +18,7 @@ import { explainKafkaError } from '../kafka/security.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
 import { type OutputRecord } from '../topology/task-graph.ts';
 import { type Topology } from '../topology/topology.ts';
-import { createCopartitionedAssigner, encodeMemberInfo, PROTOCOL_NAME, splitAssignment } from './assignor.ts';
+import { createCopartitionedAssigner, encodeMemberInfo, LEGACY_PROTOCOL_NAME, PROTOCOL_NAME, splitAssignment } from './assignor.ts';
 import { fetchStableOffsets } from './committed-offsets.ts';
 import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
 import { Fetcher, type PartitionFetch, tpKey } from './fetcher.ts';
@@ -214,8 +214,10 @@ export class KafkaStreams {
       sessionTimeout: this.#options.sessionTimeoutMs,
       rebalanceTimeout: Math.max(30_000, this.#options.sessionTimeoutMs),
       heartbeatInterval: this.#options.heartbeatIntervalMs,
-      // Each member tells the leader what it runs, keeps warm and has on disk (see assignor.ts).
-      protocols: [{ name: PROTOCOL_NAME, version: 1 }],
+      // Each member tells the leader what it runs, keeps warm and has on disk (see assignor.ts). The
+      // previous protocol name second: during a rolling upgrade the group agrees on it until every member
+      // speaks the new one (the leader always plans with this assignor's code, whichever name is chosen).
+      protocols: [{ name: PROTOCOL_NAME, version: 1 }, { name: LEGACY_PROTOCOL_NAME, version: 1 }],
       protocolsMetadata: () => this.#memberInfo(),
       partitionAssigner: createCopartitionedAssigner(this.#options.standbyReplicas),
     });
