@@ -143,6 +143,27 @@ describe('exactly-once engine on the real broker', () => {
     expect(out.length).toBe(total);
   });
 
+  it('should join a group whose first member speaks the previous protocol (a rolling upgrade) and then process everything once', async () => {
+    const s = await setup();
+    await produceRange(s, 0, 400);
+    // A member of an earlier version: the client's default protocol (roundrobin) and assigner; it joins
+    // first, so it leads the group and assigns with its own assigner.
+    const old = new Consumer({ clientId: 'old-version', groupId: s.appId, bootstrapBrokers: BROKERS, autocommit: false, sessionTimeout: 6000, rebalanceTimeout: 30_000, heartbeatInterval: 500 });
+    old.topics.trackAll(s.input);
+    await old.joinGroup({});
+    const child = start(s, 'a', { LOG_LEVEL: 'info' });
+    try {
+      await waitFor('the new version in the group', async () => (child.output().includes('group assignment received') ? true : undefined), 60_000, 100);
+      expect(child.output()).not.toContain('INCONSISTENT_GROUP_PROTOCOL');
+    } finally {
+      await (old.leaveGroup(false) as unknown as Promise<void>).catch(() => undefined);
+      await old.close(true);
+    }
+    await waitForOutputs(s, 400);
+    await killChild(child, 'SIGTERM');
+    assertExactlyOnce(await outputs(s), 400);
+  });
+
   it('should rebuild the stores from the changelogs when the state folder is deleted', async () => {
     const s = await setup();
     await produceRange(s, 0, 1000);
