@@ -1,4 +1,5 @@
-// The short, fixed-seed chaos run of the suite (`npm run chaos -- --duration 5m --seed N` for long ones).
+// The short, fixed-seed chaos run of the suite, with one standby per partition (`npm run chaos -- --duration
+// 5m --seed N [--standby 1]` for long ones).
 import { describe, expect, it } from 'vitest';
 import { formatReport, runChaos } from './chaos.ts';
 
@@ -12,6 +13,8 @@ describe('bank under faults', () => {
       accounts: 30,
       kafkaPort: 19492,
       postgresPort: 55533,
+      // Standbys take part: a killed or paused instance's partitions fail over to warm copies.
+      standbyReplicas: 1,
       log: () => undefined,
     });
     console.log(formatReport(report));

@@ -23,6 +23,8 @@ export interface ChaosOptions {
   accounts: number;
   kafkaPort: number;
   postgresPort: number;
+  /** STANDBY_REPLICAS of the instances (default 0). */
+  standbyReplicas?: number;
   /** Faults injected first, in this order, before random ones (the suite's short run covers each kind once). */
   schedule?: FaultKind[];
   log: (line: string) => void;
@@ -89,6 +91,7 @@ function chaosEnv(options: ChaosOptions, kafka: PrivateKafka, postgres: PrivateP
     HTTP_PORT: '0',
     COMMIT_INTERVAL_MS: '100',
     BATCH_RECORDS_MAX: '500',
+    STANDBY_REPLICAS: String(options.standbyReplicas ?? 0),
     SINK_BATCH_MS: '100',
     LOG_LEVEL: 'warn',
   };

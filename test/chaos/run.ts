@@ -18,8 +18,9 @@ const options = new Command()
   .option('--accounts <n>', 'accounts', '40')
   .option('--kafka-port <port>', 'port of the private broker', '19392')
   .option('--postgres-port <port>', 'port of the private PostgreSQL', '55433')
+  .option('--standby <n>', 'STANDBY_REPLICAS of the instances', '0')
   .parse(process.argv)
-  .opts<{ duration: string; seed: string; rate: string; accounts: string; kafkaPort: string; postgresPort: string }>();
+  .opts<{ duration: string; seed: string; rate: string; accounts: string; kafkaPort: string; postgresPort: string; standby: string }>();
 
 const durationMs = duration(options.duration);
 const report = await runChaos({
@@ -29,6 +30,7 @@ const report = await runChaos({
   accounts: Number(options.accounts),
   kafkaPort: Number(options.kafkaPort),
   postgresPort: Number(options.postgresPort),
+  standbyReplicas: Number(options.standby),
   log: (line) => console.log(`[chaos] ${line}`),
 });
 console.log(formatReport(report));
