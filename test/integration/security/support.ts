@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
-import { startInstance } from '../../../src/app/instance.ts';
+import { type Instance, startInstance } from '../../../src/app/instance.ts';
 import { type Config } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/config/logger.ts';
 import { kafkajsConnectionOptions } from '../../../src/kafka/security.ts';
@@ -138,6 +138,8 @@ export interface PipelineRun {
   transfers: number;
   seed: number;
   prefix: string;
+  /** A second instance (id `<instanceId>-b`) with this many standby replicas on both: the partitions are shared. */
+  standbyPair?: number;
   /** Runs after half of the commands are sent (fault injection); the rest are sent afterwards. */
   midway?: () => Promise<void>;
   /** Runs once every command is sent, before waiting for the outcomes (repair). */
@@ -149,12 +151,37 @@ export interface PipelineRun {
  * The bank topology in this process (no sink), fed by an independent KafkaJS upstream; returns every
  * violation of the workload's expectations (one outcome per command, DLQ, exact balances).
  */
+/** Every instance keeps standbys, caught up with the active task's balances store (no ACL missing for them). */
+async function standbyProblems(instances: Instance[]): Promise<string[]> {
+  let problems: string[] = [];
+  const deadline = Date.now() + 30_000;
+  do {
+    problems = [];
+    for (const instance of instances) {
+      const status = instance.streams.status();
+      if (status.standby.length === 0) problems.push(`${instance.config.instanceId}: no standby task`);
+      for (const partition of status.standby) {
+        const active = instances.find((i) => i.streams.task(partition)?.state === 'RUNNING');
+        const want = active?.streams.task(partition)?.stores.get('balances')?.position();
+        const have = instance.streams.standby(partition)?.task.stores.get('balances')?.position();
+        // The standby's checkpoint is past the transaction marker that ends the active task's last write.
+        const behind = want === undefined || have === undefined || (want !== null && (have === null || have < want));
+        if (behind) problems.push(`${instance.config.instanceId}: standby of partition ${partition} at ${have}, active at ${want}`);
+      }
+    }
+    if (problems.length > 0) await new Promise((resolve) => setTimeout(resolve, 500));
+  } while (problems.length > 0 && Date.now() < deadline);
+  return problems;
+}
+
 export async function runBankPipeline(run: PipelineRun): Promise<string[]> {
   const { config } = run;
   const upstream = run.upstream ?? config;
   const reader = run.reader ?? config;
   const workload = buildWorkload({ accounts: run.accounts, transfers: run.transfers, seed: run.seed, prefix: run.prefix });
-  const instance = await startInstance({ config, logger: createLogger('error'), sink: false });
+  const paired = run.standbyPair === undefined ? [config] : [{ ...config, standbyReplicas: run.standbyPair }, { ...config, instanceId: `${config.instanceId}-b`, standbyReplicas: run.standbyPair }];
+  const instances = [];
+  for (const c of paired) instances.push(await startInstance({ config: c, logger: createLogger('error'), sink: false }));
   const producer = await connectUpstream(upstream);
   try {
     await producer.send(config.topics.input, workload.setup);
@@ -167,9 +194,11 @@ export async function runBankPipeline(run: PipelineRun): Promise<string[]> {
     await waitFor(`${expected} outcomes and nothing in flight`, async () => quiet(await observe(reader), expected), run.timeoutMs ?? 90_000, 1000);
     // Late duplicates would show up now.
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    return pipelineViolations(workload, await observe(reader));
+    const problems = pipelineViolations(workload, await observe(reader));
+    if (run.standbyPair !== undefined) problems.push(...(await standbyProblems(instances)));
+    return problems;
   } finally {
     await producer.close();
-    await instance.close();
+    for (const instance of instances) await instance.close();
   }
 }
