@@ -3,7 +3,9 @@
 // a forwarded request is never forwarded again). 503 + Retry-After while the partition is restoring,
 // unowned or moving. Reads are committed state only (readCommitted), with the store positions they saw.
 // Asked with allowStale, an instance that keeps a standby of the partition answers from the standby's
-// stores (maybe behind: the lag in records is in the body and a header) rather than proxying or a 503.
+// stores (maybe behind: the lag in records is in the body and a header) rather than proxying or a 503;
+// one that keeps none asks the owner, and when the owner does not answer or answers 503 (it died, it is
+// restoring), an instance the directory names as keeping a standby of the partition.
 import { type AccountRow, type BalanceRow } from '../bank/stores.ts';
 import { currencyDigits, formatMoney } from '../bank/money.ts';
 import { type Config } from '../config/config.ts';
@@ -21,7 +23,7 @@ export const VIA_HEADER = 'X-Bankstream-Proxied-Via';
 /** On a stale read: changelog records the standby had not applied yet when it answered. */
 export const STALE_LAG_HEADER = 'X-Bankstream-Standby-Lag';
 const PROXY_RESPONSE_BYTES_MAX = 64 * 1024;
-const PASSED_HEADERS = ['content-type', 'retry-after', 'www-authenticate', INSTANCE_HEADER.toLowerCase()];
+const PASSED_HEADERS = ['content-type', 'retry-after', 'www-authenticate', INSTANCE_HEADER.toLowerCase(), STALE_LAG_HEADER.toLowerCase()];
 
 export interface AccountView {
   accountId: string;
@@ -77,8 +79,25 @@ export class AccountQueries {
     if (request.allowStale && streams.standby(partition)) return { kind: 'local', view: await this.#readStandby(accountId, partition) };
     if (request.forwarded) throw unavailable('partition_unavailable', `partition ${partition} is not running on ${config.instanceId} (forwarded request, not proxied again)`);
     const owner = directory.ownerOf(partition);
-    if (!owner || owner.instanceId === config.instanceId) throw unavailable('partition_unavailable', `partition ${partition} has no running owner yet (restoring or moving)`);
-    return this.#proxy(owner, accountId, request);
+    const hasOwner = owner !== undefined && owner.instanceId !== config.instanceId;
+    if (!request.allowStale) {
+      if (!hasOwner) throw unavailable('partition_unavailable', `partition ${partition} has no running owner yet (restoring or moving)`);
+      return this.#proxy(owner, accountId, request);
+    }
+    let failure: unknown = unavailable('partition_unavailable', `partition ${partition} has no running owner yet (restoring or moving) and no standby is known`);
+    for (const target of [...(hasOwner ? [owner] : []), ...directory.standbyHoldersOf(partition)]) {
+      try {
+        const result = await this.#proxy(target, accountId, request);
+        if (result.kind === 'proxied' && result.status === 503) {
+          failure = remoteProblem(result);
+          continue;
+        }
+        return result;
+      } catch (error) {
+        failure = error;
+      }
+    }
+    throw failure;
   }
 
   /** The owner of an account as its owning task sees it; throws the owner's problem (403, 404, 503) as is. */
@@ -133,7 +152,7 @@ export class AccountQueries {
 
   async #proxy(owner: Owner, accountId: string, request: QueryRequest): Promise<QueryResult> {
     const { config, metrics } = this.#options;
-    const url = `${owner.url.replace(/\/+$/, '')}/v1/accounts/${encodeURIComponent(accountId)}`;
+    const url = `${owner.url.replace(/\/+$/, '')}/v1/accounts/${encodeURIComponent(accountId)}${request.allowStale ? '?allowStale=true' : ''}`;
     let response: Response;
     let body: Buffer;
     try {

@@ -26,6 +26,8 @@ export interface InstanceRecord {
   /** Partitions whose tasks run on this instance (empty unless state is RUNNING). */
   partitions: number[];
   state: string;
+  /** Partitions it keeps standby tasks for (stale reads); absent in records of earlier versions. */
+  standby?: number[];
   /** ISO-8601 time of publication. */
   at: string;
 }
@@ -79,7 +81,14 @@ export class InstanceDirectory {
   publish(status: StreamsStatus): void {
     if (this.#closed) return;
     const running = status.state === 'RUNNING' ? status.running : [];
-    this.#enqueue({ instanceId: this.#config.instanceId, url: this.#url(), generation: status.generationId ?? -1, partitions: running, state: status.state, at: new Date().toISOString() });
+    this.#enqueue({ instanceId: this.#config.instanceId, url: this.#url(), generation: status.generationId ?? -1, partitions: running, state: status.state, standby: status.standby, at: new Date().toISOString() });
+  }
+
+  /** Instances (other than this one) keeping a standby of a partition: where a stale read can go. */
+  standbyHoldersOf(partition: number): Owner[] {
+    return this.instances()
+      .filter((r) => r.instanceId !== this.#config.instanceId && (r.standby ?? []).includes(partition))
+      .map((r) => ({ instanceId: r.instanceId, url: r.url }));
   }
 
   /** The instance running a partition, or undefined while it is restoring, unowned or moving. */
@@ -172,7 +181,8 @@ export function parseRecord(value: Buffer): InstanceRecord | undefined {
       /^https?:\/\//.test(v.url) &&
       Number.isSafeInteger(v.generation) &&
       Array.isArray(v.partitions) &&
-      v.partitions.every((p) => Number.isSafeInteger(p) && p >= 0);
+      v.partitions.every((p) => Number.isSafeInteger(p) && p >= 0) &&
+      (v.standby === undefined || (Array.isArray(v.standby) && v.standby.every((p) => Number.isSafeInteger(p) && p >= 0)));
     return valid ? (v as InstanceRecord) : undefined;
   } catch {
     return undefined;

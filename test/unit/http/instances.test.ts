@@ -31,4 +31,13 @@ describe('parseRecord', () => {
     expect(parseRecord(Buffer.from(JSON.stringify({ ...good, partitions: ['0'] })))).toBeUndefined();
     expect(parseRecord(Buffer.from('not json'))).toBeUndefined();
   });
+
+  it('should read the standby partitions when present, and records of earlier versions without them', () => {
+    const withStandby = { ...record('a', 1, [0]), standby: [2, 3] };
+
+    expect(parseRecord(Buffer.from(JSON.stringify(withStandby)))).toEqual(withStandby);
+    expect(parseRecord(Buffer.from(JSON.stringify(record('a', 1, [0]))))?.standby).toBeUndefined();
+    expect(parseRecord(Buffer.from(JSON.stringify({ ...withStandby, standby: [-1] })))).toBeUndefined();
+    expect(parseRecord(Buffer.from(JSON.stringify({ ...withStandby, standby: 'all' })))).toBeUndefined();
+  });
 });
