@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { changelogTopic, loadConfig } from '../../../src/config/config.ts';
 import { DEFAULT_STORE_NAMES, TopicLayoutError, describeTopics, ensureTopics, plannedTopics } from '../../../src/ops/topics.ts';
 import { createTestAdmin, deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../support/kafka.ts';
+import { waitFor } from '../../helpers/kafka.ts';
 
 const TEST_TIMEOUT_MS = 90_000;
 const BIN = path.resolve(import.meta.dirname, '../../../bin/bankstream');
@@ -41,6 +42,8 @@ describe('topics', () => {
     const admin = createTestAdmin();
     await admin.createTopics({ topics: [config.topics.input], partitions: 2, replicas: 1 });
     await admin.close();
+    // The broker serves metadata of a new topic a moment after creating it: wait, as an operator would have.
+    await waitFor('the topic in the metadata', async () => ((await describeTopics(config)).find((t) => t.spec.name === config.topics.input)?.exists ? true : undefined), 30_000, 100);
 
     const error = await ensureTopics(config).catch((caught: unknown) => caught);
 
