@@ -37,11 +37,17 @@
 // PUBLIC `fetch()`. Everything that reads through the client goes through it: MessagesStream
 // (consume()) calls `consumer.fetch(...)` for every fetch, and so does any direct caller.
 //   - The private #filterUncommittedMessages cannot be overridden, and it runs before fetch()
-//     returns. That is harmless: it only ever removes a subset of the aborted data batches
-//     (the range from the last-listed aborted first offset of a producer to its last abort marker
-//     in the response, which, with the broker's ascending list, is exactly one aborted
-//     transaction or nothing) and never a control batch, so the Java walk over what remains
-//     still sees every abort marker and decides the same way for every remaining batch.
+//     returns. It is NOT harmless: it can also drop COMMITTED batches. Its range for a producer runs
+//     from the producer's listed aborted transaction to the producer's LAST abort marker in the
+//     response, and the broker lists only aborted transactions that have data in the partition: a
+//     later transaction that had the partition added but wrote nothing there (a refused record, a
+//     producer killed between AddPartitionsToTxn and Produce, an abort after a restart) leaves an
+//     abort marker with no listed transaction, and everything of that producer in between, committed
+//     or not, is dropped (test/integration/kafka/abort-marker-without-data.test.ts). So the engine,
+//     restore, standbys, the sink and the API's tails do not read through Consumer.fetch at all:
+//     src/runtime/fetcher.ts sends Fetch through the client's protocol API and applies only the rule
+//     above. This class stays for consume() streams (tests and tools), which remain exposed to that
+//     loss; do not use it where a record must not be missed.
 //   - READ_UNCOMMITTED plus our own filter is not an option: the broker would then return data
 //     above the LSO (open transactions), which no client-side filter can judge.
 //   - Aborted batches are not removed but replaced by a copy with `records: []`: the

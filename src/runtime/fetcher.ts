@@ -1,7 +1,14 @@
 // Fetches raw record batches for explicit (topic, partition, offset) positions and applies the
 // read_committed rule correctly (see src/kafka/read-committed.ts). The runtime owns positions itself, so a
 // rebalance, an abort or a restore can move them without any hidden client-side buffering.
-import { type Consumer } from '@platformatic/kafka';
+//
+// The Fetch request goes through the client's exported protocol API on the client's connections, NOT
+// through Consumer.fetch: that one runs the client's own aborted-transaction filter first, which can drop
+// COMMITTED batches (one range per producer id, from its listed aborted transaction to its LAST abort
+// marker in the response: a later abort marker with no data in the partition, e.g. of a transaction that
+// had the partition added and then aborted, makes the range cover the committed transactions between).
+// Full fetches (no fetch session): concurrent fetchers never disturb each other's session epochs.
+import { type Consumer, fetchV17 } from '@platformatic/kafka';
 import { batchLastOffset, filterAbortedBatches, isControlBatch } from '../kafka/read-committed.ts';
 import { type InputRecord } from '../topology/task-graph.ts';
 import { type Headers } from '../topology/types.ts';
@@ -46,9 +53,15 @@ export function tpKey(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
 }
 
+/** Fetch session id and epoch of a sessionless full fetch (KIP-227: FINAL_EPOCH). */
+const NO_SESSION_ID = 0;
+const NO_SESSION_EPOCH = -1;
+
 export class Fetcher {
   readonly #consumer: Consumer;
   readonly #options: FetcherOptions;
+  /** After a failed fetch the next one refreshes the metadata (a leader may have moved). */
+  #staleMetadata = false;
 
   constructor(consumer: Consumer, options: FetcherOptions) {
     this.#consumer = consumer;
@@ -65,7 +78,8 @@ export class Fetcher {
   async fetch(positions: Array<{ topic: string; partition: number; offset: bigint }>): Promise<PartitionFetch[]> {
     if (positions.length === 0) return [];
     const topics = [...new Set(positions.map((p) => p.topic))];
-    const metadata = await this.#consumer.metadata({ topics });
+    const metadata = await this.#consumer.metadata({ topics, forceUpdate: this.#staleMetadata });
+    this.#staleMetadata = false;
     const byNode = new Map<number, Map<string, Array<{ partition: number; offset: bigint; epoch: number }>>>();
     const topicById = new Map<string, string>();
     for (const { topic, partition, offset } of positions) {
@@ -81,40 +95,39 @@ export class Fetcher {
     }
     const requested = new Map(positions.map((p) => [tpKey(p.topic, p.partition), p.offset]));
     const responses = await Promise.all(
-      [...byNode].map(([node, byTopic]) =>
-        this.#consumer
-          .fetch({
-          node,
-          maxWaitTime: this.#options.maxWaitMs,
-          minBytes: this.#options.minBytes,
-          maxBytes: this.#options.maxBytes,
-          isolationLevel: READ_COMMITTED,
-          topics: [...byTopic].map(([topicId, parts]) => ({
-            topicId,
-            partitions: parts.map((p) => ({
-              partition: p.partition,
-              fetchOffset: p.offset,
-              partitionMaxBytes: this.#options.partitionMaxBytes,
-              currentLeaderEpoch: p.epoch,
-              lastFetchedEpoch: -1,
-            })),
+      [...byNode].map(async ([node, byTopic]) => {
+        const broker = metadata.brokers.get(node);
+        if (!broker) throw new Error(`broker ${node} (a leader) is not in the metadata`);
+        const request: fetchV17.FetchRequestTopic[] = [...byTopic].map(([topicId, parts]) => ({
+          topicId,
+          partitions: parts.map((p) => ({
+            partition: p.partition,
+            fetchOffset: p.offset,
+            partitionMaxBytes: this.#options.partitionMaxBytes,
+            currentLeaderEpoch: p.epoch,
+            lastFetchedEpoch: -1,
           })),
-        })
-          // The client throws the whole response when a partition's position is out of range; #collect
-          // turns it into a FetchPartitionError naming the partition, which restore and standbys act on.
-          .catch((error: unknown) => {
-            const response = kafkaErrorIds(error).has('OFFSET_OUT_OF_RANGE') ? responseOf(error) : undefined;
-            if (response === undefined) throw error;
-            return response;
-          }),
-      ),
+        }));
+        try {
+          const connection = await this.#consumer.connections.get(broker);
+          const { maxWaitMs, minBytes, maxBytes } = this.#options;
+          return await fetchV17.api.async(connection, maxWaitMs, minBytes, maxBytes, READ_COMMITTED, NO_SESSION_ID, NO_SESSION_EPOCH, request, [], '');
+        } catch (error) {
+          // A partition error comes with the whole response; #collect names the partition. An out-of-range
+          // position is for the caller to act on (restore and standbys wipe and restart).
+          const response = kafkaErrorIds(error).has('OFFSET_OUT_OF_RANGE') ? responseOf(error) : undefined;
+          if (response !== undefined) return response;
+          this.#staleMetadata = true;
+          throw error;
+        }
+      }),
     );
     const out: PartitionFetch[] = [];
     for (const response of responses) this.#collect(response, topicById, requested, out);
     return out;
   }
 
-  #collect(response: Awaited<ReturnType<Consumer['fetch']>>, topicById: Map<string, string>, requested: Map<string, bigint>, out: PartitionFetch[]): void {
+  #collect(response: FetchResponse, topicById: Map<string, string>, requested: Map<string, bigint>, out: PartitionFetch[]): void {
     for (const topicResponse of response.responses) {
       const topic = topicById.get(topicResponse.topicId);
       if (!topic) continue;
@@ -169,7 +182,7 @@ const ERROR_NAMES: Record<number, string> = {
   100: 'UNKNOWN_TOPIC_ID',
 };
 
-type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
+type FetchResponse = fetchV17.FetchResponse;
 
 /** The fetch response a ResponseError carries (somewhere in the client's error tree). */
 function responseOf(error: unknown, depth = 0): FetchResponse | undefined {
