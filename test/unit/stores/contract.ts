@@ -326,12 +326,18 @@ export function describeStoreContract(harness: StoreHarness): void {
       expect(() => store.get('a')).toThrow(/closed and refuses get/);
     });
 
-    it('should refuse a write when a flush is in flight', async () => {
-      const { store } = await openStore();
+    it('should keep a write for the next commit when it was made while a flush was in flight', async () => {
+      const { store, location } = await openStore();
       store.put('a', { balance: '1' });
       const flushing = store.flush(1n);
-      expect(() => store.put('b', { balance: '2' })).toThrow(/put while flush is in progress/);
+      store.put('b', { balance: '2' });
       await flushing;
+      expect(store.commitNeeded()).toBe(true);
+      expect(store.pendingChangelog()).toEqual([{ key: 'b', value: bytesOf({ balance: '2' }) }]);
+      const reopened = await reopen(store, location);
+      await reopened.prefetch(['a', 'b']);
+      expect(reopened.get('a')).toEqual({ balance: '1' });
+      expect(reopened.get('b')).toBeUndefined();
     });
   });
 }
