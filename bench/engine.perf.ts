@@ -5,6 +5,7 @@
 // whole backlog, and the sustained part (10 % to 90 % of the records committed).
 //
 //   node bench/engine.perf.ts --roots /tmp/base,. --transfers 100000 --rounds 2
+//   node bench/engine.perf.ts --profile /tmp/prof   (a .cpuprofile per run; summarize with bench/profile.ts)
 //
 // Ratios measured side by side in one run are what to read; the machine is shared and noisy.
 import { spawn } from 'node:child_process';
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     transfers: { type: 'string', default: '100000' },
     accounts: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '1' },
+    profile: { type: 'string' },
     child: { type: 'string' },
     prefix: { type: 'string' },
     app: { type: 'string' },
@@ -80,7 +82,8 @@ async function main(): Promise<void> {
 
 function runChild(root: string, prefix: string, app: string, commands: number): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [import.meta.filename, '--child', root, '--prefix', prefix, '--app', app, '--transfers', String(commands)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const profile = values.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(values.profile)];
+    const child = spawn(process.execPath, [...profile, import.meta.filename, '--child', root, '--prefix', prefix, '--app', app, '--transfers', String(commands)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
     child.on('error', reject);
