@@ -25,6 +25,11 @@ import { type PendingWrite, WriteCache } from './write-cache.ts';
 
 /** Where committed bytes live. Keys are user keys: the backend keeps its checkpoint outside their space. */
 export interface StoreBackend {
+  /**
+   * Whether values are frozen when put or read. The test double freezes them, so a processor that
+   * mutates a value it read or put fails in its tests; LevelDB's store skips the walk in production.
+   */
+  readonly freezeValues: boolean;
   /** The committed values of `keys`, in the same order, undefined where absent; one round trip. */
   getMany(keys: string[]): Promise<(Buffer | undefined)[]>;
   /** Applies `entries` in order (null value = delete) and, unless null, the checkpoint, atomically. */
@@ -112,14 +117,17 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     return this.#checkpoint;
   }
 
-  /** Values are frozen: a processor that mutates a value it read would change the cache, not the store. */
+  /**
+   * Values must not be changed once put or read: a processor that mutates one would change the cache,
+   * not the store. The test double freezes them to catch that (see StoreBackend.freezeValues).
+   */
   put(key: string, value: V): void {
     this.#assertWritable('put');
     assertKey(this.name, key);
     assert(value !== undefined, `store ${this.name}: put of undefined at key ${JSON.stringify(key)}; use delete`);
     const bytes = this.options.valueSerde.serialize(value);
     assert(Buffer.isBuffer(bytes), `store ${this.name}: the value serde returned no Buffer`);
-    this.#writes.put(key, deepFreeze(value), bytes);
+    this.#writes.put(key, this.#backend.freezeValues ? deepFreeze(value) : value, bytes);
   }
 
   delete(key: string): void {
@@ -380,7 +388,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
       throw new StoreCorruptedError(this.name, `value of key ${JSON.stringify(key)} does not deserialize`, error);
     }
     assert(value !== undefined, `store ${this.name}: the value serde returned undefined for key ${JSON.stringify(key)}`);
-    return deepFreeze(value);
+    return this.#backend.freezeValues ? deepFreeze(value) : value;
   }
 
   /** Committed entries merged with a snapshot of the write layers: writes override, deletes hide. */

@@ -301,17 +301,23 @@ export function describeStoreContract(harness: StoreHarness): void {
       expect(readable.length).toBeLessThanOrEqual(harness.cachesCommitted ? 2 : 0);
     });
 
-    it('should freeze values when they are put or read', async () => {
-      const { store } = await openStore<{ balance: string; owners: string[] }>();
+    it(`should ${harness.freezesValues ? '' : 'not '}freeze values when they are put or read, and store them as they were when put`, async () => {
+      const { store, location } = await openStore<{ balance: string; owners: string[] }>();
       const value = { balance: '1.00', owners: ['u1'] };
       store.put('a', value);
-      expect(() => {
+      const mutate = () => {
         value.balance = '2.00';
-      }).toThrow(TypeError);
+      };
+      if (harness.freezesValues) expect(mutate).toThrow(TypeError);
+      else expect(mutate).not.toThrow();
       await store.flush(1n);
       await store.prefetch(['a']);
       const read = store.get('a');
-      expect(() => read?.owners.push('u2')).toThrow(TypeError);
+      if (harness.freezesValues) expect(() => read?.owners.push('u2')).toThrow(TypeError);
+      else expect(Object.isFrozen(read)).toBe(false);
+      const reopened = await reopen(store, location);
+      await reopened.prefetch(['a']);
+      expect(reopened.get('a')).toEqual({ balance: '1.00', owners: ['u1'] });
     });
 
     it('should refuse a put of undefined when a value is missing', async () => {
