@@ -124,9 +124,9 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   put(key: string, value: V): void {
     this.#assertWritable('put');
     assertKey(this.name, key);
-    assert(value !== undefined, `store ${this.name}: put of undefined at key ${JSON.stringify(key)}; use delete`);
+    if (value === undefined) assert.fail(`store ${this.name}: put of undefined at key ${JSON.stringify(key)}; use delete`);
     const bytes = this.options.valueSerde.serialize(value);
-    assert(Buffer.isBuffer(bytes), `store ${this.name}: the value serde returned no Buffer`);
+    if (!Buffer.isBuffer(bytes)) assert.fail(`store ${this.name}: the value serde returned no Buffer`);
     this.#writes.put(key, this.#backend.freezeValues ? deepFreeze(value) : value, bytes);
   }
 
@@ -286,7 +286,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
    */
   #assertWritable(operation: string): void {
     this.#assertUsable(operation);
-    assert(!this.#restoring, `store ${this.name}: ${operation} while restoreBatch is in progress`);
+    if (this.#restoring) assert.fail(`store ${this.name}: ${operation} while restoreBatch is in progress`);
   }
 
   #fail(error: unknown): void {
@@ -319,7 +319,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.#checkOffset(nextOffset);
     for (const { key, value } of entries) {
       assertKey(this.name, key);
-      assert(value === null || Buffer.isBuffer(value), `store ${this.name}: restored value of ${JSON.stringify(key)} is not a Buffer`);
+      if (value !== null && !Buffer.isBuffer(value)) assert.fail(`store ${this.name}: restored value of ${JSON.stringify(key)} is not a Buffer`);
       // Check before writing: a record that does not deserialize is found here, not in some later batch.
       if (value !== null) this.#deserialize(key, value);
     }
@@ -387,7 +387,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     } catch (error) {
       throw new StoreCorruptedError(this.name, `value of key ${JSON.stringify(key)} does not deserialize`, error);
     }
-    assert(value !== undefined, `store ${this.name}: the value serde returned undefined for key ${JSON.stringify(key)}`);
+    if (value === undefined) assert.fail(`store ${this.name}: the value serde returned undefined for key ${JSON.stringify(key)}`);
     return this.#backend.freezeValues ? deepFreeze(value) : value;
   }
 
