@@ -2,7 +2,8 @@
 // or more source trees (`--roots a,b`: a checkout of another commit, with node_modules) work through
 // it in turn, each in a child process with a fresh application id and state folder, rounds
 // alternating the order. Prints input records (commands + credit legs) per second for each run: the
-// whole backlog, and the sustained part (10 % to 90 % of the records committed).
+// whole backlog, and the sustained part (10 % to 90 % of the records committed), and the engine
+// process's CPU time per record (user + system), which other work on the machine disturbs less.
 //
 //   node bench/engine.perf.ts --roots /tmp/base,. --transfers 100000 --rounds 2
 //   node bench/engine.perf.ts --profile /tmp/prof   (a .cpuprofile per run; summarize with bench/profile.ts)
@@ -37,6 +38,7 @@ interface RunResult {
   records: number;
   wholeMs: number;
   sustainedPerSecond: number;
+  cpuMicrosPerRecord: number;
 }
 
 if (values.child !== undefined) {
@@ -66,7 +68,7 @@ async function main(): Promise<void> {
       for (const root of order) {
         const app = `${prefix}r${round}x${roots.indexOf(root)}`;
         const result = await runChild(root, prefix, app, commands.length);
-        console.log(`round ${round} ${root}: ${result.records} records, whole ${Math.round((result.records / result.wholeMs) * 1000)}/s, sustained ${Math.round(result.sustainedPerSecond)}/s`);
+        console.log(`round ${round} ${root}: ${result.records} records, whole ${Math.round((result.records / result.wholeMs) * 1000)}/s, sustained ${Math.round(result.sustainedPerSecond)}/s, CPU ${result.cpuMicrosPerRecord.toFixed(1)} µs/record`);
         results.set(root, [...(results.get(root) ?? []), result]);
       }
     }
@@ -74,9 +76,14 @@ async function main(): Promise<void> {
     await deleteTopicsWithPrefix(prefix).catch(() => undefined);
   }
   const first = results.get(roots[0]!) ?? [];
-  const mean = (list: RunResult[]) => list.reduce((s, r) => s + r.sustainedPerSecond, 0) / list.length;
+  const mean = (list: RunResult[], of: (r: RunResult) => number) => list.reduce((s, r) => s + of(r), 0) / list.length;
+  const rate = (r: RunResult) => r.sustainedPerSecond;
+  const cpu = (r: RunResult) => r.cpuMicrosPerRecord;
   for (const [root, list] of results) {
-    console.log(`${root}: sustained mean ${Math.round(mean(list))}/s over ${list.length} run(s); ratio to ${roots[0]}: ${(mean(list) / mean(first)).toFixed(2)}`);
+    console.log(
+      `${root}: sustained mean ${Math.round(mean(list, rate))}/s over ${list.length} run(s), ratio to ${roots[0]}: ${(mean(list, rate) / mean(first, rate)).toFixed(2)}; ` +
+        `CPU ${mean(list, cpu).toFixed(1)} µs/record, ratio ${(mean(list, cpu) / mean(first, cpu)).toFixed(2)}`,
+    );
   }
 }
 
@@ -112,13 +119,20 @@ async function runEngine(root: string, prefix: string, app: string, commands: nu
     commits.push({ atMs: Date.now(), records: total });
   });
   const started = Date.now();
+  const cpuBefore = process.cpuUsage();
   await streams.start();
   // Done when every command and some credit legs are in and nothing new was committed for 3 s.
   while (total < commands || Date.now() - (commits.at(-1)?.atMs ?? Date.now()) < 3000) await new Promise((r) => setTimeout(r, 200));
+  const cpu = process.cpuUsage(cpuBefore);
   await streams.close();
   await rm(stateDir, { recursive: true, force: true });
   const at = (share: number) => commits.find((c) => c.records >= total * share)!;
   const low = at(0.1);
   const high = at(0.9);
-  return { records: total, wholeMs: commits.at(-1)!.atMs - started, sustainedPerSecond: ((high.records - low.records) / Math.max(1, high.atMs - low.atMs)) * 1000 };
+  return {
+    records: total,
+    wholeMs: commits.at(-1)!.atMs - started,
+    sustainedPerSecond: ((high.records - low.records) / Math.max(1, high.atMs - low.atMs)) * 1000,
+    cpuMicrosPerRecord: (cpu.user + cpu.system) / total,
+  };
 }
