@@ -618,17 +618,23 @@ const SEND_PARTITION_BYTES_MAX = 512 * 1024;
 export function chunkByPartitionBytes(messages: MessageToProduce[], limit: number): MessageToProduce[][] {
   const chunks: MessageToProduce[][] = [];
   let current: MessageToProduce[] = [];
-  let bytes = new Map<string, number>();
+  // Bytes of the current chunk per topic, indexed by partition (no key string built per message).
+  let bytes = new Map<string, number[]>();
   for (const m of messages) {
-    const key = `${m.topic}\u0000${m.partition}`;
+    const partition = m.partition ?? 0;
+    let perPartition = bytes.get(m.topic);
+    if (perPartition === undefined) bytes.set(m.topic, (perPartition = []));
     const size = approximateSize(m);
-    if (current.length > 0 && (bytes.get(key) ?? 0) + size > limit) {
+    const before = perPartition[partition] ?? 0;
+    if (current.length > 0 && before + size > limit) {
       chunks.push(current);
       current = [];
-      bytes = new Map();
+      bytes = new Map([[m.topic, (perPartition = [])]]);
+      perPartition[partition] = size;
+    } else {
+      perPartition[partition] = before + size;
     }
     current.push(m);
-    bytes.set(key, (bytes.get(key) ?? 0) + size);
   }
   if (current.length > 0) chunks.push(current);
   return chunks;

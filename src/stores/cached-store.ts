@@ -2,6 +2,12 @@
 // the current transaction, the values pinned by prefetch, the bounded cache of committed values,
 // changelog capture, the checkpoint rule and the fail-closed state. LevelTaskStore and the
 // in-memory test double are this class over two backends, so their semantics cannot drift apart.
+//
+// Two write layers, so that the engine can process the next batch while a transaction commits:
+// prepareCommit() turns the current layer into the committing one and starts an empty current layer.
+// Reads see current → committing → pinned → committed cache. flush() writes only the committing
+// layer (with its checkpoint); abort() drops both, since the next transaction was built on the one
+// that failed.
 import assert from 'node:assert/strict';
 import { type RangeOptions } from '../topology/types.ts';
 import { assertKey, compareKeys } from './keys.ts';
@@ -19,6 +25,11 @@ import { type PendingWrite, WriteCache } from './write-cache.ts';
 
 /** Where committed bytes live. Keys are user keys: the backend keeps its checkpoint outside their space. */
 export interface StoreBackend {
+  /**
+   * Whether values are frozen when put or read. The test double freezes them, so a processor that
+   * mutates a value it read or put fails in its tests; LevelDB's store skips the walk in production.
+   */
+  readonly freezeValues: boolean;
   /** The committed values of `keys`, in the same order, undefined where absent; one round trip. */
   getMany(keys: string[]): Promise<(Buffer | undefined)[]>;
   /** Applies `entries` in order (null value = delete) and, unless null, the checkpoint, atomically. */
@@ -36,21 +47,35 @@ const ABSENT: unique symbol = Symbol('absent');
 type Loaded<V> = V | typeof ABSENT;
 
 type StoreState = 'open' | 'failed' | 'closed';
-type AsyncOperation = 'prefetch' | 'flush' | 'restoreBatch';
 
 export class CachedTaskStore<V> implements TaskStore<V> {
   readonly options: StoreOptions<V>;
   readonly #backend: StoreBackend;
-  readonly #writes = new WriteCache<V>();
-  /** Committed values loaded by prefetch since the last flush or abort: never evicted before then. */
-  readonly #pinned = new Map<string, Loaded<V>>();
+  /** The current transaction's writes. */
+  #writes = new WriteCache<V>();
+  /** The writes of the transaction being committed (prepareCommit → flush), or null. */
+  #committing: WriteCache<V> | null = null;
+  /**
+   * Values loaded by prefetch for the current transaction: never evicted before its flush or abort.
+   * Committed values, or values of the committing layer (which the current transaction builds on).
+   */
+  #pinned = new Map<string, Loaded<V>>();
+  /** Whether #pinned holds values taken from a committing layer that has not been flushed yet. */
+  #pinnedUncommitted = false;
+  /** The pins of the committing transaction, returned to the cache when it is flushed. */
+  #committingPinned = new Map<string, Loaded<V>>();
   /** Committed values only, so an abort never has to repair it. */
   readonly #cache: LruMap<string, Loaded<V>>;
   #checkpoint: bigint | null;
   #state: StoreState = 'open';
   #failure: unknown = undefined;
-  /** The engine never overlaps async operations; an overlap would lose writes, so it is asserted. */
-  #busy: AsyncOperation | null = null;
+  /**
+   * Async operations in progress. A prefetch may overlap a flush (they touch different layers), but
+   * never another prefetch; a flush never overlaps a flush, a restore batch overlaps nothing.
+   */
+  #prefetching = false;
+  #flushing = false;
+  #restoring = false;
 
   constructor(options: StoreOptions<V>, backend: StoreBackend, checkpoint: bigint | null, cacheEntriesMax = options.cacheEntriesMax) {
     assertOptions(options);
@@ -65,10 +90,10 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     return this.options.name;
   }
 
-  /** Reads the current transaction's writes, then the pinned batch loads, then the committed cache. */
+  /** Reads the current transaction's writes, the committing ones, the pinned batch loads, then the committed cache. */
   get(key: string): V | undefined {
     this.#assertUsable('get');
-    const write = this.#writes.lookup(key);
+    const write = this.#writes.lookup(key) ?? this.#committing?.lookup(key);
     if (write) return write.value;
     const pinned = this.#pinned.get(key);
     const loaded = pinned !== undefined ? pinned : this.#cache.get(key);
@@ -92,14 +117,17 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     return this.#checkpoint;
   }
 
-  /** Values are frozen: a processor that mutates a value it read would change the cache, not the store. */
+  /**
+   * Values must not be changed once put or read: a processor that mutates one would change the cache,
+   * not the store. The test double freezes them to catch that (see StoreBackend.freezeValues).
+   */
   put(key: string, value: V): void {
     this.#assertWritable('put');
     assertKey(this.name, key);
-    assert(value !== undefined, `store ${this.name}: put of undefined at key ${JSON.stringify(key)}; use delete`);
+    if (value === undefined) assert.fail(`store ${this.name}: put of undefined at key ${JSON.stringify(key)}; use delete`);
     const bytes = this.options.valueSerde.serialize(value);
-    assert(Buffer.isBuffer(bytes), `store ${this.name}: the value serde returned no Buffer`);
-    this.#writes.put(key, deepFreeze(value), bytes);
+    if (!Buffer.isBuffer(bytes)) assert.fail(`store ${this.name}: the value serde returned no Buffer`);
+    this.#writes.put(key, this.#backend.freezeValues ? deepFreeze(value) : value, bytes);
   }
 
   delete(key: string): void {
@@ -120,23 +148,39 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   /** Loads, in one backend round trip, the keys not already in memory, and pins them until flush or abort. */
   async prefetch(keys: Iterable<string>): Promise<void> {
     this.#assertUsable('prefetch');
-    this.#assertIdle('prefetch');
+    assert(!this.#prefetching && !this.#restoring, `store ${this.name}: prefetch while ${this.#prefetching ? 'prefetch' : 'restoreBatch'} is in progress`);
     const missing = this.#pinKnown(keys);
     if (missing.length === 0) return;
-    this.#busy = 'prefetch';
+    this.#prefetching = true;
     try {
+      // A key a flush in progress writes is in the committing layer, so #pinKnown never asks for it:
+      // the keys read here are not changed by that flush.
       const values = await this.#backend.getMany(missing);
       assert(values.length === missing.length, `store ${this.name}: getMany returned ${values.length} values for ${missing.length} keys`);
       this.#assertUsable('prefetch');
       this.#pinLoaded(missing, values);
     } finally {
-      this.#busy = null;
+      this.#prefetching = false;
     }
   }
 
   pendingChangelog(): ChangelogEntry[] {
     this.#assertUsable('pendingChangelog');
     return this.#writes.changelog();
+  }
+
+  prepareCommit(): ChangelogEntry[] {
+    this.#assertUsable('prepareCommit');
+    assert(this.#committing === null, `store ${this.name}: prepareCommit while another commit is in progress`);
+    this.#committing = this.#writes;
+    this.#writes = new WriteCache<V>();
+    this.#committingPinned = this.#pinned;
+    this.#pinned = new Map();
+    return this.#committing.changelog();
+  }
+
+  commitInProgress(): boolean {
+    return this.#committing !== null;
   }
 
   commitNeeded(): boolean {
@@ -150,28 +194,39 @@ export class CachedTaskStore<V> implements TaskStore<V> {
    */
   async flush(changelogOffset: bigint | null): Promise<void> {
     this.#assertUsable('flush');
-    this.#assertIdle('flush');
-    this.#busy = 'flush';
+    assert(!this.#flushing && !this.#restoring, `store ${this.name}: flush while ${this.#flushing ? 'flush' : 'restoreBatch'} is in progress`);
+    // Without prepareCommit (one transaction at a time), the current writes are the ones to flush.
+    if (this.#committing === null) this.prepareCommit();
+    const committing = this.#committing as WriteCache<V>;
+    this.#flushing = true;
     try {
-      this.#checkFlushOffset(changelogOffset);
+      this.#checkFlushOffset(committing, changelogOffset);
       // Nothing written and no offset to move: there is nothing to make durable.
-      if (this.#writes.size > 0 || changelogOffset !== null) await this.#backend.write(this.#writes.changelog(), changelogOffset);
+      if (committing.size > 0 || changelogOffset !== null) await this.#backend.write(committing.changelog(), changelogOffset);
     } catch (error) {
       this.#fail(error);
       throw error;
     } finally {
-      this.#busy = null;
+      this.#flushing = false;
     }
     if (this.#state !== 'open') return; // Closed while the batch was in flight: nothing to cache.
     if (changelogOffset !== null) this.#checkpoint = changelogOffset;
-    this.#cacheCommitted();
+    this.#cacheCommitted(committing);
   }
 
+  /** Drops the current writes and the committing ones: the current transaction was built on the committing one. */
   abort(): void {
     this.#assertUsable('abort');
-    assert(this.#busy !== 'flush' && this.#busy !== 'restoreBatch', `store ${this.name}: abort while ${this.#busy} is in progress`);
+    assert(!this.#flushing && !this.#restoring, `store ${this.name}: abort while ${this.#flushing ? 'flush' : 'restoreBatch'} is in progress`);
     this.#writes.clear();
-    this.#unpin();
+    if (this.#committing !== null) {
+      this.#committing = null;
+      this.#unpin(this.#committingPinned, this.#writes);
+    }
+    // Pins taken from a committing layer that never reached the store are not committed values.
+    if (this.#pinnedUncommitted) this.#pinned.clear();
+    else this.#unpin(this.#pinned, this.#writes);
+    this.#pinnedUncommitted = false;
   }
 
   async checkpoint(): Promise<bigint | null> {
@@ -187,8 +242,8 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.#assertUsable('restoreBatch');
     this.#assertIdle('restoreBatch');
     // Restore runs between transactions: uncommitted writes would hide restored values.
-    assert(this.#writes.size === 0, `store ${this.name}: restoreBatch with ${this.#writes.size} uncommitted writes`);
-    this.#busy = 'restoreBatch';
+    assert(this.#writes.size === 0 && this.#committing === null, `store ${this.name}: restoreBatch with uncommitted writes`);
+    this.#restoring = true;
     try {
       this.#checkRestore(entries, nextOffset);
       await this.#backend.write(entries, nextOffset);
@@ -196,10 +251,11 @@ export class CachedTaskStore<V> implements TaskStore<V> {
       this.#fail(error);
       throw error;
     } finally {
-      this.#busy = null;
+      this.#restoring = false;
     }
     for (const { key } of entries) {
       this.#pinned.delete(key);
+      this.#committingPinned.delete(key);
       this.#cache.delete(key);
     }
     this.#checkpoint = nextOffset;
@@ -220,13 +276,17 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   }
 
   #assertIdle(operation: string): void {
-    assert(this.#busy === null, `store ${this.name}: ${operation} while ${this.#busy} is in progress`);
+    const busy = this.#prefetching ? 'prefetch' : this.#flushing ? 'flush' : this.#restoring ? 'restoreBatch' : null;
+    assert(busy === null, `store ${this.name}: ${operation} while ${busy} is in progress`);
   }
 
-  /** Writes may overlap a prefetch (the write cache wins over loads) but not a flush, which clears the write cache. */
+  /**
+   * Writes may overlap a prefetch (the write cache wins over loads) and a flush (which writes the
+   * committing layer, not the current one), but not a restore batch.
+   */
   #assertWritable(operation: string): void {
     this.#assertUsable(operation);
-    assert(this.#busy === null || this.#busy === 'prefetch', `store ${this.name}: ${operation} while ${this.#busy} is in progress`);
+    if (this.#restoring) assert.fail(`store ${this.name}: ${operation} while restoreBatch is in progress`);
   }
 
   #fail(error: unknown): void {
@@ -237,14 +297,17 @@ export class CachedTaskStore<V> implements TaskStore<V> {
 
   #clearMemory(): void {
     this.#writes.clear();
+    this.#committing = null;
     this.#pinned.clear();
+    this.#committingPinned.clear();
+    this.#pinnedUncommitted = false;
     this.#cache.clear();
   }
 
-  #checkFlushOffset(offset: bigint | null): void {
+  #checkFlushOffset(committing: WriteCache<V>, offset: bigint | null): void {
     if (offset === null) {
       // A logged store's writes went to its changelog, so the offset they reached must come with them.
-      assert(!this.options.logged || this.#writes.size === 0, `store ${this.name}: flush of ${this.#writes.size} logged writes without a changelog offset`);
+      assert(!this.options.logged || committing.size === 0, `store ${this.name}: flush of ${committing.size} logged writes without a changelog offset`);
       return;
     }
     assert(this.options.logged, `store ${this.name}: an unlogged store has no changelog offset to flush`);
@@ -256,7 +319,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.#checkOffset(nextOffset);
     for (const { key, value } of entries) {
       assertKey(this.name, key);
-      assert(value === null || Buffer.isBuffer(value), `store ${this.name}: restored value of ${JSON.stringify(key)} is not a Buffer`);
+      if (value !== null && !Buffer.isBuffer(value)) assert.fail(`store ${this.name}: restored value of ${JSON.stringify(key)} is not a Buffer`);
       // Check before writing: a record that does not deserialize is found here, not in some later batch.
       if (value !== null) this.#deserialize(key, value);
     }
@@ -278,9 +341,16 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     for (const key of keys) {
       assertKey(this.name, key);
       if (this.#writes.has(key) || this.#pinned.has(key)) continue;
-      const cached = this.#cache.get(key);
-      if (cached === undefined) missing.add(key);
-      else this.#pinned.set(key, cached);
+      // The committing layer is dropped from memory once flushed: pin its value for this transaction.
+      const committing = this.#committing?.lookup(key);
+      if (committing !== undefined) {
+        this.#pinned.set(key, committing.bytes === null ? ABSENT : (committing.value as V));
+        this.#pinnedUncommitted = true;
+        continue;
+      }
+      const known = this.#committingPinned.get(key) ?? this.#cache.get(key);
+      if (known === undefined) missing.add(key);
+      else this.#pinned.set(key, known);
     }
     return [...missing];
   }
@@ -293,17 +363,21 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     }
   }
 
-  /** After a flush: pinned loads the batch did not overwrite, then the written values, become cached. */
-  #cacheCommitted(): void {
-    this.#unpin();
-    for (const [key, write] of this.#writes.entries()) this.#cache.set(key, write.bytes === null ? ABSENT : (write.value as V));
-    this.#writes.clear();
+  /**
+   * After a flush: the committing transaction's pinned loads it did not overwrite, then its written
+   * values, become cached. The current transaction's pins stay pinned, and are committed values now.
+   */
+  #cacheCommitted(committing: WriteCache<V>): void {
+    this.#unpin(this.#committingPinned, committing);
+    for (const [key, write] of committing.entries()) this.#cache.set(key, write.bytes === null ? ABSENT : (write.value as V));
+    this.#committing = null;
+    this.#pinnedUncommitted = false;
   }
 
-  /** Returns pinned loads to the bounded cache; values the write cache overwrote are stale and dropped. */
-  #unpin(): void {
-    for (const [key, loaded] of this.#pinned) if (!this.#writes.has(key)) this.#cache.set(key, loaded);
-    this.#pinned.clear();
+  /** Returns pinned loads to the bounded cache; values `overwritten` holds are stale and dropped. */
+  #unpin(pinned: Map<string, Loaded<V>>, overwritten: WriteCache<V>): void {
+    for (const [key, loaded] of pinned) if (!overwritten.has(key)) this.#cache.set(key, loaded);
+    pinned.clear();
   }
 
   #deserialize(key: string, bytes: Buffer): V {
@@ -313,15 +387,16 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     } catch (error) {
       throw new StoreCorruptedError(this.name, `value of key ${JSON.stringify(key)} does not deserialize`, error);
     }
-    assert(value !== undefined, `store ${this.name}: the value serde returned undefined for key ${JSON.stringify(key)}`);
-    return deepFreeze(value);
+    if (value === undefined) assert.fail(`store ${this.name}: the value serde returned undefined for key ${JSON.stringify(key)}`);
+    return this.#backend.freezeValues ? deepFreeze(value) : value;
   }
 
-  /** Committed entries merged with a snapshot of the write cache: writes override, deletes hide. */
+  /** Committed entries merged with a snapshot of the write layers: writes override, deletes hide. */
   async *#merge(gte: string | undefined, lt: string | undefined, limit: number): AsyncGenerator<[string, V]> {
     if (limit === 0) return;
-    // Both views are taken in the same synchronous step, so they describe one moment.
-    const writes = this.#writes.snapshot(gte, lt);
+    // Both views are taken in the same synchronous step, so they describe one moment. A committing
+    // layer flushed while the range runs holds what the store then gets, so it still shadows rightly.
+    const writes = WriteCache.snapshotLayers([this.#committing, this.#writes], gte, lt);
     const committed = this.#backend.iterate(gte, lt)[Symbol.asyncIterator]();
     try {
       let current = await nextEntry(committed);

@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 
 /** Asserts `key` is a string that survives UTF-8 encoding unchanged (no lone surrogates). */
 export function assertKey(store: string, key: string): void {
-  assert(typeof key === 'string', `store ${store}: key must be a string, got ${typeof key}`);
+  // Called for every key of every record: the messages are built only on failure.
+  if (typeof key !== 'string') assert.fail(`store ${store}: key must be a string, got ${typeof key}`);
   // Lone surrogates encode to U+FFFD, so two different keys would share one row.
-  assert(key.isWellFormed(), `store ${store}: key ${JSON.stringify(key)} is not well-formed UTF-16`);
+  if (!key.isWellFormed()) assert.fail(`store ${store}: key ${JSON.stringify(key)} is not well-formed UTF-16`);
 }
 
 /**

@@ -83,6 +83,8 @@ export class MemoryTaskStore<V> extends CachedTaskStore<V> {
 }
 
 class MemoryBackend implements StoreBackend {
+  /** Processors run on this double in their tests: a value they mutate after a put or read throws there. */
+  readonly freezeValues = true;
   readonly #disk: MemoryDisk;
   readonly readSync?: (key: string) => Buffer | undefined;
   #closed = false;

@@ -20,7 +20,8 @@ export interface StoreOptions<V> {
 }
 
 /**
- * A store as the engine drives it. Lifecycle: open → (restore*) → (prefetch → process → prepareCommit → flush | abort)* → close.
+ * A store as the engine drives it. Lifecycle: open → (restore*) → (prefetch → process → prepareCommit → flush | abort)* → close,
+ * where the next transaction's prefetch and process may overlap the previous one's flush.
  * Fail closed: after an error in flush the store refuses every later call but close (StoreFailedError).
  */
 export interface TaskStore<V> extends KeyValueStore<V> {
@@ -36,15 +37,25 @@ export interface TaskStore<V> extends KeyValueStore<V> {
   prefetch(keys: Iterable<string>): Promise<void>;
   /** Changes since the last commit or abort, last write per key, in first-write order. */
   pendingChangelog(): ChangelogEntry[];
-  /** True when there are uncommitted writes. */
+  /**
+   * Starts a commit: the current writes become the committing layer and new writes go to an empty
+   * current layer; returns the committing writes as changelog entries (last write per key, in
+   * first-write order). Reads see the current layer, then the committing one, then committed state.
+   * At most one commit in progress: it ends with flush (committed) or abort (both layers dropped).
+   */
+  prepareCommit(): ChangelogEntry[];
+  /** True between prepareCommit and the end of its flush or abort. */
+  commitInProgress(): boolean;
+  /** True when there are uncommitted writes in the current layer. */
   commitNeeded(): boolean;
   /**
-   * Persists the uncommitted writes and the changelog offset they reach in ONE atomic batch.
-   * Called only after the Kafka transaction carrying the changelog records has committed.
-   * `changelogOffset` is the next offset to read from the changelog on restore; it never goes backwards.
+   * Persists the committing layer (or, with no commit prepared, the current writes) and the changelog
+   * offset it reaches in ONE atomic batch. Called only after the Kafka transaction carrying the
+   * changelog records has committed. Writes and prefetches may run meanwhile (they use the current
+   * layer). `changelogOffset` is the next offset to read from the changelog on restore; it never goes backwards.
    */
   flush(changelogOffset: bigint | null): Promise<void>;
-  /** Drops every uncommitted write (transaction aborted); the read cache keeps only committed values. */
+  /** Drops every uncommitted write, the committing layer's too (transaction aborted); the read cache keeps only committed values. */
   abort(): void;
   /** The changelog offset persisted with the data (next offset to restore from), or null if never written. */
   checkpoint(): Promise<bigint | null>;

@@ -1,4 +1,4 @@
-// The uncommitted writes of the current transaction. One entry per key: the last write wins, and
+// The uncommitted writes of one transaction. One entry per key: the last write wins, and
 // a Map keeps the position of the key's first write, which is the order the changelog wants.
 import { compareKeys, inRange } from './keys.ts';
 import { type ChangelogEntry } from './types.ts';
@@ -45,9 +45,17 @@ export class WriteCache<V> {
 
   /** A sorted snapshot of the writes in [gte, lt), so a range is not disturbed by later writes. */
   snapshot(gte: string | undefined, lt: string | undefined): [string, PendingWrite<V>][] {
-    const selected: [string, PendingWrite<V>][] = [];
-    for (const entry of this.#writes) if (inRange(entry[0], gte, lt)) selected.push(entry);
-    return selected.sort((a, b) => compareKeys(a[0], b[0]));
+    return WriteCache.snapshotLayers([this], gte, lt);
+  }
+
+  /** A sorted snapshot of the writes in [gte, lt) of layers given oldest first: a later layer's write wins. */
+  static snapshotLayers<V>(layers: ReadonlyArray<WriteCache<V> | null>, gte: string | undefined, lt: string | undefined): [string, PendingWrite<V>][] {
+    const selected = new Map<string, PendingWrite<V>>();
+    for (const layer of layers) {
+      if (layer === null) continue;
+      for (const [key, write] of layer.#writes) if (inRange(key, gte, lt)) selected.set(key, write);
+    }
+    return [...selected].sort((a, b) => compareKeys(a[0], b[0]));
   }
 
   clear(): void {

@@ -16,6 +16,8 @@ export interface StoreHarness {
   readonly label: string;
   /** Whether committed values stay readable without prefetch while they fit in the bounded cache. */
   readonly cachesCommitted: boolean;
+  /** Whether values are frozen when put or read (the test double does it; LevelDB's store does not, for speed). */
+  readonly freezesValues: boolean;
   location(): Promise<Location>;
   open<V>(location: Location, options?: Partial<StoreOptions<V>>): Promise<TaskStore<V>>;
   /** Makes the store's next write fail at the storage layer. */
@@ -34,6 +36,7 @@ export function levelHarness(): StoreHarness {
   return {
     label: 'LevelTaskStore',
     cachesCommitted: true,
+    freezesValues: false,
     async location() {
       const dir = await mkdtemp(join(tmpdir(), 'bankstream-store-'));
       dirs.push(dir);
@@ -60,6 +63,7 @@ export function memoryHarness(): StoreHarness {
   return {
     label: 'MemoryTaskStore',
     cachesCommitted: false,
+    freezesValues: true,
     async location() {
       return { kind: 'memory', disk: new MemoryDisk() };
     },

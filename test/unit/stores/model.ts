@@ -1,5 +1,6 @@
-// Model-based property test: any sequence of writes, reads, flushes, aborts and restarts leaves a
-// store equal to a plain Map of committed values with a Map of pending writes on top.
+// Model-based property test: any sequence of writes, reads, commits (prepared, then flushed), aborts
+// and restarts leaves a store equal to a plain Map of committed values with a Map of committing
+// writes and a Map of pending writes on top.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KeyNotLoadedError, type TaskStore } from '../../../src/stores/types.ts';
@@ -11,6 +12,7 @@ type Op =
   | { op: 'get'; key: string }
   | { op: 'peek'; key: string }
   | { op: 'range'; gte: string | undefined; lt: string | undefined; limit: number | undefined }
+  | { op: 'prepare' }
   | { op: 'flush' }
   | { op: 'abort' }
   | { op: 'reopen' };
@@ -30,6 +32,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('get' as const), key }),
   fc.record({ op: fc.constant('peek' as const), key }),
   fc.record({ op: fc.constant('range' as const), gte: bound, lt: bound, limit: fc.option(fc.nat(5), { nil: undefined }) }),
+  fc.constant({ op: 'prepare' as const }),
   fc.constant({ op: 'flush' as const }),
   fc.constant({ op: 'abort' as const }),
   fc.constant({ op: 'reopen' as const }),
@@ -39,18 +42,30 @@ const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'
 
 class Model {
   readonly committed = new Map<string, number>();
+  /** The writes of a prepared commit, until it is flushed or aborted. */
+  committing: Map<string, number | null> | null = null;
   pending = new Map<string, number | null>();
   checkpoint: bigint | null = null;
 
   read(key: string): Value | undefined {
-    const pending = this.pending.get(key);
-    if (pending === null) return undefined;
-    const n = pending ?? this.committed.get(key);
+    const write = this.pending.has(key) ? this.pending.get(key) : this.committing?.get(key);
+    if (write === null) return undefined;
+    const n = write ?? this.committed.get(key);
     return n === undefined ? undefined : { n };
   }
 
+  /** Whether a read without prefetch must find the key (it was written and not yet flushed). */
+  written(key: string): boolean {
+    return this.pending.has(key) || (this.committing?.has(key) ?? false);
+  }
+
+  prepare(): void {
+    this.committing = this.pending;
+    this.pending = new Map();
+  }
+
   range(gte: string | undefined, lt: string | undefined, limit: number | undefined): [string, Value][] {
-    const keys = new Set([...this.committed.keys(), ...this.pending.keys()]);
+    const keys = new Set([...this.committed.keys(), ...(this.committing?.keys() ?? []), ...this.pending.keys()]);
     const inRange = [...keys]
       .filter((k) => (gte === undefined || utf8Order(k, gte) >= 0) && (lt === undefined || utf8Order(k, lt) < 0))
       .sort(utf8Order)
@@ -61,15 +76,22 @@ class Model {
     return inRange.slice(0, limit ?? inRange.length);
   }
 
-  /** Commits the pending writes at an offset advanced by one changelog record per key. */
+  /** Commits the committing writes (the pending ones if none were prepared) at an offset advanced by one changelog record per key. */
   flush(): bigint {
-    for (const [k, n] of this.pending) {
+    if (this.committing === null) this.prepare();
+    const committing = this.committing!;
+    for (const [k, n] of committing) {
       if (n === null) this.committed.delete(k);
       else this.committed.set(k, n);
     }
-    this.checkpoint = (this.checkpoint ?? 0n) + BigInt(this.pending.size);
-    this.pending = new Map();
+    this.checkpoint = (this.checkpoint ?? 0n) + BigInt(committing.size);
+    this.committing = null;
     return this.checkpoint;
+  }
+
+  abort(): void {
+    this.pending = new Map();
+    this.committing = null;
   }
 }
 
@@ -119,17 +141,26 @@ async function apply(step: Op, store: TaskStore<Value>, model: Model, reopen: ()
     case 'range':
       expect(await collect(store.range({ gte: step.gte, lt: step.lt, limit: step.limit }))).toEqual(model.range(step.gte, step.lt, step.limit));
       return store;
+    case 'prepare': {
+      if (store.commitInProgress()) return store; // One commit at a time, as the engine does.
+      const pending = [...model.pending].map(([k, n]) => ({ key: k, value: n === null ? null : Buffer.from(JSON.stringify({ n }), 'utf8') }));
+      expect(store.prepareCommit()).toEqual(pending);
+      model.prepare();
+      expect(store.commitNeeded()).toBe(false);
+      return store;
+    }
     case 'flush':
       await store.flush(model.flush());
       expect(await store.checkpoint()).toBe(model.checkpoint);
+      expect(store.commitInProgress()).toBe(false);
       return store;
     case 'abort':
       store.abort();
-      model.pending = new Map();
+      model.abort();
       return store;
     case 'reopen': {
       const reopened = await reopen();
-      model.pending = new Map();
+      model.abort();
       expect(await reopened.checkpoint()).toBe(model.checkpoint);
       return reopened;
     }
@@ -142,6 +173,6 @@ function peek(store: TaskStore<Value>, model: Model, key: string): void {
     expect(store.get(key)).toEqual(model.read(key));
   } catch (error) {
     if (!(error instanceof KeyNotLoadedError)) throw error;
-    expect(model.pending.has(key)).toBe(false);
+    expect(model.written(key)).toBe(false);
   }
 }
