@@ -4,9 +4,12 @@
 // (transactional.id = <appId>-<instanceId>) per instance. The loop:
 //   1. fetch a batch for every running task (the next fetch is started before the batch is processed)
 //   2. process it: per task, one multi-get per store for the batch's keys, then records in offset order
-//   3. when commitIntervalMs has passed or batchRecordsMax records are pending, commit (see #commit)
-// Any commit failure, fencing or rebalance: abort, drop every uncommitted cache, close the tasks,
-// re-open them for the current assignment (restore from changelogs), resume from committed offsets.
+//   3. when commitIntervalMs has passed or batchRecordsMax records are pending, commit (see #startCommit):
+//      the transaction runs in the background while the loop goes on with the next batch; at most
+//      one transaction is in flight, and the next commit waits for it
+// Any commit failure, fencing or rebalance: wait for the transaction in flight, abort, drop every
+// uncommitted cache (both store layers), close the tasks, re-open them for the current assignment
+// (restore from changelogs), resume from committed offsets.
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Consumer, type ConnectionOptions, type MessageToProduce } from '@platformatic/kafka';
@@ -16,6 +19,7 @@ import { partitionForKey } from '../kafka/partitioner.ts';
 import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
 import { explainKafkaError } from '../kafka/security.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
+import { type TaskStore } from '../stores/types.ts';
 import { type OutputRecord } from '../topology/task-graph.ts';
 import { type Topology } from '../topology/topology.ts';
 import { createCopartitionedAssigner, encodeMemberInfo, LEGACY_PROTOCOL_NAME, PROTOCOL_NAME, splitAssignment } from './assignor.ts';
@@ -83,6 +87,28 @@ interface Assignment {
   standby: number[];
 }
 
+/** What one transaction carries, fixed when the commit starts: later processing cannot change it. */
+interface PreparedCommit {
+  startedMs: number;
+  /** The generation the tasks were processed under (their offsets are fenced by it). */
+  generationId: number;
+  records: number;
+  outputs: number;
+  messages: MessageToProduce[];
+  changelogCounts: Map<string, { task: StreamTask; store: string; count: number }>;
+  /** The stores whose committing layer this transaction writes. */
+  flushes: Array<{ task: StreamTask; name: string; store: TaskStore<unknown> }>;
+  /** Each task's positions when the commit started: the offsets the transaction commits. */
+  positions: Array<{ task: StreamTask; positions: Map<string, bigint> }>;
+}
+
+/** The transaction in flight; `promise` never rejects, its failure is kept in `error`. */
+interface InflightCommit {
+  promise: Promise<void>;
+  settled: boolean;
+  error: unknown;
+}
+
 export class KafkaStreams {
   readonly #topology: Topology;
   readonly #options: ResolvedOptions;
@@ -109,6 +135,7 @@ export class KafkaStreams {
   #producerId: bigint | undefined;
   #restoredRecords = 0;
   #consecutiveFailures = 0;
+  #inflight: InflightCommit | undefined;
   readonly #listeners = new Set<StreamsListener>();
 
   constructor(topology: Topology, options: KafkaStreamsOptions) {
@@ -410,6 +437,7 @@ export class KafkaStreams {
   }
 
   async #abortAndCloseTasks(): Promise<void> {
+    await this.#settleCommit();
     this.#outputs = [];
     this.#pendingRecords = 0;
     const transaction = this.#producer?.transaction;
@@ -483,62 +511,126 @@ export class KafkaStreams {
 
   // ---- commit -----------------------------------------------------------------------------
 
+  /**
+   * Commits when due: commitIntervalMs passed, batchRecordsMax records pending, or forced. While a
+   * transaction is in flight, processing goes on until the next one is full (or forced); then it
+   * waits for the one in flight, which also surfaces its failure here, in the loop.
+   */
   async #maybeCommit(force: boolean): Promise<void> {
+    if (this.#inflight?.settled) await this.#awaitCommit();
     const now = Date.now();
     for (const task of this.#tasks.values()) await task.punctuate(now);
-    const due = force || now - this.#lastCommitMs >= this.#options.commitIntervalMs || this.#pendingRecords >= this.#options.batchRecordsMax;
+    const full = this.#pendingRecords >= this.#options.batchRecordsMax;
+    const due = force || full || now - this.#lastCommitMs >= this.#options.commitIntervalMs;
     if (!due) return;
-    this.#lastCommitMs = now;
-    await this.#commit();
+    if (this.#inflight && !force && !full) return;
+    await this.#awaitCommit();
+    this.#lastCommitMs = Date.now();
+    this.#startCommit();
+    if (force) await this.#awaitCommit();
+  }
+
+  /** Waits for the transaction in flight; rethrows its failure. */
+  async #awaitCommit(): Promise<void> {
+    const inflight = this.#inflight;
+    if (!inflight) return;
+    await inflight.promise;
+    this.#inflight = undefined;
+    if (inflight.error !== undefined) throw inflight.error;
+  }
+
+  /** Failure paths: the transaction in flight ends (committed and flushed, or failed) before tasks close. */
+  async #settleCommit(): Promise<void> {
+    const inflight = this.#inflight;
+    if (!inflight) return;
+    await inflight.promise;
+    this.#inflight = undefined;
+    if (inflight.error === undefined) return;
+    if (isFencedError(inflight.error) || isProducerFencedError(inflight.error)) this.#fatal ??= fenced(inflight.error);
+    this.#log.warn({ err: inflight.error }, 'the transaction in flight failed');
   }
 
   /**
-   * The commit, in three phases as in Kafka Streams:
-   *   1. prepare: collect every task's outputs and changelog records
+   * Starts a commit, in three phases as in Kafka Streams:
+   *   1. prepare (synchronous, so no processing interleaves): take the outputs, every task's positions,
+   *      and each store's writes as its committing layer with their changelog records
    *   2. one Kafka transaction: send them, add the consumer offsets of every task (with the group
    *      generation and member id of the assignment they were processed under), commit
-   *   3. post-commit: each store writes its cache and the changelog offset it reached in ONE batch
+   *   3. post-commit: each store writes its committing layer and the changelog offset it reached in ONE batch
+   * Phases 2 and 3 run in the background while the loop processes the next batch into the stores'
+   * current layers and a fresh output buffer.
    */
-  async #commit(): Promise<void> {
+  #startCommit(): void {
     const tasks = [...this.#tasks.values()].filter((t) => t.state === 'RUNNING' && t.commitNeeded());
     if (tasks.length === 0 && this.#outputs.length === 0) return;
-    const started = Date.now();
     if (this.#latest !== this.#assigned) throw new TaskMigratedError('a rebalance happened since the tasks were assigned');
+    const prepared = this.#prepareCommit(tasks);
+    const inflight: InflightCommit = { promise: Promise.resolve(), settled: false, error: undefined };
+    inflight.promise = this.#commit(prepared).then(
+      () => {
+        inflight.settled = true;
+      },
+      (error: unknown) => {
+        inflight.error = error;
+        inflight.settled = true;
+      },
+    );
+    this.#inflight = inflight;
+  }
+
+  #prepareCommit(tasks: StreamTask[]): PreparedCommit {
+    const startedMs = Date.now();
     const messages: MessageToProduce[] = this.#outputs.map(toMessage);
-    const changelogCounts = new Map<string, { task: StreamTask; store: string; count: number }>();
+    const prepared: PreparedCommit = {
+      startedMs,
+      generationId: this.#assigned!.generationId,
+      records: this.#pendingRecords,
+      outputs: this.#outputs.length,
+      messages,
+      changelogCounts: new Map(),
+      flushes: [],
+      positions: tasks.map((task) => ({ task, positions: new Map(task.positions) })),
+    };
+    this.#outputs = [];
+    this.#pendingRecords = 0;
     for (const task of tasks) {
       for (const [name, store] of task.stores) {
-        if (!store.options.logged || !store.commitNeeded()) continue;
+        if (!store.commitNeeded()) continue;
+        const entries = store.prepareCommit();
+        prepared.flushes.push({ task, name, store });
+        if (!store.options.logged) continue;
         const topic = `${this.#options.applicationId}-${name}-changelog`;
-        const entries = store.pendingChangelog();
-        for (const e of entries) messages.push({ topic, partition: task.partition, key: Buffer.from(e.key, 'utf8'), value: e.value ?? undefined, timestamp: BigInt(started) });
-        changelogCounts.set(tpKey(topic, task.partition), { task, store: name, count: entries.length });
+        for (const e of entries) messages.push({ topic, partition: task.partition, key: Buffer.from(e.key, 'utf8'), value: e.value ?? undefined, timestamp: BigInt(startedMs) });
+        prepared.changelogCounts.set(tpKey(topic, task.partition), { task, store: name, count: entries.length });
       }
     }
+    return prepared;
+  }
+
+  /** Phases 2 and 3 of a prepared commit. */
+  async #commit(prepared: PreparedCommit): Promise<void> {
     this.#assertNotFenced();
     const transaction = await this.#producer.beginTransaction();
     const offsets: Array<{ topic: string; partition: number; offset: bigint }> = [];
     // One send per chunk: the client puts a partition's messages of one send into one record batch,
     // which the broker refuses beyond message.max.bytes (1 MiB by default).
-    for (const chunk of chunkByPartitionBytes(messages, SEND_PARTITION_BYTES_MAX)) {
+    for (const chunk of chunkByPartitionBytes(prepared.messages, SEND_PARTITION_BYTES_MAX)) {
       const result = await transaction.send({ messages: chunk });
       offsets.push(...(result.offsets ?? []));
     }
-    await this.#addOffsets(tasks);
+    await this.#addOffsets(prepared);
     await transaction.commit();
-    const nextChangelog = changelogOffsets(offsets, changelogCounts);
-    for (const task of tasks) {
-      for (const [name, store] of task.stores) {
-        if (store.commitNeeded()) await store.flush(store.options.logged ? (nextChangelog.get(`${task.partition}/${name}`) ?? null) : null);
-      }
-      task.markCommitted();
-    }
+    const nextChangelog = changelogOffsets(offsets, prepared.changelogCounts);
+    // One database per store: their batches go to LevelDB's threads together. Every flush ends before
+    // the first error is rethrown, so none is still writing when the failure path closes the stores.
+    const flushed = await Promise.allSettled(
+      prepared.flushes.map(({ task, name, store }) => store.flush(store.options.logged ? (nextChangelog.get(`${task.partition}/${name}`) ?? null) : null)),
+    );
+    const failed = flushed.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    for (const { task, positions } of prepared.positions) task.markCommitted(positions);
     this.#consecutiveFailures = 0;
-    const outputs = this.#outputs.length;
-    this.#outputs = [];
-    const records = this.#pendingRecords;
-    this.#pendingRecords = 0;
-    this.#options.onCommit?.({ records, outputs, durationMs: Date.now() - started });
+    this.#options.onCommit?.({ records: prepared.records, outputs: prepared.outputs, durationMs: Date.now() - prepared.startedMs });
   }
 
   /**
@@ -557,13 +649,13 @@ export class KafkaStreams {
    * One TxnOffsetCommit for every partition (the client's addOffset merges concurrent calls), fenced by
    * the generation the tasks were assigned under: a stale member's commit fails with ILLEGAL_GENERATION.
    */
-  async #addOffsets(tasks: StreamTask[]): Promise<void> {
+  async #addOffsets(prepared: PreparedCommit): Promise<void> {
     const offsets: TransactionOffset[] = [];
-    for (const task of tasks) {
-      for (const [topic, offset] of task.positions) offsets.push({ topic, partition: task.partition, offset });
+    for (const { task, positions } of prepared.positions) {
+      for (const [topic, offset] of positions) offsets.push({ topic, partition: task.partition, offset });
     }
     const consumer = this.#consumer;
-    const group = { groupId: consumer.groupId, generationId: this.#assigned!.generationId, memberId: consumer.memberId ?? '', groupInstanceId: null };
+    const group = { groupId: consumer.groupId, generationId: prepared.generationId, memberId: consumer.memberId ?? '', groupInstanceId: null };
     await sendOffsetsToTransaction(this.#producer, consumer, offsets, { group, timeoutMs: this.#options.transactionTimeoutMs });
   }
 

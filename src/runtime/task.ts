@@ -128,9 +128,9 @@ export class StreamTask {
     return false;
   }
 
-  /** After the transaction committed: the positions become the committed ones. */
-  markCommitted(): void {
-    for (const [topic, offset] of this.positions) this.committed.set(topic, offset);
+  /** After the transaction committed: the positions it carried (taken when it started) become the committed ones. */
+  markCommitted(positions: ReadonlyMap<string, bigint>): void {
+    for (const [topic, offset] of positions) this.committed.set(topic, offset);
   }
 
   /** Drops uncommitted work: store write caches and positions go back to the last commit. */
