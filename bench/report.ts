@@ -37,8 +37,9 @@ export interface BenchResults {
 
 export async function writeResults(resultsDir: string, results: BenchResults): Promise<string> {
   await mkdir(resultsDir, { recursive: true });
-  const date = results.startedAt.slice(0, 10);
-  const file = path.join(resultsDir, `${date}-${machineSlug(results.machine)}.json`);
+  // Date and time (UTC, to the minute): a second run the same day does not overwrite the first.
+  const stamp = `${results.startedAt.slice(0, 10)}T${results.startedAt.slice(11, 13)}${results.startedAt.slice(14, 16)}`;
+  const file = path.join(resultsDir, `${stamp}-${machineSlug(results.machine)}.json`);
   await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
   return file;
 }
