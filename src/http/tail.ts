@@ -5,7 +5,7 @@ import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import { type Logger } from 'pino';
 import { type Config } from '../config/config.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
-import { FetchPartitionError, Fetcher, type FetchedRecord, tpKey } from '../runtime/fetcher.ts';
+import { type FetchPosition, Fetcher, type FetchedRecord, isOutOfRange, tpKey } from '../runtime/fetcher.ts';
 
 export interface TopicTailOptions {
   config: Config;
@@ -21,11 +21,6 @@ export interface TopicTailOptions {
   maxWaitMs?: number;
 }
 
-interface Position {
-  topic: string;
-  partition: number;
-  offset: bigint;
-}
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
@@ -38,7 +33,7 @@ export class TopicTail {
   readonly #consumer: Consumer;
   readonly #fetcher: Fetcher;
   readonly #stop = new AbortController();
-  #positions: Position[] = [];
+  #positions: FetchPosition[] = [];
   #loop: Promise<void> | undefined;
   #caughtUp: { ends: Map<string, bigint>; resolve: () => void; promise: Promise<void> };
 
@@ -95,7 +90,7 @@ export class TopicTail {
       } catch (error) {
         if (this.#stop.signal.aborted) break;
         this.#log.warn({ err: error, retryInMs: backoffMs }, 'tail fetch failed');
-        if (error instanceof FetchPartitionError && error.apiId === 'OFFSET_OUT_OF_RANGE') await this.#repositionOutOfRange();
+        if (isOutOfRange(error)) await this.#repositionOutOfRange();
         await sleep(backoffMs, this.#stop.signal);
         backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
       }
@@ -118,14 +113,14 @@ export class TopicTail {
     if (this.#positions.every((p) => p.offset >= (ends.get(tpKey(p.topic, p.partition)) ?? 0n))) this.#caughtUp.resolve();
   }
 
-  async #initialPositions(from: 'end' | 'beginning'): Promise<Position[]> {
+  async #initialPositions(from: 'end' | 'beginning'): Promise<FetchPosition[]> {
     // read_committed LATEST is the last stable offset: records of transactions still open there will commit after it.
     return this.#listOffsets(from === 'end' ? ListOffsetTimestamps.LATEST : ListOffsetTimestamps.EARLIEST);
   }
 
-  async #listOffsets(timestamp: bigint): Promise<Position[]> {
+  async #listOffsets(timestamp: bigint): Promise<FetchPosition[]> {
     const offsets = await this.#consumer.listOffsets({ topics: this.#options.topics, timestamp, isolationLevel: 1 });
-    const positions: Position[] = [];
+    const positions: FetchPosition[] = [];
     for (const topic of this.#options.topics) {
       const list = offsets.get(topic);
       if (!list) throw new Error(`topic ${topic} has no partitions; create it with \`bankstream topics create\``);

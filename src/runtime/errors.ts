@@ -54,13 +54,31 @@ const MIGRATED = new Set([
   'NOT_COORDINATOR',
 ]);
 
+/**
+ * Depth-first over an error tree as @platformatic/kafka builds it (`errors` arrays and `cause`, at most 8
+ * levels): the first value `visit` returns for a node, or undefined.
+ */
+export function findInErrorTree<T>(error: unknown, visit: (node: Record<string, unknown>) => T | undefined, depth = 0): T | undefined {
+  if (!error || typeof error !== 'object' || depth > 8) return undefined;
+  const node = error as Record<string, unknown>;
+  const here = visit(node);
+  if (here !== undefined) return here;
+  if (Array.isArray(node.errors)) {
+    for (const inner of node.errors) {
+      const found = findInErrorTree(inner, visit, depth + 1);
+      if (found !== undefined) return found;
+    }
+  }
+  return findInErrorTree(node.cause, visit, depth + 1);
+}
+
 /** Collects the Kafka protocol error names (apiId) found anywhere in an error tree. */
-export function kafkaErrorIds(error: unknown, found = new Set<string>(), depth = 0): Set<string> {
-  if (!error || typeof error !== 'object' || depth > 8) return found;
-  const e = error as { apiId?: unknown; errors?: unknown; cause?: unknown; response?: unknown };
-  if (typeof e.apiId === 'string') found.add(e.apiId);
-  if (Array.isArray(e.errors)) for (const inner of e.errors) kafkaErrorIds(inner, found, depth + 1);
-  if (e.cause) kafkaErrorIds(e.cause, found, depth + 1);
+export function kafkaErrorIds(error: unknown): Set<string> {
+  const found = new Set<string>();
+  findInErrorTree(error, (node) => {
+    if (typeof node.apiId === 'string') found.add(node.apiId);
+    return undefined;
+  });
   return found;
 }
 
@@ -70,12 +88,8 @@ export function isFencedError(error: unknown): boolean {
 }
 
 /** True when some error in the tree carries `flag: true` (@platformatic/kafka marks fencing so). */
-function hasFlag(error: unknown, flag: string, depth = 0): boolean {
-  if (!error || typeof error !== 'object' || depth > 8) return false;
-  const e = error as Record<string, unknown>;
-  if (e[flag] === true) return true;
-  if (Array.isArray(e.errors) && e.errors.some((inner) => hasFlag(inner, flag, depth + 1))) return true;
-  return hasFlag(e.cause, flag, depth + 1);
+function hasFlag(error: unknown, flag: string): boolean {
+  return findInErrorTree(error, (node) => (node[flag] === true ? true : undefined)) ?? false;
 }
 
 export function isMigratedError(error: unknown): boolean {

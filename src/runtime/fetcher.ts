@@ -12,12 +12,19 @@ import { type Consumer, fetchV17 } from '@platformatic/kafka';
 import { batchLastOffset, filterAbortedBatches, isControlBatch } from '../kafka/read-committed.ts';
 import { type InputRecord } from '../topology/task-graph.ts';
 import { type Headers } from '../topology/types.ts';
-import { kafkaErrorIds } from './errors.ts';
+import { findInErrorTree, kafkaErrorIds } from './errors.ts';
 
 export const READ_COMMITTED = 1;
 
 /** A committed record as fetched: exactly what a task graph takes as input. */
 export type FetchedRecord = InputRecord;
+
+/** Where to read a topic-partition next: the next offset. */
+export interface FetchPosition {
+  topic: string;
+  partition: number;
+  offset: bigint;
+}
 
 export interface PartitionFetch {
   topic: string;
@@ -49,6 +56,11 @@ export class FetchPartitionError extends Error {
   }
 }
 
+/** The position was out of the partition's range (retention, truncation, a recreated topic). */
+export function isOutOfRange(error: unknown): error is FetchPartitionError {
+  return error instanceof FetchPartitionError && error.apiId === 'OFFSET_OUT_OF_RANGE';
+}
+
 export function tpKey(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
 }
@@ -75,7 +87,7 @@ export class Fetcher {
   reset(_topic: string, _partition: number): void {}
 
   /** One fetch round for every position, one request per leader, in parallel. */
-  async fetch(positions: Array<{ topic: string; partition: number; offset: bigint }>): Promise<PartitionFetch[]> {
+  async fetch(positions: FetchPosition[]): Promise<PartitionFetch[]> {
     if (positions.length === 0) return [];
     const topics = [...new Set(positions.map((p) => p.topic))];
     const metadata = await this.#consumer.metadata({ topics, forceUpdate: this.#staleMetadata });
@@ -185,17 +197,11 @@ const ERROR_NAMES: Record<number, string> = {
 type FetchResponse = fetchV17.FetchResponse;
 
 /** The fetch response a ResponseError carries (somewhere in the client's error tree). */
-function responseOf(error: unknown, depth = 0): FetchResponse | undefined {
-  if (!error || typeof error !== 'object' || depth > 8) return undefined;
-  const e = error as { response?: { responses?: unknown }; errors?: unknown; cause?: unknown };
-  if (Array.isArray(e.response?.responses)) return e.response as FetchResponse;
-  if (Array.isArray(e.errors)) {
-    for (const inner of e.errors) {
-      const found = responseOf(inner, depth + 1);
-      if (found) return found;
-    }
-  }
-  return responseOf(e.cause, depth + 1);
+function responseOf(error: unknown): FetchResponse | undefined {
+  return findInErrorTree(error, (node) => {
+    const response = node.response as { responses?: unknown } | undefined;
+    return Array.isArray(response?.responses) ? (response as FetchResponse) : undefined;
+  });
 }
 
 function errorName(code: number): string {

@@ -25,7 +25,7 @@ import { type Topology } from '../topology/topology.ts';
 import { createCopartitionedAssigner, encodeMemberInfo, LEGACY_PROTOCOL_NAME, PROTOCOL_NAME, splitAssignment } from './assignor.ts';
 import { fetchStableOffsets } from './committed-offsets.ts';
 import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
-import { Fetcher, type PartitionFetch, tpKey } from './fetcher.ts';
+import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from './fetcher.ts';
 import { restoreTasks } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
 import { StreamTask } from './task.ts';
@@ -119,7 +119,11 @@ export class KafkaStreams {
   #producer!: BankstreamProducer;
   #fetcher!: Fetcher;
   #standbys: StandbyTasks | undefined;
-  /** The standbys fetch with their own client: concurrent fetches through one client share its broker fetch sessions, which the broker then refuses (INVALID_FETCH_SESSION_EPOCH). */
+  /**
+   * The standbys fetch with their own client, so with their own connections: a broker answers one request
+   * per connection at a time, and a standby's fetch waiting for changelog data would hold up the
+   * processing loop's fetches on a shared connection.
+   */
   #standbyConsumer: Consumer | undefined;
   #outputs: OutputRecord[] = [];
   #pendingRecords = 0;
@@ -459,7 +463,7 @@ export class KafkaStreams {
 
   readonly #nextFetch = new Map<string, bigint>();
 
-  #fetchPositions(): Array<{ topic: string; partition: number; offset: bigint }> {
+  #fetchPositions(): FetchPosition[] {
     const out = [];
     for (const task of this.#tasks.values()) {
       if (task.state !== 'RUNNING') continue;

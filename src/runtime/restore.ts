@@ -3,7 +3,7 @@
 import { type Consumer } from '@platformatic/kafka';
 import { type Logger } from 'pino';
 import { type ChangelogEntry } from '../stores/types.ts';
-import { FetchPartitionError, type Fetcher, type PartitionFetch, tpKey } from './fetcher.ts';
+import { type FetchedRecord, type FetchPartitionError, type Fetcher, isOutOfRange, type PartitionFetch, tpKey } from './fetcher.ts';
 import { type StreamTask } from './task.ts';
 
 export interface RestoreTarget {
@@ -47,7 +47,7 @@ export async function restoreTasks(
       fetched = await (inflight ?? fetchFrom(fetcher, targets, (t) => t.offset));
     } catch (error) {
       inflight = undefined;
-      if (error instanceof FetchPartitionError && error.apiId === 'OFFSET_OUT_OF_RANGE') {
+      if (isOutOfRange(error)) {
         await resetOutOfRange(targets, error, consumer, fetcher, log);
         continue;
       }
@@ -58,7 +58,7 @@ export async function restoreTasks(
     for (const part of fetched) {
       const target = byKey.get(tpKey(part.topic, part.partition));
       if (!target || target.offset >= target.end) continue;
-      const entries: ChangelogEntry[] = part.records.filter((r) => r.offset < target.end && r.key).map((r) => ({ key: r.key!.toString('utf8'), value: r.value }));
+      const entries = changelogEntries(part.records, target.end);
       const next = part.nextOffset < target.end ? part.nextOffset : target.end;
       if (next > target.offset) writes.push({ target, entries, next });
     }
@@ -80,6 +80,13 @@ export async function restoreTasks(
   const elapsedMs = Date.now() - started;
   if (targets.length > 0) log.info({ records, elapsedMs, stores: targets.length }, 'state stores restored');
   return { records, elapsedMs };
+}
+
+/** The store entries of fetched changelog records below `end` (keyless records carry no entry). */
+export function changelogEntries(records: FetchedRecord[], end?: bigint): ChangelogEntry[] {
+  const entries: ChangelogEntry[] = [];
+  for (const r of records) if (r.key && (end === undefined || r.offset < end)) entries.push({ key: r.key.toString('utf8'), value: r.value });
+  return entries;
 }
 
 /** One fetch of every target not restored yet, from `offsetOf` (where the batch being written ends). */

@@ -9,9 +9,8 @@
 // (GET /v1/accounts/:id?allowStale=true), with the lag: records the changelogs hold beyond what it applied.
 import { type Consumer } from '@platformatic/kafka';
 import { type Logger } from 'pino';
-import { type ChangelogEntry } from '../stores/types.ts';
-import { FetchPartitionError, type Fetcher, tpKey } from './fetcher.ts';
-import { type RestoreTarget, resetOutOfRange } from './restore.ts';
+import { type Fetcher, isOutOfRange, tpKey } from './fetcher.ts';
+import { changelogEntries, type RestoreTarget, resetOutOfRange } from './restore.ts';
 import { type StreamTask } from './task.ts';
 
 export interface StandbyTasksOptions {
@@ -129,7 +128,7 @@ export class StandbyTasks {
         fetched = await fetcher.fetch(targets.map((t) => ({ topic: t.topic, partition: t.partition, offset: t.offset })));
       } catch (error) {
         if (this.#halting) return;
-        if (error instanceof FetchPartitionError && error.apiId === 'OFFSET_OUT_OF_RANGE') {
+        if (isOutOfRange(error)) {
           await resetOutOfRange(targets, error, consumer, fetcher, log).catch((e: unknown) => this.#drop(error.partition, e));
           continue;
         }
@@ -143,7 +142,7 @@ export class StandbyTasks {
         if (!target || !this.#standbys.has(target.partition)) continue;
         if (part.lastStableOffset >= 0n) target.end = part.lastStableOffset;
         if (part.nextOffset <= target.offset) continue;
-        const entries: ChangelogEntry[] = part.records.filter((r) => r.key).map((r) => ({ key: r.key!.toString('utf8'), value: r.value }));
+        const entries = changelogEntries(part.records);
         try {
           await target.task.stores.get(target.storeName)!.restoreBatch(entries, part.nextOffset);
         } catch (error) {

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { type Config } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
-import { Fetcher, type PartitionFetch, tpKey } from '../runtime/fetcher.ts';
+import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from '../runtime/fetcher.ts';
 import { SinkBatch, STAGING_DDL, loadOffsets, writeBatch } from './batch.ts';
 import { SinkDatabaseError, databaseStep, kafkaStep } from './errors.ts';
 import { pgConnectionConfig } from './pg-connection.ts';
@@ -46,11 +46,6 @@ export interface PostgresSinkOptions {
   heartbeatIntervalMs?: number;
 }
 
-interface Position {
-  topic: string;
-  partition: number;
-  offset: bigint;
-}
 
 const IDLE_WAIT_MS = 100;
 const FETCH_MAX_BYTES = 8 * 1024 * 1024;
@@ -66,7 +61,7 @@ export class PostgresSink {
   #fetcher: Fetcher | null = null;
   #db: pg.Client | null = null;
   #loop: Promise<void> | null = null;
-  #positions = new Map<string, Position>();
+  #positions = new Map<string, FetchPosition>();
   #batch = new SinkBatch();
   // Bumped by every group join; the partitions are re-seeked when it differs from #seekedGeneration.
   #generation = 0;
