@@ -4,6 +4,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { type ClusterKey, type ClusterKeys } from './cluster-key.ts';
 import { Secret } from './secret.ts';
 
 export class ConfigError extends Error {
@@ -50,6 +51,8 @@ export interface Config {
   auth: AuthConfig;
   kafkaSecurity: KafkaSecurityConfig;
   postgresTls: PostgresTlsConfig;
+  /** The cluster secret (CLUSTER_SECRET); undefined when unset: see requireClusterKeys. */
+  clusterKeys: ClusterKeys | undefined;
 }
 
 /** Bounds of the HTTP API (src/http). */
@@ -180,6 +183,7 @@ export function loadConfig(env: Env = process.env): Config {
     auth: authConfig(env),
     kafkaSecurity: kafkaSecurityConfig(env),
     postgresTls: postgresTlsConfig(env),
+    clusterKeys: clusterKeysConfig(env),
   };
 }
 
@@ -459,3 +463,62 @@ function postgresSslMode(params: URLSearchParams, env: Env, rootCertGiven: boole
   if (!value) throw new ConfigError(label, `sslmode: expected ${POSTGRES_SSL_MODES.join(', ')}, got ${JSON.stringify(raw)}`);
   return { value, label };
 }
+
+// ---- The cluster secret (src/config/cluster-key.ts) ----------------------------------------------
+
+/** A secret shorter than the HMAC-SHA256 output (32 bytes) weakens the MAC (RFC 2104 section 3). */
+const CLUSTER_SECRET_CHARS_MIN = 32;
+const KEY_ID_PATTERN = /^[A-Za-z0-9._-]{1,32}$/;
+const CLUSTER_SECRET_ID_DEFAULT = 'k1';
+
+/**
+ * CLUSTER_SECRET (or CLUSTER_SECRET_FILE) with CLUSTER_SECRET_ID, and optionally CLUSTER_SECRET_PREVIOUS
+ * (or _FILE) with CLUSTER_SECRET_PREVIOUS_ID. Undefined when no secret is set: commands that need it
+ * (the processor, the API) call requireClusterKeys, which stops start-up naming the variable.
+ */
+export function clusterKeysConfig(env: Env): ClusterKeys | undefined {
+  if (!env['CLUSTER_SECRET'] && !env['CLUSTER_SECRET_FILE']) {
+    for (const name of ['CLUSTER_SECRET_PREVIOUS', 'CLUSTER_SECRET_PREVIOUS_FILE', 'CLUSTER_SECRET_PREVIOUS_ID']) {
+      if (env[name]) throw new ConfigError(name, 'is set but CLUSTER_SECRET is not (a previous key is only accepted next to a current one)');
+    }
+    return undefined;
+  }
+  const current = clusterKey(env, 'CLUSTER_SECRET', CLUSTER_SECRET_ID_DEFAULT);
+  const hasPrevious = Boolean(env['CLUSTER_SECRET_PREVIOUS'] || env['CLUSTER_SECRET_PREVIOUS_FILE']);
+  if (!hasPrevious && env['CLUSTER_SECRET_PREVIOUS_ID']) {
+    throw new ConfigError('CLUSTER_SECRET_PREVIOUS_ID', 'is set but CLUSTER_SECRET_PREVIOUS is not');
+  }
+  const previous = hasPrevious ? clusterKey(env, 'CLUSTER_SECRET_PREVIOUS', undefined) : undefined;
+  if (previous && previous.id === current.id) {
+    throw new ConfigError('CLUSTER_SECRET_PREVIOUS_ID', `must differ from CLUSTER_SECRET_ID (both are ${JSON.stringify(current.id)}): a MAC names the key that made it`);
+  }
+  if (previous && previous.secret.reveal() === current.secret.reveal()) {
+    throw new ConfigError('CLUSTER_SECRET_PREVIOUS', 'is the same secret as CLUSTER_SECRET');
+  }
+  return { current, previous };
+}
+
+function clusterKey(env: Env, name: string, idFallback: string | undefined): ClusterKey {
+  const secret = secretSetting(env, name, 'is required');
+  if (secret.reveal().length < CLUSTER_SECRET_CHARS_MIN) {
+    throw new ConfigError(name, `expected at least ${CLUSTER_SECRET_CHARS_MIN} characters, got ${secret.reveal().length}`);
+  }
+  const idVariable = `${name}_ID`;
+  const rawId = env[idVariable]?.trim() || idFallback;
+  if (rawId === undefined) throw new ConfigError(idVariable, `is required with ${name} (the id the old key signed with)`);
+  if (!KEY_ID_PATTERN.test(rawId)) throw new ConfigError(idVariable, `expected 1 to 32 letters, digits, ".", "_" or "-", got ${JSON.stringify(rawId)}`);
+  return { id: rawId, secret };
+}
+
+/** The cluster keys, or a ConfigError naming CLUSTER_SECRET for a command that cannot run without them. */
+export function requireClusterKeys(keys: ClusterKeys | undefined, what: string): ClusterKeys {
+  if (!keys) {
+    throw new ConfigError(
+      'CLUSTER_SECRET',
+      `is required by ${what}: at least ${CLUSTER_SECRET_CHARS_MIN} random characters, the same on every instance ` +
+        '(or CLUSTER_SECRET_FILE); e.g. `openssl rand -base64 48`',
+    );
+  }
+  return keys;
+}
+

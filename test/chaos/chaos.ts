@@ -15,6 +15,7 @@ import { type Child, killChild, spawnFixture } from '../helpers/child.ts';
 import { decidedOutcomes, expectedOutcomeCount, type Observed, observe, PARTITIONS, pipelineViolations, quiet, sendWithKafkaJs } from '../integration/bank/pipeline.ts';
 import { buildWorkload, random, type Workload, type WorkloadCommand } from '../integration/bank/workload.ts';
 import { PrivateKafka, PrivatePostgres } from './services.ts';
+import { TEST_CLUSTER_SECRET } from '../integration/support/kafka.ts';
 
 export interface ChaosOptions {
   durationMs: number;
@@ -84,6 +85,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 function chaosEnv(options: ChaosOptions, kafka: PrivateKafka, postgres: PrivatePostgres, stateDir: string): Record<string, string> {
   return {
     APP_ID: `chaos${options.seed}`,
+    CLUSTER_SECRET: TEST_CLUSTER_SECRET,
     KAFKA_BROKERS: kafka.brokers,
     DATABASE_URL: postgres.url('bankstream'),
     PARTITIONS: String(PARTITIONS),

@@ -18,6 +18,7 @@ import { readCommitted } from '../../helpers/kafka.ts';
 import { expectedOutcomeCount, pipelineViolations } from '../bank/pipeline.ts';
 import { buildWorkload, random, type Workload } from '../bank/workload.ts';
 import { type Answer, type BalanceVersion, type InstanceCounts, Poller, answerViolations, countsPerInstance, servedAgain } from './poller.ts';
+import { TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 
 export interface ScaleOptions {
   seed: number;
@@ -131,6 +132,7 @@ export async function runScaleOut(options: ScaleOptions): Promise<ScaleReport> {
 function baseEnv(options: ScaleOptions, kafka: PrivateKafka, postgres: PrivatePostgres, stateDir: string): Record<string, string> {
   return {
     APP_ID: `scale${options.seed}`,
+    CLUSTER_SECRET: TEST_CLUSTER_SECRET,
     KAFKA_BROKERS: kafka.brokers,
     DATABASE_URL: postgres.url('bankstream'),
     PARTITIONS: String(options.partitions),

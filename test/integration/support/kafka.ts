@@ -4,6 +4,9 @@ import { Admin } from '@platformatic/kafka';
 
 export const TEST_BROKERS = (process.env.TEST_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 
+/** The cluster secret every test instance shares (CLUSTER_SECRET): test-only, never a real deployment's. */
+export const TEST_CLUSTER_SECRET = 'bankstream-test-cluster-secret-0123456789abcdef';
+
 /** A prefix no other test run uses: letters and digits only, valid in topic and group names. */
 export function uniquePrefix(label: string): string {
   return `t${label}${randomBytes(4).toString('hex')}`;
@@ -20,6 +23,7 @@ export function prefixedEnv(prefix: string, extra: Record<string, string> = {}):
     TOPIC_AUDIT: `${prefix}-audit_log`,
     TOPIC_DLQ: `${prefix}-transaction_initiated.dlq`,
     LOG_LEVEL: 'warn',
+    CLUSTER_SECRET: TEST_CLUSTER_SECRET,
     ...extra,
   };
 }
