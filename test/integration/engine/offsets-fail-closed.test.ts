@@ -8,6 +8,7 @@ import { Admin } from '@platformatic/kafka';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/config/logger.ts';
+import { Metrics } from '../../../src/http/metrics.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { OffsetResetError, resetOffsets } from '../../../src/ops/offsets.ts';
 import { KafkaStreams, type StreamsStatus } from '../../../src/runtime/kafka-streams.ts';
@@ -232,6 +233,9 @@ describe('offsets fail closed', () => {
     expect(status.stopped[0]!.reason).toContain('offsets 7 to 9');
     expect(status.stopped[0]!.action).toContain('--to earliest');
     expect(status.running).toEqual([1]);
+    const metrics = new Metrics({ app: s.appId, instance: 'i0' }, { processMetrics: false });
+    metrics.bindStreams(second);
+    expect(await metrics.registry.getSingleMetricAsString('bankstream_streams_partitions_stopped')).toContain(`{topic="${s.input}",partition="0",code="offset_out_of_range"`);
 
     // The other partition keeps going.
     await produceTo(s, 1, ids('b1', 3));

@@ -6,6 +6,7 @@ import { Admin } from '@platformatic/kafka';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Config, loadConfig } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/config/logger.ts';
+import { Metrics } from '../../../src/http/metrics.ts';
 import { resetOffsets } from '../../../src/ops/offsets.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { migrate } from '../../../src/sinks/migrate.ts';
@@ -146,6 +147,9 @@ describe('sink offsets fail closed', () => {
     expect(stop).toMatchObject({ topic: s.topics.completed, partition, code: 'offset_out_of_range' });
     expect(stop.reason).toContain(`position ${stored.get(victim[0])}`);
     expect(stop.action).toContain('--to earliest');
+    const metrics = new Metrics({ app: s.config.appId, instance: 'i0' }, { processMetrics: false });
+    metrics.bindSink(second);
+    expect(await metrics.registry.getSingleMetricAsString('bankstream_sink_partitions_stopped')).toContain(`{topic="${s.topics.completed}",partition="${partition}",code="offset_out_of_range"`);
     await waitFor('the other partitions to catch up', () => caughtUp(s, victim[0]));
     await second.stop();
 
