@@ -1,7 +1,8 @@
 // Percent-encoding of the request path is checked once, before routing. @koa/router decodes path
 // parameters with a "safe" decode that falls back to the raw text when decoding fails, so
 // `/v1/accounts/%ZZ` would reach a route as the literal id "%ZZ", and `%ED%A0%80` (a UTF-8-encoded lone
-// surrogate) as its raw bytes. A path whose encoding is malformed names nothing: it is a 400.
+// surrogate) as its raw bytes. A path whose encoding is malformed names nothing: it is a 400. The query
+// string too: Node's querystring also keeps a malformed escape as literal text.
 import { type Context, type Next } from 'koa';
 import { invalidParameter } from './errors.ts';
 
@@ -14,11 +15,14 @@ export function decodePath(rawPath: string): string | undefined {
   }
 }
 
+const MALFORMED = 'has malformed percent-encoding: every "%" must start a %XX escape of hex digits, and the escapes must spell UTF-8';
+
 export function strictPathEncoding() {
   return async (ctx: Context, next: Next): Promise<void> => {
     if (decodePath(ctx.path) === undefined) {
-      throw invalidParameter('path', 'has malformed percent-encoding: every "%" must start a %XX escape of hex digits, and the escapes must spell UTF-8');
+      throw invalidParameter('path', MALFORMED);
     }
+    if (ctx.querystring !== '' && decodePath(ctx.querystring) === undefined) throw invalidParameter('query', MALFORMED);
     await next();
   };
 }

@@ -59,6 +59,15 @@ describe('percent-encoding of path parameters', () => {
     }
   });
 
+  it('should answer 400 naming the query when a query value has malformed percent-encoding', async () => {
+    for (const query of ['cursor=%ZZ', 'a=1&b=%', 'x=%ED%A0%80']) {
+      const answer = await rawGet(`/v1/accounts/acc-1?${query}`);
+      expect(answer.status, query).toBe(400);
+      expect(answer.body).toMatchObject({ code: 'invalid_parameter', errors: [{ field: 'query' }] });
+    }
+    expect((await rawGet('/v1/accounts/acc-1?cursor=abc%2D1&limit=2')).status).toBe(200);
+  });
+
   it('should pass the decoded id to the route when the encoding is valid', async () => {
     expect((await rawGet('/v1/accounts/acc%2D1')).body).toEqual({ id: 'acc-1' });
   });
