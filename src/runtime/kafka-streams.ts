@@ -467,8 +467,7 @@ export class KafkaStreams {
   /** The positions a restored task starts from, or undefined (and the task stopped) when it must not start. */
   async #startPositions(task: StreamTask, committed: Map<string, bigint>, earliest: Map<string, bigint>): Promise<Map<string, bigint> | undefined> {
     const topics = this.#topology.sourceTopics();
-    const of = (offsets: Map<string, bigint>) => new Map(topics.flatMap((t) => { const o = offsets.get(tpKey(t, task.partition)); return o === undefined ? [] : [[t, o] as const]; }));
-    const committedOf = of(committed);
+    const committedOf = offsetsOf(committed, topics, task.partition);
     const missing = topics.some((t) => (committedOf.get(t) ?? -1n) < 0n);
     const withData = missing ? await storesWithData(task) : [];
     const decision = decideStart({
@@ -476,7 +475,7 @@ export class KafkaStreams {
       group: 'processor',
       partition: task.partition,
       committed: committedOf,
-      earliest: of(earliest),
+      earliest: offsetsOf(earliest, topics, task.partition),
       topics,
       hasState: withData.length > 0,
       stateDescription: `the task's stores hold data (${withData.join(', ')}, local or restored from the changelogs)`,
@@ -576,7 +575,8 @@ export class KafkaStreams {
   async #processFetched(fetched: FetchRound['fetched']): Promise<void> {
     for (const part of fetched) {
       let task = this.#tasks.get(part.partition);
-      if (!task || task.state !== 'RUNNING') continue;
+      // A stopped task takes nothing more, not even the other source topic's records of this round.
+      if (!task || task.state !== 'RUNNING' || this.#isStopped(part.partition)) continue;
       if (part.records.length === 0 && part.nextOffset <= (task.positions.get(part.topic) ?? 0n)) continue;
       let index = 0;
       do {
@@ -853,6 +853,16 @@ function fenced(cause: unknown): FatalStreamsError {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** One partition's offsets per topic, out of offsets keyed by tpKey. */
+function offsetsOf(offsets: Map<string, bigint>, topics: string[], partition: number): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const topic of topics) {
+    const offset = offsets.get(tpKey(topic, partition));
+    if (offset !== undefined) out.set(topic, offset);
+  }
+  return out;
 }
 
 /** Names of the task's stores that hold at least one entry (after restore: local data or changelog data). */
