@@ -16,7 +16,8 @@ export type ResetTarget = 'earliest' | 'latest' | bigint;
 
 export interface ResetRequest {
   group: OffsetGroup;
-  partition: number;
+  /** One partition, or 'all' (every partition of each topic: offsets expired for the whole group). */
+  partition: number | 'all';
   /** Default: every topic of the group (input and credits for the processor, the outcome topics for the sink). */
   topics?: string[];
   to: ResetTarget;
@@ -41,7 +42,7 @@ export interface ResetPlan {
 }
 
 export class OffsetResetError extends Error {
-  readonly code: 'group_active' | 'offset_outside_log' | 'unknown_topic' | 'partition_unknown';
+  readonly code: 'group_active' | 'offset_outside_log' | 'unknown_topic' | 'partition_unknown' | 'offset_needs_partition';
   constructor(code: OffsetResetError['code'], message: string) {
     super(message);
     this.name = 'OffsetResetError';
@@ -70,12 +71,17 @@ export async function resetOffsets(config: Config, request: ResetRequest): Promi
   const topics = request.topics ?? known;
   const unknown = topics.filter((t) => !known.includes(t));
   if (unknown.length > 0) throw new OffsetResetError('unknown_topic', `${unknown.join(', ')} is not a topic of the ${request.group} group (${known.join(', ')})`);
+  if (request.partition === 'all' && typeof request.to === 'bigint') throw new OffsetResetError('offset_needs_partition', 'an explicit offset is for one partition; with every partition use earliest or latest');
   const admin = createAdmin(config);
   try {
     await assertGroupInactive(admin, groupId);
-    const [starts, ends] = await Promise.all([listOffsets(admin, topics, request.partition, ListOffsetTimestamps.EARLIEST), listOffsets(admin, topics, request.partition, ListOffsetTimestamps.LATEST)]);
-    const current = request.group === 'processor' ? await committedOffsets(admin, groupId, topics, request.partition) : await withDatabase(config, (db) => storedOffsets(db, groupId, topics, request.partition));
-    const lines = topics.map((topic) => planLine(topic, request.partition, request.to, current.get(topic) ?? null, starts.get(topic), ends.get(topic)));
+    const targets = await targetPartitions(admin, topics, request.partition);
+    const [starts, ends] = await Promise.all([listOffsets(admin, targets, ListOffsetTimestamps.EARLIEST), listOffsets(admin, targets, ListOffsetTimestamps.LATEST)]);
+    const current = request.group === 'processor' ? await committedOffsets(admin, groupId, targets) : await withDatabase(config, (db) => storedOffsets(db, groupId, topics));
+    const lines = targets.map(({ topic, partition }) => {
+      const key = tpKey(topic, partition);
+      return planLine(topic, partition, request.to, current.get(key) ?? null, starts.get(key), ends.get(key));
+    });
     if (request.execute) {
       // Checked again right before writing: a member may have joined while the plan was made.
       await assertGroupInactive(admin, groupId);
@@ -88,8 +94,32 @@ export async function resetOffsets(config: Config, request: ResetRequest): Promi
   }
 }
 
+interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+function tpKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}
+
+/** The (topic, partition) pairs to reset; a partition a topic does not have is an error. */
+async function targetPartitions(admin: Admin, topics: string[], partition: number | 'all'): Promise<TopicPartition[]> {
+  const metadata = await admin.metadata({ topics }).catch((error: unknown) => {
+    throw new OffsetResetError('partition_unknown', `cannot read the metadata of ${topics.join(', ')}: ${error instanceof Error ? error.message : String(error)}`);
+  });
+  const out: TopicPartition[] = [];
+  for (const topic of topics) {
+    const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
+    if (partition === 'all') for (let p = 0; p < count; p++) out.push({ topic, partition: p });
+    else if (partition < count) out.push({ topic, partition });
+    else throw new OffsetResetError('partition_unknown', `${topic} has ${count} partitions, no partition ${partition}`);
+  }
+  return out;
+}
+
 function planLine(topic: string, partition: number, to: ResetTarget, current: bigint | null, logStart: bigint | undefined, logEnd: bigint | undefined): ResetLine {
-  if (logStart === undefined || logEnd === undefined) throw new OffsetResetError('partition_unknown', `${topic} has no partition ${partition}`);
+  if (logStart === undefined || logEnd === undefined) throw new OffsetResetError('partition_unknown', `the offsets of ${topic}-${partition} could not be listed`);
   const next = to === 'earliest' ? logStart : to === 'latest' ? logEnd : to;
   if (next < logStart || next > logEnd) throw new OffsetResetError('offset_outside_log', `offset ${next} is outside ${topic}-${partition}, which holds offsets ${logStart} to ${logEnd}`);
   return { topic, partition, current, next, logStart, logEnd };
@@ -104,31 +134,39 @@ async function assertGroupInactive(admin: Admin, groupId: string): Promise<void>
   }
 }
 
-async function listOffsets(admin: Admin, topics: string[], partition: number, timestamp: bigint): Promise<Map<string, bigint>> {
-  const listed = await admin.listOffsets({ topics: topics.map((name) => ({ name, partitions: [{ partitionIndex: partition, timestamp }] })), isolationLevel: 1 }).catch((error: unknown) => {
-    throw new OffsetResetError('partition_unknown', `cannot list offsets of ${topics.map((t) => `${t}-${partition}`).join(', ')}: ${error instanceof Error ? error.message : String(error)}`);
-  });
+async function listOffsets(admin: Admin, targets: TopicPartition[], timestamp: bigint): Promise<Map<string, bigint>> {
+  const byTopic = groupByTopic(targets);
+  const listed = await admin.listOffsets({ topics: [...byTopic].map(([name, partitions]) => ({ name, partitions: partitions.map((partitionIndex) => ({ partitionIndex, timestamp })) })), isolationLevel: 1 });
   const out = new Map<string, bigint>();
-  for (const topic of listed) for (const p of topic.partitions) if (p.partitionIndex === partition) out.set(topic.name, p.offset);
+  for (const topic of listed) for (const p of topic.partitions) out.set(tpKey(topic.name, p.partitionIndex), p.offset);
   return out;
 }
 
-async function committedOffsets(admin: Admin, groupId: string, topics: string[], partition: number): Promise<Map<string, bigint>> {
-  const groups = await admin.listConsumerGroupOffsets({ groups: [{ groupId, topics: topics.map((name) => ({ name, partitionIndexes: [partition] })) }] });
+async function committedOffsets(admin: Admin, groupId: string, targets: TopicPartition[]): Promise<Map<string, bigint>> {
+  const topics = [...groupByTopic(targets)].map(([name, partitionIndexes]) => ({ name, partitionIndexes }));
+  const groups = await admin.listConsumerGroupOffsets({ groups: [{ groupId, topics }] });
   const out = new Map<string, bigint>();
   for (const group of groups) {
-    for (const topic of group.topics) for (const p of topic.partitions) if (p.partitionIndex === partition && p.committedOffset >= 0n) out.set(topic.name, p.committedOffset);
+    for (const topic of group.topics) for (const p of topic.partitions) if (p.committedOffset >= 0n) out.set(tpKey(topic.name, p.partitionIndex), p.committedOffset);
   }
   return out;
 }
 
-async function commitProcessorOffsets(admin: Admin, groupId: string, lines: ResetLine[]): Promise<void> {
-  await admin.alterConsumerGroupOffsets({ groupId, topics: lines.map((l) => ({ name: l.topic, partitionOffsets: [{ partition: l.partition, offset: l.next }] })) });
+function groupByTopic(targets: TopicPartition[]): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const { topic, partition } of targets) out.set(topic, [...(out.get(topic) ?? []), partition]);
+  return out;
 }
 
-async function storedOffsets(db: pg.ClientBase, groupId: string, topics: string[], partition: number): Promise<Map<string, bigint>> {
-  const { rows } = await db.query<{ topic: string; next_offset: string }>('SELECT topic, next_offset FROM sink_offsets WHERE group_id = $1 AND topic = ANY($2::text[]) AND partition = $3', [groupId, topics, partition]);
-  return new Map(rows.map((r) => [r.topic, BigInt(r.next_offset)]));
+async function commitProcessorOffsets(admin: Admin, groupId: string, lines: ResetLine[]): Promise<void> {
+  const byTopic = new Map<string, Array<{ partition: number; offset: bigint }>>();
+  for (const l of lines) byTopic.set(l.topic, [...(byTopic.get(l.topic) ?? []), { partition: l.partition, offset: l.next }]);
+  await admin.alterConsumerGroupOffsets({ groupId, topics: [...byTopic].map(([name, partitionOffsets]) => ({ name, partitionOffsets })) });
+}
+
+async function storedOffsets(db: pg.ClientBase, groupId: string, topics: string[]): Promise<Map<string, bigint>> {
+  const { rows } = await db.query<{ topic: string; partition: number; next_offset: string }>('SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1 AND topic = ANY($2::text[])', [groupId, topics]);
+  return new Map(rows.map((r) => [tpKey(r.topic, r.partition), BigInt(r.next_offset)]));
 }
 
 /** Sets the rows outright (the sink's own writes only move forward, GREATEST; a reset may move back). */

@@ -7,7 +7,8 @@ import { type OffsetGroup, OffsetResetError, type ResetTarget, formatPlan, parse
 interface ResetCliOptions {
   group: OffsetGroup;
   topic?: string[];
-  partition: number;
+  partition?: number;
+  allPartitions?: boolean;
   to: ResetTarget;
   execute?: boolean;
   json?: boolean;
@@ -20,14 +21,21 @@ export function register(program: Command): void {
     .description('set one partition\'s position (dry run unless --execute); refuses while the group has active members')
     .addOption(new Option('--group <group>', 'whose positions: the processor\'s consumer group or the Postgres sink').choices(['processor', 'sink']).default('processor'))
     .option('--topic <name...>', 'topics to reset (default: every topic the group reads)')
-    .requiredOption('--partition <n>', 'the partition number', partitionNumber)
+    .option('--partition <n>', 'the partition number', partitionNumber)
+    .option('--all-partitions', 'every partition of the topics (e.g. the group\'s offsets expired); with earliest or latest only')
     .requiredOption('--to <earliest|latest|offset>', 'the log start, the last stable offset, or an explicit next offset', target)
     .option('--execute', 'apply the plan (without it nothing changes)')
     .option('--json', 'print the plan as JSON')
     .action(async (options: ResetCliOptions) => {
+      if ((options.partition === undefined) === (options.allPartitions !== true)) {
+        console.error('bankstream: give exactly one of --partition <n> and --all-partitions');
+        process.exitCode = 1;
+        return;
+      }
       const config = loadConfig();
+      const partition = options.partition ?? 'all';
       try {
-        const plan = await resetOffsets(config, { group: options.group, partition: options.partition, to: options.to, execute: options.execute ?? false, ...(options.topic ? { topics: options.topic } : {}) });
+        const plan = await resetOffsets(config, { group: options.group, partition, to: options.to, execute: options.execute ?? false, ...(options.topic ? { topics: options.topic } : {}) });
         console.log(options.json ? JSON.stringify(plan, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) : formatPlan(plan));
       } catch (error) {
         if (!(error instanceof OffsetResetError)) throw error;

@@ -245,6 +245,10 @@ describe('offsets fail closed', () => {
 
     const dry = await resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 0, to: 'earliest', execute: false });
     expect(dry.lines[0]).toMatchObject({ current: 4n, next: 7n, logStart: 7n, logEnd: 9n });
+    const every = await resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 'all', to: 'earliest', execute: false });
+    expect(every.lines.map((l) => [l.partition, l.current])).toEqual([[0, 4n], [1, 7n]]);
+    await expect(resetOffsets(configOf(s), { group: 'processor', partition: 'all', to: 3n, execute: false })).rejects.toMatchObject({ code: 'offset_needs_partition' });
+    await expect(resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 2, to: 'earliest', execute: false })).rejects.toMatchObject({ code: 'partition_unknown' });
     expect(await committedOffset(s, 0)).toBe(4n);
     await expect(resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 0, to: 100n, execute: true })).rejects.toBeInstanceOf(OffsetResetError);
     await resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 0, to: 'earliest', execute: true });
