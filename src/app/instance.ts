@@ -42,6 +42,7 @@ export function createBankStreams(config: Config, logger: Logger, onCommit?: Kaf
     commitIntervalMs: config.commitIntervalMs,
     batchRecordsMax: config.batchRecordsMax,
     standbyReplicas: config.standbyReplicas,
+    offsetReset: config.offsetReset,
     connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
     logger,
     ...(onCommit ? { onCommit } : {}),

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type ClusterKey, type ClusterKeys } from './cluster-key.ts';
 import { Secret } from './secret.ts';
+import { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../runtime/offset-reset.ts';
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -43,6 +44,8 @@ export interface Config {
   httpPort: number;
   advertisedUrl: string;
   standbyReplicas: number;
+  /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/runtime/offset-reset.ts. */
+  offsetReset: OffsetResetPolicy;
   logLevel: string;
   sinkGroupId: string;
   sinkBatchRowsMax: number;
@@ -175,6 +178,7 @@ export function loadConfig(env: Env = process.env): Config {
     httpPort,
     advertisedUrl: url(env, 'ADVERTISED_URL', `http://${httpHost}:${httpPort}`, ['http:', 'https:']),
     standbyReplicas: int(env, 'STANDBY_REPLICAS', 0, 0, 8),
+    offsetReset: str(env, 'OFFSET_RESET', 'safe', new RegExp(`^(${OFFSET_RESET_POLICIES.join('|')})$`), OFFSET_RESET_POLICIES.join(', ')) as OffsetResetPolicy,
     logLevel: str(env, 'LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
     sinkGroupId: str(env, 'SINK_GROUP_ID', `${appId}-sink`, NAME_PATTERN, 'letters, digits, ".", "_" or "-"'),
     sinkBatchRowsMax: int(env, 'SINK_BATCH_ROWS_MAX', 5000, 1, 1_000_000),

@@ -113,11 +113,20 @@ function documentOf(row: TransferRow): TransferDocument {
   return document;
 }
 
-function encodeCursor(at: string, id: string): string {
+export function encodeCursor(at: string, id: string): string {
   return Buffer.from(JSON.stringify([at, id]), 'utf8').toString('base64url');
 }
 
-function decodeCursor(cursor: string): { at: string; id: string } {
+/** Bound on a cursor's transfer id (ids are at most 256 characters; a cursor is at most 600 base64 characters anyway). */
+const CURSOR_ID_CHARS_MAX = 256;
+const CURSOR_AT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/;
+
+/**
+ * A cursor this endpoint handed out, or a 400: every value returned here is one Postgres accepts as
+ * ($2::timestamptz, $3 text), so a crafted cursor can never turn into a database error (a 503).
+ * Date.parse is not strict enough: it takes "2026-02-30" and year 0, which Postgres refuses.
+ */
+export function decodeCursor(cursor: string): { at: string; id: string } {
   const invalid = () => invalidParameter('query.cursor', 'is not a cursor returned by this endpoint');
   if (cursor.length > CURSOR_CHARS_MAX || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
   let parsed: unknown;
@@ -126,8 +135,26 @@ function decodeCursor(cursor: string): { at: string; id: string } {
   } catch {
     throw invalid();
   }
-  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[1] !== 'string') throw invalid();
-  const at = parsed[0];
-  if (typeof at !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(at) || Number.isNaN(Date.parse(at))) throw invalid();
-  return { at, id: parsed[1] };
+  if (!Array.isArray(parsed) || parsed.length !== 2) throw invalid();
+  const [at, id] = parsed as unknown[];
+  if (typeof at !== 'string' || !isCursorTimestamp(at)) throw invalid();
+  if (typeof id !== 'string' || !isCursorId(id)) throw invalid();
+  return { at, id };
+}
+
+/** A real UTC instant in years 1 to 9999, written exactly as the history query writes cursors. */
+function isCursorTimestamp(at: string): boolean {
+  const match = CURSOR_AT.exec(at);
+  if (!match) return false;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return false;
+  // Day 0 of the next month is the last day of this one (Date.UTC maps years 0-99 to 1900+, so set the year apart).
+  const last = new Date(0);
+  last.setUTCFullYear(year, month, 0);
+  return day <= last.getUTCDate();
+}
+
+/** Postgres text cannot hold NUL, and a lone surrogate would be stored as U+FFFD: neither is a real id. */
+function isCursorId(id: string): boolean {
+  return id.length <= CURSOR_ID_CHARS_MAX && id.isWellFormed() && !id.includes('\u0000');
 }

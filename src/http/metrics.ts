@@ -123,6 +123,7 @@ export class Metrics {
     this.gaugeOf('bankstream_streams_standby_tasks', 'Standby tasks (warm copies of other instances\' partitions) on this instance', () => streams.status().standby.length);
     this.gaugeOf('bankstream_streams_standby_lag_records', 'Changelog records the standby tasks have not applied yet', () => streams.status().standbyLagRecords);
     this.counterOf('bankstream_streams_restored_records_total', 'Changelog records restored into local stores', () => streams.status().restoredRecords);
+    this.stoppedGauge('bankstream_streams_partitions_stopped', 'Assigned source partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md', () => streams.status().stopped);
   }
 
   /** Sink gauges and counters, read from the sink at scrape time. */
@@ -133,6 +134,22 @@ export class Metrics {
     this.counterOf('bankstream_sink_rows_written_total', 'Rows the Postgres sink inserted', () => sink.status().rowsWritten);
     this.counterOf('bankstream_sink_batches_written_total', 'Batches the Postgres sink committed', () => sink.status().batchesWritten);
     this.counterOf('bankstream_sink_rejects_total', 'Records the sink could not turn into rows', () => sink.status().rejectsWritten);
+    this.stoppedGauge('bankstream_sink_partitions_stopped', 'Sink partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md', () => sink.status().stoppedPartitions);
+  }
+
+  /** 1 per stopped topic-partition, labelled with the reason code (series of healed partitions are dropped). */
+  stoppedGauge(name: string, help: string, read: () => Array<{ topic: string; partition: number; code: string }>): void {
+    this.registry.removeSingleMetric(name);
+    new Gauge({
+      name,
+      help,
+      labelNames: ['topic', 'partition', 'code'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { topic, partition, code } of read()) this.set({ topic, partition: String(partition), code }, 1);
+      },
+    });
   }
 
   /** A counter mirroring a cumulative value kept elsewhere: increments by the difference at each scrape. */

@@ -17,6 +17,7 @@ import { type Config } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
 import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from '../runtime/fetcher.ts';
+import { decideStart, outOfRangeStop, type PartitionStop } from '../runtime/offset-reset.ts';
 import { SinkBatch, STAGING_DDL, loadOffsets, writeBatch } from './batch.ts';
 import { SinkDatabaseError, databaseStep, kafkaStep } from './errors.ts';
 import { pgConnectionConfig } from './pg-connection.ts';
@@ -33,6 +34,8 @@ export interface SinkStatus {
   batchesWritten: number;
   assignedPartitions: number;
   consecutiveFailures: number;
+  /** Assigned partitions the sink does not read, and why (offsets missing in a used database, out of range). */
+  stoppedPartitions: PartitionStop[];
 }
 
 export interface PostgresSinkOptions {
@@ -67,7 +70,7 @@ export class PostgresSink {
   #generation = 0;
   #seekedGeneration: number | null = null;
   #status: SinkStatus = {
-    state: 'created', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 0, consecutiveFailures: 0,
+    state: 'created', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 0, consecutiveFailures: 0, stoppedPartitions: [],
   };
 
   constructor(options: PostgresSinkOptions) {
@@ -84,7 +87,7 @@ export class PostgresSink {
 
   /** A copy of the current state, for health checks and tests. */
   status(): SinkStatus {
-    return { ...this.#status };
+    return { ...this.#status, stoppedPartitions: [...this.#status.stoppedPartitions] };
   }
 
   /** Records of each assigned partition not written to Postgres yet (last stable offset of the last fetch − position). */
@@ -170,32 +173,103 @@ export class PostgresSink {
     const generation = this.#generation;
     const fetcher = this.#fetcher;
     if (!fetcher) throw new Error('the sink has no fetcher: start() was not called');
-    const fetched = await kafkaStep('fetch', () => fetcher.fetch([...this.#positions.values()]));
+    const round = await kafkaStep('fetch', () => fetcher.fetchRound([...this.#positions.values()]));
     // A rebalance during the fetch: these partitions may not be ours; the next step re-seeks.
     if (generation !== this.#generation || this.#stop.signal.aborted) return;
-    this.#collect(fetched);
+    if (round.outOfRange.length > 0) await this.#stopOutOfRange(round.outOfRange);
+    this.#collect(round.fetched);
     if (this.#batchDue()) await this.#write(db);
   }
 
-  /** Positions every assigned partition at its offset in Postgres, or the earliest offset when none is stored. */
+  /**
+   * Positions every assigned partition at its offset in Postgres. A fresh database (no offsets of this
+   * group at all) first gets a row for EVERY partition of the sink topics at its log start, so that
+   * members starting together all find rows. Afterwards a partition without a row starts at its log start
+   * only when it is empty (offset-reset.ts); one with records is stopped: they may be sunk already.
+   */
   async #seek(db: pg.Client): Promise<void> {
     const generation = this.#generation;
     const assigned = this.#assignedPartitions();
-    const stored = await databaseStep('load offsets', () => loadOffsets(db, this.#config.sinkGroupId, this.#sinkTopicList()));
-    const missingTopics = [...new Set(assigned.filter((p) => !stored.has(tpKey(p.topic, p.partition))).map((p) => p.topic))];
-    const earliest = missingTopics.length === 0 ? new Map<string, bigint[]>()
-      : await kafkaStep('list earliest offsets', () => this.#requireConsumer().listOffsets({ topics: missingTopics, timestamp: ListOffsetTimestamps.EARLIEST }));
+    const load = () => databaseStep('load offsets', () => loadOffsets(db, this.#config.sinkGroupId, this.#sinkTopicList()));
+    let stored = await load();
+    if (stored.size === 0 && this.#config.offsetReset !== 'none') {
+      await this.#initializeOffsets(db);
+      stored = await load();
+    }
+    const missing = assigned.filter((p) => !stored.has(tpKey(p.topic, p.partition)));
+    const [earliest, latest] = await this.#logRanges(missing);
     this.#positions = new Map();
+    this.#status.stoppedPartitions = [];
+    const started: FetchPosition[] = [];
     for (const { topic, partition } of assigned) {
       const key = tpKey(topic, partition);
-      const offset = stored.get(key) ?? earliest.get(topic)?.[partition] ?? 0n;
-      this.#positions.set(key, { topic, partition, offset });
+      const position = this.#startPosition(topic, partition, stored, earliest, latest);
+      if (position === undefined) continue;
+      if (!stored.has(key)) started.push({ topic, partition, offset: position });
+      this.#positions.set(key, { topic, partition, offset: position });
       this.#fetcher?.reset(topic, partition);
     }
+    if (started.length > 0) await databaseStep('store start offsets', () => storeStartOffsets(db, this.#config.sinkGroupId, started));
     this.#batch = new SinkBatch();
     this.#seekedGeneration = generation;
     this.#status.assignedPartitions = assigned.length;
     this.#log.debug({ positions: [...this.#positions.values()].map((p) => `${p.topic}-${p.partition}@${p.offset}`) }, 'sink seeked to stored offsets');
+  }
+
+  /** A fresh database: every partition of the sink topics starts at its log start. */
+  async #initializeOffsets(db: pg.Client): Promise<void> {
+    const topics = this.#sinkTopicList();
+    const consumer = this.#requireConsumer();
+    const earliest = await kafkaStep('list earliest offsets', () => consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST }));
+    const positions = [...earliest].flatMap(([topic, offsets]) => offsets.map((offset, partition) => ({ topic, partition, offset })));
+    await databaseStep('store start offsets', () => storeStartOffsets(db, this.#config.sinkGroupId, positions));
+    this.#log.info({ group: this.#config.sinkGroupId, partitions: positions.length }, 'no sink offsets in this database: every partition starts at its log start');
+  }
+
+  /** Log start and end offsets of the partitions that have no stored offset. */
+  async #logRanges(partitions: Array<{ topic: string; partition: number }>): Promise<[Map<string, bigint[]>, Map<string, bigint[]>]> {
+    if (partitions.length === 0) return [new Map(), new Map()];
+    const topics = [...new Set(partitions.map((p) => p.topic))];
+    const consumer = this.#requireConsumer();
+    return Promise.all([
+      kafkaStep('list earliest offsets', () => consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST })),
+      kafkaStep('list latest offsets', () => consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.LATEST, isolationLevel: 1 })),
+    ]);
+  }
+
+  #startPosition(topic: string, partition: number, stored: Map<string, bigint>, earliest: Map<string, bigint[]>, latest: Map<string, bigint[]>): bigint | undefined {
+    const offset = stored.get(tpKey(topic, partition));
+    if (offset !== undefined) return offset;
+    const start = earliest.get(topic)?.[partition] ?? 0n;
+    const end = latest.get(topic)?.[partition] ?? 0n;
+    const decision = decideStart({
+      policy: this.#config.offsetReset,
+      group: 'sink',
+      partition,
+      committed: new Map(),
+      earliest: new Map([[topic, start]]),
+      topics: [topic],
+      // The database holds this group's offsets (see #seek), and the partition has records: they may be sunk.
+      hasState: end > start,
+      stateDescription: `this database holds offsets of sink group ${this.#config.sinkGroupId} for other partitions and ${topic}-${partition} holds offsets ${start} to ${end}`,
+    });
+    if (decision.ok) return decision.positions.get(topic);
+    for (const stop of decision.stops) this.#stopPartition(stop);
+    return undefined;
+  }
+
+  #stopPartition(stop: PartitionStop): void {
+    this.#positions.delete(tpKey(stop.topic, stop.partition));
+    this.#status.stoppedPartitions = [...this.#status.stoppedPartitions.filter((s) => s.topic !== stop.topic || s.partition !== stop.partition), stop];
+    this.#log.error({ topic: stop.topic, partition: stop.partition, code: stop.code, action: stop.action }, `sink partition stopped: ${stop.reason}`);
+  }
+
+  /** Out-of-range positions stop their partitions only (records deleted unsunk, or a recreated topic). */
+  async #stopOutOfRange(positions: FetchPosition[]): Promise<void> {
+    const [earliest, latest] = await this.#logRanges(positions).catch(() => [new Map<string, bigint[]>(), new Map<string, bigint[]>()] as const);
+    for (const { topic, partition, offset } of positions) {
+      this.#stopPartition(outOfRangeStop('sink', topic, partition, offset, earliest.get(topic)?.[partition], latest.get(topic)?.[partition]));
+    }
   }
 
   /** Adds fetched records to the batch without letting it grow past sinkBatchRowsMax. */
@@ -320,6 +394,16 @@ export class PostgresSink {
       .filter((assignment) => topics.has(assignment.topic))
       .flatMap((assignment) => assignment.partitions.map((partition) => ({ topic: assignment.topic, partition })));
   }
+}
+
+/** Stores where partitions without an offset start; a row written meanwhile by a batch wins. */
+async function storeStartOffsets(db: pg.ClientBase, groupId: string, positions: FetchPosition[]): Promise<void> {
+  await db.query(
+    `INSERT INTO sink_offsets (group_id, topic, partition, next_offset, updated_at)
+     SELECT $1, topic, partition, next_offset, now() FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS o(topic, partition, next_offset)
+     ON CONFLICT (group_id, topic, partition) DO NOTHING`,
+    [groupId, positions.map((p) => p.topic), positions.map((p) => p.partition), positions.map((p) => p.offset.toString())],
+  );
 }
 
 /** Waits, or returns early when the signal aborts. */

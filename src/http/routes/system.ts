@@ -37,7 +37,9 @@ function healthz(ctx: Context, deps: ApiDeps): void {
 /** Ready = the processor is RUNNING and every assigned task is restored and running. */
 function readyz(ctx: Context, deps: ApiDeps): void {
   const status = deps.streams.status();
-  const ready = status.state === 'RUNNING' && status.assigned.every((p) => status.running.includes(p));
+  // A stopped partition (offsets missing, out of range; processor or sink) needs an operator: not ready.
+  const sinkStopped = deps.sink ? deps.sink.status().stoppedPartitions.length : 0;
+  const ready = status.state === 'RUNNING' && status.assigned.every((p) => status.running.includes(p)) && sinkStopped === 0;
   ctx.status = ready ? 200 : 503;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = {

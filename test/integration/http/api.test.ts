@@ -161,6 +161,19 @@ describe('money commands', () => {
     expect((await call(url, 'GET', '/v1/accounts/hist-a/transfers?cursor=bogus', { token: alice })).body).toMatchObject({ status: 400, code: 'invalid_parameter' });
   });
 
+  it('should answer 400 problem+json, never 503, when a cursor is crafted or the path encoding is malformed', async () => {
+    const crafted = (at: string, id: string) => Buffer.from(JSON.stringify([at, id]), 'utf8').toString('base64url');
+    for (const cursor of [crafted('2026-01-01T00:00:00.000000Z', 't-\u0000'), crafted('2026-02-30T00:00:00.000000Z', 't-1'), crafted('0000-01-01T00:00:00.000000Z', 't-1')]) {
+      const response = await call(url, 'GET', `/v1/accounts/hist-a/transfers?cursor=${cursor}`, { token: alice });
+      expect(response.body, cursor).toMatchObject({ status: 400, code: 'invalid_parameter' });
+    }
+    for (const path of ['/v1/accounts/%ZZ', '/v1/accounts/%ED%A0%80', '/v1/transfers/t-%', '/v1/accounts/%FF/transfers']) {
+      const response = await call(url, 'GET', path, { token: admin });
+      expect(response.status, path).toBe(400);
+      expect(response.body, path).toMatchObject({ code: 'invalid_parameter' });
+    }
+  });
+
   it('should close an account only when its balance is zero, and read it as closed with 0.00', async () => {
     await openAccount('close-a', 'bob');
     await deposit('close-dep', 'close-a', '1.00');
