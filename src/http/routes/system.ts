@@ -34,14 +34,24 @@ function healthz(ctx: Context, deps: ApiDeps): void {
   ctx.body = { status: state === 'FAILED' ? 'failed' : 'ok', instanceId: deps.config.instanceId, streams: state };
 }
 
-/** Ready = the processor is RUNNING and every assigned task is restored and running. */
+/**
+ * Ready = the processor is RUNNING, every assigned task is restored and running, and the sink (when
+ * this instance runs one) has no unresolved reject: a reject means the read model differs from the
+ * ledger. `reasons` says why not (empty when ready).
+ */
 function readyz(ctx: Context, deps: ApiDeps): void {
   const status = deps.streams.status();
-  const ready = status.state === 'RUNNING' && status.assigned.every((p) => status.running.includes(p));
+  const reasons: string[] = [];
+  if (status.state !== 'RUNNING') reasons.push(`streams: the stream processor is ${status.state}`);
+  const waiting = status.assigned.filter((p) => !status.running.includes(p));
+  if (waiting.length > 0) reasons.push(`streams: ${waiting.length} assigned task(s) not running yet (restoring or starting)`);
+  if (deps.sink) reasons.push(...deps.sink.notReadyReasons());
+  const ready = reasons.length === 0;
   ctx.status = ready ? 200 : 503;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = {
     ready,
+    reasons,
     instanceId: deps.config.instanceId,
     url: deps.selfUrl(),
     streams: status,
