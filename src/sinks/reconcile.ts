@@ -20,7 +20,7 @@ import { pgConnectionConfig } from './pg-connection.ts';
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import pg from 'pg';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
-import { type AccountRow, type BalanceRow, type TransferEntry } from '../bank/stores.ts';
+import { type AccountRow, type BalanceRow, type TransferEntry, transferIdOfDedupKey } from '../bank/stores.ts';
 import { type Config, changelogTopic } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
 import { fetchStableOffsets } from '../runtime/committed-offsets.ts';
@@ -589,7 +589,8 @@ function buildReport(config: Config, views: Views, differencesMax: number): Reco
       message: `${reject.where}${reject.key === null ? '' : ` (key ${JSON.stringify(reject.key)})`} could not be stored in Postgres (${reject.error}); rejected ${reject.rejectedAt}, unresolved in sink_rejects`,
     });
   }
-  for (const [transferId, entry] of stores.inFlightTransfers) {
+  for (const [key, entry] of stores.inFlightTransfers) {
+    const transferId = transferIdOfDedupKey(key);
     findings.add({ kind: 'in_flight', transferId, accountId: entry.pending?.from, message: `transfer ${transferId} is still in flight (from ${entry.pending?.from ?? '?'} to ${entry.pending?.to ?? '?'})` });
   }
   return {
