@@ -1,6 +1,11 @@
 // Turns one Kafka record of transaction_completed, transaction_failed or audit_log into the row the
 // sink writes, or into a reject. Pure: no I/O. Every value that reaches Postgres is checked here
 // first, because a value Postgres refuses would fail the whole batch again on every retry.
+//
+// The command edge accepts only what every later stage can carry, so the processor never emits a
+// record this file rejects: a reject means a bug or a foreign writer on an outcome topic. It is kept
+// in sink_rejects and raises an alarm until resolved (postgres-sink.ts), never a silent difference.
+// One outcome record is one row, identified by its source position, whatever its transferId.
 
 export interface SourcePosition {
   topic: string;
