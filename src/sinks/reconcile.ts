@@ -453,12 +453,18 @@ function addFailed(view: OutcomeView, value: Record<string, unknown>, record: Fe
     return;
   }
   view.failed++;
-  addRecord(view, record, value, transferId, 'FAILED');
+  addRecord(view, record, value, transferId, 'FAILED', code === 'malformed');
 }
 
-function addRecord(view: OutcomeView, record: FetchedRecord, value: Record<string, unknown>, transferId: string, status: 'COMPLETED' | 'FAILED'): void {
+/**
+ * One outcome record by position, and its decision under (account, transferId) for the duplicate check.
+ * A malformed failure is left out of that check: the processor deduplicates it under the record key,
+ * which the outcome does not carry and which may differ from the account its body names.
+ */
+function addRecord(view: OutcomeView, record: FetchedRecord, value: Record<string, unknown>, transferId: string, status: 'COMPLETED' | 'FAILED', malformed = false): void {
   const account = typeof value.accountId === 'string' ? value.accountId : typeof value.from === 'string' ? value.from : null;
   view.records.set(positionKey(record.topic, record.partition, record.offset), { transferId, account, status, where: where(record) });
+  if (malformed) return;
   const decidedAtMs = typeof value.completedAt === 'string' ? Date.parse(value.completedAt) : Number.NaN;
   const key = decisionKey(account, transferId);
   const times = view.decisions.get(key);

@@ -58,6 +58,19 @@ async function postgresBalances(ids: string[]): Promise<Map<string, string>> {
   return new Map(rows.map((r) => [r.id, r.balance]));
 }
 
+/** A command straight onto the input topic, under the key given (the API always keys by the account). */
+async function produceRaw(key: string, value: string): Promise<void> {
+  const config = loadConfig(stack.env);
+  const kafka = new Kafka({ clientId: 'raw-command', brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  try {
+    await producer.send({ topic: config.topics.input, acks: -1, messages: [{ key, value }] });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
 beforeAll(async () => {
   stack = await createStack('ledgerapi', { PARTITIONS: String(PARTITIONS) });
   url = (await stack.start({ INSTANCE_ID: 'ledger-0' })).http!.url;
@@ -87,8 +100,11 @@ describe('the read model is the ledger', () => {
       await money('/v1/transfers', admin, { transferId: 'L-2', from: b, to: d, amount: '5.00' }),
     ];
     expect(decided.map((o) => o['status'])).toEqual(['completed', 'completed', 'completed', 'completed', 'completed']);
+    // A command sent under the wrong key (refused, deduplicated under that key), then correctly on its own.
+    await produceRaw(a, JSON.stringify({ type: 'deposit', transferId: 'L-3', accountId: b, amount: '3.00', currency: 'EUR' }));
+    expect((await money('/v1/deposits', teller, { transferId: 'L-3', accountId: b, amount: '3.00' }))['status']).toBe('completed');
 
-    const expected = new Map([[a, '110.00'], [a2, '7.00'], [b, '35.00'], [d, '5.00']]);
+    const expected = new Map([[a, '110.00'], [a2, '7.00'], [b, '38.00'], [d, '5.00']]);
     const stores = new Map(await Promise.all(accounts.map(async (id) => [id, await apiBalance(id)] as [string, string])));
     expect(stores).toEqual(expected);
     await waitFor('Postgres to hold the same balances as the stores', async () => {
@@ -109,11 +125,15 @@ describe('the read model is the ledger', () => {
     const transfer = await call(url, 'GET', `/v1/transfers/L-2?account=${b}`, { token: admin });
     expect(transfer.body).toMatchObject({ transferId: 'L-2', type: 'transfer', from: b, to: d, amount: '5.00', status: 'completed' });
     const history = await call(url, 'GET', `/v1/accounts/${b}/transfers`, { token: admin });
-    expect((history.body as { items: Json[] }).items.map((i) => [i['transferId'], i['type']])).toEqual([['L-2', 'transfer'], ['L-1', 'deposit']]);
+    const items = (history.body as { items: Json[] }).items.filter((i) => i['status'] === 'completed');
+    expect(items.map((i) => [i['transferId'], i['type']])).toEqual([['L-3', 'deposit'], ['L-2', 'transfer'], ['L-1', 'deposit']]);
 
     const report = await reconcile(loadConfig(stack.env), { quietTimeoutMs: 60_000 });
     expect(report.differences, formatReport(report)).toEqual([]);
     expect(report.ok).toBe(true);
+    // Both answers of L-3 are kept (the system is quiet now): the refusal under the wrong key (README-BANK: key ≠ account is malformed) and the deposit.
+    const l3 = await query<{ status: string; failure_code: string | null }>(stack.databaseUrl, `SELECT status, failure_code FROM transactions WHERE transfer_id = 'L-3' ORDER BY status`);
+    expect(l3).toEqual([{ status: 'COMPLETED', failure_code: null }, { status: 'FAILED', failure_code: 'malformed' }]);
   }, TEST_TIMEOUT_MS);
 
   it('should raise the alarm in metrics, readiness and reconcile when an outcome cannot be stored, until an operator resolves it', async () => {
