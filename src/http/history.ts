@@ -60,9 +60,11 @@ SELECT payload, status, transfer_id, id::text AS id, '' AS cursor_at, acted_acco
   FROM transactions WHERE transfer_id = $1 AND ($2::text IS NULL OR acted_account = $2)
  ORDER BY completed_at DESC, id DESC LIMIT $3`;
 
-// Above every transactions.id: a cursor made before migration 0003 ([at, transferId], when a transferId
-// was unique) resumes after every row of that (completed_at, transferId), as it did then.
+// Above every transactions.id (the first page), and below every one: a cursor made before migration 0003
+// ([at, transferId], when a transferId was unique) resumes after every row of that (completed_at,
+// transferId), as it did then.
 const ROW_ID_MAX = '9223372036854775807';
+const ROW_ID_BELOW_ALL = '0';
 
 // Sorts after every real timestamp: the first page starts "before infinity".
 const FIRST_PAGE: Cursor = { at: 'infinity', transferId: '', rowId: ROW_ID_MAX };
@@ -163,8 +165,8 @@ function decodeCursor(cursor: string): Cursor {
     throw invalid();
   }
   if (!Array.isArray(parsed) || (parsed.length !== 2 && parsed.length !== 3) || typeof parsed[1] !== 'string') throw invalid();
-  const rowId = parsed.length === 3 ? parsed[2] : ROW_ID_MAX;
-  if (typeof rowId !== 'string' || !/^[1-9][0-9]{0,18}$/.test(rowId) || BigInt(rowId) > BigInt(ROW_ID_MAX)) throw invalid();
+  const rowId = parsed.length === 3 ? parsed[2] : ROW_ID_BELOW_ALL;
+  if (typeof rowId !== 'string' || !/^(0|[1-9][0-9]{0,18})$/.test(rowId) || BigInt(rowId) > BigInt(ROW_ID_MAX)) throw invalid();
   const at = parsed[0];
   if (typeof at !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(at) || Number.isNaN(Date.parse(at))) throw invalid();
   return { at, transferId: parsed[1], rowId };
