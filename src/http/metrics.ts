@@ -133,7 +133,9 @@ export class Metrics {
     this.gaugeOf('bankstream_sink_running', '1 while the Postgres sink is running', () => (sink.status().state === 'running' ? 1 : 0));
     this.counterOf('bankstream_sink_rows_written_total', 'Rows the Postgres sink inserted', () => sink.status().rowsWritten);
     this.counterOf('bankstream_sink_batches_written_total', 'Batches the Postgres sink committed', () => sink.status().batchesWritten);
-    this.counterOf('bankstream_sink_rejects_total', 'Records the sink could not turn into rows', () => sink.status().rejectsWritten);
+    this.counterOf('bankstream_sink_rejects_total', 'Records the sink could not turn into rows (this process)', () => sink.status().rejectsWritten);
+    // An alarm: each unresolved reject may be money the ledger moved and Postgres does not show.
+    this.gaugeOf('bankstream_sink_unresolved_rejects', 'Records kept in sink_rejects and not resolved by an operator (read from PostgreSQL); > 0 means the read model differs from the ledger', () => sink.status().unresolvedRejects?.count ?? 0);
     this.stoppedGauge('bankstream_sink_partitions_stopped', 'Sink partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md', () => sink.status().stoppedPartitions);
   }
 

@@ -18,7 +18,7 @@ import { type Logger } from '../config/logger.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
 import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from '../runtime/fetcher.ts';
 import { decideStart, outOfRangeStop, type PartitionStop } from '../runtime/offset-reset.ts';
-import { SinkBatch, STAGING_DDL, loadOffsets, writeBatch } from './batch.ts';
+import { SinkBatch, STAGING_DDL, loadOffsets, loadUnresolvedRejects, writeBatch, type UnresolvedRejects } from './batch.ts';
 import { SinkDatabaseError, databaseStep, kafkaStep } from './errors.ts';
 import { pgConnectionConfig } from './pg-connection.ts';
 import { type SinkTopics, parseRecord } from './records.ts';
@@ -36,6 +36,12 @@ export interface SinkStatus {
   consecutiveFailures: number;
   /** Assigned partitions the sink does not read, and why (offsets missing in a used database, out of range). */
   stoppedPartitions: PartitionStop[];
+  /**
+   * Records of the sink's topics kept in sink_rejects and not resolved by an operator, as last read
+   * from Postgres (by any sink instance of the database; null until first read). Each one may be
+   * money the ledger moved and Postgres does not show: an alarm, and the instance is not ready.
+   */
+  unresolvedRejects: UnresolvedRejects | null;
 }
 
 export interface PostgresSinkOptions {
@@ -51,6 +57,8 @@ export interface PostgresSinkOptions {
 
 
 const IDLE_WAIT_MS = 100;
+// How often the unresolved rejects are read again, so an operator's resolution clears the alarm.
+const REJECTS_CHECK_INTERVAL_MS = 15_000;
 const FETCH_MAX_BYTES = 8 * 1024 * 1024;
 const FETCH_PARTITION_MAX_BYTES = 1024 * 1024;
 
@@ -71,7 +79,9 @@ export class PostgresSink {
   #seekedGeneration: number | null = null;
   #status: SinkStatus = {
     state: 'created', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 0, consecutiveFailures: 0, stoppedPartitions: [],
+    unresolvedRejects: null,
   };
+  #rejectsCheckedAtMs: number | null = null;
 
   constructor(options: PostgresSinkOptions) {
     this.#config = options.config;
@@ -165,6 +175,7 @@ export class PostgresSink {
 
   async #step(): Promise<void> {
     const db = await this.#connectDb();
+    await this.#maybeCheckRejects(db);
     if (this.#seekedGeneration !== this.#generation) await this.#seek(db);
     if (this.#positions.size === 0) {
       await sleep(IDLE_WAIT_MS, this.#stop.signal);
@@ -303,7 +314,11 @@ export class PostgresSink {
     this.#status.rowsWritten += result.rowsInserted;
     this.#status.rejectsWritten += result.rejectsInserted;
     this.#status.batchesWritten += 1;
-    if (result.rejectsInserted > 0) this.#log.error({ rejects: result.rejectsInserted }, 'records the sink could not store were kept in sink_rejects');
+    if (result.rejectsInserted > 0) {
+      this.#log.error({ rejects: batch.rejects.map((r) => ({ ...r.source, offset: r.source.offset.toString(), error: r.error })) }, 'records the sink could not store were kept in sink_rejects: the read model differs from the ledger');
+      this.#rejectsCheckedAtMs = null;
+      await this.#maybeCheckRejects(db);
+    }
     this.#log.debug({ ...batch.counts(), inserted: result.rowsInserted }, 'sink batch written');
   }
 
@@ -318,6 +333,14 @@ export class PostgresSink {
     if (databaseDown) await this.#closeDb();
     const hint = databaseDown && error.sqlState === '42P01' ? 'run "bankstream migrate"' : undefined;
     this.#log.warn({ err: error, state: this.#status.state, retryInMs: backoffMs, attempt: this.#status.consecutiveFailures, hint }, 'sink paused');
+  }
+
+  /** Reads the unresolved rejects when never read, after a new reject, or every REJECTS_CHECK_INTERVAL_MS. */
+  async #maybeCheckRejects(db: pg.Client): Promise<void> {
+    const nowMs = Date.now();
+    if (this.#rejectsCheckedAtMs !== null && nowMs - this.#rejectsCheckedAtMs < REJECTS_CHECK_INTERVAL_MS) return;
+    this.#status.unresolvedRejects = await databaseStep('read unresolved rejects', () => loadUnresolvedRejects(db, this.#sinkTopicList()));
+    this.#rejectsCheckedAtMs = nowMs;
   }
 
   async #flushOnStop(): Promise<void> {
@@ -418,4 +441,18 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * Why a sink with this status makes its instance not ready (empty: nothing to say): a partition it does
+ * not read (it needs an operator), or an unresolved reject (the read model differs from the ledger).
+ */
+export function sinkNotReadyReasons(status: SinkStatus): string[] {
+  const reasons = status.stoppedPartitions.map((stop) => `sink: ${stop.topic}-${stop.partition} stopped (${stop.code}): ${stop.reason}; ${stop.action}`);
+  const rejects = status.unresolvedRejects;
+  if (rejects === null || rejects.count === 0) return reasons;
+  const first = rejects.first;
+  const where = first ? `; first ${first.topic}-${first.partition}@${first.offset}${first.key !== null ? ` (key ${JSON.stringify(first.key)})` : ''}: ${first.error}` : '';
+  reasons.push(`sink_rejects: ${rejects.count} record(s) of the outcome and audit topics could not be stored in PostgreSQL, so the read model differs from the ledger${where}; see "bankstream reconcile" and resolve them in sink_rejects`);
+  return reasons;
 }

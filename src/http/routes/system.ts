@@ -9,6 +9,7 @@ import { openApiDocument } from '../openapi.ts';
 import { burnPasswordCheck, verifyPassword } from '../passwords.ts';
 import { findUser } from '../users.ts';
 import { BodyReader } from '../validate.ts';
+import { sinkNotReadyReasons } from '../../sinks/postgres-sink.ts';
 
 // scrypt runs on libuv's thread pool, which LevelDB (the state stores) uses too: a login flood must not
 // starve the stores, so password checks are bounded and the excess is told to retry.
@@ -34,16 +35,26 @@ function healthz(ctx: Context, deps: ApiDeps): void {
   ctx.body = { status: state === 'FAILED' ? 'failed' : 'ok', instanceId: deps.config.instanceId, streams: state };
 }
 
-/** Ready = the processor is RUNNING and every assigned task is restored and running. */
+/**
+ * Ready = the processor is RUNNING, every assigned task is restored and running, and the sink (when
+ * this instance runs one) has no unresolved reject: a reject means the read model differs from the
+ * ledger. `reasons` says why not (empty when ready).
+ */
 function readyz(ctx: Context, deps: ApiDeps): void {
   const status = deps.streams.status();
-  // A stopped partition (offsets missing, out of range; processor or sink) needs an operator: not ready.
-  const sinkStopped = deps.sink ? deps.sink.status().stoppedPartitions.length : 0;
-  const ready = status.state === 'RUNNING' && status.assigned.every((p) => status.running.includes(p)) && sinkStopped === 0;
+  const reasons: string[] = [];
+  if (status.state !== 'RUNNING') reasons.push(`streams: the stream processor is ${status.state}`);
+  for (const stop of status.stopped) reasons.push(`streams: ${stop.topic}-${stop.partition} stopped (${stop.code}): ${stop.reason}; ${stop.action}`);
+  const stoppedPartitions = new Set(status.stopped.map((stop) => stop.partition));
+  const waiting = status.assigned.filter((p) => !status.running.includes(p) && !stoppedPartitions.has(p));
+  if (waiting.length > 0) reasons.push(`streams: ${waiting.length} assigned task(s) not running yet (restoring or starting)`);
+  if (deps.sink) reasons.push(...sinkNotReadyReasons(deps.sink.status()));
+  const ready = reasons.length === 0;
   ctx.status = ready ? 200 : 503;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = {
     ready,
+    reasons,
     instanceId: deps.config.instanceId,
     url: deps.selfUrl(),
     streams: status,

@@ -101,7 +101,7 @@ describe('money commands', () => {
 
     expect(deposited).toMatchObject({ transferId: 'e2e-dep-1', status: 'completed', amount: '100.00' });
     expect(transfer.status).toBe(200);
-    expect(transfer.headers.get('location')).toBe('/v1/transfers/e2e-t-1');
+    expect(transfer.headers.get('location')).toBe('/v1/transfers/e2e-t-1?account=e2e-a');
     expect(transfer.body).toMatchObject({ transferId: 'e2e-t-1', status: 'completed', from: 'e2e-a', to: 'e2e-b', amount: '30.25', reference: 'rent' });
     expect(overdraw.body).toMatchObject({ transferId: 'e2e-t-2', status: 'failed', code: 'insufficient_funds' });
     expect(withdrawal.body).toMatchObject({ status: 'completed' });
@@ -131,7 +131,7 @@ describe('money commands', () => {
     const accepted = await call(url, 'POST', '/v1/deposits', { token: teller, body: { transferId: 'async-1', accountId: 'async-a', amount: '7.00', currency: 'EUR' } });
 
     expect(accepted.status).toBe(202);
-    expect(accepted.body).toMatchObject({ transferId: 'async-1', status: 'pending', location: '/v1/transfers/async-1' });
+    expect(accepted.body).toMatchObject({ transferId: 'async-1', status: 'pending', location: '/v1/transfers/async-1?account=async-a' });
     const found = await waitFor('the transfer in the read model', async () => {
       const response = await call(url, 'GET', accepted.headers.get('location')!, { token: alice });
       return response.status === 200 ? response.body : undefined;

@@ -28,7 +28,7 @@ describe('history cursors against PostgreSQL', () => {
     let accepted = 0;
     await fc.assert(
       fc.asyncProperty(dateish, fc.string({ unit: 'binary', maxLength: 40 }), async (at, id) => {
-        let decoded: { at: string; id: string };
+        let decoded: { at: string; transferId: string; rowId: string };
         try {
           decoded = decodeCursor(Buffer.from(JSON.stringify([at, id]), 'utf8').toString('base64url'));
         } catch (error) {
@@ -37,8 +37,8 @@ describe('history cursors against PostgreSQL', () => {
           return;
         }
         accepted++;
-        const rows = (await client.query<{ at: Date; id: string }>('SELECT $1::timestamptz AS at, $2::text AS id', [decoded.at, decoded.id])).rows;
-        expect(rows[0]!.id).toBe(decoded.id);
+        const rows = (await client.query<{ at: Date; id: string }>('SELECT $1::timestamptz AS at, $2::text AS id, $3::bigint AS row_id', [decoded.at, decoded.transferId, decoded.rowId])).rows;
+        expect(rows[0]!.id).toBe(decoded.transferId);
       }),
       { numRuns: 500 },
     );

@@ -19,7 +19,7 @@ let sinkStatus: SinkStatus;
 let app: Served;
 
 const baseStreams = (): StreamsStatus => ({ state: 'RUNNING', generationId: 3, assigned: [0, 1], running: [0, 1], standby: [], standbyLagRecords: 0, restoredRecords: 0, stopped: [] });
-const baseSink = (): SinkStatus => ({ state: 'running', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 2, consecutiveFailures: 0, stoppedPartitions: [] });
+const baseSink = (): SinkStatus => ({ state: 'running', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 2, consecutiveFailures: 0, stoppedPartitions: [], unresolvedRejects: null });
 
 beforeAll(async () => {
   // Only what /readyz reads: the processor's and the sink's status, the directory and the URL.
