@@ -194,3 +194,88 @@ export function withoutTlsParameters(databaseUrl: string): string {
   for (const name of TLS_URL_PARAMETERS) url.searchParams.delete(name);
   return url.toString();
 }
+
+/** A connection-level failure (no answer, or "cannot connect now"): another host may answer; an SQL error would not change. */
+export function isConnectionFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return code.startsWith('08') || code.startsWith('57');
+}
+
+/**
+ * A pg.Pool over a libpq-style host list: node-postgres pools take one host, so this keeps one pool on
+ * the host in use and moves to the next host when a query fails at the connection level. With
+ * target read-write or primary, a host found to be a standby is passed over too. Bounded: one pass
+ * over the list per query.
+ */
+export class FailoverPool {
+  readonly #hosts: Array<PgConnectionConfig & { address: string }>;
+  readonly #options: Omit<pg.PoolConfig, 'connectionString' | 'ssl'>;
+  readonly #target: TargetSessionAttrs;
+  readonly #onError: (error: Error) => void;
+  #index = 0;
+  #pool: pg.Pool;
+  #checked: boolean;
+
+  constructor(databaseUrl: string, tls: PostgresTlsConfig | undefined, options: Omit<pg.PoolConfig, 'connectionString' | 'ssl'>, onError: (error: Error) => void) {
+    this.#hosts = pgConnectionConfigs(databaseUrl, tls);
+    this.#target = parsePgHosts(databaseUrl).targetSessionAttrs;
+    this.#options = options;
+    this.#onError = onError;
+    this.#pool = this.#open();
+    this.#checked = this.#hosts.length === 1 || !needsPrimary(this.#target);
+  }
+
+  /** The pool of the host in use now (for callers that need a pg.Pool). */
+  get pool(): pg.Pool {
+    return this.#pool;
+  }
+
+  get address(): string {
+    return this.#hosts[this.#index]?.address ?? '';
+  }
+
+  async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    let lastError: unknown;
+    for (let tried = 0; tried < this.#hosts.length; tried++) {
+      try {
+        if (!this.#checked) await this.#checkPrimary();
+        return await this.#pool.query<R>(text, values);
+      } catch (error) {
+        if (!isConnectionFailure(error) || this.#hosts.length === 1) throw error;
+        lastError = error;
+        this.#next();
+      }
+    }
+    throw lastError;
+  }
+
+  async end(): Promise<void> {
+    await this.#pool.end();
+  }
+
+  async #checkPrimary(): Promise<void> {
+    const { rows } = await this.#pool.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
+    if (rows[0]?.standby) throw Object.assign(new Error(`${this.address} is a standby`), { code: '08000' });
+    this.#checked = true;
+  }
+
+  #next(): void {
+    const old = this.#pool;
+    void old.end().catch(() => undefined);
+    this.#index = (this.#index + 1) % this.#hosts.length;
+    this.#pool = this.#open();
+    this.#checked = !needsPrimary(this.#target);
+  }
+
+  #open(): pg.Pool {
+    const host = this.#hosts[this.#index];
+    const pool = new pg.Pool({ ...this.#options, connectionString: host?.connectionString, ssl: host?.ssl ?? false });
+    pool.on('error', this.#onError);
+    return pool;
+  }
+}
+
+function needsPrimary(target: TargetSessionAttrs): boolean {
+  return target === 'read-write' || target === 'primary';
+}
