@@ -11,6 +11,14 @@ import pg from 'pg';
 
 const run = promisify(execFile);
 const TOOL_TIMEOUT_MS = 120_000;
+const KILL_WAIT_MS = 10_000;
+
+async function isRunning(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // Field 3 (after the parenthesised command name) is the state; Z is a zombie: dead, not reaped.
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return stat !== '' && state !== 'Z' && state !== 'X';
+}
 
 export interface PgNode {
   name: 'a' | 'b';
@@ -54,7 +62,20 @@ export class PrivatePostgresPair {
     await this.start(this.replica);
   }
 
-  async start(node: PgNode): Promise<void> {
+  /** Starts a stopped or killed server (after a kill, a few tries: the old socket and lock may linger a moment). */
+  async start(node: PgNode, tries = 1): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#startOnce(node);
+        return;
+      } catch (error) {
+        if (attempt >= tries) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
+  async #startOnce(node: PgNode): Promise<void> {
     const options = [
       `-p ${node.port}`, `-k ${this.#dir}`, '-c listen_addresses=127.0.0.1', '-c fsync=off', '-c wal_level=replica',
       '-c max_wal_senders=4', '-c hot_standby=on', '-c wal_receiver_status_interval=1s', `-c cluster_name=bankstream-${node.name}`,
@@ -73,6 +94,12 @@ export class PrivatePostgresPair {
       } catch {
         // Already gone.
       }
+    }
+    // Gone means the port and the shared memory are free for a restart (a zombie counts as gone).
+    const deadline = Date.now() + KILL_WAIT_MS;
+    while ((await Promise.all([pid, ...children].map(isRunning))).some(Boolean)) {
+      if (Date.now() > deadline) throw new Error(`the processes of ${node.name} did not die`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
 
