@@ -2,7 +2,7 @@
 // will read (prefetch), then dispatches: account commands and deposits/withdrawals to accounts.ts,
 // transfers and their legs to transfer.ts. Every money command passes the idempotency gate first.
 import { type PrefetchCollector, type Processor, type ProcessorContext, type Rec, type Serde } from '../topology/types.ts';
-import { type MoneyCommand, parseCommand, type ParsedCommand, type TransferFields, transferFieldsOf } from './commands.ts';
+import { type MoneyCommand, parseCommand, type ParsedCommand, TIMESTAMP_MS_MAX, TIMESTAMP_MS_MIN, type TransferFields, transferFieldsOf } from './commands.ts';
 import { closeAccount, openAccount, singleLeg } from './accounts.ts';
 import { DedupExpiry } from './expiry.ts';
 import { type Leg, parseLeg } from './legs.ts';
@@ -40,8 +40,9 @@ type Work =
   | { readonly kind: 'command'; readonly parsed: ParsedCommand; readonly toIsLocal: boolean }
   | { readonly kind: 'leg'; readonly leg: Leg | { error: string } };
 
-// Kafka timestamps may be -1 (none); anything outside what Date can print falls back to the clock.
-const TIMESTAMP_MS_MAX = 8_640_000_000_000_000;
+// Kafka timestamps may be -1 (none) or anything a producer chose; a record timestamp stands in for a
+// missing requestedAt only inside years 1000–9999 (what every later stage prints and parses alike),
+// otherwise the task's clock does.
 
 export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes | null> {
   readonly #options: BankProcessorOptions;
@@ -112,10 +113,10 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
   }
 
   #parse(rec: BankRecord, bytes: Buffer): Work {
-    const key = rec.key === null ? null : rec.key.toString('utf8');
+    const key = rec.key;
     if (!Buffer.isBuffer(rec.value)) return { kind: 'leg', leg: parseLeg(key, bytes) };
-    const timestampMs = Number.isSafeInteger(rec.timestamp) && rec.timestamp >= 0 && rec.timestamp <= TIMESTAMP_MS_MAX ? rec.timestamp : this.#context!.currentSystemTimeMs();
-    const parsed = parseCommand(key, bytes, timestampMs);
+    const usable = Number.isSafeInteger(rec.timestamp) && rec.timestamp >= TIMESTAMP_MS_MIN && rec.timestamp <= TIMESTAMP_MS_MAX;
+    const parsed = parseCommand(key, bytes, usable ? rec.timestamp : this.#context!.currentSystemTimeMs());
     const toIsLocal = parsed.kind === 'command' && parsed.command.type === 'transfer' && this.#task!.ownsAccount(parsed.command.to);
     return { kind: 'command', parsed, toIsLocal };
   }
