@@ -250,4 +250,46 @@ describe('hostile input through the bank topology', () => {
       { numRuns: 2000 },
     );
   }, 120_000);
+
+  it('should never throw and emit only storable records when the credits topic carries hostile legs', async () => {
+    const legArb = fc.record(
+      {
+        leg: fc.oneof(fc.constantFrom('credit', 'settle', 'refund'), hostileString),
+        transferId: field(fc.constantFrom('t-1', 't-2')),
+        from: field(account),
+        to: field(account),
+        amount: field(fc.constantFrom('1.00', '0', '-1.00', '1.001')),
+        currency: field(fc.constantFrom('EUR', 'USD')),
+        requestedAt: field(fc.constantFrom('2026-03-01T12:00:00.000Z', '2026-03-01T12:00:00+01:00', '+275760-09-13T00:00:00Z')),
+        reference: field(fc.constantFrom('rent')),
+        code: field(fc.constantFrom('account_closed', 'account_not_found', 'insufficient_funds')),
+        reason: field(fc.constantFrom('account bob is closed')),
+      },
+      { requiredKeys: [] },
+    );
+    const wire = fc.record({ leg: legArb, encoding: encodingArb, key: keyArb });
+    await fc.assert(
+      fc.asyncProperty(fc.array(wire, { minLength: 1, maxLength: 3 }), async (legs) => {
+        const errors: ProcessingErrorInfo[] = [];
+        const bank = new Bank({}, PARTITIONS, { onProcessingError: (info) => errors.push(info) });
+        for (const id of ACCOUNTS) {
+          await bank.open(id);
+          await bank.deposit(`seed-${id}`, id, '1000.00');
+        }
+        for (const { leg, encoding, key } of legs) {
+          const owner = leg['leg'] === 'credit' ? leg['to'] : leg['from'];
+          const bytes = key.kind === 'account' ? (typeof owner === 'string' ? Buffer.from(owner, 'utf8') : null) : keyBytes(key, {});
+          const before = new Map(WATCHED.map((t) => [t, bank.driver.records(t).length]));
+          const partition = bytes === null || bytes.length === 0 ? 0 : partitionForKey(bytes, PARTITIONS);
+          await bank.driver.pipeRaw(TOPICS.credits, partition, bytes, encode(leg as Record<string, unknown>, encoding), Date.UTC(2026, 0, 1), {});
+          expect(errors.map((e) => `${e.node} ${e.phase}: ${String(e.error)}`)).toEqual([]);
+          // The credits log starts with the piped leg itself; what the topology wrote follows it.
+          before.set(TOPICS.credits, before.get(TOPICS.credits)! + 1);
+          for (const topic of WATCHED) if (topic !== TOPICS.dlq) for (const r of bank.driver.records(topic).slice(before.get(topic))) checkStorable(r);
+        }
+        bank.driver.close();
+      }),
+      { numRuns: 1000 },
+    );
+  }, 120_000);
 });
