@@ -2,7 +2,8 @@
 // same partition. The instance stays up, every valid command is answered, the poison records are in the DLQ
 // (or answered malformed, when they carry a usable transferId), and what was answered is storable.
 // 1. The bank: a lone surrogate in a transferId, an account id with a lone surrogate, NUL in a reference,
-//    a key that is not UTF-8 — none of them throws any more (the edge refuses them).
+//    a key that is not UTF-8, a value near 1 MiB — none of them throws any more (the edge refuses them),
+//    and the largest one's dead letter still fits the DLQ.
 // 2. The engine: a processor that throws on one record in the middle of a batch: the record goes to the
 //    dead-letter topic in the same transaction as its offset, its partial store write is gone (the counts
 //    the next records see go on from the last good one), and the records after it are processed.
@@ -65,8 +66,14 @@ describe('poison records on the real broker', () => {
         on(account, `{"type":"open_account","accountId":"acc-\\udfff","ownerId":"u","currency":"EUR"}`),
         on(account, `{"type":"transfer","transferId":"p-nul","from":"${account}","to":"acc-other","amount":"1.00","currency":"EUR","reference":"rent\\u0000"}`),
         on(Buffer.from([0x61, 0xff]), deposit('p-key')),
+        // At the broker's default limit (message.max.bytes 1,048,588 bytes per batch): its dead letter, headers
+        // added, would not fit a DLQ with the same limit, and the commit would fail on every retry.
+        on(account, `{"type":"deposit","pad":"${'x'.repeat(1_048_400)}"}`),
       ];
-      await produce([on(account, JSON.stringify({ type: 'open_account', accountId: account, ownerId: 'u', currency: 'EUR' })), on(account, deposit('ok-first')), ...poison, ...valid]);
+      await produce([on(account, JSON.stringify({ type: 'open_account', accountId: account, ownerId: 'u', currency: 'EUR' })), on(account, deposit('ok-first')), ...poison.slice(0, 4)]);
+      // Alone: a batch holding it and anything else would exceed the limit.
+      await produce([poison[4]!]);
+      await produce(valid);
       const read = (topic: string) => readCommitted(topic, PARTITIONS, config.kafkaBrokers);
       const completed = await waitFor('21 completed deposits', async () => {
         const records = await read(config.topics.completed);
@@ -81,10 +88,10 @@ describe('poison records on the real broker', () => {
         expect(row.kind, text(r.value)).toBe('outcome');
       }
       const dlq = await read(config.topics.dlq);
-      expect(dlq.map((r) => text(r.value)).sort()).toEqual([text(poison[0]!.value), text(poison[1]!.value)].sort());
+      expect(dlq.map((r) => text(r.value)).sort()).toEqual([text(poison[0]!.value), text(poison[1]!.value), text(poison[4]!.value)].sort());
       for (const d of dlq) {
         const headers = headersOf(d.headers);
-        expect(headers[DLQ_HEADERS.error]).toMatch(/no usable (transferId|accountId)/);
+        expect(headers[DLQ_HEADERS.error]).toMatch(/has no usable (transferId|accountId)/);
         expect(headers).toMatchObject({ [DLQ_HEADERS.sourceTopic]: config.topics.input, [DLQ_HEADERS.sourcePartition]: String(partition) });
       }
       expect(instance.streams.state).toBe('RUNNING');
