@@ -121,6 +121,17 @@ export function isId(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= ID_CHARS_MAX && !ID_FORBIDDEN.test(value);
 }
 
+const UNSTORABLE = /[\u0000\p{Cs}]/u;
+
+/**
+ * What Postgres text and a store key can hold: well-formed, no NUL. Internal legs are checked with this
+ * weaker rule, not the command rules: a leg written before the rules tightened (an id with a format
+ * character, a reference with a TAB) must still settle or refund its money, not strand it in flight.
+ */
+export function isStorableText(value: unknown, charsMin: number, charsMax: number): value is string {
+  return typeof value === 'string' && value.length >= charsMin && value.length <= charsMax && !UNSTORABLE.test(value);
+}
+
 /** Free text: at most `charsMax` code units, well-formed, without control characters (NUL included). */
 export function isFreeText(value: unknown, charsMax: number): value is string {
   return typeof value === 'string' && value.length <= charsMax && !TEXT_FORBIDDEN.test(value);

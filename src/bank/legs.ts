@@ -4,10 +4,15 @@
 import { isUtf8 } from 'node:buffer';
 import { type TransferFailureCode } from './outcomes.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
-import { isFreeText, isId, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX } from './commands.ts';
+import { ID_CHARS_MAX, isStorableText, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX } from './commands.ts';
 
 /** A refund's reason is written by this topology; it is still bounded, since it reaches Postgres. */
 const REASON_CHARS_MAX = 1024;
+
+/** Ids in legs: storable (see isStorableText for why not the command rule). */
+function isLegId(value: unknown): value is string {
+  return isStorableText(value, 1, ID_CHARS_MAX);
+}
 
 export interface CreditLeg {
   readonly leg: 'credit';
@@ -80,7 +85,7 @@ export function parseLeg(rawKey: Buffer | string | null, value: Buffer | null): 
     return { error: `internal leg is not JSON: ${(error as Error).message}` };
   }
   const { leg, transferId, from } = raw;
-  if (!isId(transferId) || !isId(from)) return { error: 'internal leg has no usable transferId and from' };
+  if (!isLegId(transferId) || !isLegId(from)) return { error: 'internal leg has no usable transferId and from' };
   let parsed: Leg | { error: string };
   if (leg === 'settle') parsed = { leg, transferId, from };
   else if (leg === 'refund') parsed = parseRefund(raw, transferId, from);
@@ -96,7 +101,7 @@ export function parseLeg(rawKey: Buffer | string | null, value: Buffer | null): 
 
 function parseRefund(raw: Record<string, unknown>, transferId: string, from: string): RefundLeg | { error: string } {
   const { code, reason } = raw;
-  if (typeof code !== 'string' || !REFUND_CODES.has(code) || !isFreeText(reason, REASON_CHARS_MAX)) {
+  if (typeof code !== 'string' || !REFUND_CODES.has(code) || !isStorableText(reason, 0, REASON_CHARS_MAX)) {
     return { error: `refund leg ${transferId}: bad code or reason` };
   }
   return { leg: 'refund', transferId, from, code: code as TransferFailureCode, reason };
@@ -106,10 +111,10 @@ function parseCredit(raw: Record<string, unknown>, transferId: string, from: str
   const { to, amount, currency, reference } = raw;
   const digits = typeof currency === 'string' ? currencyDigits(currency) : undefined;
   const requestedMs = typeof raw['requestedAt'] === 'string' ? parseIsoTimestamp(raw['requestedAt']) : undefined;
-  if (!isId(to) || digits === undefined || typeof amount !== 'string' || requestedMs === undefined) {
+  if (!isLegId(to) || digits === undefined || typeof amount !== 'string' || requestedMs === undefined) {
     return { error: `credit leg ${transferId}: missing or bad to, currency, amount or requestedAt` };
   }
-  if (reference !== undefined && !isFreeText(reference, REFERENCE_CHARS_MAX)) return { error: `credit leg ${transferId}: bad reference` };
+  if (reference !== undefined && !isStorableText(reference, 0, REFERENCE_CHARS_MAX)) return { error: `credit leg ${transferId}: bad reference` };
   const parsed = parseMoney(amount, digits);
   if (!parsed.ok) return { error: `credit leg ${transferId}: bad amount (${parsed.error})` };
   return { leg: 'credit', transferId, from, to, amount: parsed.minor, currency: currency as string, reference, requestedAt: new Date(requestedMs).toISOString() };
