@@ -8,6 +8,7 @@
 //   and the source position in headers; the record's offset advances in the same transaction (exactly-once
 //   holds: both commit or neither), and processing continues with the next record;
 // - 'fail': the engine stops with a ProcessingError naming the record (for users who prefer stopping).
+// A punctuator that throws is undone the same way and that run skipped (no record to dead-letter).
 // Infrastructure errors (a store that failed closed or is corrupted) are not the record's fault: they
 // propagate, the transaction aborts and the work is retried, as before.
 import { InvalidChangelogOffsetError, StoreCorruptedError, StoreFailedError } from '../stores/types.ts';
@@ -15,15 +16,21 @@ import { type Headers } from './types.ts';
 
 export type ProcessingExceptionHandler = { readonly response: 'dead-letter'; readonly topic: string } | { readonly response: 'fail' };
 
-/** Where the failure happened: the source's deserializer, a processor's prefetch, or process (a processor or a sink). */
-export type ProcessingPhase = 'deserialize' | 'prefetch' | 'process';
+/**
+ * Where the failure happened: the source's deserializer, a processor's prefetch, process (a processor or a
+ * sink), or a punctuator (no record: nothing is dead-lettered, that run is skipped).
+ */
+export type ProcessingPhase = 'deserialize' | 'prefetch' | 'process' | 'punctuate';
 
 /** Handed to the engine's listener (log line, metric) for every record the handler sent to the dead-letter topic. */
 export interface ProcessingErrorInfo {
   readonly node: string;
   readonly phase: ProcessingPhase;
-  readonly topic: string;
+  /** The record's source topic; null for a punctuation (as Kafka Streams' ErrorHandlerContext). */
+  readonly topic: string | null;
+  /** The record's partition; a punctuation's task partition. */
   readonly partition: number;
+  /** The record's offset; -1 for a punctuation. */
   readonly offset: bigint;
   readonly error: unknown;
 }
@@ -45,12 +52,13 @@ export class ProcessingError extends Error {
   readonly code = 'processing_failed';
   readonly node: string;
   readonly phase: ProcessingPhase;
-  readonly topic: string;
+  readonly topic: string | null;
   readonly partition: number;
   readonly offset: bigint;
 
   constructor(info: Omit<ProcessingErrorInfo, 'error'>, cause: unknown) {
-    super(`processing failed in ${info.phase} of node ${info.node} at ${info.topic}/${info.partition}@${info.offset}: ${errorText(cause)}`, { cause });
+    const where = info.topic === null ? `task ${info.partition}` : `${info.topic}/${info.partition}@${info.offset}`;
+    super(`processing failed in ${info.phase} of node ${info.node} at ${where}: ${errorText(cause)}`, { cause });
     this.name = 'ProcessingError';
     this.node = info.node;
     this.phase = info.phase;
@@ -77,7 +85,7 @@ export function deadLetterHeaders(original: Headers, info: Omit<ProcessingErrorI
     ...original,
     [DLQ_HEADERS.error]: Buffer.from(`processing exception in ${info.phase} of node ${info.node}: ${errorText(error)}`, 'utf8'),
     [DLQ_HEADERS.node]: Buffer.from(info.node, 'utf8'),
-    [DLQ_HEADERS.sourceTopic]: Buffer.from(info.topic, 'utf8'),
+    [DLQ_HEADERS.sourceTopic]: Buffer.from(info.topic ?? '', 'utf8'),
     [DLQ_HEADERS.sourcePartition]: Buffer.from(String(info.partition), 'utf8'),
     [DLQ_HEADERS.sourceOffset]: Buffer.from(info.offset.toString(), 'utf8'),
   };

@@ -60,6 +60,8 @@ interface Punctuation {
   nextMs: number;
   punctuator: (timestampMs: number) => void | Promise<void>;
   cancelled: boolean;
+  /** The processor that scheduled it. */
+  node: string;
 }
 
 export type ProcessResult = 'processed' | 'rerouted' | 'dead-lettered';
@@ -223,16 +225,49 @@ export class TaskGraph {
       const time = p.type === 'wall-clock' ? nowMs : this.#streamTimeMs;
       if (time < 0 || time < p.nextMs) continue;
       p.nextMs = time + p.intervalMs;
-      await p.punctuator(time);
+      await this.#punctuateOne(p, time);
       ran += 1;
     }
     return ran;
   }
 
-  schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>): Cancellable {
+  /**
+   * One punctuation, contained like a record (KIP-1033 covers punctuators too): from a savepoint, its
+   * outputs held back. When it throws, its writes and outputs are undone and this run is skipped (there is
+   * no record to dead-letter; the next interval runs it again), reported with topic null and offset -1.
+   * The engine runs punctuators between records, never interleaved with them, so the savepoint holds.
+   */
+  async #punctuateOne(p: Punctuation, time: number): Promise<void> {
+    const stores = this.#storeList;
+    for (let i = 0; i < stores.length; i++) stores[i]!.savepoint();
+    this.#inRecord = true;
+    this.#pendingCount = 0;
+    this.#node = p.node;
+    try {
+      await p.punctuator(time);
+    } catch (error) {
+      this.#inRecord = false;
+      this.#pendingCount = 0;
+      const info = { node: this.#node, phase: 'punctuate' as const, topic: null, partition: this.#options.partition, offset: -1n };
+      this.#node = '';
+      if (isInfrastructureError(error)) throw error;
+      if (this.#handler.response === 'fail') throw new ProcessingError(info, error);
+      for (let i = 0; i < stores.length; i++) stores[i]!.rollbackToSavepoint();
+      this.#options.onProcessingError?.({ ...info, error });
+      return;
+    }
+    this.#inRecord = false;
+    this.#node = '';
+    const pending = this.#pending;
+    const count = this.#pendingCount;
+    this.#pendingCount = 0;
+    for (let i = 0; i < count; i++) this.#options.emit(pending[i]!);
+  }
+
+  schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>, node = ''): Cancellable {
     if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new TopologyError(`punctuation interval must be a positive integer of ms, got ${intervalMs}`);
     const base = type === 'wall-clock' ? this.#options.nowMs() : Math.max(this.#streamTimeMs, 0);
-    const entry: Punctuation = { intervalMs, type, nextMs: base + intervalMs, punctuator, cancelled: false };
+    const entry: Punctuation = { intervalMs, type, nextMs: base + intervalMs, punctuator, cancelled: false, node };
     this.#punctuations.push(entry);
     return { cancel: () => void (entry.cancelled = true) };
   }
@@ -330,7 +365,7 @@ export class TaskGraph {
       throw new TopologyError(`sink ${node.name}: partitioner chose partition ${partition} of ${partitions}`);
     }
     const output: OutputRecord = { topic: node.topic, partition, key, value, timestamp: rec.timestamp, headers: rec.headers };
-    // Inside a record its outputs wait for it to succeed; a punctuator's go out at once.
+    // Inside a record or a punctuation its outputs wait for it to succeed.
     if (this.#inRecord) this.#pending[this.#pendingCount++] = output;
     else this.#options.emit(output);
   }
@@ -416,6 +451,6 @@ class NodeContext implements ProcessorContext {
   }
 
   schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>): Cancellable {
-    return this.#graph.schedule(intervalMs, type, punctuator);
+    return this.#graph.schedule(intervalMs, type, punctuator, this.#node.name);
   }
 }

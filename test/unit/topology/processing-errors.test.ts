@@ -186,6 +186,40 @@ describe('processing exception handler', () => {
   });
 });
 
+describe('punctuation exceptions', () => {
+  it('should undo a throwing punctuation, report it and run the next one when the handler dead-letters', async () => {
+    class Ticker implements Processor<string, string, string, string> {
+      runs = 0;
+      init(context: ProcessorContext<string, string>): void {
+        const store = context.getStore<number>('counts');
+        context.schedule(1000, 'wall-clock', () => {
+          this.runs++;
+          store.put('ticks', this.runs);
+          context.forward(record('tick', `tick ${this.runs}`, 0));
+          if (this.runs === 1) throw new Error('first tick fails');
+        });
+      }
+      process(): void {}
+    }
+    const t = new Topology()
+      .addSource('in', { topics: ['input'], valueSerde: text })
+      .addProcessor('ticker', () => new Ticker(), 'in')
+      .addStateStore({ name: 'counts', valueSerde: jsonSerde<number>() }, 'ticker')
+      .addSink('out', { topic: 'output', valueSerde: text }, 'ticker')
+      .setProcessingExceptionHandler({ response: 'dead-letter', topic: DLQ });
+    const errors: ProcessingErrorInfo[] = [];
+    const driver = new TopologyTestDriver(t, { partitions: 1, onProcessingError: (info) => errors.push(info) });
+    await driver.advanceWallClockTime(1000);
+    expect(driver.records('output')).toHaveLength(0);
+    expect((await driver.storeEntries<number>('counts')).size).toBe(0);
+    expect(errors.map((e) => [e.node, e.phase, e.topic, e.offset])).toEqual([['ticker', 'punctuate', null, -1n]]);
+    await driver.advanceWallClockTime(1000);
+    expect(driver.records('output').map((r) => r.value!.toString())).toEqual(['tick 2']);
+    expect(Object.fromEntries(await driver.storeEntries<number>('counts'))).toEqual({ ticks: 2 });
+    expect(driver.records(DLQ)).toHaveLength(0);
+  });
+});
+
 describe('store savepoints', () => {
   it('should undo the puts and deletes since the savepoint and keep the first-write order of earlier writes', async () => {
     const store = new MemoryTaskStore<number>({ name: 's', valueSerde: jsonSerde<number>(), logged: true, cacheEntriesMax: 10 }, { strictPrefetch: false });
