@@ -40,6 +40,8 @@ export interface Config {
   commitIntervalMs: number;
   batchRecordsMax: number;
   dedupRetentionMs: number;
+  /** PROCESSING_EXCEPTION_HANDLER: a record whose processing throws goes to the DLQ ('dead-letter') or stops the instance ('fail'). */
+  processingExceptionHandler: 'dead-letter' | 'fail';
   httpHost: string;
   httpPort: number;
   advertisedUrl: string;
@@ -174,6 +176,7 @@ export function loadConfig(env: Env = process.env): Config {
     commitIntervalMs: int(env, 'COMMIT_INTERVAL_MS', 100, 1, 60_000),
     batchRecordsMax: int(env, 'BATCH_RECORDS_MAX', 5000, 1, 1_000_000),
     dedupRetentionMs: int(env, 'DEDUP_RETENTION_MS', 7 * 24 * 3600 * 1000, 1000, 365 * 24 * 3600 * 1000),
+    processingExceptionHandler: str(env, 'PROCESSING_EXCEPTION_HANDLER', 'dead-letter', /^(dead-letter|fail)$/, 'dead-letter or fail') as 'dead-letter' | 'fail',
     httpHost,
     httpPort,
     advertisedUrl: url(env, 'ADVERTISED_URL', `http://${httpHost}:${httpPort}`, ['http:', 'https:']),

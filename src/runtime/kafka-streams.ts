@@ -20,6 +20,7 @@ import { type BankstreamProducer, isProducerFencedError } from '../kafka/produce
 import { explainKafkaError } from '../kafka/security.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
 import { type TaskStore } from '../stores/types.ts';
+import { errorText, ProcessingError, type ProcessingErrorInfo } from '../topology/processing-errors.ts';
 import { type OutputRecord } from '../topology/task-graph.ts';
 import { type Topology } from '../topology/topology.ts';
 import { createCopartitionedAssigner, encodeMemberInfo, LEGACY_PROTOCOL_NAME, PROTOCOL_NAME, splitAssignment } from './assignor.ts';
@@ -51,6 +52,11 @@ export interface KafkaStreamsOptions {
   offsetReset?: OffsetResetPolicy;
   /** Called after every commit (metrics, tests). */
   onCommit?: (info: { records: number; outputs: number; durationMs: number }) => void;
+  /**
+   * Called for every record the topology's processing exception handler sent to its dead-letter topic
+   * (metrics); the engine logs each one itself. The dead letter commits with the offset, or not at all.
+   */
+  onProcessingError?: (info: ProcessingErrorInfo) => void;
 }
 
 /** What interactive queries, readiness and routing need to know about this instance's tasks. */
@@ -84,7 +90,7 @@ export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 
 /** Failures in a row (without a successful commit in between) after which the instance stops. */
 const MAX_CONSECUTIVE_FAILURES = 10;
 
-type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit'>;
+type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError'>;
 
 interface Assignment {
   generationId: number;
@@ -351,6 +357,8 @@ export class KafkaStreams {
   }
 
   async #onLoopError(error: unknown): Promise<void> {
+    // The 'fail' processing exception handler: the user chose to stop on a record that throws.
+    if (error instanceof ProcessingError) this.#fatal ??= new FatalStreamsError('processing_failed', error.message, { cause: error });
     if (error instanceof FatalStreamsError || isFencedError(error) || isProducerFencedError(error) || this.#fatal) {
       this.#fatal ??= error instanceof FatalStreamsError ? error : fenced(error);
       this.#state = 'FAILED';
@@ -515,7 +523,19 @@ export class KafkaStreams {
       partitionForKey,
       emit: (output) => this.#outputs.push(output),
       nowMs: () => Date.now(),
+      onProcessingError: (info) => this.#onProcessingError(info),
     });
+  }
+
+  /** One log line per dead-lettered record (its own position: the record is findable in the DLQ by it). */
+  #onProcessingError(info: ProcessingErrorInfo): void {
+    const { node, phase, topic, partition, offset } = info;
+    this.#log.error({ node, phase, topic, partition, offset: offset.toString(), error: errorText(info.error) }, 'processing exception: the record goes to the dead-letter topic and processing continues');
+    try {
+      this.#options.onProcessingError?.(info);
+    } catch (error) {
+      this.#log.warn({ err: error }, 'processing error listener failed');
+    }
   }
 
   async #abortAndCloseTasks(): Promise<void> {
