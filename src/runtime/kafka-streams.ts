@@ -14,6 +14,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Consumer, type ConnectionOptions, type MessageToProduce } from '@platformatic/kafka';
 import { type Logger } from 'pino';
+import { type ClusterKeys } from '../config/cluster-key.ts';
 import { createTransactionalProducer, type KafkaSecurityOptions } from '../kafka/clients.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
@@ -26,6 +27,8 @@ import { createCopartitionedAssigner, encodeMemberInfo, LEGACY_PROTOCOL_NAME, PR
 import { fetchStableOffsets } from './committed-offsets.ts';
 import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
 import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from './fetcher.ts';
+import { type InternalRecordsStatus, InternalRecords } from './internal-records.ts';
+import { type RecordAuthOptions } from './record-mac.ts';
 import { restoreTasks } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
 import { StreamTask } from './task.ts';
@@ -48,6 +51,12 @@ export interface KafkaStreamsOptions {
   standbyReplicas?: number;
   /** Called after every commit (metrics, tests). */
   onCommit?: (info: { records: number; outputs: number; durationMs: number }) => void;
+  /** The cluster keys: every repartition and changelog record is signed with them, and applied only if it verifies. */
+  clusterKeys: ClusterKeys;
+  /** Upgrade and incident switches for internal-record authentication (see record-mac.ts). */
+  recordAuth?: RecordAuthOptions;
+  /** false only for the bench's A/B measure of the MACs' cost (nothing signed or checked); never from configuration. */
+  internalRecordMacs?: boolean;
 }
 
 /** What interactive queries, readiness and routing need to know about this instance's tasks. */
@@ -63,6 +72,8 @@ export interface StreamsStatus {
   /** Changelog records the standbys have not applied yet, summed (as of their last fetch). */
   standbyLagRecords: number;
   restoredRecords: number;
+  /** Internal records refused (forged), accepted unsigned or with the previous key (record-mac.ts). */
+  internalRecords: InternalRecordsStatus;
 }
 
 export type StreamsListener = (status: StreamsStatus) => void;
@@ -79,7 +90,8 @@ export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 
 /** Failures in a row (without a successful commit in between) after which the instance stops. */
 const MAX_CONSECUTIVE_FAILURES = 10;
 
-type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit'>;
+type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit' | 'recordAuth' | 'internalRecordMacs'>> &
+  Pick<KafkaStreamsOptions, 'connection' | 'onCommit' | 'recordAuth' | 'internalRecordMacs'>;
 
 interface Assignment {
   generationId: number;
@@ -141,6 +153,7 @@ export class KafkaStreams {
   #consecutiveFailures = 0;
   #inflight: InflightCommit | undefined;
   readonly #listeners = new Set<StreamsListener>();
+  readonly #internal: InternalRecords;
 
   constructor(topology: Topology, options: KafkaStreamsOptions) {
     this.#topology = topology.validate();
@@ -153,6 +166,14 @@ export class KafkaStreams {
       ...options,
     } as ResolvedOptions;
     this.#log = options.logger.child({ component: 'streams', instance: options.instanceId });
+    if (!options.clusterKeys) throw new FatalStreamsError('cluster_keys_missing', 'the stream processor requires the cluster keys (CLUSTER_SECRET)');
+    this.#internal = new InternalRecords({
+      keys: options.clusterKeys,
+      topology: this.#topology,
+      log: this.#log,
+      ...(options.recordAuth ? { auth: options.recordAuth } : {}),
+      ...(options.internalRecordMacs === false ? { enabled: false } : {}),
+    });
   }
 
   get state(): StreamsState {
@@ -168,6 +189,7 @@ export class KafkaStreams {
       standby: this.#standbys?.partitions() ?? [],
       standbyLagRecords: this.#standbys?.lagRecords() ?? 0,
       restoredRecords: this.#restoredRecords,
+      internalRecords: this.#internal.status(),
     };
   }
 
@@ -262,6 +284,7 @@ export class KafkaStreams {
       log: this.#log.child({ component: 'standby' }),
       changelogTopicOf: (store) => `${this.#options.applicationId}-${store}-changelog`,
       createTask: (partition) => this.#createTask(partition),
+      ...(this.#internal.changelogCheck() ? { check: this.#internal.changelogCheck()! } : {}),
     });
     await this.#checkTopics();
     // Fence zombies with our transactional id before anything else: InitProducerId with the
@@ -397,7 +420,7 @@ export class KafkaStreams {
     }
     const committed = await this.#committedOffsets(assignment.partitions);
     this.#emitStatus();
-    const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log, undefined, this.#options.transactionTimeoutMs * 2);
+    const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log, undefined, this.#options.transactionTimeoutMs * 2, this.#internal.changelogCheck());
     this.#restoredRecords += restored.records;
     for (const task of tasks) {
       const positions = new Map<string, bigint>();
@@ -435,7 +458,7 @@ export class KafkaStreams {
       dir: path.join(stateDir, applicationId, instanceId, String(partition)),
       partitionsOf: (topic) => this.#partitionCountOf(topic),
       partitionForKey,
-      emit: (output) => this.#outputs.push(output),
+      emit: (output) => this.#outputs.push(this.#internal.sign(output, partition)),
       nowMs: () => Date.now(),
     });
   }
@@ -505,7 +528,12 @@ export class KafkaStreams {
         const chunk = part.records.slice(index, index + room);
         index += chunk.length;
         const last = index >= part.records.length;
-        this.#pendingRecords += await task.process(part.topic, chunk, last ? part.nextOffset : chunk[chunk.length - 1]!.offset + 1n);
+        // Records of a repartition topic are applied only if they verify; the others become dead letters
+        // in the same transaction as the offsets that pass them.
+        const { accepted, deadLetters } = this.#internal.authenticate(part.topic, chunk, (topic) => this.#partitionCountOf(topic));
+        for (const letter of deadLetters) this.#outputs.push(letter);
+        this.#pendingRecords += deadLetters.length;
+        this.#pendingRecords += await task.process(part.topic, accepted, last ? part.nextOffset : chunk[chunk.length - 1]!.offset + 1n);
         await this.#maybeCommit(false);
         task = this.#tasks.get(part.partition);
         if (!task || task.state !== 'RUNNING') break;
@@ -604,7 +632,11 @@ export class KafkaStreams {
         prepared.flushes.push({ task, name, store });
         if (!store.options.logged) continue;
         const topic = `${this.#options.applicationId}-${name}-changelog`;
-        for (const e of entries) messages.push({ topic, partition: task.partition, key: Buffer.from(e.key, 'utf8'), value: e.value ?? undefined, timestamp: BigInt(startedMs) });
+        for (const e of entries) {
+          const key = Buffer.from(e.key, 'utf8');
+          const headers = this.#internal.changelogHeaders(name, task.partition, key, e.value);
+          messages.push({ topic, partition: task.partition, key, value: e.value ?? undefined, timestamp: BigInt(startedMs), ...(headers ? { headers } : {}) });
+        }
         prepared.changelogCounts.set(tpKey(topic, task.partition), { task, store: name, count: entries.length });
       }
     }
@@ -666,7 +698,7 @@ export class KafkaStreams {
   async #checkTopics(): Promise<void> {
     const sourceTopics = this.#topology.sourceTopics();
     const changelogs = this.#topology.stores().filter((s) => s.logged).map((s) => `${this.#options.applicationId}-${s.name}-changelog`);
-    const all = [...new Set([...sourceTopics, ...changelogs, ...this.#topology.sinkTopics()])];
+    const all = [...new Set([...sourceTopics, ...changelogs, ...this.#topology.sinkTopics(), ...this.#internal.deadLetterTopics()])];
     let metadata;
     try {
       metadata = await this.#consumer.metadata({ topics: all });
