@@ -146,9 +146,10 @@ export class UnauthenticatedChangelogRecordError extends FatalStreamsError {
     super(
       'changelog_record_unauthenticated',
       `changelog record ${at} of store ${store} does not verify (${reason}): it was not written by this application with ` +
-        'CLUSTER_SECRET, and the store is not restored from it. Inspect the record; if it is forged, either write the ' +
-        `key's correct value through the application (a new signed record supersedes it once compacted) or set ` +
-        `CHANGELOG_SKIP_RECORDS=${at} to restore without it (docs/operations.md, "A changelog record does not verify")`,
+        'this CLUSTER_SECRET, and the store is not restored from it. Inspect it (and find who could write the topic); if it is ' +
+        `forged, restart with CHANGELOG_SKIP_RECORDS=${at} to restore without it, and keep that setting until a newer ` +
+        "value of the record's key has been written and compaction has removed the forged one " +
+        '(docs/operations.md, "A changelog record does not verify")',
     );
     this.name = 'UnauthenticatedChangelogRecordError';
     this.topic = topic;
