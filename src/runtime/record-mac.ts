@@ -100,9 +100,21 @@ function legParts(record: RepartitionRecord, task: string): Array<Buffer | strin
 export function signChangelogEntry(keys: ClusterKeys, store: string, partition: number, key: Buffer, value: Buffer | null): Map<Buffer, Buffer> {
   const { keyId, mac } = signParts(keys, 'changelog', [store, String(partition), key, value]);
   return new Map([
-    [KEY_HEADER_BYTES, Buffer.from(keyId, 'utf8')],
+    [KEY_HEADER_BYTES, keyIdBytes(keyId)],
     [MAC_HEADER_BYTES, mac],
   ]);
+}
+
+/** Key ids as header values, made once each (a handful of ids at most: current and previous). */
+const KEY_ID_BYTES = new Map<string, Buffer>();
+
+function keyIdBytes(keyId: string): Buffer {
+  let bytes = KEY_ID_BYTES.get(keyId);
+  if (bytes === undefined) {
+    if (KEY_ID_BYTES.size > 16) KEY_ID_BYTES.clear();
+    KEY_ID_BYTES.set(keyId, (bytes = Buffer.from(keyId, 'utf8')));
+  }
+  return bytes;
 }
 
 const KEY_HEADER_BYTES = Buffer.from(MAC_KEY_HEADER, 'utf8');
