@@ -11,11 +11,12 @@ import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { Fetcher } from '../../../src/runtime/fetcher.ts';
 import { type ChangelogCheck, changelogVerifier, signChangelogEntry, UnauthenticatedChangelogRecordError } from '../../../src/runtime/record-mac.ts';
 import { restoreTasks } from '../../../src/runtime/restore.ts';
+import { StandbyTasks } from '../../../src/runtime/standby.ts';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
 import { TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 import { StreamTask } from '../../../src/runtime/task.ts';
 import { Topology } from '../../../src/topology/topology.ts';
-import { BROKERS, createTopics, deleteTopics, produce, uniqueName } from '../../helpers/kafka.ts';
+import { BROKERS, createTopics, deleteTopics, produce, uniqueName, waitFor } from '../../helpers/kafka.ts';
 
 const log = createLogger('warn');
 const CLUSTER_KEYS = clusterKeysFromSecret(TEST_CLUSTER_SECRET);
@@ -153,5 +154,37 @@ describe('restore from changelogs', () => {
     const after = await restored(f, changelogVerifier(CLUSTER_KEYS, {}, log));
     expect(after.records).toBe(2000);
     expect(after.values).toEqual(Array.from({ length: 10 }, (_, i) => 1990 + i));
+  });
+
+  it('should tail a signed changelog into a standby and drop the standby at a forged record', async () => {
+    const f = await fixture();
+    await writeSigned(f.changelog, 0, 50, 5);
+    const consumer = new Consumer({ clientId: 'standby-test', groupId: uniqueName('standby'), bootstrapBrokers: BROKERS, strict: false });
+    const fetcher = new Fetcher(consumer, { maxWaitMs: 100, minBytes: 1, maxBytes: 4 * 1024 * 1024, partitionMaxBytes: 256 * 1024 });
+    const standbys = new StandbyTasks({
+      consumer,
+      fetcher,
+      log,
+      changelogTopicOf: (store) => `${f.appId}-${store}-changelog`,
+      createTask: () => task(f),
+      check: changelogVerifier(CLUSTER_KEYS, {}, log),
+    });
+    try {
+      await standbys.assign([0]);
+      const caughtUp = async () => {
+        const view = standbys.view(0);
+        return view && (await view.task.stores.get('s')!.checkpoint()) === 50n ? view : undefined;
+      };
+      const view = await waitFor('the standby applied the signed records', caughtUp, 30_000, 100);
+      expect(((await view.task.stores.get('s')!.readCommitted('k4')) as { n: number }).n).toBe(49);
+      // A forged record (no MAC) after them: the standby stops applying and is dropped, its store never reading 1,000,000.
+      await writeSigned(f.changelog, 50, 1, 5, new Set([50]));
+      await waitFor('the standby dropped', async () => (standbys.partitions().length === 0 ? true : undefined), 30_000, 100);
+    } finally {
+      await standbys.close();
+      await consumer.close();
+    }
+    const after = await restored(f, changelogVerifier(CLUSTER_KEYS, { changelogSkipRecords: new Set([`${f.changelog}:0:50`]) }, log));
+    expect(after.values.slice(0, 5)).toEqual([45, 46, 47, 48, 49]);
   });
 });
