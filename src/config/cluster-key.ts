@@ -63,17 +63,26 @@ function computeMac(secret: Secret, purpose: MacPurpose, parts: readonly (Buffer
   // The message is assembled into one buffer and hashed with one update: on the engine's hot path (a MAC
   // per leg and per changelog record) each native call counts. The bytes are the same as always.
   const domain = DOMAINS[purpose];
-  const bytes = parts.map((part) => (part === null || part === undefined ? null : typeof part === 'string' ? Buffer.from(part, 'utf8') : part));
   let size = domain.length;
-  for (const part of bytes) size += 5 + (part === null ? 0 : part.length);
+  for (const part of parts) size += 5 + (part === null || part === undefined ? 0 : typeof part === 'string' ? Buffer.byteLength(part, 'utf8') : part.length);
   const message = Buffer.allocUnsafe(size);
   let at = domain.copy(message, 0);
-  for (const part of bytes) {
+  for (const part of parts) {
     // Tag 0 = absent (null key), 1 = present; then a 4-byte length: "ab"+"c" never equals "a"+"bc".
-    message[at] = part === null ? 0 : 1;
-    message.writeUInt32BE(part === null ? 0 : part.length, at + 1);
-    at += 5;
-    if (part !== null) at += part.copy(message, at);
+    if (part === null || part === undefined) {
+      message[at] = 0;
+      message.writeUInt32BE(0, at + 1);
+      at += 5;
+    } else if (typeof part === 'string') {
+      const written = message.write(part, at + 5, 'utf8');
+      message[at] = 1;
+      message.writeUInt32BE(written, at + 1);
+      at += 5 + written;
+    } else {
+      message[at] = 1;
+      message.writeUInt32BE(part.length, at + 1);
+      at += 5 + part.copy(message, at + 5);
+    }
   }
   return createHmac('sha256', keyObject(secret)).update(message).digest();
 }

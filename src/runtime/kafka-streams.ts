@@ -780,8 +780,21 @@ function toMessage(o: OutputRecord): MessageToProduce {
   if (o.value) message.value = o.value;
   const names = Object.keys(o.headers);
   // The client's default serializers take Buffer header keys too, so headers go as a Map of Buffers.
-  if (names.length > 0) message.headers = new Map(names.map((name) => [Buffer.from(name, 'utf8'), o.headers[name]!]));
+  if (names.length > 0) message.headers = new Map(names.map((name) => [headerNameBytes(name), o.headers[name]!]));
   return message;
+}
+
+/** Header names as bytes, made once each: every leg carries the same few (the MAC headers). Bounded. */
+const HEADER_NAME_BYTES = new Map<string, Buffer>();
+const HEADER_NAMES_CACHED_MAX = 1024;
+
+function headerNameBytes(name: string): Buffer {
+  let bytes = HEADER_NAME_BYTES.get(name);
+  if (bytes === undefined) {
+    bytes = Buffer.from(name, 'utf8');
+    if (HEADER_NAME_BYTES.size < HEADER_NAMES_CACHED_MAX) HEADER_NAME_BYTES.set(name, bytes);
+  }
+  return bytes;
 }
 
 /** Next changelog offset per "partition/store": the lowest base offset + the count is never past the truth. */
