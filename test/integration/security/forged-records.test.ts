@@ -1,6 +1,6 @@
 // Internal records are authenticated (src/runtime/record-mac.ts), on the real broker and PostgreSQL, with
-// no ACLs (as `bankstream dev` runs): a forged credit leg, a real leg replayed with an edited amount, and a
-// forged changelog record each move no money — the stores, PostgreSQL and `reconcile` agree — and each is
+// no ACLs (as `bankstream dev` runs): a forged credit leg, a real leg replayed with an edited amount, a
+// verbatim copy of a real settle leg, and a forged changelog record each move no money — the stores, PostgreSQL and `reconcile` agree — and each is
 // reported (a DLQ entry with the reason, the engine's counter and readiness; a restore error naming the
 // record's topic, partition and offset; a reconcile finding).
 import { describe, expect, it } from 'vitest';
@@ -83,6 +83,7 @@ describe('authenticated internal records', () => {
         const all = (await deadLetters(pipeline)).filter((r) => r.headers['bankstream.source.topic']?.toString() === config.topics.credits);
         return all.length >= 2 ? all : undefined;
       }, WAIT_MS);
+      // Both on the partition of b, in the order written.
       expect(letters.map((r) => r.value)).toEqual([forged, edited]);
       expect(letters.map((r) => r.headers['bankstream.error']!.toString())).toEqual([
         expect.stringMatching(/does not verify \(missing_mac\)/),
@@ -94,12 +95,25 @@ describe('authenticated internal records', () => {
       expect(internalRecordsDegradedReasons(status)[0]).toMatch(/2 internal record\(s\) refused/);
       expect(await instance.metrics.registry.getSingleMetricAsString('bankstream_internal_records_rejected_total')).toMatch(/bankstream_internal_records_rejected_total\{[^}]*\} 2/);
 
+      // 3. A verbatim copy of the real settle leg (MAC intact, so it verifies): the from task's in-flight
+      // entry is already final, so it goes to the DLQ and moves nothing. (A verbatim copy of a credit leg
+      // would credit again: only ACLs stop that — README "Security".)
+      const settle = legs.find((r) => r.value?.toString('utf8').includes('"leg":"settle"'))!;
+      await produce([{ topic: config.topics.credits, partition: settle.partition, key: settle.key!, value: settle.value!, headers: headerMap(settle.headers) }]);
+      const replayed = await waitFor('the replayed settle leg in the DLQ', async () => {
+        const all = await deadLetters(pipeline);
+        return all.find((r) => r.value?.equals(settle.value!) && r.headers['bankstream.source.topic']?.toString() === config.topics.credits);
+      }, WAIT_MS);
+      expect(replayed.value).toEqual(settle.value);
+      expect(replayed.headers['bankstream.error']!.toString()).toMatch(/settle leg for transfer t-1 .* does not match an in-flight transfer \(completed/);
+      expect(instance.streams.status().internalRecords.rejectedRecords).toBe(2);
+
       const afterLegs = await reconcile(config, { quietTimeoutMs: WAIT_MS });
       expect(afterLegs.differences, formatReport(afterLegs)).toEqual([]);
       expect(await storeBalance(instance, b)).toBe('3000/0');
       expect(await postgresBalances(pipeline, [a, b])).toEqual({ [a]: '70.00', [b]: '30.00' });
 
-      // 3. A forged changelog record giving b 50,000.00: the running task never reads its changelog, a
+      // 4. A forged changelog record giving b 50,000.00: the running task never reads its changelog, a
       // restart restores from it — and stops there.
       const changelog = `${config.appId}-balances-changelog`;
       await produce([{ topic: changelog, partition: creditPartition, key: Buffer.from(b), value: json({ balance: '5000000', inFlight: '0' }) }]);
