@@ -63,6 +63,10 @@ export class InternalRecords {
   #lastRejected: RejectedRecord | undefined;
   #unsignedAccepted = 0;
   #previousKeyAccepted = 0;
+  /** Error logs of refused records in the current window, and those left out (a flood must not flood the log). */
+  #loggedInWindow = 0;
+  #unloggedInWindow = 0;
+  #windowStartMs = 0;
 
   constructor(options: InternalRecordsOptions) {
     this.#keys = options.keys;
@@ -140,6 +144,18 @@ export class InternalRecords {
     this.#rejected++;
     const claimedTask = producerTaskOf(record.headers);
     this.#lastRejected = { topic: record.topic, partition: record.partition, offset: String(record.offset), reason, claimedTask, atMs: Date.now() };
+    const now = Date.now();
+    if (now - this.#windowStartMs >= REJECTION_LOG_WINDOW_MS) {
+      if (this.#unloggedInWindow > 0) this.#log.error({ unlogged: this.#unloggedInWindow }, 'more internal records did not verify (not logged one by one; see the DLQ)');
+      this.#windowStartMs = now;
+      this.#loggedInWindow = 0;
+      this.#unloggedInWindow = 0;
+    }
+    if (this.#loggedInWindow >= REJECTION_LOGS_PER_WINDOW_MAX) {
+      this.#unloggedInWindow++;
+      return;
+    }
+    this.#loggedInWindow++;
     // An error, not a warning: nobody but this application writes here, so this is an attack or a leaked credential.
     this.#log.error(
       { topic: record.topic, partition: record.partition, offset: String(record.offset), reason, claimedTask },
@@ -147,6 +163,9 @@ export class InternalRecords {
     );
   }
 }
+
+const REJECTION_LOG_WINDOW_MS = 10_000;
+const REJECTION_LOGS_PER_WINDOW_MAX = 20;
 
 /** Why readiness reports the engine as degraded, one sentence each (empty: nothing to report). */
 export function internalRecordsDegradedReasons(status: InternalRecordsStatus): string[] {
