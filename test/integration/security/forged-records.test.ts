@@ -3,6 +3,7 @@
 // verbatim copy of a real settle leg, and a forged changelog record each move no money — the stores, PostgreSQL and `reconcile` agree — and each is
 // reported (a DLQ entry with the reason, the engine's counter and readiness; a restore error naming the
 // record's topic, partition and offset; a reconcile finding).
+import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { type Instance } from '../../../src/app/instance.ts';
 import { loadConfig } from '../../../src/config/config.ts';
@@ -142,6 +143,48 @@ describe('authenticated internal records', () => {
       expect(final.differences, formatReport(final)).toEqual([]);
       expect(await storeBalance(instance, b)).toBe('2000/0');
       expect(await postgresBalances(pipeline, [a, b])).toEqual({ [a]: '70.00', [b]: '20.00' });
+    } finally {
+      await instance?.close().catch(() => undefined);
+      await pipeline.cleanup();
+    }
+  }, TEST_TIMEOUT_MS);
+
+  it('should restore changelogs signed with the previous key during a rotation and refuse them after it', async () => {
+    const OLD = 'old-cluster-secret-for-the-rotation-test-0123456789';
+    const NEW = 'new-cluster-secret-for-the-rotation-test-9876543210';
+    const pipeline = await setUpPipeline('rotate', { CLUSTER_SECRET: OLD, CLUSTER_SECRET_ID: 'k1' });
+    const { config } = pipeline;
+    const [a] = accountsOnTwoPartitions(config.appId);
+    const withKeys = (keys: Record<string, string>) => loadConfig({ ...pipeline.env, CLUSTER_SECRET_ID: '', ...keys });
+    const wipeState = () => rm(config.stateDir, { recursive: true, force: true });
+    let instance: Instance | undefined;
+    try {
+      instance = await startProcessor(config, false);
+      await sendCommands(config, [
+        { key: a, value: json({ type: 'open_account', accountId: a, ownerId: 'u-a', currency: 'EUR' }) },
+        { key: a, value: json({ type: 'deposit', transferId: 'd-1', accountId: a, amount: '100.00', currency: 'EUR' }) },
+      ]);
+      const running = instance;
+      await waitFor('the deposit applied', async () => (await storeBalance(running, a)) === '10000/0', WAIT_MS);
+      await instance.close();
+      instance = undefined;
+
+      // During the rotation: signs with k2, still accepts k1. A full restore reads the k1 records.
+      await wipeState();
+      const rotating = withKeys({ CLUSTER_SECRET: NEW, CLUSTER_SECRET_ID: 'k2', CLUSTER_SECRET_PREVIOUS: OLD, CLUSTER_SECRET_PREVIOUS_ID: 'k1' });
+      instance = await startProcessor(rotating, false);
+      const during = instance;
+      await waitFor('restored with the previous key', async () => (await storeBalance(during, a)) === '10000/0', WAIT_MS);
+      await instance.close();
+      instance = undefined;
+
+      // After it: k1 records are refused at restore (unknown_key), the store is not built from them.
+      await wipeState();
+      const rotated = withKeys({ CLUSTER_SECRET: NEW, CLUSTER_SECRET_ID: 'k2' });
+      const after = await startProcessor(rotated, false);
+      const failure = await after.streams.done().then(() => undefined, (error: unknown) => error as Error);
+      await after.close().catch(() => undefined);
+      expect(failure?.message).toMatch(/changelog record .* does not verify \(unknown_key\)/);
     } finally {
       await instance?.close().catch(() => undefined);
       await pipeline.cleanup();
