@@ -1,8 +1,9 @@
 // Step 2 of a command's path: the bank Processor. It parses a record once, names the store keys it
 // will read (prefetch), then dispatches: account commands and deposits/withdrawals to accounts.ts,
 // transfers and their legs to transfer.ts. Every money command passes the idempotency gate first.
+import { createHash } from 'node:crypto';
 import { type PrefetchCollector, type Processor, type ProcessorContext, type Rec, type Serde } from '../topology/types.ts';
-import { type MoneyCommand, parseCommand, type ParsedCommand, type TransferFields, transferFieldsOf } from './commands.ts';
+import { keyText, type MoneyCommand, parseCommand, type ParsedCommand, TIMESTAMP_MS_MAX, TIMESTAMP_MS_MIN, type TransferFields, transferFieldsOf } from './commands.ts';
 import { closeAccount, openAccount, singleLeg } from './accounts.ts';
 import { DedupExpiry } from './expiry.ts';
 import { type Leg, parseLeg } from './legs.ts';
@@ -40,8 +41,9 @@ type Work =
   | { readonly kind: 'command'; readonly parsed: ParsedCommand; readonly toIsLocal: boolean; readonly recordKey: string }
   | { readonly kind: 'leg'; readonly leg: Leg | { error: string } };
 
-// Kafka timestamps may be -1 (none); anything outside what Date can print falls back to the clock.
-const TIMESTAMP_MS_MAX = 8_640_000_000_000_000;
+// Kafka timestamps may be -1 (none) or anything a producer chose; a record timestamp stands in for a
+// missing requestedAt only inside years 1000–9999 (what every later stage prints and parses alike),
+// otherwise the task's clock does.
 
 export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes | null> {
   readonly #options: BankProcessorOptions;
@@ -113,13 +115,28 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
   }
 
   #parse(rec: BankRecord, bytes: Buffer): Work {
-    const key = rec.key === null ? null : rec.key.toString('utf8');
+    const key = rec.key;
     if (!Buffer.isBuffer(rec.value)) return { kind: 'leg', leg: parseLeg(key, bytes) };
-    const timestampMs = Number.isSafeInteger(rec.timestamp) && rec.timestamp >= 0 && rec.timestamp <= TIMESTAMP_MS_MAX ? rec.timestamp : this.#context!.currentSystemTimeMs();
-    const parsed = parseCommand(key, bytes, timestampMs);
+    const usable = Number.isSafeInteger(rec.timestamp) && rec.timestamp >= TIMESTAMP_MS_MIN && rec.timestamp <= TIMESTAMP_MS_MAX;
+    const parsed = parseCommand(key, bytes, usable ? rec.timestamp : this.#context!.currentSystemTimeMs());
     const toIsLocal = parsed.kind === 'command' && parsed.command.type === 'transfer' && this.#task!.ownsAccount(parsed.command.to);
-    return { kind: 'command', parsed, toIsLocal, recordKey: key ?? '' };
+    return { kind: 'command', parsed, toIsLocal, recordKey: dedupScopeOfKey(key) };
   }
+}
+
+/** A record key longer than any id is kept as its digest in a dedup scope (it can only be a wrong key). */
+const SCOPE_KEY_BYTES_MAX = 1024;
+
+/**
+ * The idempotency scope of a command refused as malformed: its record key, the account whose partition
+ * decided it. A key that is no text (null, not UTF-8) or longer than any id gets a NUL-prefixed stand-in,
+ * which no valid account id can equal (ids hold no control characters) and every store can keep.
+ */
+function dedupScopeOfKey(key: Buffer | null): string {
+  if (key === null) return '';
+  if (key.length > SCOPE_KEY_BYTES_MAX) return `\u0000sha256:${createHash('sha256').update(key).digest('hex')}`;
+  const text = keyText(key);
+  return typeof text === 'string' ? text : `\u0000bytes:${key.toString('hex')}`;
 }
 
 function valueBytes(rec: BankRecord): Buffer | null {

@@ -36,6 +36,7 @@ export class Metrics {
   readonly outcomes: Counter<'result' | 'code'>;
   readonly endToEndLatency: Histogram<'result'>;
   readonly proxied: Counter<'result'>;
+  readonly processingErrors: Counter<'node' | 'phase'>;
 
   constructor(labels: MetricsLabels, options: { processMetrics?: boolean } = {}) {
     this.registry.setDefaultLabels({ app: labels.app, instance: labels.instance });
@@ -47,6 +48,7 @@ export class Metrics {
     this.recordsProcessed = this.counter({ name: 'bankstream_streams_records_processed_total', help: 'Input records processed and committed' });
     this.outcomes = this.counter({ name: 'bankstream_outcomes_total', help: 'Outcomes seen on transaction_completed / transaction_failed, by failure code', labelNames: ['result', 'code'] });
     this.endToEndLatency = this.histogram({ name: 'bankstream_end_to_end_latency_seconds', help: 'Time from a command requestedAt to its outcome completedAt', labelNames: ['result'], buckets: LATENCY_BUCKETS_S });
+    this.processingErrors = this.counter({ name: 'bankstream_streams_processing_errors_total', help: 'Records whose processing threw deterministically and went to the dead-letter topic, by node and phase (deserialize, prefetch, process)', labelNames: ['node', 'phase'] });
     this.proxied = this.counter({ name: 'bankstream_http_proxied_queries_total', help: 'Account queries proxied to the owning instance, by result', labelNames: ['result'] });
   }
 
@@ -68,6 +70,11 @@ export class Metrics {
     this.commitDuration.observe(info.durationMs / 1000);
     this.commitRecords.observe(info.records);
     this.recordsProcessed.inc(info.records);
+  }
+
+  /** Pass as KafkaStreams' onProcessingError. Counted when dead-lettered: an aborted transaction may count a record twice. */
+  observeProcessingError(info: { node: string; phase: string }): void {
+    this.processingErrors.inc({ node: info.node, phase: info.phase });
   }
 
   /** One outcome record: `code` is "completed" for transaction_completed. */
@@ -124,6 +131,10 @@ export class Metrics {
     this.gaugeOf('bankstream_streams_standby_lag_records', 'Changelog records the standby tasks have not applied yet', () => streams.status().standbyLagRecords);
     this.counterOf('bankstream_streams_restored_records_total', 'Changelog records restored into local stores', () => streams.status().restoredRecords);
     this.stoppedGauge('bankstream_streams_partitions_stopped', 'Assigned source partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md', () => streams.status().stopped);
+    // Authenticated internal records (src/runtime/record-mac.ts): any refusal is an alert.
+    this.counterOf('bankstream_internal_records_rejected_total', 'Internal (repartition) records refused for a missing or wrong MAC, sent to the DLQ and never applied', () => streams.status().internalRecords.rejectedRecords);
+    this.counterOf('bankstream_internal_records_unsigned_accepted_total', 'Internal records without a MAC applied because LEGS_ACCEPT_UNSIGNED is on', () => streams.status().internalRecords.unsignedAccepted);
+    this.counterOf('bankstream_internal_records_previous_key_total', 'Internal records verified with CLUSTER_SECRET_PREVIOUS (a key rotation still draining)', () => streams.status().internalRecords.previousKeyAccepted);
   }
 
   /** Sink gauges and counters, read from the sink at scrape time. */

@@ -205,7 +205,8 @@ const EMPTY_HEADERS: Headers = Object.freeze({});
 
 function toHeaders(entries: Array<[Buffer | null, Buffer | null]>): Headers {
   if (entries.length === 0) return EMPTY_HEADERS;
-  const headers: Record<string, Buffer> = {};
+  // No prototype: a header named "__proto__" is kept as a header (a plain object would take it as its prototype).
+  const headers = Object.create(null) as Record<string, Buffer>;
   for (const [k, v] of entries) if (k) headers[k.toString('utf8')] = v ?? Buffer.alloc(0);
   return headers;
 }

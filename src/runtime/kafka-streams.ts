@@ -14,19 +14,23 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Consumer, type ConnectionOptions, ListOffsetTimestamps, type MessageToProduce } from '@platformatic/kafka';
 import { type Logger } from 'pino';
+import { type ClusterKeys } from '../config/cluster-key.ts';
 import { createTransactionalProducer, type KafkaSecurityOptions } from '../kafka/clients.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
 import { explainKafkaError } from '../kafka/security.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
 import { type TaskStore } from '../stores/types.ts';
+import { errorText, ProcessingError, type ProcessingErrorInfo } from '../topology/processing-errors.ts';
 import { type OutputRecord } from '../topology/task-graph.ts';
 import { type Topology } from '../topology/topology.ts';
 import { createCopartitionedAssigner, encodeMemberInfo, LEGACY_PROTOCOL_NAME, PROTOCOL_NAME, splitAssignment } from './assignor.ts';
 import { fetchStableOffsets } from './committed-offsets.ts';
 import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
 import { type FetchPosition, Fetcher, type FetchRound, tpKey } from './fetcher.ts';
+import { type InternalRecordsStatus, InternalRecords } from './internal-records.ts';
 import { decideStart, type OffsetResetPolicy, outOfRangeStop, type PartitionStop } from './offset-reset.ts';
+import { type RecordAuthOptions } from './record-mac.ts';
 import { restoreTasks } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
 import { StreamTask } from './task.ts';
@@ -51,6 +55,17 @@ export interface KafkaStreamsOptions {
   offsetReset?: OffsetResetPolicy;
   /** Called after every commit (metrics, tests). */
   onCommit?: (info: { records: number; outputs: number; durationMs: number }) => void;
+  /**
+   * Called for every record the topology's processing exception handler sent to its dead-letter topic
+   * (metrics); the engine logs each one itself. The dead letter commits with the offset, or not at all.
+   */
+  onProcessingError?: (info: ProcessingErrorInfo) => void;
+  /** The cluster keys: every repartition and changelog record is signed with them, and applied only if it verifies. */
+  clusterKeys: ClusterKeys;
+  /** Upgrade and incident switches for internal-record authentication (see record-mac.ts). */
+  recordAuth?: RecordAuthOptions;
+  /** false only for the bench's A/B measure of the MACs' cost (nothing signed or checked); never from configuration. */
+  internalRecordMacs?: boolean;
 }
 
 /** What interactive queries, readiness and routing need to know about this instance's tasks. */
@@ -68,6 +83,8 @@ export interface StreamsStatus {
   restoredRecords: number;
   /** Assigned partitions that do not run, and why (offsets missing with state, offset out of range). */
   stopped: PartitionStop[];
+  /** Internal records refused (forged), accepted unsigned or with the previous key (record-mac.ts). */
+  internalRecords: InternalRecordsStatus;
 }
 
 export type StreamsListener = (status: StreamsStatus) => void;
@@ -84,7 +101,8 @@ export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 
 /** Failures in a row (without a successful commit in between) after which the instance stops. */
 const MAX_CONSECUTIVE_FAILURES = 10;
 
-type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit'>;
+type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs'>> &
+  Pick<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs'>;
 
 interface Assignment {
   generationId: number;
@@ -146,6 +164,7 @@ export class KafkaStreams {
   #consecutiveFailures = 0;
   #inflight: InflightCommit | undefined;
   readonly #listeners = new Set<StreamsListener>();
+  readonly #internal: InternalRecords;
 
   constructor(topology: Topology, options: KafkaStreamsOptions) {
     this.#topology = topology.validate();
@@ -159,6 +178,14 @@ export class KafkaStreams {
       ...options,
     } as ResolvedOptions;
     this.#log = options.logger.child({ component: 'streams', instance: options.instanceId });
+    if (!options.clusterKeys) throw new FatalStreamsError('cluster_keys_missing', 'the stream processor requires the cluster keys (CLUSTER_SECRET)');
+    this.#internal = new InternalRecords({
+      keys: options.clusterKeys,
+      topology: this.#topology,
+      log: this.#log,
+      ...(options.recordAuth ? { auth: options.recordAuth } : {}),
+      ...(options.internalRecordMacs === false ? { enabled: false } : {}),
+    });
   }
 
   get state(): StreamsState {
@@ -175,6 +202,7 @@ export class KafkaStreams {
       standbyLagRecords: this.#standbys?.lagRecords() ?? 0,
       restoredRecords: this.#restoredRecords,
       stopped: [...this.#stopped.values()],
+      internalRecords: this.#internal.status(),
     };
   }
 
@@ -269,6 +297,7 @@ export class KafkaStreams {
       log: this.#log.child({ component: 'standby' }),
       changelogTopicOf: (store) => `${this.#options.applicationId}-${store}-changelog`,
       createTask: (partition) => this.#createTask(partition),
+      ...(this.#internal.changelogCheck() ? { check: this.#internal.changelogCheck()! } : {}),
     });
     await this.#checkTopics();
     // Fence zombies with our transactional id before anything else: InitProducerId with the
@@ -351,6 +380,8 @@ export class KafkaStreams {
   }
 
   async #onLoopError(error: unknown): Promise<void> {
+    // The 'fail' processing exception handler: the user chose to stop on a record that throws.
+    if (error instanceof ProcessingError) this.#fatal ??= new FatalStreamsError('processing_failed', error.message, { cause: error });
     if (error instanceof FatalStreamsError || isFencedError(error) || isProducerFencedError(error) || this.#fatal) {
       this.#fatal ??= error instanceof FatalStreamsError ? error : fenced(error);
       this.#state = 'FAILED';
@@ -407,7 +438,7 @@ export class KafkaStreams {
     }
     const committed = await this.#committedOffsets(assignment.partitions);
     this.#emitStatus();
-    const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log, undefined, this.#options.transactionTimeoutMs * 2);
+    const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log, undefined, this.#options.transactionTimeoutMs * 2, this.#internal.changelogCheck());
     this.#restoredRecords += restored.records;
     const earliest = await this.#earliestOffsets(tasks, committed);
     for (const task of tasks) {
@@ -513,9 +544,21 @@ export class KafkaStreams {
       dir: path.join(stateDir, applicationId, instanceId, String(partition)),
       partitionsOf: (topic) => this.#partitionCountOf(topic),
       partitionForKey,
-      emit: (output) => this.#outputs.push(output),
+      emit: (output) => this.#outputs.push(this.#internal.sign(output, partition)),
       nowMs: () => Date.now(),
+      onProcessingError: (info) => this.#onProcessingError(info),
     });
+  }
+
+  /** One log line per dead-lettered record (its own position: the record is findable in the DLQ by it). */
+  #onProcessingError(info: ProcessingErrorInfo): void {
+    const { node, phase, topic, partition, offset } = info;
+    this.#log.error({ node, phase, topic, partition, offset: offset.toString(), error: errorText(info.error) }, 'processing exception: the record goes to the dead-letter topic and processing continues');
+    try {
+      this.#options.onProcessingError?.(info);
+    } catch (error) {
+      this.#log.warn({ err: error }, 'processing error listener failed');
+    }
   }
 
   async #abortAndCloseTasks(): Promise<void> {
@@ -584,7 +627,12 @@ export class KafkaStreams {
         const chunk = part.records.slice(index, index + room);
         index += chunk.length;
         const last = index >= part.records.length;
-        this.#pendingRecords += await task.process(part.topic, chunk, last ? part.nextOffset : chunk[chunk.length - 1]!.offset + 1n);
+        // Records of a repartition topic are applied only if they verify; the others become dead letters
+        // in the same transaction as the offsets that pass them.
+        const { accepted, deadLetters } = this.#internal.authenticate(part.topic, chunk, (topic) => this.#partitionCountOf(topic));
+        for (const letter of deadLetters) this.#outputs.push(letter);
+        this.#pendingRecords += deadLetters.length;
+        this.#pendingRecords += await task.process(part.topic, accepted, last ? part.nextOffset : chunk[chunk.length - 1]!.offset + 1n);
         await this.#maybeCommit(false);
         task = this.#tasks.get(part.partition);
         if (!task || task.state !== 'RUNNING') break;
@@ -683,7 +731,11 @@ export class KafkaStreams {
         prepared.flushes.push({ task, name, store });
         if (!store.options.logged) continue;
         const topic = `${this.#options.applicationId}-${name}-changelog`;
-        for (const e of entries) messages.push({ topic, partition: task.partition, key: Buffer.from(e.key, 'utf8'), value: e.value ?? undefined, timestamp: BigInt(startedMs) });
+        for (const e of entries) {
+          const key = Buffer.from(e.key, 'utf8');
+          const headers = this.#internal.changelogHeaders(name, task.partition, key, e.value);
+          messages.push({ topic, partition: task.partition, key, value: e.value ?? undefined, timestamp: BigInt(startedMs), ...(headers ? { headers } : {}) });
+        }
         prepared.changelogCounts.set(tpKey(topic, task.partition), { task, store: name, count: entries.length });
       }
     }
@@ -745,7 +797,7 @@ export class KafkaStreams {
   async #checkTopics(): Promise<void> {
     const sourceTopics = this.#topology.sourceTopics();
     const changelogs = this.#topology.stores().filter((s) => s.logged).map((s) => `${this.#options.applicationId}-${s.name}-changelog`);
-    const all = [...new Set([...sourceTopics, ...changelogs, ...this.#topology.sinkTopics()])];
+    const all = [...new Set([...sourceTopics, ...changelogs, ...this.#topology.sinkTopics(), ...this.#internal.deadLetterTopics()])];
     let metadata;
     try {
       metadata = await this.#consumer.metadata({ topics: all });
@@ -827,8 +879,21 @@ function toMessage(o: OutputRecord): MessageToProduce {
   if (o.value) message.value = o.value;
   const names = Object.keys(o.headers);
   // The client's default serializers take Buffer header keys too, so headers go as a Map of Buffers.
-  if (names.length > 0) message.headers = new Map(names.map((name) => [Buffer.from(name, 'utf8'), o.headers[name]!]));
+  if (names.length > 0) message.headers = new Map(names.map((name) => [headerNameBytes(name), o.headers[name]!]));
   return message;
+}
+
+/** Header names as bytes, made once each: every leg carries the same few (the MAC headers). Bounded. */
+const HEADER_NAME_BYTES = new Map<string, Buffer>();
+const HEADER_NAMES_CACHED_MAX = 1024;
+
+function headerNameBytes(name: string): Buffer {
+  let bytes = HEADER_NAME_BYTES.get(name);
+  if (bytes === undefined) {
+    bytes = Buffer.from(name, 'utf8');
+    if (HEADER_NAME_BYTES.size < HEADER_NAMES_CACHED_MAX) HEADER_NAME_BYTES.set(name, bytes);
+  }
+  return bytes;
 }
 
 /** Next changelog offset per "partition/store": the lowest base offset + the count is never past the truth. */

@@ -1,5 +1,6 @@
 // The Topology builder: sources, processors, sinks and state stores wired by name.
 import { jsonSerde } from '../stores/serdes.ts';
+import { type ProcessingExceptionHandler } from './processing-errors.ts';
 import { type ProcessorSupplier, type Serde, type SinkPartitioner } from './types.ts';
 
 export class TopologyError extends Error {
@@ -62,6 +63,11 @@ export interface SinkOptions<K, V> {
   partitioner?: SinkPartitioner<K, V>;
 }
 
+export interface RepartitionOptions {
+  /** Dead-letter topic for records that do not authenticate (original bytes, reason in headers). */
+  deadLetterTopic?: string;
+}
+
 export interface StoreOptionsInput<V> {
   name: string;
   valueSerde?: Serde<V>;
@@ -84,7 +90,8 @@ export const bytesSerde: Serde<unknown> = {
 export class Topology {
   readonly #nodes = new Map<string, TopologyNode>();
   readonly #stores = new Map<string, StoreSpec>();
-  readonly #repartitionTopics = new Set<string>();
+  readonly #repartitionTopics = new Map<string, RepartitionOptions>();
+  #processingExceptionHandler: ProcessingExceptionHandler = { response: 'fail' };
 
   addSource<K = string, V = Buffer>(name: string, options: SourceOptions<K, V>): this {
     this.#assertNewName(name);
@@ -124,11 +131,18 @@ export class Topology {
 
   /**
    * Declares a repartition topic: written by a sink and read back by a source of this topology.
-   * It must be co-partitioned with the other sources (the engine checks at start-up).
+   * It must be co-partitioned with the other sources (the engine checks at start-up). The engine signs
+   * every record it writes there and applies only records that verify (src/runtime/record-mac.ts); the
+   * others go to `deadLetterTopic`.
    */
-  addRepartitionTopic(topic: string): this {
-    this.#repartitionTopics.add(topic);
+  addRepartitionTopic(topic: string, options: RepartitionOptions = {}): this {
+    this.#repartitionTopics.set(topic, { ...options });
     return this;
+  }
+
+  /** Where records of a repartition topic that do not verify go (undefined: dropped, logged and counted). */
+  repartitionDeadLetterTopic(topic: string): string | undefined {
+    return this.#repartitionTopics.get(topic)?.deadLetterTopic;
   }
 
   addStateStore<V>(options: StoreOptionsInput<V>, ...processorNames: string[]): this {
@@ -145,6 +159,24 @@ export class Topology {
       node.stores.push(options.name);
     }
     return this;
+  }
+
+  /**
+   * What the engine does with a record whose processing throws deterministically (processing-errors.ts):
+   * send it to a dead-letter topic and go on, or stop. Without a dead-letter topic nothing can be kept,
+   * so a topology that sets none fails (Kafka Streams' default, LogAndFail); the bank sets its DLQ.
+   */
+  setProcessingExceptionHandler(handler: ProcessingExceptionHandler): this {
+    if (handler.response === 'dead-letter' && (typeof handler.topic !== 'string' || handler.topic.length === 0)) {
+      throw new TopologyError('processing exception handler: a dead-letter topic is required');
+    }
+    if (handler.response !== 'dead-letter' && handler.response !== 'fail') throw new TopologyError(`processing exception handler: unknown response ${String((handler as { response: unknown }).response)}`);
+    this.#processingExceptionHandler = Object.freeze({ ...handler });
+    return this;
+  }
+
+  processingExceptionHandler(): ProcessingExceptionHandler {
+    return this.#processingExceptionHandler;
   }
 
   node(name: string): TopologyNode | undefined {
@@ -171,12 +203,16 @@ export class Topology {
     return [...new Set(this.sources().flatMap((s) => s.topics))];
   }
 
+  /** Topics written by sinks, and the dead-letter topic of the processing exception handler. */
   sinkTopics(): string[] {
-    return [...new Set(this.sinks().map((s) => s.topic))];
+    const handler = this.#processingExceptionHandler;
+    const topics = this.sinks().map((s) => s.topic);
+    if (handler.response === 'dead-letter') topics.push(handler.topic);
+    return [...new Set(topics)];
   }
 
   repartitionTopics(): string[] {
-    return [...this.#repartitionTopics];
+    return [...this.#repartitionTopics.keys()];
   }
 
   /** Throws a TopologyError when the graph is incomplete (dangling names, a source topic read twice). */
@@ -189,8 +225,11 @@ export class Topology {
         seen.set(topic, source.name);
       }
     }
-    for (const topic of this.#repartitionTopics) {
+    for (const [topic, options] of this.#repartitionTopics) {
       if (!seen.has(topic)) throw new TopologyError(`repartition topic ${topic} has no source`);
+      if (options.deadLetterTopic !== undefined && (options.deadLetterTopic === topic || seen.has(options.deadLetterTopic))) {
+        throw new TopologyError(`repartition topic ${topic}: dead-letter topic ${options.deadLetterTopic} must not be a source topic`);
+      }
     }
     return this;
   }

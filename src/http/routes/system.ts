@@ -10,6 +10,7 @@ import { burnPasswordCheck, verifyPassword } from '../passwords.ts';
 import { findUser } from '../users.ts';
 import { BodyReader } from '../validate.ts';
 import { sinkNotReadyReasons } from '../../sinks/postgres-sink.ts';
+import { internalRecordsDegradedReasons } from '../../runtime/internal-records.ts';
 
 // scrypt runs on libuv's thread pool, which LevelDB (the state stores) uses too: a login flood must not
 // starve the stores, so password checks are bounded and the excess is told to retry.
@@ -55,6 +56,8 @@ function readyz(ctx: Context, deps: ApiDeps): void {
   ctx.body = {
     ready,
     reasons,
+    // Reasons to look at this instance even though it serves (a forged internal record, an upgrade switch left on).
+    degraded: internalRecordsDegradedReasons(status.internalRecords),
     instanceId: deps.config.instanceId,
     url: deps.selfUrl(),
     streams: status,
