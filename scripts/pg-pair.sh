@@ -2,7 +2,7 @@
 # A local PostgreSQL primary + streaming replica without Docker, from the server binaries on the machine
 # (initdb, pg_ctl, pg_basebackup -R), in its own folder and on its own ports: for trying failover by hand.
 #
-#   scripts/pg-pair.sh start      initdb + start the primary (PG_PAIR_PORT, default 55432), clone and start the replica (+1)
+#   scripts/pg-pair.sh start      initdb + start the primary (PG_PAIR_PORT, default 55632), clone and start the replica (+1)
 #   scripts/pg-pair.sh url        print the DATABASE_URL naming both, with target_session_attrs=read-write
 #   scripts/pg-pair.sh kill       SIGKILL the primary's postmaster and backends (a dead machine, no shutdown)
 #   scripts/pg-pair.sh promote    pg_ctl promote the replica: it takes writes; the sink finds it by itself
@@ -11,7 +11,7 @@
 #
 # As root the server tools run as the postgres user (initdb refuses root). Never touches another cluster.
 set -euo pipefail
-PORT="${PG_PAIR_PORT:-55432}"
+PORT="${PG_PAIR_PORT:-55632}"
 DIR="${PG_PAIR_DIR:-$HOME/.bankstream/pg-pair}"
 BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
 [ -n "$BIN" ] || { echo "pg-pair: no PostgreSQL server binaries under /usr/lib/postgresql (set PG_BIN)" >&2; exit 1; }

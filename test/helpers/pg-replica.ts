@@ -4,6 +4,7 @@
 // machine's own PostgreSQL. As root, the server tools run as the postgres user (initdb refuses root).
 import { execFile } from 'node:child_process';
 import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -155,6 +156,23 @@ export class PrivatePostgresPair {
     if (process.getuid?.() === 0) await run('runuser', ['-u', 'postgres', '--', command, ...args], { timeout: TOOL_TIMEOUT_MS });
     else await run(command, args, { timeout: TOOL_TIMEOUT_MS });
   }
+}
+
+/** A random even port in [from, to) whose pair (port, port + 1) is free on 127.0.0.1 now. */
+export async function freePortPair(from: number, to: number): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = from + 2 * Math.floor(Math.random() * Math.floor((to - from) / 2));
+    if ((await canListen(port)) && (await canListen(port + 1))) return port;
+  }
+  throw new Error(`no free port pair between ${from} and ${to}`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 async function postgresIds(): Promise<[number, number]> {

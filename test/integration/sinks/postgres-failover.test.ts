@@ -16,7 +16,7 @@ import { ensureTopics } from '../../../src/ops/topics.ts';
 import { migrate } from '../../../src/sinks/migrate.ts';
 import { formatReport, reconcile } from '../../../src/sinks/reconcile.ts';
 import { waitFor } from '../../helpers/kafka.ts';
-import { PrivatePostgresPair, type PgNode } from '../../helpers/pg-replica.ts';
+import { PrivatePostgresPair, type PgNode, freePortPair } from '../../helpers/pg-replica.ts';
 import { buildWorkload, sendCommands, startProcessor } from '../reconcile/pipeline.ts';
 import { deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../support/kafka.ts';
 
@@ -29,10 +29,6 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 });
 
-/** Ports apart from the machine's 5432 and from the chaos run's; two per pair, a fresh pair per case. */
-function pairPort(): number {
-  return 56_000 + 2 * Math.floor(Math.random() * 400);
-}
 
 async function storedOffsetsTotal(pair: PrivatePostgresPair, node: PgNode): Promise<bigint> {
   const [row] = await pair.sql<{ total: string | null }>(node, 'SELECT sum(next_offset)::text AS total FROM sink_offsets', [], DATABASE);
@@ -43,7 +39,7 @@ describe('Postgres sink failover', () => {
   for (const behind of [false, true]) {
     const when = behind ? 'when the replica was behind at the kill (the lost tail is replayed from Kafka)' : 'when the replica streams normally';
     it(`should continue on the promoted replica by itself and keep every outcome exactly once ${when}`, async () => {
-      const pair = new PrivatePostgresPair(pairPort());
+      const pair = new PrivatePostgresPair(await freePortPair(56_000, 56_800));
       cleanups.push(() => pair.destroy());
       await pair.init();
       const prefix = uniquePrefix(behind ? 'pgfobehind' : 'pgfo');

@@ -9,18 +9,19 @@ import { ReadModel } from '../../../src/http/history.ts';
 import { migrate } from '../../../src/sinks/migrate.ts';
 import { PgConnectError, connectPg } from '../../../src/sinks/pg-connection.ts';
 import { waitFor } from '../../helpers/kafka.ts';
-import { PrivatePostgresPair } from '../../helpers/pg-replica.ts';
+import { PrivatePostgresPair, freePortPair } from '../../helpers/pg-replica.ts';
 
 const DATABASE = 'bankstream_replica';
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
-const pair = new PrivatePostgresPair(57_000 + 2 * Math.floor(Math.random() * 400));
+let pair: PrivatePostgresPair;
 
 beforeAll(async () => {
+  pair = new PrivatePostgresPair(await freePortPair(57_000, 57_800));
   await pair.init();
   await migrate({ databaseUrl: pair.url(DATABASE) });
   await pair.waitReplicaCaughtUp();
-}, 120_000);
-afterAll(() => pair.destroy(), 60_000);
+}, 240_000);
+afterAll(() => pair?.destroy(), 60_000);
 
 function readModel(extra: Record<string, string>): ReadModel {
   return new ReadModel(loadConfig({ DATABASE_URL: pair.url(DATABASE), DATABASE_READ_URL: pair.nodeUrl(pair.replica, DATABASE), ...extra }), logger);
