@@ -74,6 +74,18 @@ describe('PostgreSQL primary and replica', () => {
     }
   }, 90_000);
 
+  it('should move the API pool past a dead host and past a standby to the primary when the host list says read-write', async () => {
+    const deadPort = pair.primary.port + 2;
+    const url = `postgres://postgres@127.0.0.1:${deadPort},127.0.0.1:${pair.replica.port},127.0.0.1:${pair.primary.port}/${DATABASE}?target_session_attrs=read-write`;
+    const model = new ReadModel(loadConfig({ DATABASE_URL: url }), logger);
+    try {
+      await expect(model.owners(['a'])).resolves.toEqual(new Map());
+      expect((await model.pool.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]?.standby).toBe(false);
+    } finally {
+      await model.close();
+    }
+  });
+
   it('should open the circuit breaker on a dead server, probe it half-open and close when it answers again', async () => {
     const model = new ReadModel(loadConfig({ DATABASE_URL: pair.nodeUrl(pair.primary, DATABASE), DB_BREAKER_FAILURES: '3', DB_BREAKER_OPEN_MS: '1000' }), logger);
     try {
