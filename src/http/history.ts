@@ -3,6 +3,9 @@
 // a transferId is unique per acted-on account only, and even there it is new again after the dedup
 // retention, so a lookup by transferId may find several decisions. Outcomes are returned as the sink stored them (`payload`, the outcome
 // record exactly as emitted) plus `status`, so the API shows the same document as the Kafka outcome.
+// The history may be read from a streaming replica (DATABASE_READ_URL, lag rule in read-replica.ts);
+// every query goes through one circuit breaker (circuit-breaker.ts), so a database that is away costs
+// an immediate 503 + Retry-After instead of a connection timeout per request.
 import pg from 'pg';
 import { type Logger } from 'pino';
 import { type Config } from '../config/config.ts';
