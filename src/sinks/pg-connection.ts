@@ -42,7 +42,7 @@ export function pgConnectionConfigs(databaseUrl: string, tls: PostgresTlsConfig 
   return parsePgHosts(databaseUrl).hosts.map((host) => ({ address: host.address, connectionString: withoutTlsParameters(host.url), ssl }));
 }
 
-export type PgConnectErrorCode = 'NO_WRITABLE_SERVER' | 'NO_MATCHING_SERVER' | 'UNREACHABLE';
+export type PgConnectErrorCode = 'NO_WRITABLE_SERVER' | 'NO_MATCHING_SERVER' | 'UNREACHABLE' | 'REFUSED';
 
 export class PgConnectError extends Error {
   readonly code: PgConnectErrorCode;
@@ -100,6 +100,7 @@ async function connectRound(hosts: Array<PgConnectionConfig & { address: string 
   let fallback: pg.Client | undefined;
   let lastError: unknown;
   let definitiveError: unknown;
+  let mismatched = 0;
   for (const host of hosts) {
     const db = new pg.Client({ ...client, connectionString: host.connectionString, ssl: host.ssl });
     // An error after connect() failed must not crash the process.
@@ -117,6 +118,7 @@ async function connectRound(hosts: Array<PgConnectionConfig & { address: string 
         fallback = db;
         continue;
       }
+      mismatched += 1;
       attempts.push({ address: host.address, reason: verdict });
       await db.end().catch(() => undefined);
     } catch (error) {
@@ -132,13 +134,13 @@ async function connectRound(hosts: Array<PgConnectionConfig & { address: string 
   }
   const listed = attempts.map((a) => `${a.address}: ${a.reason}`).join('; ');
   if (definitiveError !== undefined) {
-    return new PgConnectError('UNREACHABLE', `PostgreSQL refused the connection (${listed})`, attempts, { cause: definitiveError, definitive: true });
+    return new PgConnectError('REFUSED', `PostgreSQL refused the connection (${listed})`, attempts, { cause: definitiveError, definitive: true });
   }
-  const reachable = attempts.length > 0 && lastError === undefined;
+  if (mismatched === 0) return new PgConnectError('UNREACHABLE', `no PostgreSQL host answered (${listed})`, attempts, { cause: lastError });
   if (target === 'read-write' || target === 'primary') {
-    return new PgConnectError('NO_WRITABLE_SERVER', `no ${target} PostgreSQL server among the hosts (${listed}); refusing to write to a read-only one`, attempts, { cause: lastError });
+    return new PgConnectError('NO_WRITABLE_SERVER', `no ${target} PostgreSQL server among the hosts (${listed}); not writing to a read-only one`, attempts, { cause: lastError });
   }
-  return new PgConnectError(reachable ? 'NO_MATCHING_SERVER' : 'UNREACHABLE', `no PostgreSQL server matching target_session_attrs=${target} (${listed})`, attempts, { cause: lastError });
+  return new PgConnectError('NO_MATCHING_SERVER', `no PostgreSQL server matching target_session_attrs=${target} (${listed})`, attempts, { cause: lastError });
 }
 
 /** An answer of the server retrying will not change: not a connection exception (08), not "starting up / shutting down" (57). */
