@@ -25,8 +25,8 @@ export const TOKEN_SUBJECT = 'admin';
 const HEALTH_WAIT_MS = 3000;
 
 /** AUTH_DEV_SECRET for the dev instance: read from <home>/auth-dev-secret, created (mode 600) on first use. */
-export async function devAuthSecret(home: string): Promise<string> {
-  const file = path.join(home, 'auth-dev-secret');
+export async function devAuthSecret(home: string, name = 'auth-dev-secret'): Promise<string> {
+  const file = path.join(home, name);
   const existing = (await readFile(file, 'utf8').catch(() => '')).trim();
   if (existing.length >= 32) return existing;
   const secret = randomBytes(32).toString('base64url');

@@ -100,6 +100,8 @@ export class DevStack {
     if (options.reset) await this.#reset(env);
     // Dev auth mode with a known secret, so that the token printed below verifies on the instance.
     if (!env.AUTH_JWKS_URL && !env.AUTH_DEV_SECRET) env.AUTH_DEV_SECRET = await devAuthSecret(options.home);
+    // The API and the processor need the cluster secret; a dev stack keeps one in its home, like the dev auth secret.
+    if (!env.CLUSTER_SECRET && !env.CLUSTER_SECRET_FILE) env.CLUSTER_SECRET = await devAuthSecret(options.home, 'cluster-secret');
     let config = loadConfig(env);
     const logger = devLogger(config);
     const kafka = await this.#kafka(config);
