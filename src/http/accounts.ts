@@ -170,7 +170,11 @@ export class AccountQueries {
       throw unavailable('partition_unavailable', `the owner of the partition (${owner.instanceId}) did not answer`, 1, error);
     }
     metrics.proxied.inc({ result: String(answer.status) });
-    if (answer.status !== 200) throw remoteProblem(owner, answer.status, answer.headers, answer.body);
+    if (answer.status !== 200) {
+      const problem = remoteProblem(owner, answer.status, answer.headers, answer.body);
+      problem.headers[VIA_HEADER] = config.instanceId;
+      throw problem;
+    }
     const view = checkedView(answer.body, { accountId, partition, owner, allowStale: request.allowStale });
     if (!view) {
       metrics.proxied.inc({ result: 'malformed' });

@@ -85,7 +85,7 @@ describe('interactive query routing', () => {
     }
   });
 
-  it('should forward the caller credentials so that the owner refuses another customer', async () => {
+  it("should send the caller's verified principal, not its token, so that the owner refuses another customer", async () => {
     const owners = await settled();
     const accountId = accountsPerPartition()[0]!;
     const other = owners.get(partitionForKey(accountId, PARTITIONS)) === 'a' ? 'b' : 'a';
