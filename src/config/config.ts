@@ -75,11 +75,10 @@ export interface HttpConfig {
   sseBufferMax: number;
   sseHeartbeatMs: number;
   sseConnectionsMax: number;
-  /** Per principal (token subject): open event streams, waiting requests, commands per second (and burst). */
+  /** Per principal (token subject): open event streams, waiting requests, commands per second (a 1 s window). */
   sseStreamsPerPrincipalMax: number;
   waitersPerPrincipalMax: number;
   commandsPerPrincipalPerS: number;
-  commandsPerPrincipalBurst: number;
   /** Login throttling: failures of one username from one client address before the backoff starts, and its bound. */
   loginFailuresFree: number;
   loginBackoffMaxS: number;
@@ -231,7 +230,6 @@ function httpConfig(env: Env): HttpConfig {
     sseStreamsPerPrincipalMax: int(env, 'HTTP_SSE_STREAMS_PER_PRINCIPAL_MAX', 10, 1, 100_000),
     waitersPerPrincipalMax: int(env, 'HTTP_WAITERS_PER_PRINCIPAL_MAX', 100, 1, 1_000_000),
     commandsPerPrincipalPerS: int(env, 'HTTP_COMMANDS_PER_PRINCIPAL_PER_S', 200, 1, 1_000_000),
-    commandsPerPrincipalBurst: int(env, 'HTTP_COMMANDS_PER_PRINCIPAL_BURST', 400, 1, 10_000_000),
     loginFailuresFree: int(env, 'LOGIN_FAILURES_FREE', 5, 1, 1000),
     loginBackoffMaxS: int(env, 'LOGIN_BACKOFF_MAX_S', 900, 1, 86_400),
     loginFailuresPerClientPerHour: int(env, 'LOGIN_FAILURES_PER_CLIENT_PER_HOUR', 100, 1, 1_000_000),
