@@ -47,8 +47,8 @@ function moneyCommand(summary: string, body: string, roles: string): Record<stri
 function paths(): Record<string, unknown> {
   return {
     '/healthz': { get: { summary: 'Liveness', responses: { '200': json('Alive', { type: 'object' }), '503': json('The processor failed', { type: 'object' }) } } },
-    '/readyz': { get: { summary: 'Readiness: processor RUNNING and every assigned task restored', responses: { '200': json('Ready', { type: 'object' }), '503': json('Not ready', { type: 'object' }) } } },
-    '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+    '/readyz': { get: { summary: 'Readiness: processor RUNNING and every assigned task restored ({ready} only; the details with an admin token or on MANAGEMENT_PORT)', responses: { '200': json('Ready', { type: 'object' }), '503': json('Not ready', { type: 'object' }) } } },
+    '/metrics': { get: { summary: 'Prometheus metrics (admin token; no token on MANAGEMENT_PORT)', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
     '/openapi.json': { get: { summary: 'This document', responses: { '200': json('OpenAPI 3.1', { type: 'object' }) } } },
     '/v1/auth/token': {
       post: {
