@@ -24,6 +24,7 @@
 // What a topic writer without the secret can still do is delete or replay, i.e. cause 503s; the periodic
 // republication heals that within DIRECTORY_REPUBLISH_MS.
 import { type Logger } from 'pino';
+import { type Counter } from 'prom-client';
 import { type ClusterKeys, signParts, verifyParts } from '../config/cluster-key.ts';
 import { type Config, instanceUrlAllowed, instancesTopic } from '../config/config.ts';
 import { createIdempotentProducer } from '../kafka/clients.ts';
@@ -74,6 +75,7 @@ const CLOSE_PUBLISH_TIMEOUT_MS = 3000;
 /** Republication of this instance's record: heals a deleted or replayed record (a topic writer's DoS). */
 const DIRECTORY_REPUBLISH_MS = 30_000;
 const RECORD_BYTES_MAX = 64 * 1024;
+const REJECT_LOG_INTERVAL_MS = 10_000;
 const INSTANCE_ID = /^[A-Za-z0-9._-]{1,200}$/;
 const PARTITIONS_MAX = 10_000;
 
@@ -86,7 +88,9 @@ export class InstanceDirectory {
   readonly #topic: string;
   readonly #producer: BankstreamProducer;
   readonly #tail: TopicTail;
-  readonly #rejected;
+  readonly #rejected: Counter<'reason'>;
+  /** Per reason: when the last warning was logged and how many rejections were not logged since. */
+  readonly #logged = new Map<RejectReason, { atMs: number; suppressed: number }>();
   readonly #instances = new Map<string, InstanceRecord>();
   /** Per instance id: the newest (generation, at) accepted, kept after a tombstone so that replays stay out. */
   readonly #floors = new Map<string, { generation: number; atMs: number }>();
@@ -202,8 +206,20 @@ export class InstanceDirectory {
       const verdict = record.value ? this.#checkRecord(instanceId, record.value) : this.#checkTombstone(instanceId, record.headers[TOMBSTONE_MAC_HEADER]);
       if (verdict.ok) continue;
       this.#rejected.inc({ reason: verdict.reason });
-      this.#log.warn({ instanceId: instanceId.slice(0, 200), offset: String(record.offset), reason: verdict.reason }, 'instance directory record ignored');
+      this.#warn(verdict.reason, instanceId, record.offset);
     }
+  }
+
+  /** One warning per reason per REJECT_LOG_INTERVAL_MS (with the count left out): a flood of forged records must not flood the log. */
+  #warn(reason: RejectReason, instanceId: string, offset: bigint): void {
+    const now = Date.now();
+    const last = this.#logged.get(reason);
+    if (last && now - last.atMs < REJECT_LOG_INTERVAL_MS) {
+      last.suppressed++;
+      return;
+    }
+    this.#logged.set(reason, { atMs: now, suppressed: 0 });
+    this.#log.warn({ instanceId: instanceId.slice(0, 200), offset: String(offset), reason, notLoggedBefore: last?.suppressed ?? 0 }, 'instance directory record ignored');
   }
 
   #checkRecord(instanceId: string, value: Buffer): { ok: true } | { ok: false; reason: RejectReason } {
@@ -213,8 +229,8 @@ export class InstanceDirectory {
     if (!instanceUrlAllowed(record.url, this.#config.instanceUrlAllow)) return { ok: false, reason: 'url_not_allowed' };
     const atMs = Date.parse(record.at);
     const floor = this.#floors.get(instanceId);
-    if (floor && (record.generation < floor.generation || (record.generation === floor.generation && atMs < floor.atMs))) return { ok: false, reason: 'replayed' };
-    this.#floors.set(instanceId, { generation: record.generation, atMs });
+    if (floor && !newerThan(record, atMs, floor)) return { ok: false, reason: 'replayed' };
+    this.#floors.set(instanceId, { generation: Math.max(record.generation, floor?.generation ?? -1), atMs: Math.max(atMs, floor?.atMs ?? 0) });
     this.#instances.set(instanceId, record);
     return { ok: true };
   }
@@ -224,10 +240,23 @@ export class InstanceDirectory {
     if (!at.ok) return at;
     const floor = this.#floors.get(instanceId);
     if (floor && at.atMs < floor.atMs) return { ok: false, reason: 'replayed' };
-    this.#floors.set(instanceId, { generation: floor?.generation ?? -1, atMs: at.atMs });
+    this.#floors.set(instanceId, { generation: floor?.generation ?? -1, atMs: Math.max(at.atMs, floor?.atMs ?? 0) });
     this.#instances.delete(instanceId);
     return { ok: true };
   }
+}
+
+/**
+ * Whether a record may replace what is held for its instance. The floor is the highest generation and the
+ * latest time accepted so far (kept across tombstones), so a replayed record, always older on both, stays out:
+ *   - a later generation: a new claim (its `at` may trail on a host whose clock is behind);
+ *   - the same generation, not older: a status change within it;
+ *   - no claim at all (a restarted instance before its first assignment, generation -1), not older.
+ */
+export function newerThan(record: InstanceRecord, atMs: number, floor: { generation: number; atMs: number }): boolean {
+  if (record.generation > floor.generation) return true;
+  if (atMs < floor.atMs) return false;
+  return record.generation === floor.generation || record.partitions.length === 0;
 }
 
 /**

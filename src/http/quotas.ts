@@ -7,6 +7,7 @@
 // The instance-wide caps (HTTP_SSE_CONNECTIONS_MAX, HTTP_WAITERS_MAX) stay as the outer bound. Counts are
 // per instance; the held ones are released when the stream or the wait ends.
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { type Counter } from 'prom-client';
 import { type HttpConfig } from '../config/config.ts';
 import { type Principal } from './auth.ts';
 import { ApiError } from './errors.ts';
@@ -18,7 +19,7 @@ export class PrincipalQuotas {
   readonly #config: HttpConfig;
   readonly #held = new Map<QuotaName, Map<string, number>>();
   readonly #commands: RateLimiterMemory;
-  readonly #exceeded;
+  readonly #exceeded: Counter<'quota'>;
 
   constructor(config: HttpConfig, metrics: Metrics) {
     this.#config = config;

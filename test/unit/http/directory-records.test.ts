@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
-import { type InstanceRecord, openRecordValue, ownerAmong, signedRecordValue } from '../../../src/http/instances.ts';
+import { type InstanceRecord, newerThan, openRecordValue, ownerAmong, signedRecordValue } from '../../../src/http/instances.ts';
 
 const keys = clusterKeysFromSecret('unit-test-cluster-secret-of-at-least-32-chars');
 const record = (instanceId: string, generation: number, partitions: number[]): InstanceRecord => ({
@@ -50,5 +50,23 @@ describe('ownerAmong with the local generation', () => {
 
   it('should name nobody when this instance has no assignment yet', () => {
     expect(ownerAmong([record('a', 1, [0])], 0, undefined)).toBeUndefined();
+  });
+});
+
+describe('newerThan', () => {
+  const at = (iso: string) => Date.parse(iso);
+  const floor = { generation: 7, atMs: at('2025-01-01T00:01:00.000Z') };
+
+  it('should accept a later generation, a later status of the same generation and a restarted instance claiming nothing', () => {
+    expect(newerThan(record('a', 8, [0]), at('2025-01-01T00:00:30.000Z'), floor)).toBe(true);
+    expect(newerThan(record('a', 7, []), at('2025-01-01T00:01:05.000Z'), floor)).toBe(true);
+    expect(newerThan(record('a', -1, []), at('2025-01-01T00:02:00.000Z'), floor)).toBe(true);
+  });
+
+  it('should refuse a replayed record when it is older in generation or in time', () => {
+    expect(newerThan(record('a', 6, [0, 1]), at('2025-01-01T00:00:00.000Z'), floor)).toBe(false);
+    expect(newerThan(record('a', 6, [0, 1]), at('2025-01-01T00:05:00.000Z'), floor)).toBe(false);
+    expect(newerThan(record('a', 7, [0]), at('2025-01-01T00:00:59.000Z'), floor)).toBe(false);
+    expect(newerThan(record('a', -1, []), at('2025-01-01T00:00:00.000Z'), floor)).toBe(false);
   });
 });
