@@ -54,7 +54,11 @@ export function verifyInstanceCall(keys: ClusterKeys, credential: string, expect
   const parts = credential.split('.');
   if (parts.length !== 4 || parts[0] !== 'v1') return { ok: false, reason: 'the credential is not v1.<keyId>.<payload>.<mac>' };
   const [, keyId, payload, mac] = parts as [string, string, string, string];
-  const check = verifyParts(keys, 'instance-call', [payload], keyId, Buffer.from(mac, 'base64url'));
+  const macBytes = Buffer.from(mac, 'base64url');
+  // Canonical encoding only: base64url decoders ignore the unused bits of the last character, so two
+  // spellings of one MAC would otherwise both pass.
+  if (macBytes.toString('base64url') !== mac) return { ok: false, reason: 'the credential MAC is not canonical base64url' };
+  const check = verifyParts(keys, 'instance-call', [payload], keyId, macBytes);
   if (!check.ok) return { ok: false, reason: `the credential does not verify (${check.reason})` };
   let claims: Partial<InstanceCallClaims>;
   try {

@@ -296,7 +296,9 @@ export function openRecordValue(keys: ClusterKeys, key: string, value: Buffer): 
   }
   if (typeof envelope !== 'object' || envelope === null || typeof envelope.record !== 'string') return { ok: false, reason: 'unsigned' };
   if (typeof envelope.keyId !== 'string' || typeof envelope.mac !== 'string') return { ok: false, reason: 'unsigned' };
-  const check = verifyParts(keys, 'directory', [key, envelope.record], envelope.keyId, Buffer.from(envelope.mac, 'base64url'));
+  const mac = Buffer.from(envelope.mac, 'base64url');
+  if (mac.toString('base64url') !== envelope.mac) return { ok: false, reason: 'bad_mac' };
+  const check = verifyParts(keys, 'directory', [key, envelope.record], envelope.keyId, mac);
   if (!check.ok) return { ok: false, reason: check.reason === 'unknown_key' ? 'unknown_key' : check.reason === 'missing_mac' ? 'unsigned' : 'bad_mac' };
   const record = parseRecord(Buffer.from(envelope.record, 'utf8'));
   // Signed by an instance but naming another one: a bug or a copied record, either way not this key's claim.
@@ -313,7 +315,9 @@ function openTombstoneHeader(keys: ClusterKeys, instanceId: string, header: Buff
   if (!header) return { ok: false, reason: 'unsigned' };
   const [keyId, mac, at, extra] = header.toString('utf8').split('.');
   if (keyId === undefined || mac === undefined || at === undefined || extra !== undefined) return { ok: false, reason: 'malformed' };
-  const check = verifyParts(keys, 'directory', [instanceId, 'tombstone', at], keyId, Buffer.from(mac, 'base64url'));
+  const macBytes = Buffer.from(mac, 'base64url');
+  if (macBytes.toString('base64url') !== mac) return { ok: false, reason: 'bad_mac' };
+  const check = verifyParts(keys, 'directory', [instanceId, 'tombstone', at], keyId, macBytes);
   if (!check.ok) return { ok: false, reason: check.reason === 'unknown_key' ? 'unknown_key' : 'bad_mac' };
   const atMs = Date.parse(at);
   return Number.isFinite(atMs) ? { ok: true, atMs } : { ok: false, reason: 'malformed' };

@@ -22,7 +22,7 @@ export function systemRoutes(router: Router, deps: ApiDeps): void {
   // With an Authorization header the token is checked and an admin gets the details; without, only ready.
   router.get('/readyz', async (ctx) => {
     if (ctx.get('Authorization') === '') return readyz(ctx, deps, false);
-    await auth(ctx, () => readyz(ctx, deps, adminOnly(ctx)));
+    await auth(ctx, async () => readyz(ctx, deps, adminOnly(ctx)));
   });
   router.get('/metrics', auth, (ctx) => {
     adminOnly(ctx, true);
@@ -59,7 +59,7 @@ function healthz(ctx: Context, deps: ApiDeps, details: boolean): void {
 }
 
 /** Ready = the processor is RUNNING and every assigned task is restored and running. */
-function readyz(ctx: Context, deps: ApiDeps, details: boolean): Promise<void> {
+function readyz(ctx: Context, deps: ApiDeps, details: boolean): void {
   const status = deps.streams.status();
   const ready = status.state === 'RUNNING' && status.assigned.every((p) => status.running.includes(p));
   ctx.status = ready ? 200 : 503;
@@ -67,7 +67,6 @@ function readyz(ctx: Context, deps: ApiDeps, details: boolean): Promise<void> {
   ctx.body = details
     ? { ready, instanceId: deps.config.instanceId, url: deps.selfUrl(), streams: status, sink: deps.sink ? deps.sink.status() : null, routing: deps.directory.instances() }
     : { ready };
-  return Promise.resolve();
 }
 
 async function metrics(ctx: Context, deps: ApiDeps): Promise<void> {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
 import { INSTANCE_CALL_TTL_S, signInstanceCall, verifyInstanceCall } from '../../../src/http/instance-call.ts';
@@ -40,6 +41,29 @@ describe('instance credentials', () => {
     expect(verifyInstanceCall(keys, [v, keyId, forged, mac].join('.'), expected, now)).toMatchObject({ ok: false, reason: expect.stringContaining('does not verify') });
     expect(verifyInstanceCall(keys, 'Bearer abc', expected, now)).toMatchObject({ ok: false });
     expect(verifyInstanceCall(keys, 'v1.k1.e30.', expected, now)).toMatchObject({ ok: false });
+  });
+
+  it('should never accept a credential when it is random text or a changed real one (property)', () => {
+    const real = signInstanceCall(keys, alice, call, now);
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), fc.nat({ max: real.length - 1 }), fc.string({ minLength: 1, maxLength: 1 }), (text, at, c) => {
+        expect(verifyInstanceCall(keys, text, expected, now).ok).toBe(false);
+        const changed = real.slice(0, at) + c + real.slice(at + 1);
+        if (changed !== real) expect(verifyInstanceCall(keys, changed, expected, now).ok).toBe(false);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('should refuse a credential when its MAC is spelled in a non-canonical base64url', () => {
+    const credential = signInstanceCall(keys, alice, call, now);
+    const last = credential.at(-1)!;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    // A 32-byte MAC (43 characters) leaves the 2 lowest bits of its last character unused: flipping one decodes to the same bytes.
+    const sibling = alphabet[alphabet.indexOf(last) ^ 1]!;
+
+    expect(Buffer.from(credential.split('.')[3]!.slice(0, -1) + sibling, 'base64url')).toEqual(Buffer.from(credential.split('.')[3]!, 'base64url'));
+    expect(verifyInstanceCall(keys, credential.slice(0, -1) + sibling, expected, now)).toMatchObject({ ok: false, reason: expect.stringContaining('canonical') });
   });
 
   it('should never outlive the user token when the token expires within the credential lifetime', () => {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkedView, remoteProblem } from '../../../src/http/accounts.ts';
 
@@ -29,6 +30,20 @@ describe('checkedView', () => {
       expect(checkedView(body(bad), expected)).toBeUndefined();
     }
     expect(checkedView(Buffer.from('<html>'), expected)).toBeUndefined();
+  });
+});
+
+describe('answers of a hostile owner (property)', () => {
+  it('should neither throw nor pass on anything but an account view when the body is any JSON or bytes', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue().map((v) => body(v)), fc.uint8Array({ maxLength: 256 }).map((b) => Buffer.from(b))), fc.integer({ min: 100, max: 599 }), (bytes, status) => {
+        const parsed = checkedView(bytes, expected);
+        if (parsed !== undefined) expect(parsed.accountId).toBe('acc-1');
+        const problem = remoteProblem(owner, status, new Headers(), bytes);
+        expect([403, 404, 429, 502, 503]).toContain(problem.status);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
