@@ -140,8 +140,11 @@ export class InstanceDirectory {
 
   /** Instances (other than this one) keeping a standby of a partition: where a stale read can go. */
   standbyHoldersOf(partition: number): Owner[] {
+    const maxGeneration = this.#localGeneration();
+    if (maxGeneration === undefined) return [];
+    // Believed up to our own group generation, as claims are (ownerAmong).
     return this.instances()
-      .filter((r) => r.instanceId !== this.#config.instanceId && (r.standby ?? []).includes(partition))
+      .filter((r) => r.instanceId !== this.#config.instanceId && r.generation <= maxGeneration && (r.standby ?? []).includes(partition))
       .map((r) => ({ instanceId: r.instanceId, url: r.url }));
   }
 
