@@ -12,9 +12,11 @@
 // others wait in a bounded FIFO queue, and one client address has at most CLIENT_CHECKS_MAX of them: a
 // flood from one client is refused (429) instead of filling the queue that other clients' logins wait in.
 import { isIP } from 'node:net';
+import { type Counter } from 'prom-client';
 import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
 import { type HttpConfig } from '../config/config.ts';
 import { ApiError } from './errors.ts';
+import { type Metrics } from './metrics.ts';
 
 const PASSWORD_CHECKS_MAX = 2;
 const CHECK_QUEUE_MAX = 64;
@@ -32,9 +34,12 @@ export class LoginThrottle {
   readonly #perUser: RateLimiterMemory;
   readonly #checks = new CheckPool(PASSWORD_CHECKS_MAX, CHECK_QUEUE_MAX, CHECK_QUEUE_WAIT_MS);
   readonly #clientChecks = new Map<string, number>();
+  readonly #refused: Counter<'reason'> | undefined;
 
-  constructor(config: HttpConfig) {
+  /** `metrics` counts the refused attempts (bankstream_http_logins_throttled_total{reason}): an alert on brute force. */
+  constructor(config: HttpConfig, metrics?: Metrics) {
     this.#config = config;
+    this.#refused = metrics?.counter({ name: 'bankstream_http_logins_throttled_total', help: 'Login attempts refused by the throttle, by reason', labelNames: ['reason'] });
     this.#consecutive = new RateLimiterMemory({ keyPrefix: 'login-consecutive', points: Number.MAX_SAFE_INTEGER, duration: CONSECUTIVE_WINDOW_S });
     this.#penaltyBox = new RateLimiterMemory({ keyPrefix: 'login-backoff', points: 1, duration: 1 });
     this.#perClient = new RateLimiterMemory({ keyPrefix: 'login-client', points: config.loginFailuresPerClientPerHour, duration: HOUR_S });
@@ -49,11 +54,14 @@ export class LoginThrottle {
     const keys = throttleKeys(username, client);
     await this.#refuseIfThrottled(keys);
     const inFlight = this.#clientChecks.get(keys.client) ?? 0;
-    if (inFlight >= CLIENT_CHECKS_MAX) throw throttled('too many logins at once from this client', 1);
+    if (inFlight >= CLIENT_CHECKS_MAX) throw this.#refuse('concurrent', 'too many logins at once from this client', 1);
     this.#clientChecks.set(keys.client, inFlight + 1);
     let valid: boolean;
     try {
       valid = await this.#checks.run(check);
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'login_throttled') this.#refused?.inc({ reason: 'queue' });
+      throw error;
     } finally {
       const left = (this.#clientChecks.get(keys.client) ?? 1) - 1;
       if (left === 0) this.#clientChecks.delete(keys.client);
@@ -66,11 +74,18 @@ export class LoginThrottle {
 
   async #refuseIfThrottled(keys: ThrottleKeys): Promise<void> {
     const [box, client, user] = await Promise.all([this.#penaltyBox.get(keys.pair), this.#perClient.get(keys.client), this.#perUser.get(keys.user)]);
-    const waits: number[] = [];
-    if (box && box.consumedPoints > 1) waits.push(box.msBeforeNext);
-    if (client && client.consumedPoints >= this.#config.loginFailuresPerClientPerHour) waits.push(client.msBeforeNext);
-    if (user && user.consumedPoints >= this.#config.loginFailuresPerUserPerHour) waits.push(user.msBeforeNext);
-    if (waits.length > 0) throw throttled('too many failed logins; retry after the time in Retry-After', Math.max(...waits) / 1000);
+    const waits: Array<{ reason: string; ms: number }> = [];
+    if (box && box.consumedPoints > 1) waits.push({ reason: 'backoff', ms: box.msBeforeNext });
+    if (client && client.consumedPoints >= this.#config.loginFailuresPerClientPerHour) waits.push({ reason: 'client', ms: client.msBeforeNext });
+    if (user && user.consumedPoints >= this.#config.loginFailuresPerUserPerHour) waits.push({ reason: 'user', ms: user.msBeforeNext });
+    if (waits.length === 0) return;
+    const longest = waits.reduce((a, b) => (b.ms > a.ms ? b : a));
+    throw this.#refuse(longest.reason, 'too many failed logins; retry after the time in Retry-After', longest.ms / 1000);
+  }
+
+  #refuse(reason: string, detail: string, retryAfterS: number): ApiError {
+    this.#refused?.inc({ reason });
+    return throttled(detail, retryAfterS);
   }
 
   async #recordFailure(keys: ThrottleKeys): Promise<void> {

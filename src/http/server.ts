@@ -129,7 +129,7 @@ function buildDeps(options: ApiServerOptions): { deps: ApiDeps; setSelfUrl(url: 
     readModel: new ReadModel(config, log),
     sse: new SseHub(config, tracker, metrics, quotas),
     quotas,
-    logins: new LoginThrottle(config.http),
+    logins: new LoginThrottle(config.http, metrics),
     selfUrl: urlOf,
   };
   return { deps, setSelfUrl: (url) => (selfUrl = url) };

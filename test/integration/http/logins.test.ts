@@ -2,7 +2,8 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decoyReady } from '../../../src/http/passwords.ts';
-import { PASSWORD, type Stack, call, createStack, login } from './stack.ts';
+import { adminToken } from '../support/tokens.ts';
+import { DEV_SECRET, PASSWORD, type Stack, call, createStack, login } from './stack.ts';
 
 let stack: Stack;
 let url: string;
@@ -91,5 +92,7 @@ describe('logins', () => {
     expect((await call(url, 'POST', '/v1/auth/token', { body: { username: 'alice', password: PASSWORD } })).status).toBe(429);
     // The same user from another client address is not locked out by the attacker.
     expect((await loginFrom('127.0.0.2', 'alice', PASSWORD)).status).toBe(200);
+    const metrics = (await call(url, 'GET', '/metrics', { token: await adminToken(DEV_SECRET) })).text;
+    expect(Number(/^bankstream_http_logins_throttled_total\{[^}]*reason="backoff"[^}]*\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(38);
   });
 });
