@@ -16,7 +16,7 @@ import { partitionForKey } from '../kafka/partitioner.ts';
 import { type KafkaStreams } from '../runtime/kafka-streams.ts';
 import { type TaskStore } from '../stores/types.ts';
 import { type Principal } from './auth.ts';
-import { ApiError, PROBLEM_CODES, type ProblemCode, codeForStatus, unavailable } from './errors.ts';
+import { ApiError, PROBLEM_CODES, type ProblemCode, unavailable } from './errors.ts';
 import { INSTANCE_CALL_HEADER, signInstanceCall } from './instance-call.ts';
 import { type InstanceDirectory, type Owner } from './instances.ts';
 import { type Metrics } from './metrics.ts';
@@ -283,8 +283,9 @@ function stringOrNull(value: bigint | null): string | null {
   return value === null ? null : value.toString();
 }
 
-// What an owner may answer besides 200: the account's rights (403), existence (404) and availability (503).
-const PASSED_STATUSES = new Set([403, 404, 429, 503]);
+// What an owner may answer besides 200: the account's rights (403), existence (404) and availability (429,
+// 503), each with the code it stands for when the owner names none of that status.
+const PASSED_STATUSES: ReadonlyMap<number, ProblemCode> = new Map([[403, 'forbidden'], [404, 'not_found'], [429, 'too_many_requests'], [503, 'partition_unavailable']]);
 const DETAIL_CHARS_MAX = 500;
 const RETRY_AFTER_S_MAX = 3600;
 
@@ -295,11 +296,12 @@ const RETRY_AFTER_S_MAX = 3600;
  */
 export function remoteProblem(owner: Owner, status: number, headers: Headers, body: Buffer): ApiError {
   if (status === 401) return new ApiError('bad_gateway', `instance ${owner.instanceId} refused this instance's credential (is CLUSTER_SECRET the same on both?)`);
-  if (!PASSED_STATUSES.has(status)) return new ApiError('bad_gateway', `instance ${owner.instanceId} answered ${status}`);
-  let code: ProblemCode = codeForStatus(status);
+  let code = PASSED_STATUSES.get(status);
+  if (code === undefined) return new ApiError('bad_gateway', `instance ${owner.instanceId} answered ${status}`);
   let detail = `instance ${owner.instanceId} answered ${status}`;
   try {
     const problem = JSON.parse(body.toString('utf8')) as { code?: unknown; detail?: unknown };
+    if (typeof problem !== 'object' || problem === null || Array.isArray(problem)) throw new TypeError('not a problem document');
     if (typeof problem.code === 'string' && Object.hasOwn(PROBLEM_CODES, problem.code) && PROBLEM_CODES[problem.code as ProblemCode].status === status) code = problem.code as ProblemCode;
     if (typeof problem.detail === 'string') detail = problem.detail.replace(/[\u0000-\u001f\u007f]/gu, ' ').slice(0, DETAIL_CHARS_MAX);
   } catch {

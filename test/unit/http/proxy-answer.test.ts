@@ -42,8 +42,14 @@ describe('answers of a hostile owner (property)', () => {
         const problem = remoteProblem(owner, status, new Headers(), bytes);
         expect([403, 404, 429, 502, 503]).toContain(problem.status);
       }),
-      { numRuns: 500 },
+      { numRuns: 2000 },
     );
+  });
+
+  it('should answer the code of the status when the owner names none (a JSON false, an empty object)', () => {
+    expect(remoteProblem(owner, 503, new Headers(), body(false))).toMatchObject({ status: 502 });
+    expect(remoteProblem(owner, 503, new Headers(), body({}))).toMatchObject({ status: 503, code: 'partition_unavailable' });
+    expect(remoteProblem(owner, 429, new Headers(), body({ code: 'quota_exceeded' }))).toMatchObject({ status: 429, code: 'quota_exceeded' });
   });
 });
 
