@@ -253,8 +253,10 @@ const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /**
  * INSTANCE_URL_ALLOW: comma-separated `scheme://host[:port][/path]` patterns, host `*` (one DNS label, e.g.
  * compose service names) or `*.<domain>` (one label under a domain, e.g. the pods of a headless Service),
- * port `*` = any. Default: ADVERTISED_URL's scheme and port (any port when it is 0) and its siblings: for a
- * DNS name with a dot `*.<parent domain>`, for a single label `*`, for an IP address exactly that address.
+ * port `*` = any. Default: ADVERTISED_URL's scheme and path, and its siblings: for a DNS name with a dot
+ * `*.<parent domain>` on the same port (pods of a headless Service), for a single label `*` on the same port
+ * (compose services), for an IP address or localhost that host on any port (instances of one machine, which
+ * differ by port; instances on other addresses need INSTANCE_URL_ALLOW).
  */
 function instanceUrlAllow(env: Env, advertisedUrl: string): UrlPattern[] {
   const raw = env['INSTANCE_URL_ALLOW']?.trim();
@@ -287,8 +289,9 @@ function derivedPattern(advertisedUrl: string): UrlPattern {
   const own = new URL(advertisedUrl);
   const parts = instanceUrlParts(own);
   const host = parts.host;
-  const isIp = host.startsWith('[') || /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
-  const derivedHost = isIp ? host : host.includes('.') ? `*.${host.slice(host.indexOf('.') + 1)}` : '*';
+  const oneMachine = host.startsWith('[') || /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host === 'localhost';
+  if (oneMachine) return { protocol: parts.protocol, host, port: undefined, path: parts.path };
+  const derivedHost = host.includes('.') ? `*.${host.slice(host.indexOf('.') + 1)}` : '*';
   return { protocol: parts.protocol, host: derivedHost, port: own.port === '0' ? undefined : parts.port, path: parts.path };
 }
 

@@ -16,13 +16,19 @@ describe('INSTANCE_URL_ALLOW', () => {
     expect(instanceUrlAllowed('http://169.254.169.254:8080', patterns)).toBe(false);
   });
 
-  it('should allow single-label hosts when derived from a compose ADVERTISED_URL, and only that address when it is an IP', () => {
+  it('should allow single-label hosts when derived from a compose ADVERTISED_URL, and that address on any port when it is an IP', () => {
     const compose = allow({ ADVERTISED_URL: 'http://bankstream-1:8080' });
     expect(instanceUrlAllowed('http://bankstream-3:8080', compose)).toBe(true);
+    expect(instanceUrlAllowed('http://bankstream-3:9999', compose)).toBe(false);
     expect(instanceUrlAllowed('http://evil.example:8080', compose)).toBe(false);
-    const loopback = allow({ ADVERTISED_URL: 'http://127.0.0.1:0' });
-    expect(instanceUrlAllowed('http://127.0.0.1:41234', loopback)).toBe(true);
-    expect(instanceUrlAllowed('http://127.0.0.2:41234', loopback)).toBe(false);
+    // Several instances of one machine differ by port (tests, a laptop, the bench).
+    for (const advertised of ['http://127.0.0.1:0', 'http://127.0.0.1:18080', 'http://localhost:18080']) {
+      const host = new URL(advertised).hostname;
+      const patterns = allow({ ADVERTISED_URL: advertised });
+      expect(instanceUrlAllowed(`http://${host}:41234`, patterns)).toBe(true);
+      expect(instanceUrlAllowed('http://127.0.0.2:41234', patterns)).toBe(false);
+      expect(instanceUrlAllowed(`https://${host}:41234`, patterns)).toBe(false);
+    }
   });
 
   it('should refuse URLs with credentials, a query, a fragment, another path or another scheme whatever the pattern', () => {
