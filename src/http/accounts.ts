@@ -9,12 +9,13 @@
 // A proxied read carries an instance credential with the caller's verified principal (instance-call.ts),
 // never the user's token; the owner re-checks that principal's rights; its answer is read with a timeout
 // and a size bound and passed on only when it has the expected shape (checkedView, remoteProblem).
+import { AssertionError } from 'node:assert';
 import { type AccountRow, type BalanceRow } from '../bank/stores.ts';
 import { currencyDigits, formatMoney } from '../bank/money.ts';
 import { type Config } from '../config/config.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { type KafkaStreams } from '../runtime/kafka-streams.ts';
-import { type TaskStore } from '../stores/types.ts';
+import { StoreFailedError, type TaskStore } from '../stores/types.ts';
 import { type Principal } from './auth.ts';
 import { ApiError, PROBLEM_CODES, type ProblemCode, unavailable } from './errors.ts';
 import { INSTANCE_CALL_HEADER, signInstanceCall } from './instance-call.ts';
@@ -136,8 +137,9 @@ export class AccountQueries {
     try {
       [row, balance] = await Promise.all([accounts.readCommitted(accountId), balances.readCommitted(accountId)]);
     } catch (error) {
-      // The task was closed under the read (a rebalance): not an error of the store, a move.
-      if (!usable()) throw restoring();
+      // The task was closed under the read (a rebalance, or the engine closing its tasks after a failed
+      // commit, which happens around members leaving): not an error of the store, a move. Logged with its cause.
+      if (!usable() || storeClosedUnderRead(error)) throw new ApiError(restoring().code, restoring().message, { retryAfterS: 1, cause: error });
       throw error;
     }
     if (!usable()) throw restoring();
@@ -277,6 +279,14 @@ function toView(accountId: string, row: AccountRow, balance: BalanceRow | undefi
   };
   if (row.closedAt !== undefined) view.closedAt = row.closedAt;
   return view;
+}
+
+/** A read refused because its store closed or failed closed meanwhile (the task is going away), not a corrupt store. */
+function storeClosedUnderRead(error: unknown): boolean {
+  if (error instanceof StoreFailedError) return true;
+  if (error instanceof AssertionError && /is closed and refuses/.test(error.message)) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'LEVEL_DATABASE_NOT_OPEN' || code === 'LEVEL_ITERATOR_NOT_OPEN';
 }
 
 function stringOrNull(value: bigint | null): string | null {
