@@ -29,11 +29,11 @@ export interface Instance {
 }
 
 export function bankTopology(config: Config) {
-  return buildBankTopology({ topics: config.topics, dedupRetentionMs: config.dedupRetentionMs });
+  return buildBankTopology({ topics: config.topics, dedupRetentionMs: config.dedupRetentionMs, processingExceptionHandler: config.processingExceptionHandler });
 }
 
 /** The bank topology on the exactly-once engine, configured from `config` (not started). */
-export function createBankStreams(config: Config, logger: Logger, onCommit?: KafkaStreamsOptions['onCommit']): KafkaStreams {
+export function createBankStreams(config: Config, logger: Logger, onCommit?: KafkaStreamsOptions['onCommit'], onProcessingError?: KafkaStreamsOptions['onProcessingError']): KafkaStreams {
   return new KafkaStreams(bankTopology(config), {
     applicationId: config.appId,
     instanceId: config.instanceId,
@@ -42,16 +42,18 @@ export function createBankStreams(config: Config, logger: Logger, onCommit?: Kaf
     commitIntervalMs: config.commitIntervalMs,
     batchRecordsMax: config.batchRecordsMax,
     standbyReplicas: config.standbyReplicas,
+    offsetReset: config.offsetReset,
     connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
     logger,
     ...(onCommit ? { onCommit } : {}),
+    ...(onProcessingError ? { onProcessingError } : {}),
   });
 }
 
 export async function startInstance(options: InstanceOptions): Promise<Instance> {
   const { config, logger } = options;
   const metrics = new Metrics({ app: config.appId, instance: config.instanceId });
-  const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info));
+  const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info), (info) => metrics.observeProcessingError(info));
   metrics.bindStreams(streams);
   await streams.start();
   let sink: PostgresSink | undefined;

@@ -3,6 +3,7 @@
 // - nothing identifies the command (not JSON, not an object, unknown type, no id) → dead letter;
 // - a money command with a transferId but bad fields → a `transaction_failed` outcome (malformed / invalid_amount);
 // - an account command with an accountId but bad fields → an audit `account_command_rejected` (malformed).
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { currencyDigits, formatMoney, type MoneyError, parseMoney } from './money.ts';
 
@@ -82,28 +83,79 @@ export type ParsedCommand =
   | { readonly kind: 'account_rejected'; readonly type: AccountCommandType; readonly accountId: string; readonly reason: string }
   | { readonly kind: 'dead_letter'; readonly error: string };
 
-/** Identifiers (account, owner, transfer ids) are non-empty strings of at most this many characters. */
+/**
+ * Identifiers (account, owner, transfer ids) are non-empty strings of at most this many UTF-16 code units
+ * (JavaScript's `length`; a character outside the BMP counts 2), so at most 768 UTF-8 bytes: far below
+ * Postgres' btree entry limit (2,704 bytes) even for a two-id index entry.
+ */
 export const ID_CHARS_MAX = 256;
+/** `reference`, free text: at most this many UTF-16 code units (768 UTF-8 bytes). */
 export const REFERENCE_CHARS_MAX = 256;
+/** The record key is compared with an id, so a longer one can only be wrong; longer keys are described, not quoted. */
+const KEY_QUOTED_BYTES_MAX = 64;
 const AMOUNT_ECHO_CHARS_MAX = 64;
 // Fingerprints longer than this (only possible for malformed commands carrying big values) are hashed.
 const FINGERPRINT_CHARS_MAX = 1024;
+
+const ID_RULE = `a string of 1 to ${ID_CHARS_MAX} characters, well-formed Unicode, without control or format characters`;
 
 const MONEY_TYPES: ReadonlySet<string> = new Set(['deposit', 'withdrawal', 'transfer']);
 const ACCOUNT_TYPES: ReadonlySet<string> = new Set(['open_account', 'close_account']);
 
 type Json = Record<string, unknown>;
 
+// The input rules (README-BANK.md, "Input rules"): what every later stage (store keys, Kafka keys and
+// headers, outcome JSON, Postgres text and jsonb) can carry unchanged, decided here once.
+// - Every string must be well-formed UTF-16 (no lone surrogate, \p{Cs}): UTF-8 has no encoding for one,
+//   so it would become U+FFFD on the way to a store key or to Postgres, which refuses it in text/jsonb.
+// - Ids refuse control characters (\p{Cc}: C0, DEL, C1, NUL included), format characters (\p{Cf}: bidi
+//   overrides, zero-width characters, BOM, soft hyphen) and line/paragraph separators (\p{Zl}, \p{Zp}):
+//   an id is compared byte for byte, so it must not hide characters that print as nothing.
+// - Free text (reference) refuses control characters (one line of text; Postgres refuses NUL) but keeps
+//   format characters: right-to-left text needs its bidi marks.
+const ID_FORBIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+const TEXT_FORBIDDEN = /[\p{Cc}\p{Cs}]/u;
+
+/** An identifier: 1 to ID_CHARS_MAX code units, well-formed, without control, format or separator characters. */
 export function isId(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= ID_CHARS_MAX;
+  return typeof value === 'string' && value.length > 0 && value.length <= ID_CHARS_MAX && !ID_FORBIDDEN.test(value);
+}
+
+const UNSTORABLE = /[\u0000\p{Cs}]/u;
+
+/**
+ * What Postgres text and a store key can hold: well-formed, no NUL. Internal legs are checked with this
+ * weaker rule, not the command rules: a leg written before the rules tightened (an id with a format
+ * character, a reference with a TAB) must still settle or refund its money, not strand it in flight.
+ */
+export function isStorableText(value: unknown, charsMin: number, charsMax: number): value is string {
+  return typeof value === 'string' && value.length >= charsMin && value.length <= charsMax && !UNSTORABLE.test(value);
+}
+
+/** Free text: at most `charsMax` code units, well-formed, without control characters (NUL included). */
+export function isFreeText(value: unknown, charsMax: number): value is string {
+  return typeof value === 'string' && value.length <= charsMax && !TEXT_FORBIDDEN.test(value);
 }
 
 /**
- * Parses one command record. `key` is the record key as a string (null when absent); `timestampMs`
- * stands in for a missing `requestedAt` and must be a valid epoch time.
+ * The record key as text: undefined when its bytes are not valid UTF-8. Decoding with replacement would
+ * let two different keys (the bytes the partitioner hashed, and an id containing U+FFFD) compare equal.
  */
-export function parseCommand(key: string | null, value: Buffer | null, timestampMs: number): ParsedCommand {
+export function keyText(key: Buffer | string | null): string | null | undefined {
+  if (key === null || typeof key === 'string') return key;
+  return isUtf8(key) ? key.toString('utf8') : undefined;
+}
+
+/**
+ * Parses one command record. `key` is the record key, bytes or text (null when absent); `timestampMs`
+ * stands in for a missing `requestedAt` and must be a valid epoch time (see TIMESTAMP_MS_MIN/MAX).
+ */
+export function parseCommand(rawKey: Buffer | string | null, value: Buffer | null, timestampMs: number): ParsedCommand {
   if (value === null) return deadLetter('record value is null');
+  // RFC 8259: JSON exchanged between systems is UTF-8. Replacing bad bytes with U+FFFD would accept a
+  // command that is not the one sent (and a leading BOM is not JSON either: JSON.parse refuses it).
+  if (!isUtf8(value)) return deadLetter('value is not valid UTF-8');
+  const key = keyText(rawKey);
   let json: unknown;
   try {
     json = JSON.parse(value.toString('utf8'));
@@ -118,10 +170,10 @@ export function parseCommand(key: string | null, value: Buffer | null, timestamp
   }
   const fallbackAt = new Date(timestampMs).toISOString();
   if (MONEY_TYPES.has(type)) {
-    if (!isId(raw['transferId'])) return deadLetter(`${type} has no usable transferId (a string of 1 to ${ID_CHARS_MAX} characters)`);
+    if (!isId(raw['transferId'])) return deadLetter(`${type} has no usable transferId (${ID_RULE})`);
     return parseMoneyCommand(type as MoneyCommandType, raw, key, fallbackAt);
   }
-  if (!isId(raw['accountId'])) return deadLetter(`${type} has no usable accountId (a string of 1 to ${ID_CHARS_MAX} characters)`);
+  if (!isId(raw['accountId'])) return deadLetter(`${type} has no usable accountId (${ID_RULE})`);
   return parseAccountCommand(type as AccountCommandType, raw, key, fallbackAt);
 }
 
@@ -148,7 +200,7 @@ function deadLetter(error: string): ParsedCommand {
 }
 
 /** Collects the fields of a money command one check at a time; the first malformed field wins. */
-function parseMoneyCommand(type: MoneyCommandType, raw: Json, key: string | null, fallbackAt: string): ParsedCommand {
+function parseMoneyCommand(type: MoneyCommandType, raw: Json, key: string | null | undefined, fallbackAt: string): ParsedCommand {
   const fields: TransferFields = { transferId: raw['transferId'] as string, type, requestedAt: fallbackAt };
   const fingerprint = fingerprintOf(type, raw);
   const reject = (code: MoneyRejectionCode, reason: string): ParsedCommand => ({ kind: 'money_rejected', fields, code, reason, fingerprint });
@@ -182,24 +234,24 @@ function parseMoneyCommand(type: MoneyCommandType, raw: Json, key: string | null
 /** Checks accountId, or from/to/reference for a transfer, copying each valid one into `fields`. */
 function checkAccountFields(type: MoneyCommandType, raw: Json, fields: TransferFields): string | undefined {
   if (type !== 'transfer') {
-    if (!isId(raw['accountId'])) return `accountId must be a string of 1 to ${ID_CHARS_MAX} characters, got ${describe(raw['accountId'])}`;
+    if (!isId(raw['accountId'])) return `accountId must be ${ID_RULE}, got ${describe(raw['accountId'])}`;
     fields.accountId = raw['accountId'];
     return undefined;
   }
-  if (!isId(raw['from'])) return `from must be a string of 1 to ${ID_CHARS_MAX} characters, got ${describe(raw['from'])}`;
+  if (!isId(raw['from'])) return `from must be ${ID_RULE}, got ${describe(raw['from'])}`;
   fields.from = raw['from'];
-  if (!isId(raw['to'])) return `to must be a string of 1 to ${ID_CHARS_MAX} characters, got ${describe(raw['to'])}`;
+  if (!isId(raw['to'])) return `to must be ${ID_RULE}, got ${describe(raw['to'])}`;
   fields.to = raw['to'];
   const reference = raw['reference'];
   if (reference === undefined) return undefined;
-  if (typeof reference !== 'string' || reference.length > REFERENCE_CHARS_MAX) {
-    return `reference must be a string of at most ${REFERENCE_CHARS_MAX} characters`;
+  if (!isFreeText(reference, REFERENCE_CHARS_MAX)) {
+    return `reference must be a string of at most ${REFERENCE_CHARS_MAX} characters, well-formed Unicode, without control characters`;
   }
   fields.reference = reference;
   return undefined;
 }
 
-function parseAccountCommand(type: AccountCommandType, raw: Json, key: string | null, fallbackAt: string): ParsedCommand {
+function parseAccountCommand(type: AccountCommandType, raw: Json, key: string | null | undefined, fallbackAt: string): ParsedCommand {
   const accountId = raw['accountId'] as string;
   const reject = (reason: string): ParsedCommand => ({ kind: 'account_rejected', type, accountId, reason });
   const requestedAt = parseRequestedAt(raw['requestedAt'], fallbackAt);
@@ -208,7 +260,7 @@ function parseAccountCommand(type: AccountCommandType, raw: Json, key: string | 
   if (keyError) return reject(keyError);
   if (type === 'close_account') return { kind: 'command', command: { type, accountId, requestedAt } };
   const ownerId = raw['ownerId'];
-  if (!isId(ownerId)) return reject(`ownerId must be a string of 1 to ${ID_CHARS_MAX} characters, got ${describe(ownerId)}`);
+  if (!isId(ownerId)) return reject(`ownerId must be ${ID_RULE}, got ${describe(ownerId)}`);
   const currency = raw['currency'];
   const digits = typeof currency === 'string' ? currencyDigits(currency) : undefined;
   if (digits === undefined) return reject(`currency must be a known ISO 4217 code, got ${describe(currency)}`);
@@ -225,9 +277,13 @@ function parseAccountCommand(type: AccountCommandType, raw: Json, key: string | 
 }
 
 /** The record key must be the account the command acts on, so that the task owning it decides. */
-function checkKey(key: string | null, field: string, accountId: string): string | undefined {
+function checkKey(key: string | null | undefined, field: string, accountId: string): string | undefined {
   if (key === null) return `record key is null; it must be the ${field} ${JSON.stringify(accountId)}`;
-  if (key !== accountId) return `record key ${JSON.stringify(key)} differs from ${field} ${JSON.stringify(accountId)}`;
+  if (key === undefined) return `record key is not valid UTF-8; it must be the ${field} ${JSON.stringify(accountId)}`;
+  if (key !== accountId) {
+    const shown = key.length > KEY_QUOTED_BYTES_MAX ? `of ${Buffer.byteLength(key)} bytes` : JSON.stringify(key);
+    return `record key ${shown} differs from ${field} ${JSON.stringify(accountId)}`;
+  }
   return undefined;
 }
 
@@ -262,7 +318,17 @@ function parseRequestedAt(value: unknown, fallbackAt: string): string | undefine
   return ms === undefined ? undefined : new Date(ms).toISOString();
 }
 
-/** Epoch milliseconds of an RFC 3339 timestamp (years 1000–9999), or undefined; sub-millisecond digits are dropped. */
+/**
+ * The instants every stage prints the same way: years 1000 to 9999 in UTC. Outside them toISOString()
+ * writes a sign and six year digits ("+275760-09-13T…"), which the sink and most parsers refuse.
+ */
+export const TIMESTAMP_MS_MIN = Date.UTC(1000, 0, 1);
+export const TIMESTAMP_MS_MAX = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/**
+ * Epoch milliseconds of an RFC 3339 timestamp whose instant lies in years 1000–9999 UTC (the offset
+ * applied), or undefined; sub-millisecond digits are dropped.
+ */
 export function parseIsoTimestamp(text: string): number | undefined {
   const m = ISO_TIMESTAMP.exec(text);
   if (!m) return undefined;
@@ -275,7 +341,8 @@ export function parseIsoTimestamp(text: string): number | undefined {
   if (offsetHours > 23 || offsetMinutes > 59) return undefined;
   const offsetMs = (m[8] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
   const millis = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
-  return Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMs;
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMs;
+  return ms >= TIMESTAMP_MS_MIN && ms <= TIMESTAMP_MS_MAX ? ms : undefined;
 }
 
 /** A short, safe description of a bad value for a reason string. */

@@ -2,7 +2,7 @@
 // ways a command ends (recorded in the dedup store, then answered exactly once).
 import { type MoneyCommand, transferFieldsOf } from './commands.ts';
 import { type Outputs, type TransferFailureCode } from './outcomes.ts';
-import { type BankStores, type TransferEntry } from './stores.ts';
+import { type BankStores, type TransferEntry, findDedup } from './stores.ts';
 
 /** One task's view: its stores, its outputs, and which accounts it owns. */
 export interface BankTask {
@@ -12,21 +12,29 @@ export interface BankTask {
   ownsAccount(accountId: string): boolean;
 }
 
-/** Records a decided money command, keeping the conflicts it has already answered. */
-export function recordFinal(task: BankTask, transferId: string, fingerprint: string, status: 'completed' | 'failed', code?: TransferFailureCode): void {
-  const previous = task.stores.transfers.get(transferId);
+/** The account a money command acts on: its record key, where its transferId is unique. */
+export function actedAccount(command: MoneyCommand): string {
+  return command.type === 'transfer' ? command.from : command.accountId;
+}
+
+/**
+ * Records a decided money command of `account` (its record key), keeping the conflicts it has already
+ * answered, under the key its entry already has (a legacy in-flight entry is finished in place).
+ */
+export function recordFinal(task: BankTask, account: string, transferId: string, fingerprint: string, status: 'completed' | 'failed', code?: TransferFailureCode): void {
+  const { key, entry: previous } = findDedup(task.stores.transfers, account, transferId);
   const entry: TransferEntry = { fingerprint, status, decidedAt: task.out.nowMs };
   if (code !== undefined) entry.code = code;
   if (previous?.conflicts) entry.conflicts = previous.conflicts;
-  task.stores.transfers.put(transferId, entry);
+  task.stores.transfers.put(key, entry);
 }
 
 export function completeCommand(task: BankTask, command: MoneyCommand): void {
-  recordFinal(task, command.transferId, command.fingerprint, 'completed');
+  recordFinal(task, actedAccount(command), command.transferId, command.fingerprint, 'completed');
   task.out.completed(transferFieldsOf(command));
 }
 
 export function failCommand(task: BankTask, command: MoneyCommand, code: TransferFailureCode, reason: string): void {
-  recordFinal(task, command.transferId, command.fingerprint, 'failed', code);
+  recordFinal(task, actedAccount(command), command.transferId, command.fingerprint, 'failed', code);
   task.out.failed(transferFieldsOf(command), code, reason);
 }

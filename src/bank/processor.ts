@@ -1,14 +1,15 @@
 // Step 2 of a command's path: the bank Processor. It parses a record once, names the store keys it
 // will read (prefetch), then dispatches: account commands and deposits/withdrawals to accounts.ts,
 // transfers and their legs to transfer.ts. Every money command passes the idempotency gate first.
+import { createHash } from 'node:crypto';
 import { type PrefetchCollector, type Processor, type ProcessorContext, type Rec, type Serde } from '../topology/types.ts';
-import { type MoneyCommand, parseCommand, type ParsedCommand, type TransferFields, transferFieldsOf } from './commands.ts';
+import { keyText, type MoneyCommand, parseCommand, type ParsedCommand, TIMESTAMP_MS_MAX, TIMESTAMP_MS_MIN, type TransferFields, transferFieldsOf } from './commands.ts';
 import { closeAccount, openAccount, singleLeg } from './accounts.ts';
 import { DedupExpiry } from './expiry.ts';
 import { type Leg, parseLeg } from './legs.ts';
 import { Outputs } from './outcomes.ts';
-import { type BankTask, recordFinal } from './decide.ts';
-import { BankStores, CONFLICTS_REMEMBERED_MAX } from './stores.ts';
+import { type BankTask, actedAccount, recordFinal } from './decide.ts';
+import { BankStores, CONFLICTS_REMEMBERED_MAX, dedupKey, findDedup } from './stores.ts';
 import { credit, debit, refund, settle } from './transfer.ts';
 
 export interface BankProcessorOptions {
@@ -37,11 +38,12 @@ type BankRecord = Rec<Buffer | null, Buffer | LegBytes | null>;
 
 /** A record, parsed once for both prefetch and process. */
 type Work =
-  | { readonly kind: 'command'; readonly parsed: ParsedCommand; readonly toIsLocal: boolean }
+  | { readonly kind: 'command'; readonly parsed: ParsedCommand; readonly toIsLocal: boolean; readonly recordKey: string }
   | { readonly kind: 'leg'; readonly leg: Leg | { error: string } };
 
-// Kafka timestamps may be -1 (none); anything outside what Date can print falls back to the clock.
-const TIMESTAMP_MS_MAX = 8_640_000_000_000_000;
+// Kafka timestamps may be -1 (none) or anything a producer chose; a record timestamp stands in for a
+// missing requestedAt only inside years 1000–9999 (what every later stage prints and parses alike),
+// otherwise the task's clock does.
 
 export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes | null> {
   readonly #options: BankProcessorOptions;
@@ -102,8 +104,9 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
     else if (parsed.kind === 'account_rejected') {
       task.out.audit({ event: 'account_command_rejected', accountId: parsed.accountId, code: 'malformed', reason: parsed.reason });
     } else if (parsed.kind === 'money_rejected') {
-      if (admit(task, parsed.fields.transferId, parsed.fingerprint, () => parsed.fields)) {
-        recordFinal(task, parsed.fields.transferId, parsed.fingerprint, 'failed', parsed.code);
+      // Deduplicated under the record key, the account whose partition decides it, whatever the body says.
+      if (admit(task, work.recordKey, parsed.fields.transferId, parsed.fingerprint, () => parsed.fields)) {
+        recordFinal(task, work.recordKey, parsed.fields.transferId, parsed.fingerprint, 'failed', parsed.code);
         task.out.failed(parsed.fields, parsed.code, parsed.reason);
       }
     } else if (parsed.command.type === 'open_account') openAccount(task, parsed.command);
@@ -112,13 +115,28 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
   }
 
   #parse(rec: BankRecord, bytes: Buffer): Work {
-    const key = rec.key === null ? null : rec.key.toString('utf8');
+    const key = rec.key;
     if (!Buffer.isBuffer(rec.value)) return { kind: 'leg', leg: parseLeg(key, bytes) };
-    const timestampMs = Number.isSafeInteger(rec.timestamp) && rec.timestamp >= 0 && rec.timestamp <= TIMESTAMP_MS_MAX ? rec.timestamp : this.#context!.currentSystemTimeMs();
-    const parsed = parseCommand(key, bytes, timestampMs);
+    const usable = Number.isSafeInteger(rec.timestamp) && rec.timestamp >= TIMESTAMP_MS_MIN && rec.timestamp <= TIMESTAMP_MS_MAX;
+    const parsed = parseCommand(key, bytes, usable ? rec.timestamp : this.#context!.currentSystemTimeMs());
     const toIsLocal = parsed.kind === 'command' && parsed.command.type === 'transfer' && this.#task!.ownsAccount(parsed.command.to);
-    return { kind: 'command', parsed, toIsLocal };
+    return { kind: 'command', parsed, toIsLocal, recordKey: dedupScopeOfKey(key) };
   }
+}
+
+/** A record key longer than any id is kept as its digest in a dedup scope (it can only be a wrong key). */
+const SCOPE_KEY_BYTES_MAX = 1024;
+
+/**
+ * The idempotency scope of a command refused as malformed: its record key, the account whose partition
+ * decided it. A key that is no text (null, not UTF-8) or longer than any id gets a NUL-prefixed stand-in,
+ * which no valid account id can equal (ids hold no control characters) and every store can keep.
+ */
+function dedupScopeOfKey(key: Buffer | null): string {
+  if (key === null) return '';
+  if (key.length > SCOPE_KEY_BYTES_MAX) return `\u0000sha256:${createHash('sha256').update(key).digest('hex')}`;
+  const text = keyText(key);
+  return typeof text === 'string' ? text : `\u0000bytes:${key.toString('hex')}`;
 }
 
 function valueBytes(rec: BankRecord): Buffer | null {
@@ -132,33 +150,38 @@ function collectKeys(work: Work, keys: PrefetchCollector): void {
     keys.add('accounts', id);
     keys.add('balances', id);
   };
+  // The dedup entry of (account, transferId), and the legacy bare-transferId one findDedup falls back to.
+  const dedup = (acted: string, transferId: string): void => {
+    keys.add('transfers', dedupKey(acted, transferId));
+    keys.add('transfers', transferId);
+  };
   if (work.kind === 'leg') {
     if ('error' in work.leg) return;
     if (work.leg.leg === 'credit') account(work.leg.to);
     else {
-      keys.add('transfers', work.leg.transferId);
+      dedup(work.leg.from, work.leg.transferId);
       keys.add('balances', work.leg.from);
     }
     return;
   }
   const parsed = work.parsed;
-  if (parsed.kind === 'money_rejected') keys.add('transfers', parsed.fields.transferId);
+  if (parsed.kind === 'money_rejected') dedup(work.recordKey, parsed.fields.transferId);
   if (parsed.kind !== 'command') return;
   const command = parsed.command;
   if (command.type === 'open_account') keys.add('accounts', command.accountId);
   else if (command.type === 'close_account') account(command.accountId);
   else if (command.type === 'transfer') {
-    keys.add('transfers', command.transferId);
+    dedup(command.from, command.transferId);
     account(command.from);
     if (work.toIsLocal && command.to !== command.from) account(command.to);
   } else {
-    keys.add('transfers', command.transferId);
+    dedup(command.accountId, command.transferId);
     account(command.accountId);
   }
 }
 
 function dispatchMoney(task: BankTask, command: MoneyCommand, toIsLocal: boolean): void {
-  if (!admit(task, command.transferId, command.fingerprint, () => transferFieldsOf(command))) return;
+  if (!admit(task, actedAccount(command), command.transferId, command.fingerprint, () => transferFieldsOf(command))) return;
   if (command.type === 'transfer') debit(task, command, toIsLocal);
   else singleLeg(task, command);
 }
@@ -170,17 +193,18 @@ function dispatchLeg(task: BankTask, leg: Leg): void {
 }
 
 /**
- * The idempotency gate: true when the transferId is new. An exact duplicate (same fingerprint)
- * gets no answer, whatever state the first one reached; a conflicting one gets one
- * `idempotency_conflict` (remembered, so a replay of it is silent too) and changes nothing else.
+ * The idempotency gate: true when (account, transferId) is new; the same transferId on another
+ * account is another command. An exact duplicate (same fingerprint) gets no answer, whatever state
+ * the first one reached; a conflicting one gets one `idempotency_conflict` (remembered, so a replay
+ * of it is silent too) and changes nothing else.
  */
-function admit(task: BankTask, transferId: string, fingerprint: string, fields: () => TransferFields): boolean {
-  const entry = task.stores.transfers.get(transferId);
+function admit(task: BankTask, account: string, transferId: string, fingerprint: string, fields: () => TransferFields): boolean {
+  const { key, entry } = findDedup(task.stores.transfers, account, transferId);
   if (entry === undefined) return true;
   if (entry.fingerprint === fingerprint || entry.conflicts?.includes(fingerprint)) return false;
   const conflicts = entry.conflicts ?? [];
   if (conflicts.length < CONFLICTS_REMEMBERED_MAX) {
-    task.stores.transfers.put(transferId, { ...entry, conflicts: [...conflicts, fingerprint] });
+    task.stores.transfers.put(key, { ...entry, conflicts: [...conflicts, fingerprint] });
   }
   const reason = `transferId ${transferId} was already used for a different command (${entry.status}); that one stands`;
   task.out.failed(fields(), 'idempotency_conflict', reason);

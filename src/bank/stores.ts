@@ -44,7 +44,11 @@ export interface PendingTransfer {
   requestedAt: string;
 }
 
-/** transfers: transferId → the dedup entry of the task that decided it (the from / account task). */
+/**
+ * transfers: dedupKey(acted-on account, transferId) → the dedup entry of the task that decided it (the
+ * from / account task). Entries written before the key named the account sit under the bare
+ * transferId ("legacy"); they are still found (findDedup) until the retention deletes them.
+ */
 export interface TransferEntry {
   /** The command's identifying fields (commands.ts fingerprintOf): same fingerprint = exact duplicate. */
   fingerprint: string;
@@ -56,6 +60,34 @@ export interface TransferEntry {
   conflicts?: string[];
   /** Present while status is in_flight. */
   pending?: PendingTransfer;
+}
+
+/**
+ * The transfers store key of a money command: the account it acts on (its record key: `from`, or
+ * `accountId`) and its transferId, which is where a transferId is unique (README-BANK "Idempotency").
+ * It starts with NUL and length-prefixes the account, so no two pairs share a key and no key equals a
+ * legacy one (a bare transferId: ids hold no control characters).
+ */
+export function dedupKey(account: string, transferId: string): string {
+  return `\u0000${account.length}\u0000${account}\u0000${transferId}`;
+}
+
+/** The transferId a transfers store key names (either key format), for reports. */
+export function transferIdOfDedupKey(key: string): string {
+  const match = /^\u0000(\d+)\u0000/.exec(key);
+  if (!match) return key;
+  const accountStart = match[0].length;
+  return key.slice(accountStart + Number(match[1]) + 1);
+}
+
+/** The dedup entry of (account, transferId) and the key it lives under: the legacy bare-transferId key when only that one exists. */
+export function findDedup(transfers: KeyValueStore<TransferEntry>, account: string, transferId: string): { key: string; entry: TransferEntry | undefined } {
+  const key = dedupKey(account, transferId);
+  const entry = transfers.get(key);
+  if (entry !== undefined) return { key, entry };
+  // A legacy entry keeps the old scope (the whole task) until it expires: same fingerprint = duplicate, else conflict.
+  const legacy = transfers.get(transferId);
+  return legacy === undefined ? { key, entry: undefined } : { key: transferId, entry: legacy };
 }
 
 /** Conflicting fingerprints remembered per transfer; beyond this, further distinct conflicts are answered each time. */

@@ -30,6 +30,11 @@ export interface BankTopologyOptions {
   expiryDeletionsMax?: number;
   /** Entries scanned per expiry run at most (default 100,000). */
   expiryScannedMax?: number;
+  /**
+   * A record whose processing throws deterministically: 'dead-letter' (default) sends it to the DLQ and
+   * goes on, 'fail' stops the instance (src/topology/processing-errors.ts).
+   */
+  processingExceptionHandler?: 'dead-letter' | 'fail';
 }
 
 export const BANK_PROCESSOR = 'bank';
@@ -62,6 +67,7 @@ export function buildBankTopology(options: BankTopologyOptions): Topology {
     .addSink(SINKS.audit, { topic: topics.audit, valueSerde: jsonValueSerde }, BANK_PROCESSOR)
     .addSink(SINKS.credits, { topic: topics.credits, valueSerde: jsonValueSerde }, BANK_PROCESSOR)
     .addSink(SINKS.dlq, { topic: topics.dlq, keySerde: bytesSerde, valueSerde: bytesSerde }, BANK_PROCESSOR)
+    .setProcessingExceptionHandler(options.processingExceptionHandler === 'fail' ? { response: 'fail' } : { response: 'dead-letter', topic: topics.dlq })
     .validate();
 }
 

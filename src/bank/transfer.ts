@@ -11,7 +11,7 @@ import { type TransferCommand, type TransferFields } from './commands.ts';
 import { type BankTask, completeCommand, failCommand, recordFinal } from './decide.ts';
 import { type CreditLeg, type RefundLeg, type SettleLeg } from './legs.ts';
 import { currencyDigits, formatMoney } from './money.ts';
-import { type PendingTransfer, type TransferEntry } from './stores.ts';
+import { type PendingTransfer, type TransferEntry, dedupKey, findDedup } from './stores.ts';
 
 /** The debit leg, already past the idempotency gate. `toIsLocal`: this task also owns `to`. */
 export function debit(task: BankTask, command: TransferCommand, toIsLocal: boolean): void {
@@ -43,7 +43,7 @@ export function debit(task: BankTask, command: TransferCommand, toIsLocal: boole
   task.stores.adjust(from, -amount, amount);
   const pending: PendingTransfer = { from, to, amount: amount.toString(), currency: command.currency, requestedAt: command.requestedAt };
   if (command.reference !== undefined) pending.reference = command.reference;
-  task.stores.transfers.put(transferId, { fingerprint: command.fingerprint, status: 'in_flight', decidedAt: task.out.nowMs, pending });
+  task.stores.transfers.put(dedupKey(from, transferId), { fingerprint: command.fingerprint, status: 'in_flight', decidedAt: task.out.nowMs, pending });
   task.out.leg({ leg: 'credit', transferId, from, to, amount, currency: command.currency, reference: command.reference, requestedAt: command.requestedAt });
 }
 
@@ -74,7 +74,7 @@ export function settle(task: BankTask, leg: SettleLeg): void {
   const entry = inFlightEntry(task, leg);
   if (entry === undefined) return;
   task.stores.adjust(leg.from, 0n, -BigInt(entry.pending.amount));
-  recordFinal(task, leg.transferId, entry.fingerprint, 'completed');
+  recordFinal(task, leg.from, leg.transferId, entry.fingerprint, 'completed');
 }
 
 /** The to task refused: credit the money back and answer for the transfer. */
@@ -83,7 +83,7 @@ export function refund(task: BankTask, leg: RefundLeg): void {
   if (entry === undefined) return;
   const amount = BigInt(entry.pending.amount);
   task.stores.adjust(leg.from, amount, -amount);
-  recordFinal(task, leg.transferId, entry.fingerprint, 'failed', leg.code);
+  recordFinal(task, leg.from, leg.transferId, entry.fingerprint, 'failed', leg.code);
   task.out.audit({ event: 'transfer_refunded', accountId: leg.from, transferId: leg.transferId, code: leg.code });
   task.out.failed(pendingFields(leg.transferId, entry.pending), leg.code, leg.reason);
 }
@@ -94,7 +94,7 @@ export function refund(task: BankTask, leg: RefundLeg): void {
  * to the DLQ for an operator, and the partition goes on.
  */
 function inFlightEntry(task: BankTask, leg: SettleLeg | RefundLeg): (TransferEntry & { pending: PendingTransfer }) | undefined {
-  const entry = task.stores.transfers.get(leg.transferId);
+  const { entry } = findDedup(task.stores.transfers, leg.from, leg.transferId);
   if (entry?.status === 'in_flight' && entry.pending?.from === leg.from) return entry as TransferEntry & { pending: PendingTransfer };
   const state = entry === undefined ? 'unknown' : `${entry.status}, from ${entry.pending?.from ?? '?'}`;
   task.out.deadLetter(`${leg.leg} leg for transfer ${leg.transferId} from ${leg.from} does not match an in-flight transfer (${state})`);

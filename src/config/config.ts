@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type ClusterKey, type ClusterKeys } from './cluster-key.ts';
 import { Secret } from './secret.ts';
+import { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../runtime/offset-reset.ts';
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -39,6 +40,8 @@ export interface Config {
   commitIntervalMs: number;
   batchRecordsMax: number;
   dedupRetentionMs: number;
+  /** PROCESSING_EXCEPTION_HANDLER: a record whose processing throws goes to the DLQ ('dead-letter') or stops the instance ('fail'). */
+  processingExceptionHandler: 'dead-letter' | 'fail';
   httpHost: string;
   httpPort: number;
   advertisedUrl: string;
@@ -49,6 +52,8 @@ export interface Config {
   /** Reverse proxies in front of the API whose X-Forwarded-For is trusted for the client address (0 = none). */
   trustProxyHops: number;
   standbyReplicas: number;
+  /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/runtime/offset-reset.ts. */
+  offsetReset: OffsetResetPolicy;
   logLevel: string;
   sinkGroupId: string;
   sinkBatchRowsMax: number;
@@ -199,6 +204,7 @@ export function loadConfig(env: Env = process.env): Config {
     commitIntervalMs: int(env, 'COMMIT_INTERVAL_MS', 100, 1, 60_000),
     batchRecordsMax: int(env, 'BATCH_RECORDS_MAX', 5000, 1, 1_000_000),
     dedupRetentionMs: int(env, 'DEDUP_RETENTION_MS', 7 * 24 * 3600 * 1000, 1000, 365 * 24 * 3600 * 1000),
+    processingExceptionHandler: str(env, 'PROCESSING_EXCEPTION_HANDLER', 'dead-letter', /^(dead-letter|fail)$/, 'dead-letter or fail') as 'dead-letter' | 'fail',
     httpHost,
     httpPort,
     advertisedUrl,
@@ -206,6 +212,7 @@ export function loadConfig(env: Env = process.env): Config {
     management: managementConfig(env, httpHost, httpPort),
     trustProxyHops: int(env, 'HTTP_TRUST_PROXY_HOPS', 0, 0, 10),
     standbyReplicas: int(env, 'STANDBY_REPLICAS', 0, 0, 8),
+    offsetReset: str(env, 'OFFSET_RESET', 'safe', new RegExp(`^(${OFFSET_RESET_POLICIES.join('|')})$`), OFFSET_RESET_POLICIES.join(', ')) as OffsetResetPolicy,
     logLevel: str(env, 'LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
     sinkGroupId: str(env, 'SINK_GROUP_ID', `${appId}-sink`, NAME_PATTERN, 'letters, digits, ".", "_" or "-"'),
     sinkBatchRowsMax: int(env, 'SINK_BATCH_ROWS_MAX', 5000, 1, 1_000_000),

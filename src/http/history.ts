@@ -1,5 +1,7 @@
-// Reads of the Postgres read model (written by the sink): one transfer, an account's history with keyset
-// pagination, and account owners. Outcomes are returned as the sink stored them (`payload`, the outcome
+// Reads of the Postgres read model (written by the sink): a transfer's decisions, an account's history with
+// keyset pagination, and account owners. The read model holds one row per outcome record (migration 0003):
+// a transferId is unique per acted-on account only, and even there it is new again after the dedup
+// retention, so a lookup by transferId may find several decisions. Outcomes are returned as the sink stored them (`payload`, the outcome
 // record exactly as emitted) plus `status`, so the API shows the same document as the Kafka outcome.
 import pg from 'pg';
 import { type Logger } from 'pino';
@@ -20,29 +22,52 @@ interface TransferRow {
   status: 'COMPLETED' | 'FAILED';
   cursor_at: string;
   transfer_id: string;
+  id: string;
 }
 
+/** One decision found under a transferId: the account that decided it (null for a nameless malformed failure) and its document. */
+export interface TransferDecision {
+  actedAccount: string | null;
+  document: TransferDocument;
+}
+
+/** Decisions returned by one lookup at most (newest first); reuse beyond this is not listed. */
+export const TRANSFER_DECISIONS_MAX = 20;
+
 // The three partial history indexes each serve one branch; UNION (not UNION ALL) drops the same row
-// matched twice (a failed same_account transfer has from = to).
+// matched twice (a failed same_account transfer has from = to). (completed_at, transfer_id, id) is a
+// total order: id breaks the tie between two decisions under one transferId.
 const HISTORY_SQL = `
 WITH page AS (
-  (SELECT transfer_id, completed_at FROM transactions WHERE account_id = $1 AND (completed_at, transfer_id) < ($2::timestamptz, $3)
-   ORDER BY completed_at DESC, transfer_id DESC LIMIT $4)
+  (SELECT id FROM transactions WHERE account_id = $1 AND (completed_at, transfer_id, id) < ($2::timestamptz, $3, $5::bigint)
+   ORDER BY completed_at DESC, transfer_id DESC, id DESC LIMIT $4)
   UNION
-  (SELECT transfer_id, completed_at FROM transactions WHERE from_account = $1 AND (completed_at, transfer_id) < ($2::timestamptz, $3)
-   ORDER BY completed_at DESC, transfer_id DESC LIMIT $4)
+  (SELECT id FROM transactions WHERE from_account = $1 AND (completed_at, transfer_id, id) < ($2::timestamptz, $3, $5::bigint)
+   ORDER BY completed_at DESC, transfer_id DESC, id DESC LIMIT $4)
   UNION
-  (SELECT transfer_id, completed_at FROM transactions WHERE to_account = $1 AND (completed_at, transfer_id) < ($2::timestamptz, $3)
-   ORDER BY completed_at DESC, transfer_id DESC LIMIT $4)
+  (SELECT id FROM transactions WHERE to_account = $1 AND (completed_at, transfer_id, id) < ($2::timestamptz, $3, $5::bigint)
+   ORDER BY completed_at DESC, transfer_id DESC, id DESC LIMIT $4)
 )
-SELECT t.payload, t.status, t.transfer_id,
+SELECT t.payload, t.status, t.transfer_id, t.id::text AS id,
        to_char(t.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
-FROM page JOIN transactions t USING (transfer_id)
-ORDER BY t.completed_at DESC, t.transfer_id DESC
+FROM page JOIN transactions t USING (id)
+ORDER BY t.completed_at DESC, t.transfer_id DESC, t.id DESC
 LIMIT $4`;
 
+// Newest first: the latest decision is the one the processor's dedup remembers.
+const TRANSFER_SQL = `
+SELECT payload, status, transfer_id, id::text AS id, '' AS cursor_at, acted_account
+  FROM transactions WHERE transfer_id = $1 AND ($2::text IS NULL OR acted_account = $2)
+ ORDER BY completed_at DESC, id DESC LIMIT $3`;
+
+// Above every transactions.id (the first page), and below every one: a cursor made before migration 0003
+// ([at, transferId], when a transferId was unique) resumes after every row of that (completed_at,
+// transferId), as it did then.
+const ROW_ID_MAX = '9223372036854775807';
+const ROW_ID_BELOW_ALL = '0';
+
 // Sorts after every real timestamp: the first page starts "before infinity".
-const FIRST_PAGE = { at: 'infinity', id: '' };
+const FIRST_PAGE: Cursor = { at: 'infinity', transferId: '', rowId: ROW_ID_MAX };
 const CURSOR_CHARS_MAX = 600;
 
 export class ReadModel {
@@ -65,20 +90,26 @@ export class ReadModel {
     return this.#pool;
   }
 
-  async transfer(transferId: string): Promise<TransferDocument | undefined> {
-    const rows = await this.#query<TransferRow>(
-      `SELECT payload, status, transfer_id, '' AS cursor_at FROM transactions WHERE transfer_id = $1`,
-      [transferId],
-    );
-    return rows[0] ? documentOf(rows[0]) : undefined;
+  /**
+   * The decisions recorded under a transferId, newest first (at most TRANSFER_DECISIONS_MAX); only
+   * those of `actedAccount` (the command's account: `from`, or `accountId`) when given.
+   */
+  async transfers(transferId: string, actedAccount?: string): Promise<TransferDecision[]> {
+    const rows = await this.#query<TransferRow & { acted_account: string | null }>(TRANSFER_SQL, [transferId, actedAccount ?? null, TRANSFER_DECISIONS_MAX]);
+    return rows.map((row) => ({ actedAccount: row.acted_account, document: documentOf(row) }));
+  }
+
+  /** The latest decision of (actedAccount, transferId), the identity of a money command. */
+  async transfer(transferId: string, actedAccount: string): Promise<TransferDocument | undefined> {
+    return (await this.transfers(transferId, actedAccount))[0]?.document;
   }
 
   async history(accountId: string, limit: number, cursor: string | undefined): Promise<HistoryPage> {
     const from = cursor === undefined ? FIRST_PAGE : decodeCursor(cursor);
-    const rows = await this.#query<TransferRow>(HISTORY_SQL, [accountId, from.at, from.id, limit + 1]);
+    const rows = await this.#query<TransferRow>(HISTORY_SQL, [accountId, from.at, from.transferId, limit + 1, from.rowId]);
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
-    const nextCursor = rows.length > limit && last ? encodeCursor(last.cursor_at, last.transfer_id) : null;
+    const nextCursor = rows.length > limit && last ? encodeCursor(last.cursor_at, last.transfer_id, last.id) : null;
     return { items: items.map(documentOf), nextCursor };
   }
 
@@ -113,11 +144,28 @@ function documentOf(row: TransferRow): TransferDocument {
   return document;
 }
 
-function encodeCursor(at: string, id: string): string {
-  return Buffer.from(JSON.stringify([at, id]), 'utf8').toString('base64url');
+interface Cursor {
+  at: string;
+  transferId: string;
+  /** transactions.id of the last row returned, as a decimal string. */
+  rowId: string;
 }
 
-function decodeCursor(cursor: string): { at: string; id: string } {
+export function encodeCursor(at: string, transferId: string, rowId: string): string {
+  return Buffer.from(JSON.stringify([at, transferId, rowId]), 'utf8').toString('base64url');
+}
+
+/** Bound on a cursor's transfer id (ids are at most 256 characters; a cursor is at most 600 base64 characters anyway). */
+const CURSOR_ID_CHARS_MAX = 256;
+const CURSOR_AT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/;
+
+/**
+ * A cursor this endpoint handed out (or an earlier version's two-part one), or a 400: every value
+ * returned here is one Postgres accepts as ($2::timestamptz, $3 text, $4 bigint), so a crafted cursor
+ * can never turn into a database error (a 503). Date.parse is not strict enough: it takes "2026-02-30"
+ * and year 0, which Postgres refuses.
+ */
+export function decodeCursor(cursor: string): Cursor {
   const invalid = () => invalidParameter('query.cursor', 'is not a cursor returned by this endpoint');
   if (cursor.length > CURSOR_CHARS_MAX || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
   let parsed: unknown;
@@ -126,8 +174,28 @@ function decodeCursor(cursor: string): { at: string; id: string } {
   } catch {
     throw invalid();
   }
-  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[1] !== 'string') throw invalid();
-  const at = parsed[0];
-  if (typeof at !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(at) || Number.isNaN(Date.parse(at))) throw invalid();
-  return { at, id: parsed[1] };
+  if (!Array.isArray(parsed) || (parsed.length !== 2 && parsed.length !== 3)) throw invalid();
+  const [at, transferId] = parsed as unknown[];
+  const rowId = parsed.length === 3 ? (parsed[2] as unknown) : ROW_ID_BELOW_ALL;
+  if (typeof rowId !== 'string' || !/^(0|[1-9][0-9]{0,18})$/.test(rowId) || BigInt(rowId) > BigInt(ROW_ID_MAX)) throw invalid();
+  if (typeof at !== 'string' || !isCursorTimestamp(at)) throw invalid();
+  if (typeof transferId !== 'string' || !isCursorId(transferId)) throw invalid();
+  return { at, transferId, rowId };
+}
+
+/** A real UTC instant in years 1 to 9999, written exactly as the history query writes cursors. */
+function isCursorTimestamp(at: string): boolean {
+  const match = CURSOR_AT.exec(at);
+  if (!match) return false;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return false;
+  // Day 0 of the next month is the last day of this one (Date.UTC maps years 0-99 to 1900+, so set the year apart).
+  const last = new Date(0);
+  last.setUTCFullYear(year, month, 0);
+  return day <= last.getUTCDate();
+}
+
+/** Postgres text cannot hold NUL, and a lone surrogate would be stored as U+FFFD: neither is a real id. */
+function isCursorId(id: string): boolean {
+  return id.length <= CURSOR_ID_CHARS_MAX && id.isWellFormed() && !id.includes('\u0000');
 }

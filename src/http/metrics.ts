@@ -36,6 +36,7 @@ export class Metrics {
   readonly outcomes: Counter<'result' | 'code'>;
   readonly endToEndLatency: Histogram<'result'>;
   readonly proxied: Counter<'result'>;
+  readonly processingErrors: Counter<'node' | 'phase'>;
 
   constructor(labels: MetricsLabels, options: { processMetrics?: boolean } = {}) {
     this.registry.setDefaultLabels({ app: labels.app, instance: labels.instance });
@@ -47,6 +48,7 @@ export class Metrics {
     this.recordsProcessed = this.counter({ name: 'bankstream_streams_records_processed_total', help: 'Input records processed and committed' });
     this.outcomes = this.counter({ name: 'bankstream_outcomes_total', help: 'Outcomes seen on transaction_completed / transaction_failed, by failure code', labelNames: ['result', 'code'] });
     this.endToEndLatency = this.histogram({ name: 'bankstream_end_to_end_latency_seconds', help: 'Time from a command requestedAt to its outcome completedAt', labelNames: ['result'], buckets: LATENCY_BUCKETS_S });
+    this.processingErrors = this.counter({ name: 'bankstream_streams_processing_errors_total', help: 'Records whose processing threw deterministically and went to the dead-letter topic, by node and phase (deserialize, prefetch, process)', labelNames: ['node', 'phase'] });
     this.proxied = this.counter({ name: 'bankstream_http_proxied_queries_total', help: 'Account queries proxied to the owning instance, by result', labelNames: ['result'] });
   }
 
@@ -68,6 +70,11 @@ export class Metrics {
     this.commitDuration.observe(info.durationMs / 1000);
     this.commitRecords.observe(info.records);
     this.recordsProcessed.inc(info.records);
+  }
+
+  /** Pass as KafkaStreams' onProcessingError. Counted when dead-lettered: an aborted transaction may count a record twice. */
+  observeProcessingError(info: { node: string; phase: string }): void {
+    this.processingErrors.inc({ node: info.node, phase: info.phase });
   }
 
   /** One outcome record: `code` is "completed" for transaction_completed. */
@@ -123,6 +130,7 @@ export class Metrics {
     this.gaugeOf('bankstream_streams_standby_tasks', 'Standby tasks (warm copies of other instances\' partitions) on this instance', () => streams.status().standby.length);
     this.gaugeOf('bankstream_streams_standby_lag_records', 'Changelog records the standby tasks have not applied yet', () => streams.status().standbyLagRecords);
     this.counterOf('bankstream_streams_restored_records_total', 'Changelog records restored into local stores', () => streams.status().restoredRecords);
+    this.stoppedGauge('bankstream_streams_partitions_stopped', 'Assigned source partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md', () => streams.status().stopped);
   }
 
   /** Sink gauges and counters, read from the sink at scrape time. */
@@ -132,7 +140,25 @@ export class Metrics {
     this.gaugeOf('bankstream_sink_running', '1 while the Postgres sink is running', () => (sink.status().state === 'running' ? 1 : 0));
     this.counterOf('bankstream_sink_rows_written_total', 'Rows the Postgres sink inserted', () => sink.status().rowsWritten);
     this.counterOf('bankstream_sink_batches_written_total', 'Batches the Postgres sink committed', () => sink.status().batchesWritten);
-    this.counterOf('bankstream_sink_rejects_total', 'Records the sink could not turn into rows', () => sink.status().rejectsWritten);
+    this.counterOf('bankstream_sink_rejects_total', 'Records the sink could not turn into rows (this process)', () => sink.status().rejectsWritten);
+    // An alarm: each unresolved reject may be money the ledger moved and Postgres does not show.
+    this.gaugeOf('bankstream_sink_unresolved_rejects', 'Records kept in sink_rejects and not resolved by an operator (read from PostgreSQL); > 0 means the read model differs from the ledger', () => sink.status().unresolvedRejects?.count ?? 0);
+    this.stoppedGauge('bankstream_sink_partitions_stopped', 'Sink partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md', () => sink.status().stoppedPartitions);
+  }
+
+  /** 1 per stopped topic-partition, labelled with the reason code (series of healed partitions are dropped). */
+  stoppedGauge(name: string, help: string, read: () => Array<{ topic: string; partition: number; code: string }>): void {
+    this.registry.removeSingleMetric(name);
+    new Gauge({
+      name,
+      help,
+      labelNames: ['topic', 'partition', 'code'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { topic, partition, code } of read()) this.set({ topic, partition: String(partition), code }, 1);
+      },
+    });
   }
 
   /** A counter mirroring a cumulative value kept elsewhere: increments by the difference at each scrape. */

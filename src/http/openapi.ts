@@ -24,6 +24,7 @@ function json(description: string, schema: Schema): Record<string, unknown> {
 
 const waitParam = { name: 'wait', in: 'query', required: false, description: 'Milliseconds to wait for the outcome (bounded by HTTP_WAIT_MAX_MS); 202 when it does not come in time', schema: { type: 'integer', minimum: 0 } };
 const idPath = { name: 'id', in: 'path', required: true, schema: id };
+const accountQuery = { name: 'account', in: 'query', required: false, description: 'The account the command acted on (from of a transfer, accountId of a deposit or withdrawal)', schema: id };
 const idempotencyHeader = { name: 'Idempotency-Key', in: 'header', required: false, description: 'The transferId, when not in the body', schema: id };
 const secured = [{ bearer: [] }];
 
@@ -31,7 +32,7 @@ function moneyCommand(summary: string, body: string, roles: string): Record<stri
   return {
     post: {
       summary,
-      description: `Roles: ${roles}. Idempotent by transferId.`,
+      description: `Roles: ${roles}. Idempotent by transferId within the account the command acts on (from, or accountId): the same transferId on another account is another command. Location names both: /v1/transfers/{id}?account={account}.`,
       security: secured,
       parameters: [waitParam, idempotencyHeader],
       requestBody: { required: true, content: { 'application/json': { schema: ref(body) } } },
@@ -47,7 +48,7 @@ function moneyCommand(summary: string, body: string, roles: string): Record<stri
 function paths(): Record<string, unknown> {
   return {
     '/healthz': { get: { summary: 'Liveness', responses: { '200': json('Alive', { type: 'object' }), '503': json('The processor failed', { type: 'object' }) } } },
-    '/readyz': { get: { summary: 'Readiness: processor RUNNING and every assigned task restored ({ready} only; the details with an admin token or on MANAGEMENT_PORT)', responses: { '200': json('Ready', { type: 'object' }), '503': json('Not ready', { type: 'object' }) } } },
+    '/readyz': { get: { summary: 'Readiness: processor RUNNING, every assigned task restored, no unresolved sink reject ({ready} only; reasons and details with an admin token or on MANAGEMENT_PORT)', responses: { '200': json('Ready', ref('Readiness')), '503': json('Not ready; reasons say why (details only)', ref('Readiness')) } } },
     '/metrics': { get: { summary: 'Prometheus metrics (admin token; no token on MANAGEMENT_PORT)', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
     '/openapi.json': { get: { summary: 'This document', responses: { '200': json('OpenAPI 3.1', { type: 'object' }) } } },
     '/v1/auth/token': {
@@ -93,7 +94,13 @@ function paths(): Record<string, unknown> {
     '/v1/deposits': moneyCommand('Deposit external money', 'SingleLegRequest', 'teller, admin'),
     '/v1/withdrawals': moneyCommand('Withdraw money', 'SingleLegRequest', 'teller, admin'),
     '/v1/transfers/{id}': {
-      get: { summary: 'A transfer\'s outcome from the read model', security: secured, parameters: [idPath], responses: { '200': json('The transfer', ref('Transfer')), ...problems(400, 401, 403, 404, 503) } },
+      get: {
+        summary: 'The latest decision of (account, transferId) from the read model',
+        description: 'A transferId is unique per acted-on account (from, or accountId), and new again after the dedup retention. Without ?account= the answer is the latest decision when one account decided the id, or 409 transfer_id_ambiguous listing the accounts (extension member decisions: account, status, completedAt, location) when several did. Every decision is in the account history.',
+        security: secured,
+        parameters: [idPath, accountQuery],
+        responses: { '200': json('The transfer', ref('Transfer')), ...problems(400, 401, 403, 404, 409, 503) },
+      },
     },
   };
 }
@@ -132,6 +139,15 @@ function schemas(): Record<string, Schema> {
         position: { type: 'object', description: 'Changelog offsets of the committed state read', properties: { partition: { type: 'integer' }, accounts: { type: ['string', 'null'] }, balances: { type: ['string', 'null'] } } },
         servedBy: { type: 'object', properties: { instanceId: { type: 'string' }, url: { type: 'string' } } },
         stale: { type: 'object', description: 'Only on a read from a standby (allowStale=true)', properties: { standby: { const: true }, lagRecords: { type: 'string', description: 'Changelog records the standby had not applied yet' } } },
+      },
+    },
+    Readiness: {
+      // Without an admin token (or the management port) only `ready`: the rest are details.
+      type: 'object', required: ['ready'],
+      properties: {
+        ready: { type: 'boolean' },
+        reasons: { type: 'array', items: { type: 'string' }, description: 'Why not ready (empty when ready): streams not RUNNING, tasks restoring, "sink_rejects: ..." when records could not be stored in Postgres' },
+        instanceId: { type: 'string' }, url: { type: 'string' }, streams: { type: 'object' }, sink: { type: ['object', 'null'] }, routing: { type: 'array' },
       },
     },
     HistoryPage: { type: 'object', properties: { accountId: { type: 'string' }, items: { type: 'array', items: ref('Transfer') }, nextCursor: { type: ['string', 'null'] }, next: { type: ['string', 'null'] } } },

@@ -23,6 +23,7 @@ import { PrincipalQuotas } from './quotas.ts';
 import { type Metrics } from './metrics.ts';
 import { errorHandler, requestContext } from './middleware.ts';
 import { OutcomeTracker } from './outcomes.ts';
+import { strictPathEncoding } from './path-encoding.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { managementRoutes, systemRoutes } from './routes/system.ts';
 import { transferRoutes } from './routes/transfers.ts';
@@ -154,6 +155,7 @@ export function createApp(deps: ApiDeps): Koa {
   transferRoutes(router, deps);
   app.use(requestContext(deps.logger, deps.metrics));
   app.use(errorHandler());
+  app.use(strictPathEncoding());
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   return app;

@@ -2,14 +2,13 @@
 // them), and single-value checks for path, query and header parameters (400). Money is checked with the
 // bank's own parser, so the API accepts exactly what the processor accepts, and normalized to the
 // currency's digits so that retries formatted differently ("10" / "10.00") stay exact duplicates.
-import { isId } from '../bank/commands.ts';
+import { isFreeText, isId, REFERENCE_CHARS_MAX } from '../bank/commands.ts';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
 import { type FieldError, invalidParameter, validationFailed } from './errors.ts';
 import { type JsonObject } from './body.ts';
 import { PASSWORD_CHARS_MAX } from './passwords.ts';
 
 export const ID_PATTERN_TEXT = 'a string of 1 to 256 characters';
-const REFERENCE_CHARS_MAX = 256;
 const TOKEN_SAFE = /^[\x21-\x7e]{1,256}$/;
 
 export class BodyReader {
@@ -83,8 +82,9 @@ export class BodyReader {
   reference(field: string): string | undefined {
     const value = this.#take(field);
     if (value === undefined) return undefined;
-    if (typeof value !== 'string' || value.length > REFERENCE_CHARS_MAX) {
-      this.fail(field, `must be a string of at most ${REFERENCE_CHARS_MAX} characters`);
+    // The processor's rule (README-BANK "Input rules"), so the API refuses what the processor would answer malformed.
+    if (!isFreeText(value, REFERENCE_CHARS_MAX)) {
+      this.fail(field, `must be a string of at most ${REFERENCE_CHARS_MAX} characters, well-formed Unicode, without control characters`);
       return undefined;
     }
     return value;

@@ -52,6 +52,9 @@ export interface TopicsOptions {
   logger?: Logger;
 }
 
+/** max.message.bytes of the DLQ topic. */
+export const DLQ_MESSAGE_BYTES_MAX = 2 * 1024 * 1024;
+
 /** Every topic bankstream needs, with its partition count and configuration. */
 export function plannedTopics(config: Config, stores: readonly string[] = DEFAULT_STORE_NAMES): TopicSpec[] {
   const minIsr = { 'min.insync.replicas': String(config.minInsyncReplicas) };
@@ -70,7 +73,10 @@ export function plannedTopics(config: Config, stores: readonly string[] = DEFAUL
     spec(config.topics.completed, 'completed', false),
     spec(config.topics.failed, 'failed', false),
     spec(config.topics.audit, 'audit', false),
-    spec(config.topics.dlq, 'dlq', false),
+    // A dead letter is an input record, untouched, plus error headers: an input record at the broker's size
+    // limit (message.max.bytes, 1 MiB by default) would not fit a DLQ with the same limit, and its commit would
+    // fail on every retry. The DLQ takes twice the default.
+    spec(config.topics.dlq, 'dlq', false, { 'max.message.bytes': String(DLQ_MESSAGE_BYTES_MAX) }),
     // Interactive-query routing metadata (src/http/instances.ts): the latest record per instance id is all
     // that matters, so compacted. Readers tail every partition; the count just follows PARTITIONS.
     spec(instancesTopic(config.appId), 'instances', false, { 'cleanup.policy': 'compact' }),

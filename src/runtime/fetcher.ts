@@ -36,6 +36,14 @@ export interface PartitionFetch {
   lastStableOffset: bigint;
 }
 
+/** A fetch round: the partitions' data, and the positions the broker answered OFFSET_OUT_OF_RANGE for. */
+export interface FetchRound {
+  fetched: PartitionFetch[];
+  outOfRange: FetchPosition[];
+}
+
+const OFFSET_OUT_OF_RANGE = 1;
+
 export interface FetcherOptions {
   maxWaitMs: number;
   minBytes: number;
@@ -86,9 +94,21 @@ export class Fetcher {
    */
   reset(_topic: string, _partition: number): void {}
 
-  /** One fetch round for every position, one request per leader, in parallel. */
+  /** One fetch round for every position; an out-of-range position throws (restore and standbys act on it). */
   async fetch(positions: FetchPosition[]): Promise<PartitionFetch[]> {
-    if (positions.length === 0) return [];
+    const round = await this.fetchRound(positions);
+    const first = round.outOfRange[0];
+    if (first) throw new FetchPartitionError(first.topic, first.partition, OFFSET_OUT_OF_RANGE, 'OFFSET_OUT_OF_RANGE');
+    return round.fetched;
+  }
+
+  /**
+   * One fetch round for every position, one request per leader, in parallel. An out-of-range position is
+   * reported per partition, with the other partitions' data of the same response: it stops that partition
+   * only (the processing loop and the sink), never the whole fetch.
+   */
+  async fetchRound(positions: FetchPosition[]): Promise<FetchRound> {
+    if (positions.length === 0) return { fetched: [], outOfRange: [] };
     const topics = [...new Set(positions.map((p) => p.topic))];
     const metadata = await this.#consumer.metadata({ topics, forceUpdate: this.#staleMetadata });
     this.#staleMetadata = false;
@@ -134,12 +154,13 @@ export class Fetcher {
         }
       }),
     );
-    const out: PartitionFetch[] = [];
-    for (const response of responses) this.#collect(response, topicById, requested, out);
-    return out;
+    const round: FetchRound = { fetched: [], outOfRange: [] };
+    for (const response of responses) this.#collect(response, topicById, requested, round);
+    return round;
   }
 
-  #collect(response: FetchResponse, topicById: Map<string, string>, requested: Map<string, bigint>, out: PartitionFetch[]): void {
+  #collect(response: FetchResponse, topicById: Map<string, string>, requested: Map<string, bigint>, round: FetchRound): void {
+    const out = round.fetched;
     for (const topicResponse of response.responses) {
       const topic = topicById.get(topicResponse.topicId);
       if (!topic) continue;
@@ -147,6 +168,10 @@ export class Fetcher {
         const key = tpKey(topic, p.partitionIndex);
         const from = requested.get(key);
         if (from === undefined) continue;
+        if (p.errorCode === OFFSET_OUT_OF_RANGE) {
+          round.outOfRange.push({ topic, partition: p.partitionIndex, offset: from });
+          continue;
+        }
         if (p.errorCode !== 0) throw new FetchPartitionError(topic, p.partitionIndex, p.errorCode, errorName(p.errorCode));
         // The Java read_committed rule (src/kafka/read-committed.ts): aborted batches become empty shells.
         filterAbortedBatches(p);
@@ -180,7 +205,8 @@ const EMPTY_HEADERS: Headers = Object.freeze({});
 
 function toHeaders(entries: Array<[Buffer | null, Buffer | null]>): Headers {
   if (entries.length === 0) return EMPTY_HEADERS;
-  const headers: Record<string, Buffer> = {};
+  // No prototype: a header named "__proto__" is kept as a header (a plain object would take it as its prototype).
+  const headers = Object.create(null) as Record<string, Buffer>;
   for (const [k, v] of entries) if (k) headers[k.toString('utf8')] = v ?? Buffer.alloc(0);
   return headers;
 }

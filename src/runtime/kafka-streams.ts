@@ -12,7 +12,7 @@
 // (restore from changelogs), resume from committed offsets.
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { Consumer, type ConnectionOptions, type MessageToProduce } from '@platformatic/kafka';
+import { Consumer, type ConnectionOptions, ListOffsetTimestamps, type MessageToProduce } from '@platformatic/kafka';
 import { type Logger } from 'pino';
 import { createTransactionalProducer, type KafkaSecurityOptions } from '../kafka/clients.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
@@ -20,12 +20,14 @@ import { type BankstreamProducer, isProducerFencedError } from '../kafka/produce
 import { explainKafkaError } from '../kafka/security.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
 import { type TaskStore } from '../stores/types.ts';
+import { errorText, ProcessingError, type ProcessingErrorInfo } from '../topology/processing-errors.ts';
 import { type OutputRecord } from '../topology/task-graph.ts';
 import { type Topology } from '../topology/topology.ts';
 import { createCopartitionedAssigner, encodeMemberInfo, LEGACY_PROTOCOL_NAME, PROTOCOL_NAME, splitAssignment } from './assignor.ts';
 import { fetchStableOffsets } from './committed-offsets.ts';
 import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
-import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from './fetcher.ts';
+import { type FetchPosition, Fetcher, type FetchRound, tpKey } from './fetcher.ts';
+import { decideStart, type OffsetResetPolicy, outOfRangeStop, type PartitionStop } from './offset-reset.ts';
 import { restoreTasks } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
 import { StreamTask } from './task.ts';
@@ -46,8 +48,15 @@ export interface KafkaStreamsOptions {
   fetchMaxWaitMs?: number;
   /** Warm copies of other instances' partitions kept by this one (tailing their changelogs); default 0. */
   standbyReplicas?: number;
+  /** What a task does when a source partition has no committed offset (see offset-reset.ts); default 'safe'. */
+  offsetReset?: OffsetResetPolicy;
   /** Called after every commit (metrics, tests). */
   onCommit?: (info: { records: number; outputs: number; durationMs: number }) => void;
+  /**
+   * Called for every record the topology's processing exception handler sent to its dead-letter topic
+   * (metrics); the engine logs each one itself. The dead letter commits with the offset, or not at all.
+   */
+  onProcessingError?: (info: ProcessingErrorInfo) => void;
 }
 
 /** What interactive queries, readiness and routing need to know about this instance's tasks. */
@@ -63,6 +72,8 @@ export interface StreamsStatus {
   /** Changelog records the standbys have not applied yet, summed (as of their last fetch). */
   standbyLagRecords: number;
   restoredRecords: number;
+  /** Assigned partitions that do not run, and why (offsets missing with state, offset out of range). */
+  stopped: PartitionStop[];
 }
 
 export type StreamsListener = (status: StreamsStatus) => void;
@@ -79,7 +90,7 @@ export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 
 /** Failures in a row (without a successful commit in between) after which the instance stops. */
 const MAX_CONSECUTIVE_FAILURES = 10;
 
-type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit'>;
+type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError'>;
 
 interface Assignment {
   generationId: number;
@@ -150,6 +161,7 @@ export class KafkaStreams {
       heartbeatIntervalMs: 1000,
       fetchMaxWaitMs: 50,
       standbyReplicas: 0,
+      offsetReset: 'safe',
       ...options,
     } as ResolvedOptions;
     this.#log = options.logger.child({ component: 'streams', instance: options.instanceId });
@@ -168,6 +180,7 @@ export class KafkaStreams {
       standby: this.#standbys?.partitions() ?? [],
       standbyLagRecords: this.#standbys?.lagRecords() ?? 0,
       restoredRecords: this.#restoredRecords,
+      stopped: [...this.#stopped.values()],
     };
   }
 
@@ -190,7 +203,7 @@ export class KafkaStreams {
 
   /** Partitions whose tasks are restored and running on this instance. */
   runningPartitions(): number[] {
-    return [...this.#tasks.values()].filter((t) => t.state === 'RUNNING').map((t) => t.partition).sort((a, b) => a - b);
+    return [...this.#tasks.values()].filter((t) => t.state === 'RUNNING' && !this.#isStopped(t.partition)).map((t) => t.partition).sort((a, b) => a - b);
   }
 
   /** Read access to a running task's store for interactive queries (committed + uncommitted state). */
@@ -300,7 +313,7 @@ export class KafkaStreams {
   }
 
   async #run(): Promise<void> {
-    let inflight: { epoch: number; promise: Promise<PartitionFetch[]> } | undefined;
+    let inflight: { epoch: number; promise: Promise<FetchRound> } | undefined;
     try {
       while (!this.#stopRequested) {
         if (this.#latest && this.#latest !== this.#assigned) {
@@ -314,12 +327,12 @@ export class KafkaStreams {
           await sleep(50);
           continue;
         }
-        inflight ??= { epoch: this.#fetchEpoch, promise: this.#fetcher.fetch(positions) };
+        inflight ??= { epoch: this.#fetchEpoch, promise: this.#fetcher.fetchRound(positions) };
         const current = inflight;
         inflight = undefined;
-        let fetched: PartitionFetch[];
+        let round: FetchRound;
         try {
-          fetched = await current.promise;
+          round = await current.promise;
         } catch (error) {
           if (isMigratedError(error)) throw new TaskMigratedError('fetch failed', { cause: error });
           this.#log.warn({ err: error }, 'fetch failed; retrying');
@@ -327,9 +340,11 @@ export class KafkaStreams {
           continue;
         }
         if (current.epoch !== this.#fetchEpoch) continue;
+        if (round.outOfRange.length > 0) await this.#stopOutOfRange(round.outOfRange);
+        const fetched = round.fetched;
         this.#advanceFetchPositions(fetched);
         // Pipelining: the broker prepares the next batch while this one is processed.
-        if (!this.#stopRequested && this.#latest === this.#assigned) inflight = { epoch: this.#fetchEpoch, promise: this.#fetcher.fetch(this.#fetchPositions()) };
+        if (!this.#stopRequested && this.#latest === this.#assigned) inflight = { epoch: this.#fetchEpoch, promise: this.#fetcher.fetchRound(this.#fetchPositions()) };
         inflight?.promise.catch(() => undefined);
         await this.#processFetched(fetched);
         await this.#maybeCommit(false);
@@ -342,6 +357,8 @@ export class KafkaStreams {
   }
 
   async #onLoopError(error: unknown): Promise<void> {
+    // The 'fail' processing exception handler: the user chose to stop on a record that throws.
+    if (error instanceof ProcessingError) this.#fatal ??= new FatalStreamsError('processing_failed', error.message, { cause: error });
     if (error instanceof FatalStreamsError || isFencedError(error) || isProducerFencedError(error) || this.#fatal) {
       this.#fatal ??= error instanceof FatalStreamsError ? error : fenced(error);
       this.#state = 'FAILED';
@@ -381,6 +398,7 @@ export class KafkaStreams {
 
   async #rebalance(assignment: Assignment): Promise<void> {
     this.#state = 'REBALANCING';
+    this.#stopped.clear();
     this.#emitStatus();
     // Work processed under the previous generation cannot be committed any more: drop it.
     await this.#abortAndCloseTasks();
@@ -399,18 +417,15 @@ export class KafkaStreams {
     this.#emitStatus();
     const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log, undefined, this.#options.transactionTimeoutMs * 2);
     this.#restoredRecords += restored.records;
+    const earliest = await this.#earliestOffsets(tasks, committed);
     for (const task of tasks) {
-      const positions = new Map<string, bigint>();
-      for (const topic of this.#topology.sourceTopics()) {
-        const offset = committed.get(tpKey(topic, task.partition)) ?? -1n;
-        positions.set(topic, offset >= 0n ? offset : 0n);
-      }
-      task.initialize(positions);
+      const positions = await this.#startPositions(task, committed, earliest);
+      if (positions) task.initialize(positions);
     }
     this.#fetchEpoch++;
     this.#lastCommitMs = Date.now();
     this.#state = 'RUNNING';
-    this.#log.info({ generation: assignment.generationId, partitions: assignment.partitions, standby: assignment.standby, restoredRecords: restored.records }, 'tasks running');
+    this.#log.info({ generation: assignment.generationId, partitions: this.runningPartitions(), stopped: [...this.#stopped.keys()].map((k) => k.replace('\u0000', '-')), standby: assignment.standby, restoredRecords: restored.records }, 'tasks running');
     this.#emitStatus();
   }
 
@@ -425,6 +440,77 @@ export class KafkaStreams {
     });
   }
 
+  // ---- offsets fail closed (see offset-reset.ts) ---------------------------------------------
+
+  /** Partitions (tpKey of each stopped source topic-partition) that do not run, and why. */
+  readonly #stopped = new Map<string, PartitionStop>();
+
+  #isStopped(partition: number): boolean {
+    if (this.#stopped.size === 0) return false;
+    return this.#topology.sourceTopics().some((topic) => this.#stopped.has(tpKey(topic, partition)));
+  }
+
+  #stop(stop: PartitionStop): void {
+    this.#stopped.set(tpKey(stop.topic, stop.partition), stop);
+    this.#log.error({ topic: stop.topic, partition: stop.partition, code: stop.code, action: stop.action }, `partition stopped: ${stop.reason}`);
+  }
+
+  /** Log start offsets of the source partitions that have no committed offset (where "earliest" is). */
+  async #earliestOffsets(tasks: StreamTask[], committed: Map<string, bigint>): Promise<Map<string, bigint>> {
+    const partitions: Record<string, number[]> = {};
+    for (const task of tasks) {
+      for (const topic of this.#topology.sourceTopics()) if ((committed.get(tpKey(topic, task.partition)) ?? -1n) < 0n) (partitions[topic] ??= []).push(task.partition);
+    }
+    return this.#listOffsets(partitions, ListOffsetTimestamps.EARLIEST);
+  }
+
+  async #listOffsets(partitions: Record<string, number[]>, timestamp: bigint): Promise<Map<string, bigint>> {
+    const out = new Map<string, bigint>();
+    if (Object.keys(partitions).length === 0) return out;
+    const listed = await this.#consumer.listOffsets({ topics: Object.keys(partitions), partitions, timestamp, isolationLevel: 1 });
+    for (const [topic, offsets] of listed) offsets.forEach((offset, partition) => out.set(tpKey(topic, partition), offset));
+    return out;
+  }
+
+  /** The positions a restored task starts from, or undefined (and the task stopped) when it must not start. */
+  async #startPositions(task: StreamTask, committed: Map<string, bigint>, earliest: Map<string, bigint>): Promise<Map<string, bigint> | undefined> {
+    const topics = this.#topology.sourceTopics();
+    const committedOf = offsetsOf(committed, topics, task.partition);
+    const missing = topics.some((t) => (committedOf.get(t) ?? -1n) < 0n);
+    const withData = missing ? await storesWithData(task) : [];
+    const decision = decideStart({
+      policy: this.#options.offsetReset,
+      group: 'processor',
+      partition: task.partition,
+      committed: committedOf,
+      earliest: offsetsOf(earliest, topics, task.partition),
+      topics,
+      hasState: withData.length > 0,
+      stateDescription: `the task's stores hold data (${withData.join(', ')}, local or restored from the changelogs)`,
+    });
+    if (!decision.ok) {
+      for (const stop of decision.stops) this.#stop(stop);
+      return undefined;
+    }
+    if (missing) this.#log.info({ task: task.id, positions: Object.fromEntries([...decision.positions].map(([t, o]) => [t, String(o)])) }, 'no committed offsets and no state: a new task starts from the log start');
+    return decision.positions;
+  }
+
+  /** Out-of-range positions stop their partitions only; the loop goes on with the others. */
+  async #stopOutOfRange(positions: FetchPosition[]): Promise<void> {
+    const partitions: Record<string, number[]> = {};
+    for (const p of positions) (partitions[p.topic] ??= []).push(p.partition);
+    const [starts, ends] = await Promise.all([
+      this.#listOffsets(partitions, ListOffsetTimestamps.EARLIEST).catch(() => new Map<string, bigint>()),
+      this.#listOffsets(partitions, ListOffsetTimestamps.LATEST).catch(() => new Map<string, bigint>()),
+    ]);
+    for (const p of positions) {
+      const key = tpKey(p.topic, p.partition);
+      if (!this.#stopped.has(key)) this.#stop(outOfRangeStop('processor', p.topic, p.partition, p.offset, starts.get(key), ends.get(key)));
+    }
+    this.#emitStatus();
+  }
+
   #createTask(partition: number): StreamTask {
     const { applicationId, instanceId, stateDir } = this.#options;
     return new StreamTask({
@@ -437,7 +523,19 @@ export class KafkaStreams {
       partitionForKey,
       emit: (output) => this.#outputs.push(output),
       nowMs: () => Date.now(),
+      onProcessingError: (info) => this.#onProcessingError(info),
     });
+  }
+
+  /** One log line per dead-lettered record (its own position: the record is findable in the DLQ by it). */
+  #onProcessingError(info: ProcessingErrorInfo): void {
+    const { node, phase, topic, partition, offset } = info;
+    this.#log.error({ node, phase, topic, partition, offset: offset.toString(), error: errorText(info.error) }, 'processing exception: the record goes to the dead-letter topic and processing continues');
+    try {
+      this.#options.onProcessingError?.(info);
+    } catch (error) {
+      this.#log.warn({ err: error }, 'processing error listener failed');
+    }
   }
 
   async #abortAndCloseTasks(): Promise<void> {
@@ -466,7 +564,7 @@ export class KafkaStreams {
   #fetchPositions(): FetchPosition[] {
     const out = [];
     for (const task of this.#tasks.values()) {
-      if (task.state !== 'RUNNING') continue;
+      if (task.state !== 'RUNNING' || this.#isStopped(task.partition)) continue;
       for (const [topic, offset] of task.positions) {
         const key = tpKey(topic, task.partition);
         const next = this.#nextFetch.get(key);
@@ -485,7 +583,7 @@ export class KafkaStreams {
   /** Last stable offset per source partition, as the last fetch reported it (for lag). */
   readonly #stableEnds = new Map<string, bigint>();
 
-  #advanceFetchPositions(fetched: PartitionFetch[]): void {
+  #advanceFetchPositions(fetched: FetchRound['fetched']): void {
     for (const part of fetched) {
       const key = tpKey(part.topic, part.partition);
       this.#nextFetch.set(key, part.nextOffset);
@@ -494,10 +592,11 @@ export class KafkaStreams {
   }
 
   /** Processes in chunks so that no transaction carries more than batchRecordsMax input records. */
-  async #processFetched(fetched: PartitionFetch[]): Promise<void> {
+  async #processFetched(fetched: FetchRound['fetched']): Promise<void> {
     for (const part of fetched) {
       let task = this.#tasks.get(part.partition);
-      if (!task || task.state !== 'RUNNING') continue;
+      // A stopped task takes nothing more, not even the other source topic's records of this round.
+      if (!task || task.state !== 'RUNNING' || this.#isStopped(part.partition)) continue;
       if (part.records.length === 0 && part.nextOffset <= (task.positions.get(part.topic) ?? 0n)) continue;
       let index = 0;
       do {
@@ -774,4 +873,31 @@ function fenced(cause: unknown): FatalStreamsError {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** One partition's offsets per topic, out of offsets keyed by tpKey. */
+function offsetsOf(offsets: Map<string, bigint>, topics: string[], partition: number): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const topic of topics) {
+    const offset = offsets.get(tpKey(topic, partition));
+    if (offset !== undefined) out.set(topic, offset);
+  }
+  return out;
+}
+
+/** Names of the task's stores that hold at least one entry (after restore: local data or changelog data). */
+async function storesWithData(task: StreamTask): Promise<string[]> {
+  const names: string[] = [];
+  for (const [name, store] of task.stores) {
+    try {
+      for await (const _entry of store.range({ limit: 1 })) {
+        names.push(name);
+        break;
+      }
+    } catch {
+      // A store that cannot even be read holds something: fail closed.
+      names.push(name);
+    }
+  }
+  return names;
 }

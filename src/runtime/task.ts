@@ -4,6 +4,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { LevelTaskStore } from '../stores/level-store.ts';
 import { type TaskStore } from '../stores/types.ts';
+import { type ProcessingErrorInfo } from '../topology/processing-errors.ts';
 import { type OutputRecord, TaskGraph } from '../topology/task-graph.ts';
 import { type Topology } from '../topology/topology.ts';
 import { IllegalTaskStateError } from './errors.ts';
@@ -29,6 +30,8 @@ export interface TaskOptions {
   partitionForKey(key: Buffer, partitions: number): number;
   emit(output: OutputRecord): void;
   nowMs(): number;
+  /** A record the processing exception handler sent to the dead-letter topic. */
+  onProcessingError?: (info: ProcessingErrorInfo) => void;
 }
 
 export class StreamTask {
@@ -94,6 +97,7 @@ export class StreamTask {
       partitionForKey: this.#options.partitionForKey,
       emit: this.#options.emit,
       nowMs: this.#options.nowMs,
+      ...(this.#options.onProcessingError ? { onProcessingError: this.#options.onProcessingError } : {}),
     });
     this.#graph.init();
   }

@@ -4,7 +4,7 @@
 // (a stale instance after a rebalance, a replay) changes nothing the second time.
 import type pg from 'pg';
 import { type CopyValue, copyRows } from './copy.ts';
-import { type AuditRow, IDEMPOTENCY_CONFLICT, type OutcomeRow, type RejectRow, type SinkRow } from './records.ts';
+import { type AuditRow, IDEMPOTENCY_CONFLICT, type OutcomeRow, type RejectRow, type SinkRow, storableText } from './records.ts';
 
 export interface BatchCounts {
   outcomes: number;
@@ -134,8 +134,10 @@ SELECT transfer_id, reason, requested_at, completed_at, source_topic, source_par
   FROM sink_stage_outcomes WHERE failure_code = $1 ORDER BY seq
 ON CONFLICT DO NOTHING`;
 
-// The balance change comes from the RETURNING rows only, so a transferId already in the table
-// (a replay) moves no money. Accounts are upserted in id order so concurrent sink instances lock
+// The balance change comes from the RETURNING rows only, so a record already in the table (a
+// replay: the same source topic, partition and offset, the only unique key besides the generated id)
+// moves no money, while two decisions under one transferId (another account, or the same one after
+// the dedup retention) are two records, two rows and two balance changes, as in the ledger. Accounts are upserted in id order so concurrent sink instances lock
 // rows in the same order; an account not opened yet in Postgres starts as a pending row.
 const INSERT_TRANSACTIONS_AND_BALANCES = `
 WITH inserted AS (
@@ -219,6 +221,37 @@ async function saveOffsets(client: pg.ClientBase, groupId: string, batch: SinkBa
      DO UPDATE SET next_offset = GREATEST(sink_offsets.next_offset, excluded.next_offset), updated_at = excluded.updated_at`,
     [groupId, offsets.map((o) => o.topic), offsets.map((o) => o.partition), offsets.map((o) => o.offset.toString())],
   );
+}
+
+/** The unresolved rejects of some topics: how many, and the oldest one to name in alarms. */
+export interface UnresolvedRejects {
+  count: number;
+  first: { topic: string; partition: number; offset: string; key: string | null; error: string; rejectedAt: string } | null;
+}
+
+const KEY_CHARS_SHOWN_MAX = 120;
+
+/** Rejects of the topics that no operator has resolved (resolved_at NULL), whichever sink wrote them. */
+export async function loadUnresolvedRejects(client: pg.ClientBase, topics: string[]): Promise<UnresolvedRejects> {
+  const { rows } = await client.query<{ n: string; source_topic: string | null; source_partition: number | null; source_offset: string | null; record_key: Buffer | null; error: string | null; rejected_at: Date | null }>(
+    `SELECT (SELECT count(*) FROM sink_rejects WHERE resolved_at IS NULL AND source_topic = ANY($1::text[])) AS n,
+            f.source_topic, f.source_partition, f.source_offset::text, f.record_key, f.error, f.rejected_at
+       FROM (SELECT 1) one
+       LEFT JOIN LATERAL (SELECT * FROM sink_rejects WHERE resolved_at IS NULL AND source_topic = ANY($1::text[])
+                          ORDER BY rejected_at, id LIMIT 1) f ON true`,
+    [topics],
+  );
+  const row = rows[0];
+  const count = Number(row?.n ?? 0);
+  if (!row || count === 0 || row.source_topic === null) return { count, first: null };
+  const key = row.record_key === null ? null : storableText(row.record_key.toString('utf8')).slice(0, KEY_CHARS_SHOWN_MAX);
+  return {
+    count,
+    first: {
+      topic: row.source_topic, partition: row.source_partition ?? 0, offset: row.source_offset ?? '0', key,
+      error: row.error ?? '', rejectedAt: row.rejected_at?.toISOString() ?? '',
+    },
+  };
 }
 
 /** Reads the stored next offsets of a group for some topics, keyed "topic\0partition". */

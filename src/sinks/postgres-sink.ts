@@ -17,7 +17,8 @@ import { type Config } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
 import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from '../runtime/fetcher.ts';
-import { SinkBatch, STAGING_DDL, loadOffsets, writeBatch } from './batch.ts';
+import { decideStart, outOfRangeStop, type PartitionStop } from '../runtime/offset-reset.ts';
+import { SinkBatch, STAGING_DDL, loadOffsets, loadUnresolvedRejects, writeBatch, type UnresolvedRejects } from './batch.ts';
 import { SinkDatabaseError, databaseStep, kafkaStep } from './errors.ts';
 import { pgConnectionConfig } from './pg-connection.ts';
 import { type SinkTopics, parseRecord } from './records.ts';
@@ -33,6 +34,14 @@ export interface SinkStatus {
   batchesWritten: number;
   assignedPartitions: number;
   consecutiveFailures: number;
+  /** Assigned partitions the sink does not read, and why (offsets missing in a used database, out of range). */
+  stoppedPartitions: PartitionStop[];
+  /**
+   * Records of the sink's topics kept in sink_rejects and not resolved by an operator, as last read
+   * from Postgres (by any sink instance of the database; null until first read). Each one may be
+   * money the ledger moved and Postgres does not show: an alarm, and the instance is not ready.
+   */
+  unresolvedRejects: UnresolvedRejects | null;
 }
 
 export interface PostgresSinkOptions {
@@ -48,6 +57,8 @@ export interface PostgresSinkOptions {
 
 
 const IDLE_WAIT_MS = 100;
+// How often the unresolved rejects are read again, so an operator's resolution clears the alarm.
+const REJECTS_CHECK_INTERVAL_MS = 15_000;
 const FETCH_MAX_BYTES = 8 * 1024 * 1024;
 const FETCH_PARTITION_MAX_BYTES = 1024 * 1024;
 
@@ -67,8 +78,10 @@ export class PostgresSink {
   #generation = 0;
   #seekedGeneration: number | null = null;
   #status: SinkStatus = {
-    state: 'created', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 0, consecutiveFailures: 0,
+    state: 'created', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 0, consecutiveFailures: 0, stoppedPartitions: [],
+    unresolvedRejects: null,
   };
+  #rejectsCheckedAtMs: number | null = null;
 
   constructor(options: PostgresSinkOptions) {
     this.#config = options.config;
@@ -84,7 +97,7 @@ export class PostgresSink {
 
   /** A copy of the current state, for health checks and tests. */
   status(): SinkStatus {
-    return { ...this.#status };
+    return { ...this.#status, stoppedPartitions: [...this.#status.stoppedPartitions] };
   }
 
   /** Records of each assigned partition not written to Postgres yet (last stable offset of the last fetch − position). */
@@ -162,6 +175,7 @@ export class PostgresSink {
 
   async #step(): Promise<void> {
     const db = await this.#connectDb();
+    await this.#maybeCheckRejects(db);
     if (this.#seekedGeneration !== this.#generation) await this.#seek(db);
     if (this.#positions.size === 0) {
       await sleep(IDLE_WAIT_MS, this.#stop.signal);
@@ -170,32 +184,103 @@ export class PostgresSink {
     const generation = this.#generation;
     const fetcher = this.#fetcher;
     if (!fetcher) throw new Error('the sink has no fetcher: start() was not called');
-    const fetched = await kafkaStep('fetch', () => fetcher.fetch([...this.#positions.values()]));
+    const round = await kafkaStep('fetch', () => fetcher.fetchRound([...this.#positions.values()]));
     // A rebalance during the fetch: these partitions may not be ours; the next step re-seeks.
     if (generation !== this.#generation || this.#stop.signal.aborted) return;
-    this.#collect(fetched);
+    if (round.outOfRange.length > 0) await this.#stopOutOfRange(round.outOfRange);
+    this.#collect(round.fetched);
     if (this.#batchDue()) await this.#write(db);
   }
 
-  /** Positions every assigned partition at its offset in Postgres, or the earliest offset when none is stored. */
+  /**
+   * Positions every assigned partition at its offset in Postgres. A fresh database (no offsets of this
+   * group at all) first gets a row for EVERY partition of the sink topics at its log start, so that
+   * members starting together all find rows. Afterwards a partition without a row starts at its log start
+   * only when it is empty (offset-reset.ts); one with records is stopped: they may be sunk already.
+   */
   async #seek(db: pg.Client): Promise<void> {
     const generation = this.#generation;
     const assigned = this.#assignedPartitions();
-    const stored = await databaseStep('load offsets', () => loadOffsets(db, this.#config.sinkGroupId, this.#sinkTopicList()));
-    const missingTopics = [...new Set(assigned.filter((p) => !stored.has(tpKey(p.topic, p.partition))).map((p) => p.topic))];
-    const earliest = missingTopics.length === 0 ? new Map<string, bigint[]>()
-      : await kafkaStep('list earliest offsets', () => this.#requireConsumer().listOffsets({ topics: missingTopics, timestamp: ListOffsetTimestamps.EARLIEST }));
+    const load = () => databaseStep('load offsets', () => loadOffsets(db, this.#config.sinkGroupId, this.#sinkTopicList()));
+    let stored = await load();
+    if (stored.size === 0 && this.#config.offsetReset !== 'none') {
+      await this.#initializeOffsets(db);
+      stored = await load();
+    }
+    const missing = assigned.filter((p) => !stored.has(tpKey(p.topic, p.partition)));
+    const [earliest, latest] = await this.#logRanges(missing);
     this.#positions = new Map();
+    this.#status.stoppedPartitions = [];
+    const started: FetchPosition[] = [];
     for (const { topic, partition } of assigned) {
       const key = tpKey(topic, partition);
-      const offset = stored.get(key) ?? earliest.get(topic)?.[partition] ?? 0n;
-      this.#positions.set(key, { topic, partition, offset });
+      const position = this.#startPosition(topic, partition, stored, earliest, latest);
+      if (position === undefined) continue;
+      if (!stored.has(key)) started.push({ topic, partition, offset: position });
+      this.#positions.set(key, { topic, partition, offset: position });
       this.#fetcher?.reset(topic, partition);
     }
+    if (started.length > 0) await databaseStep('store start offsets', () => storeStartOffsets(db, this.#config.sinkGroupId, started));
     this.#batch = new SinkBatch();
     this.#seekedGeneration = generation;
     this.#status.assignedPartitions = assigned.length;
     this.#log.debug({ positions: [...this.#positions.values()].map((p) => `${p.topic}-${p.partition}@${p.offset}`) }, 'sink seeked to stored offsets');
+  }
+
+  /** A fresh database: every partition of the sink topics starts at its log start. */
+  async #initializeOffsets(db: pg.Client): Promise<void> {
+    const topics = this.#sinkTopicList();
+    const consumer = this.#requireConsumer();
+    const earliest = await kafkaStep('list earliest offsets', () => consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST }));
+    const positions = [...earliest].flatMap(([topic, offsets]) => offsets.map((offset, partition) => ({ topic, partition, offset })));
+    await databaseStep('store start offsets', () => storeStartOffsets(db, this.#config.sinkGroupId, positions));
+    this.#log.info({ group: this.#config.sinkGroupId, partitions: positions.length }, 'no sink offsets in this database: every partition starts at its log start');
+  }
+
+  /** Log start and end offsets of the partitions that have no stored offset. */
+  async #logRanges(partitions: Array<{ topic: string; partition: number }>): Promise<[Map<string, bigint[]>, Map<string, bigint[]>]> {
+    if (partitions.length === 0) return [new Map(), new Map()];
+    const topics = [...new Set(partitions.map((p) => p.topic))];
+    const consumer = this.#requireConsumer();
+    return Promise.all([
+      kafkaStep('list earliest offsets', () => consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST })),
+      kafkaStep('list latest offsets', () => consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.LATEST, isolationLevel: 1 })),
+    ]);
+  }
+
+  #startPosition(topic: string, partition: number, stored: Map<string, bigint>, earliest: Map<string, bigint[]>, latest: Map<string, bigint[]>): bigint | undefined {
+    const offset = stored.get(tpKey(topic, partition));
+    if (offset !== undefined) return offset;
+    const start = earliest.get(topic)?.[partition] ?? 0n;
+    const end = latest.get(topic)?.[partition] ?? 0n;
+    const decision = decideStart({
+      policy: this.#config.offsetReset,
+      group: 'sink',
+      partition,
+      committed: new Map(),
+      earliest: new Map([[topic, start]]),
+      topics: [topic],
+      // The database holds this group's offsets (see #seek), and the partition has records: they may be sunk.
+      hasState: end > start,
+      stateDescription: `this database holds offsets of sink group ${this.#config.sinkGroupId} for other partitions and ${topic}-${partition} holds offsets ${start} to ${end}`,
+    });
+    if (decision.ok) return decision.positions.get(topic);
+    for (const stop of decision.stops) this.#stopPartition(stop);
+    return undefined;
+  }
+
+  #stopPartition(stop: PartitionStop): void {
+    this.#positions.delete(tpKey(stop.topic, stop.partition));
+    this.#status.stoppedPartitions = [...this.#status.stoppedPartitions.filter((s) => s.topic !== stop.topic || s.partition !== stop.partition), stop];
+    this.#log.error({ topic: stop.topic, partition: stop.partition, code: stop.code, action: stop.action }, `sink partition stopped: ${stop.reason}`);
+  }
+
+  /** Out-of-range positions stop their partitions only (records deleted unsunk, or a recreated topic). */
+  async #stopOutOfRange(positions: FetchPosition[]): Promise<void> {
+    const [earliest, latest] = await this.#logRanges(positions).catch(() => [new Map<string, bigint[]>(), new Map<string, bigint[]>()] as const);
+    for (const { topic, partition, offset } of positions) {
+      this.#stopPartition(outOfRangeStop('sink', topic, partition, offset, earliest.get(topic)?.[partition], latest.get(topic)?.[partition]));
+    }
   }
 
   /** Adds fetched records to the batch without letting it grow past sinkBatchRowsMax. */
@@ -229,7 +314,11 @@ export class PostgresSink {
     this.#status.rowsWritten += result.rowsInserted;
     this.#status.rejectsWritten += result.rejectsInserted;
     this.#status.batchesWritten += 1;
-    if (result.rejectsInserted > 0) this.#log.error({ rejects: result.rejectsInserted }, 'records the sink could not store were kept in sink_rejects');
+    if (result.rejectsInserted > 0) {
+      this.#log.error({ rejects: batch.rejects.map((r) => ({ ...r.source, offset: r.source.offset.toString(), error: r.error })) }, 'records the sink could not store were kept in sink_rejects: the read model differs from the ledger');
+      this.#rejectsCheckedAtMs = null;
+      await this.#maybeCheckRejects(db);
+    }
     this.#log.debug({ ...batch.counts(), inserted: result.rowsInserted }, 'sink batch written');
   }
 
@@ -244,6 +333,14 @@ export class PostgresSink {
     if (databaseDown) await this.#closeDb();
     const hint = databaseDown && error.sqlState === '42P01' ? 'run "bankstream migrate"' : undefined;
     this.#log.warn({ err: error, state: this.#status.state, retryInMs: backoffMs, attempt: this.#status.consecutiveFailures, hint }, 'sink paused');
+  }
+
+  /** Reads the unresolved rejects when never read, after a new reject, or every REJECTS_CHECK_INTERVAL_MS. */
+  async #maybeCheckRejects(db: pg.Client): Promise<void> {
+    const nowMs = Date.now();
+    if (this.#rejectsCheckedAtMs !== null && nowMs - this.#rejectsCheckedAtMs < REJECTS_CHECK_INTERVAL_MS) return;
+    this.#status.unresolvedRejects = await databaseStep('read unresolved rejects', () => loadUnresolvedRejects(db, this.#sinkTopicList()));
+    this.#rejectsCheckedAtMs = nowMs;
   }
 
   async #flushOnStop(): Promise<void> {
@@ -322,6 +419,16 @@ export class PostgresSink {
   }
 }
 
+/** Stores where partitions without an offset start; a row written meanwhile by a batch wins. */
+async function storeStartOffsets(db: pg.ClientBase, groupId: string, positions: FetchPosition[]): Promise<void> {
+  await db.query(
+    `INSERT INTO sink_offsets (group_id, topic, partition, next_offset, updated_at)
+     SELECT $1, topic, partition, next_offset, now() FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS o(topic, partition, next_offset)
+     ON CONFLICT (group_id, topic, partition) DO NOTHING`,
+    [groupId, positions.map((p) => p.topic), positions.map((p) => p.partition), positions.map((p) => p.offset.toString())],
+  );
+}
+
 /** Waits, or returns early when the signal aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
@@ -334,4 +441,18 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * Why a sink with this status makes its instance not ready (empty: nothing to say): a partition it does
+ * not read (it needs an operator), or an unresolved reject (the read model differs from the ledger).
+ */
+export function sinkNotReadyReasons(status: SinkStatus): string[] {
+  const reasons = status.stoppedPartitions.map((stop) => `sink: ${stop.topic}-${stop.partition} stopped (${stop.code}): ${stop.reason}; ${stop.action}`);
+  const rejects = status.unresolvedRejects;
+  if (rejects === null || rejects.count === 0) return reasons;
+  const first = rejects.first;
+  const where = first ? `; first ${first.topic}-${first.partition}@${first.offset}${first.key !== null ? ` (key ${JSON.stringify(first.key)})` : ''}: ${first.error}` : '';
+  reasons.push(`sink_rejects: ${rejects.count} record(s) of the outcome and audit topics could not be stored in PostgreSQL, so the read model differs from the ledger${where}; see "bankstream reconcile" and resolve them in sink_rejects`);
+  return reasons;
 }

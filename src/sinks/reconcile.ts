@@ -7,7 +7,10 @@
 //             (deposits − withdrawals ± transfers), read_committed.
 //   postgres  accounts.balance, written by the sink.
 // Then the invariants: per currency Σ balances = Σ completed deposits − Σ completed withdrawals; no
-// transfer in flight; Postgres `transactions` equals the outcome topics one for one.
+// transfer in flight; Postgres `transactions` equals the outcome topics one for one (matched by the
+// outcome record's topic, partition and offset: a transferId is unique per acted-on account only, and
+// may be decided again after the dedup retention); no unresolved sink reject (each is a record
+// Postgres does not show, named in the report).
 //
 // "Quiet" is checked, not assumed: no open transaction on any topic read, the processor has
 // committed past every input and credits record, and the sink has stored offsets past every outcome.
@@ -17,12 +20,12 @@ import { pgConnectionConfig } from './pg-connection.ts';
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import pg from 'pg';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
-import { type AccountRow, type BalanceRow, type TransferEntry } from '../bank/stores.ts';
+import { type AccountRow, type BalanceRow, type TransferEntry, transferIdOfDedupKey } from '../bank/stores.ts';
 import { type Config, changelogTopic } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
 import { fetchStableOffsets } from '../runtime/committed-offsets.ts';
 import { Fetcher, type FetchedRecord, tpKey } from '../runtime/fetcher.ts';
-import { IDEMPOTENCY_CONFLICT } from './records.ts';
+import { IDEMPOTENCY_CONFLICT, storableText } from './records.ts';
 
 export interface ReconcileOptions {
   /** Base URL of the HTTP API; when set, every account is also read through GET /v1/accounts/:id. */
@@ -50,6 +53,7 @@ export type DifferenceKind =
   | 'transaction_extra'
   | 'transaction_status'
   | 'conflicts_mismatch'
+  | 'sink_reject'
   | 'unreadable_record'
   | 'outcomes_truncated'
   | 'api_error';
@@ -108,6 +112,8 @@ export interface ReconcileReport {
     conflicts: number;
     postgresTransactions: number;
     postgresConflicts: number;
+    /** Unresolved sink_rejects rows of the outcome and audit topics. */
+    sinkRejects: number;
     inFlightAccounts: number;
     inFlightTransfers: number;
   };
@@ -125,7 +131,7 @@ export async function reconcile(config: Config, options: ReconcileOptions = {}):
   try {
     await db.connect();
     const before = await waitQuiet(config, reader, db, options.quietTimeoutMs ?? 30_000, options.logger);
-    const postgres = await readPostgres(db);
+    const postgres = await readPostgres(db, [config.topics.completed, config.topics.failed, config.topics.audit]);
     const stores = await readStores(config, reader);
     const outcomes = await readOutcomes(config, reader);
     const api = options.apiUrl ? await readApi(options, accountIds(stores, outcomes, postgres)) : null;
@@ -323,13 +329,30 @@ interface OutcomeView {
   currencyOf: Map<string, string>;
   deposits: Map<string, bigint>;
   withdrawals: Map<string, bigint>;
-  /** transferId → the statuses of its outcomes (more than one is a duplicate). */
-  statuses: Map<string, Array<'COMPLETED' | 'FAILED'>>;
+  /** Every outcome record but conflicts, by position ("topic\0partition\0offset"). */
+  records: Map<string, OutcomeRecord>;
+  /** (acted-on account, transferId) → the decision times (epoch ms) of its outcomes. */
+  decisions: Map<string, number[]>;
   completed: number;
   failed: number;
   conflicts: number;
   unreadable: Difference[];
   truncated: Difference[];
+}
+
+interface OutcomeRecord {
+  transferId: string;
+  /** The account whose task decided it (accountId, else from); null when the outcome names none. */
+  account: string | null;
+  status: 'COMPLETED' | 'FAILED';
+  where: string;
+}
+
+interface SinkReject {
+  where: string;
+  key: string | null;
+  error: string;
+  rejectedAt: string;
 }
 
 interface PostgresAccount {
@@ -340,8 +363,10 @@ interface PostgresAccount {
 
 interface PostgresView {
   accounts: Map<string, PostgresAccount>;
-  transactions: Map<string, string>;
+  /** status by the row's source position ("topic\0partition\0offset"). */
+  transactions: Map<string, { transferId: string; status: string }>;
   conflicts: number;
+  rejects: SinkReject[];
 }
 
 type ApiView = Map<string, { balance: string | null; error?: string }>;
@@ -375,7 +400,7 @@ function balanceRow(value: Record<string, unknown>, record: FetchedRecord, unrea
 /** Outcome totals per account and currency, and one status per transferId. */
 async function readOutcomes(config: Config, reader: TopicReader): Promise<OutcomeView> {
   const view: OutcomeView = {
-    deltas: new Map(), currencyOf: new Map(), deposits: new Map(), withdrawals: new Map(), statuses: new Map(),
+    deltas: new Map(), currencyOf: new Map(), deposits: new Map(), withdrawals: new Map(), records: new Map(), decisions: new Map(),
     completed: 0, failed: 0, conflicts: 0, unreadable: [], truncated: [],
   };
   const { completed, failed } = config.topics;
@@ -400,7 +425,7 @@ function addCompleted(view: OutcomeView, value: Record<string, unknown>, record:
     return;
   }
   view.completed++;
-  addStatus(view, transferId, 'COMPLETED');
+  addRecord(view, record, value, transferId, 'COMPLETED');
   const move = (account: unknown, delta: bigint) => {
     if (typeof account !== 'string') return;
     view.deltas.set(account, (view.deltas.get(account) ?? 0n) + delta);
@@ -428,34 +453,62 @@ function addFailed(view: OutcomeView, value: Record<string, unknown>, record: Fe
     return;
   }
   view.failed++;
-  addStatus(view, transferId, 'FAILED');
+  addRecord(view, record, value, transferId, 'FAILED', code === 'malformed');
 }
 
-function addStatus(view: OutcomeView, transferId: string, status: 'COMPLETED' | 'FAILED'): void {
-  const list = view.statuses.get(transferId);
-  if (list) list.push(status);
-  else view.statuses.set(transferId, [status]);
+/**
+ * One outcome record by position, and its decision under (account, transferId) for the duplicate check.
+ * A malformed failure is left out of that check: the processor deduplicates it under the record key,
+ * which the outcome does not carry and which may differ from the account its body names.
+ */
+function addRecord(view: OutcomeView, record: FetchedRecord, value: Record<string, unknown>, transferId: string, status: 'COMPLETED' | 'FAILED', malformed = false): void {
+  const account = typeof value.accountId === 'string' ? value.accountId : typeof value.from === 'string' ? value.from : null;
+  view.records.set(positionKey(record.topic, record.partition, record.offset), { transferId, account, status, where: where(record) });
+  if (malformed) return;
+  const decidedAtMs = typeof value.completedAt === 'string' ? Date.parse(value.completedAt) : Number.NaN;
+  const key = decisionKey(account, transferId);
+  const times = view.decisions.get(key);
+  if (times) times.push(decidedAtMs);
+  else view.decisions.set(key, [decidedAtMs]);
 }
 
-/** One REPEATABLE READ snapshot, so the three queries see the same committed state. */
-async function readPostgres(db: pg.Client): Promise<PostgresView> {
+function positionKey(topic: string, partition: number, offset: bigint | string): string {
+  return `${topic}\u0000${partition}\u0000${offset}`;
+}
+
+function decisionKey(account: string | null, transferId: string): string {
+  return JSON.stringify([account, transferId]);
+}
+
+/** One REPEATABLE READ snapshot, so the queries see the same committed state. */
+async function readPostgres(db: pg.Client, sinkTopics: string[]): Promise<PostgresView> {
   await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    return await queryPostgres(db);
+    return await queryPostgres(db, sinkTopics);
   } finally {
     await db.query('COMMIT');
   }
 }
 
-async function queryPostgres(db: pg.Client): Promise<PostgresView> {
+async function queryPostgres(db: pg.Client, sinkTopics: string[]): Promise<PostgresView> {
   const accounts = await db.query<{ id: string; currency: string | null; status: string; balance: string }>(
     'SELECT id, currency, status, balance::text AS balance FROM accounts');
-  const transactions = await db.query<{ transfer_id: string; status: string }>('SELECT transfer_id, status FROM transactions');
+  const transactions = await db.query<{ transfer_id: string; status: string; source_topic: string; source_partition: number; source_offset: string }>(
+    'SELECT transfer_id, status, source_topic, source_partition, source_offset::text FROM transactions');
   const conflicts = await db.query<{ n: string }>('SELECT count(*) AS n FROM transfer_conflicts');
+  const rejects = await db.query<{ source_topic: string; source_partition: number; source_offset: string; record_key: Buffer | null; error: string; rejected_at: Date }>(
+    `SELECT source_topic, source_partition, source_offset::text, record_key, error, rejected_at FROM sink_rejects
+      WHERE resolved_at IS NULL AND source_topic = ANY($1::text[]) ORDER BY rejected_at, id`, [sinkTopics]);
   return {
     accounts: new Map(accounts.rows.map((row) => [row.id, { currency: row.currency, status: row.status, balance: row.balance }])),
-    transactions: new Map(transactions.rows.map((row) => [row.transfer_id, row.status])),
+    transactions: new Map(transactions.rows.map((row) => [positionKey(row.source_topic, row.source_partition, row.source_offset), { transferId: row.transfer_id, status: row.status }])),
     conflicts: Number(conflicts.rows[0]?.n ?? 0),
+    rejects: rejects.rows.map((row) => ({
+      where: `${row.source_topic}-${row.source_partition}@${row.source_offset}`,
+      key: row.record_key === null ? null : storableText(row.record_key.toString('utf8')).slice(0, 120),
+      error: row.error,
+      rejectedAt: row.rejected_at.toISOString(),
+    })),
   };
 }
 
@@ -534,8 +587,16 @@ function buildReport(config: Config, views: Views, differencesMax: number): Reco
   const ids = accountIds(stores, outcomes, postgres);
   for (const id of ids) compareAccount(id, views, findings);
   const currencies = compareCurrencies(stores, outcomes, findings);
-  compareTransactions(outcomes, postgres, findings);
-  for (const [transferId, entry] of stores.inFlightTransfers) {
+  compareTransactions(outcomes, postgres, config.dedupRetentionMs, findings);
+  for (const reject of postgres.rejects) {
+    findings.add({
+      kind: 'sink_reject',
+      ...(reject.key === null ? {} : { transferId: reject.key }),
+      message: `${reject.where}${reject.key === null ? '' : ` (key ${JSON.stringify(reject.key)})`} could not be stored in Postgres (${reject.error}); rejected ${reject.rejectedAt}, unresolved in sink_rejects`,
+    });
+  }
+  for (const [key, entry] of stores.inFlightTransfers) {
+    const transferId = transferIdOfDedupKey(key);
     findings.add({ kind: 'in_flight', transferId, accountId: entry.pending?.from, message: `transfer ${transferId} is still in flight (from ${entry.pending?.from ?? '?'} to ${entry.pending?.to ?? '?'})` });
   }
   return {
@@ -552,6 +613,7 @@ function buildReport(config: Config, views: Views, differencesMax: number): Reco
       conflicts: outcomes.conflicts,
       postgresTransactions: postgres.transactions.size,
       postgresConflicts: postgres.conflicts,
+      sinkRejects: postgres.rejects.length,
       inFlightAccounts: [...stores.balances.values()].filter((b) => BigInt(b.inFlight) !== 0n).length,
       inFlightTransfers: stores.inFlightTransfers.size,
     },
@@ -621,16 +683,29 @@ function compareCurrencies(stores: StoreView, outcomes: OutcomeView, findings: F
   });
 }
 
-/** Postgres `transactions` against the outcome topics: the same transferIds, one each, the same status. */
-function compareTransactions(outcomes: OutcomeView, postgres: PostgresView, findings: Findings): void {
-  for (const [transferId, statuses] of outcomes.statuses) {
-    if (statuses.length > 1) findings.add({ kind: 'duplicate_outcome', transferId, message: `transfer ${transferId} has ${statuses.length} outcomes in the topics (${statuses.join(', ')})` });
-    const stored = postgres.transactions.get(transferId);
-    if (stored === undefined) findings.add({ kind: 'transaction_missing', transferId, message: `transfer ${transferId} (${statuses[0]}) is not in Postgres` });
-    else if (stored !== statuses[0]) findings.add({ kind: 'transaction_status', transferId, message: `transfer ${transferId} is ${stored} in Postgres, ${statuses[0]} in the topics` });
+/**
+ * Postgres `transactions` against the outcome topics, record for record by source position, the same
+ * status. And the dedup rule: one (acted-on account, transferId) decided twice within the retention
+ * is a duplicate the processor should have suppressed (after the retention it is a new command).
+ */
+function compareTransactions(outcomes: OutcomeView, postgres: PostgresView, retentionMs: number, findings: Findings): void {
+  for (const [position, outcome] of outcomes.records) {
+    const name = `transfer ${outcome.transferId}${outcome.account === null ? '' : ` of ${outcome.account}`} (${outcome.where})`;
+    const stored = postgres.transactions.get(position);
+    const ids = { transferId: outcome.transferId, ...(outcome.account === null ? {} : { accountId: outcome.account }) };
+    if (stored === undefined) findings.add({ kind: 'transaction_missing', ...ids, message: `${name}, ${outcome.status}, is not in Postgres` });
+    else if (stored.status !== outcome.status) findings.add({ kind: 'transaction_status', ...ids, message: `${name} is ${stored.status} in Postgres, ${outcome.status} in the topics` });
   }
-  for (const transferId of postgres.transactions.keys()) {
-    if (!outcomes.statuses.has(transferId)) findings.add({ kind: 'transaction_extra', transferId, message: `transfer ${transferId} is in Postgres but has no outcome in the topics` });
+  for (const [position, stored] of postgres.transactions) {
+    if (!outcomes.records.has(position)) findings.add({ kind: 'transaction_extra', transferId: stored.transferId, message: `transfer ${stored.transferId} (${position.replaceAll('\u0000', '-')}) is in Postgres but has no outcome at that position in the topics` });
+  }
+  for (const [key, times] of outcomes.decisions) {
+    if (times.length < 2) continue;
+    const sorted = [...times].sort((a, b) => a - b);
+    const close = sorted.some((t, i) => i > 0 && !(t - (sorted[i - 1] ?? t) >= retentionMs));
+    if (!close) continue;
+    const [account, transferId] = JSON.parse(key) as [string | null, string];
+    findings.add({ kind: 'duplicate_outcome', transferId, ...(account === null ? {} : { accountId: account }), message: `transfer ${transferId}${account === null ? '' : ` of ${account}`} has ${times.length} outcomes in the topics within the dedup retention` });
   }
   if (outcomes.conflicts !== postgres.conflicts) {
     findings.add({ kind: 'conflicts_mismatch', message: `${outcomes.conflicts} idempotency conflicts in the topics, ${postgres.conflicts} in Postgres` });
@@ -725,6 +800,7 @@ export function formatReport(report: ReconcileReport): string {
     `  stores        ${c.storeAccounts} accounts (from the changelogs)`,
     `  outcomes      ${c.completed} completed, ${c.failed} failed, ${c.conflicts} idempotency conflicts`,
     `  postgres      ${c.postgresAccounts} accounts, ${c.postgresTransactions} transactions, ${c.postgresConflicts} conflicts`,
+    `  sink rejects  ${c.sinkRejects} unresolved  ${mark(c.sinkRejects === 0)}`,
     `  api           ${c.apiAccounts === null ? 'not checked (no --api-url)' : `${c.apiAccounts} accounts read`}`,
     ...report.currencies.map((t) => `  invariant     ${t.currency}: Σ balances ${t.balances} = Σ deposits ${t.deposits} − Σ withdrawals ${t.withdrawals}  ${mark(t.ok)}`),
     `  in flight     ${c.inFlightAccounts} accounts, ${c.inFlightTransfers} transfers  ${mark(c.inFlightAccounts === 0 && c.inFlightTransfers === 0)}`,

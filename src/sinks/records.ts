@@ -1,6 +1,11 @@
 // Turns one Kafka record of transaction_completed, transaction_failed or audit_log into the row the
 // sink writes, or into a reject. Pure: no I/O. Every value that reaches Postgres is checked here
 // first, because a value Postgres refuses would fail the whole batch again on every retry.
+//
+// The command edge accepts only what every later stage can carry, so the processor never emits a
+// record this file rejects: a reject means a bug or a foreign writer on an outcome topic. It is kept
+// in sink_rejects and raises an alarm until resolved (postgres-sink.ts), never a silent difference.
+// One outcome record is one row, identified by its source position, whatever its transferId.
 
 export interface SourcePosition {
   topic: string;
@@ -89,8 +94,17 @@ export function parseRecord(topics: SinkTopics, record: SourceRecord): SinkRow {
     throw new RejectError(`topic ${record.topic} is not one the sink reads`);
   } catch (error) {
     if (!(error instanceof RejectError)) throw error;
-    return { kind: 'reject', row: { source, key: record.key, value: record.value, error: error.message } };
+    return { kind: 'reject', row: { source, key: record.key, value: record.value, error: storableText(error.message) } };
   }
+}
+
+/**
+ * Text Postgres can store: a NUL written as the escape `\u0000`, a lone surrogate as U+FFFD. For
+ * reject messages, which may quote the bad input (JSON.parse's message does): a reject that
+ * cannot be stored would fail its batch on every retry and stop the sink.
+ */
+export function storableText(text: string): string {
+  return text.toWellFormed().replaceAll('\u0000', '\\u0000');
 }
 
 function parseValue(bytes: Buffer | null): Json {
@@ -106,19 +120,32 @@ function parseValue(bytes: Buffer | null): Json {
   return value as Json;
 }
 
-/** Postgres text and jsonb refuse NUL characters and lone surrogates; refuse them here instead. */
-function checkStorable(value: unknown, depth: number): void {
+/**
+ * Postgres text and jsonb refuse NUL characters and lone surrogates; refuse them here instead, naming
+ * where (`reference`, `meta.note`...), so the reject says which field the processor should never
+ * have let through.
+ */
+function checkStorable(value: unknown, depth: number, path = ''): void {
   if (depth > JSON_DEPTH_MAX) throw new RejectError(`the value nests deeper than ${JSON_DEPTH_MAX} levels`);
+  const where = path === '' ? 'the value' : path;
   if (typeof value === 'string') {
-    if (value.includes('\u0000') || !value.isWellFormed()) throw new RejectError('the value holds a NUL character or a lone surrogate');
+    if (value.includes('\u0000')) throw new RejectError(`${where} holds a NUL character, which Postgres text and jsonb cannot store`);
+    if (!value.isWellFormed()) throw new RejectError(`${where} holds a lone surrogate, which Postgres text and jsonb cannot store`);
   } else if (Array.isArray(value)) {
-    for (const item of value) checkStorable(item, depth + 1);
+    value.forEach((item, index) => checkStorable(item, depth + 1, `${where}[${index}]`));
   } else if (typeof value === 'object' && value !== null) {
     for (const [key, item] of Object.entries(value)) {
-      checkStorable(key, depth + 1);
-      checkStorable(item, depth + 1);
+      const keyPath = path === '' ? printable(key) : `${path}.${printable(key)}`;
+      checkStorable(key, depth + 1, `a key of ${where}`);
+      checkStorable(item, depth + 1, keyPath);
     }
   }
+}
+
+/** A field name fit for an error message: the unstorable characters escaped, long names cut. */
+function printable(key: string): string {
+  const text = key.length > 40 ? `${key.slice(0, 40)}…` : key;
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(text) ? text : JSON.stringify(text);
 }
 
 function completedRow(value: Json, source: SourcePosition, payload: string): OutcomeRow {

@@ -179,6 +179,16 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     return this.#committing.changelog();
   }
 
+  savepoint(): void {
+    this.#writes.mark();
+  }
+
+  /** Only the current layer: a record's writes never reach the committing one (prepareCommit runs between records). */
+  rollbackToSavepoint(): void {
+    this.#assertUsable('rollbackToSavepoint');
+    this.#writes.rollbackToMark();
+  }
+
   commitInProgress(): boolean {
     return this.#committing !== null;
   }

@@ -2,6 +2,11 @@
 // in-memory ordering (range merging, the test double) must use the same order, not JS `<`.
 import assert from 'node:assert/strict';
 
+/** Whether `key` is a string every store can keep: assertKey's rule, as a test. */
+export function isStorableKey(key: unknown): key is string {
+  return typeof key === 'string' && key.isWellFormed();
+}
+
 /** Asserts `key` is a string that survives UTF-8 encoding unchanged (no lone surrogates). */
 export function assertKey(store: string, key: string): void {
   // Called for every key of every record: the messages are built only on failure.

@@ -44,6 +44,13 @@ export interface TaskStore<V> extends KeyValueStore<V> {
    * At most one commit in progress: it ends with flush (committed) or abort (both layers dropped).
    */
   prepareCommit(): ChangelogEntry[];
+  /**
+   * A savepoint in the current transaction's writes (the engine sets one before each record). Cheap: it
+   * resets an undo log, which every put and delete appends to.
+   */
+  savepoint(): void;
+  /** Undoes every put and delete since the last savepoint (a record whose processing threw). */
+  rollbackToSavepoint(): void;
   /** True between prepareCommit and the end of its flush or abort. */
   commitInProgress(): boolean;
   /** True when there are uncommitted writes in the current layer. */

@@ -11,6 +11,12 @@ export interface PendingWrite<V> {
 
 export class WriteCache<V> {
   readonly #writes = new Map<string, PendingWrite<V>>();
+  /**
+   * Undo log since the last mark(): key, previous write (undefined = none), key, previous write, ...
+   * A flat array reused from mark to mark, so recording a write allocates nothing once it has grown.
+   */
+  readonly #undo: Array<string | PendingWrite<V> | undefined> = [];
+  #undoTop = 0;
 
   get size(): number {
     return this.#writes.size;
@@ -25,11 +31,38 @@ export class WriteCache<V> {
   }
 
   put(key: string, value: V, bytes: Buffer): void {
+    this.#remember(key);
     this.#writes.set(key, { value, bytes });
   }
 
   delete(key: string): void {
+    this.#remember(key);
     this.#writes.set(key, { value: undefined, bytes: null });
+  }
+
+  /** A savepoint: rollbackToMark() undoes every write after it (the engine marks before each record). */
+  mark(): void {
+    this.#undoTop = 0;
+  }
+
+  /**
+   * Undoes the writes since the last mark, newest first: a key first written after the mark is removed,
+   * another gets its previous write back in its place, so the first-write order of the rest is unchanged.
+   */
+  rollbackToMark(): void {
+    const undo = this.#undo;
+    for (let i = this.#undoTop - 2; i >= 0; i -= 2) {
+      const key = undo[i] as string;
+      const previous = undo[i + 1] as PendingWrite<V> | undefined;
+      if (previous === undefined) this.#writes.delete(key);
+      else this.#writes.set(key, previous);
+    }
+    this.#undoTop = 0;
+  }
+
+  #remember(key: string): void {
+    this.#undo[this.#undoTop++] = key;
+    this.#undo[this.#undoTop++] = this.#writes.get(key);
   }
 
   entries(): IterableIterator<[string, PendingWrite<V>]> {
@@ -60,5 +93,7 @@ export class WriteCache<V> {
 
   clear(): void {
     this.#writes.clear();
+    this.#undo.length = 0;
+    this.#undoTop = 0;
   }
 }

@@ -1,6 +1,8 @@
 // One task's instance of a topology: processor instances, their contexts, forwarding and punctuation.
 // Shared by the Kafka runtime and the TopologyTestDriver, so both run processors the same way.
+import { isStorableKey } from '../stores/keys.ts';
 import { type TaskStore } from '../stores/types.ts';
+import { deadLetterHeaders, isInfrastructureError, ProcessingError, type ProcessingErrorInfo, type ProcessingExceptionHandler, type ProcessingPhase } from './processing-errors.ts';
 import { record as makeRecord } from './record.ts';
 import { type ProcessorNode, type SinkNode, type SourceNode, type Topology, TopologyError } from './topology.ts';
 import {
@@ -48,6 +50,8 @@ export interface TaskGraphOptions {
   partitionForKey(key: Buffer, partitions: number): number;
   emit(output: OutputRecord): void;
   nowMs(): number;
+  /** Called for every record the processing exception handler sent to the dead-letter topic (log, metric). */
+  onProcessingError?: (info: ProcessingErrorInfo) => void;
 }
 
 interface Punctuation {
@@ -56,9 +60,27 @@ interface Punctuation {
   nextMs: number;
   punctuator: (timestampMs: number) => void | Promise<void>;
   cancelled: boolean;
+  /** The processor that scheduled it. */
+  node: string;
 }
 
-export type ProcessResult = 'processed' | 'rerouted';
+export type ProcessResult = 'processed' | 'rerouted' | 'dead-lettered';
+
+/** A record whose processing threw: where, and what. */
+interface Failure {
+  readonly node: string;
+  readonly phase: ProcessingPhase;
+  readonly error: unknown;
+}
+
+/** The store key a processor named in prefetch cannot be stored (the same rule as every store's put). */
+class UnstorableKeyError extends Error {
+  readonly code = 'store_key_unstorable';
+  constructor(store: string, key: unknown) {
+    super(`prefetch of store ${store}: key ${typeof key === 'string' ? `of ${key.length} characters is not well-formed UTF-16` : `is a ${typeof key}, not a string`}`);
+    this.name = 'UnstorableKeyError';
+  }
+}
 
 export class TaskGraph {
   readonly #options: TaskGraphOptions;
@@ -66,11 +88,35 @@ export class TaskGraph {
   readonly #processors = new Map<string, Processor>();
   readonly #contexts = new Map<string, NodeContext>();
   readonly #punctuations: Punctuation[] = [];
+  readonly #handler: ProcessingExceptionHandler;
+  /** The task's stores in an array: a savepoint is set on each before every record, without an iterator. */
+  readonly #storeList: TaskStore<unknown>[];
+  /** Records whose prefetch failed, until their turn to be processed (normally empty: one size check per record). */
+  readonly #prefetchFailures = new Map<InputRecord, Failure>();
+  /** The current record's outputs, emitted when it succeeds and dropped when it throws. */
+  readonly #pending: OutputRecord[] = [];
+  #pendingCount = 0;
+  #inRecord = false;
+  /** The innermost node running: where an exception came from (saved and restored around each delivery). */
+  #node = '';
   #metadata: RecordMetadata | undefined;
   #streamTimeMs = -1;
+  #collectInto: Map<string, Set<string>> | undefined;
+  /** One collector for every record (no allocation per record); it refuses keys no store could keep. */
+  readonly #collector = {
+    add: (store: string, key: string): void => {
+      if (!isStorableKey(key)) throw new UnstorableKeyError(store, key);
+      const keys = this.#collectInto!;
+      let set = keys.get(store);
+      if (!set) keys.set(store, (set = new Set()));
+      set.add(key);
+    },
+  };
 
   constructor(options: TaskGraphOptions) {
     this.#options = options;
+    this.#handler = options.topology.processingExceptionHandler();
+    this.#storeList = [...options.stores.values()];
     for (const source of options.topology.sources()) {
       for (const topic of source.topics) this.#sourcesByTopic.set(topic, source);
     }
@@ -113,19 +159,33 @@ export class TaskGraph {
     if (first) throw first;
   }
 
-  /** Adds the store keys `input` will read to `keys` (store name → keys). Misrouted records read nothing. */
+  /**
+   * Adds the store keys `input` will read to `keys` (store name → keys). Misrouted records read nothing.
+   * Prefetch is pure (it reads the record, not the stores), so a failure here is deterministic: the
+   * record is kept aside and dead-lettered at its turn in `process`, without running it.
+   */
   collectPrefetch(input: InputRecord, keys: Map<string, Set<string>>): void {
     const source = this.#source(input.topic);
     if (this.#isMisrouted(source, input)) return;
-    const rec = this.#deserialize(source, input);
-    const collector = {
-      add(store: string, key: string) {
-        let set = keys.get(store);
-        if (!set) keys.set(store, (set = new Set()));
-        set.add(key);
-      },
-    };
-    for (const child of source.children) this.#collectFrom(child, rec, collector);
+    let rec: Rec;
+    try {
+      rec = this.#deserialize(source, input);
+    } catch (error) {
+      this.#prefetchFailed(input, { node: source.name, phase: 'deserialize', error });
+      return;
+    }
+    this.#collectInto = keys;
+    let node = '';
+    try {
+      for (const child of source.children) {
+        node = child;
+        this.#collectFrom(child, rec, this.#collector);
+      }
+    } catch (error) {
+      this.#prefetchFailed(input, { node, phase: 'prefetch', error });
+    } finally {
+      this.#collectInto = undefined;
+    }
   }
 
   /** Runs one input record through the graph, or re-routes it to the partition its key belongs to. */
@@ -138,13 +198,23 @@ export class TaskGraph {
     }
     this.#metadata = { topic: input.topic, partition: input.partition, offset: input.offset };
     if (input.timestamp > this.#streamTimeMs) this.#streamTimeMs = input.timestamp;
-    const rec = this.#deserialize(source, input);
     try {
-      for (const child of source.children) this.deliver(child, rec);
+      const prefetchFailure = this.#prefetchFailures.size > 0 ? this.#prefetchFailures.get(input) : undefined;
+      if (prefetchFailure !== undefined) {
+        this.#prefetchFailures.delete(input);
+        this.#deadLetter(input, prefetchFailure);
+        return 'dead-lettered';
+      }
+      // Retried alone: the first attempt's effects are undone, so the second starts from the same state.
+      const first = this.#attempt(source, input);
+      if (first === undefined) return 'processed';
+      const second = this.#attempt(source, input);
+      if (second === undefined) return 'processed';
+      this.#deadLetter(input, second);
+      return 'dead-lettered';
     } finally {
       this.#metadata = undefined;
     }
-    return 'processed';
   }
 
   /** Runs due punctuators: wall-clock against `nowMs`, stream-time against the task's stream time. */
@@ -155,16 +225,49 @@ export class TaskGraph {
       const time = p.type === 'wall-clock' ? nowMs : this.#streamTimeMs;
       if (time < 0 || time < p.nextMs) continue;
       p.nextMs = time + p.intervalMs;
-      await p.punctuator(time);
+      await this.#punctuateOne(p, time);
       ran += 1;
     }
     return ran;
   }
 
-  schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>): Cancellable {
+  /**
+   * One punctuation, contained like a record (KIP-1033 covers punctuators too): from a savepoint, its
+   * outputs held back. When it throws, its writes and outputs are undone and this run is skipped (there is
+   * no record to dead-letter; the next interval runs it again), reported with topic null and offset -1.
+   * The engine runs punctuators between records, never interleaved with them, so the savepoint holds.
+   */
+  async #punctuateOne(p: Punctuation, time: number): Promise<void> {
+    const stores = this.#storeList;
+    for (let i = 0; i < stores.length; i++) stores[i]!.savepoint();
+    this.#inRecord = true;
+    this.#pendingCount = 0;
+    this.#node = p.node;
+    try {
+      await p.punctuator(time);
+    } catch (error) {
+      this.#inRecord = false;
+      this.#pendingCount = 0;
+      const info = { node: this.#node, phase: 'punctuate' as const, topic: null, partition: this.#options.partition, offset: -1n };
+      this.#node = '';
+      if (isInfrastructureError(error)) throw error;
+      if (this.#handler.response === 'fail') throw new ProcessingError(info, error);
+      for (let i = 0; i < stores.length; i++) stores[i]!.rollbackToSavepoint();
+      this.#options.onProcessingError?.({ ...info, error });
+      return;
+    }
+    this.#inRecord = false;
+    this.#node = '';
+    const pending = this.#pending;
+    const count = this.#pendingCount;
+    this.#pendingCount = 0;
+    for (let i = 0; i < count; i++) this.#options.emit(pending[i]!);
+  }
+
+  schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>, node = ''): Cancellable {
     if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new TopologyError(`punctuation interval must be a positive integer of ms, got ${intervalMs}`);
     const base = type === 'wall-clock' ? this.#options.nowMs() : Math.max(this.#streamTimeMs, 0);
-    const entry: Punctuation = { intervalMs, type, nextMs: base + intervalMs, punctuator, cancelled: false };
+    const entry: Punctuation = { intervalMs, type, nextMs: base + intervalMs, punctuator, cancelled: false, node };
     this.#punctuations.push(entry);
     return { cancel: () => void (entry.cancelled = true) };
   }
@@ -173,6 +276,9 @@ export class TaskGraph {
   deliver(childName: string, rec: Rec): void {
     const node = this.#options.topology.node(childName);
     if (!node) throw new TopologyError(`unknown node ${childName}`);
+    // Restored only on success: after a throw, #node names the innermost node that threw.
+    const parent = this.#node;
+    this.#node = childName;
     if (node.kind === 'processor') {
       this.#processors.get(childName)!.process(rec);
     } else if (node.kind === 'sink') {
@@ -180,6 +286,65 @@ export class TaskGraph {
     } else {
       throw new TopologyError(`cannot forward to source ${childName}`);
     }
+    this.#node = parent;
+  }
+
+  /**
+   * Runs the record once from a savepoint of every store. On success its outputs are emitted; on a
+   * processing exception its writes and outputs are undone and the failure is returned. Infrastructure
+   * errors, and every error under the 'fail' handler, are thrown (the caller aborts the transaction).
+   */
+  #attempt(source: SourceNode, input: InputRecord): Failure | undefined {
+    const stores = this.#storeList;
+    for (let i = 0; i < stores.length; i++) stores[i]!.savepoint();
+    this.#inRecord = true;
+    this.#pendingCount = 0;
+    this.#node = source.name;
+    let phase: ProcessingPhase = 'deserialize';
+    try {
+      const rec = this.#deserialize(source, input);
+      phase = 'process';
+      for (const child of source.children) this.deliver(child, rec);
+    } catch (error) {
+      this.#inRecord = false;
+      this.#pendingCount = 0;
+      const failure: Failure = { node: this.#node, phase, error };
+      if (isInfrastructureError(error)) throw error;
+      if (this.#handler.response === 'fail') throw new ProcessingError(this.#describe(input, failure), error);
+      for (let i = 0; i < stores.length; i++) stores[i]!.rollbackToSavepoint();
+      this.#node = '';
+      return failure;
+    }
+    this.#inRecord = false;
+    this.#node = '';
+    const pending = this.#pending;
+    const count = this.#pendingCount;
+    this.#pendingCount = 0;
+    for (let i = 0; i < count; i++) this.#options.emit(pending[i]!);
+    return undefined;
+  }
+
+  /** A deterministic failure: the original record to the dead-letter topic, with the error in headers. */
+  #deadLetter(input: InputRecord, failure: Failure): void {
+    const handler = this.#handler;
+    const info = this.#describe(input, failure);
+    if (handler.response !== 'dead-letter') throw new ProcessingError(info, failure.error);
+    const partitions = this.#options.partitionsOf(handler.topic);
+    // Keyed like every sink record, so a DLQ consumer finds one key's letters in one partition.
+    const partition = input.key !== null && input.key.length > 0 ? this.#options.partitionForKey(input.key, partitions) : this.#options.partition % partitions;
+    const headers = deadLetterHeaders(input.headers, info, failure.error);
+    this.#options.emit({ topic: handler.topic, partition, key: input.key, value: input.value, timestamp: input.timestamp, headers });
+    this.#options.onProcessingError?.({ ...info, error: failure.error });
+  }
+
+  #describe(input: InputRecord, failure: Failure): Omit<ProcessingErrorInfo, 'error'> {
+    return { node: failure.node, phase: failure.phase, topic: input.topic, partition: input.partition, offset: input.offset };
+  }
+
+  #prefetchFailed(input: InputRecord, failure: Failure): void {
+    if (isInfrastructureError(failure.error)) throw failure.error;
+    if (this.#handler.response === 'fail') throw new ProcessingError(this.#describe(input, failure), failure.error);
+    this.#prefetchFailures.set(input, failure);
   }
 
   #collectFrom(nodeName: string, rec: Rec, collector: { add(store: string, key: string): void }): void {
@@ -199,7 +364,10 @@ export class TaskGraph {
     if (!Number.isInteger(partition) || partition < 0 || partition >= partitions) {
       throw new TopologyError(`sink ${node.name}: partitioner chose partition ${partition} of ${partitions}`);
     }
-    this.#options.emit({ topic: node.topic, partition, key, value, timestamp: rec.timestamp, headers: rec.headers });
+    const output: OutputRecord = { topic: node.topic, partition, key, value, timestamp: rec.timestamp, headers: rec.headers };
+    // Inside a record or a punctuation its outputs wait for it to succeed.
+    if (this.#inRecord) this.#pending[this.#pendingCount++] = output;
+    else this.#options.emit(output);
   }
 
   #source(topic: string): SourceNode {
@@ -283,6 +451,6 @@ class NodeContext implements ProcessorContext {
   }
 
   schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>): Cancellable {
-    return this.#graph.schedule(intervalMs, type, punctuator);
+    return this.#graph.schedule(intervalMs, type, punctuator, this.#node.name);
   }
 }

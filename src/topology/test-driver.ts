@@ -5,6 +5,7 @@
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { MemoryTaskStore } from '../stores/memory-store.ts';
 import { type TaskStore } from '../stores/types.ts';
+import { type ProcessingErrorInfo } from './processing-errors.ts';
 import { type InputRecord, type OutputRecord, TaskGraph } from './task-graph.ts';
 import { bytesSerde, stringKeySerde, type Topology } from './topology.ts';
 import { type Headers, type Serde } from './types.ts';
@@ -18,6 +19,8 @@ export interface TestDriverOptions {
   startWallClockMs?: number;
   /** Throw when a processor reads a store key it did not name in `prefetch` (default true). */
   strictPrefetch?: boolean;
+  /** Called for every record the topology's processing exception handler dead-lettered. */
+  onProcessingError?: (info: ProcessingErrorInfo) => void;
 }
 
 export interface TestRecord<K = unknown, V = unknown> {
@@ -56,7 +59,7 @@ export class TopologyTestDriver {
     this.#wallClockMs = options.startWallClockMs ?? Date.UTC(2026, 0, 1);
     this.#sourceTopics = new Set(topology.sourceTopics());
     for (let partition = 0; partition < this.#partitions; partition++) {
-      this.#tasks.push(this.#createTask(partition, options.strictPrefetch ?? true));
+      this.#tasks.push(this.#createTask(partition, options.strictPrefetch ?? true, options.onProcessingError));
     }
     for (const task of this.#tasks) task.graph.init();
   }
@@ -118,7 +121,7 @@ export class TopologyTestDriver {
     for (const task of this.#tasks) task.graph.close();
   }
 
-  #createTask(partition: number, strictPrefetch: boolean): Task {
+  #createTask(partition: number, strictPrefetch: boolean, onProcessingError: TestDriverOptions['onProcessingError']): Task {
     const stores = new Map<string, TaskStore<unknown>>();
     for (const spec of this.#topology.stores()) {
       stores.set(spec.name, new MemoryTaskStore({ ...spec }, { strictPrefetch }));
@@ -133,6 +136,7 @@ export class TopologyTestDriver {
       partitionForKey,
       emit: (output) => this.#append(output),
       nowMs: () => this.#wallClockMs,
+      ...(onProcessingError ? { onProcessingError } : {}),
     });
     return { graph, stores };
   }

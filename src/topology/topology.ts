@@ -1,5 +1,6 @@
 // The Topology builder: sources, processors, sinks and state stores wired by name.
 import { jsonSerde } from '../stores/serdes.ts';
+import { type ProcessingExceptionHandler } from './processing-errors.ts';
 import { type ProcessorSupplier, type Serde, type SinkPartitioner } from './types.ts';
 
 export class TopologyError extends Error {
@@ -85,6 +86,7 @@ export class Topology {
   readonly #nodes = new Map<string, TopologyNode>();
   readonly #stores = new Map<string, StoreSpec>();
   readonly #repartitionTopics = new Set<string>();
+  #processingExceptionHandler: ProcessingExceptionHandler = { response: 'fail' };
 
   addSource<K = string, V = Buffer>(name: string, options: SourceOptions<K, V>): this {
     this.#assertNewName(name);
@@ -147,6 +149,24 @@ export class Topology {
     return this;
   }
 
+  /**
+   * What the engine does with a record whose processing throws deterministically (processing-errors.ts):
+   * send it to a dead-letter topic and go on, or stop. Without a dead-letter topic nothing can be kept,
+   * so a topology that sets none fails (Kafka Streams' default, LogAndFail); the bank sets its DLQ.
+   */
+  setProcessingExceptionHandler(handler: ProcessingExceptionHandler): this {
+    if (handler.response === 'dead-letter' && (typeof handler.topic !== 'string' || handler.topic.length === 0)) {
+      throw new TopologyError('processing exception handler: a dead-letter topic is required');
+    }
+    if (handler.response !== 'dead-letter' && handler.response !== 'fail') throw new TopologyError(`processing exception handler: unknown response ${String((handler as { response: unknown }).response)}`);
+    this.#processingExceptionHandler = Object.freeze({ ...handler });
+    return this;
+  }
+
+  processingExceptionHandler(): ProcessingExceptionHandler {
+    return this.#processingExceptionHandler;
+  }
+
   node(name: string): TopologyNode | undefined {
     return this.#nodes.get(name);
   }
@@ -171,8 +191,12 @@ export class Topology {
     return [...new Set(this.sources().flatMap((s) => s.topics))];
   }
 
+  /** Topics written by sinks, and the dead-letter topic of the processing exception handler. */
   sinkTopics(): string[] {
-    return [...new Set(this.sinks().map((s) => s.topic))];
+    const handler = this.#processingExceptionHandler;
+    const topics = this.sinks().map((s) => s.topic);
+    if (handler.response === 'dead-letter') topics.push(handler.topic);
+    return [...new Set(topics)];
   }
 
   repartitionTopics(): string[] {

@@ -14,6 +14,7 @@ import { openApiDocument } from '../openapi.ts';
 import { burnPasswordCheck, verifyPassword } from '../passwords.ts';
 import { findUser } from '../users.ts';
 import { BodyReader } from '../validate.ts';
+import { sinkNotReadyReasons } from '../../sinks/postgres-sink.ts';
 
 /** The public routes of the API port. */
 export function systemRoutes(router: Router, deps: ApiDeps): void {
@@ -58,14 +59,26 @@ function healthz(ctx: Context, deps: ApiDeps, details: boolean): void {
   ctx.body = details ? { status, instanceId: deps.config.instanceId, streams: state } : { status };
 }
 
-/** Ready = the processor is RUNNING and every assigned task is restored and running. */
+/**
+ * Ready = the processor is RUNNING, every assigned task is restored and running, and the sink (when
+ * this instance runs one) has no unresolved reject: a reject means the read model differs from the
+ * ledger. `reasons` says why not (empty when ready); they are details (partition stops, sink rejects),
+ * shown only with the rest of the details (admin token or management port).
+ */
 function readyz(ctx: Context, deps: ApiDeps, details: boolean): void {
   const status = deps.streams.status();
-  const ready = status.state === 'RUNNING' && status.assigned.every((p) => status.running.includes(p));
+  const reasons: string[] = [];
+  if (status.state !== 'RUNNING') reasons.push(`streams: the stream processor is ${status.state}`);
+  for (const stop of status.stopped) reasons.push(`streams: ${stop.topic}-${stop.partition} stopped (${stop.code}): ${stop.reason}; ${stop.action}`);
+  const stoppedPartitions = new Set(status.stopped.map((stop) => stop.partition));
+  const waiting = status.assigned.filter((p) => !status.running.includes(p) && !stoppedPartitions.has(p));
+  if (waiting.length > 0) reasons.push(`streams: ${waiting.length} assigned task(s) not running yet (restoring or starting)`);
+  if (deps.sink) reasons.push(...sinkNotReadyReasons(deps.sink.status()));
+  const ready = reasons.length === 0;
   ctx.status = ready ? 200 : 503;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = details
-    ? { ready, instanceId: deps.config.instanceId, url: deps.selfUrl(), streams: status, sink: deps.sink ? deps.sink.status() : null, routing: deps.directory.instances() }
+    ? { ready, reasons, instanceId: deps.config.instanceId, url: deps.selfUrl(), streams: status, sink: deps.sink ? deps.sink.status() : null, routing: deps.directory.instances() }
     : { ready };
 }
 

@@ -1,6 +1,8 @@
 // Money commands (transfers, deposits, withdrawals) and the transfer resource.
-// A command is idempotent by its transferId (Idempotency-Key header or body field): the processor turns an
-// exact duplicate into no new effect and a conflicting one into idempotency_conflict, so clients may retry.
+// A command is idempotent by its transferId (Idempotency-Key header or body field) within the account it acts
+// on (`from`, or `accountId`): the processor turns an exact duplicate into no new effect and a conflicting one
+// into idempotency_conflict, so clients may retry. A transfer is identified by (account, transferId): the
+// Location names both, and GET /v1/transfers/:id takes ?account= (needed only when the id was reused).
 // 202 + Location at once, or with ?wait=<ms> the outcome (200, status completed or failed) when it comes in
 // time, else still 202: the command is accepted either way, only the answer is pending.
 import { type Router } from '@koa/router';
@@ -9,11 +11,12 @@ import { authenticate, principalOf, requireRole } from '../auth.ts';
 import { readJsonObject } from '../body.ts';
 import { commandKey, type MoneyCommand } from '../commands.ts';
 import { type ApiDeps, assertOwnsAccount, assertOwnsAnyAccount } from '../context.ts';
+import { type TransferDecision, type TransferDocument } from '../history.ts';
 import { ApiError } from '../errors.ts';
 import { loggerOf } from '../middleware.ts';
 import { type TransferResult, resultOf, sameFields } from '../outcomes.ts';
 import { type Role } from '../users.ts';
-import { BodyReader, idParam, idempotencyKey, intQuery } from '../validate.ts';
+import { BodyReader, idParam, idempotencyKey, intQuery, stringQuery } from '../validate.ts';
 
 type MoneyType = MoneyCommand['type'];
 
@@ -39,7 +42,7 @@ async function submitMoneyCommand(ctx: Context, deps: ApiDeps, type: MoneyType):
   const command = parseMoneyCommand(type, new BodyReader(await readJsonObject(ctx, deps.config.http.bodyLimitBytes)), key);
   if (principal.role === 'customer') await assertOwnsAccount(ctx, deps, commandKey(command));
   await deps.quotas.consumeCommand(principal);
-  const location = `/v1/transfers/${encodeURIComponent(command.transferId)}`;
+  const location = transferLocation(command.transferId, commandKey(command));
   if (!waitMs) {
     await deps.sender.send(command, new Date().toISOString());
     ctx.set('Location', location);
@@ -98,7 +101,7 @@ function parseMoneyCommand(type: MoneyType, body: BodyReader, headerKey: string 
 }
 
 async function decidedBefore(deps: ApiDeps, command: MoneyCommand): Promise<TransferResult | undefined> {
-  const document = await deps.readModel.transfer(command.transferId);
+  const document = await deps.readModel.transfer(command.transferId, commandKey(command));
   return document && sameFields(command, document) ? resultOf(document) : undefined;
 }
 
@@ -112,12 +115,57 @@ function answerOutcome(ctx: Context, result: TransferResult): void {
   ctx.body = { ...result.value, status: result.kind };
 }
 
+/**
+ * The latest decision of (account, transferId). Without ?account=, the one account that decided the id;
+ * when several did (the id reused on another account), 409 transfer_id_ambiguous lists them. A customer
+ * sees only decisions naming an account of theirs.
+ */
 async function getTransfer(ctx: Context, deps: ApiDeps): Promise<void> {
   const transferId = idParam('id', ctx.params['id']);
+  const raw = stringQuery(ctx.query, 'account', 256);
+  const account = raw === undefined ? undefined : idParam('query.account', raw);
   principalOf(ctx);
-  const document = await deps.readModel.transfer(transferId);
-  if (!document) throw new ApiError('transfer_not_found', `transfer ${transferId} is unknown or not recorded yet`);
+  const decisions = await deps.readModel.transfers(transferId, account);
+  if (decisions.length === 0) throw new ApiError('transfer_not_found', `transfer ${transferId}${account === undefined ? '' : ` of account ${account}`} is unknown or not recorded yet`);
+  const visible = await visibleDecisions(ctx, deps, decisions);
+  const latest = visible[0];
+  if (!latest) throw new ApiError('forbidden', 'none of the accounts of this transfer belongs to the token subject');
+  const accounts = [...new Set(visible.map((d) => d.actedAccount))];
+  if (accounts.length > 1) {
+    throw new ApiError('transfer_id_ambiguous', `transferId ${transferId} was decided on ${accounts.length} accounts; ask for one with ?account=`, {
+      extensions: { transferId, decisions: accounts.map((acted) => decisionSummary(transferId, visible.find((d) => d.actedAccount === acted)!)) },
+    });
+  }
+  ctx.body = latest.document;
+}
+
+async function visibleDecisions(ctx: Context, deps: ApiDeps, decisions: TransferDecision[]): Promise<TransferDecision[]> {
+  const visible: TransferDecision[] = [];
+  for (const decision of decisions) if (await mayRead(ctx, deps, decision.document)) visible.push(decision);
+  return visible;
+}
+
+async function mayRead(ctx: Context, deps: ApiDeps, document: TransferDocument): Promise<boolean> {
   const accounts = [document['accountId'], document['from'], document['to']].filter((a): a is string => typeof a === 'string');
-  await assertOwnsAnyAccount(ctx, deps, accounts);
-  ctx.body = document;
+  try {
+    await assertOwnsAnyAccount(ctx, deps, accounts);
+    return true;
+  } catch (error) {
+    if (error instanceof ApiError && error.code === 'forbidden') return false;
+    throw error;
+  }
+}
+
+function decisionSummary(transferId: string, decision: TransferDecision): Record<string, unknown> {
+  const { document } = decision;
+  return {
+    account: decision.actedAccount,
+    status: document['status'],
+    completedAt: document['completedAt'],
+    ...(decision.actedAccount === null ? {} : { location: transferLocation(transferId, decision.actedAccount) }),
+  };
+}
+
+function transferLocation(transferId: string, account: string): string {
+  return `/v1/transfers/${encodeURIComponent(transferId)}?account=${encodeURIComponent(account)}`;
 }

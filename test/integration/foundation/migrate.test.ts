@@ -49,7 +49,9 @@ describe('migrate', () => {
     expect(second.applied).toEqual([]);
     expect(second.alreadyApplied).toBe(files.length);
     expect(await schemaDump(databaseUrl)).toEqual(schemaAfterFirst);
-    expect(schemaAfterFirst.join('\n')).toContain('transactions_pkey PRIMARY KEY (transfer_id)');
+    // One row per outcome record (0003): the key is the row id, the record's position is unique, a transferId is not.
+    expect(schemaAfterFirst.join('\n')).toContain('transactions_pkey PRIMARY KEY (id)');
+    expect(schemaAfterFirst.join('\n')).toContain('transactions_source_key UNIQUE (source_topic, source_partition, source_offset)');
     const recorded = await query<{ version: number; checksum: string }>(databaseUrl, 'SELECT version, checksum FROM schema_migrations ORDER BY version');
     expect(recorded).toEqual(files.map((m) => ({ version: m.version, checksum: m.checksum })));
   }, TEST_TIMEOUT_MS);

@@ -102,7 +102,7 @@ describe('money commands', () => {
 
     expect(deposited).toMatchObject({ transferId: 'e2e-dep-1', status: 'completed', amount: '100.00' });
     expect(transfer.status).toBe(200);
-    expect(transfer.headers.get('location')).toBe('/v1/transfers/e2e-t-1');
+    expect(transfer.headers.get('location')).toBe('/v1/transfers/e2e-t-1?account=e2e-a');
     expect(transfer.body).toMatchObject({ transferId: 'e2e-t-1', status: 'completed', from: 'e2e-a', to: 'e2e-b', amount: '30.25', reference: 'rent' });
     expect(overdraw.body).toMatchObject({ transferId: 'e2e-t-2', status: 'failed', code: 'insufficient_funds' });
     expect(withdrawal.body).toMatchObject({ status: 'completed' });
@@ -132,7 +132,7 @@ describe('money commands', () => {
     const accepted = await call(url, 'POST', '/v1/deposits', { token: teller, body: { transferId: 'async-1', accountId: 'async-a', amount: '7.00', currency: 'EUR' } });
 
     expect(accepted.status).toBe(202);
-    expect(accepted.body).toMatchObject({ transferId: 'async-1', status: 'pending', location: '/v1/transfers/async-1' });
+    expect(accepted.body).toMatchObject({ transferId: 'async-1', status: 'pending', location: '/v1/transfers/async-1?account=async-a' });
     const found = await waitFor('the transfer in the read model', async () => {
       const response = await call(url, 'GET', accepted.headers.get('location')!, { token: alice });
       return response.status === 200 ? response.body : undefined;
@@ -160,6 +160,19 @@ describe('money commands', () => {
     }
     expect(seen).toEqual(['hist-5', 'hist-4', 'hist-3', 'hist-2', 'hist-1']);
     expect((await call(url, 'GET', '/v1/accounts/hist-a/transfers?cursor=bogus', { token: alice })).body).toMatchObject({ status: 400, code: 'invalid_parameter' });
+  });
+
+  it('should answer 400 problem+json, never 503, when a cursor is crafted or the path encoding is malformed', async () => {
+    const crafted = (at: string, id: string) => Buffer.from(JSON.stringify([at, id]), 'utf8').toString('base64url');
+    for (const cursor of [crafted('2026-01-01T00:00:00.000000Z', 't-\u0000'), crafted('2026-02-30T00:00:00.000000Z', 't-1'), crafted('0000-01-01T00:00:00.000000Z', 't-1')]) {
+      const response = await call(url, 'GET', `/v1/accounts/hist-a/transfers?cursor=${cursor}`, { token: alice });
+      expect(response.body, cursor).toMatchObject({ status: 400, code: 'invalid_parameter' });
+    }
+    for (const path of ['/v1/accounts/%ZZ', '/v1/accounts/%ED%A0%80', '/v1/transfers/t-%', '/v1/accounts/%FF/transfers']) {
+      const response = await call(url, 'GET', path, { token: admin });
+      expect(response.status, path).toBe(400);
+      expect(response.body, path).toMatchObject({ code: 'invalid_parameter' });
+    }
   });
 
   it('should close an account only when its balance is zero, and read it as closed with 0.00', async () => {

@@ -201,3 +201,63 @@ describe('parseIsoTimestamp', () => {
     }
   });
 });
+
+describe('input rules (issue 14: what every later stage can carry)', () => {
+  test('should dead-letter a money command when its transferId holds a lone surrogate, a control or a format character', () => {
+    for (const transferId of ['t-\ud800', '\udc00', 't-\u0000', 't-\u001b', 't-\u0085', 't-\u202e', 't-\u200b', '\ufefft', 't-\u2028']) {
+      expectKind(parse({ ...deposit, transferId }), 'dead_letter');
+    }
+  });
+
+  test('should accept ids with non-ASCII letters, symbols and astral characters when they are well-formed', () => {
+    const { command } = expectKind(parse({ ...deposit, transferId: 'tх-😀-é-中-\ufffd', accountId: 'kønto' }, 'kønto'), 'command');
+    expect(command).toMatchObject({ transferId: 'tх-😀-é-中-\ufffd' });
+  });
+
+  test('should answer malformed when an account id, the owner or the reference is not storable', () => {
+    expect(expectKind(parse({ ...deposit, accountId: 'acc-\ud800' }, 'acc-\ud800'), 'money_rejected').code).toBe('malformed');
+    for (const reference of ['rent\u0000', 'rent\ud800', 'line\nbreak', 'tab\there', '\u009b']) {
+      const rejected = expectKind(parse({ ...transfer, reference }), 'money_rejected');
+      expect(rejected.fields.reference).toBeUndefined();
+      expect(rejected.reason).toMatch(/reference/);
+    }
+    expectKind(parse({ ...open, ownerId: 'user\u0000' }), 'account_rejected');
+    expectKind(parse({ ...open, accountId: 'acc\u0000' }, 'acc\u0000'), 'dead_letter');
+  });
+
+  test('should keep bidi and zero-width characters in a reference, since right-to-left text needs them', () => {
+    const { command } = expectKind(parse({ ...transfer, reference: '\u200fשכר דירה\u200e 2026' }), 'command');
+    expect(command).toMatchObject({ reference: '\u200fשכר דירה\u200e 2026' });
+  });
+
+  test('should answer malformed when the key bytes are not valid UTF-8 even if they decode to the account id', () => {
+    // [0x61, 0xff] decodes with replacement to "a\ufffd", but hashes to another partition than "a\ufffd" does.
+    const rejected = expectKind(parseCommand(Buffer.from([0x61, 0xff]), Buffer.from(JSON.stringify({ ...deposit, accountId: 'a\ufffd' })), TS), 'money_rejected');
+    expect(rejected.reason).toMatch(/not valid UTF-8/);
+    expectKind(parseCommand(Buffer.from('acc-1'), Buffer.from(JSON.stringify(deposit)), TS), 'command');
+  });
+
+  test('should describe a huge key by its size instead of quoting it', () => {
+    const rejected = expectKind(parse(deposit, 'k'.repeat(100_000)), 'money_rejected');
+    expect(rejected.reason.length).toBeLessThan(200);
+  });
+
+  test('should dead-letter a value that is not valid UTF-8 or starts with a BOM', () => {
+    const json = Buffer.from(JSON.stringify(deposit));
+    expect(expectKind(parseCommand('acc-1', Buffer.concat([json.subarray(0, 5), Buffer.from([0xed, 0xa0, 0x80]), json.subarray(5)]), TS), 'dead_letter').error).toMatch(/UTF-8/);
+    expectKind(parseCommand('acc-1', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json]), TS), 'dead_letter');
+  });
+
+  test('should take the last of duplicate keys and ignore a __proto__ member', () => {
+    const text = '{"__proto__":{"amount":"999.00"},"type":"deposit","transferId":"t-0","transferId":"t-1","accountId":"acc-1","amount":"1.00","currency":"EUR"}';
+    const { command } = expectKind(parse(text), 'command');
+    expect(command).toMatchObject({ transferId: 't-1', amount: 100n });
+  });
+
+  test('should refuse a requestedAt whose instant leaves years 1000 to 9999 once its offset is applied', () => {
+    expect(expectKind(parse({ ...deposit, requestedAt: '9999-12-31T23:59:59-23:59' }), 'money_rejected').code).toBe('malformed');
+    expect(expectKind(parse({ ...deposit, requestedAt: '1000-01-01T00:00:00+00:01' }), 'money_rejected').code).toBe('malformed');
+    expectKind(parse({ ...deposit, requestedAt: '9999-12-31T23:59:59Z' }), 'command');
+    for (const text of ['+275760-09-13T00:00:00Z', '-000001-01-01T00:00:00Z']) expect(parseIsoTimestamp(text), text).toBeUndefined();
+  });
+});

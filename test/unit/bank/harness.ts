@@ -1,6 +1,6 @@
 // Test harness for the bank topology on the TopologyTestDriver: typed senders and readers.
 import { buildBankTopology, type BankTopologyOptions } from '../../../src/bank/topology.ts';
-import { type TestOutputTopic, TopologyTestDriver } from '../../../src/topology/test-driver.ts';
+import { type TestDriverOptions, type TestOutputTopic, TopologyTestDriver } from '../../../src/topology/test-driver.ts';
 import { BankProcessor } from '../../../src/bank/processor.ts';
 import { record } from '../../../src/topology/record.ts';
 import { type Headers, type KeyValueStore, type ProcessorContext, type RangeOptions, type Serde } from '../../../src/topology/types.ts';
@@ -37,9 +37,9 @@ export class Bank {
   readonly #outputs: Record<'completed' | 'failed' | 'audit', TestOutputTopic<string, Record<string, string>>>;
   readonly #dlq: TestOutputTopic<Buffer, Buffer>;
 
-  constructor(options: Partial<BankTopologyOptions> = {}, partitions = 4) {
+  constructor(options: Partial<BankTopologyOptions> = {}, partitions = 4, driverOptions: TestDriverOptions = {}) {
     const topology = buildBankTopology({ topics: TOPICS, dedupRetentionMs: 7 * DAY_MS, ...options });
-    this.driver = new TopologyTestDriver(topology, { partitions, startWallClockMs: START_MS });
+    this.driver = new TopologyTestDriver(topology, { partitions, startWallClockMs: START_MS, ...driverOptions });
     const output = (topic: string) => this.driver.createOutputTopic<string, Record<string, string>>(topic, { valueSerde: jsonSerde });
     this.#outputs = { completed: output(TOPICS.completed), failed: output(TOPICS.failed), audit: output(TOPICS.audit) };
     const raw: Serde<Buffer> = { serialize: (b) => b, deserialize: (b) => b };

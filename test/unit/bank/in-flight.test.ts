@@ -1,10 +1,13 @@
 // A transfer held in flight: the processor driven by hand, legs captured rather than delivered.
 import { beforeEach, describe, expect, test } from 'vitest';
 import { SINKS } from '../../../src/bank/outcomes.ts';
+import { dedupKey } from '../../../src/bank/stores.ts';
 import { DAY_MS, ManualTask, START_MS } from './harness.ts';
 
 // acc-a lives here (partition 0); acc-b lives in partition 1.
 const owner = (accountId: string) => (accountId === 'acc-b' ? 1 : 0);
+// The dedup entry of t-1: keyed by the account it acts on and the transferId.
+const T1 = dedupKey('acc-a', 't-1');
 const transfer = { type: 'transfer', transferId: 't-1', from: 'acc-a', to: 'acc-b', amount: '30.00', currency: 'EUR' };
 
 let task: ManualTask;
@@ -27,7 +30,7 @@ describe('a transfer in flight', () => {
       },
     ]);
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '3000' });
-    expect(task.stores.transfers.get('t-1')).toMatchObject({ status: 'in_flight', pending: { from: 'acc-a', to: 'acc-b', amount: '3000', currency: 'EUR' } });
+    expect(task.stores.transfers.get(T1)).toMatchObject({ status: 'in_flight', pending: { from: 'acc-a', to: 'acc-b', amount: '3000', currency: 'EUR' } });
   });
 
   test('should answer nothing when an exact duplicate arrives while in flight', () => {
@@ -39,7 +42,7 @@ describe('a transfer in flight', () => {
     task.command({ ...transfer, amount: '31.00' });
     const failed = task.take(SINKS.failed);
     expect(failed.map((f) => [f.key, (f.value as Record<string, string>)['code']])).toEqual([['t-1', 'idempotency_conflict']]);
-    expect(task.stores.transfers.get('t-1')).toMatchObject({ status: 'in_flight' });
+    expect(task.stores.transfers.get(T1)).toMatchObject({ status: 'in_flight' });
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '3000' });
   });
 
@@ -54,7 +57,7 @@ describe('a transfer in flight', () => {
   test('should clear the in-flight amount and record completion when the settle leg arrives', () => {
     task.leg('acc-a', { leg: 'settle', transferId: 't-1', from: 'acc-a' });
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '0' });
-    expect(task.stores.transfers.get('t-1')).toEqual({ fingerprint: expect.any(String), status: 'completed', decidedAt: START_MS });
+    expect(task.stores.transfers.get(T1)).toEqual({ fingerprint: expect.any(String), status: 'completed', decidedAt: START_MS });
     expect(task.forwarded).toEqual([]);
     task.leg('acc-a', { leg: 'settle', transferId: 't-1', from: 'acc-a' });
     expect(task.take(SINKS.dlq)[0]?.headers['bankstream.error']?.toString()).toMatch(/does not match an in-flight transfer \(completed/);
@@ -66,7 +69,7 @@ describe('a transfer in flight', () => {
     task.forwarded.length = 0;
     task.leg('acc-a', { leg: 'refund', transferId: 't-1', from: 'acc-a', code: 'account_closed', reason: 'account acc-b is closed' });
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '10000', inFlight: '0' });
-    expect(task.stores.transfers.get('t-1')).toMatchObject({ status: 'failed', code: 'account_closed', conflicts: [expect.any(String)] });
+    expect(task.stores.transfers.get(T1)).toMatchObject({ status: 'failed', code: 'account_closed', conflicts: [expect.any(String)] });
     expect(task.take(SINKS.failed).map((f) => f.value)).toEqual([
       {
         transferId: 't-1',
@@ -101,6 +104,28 @@ describe('a transfer in flight', () => {
   test('should never expire an in-flight entry when the dedup punctuator runs', async () => {
     task.nowMs = START_MS + 10 * DAY_MS;
     await task.punctuator!(task.nowMs);
-    expect([...task.stores.transfers.rows.keys()]).toEqual(['t-1']);
+    expect([...task.stores.transfers.rows.keys()]).toEqual([T1]);
+  });
+
+  test('should settle an in-flight entry and answer duplicates of a decided one when they sit under the bare transferId of an older version', () => {
+    const legacy = new ManualTask(owner);
+    legacy.command({ type: 'open_account', accountId: 'acc-a', ownerId: 'u', currency: 'EUR' });
+    // What a version keying dedup by transferId alone left behind: a transfer in flight and a decided deposit.
+    legacy.stores.balances.put('acc-a', { balance: '7000', inFlight: '3000' });
+    const pending = { from: 'acc-a', to: 'acc-b', amount: '3000', currency: 'EUR', requestedAt: new Date(START_MS).toISOString() };
+    legacy.stores.transfers.put('t-old', { fingerprint: 'old', status: 'in_flight', decidedAt: START_MS, pending });
+    legacy.stores.transfers.put('d-old', { fingerprint: '["deposit","acc-a","5","EUR"]', status: 'completed', decidedAt: START_MS });
+    legacy.forwarded.length = 0;
+
+    legacy.leg('acc-a', { leg: 'settle', transferId: 't-old', from: 'acc-a' });
+    legacy.command({ type: 'deposit', transferId: 'd-old', accountId: 'acc-a', amount: '5', currency: 'EUR' });
+    expect(legacy.forwarded).toEqual([]);
+    legacy.command({ type: 'deposit', transferId: 'd-old', accountId: 'acc-a', amount: '6', currency: 'EUR' });
+
+    expect(legacy.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '0' });
+    expect(legacy.stores.transfers.get('t-old')).toMatchObject({ status: 'completed', fingerprint: 'old' });
+    expect(legacy.take(SINKS.failed).map((f) => (f.value as Record<string, string>)['code'])).toEqual(['idempotency_conflict']);
+    expect(legacy.stores.transfers.get('d-old')).toMatchObject({ status: 'completed', conflicts: ['["deposit","acc-a","6","EUR"]'] });
+    expect([...legacy.stores.transfers.rows.keys()].sort()).toEqual(['d-old', 't-old']);
   });
 });

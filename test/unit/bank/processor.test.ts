@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, test } from 'vitest';
+import { dedupKey } from '../../../src/bank/stores.ts';
 import { accountIds, Bank, crossTaskPair, DAY_MS, sameTaskPair, START_MS, TOPICS } from './harness.ts';
 
 const ISO_START = new Date(START_MS).toISOString();
@@ -207,7 +208,7 @@ describe('transfers', () => {
     ]);
     expect(await bank.balance(a)).toEqual({ balance: '6000', inFlight: '0' });
     expect(await bank.balance(b)).toEqual({ balance: '4000', inFlight: '0' });
-    expect((await bank.driver.storeEntries<{ status: string }>('transfers')).get('x-1')?.status).toBe('completed');
+    expect((await bank.driver.storeEntries<{ status: string }>('transfers')).get(dedupKey(a, 'x-1'))?.status).toBe('completed');
     expect(bank.failed()).toEqual([]);
   });
 
@@ -300,7 +301,40 @@ describe('idempotency', () => {
     await bank.deposit('c-1', 'acc-1', '11');
     expect(bank.failed().map((r) => r.value['code'])).toEqual(['idempotency_conflict']);
     expect(await bank.balance('acc-1')).toEqual({ balance: '11000', inFlight: '0' });
-    expect((await bank.driver.storeEntries<{ status: string }>('transfers')).get('c-1')).toMatchObject({ status: 'completed' });
+    expect((await bank.driver.storeEntries<{ status: string }>('transfers')).get(dedupKey('acc-1', 'c-1'))).toMatchObject({ status: 'completed' });
+  });
+
+  test('should decide each command when one transferId is used on three accounts of the same task, the scope being the acted-on account', async () => {
+    const [a, b, c] = accountIds(bank.driver, 'scope', 3, (p, chosen) => chosen.length === 0 || bank.driver.partitionOf(chosen[0]!) === p) as [string, string, string];
+    await funded(a, '100');
+    await funded(b, '0');
+    await funded(c, '50');
+    await bank.deposit('s-1', a, '10');
+    await bank.deposit('s-1', b, '20');
+    await bank.send({ type: 'transfer', transferId: 's-1', from: c, to: a, amount: '5', currency: 'EUR' });
+    expect(bank.completed().map((r) => [r.value['type'], r.value['accountId'] ?? r.value['from']])).toEqual([['deposit', a], ['deposit', b], ['transfer', c]]);
+    expect(bank.failed()).toEqual([]);
+    // Within one account the rules are unchanged: b's deposit again is silent, a's other use of s-1 conflicts.
+    bank.clear();
+    await bank.deposit('s-1', b, '20');
+    expect(bank.completed()).toEqual([]);
+    await bank.send({ type: 'transfer', transferId: 's-1', from: a, to: b, amount: '1', currency: 'EUR' });
+    expect(bank.failed().map((r) => [r.value['from'], r.value['code']])).toEqual([[a, 'idempotency_conflict']]);
+    expect(await bank.balance(a)).toEqual({ balance: '11500', inFlight: '0' });
+    expect(await bank.balance(b)).toEqual({ balance: '2000', inFlight: '0' });
+    expect(await bank.balance(c)).toEqual({ balance: '4500', inFlight: '0' });
+  });
+
+  test('should complete a command first rejected as malformed under another key when it is resent on its own key', async () => {
+    const [a, b] = sameTaskPair(bank.driver, 'rekey');
+    await funded(a, '0');
+    await funded(b, '0');
+    const deposit = { type: 'deposit', transferId: 'k-1', accountId: b, amount: '3', currency: 'EUR' };
+    await bank.send(deposit, { key: a });
+    expect(bank.failed().map((r) => r.value['code'])).toEqual(['malformed']);
+    await bank.send(deposit);
+    expect(bank.completed().map((r) => r.key)).toEqual(['k-1']);
+    expect(await bank.balance(b)).toEqual({ balance: '300', inFlight: '0' });
   });
 });
 
@@ -367,9 +401,9 @@ describe('dedup expiry', () => {
     await bank.deposit('young', 'acc-1', '1');
     await bank.driver.advanceWallClockTime(DAY_MS / 2);
     const transfers = await bank.driver.storeEntries('transfers');
-    expect([...transfers.keys()].sort()).toEqual(['young']);
+    expect([...transfers.keys()].sort()).toEqual([dedupKey('acc-1', 'young')]);
     const tombstones = bank.driver.records(`test-app-transfers-changelog`).filter((r) => r.value === null);
-    expect(tombstones.map((r) => r.key?.toString()).sort()).toEqual(['fund-acc-1', 'old']);
+    expect(tombstones.map((r) => r.key?.toString()).sort()).toEqual([dedupKey('acc-1', 'fund-acc-1'), dedupKey('acc-1', 'old')]);
     // Past the retention a transferId is new again: the documented price of a bounded dedup store.
     bank.clear();
     await bank.deposit('old', 'acc-1', '1');

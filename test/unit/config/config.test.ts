@@ -40,6 +40,15 @@ describe('loadConfig', () => {
     }
   });
 
+  it('should default PROCESSING_EXCEPTION_HANDLER to dead-letter, take fail, and refuse anything else naming the variable', () => {
+    expect(loadConfig({}).processingExceptionHandler).toBe('dead-letter');
+    expect(loadConfig({ PROCESSING_EXCEPTION_HANDLER: 'fail' }).processingExceptionHandler).toBe('fail');
+    for (const bad of ['continue', 'DLQ', 'dead_letter']) {
+      const error = configError({ PROCESSING_EXCEPTION_HANDLER: bad });
+      expect(error.variable).toBe('PROCESSING_EXCEPTION_HANDLER');
+    }
+  });
+
   it('should derive credits topic and sink group from APP_ID when they are not set', () => {
     const config = loadConfig({ APP_ID: 'bank2' });
 

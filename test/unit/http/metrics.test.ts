@@ -12,6 +12,14 @@ describe('Metrics', () => {
     expect(text).toContain('bankstream_streams_records_processed_total{app="bank",instance="i1"} 5');
   });
 
+  it('should count dead-lettered processing exceptions by node and phase when the engine reports them', async () => {
+    const metrics = new Metrics({ app: 'bank', instance: 'i1' }, { processMetrics: false });
+    metrics.observeProcessingError({ node: 'bank', phase: 'process' });
+    metrics.observeProcessingError({ node: 'bank', phase: 'process' });
+
+    expect(await metrics.registry.metrics()).toContain('bankstream_streams_processing_errors_total{node="bank",phase="process",app="bank",instance="i1"} 2');
+  });
+
   it('should mirror a cumulative value as a counter when it grows between scrapes', async () => {
     const metrics = new Metrics({ app: 'bank', instance: 'i1' }, { processMetrics: false });
     let value = 3;

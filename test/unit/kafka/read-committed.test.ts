@@ -188,6 +188,20 @@ function deliver(partition: FetchResponsePartition, fetchOffset: bigint): { valu
   return { values, next }
 }
 
+/**
+ * Fetches the whole partition from `from` with the given response sizes, through the library's
+ * filter and/or ours, and returns what the application would see.
+ *
+ * `shuffle` reorders the aborted-transaction list that OUR filter sees (it must not depend on the
+ * order). The library's filter always sees the broker's order: by abort-marker offset, the order
+ * of the transaction index (so, for one producer, oldest transaction first). The library's filter
+ * depends on that order: it keeps the LAST listed transaction of a producer as the start of its one
+ * range, so a list with a producer's newer transaction before its older one would make it drop
+ * everything of that producer from the older transaction to its last abort marker, committed
+ * transactions included, and no filter after it can bring those back. A broker never sends such a
+ * list; see "should deliver the committed transaction between two aborted ones of one producer
+ * when the library filter ran and our filter sees the aborted list reversed".
+ */
 function consumeAll(
   model: Model,
   from: bigint,
@@ -199,9 +213,12 @@ function consumeAll(
   let position = from
   let round = 0
   while (position < model.end) {
-    const partition = respond(model, position, sizes[round++ % sizes.length]!, shuffle)
+    const partition = respond(model, position, sizes[round++ % sizes.length]!, l => l)
     if (options.library) {
       libraryFilter(partition)
+    }
+    if (partition.abortedTransactions) {
+      partition.abortedTransactions = shuffle(partition.abortedTransactions)
     }
     if (options.ours) {
       filterAbortedBatches(partition)
@@ -322,6 +339,37 @@ describe('filterAbortedBatches', () => {
       responses: [{ topicId: 't', partitions: [respond(model, 0n, 10, l => l), respond(model, 0n, 10, l => l)] }]
     }
     expect(filterAbortedFromFetchResponse(response)).toEqual({ abortedBatches: 2, abortedRecords: 4 })
+  })
+
+  it('should deliver the committed transaction between two aborted ones of one producer when the library filter ran and our filter sees the aborted list reversed', () => {
+    // fast-check counterexample (seed 458748936, shrunk) of the property below, from when the
+    // property also fed the reversed list to the library's filter. Offsets: 0 data v0 (aborted),
+    // 1 ABORT, 2 data v1, 3 COMMIT, 4 data v2 (aborted), 5 ABORT. Fetch from 1, 5 batches: both
+    // aborted transactions are listed (the first one ends at 1 = the fetch offset).
+    const model = buildLog(
+      [
+        { producer: 1, action: 'data', n: 1 },
+        { producer: 1, action: 'abort', n: 1 },
+        { producer: 1, action: 'data', n: 1 },
+        { producer: 1, action: 'commit', n: 1 },
+        { producer: 1, action: 'data', n: 1 }
+      ],
+      ['commit', 'abort', 'commit']
+    )
+    const reverse = (l: AbortedTransaction[]) => [...l].reverse()
+    const expected = [{ offset: 2n, value: 'v1' }]
+    expect(model.committed).toEqual(expected)
+    expect(consumeAll(model, 1n, [5], { library: true, ours: true }, reverse)).toEqual(expected)
+    expect(consumeAll(model, 1n, [5], { library: false, ours: true }, reverse)).toEqual(expected)
+
+    // Why the library's filter must be given the broker's order: with the newer transaction listed
+    // first it keeps [0, 5) as producer 1's range and drops the committed v1 at offset 2.
+    const brokerOrder = respond(model, 1n, 5, l => l)
+    libraryFilter(brokerOrder)
+    expect(deliver(brokerOrder, 1n).values).toEqual(expected)
+    const reversed = respond(model, 1n, 5, reverse)
+    libraryFilter(reversed)
+    expect(deliver(reversed, 1n).values).toEqual([])
   })
 
   it('should deliver exactly the committed records in order when interleavings, fetch sizes, start offsets and aborted-list order vary', () => {

@@ -1,5 +1,5 @@
-// Model-based property test: any sequence of writes, reads, commits (prepared, then flushed), aborts
-// and restarts leaves a store equal to a plain Map of committed values with a Map of committing
+// Model-based property test: any sequence of writes, reads, commits (prepared, then flushed), aborts,
+// savepoints, rollbacks to them and restarts leaves a store equal to a plain Map of committed values with a Map of committing
 // writes and a Map of pending writes on top.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +15,9 @@ type Op =
   | { op: 'prepare' }
   | { op: 'flush' }
   | { op: 'abort' }
-  | { op: 'reopen' };
+  | { op: 'reopen' }
+  | { op: 'savepoint' }
+  | { op: 'rollback' };
 
 interface Value {
   n: number;
@@ -36,6 +38,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.constant({ op: 'flush' as const }),
   fc.constant({ op: 'abort' as const }),
   fc.constant({ op: 'reopen' as const }),
+  fc.constant({ op: 'savepoint' as const }),
+  fc.constant({ op: 'rollback' as const }),
 );
 
 const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
@@ -45,6 +49,8 @@ class Model {
   /** The writes of a prepared commit, until it is flushed or aborted. */
   committing: Map<string, number | null> | null = null;
   pending = new Map<string, number | null>();
+  /** The pending writes at the last savepoint; a new write layer (prepare, abort, reopen) starts empty. */
+  saved = new Map<string, number | null>();
   checkpoint: bigint | null = null;
 
   read(key: string): Value | undefined {
@@ -62,6 +68,16 @@ class Model {
   prepare(): void {
     this.committing = this.pending;
     this.pending = new Map();
+    this.saved = new Map();
+  }
+
+  savepoint(): void {
+    this.saved = new Map(this.pending);
+  }
+
+  /** Back to the savepoint, which stays the savepoint (same order of first writes as then). */
+  rollback(): void {
+    this.pending = new Map(this.saved);
   }
 
   range(gte: string | undefined, lt: string | undefined, limit: number | undefined): [string, Value][] {
@@ -91,6 +107,7 @@ class Model {
 
   abort(): void {
     this.pending = new Map();
+    this.saved = new Map();
     this.committing = null;
   }
 }
@@ -157,6 +174,14 @@ async function apply(step: Op, store: TaskStore<Value>, model: Model, reopen: ()
     case 'abort':
       store.abort();
       model.abort();
+      return store;
+    case 'savepoint':
+      store.savepoint();
+      model.savepoint();
+      return store;
+    case 'rollback':
+      store.rollbackToSavepoint();
+      model.rollback();
       return store;
     case 'reopen': {
       const reopened = await reopen();
