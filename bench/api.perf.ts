@@ -43,6 +43,7 @@ const env: Record<string, string> = {
   HTTP_HOST: '127.0.0.1',
   HTTP_PORT: values.port,
   AUTH_DEV_SECRET: secret,
+  CLUSTER_SECRET: randomBytes(32).toString('hex'),
   LOG_LEVEL: 'warn',
 };
 const config = loadConfig(env);

@@ -6,6 +6,8 @@
 // process's CPU time per record (user + system), which other work on the machine disturbs less.
 //
 //   node bench/engine.perf.ts --roots /tmp/base,. --transfers 100000 --rounds 2
+//   node bench/engine.perf.ts --roots .:nomac,. --rounds 2   (same tree without, then with, the MACs of
+//                                                             internal records: their cost, side by side)
 //   node bench/engine.perf.ts --profile /tmp/prof   (a .cpuprofile per run; summarize with bench/profile.ts)
 //
 // Ratios measured side by side in one run are what to read; the machine is shared and noisy.
@@ -31,6 +33,7 @@ const { values } = parseArgs({
     child: { type: 'string' },
     prefix: { type: 'string' },
     app: { type: 'string' },
+    nomac: { type: 'boolean', default: false },
   },
 });
 
@@ -42,7 +45,7 @@ interface RunResult {
 }
 
 if (values.child !== undefined) {
-  const result = await runEngine(path.resolve(values.child), values.prefix!, values.app!, Number(values.transfers));
+  const result = await runEngine(path.resolve(values.child), values.prefix!, values.app!, Number(values.transfers), values.nomac);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 } else {
@@ -50,7 +53,8 @@ if (values.child !== undefined) {
 }
 
 async function main(): Promise<void> {
-  const roots = values.roots.split(',').map((r) => path.resolve(r));
+  // A root may end in ":nomac": that tree with the MACs of internal records turned off (the bench-only switch).
+  const roots = values.roots.split(',').map((r) => (r.endsWith(':nomac') ? `${path.resolve(r.slice(0, -':nomac'.length))}:nomac` : path.resolve(r)));
   const transfers = Number(values.transfers);
   const prefix = uniquePrefix('perf');
   const env = prefixedEnv(prefix, { PARTITIONS: '12' });
@@ -90,7 +94,10 @@ async function main(): Promise<void> {
 function runChild(root: string, prefix: string, app: string, commands: number): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const profile = values.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(values.profile)];
-    const child = spawn(process.execPath, [...profile, import.meta.filename, '--child', root, '--prefix', prefix, '--app', app, '--transfers', String(commands)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const nomac = root.endsWith(':nomac');
+    const tree = nomac ? root.slice(0, -':nomac'.length) : root;
+    const args = [...profile, import.meta.filename, '--child', tree, '--prefix', prefix, '--app', app, '--transfers', String(commands), ...(nomac ? ['--nomac'] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
     child.on('error', reject);
@@ -103,7 +110,7 @@ function runChild(root: string, prefix: string, app: string, commands: number): 
 }
 
 /** Runs the engine of the tree at `root` over the backlog until it has been quiet for 3 s. */
-async function runEngine(root: string, prefix: string, app: string, commands: number): Promise<RunResult> {
+async function runEngine(root: string, prefix: string, app: string, commands: number, nomac: boolean): Promise<RunResult> {
   const instance = (await import(path.join(root, 'src/app/instance.ts'))) as typeof import('../src/app/instance.ts');
   const configModule = (await import(path.join(root, 'src/config/config.ts'))) as typeof import('../src/config/config.ts');
   const topicsModule = (await import(path.join(root, 'src/ops/topics.ts'))) as typeof import('../src/ops/topics.ts');
@@ -113,11 +120,13 @@ async function runEngine(root: string, prefix: string, app: string, commands: nu
   await topicsModule.ensureTopics(config);
   const commits: Array<{ atMs: number; records: number }> = [];
   let total = 0;
-  const streams = instance.createBankStreams(config, pino({ level: 'warn' }), (info) => {
+  const onCommit = (info: { records: number }) => {
     if (info.records === 0) return;
     total += info.records;
     commits.push({ atMs: Date.now(), records: total });
-  });
+  };
+  // Trees from before the MACs take no fourth argument; `nomac` turns them off in this one.
+  const streams = nomac ? instance.createBankStreams(config, pino({ level: 'warn' }), onCommit, { internalRecordMacs: false }) : instance.createBankStreams(config, pino({ level: 'warn' }), onCommit);
   const started = Date.now();
   const cpuBefore = process.cpuUsage();
   await streams.start();

@@ -67,6 +67,8 @@ export async function prepareEnvironment(options: EnvironmentOptions): Promise<B
     LOG_LEVEL: 'info',
     // Dev-mode API tokens signed with a secret the bench knows too (bench/phases/api.ts).
     AUTH_DEV_SECRET: randomBytes(32).toString('hex'),
+    // The processor signs its internal legs and changelog records with it (required).
+    CLUSTER_SECRET: randomBytes(32).toString('hex'),
   };
   const config = loadConfig(env);
   await ensureTopics(config);

@@ -2,7 +2,7 @@
 // Postgres sink (optional) and the HTTP API (optional), started and stopped in order.
 import { type Logger } from 'pino';
 import { buildBankTopology } from '../bank/topology.ts';
-import { type Config } from '../config/config.ts';
+import { type Config, requireClusterKeys } from '../config/config.ts';
 import { Metrics } from '../http/metrics.ts';
 import { ApiServer } from '../http/server.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
@@ -32,8 +32,17 @@ export function bankTopology(config: Config) {
   return buildBankTopology({ topics: config.topics, dedupRetentionMs: config.dedupRetentionMs, processingExceptionHandler: config.processingExceptionHandler });
 }
 
-/** The bank topology on the exactly-once engine, configured from `config` (not started). */
-export function createBankStreams(config: Config, logger: Logger, onCommit?: KafkaStreamsOptions['onCommit'], onProcessingError?: KafkaStreamsOptions['onProcessingError']): KafkaStreams {
+/**
+ * The bank topology on the exactly-once engine, configured from `config` (not started). Requires the
+ * cluster keys (CLUSTER_SECRET): every leg and changelog record is signed and verified with them.
+ */
+export function createBankStreams(
+  config: Config,
+  logger: Logger,
+  onCommit?: KafkaStreamsOptions['onCommit'],
+  overrides: Pick<KafkaStreamsOptions, 'internalRecordMacs' | 'onProcessingError'> = {},
+): KafkaStreams {
+  const clusterKeys = requireClusterKeys(config.clusterKeys, 'the processor');
   return new KafkaStreams(bankTopology(config), {
     applicationId: config.appId,
     instanceId: config.instanceId,
@@ -45,15 +54,17 @@ export function createBankStreams(config: Config, logger: Logger, onCommit?: Kaf
     offsetReset: config.offsetReset,
     connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
     logger,
+    clusterKeys,
+    recordAuth: config.recordAuth,
+    ...overrides,
     ...(onCommit ? { onCommit } : {}),
-    ...(onProcessingError ? { onProcessingError } : {}),
   });
 }
 
 export async function startInstance(options: InstanceOptions): Promise<Instance> {
   const { config, logger } = options;
   const metrics = new Metrics({ app: config.appId, instance: config.instanceId });
-  const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info), (info) => metrics.observeProcessingError(info));
+  const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info), { onProcessingError: (info) => metrics.observeProcessingError(info) });
   metrics.bindStreams(streams);
   await streams.start();
   let sink: PostgresSink | undefined;

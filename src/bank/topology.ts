@@ -58,7 +58,7 @@ export function buildBankTopology(options: BankTopologyOptions): Topology {
     // Keys stay raw bytes so that a dead letter carries the original key exactly.
     .addSource('commands', { topics: [topics.input], keySerde: bytesSerde, valueSerde: bytesSerde })
     .addSource('credits', { topics: [topics.credits], keySerde: bytesSerde, valueSerde: legBytesSerde })
-    .addRepartitionTopic(topics.credits)
+    .addRepartitionTopic(topics.credits, { deadLetterTopic: topics.dlq })
     .addProcessor(BANK_PROCESSOR, () => new BankProcessor(processorOptions), 'commands', 'credits');
   for (const name of BANK_STORES) topology.addStateStore({ name }, BANK_PROCESSOR);
   return topology

@@ -64,6 +64,18 @@ export interface Config {
   postgresTls: PostgresTlsConfig;
   /** The cluster secret (CLUSTER_SECRET); undefined when unset: see requireClusterKeys. */
   clusterKeys: ClusterKeys | undefined;
+  /** How the engine treats internal records without a MAC (upgrades) and which ones an operator skips. */
+  recordAuth: RecordAuthConfig;
+}
+
+/** Authentication of internal records (src/runtime/record-mac.ts): the upgrade and incident switches. */
+export interface RecordAuthConfig {
+  /** CHANGELOG_ACCEPT_UNSIGNED: restore accepts changelog records with no MAC at all (one upgrade, then off). */
+  changelogAcceptUnsigned: boolean;
+  /** LEGS_ACCEPT_UNSIGNED: repartition records (legs) with no MAC at all are applied (one upgrade, then off). */
+  legsAcceptUnsigned: boolean;
+  /** CHANGELOG_SKIP_RECORDS: exact changelog records ("topic:partition:offset") restore leaves out after an incident. */
+  changelogSkipRecords: ReadonlySet<string>;
 }
 
 /** Bounds of the HTTP API (src/http). */
@@ -222,6 +234,26 @@ export function loadConfig(env: Env = process.env): Config {
     kafkaSecurity: kafkaSecurityConfig(env),
     postgresTls: postgresTlsConfig(env),
     clusterKeys: clusterKeysConfig(env),
+    recordAuth: recordAuthConfig(env),
+  };
+}
+
+const RECORD_COORDINATE = /^([A-Za-z0-9._-]{1,249}):(0|[1-9][0-9]{0,8}):(0|[1-9][0-9]{0,18})$/;
+const SKIP_RECORDS_MAX = 1000;
+
+function recordAuthConfig(env: Env): RecordAuthConfig {
+  const raw = (env['CHANGELOG_SKIP_RECORDS'] ?? '').trim();
+  const items = raw === '' ? [] : raw.split(',').map((item) => item.trim());
+  if (items.length > SKIP_RECORDS_MAX) throw new ConfigError('CHANGELOG_SKIP_RECORDS', `at most ${SKIP_RECORDS_MAX} records, got ${items.length}`);
+  for (const item of items) {
+    if (!RECORD_COORDINATE.test(item)) {
+      throw new ConfigError('CHANGELOG_SKIP_RECORDS', `expected comma-separated topic:partition:offset (as the restore error names them), got ${JSON.stringify(item)}`);
+    }
+  }
+  return {
+    changelogAcceptUnsigned: bool(env, 'CHANGELOG_ACCEPT_UNSIGNED', false),
+    legsAcceptUnsigned: bool(env, 'LEGS_ACCEPT_UNSIGNED', false),
+    changelogSkipRecords: new Set(items),
   };
 }
 

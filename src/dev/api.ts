@@ -25,8 +25,22 @@ export const TOKEN_SUBJECT = 'admin';
 const HEALTH_WAIT_MS = 3000;
 
 /** AUTH_DEV_SECRET for the dev instance: read from <home>/auth-dev-secret, created (mode 600) on first use. */
-export async function devAuthSecret(home: string, name = 'auth-dev-secret'): Promise<string> {
-  const file = path.join(home, name);
+export async function devAuthSecret(home: string): Promise<string> {
+  return devSecret(path.join(home, 'auth-dev-secret'));
+}
+
+/**
+ * CLUSTER_SECRET for the dev instance (it signs the internal legs and changelog records): read from
+ * <home>/cluster-secret, created (mode 600) on first use and kept by --reset, because the changelogs
+ * in the broker stay signed with it.
+ */
+export async function devClusterSecret(home: string): Promise<{ secret: string; file: string }> {
+  const file = path.join(home, 'cluster-secret');
+  return { secret: await devSecret(file), file };
+}
+
+async function devSecret(file: string): Promise<string> {
+  const home = path.dirname(file);
   const existing = (await readFile(file, 'utf8').catch(() => '')).trim();
   if (existing.length >= 32) return existing;
   const secret = randomBytes(32).toString('base64url');

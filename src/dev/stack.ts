@@ -21,7 +21,7 @@ import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { ensureTopics } from '../ops/topics.ts';
 import { type StreamsStatus } from '../runtime/kafka-streams.ts';
 import { migrate } from '../sinks/migrate.ts';
-import { type ApiAccess, describeApi, devAuthSecret } from './api.ts';
+import { type ApiAccess, describeApi, devAuthSecret, devClusterSecret } from './api.ts';
 import { DEMO_ACCOUNTS, seedCommands, seedUsers, sendCommands, startLightLoad, waitForSeed } from './demo.ts';
 import { embeddedPostgresRunning, startEmbeddedPostgres } from './embedded-postgres.ts';
 import { brokersAnswer, localBrokerPort, startLocalKafka } from './kafka.ts';
@@ -56,6 +56,8 @@ export interface DevSummary {
   api: ApiAccess;
   demo: Array<{ accountId: string; ownerId: string; balance: string; currency: string }>;
   loadRate: number;
+  /** Where the generated CLUSTER_SECRET is kept, when this run generated or reused one (unset when the environment gave it). */
+  clusterSecretFile: string | undefined;
 }
 
 interface Resource {
@@ -100,8 +102,13 @@ export class DevStack {
     if (options.reset) await this.#reset(env);
     // Dev auth mode with a known secret, so that the token printed below verifies on the instance.
     if (!env.AUTH_JWKS_URL && !env.AUTH_DEV_SECRET) env.AUTH_DEV_SECRET = await devAuthSecret(options.home);
-    // The API and the processor need the cluster secret; a dev stack keeps one in its home, like the dev auth secret.
-    if (!env.CLUSTER_SECRET && !env.CLUSTER_SECRET_FILE) env.CLUSTER_SECRET = await devAuthSecret(options.home, 'cluster-secret');
+    // The processor refuses to start without a cluster secret: generate one once, keep it in the dev folder.
+    let clusterSecretFile: string | undefined;
+    if (!env.CLUSTER_SECRET && !env.CLUSTER_SECRET_FILE) {
+      const generated = await devClusterSecret(options.home);
+      env.CLUSTER_SECRET = generated.secret;
+      clusterSecretFile = generated.file;
+    }
     let config = loadConfig(env);
     const logger = devLogger(config);
     const kafka = await this.#kafka(config);
@@ -125,7 +132,7 @@ export class DevStack {
       const load = startLightLoad(config, options.loadRate, options.reporter);
       this.#resources.push({ name: 'demo load', stop: () => load.stop() });
     }
-    return { config, kafka, postgres, api, demo, loadRate: options.loadRate };
+    return { config, kafka, postgres, api, demo, loadRate: options.loadRate, clusterSecretFile };
   }
 
   /** Stops what this run started, newest first; finishes the loop and rethrows the first error. */

@@ -131,6 +131,10 @@ export class Metrics {
     this.gaugeOf('bankstream_streams_standby_lag_records', 'Changelog records the standby tasks have not applied yet', () => streams.status().standbyLagRecords);
     this.counterOf('bankstream_streams_restored_records_total', 'Changelog records restored into local stores', () => streams.status().restoredRecords);
     this.stoppedGauge('bankstream_streams_partitions_stopped', 'Assigned source partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md', () => streams.status().stopped);
+    // Authenticated internal records (src/runtime/record-mac.ts): any refusal is an alert.
+    this.counterOf('bankstream_internal_records_rejected_total', 'Internal (repartition) records refused for a missing or wrong MAC, sent to the DLQ and never applied', () => streams.status().internalRecords.rejectedRecords);
+    this.counterOf('bankstream_internal_records_unsigned_accepted_total', 'Internal records without a MAC applied because LEGS_ACCEPT_UNSIGNED is on', () => streams.status().internalRecords.unsignedAccepted);
+    this.counterOf('bankstream_internal_records_previous_key_total', 'Internal records verified with CLUSTER_SECRET_PREVIOUS (a key rotation still draining)', () => streams.status().internalRecords.previousKeyAccepted);
   }
 
   /** Sink gauges and counters, read from the sink at scrape time. */

@@ -14,6 +14,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Consumer, type ConnectionOptions, ListOffsetTimestamps, type MessageToProduce } from '@platformatic/kafka';
 import { type Logger } from 'pino';
+import { type ClusterKeys } from '../config/cluster-key.ts';
 import { createTransactionalProducer, type KafkaSecurityOptions } from '../kafka/clients.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
@@ -27,7 +28,9 @@ import { createCopartitionedAssigner, encodeMemberInfo, LEGACY_PROTOCOL_NAME, PR
 import { fetchStableOffsets } from './committed-offsets.ts';
 import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
 import { type FetchPosition, Fetcher, type FetchRound, tpKey } from './fetcher.ts';
+import { type InternalRecordsStatus, InternalRecords } from './internal-records.ts';
 import { decideStart, type OffsetResetPolicy, outOfRangeStop, type PartitionStop } from './offset-reset.ts';
+import { type RecordAuthOptions } from './record-mac.ts';
 import { restoreTasks } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
 import { StreamTask } from './task.ts';
@@ -57,6 +60,12 @@ export interface KafkaStreamsOptions {
    * (metrics); the engine logs each one itself. The dead letter commits with the offset, or not at all.
    */
   onProcessingError?: (info: ProcessingErrorInfo) => void;
+  /** The cluster keys: every repartition and changelog record is signed with them, and applied only if it verifies. */
+  clusterKeys: ClusterKeys;
+  /** Upgrade and incident switches for internal-record authentication (see record-mac.ts). */
+  recordAuth?: RecordAuthOptions;
+  /** false only for the bench's A/B measure of the MACs' cost (nothing signed or checked); never from configuration. */
+  internalRecordMacs?: boolean;
 }
 
 /** What interactive queries, readiness and routing need to know about this instance's tasks. */
@@ -74,6 +83,8 @@ export interface StreamsStatus {
   restoredRecords: number;
   /** Assigned partitions that do not run, and why (offsets missing with state, offset out of range). */
   stopped: PartitionStop[];
+  /** Internal records refused (forged), accepted unsigned or with the previous key (record-mac.ts). */
+  internalRecords: InternalRecordsStatus;
 }
 
 export type StreamsListener = (status: StreamsStatus) => void;
@@ -90,7 +101,8 @@ export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 
 /** Failures in a row (without a successful commit in between) after which the instance stops. */
 const MAX_CONSECUTIVE_FAILURES = 10;
 
-type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError'>;
+type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs'>> &
+  Pick<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs'>;
 
 interface Assignment {
   generationId: number;
@@ -152,6 +164,7 @@ export class KafkaStreams {
   #consecutiveFailures = 0;
   #inflight: InflightCommit | undefined;
   readonly #listeners = new Set<StreamsListener>();
+  readonly #internal: InternalRecords;
 
   constructor(topology: Topology, options: KafkaStreamsOptions) {
     this.#topology = topology.validate();
@@ -165,6 +178,14 @@ export class KafkaStreams {
       ...options,
     } as ResolvedOptions;
     this.#log = options.logger.child({ component: 'streams', instance: options.instanceId });
+    if (!options.clusterKeys) throw new FatalStreamsError('cluster_keys_missing', 'the stream processor requires the cluster keys (CLUSTER_SECRET)');
+    this.#internal = new InternalRecords({
+      keys: options.clusterKeys,
+      topology: this.#topology,
+      log: this.#log,
+      ...(options.recordAuth ? { auth: options.recordAuth } : {}),
+      ...(options.internalRecordMacs === false ? { enabled: false } : {}),
+    });
   }
 
   get state(): StreamsState {
@@ -181,6 +202,7 @@ export class KafkaStreams {
       standbyLagRecords: this.#standbys?.lagRecords() ?? 0,
       restoredRecords: this.#restoredRecords,
       stopped: [...this.#stopped.values()],
+      internalRecords: this.#internal.status(),
     };
   }
 
@@ -275,6 +297,7 @@ export class KafkaStreams {
       log: this.#log.child({ component: 'standby' }),
       changelogTopicOf: (store) => `${this.#options.applicationId}-${store}-changelog`,
       createTask: (partition) => this.#createTask(partition),
+      ...(this.#internal.changelogCheck() ? { check: this.#internal.changelogCheck()! } : {}),
     });
     await this.#checkTopics();
     // Fence zombies with our transactional id before anything else: InitProducerId with the
@@ -415,7 +438,7 @@ export class KafkaStreams {
     }
     const committed = await this.#committedOffsets(assignment.partitions);
     this.#emitStatus();
-    const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log, undefined, this.#options.transactionTimeoutMs * 2);
+    const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log, undefined, this.#options.transactionTimeoutMs * 2, this.#internal.changelogCheck());
     this.#restoredRecords += restored.records;
     const earliest = await this.#earliestOffsets(tasks, committed);
     for (const task of tasks) {
@@ -521,7 +544,7 @@ export class KafkaStreams {
       dir: path.join(stateDir, applicationId, instanceId, String(partition)),
       partitionsOf: (topic) => this.#partitionCountOf(topic),
       partitionForKey,
-      emit: (output) => this.#outputs.push(output),
+      emit: (output) => this.#outputs.push(this.#internal.sign(output, partition)),
       nowMs: () => Date.now(),
       onProcessingError: (info) => this.#onProcessingError(info),
     });
@@ -604,7 +627,12 @@ export class KafkaStreams {
         const chunk = part.records.slice(index, index + room);
         index += chunk.length;
         const last = index >= part.records.length;
-        this.#pendingRecords += await task.process(part.topic, chunk, last ? part.nextOffset : chunk[chunk.length - 1]!.offset + 1n);
+        // Records of a repartition topic are applied only if they verify; the others become dead letters
+        // in the same transaction as the offsets that pass them.
+        const { accepted, deadLetters } = this.#internal.authenticate(part.topic, chunk, (topic) => this.#partitionCountOf(topic));
+        for (const letter of deadLetters) this.#outputs.push(letter);
+        this.#pendingRecords += deadLetters.length;
+        this.#pendingRecords += await task.process(part.topic, accepted, last ? part.nextOffset : chunk[chunk.length - 1]!.offset + 1n);
         await this.#maybeCommit(false);
         task = this.#tasks.get(part.partition);
         if (!task || task.state !== 'RUNNING') break;
@@ -703,7 +731,11 @@ export class KafkaStreams {
         prepared.flushes.push({ task, name, store });
         if (!store.options.logged) continue;
         const topic = `${this.#options.applicationId}-${name}-changelog`;
-        for (const e of entries) messages.push({ topic, partition: task.partition, key: Buffer.from(e.key, 'utf8'), value: e.value ?? undefined, timestamp: BigInt(startedMs) });
+        for (const e of entries) {
+          const key = Buffer.from(e.key, 'utf8');
+          const headers = this.#internal.changelogHeaders(name, task.partition, key, e.value);
+          messages.push({ topic, partition: task.partition, key, value: e.value ?? undefined, timestamp: BigInt(startedMs), ...(headers ? { headers } : {}) });
+        }
         prepared.changelogCounts.set(tpKey(topic, task.partition), { task, store: name, count: entries.length });
       }
     }
@@ -765,7 +797,7 @@ export class KafkaStreams {
   async #checkTopics(): Promise<void> {
     const sourceTopics = this.#topology.sourceTopics();
     const changelogs = this.#topology.stores().filter((s) => s.logged).map((s) => `${this.#options.applicationId}-${s.name}-changelog`);
-    const all = [...new Set([...sourceTopics, ...changelogs, ...this.#topology.sinkTopics()])];
+    const all = [...new Set([...sourceTopics, ...changelogs, ...this.#topology.sinkTopics(), ...this.#internal.deadLetterTopics()])];
     let metadata;
     try {
       metadata = await this.#consumer.metadata({ topics: all });
@@ -847,8 +879,21 @@ function toMessage(o: OutputRecord): MessageToProduce {
   if (o.value) message.value = o.value;
   const names = Object.keys(o.headers);
   // The client's default serializers take Buffer header keys too, so headers go as a Map of Buffers.
-  if (names.length > 0) message.headers = new Map(names.map((name) => [Buffer.from(name, 'utf8'), o.headers[name]!]));
+  if (names.length > 0) message.headers = new Map(names.map((name) => [headerNameBytes(name), o.headers[name]!]));
   return message;
+}
+
+/** Header names as bytes, made once each: every leg carries the same few (the MAC headers). Bounded. */
+const HEADER_NAME_BYTES = new Map<string, Buffer>();
+const HEADER_NAMES_CACHED_MAX = 1024;
+
+function headerNameBytes(name: string): Buffer {
+  let bytes = HEADER_NAME_BYTES.get(name);
+  if (bytes === undefined) {
+    bytes = Buffer.from(name, 'utf8');
+    if (HEADER_NAME_BYTES.size < HEADER_NAMES_CACHED_MAX) HEADER_NAME_BYTES.set(name, bytes);
+  }
+  return bytes;
 }
 
 /** Next changelog offset per "partition/store": the lowest base offset + the count is never past the truth. */

@@ -3,6 +3,7 @@
 import { type Consumer } from '@platformatic/kafka';
 import { type Logger } from 'pino';
 import { type ChangelogEntry } from '../stores/types.ts';
+import { type ChangelogCheck } from './record-mac.ts';
 import { type FetchedRecord, type FetchPartitionError, type Fetcher, isOutOfRange, type PartitionFetch, tpKey } from './fetcher.ts';
 import { type StreamTask } from './task.ts';
 
@@ -33,6 +34,8 @@ export async function restoreTasks(
   log: Logger,
   onProgress: (records: number) => void = () => {},
   catchUpMs = 30_000,
+  /** Authenticates every record before it is applied (record-mac.ts); throws to stop the restore. */
+  check?: ChangelogCheck,
 ): Promise<RestoreProgress> {
   const started = Date.now();
   const targets = await planRestore(tasks, changelogTopicOf, consumer, log, catchUpMs);
@@ -58,7 +61,7 @@ export async function restoreTasks(
     for (const part of fetched) {
       const target = byKey.get(tpKey(part.topic, part.partition));
       if (!target || target.offset >= target.end) continue;
-      const entries = changelogEntries(part.records, target.end);
+      const entries = changelogEntries(part.records, target.end, check && ((r) => check(target.storeName, r)));
       const next = part.nextOffset < target.end ? part.nextOffset : target.end;
       if (next > target.offset) writes.push({ target, entries, next });
     }
@@ -82,10 +85,17 @@ export async function restoreTasks(
   return { records, elapsedMs };
 }
 
-/** The store entries of fetched changelog records below `end` (keyless records carry no entry). */
-export function changelogEntries(records: FetchedRecord[], end?: bigint): ChangelogEntry[] {
+/**
+ * The store entries of fetched changelog records below `end` (keyless records carry no entry). `check`
+ * authenticates each record first: false leaves it out, a throw stops before anything of the batch is written.
+ */
+export function changelogEntries(records: FetchedRecord[], end?: bigint, check?: (record: FetchedRecord) => boolean): ChangelogEntry[] {
   const entries: ChangelogEntry[] = [];
-  for (const r of records) if (r.key && (end === undefined || r.offset < end)) entries.push({ key: r.key.toString('utf8'), value: r.value });
+  for (const r of records) {
+    if (!r.key || (end !== undefined && r.offset >= end)) continue;
+    if (check && !check(r)) continue;
+    entries.push({ key: r.key.toString('utf8'), value: r.value });
+  }
   return entries;
 }
 

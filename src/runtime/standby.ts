@@ -10,6 +10,7 @@
 import { type Consumer } from '@platformatic/kafka';
 import { type Logger } from 'pino';
 import { type Fetcher, isOutOfRange, tpKey } from './fetcher.ts';
+import { type ChangelogCheck } from './record-mac.ts';
 import { changelogEntries, type RestoreTarget, resetOutOfRange } from './restore.ts';
 import { type StreamTask } from './task.ts';
 
@@ -20,6 +21,8 @@ export interface StandbyTasksOptions {
   changelogTopicOf(store: string): string;
   /** A task for the partition's state folder; only its stores are used. */
   createTask(partition: number): StreamTask;
+  /** Authenticates every changelog record before it is applied (record-mac.ts); a throw drops the standby. */
+  check?: ChangelogCheck;
 }
 
 interface Standby {
@@ -142,8 +145,9 @@ export class StandbyTasks {
         if (!target || !this.#standbys.has(target.partition)) continue;
         if (part.lastStableOffset >= 0n) target.end = part.lastStableOffset;
         if (part.nextOffset <= target.offset) continue;
-        const entries = changelogEntries(part.records);
+        let entries;
         try {
+          entries = changelogEntries(part.records, undefined, this.#options.check && ((r) => this.#options.check!(target.storeName, r)));
           await target.task.stores.get(target.storeName)!.restoreBatch(entries, part.nextOffset);
         } catch (error) {
           await this.#drop(target.partition, error);

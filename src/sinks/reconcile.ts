@@ -25,6 +25,7 @@ import { type Config, changelogTopic } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
 import { fetchStableOffsets } from '../runtime/committed-offsets.ts';
 import { Fetcher, type FetchedRecord, tpKey } from '../runtime/fetcher.ts';
+import { recordCoordinate, verifyChangelogRecord } from '../runtime/record-mac.ts';
 import { IDEMPOTENCY_CONFLICT, storableText } from './records.ts';
 
 export interface ReconcileOptions {
@@ -55,6 +56,8 @@ export type DifferenceKind =
   | 'conflicts_mismatch'
   | 'sink_reject'
   | 'unreadable_record'
+  /** A changelog record without a valid MAC (src/runtime/record-mac.ts): forged, left out of the stores view. */
+  | 'unauthenticated_record'
   | 'outcomes_truncated'
   | 'api_error';
 
@@ -375,9 +378,12 @@ type ApiView = Map<string, { balance: string | null; error?: string }>;
 async function readStores(config: Config, reader: TopicReader): Promise<StoreView> {
   const view: StoreView = { accounts: new Map(), balances: new Map(), inFlightTransfers: new Map(), unreadable: [] };
   const { balances, accounts, transfers } = changelogs(config);
+  const storeOf = new Map([[balances, 'balances'], [accounts, 'accounts'], [transfers, 'transfers']]);
   await reader.readAll([balances, accounts, transfers], (record) => {
     const key = record.key?.toString('utf8');
     if (key === undefined) return;
+    // What a restoring task would refuse is no part of the stores: reported, never counted.
+    if (!authenticChangelogRecord(config, storeOf.get(record.topic)!, record, view.unreadable)) return;
     const value = parseJson(record, view.unreadable);
     if (value === undefined) return;
     if (record.topic === balances) setOrDelete(view.balances, key, value === null ? null : balanceRow(value, record, view.unreadable));
@@ -385,6 +391,20 @@ async function readStores(config: Config, reader: TopicReader): Promise<StoreVie
     else setOrDelete(view.inFlightTransfers, key, value?.status === 'in_flight' ? (value as unknown as TransferEntry) : null);
   });
   return view;
+}
+
+/** True when a restore would apply the record (verifies, or is on the operator's skip list: then false, silently). */
+function authenticChangelogRecord(config: Config, store: string, record: FetchedRecord, unreadable: Difference[]): boolean {
+  if (config.recordAuth.changelogSkipRecords.has(recordCoordinate(record.topic, record.partition, record.offset))) return false;
+  if (!config.clusterKeys) return true;
+  const check = verifyChangelogRecord(config.clusterKeys, store, record, config.recordAuth.changelogAcceptUnsigned);
+  if (check.ok) return true;
+  unreadable.push({
+    kind: 'unauthenticated_record',
+    accountId: record.key?.toString('utf8'),
+    message: `${where(record)}: changelog record does not verify (${check.reason}): forged, or written with another CLUSTER_SECRET; a restore stops at it`,
+  });
+  return false;
 }
 
 const MINOR_UNITS = /^-?\d+$/;

@@ -63,6 +63,11 @@ export interface SinkOptions<K, V> {
   partitioner?: SinkPartitioner<K, V>;
 }
 
+export interface RepartitionOptions {
+  /** Dead-letter topic for records that do not authenticate (original bytes, reason in headers). */
+  deadLetterTopic?: string;
+}
+
 export interface StoreOptionsInput<V> {
   name: string;
   valueSerde?: Serde<V>;
@@ -85,7 +90,7 @@ export const bytesSerde: Serde<unknown> = {
 export class Topology {
   readonly #nodes = new Map<string, TopologyNode>();
   readonly #stores = new Map<string, StoreSpec>();
-  readonly #repartitionTopics = new Set<string>();
+  readonly #repartitionTopics = new Map<string, RepartitionOptions>();
   #processingExceptionHandler: ProcessingExceptionHandler = { response: 'fail' };
 
   addSource<K = string, V = Buffer>(name: string, options: SourceOptions<K, V>): this {
@@ -126,11 +131,18 @@ export class Topology {
 
   /**
    * Declares a repartition topic: written by a sink and read back by a source of this topology.
-   * It must be co-partitioned with the other sources (the engine checks at start-up).
+   * It must be co-partitioned with the other sources (the engine checks at start-up). The engine signs
+   * every record it writes there and applies only records that verify (src/runtime/record-mac.ts); the
+   * others go to `deadLetterTopic`.
    */
-  addRepartitionTopic(topic: string): this {
-    this.#repartitionTopics.add(topic);
+  addRepartitionTopic(topic: string, options: RepartitionOptions = {}): this {
+    this.#repartitionTopics.set(topic, { ...options });
     return this;
+  }
+
+  /** Where records of a repartition topic that do not verify go (undefined: dropped, logged and counted). */
+  repartitionDeadLetterTopic(topic: string): string | undefined {
+    return this.#repartitionTopics.get(topic)?.deadLetterTopic;
   }
 
   addStateStore<V>(options: StoreOptionsInput<V>, ...processorNames: string[]): this {
@@ -200,7 +212,7 @@ export class Topology {
   }
 
   repartitionTopics(): string[] {
-    return [...this.#repartitionTopics];
+    return [...this.#repartitionTopics.keys()];
   }
 
   /** Throws a TopologyError when the graph is incomplete (dangling names, a source topic read twice). */
@@ -213,8 +225,11 @@ export class Topology {
         seen.set(topic, source.name);
       }
     }
-    for (const topic of this.#repartitionTopics) {
+    for (const [topic, options] of this.#repartitionTopics) {
       if (!seen.has(topic)) throw new TopologyError(`repartition topic ${topic} has no source`);
+      if (options.deadLetterTopic !== undefined && (options.deadLetterTopic === topic || seen.has(options.deadLetterTopic))) {
+        throw new TopologyError(`repartition topic ${topic}: dead-letter topic ${options.deadLetterTopic} must not be a source topic`);
+      }
     }
     return this;
   }

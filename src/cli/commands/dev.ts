@@ -105,6 +105,18 @@ async function stopQuietly(stack: DevStack, reporter: DevReporter): Promise<bool
   }
 }
 
+/** The banner's warning: a dev broker has no ACLs; say what still holds and what does not. */
+function securityWarning(config: DevSummary['config']): string[] {
+  const protocol = config.kafkaSecurity.protocol;
+  return [
+    `WARNING: this broker has no ACLs${protocol === 'PLAINTEXT' ? ' and no authentication (PLAINTEXT)' : ''}: anyone who reaches it`,
+    '  can read every topic and write any command. Internal legs and changelog records carry a MAC under the',
+    '  cluster secret, so forged ones are refused (DLQ, bankstream_internal_records_rejected_total), but a verbatim',
+    '  copy of a real one is not: never expose this broker. Production: SASL/SCRAM + `bankstream acls apply`',
+    '  (docker-compose.yml and deploy/k8s do; see README "Security" and docs/security.md).',
+  ];
+}
+
 /** The ready block on stdout: one "label  value" line each, easy to read and to grep. */
 export function formatSummary(summary: DevSummary): string {
   const { config, kafka, postgres, api } = summary;
@@ -120,6 +132,8 @@ export function formatSummary(summary: DevSummary): string {
   for (const account of summary.demo) row('demo', `${account.accountId} (owner ${account.ownerId}): ${account.balance} ${account.currency}`);
   if (summary.demo.length > 0) row('users', `${DEMO_USERS.map((user) => `${user.id} (${user.role})`).join(', ')}; password ${DEMO_PASSWORD}`);
   row('load', summary.loadRate > 0 ? `${summary.loadRate} transfers/s on demo-load-0..5` : 'off');
+  row('secret', summary.clusterSecretFile ? `CLUSTER_SECRET generated once, kept in ${summary.clusterSecretFile} (mode 600)` : 'CLUSTER_SECRET from the environment');
+  lines.push('', ...securityWarning(config));
   lines.push('', 'Try:');
   if (summary.demo.length > 0) {
     const auth = api.token ? `-H "Authorization: Bearer ${api.token}" ` : '';

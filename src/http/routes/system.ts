@@ -15,6 +15,7 @@ import { burnPasswordCheck, verifyPassword } from '../passwords.ts';
 import { findUser } from '../users.ts';
 import { BodyReader } from '../validate.ts';
 import { sinkNotReadyReasons } from '../../sinks/postgres-sink.ts';
+import { internalRecordsDegradedReasons } from '../../runtime/internal-records.ts';
 
 /** The public routes of the API port. */
 export function systemRoutes(router: Router, deps: ApiDeps): void {
@@ -78,7 +79,17 @@ function readyz(ctx: Context, deps: ApiDeps, details: boolean): void {
   ctx.status = ready ? 200 : 503;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = details
-    ? { ready, reasons, instanceId: deps.config.instanceId, url: deps.selfUrl(), streams: status, sink: deps.sink ? deps.sink.status() : null, routing: deps.directory.instances() }
+    ? {
+        ready,
+        reasons,
+        // Reasons to look at this instance even though it serves (a forged internal record, an upgrade switch left on).
+        degraded: internalRecordsDegradedReasons(status.internalRecords),
+        instanceId: deps.config.instanceId,
+        url: deps.selfUrl(),
+        streams: status,
+        sink: deps.sink ? deps.sink.status() : null,
+        routing: deps.directory.instances(),
+      }
     : { ready };
 }
 

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startInstance } from '../../../src/app/instance.ts';
+import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
 import { createLogger } from '../../../src/config/logger.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { KafkaStreams } from '../../../src/runtime/kafka-streams.ts';
@@ -22,7 +23,7 @@ import { record } from '../../../src/topology/record.ts';
 import { Topology } from '../../../src/topology/topology.ts';
 import { type KeyValueStore, type Processor, type ProcessorContext, type Rec } from '../../../src/topology/types.ts';
 import { BROKERS, createTopics, deleteTopics, produce, readCommitted, uniqueName, waitFor } from '../../helpers/kafka.ts';
-import { deleteTopicsWithPrefix } from '../support/kafka.ts';
+import { deleteTopicsWithPrefix, TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 import { PARTITIONS, setupPipeline } from './pipeline.ts';
 
 const prefixes: string[] = [];
@@ -139,7 +140,8 @@ describe('poison records on the real broker', () => {
       .setProcessingExceptionHandler({ response: 'dead-letter', topic: topics.dlq });
     const errors: ProcessingErrorInfo[] = [];
     const streams = new KafkaStreams(topology, {
-      applicationId: appId,
+      clusterKeys: clusterKeysFromSecret(TEST_CLUSTER_SECRET),
+    applicationId: appId,
       instanceId: 'i0',
       brokers: BROKERS,
       stateDir: await stateDir(),

@@ -7,6 +7,7 @@ import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { type Child, killAll, killChild, spawnFixture } from '../../helpers/child.ts';
 import { Consumer } from '@platformatic/kafka';
 import { BROKERS, createTopics, deleteTopics, produce, readCommitted, uniqueName, waitFor } from '../../helpers/kafka.ts';
+import { TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 
 const APP = path.resolve('test/fixtures/counting-app.ts');
 const PARTITIONS = 4;
@@ -47,7 +48,7 @@ async function setup(): Promise<Setup> {
 }
 
 function start(s: Setup, instanceId: string, env: Record<string, string> = {}): Child {
-  return spawnFixture(APP, { APP_ID: s.appId, INSTANCE_ID: instanceId, INPUT: s.input, OUTPUT: s.output, STATE_DIR: s.stateDir, LOG_LEVEL: 'warn', ...env });
+  return spawnFixture(APP, { APP_ID: s.appId, INSTANCE_ID: instanceId, INPUT: s.input, OUTPUT: s.output, STATE_DIR: s.stateDir, LOG_LEVEL: 'warn', CLUSTER_SECRET: TEST_CLUSTER_SECRET, ...env });
 }
 
 /** Produces records first..last-1 with deterministic keys and amounts; returns the expected sums per key. */

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Admin } from '@platformatic/kafka';
 import { afterAll, describe, expect, it } from 'vitest';
+import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
 import { loadConfig } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/config/logger.ts';
 import { Metrics } from '../../../src/http/metrics.ts';
@@ -17,6 +18,7 @@ import { record } from '../../../src/topology/record.ts';
 import { Topology } from '../../../src/topology/topology.ts';
 import { type KeyValueStore, type Processor, type ProcessorContext, type Rec } from '../../../src/topology/types.ts';
 import { BROKERS, createTopics, deleteTopics, produce, readCommitted, uniqueName, waitFor } from '../../helpers/kafka.ts';
+import { TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 
 const PARTITIONS = 2;
 const log = createLogger('silent');
@@ -77,6 +79,7 @@ async function start(s: Setup, offsetReset: OffsetResetPolicy = 'safe'): Promise
     .addStateStore({ name: 'counts' }, 'summer')
     .addSink('output', { topic: s.output }, 'summer');
   const streams = new KafkaStreams(topology, {
+    clusterKeys: clusterKeysFromSecret(TEST_CLUSTER_SECRET),
     applicationId: s.appId, instanceId: 'i0', brokers: BROKERS, stateDir: s.stateDir, commitIntervalMs: 100, batchRecordsMax: 500, sessionTimeoutMs: 6000, logger: log, offsetReset,
   });
   running.add(streams);

@@ -9,12 +9,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/config/logger.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { Fetcher } from '../../../src/runtime/fetcher.ts';
+import { type ChangelogCheck, changelogVerifier, signChangelogEntry, UnauthenticatedChangelogRecordError } from '../../../src/runtime/record-mac.ts';
 import { restoreTasks } from '../../../src/runtime/restore.ts';
+import { StandbyTasks } from '../../../src/runtime/standby.ts';
+import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
+import { TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 import { StreamTask } from '../../../src/runtime/task.ts';
 import { Topology } from '../../../src/topology/topology.ts';
-import { BROKERS, createTopics, deleteTopics, produce, uniqueName } from '../../helpers/kafka.ts';
+import { BROKERS, createTopics, deleteTopics, produce, uniqueName, waitFor } from '../../helpers/kafka.ts';
 
 const log = createLogger('warn');
+const CLUSTER_KEYS = clusterKeysFromSecret(TEST_CLUSTER_SECRET);
 const topicsMade: string[] = [];
 const dirs: string[] = [];
 afterAll(async () => {
@@ -53,14 +58,25 @@ async function write(topic: string, from: number, count: number, keys: number): 
   for (let i = 0; i < messages.length; i += 5000) await produce(messages.slice(i, i + 5000));
 }
 
+/** Like write(), but each record signed as the engine signs store s's changelog records; `forged` values at those n are unsigned. */
+async function writeSigned(topic: string, from: number, count: number, keys: number, forged: ReadonlySet<number> = new Set()): Promise<void> {
+  const messages = [];
+  for (let n = from; n < from + count; n++) {
+    const key = Buffer.from(`k${n % keys}`);
+    const value = Buffer.from(JSON.stringify({ n: forged.has(n) ? 1_000_000 : n }));
+    messages.push({ topic, partition: 0, key, value, ...(forged.has(n) ? {} : { headers: signChangelogEntry(CLUSTER_KEYS, 's', 0, key, value) }) });
+  }
+  await produce(messages);
+}
+
 /** A restore as a starting instance runs it: its own client, a task opening the state folder. */
-async function restored(f: Fixture): Promise<{ records: number; values: (number | undefined)[]; checkpoint: bigint | null }> {
+async function restored(f: Fixture, check?: ChangelogCheck): Promise<{ records: number; values: (number | undefined)[]; checkpoint: bigint | null }> {
   const consumer = new Consumer({ clientId: 'restore-test', groupId: uniqueName('restore'), bootstrapBrokers: BROKERS, strict: false });
   const fetcher = new Fetcher(consumer, { maxWaitMs: 100, minBytes: 1, maxBytes: 4 * 1024 * 1024, partitionMaxBytes: 256 * 1024 });
   const t = task(f);
   await t.openStores();
   try {
-    const { records } = await restoreTasks([t], (store) => `${f.appId}-${store}-changelog`, consumer, fetcher, log, undefined, 2000);
+    const { records } = await restoreTasks([t], (store) => `${f.appId}-${store}-changelog`, consumer, fetcher, log, undefined, 2000, check);
     const store = t.stores.get('s')!;
     const values = await Promise.all(Array.from({ length: 10 }, async (_, i) => ((await store.readCommitted(`k${i}`)) as { n: number } | undefined)?.n));
     return { records, values, checkpoint: await store.checkpoint() };
@@ -114,5 +130,61 @@ describe('restore from changelogs', () => {
     expect(after.checkpoint).toBe(1000n);
     expect(after.records).toBe(400);
     expect(after.values).toEqual(Array.from({ length: 10 }, (_, i) => 990 + i));
+  });
+
+  it('should stop at a forged changelog record, building nothing from it, and restore without it when the operator skips it', async () => {
+    const f = await fixture();
+    // Offsets 0..99 signed, 100 forged (k0 = 1,000,000, an unsigned record as anyone with write access could add), 101..109 signed.
+    await writeSigned(f.changelog, 0, 110, 10, new Set([100]));
+    const check = changelogVerifier(CLUSTER_KEYS, {}, log);
+    const failure = await restored(f, check).then(() => undefined, (error: unknown) => error);
+    expect(failure).toBeInstanceOf(UnauthenticatedChangelogRecordError);
+    expect((failure as UnauthenticatedChangelogRecordError).message).toMatch(new RegExp(`${f.changelog}:0:100 of store s does not verify \\(missing_mac\\)`));
+    expect((failure as UnauthenticatedChangelogRecordError).offset).toBe(100n);
+    const skipping = changelogVerifier(CLUSTER_KEYS, { changelogSkipRecords: new Set([`${f.changelog}:0:100`]) }, log);
+    const after = await restored(f, skipping);
+    expect(after.checkpoint).toBe(110n);
+    expect(after.values).toEqual([90, 101, 102, 103, 104, 105, 106, 107, 108, 109]);
+    expect(after.values).not.toContain(1_000_000);
+  });
+
+  it('should restore a signed changelog with the check on, exactly as without it', async () => {
+    const f = await fixture();
+    await writeSigned(f.changelog, 0, 2000, 10);
+    const after = await restored(f, changelogVerifier(CLUSTER_KEYS, {}, log));
+    expect(after.records).toBe(2000);
+    expect(after.values).toEqual(Array.from({ length: 10 }, (_, i) => 1990 + i));
+  });
+
+  it('should tail a signed changelog into a standby and drop the standby at a forged record', async () => {
+    const f = await fixture();
+    await writeSigned(f.changelog, 0, 50, 5);
+    const consumer = new Consumer({ clientId: 'standby-test', groupId: uniqueName('standby'), bootstrapBrokers: BROKERS, strict: false });
+    const fetcher = new Fetcher(consumer, { maxWaitMs: 100, minBytes: 1, maxBytes: 4 * 1024 * 1024, partitionMaxBytes: 256 * 1024 });
+    const standbys = new StandbyTasks({
+      consumer,
+      fetcher,
+      log,
+      changelogTopicOf: (store) => `${f.appId}-${store}-changelog`,
+      createTask: () => task(f),
+      check: changelogVerifier(CLUSTER_KEYS, {}, log),
+    });
+    try {
+      await standbys.assign([0]);
+      const caughtUp = async () => {
+        const view = standbys.view(0);
+        return view && (await view.task.stores.get('s')!.checkpoint()) === 50n ? view : undefined;
+      };
+      const view = await waitFor('the standby applied the signed records', caughtUp, 30_000, 100);
+      expect(((await view.task.stores.get('s')!.readCommitted('k4')) as { n: number }).n).toBe(49);
+      // A forged record (no MAC) after them: the standby stops applying and is dropped, its store never reading 1,000,000.
+      await writeSigned(f.changelog, 50, 1, 5, new Set([50]));
+      await waitFor('the standby dropped', async () => (standbys.partitions().length === 0 ? true : undefined), 30_000, 100);
+    } finally {
+      await standbys.close();
+      await consumer.close();
+    }
+    const after = await restored(f, changelogVerifier(CLUSTER_KEYS, { changelogSkipRecords: new Set([`${f.changelog}:0:50`]) }, log));
+    expect(after.values.slice(0, 5)).toEqual([45, 46, 47, 48, 49]);
   });
 });

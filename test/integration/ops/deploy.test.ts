@@ -236,6 +236,8 @@ describe('Kubernetes manifests', () => {
     expect(found, kind).toHaveLength(1);
     return found[0]!;
   };
+  const secretNamed = (name: string) => byKind('Secret').find((secret) => secret.metadata.name === name)!;
+
 
   it('should parse, and every object should have apiVersion, kind and a name', () => {
     expect(docs.length).toBeGreaterThanOrEqual(8);
@@ -276,15 +278,15 @@ describe('Kubernetes manifests', () => {
     expect(claim.spec.accessModes).toEqual(['ReadWriteOnce']);
 
     const refs = (container.envFrom as Json[]).map((e) => e.configMapRef?.name ?? e.secretRef?.name);
-    expect(refs).toEqual([config.metadata.name, one('Secret').metadata.name]);
+    expect(refs).toEqual([config.metadata.name, secretNamed('bankstream-secrets').metadata.name]);
   });
 
   it('should use only configuration variables the code reads', () => {
     const variables = configVariables();
-    const secret = one('Secret');
-    for (const name of [...Object.keys(one('ConfigMap').data), ...Object.keys(secret.stringData ?? secret.data)]) expect(variables, name).toContain(name);
-    const container = one('StatefulSet').spec.template.spec.containers[0];
-    for (const e of container.env as Json[]) if (!e.name.startsWith('POD_')) expect(variables, e.name).toContain(e.name);
+    const secretKeys = byKind('Secret').flatMap((secret) => Object.keys(secret.stringData ?? secret.data));
+    for (const name of [...Object.keys(one('ConfigMap').data), ...secretKeys]) expect(variables, name).toContain(name);
+    const containers = [one('StatefulSet'), one('Deployment'), one('Job')].map((o) => o.spec.template.spec.containers[0]);
+    for (const container of containers) for (const e of (container.env ?? []) as Json[]) if (!e.name.startsWith('POD_')) expect(variables, e.name).toContain(e.name);
   });
 
   it('should route clients and instances through Services, bound disruptions and run the init job', () => {
@@ -299,6 +301,89 @@ describe('Kubernetes manifests', () => {
     expect(pdb.spec.maxUnavailable).toBe(1);
     const job = one('Job');
     expectKnownCommands((job.spec.template.spec.containers[0].command as string[]).join(' '));
+  });
+});
+
+describe('secure by default: SASL/SCRAM, the ACLs of bankstream acls, one role per service, the cluster secret', () => {
+  const compose = parseYamlFile(at('docker-compose.yml'))[0] as Json;
+  const services = compose.services as Record<string, Json>;
+  const envOf = (name: string) => Object.fromEntries(Object.entries(services[name]!.environment as Record<string, string>).map(([k, v]) => [k, interpolate(v)]));
+
+  it('should run the compose broker with SASL on every listener and the StandardAuthorizer denying what no ACL allows', () => {
+    const env = services.kafka!.environment as Record<string, string>;
+    for (const mapping of env.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP!.split(',')) expect(mapping, mapping).toMatch(/:SASL_(PLAINTEXT|SSL)$/);
+    expect(env.KAFKA_SASL_ENABLED_MECHANISMS).toContain('SCRAM-SHA-512');
+    expect(env.KAFKA_AUTHORIZER_CLASS_NAME).toBe('org.apache.kafka.metadata.authorizer.StandardAuthorizer');
+    expect(env.KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND).toBe('false');
+    expect(env.KAFKA_SUPER_USERS).toBe('User:admin');
+    // PLAIN knows only the admin user: every user_<name> entry of the broker's JAAS settings is admin.
+    const plainUsers = Object.values(env).flatMap((value) => [...String(value).matchAll(/user_([A-Za-z0-9_-]+)=/g)].map((m) => m[1]));
+    expect(new Set(plainUsers)).toEqual(new Set(['admin']));
+  });
+
+  it('should give each compose service the principal of its role in bankstream acls, created as a SCRAM user', () => {
+    const users = (services['kafka-users']!.command as string[]).join(' ');
+    const defaults = { processor: 'bankstream', sink: 'bankstream-sink', upstream: 'bankstream-upstream' };
+    for (const user of Object.values(defaults)) expect(users).toContain(`${user}:`);
+    const instances = Object.keys(services).filter((name) => /^bankstream-\d+$/.test(name));
+    for (const name of [...instances, 'sink']) {
+      const env = envOf(name);
+      expect(env.KAFKA_SECURITY_PROTOCOL, name).toBe('SASL_PLAINTEXT');
+      expect(env.KAFKA_SASL_MECHANISM, name).toBe('SCRAM-SHA-512');
+      expect(env.KAFKA_SASL_USERNAME, name).toBe(name === 'sink' ? defaults.sink : defaults.processor);
+      expect(env.APP_ID).toBe('bankstream');
+    }
+    for (const name of instances) expect((services[name]!.command as string[]).slice(-2), name).toEqual(['start', '--no-sink']);
+    expect((services.sink!.command as string[]).at(-1)).toBe('sink');
+    const init = envOf('init');
+    expect(init.KAFKA_SASL_USERNAME).toBe('admin');
+    expect((services.init!.command as string[]).join(' ')).toMatch(/bankstream topics create && bankstream acls apply/);
+  });
+
+  it('should give every compose instance the cluster secret init generates once into a shared volume', () => {
+    const init = services.init!;
+    const command = (init.command as string[]).join(' ');
+    const [volume, mount] = (init.volumes as string[])[0]!.split(':');
+    expect(command).toMatch(/umask 077/);
+    expect(command).toMatch(new RegExp(`secret=${mount}/cluster-secret`));
+    expect(command).toMatch(/randomBytes\(48\)/);
+    for (const name of Object.keys(services).filter((n) => /^bankstream-\d+$/.test(n))) {
+      const file = envOf(name).CLUSTER_SECRET_FILE!;
+      const mounted = (services[name]!.volumes as string[]).find((v) => v.startsWith(`${volume}:`))!;
+      expect(mounted, name).toBe(`${volume}:${path.posix.dirname(file)}:ro`);
+      expect(path.posix.basename(file)).toBe('cluster-secret');
+      expect(envOf(name).CLUSTER_SECRET).toBeUndefined();
+    }
+    expect(Object.keys(compose.volumes as Json)).toContain(volume);
+  });
+
+  it('should run the Kubernetes pods with SASL_SSL/SCRAM, one principal per role, and the cluster secret from a Secret', () => {
+    const docs = parseYamlFiles(readdirSync(at('deploy/k8s')).filter((f) => f.endsWith('.yaml')).map((f) => path.join(at('deploy/k8s'), f))).flat() as Json[];
+    const of = (kind: string) => docs.filter((d) => d.kind === kind);
+    const config = of('ConfigMap')[0]!.data as Record<string, string>;
+    const secrets = new Map(of('Secret').map((s) => [s.metadata.name as string, s.stringData as Record<string, string>]));
+    const resolve = (container: Json): Record<string, string> => {
+      const out: Record<string, string> = {};
+      for (const source of (container.envFrom ?? []) as Json[]) Object.assign(out, source.configMapRef ? config : secrets.get(source.secretRef.name));
+      for (const e of (container.env ?? []) as Json[]) out[e.name] = e.value ?? `<${e.valueFrom?.secretKeyRef?.name}/${e.valueFrom?.secretKeyRef?.key}>`;
+      return out;
+    };
+    const instance = resolve(of('StatefulSet')[0]!.spec.template.spec.containers[0]);
+    const sink = resolve(of('Deployment')[0]!.spec.template.spec.containers[0]);
+    const init = resolve(of('Job')[0]!.spec.template.spec.containers[0]);
+    for (const env of [instance, sink, init]) {
+      expect(env.KAFKA_SECURITY_PROTOCOL).toBe('SASL_SSL');
+      expect(env.KAFKA_SASL_MECHANISM).toBe('SCRAM-SHA-512');
+      expect(env.KAFKA_SASL_PASSWORD).toBeDefined();
+    }
+    expect(instance.KAFKA_SASL_USERNAME).toBe('bankstream');
+    expect(sink.KAFKA_SASL_USERNAME).toBe('bankstream-sink');
+    expect(init.KAFKA_SASL_USERNAME).toBe('admin');
+    expect(instance.CLUSTER_SECRET).toBe(secrets.get('bankstream-secrets')!.CLUSTER_SECRET);
+    // The placeholder is refused at start-up (fewer than 32 characters): nobody runs on it by mistake.
+    expect(instance.CLUSTER_SECRET!.length).toBeLessThan(32);
+    expect(of('StatefulSet')[0]!.spec.template.spec.containers[0].args.slice(-2)).toEqual(['start', '--no-sink']);
+    expect((of('Job')[0]!.spec.template.spec.containers[0].command as string[]).join(' ')).toMatch(/bankstream acls apply/);
   });
 });
 

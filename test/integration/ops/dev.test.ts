@@ -6,7 +6,7 @@
 //      exit; the reachable DATABASE_URL is used as it is.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -200,6 +200,8 @@ describe('bankstream dev', () => {
       HTTP_PORT: String(await freePort()),
       DATABASE_URL: databaseUrl,
       STATE_DIR: '',
+      // As a newcomer runs it: no cluster secret, so `dev` generates one and keeps it in its folder.
+      CLUSTER_SECRET: '',
     });
     cleanups.push(async () => {
       // Only if the test failed half-way: stop the broker it left.
@@ -218,6 +220,11 @@ describe('bankstream dev', () => {
     expect(output).toMatch(new RegExp(`^ {2}Kafka +127\\.0\\.0\\.1:${kafkaPort} \\(started here, stopped on exit\\)$`, 'm'));
     expect(output).toMatch(/PostgreSQL answers at .*; using it/);
     expect(output).not.toMatch(/embedded/);
+    const secretFile = path.join(home, 'cluster-secret');
+    expect(output).toContain(`CLUSTER_SECRET generated once, kept in ${secretFile} (mode 600)`);
+    expect((await stat(secretFile)).mode & 0o777).toBe(0o600);
+    expect((await readFile(secretFile, 'utf8')).trim().length).toBeGreaterThanOrEqual(32);
+    expect(output).toMatch(/^WARNING: this broker has no ACLs and no authentication \(PLAINTEXT\)/m);
     expect(await brokersAnswer([`127.0.0.1:${kafkaPort}`])).toBe(true);
     const rows = await query<{ id: string; balance: string }>(databaseUrl, `SELECT id, balance::text AS balance FROM accounts ORDER BY id`);
     expect(rows).toEqual([{ id: 'demo-alice', balance: '874.50' }, { id: 'demo-bob', balance: '375.50' }]);

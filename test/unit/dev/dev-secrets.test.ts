@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
-import { devAuthSecret } from '../../../src/dev/api.ts';
+import { devAuthSecret, devClusterSecret } from '../../../src/dev/api.ts';
 
 const homes: string[] = [];
 afterEach(async () => {
@@ -14,8 +14,8 @@ describe('dev secrets', () => {
   it('should keep a cluster secret in the home, readable by its owner only, and reuse it when started again', async () => {
     const home = await mkdtemp(path.join(os.tmpdir(), 'bankstream-devsecret-'));
     homes.push(home);
-    const first = await devAuthSecret(home, 'cluster-secret');
-    const again = await devAuthSecret(home, 'cluster-secret');
+    const first = (await devClusterSecret(home)).secret;
+    const again = (await devClusterSecret(home)).secret;
     const auth = await devAuthSecret(home);
 
     expect(again).toBe(first);

@@ -18,7 +18,7 @@ let streamsStatus: StreamsStatus;
 let sinkStatus: SinkStatus;
 let app: Served;
 
-const baseStreams = (): StreamsStatus => ({ state: 'RUNNING', generationId: 3, assigned: [0, 1], running: [0, 1], standby: [], standbyLagRecords: 0, restoredRecords: 0, stopped: [] });
+const baseStreams = (): StreamsStatus => ({ state: 'RUNNING', generationId: 3, assigned: [0, 1], running: [0, 1], standby: [], standbyLagRecords: 0, restoredRecords: 0, stopped: [], internalRecords: { rejectedRecords: 0, lastRejected: undefined, unsignedAccepted: 0, previousKeyAccepted: 0, acceptingUnsigned: false } });
 const baseSink = (): SinkStatus => ({ state: 'running', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 2, consecutiveFailures: 0, stoppedPartitions: [], unresolvedRejects: null });
 
 beforeAll(async () => {
