@@ -48,6 +48,12 @@ export interface Config {
   httpHost: string;
   httpPort: number;
   advertisedUrl: string;
+  /** Which URLs a directory record may name (INSTANCE_URL_ALLOW, default derived from ADVERTISED_URL). */
+  instanceUrlAllow: UrlPattern[];
+  /** The management listener (/healthz, /readyz with details, /metrics, no token); undefined = none. */
+  management: { host: string; port: number } | undefined;
+  /** Reverse proxies in front of the API whose X-Forwarded-For is trusted for the client address (0 = none). */
+  trustProxyHops: number;
   standbyReplicas: number;
   /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/runtime/offset-reset.ts. */
   offsetReset: OffsetResetPolicy;
@@ -89,6 +95,27 @@ export interface HttpConfig {
   sseBufferMax: number;
   sseHeartbeatMs: number;
   sseConnectionsMax: number;
+  /** Per principal (token subject): open event streams, waiting requests, commands per second (a 1 s window). */
+  sseStreamsPerPrincipalMax: number;
+  waitersPerPrincipalMax: number;
+  commandsPerPrincipalPerS: number;
+  /** Login throttling: failures of one username from one client address before the backoff starts, and its bound. */
+  loginFailuresFree: number;
+  loginBackoffMaxS: number;
+  /** Failed logins of one client address (any username) per hour, and of one username (any address) per hour. */
+  loginFailuresPerClientPerHour: number;
+  loginFailuresPerUserPerHour: number;
+}
+
+/**
+ * One allowed shape of instance URLs: scheme, host (exact, `*` = any single DNS label, `*.<domain>` = one
+ * label under the domain), port (`undefined` = any) and path prefix.
+ */
+export interface UrlPattern {
+  protocol: 'http:' | 'https:';
+  host: string;
+  port: string | undefined;
+  path: string;
 }
 
 /**
@@ -169,6 +196,7 @@ export function loadConfig(env: Env = process.env): Config {
   const instanceId = str(env, 'INSTANCE_ID', 'instance-0', NAME_PATTERN, 'letters, digits, ".", "_" or "-"');
   const httpPort = int(env, 'HTTP_PORT', 8080, 0, 65535);
   const httpHost = str(env, 'HTTP_HOST', '127.0.0.1');
+  const advertisedUrl = url(env, 'ADVERTISED_URL', `http://${httpHost}:${httpPort}`, ['http:', 'https:']);
   const topic = (name: string, fallback: string) =>
     str(env, name, fallback, /^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name (letters, digits, ".", "_", "-")');
   return {
@@ -195,7 +223,10 @@ export function loadConfig(env: Env = process.env): Config {
     processingExceptionHandler: str(env, 'PROCESSING_EXCEPTION_HANDLER', 'dead-letter', /^(dead-letter|fail)$/, 'dead-letter or fail') as 'dead-letter' | 'fail',
     httpHost,
     httpPort,
-    advertisedUrl: url(env, 'ADVERTISED_URL', `http://${httpHost}:${httpPort}`, ['http:', 'https:']),
+    advertisedUrl,
+    instanceUrlAllow: instanceUrlAllow(env, advertisedUrl),
+    management: managementConfig(env, httpHost, httpPort),
+    trustProxyHops: int(env, 'HTTP_TRUST_PROXY_HOPS', 0, 0, 10),
     standbyReplicas: int(env, 'STANDBY_REPLICAS', 0, 0, 8),
     offsetReset: str(env, 'OFFSET_RESET', 'safe', new RegExp(`^(${OFFSET_RESET_POLICIES.join('|')})$`), OFFSET_RESET_POLICIES.join(', ')) as OffsetResetPolicy,
     logLevel: str(env, 'LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
@@ -277,7 +308,108 @@ function httpConfig(env: Env): HttpConfig {
     sseBufferMax: int(env, 'HTTP_SSE_BUFFER_MAX', 256, 1, 100_000),
     sseHeartbeatMs: int(env, 'HTTP_SSE_HEARTBEAT_MS', 15_000, 100, 300_000),
     sseConnectionsMax: int(env, 'HTTP_SSE_CONNECTIONS_MAX', 1000, 1, 100_000),
+    sseStreamsPerPrincipalMax: int(env, 'HTTP_SSE_STREAMS_PER_PRINCIPAL_MAX', 10, 1, 100_000),
+    waitersPerPrincipalMax: int(env, 'HTTP_WAITERS_PER_PRINCIPAL_MAX', 100, 1, 1_000_000),
+    commandsPerPrincipalPerS: int(env, 'HTTP_COMMANDS_PER_PRINCIPAL_PER_S', 200, 1, 1_000_000),
+    loginFailuresFree: int(env, 'LOGIN_FAILURES_FREE', 5, 1, 1000),
+    loginBackoffMaxS: int(env, 'LOGIN_BACKOFF_MAX_S', 900, 1, 86_400),
+    loginFailuresPerClientPerHour: int(env, 'LOGIN_FAILURES_PER_CLIENT_PER_HOUR', 100, 1, 1_000_000),
+    loginFailuresPerUserPerHour: int(env, 'LOGIN_FAILURES_PER_USER_PER_HOUR', 30, 1, 1_000_000),
   };
+}
+
+/** MANAGEMENT_PORT (and MANAGEMENT_HOST, default HTTP_HOST); unset = no management listener. */
+function managementConfig(env: Env, httpHost: string, httpPort: number): Config['management'] {
+  if (!env['MANAGEMENT_PORT']) {
+    if (env['MANAGEMENT_HOST']) throw new ConfigError('MANAGEMENT_HOST', 'is set but MANAGEMENT_PORT is not');
+    return undefined;
+  }
+  const port = int(env, 'MANAGEMENT_PORT', 0, 0, 65535);
+  if (port !== 0 && port === httpPort) throw new ConfigError('MANAGEMENT_PORT', `must differ from HTTP_PORT (${httpPort}): the management surface is a separate listener`);
+  return { host: str(env, 'MANAGEMENT_HOST', httpHost), port };
+}
+
+const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * INSTANCE_URL_ALLOW: comma-separated `scheme://host[:port][/path]` patterns, host `*` (one DNS label, e.g.
+ * compose service names) or `*.<domain>` (one label under a domain, e.g. the pods of a headless Service),
+ * port `*` = any. Default: ADVERTISED_URL's scheme and path, and its siblings: for a DNS name with a dot
+ * `*.<parent domain>` on the same port (pods of a headless Service), for a single label `*` on the same port
+ * (compose services), for an IP address or localhost that host on any port (instances of one machine, which
+ * differ by port; instances on other addresses need INSTANCE_URL_ALLOW).
+ */
+function instanceUrlAllow(env: Env, advertisedUrl: string): UrlPattern[] {
+  const raw = env['INSTANCE_URL_ALLOW']?.trim();
+  if (!raw) return [derivedPattern(advertisedUrl)];
+  const patterns = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (patterns.length === 0) throw new ConfigError('INSTANCE_URL_ALLOW', 'expected at least one scheme://host[:port] pattern');
+  const own = new URL(advertisedUrl);
+  const parsed = patterns.map((pattern) => parseUrlPattern(pattern));
+  if (own.port !== '0' && !parsed.some((p) => urlMatchesPattern(own, p))) {
+    throw new ConfigError('INSTANCE_URL_ALLOW', `does not allow this instance's own ADVERTISED_URL ${advertisedUrl}: other instances would ignore its directory record`);
+  }
+  return parsed;
+}
+
+function parseUrlPattern(pattern: string): UrlPattern {
+  const match = /^(https?):\/\/(\*|\*\.[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\*|\d{1,5}))?(\/[A-Za-z0-9._~\/-]*)?$/.exec(pattern);
+  if (!match) throw new ConfigError('INSTANCE_URL_ALLOW', `expected scheme://host[:port][/path] with host "*", "*.domain" or a name, got ${JSON.stringify(pattern)}`);
+  const [, scheme, host, port, urlPath] = match;
+  if (port !== undefined && port !== '*' && (Number(port) < 1 || Number(port) > 65535)) throw new ConfigError('INSTANCE_URL_ALLOW', `port ${port} is out of range in ${JSON.stringify(pattern)}`);
+  const domain = host!.startsWith('*.') ? host!.slice(2) : undefined;
+  if (domain !== undefined && !domain.split('.').every((label) => HOST_LABEL.test(label.toLowerCase()))) {
+    throw new ConfigError('INSTANCE_URL_ALLOW', `"${domain}" is not a DNS domain in ${JSON.stringify(pattern)}`);
+  }
+  const protocol = `${scheme}:` as UrlPattern['protocol'];
+  const defaultPort = protocol === 'https:' ? '443' : '80';
+  return { protocol, host: host!.toLowerCase(), port: port === '*' ? undefined : (port ?? defaultPort), path: normalizePath(urlPath ?? '/') };
+}
+
+function derivedPattern(advertisedUrl: string): UrlPattern {
+  const own = new URL(advertisedUrl);
+  const parts = instanceUrlParts(own);
+  const host = parts.host;
+  const oneMachine = host.startsWith('[') || /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host === 'localhost';
+  if (oneMachine) return { protocol: parts.protocol, host, port: undefined, path: parts.path };
+  const derivedHost = host.includes('.') ? `*.${host.slice(host.indexOf('.') + 1)}` : '*';
+  return { protocol: parts.protocol, host: derivedHost, port: own.port === '0' ? undefined : parts.port, path: parts.path };
+}
+
+function instanceUrlParts(url: URL): { protocol: UrlPattern['protocol']; host: string; port: string; path: string } {
+  const protocol = url.protocol as UrlPattern['protocol'];
+  return { protocol, host: url.hostname.toLowerCase(), port: url.port || (protocol === 'https:' ? '443' : '80'), path: normalizePath(url.pathname) };
+}
+
+function normalizePath(p: string): string {
+  return p.endsWith('/') ? p : `${p}/`;
+}
+
+/** Whether an instance URL fits a pattern: no credentials, query or fragment; scheme, host, port and path as allowed. */
+export function urlMatchesPattern(url: URL, pattern: UrlPattern): boolean {
+  if (url.username || url.password || url.search || url.hash) return false;
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+  const parts = instanceUrlParts(url);
+  if (parts.protocol !== pattern.protocol) return false;
+  if (pattern.port !== undefined && parts.port !== pattern.port) return false;
+  if (parts.path !== pattern.path) return false;
+  if (pattern.host === '*') return HOST_LABEL.test(parts.host);
+  if (pattern.host.startsWith('*.')) {
+    const suffix = pattern.host.slice(1);
+    return parts.host.endsWith(suffix) && HOST_LABEL.test(parts.host.slice(0, -suffix.length));
+  }
+  return parts.host === pattern.host;
+}
+
+/** Whether an instance URL (a string from a directory record) is one of the allowed ones. */
+export function instanceUrlAllowed(value: string, patterns: readonly UrlPattern[]): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return patterns.some((pattern) => urlMatchesPattern(url, pattern));
 }
 
 // A secret shorter than the HS256 output (32 bytes) weakens the MAC (RFC 7518 section 3.2).

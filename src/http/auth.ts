@@ -7,8 +7,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { type JWTPayload, type JWTVerifyGetKey, SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import { type Context, type Next } from 'koa';
 import { type Logger } from 'pino';
+import { type ClusterKeys } from '../config/cluster-key.ts';
 import { type AuthConfig } from '../config/config.ts';
 import { ApiError, unavailable } from './errors.ts';
+import { INSTANCE_CALL_HEADER, verifyInstanceCall } from './instance-call.ts';
 import { type Role, ROLES } from './users.ts';
 import { LruMap } from '../stores/lru.ts';
 
@@ -134,9 +136,30 @@ function verificationError(error: unknown): ApiError {
   return unavailable('auth_unavailable', 'the JWKS endpoint could not be read', 5, error);
 }
 
-/** Middleware: requires a valid bearer token and puts the principal in ctx.state.principal. */
-export function authenticate(authenticator: Authenticator) {
+/** Where instance-to-instance credentials are accepted (the proxied account read only). */
+export interface InstanceCalls {
+  keys: ClusterKeys;
+  self: string;
+  clockToleranceS: number;
+}
+
+/**
+ * Middleware: requires a valid bearer token and puts the principal in ctx.state.principal. With
+ * `instanceCalls`, a request from another instance authenticates with its instance credential instead
+ * (ctx.state.instanceCaller names that instance); everywhere else such a credential is refused.
+ */
+export function authenticate(authenticator: Authenticator, instanceCalls?: InstanceCalls) {
   return async (ctx: Context, next: Next): Promise<void> => {
+    const credential = ctx.get(INSTANCE_CALL_HEADER);
+    if (credential !== '') {
+      if (!instanceCalls) throw invalidToken(`${INSTANCE_CALL_HEADER} is only accepted on GET /v1/accounts/:id`);
+      const check = verifyInstanceCall(instanceCalls.keys, credential, { self: instanceCalls.self, method: ctx.method, path: ctx.originalUrl, clockToleranceS: instanceCalls.clockToleranceS });
+      if (!check.ok) throw invalidToken(`instance credential refused: ${check.reason}`);
+      ctx.state['principal'] = check.principal;
+      ctx.state['instanceCaller'] = check.caller;
+      await next();
+      return;
+    }
     const header = ctx.get('Authorization');
     if (header === '') throw new ApiError('unauthenticated', 'an Authorization: Bearer <token> header is required', { headers: { 'WWW-Authenticate': REALM } });
     const match = header.length <= TOKEN_CHARS_MAX ? BEARER.exec(header) : null;
@@ -144,6 +167,11 @@ export function authenticate(authenticator: Authenticator) {
     ctx.state['principal'] = await authenticator.verify(match[1]!);
     await next();
   };
+}
+
+/** The calling instance when the request came with an instance credential (a proxied read). */
+export function instanceCallerOf(ctx: Context): string | undefined {
+  return ctx.state['instanceCaller'] as string | undefined;
 }
 
 export function principalOf(ctx: Context): Principal {

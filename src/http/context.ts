@@ -5,14 +5,16 @@ import { type Config } from '../config/config.ts';
 import { type KafkaStreams } from '../runtime/kafka-streams.ts';
 import { type PostgresSink } from '../sinks/postgres-sink.ts';
 import { type AccountQueries, FORWARDED_HEADER, type QueryRequest } from './accounts.ts';
-import { type Authenticator, principalOf } from './auth.ts';
+import { type Authenticator, instanceCallerOf, principalOf } from './auth.ts';
 import { type CommandSender } from './commands.ts';
 import { ApiError } from './errors.ts';
 import { type ReadModel } from './history.ts';
 import { type InstanceDirectory } from './instances.ts';
 import { type Metrics } from './metrics.ts';
 import { requestIdOf } from './middleware.ts';
+import { type LoginThrottle } from './login-throttle.ts';
 import { type OutcomeTracker } from './outcomes.ts';
+import { type PrincipalQuotas } from './quotas.ts';
 import { type SseHub } from './sse.ts';
 
 export interface ApiDeps {
@@ -28,6 +30,8 @@ export interface ApiDeps {
   queries: AccountQueries;
   readModel: ReadModel;
   sse: SseHub;
+  quotas: PrincipalQuotas;
+  logins: LoginThrottle;
   /** This instance's advertised URL (final once the server listens). */
   selfUrl(): string;
 }
@@ -35,9 +39,10 @@ export interface ApiDeps {
 /** `allowStale` only where the route offers it (GET /v1/accounts/:id); ownership checks read fresh state. */
 export function queryRequest(ctx: Context, allowStale = false): QueryRequest {
   return {
-    authorization: ctx.get('Authorization'),
+    principal: principalOf(ctx),
     requestId: requestIdOf(ctx),
-    forwarded: ctx.get(FORWARDED_HEADER) !== '',
+    // A call from another instance is never proxied again (one hop at most).
+    forwarded: instanceCallerOf(ctx) !== undefined || ctx.get(FORWARDED_HEADER) !== '',
     allowStale,
   };
 }

@@ -27,6 +27,8 @@ export const PROBLEM_CODES = {
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   validation_failed: { status: 422, title: 'Request body failed validation' },
   too_many_requests: { status: 429, title: 'Too many concurrent requests of this kind' },
+  quota_exceeded: { status: 429, title: 'A quota of this principal is used up' },
+  login_throttled: { status: 429, title: 'Too many failed logins' },
   internal: { status: 500, title: 'Internal error' },
   not_implemented: { status: 501, title: 'Method not implemented' },
   bad_gateway: { status: 502, title: 'The owning instance answered badly' },

@@ -48,8 +48,8 @@ function moneyCommand(summary: string, body: string, roles: string): Record<stri
 function paths(): Record<string, unknown> {
   return {
     '/healthz': { get: { summary: 'Liveness', responses: { '200': json('Alive', { type: 'object' }), '503': json('The processor failed', { type: 'object' }) } } },
-    '/readyz': { get: { summary: 'Readiness: processor RUNNING, every assigned task restored, no unresolved sink reject', responses: { '200': json('Ready', ref('Readiness')), '503': json('Not ready; reasons say why', ref('Readiness')) } } },
-    '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+    '/readyz': { get: { summary: 'Readiness: processor RUNNING, every assigned task restored, no unresolved sink reject ({ready} only; reasons and details with an admin token or on MANAGEMENT_PORT)', responses: { '200': json('Ready', ref('Readiness')), '503': json('Not ready; reasons say why (details only)', ref('Readiness')) } } },
+    '/metrics': { get: { summary: 'Prometheus metrics (admin token; no token on MANAGEMENT_PORT)', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
     '/openapi.json': { get: { summary: 'This document', responses: { '200': json('OpenAPI 3.1', { type: 'object' }) } } },
     '/v1/auth/token': {
       post: {
@@ -143,7 +143,8 @@ function schemas(): Record<string, Schema> {
       },
     },
     Readiness: {
-      type: 'object', required: ['ready', 'reasons'],
+      // Without an admin token (or the management port) only `ready`: the rest are details.
+      type: 'object', required: ['ready'],
       properties: {
         ready: { type: 'boolean' },
         reasons: { type: 'array', items: { type: 'string' }, description: 'Why not ready (empty when ready): streams not RUNNING, tasks restoring, "sink_rejects: ..." when records could not be stored in Postgres' },

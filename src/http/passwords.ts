@@ -45,12 +45,23 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return timingSafeEqual(key, parsed.hash);
 }
 
-// A fixed hash to verify against when the user does not exist, so that an unknown user costs the same
-// time as a wrong password and response times do not reveal which user ids exist.
+// A hash to verify against when the user does not exist, so that an unknown user costs the same time as a
+// wrong password and response times do not reveal which user ids exist. Built at API start (prepareDecoy):
+// built at the first unknown-user login, that login alone would take two scrypt runs and tell.
 let decoy: Promise<string> | undefined;
+let decoyBuilt = false;
+export function prepareDecoy(): Promise<string> {
+  decoy ??= hashPassword(randomBytes(24).toString('base64')).then((hash) => ((decoyBuilt = true), hash));
+  return decoy;
+}
+
+/** Whether the decoy hash exists already (then an unknown user's login is one scrypt run, like a known one's). */
+export function decoyReady(): boolean {
+  return decoyBuilt;
+}
+
 export async function burnPasswordCheck(password: string): Promise<void> {
-  decoy ??= hashPassword('decoy-password-never-matches');
-  await verifyPassword(password, await decoy);
+  await verifyPassword(password, await prepareDecoy());
 }
 
 function parseHash(stored: string): { params: ScryptParams; salt: Buffer; hash: Buffer } | undefined {

@@ -1,5 +1,6 @@
 // The HTTP API of one instance: builds its parts, mounts the routes on Koa, listens, and stops in order.
-//   start: read model pool → outcome tail → instance directory (tail + publish on every status change) → listen
+//   start: cluster keys required → decoy password hash → listen (API port, management port) → outcome tail →
+//          instance directory (tail + publish on every status change)
 //   close: end SSE streams and stop accepting → withdraw this instance from the directory → stop tails,
 //          producers and the pool
 import http from 'node:http';
@@ -7,7 +8,7 @@ import { type AddressInfo } from 'node:net';
 import { Router } from '@koa/router';
 import Koa from 'koa';
 import { type Logger } from 'pino';
-import { type Config } from '../config/config.ts';
+import { type Config, requireClusterKeys } from '../config/config.ts';
 import { type KafkaStreams } from '../runtime/kafka-streams.ts';
 import { type PostgresSink } from '../sinks/postgres-sink.ts';
 import { AccountQueries } from './accounts.ts';
@@ -16,12 +17,15 @@ import { CommandSender } from './commands.ts';
 import { type ApiDeps } from './context.ts';
 import { ReadModel } from './history.ts';
 import { InstanceDirectory } from './instances.ts';
+import { LoginThrottle } from './login-throttle.ts';
+import { prepareDecoy } from './passwords.ts';
+import { PrincipalQuotas } from './quotas.ts';
 import { type Metrics } from './metrics.ts';
 import { errorHandler, requestContext } from './middleware.ts';
 import { OutcomeTracker } from './outcomes.ts';
 import { strictPathEncoding } from './path-encoding.ts';
 import { accountRoutes } from './routes/accounts.ts';
-import { systemRoutes } from './routes/system.ts';
+import { managementRoutes, systemRoutes } from './routes/system.ts';
 import { transferRoutes } from './routes/transfers.ts';
 import { SseHub } from './sse.ts';
 
@@ -41,14 +45,23 @@ const CLOSE_GRACE_MS = 5_000;
 
 export class ApiServer {
   readonly #deps: ApiDeps;
-  readonly #server: http.Server;
+  readonly #servers: Servers;
   readonly #unsubscribe: () => void;
   #closed: Promise<void> | undefined;
 
-  private constructor(deps: ApiDeps, server: http.Server, unsubscribe: () => void) {
+  private constructor(deps: ApiDeps, servers: Servers, unsubscribe: () => void) {
     this.#deps = deps;
-    this.#server = server;
+    this.#servers = servers;
     this.#unsubscribe = unsubscribe;
+  }
+
+  /** The management listener's URL (MANAGEMENT_PORT), or undefined when there is none. */
+  get managementUrl(): string | undefined {
+    const server = this.#servers.management;
+    if (!server) return undefined;
+    const { port } = server.address() as AddressInfo;
+    const host = this.#deps.config.management!.host;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   }
 
   /** The URL other instances and clients use (ADVERTISED_URL, with the real port when HTTP_PORT=0). */
@@ -57,11 +70,19 @@ export class ApiServer {
   }
 
   static async start(options: ApiServerOptions): Promise<ApiServer> {
+    // Directory records and instance-to-instance calls are authenticated with it: no API without it.
+    requireClusterKeys(options.config.clusterKeys, 'the HTTP API');
+    // Built before the first login, so that an unknown user's first login costs what every later one does.
+    await prepareDecoy();
     const { deps, setSelfUrl } = buildDeps(options);
-    const server = http.createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, createApp(deps).callback());
+    const serverOptions = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS };
+    const servers: Servers = { api: http.createServer(serverOptions, createApp(deps).callback()) };
+    if (options.config.management) servers.management = http.createServer(serverOptions, createManagementApp(deps).callback());
+    const server = servers.api;
     let unsubscribe = () => {};
     try {
       await listen(server, options.config.httpHost, options.config.httpPort);
+      if (servers.management) await listen(servers.management, options.config.management!.host, options.config.management!.port);
       setSelfUrl(advertisedUrl(options.config, server));
       await deps.tracker.start();
       await deps.directory.start();
@@ -70,17 +91,18 @@ export class ApiServer {
       unsubscribe = () => void remove();
       deps.directory.publish(options.streams.status());
     } catch (error) {
-      await stopParts(deps, server).catch(() => undefined);
+      await stopParts(deps, servers).catch(() => undefined);
       throw error;
     }
-    options.logger.info({ url: deps.selfUrl(), auth: options.config.auth.mode }, 'HTTP API listening');
-    return new ApiServer(deps, server, unsubscribe);
+    const api = new ApiServer(deps, servers, unsubscribe);
+    options.logger.info({ url: deps.selfUrl(), management: api.managementUrl ?? null, auth: options.config.auth.mode }, 'HTTP API listening');
+    return api;
   }
 
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#unsubscribe();
-      await stopParts(this.#deps, this.#server);
+      await stopParts(this.#deps, this.#servers);
     })();
     return this.#closed;
   }
@@ -92,7 +114,8 @@ function buildDeps(options: ApiServerOptions): { deps: ApiDeps; setSelfUrl(url: 
   let selfUrl = config.advertisedUrl;
   const urlOf = () => selfUrl;
   const tracker = new OutcomeTracker(config, log, metrics);
-  const directory = new InstanceDirectory(config, log, urlOf);
+  const directory = new InstanceDirectory({ config, logger: log, metrics, url: urlOf, localGeneration: () => streams.status().generationId });
+  const quotas = new PrincipalQuotas(config.http, metrics);
   const deps: ApiDeps = {
     config,
     logger: log,
@@ -105,14 +128,23 @@ function buildDeps(options: ApiServerOptions): { deps: ApiDeps; setSelfUrl(url: 
     directory,
     queries: new AccountQueries({ config, streams, directory, metrics, selfUrl: urlOf }),
     readModel: new ReadModel(config, log, metrics),
-    sse: new SseHub(config, tracker, metrics),
+    sse: new SseHub(config, tracker, metrics, quotas),
+    quotas,
+    logins: new LoginThrottle(config.http, metrics),
     selfUrl: urlOf,
   };
   return { deps, setSelfUrl: (url) => (selfUrl = url) };
 }
 
+interface Servers {
+  api: http.Server;
+  management?: http.Server;
+}
+
 export function createApp(deps: ApiDeps): Koa {
-  const app = new Koa({ proxy: false, env: 'production' });
+  // The client address (login throttling) is the socket's, or with HTTP_TRUST_PROXY_HOPS that many proxies' X-Forwarded-For.
+  const hops = deps.config.trustProxyHops;
+  const app = new Koa({ proxy: hops > 0, maxIpsCount: hops, env: 'production' });
   // Errors are answered and logged by errorHandler; what reaches Koa's own handler (a client that went
   // away mid-response) needs no stack trace on stderr.
   app.silent = true;
@@ -124,6 +156,19 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(requestContext(deps.logger, deps.metrics));
   app.use(errorHandler());
   app.use(strictPathEncoding());
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+  return app;
+}
+
+/** The management listener's app: health, readiness with details and metrics, no token. */
+export function createManagementApp(deps: ApiDeps): Koa {
+  const app = new Koa({ proxy: false, env: 'production' });
+  app.silent = true;
+  const router = new Router({ sensitive: true, strict: false });
+  managementRoutes(router, deps);
+  app.use(requestContext(deps.logger, deps.metrics));
+  app.use(errorHandler());
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   return app;
@@ -147,9 +192,9 @@ function listen(server: http.Server, host: string, port: number): Promise<void> 
   });
 }
 
-async function stopParts(deps: ApiDeps, server: http.Server): Promise<void> {
+async function stopParts(deps: ApiDeps, servers: Servers): Promise<void> {
   deps.sse.closeAll();
-  await closeServer(server);
+  await Promise.all([closeServer(servers.api), servers.management ? closeServer(servers.management) : undefined]);
   let first: unknown;
   for (const stop of [() => deps.directory.close(), () => deps.tracker.close(), () => deps.sender.close(), () => deps.readModel.close()]) {
     try {

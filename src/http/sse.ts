@@ -9,7 +9,9 @@ import { type Context } from 'koa';
 import { type Config } from '../config/config.ts';
 import { ApiError } from './errors.ts';
 import { type Metrics } from './metrics.ts';
+import { type Principal } from './auth.ts';
 import { type AccountEvent, type OutcomeTracker } from './outcomes.ts';
+import { type PrincipalQuotas } from './quotas.ts';
 
 const RECONNECT_MS = 2000;
 /** setTimeout's limit; a token valid for longer is re-checked then (the stream ends, the client reconnects). */
@@ -18,18 +20,22 @@ const TIMER_MAX_MS = 2 ** 31 - 1;
 export class SseHub {
   readonly #config: Config;
   readonly #tracker: OutcomeTracker;
+  readonly #quotas: PrincipalQuotas;
   readonly #closers = new Set<() => void>();
 
-  constructor(config: Config, tracker: OutcomeTracker, metrics: Metrics) {
+  constructor(config: Config, tracker: OutcomeTracker, metrics: Metrics, quotas: PrincipalQuotas) {
     this.#config = config;
     this.#tracker = tracker;
+    this.#quotas = quotas;
     metrics.gaugeOf('bankstream_http_sse_connections', 'Open Server-Sent Events connections', () => this.#closers.size);
   }
 
-  /** Answers the request with an event stream of the account's events until `expiresAtMs`; returns at once. */
-  open(ctx: Context, accountId: string, expiresAtMs: number): void {
+  /** Answers the request with an event stream of the account's events until the principal's token expires; returns at once. */
+  open(ctx: Context, accountId: string, principal: Principal): void {
     const { sseConnectionsMax } = this.#config.http;
+    const expiresAtMs = principal.expiresAtMs;
     if (this.#closers.size >= sseConnectionsMax) throw new ApiError('too_many_requests', `more than ${sseConnectionsMax} event streams are open`, { retryAfterS: 5 });
+    const release = this.#quotas.acquireStream(principal);
     const stream = new PassThrough();
     const connection = new SseConnection(stream, this.#config.http.sseBufferMax);
     const unsubscribe = this.#tracker.subscribe(accountId, (event) => connection.send(event));
@@ -40,6 +46,7 @@ export class SseHub {
     }, Math.min(Math.max(0, expiresAtMs - Date.now()), TIMER_MAX_MS));
     const close = () => {
       if (!this.#closers.delete(close)) return;
+      release();
       clearInterval(heartbeat);
       clearTimeout(expiry);
       unsubscribe();

@@ -126,7 +126,7 @@ export function formatSummary(summary: DevSummary): string {
   row('PostgreSQL', `${postgres.url}${postgres.embedded ? ` (embedded, data in ${postgres.dataDir})` : ''}`);
   row('API', `${api.baseUrl}${api.up ? '' : ' (not answering on /healthz)'}`);
   row('health', `${api.baseUrl}/healthz  ${api.baseUrl}/readyz`);
-  row('metrics', `${api.baseUrl}/metrics`);
+  row('metrics', `${api.baseUrl}/metrics  (admin token, or MANAGEMENT_PORT without one)`);
   row('token', api.token ? `${api.token}\n              (${api.tokenNote})` : `(${api.tokenNote})`);
   row('instance', `${config.instanceId} of app ${config.appId}, ${config.partitions} partitions, state in ${config.stateDir}`);
   for (const account of summary.demo) row('demo', `${account.accountId} (owner ${account.ownerId}): ${account.balance} ${account.currency}`);

@@ -5,7 +5,7 @@ import { type Router } from '@koa/router';
 import { type Context } from 'koa';
 import { currencyDigits, formatMoney } from '../../bank/money.ts';
 import { INSTANCE_HEADER, STALE_LAG_HEADER, VIA_HEADER } from '../accounts.ts';
-import { authenticate, principalOf, requireRole } from '../auth.ts';
+import { type Principal, authenticate, principalOf, requireRole } from '../auth.ts';
 import { readJsonObject } from '../body.ts';
 import { type CloseAccountCommand, type OpenAccountCommand } from '../commands.ts';
 import { type ApiDeps, assertOwnsAccount, forbiddenAccount, queryRequest } from '../context.ts';
@@ -18,15 +18,18 @@ const HISTORY_LIMIT_MAX = 100;
 
 export function accountRoutes(router: Router, deps: ApiDeps): void {
   const auth = authenticate(deps.authenticator);
+  // The one route other instances call (proxied reads), with an instance credential instead of a token.
+  const instanceCalls = { keys: deps.config.clusterKeys!, self: deps.config.instanceId, clockToleranceS: deps.config.auth.clockToleranceS };
   router.post('/v1/accounts', auth, (ctx) => openAccount(ctx, deps));
-  router.get('/v1/accounts/:id', auth, (ctx) => getAccount(ctx, deps));
+  router.get('/v1/accounts/:id', authenticate(deps.authenticator, instanceCalls), (ctx) => getAccount(ctx, deps));
   router.post('/v1/accounts/:id/close', auth, (ctx) => closeAccount(ctx, deps));
   router.get('/v1/accounts/:id/transfers', auth, (ctx) => accountHistory(ctx, deps));
   router.get('/v1/accounts/:id/events', auth, (ctx) => accountEvents(ctx, deps));
 }
 
 async function openAccount(ctx: Context, deps: ApiDeps): Promise<void> {
-  requireRole(ctx, 'teller', 'admin');
+  const principal = requireRole(ctx, 'teller', 'admin');
+  await deps.quotas.consumeCommand(principal);
   const waitMs = intQuery(ctx.query, 'wait', 0, deps.config.http.waitMaxMs);
   const body = new BodyReader(await readJsonObject(ctx, deps.config.http.bodyLimitBytes));
   // Client-chosen ids make a retried open safe (the second one is rejected as account_exists).
@@ -36,7 +39,7 @@ async function openAccount(ctx: Context, deps: ApiDeps): Promise<void> {
   const overdraftLimit = body.money('overdraftLimit', currency, { optional: true, allowZero: true });
   body.done();
   const command: OpenAccountCommand = { type: 'open_account', accountId, ownerId: ownerId!, currency: currency!, ...(overdraftLimit === undefined ? {} : { overdraftLimit }) };
-  const result = await submitAccountCommand(deps, command, 'open', waitMs);
+  const result = await submitAccountCommand(deps, principal, command, 'open', waitMs);
   ctx.set('Location', `/v1/accounts/${encodeURIComponent(accountId)}`);
   if (!result) return accepted(ctx, { accountId, status: 'pending' });
   throwIfRejected(result, accountId);
@@ -45,11 +48,12 @@ async function openAccount(ctx: Context, deps: ApiDeps): Promise<void> {
 }
 
 async function closeAccount(ctx: Context, deps: ApiDeps): Promise<void> {
-  requireRole(ctx, 'teller', 'admin');
+  const principal = requireRole(ctx, 'teller', 'admin');
+  await deps.quotas.consumeCommand(principal);
   const accountId = idParam('id', ctx.params['id']);
   const waitMs = intQuery(ctx.query, 'wait', 0, deps.config.http.waitMaxMs);
   const command: CloseAccountCommand = { type: 'close_account', accountId };
-  const result = await submitAccountCommand(deps, command, 'close', waitMs);
+  const result = await submitAccountCommand(deps, principal, command, 'close', waitMs);
   ctx.set('Location', `/v1/accounts/${encodeURIComponent(accountId)}`);
   if (!result) return accepted(ctx, { accountId, status: 'pending' });
   throwIfRejected(result, accountId);
@@ -57,15 +61,24 @@ async function closeAccount(ctx: Context, deps: ApiDeps): Promise<void> {
 }
 
 /** Produces the command; with waitMs > 0 waits (bounded) for its audit answer. */
-async function submitAccountCommand(deps: ApiDeps, command: OpenAccountCommand | CloseAccountCommand, kind: 'open' | 'close', waitMs: number | undefined): Promise<AccountResult | undefined> {
-  const waiter = waitMs ? deps.tracker.expectAccount(command.accountId, kind) : undefined;
-  try {
+async function submitAccountCommand(deps: ApiDeps, principal: Principal, command: OpenAccountCommand | CloseAccountCommand, kind: 'open' | 'close', waitMs: number | undefined): Promise<AccountResult | undefined> {
+  if (!waitMs) {
     await deps.sender.send(command, new Date().toISOString());
-  } catch (error) {
-    waiter?.cancel();
-    throw error;
+    return undefined;
   }
-  return waiter?.wait(waitMs!);
+  const release = deps.quotas.acquireWaiter(principal);
+  try {
+    const waiter = deps.tracker.expectAccount(command.accountId, kind);
+    try {
+      await deps.sender.send(command, new Date().toISOString());
+    } catch (error) {
+      waiter.cancel();
+      throw error;
+    }
+    return await waiter.wait(waitMs);
+  } finally {
+    release();
+  }
 }
 
 function throwIfRejected(result: AccountResult, accountId: string): void {
@@ -85,21 +98,13 @@ async function getAccount(ctx: Context, deps: ApiDeps): Promise<void> {
   const accountId = idParam('id', ctx.params['id']);
   const principal = principalOf(ctx);
   const result = await deps.queries.read(accountId, queryRequest(ctx, boolQuery(ctx.query, 'allowStale') ?? false));
-  if (result.kind === 'local') {
-    if (principal.role === 'customer' && result.view.ownerId !== principal.subject) throw forbiddenAccount(accountId);
-    ctx.set(INSTANCE_HEADER, result.view.servedBy.instanceId);
-    if (result.view.stale) ctx.set(STALE_LAG_HEADER, result.view.stale.lagRecords);
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = result.view;
-    return;
-  }
-  // The owner authenticated the forwarded token and checked ownership itself: pass its answer through.
-  ctx.status = result.status;
-  for (const [name, value] of Object.entries(result.headers)) ctx.set(name, value);
-  ctx.set(VIA_HEADER, deps.config.instanceId);
+  // Checked here for a proxied answer too: the owner checked the principal it was sent, and so do we.
+  if (principal.role === 'customer' && result.view.ownerId !== principal.subject) throw forbiddenAccount(accountId);
+  ctx.set(INSTANCE_HEADER, result.view.servedBy.instanceId);
+  if (result.view.stale) ctx.set(STALE_LAG_HEADER, result.view.stale.lagRecords);
+  if (result.kind === 'proxied') ctx.set(VIA_HEADER, deps.config.instanceId);
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = result.body;
-  ctx.type = result.headers['content-type'] ?? 'application/json';
+  ctx.body = result.view;
 }
 
 async function accountHistory(ctx: Context, deps: ApiDeps): Promise<void> {
@@ -119,5 +124,5 @@ async function accountHistory(ctx: Context, deps: ApiDeps): Promise<void> {
 async function accountEvents(ctx: Context, deps: ApiDeps): Promise<void> {
   const accountId = idParam('id', ctx.params['id']);
   await assertOwnsAccount(ctx, deps, accountId);
-  deps.sse.open(ctx, accountId, principalOf(ctx).expiresAtMs);
+  deps.sse.open(ctx, accountId, principalOf(ctx));
 }

@@ -41,27 +41,41 @@ async function submitMoneyCommand(ctx: Context, deps: ApiDeps, type: MoneyType):
   const key = idempotencyKey(ctx.headers['idempotency-key']);
   const command = parseMoneyCommand(type, new BodyReader(await readJsonObject(ctx, deps.config.http.bodyLimitBytes)), key);
   if (principal.role === 'customer') await assertOwnsAccount(ctx, deps, commandKey(command));
-  const waiter = waitMs ? deps.tracker.expectTransfer(command) : undefined;
-  try {
-    await deps.sender.send(command, new Date().toISOString());
-  } catch (error) {
-    waiter?.cancel();
-    throw error;
-  }
+  await deps.quotas.consumeCommand(principal);
   const location = transferLocation(command.transferId, commandKey(command));
-  ctx.set('Location', location);
-  if (waiter) {
-    // An exact duplicate of a transfer decided before this instance started gets no new outcome record:
-    // its outcome is in the read model.
-    void decidedBefore(deps, command).then(
-      (result) => result && waiter.settle(result),
-      (error: unknown) => loggerOf(ctx).debug({ err: error }, 'read model lookup of a waited transfer failed'),
-    );
-    const result = await waiter.wait(waitMs!);
-    if (result) return answerOutcome(ctx, result);
+  if (!waitMs) {
+    await deps.sender.send(command, new Date().toISOString());
+    ctx.set('Location', location);
+  } else {
+    // One of the principal's ?wait slots, held until the wait ends however it ends.
+    const release = deps.quotas.acquireWaiter(principal);
+    try {
+      const result = await sendAndWait(ctx, deps, command, waitMs, location);
+      if (result) return answerOutcome(ctx, result);
+    } finally {
+      release();
+    }
   }
   ctx.status = 202;
   ctx.body = { transferId: command.transferId, type, status: 'pending', location };
+}
+
+async function sendAndWait(ctx: Context, deps: ApiDeps, command: MoneyCommand, waitMs: number, location: string): Promise<TransferResult | undefined> {
+  const waiter = deps.tracker.expectTransfer(command);
+  try {
+    await deps.sender.send(command, new Date().toISOString());
+  } catch (error) {
+    waiter.cancel();
+    throw error;
+  }
+  ctx.set('Location', location);
+  // An exact duplicate of a transfer decided before this instance started gets no new outcome record:
+  // its outcome is in the read model.
+  void decidedBefore(deps, command).then(
+    (result) => result && waiter.settle(result),
+    (error: unknown) => loggerOf(ctx).debug({ err: error }, 'read model lookup of a waited transfer failed'),
+  );
+  return waiter.wait(waitMs);
 }
 
 function parseMoneyCommand(type: MoneyType, body: BodyReader, headerKey: string | undefined): MoneyCommand {

@@ -9,7 +9,8 @@ import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { formatReport, reconcile } from '../../../src/sinks/reconcile.ts';
 import { waitFor } from '../../helpers/kafka.ts';
 import { query } from '../support/postgres.ts';
-import { type Stack, call, createStack, login, waitReady } from './stack.ts';
+import { adminToken } from '../support/tokens.ts';
+import { DEV_SECRET, type Stack, call, createStack, login, waitReady } from './stack.ts';
 
 const PARTITIONS = 4;
 const TEST_TIMEOUT_MS = 180_000;
@@ -161,7 +162,7 @@ describe('the read model is the ledger', () => {
     const position = `${config.topics.completed}-${sent!.partition}@${sent!.baseOffset}`;
 
     const notReady = await waitFor('readiness to report the reject', async () => {
-      const ready = await call(url, 'GET', '/readyz');
+      const ready = await call(url, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) });
       return ready.status === 503 ? ready : undefined;
     }, 30_000, 200);
     const reasons = (notReady.body as { ready: boolean; reasons: string[] }).reasons;
@@ -169,7 +170,7 @@ describe('the read model is the ledger', () => {
     expect(reasons).toEqual([expect.stringContaining(`sink_rejects: 1 record(s)`)]);
     expect(reasons[0]).toContain(position);
     expect(reasons[0]).toContain('reference holds a NUL character');
-    const metrics = await call(url, 'GET', '/metrics');
+    const metrics = await call(url, 'GET', '/metrics', { token: await adminToken(DEV_SECRET) });
     expect(metrics.text).toMatch(/^bankstream_sink_unresolved_rejects\{[^}]*\} 1$/m);
     expect(metrics.text).toMatch(/^bankstream_sink_rejects_total\{[^}]*\} 1$/m);
 
@@ -181,7 +182,7 @@ describe('the read model is the ledger', () => {
     expect(formatReport(report)).toMatch(/sink rejects +1 unresolved +DIFFERS/);
 
     await query(stack.databaseUrl, `UPDATE sink_rejects SET resolved_at = now(), resolution = 'hand-made test record, no money moved'`);
-    await waitFor('readiness to come back once resolved', async () => (await call(url, 'GET', '/readyz')).status === 200 || undefined, 45_000, 500);
-    expect((await call(url, 'GET', '/metrics')).text).toMatch(/^bankstream_sink_unresolved_rejects\{[^}]*\} 0$/m);
+    await waitFor('readiness to come back once resolved', async () => (await call(url, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) })).status === 200 || undefined, 45_000, 500);
+    expect((await call(url, 'GET', '/metrics', { token: await adminToken(DEV_SECRET) })).text).toMatch(/^bankstream_sink_unresolved_rejects\{[^}]*\} 0$/m);
   }, TEST_TIMEOUT_MS);
 });

@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { waitFor } from '../../helpers/kafka.ts';
-import { type Stack, call, createStack, login } from './stack.ts';
+import { adminToken } from '../support/tokens.ts';
+import { DEV_SECRET, type Stack, call, createStack, login } from './stack.ts';
 
 const PARTITIONS = 4;
 let stack: Stack;
@@ -21,7 +22,7 @@ interface Readiness {
 /** Both instances run their tasks and both routing tables name one owner per partition in the current generation. */
 async function settled(): Promise<Map<number, string>> {
   return waitFor('both instances ready with one routing table', async () => {
-    const views = await Promise.all(Object.values(urls).map(async (url) => (await call(url, 'GET', '/readyz')).body as Readiness));
+    const views = await Promise.all(Object.values(urls).map(async (url) => (await call(url, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) })).body as Readiness));
     if (!views.every((v) => v.ready && v.streams.running.length > 0)) return undefined;
     const generation = Math.max(...views.map((v) => v.streams.generationId));
     const owners = new Map<number, string>();
@@ -84,7 +85,7 @@ describe('interactive query routing', () => {
     }
   });
 
-  it('should forward the caller credentials so that the owner refuses another customer', async () => {
+  it("should send the caller's verified principal, not its token, so that the owner refuses another customer", async () => {
     const owners = await settled();
     const accountId = accountsPerPartition()[0]!;
     const other = owners.get(partitionForKey(accountId, PARTITIONS)) === 'a' ? 'b' : 'a';

@@ -12,6 +12,7 @@ import { ensureTopics } from '../../../src/ops/topics.ts';
 import { migrate } from '../../../src/sinks/migrate.ts';
 import { deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../support/kafka.ts';
 import { dropDatabase, uniqueDatabaseUrl } from '../support/postgres.ts';
+import { adminToken } from '../support/tokens.ts';
 
 export const PASSWORD = 'correct horse battery staple';
 export const DEV_SECRET = 'test-secret-of-at-least-thirty-two-characters!';
@@ -107,11 +108,11 @@ export async function login(baseUrl: string, username: string, password = PASSWO
   return (response.body as { access_token: string }).access_token;
 }
 
-/** Polls until the instance runs all its assigned tasks (ready) and its routing table knows every partition. */
+/** Polls until the instance runs all its assigned tasks (ready) and its routing table knows every partition (admin details). */
 export async function waitReady(baseUrl: string, timeoutMs = 60_000, partitions = 4): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const ready = await call(baseUrl, 'GET', '/readyz').catch(() => undefined);
+    const ready = await call(baseUrl, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) }).catch(() => undefined);
     const body = ready?.body as { ready?: boolean; routing?: Array<{ partitions: number[] }> } | undefined;
     const owned = new Set((body?.routing ?? []).flatMap((r) => r.partitions));
     if (ready?.status === 200 && owned.size === partitions) return;

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { type Instance } from '../../../src/app/instance.ts';
 import { waitFor } from '../../helpers/kafka.ts';
-import { type Stack, call, createStack, login } from './stack.ts';
+import { adminToken } from '../support/tokens.ts';
+import { DEV_SECRET, type Stack, call, createStack, login } from './stack.ts';
 
 const PARTITIONS = 4;
 const ACCOUNT = 'stale-0';
@@ -42,7 +43,7 @@ describe('stale reads through the directory', () => {
       const third = instances.find((i) => i !== owner && i !== holder);
       if (!owner || !holder || !third || !instances.every((i) => i.streams.status().state === 'RUNNING')) return undefined;
       const routing = third.http!.url;
-      const ready = (await call(routing, 'GET', '/readyz')).body as { routing: Array<{ instanceId: string; standby?: number[] }> };
+      const ready = (await call(routing, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) })).body as { routing: Array<{ instanceId: string; standby?: number[] }> };
       const known = ready.routing.some((r) => r.instanceId === holder.config.instanceId && (r.standby ?? []).includes(partition));
       const standbyBalance = await holder.streams.standby(partition)!.task.stores.get('balances')!.readCommitted(ACCOUNT);
       return known && standbyBalance !== undefined ? { owner, holder, third } : undefined;

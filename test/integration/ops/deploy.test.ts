@@ -192,7 +192,9 @@ describe('docker-compose.yml', () => {
     const job = (prometheus.scrape_configs as Json[]).find((c) => c.job_name === 'bankstream')!;
     expect(job.metrics_path).toBe('/metrics');
     const targets = (job.static_configs as Json[]).flatMap((c) => c.targets as string[]);
-    expect(targets.sort()).toEqual(instances.map((name) => `${name}:${services[name]!.environment.HTTP_PORT}`).sort());
+    // The management port: /metrics without a token there (on HTTP_PORT it needs an admin token).
+    expect(targets.sort()).toEqual(instances.map((name) => `${name}:${services[name]!.environment.MANAGEMENT_PORT}`).sort());
+    for (const name of instances) expect(services[name]!.ports.join(' ')).not.toContain(`:${services[name]!.environment.MANAGEMENT_PORT}`);
     const mounts = [...(services.prometheus!.volumes as string[]), ...(services.grafana!.volumes as string[])];
     for (const mount of mounts.filter((m) => m.startsWith('./'))) expect(existsSync(at(mount.split(':')[0]!)), mount).toBe(true);
 
@@ -266,6 +268,9 @@ describe('Kubernetes manifests', () => {
 
     const config = one('ConfigMap');
     expect(String(httpPort)).toBe(config.data.HTTP_PORT);
+    const managementPort = container.ports.find((p: Json) => p.name === 'management').containerPort as number;
+    expect(String(managementPort)).toBe(config.data.MANAGEMENT_PORT);
+    expect(set.spec.template.metadata.annotations['prometheus.io/port']).toBe(String(managementPort));
     expect(config.data.HTTP_HOST).toBe('0.0.0.0');
     const claim = set.spec.volumeClaimTemplates[0];
     const mount = container.volumeMounts.find((m: Json) => m.name === claim.metadata.name);

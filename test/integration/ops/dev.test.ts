@@ -118,6 +118,8 @@ describe('bankstream dev', () => {
       HTTP_PORT: String(httpPort),
       DATABASE_URL: `postgres://postgres@127.0.0.1:${closedPort}/bankstream_dev`,
       STATE_DIR: '',
+      // No cluster secret given: dev makes one and keeps it in its home (the API requires one).
+      CLUSTER_SECRET: '',
     });
 
     const dev = runCli(['dev', '--home', home, '--load-rate', '2', '--ready-timeout', '70'], env);
@@ -143,6 +145,7 @@ describe('bankstream dev', () => {
     const seeded = await query<{ transfer_id: string; status: string }>(url!, `SELECT transfer_id, status FROM transactions WHERE transfer_id LIKE 'demo-seed-%' ORDER BY transfer_id`);
     expect(seeded).toEqual(['demo-seed-1', 'demo-seed-2', 'demo-seed-3'].map((id) => ({ transfer_id: id, status: 'COMPLETED' })));
 
+    expect((await readFile(path.join(home, 'cluster-secret'), 'utf8')).trim().length).toBeGreaterThanOrEqual(32);
     // The API (in every build that has src/http/server.ts): the balance with the printed token.
     const apiUrl = /^ {2}API +(http:\/\/\S+)/m.exec(output)![1]!;
     expect(apiUrl).toBe(`http://127.0.0.1:${httpPort}`);

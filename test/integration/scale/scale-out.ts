@@ -15,6 +15,7 @@ import { reconcile } from '../../../src/sinks/reconcile.ts';
 import { Cluster, postgresViolations, sendReliably, waitForOutcomes } from '../../chaos/chaos.ts';
 import { PrivateKafka, PrivatePostgres } from '../../chaos/services.ts';
 import { readCommitted } from '../../helpers/kafka.ts';
+import { adminToken } from '../support/tokens.ts';
 import { expectedOutcomeCount, pipelineViolations } from '../bank/pipeline.ts';
 import { buildWorkload, random, type Workload } from '../bank/workload.ts';
 import { type Answer, type BalanceVersion, type InstanceCounts, Poller, answerViolations, countsPerInstance, servedAgain } from './poller.ts';
@@ -224,7 +225,7 @@ async function readyPartitions(baseUrl: string, timeoutMs: number): Promise<numb
   let last = 'no answer';
   for (;;) {
     try {
-      const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(5000) });
+      const response = await fetch(`${baseUrl}/readyz`, { headers: { Authorization: `Bearer ${await adminToken(DEV_SECRET)}` }, signal: AbortSignal.timeout(5000) });
       const body = (await response.json()) as { ready?: boolean; streams?: { running?: number[] } };
       if (response.status === 200 && body.ready === true) return body.streams?.running ?? [];
       last = `${response.status} ${JSON.stringify(body.streams)}`;

@@ -14,7 +14,8 @@ import { type Child, killAll, killChild, spawnFixture } from '../../helpers/chil
 import { waitFor } from '../../helpers/kafka.ts';
 import { expectedOutcomeCount, observe, quiet, sendWithKafkaJs } from '../bank/pipeline.ts';
 import { buildWorkload } from '../bank/workload.ts';
-import { call, createStack, login, type Stack } from '../http/stack.ts';
+import { adminToken } from '../support/tokens.ts';
+import { DEV_SECRET, call, createStack, login, type Stack } from '../http/stack.ts';
 
 const CLI = path.resolve('src/cli/main.ts');
 const ACCOUNTS = 400;
@@ -92,7 +93,7 @@ async function failover(standbyReplicas: number): Promise<FailoverRun> {
     const probes = partitions.map((p) => workload.accounts.find((a) => partitionForKey(a, 4) === p)!);
     if (standbyReplicas > 0) {
       await standbysCaughtUp(survivor, token, probes, expected);
-      const metrics = (await call(survivor, 'GET', '/metrics')).text;
+      const metrics = (await call(survivor, 'GET', '/metrics', { token: await adminToken(DEV_SECRET) })).text;
       expect(metrics).toMatch(new RegExp(`^bankstream_streams_standby_tasks(\\{[^}]*\\})? ${partitions.length}$`, 'm'));
       expect(metrics).toMatch(/^bankstream_streams_standby_lag_records(\{[^}]*\})? 0$/m);
     }
@@ -165,7 +166,7 @@ interface StreamsStatusBody {
 }
 
 async function readyz(url: string): Promise<StreamsStatusBody | undefined> {
-  const response = await call(url, 'GET', '/readyz').catch(() => undefined);
+  const response = await call(url, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) }).catch(() => undefined);
   return (response?.body as { streams?: StreamsStatusBody } | undefined)?.streams;
 }
 

@@ -9,16 +9,16 @@ describe('ownerAmong', () => {
   it('should name the instance with the newest generation when a stale claim remains', () => {
     const records = [record('a', 5, [0, 1, 2, 3]), record('b', 6, [2, 3]), record('c', 6, [0])];
 
-    expect(ownerAmong(records, 0)?.instanceId).toBe('c');
-    expect(ownerAmong(records, 1)?.instanceId).toBe('a');
-    expect(ownerAmong(records, 3)).toEqual({ instanceId: 'b', url: 'http://b:8080' });
+    expect(ownerAmong(records, 0, 100)?.instanceId).toBe('c');
+    expect(ownerAmong(records, 1, 100)?.instanceId).toBe('a');
+    expect(ownerAmong(records, 3, 100)).toEqual({ instanceId: 'b', url: 'http://b:8080' });
   });
 
   it('should name nobody when two instances claim a partition in the same generation or nobody claims it', () => {
     const records = [record('a', 7, [0]), record('b', 7, [0])];
 
-    expect(ownerAmong(records, 0)).toBeUndefined();
-    expect(ownerAmong(records, 1)).toBeUndefined();
+    expect(ownerAmong(records, 0, 100)).toBeUndefined();
+    expect(ownerAmong(records, 1, 100)).toBeUndefined();
   });
 });
 

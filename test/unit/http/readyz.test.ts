@@ -7,7 +7,7 @@ import { loadConfig } from '../../../src/config/config.ts';
 import { type ApiDeps } from '../../../src/http/context.ts';
 import { Metrics } from '../../../src/http/metrics.ts';
 import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
-import { systemRoutes } from '../../../src/http/routes/system.ts';
+import { managementRoutes } from '../../../src/http/routes/system.ts';
 import { type StreamsStatus } from '../../../src/runtime/kafka-streams.ts';
 import { type PartitionStop } from '../../../src/runtime/offset-reset.ts';
 import { type SinkStatus } from '../../../src/sinks/postgres-sink.ts';
@@ -31,7 +31,8 @@ beforeAll(async () => {
     selfUrl: () => 'http://127.0.0.1:1',
   } as unknown as ApiDeps;
   const router = new Router();
-  systemRoutes(router, deps);
+  // The detailed /readyz (management port; an admin token on the API port): the public one says only ready.
+  managementRoutes(router, deps);
   const koa = new Koa();
   koa.silent = true;
   koa.use(requestContext(pino({ level: 'silent' }), new Metrics({ app: 'a', instance: 'i' }, { processMetrics: false })));
