@@ -7,6 +7,7 @@ import path from 'node:path';
 import { type ClusterKey, type ClusterKeys } from './cluster-key.ts';
 import { Secret } from './secret.ts';
 import { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../runtime/offset-reset.ts';
+import { PgUrlError, firstHostUrl } from './pg-hosts.ts';
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -35,7 +36,9 @@ export interface Config {
   replicationFactor: number;
   minInsyncReplicas: number;
   topics: TopicNames;
+  /** DATABASE_URL: one host, or several (libpq style) with target_session_attrs; see src/config/pg-hosts.ts. */
   databaseUrl: string;
+  database: DatabaseConfig;
   stateDir: string;
   commitIntervalMs: number;
   batchRecordsMax: number;
@@ -211,7 +214,8 @@ export function loadConfig(env: Env = process.env): Config {
       audit: topic('TOPIC_AUDIT', 'audit_log'),
       dlq: topic('TOPIC_DLQ', 'transaction_initiated.dlq'),
     },
-    databaseUrl: url(env, 'DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/bankstream', ['postgres:', 'postgresql:']),
+    databaseUrl: pgUrl(env, 'DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/bankstream'),
+    database: databaseConfig(env),
     stateDir: path.resolve(str(env, 'STATE_DIR', path.join(os.homedir(), '.bankstream', 'state'))),
     commitIntervalMs: int(env, 'COMMIT_INTERVAL_MS', 100, 1, 60_000),
     batchRecordsMax: int(env, 'BATCH_RECORDS_MAX', 5000, 1, 1_000_000),
@@ -255,6 +259,44 @@ function recordAuthConfig(env: Env): RecordAuthConfig {
     legsAcceptUnsigned: bool(env, 'LEGS_ACCEPT_UNSIGNED', false),
     changelogSkipRecords: new Set(items),
   };
+}
+
+export type ReadReplicaLagPolicy = 'primary' | 'unavailable';
+
+export interface DatabaseConfig {
+  /** DATABASE_READ_URL: where the API's history reads go (a streaming replica); undefined = DATABASE_URL. */
+  readUrl: string | undefined;
+  /** READ_REPLICA_LAG_MAX_MS: a replica further behind than this is not read from. */
+  readReplicaLagMaxMs: number;
+  /** READ_REPLICA_LAG_POLICY: what a read does then: 'primary' (read DATABASE_URL) or 'unavailable' (503). */
+  readReplicaLagPolicy: ReadReplicaLagPolicy;
+  /** DB_BREAKER_FAILURES: consecutive failed API database calls that open the circuit breaker. */
+  breakerFailures: number;
+  /** DB_BREAKER_OPEN_MS: how long an open breaker answers 503 at once before one probe (half-open). */
+  breakerOpenMs: number;
+}
+
+function databaseConfig(env: Env): DatabaseConfig {
+  return {
+    readUrl: env['DATABASE_READ_URL'] ? pgUrl(env, 'DATABASE_READ_URL', '') : undefined,
+    readReplicaLagMaxMs: int(env, 'READ_REPLICA_LAG_MAX_MS', 5_000, 0, 3_600_000),
+    readReplicaLagPolicy: str(env, 'READ_REPLICA_LAG_POLICY', 'primary', /^(primary|unavailable)$/, 'primary or unavailable') as ReadReplicaLagPolicy,
+    breakerFailures: int(env, 'DB_BREAKER_FAILURES', 5, 1, 1_000),
+    breakerOpenMs: int(env, 'DB_BREAKER_OPEN_MS', 5_000, 100, 600_000),
+  };
+}
+
+/** A postgres URL with one host or a libpq-style host list (each host must make a valid URL). */
+function pgUrl(env: Env, name: string, fallback: string): string {
+  const value = str(env, name, fallback);
+  let first: string;
+  try {
+    first = firstHostUrl(value);
+  } catch (error) {
+    throw new ConfigError(name, error instanceof PgUrlError ? error.message : 'expected a postgres URL');
+  }
+  url({ [name]: first }, name, '', ['postgres:', 'postgresql:']);
+  return value;
 }
 
 function httpConfig(env: Env): HttpConfig {
@@ -585,7 +627,7 @@ const POSTGRES_SSL_MODES: readonly PostgresSslMode[] = ['disable', 'allow', 'pre
  * use `require` or stronger where TLS matters.
  */
 export function postgresTlsConfig(env: Env): PostgresTlsConfig {
-  const params = env['DATABASE_URL'] ? new URL(env['DATABASE_URL']).searchParams : new URLSearchParams();
+  const params = env['DATABASE_URL'] ? new URL(firstHostUrl(env['DATABASE_URL'])).searchParams : new URLSearchParams();
   const setting = (param: string, variable: string): { value: string; label: string } | undefined => {
     const fromUrl = params.get(param);
     if (fromUrl) return { value: fromUrl, label: 'DATABASE_URL' };

@@ -2,6 +2,7 @@
 // when a server answers there, else an embedded one in the dev folder.
 import pg from 'pg';
 import { pgConnectionConfig } from '../sinks/pg-connection.ts';
+import { firstHostUrl } from '../config/pg-hosts.ts';
 
 export type PostgresProbe = { reachable: true } | { reachable: false; reason: string };
 
@@ -40,7 +41,7 @@ export async function probePostgres(databaseUrl: string, timeoutMs = 3000): Prom
 /** The URL without its password, for messages. */
 export function redact(databaseUrl: string): string {
   try {
-    const url = new URL(databaseUrl);
+    const url = new URL(firstHostUrl(databaseUrl));
     if (url.password) url.password = '***';
     return url.toString();
   } catch {
@@ -50,6 +51,6 @@ export function redact(databaseUrl: string): string {
 
 /** The database name of a postgres:// URL (default `bankstream`). */
 export function databaseName(databaseUrl: string): string {
-  const name = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  const name = decodeURIComponent(new URL(firstHostUrl(databaseUrl)).pathname.slice(1));
   return name === '' ? 'bankstream' : name;
 }

@@ -3,11 +3,17 @@
 // a transferId is unique per acted-on account only, and even there it is new again after the dedup
 // retention, so a lookup by transferId may find several decisions. Outcomes are returned as the sink stored them (`payload`, the outcome
 // record exactly as emitted) plus `status`, so the API shows the same document as the Kafka outcome.
+// The history may be read from a streaming replica (DATABASE_READ_URL, lag rule in read-replica.ts);
+// every query goes through one circuit breaker (circuit-breaker.ts), so a database that is away costs
+// an immediate 503 + Retry-After instead of a connection timeout per request.
 import pg from 'pg';
 import { type Logger } from 'pino';
 import { type Config } from '../config/config.ts';
-import { pgConnectionConfig } from '../sinks/pg-connection.ts';
+import { FailoverPool, isConnectionFailure } from '../sinks/pg-connection.ts';
+import { BREAKER_STATE_VALUES, type BreakerState, CircuitBreaker, CircuitOpenError } from './circuit-breaker.ts';
 import { ApiError, invalidParameter, unavailable } from './errors.ts';
+import { type Metrics } from './metrics.ts';
+import { REPLICA_LAG_SQL, type ReplicaLag, chooseReadSource, replicaLagOf } from './read-replica.ts';
 
 export type TransferDocument = Record<string, unknown>;
 
@@ -70,32 +76,59 @@ const ROW_ID_BELOW_ALL = '0';
 const FIRST_PAGE: Cursor = { at: 'infinity', transferId: '', rowId: ROW_ID_MAX };
 const CURSOR_CHARS_MAX = 600;
 
-export class ReadModel {
-  readonly #pool: pg.Pool;
+/** Where a history page was read, and how far behind that server was (0 = the primary, or current). */
+export interface ReadFreshness {
+  source: 'primary' | 'replica';
+  /** Replay lag of the server read, in ms; null when unknown (the primary read after a replica fallback says 0). */
+  lagMs: number | null;
+}
 
-  constructor(config: Config, logger: Logger) {
-    this.#pool = new pg.Pool({
-      ...pgConnectionConfig(config.databaseUrl, config.postgresTls),
-      application_name: `bankstream-api-${config.instanceId}`,
-      max: 10,
-      connectionTimeoutMillis: 3000,
-      idleTimeoutMillis: 30_000,
-      statement_timeout: 5000,
-    });
+// The replica's lag is asked at most this often; between asks every read uses the last answer.
+const LAG_CHECK_INTERVAL_MS = 1_000;
+
+export class ReadModel {
+  readonly #primary: FailoverPool;
+  readonly #replica: FailoverPool | undefined;
+  readonly #breaker: CircuitBreaker;
+  readonly #config: Config;
+  readonly #log: Logger;
+  #lag: { atMs: number; value: Promise<ReplicaLag | 'unreachable'> } | undefined;
+  #lastLagMs: number | null = null;
+  #rejected: { inc: () => void } | undefined;
+
+  constructor(config: Config, logger: Logger, metrics?: Metrics) {
+    this.#config = config;
+    this.#log = logger;
+    const options = { application_name: `bankstream-api-${config.instanceId}`, max: 10, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000, statement_timeout: 5000 };
     // An idle client losing its connection must not crash the process; the next query reconnects.
-    this.#pool.on('error', (error) => logger.warn({ err: error }, 'idle Postgres connection failed'));
+    const onError = (error: Error) => logger.warn({ err: error }, 'idle Postgres connection failed');
+    this.#primary = new FailoverPool(config.databaseUrl, config.postgresTls, options, onError);
+    const readUrl = config.database.readUrl;
+    this.#replica = readUrl ? new FailoverPool(readUrl, config.postgresTls, { ...options, application_name: `bankstream-api-${config.instanceId}-read` }, onError) : undefined;
+    this.#breaker = new CircuitBreaker({
+      failuresMax: config.database.breakerFailures,
+      openMs: config.database.breakerOpenMs,
+      onStateChange: (from, to) => logger.warn({ from, to }, 'read model database circuit breaker changed state'),
+    });
+    if (metrics) this.#bindMetrics(metrics);
   }
 
+  /** The primary's pool of the moment (for callers that need a pg.Pool, e.g. the users table). */
   get pool(): pg.Pool {
-    return this.#pool;
+    return this.#primary.pool;
+  }
+
+  get breakerState(): BreakerState {
+    return this.#breaker.state;
   }
 
   /**
    * The decisions recorded under a transferId, newest first (at most TRANSFER_DECISIONS_MAX); only
-   * those of `actedAccount` (the command's account: `from`, or `accountId`) when given.
+   * those of `actedAccount` (the command's account: `from`, or `accountId`) when given. Always from the
+   * primary: a command's outcome lookup must not miss a decision a replica has not replayed yet.
    */
   async transfers(transferId: string, actedAccount?: string): Promise<TransferDecision[]> {
-    const rows = await this.#query<TransferRow & { acted_account: string | null }>(TRANSFER_SQL, [transferId, actedAccount ?? null, TRANSFER_DECISIONS_MAX]);
+    const rows = await this.#query<TransferRow & { acted_account: string | null }>(this.#primary, TRANSFER_SQL, [transferId, actedAccount ?? null, TRANSFER_DECISIONS_MAX]);
     return rows.map((row) => ({ actedAccount: row.acted_account, document: documentOf(row) }));
   }
 
@@ -104,32 +137,75 @@ export class ReadModel {
     return (await this.transfers(transferId, actedAccount))[0]?.document;
   }
 
-  async history(accountId: string, limit: number, cursor: string | undefined): Promise<HistoryPage> {
+  /** An account's history, from the read replica when one is configured and close enough (read-replica.ts). */
+  async history(accountId: string, limit: number, cursor: string | undefined): Promise<HistoryPage & { read: ReadFreshness }> {
     const from = cursor === undefined ? FIRST_PAGE : decodeCursor(cursor);
-    const rows = await this.#query<TransferRow>(HISTORY_SQL, [accountId, from.at, from.transferId, limit + 1, from.rowId]);
+    const { pool, read } = await this.#historySource();
+    const rows = await this.#query<TransferRow>(pool, HISTORY_SQL, [accountId, from.at, from.transferId, limit + 1, from.rowId]);
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
     const nextCursor = rows.length > limit && last ? encodeCursor(last.cursor_at, last.transfer_id, last.id) : null;
-    return { items: items.map(documentOf), nextCursor };
+    return { items: items.map(documentOf), nextCursor, read };
   }
 
-  /** Owners of the accounts as the sink saw them (accounts not sunk yet are absent). */
+  /** Owners of the accounts as the sink saw them (accounts not sunk yet are absent); from the primary (access checks). */
   async owners(accountIds: string[]): Promise<Map<string, string | null>> {
-    const rows = await this.#query<{ id: string; owner_id: string | null }>('SELECT id, owner_id FROM accounts WHERE id = ANY($1::text[])', [accountIds]);
+    const rows = await this.#query<{ id: string; owner_id: string | null }>(this.#primary, 'SELECT id, owner_id FROM accounts WHERE id = ANY($1::text[])', [accountIds]);
     return new Map(rows.map((r) => [r.id, r.owner_id]));
   }
 
   async close(): Promise<void> {
-    await this.#pool.end();
+    await Promise.all([this.#primary.end(), this.#replica?.end()]);
   }
 
-  async #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+  async #historySource(): Promise<{ pool: FailoverPool; read: ReadFreshness }> {
+    if (!this.#replica) return { pool: this.#primary, read: { source: 'primary', lagMs: 0 } };
+    const decision = chooseReadSource(await this.#replicaLag(), this.#config.database.readReplicaLagMaxMs, this.#config.database.readReplicaLagPolicy);
+    if (decision.source === 'replica') return { pool: this.#replica, read: { source: 'replica', lagMs: decision.lagMs } };
+    if (decision.source === 'unavailable') throw unavailable('database_unavailable', `${decision.reason}; READ_REPLICA_LAG_POLICY=unavailable`, 1);
+    return { pool: this.#primary, read: { source: 'primary', lagMs: 0 } };
+  }
+
+  /** The replica's lag, asked at most every LAG_CHECK_INTERVAL_MS (concurrent reads share one ask). */
+  #replicaLag(): Promise<ReplicaLag | 'unreachable'> {
+    const nowMs = Date.now();
+    const replica = this.#replica;
+    if (!replica) return Promise.resolve('unreachable');
+    if (this.#lag && nowMs - this.#lag.atMs < LAG_CHECK_INTERVAL_MS) return this.#lag.value;
+    const value = replica.query<{ standby: boolean; lag_ms: string | null }>(REPLICA_LAG_SQL, []).then(
+      (result) => {
+        const lag = replicaLagOf(result.rows[0]);
+        this.#lastLagMs = lag.lagMs;
+        return lag;
+      },
+      (error: unknown) => {
+        this.#log.warn({ err: error }, 'the read replica could not be asked for its lag');
+        this.#lastLagMs = null;
+        return 'unreachable' as const;
+      },
+    );
+    this.#lag = { atMs: nowMs, value };
+    return value;
+  }
+
+  async #query<R extends pg.QueryResultRow>(pool: FailoverPool, text: string, values: unknown[]): Promise<R[]> {
     try {
-      return (await this.#pool.query<R>(text, values)).rows;
+      // Only connection-level failures count: a refused query says nothing about the server's health.
+      return (await this.#breaker.run(() => pool.query<R>(text, values), isConnectionFailure)).rows;
     } catch (error) {
       if (error instanceof ApiError) throw error;
+      if (error instanceof CircuitOpenError) {
+        this.#rejected?.inc();
+        throw unavailable('database_unavailable', 'the read model database failed repeatedly; not asking again until the circuit breaker probes it', Math.ceil(error.retryAfterMs / 1000), error);
+      }
       throw unavailable('database_unavailable', 'the read model database could not be queried', 2, error);
     }
+  }
+
+  #bindMetrics(metrics: Metrics): void {
+    metrics.gaugeOf('bankstream_db_circuit_state', 'Circuit breaker of the API database calls: 0 closed, 1 half-open, 2 open', () => BREAKER_STATE_VALUES[this.#breaker.state]);
+    this.#rejected = metrics.counter({ name: 'bankstream_db_circuit_rejected_total', help: 'API database calls refused at once by the open circuit breaker' });
+    if (this.#replica) metrics.gaugeOf('bankstream_read_replica_lag_ms', 'Replay lag of the read replica at its last check (ms; -1 unknown or unreachable)', () => this.#lastLagMs ?? -1);
   }
 }
 

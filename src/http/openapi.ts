@@ -80,6 +80,7 @@ function paths(): Record<string, unknown> {
     '/v1/accounts/{id}/transfers': {
       get: {
         summary: 'Transfer history from the read model, newest first (keyset pagination)', security: secured,
+        description: 'Read from the read replica (DATABASE_READ_URL) when one is set and no further behind than READ_REPLICA_LAG_MAX_MS; headers X-Read-Source (replica | primary) and X-Replica-Lag-Ms say where and how far behind.',
         parameters: [idPath, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } }, { name: 'cursor', in: 'query', schema: { type: 'string' } }],
         responses: { '200': json('A page', ref('HistoryPage')), ...problems(400, 401, 403, 404, 503) },
       },

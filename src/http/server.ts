@@ -127,7 +127,7 @@ function buildDeps(options: ApiServerOptions): { deps: ApiDeps; setSelfUrl(url: 
     tracker,
     directory,
     queries: new AccountQueries({ config, streams, directory, metrics, selfUrl: urlOf }),
-    readModel: new ReadModel(config, log),
+    readModel: new ReadModel(config, log, metrics),
     sse: new SseHub(config, tracker, metrics, quotas),
     quotas,
     logins: new LoginThrottle(config.http, metrics),

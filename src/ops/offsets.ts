@@ -8,7 +8,7 @@ import { Admin, ListOffsetTimestamps } from '@platformatic/kafka';
 import pg from 'pg';
 import { type Config } from '../config/config.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
-import { pgConnectionConfig } from '../sinks/pg-connection.ts';
+import { connectPg } from '../sinks/pg-connection.ts';
 
 export type OffsetGroup = 'processor' | 'sink';
 /** earliest = the log start, latest = the last stable offset (what read_committed reads up to), or an offset. */
@@ -180,8 +180,7 @@ async function storeSinkOffsets(db: pg.ClientBase, groupId: string, lines: Reset
 }
 
 async function withDatabase<T>(config: Config, use: (db: pg.Client) => Promise<T>): Promise<T> {
-  const db = new pg.Client({ ...pgConnectionConfig(config.databaseUrl, config.postgresTls), application_name: `${config.appId}-offsets`, connectionTimeoutMillis: 5000, statement_timeout: 30_000 });
-  await db.connect();
+  const db = await connectPg(config.databaseUrl, config.postgresTls, { target: 'read-write', client: { application_name: `${config.appId}-offsets`, connectionTimeoutMillis: 5000, statement_timeout: 30_000 } });
   try {
     return await use(db);
   } finally {

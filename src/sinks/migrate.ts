@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { type PostgresTlsConfig } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
-import { pgConnectionConfig, withoutTlsParameters } from './pg-connection.ts';
+import { firstHostUrl, withDatabase } from '../config/pg-hosts.ts';
+import { PgConnectError, connectPg } from './pg-connection.ts';
 
 /** The default migrations folder, at the repository root. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
@@ -54,8 +55,8 @@ export class MigrationError extends Error {
 export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const files = await readMigrations(options.migrationsDir ?? MIGRATIONS_DIR);
   const databaseCreated = await ensureDatabase(options.databaseUrl, options.logger, options.postgresTls);
-  const client = new pg.Client({ ...pgConnectionConfig(options.databaseUrl, options.postgresTls), application_name: 'bankstream-migrate' });
-  await client.connect();
+  // Migrations write: only ever on a read-write server, the first of the host list that is one.
+  const client = await connectPg(options.databaseUrl, options.postgresTls, { ...MIGRATE_CONNECT, client: { application_name: 'bankstream-migrate' } });
   try {
     await acquireLock(client, options.lockWaitMs ?? 60_000, options.logger);
     try {
@@ -163,22 +164,16 @@ async function acquireLock(client: pg.Client, lockWaitMs: number, logger?: Logge
 
 /** Creates the URL's database when it does not exist; returns whether it did. */
 export async function ensureDatabase(databaseUrl: string, logger?: Logger, postgresTls?: PostgresTlsConfig): Promise<boolean> {
-  const probe = new pg.Client({ ...pgConnectionConfig(databaseUrl, postgresTls), application_name: 'bankstream-migrate' });
   try {
-    await probe.connect();
+    const probe = await connectPg(databaseUrl, postgresTls, { ...MIGRATE_CONNECT, client: { application_name: 'bankstream-migrate' } });
+    await probe.end().catch(() => undefined);
     return false;
   } catch (error) {
-    if ((error as { code?: string }).code !== '3D000') throw error;
-  } finally {
-    await probe.end().catch(() => undefined);
+    if (!isMissingDatabase(error)) throw error;
   }
-  const url = new URL(databaseUrl);
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  url.pathname = '/postgres';
-  // The same server, so the same TLS settings.
-  const { ssl } = pgConnectionConfig(databaseUrl, postgresTls);
-  const admin = new pg.Client({ connectionString: withoutTlsParameters(url.toString()), ssl, application_name: 'bankstream-migrate' });
-  await admin.connect();
+  const database = decodeURIComponent(new URL(firstHostUrl(databaseUrl)).pathname.replace(/^\//, ''));
+  // The same servers, so the same TLS settings and the same search for the read-write one.
+  const admin = await connectPg(withDatabase(databaseUrl, 'postgres'), postgresTls, { ...MIGRATE_CONNECT, client: { application_name: 'bankstream-migrate' } });
   try {
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
     logger?.info({ database }, 'database created');
@@ -191,6 +186,16 @@ export async function ensureDatabase(databaseUrl: string, logger?: Logger, postg
   } finally {
     await admin.end();
   }
+}
+
+// A failover in progress (the old primary gone, the standby not promoted yet) lasts seconds: a few
+// rounds over the host list with backoff, about 15 s in all, before migrate gives up.
+const MIGRATE_CONNECT = { target: 'read-write', roundsMax: 6, backoffMinMs: 500, backoffMaxMs: 4_000 } as const;
+
+/** 3D000 on every host that answered: the database does not exist yet. */
+function isMissingDatabase(error: unknown): boolean {
+  if (!(error instanceof PgConnectError)) return (error as { code?: string }).code === '3D000';
+  return (error.cause as { code?: string } | undefined)?.code === '3D000';
 }
 
 function formatVersion(version: number): string {

@@ -20,7 +20,7 @@ import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from '../runt
 import { decideStart, outOfRangeStop, type PartitionStop } from '../runtime/offset-reset.ts';
 import { SinkBatch, STAGING_DDL, loadOffsets, loadUnresolvedRejects, writeBatch, type UnresolvedRejects } from './batch.ts';
 import { SinkDatabaseError, databaseStep, kafkaStep } from './errors.ts';
-import { pgConnectionConfig } from './pg-connection.ts';
+import { connectPg } from './pg-connection.ts';
 import { type SinkTopics, parseRecord } from './records.ts';
 
 export type SinkState = 'created' | 'starting' | 'running' | 'paused-db-down' | 'paused-kafka-error' | 'stopping' | 'stopped';
@@ -81,6 +81,7 @@ export class PostgresSink {
     state: 'created', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 0, consecutiveFailures: 0, stoppedPartitions: [],
     unresolvedRejects: null,
   };
+  #connections = 0;
   #rejectsCheckedAtMs: number | null = null;
 
   constructor(options: PostgresSinkOptions) {
@@ -98,6 +99,11 @@ export class PostgresSink {
   /** A copy of the current state, for health checks and tests. */
   status(): SinkStatus {
     return { ...this.#status, stoppedPartitions: [...this.#status.stoppedPartitions] };
+  }
+
+  /** Connections to Postgres opened so far (the first included); each one re-seeked from its stored offsets. */
+  connections(): number {
+    return this.#connections;
   }
 
   /** Records of each assigned partition not written to Postgres yet (last stable offset of the last fetch − position). */
@@ -349,30 +355,38 @@ export class PostgresSink {
     await this.#write(db).catch((error: unknown) => this.#log.warn({ err: error }, 'the pending batch was not written on stop; it will be re-read'));
   }
 
+  /**
+   * The connection, or a new one on the first read-write server of DATABASE_URL's host list. A NEW
+   * connection always drops the pending batch and re-seeks from the offsets stored in that database:
+   * after a failover the new primary may hold OLDER offsets than the old one had (asynchronous
+   * replication loses the last commits), and only re-reading them replays that lost tail from Kafka.
+   */
   async #connectDb(): Promise<pg.Client> {
     if (this.#db) return this.#db;
-    const client = new pg.Client({
-      ...pgConnectionConfig(this.#config.databaseUrl, this.#config.postgresTls),
-      application_name: `${this.#config.appId}-sink`,
-      connectionTimeoutMillis: 5_000,
-      statement_timeout: 60_000,
-      keepAlive: true,
+    const client = await databaseStep('connect', async () => {
+      const db = await connectPg(this.#config.databaseUrl, this.#config.postgresTls, {
+        // Never a read-only server: a standby would refuse every write anyway, and a primary in
+        // read-only mode must not be mistaken for a place to write the read model.
+        target: 'read-write',
+        client: { application_name: `${this.#config.appId}-sink`, connectionTimeoutMillis: 5_000, statement_timeout: 60_000, keepAlive: true },
+      });
+      try {
+        await db.query(STAGING_DDL);
+      } catch (error) {
+        await db.end().catch(() => undefined);
+        throw error;
+      }
+      return db;
     });
     // An idle connection that dies emits 'error'; the next step notices and reconnects.
     client.on('error', (error) => {
       this.#log.warn({ err: error }, 'sink database connection lost');
       if (this.#db === client) this.#db = null;
     });
-    await databaseStep('connect', async () => {
-      try {
-        await client.connect();
-        await client.query(STAGING_DDL);
-      } catch (error) {
-        await client.end().catch(() => undefined);
-        throw error;
-      }
-    });
     this.#db = client;
+    this.#batch = new SinkBatch();
+    this.#seekedGeneration = null;
+    this.#connections += 1;
     return client;
   }
 

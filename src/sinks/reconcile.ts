@@ -16,7 +16,7 @@
 // committed past every input and credits record, and the sink has stored offsets past every outcome.
 // Comparing a moving system would report differences that are only lag.
 import { kafkaConnectionOptions } from '../kafka/security.ts';
-import { pgConnectionConfig } from './pg-connection.ts';
+import { connectPg } from './pg-connection.ts';
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import pg from 'pg';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
@@ -130,9 +130,9 @@ export interface ReconcileReport {
 /** Reads every view, compares them and returns the report; throws only when a view cannot be read. */
 export async function reconcile(config: Config, options: ReconcileOptions = {}): Promise<ReconcileReport> {
   const reader = new TopicReader(config);
-  const db = new pg.Client({ ...pgConnectionConfig(config.databaseUrl, config.postgresTls), application_name: `${config.appId}-reconcile`, connectionTimeoutMillis: 10_000 });
+  // The host list's session rule (target_session_attrs): with read-write, the primary of the moment.
+  const db = await connectPg(config.databaseUrl, config.postgresTls, { client: { application_name: `${config.appId}-reconcile`, connectionTimeoutMillis: 10_000 } });
   try {
-    await db.connect();
     const before = await waitQuiet(config, reader, db, options.quietTimeoutMs ?? 30_000, options.logger);
     const postgres = await readPostgres(db, [config.topics.completed, config.topics.failed, config.topics.audit]);
     const stores = await readStores(config, reader);

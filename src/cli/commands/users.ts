@@ -6,7 +6,7 @@ import pg from 'pg';
 import { loadConfig } from '../../config/config.ts';
 import { PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN } from '../../http/passwords.ts';
 import { type Role, ROLES, createUser, isRole } from '../../http/users.ts';
-import { pgConnectionConfig } from '../../sinks/pg-connection.ts';
+import { connectPg } from '../../sinks/pg-connection.ts';
 
 interface AddOptions {
   id: string;
@@ -36,8 +36,7 @@ export function register(program: Command): void {
         process.exitCode = 2;
         return;
       }
-      const client = new pg.Client({ ...pgConnectionConfig(config.databaseUrl, config.postgresTls), application_name: 'bankstream-users' });
-      await client.connect();
+      const client = await connectPg(config.databaseUrl, config.postgresTls, { target: 'read-write', client: { application_name: 'bankstream-users' } });
       try {
         await createUser(client, { id: options.id, role: options.role, password, ...(options.name ? { name: options.name } : {}), ...(options.email ? { email: options.email } : {}) }, { replace: options.replace ?? false });
       } finally {

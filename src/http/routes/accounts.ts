@@ -115,6 +115,9 @@ async function accountHistory(ctx: Context, deps: ApiDeps): Promise<void> {
   const page = await deps.readModel.history(accountId, limit, cursor);
   const next = page.nextCursor ? `/v1/accounts/${encodeURIComponent(accountId)}/transfers?limit=${limit}&cursor=${page.nextCursor}` : null;
   if (next) ctx.set('Link', `<${next}>; rel="next"`);
+  // Where the page was read and how far behind that server was (docs/operations.md "Read replica").
+  ctx.set('X-Read-Source', page.read.source);
+  if (page.read.lagMs !== null) ctx.set('X-Replica-Lag-Ms', String(page.read.lagMs));
   ctx.body = { accountId, items: page.items, nextCursor: page.nextCursor, next };
 }
 
