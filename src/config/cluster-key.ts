@@ -8,7 +8,7 @@
 // the new key and the records signed with the old one are consumed (or past retention), drop the
 // previous key. A MAC names the key id that made it, so verification never guesses.
 // The settings are parsed in config.ts (clusterKeysConfig); this file holds the keys' use.
-import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { Secret } from './secret.ts';
 
 export interface ClusterKey {
@@ -60,31 +60,70 @@ export function verifyParts(
 }
 
 function computeMac(secret: Secret, purpose: MacPurpose, parts: readonly (Buffer | string | null | undefined)[]): Buffer {
-  // The message is assembled into one buffer and hashed with one update: on the engine's hot path (a MAC
-  // per leg and per changelog record) each native call counts. The bytes are the same as always.
+  // HMAC-SHA256 (RFC 2104) as two one-shot SHA-256 calls over pads computed once per key:
+  // H((K ^ opad) || H((K ^ ipad) || message)). On the engine's hot path (a MAC per leg and per changelog
+  // record) createHmac's per-call object, native handle and the garbage they leave cost more than the
+  // hashing; the bytes are exactly HMAC-SHA256's (test/unit/config/cluster-key.test.ts compares them).
+  const pads = padsOf(secret);
   const domain = DOMAINS[purpose];
-  let size = domain.length;
+  let size = BLOCK_BYTES + domain.length;
   for (const part of parts) size += 5 + (part === null || part === undefined ? 0 : typeof part === 'string' ? Buffer.byteLength(part, 'utf8') : part.length);
-  const message = Buffer.allocUnsafe(size);
-  let at = domain.copy(message, 0);
+  const inner = Buffer.allocUnsafe(size);
+  pads.inner.copy(inner, 0);
+  let at = BLOCK_BYTES + domain.copy(inner, BLOCK_BYTES);
   for (const part of parts) {
     // Tag 0 = absent (null key), 1 = present; then a 4-byte length: "ab"+"c" never equals "a"+"bc".
     if (part === null || part === undefined) {
-      message[at] = 0;
-      message.writeUInt32BE(0, at + 1);
+      inner[at] = 0;
+      inner.writeUInt32BE(0, at + 1);
       at += 5;
     } else if (typeof part === 'string') {
-      const written = message.write(part, at + 5, 'utf8');
-      message[at] = 1;
-      message.writeUInt32BE(written, at + 1);
+      const written = inner.write(part, at + 5, 'utf8');
+      inner[at] = 1;
+      inner.writeUInt32BE(written, at + 1);
       at += 5 + written;
     } else {
-      message[at] = 1;
-      message.writeUInt32BE(part.length, at + 1);
-      at += 5 + part.copy(message, at + 5);
+      inner[at] = 1;
+      inner.writeUInt32BE(part.length, at + 1);
+      at += 5 + part.copy(inner, at + 5);
     }
   }
-  return createHmac('sha256', keyObject(secret)).update(message).digest();
+  // The outer message: one block of pad, then the inner digest.
+  const outer = Buffer.allocUnsafe(BLOCK_BYTES + DIGEST_BYTES);
+  pads.outer.copy(outer, 0);
+  hash('sha256', inner, 'buffer').copy(outer, BLOCK_BYTES);
+  return hash('sha256', outer, 'buffer');
+}
+
+/** SHA-256's block and digest sizes (RFC 2104's B and L). */
+const BLOCK_BYTES = 64;
+const DIGEST_BYTES = 32;
+
+interface Pads {
+  /** K ^ ipad, one block. */
+  inner: Buffer;
+  /** K ^ opad, one block. */
+  outer: Buffer;
+}
+
+/** The pads of each secret, made once: the secret is revealed here only, never kept as a string. */
+const PADS = new WeakMap<Secret, Pads>();
+
+function padsOf(secret: Secret): Pads {
+  let pads = PADS.get(secret);
+  if (pads !== undefined) return pads;
+  let key = Buffer.from(secret.reveal(), 'utf8');
+  // A key longer than a block is hashed first (RFC 2104 section 2); a shorter one is zero-padded.
+  if (key.length > BLOCK_BYTES) key = hash('sha256', key, 'buffer');
+  const inner = Buffer.alloc(BLOCK_BYTES, 0x36);
+  const outer = Buffer.alloc(BLOCK_BYTES, 0x5c);
+  for (let i = 0; i < key.length; i++) {
+    inner[i]! ^= key[i]!;
+    outer[i]! ^= key[i]!;
+  }
+  key.fill(0);
+  PADS.set(secret, (pads = { inner, outer }));
+  return pads;
 }
 
 const DOMAINS: Record<MacPurpose, Buffer> = {
@@ -93,15 +132,6 @@ const DOMAINS: Record<MacPurpose, Buffer> = {
   directory: Buffer.from('bankstream/directory/v1', 'utf8'),
   'instance-call': Buffer.from('bankstream/instance-call/v1', 'utf8'),
 };
-
-/** One KeyObject per secret: building the HMAC key from the string at every MAC is measurable. */
-const KEY_OBJECTS = new WeakMap<Secret, KeyObject>();
-
-function keyObject(secret: Secret): KeyObject {
-  let key = KEY_OBJECTS.get(secret);
-  if (key === undefined) KEY_OBJECTS.set(secret, (key = createSecretKey(Buffer.from(secret.reveal(), 'utf8'))));
-  return key;
-}
 
 /** Keys for tests and `bankstream dev`: never for production (the secret is whatever the caller passes). */
 export function clusterKeysFromSecret(secret: string, id = 'k1'): ClusterKeys {
