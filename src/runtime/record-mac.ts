@@ -21,14 +21,13 @@
 // applies a credit leg at most once per (from, transferId) (src/bank/transfer.ts credit), settle and refund
 // legs only against an in-flight entry; for changelogs see docs/security.md.
 import { type Logger } from 'pino';
-import { type ClusterKeys, type MacCheck, signParts, verifyParts } from '../config/cluster-key.ts';
+import { type ClusterKeys, MAC_BYTES, type MacCheck, signPartsInto, verifyParts } from '../config/cluster-key.ts';
 import { type Headers } from '../topology/types.ts';
 import { FatalStreamsError } from './errors.ts';
 import { type FetchedRecord } from './fetcher.ts';
 
 export const MAC_HEADER = 'bankstream.mac';
 const MAC_FORMAT_VERSION = 1;
-const MAC_BYTES = 32;
 const TASK_BYTES = 4;
 
 /** A record of a repartition topic as the MAC sees it (an output before it is sent, an input as fetched). */
@@ -52,14 +51,15 @@ interface MacFields {
   mac: Buffer;
 }
 
-function packMac(keyId: string, task: number | undefined, mac: Buffer): Buffer {
-  const id = keyIdBytes(keyId);
+/** The MAC header of a record, signed under the current key; the MAC is written straight into it. */
+function signedHeader(keys: ClusterKeys, purpose: 'leg' | 'changelog', parts: ReadonlyArray<Buffer | string | null>, task: number | undefined): Buffer {
+  const id = keyIdBytes(keys.current.id);
   const out = Buffer.allocUnsafe(2 + id.length + (task === undefined ? 0 : TASK_BYTES) + MAC_BYTES);
   out[0] = MAC_FORMAT_VERSION;
   out[1] = id.length;
   let at = 2 + id.copy(out, 2);
   if (task !== undefined) at = out.writeUInt32BE(task, at);
-  mac.copy(out, at);
+  signPartsInto(keys, purpose, parts, out, at);
   return out;
 }
 
@@ -78,9 +78,9 @@ function unpackMac(header: Buffer, withTask: boolean): MacFields | undefined {
 
 /** The record's headers with the MAC header set for `producerTask` (a MAC header it had is replaced). */
 export function signRepartitionRecord(keys: ClusterKeys, record: RepartitionRecord, producerTask: number): Headers {
-  const { keyId, mac } = signParts(keys, 'leg', legParts(record, producerTask));
+  const header = signedHeader(keys, 'leg', legParts(record, producerTask), producerTask);
   const headers: Record<string, Buffer> = hasMacHeaders(record.headers) ? withoutMacHeaders(record.headers) : { ...record.headers };
-  headers[MAC_HEADER] = packMac(keyId, producerTask, mac);
+  headers[MAC_HEADER] = header;
   return headers;
 }
 
@@ -140,8 +140,7 @@ function decimal(n: number): string {
 
 /** The MAC header of one changelog record, as the client's Map of Buffers (what the producer sends). */
 export function signChangelogEntry(keys: ClusterKeys, store: string, partition: number, key: Buffer, value: Buffer | null): Map<Buffer, Buffer> {
-  const { keyId, mac } = signParts(keys, 'changelog', [store, decimal(partition), key, value]);
-  return new Map([[MAC_HEADER_BYTES, packMac(keyId, undefined, mac)]]);
+  return new Map([[MAC_HEADER_BYTES, signedHeader(keys, 'changelog', [store, decimal(partition), key, value], undefined)]]);
 }
 
 /** Key ids as bytes, made once each (a handful of ids at most: current and previous). */
