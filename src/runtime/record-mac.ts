@@ -118,7 +118,7 @@ export function producerTaskOf(headers: Headers): string | undefined {
 }
 
 function legParts(record: RepartitionRecord, task: number): Array<Buffer | string | null> {
-  const parts: Array<Buffer | string | null> = [record.topic, decimal(record.partition), decimal(task), record.key, record.value];
+  const parts: Array<Buffer | string | null> = [textBytes(record.topic), decimal(record.partition), decimal(task), record.key, record.value];
   let names: string[] | undefined;
   for (const name in record.headers) if (name !== MAC_HEADER) (names ??= []).push(name);
   if (names === undefined) return parts;
@@ -127,20 +127,33 @@ function legParts(record: RepartitionRecord, task: number): Array<Buffer | strin
   return parts;
 }
 
-/** Partition numbers as the decimal text the MAC covers, made once each for the usual range. */
-const DECIMALS: string[] = [];
+/** Partition numbers as the decimal text the MAC covers, as UTF-8 bytes made once each for the usual range. */
+const DECIMALS: Buffer[] = [];
 const DECIMALS_CACHED_MAX = 4096;
 
-function decimal(n: number): string {
-  if (n >= 0 && n < DECIMALS_CACHED_MAX) return (DECIMALS[n] ??= String(n));
+function decimal(n: number): Buffer | string {
+  if (Number.isInteger(n) && n >= 0 && n < DECIMALS_CACHED_MAX) return (DECIMALS[n] ??= Buffer.from(String(n), 'utf8'));
   return String(n);
+}
+
+/** Topic and store names as UTF-8 bytes, made once each (the same bytes as the text: the MAC is unchanged). Bounded. */
+const TEXT_BYTES = new Map<string, Buffer>();
+const TEXTS_CACHED_MAX = 1024;
+
+function textBytes(text: string): Buffer | string {
+  const bytes = TEXT_BYTES.get(text);
+  if (bytes !== undefined) return bytes;
+  if (TEXT_BYTES.size >= TEXTS_CACHED_MAX) return text;
+  const made = Buffer.from(text, 'utf8');
+  TEXT_BYTES.set(text, made);
+  return made;
 }
 
 // ---- changelog records ------------------------------------------------------------------------
 
 /** The MAC header of one changelog record, as the client's Map of Buffers (what the producer sends). */
 export function signChangelogEntry(keys: ClusterKeys, store: string, partition: number, key: Buffer, value: Buffer | null): Map<Buffer, Buffer> {
-  return new Map([[MAC_HEADER_BYTES, signedHeader(keys, 'changelog', [store, decimal(partition), key, value], undefined)]]);
+  return new Map([[MAC_HEADER_BYTES, signedHeader(keys, 'changelog', [textBytes(store), decimal(partition), key, value], undefined)]]);
 }
 
 /** Key ids as bytes, made once each (a handful of ids at most: current and previous). */
@@ -170,7 +183,7 @@ export function verifyChangelogRecord(
   if (header === undefined) return acceptUnsigned ? { ok: true, previousKey: false, unsigned: true } : { ok: false, reason: 'missing_mac' };
   const fields = unpackMac(header, false);
   if (fields === undefined) return { ok: false, reason: 'malformed_mac' };
-  const check = verifyParts(keys, 'changelog', [store, decimal(record.partition), record.key, record.value], fields.keyId, fields.mac);
+  const check = verifyParts(keys, 'changelog', [textBytes(store), decimal(record.partition), record.key, record.value], fields.keyId, fields.mac);
   return check.ok ? { ok: true, previousKey: check.previous, unsigned: false } : check;
 }
 
