@@ -2,6 +2,7 @@
 // credit the to account twice: the to task keeps a credited mark per (from, transferId) in its transfers
 // store. Driven through the TopologyTestDriver, including a task restored from its changelogs (another
 // instance taking it over) and a transaction that aborted after the credit (the mark goes with it).
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { creditedKey, dedupKey } from '../../../src/bank/stores.ts';
 import { type OutputRecord } from '../../../src/topology/task-graph.ts';
@@ -129,5 +130,48 @@ describe('credit legs applied at most once', () => {
     await bank.driver.advanceWallClockTime(8 * DAY_MS);
     await bank.driver.advanceWallClockTime(DAY_MS);
     expect((await bank.driver.storeEntries('transfers')).has(creditedKey(from, 't-1'))).toBe(false);
+  });
+});
+
+describe('credit legs applied at most once (property)', () => {
+  test('should move exactly the money of each transfer once whatever legs are copied back, and when', async () => {
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant('transfer' as const), toIndex: fc.nat(2), cents: fc.integer({ min: 1, max: 500 }) }),
+      fc.record({ kind: fc.constant('replay' as const), legIndex: fc.nat() }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 25 }), async (steps) => {
+        const local = new Bank();
+        try {
+          const ids = accountIds(local.driver, 'p', 4, (partition, chosen) => chosen.length === 0 || partition !== local.driver.partitionOf(chosen[0]!));
+          const [source, ...targets] = ids as [string, ...string[]];
+          for (const id of ids) await local.open(id);
+          await local.deposit('fund', source, '1000.00');
+          const expected = new Map<string, bigint>([[source, 100_000n]]);
+          let transfers = 0;
+          for (const s of steps) {
+            if (s.kind === 'transfer') {
+              const to = targets[s.toIndex % targets.length]!;
+              await local.send({ type: 'transfer', transferId: `t-${transfers++}`, from: source, to, amount: (s.cents / 100).toFixed(2), currency: 'EUR' });
+              expected.set(source, expected.get(source)! - BigInt(s.cents));
+              expected.set(to, (expected.get(to) ?? 0n) + BigInt(s.cents));
+            } else {
+              const legs = local.driver.records(TOPICS.credits);
+              if (legs.length > 0) {
+                const leg = legs[s.legIndex % legs.length]!;
+                await local.driver.pipeRaw(leg.topic, leg.partition, leg.key, leg.value, leg.timestamp, leg.headers);
+              }
+            }
+          }
+          for (const id of ids) expect((await local.balance(id))?.balance ?? '0').toBe(String(expected.get(id) ?? 0n));
+          expect((await local.balance(source))?.inFlight).toBe('0');
+          expect(local.completed().filter((r) => r.value['type'] === 'transfer')).toHaveLength(transfers);
+          expect(local.failed()).toEqual([]);
+        } finally {
+          local.driver.close();
+        }
+      }),
+      { numRuns: 60 },
+    );
   });
 });
