@@ -9,7 +9,7 @@ import { DedupExpiry } from './expiry.ts';
 import { type Leg, parseLeg } from './legs.ts';
 import { Outputs } from './outcomes.ts';
 import { type BankTask, actedAccount, recordFinal } from './decide.ts';
-import { BankStores, CONFLICTS_REMEMBERED_MAX, dedupKey, findDedup } from './stores.ts';
+import { BankStores, CONFLICTS_REMEMBERED_MAX, creditedKey, dedupKey, findDedup } from './stores.ts';
 import { credit, debit, refund, settle } from './transfer.ts';
 
 export interface BankProcessorOptions {
@@ -157,8 +157,10 @@ function collectKeys(work: Work, keys: PrefetchCollector): void {
   };
   if (work.kind === 'leg') {
     if ('error' in work.leg) return;
-    if (work.leg.leg === 'credit') account(work.leg.to);
-    else {
+    if (work.leg.leg === 'credit') {
+      account(work.leg.to);
+      keys.add('transfers', creditedKey(work.leg.from, work.leg.transferId));
+    } else {
       dedup(work.leg.from, work.leg.transferId);
       keys.add('balances', work.leg.from);
     }

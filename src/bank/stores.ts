@@ -66,15 +66,27 @@ export interface TransferEntry {
  * The transfers store key of a money command: the account it acts on (its record key: `from`, or
  * `accountId`) and its transferId, which is where a transferId is unique (README-BANK "Idempotency").
  * It starts with NUL and length-prefixes the account, so no two pairs share a key and no key equals a
- * legacy one (a bare transferId: ids hold no control characters).
+ * legacy one (a bare transferId: ids hold no control characters). The to task's creditedKey entries live
+ * in the same store.
  */
 export function dedupKey(account: string, transferId: string): string {
   return `\u0000${account.length}\u0000${account}\u0000${transferId}`;
 }
 
-/** The transferId a transfers store key names (either key format), for reports. */
+/**
+ * The to task's mark that it applied (or refused) the credit leg of (from, transferId): a verbatim copy
+ * of a signed leg verifies, so without it a copy written to the credits topic would credit `to` again.
+ * It starts with SOH, so it never equals a dedupKey (NUL) of the same pair — which matters when `from`
+ * and `to` share a task — nor a legacy key. Same store and shape as a dedup entry (a final status and a
+ * decidedAt): it expires with them, after `dedupRetentionMs`.
+ */
+export function creditedKey(from: string, transferId: string): string {
+  return `\u0001${from.length}\u0000${from}\u0000${transferId}`;
+}
+
+/** The transferId a transfers store key names (any key format), for reports. */
 export function transferIdOfDedupKey(key: string): string {
-  const match = /^\u0000(\d+)\u0000/.exec(key);
+  const match = /^[\u0000\u0001](\d+)\u0000/.exec(key);
   if (!match) return key;
   const accountStart = match[0].length;
   return key.slice(accountStart + Number(match[1]) + 1);

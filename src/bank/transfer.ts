@@ -11,7 +11,7 @@ import { type TransferCommand, type TransferFields } from './commands.ts';
 import { type BankTask, completeCommand, failCommand, recordFinal } from './decide.ts';
 import { type CreditLeg, type RefundLeg, type SettleLeg } from './legs.ts';
 import { currencyDigits, formatMoney } from './money.ts';
-import { type PendingTransfer, type TransferEntry, dedupKey, findDedup } from './stores.ts';
+import { type PendingTransfer, type TransferEntry, creditedKey, dedupKey, findDedup } from './stores.ts';
 
 /** The debit leg, already past the idempotency gate. `toIsLocal`: this task also owns `to`. */
 export function debit(task: BankTask, command: TransferCommand, toIsLocal: boolean): void {
@@ -47,13 +47,30 @@ export function debit(task: BankTask, command: TransferCommand, toIsLocal: boole
   task.out.leg({ leg: 'credit', transferId, from, to, amount, currency: command.currency, reference: command.reference, requestedAt: command.requestedAt });
 }
 
-/** The credit leg, in the task owning `to`. Legs come only from debit(), once each (exactly-once). */
+/**
+ * The credit leg, in the task owning `to`. Legs come only from debit(), once each (exactly-once), but a
+ * verbatim copy of one written to the credits topic carries a valid MAC: the credited mark makes the
+ * to task apply (or refuse) a leg of (from, transferId) at most once, and a copy goes to the DLQ with no
+ * outcome and no settle or refund leg. (A transaction that aborts takes the mark with it, so a retried
+ * leg is applied as the first time.)
+ */
 export function credit(task: BankTask, leg: CreditLeg): void {
+  const markKey = creditedKey(leg.from, leg.transferId);
+  const mark = task.stores.transfers.get(markKey);
+  if (mark !== undefined) {
+    task.out.deadLetter(
+      `credit leg for transfer ${leg.transferId} from ${leg.from} was already ${mark.status === 'completed' ? 'applied' : 'refused'} ` +
+        `(${new Date(mark.decidedAt).toISOString()}): a copy of it, not applied again`,
+    );
+    return;
+  }
   const target = usableAccount(task, leg.to, leg.currency);
   if (isRefusal(target)) {
+    task.stores.transfers.put(markKey, creditedMark(task, leg, 'failed'));
     task.out.leg({ leg: 'refund', transferId: leg.transferId, from: leg.from, code: target.code, reason: target.reason });
     return;
   }
+  task.stores.transfers.put(markKey, creditedMark(task, leg, 'completed'));
   task.stores.adjust(leg.to, leg.amount);
   const fields: TransferFields = {
     transferId: leg.transferId,
@@ -67,6 +84,11 @@ export function credit(task: BankTask, leg: CreditLeg): void {
   if (leg.reference !== undefined) fields.reference = leg.reference;
   task.out.completed(fields);
   task.out.leg({ leg: 'settle', transferId: leg.transferId, from: leg.from });
+}
+
+function creditedMark(task: BankTask, leg: CreditLeg, status: 'completed' | 'failed'): TransferEntry {
+  // The fingerprint is never compared (no command is admitted under this key); it says what the mark is.
+  return { fingerprint: `credit leg to ${leg.to}`, status, decidedAt: task.out.nowMs };
 }
 
 /** The to task credited: the money has arrived, the transfer is completed (already answered by the to task). */

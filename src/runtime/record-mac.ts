@@ -4,29 +4,31 @@
 // producer credential, a missing ACL) is never applied: a repartition record that does not verify goes
 // to the dead-letter topic, a changelog record that does not verify stops the restore.
 //
-// Headers (UTF-8 names, added after every other header):
-//   bankstream.mac.key   the id of the key that made the MAC (CLUSTER_SECRET_ID), so rotation never guesses
-//   bankstream.mac       the 32-byte HMAC
-//   bankstream.mac.task  repartition records only: the partition of the task that produced the record
+// One header, `bankstream.mac` (added after every other header), packs what verification needs:
+//   byte 0        format version (1)
+//   byte 1        n, the length of the key id (1–255 bytes)
+//   n bytes       the id of the key that made the MAC (CLUSTER_SECRET_ID), so rotation never guesses
+//   4 bytes       repartition records only: the partition of the task that produced the record (uint32 BE)
+//   32 bytes      the HMAC-SHA256
+// One header rather than one per field: the client encodes, sends and decodes every header of every record.
 // What a MAC covers (length-prefixed parts, one domain per purpose):
 //   'leg'        topic, partition, producing task, key, value, every other header (sorted by name); not the
 //                timestamp, which a topic with message.timestamp.type=LogAppendTime rewrites
 //   'changelog'  store name, partition, key, value (the topic name follows from the store and the app id)
 // Binding the topic and partition means a valid record cannot be moved to another partition (another
 // task); binding the value means no field of it can be edited. A verbatim copy of a valid record at a
-// later offset is NOT detected by the MAC (the producer cannot know the offset it signs for): see the
-// README's security section for what covers that (ACLs).
+// later offset is NOT detected by the MAC (the producer cannot know the offset it signs for): the bank
+// applies a credit leg at most once per (from, transferId) (src/bank/transfer.ts credit), settle and refund
+// legs only against an in-flight entry; for changelogs see docs/security.md.
 import { type Logger } from 'pino';
-import { type ClusterKeys, type MacCheck, signParts, verifyParts } from '../config/cluster-key.ts';
+import { type ClusterKeys, MAC_BYTES, type MacCheck, signPartsInto, verifyParts } from '../config/cluster-key.ts';
 import { type Headers } from '../topology/types.ts';
 import { FatalStreamsError } from './errors.ts';
 import { type FetchedRecord } from './fetcher.ts';
 
-export const MAC_KEY_HEADER = 'bankstream.mac.key';
 export const MAC_HEADER = 'bankstream.mac';
-export const MAC_TASK_HEADER = 'bankstream.mac.task';
-
-const MAC_HEADERS: ReadonlySet<string> = new Set([MAC_KEY_HEADER, MAC_HEADER, MAC_TASK_HEADER]);
+const MAC_FORMAT_VERSION = 1;
+const TASK_BYTES = 4;
 
 /** A record of a repartition topic as the MAC sees it (an output before it is sent, an input as fetched). */
 export interface RepartitionRecord {
@@ -38,86 +40,136 @@ export interface RepartitionRecord {
 }
 
 /** Why a record was refused, for the DLQ header, the log and readiness. */
-export type RecordRejection = Exclude<MacCheck, { ok: true }>['reason'] | 'bad_task';
+export type RecordRejection = Exclude<MacCheck, { ok: true }>['reason'] | 'malformed_mac';
 
 export type RecordCheck = { ok: true; previousKey: boolean; unsigned: boolean } | { ok: false; reason: RecordRejection };
 
-/** The record's headers with the MAC headers set for `producerTask` (any MAC headers it had are replaced). */
+/** The MAC header's fields as written (undefined when the header does not parse). */
+interface MacFields {
+  keyId: string;
+  task: number | undefined;
+  mac: Buffer;
+}
+
+/** The MAC header of a record, signed under the current key; the MAC is written straight into it. */
+function signedHeader(keys: ClusterKeys, purpose: 'leg' | 'changelog', parts: ReadonlyArray<Buffer | string | null>, task: number | undefined): Buffer {
+  const id = keyIdBytes(keys.current.id);
+  const out = Buffer.allocUnsafe(2 + id.length + (task === undefined ? 0 : TASK_BYTES) + MAC_BYTES);
+  out[0] = MAC_FORMAT_VERSION;
+  out[1] = id.length;
+  let at = 2 + id.copy(out, 2);
+  if (task !== undefined) at = out.writeUInt32BE(task, at);
+  signPartsInto(keys, purpose, parts, out, at);
+  return out;
+}
+
+function unpackMac(header: Buffer, withTask: boolean): MacFields | undefined {
+  if (header.length < 2 || header[0] !== MAC_FORMAT_VERSION) return undefined;
+  const idLength = header[1]!;
+  const taskAt = 2 + idLength;
+  const macAt = taskAt + (withTask ? TASK_BYTES : 0);
+  if (idLength === 0 || header.length !== macAt + MAC_BYTES) return undefined;
+  return {
+    keyId: header.toString('utf8', 2, taskAt),
+    task: withTask ? header.readUInt32BE(taskAt) : undefined,
+    mac: header.subarray(macAt),
+  };
+}
+
+/** The record's headers with the MAC header set for `producerTask` (a MAC header it had is replaced). */
 export function signRepartitionRecord(keys: ClusterKeys, record: RepartitionRecord, producerTask: number): Headers {
-  const task = String(producerTask);
-  const { keyId, mac } = signParts(keys, 'leg', legParts(record, task));
-  const headers: Record<string, Buffer> = withoutMacHeaders(record.headers);
-  headers[MAC_TASK_HEADER] = Buffer.from(task, 'utf8');
-  headers[MAC_KEY_HEADER] = Buffer.from(keyId, 'utf8');
-  headers[MAC_HEADER] = mac;
+  const header = signedHeader(keys, 'leg', legParts(record, producerTask), producerTask);
+  const headers: Record<string, Buffer> = hasMacHeaders(record.headers) ? withoutMacHeaders(record.headers) : { ...record.headers };
+  headers[MAC_HEADER] = header;
   return headers;
 }
 
 /**
  * Verifies a fetched repartition record. `acceptUnsigned` (an upgrade from a version that did not sign,
- * LEGS_ACCEPT_UNSIGNED) lets a record WITHOUT any MAC header through, reported as unsigned; a record
+ * LEGS_ACCEPT_UNSIGNED) lets a record WITHOUT a MAC header through, reported as unsigned; a record
  * with a wrong MAC is refused whatever the setting.
  */
 export function verifyRepartitionRecord(keys: ClusterKeys, record: RepartitionRecord, acceptUnsigned = false): RecordCheck {
-  const keyId = record.headers[MAC_KEY_HEADER];
-  const mac = record.headers[MAC_HEADER];
-  const task = record.headers[MAC_TASK_HEADER];
-  if (keyId === undefined && mac === undefined && task === undefined && acceptUnsigned) return { ok: true, previousKey: false, unsigned: true };
-  const taskText = task?.toString('utf8');
-  if (taskText !== undefined && !/^(0|[1-9][0-9]{0,8})$/.test(taskText)) return { ok: false, reason: 'bad_task' };
-  if (taskText === undefined) return { ok: false, reason: 'missing_mac' };
-  const check = verifyParts(keys, 'leg', legParts(record, taskText), keyId?.toString('utf8'), mac);
+  const header = record.headers[MAC_HEADER];
+  if (header === undefined) return acceptUnsigned ? { ok: true, previousKey: false, unsigned: true } : { ok: false, reason: 'missing_mac' };
+  const fields = unpackMac(header, true);
+  if (fields === undefined) return { ok: false, reason: 'malformed_mac' };
+  const check = verifyParts(keys, 'leg', legParts(record, fields.task!), fields.keyId, fields.mac);
   return check.ok ? { ok: true, previousKey: check.previous, unsigned: false } : check;
 }
 
-/** The headers of a verified repartition record as processors see them: without the MAC headers. */
+/** The headers of a verified repartition record as processors see them: without the MAC header. */
 export function withoutMacHeaders(headers: Headers): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
-  for (const name of Object.keys(headers)) if (!MAC_HEADERS.has(name)) out[name] = headers[name]!;
+  for (const name in headers) if (name !== MAC_HEADER) out[name] = headers[name]!;
   return out;
 }
 
-/** True when a record carries any MAC header (cheap test before copying headers). */
+/** True when a record carries the MAC header (cheap test before copying headers). */
 export function hasMacHeaders(headers: Headers): boolean {
-  return headers[MAC_HEADER] !== undefined || headers[MAC_KEY_HEADER] !== undefined || headers[MAC_TASK_HEADER] !== undefined;
+  return headers[MAC_HEADER] !== undefined;
 }
 
 /** The producing task a repartition record names (for DLQ headers and logs), or undefined. */
 export function producerTaskOf(headers: Headers): string | undefined {
-  return headers[MAC_TASK_HEADER]?.toString('utf8');
+  const header = headers[MAC_HEADER];
+  const task = header === undefined ? undefined : unpackMac(header, true)?.task;
+  return task === undefined ? undefined : String(task);
 }
 
-function legParts(record: RepartitionRecord, task: string): Array<Buffer | string | null> {
-  const parts: Array<Buffer | string | null> = [record.topic, String(record.partition), task, record.key, record.value];
-  const names = Object.keys(record.headers).filter((name) => !MAC_HEADERS.has(name)).sort();
+function legParts(record: RepartitionRecord, task: number): Array<Buffer | string | null> {
+  const parts: Array<Buffer | string | null> = [textBytes(record.topic), decimal(record.partition), decimal(task), record.key, record.value];
+  let names: string[] | undefined;
+  for (const name in record.headers) if (name !== MAC_HEADER) (names ??= []).push(name);
+  if (names === undefined) return parts;
+  if (names.length > 1) names.sort();
   for (const name of names) parts.push(name, record.headers[name]!);
   return parts;
 }
 
-// ---- changelog records ------------------------------------------------------------------------
+/** Partition numbers as the decimal text the MAC covers, as UTF-8 bytes made once each for the usual range. */
+const DECIMALS: Buffer[] = [];
+const DECIMALS_CACHED_MAX = 4096;
 
-/** The MAC headers of one changelog record, as the client's Map of Buffers (what the producer sends). */
-export function signChangelogEntry(keys: ClusterKeys, store: string, partition: number, key: Buffer, value: Buffer | null): Map<Buffer, Buffer> {
-  const { keyId, mac } = signParts(keys, 'changelog', [store, String(partition), key, value]);
-  return new Map([
-    [KEY_HEADER_BYTES, keyIdBytes(keyId)],
-    [MAC_HEADER_BYTES, mac],
-  ]);
+function decimal(n: number): Buffer | string {
+  if (Number.isInteger(n) && n >= 0 && n < DECIMALS_CACHED_MAX) return (DECIMALS[n] ??= Buffer.from(String(n), 'utf8'));
+  return String(n);
 }
 
-/** Key ids as header values, made once each (a handful of ids at most: current and previous). */
+/** Topic and store names as UTF-8 bytes, made once each (the same bytes as the text: the MAC is unchanged). Bounded. */
+const TEXT_BYTES = new Map<string, Buffer>();
+const TEXTS_CACHED_MAX = 1024;
+
+function textBytes(text: string): Buffer | string {
+  const bytes = TEXT_BYTES.get(text);
+  if (bytes !== undefined) return bytes;
+  if (TEXT_BYTES.size >= TEXTS_CACHED_MAX) return text;
+  const made = Buffer.from(text, 'utf8');
+  TEXT_BYTES.set(text, made);
+  return made;
+}
+
+// ---- changelog records ------------------------------------------------------------------------
+
+/** The MAC header of one changelog record, as the client's Map of Buffers (what the producer sends). */
+export function signChangelogEntry(keys: ClusterKeys, store: string, partition: number, key: Buffer, value: Buffer | null): Map<Buffer, Buffer> {
+  return new Map([[MAC_HEADER_BYTES, signedHeader(keys, 'changelog', [textBytes(store), decimal(partition), key, value], undefined)]]);
+}
+
+/** Key ids as bytes, made once each (a handful of ids at most: current and previous). */
 const KEY_ID_BYTES = new Map<string, Buffer>();
 
 function keyIdBytes(keyId: string): Buffer {
   let bytes = KEY_ID_BYTES.get(keyId);
   if (bytes === undefined) {
     if (KEY_ID_BYTES.size > 16) KEY_ID_BYTES.clear();
-    KEY_ID_BYTES.set(keyId, (bytes = Buffer.from(keyId, 'utf8')));
+    bytes = Buffer.from(keyId, 'utf8');
+    if (bytes.length === 0 || bytes.length > 255) throw new Error(`a key id is 1 to 255 bytes (CLUSTER_SECRET_ID), not ${bytes.length}`);
+    KEY_ID_BYTES.set(keyId, bytes);
   }
   return bytes;
 }
 
-const KEY_HEADER_BYTES = Buffer.from(MAC_KEY_HEADER, 'utf8');
 const MAC_HEADER_BYTES = Buffer.from(MAC_HEADER, 'utf8');
 
 /** Verifies a fetched changelog record of `store` (unsigned ones pass only with `acceptUnsigned`, CHANGELOG_ACCEPT_UNSIGNED). */
@@ -127,10 +179,11 @@ export function verifyChangelogRecord(
   record: { partition: number; key: Buffer | null; value: Buffer | null; headers: Headers },
   acceptUnsigned = false,
 ): RecordCheck {
-  const keyId = record.headers[MAC_KEY_HEADER];
-  const mac = record.headers[MAC_HEADER];
-  if (keyId === undefined && mac === undefined && acceptUnsigned) return { ok: true, previousKey: false, unsigned: true };
-  const check = verifyParts(keys, 'changelog', [store, String(record.partition), record.key, record.value], keyId?.toString('utf8'), mac);
+  const header = record.headers[MAC_HEADER];
+  if (header === undefined) return acceptUnsigned ? { ok: true, previousKey: false, unsigned: true } : { ok: false, reason: 'missing_mac' };
+  const fields = unpackMac(header, false);
+  if (fields === undefined) return { ok: false, reason: 'malformed_mac' };
+  const check = verifyParts(keys, 'changelog', [textBytes(store), decimal(record.partition), record.key, record.value], fields.keyId, fields.mac);
   return check.ok ? { ok: true, previousKey: check.previous, unsigned: false } : check;
 }
 

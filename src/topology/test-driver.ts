@@ -48,6 +48,8 @@ export class TopologyTestDriver {
   readonly #logs = new Map<string, OutputRecord[]>();
   readonly #nextOffset = new Map<string, bigint>();
   readonly #sourceTopics: Set<string>;
+  readonly #strictPrefetch: boolean;
+  readonly #onProcessingError: TestDriverOptions['onProcessingError'];
   #wallClockMs: number;
   #draining = false;
 
@@ -58,8 +60,10 @@ export class TopologyTestDriver {
     this.#topicPartitions = options.topicPartitions ?? {};
     this.#wallClockMs = options.startWallClockMs ?? Date.UTC(2026, 0, 1);
     this.#sourceTopics = new Set(topology.sourceTopics());
+    this.#strictPrefetch = options.strictPrefetch ?? true;
+    this.#onProcessingError = options.onProcessingError;
     for (let partition = 0; partition < this.#partitions; partition++) {
-      this.#tasks.push(this.#createTask(partition, options.strictPrefetch ?? true, options.onProcessingError));
+      this.#tasks.push(this.#createTask(partition, this.#strictPrefetch, this.#onProcessingError));
     }
     for (const task of this.#tasks) task.graph.init();
   }
@@ -107,6 +111,41 @@ export class TopologyTestDriver {
   /** All records written so far to `topic` (outputs, re-routed and repartition records, changelogs). */
   records(topic: string): readonly OutputRecord[] {
     return this.#logs.get(topic) ?? [];
+  }
+
+  /** How many changelog records each logged store of task `partition` has written so far: a point for restartTask. */
+  changelogPosition(partition: number): Map<string, number> {
+    const position = new Map<string, number>();
+    for (const spec of this.#topology.stores()) {
+      if (!spec.logged) continue;
+      const log = this.#logs.get(this.#changelogTopic(spec.name)) ?? [];
+      position.set(spec.name, log.filter((r) => r.partition === partition).length);
+    }
+    return position;
+  }
+
+  /**
+   * Replaces task `partition` by a new one with fresh stores restored from their changelogs, as another
+   * instance taking the task over does: every record, or the first `upTo` of each store (the state a
+   * transaction that aborted after that point leaves, since only committed changelog records are read).
+   */
+  async restartTask(partition: number, upTo?: ReadonlyMap<string, number>): Promise<void> {
+    const old = this.#tasks[partition];
+    if (!old) throw new Error(`no task ${partition} (of ${this.#partitions})`);
+    old.graph.close();
+    const task = this.#createTask(partition, this.#strictPrefetch, this.#onProcessingError);
+    for (const [name, store] of task.stores) {
+      if (!store.options.logged) continue;
+      const records = (this.#logs.get(this.#changelogTopic(name)) ?? []).filter((r) => r.partition === partition).slice(0, upTo?.get(name));
+      const entries = records.map((r) => ({ key: r.key!.toString('utf8'), value: r.value }));
+      await store.restoreBatch(entries, BigInt(entries.length));
+    }
+    this.#tasks[partition] = task;
+    task.graph.init();
+  }
+
+  #changelogTopic(store: string): string {
+    return `${this.#appId}-${store}-changelog`;
   }
 
   partitionOf(key: string): number {
@@ -190,7 +229,7 @@ export class TopologyTestDriver {
   async #commit(task: Task): Promise<void> {
     for (const store of task.stores.values()) {
       if (!store.commitNeeded()) continue;
-      const changelog = store.options.logged ? `${this.#appId}-${store.name}-changelog` : null;
+      const changelog = store.options.logged ? this.#changelogTopic(store.name) : null;
       let next: bigint | null = null;
       for (const entry of store.pendingChangelog()) {
         if (!changelog) break;

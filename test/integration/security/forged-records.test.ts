@@ -1,6 +1,6 @@
 // Internal records are authenticated (src/runtime/record-mac.ts), on the real broker and PostgreSQL, with
 // no ACLs (as `bankstream dev` runs): a forged credit leg, a real leg replayed with an edited amount, a
-// verbatim copy of a real settle leg, and a forged changelog record each move no money — the stores, PostgreSQL and `reconcile` agree — and each is
+// verbatim copy of a real settle leg or of a real credit leg, and a forged changelog record each move no money — the stores, PostgreSQL and `reconcile` agree — and each is
 // reported (a DLQ entry with the reason, the engine's counter and readiness; a restore error naming the
 // record's topic, partition and offset; a reconcile finding).
 import { rm } from 'node:fs/promises';
@@ -96,18 +96,25 @@ describe('authenticated internal records', () => {
       expect(internalRecordsDegradedReasons(status)[0]).toMatch(/2 internal record\(s\) refused/);
       expect(await instance.metrics.registry.getSingleMetricAsString('bankstream_internal_records_rejected_total')).toMatch(/bankstream_internal_records_rejected_total\{[^}]*\} 2/);
 
-      // 3. A verbatim copy of the real settle leg (MAC intact, so it verifies): the from task's in-flight
-      // entry is already final, so it goes to the DLQ and moves nothing. (A verbatim copy of a credit leg
-      // would credit again: only ACLs stop that — README "Security".)
+      // 3. Verbatim copies of the real settle and credit legs (MACs intact, so they verify). The settle
+      // leg: the from task's in-flight entry is already final. The credit leg: the to task's credited mark
+      // for (a, t-1). Each goes to the DLQ and moves nothing, with no second outcome or settle leg.
       const settle = legs.find((r) => r.value?.toString('utf8').includes('"leg":"settle"'))!;
-      await produce([{ topic: config.topics.credits, partition: settle.partition, key: settle.key!, value: settle.value!, headers: headerMap(settle.headers) }]);
-      const replayed = await waitFor('the replayed settle leg in the DLQ', async () => {
-        const all = await deadLetters(pipeline);
-        return all.find((r) => r.value?.equals(settle.value!) && r.headers['bankstream.source.topic']?.toString() === config.topics.credits);
+      const copies = [settle, real].map((leg) => ({ topic: config.topics.credits, partition: leg.partition, key: leg.key!, value: leg.value!, headers: headerMap(leg.headers) }));
+      await produce(copies);
+      const replayed = await waitFor('the replayed settle and credit legs in the DLQ', async () => {
+        const all = (await deadLetters(pipeline)).filter((r) => r.headers['bankstream.source.topic']?.toString() === config.topics.credits);
+        const found = [settle, real].map((leg) => all.find((r) => r.value?.equals(leg.value!)));
+        return found.every((r) => r !== undefined) ? found : undefined;
       }, WAIT_MS);
-      expect(replayed.value).toEqual(settle.value);
-      expect(replayed.headers['bankstream.error']!.toString()).toMatch(/settle leg for transfer t-1 .* does not match an in-flight transfer \(completed/);
+      expect(replayed[0]!.headers['bankstream.error']!.toString()).toMatch(/settle leg for transfer t-1 .* does not match an in-flight transfer \(completed/);
+      expect(replayed[1]!.headers['bankstream.error']!.toString()).toMatch(/credit leg for transfer t-1 from .* was already applied .*: a copy of it, not applied again/);
       expect(instance.streams.status().internalRecords.rejectedRecords).toBe(2);
+      // One credit and one settle leg of t-1 were ever produced by the engine: the two copies are all that was added.
+      const legsAfter = await readCommitted(config.topics.credits, PARTITIONS);
+      expect(legsAfter.filter((r) => r.value?.toString('utf8').includes('"leg":"settle"'))).toHaveLength(2);
+      const completed = (await readCommitted(config.topics.completed, PARTITIONS)).filter((r) => r.value?.toString('utf8').includes('"t-1"'));
+      expect(completed).toHaveLength(1);
 
       const afterLegs = await reconcile(config, { quietTimeoutMs: WAIT_MS });
       expect(afterLegs.differences, formatReport(afterLegs)).toEqual([]);

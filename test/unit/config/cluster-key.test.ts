@@ -1,6 +1,7 @@
+import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { signParts, verifyParts } from '../../../src/config/cluster-key.ts';
+import { clusterKeysFromSecret, signParts, verifyParts } from '../../../src/config/cluster-key.ts';
 import { ConfigError, loadConfig, requireClusterKeys } from '../../../src/config/config.ts';
 
 const A = 'a'.repeat(40);
@@ -55,5 +56,28 @@ describe('cluster keys', () => {
     // A MAC claiming the current key id but made with another secret is refused.
     expect(verifyParts(rotated, 'directory', ['x'], 'k2', signed.mac)).toEqual({ ok: false, reason: 'bad_mac' });
     expect(verifyParts(rotated, 'directory', ['x'], undefined, undefined)).toEqual({ ok: false, reason: 'missing_mac' });
+  });
+
+  it('should make exactly the HMAC-SHA256 of the length-prefixed parts for any secret and parts', () => {
+    // The MAC is computed from pads made once per key (cluster-key.ts computeMac); this is the reference.
+    const reference = (secret: string, parts: Array<Buffer | string | null>): Buffer => {
+      const hmac = createHmac('sha256', Buffer.from(secret, 'utf8')).update('bankstream/leg/v1');
+      for (const part of parts) {
+        const bytes = part === null ? Buffer.alloc(0) : typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
+        const prefix = Buffer.alloc(5);
+        prefix[0] = part === null ? 0 : 1;
+        prefix.writeUInt32BE(bytes.length, 1);
+        hmac.update(prefix).update(bytes);
+      }
+      return hmac.digest();
+    };
+    const part = fc.oneof(fc.constant(null), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)));
+    // Secrets shorter and longer than SHA-256's 64-byte block (a longer key is hashed first).
+    fc.assert(
+      fc.property(fc.string({ minLength: 32, maxLength: 200 }), fc.array(part, { maxLength: 6 }), (secret, parts) => {
+        expect(signParts(clusterKeysFromSecret(secret), 'leg', parts).mac).toEqual(reference(secret, parts));
+      }),
+      { numRuns: 300 },
+    );
   });
 });
