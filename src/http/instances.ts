@@ -12,6 +12,7 @@
 import { type Logger } from 'pino';
 import { type Config, instancesTopic } from '../config/config.ts';
 import { createIdempotentProducer } from '../kafka/clients.ts';
+import { type BrokerHealth } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { type BankstreamProducer } from '../kafka/producer.ts';
 import { type StreamsStatus } from '../runtime/kafka-streams.ts';
@@ -54,7 +55,7 @@ export class InstanceDirectory {
   #closed = false;
 
   /** `url` is read at each publication: the advertised URL is only final once the server listens. */
-  constructor(config: Config, logger: Logger, url: () => string) {
+  constructor(config: Config, logger: Logger, url: () => string, brokerHealth?: BrokerHealth) {
     this.#config = config;
     this.#log = logger.child({ component: 'instances' });
     this.#url = url;
@@ -68,7 +69,8 @@ export class InstanceDirectory {
       retries: 3,
       retryDelayMs: 100,
     });
-    this.#tail = new TopicTail({ config, logger, purpose: 'instances', topics: [this.#topic], from: 'beginning', onRecords: (records) => this.#onRecords(records) });
+    const outage = brokerHealth?.outage('instances', this.#log);
+    this.#tail = new TopicTail({ config, logger, purpose: 'instances', topics: [this.#topic], from: 'beginning', onRecords: (records) => this.#onRecords(records), ...(outage ? { outage } : {}) });
   }
 
   /** Starts tailing; resolves when the records published before are read. */

@@ -30,6 +30,8 @@ export interface ApiServerOptions {
   streams: KafkaStreams;
   sink: PostgresSink | undefined;
   metrics: Metrics;
+  /** Aborted to stop while starting: the tails wait for the broker as long as it is down. */
+  signal?: AbortSignal;
 }
 
 // Slow or stalled clients must not hold sockets forever while sending a request.
@@ -59,6 +61,8 @@ export class ApiServer {
     const { deps, setSelfUrl } = buildDeps(options);
     const server = http.createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, createApp(deps).callback());
     let unsubscribe = () => {};
+    const onAbort = () => void stopParts(deps, server).catch(() => undefined);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await listen(server, options.config.httpHost, options.config.httpPort);
       setSelfUrl(advertisedUrl(options.config, server));
@@ -71,6 +75,8 @@ export class ApiServer {
     } catch (error) {
       await stopParts(deps, server).catch(() => undefined);
       throw error;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
     }
     options.logger.info({ url: deps.selfUrl(), auth: options.config.auth.mode }, 'HTTP API listening');
     return new ApiServer(deps, server, unsubscribe);
@@ -90,8 +96,8 @@ function buildDeps(options: ApiServerOptions): { deps: ApiDeps; setSelfUrl(url: 
   const log = logger.child({ component: 'http' });
   let selfUrl = config.advertisedUrl;
   const urlOf = () => selfUrl;
-  const tracker = new OutcomeTracker(config, log, metrics);
-  const directory = new InstanceDirectory(config, log, urlOf);
+  const tracker = new OutcomeTracker(config, log, metrics, streams.brokerHealth);
+  const directory = new InstanceDirectory(config, log, urlOf, streams.brokerHealth);
   const deps: ApiDeps = {
     config,
     logger: log,

@@ -17,7 +17,7 @@ import { type Logger } from 'pino';
 import { createTransactionalProducer, type KafkaSecurityOptions } from '../kafka/clients.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
-import { explainKafkaError } from '../kafka/security.ts';
+import { backoffDelayMs, BROKER_BACKOFF, BrokerHealth, type BrokerOutage, isBrokerUnavailable, permanentKafkaError, retryUntilStopped, sleepUnlessStopped, StoppedError } from '../kafka/retry.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
 import { type TaskStore } from '../stores/types.ts';
 import { type OutputRecord } from '../topology/task-graph.ts';
@@ -48,6 +48,8 @@ export interface KafkaStreamsOptions {
   standbyReplicas?: number;
   /** Called after every commit (metrics, tests). */
   onCommit?: (info: { records: number; outputs: number; durationMs: number }) => void;
+  /** Where this instance's broker outages are reported (/readyz, metrics); one of its own by default. */
+  brokerHealth?: BrokerHealth;
 }
 
 /** What interactive queries, readiness and routing need to know about this instance's tasks. */
@@ -63,6 +65,8 @@ export interface StreamsStatus {
   /** Changelog records the standbys have not applied yet, summed (as of their last fetch). */
   standbyLagRecords: number;
   restoredRecords: number;
+  /** Since when (epoch ms) the engine waits for the broker; undefined while the broker answers. */
+  brokerUnavailableSinceMs: number | undefined;
 }
 
 export type StreamsListener = (status: StreamsStatus) => void;
@@ -76,10 +80,13 @@ export interface PartitionLag {
 
 export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
 
-/** Failures in a row (without a successful commit in between) after which the instance stops. */
+/**
+ * Failures in a row (without a successful commit in between) after which the instance stops. Broker
+ * outages do not count: they are waited out (src/kafka/retry.ts), however long they last.
+ */
 const MAX_CONSECUTIVE_FAILURES = 10;
 
-type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit'>;
+type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit' | 'brokerHealth'>> & Pick<KafkaStreamsOptions, 'connection' | 'onCommit'>;
 
 interface Assignment {
   generationId: number;
@@ -141,6 +148,14 @@ export class KafkaStreams {
   #consecutiveFailures = 0;
   #inflight: InflightCommit | undefined;
   readonly #listeners = new Set<StreamsListener>();
+  readonly #brokerHealth: BrokerHealth;
+  readonly #outage: BrokerOutage;
+  /** Aborted by close(): ends every wait for the broker. */
+  readonly #stop = new AbortController();
+  /** Broker failures in a row seen by the loop (the backoff's attempt number). */
+  #brokerFailures = 0;
+  /** The client gave up rejoining the group (see #watchMembership): the loop rejoins itself. */
+  #membershipLost = false;
 
   constructor(topology: Topology, options: KafkaStreamsOptions) {
     this.#topology = topology.validate();
@@ -153,6 +168,13 @@ export class KafkaStreams {
       ...options,
     } as ResolvedOptions;
     this.#log = options.logger.child({ component: 'streams', instance: options.instanceId });
+    this.#brokerHealth = options.brokerHealth ?? new BrokerHealth(this.#log);
+    this.#outage = this.#brokerHealth.outage('streams', this.#log);
+  }
+
+  /** The broker outages of this engine's parts (and of whatever else shares it: the sink, the API's tails). */
+  get brokerHealth(): BrokerHealth {
+    return this.#brokerHealth;
   }
 
   get state(): StreamsState {
@@ -168,6 +190,7 @@ export class KafkaStreams {
       standby: this.#standbys?.partitions() ?? [],
       standbyLagRecords: this.#standbys?.lagRecords() ?? 0,
       restoredRecords: this.#restoredRecords,
+      brokerUnavailableSinceMs: this.#outage.unavailable?.sinceMs,
     };
   }
 
@@ -260,17 +283,19 @@ export class KafkaStreams {
       // Waits longer on a quiet changelog than the processing loop does.
       fetcher: new Fetcher(this.#standbyConsumer, { maxWaitMs: 250, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 2 * 1024 * 1024 }),
       log: this.#log.child({ component: 'standby' }),
+      outage: this.#brokerHealth.outage('standby', this.#log.child({ component: 'standby' })),
       changelogTopicOf: (store) => `${this.#options.applicationId}-${store}-changelog`,
       createTask: (partition) => this.#createTask(partition),
     });
-    await this.#checkTopics();
+    // Every broker wait of the start is retried until the broker answers or close() is called: an
+    // instance starting while the broker restarts waits for it (issue 17), it does not exit.
+    await this.#untilBrokerAnswers('metadata', () => this.#checkTopics());
     // Fence zombies with our transactional id before anything else: InitProducerId with the
     // transactional id bumps the epoch and aborts whatever transaction a previous incarnation left open.
-    const first = await this.#producer.beginTransaction().catch((error: unknown) => {
-      const access = explainKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
-      throw access ? new FatalStreamsError(access.code, access.message, { cause: error }) : error;
+    await this.#untilBrokerAnswers('initProducerId', async () => {
+      const first = await this.#producer.beginTransaction();
+      await first.cancel();
     });
-    await first.cancel();
     this.#producerId = this.#producer.producerId;
     this.#log.info({ producerId: String(this.#producerId), epoch: this.#producer.producerEpoch }, 'transactional producer initialized');
     this.#consumer.on('consumer:group:join', (payload: { generationId?: number; assignments?: Array<{ topic: string; partitions: number[] }> }) => {
@@ -279,14 +304,54 @@ export class KafkaStreams {
       this.#log.info({ generation: payload.generationId, partitions: active, standby }, 'group assignment received');
     });
     this.#consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'consumer error'));
+    this.#watchMembership();
     this.#consumer.topics.trackAll(...this.#topology.sourceTopics());
-    await this.#consumer.joinGroup({});
+    await this.#joinGroup();
     this.#loop = this.#run();
+  }
+
+  /** Runs a broker step until it succeeds; errors that waiting cannot heal end it (as FatalStreamsError when they are Kafka's). */
+  #untilBrokerAnswers<T>(step: string, run: () => Promise<T>): Promise<T> {
+    const security = this.#options.connection as KafkaSecurityOptions | undefined;
+    return retryUntilStopped(run, {
+      step,
+      outage: this.#outage,
+      signal: this.#stop.signal,
+      permanent: (error) => {
+        const fatal = permanentKafkaError(error, security);
+        if (!fatal || fatal instanceof FatalStreamsError || fatal instanceof StoppedError) return fatal;
+        return new FatalStreamsError((fatal as { code?: string }).code ?? 'kafka_fatal', fatal.message, { cause: error });
+      },
+    });
+  }
+
+  /**
+   * JoinGroup (and its SyncGroup), retried until the broker answers. The client retries a JoinGroup
+   * `retries` times on its own (#retryJoinGroup in its consumer.js) and then gives up; we start it again.
+   */
+  async #joinGroup(): Promise<void> {
+    await this.#untilBrokerAnswers('joinGroup', () => this.#consumer.joinGroup({}) as Promise<unknown>);
+    this.#membershipLost = false;
+  }
+
+  /**
+   * When a heartbeat says the member must rejoin, the client rejoins by itself; when that rejoin fails
+   * (the broker is down, its retries run out) it emits 'error', stops heartbeating and never tries again.
+   * It emits 'consumer:rejoin' either way: a consumer that is not active after it has given up, so the
+   * loop rejoins (and meanwhile runs nothing: its assignment is gone).
+   */
+  #watchMembership(): void {
+    this.#consumer.on('consumer:rejoin', () => {
+      if (this.#consumer.isActive() || this.#stopRequested) return;
+      this.#log.warn('the client gave up rejoining the group; rejoining until the broker answers');
+      this.#membershipLost = true;
+    });
   }
 
   /** Stops gracefully: commits what is processed, closes tasks, leaves the group, closes clients. */
   async close(): Promise<void> {
     this.#stopRequested = true;
+    this.#stop.abort();
     await this.#loop?.catch(() => undefined);
     this.#loop = undefined;
     await this.#shutdown();
@@ -303,6 +368,11 @@ export class KafkaStreams {
     let inflight: { epoch: number; promise: Promise<PartitionFetch[]> } | undefined;
     try {
       while (!this.#stopRequested) {
+        if (this.#membershipLost) {
+          inflight = undefined;
+          await this.#rejoin();
+          continue;
+        }
         if (this.#latest && this.#latest !== this.#assigned) {
           inflight = undefined;
           await this.#rebalance(this.#latest);
@@ -322,10 +392,10 @@ export class KafkaStreams {
           fetched = await current.promise;
         } catch (error) {
           if (isMigratedError(error)) throw new TaskMigratedError('fetch failed', { cause: error });
-          this.#log.warn({ err: error }, 'fetch failed; retrying');
-          await sleep(200);
+          await this.#pauseAfterBrokerFailure('fetch', error);
           continue;
         }
+        this.#brokerAnswered();
         if (current.epoch !== this.#fetchEpoch) continue;
         this.#advanceFetchPositions(fetched);
         // Pipelining: the broker prepares the next batch while this one is processed.
@@ -341,7 +411,31 @@ export class KafkaStreams {
     }
   }
 
+  /** The group membership is gone: drop the tasks (their generation cannot commit) and join again. */
+  async #rejoin(): Promise<void> {
+    this.#state = 'REBALANCING';
+    this.#emitStatus();
+    await this.#abortAndCloseTasks();
+    this.#assigned = undefined;
+    this.#latest = undefined;
+    await this.#joinGroup();
+  }
+
+  /** A broker call failed with what looks like an outage: report it and wait (bounded backoff, interrupted by close()). */
+  async #pauseAfterBrokerFailure(step: string, error: unknown): Promise<void> {
+    const retryInMs = backoffDelayMs(BROKER_BACKOFF, this.#brokerFailures++);
+    if (isBrokerUnavailable(error)) this.#outage.failed(step, error, retryInMs);
+    else this.#log.warn({ err: error, step, retryInMs }, `${step} failed; retrying`);
+    await sleepUnlessStopped(retryInMs, this.#stop.signal);
+  }
+
+  #brokerAnswered(): void {
+    this.#brokerFailures = 0;
+    this.#outage.recovered();
+  }
+
   async #onLoopError(error: unknown): Promise<void> {
+    if (error instanceof StoppedError && this.#stopRequested) return;
     if (error instanceof FatalStreamsError || isFencedError(error) || isProducerFencedError(error) || this.#fatal) {
       this.#fatal ??= error instanceof FatalStreamsError ? error : fenced(error);
       this.#state = 'FAILED';
@@ -349,12 +443,18 @@ export class KafkaStreams {
       await this.#abortAndCloseTasks();
       return;
     }
-    // Rebalances are expected; anything else failing again and again is a bug or a broken environment.
-    if (!(error instanceof TaskMigratedError) && !isMigratedError(error)) this.#consecutiveFailures++;
+    // Rebalances are expected, broker outages are waited out; anything else failing again and again is a
+    // bug or a broken environment.
+    const migrated = error instanceof TaskMigratedError || isMigratedError(error);
+    const fatalAccess = migrated ? undefined : permanentKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
+    const brokerDown = !fatalAccess && !migrated && isBrokerUnavailable(error);
+    if (fatalAccess && !(fatalAccess instanceof StoppedError)) {
+      this.#fatal = fatalAccess instanceof FatalStreamsError ? fatalAccess : new FatalStreamsError((fatalAccess as { code?: string }).code ?? 'kafka_fatal', fatalAccess.message, { cause: error });
+    } else if (!brokerDown && !migrated) this.#consecutiveFailures++;
     if (this.#consecutiveFailures > MAX_CONSECUTIVE_FAILURES) {
       this.#fatal = new FatalStreamsError('commit_failing', `${this.#consecutiveFailures} attempts in a row failed; stopping rather than looping`, { cause: error });
     }
-    this.#log.warn({ err: error, attempt: this.#consecutiveFailures }, 'task migrated or commit failed; aborting and re-opening tasks');
+    if (!brokerDown) this.#log.warn({ err: error, attempt: this.#consecutiveFailures }, 'task migrated or commit failed; aborting and re-opening tasks');
     await this.#abortAndCloseTasks();
     if (this.#fatal) {
       this.#state = 'FAILED';
@@ -362,7 +462,8 @@ export class KafkaStreams {
       return;
     }
     this.#assigned = undefined;
-    await sleep(100);
+    if (brokerDown) await this.#pauseAfterBrokerFailure('commit or rebalance', error);
+    else await sleep(100);
   }
 
   // ---- assignment -------------------------------------------------------------------------
@@ -410,6 +511,7 @@ export class KafkaStreams {
     this.#fetchEpoch++;
     this.#lastCommitMs = Date.now();
     this.#state = 'RUNNING';
+    this.#brokerAnswered();
     this.#log.info({ generation: assignment.generationId, partitions: assignment.partitions, standby: assignment.standby, restoredRecords: restored.records }, 'tasks running');
     this.#emitStatus();
   }
@@ -446,9 +548,13 @@ export class KafkaStreams {
     this.#pendingRecords = 0;
     const transaction = this.#producer?.transaction;
     if (transaction && !transaction.completed) {
-      await transaction.abort().catch((error: unknown) => {
+      await transaction.abort().catch(async (error: unknown) => {
         if (isFencedError(error) || isProducerFencedError(error)) this.#fatal ??= fenced(error);
-        this.#log.warn({ err: error }, 'abort failed');
+        if (!isBrokerUnavailable(error)) this.#log.warn({ err: error }, 'abort failed');
+        // The client keeps a transaction whose EndTxn failed as the active one and refuses the next
+        // beginTransaction. Dropped locally: the next transaction starts with an epoch bump (producer.ts,
+        // trap 6), which makes the coordinator abort this one.
+        if (!transaction.completed) await transaction.cancel().catch(() => undefined);
       });
     }
     for (const task of this.#tasks.values()) {
@@ -634,6 +740,7 @@ export class KafkaStreams {
     if (failed) throw failed.reason;
     for (const { task, positions } of prepared.positions) task.markCommitted(positions);
     this.#consecutiveFailures = 0;
+    this.#brokerAnswered();
     this.#options.onCommit?.({ records: prepared.records, outputs: prepared.outputs, durationMs: Date.now() - prepared.startedMs });
   }
 
@@ -667,15 +774,9 @@ export class KafkaStreams {
     const sourceTopics = this.#topology.sourceTopics();
     const changelogs = this.#topology.stores().filter((s) => s.logged).map((s) => `${this.#options.applicationId}-${s.name}-changelog`);
     const all = [...new Set([...sourceTopics, ...changelogs, ...this.#topology.sinkTopics()])];
-    let metadata;
-    try {
-      metadata = await this.#consumer.metadata({ topics: all });
-    } catch (error) {
-      // A wrong password, an untrusted certificate or a missing ACL fails here first: say so.
-      const access = explainKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
-      if (access) throw new FatalStreamsError(access.code, access.message, { cause: error });
-      throw new FatalStreamsError('topics_missing', `cannot read metadata of topics ${all.join(', ')}; create them with \`bankstream topics create\``, { cause: error });
-    }
+    // A wrong password, an untrusted certificate, a missing ACL or a missing topic fails here first, and
+    // stops the start (#untilBrokerAnswers); a broker that does not answer is waited for.
+    const metadata = await this.#consumer.metadata({ topics: all });
     for (const topic of all) {
       const info = metadata.topics.get(topic);
       if (!info) throw new FatalStreamsError('topics_missing', `topic ${topic} does not exist; create it with \`bankstream topics create\``);

@@ -9,6 +9,7 @@
 // (GET /v1/accounts/:id?allowStale=true), with the lag: records the changelogs hold beyond what it applied.
 import { type Consumer } from '@platformatic/kafka';
 import { type Logger } from 'pino';
+import { backoffDelayMs, BROKER_BACKOFF, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { type Fetcher, isOutOfRange, tpKey } from './fetcher.ts';
 import { changelogEntries, type RestoreTarget, resetOutOfRange } from './restore.ts';
 import { type StreamTask } from './task.ts';
@@ -20,6 +21,8 @@ export interface StandbyTasksOptions {
   changelogTopicOf(store: string): string;
   /** A task for the partition's state folder; only its stores are used. */
   createTask(partition: number): StreamTask;
+  /** Where a broker outage seen by the standby fetches is reported (logged at a low rate, /readyz, metrics). */
+  outage?: BrokerOutage;
 }
 
 interface Standby {
@@ -121,6 +124,7 @@ export class StandbyTasks {
 
   async #run(): Promise<void> {
     const { fetcher, consumer, log } = this.#options;
+    let failures = 0;
     while (!this.#halting && this.#standbys.size > 0) {
       const targets = [...this.#standbys.values()].flatMap((s) => s.targets);
       let fetched;
@@ -132,10 +136,15 @@ export class StandbyTasks {
           await resetOutOfRange(targets, error, consumer, fetcher, log).catch((e: unknown) => this.#drop(error.partition, e));
           continue;
         }
-        log.warn({ err: error }, 'standby fetch failed; retrying');
-        await sleep(500);
+        // Retried for as long as it takes (a standby never gives up on the broker), with a bounded pause.
+        const retryInMs = backoffDelayMs(BROKER_BACKOFF, failures++);
+        if (this.#options.outage && isBrokerUnavailable(error)) this.#options.outage.failed('standby fetch', error, retryInMs);
+        else log.warn({ err: error, retryInMs }, 'standby fetch failed; retrying');
+        await sleep(retryInMs);
         continue;
       }
+      failures = 0;
+      this.#options.outage?.recovered();
       const byKey = new Map(targets.map((t) => [tpKey(t.topic, t.partition), t]));
       for (const part of fetched) {
         const target = byKey.get(tpKey(part.topic, part.partition));

@@ -34,10 +34,14 @@ function healthz(ctx: Context, deps: ApiDeps): void {
   ctx.body = { status: state === 'FAILED' ? 'failed' : 'ok', instanceId: deps.config.instanceId, streams: state };
 }
 
-/** Ready = the processor is RUNNING and every assigned task is restored and running. */
+/**
+ * Ready = the processor is RUNNING, every assigned task is restored and running, and no part of the
+ * instance (engine, standbys, sink, the API's tails) is waiting for the broker.
+ */
 function readyz(ctx: Context, deps: ApiDeps): void {
   const status = deps.streams.status();
-  const ready = status.state === 'RUNNING' && status.assigned.every((p) => status.running.includes(p));
+  const brokerUnavailable = deps.streams.brokerHealth.unavailable();
+  const ready = status.state === 'RUNNING' && status.assigned.every((p) => status.running.includes(p)) && brokerUnavailable.length === 0;
   ctx.status = ready ? 200 : 503;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = {
@@ -46,6 +50,7 @@ function readyz(ctx: Context, deps: ApiDeps): void {
     url: deps.selfUrl(),
     streams: status,
     sink: deps.sink ? deps.sink.status() : null,
+    brokerUnavailable,
     routing: deps.directory.instances(),
   };
 }
