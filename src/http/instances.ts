@@ -12,7 +12,7 @@
 import { type Logger } from 'pino';
 import { type Config, instancesTopic } from '../config/config.ts';
 import { createIdempotentProducer } from '../kafka/clients.ts';
-import { type BrokerHealth } from '../kafka/retry.ts';
+import { type BrokerHealth, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { type BankstreamProducer } from '../kafka/producer.ts';
 import { type StreamsStatus } from '../runtime/kafka-streams.ts';
@@ -53,6 +53,7 @@ export class InstanceDirectory {
   #next: InstanceRecord | null | undefined;
   #publishing: Promise<void> | undefined;
   #closed = false;
+  readonly #outage: BrokerOutage | undefined;
 
   /** `url` is read at each publication: the advertised URL is only final once the server listens. */
   constructor(config: Config, logger: Logger, url: () => string, brokerHealth?: BrokerHealth) {
@@ -70,6 +71,7 @@ export class InstanceDirectory {
       retryDelayMs: 100,
     });
     const outage = brokerHealth?.outage('instances', this.#log);
+    this.#outage = outage;
     this.#tail = new TopicTail({ config, logger, purpose: 'instances', topics: [this.#topic], from: 'beginning', onRecords: (records) => this.#onRecords(records), ...(outage ? { outage } : {}) });
   }
 
@@ -128,7 +130,9 @@ export class InstanceDirectory {
       } catch (error) {
         // A closing instance gives up after one try: its claim is superseded by the next owner's generation anyway.
         if (this.#closed) return;
-        this.#log.warn({ err: error, retryInMs: backoffMs }, 'publishing the instance record failed');
+        // A broker outage is logged at a low rate by its tracker; the claim is retried until sent or superseded.
+        if (this.#outage && isBrokerUnavailable(error)) this.#outage.failed('publish instance record', error, backoffMs);
+        else this.#log.warn({ err: error, retryInMs: backoffMs }, 'publishing the instance record failed');
         await new Promise((resolve) => setTimeout(resolve, backoffMs));
         backoffMs = Math.min(backoffMs * 2, PUBLISH_BACKOFF_MAX_MS);
       }
