@@ -79,13 +79,15 @@ export class TopicTail {
     this.#loop = this.#run();
   }
 
-  /** Resolves once every record committed before start() has been handed to onRecords. */
+  /** Resolves once every record committed before start() has been handed to onRecords, or the tail is closed. */
   caughtUp(): Promise<void> {
     return this.#caughtUp.promise;
   }
 
   async close(): Promise<void> {
     this.#stop.abort();
+    // A start that waits for the broker to catch up must not wait for ever once the tail is closed.
+    this.#caughtUp.resolve();
     await this.#loop;
     await this.#consumer.close(true).catch(() => undefined);
   }

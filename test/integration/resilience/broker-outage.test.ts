@@ -146,7 +146,9 @@ describe('broker outage', () => {
     await kafka.start();
     await sending;
 
-    const after = await allReady(240_000);
+    const after = await allReady(240_000).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}; unplanned exits: ${JSON.stringify(cluster.unplannedExits())}`);
+    });
     const seen = await waitForOutcomes(config, expectedOutcomeCount(workload), 240_000);
     const problems = [...pipelineViolations(workload, seen), ...(await postgresViolations(config, seen, 180_000))];
 
