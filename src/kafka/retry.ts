@@ -238,13 +238,14 @@ export function isBrokerUnavailable(error: unknown): boolean {
  */
 export function permanentKafkaError(error: unknown, security?: KafkaSecurityConfig | KafkaSecurityOptions): Error | undefined {
   if (error instanceof FatalStreamsError || error instanceof StoppedError) return error;
+  // Security first: TRANSACTIONAL_ID_AUTHORIZATION_FAILED also counts as fencing, but the fix is an ACL.
+  const access = explainKafkaError(error, security);
+  if (access && !access.mayHeal) return access;
   if (isFencedError(error) || isProducerFencedError(error)) {
     return new FatalStreamsError('producer_fenced', 'this instance was fenced by a newer one with the same transactional id', { cause: error });
   }
   const unknownTopic = findInErrorTree(error, (node) => (typeof node.message === 'string' && /^Unknown topic /.test(node.message) ? node.message : undefined));
   if (unknownTopic) return new FatalStreamsError('topics_missing', `${unknownTopic} Create the topics with \`bankstream topics create\``, { cause: error });
-  const access = explainKafkaError(error, security);
-  if (access && !access.mayHeal) return access;
   return undefined;
 }
 

@@ -153,6 +153,8 @@ describe('isBrokerUnavailable and permanentKafkaError', () => {
     expect(permanentKafkaError(wrap(new ProtocolError('SASL_AUTHENTICATION_FAILED')))).toMatchObject({ code: 'kafka_connection_failed' });
     expect(permanentKafkaError(wrap(new ProtocolError('PRODUCER_FENCED')))).toMatchObject({ code: 'producer_fenced' });
     expect(permanentKafkaError(wrap(new ProtocolError('INVALID_PRODUCER_EPOCH')))).toMatchObject({ code: 'producer_fenced' });
+    // Counted as fencing elsewhere, but what the operator must fix is an ACL.
+    expect(permanentKafkaError(wrap(new ProtocolError('TRANSACTIONAL_ID_AUTHORIZATION_FAILED')))).toMatchObject({ code: 'kafka_not_authorized' });
     expect(permanentKafkaError(new Error('Unknown topic bank-input.'))).toMatchObject({ code: 'topics_missing' });
     const notCopartitioned = new FatalStreamsError('topics_not_copartitioned', 'partition counts differ');
     expect(permanentKafkaError(notCopartitioned)).toBe(notCopartitioned);
