@@ -142,10 +142,11 @@ async function injectFault(kind: FaultKind, rnd: () => number, cluster: Cluster,
     const intoStartMs = Math.round(1000 + rnd() * 3000);
     await sleep(intoStartMs);
     const downMs = Math.round(outageMs[0] + rnd() * (outageMs[1] - outageMs[0]));
-    await kafka.stop();
-    await sleep(downMs);
+    const killedAt = Date.now();
+    await kafka.kill();
+    await sleep(Math.max(0, killedAt + downMs - Date.now()));
     await kafka.start();
-    return `SIGKILL ${instance}, restarted; ${intoStartMs} ms later the broker stopped for ${downMs} ms, started`;
+    return `SIGKILL ${instance}, restarted; ${intoStartMs} ms later SIGKILL of the broker, down ${downMs} ms, started`;
   }
   if (kind === 'kill-instance') {
     await cluster.kill(instance, 'SIGKILL');
