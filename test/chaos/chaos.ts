@@ -6,6 +6,7 @@
 // and restores), a Postgres stop/start, scale up and down. Then everything is brought back, the system
 // quiesces, and the checks run (see `check`). A process that exits without having been stopped on
 // purpose fails the run (`unplannedExits`), even when the others take over its partitions.
+import { appendFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +33,8 @@ export interface ChaosOptions {
   schedule?: FaultKind[];
   /** How long a 'broker-outage' keeps the broker down: from, to (ms; default 30–60 s). */
   brokerOutageMs?: [number, number];
+  /** When set, every child's output is written to `<logDir>/<name>-<pid>.log` when it ends. */
+  logDir?: string;
   log: (line: string) => void;
 }
 
@@ -60,7 +63,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const kafka = new PrivateKafka(options.kafkaPort);
   const postgres = new PrivatePostgres(options.postgresPort);
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-chaos-'));
-  const cluster = new Cluster(stateDir);
+  const cluster = new Cluster(stateDir, options.logDir);
   try {
     options.log(`starting a private broker on ${kafka.brokers} and PostgreSQL on ${options.postgresPort}`);
     await Promise.all([kafka.startFresh(), postgres.init()]);
@@ -289,9 +292,11 @@ export class Cluster {
   /** Children this class signalled to end (SIGKILL, SIGTERM): their exit is planned. */
   readonly #planned = new WeakSet<Child>();
   readonly #unplanned: string[] = [];
+  readonly #logDir: string | undefined;
 
-  constructor(stateDir: string) {
+  constructor(stateDir: string, logDir?: string) {
     this.#stateDir = stateDir;
+    this.#logDir = logDir;
   }
 
   start(instance: string, env?: Record<string, string>): void {
@@ -309,6 +314,7 @@ export class Cluster {
   #watch(name: string, child: Child): void {
     this.#children.set(name, child);
     void child.exited.then((code) => {
+      if (this.#logDir) appendFileSync(path.join(this.#logDir, `${name}-${child.process.pid}.log`), child.output());
       if (this.#planned.has(child)) return;
       const tail = child.output().trim().split('\n').slice(-5).join(' | ').slice(-1500);
       this.#unplanned.push(`${name} (pid ${child.process.pid}) exited by itself: code ${code}, signal ${child.process.signalCode}; last output: ${tail}`);
