@@ -81,7 +81,8 @@ describe('broker outage', () => {
 
   beforeAll(async () => {
     stateDir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-outage-'));
-    cluster = new Cluster(stateDir);
+    // BANKSTREAM_TEST_LOG_DIR keeps every process's output there (one file per process), to read after a run.
+    cluster = new Cluster(stateDir, process.env.BANKSTREAM_TEST_LOG_DIR);
     await kafka.startFresh();
   }, 240_000);
 
