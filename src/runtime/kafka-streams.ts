@@ -156,6 +156,8 @@ export class KafkaStreams {
   #brokerFailures = 0;
   /** The client gave up rejoining the group (see #watchMembership): the loop rejoins itself. */
   #membershipLost = false;
+  /** Since when the consumer has not been an active member (no heartbeat scheduled); undefined while it is. */
+  #inactiveSinceMs: number | undefined;
 
   constructor(topology: Topology, options: KafkaStreamsOptions) {
     this.#topology = topology.validate();
@@ -368,7 +370,7 @@ export class KafkaStreams {
     let inflight: { epoch: number; promise: Promise<PartitionFetch[]> } | undefined;
     try {
       while (!this.#stopRequested) {
-        if (this.#membershipLost) {
+        if (this.#membershipLost || this.#inactiveTooLong()) {
           inflight = undefined;
           await this.#rejoin();
           continue;
@@ -409,6 +411,24 @@ export class KafkaStreams {
       await this.#onLoopError(error);
       if (!this.#fatal && !this.#stopRequested) return this.#run();
     }
+  }
+
+  /**
+   * A fallback for #watchMembership: a consumer with no heartbeat scheduled for longer than a JoinGroup can
+   * block (the rebalance timeout) plus a session is not rejoining by itself any more.
+   */
+  #inactiveTooLong(): boolean {
+    if (this.#consumer.isActive()) {
+      this.#inactiveSinceMs = undefined;
+      return false;
+    }
+    const now = Date.now();
+    this.#inactiveSinceMs ??= now;
+    const boundMs = Math.max(30_000, this.#options.sessionTimeoutMs) + this.#options.sessionTimeoutMs;
+    if (now - this.#inactiveSinceMs < boundMs) return false;
+    this.#log.warn({ inactiveForMs: now - this.#inactiveSinceMs }, 'the consumer has not been a group member for too long; rejoining');
+    this.#inactiveSinceMs = undefined;
+    return true;
   }
 
   /** The group membership is gone: drop the tasks (their generation cannot commit) and join again. */
