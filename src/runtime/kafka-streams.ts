@@ -456,8 +456,8 @@ export class KafkaStreams {
 
   async #onLoopError(error: unknown): Promise<void> {
     if (error instanceof StoppedError && this.#stopRequested) return;
-    if (error instanceof FatalStreamsError || isFencedError(error) || isProducerFencedError(error) || this.#fatal) {
-      this.#fatal ??= error instanceof FatalStreamsError ? error : fenced(error);
+    if (error instanceof FatalStreamsError || this.#fatal) {
+      this.#fatal ??= error as FatalStreamsError;
       this.#state = 'FAILED';
       this.#log.error({ err: error }, 'fatal streams error; stopping');
       await this.#abortAndCloseTasks();
@@ -465,7 +465,11 @@ export class KafkaStreams {
     }
     // Rebalances are expected, broker outages are waited out; anything else failing again and again is a
     // bug or a broken environment.
-    const migrated = error instanceof TaskMigratedError || isMigratedError(error);
+    // A fencing answer to a send, commit or abort is not proof of a newer instance: a transaction that
+    // outlived its timeout (a broker outage) is aborted by the coordinator with an epoch bump, and the
+    // next EndTxn gets PRODUCER_FENCED too. The next transaction's InitProducerId, sent with this
+    // producer's id and epoch (producer.ts, trap 1), tells them apart: a zombie is refused there and stops.
+    const migrated = error instanceof TaskMigratedError || isMigratedError(error) || isFencedError(error) || isProducerFencedError(error);
     const fatalAccess = migrated ? undefined : permanentKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
     const brokerDown = !fatalAccess && !migrated && isBrokerUnavailable(error);
     if (fatalAccess && !(fatalAccess instanceof StoppedError)) {
@@ -569,7 +573,7 @@ export class KafkaStreams {
     const transaction = this.#producer?.transaction;
     if (transaction && !transaction.completed) {
       await transaction.abort().catch(async (error: unknown) => {
-        if (isFencedError(error) || isProducerFencedError(error)) this.#fatal ??= fenced(error);
+        // Fencing here is checked by the next InitProducerId (see #onLoopError), not taken as fatal.
         if (!isBrokerUnavailable(error)) this.#log.warn({ err: error }, 'abort failed');
         // The client keeps a transaction whose EndTxn failed as the active one and refuses the next
         // beginTransaction. Dropped locally: the next transaction starts with an epoch bump (producer.ts,
@@ -676,7 +680,6 @@ export class KafkaStreams {
     await inflight.promise;
     this.#inflight = undefined;
     if (inflight.error === undefined) return;
-    if (isFencedError(inflight.error) || isProducerFencedError(inflight.error)) this.#fatal ??= fenced(inflight.error);
     this.#log.warn({ err: inflight.error }, 'the transaction in flight failed');
   }
 
@@ -739,8 +742,13 @@ export class KafkaStreams {
 
   /** Phases 2 and 3 of a prepared commit. */
   async #commit(prepared: PreparedCommit): Promise<void> {
+    if (this.#fatal) throw this.#fatal;
+    // After a failed transaction this sends InitProducerId with our producer id and epoch: refused
+    // (PRODUCER_FENCED) only when a newer instance with the same transactional id took over.
+    const transaction = await this.#producer.beginTransaction().catch((error: unknown) => {
+      throw isFencedError(error) || isProducerFencedError(error) ? fenced(error) : error;
+    });
     this.#assertNotFenced();
-    const transaction = await this.#producer.beginTransaction();
     const offsets: Array<{ topic: string; partition: number; offset: bigint }> = [];
     // One send per chunk: the client puts a partition's messages of one send into one record batch,
     // which the broker refuses beyond message.max.bytes (1 MiB by default).
@@ -769,7 +777,6 @@ export class KafkaStreams {
    * call InitProducerId again, fencing the NEWER instance in turn. A zombie must stop instead.
    */
   #assertNotFenced(): void {
-    if (this.#fatal) throw this.#fatal;
     const current = this.#producer.producerId;
     if (current === undefined || current !== this.#producerId) {
       throw fenced(new Error(`producer id changed from ${this.#producerId} to ${current}`));
