@@ -16,6 +16,8 @@ export interface InstanceOptions {
   sink?: boolean;
   /** Serve the HTTP API (default false here, so that embedding tests stay headless; `bankstream start` turns it on). */
   http?: boolean;
+  /** Aborted to stop while starting (the start waits for the broker for as long as it is down). */
+  signal?: AbortSignal;
 }
 
 export interface Instance {
@@ -66,21 +68,26 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
   const metrics = new Metrics({ app: config.appId, instance: config.instanceId });
   const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info), { onProcessingError: (info) => metrics.observeProcessingError(info) });
   metrics.bindStreams(streams);
-  await streams.start();
-  let sink: PostgresSink | undefined;
-  if (options.sink ?? true) {
-    sink = new PostgresSink({ config, logger });
-    await sink.start();
-    metrics.bindSink(sink);
-  }
+  metrics.bindBrokerHealth(streams.brokerHealth);
+  // The sink reports its broker outages to the same place as the engine (/readyz, metrics).
+  const sink = (options.sink ?? true) ? new PostgresSink({ config, logger, brokerHealth: streams.brokerHealth }) : undefined;
+  // Stopping while the start still waits for the broker (SIGTERM during an outage) ends the waits:
+  // start() then rejects with StoppedError.
+  const onAbort = () => void Promise.allSettled([streams.close(), sink?.stop()]);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   let http: ApiServer | undefined;
-  if (options.http ?? false) {
-    try {
-      http = await ApiServer.start({ config, logger, streams, sink, metrics });
-    } catch (error) {
-      await Promise.allSettled([streams.close(), sink?.stop()]);
-      throw error;
+  try {
+    await streams.start();
+    if (sink) {
+      await sink.start();
+      metrics.bindSink(sink);
     }
+    if (options.http ?? false) http = await ApiServer.start({ config, logger, streams, sink, metrics, ...(options.signal ? { signal: options.signal } : {}) });
+  } catch (error) {
+    await Promise.allSettled([streams.close(), sink?.stop()]);
+    throw error;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
   }
   let closed: Promise<void> | undefined;
   const close = () =>

@@ -28,6 +28,7 @@ import { type Counter } from 'prom-client';
 import { type ClusterKeys, signParts, verifyParts } from '../config/cluster-key.ts';
 import { type Config, instanceUrlAllowed, instancesTopic } from '../config/config.ts';
 import { createIdempotentProducer } from '../kafka/clients.ts';
+import { type BrokerHealth, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { type BankstreamProducer } from '../kafka/producer.ts';
 import { type StreamsStatus } from '../runtime/kafka-streams.ts';
@@ -65,6 +66,8 @@ export interface InstanceDirectoryOptions {
   url: () => string;
   /** The group generation this instance is assigned in (undefined before its first assignment). */
   localGeneration: () => number | undefined;
+  /** Where a broker outage seen by the directory's tail and publications is reported. */
+  brokerHealth?: BrokerHealth;
 }
 
 /** Header of a tombstone: `<keyId>.<mac base64url>.<at>`; a record's MAC travels in its value's envelope. */
@@ -99,6 +102,7 @@ export class InstanceDirectory {
   #publishing: Promise<void> | undefined;
   #republish: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #outage: BrokerOutage | undefined;
 
   constructor(options: InstanceDirectoryOptions) {
     const { config, logger } = options;
@@ -119,7 +123,9 @@ export class InstanceDirectory {
       retries: 3,
       retryDelayMs: 100,
     });
-    this.#tail = new TopicTail({ config, logger, purpose: 'instances', topics: [this.#topic], from: 'beginning', onRecords: (records) => this.#onRecords(records) });
+    const outage = options.brokerHealth?.outage('instances', this.#log);
+    this.#outage = outage;
+    this.#tail = new TopicTail({ config, logger, purpose: 'instances', topics: [this.#topic], from: 'beginning', onRecords: (records) => this.#onRecords(records), ...(outage ? { outage } : {}) });
   }
 
   /** Starts tailing; resolves when the records published before are read. */
@@ -185,7 +191,9 @@ export class InstanceDirectory {
       } catch (error) {
         // A closing instance gives up after one try: its claim is superseded by the next owner's generation anyway.
         if (this.#closed) return;
-        this.#log.warn({ err: error, retryInMs: backoffMs }, 'publishing the instance record failed');
+        // A broker outage is logged at a low rate by its tracker; the claim is retried until sent or superseded.
+        if (this.#outage && isBrokerUnavailable(error)) this.#outage.failed('publish instance record', error, backoffMs);
+        else this.#log.warn({ err: error, retryInMs: backoffMs }, 'publishing the instance record failed');
         await new Promise((resolve) => setTimeout(resolve, backoffMs));
         backoffMs = Math.min(backoffMs * 2, PUBLISH_BACKOFF_MAX_MS);
       }

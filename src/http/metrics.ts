@@ -165,6 +165,37 @@ export class Metrics {
     });
   }
 
+  /**
+   * Broker outages per component (streams, standby, sink, api-outcomes, instances), read at scrape time:
+   * the current outage's length (0 while the broker answers) and the retries made waiting for it.
+   */
+  bindBrokerHealth(health: { components(): Array<{ component: string; unavailableSeconds(): number; retriesTotal: number }> }): void {
+    for (const name of ['bankstream_broker_unavailable_seconds', 'bankstream_broker_retries_total']) this.registry.removeSingleMetric(name);
+    new Gauge({
+      name: 'bankstream_broker_unavailable_seconds',
+      help: 'Seconds the component has been waiting for the broker (0 while it answers)',
+      labelNames: ['component'],
+      registers: [this.registry],
+      collect() {
+        for (const c of health.components()) this.set({ component: c.component }, c.unavailableSeconds());
+      },
+    });
+    const last = new Map<string, number>();
+    new Counter({
+      name: 'bankstream_broker_retries_total',
+      help: 'Broker calls retried because the broker was unavailable',
+      labelNames: ['component'],
+      registers: [this.registry],
+      collect() {
+        for (const c of health.components()) {
+          const before = last.get(c.component) ?? 0;
+          this.inc({ component: c.component }, Math.max(0, c.retriesTotal - before));
+          last.set(c.component, Math.max(before, c.retriesTotal));
+        }
+      },
+    });
+  }
+
   /** A counter mirroring a cumulative value kept elsewhere: increments by the difference at each scrape. */
   counterOf(name: string, help: string, read: () => number): void {
     this.registry.removeSingleMetric(name);

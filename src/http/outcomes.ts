@@ -8,6 +8,7 @@
 // for outcomes decided before this instance started, e.g. an exact duplicate, which gets no second outcome.
 import { type Logger } from 'pino';
 import { type Config } from '../config/config.ts';
+import { type BrokerHealth } from '../kafka/retry.ts';
 import { type FetchedRecord } from '../runtime/fetcher.ts';
 import { type MoneyCommand } from './commands.ts';
 import { ApiError } from './errors.ts';
@@ -51,12 +52,13 @@ export class OutcomeTracker {
   readonly #recent = new Map<string, OutcomeValue>();
   #waiters = 0;
 
-  constructor(config: Config, logger: Logger, metrics: Metrics) {
+  constructor(config: Config, logger: Logger, metrics: Metrics, brokerHealth?: BrokerHealth) {
     this.#config = config;
     this.#log = logger.child({ component: 'outcomes' });
     this.#metrics = metrics;
     const { completed, failed, audit } = config.topics;
-    this.#tail = new TopicTail({ config, logger, purpose: 'api-outcomes', topics: [completed, failed, audit], from: 'end', onRecords: (records) => this.#onRecords(records) });
+    const outage = brokerHealth?.outage('api-outcomes', this.#log);
+    this.#tail = new TopicTail({ config, logger, purpose: 'api-outcomes', topics: [completed, failed, audit], from: 'end', onRecords: (records) => this.#onRecords(records), ...(outage ? { outage } : {}) });
   }
 
   async start(): Promise<void> {

@@ -35,6 +35,8 @@ export interface ApiServerOptions {
   streams: KafkaStreams;
   sink: PostgresSink | undefined;
   metrics: Metrics;
+  /** Aborted to stop while starting: the tails wait for the broker as long as it is down. */
+  signal?: AbortSignal;
 }
 
 // Slow or stalled clients must not hold sockets forever while sending a request.
@@ -80,6 +82,8 @@ export class ApiServer {
     if (options.config.management) servers.management = http.createServer(serverOptions, createManagementApp(deps).callback());
     const server = servers.api;
     let unsubscribe = () => {};
+    const onAbort = () => void stopParts(deps, servers).catch(() => undefined);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await listen(server, options.config.httpHost, options.config.httpPort);
       if (servers.management) await listen(servers.management, options.config.management!.host, options.config.management!.port);
@@ -93,6 +97,8 @@ export class ApiServer {
     } catch (error) {
       await stopParts(deps, servers).catch(() => undefined);
       throw error;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
     }
     const api = new ApiServer(deps, servers, unsubscribe);
     options.logger.info({ url: deps.selfUrl(), management: api.managementUrl ?? null, auth: options.config.auth.mode }, 'HTTP API listening');
@@ -113,8 +119,8 @@ function buildDeps(options: ApiServerOptions): { deps: ApiDeps; setSelfUrl(url: 
   const log = logger.child({ component: 'http' });
   let selfUrl = config.advertisedUrl;
   const urlOf = () => selfUrl;
-  const tracker = new OutcomeTracker(config, log, metrics);
-  const directory = new InstanceDirectory({ config, logger: log, metrics, url: urlOf, localGeneration: () => streams.status().generationId });
+  const tracker = new OutcomeTracker(config, log, metrics, streams.brokerHealth);
+  const directory = new InstanceDirectory({ config, logger: log, metrics, url: urlOf, localGeneration: () => streams.status().generationId, brokerHealth: streams.brokerHealth });
   const quotas = new PrincipalQuotas(config.http, metrics);
   const deps: ApiDeps = {
     config,

@@ -4,6 +4,7 @@
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import { type Logger } from 'pino';
 import { type Config } from '../config/config.ts';
+import { backoffDelayMs, BROKER_BACKOFF, BrokerOutage, isBrokerUnavailable, permanentKafkaError, retryUntilStopped } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { type FetchPosition, Fetcher, type FetchedRecord, isOutOfRange, tpKey } from '../runtime/fetcher.ts';
 
@@ -19,11 +20,11 @@ export interface TopicTailOptions {
   onRecords(records: FetchedRecord[]): void;
   /** Longest time a fetch waits for new data; bounds the delay of close() too. */
   maxWaitMs?: number;
+  /** Where broker outages are reported (logged at a low rate, /readyz, metrics); one of its own by default. */
+  outage?: BrokerOutage;
 }
 
 
-const BACKOFF_MIN_MS = 100;
-const BACKOFF_MAX_MS = 5000;
 const FETCH_MAX_BYTES = 4 * 1024 * 1024;
 const PARTITION_MAX_BYTES = 1024 * 1024;
 
@@ -33,6 +34,7 @@ export class TopicTail {
   readonly #consumer: Consumer;
   readonly #fetcher: Fetcher;
   readonly #stop = new AbortController();
+  readonly #outage: BrokerOutage;
   #positions: FetchPosition[] = [];
   #loop: Promise<void> | undefined;
   #caughtUp: { ends: Map<string, bigint>; resolve: () => void; promise: Promise<void> };
@@ -40,6 +42,7 @@ export class TopicTail {
   constructor(options: TopicTailOptions) {
     this.#options = options;
     this.#log = options.logger.child({ component: `tail-${options.purpose}` });
+    this.#outage = options.outage ?? new BrokerOutage(`tail-${options.purpose}`, { log: this.#log });
     const { config } = options;
     this.#consumer = new Consumer({
       clientId: `${config.appId}-${config.instanceId}-${options.purpose}`,
@@ -64,35 +67,46 @@ export class TopicTail {
 
   /** Positions every partition and starts tailing in the background. */
   async start(): Promise<void> {
-    this.#positions = await this.#initialPositions(this.#options.from);
-    this.#caughtUp.ends = new Map((await this.#listOffsets(ListOffsetTimestamps.LATEST)).map((p) => [tpKey(p.topic, p.partition), p.offset]));
+    // Waits for the broker as long as it takes (or until close()): an API instance starting during a
+    // broker restart must not exit. Missing topics and security failures stop it.
+    const { positions, ends } = await retryUntilStopped(
+      async () => ({ positions: await this.#initialPositions(this.#options.from), ends: await this.#listOffsets(ListOffsetTimestamps.LATEST) }),
+      { step: `${this.#options.purpose} list offsets`, outage: this.#outage, signal: this.#stop.signal, permanent: (error) => permanentKafkaError(error, this.#options.config.kafkaSecurity) },
+    );
+    this.#positions = positions;
+    this.#caughtUp.ends = new Map(ends.map((p) => [tpKey(p.topic, p.partition), p.offset]));
     this.#checkCaughtUp();
     this.#loop = this.#run();
   }
 
-  /** Resolves once every record committed before start() has been handed to onRecords. */
+  /** Resolves once every record committed before start() has been handed to onRecords, or the tail is closed. */
   caughtUp(): Promise<void> {
     return this.#caughtUp.promise;
   }
 
   async close(): Promise<void> {
     this.#stop.abort();
+    // A start that waits for the broker to catch up must not wait for ever once the tail is closed.
+    this.#caughtUp.resolve();
     await this.#loop;
     await this.#consumer.close(true).catch(() => undefined);
   }
 
+  /** Fetches until close(), whatever fails: a broker outage is waited out with a bounded backoff. */
   async #run(): Promise<void> {
-    let backoffMs = BACKOFF_MIN_MS;
+    let failures = 0;
     while (!this.#stop.signal.aborted) {
       try {
         await this.#step();
-        backoffMs = BACKOFF_MIN_MS;
+        failures = 0;
+        this.#outage.recovered();
       } catch (error) {
         if (this.#stop.signal.aborted) break;
-        this.#log.warn({ err: error, retryInMs: backoffMs }, 'tail fetch failed');
+        const retryInMs = backoffDelayMs(BROKER_BACKOFF, failures++);
+        if (isBrokerUnavailable(error)) this.#outage.failed(`${this.#options.purpose} fetch`, error, retryInMs);
+        else this.#log.warn({ err: error, retryInMs }, 'tail fetch failed');
         if (isOutOfRange(error)) await this.#repositionOutOfRange();
-        await sleep(backoffMs, this.#stop.signal);
-        backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+        await sleep(retryInMs, this.#stop.signal);
       }
     }
   }

@@ -46,6 +46,10 @@
 //    (KIP-360), we bump the epoch: the next transaction after a failed one starts with InitProducerId
 //    for the same producer id and epoch, which fences whatever was in flight, aborts a transaction
 //    the coordinator still has open, and starts the sequence numbers from zero again.
+//
+// 7. A failed beginTransaction leaves its transaction behind. When FindCoordinator or InitProducerId
+//    fails (the broker is down), the client keeps the new transaction as the active one and refuses
+//    every later beginTransaction; we cancel it locally, so that a retry after the outage works.
 import {
   addPartitionsToTxnV3,
   createPromisifiedCallback,
@@ -299,6 +303,14 @@ export class BankstreamProducer<Key = Buffer, Value = Buffer, HeaderKey = Buffer
     const callback = given ?? createPromisifiedCallback<Transaction<Key, Value, HeaderKey, HeaderValue>>()
     super.beginTransaction(options ?? {}, (error, transaction) => {
       if (error || !transaction) {
+        // Trap 7: the client keeps the transaction it created when FindCoordinator or InitProducerId
+        // fails (the broker is down), and every later beginTransaction fails with "There is already an
+        // active transaction". Nothing reached the broker for it: drop it locally so the caller can retry.
+        const stuck = this.transaction
+        if (stuck && !stuck.completed) {
+          stuck.cancel(() => callback(error))
+          return
+        }
         callback(error)
         return
       }

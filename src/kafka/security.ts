@@ -72,10 +72,16 @@ function hostOf(broker: string): string {
 /** A Kafka connection or authorization failure, explained; `cause` holds the client's error. */
 export class KafkaAccessError extends Error {
   readonly code: 'kafka_connection_failed' | 'kafka_not_authorized';
-  constructor(code: KafkaAccessError['code'], message: string, options: { cause: unknown }) {
-    super(message, options);
+  /**
+   * True when the explanation is a guess from a bare "Connection closed": that is also what a broker going
+   * down looks like, so a running instance waits (src/kafka/retry.ts) and logs this message as a hint.
+   */
+  readonly mayHeal: boolean;
+  constructor(code: KafkaAccessError['code'], message: string, options: { cause: unknown; mayHeal?: boolean }) {
+    super(message, { cause: options.cause });
     this.name = 'KafkaAccessError';
     this.code = code;
+    this.mayHeal = options.mayHeal ?? false;
   }
 }
 
@@ -143,7 +149,7 @@ export function explainKafkaError(error: unknown, given?: KafkaSecurityConfig | 
   const facts = flatten(error);
   const broker = facts.map((fact) => /Connection to (\S+) failed/.exec(fact.message)?.[1]).find((address) => address !== undefined);
   const at = broker ? ` (${broker})` : '';
-  const connectionFailed = (message: string) => new KafkaAccessError('kafka_connection_failed', message, { cause: error });
+  const connectionFailed = (message: string, mayHeal = false) => new KafkaAccessError('kafka_connection_failed', message, { cause: error, mayHeal });
   const has = (predicate: (fact: ErrorFacts) => boolean) => facts.find(predicate);
 
   if (has((fact) => fact.apiId === 'SASL_AUTHENTICATION_FAILED')) {
@@ -180,10 +186,10 @@ export function explainKafkaError(error: unknown, given?: KafkaSecurityConfig | 
   // that is the likely reason; later it may as well be a broker going down, so the wording says "may".
   if (has((fact) => fact.message === 'Connection closed')) {
     if (security.protocol === 'PLAINTEXT') {
-      return connectionFailed(`the broker closed the connection${at}: if its listener needs TLS or SASL, set KAFKA_SECURITY_PROTOCOL`);
+      return connectionFailed(`the broker closed the connection${at}: if its listener needs TLS or SASL, set KAFKA_SECURITY_PROTOCOL`, true);
     }
     if (security.protocol === 'SSL' && !security.certGiven) {
-      return connectionFailed(`the broker closed the connection after the TLS handshake${at}: its listener may require a client certificate (KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE) or SASL (KAFKA_SECURITY_PROTOCOL=SASL_SSL)`);
+      return connectionFailed(`the broker closed the connection after the TLS handshake${at}: its listener may require a client certificate (KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE) or SASL (KAFKA_SECURITY_PROTOCOL=SASL_SSL)`, true);
     }
   }
   return undefined;

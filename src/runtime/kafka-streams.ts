@@ -18,7 +18,7 @@ import { type ClusterKeys } from '../config/cluster-key.ts';
 import { createTransactionalProducer, type KafkaSecurityOptions } from '../kafka/clients.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
-import { explainKafkaError } from '../kafka/security.ts';
+import { backoffDelayMs, BROKER_BACKOFF, BrokerHealth, type BrokerOutage, isBrokerUnavailable, permanentKafkaError, retryUntilStopped, sleepUnlessStopped, StoppedError } from '../kafka/retry.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
 import { type TaskStore } from '../stores/types.ts';
 import { errorText, ProcessingError, type ProcessingErrorInfo } from '../topology/processing-errors.ts';
@@ -66,6 +66,8 @@ export interface KafkaStreamsOptions {
   recordAuth?: RecordAuthOptions;
   /** false only for the bench's A/B measure of the MACs' cost (nothing signed or checked); never from configuration. */
   internalRecordMacs?: boolean;
+  /** Where this instance's broker outages are reported (/readyz, metrics); one of its own by default. */
+  brokerHealth?: BrokerHealth;
 }
 
 /** What interactive queries, readiness and routing need to know about this instance's tasks. */
@@ -85,6 +87,8 @@ export interface StreamsStatus {
   stopped: PartitionStop[];
   /** Internal records refused (forged), accepted unsigned or with the previous key (record-mac.ts). */
   internalRecords: InternalRecordsStatus;
+  /** Since when (epoch ms) the engine waits for the broker; undefined while the broker answers. */
+  brokerUnavailableSinceMs: number | undefined;
 }
 
 export type StreamsListener = (status: StreamsStatus) => void;
@@ -98,10 +102,13 @@ export interface PartitionLag {
 
 export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
 
-/** Failures in a row (without a successful commit in between) after which the instance stops. */
+/**
+ * Failures in a row (without a successful commit in between) after which the instance stops. Broker
+ * outages do not count: they are waited out (src/kafka/retry.ts), however long they last.
+ */
 const MAX_CONSECUTIVE_FAILURES = 10;
 
-type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs'>> &
+type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs' | 'brokerHealth'>> &
   Pick<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs'>;
 
 interface Assignment {
@@ -165,6 +172,16 @@ export class KafkaStreams {
   #inflight: InflightCommit | undefined;
   readonly #listeners = new Set<StreamsListener>();
   readonly #internal: InternalRecords;
+  readonly #brokerHealth: BrokerHealth;
+  readonly #outage: BrokerOutage;
+  /** Aborted by close(): ends every wait for the broker. */
+  readonly #stop = new AbortController();
+  /** Broker failures in a row seen by the loop (the backoff's attempt number). */
+  #brokerFailures = 0;
+  /** The client gave up rejoining the group (see #watchMembership): the loop rejoins itself. */
+  #membershipLost = false;
+  /** Since when the consumer has not been an active member (no heartbeat scheduled); undefined while it is. */
+  #inactiveSinceMs: number | undefined;
 
   constructor(topology: Topology, options: KafkaStreamsOptions) {
     this.#topology = topology.validate();
@@ -186,6 +203,13 @@ export class KafkaStreams {
       ...(options.recordAuth ? { auth: options.recordAuth } : {}),
       ...(options.internalRecordMacs === false ? { enabled: false } : {}),
     });
+    this.#brokerHealth = options.brokerHealth ?? new BrokerHealth(this.#log);
+    this.#outage = this.#brokerHealth.outage('streams', this.#log);
+  }
+
+  /** The broker outages of this engine's parts (and of whatever else shares it: the sink, the API's tails). */
+  get brokerHealth(): BrokerHealth {
+    return this.#brokerHealth;
   }
 
   get state(): StreamsState {
@@ -203,6 +227,7 @@ export class KafkaStreams {
       restoredRecords: this.#restoredRecords,
       stopped: [...this.#stopped.values()],
       internalRecords: this.#internal.status(),
+      brokerUnavailableSinceMs: this.#outage.unavailable?.sinceMs,
     };
   }
 
@@ -295,18 +320,20 @@ export class KafkaStreams {
       // Waits longer on a quiet changelog than the processing loop does.
       fetcher: new Fetcher(this.#standbyConsumer, { maxWaitMs: 250, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 2 * 1024 * 1024 }),
       log: this.#log.child({ component: 'standby' }),
+      outage: this.#brokerHealth.outage('standby', this.#log.child({ component: 'standby' })),
       changelogTopicOf: (store) => `${this.#options.applicationId}-${store}-changelog`,
       createTask: (partition) => this.#createTask(partition),
       ...(this.#internal.changelogCheck() ? { check: this.#internal.changelogCheck()! } : {}),
     });
-    await this.#checkTopics();
+    // Every broker wait of the start is retried until the broker answers or close() is called: an
+    // instance starting while the broker restarts waits for it (issue 17), it does not exit.
+    await this.#untilBrokerAnswers('metadata', () => this.#checkTopics());
     // Fence zombies with our transactional id before anything else: InitProducerId with the
     // transactional id bumps the epoch and aborts whatever transaction a previous incarnation left open.
-    const first = await this.#producer.beginTransaction().catch((error: unknown) => {
-      const access = explainKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
-      throw access ? new FatalStreamsError(access.code, access.message, { cause: error }) : error;
+    await this.#untilBrokerAnswers('initProducerId', async () => {
+      const first = await this.#producer.beginTransaction();
+      await first.cancel();
     });
-    await first.cancel();
     this.#producerId = this.#producer.producerId;
     this.#log.info({ producerId: String(this.#producerId), epoch: this.#producer.producerEpoch }, 'transactional producer initialized');
     this.#consumer.on('consumer:group:join', (payload: { generationId?: number; assignments?: Array<{ topic: string; partitions: number[] }> }) => {
@@ -315,14 +342,54 @@ export class KafkaStreams {
       this.#log.info({ generation: payload.generationId, partitions: active, standby }, 'group assignment received');
     });
     this.#consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'consumer error'));
+    this.#watchMembership();
     this.#consumer.topics.trackAll(...this.#topology.sourceTopics());
-    await this.#consumer.joinGroup({});
+    await this.#joinGroup();
     this.#loop = this.#run();
+  }
+
+  /** Runs a broker step until it succeeds; errors that waiting cannot heal end it (as FatalStreamsError when they are Kafka's). */
+  #untilBrokerAnswers<T>(step: string, run: () => Promise<T>): Promise<T> {
+    const security = this.#options.connection as KafkaSecurityOptions | undefined;
+    return retryUntilStopped(run, {
+      step,
+      outage: this.#outage,
+      signal: this.#stop.signal,
+      permanent: (error) => {
+        const fatal = permanentKafkaError(error, security);
+        if (!fatal || fatal instanceof FatalStreamsError || fatal instanceof StoppedError) return fatal;
+        return new FatalStreamsError((fatal as { code?: string }).code ?? 'kafka_fatal', fatal.message, { cause: error });
+      },
+    });
+  }
+
+  /**
+   * JoinGroup (and its SyncGroup), retried until the broker answers. The client retries a JoinGroup
+   * `retries` times on its own (#retryJoinGroup in its consumer.js) and then gives up; we start it again.
+   */
+  async #joinGroup(): Promise<void> {
+    await this.#untilBrokerAnswers('joinGroup', () => this.#consumer.joinGroup({}) as Promise<unknown>);
+    this.#membershipLost = false;
+  }
+
+  /**
+   * When a heartbeat says the member must rejoin, the client rejoins by itself; when that rejoin fails
+   * (the broker is down, its retries run out) it emits 'error', stops heartbeating and never tries again.
+   * It emits 'consumer:rejoin' either way: a consumer that is not active after it has given up, so the
+   * loop rejoins (and meanwhile runs nothing: its assignment is gone).
+   */
+  #watchMembership(): void {
+    this.#consumer.on('consumer:rejoin', () => {
+      if (this.#consumer.isActive() || this.#stopRequested) return;
+      this.#log.warn('the client gave up rejoining the group; rejoining until the broker answers');
+      this.#membershipLost = true;
+    });
   }
 
   /** Stops gracefully: commits what is processed, closes tasks, leaves the group, closes clients. */
   async close(): Promise<void> {
     this.#stopRequested = true;
+    this.#stop.abort();
     await this.#loop?.catch(() => undefined);
     this.#loop = undefined;
     await this.#shutdown();
@@ -339,6 +406,11 @@ export class KafkaStreams {
     let inflight: { epoch: number; promise: Promise<FetchRound> } | undefined;
     try {
       while (!this.#stopRequested) {
+        if (this.#membershipLost || this.#inactiveTooLong()) {
+          inflight = undefined;
+          await this.#rejoin();
+          continue;
+        }
         if (this.#latest && this.#latest !== this.#assigned) {
           inflight = undefined;
           await this.#rebalance(this.#latest);
@@ -358,10 +430,10 @@ export class KafkaStreams {
           round = await current.promise;
         } catch (error) {
           if (isMigratedError(error)) throw new TaskMigratedError('fetch failed', { cause: error });
-          this.#log.warn({ err: error }, 'fetch failed; retrying');
-          await sleep(200);
+          await this.#pauseAfterBrokerFailure('fetch', error);
           continue;
         }
+        this.#brokerAnswered();
         if (current.epoch !== this.#fetchEpoch) continue;
         if (round.outOfRange.length > 0) await this.#stopOutOfRange(round.outOfRange);
         const fetched = round.fetched;
@@ -379,22 +451,74 @@ export class KafkaStreams {
     }
   }
 
+  /**
+   * A fallback for #watchMembership: a consumer with no heartbeat scheduled for longer than a JoinGroup can
+   * block (the rebalance timeout) plus a session is not rejoining by itself any more.
+   */
+  #inactiveTooLong(): boolean {
+    if (this.#consumer.isActive()) {
+      this.#inactiveSinceMs = undefined;
+      return false;
+    }
+    const now = Date.now();
+    this.#inactiveSinceMs ??= now;
+    const boundMs = Math.max(30_000, this.#options.sessionTimeoutMs) + this.#options.sessionTimeoutMs;
+    if (now - this.#inactiveSinceMs < boundMs) return false;
+    this.#log.warn({ inactiveForMs: now - this.#inactiveSinceMs }, 'the consumer has not been a group member for too long; rejoining');
+    this.#inactiveSinceMs = undefined;
+    return true;
+  }
+
+  /** The group membership is gone: drop the tasks (their generation cannot commit) and join again. */
+  async #rejoin(): Promise<void> {
+    this.#state = 'REBALANCING';
+    this.#emitStatus();
+    await this.#abortAndCloseTasks();
+    this.#assigned = undefined;
+    this.#latest = undefined;
+    await this.#joinGroup();
+  }
+
+  /** A broker call failed with what looks like an outage: report it and wait (bounded backoff, interrupted by close()). */
+  async #pauseAfterBrokerFailure(step: string, error: unknown): Promise<void> {
+    const retryInMs = backoffDelayMs(BROKER_BACKOFF, this.#brokerFailures++);
+    if (isBrokerUnavailable(error)) this.#outage.failed(step, error, retryInMs);
+    else this.#log.warn({ err: error, step, retryInMs }, `${step} failed; retrying`);
+    await sleepUnlessStopped(retryInMs, this.#stop.signal);
+  }
+
+  #brokerAnswered(): void {
+    this.#brokerFailures = 0;
+    this.#outage.recovered();
+  }
+
   async #onLoopError(error: unknown): Promise<void> {
+    if (error instanceof StoppedError && this.#stopRequested) return;
     // The 'fail' processing exception handler: the user chose to stop on a record that throws.
     if (error instanceof ProcessingError) this.#fatal ??= new FatalStreamsError('processing_failed', error.message, { cause: error });
-    if (error instanceof FatalStreamsError || isFencedError(error) || isProducerFencedError(error) || this.#fatal) {
-      this.#fatal ??= error instanceof FatalStreamsError ? error : fenced(error);
+    if (error instanceof FatalStreamsError || this.#fatal) {
+      this.#fatal ??= error as FatalStreamsError;
       this.#state = 'FAILED';
       this.#log.error({ err: error }, 'fatal streams error; stopping');
       await this.#abortAndCloseTasks();
       return;
     }
-    // Rebalances are expected; anything else failing again and again is a bug or a broken environment.
-    if (!(error instanceof TaskMigratedError) && !isMigratedError(error)) this.#consecutiveFailures++;
+    // Rebalances are expected, broker outages are waited out; anything else failing again and again is a
+    // bug or a broken environment.
+    // A fencing answer to a send, commit or abort is not proof of a newer instance: a transaction that
+    // outlived its timeout (a broker outage) is aborted by the coordinator with an epoch bump, and the
+    // next EndTxn gets PRODUCER_FENCED too. The next transaction's InitProducerId, sent with this
+    // producer's id and epoch (producer.ts, trap 1), tells them apart: a zombie is refused there and stops.
+    const migrated = error instanceof TaskMigratedError || isMigratedError(error) || isFencedError(error) || isProducerFencedError(error);
+    const fatalAccess = migrated ? undefined : permanentKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
+    const brokerDown = !fatalAccess && !migrated && isBrokerUnavailable(error);
+    if (fatalAccess && !(fatalAccess instanceof StoppedError)) {
+      this.#fatal = fatalAccess instanceof FatalStreamsError ? fatalAccess : new FatalStreamsError((fatalAccess as { code?: string }).code ?? 'kafka_fatal', fatalAccess.message, { cause: error });
+    } else if (!brokerDown && !migrated) this.#consecutiveFailures++;
     if (this.#consecutiveFailures > MAX_CONSECUTIVE_FAILURES) {
       this.#fatal = new FatalStreamsError('commit_failing', `${this.#consecutiveFailures} attempts in a row failed; stopping rather than looping`, { cause: error });
     }
-    this.#log.warn({ err: error, attempt: this.#consecutiveFailures }, 'task migrated or commit failed; aborting and re-opening tasks');
+    if (!brokerDown) this.#log.warn({ err: error, attempt: this.#consecutiveFailures }, 'task migrated or commit failed; aborting and re-opening tasks');
     await this.#abortAndCloseTasks();
     if (this.#fatal) {
       this.#state = 'FAILED';
@@ -402,7 +526,8 @@ export class KafkaStreams {
       return;
     }
     this.#assigned = undefined;
-    await sleep(100);
+    if (brokerDown) await this.#pauseAfterBrokerFailure('commit or rebalance', error);
+    else await sleep(100);
   }
 
   // ---- assignment -------------------------------------------------------------------------
@@ -448,6 +573,7 @@ export class KafkaStreams {
     this.#fetchEpoch++;
     this.#lastCommitMs = Date.now();
     this.#state = 'RUNNING';
+    this.#brokerAnswered();
     this.#log.info({ generation: assignment.generationId, partitions: this.runningPartitions(), stopped: [...this.#stopped.keys()].map((k) => k.replace('\u0000', '-')), standby: assignment.standby, restoredRecords: restored.records }, 'tasks running');
     this.#emitStatus();
   }
@@ -473,7 +599,7 @@ export class KafkaStreams {
     return this.#topology.sourceTopics().some((topic) => this.#stopped.has(tpKey(topic, partition)));
   }
 
-  #stop(stop: PartitionStop): void {
+  #stopPartition(stop: PartitionStop): void {
     this.#stopped.set(tpKey(stop.topic, stop.partition), stop);
     this.#log.error({ topic: stop.topic, partition: stop.partition, code: stop.code, action: stop.action }, `partition stopped: ${stop.reason}`);
   }
@@ -512,7 +638,7 @@ export class KafkaStreams {
       stateDescription: `the task's stores hold data (${withData.join(', ')}, local or restored from the changelogs)`,
     });
     if (!decision.ok) {
-      for (const stop of decision.stops) this.#stop(stop);
+      for (const stop of decision.stops) this.#stopPartition(stop);
       return undefined;
     }
     if (missing) this.#log.info({ task: task.id, positions: Object.fromEntries([...decision.positions].map(([t, o]) => [t, String(o)])) }, 'no committed offsets and no state: a new task starts from the log start');
@@ -529,7 +655,7 @@ export class KafkaStreams {
     ]);
     for (const p of positions) {
       const key = tpKey(p.topic, p.partition);
-      if (!this.#stopped.has(key)) this.#stop(outOfRangeStop('processor', p.topic, p.partition, p.offset, starts.get(key), ends.get(key)));
+      if (!this.#stopped.has(key)) this.#stopPartition(outOfRangeStop('processor', p.topic, p.partition, p.offset, starts.get(key), ends.get(key)));
     }
     this.#emitStatus();
   }
@@ -567,9 +693,13 @@ export class KafkaStreams {
     this.#pendingRecords = 0;
     const transaction = this.#producer?.transaction;
     if (transaction && !transaction.completed) {
-      await transaction.abort().catch((error: unknown) => {
-        if (isFencedError(error) || isProducerFencedError(error)) this.#fatal ??= fenced(error);
-        this.#log.warn({ err: error }, 'abort failed');
+      await transaction.abort().catch(async (error: unknown) => {
+        // Fencing here is checked by the next InitProducerId (see #onLoopError), not taken as fatal.
+        if (!isBrokerUnavailable(error)) this.#log.warn({ err: error }, 'abort failed');
+        // The client keeps a transaction whose EndTxn failed as the active one and refuses the next
+        // beginTransaction. Dropped locally: the next transaction starts with an epoch bump (producer.ts,
+        // trap 6), which makes the coordinator abort this one.
+        if (!transaction.completed) await transaction.cancel().catch(() => undefined);
       });
     }
     for (const task of this.#tasks.values()) {
@@ -677,7 +807,6 @@ export class KafkaStreams {
     await inflight.promise;
     this.#inflight = undefined;
     if (inflight.error === undefined) return;
-    if (isFencedError(inflight.error) || isProducerFencedError(inflight.error)) this.#fatal ??= fenced(inflight.error);
     this.#log.warn({ err: inflight.error }, 'the transaction in flight failed');
   }
 
@@ -744,8 +873,13 @@ export class KafkaStreams {
 
   /** Phases 2 and 3 of a prepared commit. */
   async #commit(prepared: PreparedCommit): Promise<void> {
+    if (this.#fatal) throw this.#fatal;
+    // After a failed transaction this sends InitProducerId with our producer id and epoch: refused
+    // (PRODUCER_FENCED) only when a newer instance with the same transactional id took over.
+    const transaction = await this.#producer.beginTransaction().catch((error: unknown) => {
+      throw isFencedError(error) || isProducerFencedError(error) ? fenced(error) : error;
+    });
     this.#assertNotFenced();
-    const transaction = await this.#producer.beginTransaction();
     const offsets: Array<{ topic: string; partition: number; offset: bigint }> = [];
     // One send per chunk: the client puts a partition's messages of one send into one record batch,
     // which the broker refuses beyond message.max.bytes (1 MiB by default).
@@ -765,6 +899,7 @@ export class KafkaStreams {
     if (failed) throw failed.reason;
     for (const { task, positions } of prepared.positions) task.markCommitted(positions);
     this.#consecutiveFailures = 0;
+    this.#brokerAnswered();
     this.#options.onCommit?.({ records: prepared.records, outputs: prepared.outputs, durationMs: Date.now() - prepared.startedMs });
   }
 
@@ -773,7 +908,6 @@ export class KafkaStreams {
    * call InitProducerId again, fencing the NEWER instance in turn. A zombie must stop instead.
    */
   #assertNotFenced(): void {
-    if (this.#fatal) throw this.#fatal;
     const current = this.#producer.producerId;
     if (current === undefined || current !== this.#producerId) {
       throw fenced(new Error(`producer id changed from ${this.#producerId} to ${current}`));
@@ -798,15 +932,9 @@ export class KafkaStreams {
     const sourceTopics = this.#topology.sourceTopics();
     const changelogs = this.#topology.stores().filter((s) => s.logged).map((s) => `${this.#options.applicationId}-${s.name}-changelog`);
     const all = [...new Set([...sourceTopics, ...changelogs, ...this.#topology.sinkTopics(), ...this.#internal.deadLetterTopics()])];
-    let metadata;
-    try {
-      metadata = await this.#consumer.metadata({ topics: all });
-    } catch (error) {
-      // A wrong password, an untrusted certificate or a missing ACL fails here first: say so.
-      const access = explainKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
-      if (access) throw new FatalStreamsError(access.code, access.message, { cause: error });
-      throw new FatalStreamsError('topics_missing', `cannot read metadata of topics ${all.join(', ')}; create them with \`bankstream topics create\``, { cause: error });
-    }
+    // A wrong password, an untrusted certificate, a missing ACL or a missing topic fails here first, and
+    // stops the start (#untilBrokerAnswers); a broker that does not answer is waited for.
+    const metadata = await this.#consumer.metadata({ topics: all });
     for (const topic of all) {
       const info = metadata.topics.get(topic);
       if (!info) throw new FatalStreamsError('topics_missing', `topic ${topic} does not exist; create it with \`bankstream topics create\``);

@@ -9,6 +9,7 @@
 // (GET /v1/accounts/:id?allowStale=true), with the lag: records the changelogs hold beyond what it applied.
 import { type Consumer } from '@platformatic/kafka';
 import { type Logger } from 'pino';
+import { backoffDelayMs, BROKER_BACKOFF, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { type Fetcher, isOutOfRange, tpKey } from './fetcher.ts';
 import { type ChangelogCheck } from './record-mac.ts';
 import { changelogEntries, type RestoreTarget, resetOutOfRange } from './restore.ts';
@@ -23,6 +24,8 @@ export interface StandbyTasksOptions {
   createTask(partition: number): StreamTask;
   /** Authenticates every changelog record before it is applied (record-mac.ts); a throw drops the standby. */
   check?: ChangelogCheck;
+  /** Where a broker outage seen by the standby fetches is reported (logged at a low rate, /readyz, metrics). */
+  outage?: BrokerOutage;
 }
 
 interface Standby {
@@ -124,6 +127,7 @@ export class StandbyTasks {
 
   async #run(): Promise<void> {
     const { fetcher, consumer, log } = this.#options;
+    let failures = 0;
     while (!this.#halting && this.#standbys.size > 0) {
       const targets = [...this.#standbys.values()].flatMap((s) => s.targets);
       let fetched;
@@ -135,10 +139,15 @@ export class StandbyTasks {
           await resetOutOfRange(targets, error, consumer, fetcher, log).catch((e: unknown) => this.#drop(error.partition, e));
           continue;
         }
-        log.warn({ err: error }, 'standby fetch failed; retrying');
-        await sleep(500);
+        // Retried for as long as it takes (a standby never gives up on the broker), with a bounded pause.
+        const retryInMs = backoffDelayMs(BROKER_BACKOFF, failures++);
+        if (this.#options.outage && isBrokerUnavailable(error)) this.#options.outage.failed('standby fetch', error, retryInMs);
+        else log.warn({ err: error, retryInMs }, 'standby fetch failed; retrying');
+        await sleep(retryInMs);
         continue;
       }
+      failures = 0;
+      this.#options.outage?.recovered();
       const byKey = new Map(targets.map((t) => [tpKey(t.topic, t.partition), t]));
       for (const part of fetched) {
         const target = byKey.get(tpKey(part.topic, part.partition));

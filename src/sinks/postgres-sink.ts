@@ -15,7 +15,8 @@ import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import pg from 'pg';
 import { type Config } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
-import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
+import { BrokerHealth, type BrokerOutage, isBrokerUnavailable, permanentKafkaError, retryUntilStopped } from '../kafka/retry.ts';
+import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from '../runtime/fetcher.ts';
 import { decideStart, outOfRangeStop, type PartitionStop } from '../runtime/offset-reset.ts';
 import { SinkBatch, STAGING_DDL, loadOffsets, loadUnresolvedRejects, writeBatch, type UnresolvedRejects } from './batch.ts';
@@ -53,6 +54,8 @@ export interface PostgresSinkOptions {
   backoffMaxMs?: number;
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /** Where broker outages are reported (/readyz, metrics); one of its own by default. */
+  brokerHealth?: BrokerHealth;
 }
 
 
@@ -66,7 +69,10 @@ export class PostgresSink {
   readonly #config: Config;
   readonly #log: Logger;
   readonly #topics: SinkTopics;
-  readonly #options: Required<Omit<PostgresSinkOptions, 'config' | 'logger' | 'topics'>>;
+  readonly #options: Required<Omit<PostgresSinkOptions, 'config' | 'logger' | 'topics' | 'brokerHealth'>>;
+  readonly #outage: BrokerOutage;
+  /** The client gave up rejoining the group: the loop rejoins before it fetches or writes again. */
+  #membershipLost = false;
   readonly #stop = new AbortController();
   #consumer: Consumer | null = null;
   #fetcher: Fetcher | null = null;
@@ -94,6 +100,7 @@ export class PostgresSink {
       sessionTimeoutMs: options.sessionTimeoutMs ?? 10_000,
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1_000,
     };
+    this.#outage = (options.brokerHealth ?? new BrokerHealth(this.#log)).outage('sink', this.#log);
   }
 
   /** A copy of the current state, for health checks and tests. */
@@ -134,11 +141,30 @@ export class PostgresSink {
       this.#generation += 1;
       this.#log.info({ generation: payload.generationId, assignments: payload.assignments }, 'sink partitions assigned');
     });
-    consumer.topics.trackAll(this.#topics.completed, this.#topics.failed, this.#topics.audit);
-    await consumer.joinGroup({}).catch((error: unknown) => {
-      throw explainKafkaError(error, this.#config.kafkaSecurity) ?? error;
+    // The client rejoins by itself when a heartbeat asks for it, but when that rejoin fails (the broker
+    // is down) it stops heartbeating and never tries again: then the loop rejoins (#step).
+    consumer.on('consumer:rejoin', () => {
+      if (consumer.isActive() || this.#stop.signal.aborted) return;
+      this.#log.warn('the client gave up rejoining the sink group; rejoining until the broker answers');
+      this.#membershipLost = true;
     });
+    consumer.topics.trackAll(this.#topics.completed, this.#topics.failed, this.#topics.audit);
+    await this.#joinGroup(consumer);
     this.#loop = this.#run();
+  }
+
+  /**
+   * JoinGroup until the broker answers or stop() is called: the client gives up after `retries` attempts
+   * (#retryJoinGroup in its consumer.js), a broker restart takes longer. Security failures stop the start.
+   */
+  async #joinGroup(consumer: Consumer): Promise<void> {
+    await retryUntilStopped(() => consumer.joinGroup({}) as Promise<unknown>, {
+      step: 'sink joinGroup',
+      outage: this.#outage,
+      signal: this.#stop.signal,
+      permanent: (error) => permanentKafkaError(error, this.#config.kafkaSecurity),
+    });
+    this.#membershipLost = false;
   }
 
   /**
@@ -180,6 +206,14 @@ export class PostgresSink {
   }
 
   async #step(): Promise<void> {
+    if (this.#membershipLost) {
+      // Nothing is ours until the group says so again: write nothing for the old assignment.
+      this.#positions = new Map();
+      this.#batch = new SinkBatch();
+      this.#seekedGeneration = null;
+      await this.#joinGroup(this.#requireConsumer());
+      return;
+    }
     const db = await this.#connectDb();
     await this.#maybeCheckRejects(db);
     if (this.#seekedGeneration !== this.#generation) await this.#seek(db);
@@ -191,6 +225,7 @@ export class PostgresSink {
     const fetcher = this.#fetcher;
     if (!fetcher) throw new Error('the sink has no fetcher: start() was not called');
     const round = await kafkaStep('fetch', () => fetcher.fetchRound([...this.#positions.values()]));
+    this.#outage.recovered();
     // A rebalance during the fetch: these partitions may not be ours; the next step re-seeks.
     if (generation !== this.#generation || this.#stop.signal.aborted) return;
     if (round.outOfRange.length > 0) await this.#stopOutOfRange(round.outOfRange);
@@ -338,6 +373,8 @@ export class PostgresSink {
     this.#status.state = databaseDown ? 'paused-db-down' : 'paused-kafka-error';
     if (databaseDown) await this.#closeDb();
     const hint = databaseDown && error.sqlState === '42P01' ? 'run "bankstream migrate"' : undefined;
+    // A broker outage is logged at a low rate by its tracker (first failure, then every 30 s).
+    if (!databaseDown && isBrokerUnavailable(error)) return this.#outage.failed('sink fetch', error, backoffMs);
     this.#log.warn({ err: error, state: this.#status.state, retryInMs: backoffMs, attempt: this.#status.consecutiveFailures, hint }, 'sink paused');
   }
 

@@ -4,10 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { formatReport, runChaos } from './chaos.ts';
 
 describe('bank under faults', () => {
-  it('should lose and duplicate nothing and keep every cent when instances, the sink, the broker and Postgres fail', async () => {
+  it('should lose and duplicate nothing, keep every cent and exit nothing by itself when instances, the sink, the broker and Postgres fail', async () => {
     const report = await runChaos({
       durationMs: 30_000,
-      schedule: ['kill-instance', 'kill-sink', 'pause-instance', 'postgres', 'scale', 'broker', 'kill-instance'],
+      schedule: ['kill-instance', 'kill-sink', 'pause-instance', 'postgres', 'scale', 'broker', 'broker-outage', 'kill-instance'],
+      // One long outage, starting while an instance restarts into a rebalance (the longest fault of the run).
+      brokerOutageMs: [30_000, 30_000],
       seed: 1,
       transfers: 2000,
       accounts: 30,
@@ -18,8 +20,9 @@ describe('bank under faults', () => {
       log: () => undefined,
     });
     console.log(formatReport(report));
-    expect(report.faults.length).toBeGreaterThanOrEqual(7);
+    expect(report.faults.length).toBeGreaterThanOrEqual(8);
     expect(report.violations).toEqual([]);
+    expect(report.unplannedExits).toEqual([]);
     expect(report.losses).toBe(0);
     expect(report.duplicates).toBe(0);
     expect(report.outcomes).toBeGreaterThan(1500);

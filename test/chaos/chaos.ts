@@ -2,8 +2,11 @@
 // 2–3 processor instances and the Postgres sink run as child processes against a private broker and a
 // private PostgreSQL; an independent KafkaJS producer sends a reproducible workload while faults are
 // injected at seeded random moments: SIGKILL and SIGSTOP/SIGCONT of instances, SIGKILL of the sink,
-// a broker restart, a Postgres stop/start, scale up and down. Then everything is brought back, the
-// system quiesces, and the checks run (see `check`).
+// a broker restart, a long broker outage (30–60 s, beginning while an instance restarts into a rebalance
+// and restores), a Postgres stop/start, scale up and down. Then everything is brought back, the system
+// quiesces, and the checks run (see `check`). A process that exits without having been stopped on
+// purpose fails the run (`unplannedExits`), even when the others take over its partitions.
+import { appendFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,13 +31,17 @@ export interface ChaosOptions {
   standbyReplicas?: number;
   /** Faults injected first, in this order, before random ones (the suite's short run covers each kind once). */
   schedule?: FaultKind[];
+  /** How long a 'broker-outage' keeps the broker down: from, to (ms; default 30–60 s). */
+  brokerOutageMs?: [number, number];
+  /** When set, every child's output is written to `<logDir>/<name>-<pid>.log` when it ends. */
+  logDir?: string;
   log: (line: string) => void;
 }
 
-export type FaultKind = 'kill-instance' | 'pause-instance' | 'kill-sink' | 'postgres' | 'broker' | 'scale';
-const FAULT_KINDS: FaultKind[] = ['kill-instance', 'pause-instance', 'kill-sink', 'postgres', 'broker', 'scale'];
+export type FaultKind = 'kill-instance' | 'pause-instance' | 'kill-sink' | 'postgres' | 'broker' | 'scale' | 'broker-outage';
+export const FAULT_KINDS: FaultKind[] = ['kill-instance', 'pause-instance', 'kill-sink', 'postgres', 'broker', 'scale', 'broker-outage'];
 /** Cumulative weights of the random fault choice, in FAULT_KINDS order. */
-const FAULT_WEIGHTS = [0.3, 0.5, 0.65, 0.75, 0.85, 1];
+const FAULT_WEIGHTS = [0.28, 0.46, 0.6, 0.7, 0.8, 0.92, 1];
 
 export interface ChaosReport {
   seed: number;
@@ -46,6 +53,8 @@ export interface ChaosReport {
   losses: number;
   duplicates: number;
   violations: string[];
+  /** Processes that exited without being stopped on purpose (an instance giving up on the broker). */
+  unplannedExits: string[];
 }
 
 const CLI = path.resolve('src/cli/main.ts');
@@ -54,7 +63,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const kafka = new PrivateKafka(options.kafkaPort);
   const postgres = new PrivatePostgres(options.postgresPort);
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-chaos-'));
-  const cluster = new Cluster(stateDir);
+  const cluster = new Cluster(stateDir, options.logDir);
   try {
     options.log(`starting a private broker on ${kafka.brokers} and PostgreSQL on ${options.postgresPort}`);
     await Promise.all([kafka.startFresh(), postgres.init()]);
@@ -74,7 +83,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await cluster.restoreAll();
     const seen = await waitForOutcomes(config, expectedOutcomeCount(workload), 240_000);
     const violations = [...pipelineViolations(workload, seen), ...(await postgresViolations(config, seen, 180_000))];
-    return report(options.seed, faults, workload, seen, violations);
+    return report(options.seed, faults, workload, seen, violations, cluster.unplannedExits());
   } finally {
     await cluster.stopAll();
     await Promise.all([kafka.destroy(), postgres.destroy()]);
@@ -117,7 +126,7 @@ async function underFaults(options: ChaosOptions, config: Config, workload: Work
     await sleep(2000 + rnd() * 4000);
     const roll = rnd();
     const kind = scheduled.shift() ?? FAULT_KINDS[FAULT_WEIGHTS.findIndex((w) => roll < w)]!;
-    const fault = await injectFault(kind, rnd, cluster, kafka, postgres);
+    const fault = await injectFault(kind, rnd, cluster, kafka, postgres, options.brokerOutageMs ?? [30_000, 60_000]);
     const line = `${((Date.now() - started) / 1000).toFixed(1)}s ${fault}`;
     faults.push(line);
     options.log(`fault: ${line}`);
@@ -126,8 +135,22 @@ async function underFaults(options: ChaosOptions, config: Config, workload: Work
   return faults;
 }
 
-async function injectFault(kind: FaultKind, rnd: () => number, cluster: Cluster, kafka: PrivateKafka, postgres: PrivatePostgres): Promise<string> {
+async function injectFault(kind: FaultKind, rnd: () => number, cluster: Cluster, kafka: PrivateKafka, postgres: PrivatePostgres, outageMs: [number, number]): Promise<string> {
   const instance = cluster.pick(rnd);
+  if (kind === 'broker-outage') {
+    // The instance restarts into a rebalance (it joins, the group rebalances, it restores) and the broker
+    // goes down in the middle of that: the moment the client's own join retries used to run out (issue 17).
+    await cluster.kill(instance, 'SIGKILL');
+    cluster.start(instance);
+    const intoStartMs = Math.round(1000 + rnd() * 3000);
+    await sleep(intoStartMs);
+    const downMs = Math.round(outageMs[0] + rnd() * (outageMs[1] - outageMs[0]));
+    const killedAt = Date.now();
+    await kafka.kill();
+    await sleep(Math.max(0, killedAt + downMs - Date.now()));
+    await kafka.start();
+    return `SIGKILL ${instance}, restarted; ${intoStartMs} ms later SIGKILL of the broker, down ${downMs} ms, started`;
+  }
   if (kind === 'kill-instance') {
     await cluster.kill(instance, 'SIGKILL');
     await sleep(500 + rnd() * 2500);
@@ -167,14 +190,18 @@ async function injectFault(kind: FaultKind, rnd: () => number, cluster: Cluster,
   return 'scale down: stopped i2 (SIGTERM)';
 }
 
-/** Retries a slice until the broker takes it: a re-sent command is an exact duplicate, answered once. */
+/**
+ * Retries a slice until the broker takes it (bounded: 5 minutes, longer than any broker outage injected):
+ * a re-sent command is an exact duplicate, answered once.
+ */
 export async function sendReliably(config: Config, commands: WorkloadCommand[], log: (line: string) => void): Promise<void> {
+  const deadline = Date.now() + 300_000;
   for (let attempt = 0; ; attempt++) {
     try {
       await sendWithKafkaJs(config, commands);
       return;
     } catch (error) {
-      if (attempt >= 60) throw error;
+      if (Date.now() > deadline) throw error;
       log(`send failed (${(error as Error).message}); retrying`);
       await sleep(1000);
     }
@@ -237,7 +264,7 @@ export async function postgresViolations(config: Config, seen: Observed, timeout
   return problems;
 }
 
-function report(seed: number, faults: string[], workload: Workload, seen: Observed, violations: string[]): ChaosReport {
+function report(seed: number, faults: string[], workload: Workload, seen: Observed, violations: string[], unplannedExits: string[]): ChaosReport {
   const ids = [...seen.completed, ...seen.failed.filter((f) => f.code !== 'idempotency_conflict')].map((o) => o.transferId!);
   const owed = new Set([...workload.setup, ...workload.commands].flatMap((c) => (c.expect.kind === 'outcome' ? [c.expect.transferId] : [])));
   const answered = new Set(ids);
@@ -250,6 +277,7 @@ function report(seed: number, faults: string[], workload: Workload, seen: Observ
     losses: [...owed].filter((id) => !answered.has(id)).length,
     duplicates: ids.length - answered.size,
     violations,
+    unplannedExits,
   };
 }
 
@@ -261,21 +289,46 @@ export class Cluster {
   readonly #instanceEnv = new Map<string, Record<string, string>>();
   readonly #stateDir: string;
   readonly #wanted = new Set<string>();
+  /** Children this class signalled to end (SIGKILL, SIGTERM): their exit is planned. */
+  readonly #planned = new WeakSet<Child>();
+  readonly #unplanned: string[] = [];
+  readonly #logDir: string | undefined;
 
-  constructor(stateDir: string) {
+  constructor(stateDir: string, logDir?: string) {
     this.#stateDir = stateDir;
+    this.#logDir = logDir;
   }
 
   start(instance: string, env?: Record<string, string>): void {
     if (env) this.#instanceEnv.set(instance, env);
     this.#wanted.add(instance);
     const own = this.#instanceEnv.get(instance) ?? {};
-    this.#children.set(instance, spawnFixture(CLI, { ...this.env, ...own, INSTANCE_ID: instance, STATE_DIR: this.#stateDir }, ['start', '--no-sink']));
+    this.#watch(instance, spawnFixture(CLI, { ...this.env, ...own, INSTANCE_ID: instance, STATE_DIR: this.#stateDir }, ['start', '--no-sink']));
   }
 
   startSink(): void {
     this.#wanted.add('sink');
-    this.#children.set('sink', spawnFixture(CLI, { ...this.env, INSTANCE_ID: 'sink' }, ['sink']));
+    this.#watch('sink', spawnFixture(CLI, { ...this.env, INSTANCE_ID: 'sink' }, ['sink']));
+  }
+
+  #watch(name: string, child: Child): void {
+    this.#children.set(name, child);
+    void child.exited.then((code) => {
+      if (this.#logDir) appendFileSync(path.join(this.#logDir, `${name}-${child.process.pid}.log`), child.output());
+      if (this.#planned.has(child)) return;
+      const tail = child.output().trim().split('\n').slice(-5).join(' | ').slice(-1500);
+      this.#unplanned.push(`${name} (pid ${child.process.pid}) exited by itself: code ${code}, signal ${child.process.signalCode}; last output: ${tail}`);
+    });
+  }
+
+  /** Exits nobody asked for, in order; a run with any fails. */
+  unplannedExits(): string[] {
+    return [...this.#unplanned];
+  }
+
+  /** The process id of the named child now (changes when it is restarted). */
+  pid(name: string): number | undefined {
+    return this.#children.get(name)?.process.pid;
   }
 
   has(name: string): boolean {
@@ -294,7 +347,10 @@ export class Cluster {
   async kill(name: string, signal: NodeJS.Signals): Promise<void> {
     const child = this.#children.get(name);
     if (signal !== 'SIGKILL') this.#wanted.delete(name);
-    if (child) await killChild(child, signal);
+    if (child) {
+      this.#planned.add(child);
+      await killChild(child, signal);
+    }
   }
 
   /** Every wanted process running again (a process that died by itself is restarted too). */
@@ -311,6 +367,7 @@ export class Cluster {
 
   async stopAll(): Promise<void> {
     for (const [name, child] of this.#children) {
+      this.#planned.add(child);
       child.process.kill('SIGCONT');
       await killChild(child, 'SIGTERM');
       this.#children.delete(name);
@@ -338,5 +395,7 @@ export function formatReport(r: ChaosReport): string {
     `duplicates: ${r.duplicates}`,
     r.violations.length === 0 ? 'violations: none' : `violations: ${r.violations.length}`,
     ...r.violations.slice(0, 50).map((v) => `  ${v}`),
+    r.unplannedExits.length === 0 ? 'unplanned exits: none' : `unplanned exits: ${r.unplannedExits.length}`,
+    ...r.unplannedExits.slice(0, 20).map((e) => `  ${e}`),
   ].join('\n');
 }

@@ -46,8 +46,8 @@ export class PrivateKafka {
     return `127.0.0.1:${this.port}`;
   }
 
-  async #script(command: string): Promise<void> {
-    await run('bash', [path.resolve('scripts/kafka.sh'), command], { env: { ...process.env, KAFKA_PORT: String(this.port), KAFKA_HEAP: '768m' }, timeout: 180_000 });
+  async #script(command: string, ...args: string[]): Promise<void> {
+    await run('bash', [path.resolve('scripts/kafka.sh'), command, ...args], { env: { ...process.env, KAFKA_PORT: String(this.port), KAFKA_HEAP: '768m' }, timeout: 180_000 });
   }
 
   /** A fresh broker: any data of a previous run on this port is deleted first. */
@@ -63,6 +63,11 @@ export class PrivateKafka {
 
   async start(): Promise<void> {
     await this.#script('start');
+  }
+
+  /** SIGKILL of the broker (no controlled shutdown: it recovers its logs when started again). */
+  async kill(): Promise<void> {
+    await this.#script('kill-node', '1');
   }
 
   /** Deletes the broker, only when this run owns the port (never another run's broker). */

@@ -17,7 +17,15 @@ export function register(program: Command): void {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));
       });
-      await sink.start();
+      // The start waits for the broker as long as it is down (src/kafka/retry.ts); a signal meanwhile stops it.
+      const starting = sink.start().then(() => 'started' as const);
+      const first = await Promise.race([starting, stopped]);
+      if (first !== 'started') {
+        logger.info({ signal: first }, 'stopping the sink before its start completed');
+        await sink.stop();
+        await starting.catch(() => undefined);
+        return;
+      }
       logger.info({ group: config.sinkGroupId, topics: [config.topics.completed, config.topics.failed, config.topics.audit] }, 'sink started');
       const signal = await stopped;
       logger.info({ signal }, 'stopping the sink');

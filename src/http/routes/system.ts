@@ -61,9 +61,10 @@ function healthz(ctx: Context, deps: ApiDeps, details: boolean): void {
 }
 
 /**
- * Ready = the processor is RUNNING, every assigned task is restored and running, and the sink (when
- * this instance runs one) has no unresolved reject: a reject means the read model differs from the
- * ledger. `reasons` says why not (empty when ready); they are details (partition stops, sink rejects),
+ * Ready = the processor is RUNNING, every assigned task is restored and running, no part of the
+ * instance (engine, standbys, sink, the API's tails) is waiting for the broker, and the sink (when this
+ * instance runs one) has no stopped partition and no unresolved reject: a reject means the read model
+ * differs from the ledger. `reasons` says why not (empty when ready); they are details (partition stops, sink rejects),
  * shown only with the rest of the details (admin token or management port).
  */
 function readyz(ctx: Context, deps: ApiDeps, details: boolean): void {
@@ -75,6 +76,8 @@ function readyz(ctx: Context, deps: ApiDeps, details: boolean): void {
   const waiting = status.assigned.filter((p) => !status.running.includes(p) && !stoppedPartitions.has(p));
   if (waiting.length > 0) reasons.push(`streams: ${waiting.length} assigned task(s) not running yet (restoring or starting)`);
   if (deps.sink) reasons.push(...sinkNotReadyReasons(deps.sink.status()));
+  const brokerUnavailable = deps.streams.brokerHealth.unavailable();
+  if (brokerUnavailable.length > 0) reasons.push(`broker: unavailable to ${brokerUnavailable.map((outage) => outage.component).join(', ')}; retrying until it answers`);
   const ready = reasons.length === 0;
   ctx.status = ready ? 200 : 503;
   ctx.set('Cache-Control', 'no-store');
@@ -88,6 +91,7 @@ function readyz(ctx: Context, deps: ApiDeps, details: boolean): void {
         url: deps.selfUrl(),
         streams: status,
         sink: deps.sink ? deps.sink.status() : null,
+        brokerUnavailable,
         routing: deps.directory.instances(),
       }
     : { ready };

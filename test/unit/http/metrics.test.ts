@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { NetworkError } from '@platformatic/kafka';
 import { Metrics } from '../../../src/http/metrics.ts';
+import { BrokerHealth } from '../../../src/kafka/retry.ts';
 
 describe('Metrics', () => {
   it('should label every series with app and instance when scraped', async () => {
@@ -34,5 +36,24 @@ describe('Metrics', () => {
     const metrics = new Metrics({ app: 'bank', instance: 'i1' }, { processMetrics: false });
 
     expect(metrics.counter({ name: 'x_total', help: 'x' })).toBe(metrics.counter({ name: 'x_total', help: 'x' }));
+  });
+
+  it('should report the broker outage of each component and retries when the broker is unavailable, and 0 once it answers', async () => {
+    const metrics = new Metrics({ app: 'bank', instance: 'i1' }, { processMetrics: false });
+    const health = new BrokerHealth();
+    metrics.bindBrokerHealth(health);
+    health.outage('streams');
+    const sink = health.outage('sink');
+    sink.failed('sink fetch', new NetworkError('Connection closed'), 100);
+    sink.failed('sink fetch', new NetworkError('Connection closed'), 200);
+
+    const during = await metrics.registry.metrics();
+    expect(during).toContain('bankstream_broker_unavailable_seconds{component="streams",app="bank",instance="i1"} 0');
+    expect(during).toMatch(/bankstream_broker_unavailable_seconds\{component="sink",app="bank",instance="i1"\} \d/);
+    expect(during).toContain('bankstream_broker_retries_total{component="sink",app="bank",instance="i1"} 2');
+    sink.recovered();
+    const after = await metrics.registry.metrics();
+    expect(after).toContain('bankstream_broker_unavailable_seconds{component="sink",app="bank",instance="i1"} 0');
+    expect(after).toContain('bankstream_broker_retries_total{component="sink",app="bank",instance="i1"} 2');
   });
 });

@@ -16,16 +16,17 @@ import { type Served, serve } from './serve.ts';
 const stop: PartitionStop = { topic: 'transaction_initiated', partition: 1, code: 'offset_out_of_range', reason: 'position 4 of transaction_initiated-1 is out of range', action: 'bankstream offsets reset …' };
 let streamsStatus: StreamsStatus;
 let sinkStatus: SinkStatus;
+let brokerUnavailable: Array<{ component: string; sinceMs: number; retries: number; step: string; lastError: string }> = [];
 let app: Served;
 
-const baseStreams = (): StreamsStatus => ({ state: 'RUNNING', generationId: 3, assigned: [0, 1], running: [0, 1], standby: [], standbyLagRecords: 0, restoredRecords: 0, stopped: [], internalRecords: { rejectedRecords: 0, lastRejected: undefined, unsignedAccepted: 0, previousKeyAccepted: 0, acceptingUnsigned: false } });
+const baseStreams = (): StreamsStatus => ({ state: 'RUNNING', generationId: 3, assigned: [0, 1], running: [0, 1], standby: [], standbyLagRecords: 0, restoredRecords: 0, stopped: [], internalRecords: { rejectedRecords: 0, lastRejected: undefined, unsignedAccepted: 0, previousKeyAccepted: 0, acceptingUnsigned: false }, brokerUnavailableSinceMs: undefined });
 const baseSink = (): SinkStatus => ({ state: 'running', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 2, consecutiveFailures: 0, stoppedPartitions: [], unresolvedRejects: null });
 
 beforeAll(async () => {
   // Only what /readyz reads: the processor's and the sink's status, the directory and the URL.
   const deps = {
     config: loadConfig({}),
-    streams: { status: () => streamsStatus },
+    streams: { status: () => streamsStatus, brokerHealth: { unavailable: () => brokerUnavailable } },
     sink: { status: () => sinkStatus },
     directory: { instances: () => [] },
     selfUrl: () => 'http://127.0.0.1:1',
@@ -71,5 +72,20 @@ describe('/readyz', () => {
     const answer = await readyz();
     expect(answer.status).toBe(503);
     expect(answer.body.sink.stoppedPartitions[0]).toMatchObject({ topic: 'audit_log', code: 'offset_out_of_range' });
+  });
+
+  it('should be not ready and name the waiting components when the broker is unavailable', async () => {
+    streamsStatus = baseStreams();
+    sinkStatus = baseSink();
+    brokerUnavailable = [{ component: 'sink', sinceMs: Date.now() - 5000, retries: 3, step: 'fetch', lastError: 'Connection closed' }];
+    try {
+      const response = await fetch(`${app.url}/readyz`);
+      const body = (await response.json()) as { ready: boolean; reasons: string[]; brokerUnavailable: unknown[] };
+      expect(response.status).toBe(503);
+      expect(body.reasons.some((reason) => reason.includes('broker: unavailable to sink'))).toBe(true);
+      expect(body.brokerUnavailable).toHaveLength(1);
+    } finally {
+      brokerUnavailable = [];
+    }
   });
 });
