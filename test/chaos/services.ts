@@ -108,14 +108,17 @@ export class PrivatePostgres {
     await this.#as(path.join(this.#bin, 'pg_ctl'), ['-D', path.join(this.#dir, 'data'), '-o', options, '-l', path.join(this.#dir, 'log'), '-w', 'start']);
   }
 
-  async stop(): Promise<void> {
-    await this.#as(path.join(this.#bin, 'pg_ctl'), ['-D', path.join(this.#dir, 'data'), '-m', 'fast', '-w', 'stop']);
+  /** `immediate` is a crash as the sink sees it: connections cut, no shutdown checkpoint (recovery on start). */
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    await this.#as(path.join(this.#bin, 'pg_ctl'), ['-D', path.join(this.#dir, 'data'), '-m', mode, '-w', 'stop']);
   }
 
+  /** Stops the server if it runs and deletes its folder; safe to call twice. */
   async destroy(): Promise<void> {
     if (this.#dir) {
-      await this.stop().catch(() => undefined);
+      await this.stop('immediate').catch(() => undefined);
       await rm(this.#dir, { recursive: true, force: true });
+      this.#dir = '';
     }
     await this.#release?.();
     this.#release = undefined;

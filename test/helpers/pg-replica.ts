@@ -167,6 +167,15 @@ export async function freePortPair(from: number, to: number): Promise<number> {
   throw new Error(`no free port pair between ${from} and ${to}`);
 }
 
+/** A random port in [from, to) that is free on 127.0.0.1 now. */
+export async function freePort(from: number, to: number): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = from + Math.floor(Math.random() * (to - from));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port between ${from} and ${to}`);
+}
+
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();

@@ -12,7 +12,7 @@ import { createLogger } from '../../../src/config/logger.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { migrate } from '../../../src/sinks/migrate.ts';
 import { deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../support/kafka.ts';
-import { dropDatabase, uniqueDatabaseUrl } from '../support/postgres.ts';
+import { POSTGRES_SERVER_URL, dropDatabase, uniqueDatabaseUrl } from '../support/postgres.ts';
 
 export const PARTITIONS = 4;
 const ROOT = path.resolve(import.meta.dirname, '../../..');
@@ -25,9 +25,18 @@ export interface Pipeline {
   cleanup(): Promise<void>;
 }
 
-export async function setUpPipeline(label: string, extraEnv: Record<string, string> = {}): Promise<Pipeline> {
+export interface PipelineOptions {
+  /**
+   * The PostgreSQL server the test database goes on (a `postgres://.../postgres` URL); default the
+   * machine's (TEST_POSTGRES_URL). A test that stops its server passes a private one here.
+   */
+  postgresServerUrl?: string;
+}
+
+export async function setUpPipeline(label: string, extraEnv: Record<string, string> = {}, options: PipelineOptions = {}): Promise<Pipeline> {
   const prefix = uniquePrefix(label);
-  const databaseUrl = uniqueDatabaseUrl(label);
+  const serverUrl = options.postgresServerUrl ?? POSTGRES_SERVER_URL;
+  const databaseUrl = uniqueDatabaseUrl(label, serverUrl);
   const stateDir = await mkdtemp(path.join(tmpdir(), `bankstream-${label}-`));
   const env = prefixedEnv(prefix, {
     PARTITIONS: String(PARTITIONS), DATABASE_URL: databaseUrl, STATE_DIR: stateDir, INSTANCE_ID: 'i0', COMMIT_INTERVAL_MS: '100',
@@ -35,7 +44,7 @@ export async function setUpPipeline(label: string, extraEnv: Record<string, stri
   });
   const cleanup = async () => {
     await deleteTopicsWithPrefix(prefix).catch(() => undefined);
-    await dropDatabase(databaseUrl).catch(() => undefined);
+    await dropDatabase(databaseUrl, serverUrl).catch(() => undefined);
     await rm(stateDir, { recursive: true, force: true });
   };
   try {

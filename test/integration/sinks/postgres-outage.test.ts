@@ -1,108 +1,92 @@
-// PostgreSQL itself stopped (pg_ctlcluster stop) for a few seconds while the bank pipeline is under
-// load: the sink pauses, resumes by itself, and nothing is lost or duplicated (reconcile passes).
+// PostgreSQL itself goes down (pg_ctl stop -m immediate: every connection cut, no shutdown checkpoint)
+// for a few seconds while the bank pipeline is under load: the sink pauses, resumes by itself, and
+// nothing is lost or duplicated (reconcile passes).
 //
-// Stopping the server affects every database on it, so this file holds only this test, the outage
-// is short (OUTAGE_MS), and three independent guards start the server again: the finally block, a
-// timer in this process, and a detached shell that outlives this process if it dies or hangs.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+// The server stopped is a private one (initdb in a temporary folder, on a free port, see
+// test/chaos/services.ts PrivatePostgres), never the machine's: the other tests and sessions on the
+// machine's PostgreSQL never notice. It is always stopped and its folder deleted, by the test's
+// finally and, should the test time out before that runs, by afterAll.
+import { afterAll, describe, expect, it } from 'vitest';
 import { type Instance } from '../../../src/app/instance.ts';
 import { formatReport, reconcile } from '../../../src/sinks/reconcile.ts';
+import { PrivatePostgres } from '../../chaos/services.ts';
+import { freePort } from '../../helpers/pg-replica.ts';
 import { waitFor } from '../../helpers/kafka.ts';
 import { query } from '../support/postgres.ts';
 import { buildWorkload, sendCommands, setUpPipeline, startProcessor } from '../reconcile/pipeline.ts';
 
 const TEST_TIMEOUT_MS = 240_000;
 const OUTAGE_MS = 6_000;
-/** The in-process guard: never more than 10 s down. */
-const OUTAGE_MAX_MS = 10_000;
-/** The detached guard, for when this process cannot run its own. */
-const WATCHDOG_MS = 20_000;
-const CLUSTER_VERSION = readdirSync('/etc/postgresql')[0] ?? '15';
-const run = promisify(execFile);
+/** Its own range: the other private-server tests use 56_000-57_800 and 59_000-59_400. */
+const PORT_FROM = 58_000;
+const PORT_TO = 58_800;
+
+let postgres: PrivatePostgres | undefined;
+
+afterAll(async () => {
+  await postgres?.destroy();
+}, 60_000);
 
 describe('Postgres sink outage', () => {
   it('should resume by itself and lose or duplicate nothing when Postgres is stopped for a while under load', async () => {
-    const pipeline = await setUpPipeline('pgoutage', { SINK_BATCH_ROWS_MAX: '200', SINK_BATCH_MS: '50' });
-    let instance: Instance | undefined;
+    const server = new PrivatePostgres(await freePort(PORT_FROM, PORT_TO));
+    postgres = server;
     try {
-      const workload = buildWorkload(pipeline.config.appId, 4000, 31);
-      instance = await startProcessor(pipeline.config, true);
-      const sink = instance.sink!;
-      const half = Math.floor(workload.commands.length / 2);
-      await sendCommands(pipeline.config, [...workload.setup, ...workload.commands.slice(0, half)]);
-      await waitFor('the sink to write rows', async () => Number((await query<{ n: string }>(pipeline.config.databaseUrl, 'SELECT count(*) AS n FROM transactions'))[0]?.n) > 100, 60_000);
-
-      // The second half arrives while Postgres is down: the processor goes on, the sink must wait.
-      const load = sendCommands(pipeline.config, workload.commands.slice(half), 500);
-      const seen = await withPostgresStopped(OUTAGE_MS, async () => {
-        await waitFor('the sink to pause', async () => sink.status().state === 'paused-db-down', OUTAGE_MS - 1_000, 50);
-        return sink.status();
-      });
-      expect(seen.state).toBe('paused-db-down');
-      expect(seen.consecutiveFailures).toBeGreaterThan(0);
-      await load;
-
-      const report = await reconcile(pipeline.config, { quietTimeoutMs: 120_000 });
-      expect(report.differences, formatReport(report)).toEqual([]);
-      expect(report.ok).toBe(true);
-      expect(sink.status().state).toBe('running');
-      expect(report.counts.completed + report.counts.failed).toBe(workload.transferIds.size);
-      expect(report.counts.postgresTransactions).toBe(workload.transferIds.size);
-      expect(report.counts.postgresConflicts).toBe(workload.conflicts);
+      await server.init();
+      await underLoadWithOutage(server);
     } finally {
-      await instance?.close().catch(() => undefined);
-      await pipeline.cleanup();
+      await server.destroy();
     }
   }, TEST_TIMEOUT_MS);
 });
 
-/**
- * Stops the cluster, runs `during` (bounded by the outage), keeps it down for `outageMs` in all, and
- * ALWAYS starts it again, waiting until it accepts connections.
- */
-async function withPostgresStopped<T>(outageMs: number, during: () => Promise<T>): Promise<T> {
-  const watchdog = startWatchdog();
-  const guard = setTimeout(() => void pgctl('start').catch(() => undefined), OUTAGE_MAX_MS);
-  const stoppedAt = Date.now();
+async function underLoadWithOutage(server: PrivatePostgres): Promise<void> {
+  const pipeline = await setUpPipeline('pgoutage', { SINK_BATCH_ROWS_MAX: '200', SINK_BATCH_MS: '50' }, { postgresServerUrl: server.url('postgres') });
+  let instance: Instance | undefined;
   try {
-    await pgctl('stop');
+    const workload = buildWorkload(pipeline.config.appId, 4000, 31);
+    instance = await startProcessor(pipeline.config, true);
+    const sink = instance.sink!;
+    const half = Math.floor(workload.commands.length / 2);
+    await sendCommands(pipeline.config, [...workload.setup, ...workload.commands.slice(0, half)]);
+    await waitFor('the sink to write rows', async () => Number((await query<{ n: string }>(pipeline.config.databaseUrl, 'SELECT count(*) AS n FROM transactions'))[0]?.n) > 100, 60_000);
+
+    // The second half arrives while Postgres is down: the processor goes on, the sink must wait.
+    const load = sendCommands(pipeline.config, workload.commands.slice(half), 500);
+    const seen = await withPostgresStopped(server, OUTAGE_MS, async () => {
+      await waitFor('the sink to pause', async () => sink.status().state === 'paused-db-down', OUTAGE_MS - 1_000, 50);
+      return sink.status();
+    });
+    expect(seen.state).toBe('paused-db-down');
+    expect(seen.consecutiveFailures).toBeGreaterThan(0);
+    await load;
+
+    const report = await reconcile(pipeline.config, { quietTimeoutMs: 120_000 });
+    expect(report.differences, formatReport(report)).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(sink.status().state).toBe('running');
+    expect(report.counts.completed + report.counts.failed).toBe(workload.transferIds.size);
+    expect(report.counts.postgresTransactions).toBe(workload.transferIds.size);
+    expect(report.counts.postgresConflicts).toBe(workload.conflicts);
+  } finally {
+    await instance?.close().catch(() => undefined);
+    await pipeline.cleanup();
+  }
+}
+
+/**
+ * Stops the private server at once, runs `during`, keeps it down for `outageMs` in all, then starts
+ * it again on the same data folder and port (pg_ctl start -w: it accepts connections on return). A
+ * failed `during` still restarts it, so the finally blocks can clean up the database.
+ */
+async function withPostgresStopped<T>(server: PrivatePostgres, outageMs: number, during: () => Promise<T>): Promise<T> {
+  const stoppedAt = Date.now();
+  await server.stop('immediate');
+  try {
     const result = await during();
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, outageMs - (Date.now() - stoppedAt))));
     return result;
   } finally {
-    clearTimeout(guard);
-    await pgctl('start').catch(() => undefined);
-    await waitFor('Postgres to accept connections', async () => (await run('pg_isready', ['-h', '127.0.0.1', '-q']).then(() => true, () => false)), 30_000, 200);
-    stopWatchdog(watchdog);
-  }
-}
-
-/** Exit status 2 of `start` means "already running": fine, that is what a guard wants. */
-async function pgctl(action: 'start' | 'stop'): Promise<void> {
-  const mode = action === 'stop' ? ['--mode=fast'] : [];
-  await run('pg_ctlcluster', ['--skip-systemctl-redirect', ...mode, CLUSTER_VERSION, 'main', action]).catch((error: { code?: number }) => {
-    if (!(action === 'start' && error.code === 2)) throw error;
-  });
-}
-
-/** A detached shell that starts the cluster after WATCHDOG_MS even if this process is gone. */
-function startWatchdog(): ChildProcess {
-  const script = `sleep ${WATCHDOG_MS / 1000}; pg_ctlcluster --skip-systemctl-redirect ${CLUSTER_VERSION} main start`;
-  const child = spawn('bash', ['-c', script], { detached: true, stdio: 'ignore' });
-  child.unref();
-  return child;
-}
-
-/** Kills the watchdog's process group (the shell and its sleep), by its own id. */
-function stopWatchdog(watchdog: ChildProcess): void {
-  if (watchdog.pid !== undefined) {
-    try {
-      process.kill(-watchdog.pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
+    await server.start();
   }
 }

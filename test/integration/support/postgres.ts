@@ -4,17 +4,17 @@ import pg from 'pg';
 
 export const POSTGRES_SERVER_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-/** A URL for a database that does not exist yet, named after the test. */
-export function uniqueDatabaseUrl(label: string): string {
-  const url = new URL(POSTGRES_SERVER_URL);
+/** A URL for a database that does not exist yet, named after the test, on `serverUrl`'s server. */
+export function uniqueDatabaseUrl(label: string, serverUrl = POSTGRES_SERVER_URL): string {
+  const url = new URL(serverUrl);
   url.pathname = `/bankstream_test_${label}_${randomBytes(4).toString('hex')}`;
   return url.toString();
 }
 
-/** Drops the URL's database, disconnecting whoever is still in it. */
-export async function dropDatabase(databaseUrl: string): Promise<void> {
+/** Drops the URL's database (on `serverUrl`'s server), disconnecting whoever is still in it. */
+export async function dropDatabase(databaseUrl: string, serverUrl = POSTGRES_SERVER_URL): Promise<void> {
   const name = new URL(databaseUrl).pathname.slice(1);
-  const admin = new pg.Client({ connectionString: POSTGRES_SERVER_URL });
+  const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   try {
     await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
