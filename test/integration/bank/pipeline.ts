@@ -5,6 +5,7 @@ import { expect } from 'vitest';
 import { type Config, loadConfig } from '../../../src/config/config.ts';
 import { currencyDigits, formatMoney } from '../../../src/bank/money.ts';
 import { kafkaConnectionOptions } from '../../../src/kafka/security.ts';
+import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { readCommitted } from '../../helpers/kafka.ts';
 import { prefixedEnv, uniquePrefix } from '../support/kafka.ts';
@@ -21,13 +22,26 @@ export async function setupPipeline(label: string, stateDir: string): Promise<{ 
 }
 
 /** Sends commands in order with KafkaJS and its default (Java-compatible murmur2) partitioner. */
+/**
+ * The partition a command is sent to: its own when set, else the key's (KafkaJS's partitioner). A keyless
+ * command goes to a partition picked from its bytes, so that a re-sent copy (sendReliably re-sends a whole
+ * slice after a failed ack) lands where the first one did and is deduplicated there, as the bank documents
+ * (README-BANK "Idempotency": a null key's entry lives on the partition it landed on). KafkaJS would pick
+ * a random partition for each copy, and each copy would be answered.
+ */
+function partitionOf(command: WorkloadCommand, partitions: number): { partition?: number } {
+  if (command.partition !== undefined) return { partition: command.partition };
+  if (command.key === null) return { partition: partitionForKey(command.value, partitions) };
+  return {};
+}
+
 export async function sendWithKafkaJs(config: Config, commands: WorkloadCommand[]): Promise<void> {
   const kafka = new Kafka({ clientId: 'upstream', brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING });
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   try {
     for (let i = 0; i < commands.length; i += 500) {
-      const messages = commands.slice(i, i + 500).map((c) => ({ key: c.key, value: c.value, ...(c.partition === undefined ? {} : { partition: c.partition }) }));
+      const messages = commands.slice(i, i + 500).map((c) => ({ key: c.key, value: c.value, ...partitionOf(c, config.partitions) }));
       await producer.send({ topic: config.topics.input, messages, acks: -1 });
     }
   } finally {
