@@ -4,11 +4,11 @@
 // refuses while the group has active members (a running member would overwrite the reset with its own
 // position at its next commit). The processor's offsets are the Kafka group's committed offsets; the
 // sink's live in Postgres (sink_offsets).
-import { Admin, ListOffsetTimestamps } from '@platformatic/kafka';
+import { type Admin, ListOffsetTimestamps } from '@platformatic/kafka';
 import pg from 'pg';
 import { type Config } from '../config/config.ts';
-import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { connectPg } from '../sinks/pg-connection.ts';
+import { createAdmin } from './topics.ts';
 
 export type OffsetGroup = 'processor' | 'sink';
 /** earliest = the log start, latest = the last stable offset (what read_committed reads up to), or an offset. */
@@ -72,7 +72,7 @@ export async function resetOffsets(config: Config, request: ResetRequest): Promi
   const unknown = topics.filter((t) => !known.includes(t));
   if (unknown.length > 0) throw new OffsetResetError('unknown_topic', `${unknown.join(', ')} is not a topic of the ${request.group} group (${known.join(', ')})`);
   if (request.partition === 'all' && typeof request.to === 'bigint') throw new OffsetResetError('offset_needs_partition', 'an explicit offset is for one partition; with every partition use earliest or latest');
-  const admin = createAdmin(config);
+  const admin = createAdmin(config, 'offsets');
   try {
     await assertGroupInactive(admin, groupId);
     const targets = await targetPartitions(admin, topics, request.partition);
@@ -186,19 +186,6 @@ async function withDatabase<T>(config: Config, use: (db: pg.Client) => Promise<T
   } finally {
     await db.end().catch(() => undefined);
   }
-}
-
-function createAdmin(config: Config): Admin {
-  return new Admin({
-    clientId: `${config.appId}-${config.instanceId}-offsets`,
-    bootstrapBrokers: config.kafkaBrokers,
-    ...kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
-    timeout: 30_000,
-    retries: 3,
-    retryDelay: 500,
-    autocreateTopics: false,
-    strict: true,
-  });
 }
 
 /** The plan as a table, one line per topic-partition. */

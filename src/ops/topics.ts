@@ -164,7 +164,8 @@ function checkReplication(config: Config): void {
   }
 }
 
-function createAdmin(config: Config, purpose: string): Admin {
+/** An admin client of the configured brokers and security, named after what it is for. */
+export function createAdmin(config: Config, purpose: string): Admin {
   return new Admin({
     clientId: `${config.appId}-${config.instanceId}-${purpose}`,
     bootstrapBrokers: config.kafkaBrokers,
