@@ -19,6 +19,7 @@ import { PrivateKafka } from '../../chaos/services.ts';
 import { expectedOutcomeCount, pipelineViolations } from '../bank/pipeline.ts';
 import { buildWorkload } from '../bank/workload.ts';
 import { TEST_CLUSTER_SECRET, uniquePrefix } from '../support/kafka.ts';
+import { adminToken } from '../support/tokens.ts';
 
 const KAFKA_PORT = 19892;
 const HTTP_PORTS = { i0: 19821, i1: 19822, i2: 19823 } as const;
@@ -37,7 +38,8 @@ interface Readiness {
 
 async function readiness(name: keyof typeof HTTP_PORTS): Promise<Readiness | undefined> {
   try {
-    const response = await fetch(`${url(name)}/readyz`, { signal: AbortSignal.timeout(5_000) });
+    // The details (assigned partitions, the components waiting for the broker) need an admin token; the public answer says only ready.
+    const response = await fetch(`${url(name)}/readyz`, { headers: { authorization: `Bearer ${await adminToken(DEV_SECRET)}` }, signal: AbortSignal.timeout(5_000) });
     const body = (await response.json()) as { streams?: { assigned?: number[] }; brokerUnavailable?: Array<{ component: string }> };
     return { status: response.status, assigned: body.streams?.assigned ?? [], brokerUnavailable: body.brokerUnavailable ?? [] };
   } catch {
