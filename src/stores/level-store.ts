@@ -111,6 +111,21 @@ class LevelBackend implements StoreBackend {
     return BigInt(text);
   }
 
+  async purge(gte: string, lt: string, limit: number): Promise<number> {
+    // Keys first (bounded), then one batch: the count is exact and the batch never exceeds `limit`.
+    const keys = await this.#db.keys({ keyEncoding: 'utf8', gte: dataKey(gte), lt: dataKey(lt), limit, fillCache: false }).all();
+    if (keys.length === 0) return 0;
+    await this.#db.batch(
+      keys.map((key) => ({ type: 'del' as const, key })),
+      { ...ENCODINGS, sync: false },
+    );
+    return keys.length;
+  }
+
+  approximateBytes(): Promise<number> {
+    return this.#db.approximateSize(DATA_PREFIX, DATA_END, { keyEncoding: 'utf8' });
+  }
+
   close(): Promise<void> {
     return this.#db.close();
   }

@@ -48,6 +48,20 @@ export class MemoryDisk {
     if (checkpoint !== null) this.#checkpoint = checkpoint;
   }
 
+  /** Deletes up to `limit` rows in [gte, lt), in key order; returns how many. */
+  purge(gte: string, lt: string, limit: number): number {
+    const keys = this.keys().filter((key) => inRange(key, gte, lt)).slice(0, limit);
+    for (const key of keys) this.#rows.delete(key);
+    return keys.length;
+  }
+
+  /** Keys and values in bytes, as a stand-in for LevelDB's approximate size. */
+  bytes(): number {
+    let total = 0;
+    for (const [key, value] of this.#rows) total += Buffer.byteLength(key, 'utf8') + value.length;
+    return total;
+  }
+
   acquire(): void {
     // LevelDB's LOCK file refuses a second open of one database; so does this double.
     assert(!this.#inUse, 'MemoryDisk is already open in another store');
@@ -116,6 +130,16 @@ class MemoryBackend implements StoreBackend {
   async readCheckpoint(): Promise<bigint | null> {
     this.#assertOpen();
     return this.#disk.checkpoint;
+  }
+
+  async purge(gte: string, lt: string, limit: number): Promise<number> {
+    this.#assertOpen();
+    return this.#disk.purge(gte, lt, limit);
+  }
+
+  async approximateBytes(): Promise<number> {
+    this.#assertOpen();
+    return this.#disk.bytes();
   }
 
   async close(): Promise<void> {

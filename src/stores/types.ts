@@ -17,6 +17,8 @@ export interface StoreOptions<V> {
   logged: boolean;
   /** Bound of the in-memory read cache of committed values (entries, LRU). */
   cacheEntriesMax: number;
+  /** Changelog records restore skips (already expired data; see SegmentedKeyValueStore.expiredKey). */
+  skipOnRestore?: (key: string) => boolean;
 }
 
 /**
@@ -61,6 +63,14 @@ export interface TaskStore<V> extends KeyValueStore<V> {
   checkpoint(): Promise<bigint | null>;
   /** Applies committed changelog records during restore, with the offset after the last one, in one batch. */
   restoreBatch(entries: ChangelogEntry[], nextOffset: bigint): Promise<void>;
+  /**
+   * Deletes up to `limitEntries` committed entries in [gte, lt) from local storage only: no changelog
+   * record, outside any transaction. Only for data no reader will ask for again (expired segments,
+   * see segmented-store.ts); the changelog forgets it by its own time retention. Returns how many.
+   */
+  purgeRange(gte: string, lt: string, limitEntries: number): Promise<number>;
+  /** The bytes the store takes on disk (LevelDB approximateSize; the test double: its value bytes). */
+  approximateBytes(): Promise<number>;
   close(): Promise<void>;
 }
 

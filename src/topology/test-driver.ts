@@ -3,7 +3,7 @@
 // (repartition topics, re-routed records) are fed back until the topology is quiet. Each input record
 // is processed as its own committed transaction, in offset order per partition.
 import { partitionForKey } from '../kafka/partitioner.ts';
-import { MemoryTaskStore } from '../stores/memory-store.ts';
+import { MemoryDisk, MemoryTaskStore } from '../stores/memory-store.ts';
 import { type TaskStore } from '../stores/types.ts';
 import { type InputRecord, type OutputRecord, TaskGraph } from './task-graph.ts';
 import { bytesSerde, stringKeySerde, type Topology } from './topology.ts';
@@ -18,6 +18,12 @@ export interface TestDriverOptions {
   startWallClockMs?: number;
   /** Throw when a processor reads a store key it did not name in `prefetch` (default true). */
   strictPrefetch?: boolean;
+  /**
+   * Changelog records to restore every logged store from before processing starts (as after a restart
+   * on another instance): e.g. another driver's `records(topic)`. Restore skips what the store's
+   * `skipOnRestore` says is expired.
+   */
+  changelog?: (topic: string) => readonly OutputRecord[];
 }
 
 export interface TestRecord<K = unknown, V = unknown> {
@@ -56,7 +62,7 @@ export class TopologyTestDriver {
     this.#wallClockMs = options.startWallClockMs ?? Date.UTC(2026, 0, 1);
     this.#sourceTopics = new Set(topology.sourceTopics());
     for (let partition = 0; partition < this.#partitions; partition++) {
-      this.#tasks.push(this.#createTask(partition, options.strictPrefetch ?? true));
+      this.#tasks.push(this.#createTask(partition, options.strictPrefetch ?? true, options.changelog));
     }
     for (const task of this.#tasks) task.graph.init();
   }
@@ -118,10 +124,12 @@ export class TopologyTestDriver {
     for (const task of this.#tasks) task.graph.close();
   }
 
-  #createTask(partition: number, strictPrefetch: boolean): Task {
+  #createTask(partition: number, strictPrefetch: boolean, changelog: TestDriverOptions['changelog']): Task {
     const stores = new Map<string, TaskStore<unknown>>();
     for (const spec of this.#topology.stores()) {
-      stores.set(spec.name, new MemoryTaskStore({ ...spec }, { strictPrefetch }));
+      const disk = new MemoryDisk();
+      if (changelog !== undefined && spec.logged) restoreDisk(disk, changelog(`${this.#appId}-${spec.name}-changelog`), partition, spec.skipOnRestore);
+      stores.set(spec.name, new MemoryTaskStore({ ...spec }, { strictPrefetch, disk }));
     }
     const graph = new TaskGraph({
       topology: this.#topology,
@@ -257,4 +265,14 @@ export class TestOutputTopic<K, V> {
   isEmpty(): boolean {
     return this.#position >= this.#driver.records(this.#topic).length;
   }
+}
+
+/** Writes one partition's changelog records onto a disk, as the engine's restore does (in one batch). */
+function restoreDisk(disk: MemoryDisk, records: readonly OutputRecord[], partition: number, skip: ((key: string) => boolean) | undefined): void {
+  const entries = records
+    .filter((r) => r.partition === partition && r.key !== null)
+    .map((r) => ({ key: (r.key as Buffer).toString('utf8'), value: r.value === null ? null : Buffer.from(r.value as Buffer) }))
+    .filter(({ key }) => skip === undefined || !skip(key));
+  // No checkpoint: this driver numbers its own changelog offsets from 0 again.
+  disk.write(entries, null);
 }
