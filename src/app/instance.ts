@@ -28,13 +28,14 @@ export interface Instance {
   close(): Promise<void>;
 }
 
-export function bankTopology(config: Config) {
-  return buildBankTopology({ topics: config.topics, dedupRetentionMs: config.dedupRetentionMs });
+export function bankTopology(config: Config, metrics?: Metrics) {
+  const observe = metrics === undefined ? {} : { onExpiryStep: metrics.observeExpiryStep.bind(metrics) };
+  return buildBankTopology({ topics: config.topics, dedupRetentionMs: config.dedupRetentionMs, ...observe });
 }
 
 /** The bank topology on the exactly-once engine, configured from `config` (not started). */
-export function createBankStreams(config: Config, logger: Logger, onCommit?: KafkaStreamsOptions['onCommit']): KafkaStreams {
-  return new KafkaStreams(bankTopology(config), {
+export function createBankStreams(config: Config, logger: Logger, onCommit?: KafkaStreamsOptions['onCommit'], metrics?: Metrics): KafkaStreams {
+  return new KafkaStreams(bankTopology(config, metrics), {
     applicationId: config.appId,
     instanceId: config.instanceId,
     brokers: config.kafkaBrokers,
@@ -52,7 +53,7 @@ export function createBankStreams(config: Config, logger: Logger, onCommit?: Kaf
 export async function startInstance(options: InstanceOptions): Promise<Instance> {
   const { config, logger } = options;
   const metrics = new Metrics({ app: config.appId, instance: config.instanceId });
-  const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info));
+  const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info), metrics);
   metrics.bindStreams(streams);
   await streams.start();
   let sink: PostgresSink | undefined;

@@ -28,7 +28,7 @@ export interface BankTopologyOptions {
   dedupRetentionMs: number;
   /** Width of one transfers-store segment in ms (default: half the retention, as Kafka Streams). */
   dedupSegmentIntervalMs?: number;
-  /** How often a bounded dedup expiry step runs, in wall-clock ms (default 1 s). */
+  /** How often a bounded dedup expiry step runs, in wall-clock ms (default 100 ms: about once per commit). */
   punctuateIntervalMs?: number;
   /** Bounds of one expiry step (expiry.ts DEFAULT_EXPIRY_BOUNDS). */
   expiry?: Partial<ExpiryStepBounds>;
@@ -39,7 +39,7 @@ export interface BankTopologyOptions {
 }
 
 export const BANK_PROCESSOR = 'bank';
-export const DEFAULT_PUNCTUATE_INTERVAL_MS = 1_000;
+export const DEFAULT_PUNCTUATE_INTERVAL_MS = 100;
 
 /** Outcome, audit and leg values: plain JSON objects of strings (money is already a decimal string). */
 const jsonValueSerde: Serde<unknown> = {

@@ -32,7 +32,11 @@ export const SEGMENT_LOOKAHEAD_MS = 5 * 60_000;
 /** The store operation a range purge needs (TaskStore has it; see CachedTaskStore.purgeRange). */
 export interface PurgeableStore<V> extends KeyValueStore<V> {
   purgeRange(gte: string, lt: string, limitEntries: number): Promise<number>;
+  approximateBytes?(): Promise<number>;
 }
+
+/** How often an expiry step also reads the store's approximate size on disk (for the metric). */
+const SIZE_READ_EVERY_MS = 10_000;
 
 export interface SegmentedStoreOptions<V> {
   /** An entry is found for at least this long after its time, and at most one segment longer. */
@@ -71,6 +75,8 @@ export interface ExpiryStepResult {
   durationMs: number;
   /** True when no expired segment is left to purge. */
   caughtUp: boolean;
+  /** The store's approximate bytes on disk, read at most every 10 s (absent in the other steps). */
+  storeBytes?: number;
 }
 
 interface Pinned<V> {
@@ -95,6 +101,7 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   #oldLayoutCursor: string | undefined;
   #oldLayoutLeft: boolean;
   #oldLayoutFoundInPass = false;
+  #sizeReadAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(inner: PurgeableStore<unknown>, options: SegmentedStoreOptions<V>) {
     assert(Number.isSafeInteger(options.retentionMs) && options.retentionMs > 0, 'segmented store: retentionMs must be a positive integer');
@@ -189,7 +196,13 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     }
     const refreshed = spent() < bounds.budgetMs ? await this.#refreshPinned(now, bounds.scannedEntriesMax) : 0;
     const migrated = this.#oldLayoutLeft && spent() < bounds.budgetMs ? await this.#sweepOldLayout(now, bounds.scannedEntriesMax) : 0;
-    return { purged, migrated, refreshed, durationMs: spent(), caughtUp };
+    const result: ExpiryStepResult = { purged, migrated, refreshed, durationMs: spent(), caughtUp };
+    // Outside the measured step: the size is for the metric, not part of the work the loop waits on.
+    if (this.#inner.approximateBytes !== undefined && started - this.#sizeReadAtMs >= SIZE_READ_EVERY_MS) {
+      this.#sizeReadAtMs = started;
+      result.storeBytes = await this.#inner.approximateBytes();
+    }
+    return result;
   }
 
   #oldLayoutOnly(key: string): boolean {
