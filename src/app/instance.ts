@@ -43,6 +43,8 @@ export function createBankStreams(config: Config, logger: Logger, onCommit?: Kaf
     commitIntervalMs: config.commitIntervalMs,
     batchRecordsMax: config.batchRecordsMax,
     standbyReplicas: config.standbyReplicas,
+    stateCleanupDelayMs: config.stateCleanupDelayMs,
+    ...(metrics ? { onStateCleanup: (deleted: string[]) => metrics.observeStateCleanup(deleted) } : {}),
     offsetReset: config.offsetReset,
     connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
     logger,

@@ -85,6 +85,12 @@ export class Metrics {
     }
   }
 
+  /** One state cleanup of the engine (KafkaStreams onStateCleanup). */
+  observeStateCleanup(deleted: string[]): void {
+    const cleaned = this.counter({ name: 'bankstream_state_folders_cleaned_total', help: 'Task state folders deleted after STATE_CLEANUP_DELAY_MS unused' });
+    if (deleted.length > 0) cleaned.inc(deleted.length);
+  }
+
   /** One outcome record: `code` is "completed" for transaction_completed. */
   observeOutcome(result: 'completed' | 'failed', code: string, latencyS: number | undefined): void {
     this.outcomes.inc({ result, code });

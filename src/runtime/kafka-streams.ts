@@ -29,6 +29,7 @@ import { type FetchPosition, Fetcher, type FetchRound, tpKey } from './fetcher.t
 import { decideStart, type OffsetResetPolicy, outOfRangeStop, type PartitionStop } from './offset-reset.ts';
 import { restoreTasks } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
+import { StateDirectoryCleaner } from './state-cleaner.ts';
 import { StreamTask } from './task.ts';
 
 export interface KafkaStreamsOptions {
@@ -51,7 +52,15 @@ export interface KafkaStreamsOptions {
   offsetReset?: OffsetResetPolicy;
   /** Called after every commit (metrics, tests). */
   onCommit?: (info: { records: number; outputs: number; durationMs: number }) => void;
+  /** How long a task state folder stays after it was last in use here (state-cleaner.ts); default 10 min. */
+  stateCleanupDelayMs?: number;
+  /** Called with the folders each state cleanup deleted (metrics). */
+  onStateCleanup?: (deleted: string[]) => void;
 }
+
+/** How often unused state folders are looked for, at most (ms). */
+const STATE_CLEANUP_INTERVAL_MS = 60_000;
+const STATE_CLEANUP_DELAY_MS_DEFAULT = 600_000;
 
 /** What interactive queries, readiness and routing need to know about this instance's tasks. */
 export interface StreamsStatus {
@@ -138,6 +147,8 @@ export class KafkaStreams {
   #latest: Assignment | undefined;
   #fetchEpoch = 0;
   #loop: Promise<void> | undefined;
+  #stateCleaner: StateDirectoryCleaner | undefined;
+  #stateCleanedAtMs = Number.NEGATIVE_INFINITY;
   #stopRequested = false;
   #fatal: Error | undefined;
   #partitions = 0;
@@ -315,6 +326,7 @@ export class KafkaStreams {
           await this.#rebalance(this.#latest);
           continue;
         }
+        await this.#maybeCleanState();
         const positions = this.#fetchPositions();
         if (positions.length === 0) {
           await this.#maybeCommit(true);
@@ -372,6 +384,22 @@ export class KafkaStreams {
     }
     this.#assigned = undefined;
     await sleep(100);
+  }
+
+  /** Deletes state folders unused for longer than the delay; between iterations, so never while a rebalance opens stores. */
+  async #maybeCleanState(): Promise<void> {
+    const now = Date.now();
+    if (now - this.#stateCleanedAtMs < STATE_CLEANUP_INTERVAL_MS || this.#assigned === undefined) return;
+    this.#stateCleanedAtMs = now;
+    const { stateDir, applicationId, instanceId } = this.#options;
+    this.#stateCleaner ??= new StateDirectoryCleaner({ appDir: path.join(stateDir, applicationId), instanceId, cleanupDelayMs: this.#options.stateCleanupDelayMs ?? STATE_CLEANUP_DELAY_MS_DEFAULT });
+    try {
+      const { deleted } = await this.#stateCleaner.sweep(new Set([...this.#assigned.partitions, ...(this.#standbys?.partitions() ?? [])]));
+      if (deleted.length > 0) this.#log.info({ deleted }, 'deleted unused state folders');
+      this.#options.onStateCleanup?.(deleted);
+    } catch (error) {
+      this.#log.warn({ err: error }, 'state cleanup failed; retrying at the next interval');
+    }
   }
 
   // ---- assignment -------------------------------------------------------------------------
