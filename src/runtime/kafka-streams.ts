@@ -54,6 +54,8 @@ export interface KafkaStreamsOptions {
   onCommit?: (info: { records: number; outputs: number; durationMs: number }) => void;
   /** How long a task state folder stays after it was last in use here (state-cleaner.ts); default 10 min. */
   stateCleanupDelayMs?: number;
+  /** Changelog records an unassigned state folder may be behind and still be kept as warm (default 10,000). */
+  acceptableRecoveryLag?: number;
   /** Called with the folders each state cleanup deleted (metrics). */
   onStateCleanup?: (deleted: string[]) => void;
 }
@@ -61,6 +63,7 @@ export interface KafkaStreamsOptions {
 /** How often unused state folders are looked for, at most (ms). */
 const STATE_CLEANUP_INTERVAL_MS = 60_000;
 const STATE_CLEANUP_DELAY_MS_DEFAULT = 600_000;
+const ACCEPTABLE_RECOVERY_LAG_DEFAULT = 10_000;
 
 /** What interactive queries, readiness and routing need to know about this instance's tasks. */
 export interface StreamsStatus {
@@ -392,7 +395,12 @@ export class KafkaStreams {
     if (now - this.#stateCleanedAtMs < STATE_CLEANUP_INTERVAL_MS || this.#assigned === undefined) return;
     this.#stateCleanedAtMs = now;
     const { stateDir, applicationId, instanceId } = this.#options;
-    this.#stateCleaner ??= new StateDirectoryCleaner({ appDir: path.join(stateDir, applicationId), instanceId, cleanupDelayMs: this.#options.stateCleanupDelayMs ?? STATE_CLEANUP_DELAY_MS_DEFAULT });
+    this.#stateCleaner ??= new StateDirectoryCleaner({
+      appDir: path.join(stateDir, applicationId),
+      instanceId,
+      cleanupDelayMs: this.#options.stateCleanupDelayMs ?? STATE_CLEANUP_DELAY_MS_DEFAULT,
+      recovery: { acceptableLagRecords: this.#options.acceptableRecoveryLag ?? ACCEPTABLE_RECOVERY_LAG_DEFAULT, changelogEndOffsets: (p) => this.#changelogEndOffsets(p) },
+    });
     try {
       const { deleted } = await this.#stateCleaner.sweep(new Set([...this.#assigned.partitions, ...(this.#standbys?.partitions() ?? [])]));
       if (deleted.length > 0) this.#log.info({ deleted }, 'deleted unused state folders');
@@ -400,6 +408,13 @@ export class KafkaStreams {
     } catch (error) {
       this.#log.warn({ err: error }, 'state cleanup failed; retrying at the next interval');
     }
+  }
+
+  async #changelogEndOffsets(partition: number): Promise<Map<string, bigint>> {
+    const stores = this.#topology.stores().filter((store) => store.logged).map((store) => store.name);
+    const topic = (store: string) => `${this.#options.applicationId}-${store}-changelog`;
+    const ends = await this.#listOffsets(Object.fromEntries(stores.map((store) => [topic(store), [partition]])), ListOffsetTimestamps.LATEST);
+    return new Map(stores.map((store) => [store, ends.get(tpKey(topic(store), partition)) ?? 0n]));
   }
 
   // ---- assignment -------------------------------------------------------------------------

@@ -3,11 +3,14 @@
 // A partition folder of this instance is deleted once it has been neither active nor standby here for
 // longer than the delay; a folder of another INSTANCE_ID (an old name of this host, or a sibling on a
 // shared disk) only when none of its files changed for longer than the delay AND none of its LevelDB
-// databases is locked (a running instance holds the LOCK of every store it has open).
+// databases is locked (a running instance holds the LOCK of every store it has open). With `recovery`,
+// an unassigned folder too far behind its changelogs (acceptable.recovery.lag) is wiped at once.
 // Runs between loop iterations of the engine, never concurrently with a rebalance opening stores.
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
+import { LevelTaskStore } from '../stores/level-store.ts';
+import { bufferSerde } from '../stores/serdes.ts';
 
 export interface StateCleanerOptions {
   /** <stateDir>/<appId>. */
@@ -16,6 +19,16 @@ export interface StateCleanerOptions {
   /** How long a folder stays after it was last in use here (default 10 min). */
   cleanupDelayMs: number;
   clock?: () => number;
+  /**
+   * Like Kafka Streams' acceptable.recovery.lag: an unassigned folder whose stores are more than
+   * `acceptableLagRecords` changelog records behind (summed over its stores) is wiped, so it is
+   * neither advertised to the assignor as warm nor replayed from a checkpoint far in the past.
+   */
+  recovery?: {
+    acceptableLagRecords: number;
+    /** The changelog end offset of each store (name → offset) of a partition. */
+    changelogEndOffsets(partition: number): Promise<Map<string, bigint>>;
+  };
 }
 
 export interface CleanupResult {
@@ -43,6 +56,15 @@ export class StateDirectoryCleaner {
     return this.#clock() - last >= this.#options.cleanupDelayMs;
   }
 
+  async #farBehind(partition: number, dir: string): Promise<boolean> {
+    const recovery = this.#options.recovery;
+    if (recovery === undefined) return false;
+    const [ends, checkpoints] = await Promise.all([recovery.changelogEndOffsets(partition), folderCheckpoints(dir)]);
+    let lag = 0n;
+    for (const [store, end] of ends) lag += end - (checkpoints.get(store) ?? 0n);
+    return lag > BigInt(recovery.acceptableLagRecords);
+  }
+
   /** Deletes what is unused for longer than the delay; `inUse` = the partitions active or standby here now. */
   async sweep(inUse: ReadonlySet<number>): Promise<CleanupResult> {
     const now = this.#clock();
@@ -55,7 +77,7 @@ export class StateDirectoryCleaner {
           const partition = Number(name);
           if (inUse.has(partition)) continue;
           const dir = path.join(instanceDir, name);
-          if (!this.isStale(partition, await newestFileMs(dir))) continue;
+          if (!this.isStale(partition, await newestFileMs(dir)) && !(await this.#farBehind(partition, dir))) continue;
           await rm(dir, { recursive: true, force: true });
           this.#lastInUseMs.delete(partition);
           deleted.push(`${instance}/${name}`);
@@ -67,6 +89,24 @@ export class StateDirectoryCleaner {
     }
     return { deleted };
   }
+}
+
+/** The checkpoint (next changelog offset) of each store folder under a partition folder; null where none. */
+export async function folderCheckpoints(partitionDir: string): Promise<Map<string, bigint | null>> {
+  const checkpoints = new Map<string, bigint | null>();
+  for (const store of await listDirs(partitionDir)) {
+    const store_ = await LevelTaskStore.open(path.join(partitionDir, store), { name: store, valueSerde: bufferSerde, logged: true, cacheEntriesMax: 0 }).catch(() => undefined);
+    if (store_ === undefined) {
+      checkpoints.set(store, null);
+      continue;
+    }
+    try {
+      checkpoints.set(store, store_.position());
+    } finally {
+      await store_.close();
+    }
+  }
+  return checkpoints;
 }
 
 async function listDirs(dir: string): Promise<string[]> {

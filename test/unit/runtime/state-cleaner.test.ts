@@ -4,6 +4,8 @@ import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { StateDirectoryCleaner } from '../../../src/runtime/state-cleaner.ts';
+import { LevelTaskStore } from '../../../src/stores/level-store.ts';
+import { bufferSerde } from '../../../src/stores/serdes.ts';
 
 const DELAY_MS = 600_000;
 const HOUR_S = 3600;
@@ -69,5 +71,20 @@ describe('StateDirectoryCleaner', () => {
     } finally {
       await db.close();
     }
+  });
+
+  test('should wipe an unassigned recent folder far behind its changelog, so it is not advertised as warm, and keep one within the acceptable lag', async () => {
+    for (const [partition, checkpoint] of [['1', 100n], ['2', 19_995n]] as const) {
+      const store = await LevelTaskStore.open(path.join(appDir, 'me', partition, 'transfers'), { name: 'transfers', valueSerde: bufferSerde, logged: true, cacheEntriesMax: 0 });
+      store.put('k', Buffer.from('v'));
+      await store.flush(checkpoint);
+      await store.close();
+    }
+    const ends = new Map([['transfers', 20_000n]]);
+    const cleaner = new StateDirectoryCleaner({ appDir, instanceId: 'me', cleanupDelayMs: DELAY_MS, recovery: { acceptableLagRecords: 10_000, changelogEndOffsets: async () => ends } });
+
+    expect((await cleaner.sweep(new Set())).deleted).toEqual(['me/1']);
+    // What the engine advertises as local state (kafka-streams.ts #memberInfo) is what is left on disk.
+    expect(await tree()).toEqual(['me/2']);
   });
 });
