@@ -7,10 +7,10 @@
 import { type ExpiryStepBounds, type ExpiryStepResult, type SegmentedKeyValueStore } from '../stores/segmented-store.ts';
 import { type TransferEntry } from './stores.ts';
 
-/** Defaults: 5 ms per step per task, 2,000 entries per LevelDB purge batch, 1,000 entries read per scan. */
+/** Defaults: 5 ms per step per task, 1,000 entries per LevelDB purge batch, 1,000 entries read per scan. */
 export const DEFAULT_EXPIRY_BOUNDS: ExpiryStepBounds = Object.freeze({
   budgetMs: 5,
-  purgeEntriesPerCallMax: 2_000,
+  purgeEntriesPerCallMax: 1_000,
   scannedEntriesMax: 1_000,
 });
 

@@ -8,8 +8,8 @@
 //   "\u0001" + segment id (11 base-36 digits) + key → value          (expires with its segment)
 //   "\u0002" + key                                   → {w, v}        (pinned: never expires)
 //   any other key                                    → value         (the layout before segments)
-// Pinned entries are rewritten every `retentionMs / 2` (with w = now), so their changelog record is
-// always younger than the changelog's retention. Entries of the old layout are still found, moved on
+// Pinned entries are rewritten once older than `retentionMs / 2` (with w = now; passes over them every
+// retentionMs / 8), so their changelog record is always younger than the changelog's retention. Entries of the old layout are still found, moved on
 // their next write, and swept (moved or dropped) in bounded steps until none is left.
 // Nothing here knows what the values mean: `timeOf` says when an entry's retention starts (null = pinned).
 import assert from 'node:assert/strict';
@@ -102,6 +102,7 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   #oldLayoutLeft: boolean;
   #oldLayoutFoundInPass = false;
   #sizeReadAtMs = Number.NEGATIVE_INFINITY;
+  #pinnedPassDueMs = Number.NEGATIVE_INFINITY;
 
   constructor(inner: PurgeableStore<unknown>, options: SegmentedStoreOptions<V>) {
     assert(Number.isSafeInteger(options.retentionMs) && options.retentionMs > 0, 'segmented store: retentionMs must be a positive integer');
@@ -194,7 +195,9 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
         caughtUp = true;
       }
     }
-    const refreshed = spent() < bounds.budgetMs ? await this.#refreshPinned(now, bounds.scannedEntriesMax) : 0;
+    // Pinned entries are read in passes every retention/8: between passes a step does no I/O for them.
+    const refreshDue = this.#pinnedCursor !== undefined || now >= this.#pinnedPassDueMs;
+    const refreshed = refreshDue && spent() < bounds.budgetMs ? await this.#refreshPinned(now, bounds.scannedEntriesMax) : 0;
     const migrated = this.#oldLayoutLeft && spent() < bounds.budgetMs ? await this.#sweepOldLayout(now, bounds.scannedEntriesMax) : 0;
     const result: ExpiryStepResult = { purged, migrated, refreshed, durationMs: spent(), caughtUp };
     // Outside the measured step: the size is for the metric, not part of the work the loop waits on.
@@ -271,6 +274,7 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     }
     for (const [physicalKey, pinned] of stale) this.#inner.put(physicalKey, { w: nowMs, v: pinned.v } satisfies Pinned<V>);
     this.#pinnedCursor = scanned >= scannedMax && lastKey !== undefined ? `${lastKey}\u0000` : undefined;
+    if (this.#pinnedCursor === undefined) this.#pinnedPassDueMs = nowMs + Math.max(1, Math.floor(this.#options.retentionMs / 8));
     return stale.length;
   }
 
