@@ -7,9 +7,9 @@
 import { type ExpiryStepBounds, type ExpiryStepResult, type SegmentedKeyValueStore } from '../stores/segmented-store.ts';
 import { type TransferEntry } from './stores.ts';
 
-/** Defaults: 5 ms per step per task, 1,000 entries per LevelDB purge batch, 1,000 entries read per scan. */
+/** Defaults: 20 ms per step per task, 1,000 entries per LevelDB purge batch, 1,000 entries read per scan. */
 export const DEFAULT_EXPIRY_BOUNDS: ExpiryStepBounds = Object.freeze({
-  budgetMs: 5,
+  budgetMs: 20,
   purgeEntriesPerCallMax: 1_000,
   scannedEntriesMax: 1_000,
 });

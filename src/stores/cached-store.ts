@@ -18,6 +18,7 @@ import {
   KeyNotLoadedError,
   StoreCorruptedError,
   StoreFailedError,
+  type PurgeResult,
   type StoreOptions,
   type TaskStore,
 } from './types.ts';
@@ -37,8 +38,8 @@ export interface StoreBackend {
   /** Committed entries in [gte, lt), in UTF-8 key order; the view is fixed when iteration starts. */
   iterate(gte: string | undefined, lt: string | undefined): AsyncIterable<[string, Buffer]>;
   readCheckpoint(): Promise<bigint | null>;
-  /** Deletes up to `limit` committed entries in [gte, lt), in key order; returns how many. */
-  purge(gte: string, lt: string, limit: number): Promise<number>;
+  /** Deletes up to `limit` committed entries in [gte, lt), in key order; returns how many and the last. */
+  purge(gte: string, lt: string, limit: number): Promise<PurgeResult>;
   approximateBytes(): Promise<number>;
   close(): Promise<void>;
   /** A synchronous read of a committed value: only the non-strict test double offers it. */
@@ -269,13 +270,13 @@ export class CachedTaskStore<V> implements TaskStore<V> {
    * Local-only deletion of committed entries no reader asks for again (TaskStore.purgeRange). The
    * read cache may keep some of their values until evicted: harmless, since nobody reads those keys.
    */
-  async purgeRange(gte: string, lt: string, limitEntries: number): Promise<number> {
+  async purgeRange(gte: string, lt: string, limitEntries: number): Promise<PurgeResult> {
     this.#assertUsable('purgeRange');
     assertKey(this.name, gte);
     assertKey(this.name, lt);
     assert(Number.isSafeInteger(limitEntries) && limitEntries > 0, `store ${this.name}: purge limit must be a positive integer`);
     if (this.#restoring) assert.fail(`store ${this.name}: purgeRange while restoreBatch is in progress`);
-    if (compareKeys(gte, lt) >= 0) return 0;
+    if (compareKeys(gte, lt) >= 0) return { purged: 0, lastKey: undefined };
     return this.#backend.purge(gte, lt, limitEntries);
   }
 

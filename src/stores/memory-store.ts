@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { CachedTaskStore, type StoreBackend } from './cached-store.ts';
 import { compareKeys, inRange } from './keys.ts';
-import { type ChangelogEntry, type StoreOptions } from './types.ts';
+import { type ChangelogEntry, type PurgeResult, type StoreOptions } from './types.ts';
 
 /**
  * The in-memory "database" under a MemoryTaskStore. It outlives the store, so a test can close a
@@ -49,10 +49,10 @@ export class MemoryDisk {
   }
 
   /** Deletes up to `limit` rows in [gte, lt), in key order; returns how many. */
-  purge(gte: string, lt: string, limit: number): number {
+  purge(gte: string, lt: string, limit: number): PurgeResult {
     const keys = this.keys().filter((key) => inRange(key, gte, lt)).slice(0, limit);
     for (const key of keys) this.#rows.delete(key);
-    return keys.length;
+    return { purged: keys.length, lastKey: keys.at(-1) };
   }
 
   /** Keys and values in bytes, as a stand-in for LevelDB's approximate size. */
@@ -132,7 +132,7 @@ class MemoryBackend implements StoreBackend {
     return this.#disk.checkpoint;
   }
 
-  async purge(gte: string, lt: string, limit: number): Promise<number> {
+  async purge(gte: string, lt: string, limit: number): Promise<PurgeResult> {
     this.#assertOpen();
     return this.#disk.purge(gte, lt, limit);
   }

@@ -31,7 +31,7 @@ export const SEGMENT_LOOKAHEAD_MS = 5 * 60_000;
 
 /** The store operation a range purge needs (TaskStore has it; see CachedTaskStore.purgeRange). */
 export interface PurgeableStore<V> extends KeyValueStore<V> {
-  purgeRange(gte: string, lt: string, limitEntries: number): Promise<number>;
+  purgeRange(gte: string, lt: string, limitEntries: number): Promise<{ purged: number; lastKey: string | undefined }>;
   approximateBytes?(): Promise<number>;
 }
 
@@ -103,6 +103,8 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   #oldLayoutFoundInPass = false;
   #sizeReadAtMs = Number.NEGATIVE_INFINITY;
   #pinnedPassDueMs = Number.NEGATIVE_INFINITY;
+  /** Where the next purge call starts inside the expired range (after the last key deleted), or undefined. */
+  #purgeFrom: string | undefined;
 
   constructor(inner: PurgeableStore<unknown>, options: SegmentedStoreOptions<V>) {
     assert(Number.isSafeInteger(options.retentionMs) && options.retentionMs > 0, 'segmented store: retentionMs must be a positive integer');
@@ -188,12 +190,15 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     let purged = 0;
     let caughtUp = this.#purgedBelow >= low;
     while (!caughtUp && spent() < bounds.budgetMs) {
-      const deleted = await this.#inner.purgeRange(segmentKey(this.#purgedBelow, ''), segmentKey(low, ''), bounds.purgeEntriesPerCallMax);
+      // From after the last key deleted: starting at the segment again would walk its tombstones each call.
+      const from = this.#purgeFrom ?? segmentKey(this.#purgedBelow, '');
+      const { purged: deleted, lastKey } = await this.#inner.purgeRange(from, segmentKey(low, ''), bounds.purgeEntriesPerCallMax);
       purged += deleted;
-      if (deleted < bounds.purgeEntriesPerCallMax) {
+      if (deleted < bounds.purgeEntriesPerCallMax || lastKey === undefined) {
         this.#purgedBelow = low;
+        this.#purgeFrom = undefined;
         caughtUp = true;
-      }
+      } else this.#purgeFrom = `${lastKey}\u0000`;
     }
     // Pinned entries are read in passes every retention/8: between passes a step does no I/O for them.
     const refreshDue = this.#pinnedCursor !== undefined || now >= this.#pinnedPassDueMs;

@@ -3,6 +3,11 @@
 // three-phase commit (prepare → Kafka transaction commit → flush) after it.
 import { type KeyValueStore, type Serde } from '../topology/types.ts';
 
+export interface PurgeResult {
+  purged: number;
+  lastKey: string | undefined;
+}
+
 /** One change captured for the store's changelog topic: value null is a tombstone. */
 export interface ChangelogEntry {
   key: string;
@@ -66,9 +71,10 @@ export interface TaskStore<V> extends KeyValueStore<V> {
   /**
    * Deletes up to `limitEntries` committed entries in [gte, lt) from local storage only: no changelog
    * record, outside any transaction. Only for data no reader will ask for again (expired segments,
-   * see segmented-store.ts); the changelog forgets it by its own time retention. Returns how many.
+   * see segmented-store.ts); the changelog forgets it by its own time retention. Returns how many, and
+   * the last key deleted: the next call starts after it, not over the deleted keys' tombstones again.
    */
-  purgeRange(gte: string, lt: string, limitEntries: number): Promise<number>;
+  purgeRange(gte: string, lt: string, limitEntries: number): Promise<PurgeResult>;
   /** The bytes the store takes on disk (LevelDB approximateSize; the test double: its value bytes). */
   approximateBytes(): Promise<number>;
   close(): Promise<void>;

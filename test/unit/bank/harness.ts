@@ -167,10 +167,10 @@ export class MapStore<V> implements KeyValueStore<V> {
     this.rows.delete(key);
   }
 
-  async purgeRange(gte: string, lt: string, limitEntries: number): Promise<number> {
+  async purgeRange(gte: string, lt: string, limitEntries: number): Promise<{ purged: number; lastKey: string | undefined }> {
     const keys = [...this.rows.keys()].sort().filter((k) => k >= gte && k < lt).slice(0, limitEntries);
     for (const key of keys) this.rows.delete(key);
-    return keys.length;
+    return { purged: keys.length, lastKey: keys.at(-1) };
   }
 
   /** The entries as the bank sees them (segment and pinned prefixes taken off). */
