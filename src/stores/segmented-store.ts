@@ -35,6 +35,8 @@ export interface PurgeableStore<V> extends KeyValueStore<V> {
   approximateBytes?(): Promise<number>;
 }
 
+/** A purge call deletes at least this many entries, so a step always makes progress. */
+const PURGE_CALL_ENTRIES_MIN = 100;
 /** How often an expiry step also reads the store's approximate size on disk (for the metric). */
 const SIZE_READ_EVERY_MS = 10_000;
 
@@ -59,7 +61,7 @@ export interface SegmentedStoreOptions<V> {
 export interface ExpiryStepBounds {
   /** Stop starting new work once the step has run this long. */
   budgetMs: number;
-  /** Entries one purge call deletes at most (one LevelDB batch); bounds the overrun of the budget. */
+  /** Entries one purge call deletes at most (one LevelDB batch); calls are sized to the budget left, at least 100. */
   purgeEntriesPerCallMax: number;
   /** Pinned or old-layout entries one step reads at most. */
   scannedEntriesMax: number;
@@ -105,6 +107,8 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   #pinnedPassDueMs = Number.NEGATIVE_INFINITY;
   /** Where the next purge call starts inside the expired range (after the last key deleted), or undefined. */
   #purgeFrom: string | undefined;
+  /** Moving average of a purge's cost per entry (ms), starting from what this 2-core machine measured. */
+  #purgeCostMsPerEntry = 0.01;
 
   constructor(inner: PurgeableStore<unknown>, options: SegmentedStoreOptions<V>) {
     assert(Number.isSafeInteger(options.retentionMs) && options.retentionMs > 0, 'segmented store: retentionMs must be a positive integer');
@@ -192,9 +196,13 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     while (!caughtUp && spent() < bounds.budgetMs) {
       // From after the last key deleted: starting at the segment again would walk its tombstones each call.
       const from = this.#purgeFrom ?? segmentKey(this.#purgedBelow, '');
-      const { purged: deleted, lastKey } = await this.#inner.purgeRange(from, segmentKey(low, ''), bounds.purgeEntriesPerCallMax);
+      // A call sized to the budget left, by the cost per entry measured so far, so one call rarely overruns it.
+      const limit = this.#purgeCallSize(bounds, bounds.budgetMs - spent());
+      const callStarted = elapsedMs();
+      const { purged: deleted, lastKey } = await this.#inner.purgeRange(from, segmentKey(low, ''), limit);
+      if (deleted > 0) this.#purgeCostMsPerEntry = 0.8 * this.#purgeCostMsPerEntry + (0.2 * (elapsedMs() - callStarted)) / deleted;
       purged += deleted;
-      if (deleted < bounds.purgeEntriesPerCallMax || lastKey === undefined) {
+      if (deleted < limit || lastKey === undefined) {
         this.#purgedBelow = low;
         this.#purgeFrom = undefined;
         caughtUp = true;
@@ -211,6 +219,11 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
       result.storeBytes = await this.#inner.approximateBytes();
     }
     return result;
+  }
+
+  #purgeCallSize(bounds: ExpiryStepBounds, budgetLeftMs: number): number {
+    const fitting = Math.floor(budgetLeftMs / Math.max(this.#purgeCostMsPerEntry, 1e-6));
+    return Math.min(bounds.purgeEntriesPerCallMax, Math.max(PURGE_CALL_ENTRIES_MIN, fitting));
   }
 
   #oldLayoutOnly(key: string): boolean {
