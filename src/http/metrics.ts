@@ -14,8 +14,8 @@ const STREAMS_STATES: StreamsState[] = ['CREATED', 'STARTING', 'REBALANCING', 'R
 // Request latencies from sub-millisecond reads to a 30 s `?wait`.
 const HTTP_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-/** Expiry steps are budgeted in milliseconds (5 ms by default): the buckets resolve around the budget. */
-const EXPIRY_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.5];
+/** Expiry steps are budgeted in milliseconds (20 ms by default): the buckets resolve around the budget. */
+const EXPIRY_BUCKETS_S = [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1];
 const RECORDS_BUCKETS = [1, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000];
 
 export interface MetricsLabels {
