@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { MemoryTaskStore } from '../../../src/stores/memory-store.ts';
 import { jsonSerde } from '../../../src/stores/serdes.ts';
@@ -102,5 +103,39 @@ describe('SegmentedKeyValueStore', () => {
     expect(SegmentedKeyValueStore.expiredKey(entry!.key, clock.now + RETENTION_MS, RETENTION_MS, SEGMENT_MS)).toBe(false);
     expect(SegmentedKeyValueStore.expiredKey(entry!.key, clock.now + RETENTION_MS + SEGMENT_MS, RETENTION_MS, SEGMENT_MS)).toBe(true);
     expect(SegmentedKeyValueStore.expiredKey('\u0002p', Number.MAX_SAFE_INTEGER, RETENTION_MS, SEGMENT_MS)).toBe(false);
+  });
+
+  test('should find exactly the pinned entries and those of live segments, and keep no expired one on disk, when random puts, clock moves and steps interleave', async () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('put' as const), key: fc.constantFrom('a', 'b', 'c', 'd'), pinned: fc.boolean() }),
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 2 * RETENTION_MS }) }),
+      fc.record({ kind: fc.constant('step' as const) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+        const { inner, store, clock } = setup();
+        const model = new Map<string, Row>();
+        for (const o of ops) {
+          if (o.kind === 'put') {
+            const row = { at: o.pinned ? null : clock.now };
+            store.put(o.key, row);
+            model.set(o.key, row);
+          } else if (o.kind === 'advance') clock.now += o.ms;
+          else await store.expireStep(BOUNDS);
+          await commit(inner);
+          const low = Math.floor((clock.now - RETENTION_MS) / SEGMENT_MS);
+          for (const [key, row] of model) {
+            const live = row.at === null || Math.floor(row.at / SEGMENT_MS) >= low;
+            expect(store.get(key)).toEqual(live ? row : undefined);
+            // Inside the retention an entry is always found.
+            if (row.at !== null && clock.now - row.at < RETENTION_MS) expect(store.get(key)).toEqual(row);
+          }
+        }
+        for (let i = 0; i < 10 && !(await store.expireStep(BOUNDS)).caughtUp; i++);
+        const low = Math.floor((clock.now - RETENTION_MS) / SEGMENT_MS);
+        for (const key of inner.disk.keys()) expect(SegmentedKeyValueStore.expiredKey(key, clock.now, RETENTION_MS, SEGMENT_MS), `${JSON.stringify(key)} below segment ${low}`).toBe(false);
+      }),
+      { numRuns: 150 },
+    );
   });
 });
