@@ -344,6 +344,19 @@ function monotonicClock(): () => number {
   return () => performance.now();
 }
 
+/**
+ * One physical record (as in the changelog) as the view sees it: its logical key and value, pinned
+ * values unwrapped (null stays null: a tombstone). For readers of the changelog (reconcile).
+ */
+export function logicalRecord(physicalKey: string, stored: unknown): { key: string; value: unknown } {
+  if (physicalKey.startsWith(PINNED_PREFIX)) {
+    const pinned = stored as Pinned<unknown> | null;
+    return { key: physicalKey.slice(1), value: pinned === null ? null : (pinned?.v ?? null) };
+  }
+  if (physicalKey.startsWith(SEGMENT_PREFIX)) return { key: physicalKey.slice(1 + SEGMENT_ID_DIGITS), value: stored };
+  return { key: physicalKey, value: stored };
+}
+
 /** The logical view of physical entries (tests, reports): newest copy per key, pinned values unwrapped. */
 export function logicalEntries<V>(physical: Iterable<[string, unknown]>): Map<string, V> {
   const out = new Map<string, V>();
