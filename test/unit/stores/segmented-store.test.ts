@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { MemoryTaskStore } from '../../../src/stores/memory-store.ts';
 import { jsonSerde } from '../../../src/stores/serdes.ts';
-import { logicalEntries, SegmentedKeyValueStore } from '../../../src/stores/segmented-store.ts';
+import { logicalEntries, logicalRecord, SegmentedKeyValueStore } from '../../../src/stores/segmented-store.ts';
 
 interface Row {
   at: number | null;
@@ -137,5 +137,18 @@ describe('SegmentedKeyValueStore', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  test('should give changelog readers the logical key and value of every layout when they read physical records', () => {
+    const { inner, store, clock } = setup();
+    store.put('p', { at: null });
+    store.put('s', { at: clock.now });
+    const records = inner.pendingChangelog().map((e) => logicalRecord(e.key, JSON.parse(e.value!.toString())));
+    expect(records).toEqual([
+      { key: 'p', value: { at: null } },
+      { key: 's', value: { at: 10_000 } },
+    ]);
+    expect(logicalRecord('\u0002p', null)).toEqual({ key: 'p', value: null });
+    expect(logicalRecord('old', { at: 1 })).toEqual({ key: 'old', value: { at: 1 } });
   });
 });
