@@ -120,6 +120,21 @@ export function defaultDedupSegmentIntervalMs(retentionMs: number): number {
   return Math.max(1, Math.floor(retentionMs / 2));
 }
 
+/** The transfers store as the bank reads and writes it: dedup entries and credited marks, segmented by decision time. */
+export function transfersView(inner: PurgeableStore<unknown>, dedup: DedupLayout, clock: () => number): SegmentedKeyValueStore<TransferEntry> {
+  return new SegmentedKeyValueStore<TransferEntry>(inner, {
+    retentionMs: dedup.retentionMs,
+    segmentIntervalMs: dedup.segmentIntervalMs,
+    timeOf: dedupTimeOf,
+    clock,
+    // Stores written before segments hold entries under their bare keys: found, moved and swept.
+    oldLayout: true,
+    // Bare-transferId keys (before keys named the account) stay where they are until they expire.
+    // dedupKey and creditedKey both start with NUL, so both go through the segments.
+    oldLayoutOnly: (key) => !key.startsWith('\u0000'),
+  });
+}
+
 /** Conflicting fingerprints remembered per transfer; beyond this, further distinct conflicts are answered each time. */
 export const CONFLICTS_REMEMBERED_MAX = 16;
 
@@ -135,16 +150,7 @@ export class BankStores {
   constructor(context: ProcessorContext, dedup: DedupLayout) {
     this.accounts = context.getStore<AccountRow>('accounts');
     this.balances = context.getStore<BalanceRow>('balances');
-    this.transfers = new SegmentedKeyValueStore<TransferEntry>(context.getStore<unknown>('transfers') as PurgeableStore<unknown>, {
-      retentionMs: dedup.retentionMs,
-      segmentIntervalMs: dedup.segmentIntervalMs,
-      timeOf: dedupTimeOf,
-      clock: () => context.currentSystemTimeMs(),
-      // Stores written before segments hold entries under their bare keys: found, moved and swept.
-      oldLayout: true,
-      // Bare-transferId keys (before keys named the account) stay where they are until they expire.
-      oldLayoutOnly: (key) => !key.startsWith('\u0000'),
-    });
+    this.transfers = transfersView(context.getStore<unknown>('transfers') as PurgeableStore<unknown>, dedup, () => context.currentSystemTimeMs());
   }
 
   account(accountId: string): AccountRow | undefined {

@@ -548,7 +548,8 @@ export class KafkaStreams {
   /** Deletes state folders unused for longer than the delay; between iterations, so never while a rebalance opens stores. */
   async #maybeCleanState(): Promise<void> {
     const now = Date.now();
-    if (now - this.#stateCleanedAtMs < STATE_CLEANUP_INTERVAL_MS || this.#assigned === undefined) return;
+    // Not once a stop is requested: close() must not wait for a sweep (or its listOffsets during a broker outage).
+    if (now - this.#stateCleanedAtMs < STATE_CLEANUP_INTERVAL_MS || this.#assigned === undefined || this.#stopRequested) return;
     this.#stateCleanedAtMs = now;
     const { stateDir, applicationId, instanceId } = this.#options;
     this.#stateCleaner ??= new StateDirectoryCleaner({

@@ -124,10 +124,14 @@ describe('credit legs applied at most once', () => {
     expect(bank.dlq()).toHaveLength(1);
   });
 
-  test('should expire the credited mark with the dedup retention like any final dedup entry', async () => {
+  test('should expire the credited mark with its segment like any final dedup entry when the retention has passed', async () => {
     await transfer('t-1', '30.00');
     expect((await bank.dedupEntries()).has(creditedKey(from, 't-1'))).toBe(true);
-    await bank.driver.advanceWallClockTime(8 * DAY_MS);
+    // Kept for the whole retention (7 days)...
+    await bank.driver.advanceWallClockTime(7 * DAY_MS - 60_000);
+    expect((await bank.dedupEntries()).has(creditedKey(from, 't-1'))).toBe(true);
+    // ...and gone with its segment, at most one segment (half the retention) later.
+    await bank.driver.advanceWallClockTime(3.5 * DAY_MS + 60_000);
     await bank.driver.advanceWallClockTime(DAY_MS);
     expect((await bank.dedupEntries()).has(creditedKey(from, 't-1'))).toBe(false);
   });
