@@ -70,3 +70,38 @@ describe('credited marks in the segmented transfers store', () => {
     );
   });
 });
+
+describe('the segmented transfers store and savepoints (KIP-1033 rollback)', () => {
+  const inFlight = (decidedAt: number): TransferEntry => ({ fingerprint: 'f', status: 'in_flight', decidedAt });
+
+  test('should keep the pinned in-flight entry and no segment copy when a record that settled it is rolled back', async () => {
+    const { inner, view, clock } = setup();
+    const key = dedupKey('acc', 't-1');
+    view.put(key, inFlight(clock.now));
+    await inner.flush(1n);
+    inner.savepoint();
+    view.put(key, final(clock.now)); // moves it from "\u0002" (pinned) into its segment
+    view.put(creditedKey('acc', 't-1'), final(clock.now));
+    inner.rollbackToSavepoint();
+    expect(view.get(key)).toMatchObject({ status: 'in_flight' });
+    expect(view.get(creditedKey('acc', 't-1'))).toBeUndefined();
+    await inner.flush(2n);
+    expect(inner.disk.keys()).toEqual([`\u0002${key}`]);
+  });
+
+  test('should not bring purged entries back when a punctuation is rolled back after its purge', async () => {
+    const { inner, view, clock } = setup();
+    view.put(creditedKey('acc', 't-old'), final(clock.now));
+    await inner.flush(1n);
+    clock.now += RETENTION_MS + SEGMENT_MS;
+    inner.savepoint();
+    expect(await view.expireStep(BOUNDS)).toMatchObject({ purged: 1 });
+    view.put(creditedKey('acc', 't-new'), final(clock.now));
+    inner.rollbackToSavepoint();
+    // The purge is local and below the live window: nothing to undo, and nothing a lookup could find.
+    expect(view.get(creditedKey('acc', 't-old'))).toBeUndefined();
+    expect(view.get(creditedKey('acc', 't-new'))).toBeUndefined();
+    await inner.flush(2n);
+    expect(inner.disk.keys()).toEqual([]);
+  });
+});
