@@ -30,8 +30,9 @@ export interface Instance {
   close(): Promise<void>;
 }
 
-export function bankTopology(config: Config) {
-  return buildBankTopology({ topics: config.topics, dedupRetentionMs: config.dedupRetentionMs, processingExceptionHandler: config.processingExceptionHandler });
+export function bankTopology(config: Config, metrics?: Metrics) {
+  const observe = metrics === undefined ? {} : { onExpiryStep: metrics.observeExpiryStep.bind(metrics) };
+  return buildBankTopology({ topics: config.topics, dedupRetentionMs: config.dedupRetentionMs, processingExceptionHandler: config.processingExceptionHandler, ...observe });
 }
 
 /**
@@ -43,9 +44,10 @@ export function createBankStreams(
   logger: Logger,
   onCommit?: KafkaStreamsOptions['onCommit'],
   overrides: Pick<KafkaStreamsOptions, 'internalRecordMacs' | 'onProcessingError'> = {},
+  metrics?: Metrics,
 ): KafkaStreams {
   const clusterKeys = requireClusterKeys(config.clusterKeys, 'the processor');
-  return new KafkaStreams(bankTopology(config), {
+  return new KafkaStreams(bankTopology(config, metrics), {
     applicationId: config.appId,
     instanceId: config.instanceId,
     brokers: config.kafkaBrokers,
@@ -53,6 +55,8 @@ export function createBankStreams(
     commitIntervalMs: config.commitIntervalMs,
     batchRecordsMax: config.batchRecordsMax,
     standbyReplicas: config.standbyReplicas,
+    stateCleanupDelayMs: config.stateCleanupDelayMs,
+    ...(metrics ? { onStateCleanup: (deleted: string[]) => metrics.observeStateCleanup(deleted) } : {}),
     offsetReset: config.offsetReset,
     connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
     logger,
@@ -66,7 +70,7 @@ export function createBankStreams(
 export async function startInstance(options: InstanceOptions): Promise<Instance> {
   const { config, logger } = options;
   const metrics = new Metrics({ app: config.appId, instance: config.instanceId });
-  const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info), { onProcessingError: (info) => metrics.observeProcessingError(info) });
+  const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info), { onProcessingError: (info) => metrics.observeProcessingError(info) }, metrics);
   metrics.bindStreams(streams);
   metrics.bindBrokerHealth(streams.brokerHealth);
   // The sink reports its broker outages to the same place as the engine (/readyz, metrics).

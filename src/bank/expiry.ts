@@ -1,49 +1,32 @@
-// Dedup expiry: a wall-clock punctuator deletes final transfer entries (completed or failed) once they
-// are older than the retention. In-flight entries are never deleted: the settle or refund leg needs them.
-// Each run is bounded (entries scanned, entries deleted) and resumes where the last one stopped, so a
-// store of millions of entries costs a little every interval rather than a long pause once.
-import { type KeyValueStore } from '../topology/types.ts';
+// Dedup expiry: a bounded step, run by a wall-clock punctuator about once per commit interval.
+// The transfers store is segmented by decision time (src/stores/segmented-store.ts): expiry drops whole
+// expired segments from the local store (no changelog tombstone per id: the changelog's time retention
+// forgets them), rewrites in-flight entries whose changelog record is getting old, and moves entries of
+// the layout before segments. Each step stops starting new work after its time budget, so the
+// processing loop never waits on expiry much longer than that, however far behind expiry is.
+import { type ExpiryStepBounds, type ExpiryStepResult, type SegmentedKeyValueStore } from '../stores/segmented-store.ts';
 import { type TransferEntry } from './stores.ts';
 
-export interface DedupExpiryOptions {
-  retentionMs: number;
-  /** Deletions per run at most (each is a changelog tombstone in the task's transaction). */
-  deletionsMax: number;
-  /** Entries read per run at most. */
-  scannedMax: number;
-}
+/** Defaults: 20 ms per step per task, 1,000 entries per LevelDB purge batch, 1,000 entries read per scan. */
+export const DEFAULT_EXPIRY_BOUNDS: ExpiryStepBounds = Object.freeze({
+  budgetMs: 20,
+  purgeEntriesPerCallMax: 1_000,
+  scannedEntriesMax: 1_000,
+});
 
 export class DedupExpiry {
-  readonly #store: KeyValueStore<TransferEntry>;
-  readonly #options: DedupExpiryOptions;
-  // The first key of the next run; undefined starts again from the beginning of the store.
-  #cursor: string | undefined;
+  readonly #store: SegmentedKeyValueStore<TransferEntry>;
+  readonly #bounds: ExpiryStepBounds;
 
-  constructor(store: KeyValueStore<TransferEntry>, options: DedupExpiryOptions) {
+  constructor(store: SegmentedKeyValueStore<TransferEntry>, bounds: ExpiryStepBounds) {
+    for (const [name, value] of Object.entries(bounds)) {
+      if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`dedup expiry: ${name} must be a positive integer, got ${value}`);
+    }
     this.#store = store;
-    this.#options = options;
+    this.#bounds = bounds;
   }
 
-  /** Deletes expired entries from the cursor on; returns how many were deleted. */
-  async run(nowMs: number): Promise<number> {
-    const { retentionMs, deletionsMax, scannedMax } = this.#options;
-    const expired: string[] = [];
-    let scanned = 0;
-    let lastKey: string | undefined;
-    const range = this.#cursor === undefined ? { limit: scannedMax } : { gte: this.#cursor, limit: scannedMax };
-    for await (const [key, entry] of this.#store.range(range)) {
-      scanned += 1;
-      lastKey = key;
-      if (entry.status !== 'in_flight' && nowMs - entry.decidedAt >= retentionMs) {
-        expired.push(key);
-        if (expired.length >= deletionsMax) break;
-      }
-    }
-    // Deleting after the scan, not during it, keeps the iteration independent of the store's write cache.
-    for (const key of expired) this.#store.delete(key);
-    const stoppedEarly = expired.length >= deletionsMax || scanned >= scannedMax;
-    // "\u0000" appended gives the smallest key after lastKey.
-    this.#cursor = stoppedEarly && lastKey !== undefined ? `${lastKey}\u0000` : undefined;
-    return expired.length;
+  step(): Promise<ExpiryStepResult> {
+    return this.#store.expireStep(this.#bounds);
   }
 }

@@ -5,19 +5,24 @@ import { createHash } from 'node:crypto';
 import { type PrefetchCollector, type Processor, type ProcessorContext, type Rec, type Serde } from '../topology/types.ts';
 import { keyText, type MoneyCommand, parseCommand, type ParsedCommand, TIMESTAMP_MS_MAX, TIMESTAMP_MS_MIN, type TransferFields, transferFieldsOf } from './commands.ts';
 import { closeAccount, openAccount, singleLeg } from './accounts.ts';
-import { DedupExpiry } from './expiry.ts';
+import { type ExpiryStepBounds, type ExpiryStepResult } from '../stores/segmented-store.ts';
+import { DEFAULT_EXPIRY_BOUNDS, DedupExpiry } from './expiry.ts';
 import { type Leg, parseLeg } from './legs.ts';
 import { Outputs } from './outcomes.ts';
 import { type BankTask, actedAccount, recordFinal } from './decide.ts';
-import { BankStores, CONFLICTS_REMEMBERED_MAX, creditedKey, dedupKey, findDedup } from './stores.ts';
+import { BankStores, CONFLICTS_REMEMBERED_MAX, creditedKey, dedupKey, defaultDedupSegmentIntervalMs, findDedup } from './stores.ts';
 import { credit, debit, refund, settle } from './transfer.ts';
 
 export interface BankProcessorOptions {
   dedupRetentionMs: number;
+  /** Width of one segment of the transfers store (default: half the retention). */
+  dedupSegmentIntervalMs?: number;
+  /** How often a bounded expiry step runs, in wall-clock ms (about once per commit). */
   punctuateIntervalMs: number;
-  /** Bounds of one dedup expiry run (see expiry.ts). */
-  expiryDeletionsMax: number;
-  expiryScannedMax: number;
+  /** Bounds of one expiry step (see expiry.ts). */
+  expiry?: Partial<ExpiryStepBounds>;
+  /** Told the outcome of every expiry step (metrics, benchmarks). */
+  onExpiryStep?: (result: ExpiryStepResult, partition: number) => void;
 }
 
 /**
@@ -59,20 +64,19 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
 
   init(context: ProcessorContext): void {
     this.#context = context;
-    const stores = new BankStores(context);
+    const retentionMs = this.#options.dedupRetentionMs;
+    const stores = new BankStores(context, { retentionMs, segmentIntervalMs: this.#options.dedupSegmentIntervalMs ?? defaultDedupSegmentIntervalMs(retentionMs) });
     const out = new Outputs(context);
     this.#task = {
       stores,
       out,
       ownsAccount: (accountId) => context.partitionForKey(accountId) === context.partition,
     };
-    const expiry = new DedupExpiry(stores.transfers, {
-      retentionMs: this.#options.dedupRetentionMs,
-      deletionsMax: this.#options.expiryDeletionsMax,
-      scannedMax: this.#options.expiryScannedMax,
-    });
-    context.schedule(this.#options.punctuateIntervalMs, 'wall-clock', async (timestampMs) => {
-      await expiry.run(timestampMs);
+    const expiry = new DedupExpiry(stores.transfers, { ...DEFAULT_EXPIRY_BOUNDS, ...this.#options.expiry });
+    const onStep = this.#options.onExpiryStep;
+    context.schedule(this.#options.punctuateIntervalMs, 'wall-clock', async () => {
+      const result = await expiry.step();
+      onStep?.(result, context.partition);
     });
   }
 
@@ -81,7 +85,7 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
     if (bytes === null) return;
     const work = this.#parse(rec, bytes);
     this.#parsed.set(bytes, work);
-    collectKeys(work, keys);
+    collectKeys(work, keys, this.#task!.stores.transfers);
   }
 
   process(rec: BankRecord): void {
@@ -145,21 +149,23 @@ function valueBytes(rec: BankRecord): Buffer | null {
 }
 
 /** Exactly the keys the record's handler will read; nothing for records that go to the DLQ. */
-function collectKeys(work: Work, keys: PrefetchCollector): void {
+function collectKeys(work: Work, keys: PrefetchCollector, transfers: BankStores['transfers']): void {
   const account = (id: string): void => {
     keys.add('accounts', id);
     keys.add('balances', id);
   };
   // The dedup entry of (account, transferId), and the legacy bare-transferId one findDedup falls back to.
   const dedup = (acted: string, transferId: string): void => {
-    keys.add('transfers', dedupKey(acted, transferId));
-    keys.add('transfers', transferId);
+    for (const key of transfers.keysFor(dedupKey(acted, transferId))) keys.add('transfers', key);
+    // The bare transferId of entries written before keys named the account (only while old-layout entries are left).
+    for (const key of transfers.keysFor(transferId)) keys.add('transfers', key);
   };
   if (work.kind === 'leg') {
     if ('error' in work.leg) return;
     if (work.leg.leg === 'credit') {
       account(work.leg.to);
-      keys.add('transfers', creditedKey(work.leg.from, work.leg.transferId));
+      // The credited mark lives in the segmented view: read wherever it may be (pinned, live segments).
+      for (const key of transfers.keysFor(creditedKey(work.leg.from, work.leg.transferId))) keys.add('transfers', key);
     } else {
       dedup(work.leg.from, work.leg.transferId);
       keys.add('balances', work.leg.from);

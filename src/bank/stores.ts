@@ -1,6 +1,7 @@
 // The bank's three state stores, their value shapes and typed access. Values go through jsonSerde,
 // which has no bigint: money is stored as a string of integer minor units ("12550" = 125.50 EUR).
 // Readers outside the bank (the HTTP API) format it with formatMoney(BigInt(v), currencyDigits(currency)).
+import { type PurgeableStore, SegmentedKeyValueStore } from '../stores/segmented-store.ts';
 import { type KeyValueStore, type ProcessorContext } from '../topology/types.ts';
 import { type TransferFailureCode } from './outcomes.ts';
 
@@ -76,17 +77,18 @@ export function dedupKey(account: string, transferId: string): string {
 /**
  * The to task's mark that it applied (or refused) the credit leg of (from, transferId): a verbatim copy
  * of a signed leg verifies, so without it a copy written to the credits topic would credit `to` again.
- * It starts with SOH, so it never equals a dedupKey (NUL) of the same pair — which matters when `from`
- * and `to` share a task — nor a legacy key. Same store and shape as a dedup entry (a final status and a
- * decidedAt): it expires with them, after `dedupRetentionMs`.
+ * It starts with NUL then "c" (a dedupKey has a digit there), so it never equals a dedupKey of the same
+ * pair — which matters when `from` and `to` share a task — nor a legacy key. It lives in the segmented
+ * view like a dedup entry (same shape: a final status and a decidedAt), so it expires with its segment.
+ * (Not SOH: physical keys starting with SOH are the segmented store's segment entries.)
  */
 export function creditedKey(from: string, transferId: string): string {
-  return `\u0001${from.length}\u0000${from}\u0000${transferId}`;
+  return `\u0000c${from.length}\u0000${from}\u0000${transferId}`;
 }
 
 /** The transferId a transfers store key names (any key format), for reports. */
 export function transferIdOfDedupKey(key: string): string {
-  const match = /^[\u0000\u0001](\d+)\u0000/.exec(key);
+  const match = /^\u0000c?(\d+)\u0000/.exec(key);
   if (!match) return key;
   const accountStart = match[0].length;
   return key.slice(accountStart + Number(match[1]) + 1);
@@ -102,6 +104,37 @@ export function findDedup(transfers: KeyValueStore<TransferEntry>, account: stri
   return legacy === undefined ? { key, entry: undefined } : { key: transferId, entry: legacy };
 }
 
+/** How the transfers store is segmented (see SegmentedKeyValueStore). */
+export interface DedupLayout {
+  retentionMs: number;
+  segmentIntervalMs: number;
+}
+
+/** In-flight entries never expire (the settle or refund leg needs them); final ones from their decision. */
+export function dedupTimeOf(entry: TransferEntry): number | null {
+  return entry.status === 'in_flight' ? null : entry.decidedAt;
+}
+
+/** Kafka Streams' default segment interval: half the retention, so about three segments are live. */
+export function defaultDedupSegmentIntervalMs(retentionMs: number): number {
+  return Math.max(1, Math.floor(retentionMs / 2));
+}
+
+/** The transfers store as the bank reads and writes it: dedup entries and credited marks, segmented by decision time. */
+export function transfersView(inner: PurgeableStore<unknown>, dedup: DedupLayout, clock: () => number): SegmentedKeyValueStore<TransferEntry> {
+  return new SegmentedKeyValueStore<TransferEntry>(inner, {
+    retentionMs: dedup.retentionMs,
+    segmentIntervalMs: dedup.segmentIntervalMs,
+    timeOf: dedupTimeOf,
+    clock,
+    // Stores written before segments hold entries under their bare keys: found, moved and swept.
+    oldLayout: true,
+    // Bare-transferId keys (before keys named the account) stay where they are until they expire.
+    // dedupKey and creditedKey both start with NUL, so both go through the segments.
+    oldLayoutOnly: (key) => !key.startsWith('\u0000'),
+  });
+}
+
 /** Conflicting fingerprints remembered per transfer; beyond this, further distinct conflicts are answered each time. */
 export const CONFLICTS_REMEMBERED_MAX = 16;
 
@@ -111,12 +144,13 @@ const ZERO: Balance = Object.freeze({ balance: 0n, inFlight: 0n });
 export class BankStores {
   readonly accounts: KeyValueStore<AccountRow>;
   readonly balances: KeyValueStore<BalanceRow>;
-  readonly transfers: KeyValueStore<TransferEntry>;
+  /** Segmented by decision time: final entries expire with their segment, in-flight ones are pinned. */
+  readonly transfers: SegmentedKeyValueStore<TransferEntry>;
 
-  constructor(context: ProcessorContext) {
+  constructor(context: ProcessorContext, dedup: DedupLayout) {
     this.accounts = context.getStore<AccountRow>('accounts');
     this.balances = context.getStore<BalanceRow>('balances');
-    this.transfers = context.getStore<TransferEntry>('transfers');
+    this.transfers = transfersView(context.getStore<unknown>('transfers') as PurgeableStore<unknown>, dedup, () => context.currentSystemTimeMs());
   }
 
   account(accountId: string): AccountRow | undefined {

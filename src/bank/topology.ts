@@ -6,8 +6,10 @@
 import { bytesSerde, Topology, TopologyError } from '../topology/topology.ts';
 import { type Serde } from '../topology/types.ts';
 import { SINKS } from './outcomes.ts';
-import { BankProcessor, legBytesSerde } from './processor.ts';
-import { BANK_STORES } from './stores.ts';
+import { type ExpiryStepBounds, type ExpiryStepResult, SegmentedKeyValueStore } from '../stores/segmented-store.ts';
+import { DEFAULT_EXPIRY_BOUNDS } from './expiry.ts';
+import { BankProcessor, type BankProcessorOptions, legBytesSerde } from './processor.ts';
+import { BANK_STORES, defaultDedupSegmentIntervalMs } from './stores.ts';
 
 export interface BankTopics {
   /** Commands (transaction_initiated). */
@@ -24,12 +26,16 @@ export interface BankTopologyOptions {
   topics: BankTopics;
   /** How long a decided transferId is remembered for deduplication (DESIGN: 7 days by default). */
   dedupRetentionMs: number;
-  /** How often the dedup expiry punctuator runs, in wall-clock ms (default 60 s). */
+  /** Width of one transfers-store segment in ms (default: half the retention, as Kafka Streams). */
+  dedupSegmentIntervalMs?: number;
+  /** How often a bounded dedup expiry step runs, in wall-clock ms (default 100 ms: about once per commit). */
   punctuateIntervalMs?: number;
-  /** Deletions per expiry run at most (default 10,000). */
-  expiryDeletionsMax?: number;
-  /** Entries scanned per expiry run at most (default 100,000). */
-  expiryScannedMax?: number;
+  /** Bounds of one expiry step (expiry.ts DEFAULT_EXPIRY_BOUNDS). */
+  expiry?: Partial<ExpiryStepBounds>;
+  /** Told the outcome of every expiry step (metrics, benchmarks). */
+  onExpiryStep?: (result: ExpiryStepResult, partition: number) => void;
+  /** The clock restore compares segments with (default Date.now). */
+  restoreClock?: () => number;
   /**
    * A record whose processing throws deterministically: 'dead-letter' (default) sends it to the DLQ and
    * goes on, 'fail' stops the instance (src/topology/processing-errors.ts).
@@ -38,7 +44,7 @@ export interface BankTopologyOptions {
 }
 
 export const BANK_PROCESSOR = 'bank';
-export const DEFAULT_PUNCTUATE_INTERVAL_MS = 60_000;
+export const DEFAULT_PUNCTUATE_INTERVAL_MS = 100;
 
 /** Outcome, audit and leg values: plain JSON objects of strings (money is already a decimal string). */
 const jsonValueSerde: Serde<unknown> = {
@@ -48,19 +54,27 @@ const jsonValueSerde: Serde<unknown> = {
 
 export function buildBankTopology(options: BankTopologyOptions): Topology {
   const { topics } = options;
-  const processorOptions = {
-    dedupRetentionMs: positive('dedupRetentionMs', options.dedupRetentionMs),
+  const retentionMs = positive('dedupRetentionMs', options.dedupRetentionMs);
+  const segmentIntervalMs = positive('dedupSegmentIntervalMs', options.dedupSegmentIntervalMs ?? defaultDedupSegmentIntervalMs(retentionMs));
+  const expiry = { ...DEFAULT_EXPIRY_BOUNDS, ...options.expiry };
+  for (const [name, value] of Object.entries(expiry)) positive(`expiry.${name}`, value);
+  const processorOptions: BankProcessorOptions = {
+    dedupRetentionMs: retentionMs,
+    dedupSegmentIntervalMs: segmentIntervalMs,
     punctuateIntervalMs: positive('punctuateIntervalMs', options.punctuateIntervalMs ?? DEFAULT_PUNCTUATE_INTERVAL_MS),
-    expiryDeletionsMax: positive('expiryDeletionsMax', options.expiryDeletionsMax ?? 10_000),
-    expiryScannedMax: positive('expiryScannedMax', options.expiryScannedMax ?? 100_000),
+    expiry,
+    ...(options.onExpiryStep === undefined ? {} : { onExpiryStep: options.onExpiryStep }),
   };
+  const restoreClock = options.restoreClock ?? Date.now;
+  // Restore skips records of segments already expired: a restored store starts bounded.
+  const skipOnRestore = (key: string): boolean => SegmentedKeyValueStore.expiredKey(key, restoreClock(), retentionMs, segmentIntervalMs);
   const topology = new Topology()
     // Keys stay raw bytes so that a dead letter carries the original key exactly.
     .addSource('commands', { topics: [topics.input], keySerde: bytesSerde, valueSerde: bytesSerde })
     .addSource('credits', { topics: [topics.credits], keySerde: bytesSerde, valueSerde: legBytesSerde })
     .addRepartitionTopic(topics.credits, { deadLetterTopic: topics.dlq })
     .addProcessor(BANK_PROCESSOR, () => new BankProcessor(processorOptions), 'commands', 'credits');
-  for (const name of BANK_STORES) topology.addStateStore({ name }, BANK_PROCESSOR);
+  for (const name of BANK_STORES) topology.addStateStore(name === 'transfers' ? { name, skipOnRestore } : { name }, BANK_PROCESSOR);
   return topology
     .addSink(SINKS.completed, { topic: topics.completed, valueSerde: jsonValueSerde }, BANK_PROCESSOR)
     .addSink(SINKS.failed, { topic: topics.failed, valueSerde: jsonValueSerde }, BANK_PROCESSOR)

@@ -55,6 +55,8 @@ export interface Config {
   /** Reverse proxies in front of the API whose X-Forwarded-For is trusted for the client address (0 = none). */
   trustProxyHops: number;
   standbyReplicas: number;
+  /** How long a task state folder stays on disk after it was last in use here (ms). */
+  stateCleanupDelayMs: number;
   /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/runtime/offset-reset.ts. */
   offsetReset: OffsetResetPolicy;
   logLevel: string;
@@ -228,6 +230,7 @@ export function loadConfig(env: Env = process.env): Config {
     management: managementConfig(env, httpHost, httpPort),
     trustProxyHops: int(env, 'HTTP_TRUST_PROXY_HOPS', 0, 0, 10),
     standbyReplicas: int(env, 'STANDBY_REPLICAS', 0, 0, 8),
+    stateCleanupDelayMs: int(env, 'STATE_CLEANUP_DELAY_MS', 600_000, 0, 30 * 24 * 3600 * 1000),
     offsetReset: str(env, 'OFFSET_RESET', 'safe', new RegExp(`^(${OFFSET_RESET_POLICIES.join('|')})$`), OFFSET_RESET_POLICIES.join(', ')) as OffsetResetPolicy,
     logLevel: str(env, 'LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
     sinkGroupId: str(env, 'SINK_GROUP_ID', `${appId}-sink`, NAME_PATTERN, 'letters, digits, ".", "_" or "-"'),

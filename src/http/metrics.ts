@@ -5,6 +5,7 @@
 //
 // Values that the engine and the sink already keep (task counts, restored records, sink rows) are read
 // at scrape time through `collect` callbacks instead of being pushed on every change.
+import { type ExpiryStepResult } from '../stores/segmented-store.ts';
 import { Counter, type CounterConfiguration, Gauge, type GaugeConfiguration, Histogram, type HistogramConfiguration, Registry, collectDefaultMetrics } from 'prom-client';
 import { type PartitionLag, type StreamsState, type StreamsStatus } from '../runtime/kafka-streams.ts';
 import { type SinkStatus } from '../sinks/postgres-sink.ts';
@@ -13,6 +14,8 @@ const STREAMS_STATES: StreamsState[] = ['CREATED', 'STARTING', 'REBALANCING', 'R
 // Request latencies from sub-millisecond reads to a 30 s `?wait`.
 const HTTP_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Expiry steps are budgeted in milliseconds (20 ms by default): the buckets resolve around the budget. */
+const EXPIRY_BUCKETS_S = [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1];
 const RECORDS_BUCKETS = [1, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000];
 
 export interface MetricsLabels {
@@ -75,6 +78,24 @@ export class Metrics {
   /** Pass as KafkaStreams' onProcessingError. Counted when dead-lettered: an aborted transaction may count a record twice. */
   observeProcessingError(info: { node: string; phase: string }): void {
     this.processingErrors.inc({ node: info.node, phase: info.phase });
+  }
+
+  /** One dedup expiry step of a task (the bank topology's onExpiryStep). */
+  observeExpiryStep(result: ExpiryStepResult, partition: number): void {
+    this.histogram({ name: 'bankstream_dedup_expiry_step_seconds', help: 'Duration of one bounded dedup expiry step (the processing loop waits for it)', buckets: EXPIRY_BUCKETS_S }).observe(result.durationMs / 1000);
+    const expired = this.counter({ name: 'bankstream_dedup_expired_total', help: 'Dedup entries of expired segments purged from the local transfers store' });
+    if (result.purged > 0) expired.inc(result.purged);
+    const behind = this.gauge<'partition'>({ name: 'bankstream_dedup_expiry_behind', help: '1 while a task still has expired segments to purge after its last step', labelNames: ['partition'] });
+    behind.set({ partition: String(partition) }, result.caughtUp ? 0 : 1);
+    if (result.storeBytes !== undefined) {
+      this.gauge<'store' | 'partition'>({ name: 'bankstream_store_bytes', help: 'Approximate bytes on disk of a task store (LevelDB approximateSize)', labelNames: ['store', 'partition'] }).set({ store: 'transfers', partition: String(partition) }, result.storeBytes);
+    }
+  }
+
+  /** One state cleanup of the engine (KafkaStreams onStateCleanup). */
+  observeStateCleanup(deleted: string[]): void {
+    const cleaned = this.counter({ name: 'bankstream_state_folders_cleaned_total', help: 'Task state folders deleted after STATE_CLEANUP_DELAY_MS unused' });
+    if (deleted.length > 0) cleaned.inc(deleted.length);
   }
 
   /** One outcome record: `code` is "completed" for transaction_completed. */

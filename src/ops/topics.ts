@@ -3,7 +3,9 @@
 // input partition and owns the same partition of credits and of every changelog, so a mismatch
 // would route records to tasks that do not own their state. Partitions can be added but never
 // removed, so nothing is created while an existing topic already disagrees.
-import { Admin, type ConfigDescription, ConfigResourceTypes, findErrorBy } from '@platformatic/kafka';
+import { Admin, type ConfigDescription, ConfigResourceTypes, IncrementalAlterConfigOperationTypes, findErrorBy } from '@platformatic/kafka';
+import { defaultDedupSegmentIntervalMs } from '../bank/stores.ts';
+import { SegmentedKeyValueStore } from '../stores/segmented-store.ts';
 import { type Config, changelogTopic, instancesTopic } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
@@ -28,12 +30,28 @@ export interface TopicState {
   exists: boolean;
   partitions?: number;
   cleanupPolicy?: string;
+  retentionMs?: string;
 }
 
 export interface EnsureTopicsResult {
   created: string[];
   existing: string[];
+  /** Existing changelogs whose cleanup.policy / retention.ms were altered to the planned ones. */
+  altered: string[];
   topics: TopicState[];
+}
+
+/**
+ * Stores whose entries expire by time (segmented, src/stores/segmented-store.ts): their changelog
+ * forgets old records by time retention too (compact,delete) instead of one tombstone per entry.
+ */
+const TIME_RETAINED_STORES: ReadonlySet<string> = new Set(['transfers']);
+
+/** The changelog configs of a store: compacted, plus time retention for the segmented dedup store. */
+export function changelogConfigs(config: Config, store: string): Record<string, string> {
+  if (!TIME_RETAINED_STORES.has(store)) return { 'cleanup.policy': 'compact' };
+  const retentionMs = SegmentedKeyValueStore.changelogRetentionMs(config.dedupRetentionMs, defaultDedupSegmentIntervalMs(config.dedupRetentionMs));
+  return { 'cleanup.policy': 'compact,delete', 'retention.ms': String(retentionMs) };
 }
 
 /** Topic layout problems (co-partitioning, cleanup policy); `problems` holds one line each. */
@@ -69,7 +87,7 @@ export function plannedTopics(config: Config, stores: readonly string[] = DEFAUL
   return [
     spec(config.topics.input, 'input', true),
     spec(config.topics.credits, 'credits', true),
-    ...stores.map((store) => spec(changelogTopic(config.appId, store), 'changelog', true, { 'cleanup.policy': 'compact' })),
+    ...stores.map((store) => spec(changelogTopic(config.appId, store), 'changelog', true, changelogConfigs(config, store))),
     spec(config.topics.completed, 'completed', false),
     spec(config.topics.failed, 'failed', false),
     spec(config.topics.audit, 'audit', false),
@@ -91,17 +109,19 @@ export async function ensureTopics(config: Config, options: TopicsOptions = {}):
   try {
     const before = await describeWith(admin, specs);
     // Refuse before creating anything: a topic created with the wrong count cannot be shrunk.
-    throwIfProblems(layoutProblems(before, config.partitions));
+    throwIfProblems(layoutProblems(before, config.partitions, { configDrift: false }));
     const created: string[] = [];
     const existing: string[] = [];
     for (const state of before) {
       if (state.exists || !(await createTopic(admin, state.spec))) existing.push(state.spec.name);
       else created.push(state.spec.name);
     }
-    options.logger?.info({ created, existing }, 'topics ensured');
+    // A changelog of the layout before time retention is altered, not left to fail the start-up check.
+    const altered = await alterChangelogConfigs(admin, before.filter((state) => state.exists && changelogConfigDrift(state).length > 0));
+    options.logger?.info({ created, existing, altered }, 'topics ensured');
     const after = await describeWith(admin, specs);
     throwIfProblems(layoutProblems(after, config.partitions));
-    return { created, existing, topics: after };
+    return { created, existing, altered, topics: after };
   } catch (error) {
     throw explainKafkaError(error, config.kafkaSecurity) ?? error;
   } finally {
@@ -132,9 +152,10 @@ export async function verifyTopics(config: Config, options: TopicsOptions = {}):
 /**
  * The layout problems among existing topics, one sentence each: co-partitioned topics whose
  * partition count is not PARTITIONS (the engine and the partitioner rely on that one number), and
- * changelogs that are not compacted (they would lose state to retention).
+ * changelogs that are not compacted (they would lose state to retention), and (unless
+ * `configDrift: false`, for a caller about to alter them) changelog configs that differ from the planned ones.
  */
-export function layoutProblems(topics: TopicState[], configuredPartitions: number): string[] {
+export function layoutProblems(topics: TopicState[], configuredPartitions: number, options: { configDrift?: boolean } = {}): string[] {
   const problems: string[] = [];
   const coPartitioned = topics.filter((topic) => topic.spec.coPartitioned && topic.exists);
   if (coPartitioned.some((topic) => topic.partitions !== configuredPartitions)) {
@@ -146,9 +167,48 @@ export function layoutProblems(topics: TopicState[], configuredPartitions: numbe
   for (const topic of topics) {
     if (topic.spec.role === 'changelog' && topic.exists && !(topic.cleanupPolicy ?? '').split(',').includes('compact')) {
       problems.push(`changelog ${topic.spec.name} has cleanup.policy=${topic.cleanupPolicy ?? 'unknown'}, expected compact`);
+    } else if (topic.exists && options.configDrift !== false) {
+      for (const drift of changelogConfigDrift(topic)) problems.push(`changelog ${topic.spec.name} has ${drift}; run "bankstream topics create" to alter it`);
     }
   }
   return problems;
+}
+
+/**
+ * How an existing changelog's cleanup.policy / retention.ms differ from the planned ones, one phrase
+ * each. Time retention shorter than planned would drop live dedup entries on restore; time retention
+ * on a changelog planned compact-only would lose state; compact alone on the dedup changelog keeps
+ * every expired id forever.
+ */
+export function changelogConfigDrift(topic: TopicState): string[] {
+  if (topic.spec.role !== 'changelog') return [];
+  const drift: string[] = [];
+  const planned = topic.spec.configs['cleanup.policy'] ?? 'compact';
+  const policies = new Set((topic.cleanupPolicy ?? '').split(',').map((p) => p.trim()));
+  const plannedPolicies = new Set(planned.split(','));
+  if (policies.size !== plannedPolicies.size || [...plannedPolicies].some((p) => !policies.has(p))) {
+    drift.push(`cleanup.policy=${topic.cleanupPolicy ?? 'unknown'}, expected ${planned}`);
+  }
+  const plannedRetention = topic.spec.configs['retention.ms'];
+  if (plannedRetention !== undefined && topic.retentionMs !== plannedRetention) {
+    drift.push(`retention.ms=${topic.retentionMs ?? 'unknown'}, expected ${plannedRetention}`);
+  }
+  return drift;
+}
+
+async function alterChangelogConfigs(admin: Admin, states: TopicState[]): Promise<string[]> {
+  if (states.length === 0) return [];
+  const SET = IncrementalAlterConfigOperationTypes.SET;
+  await admin.incrementalAlterConfigs({
+    resources: states.map((state) => ({
+      resourceType: ConfigResourceTypes.TOPIC,
+      resourceName: state.spec.name,
+      configs: (['cleanup.policy', 'retention.ms'] as const)
+        .filter((name) => state.spec.configs[name] !== undefined)
+        .map((name) => ({ name, configOperation: SET, value: state.spec.configs[name] as string })),
+    })),
+  });
+  return states.map((state) => state.spec.name);
 }
 
 function throwIfProblems(problems: string[]): void {
@@ -200,12 +260,15 @@ async function describeWith(admin: Admin, specs: TopicSpec[]): Promise<TopicStat
   if (present.length === 0) return specs.map((spec) => ({ spec, exists: false }));
   const metadata = await admin.metadata({ topics: present, forceUpdate: true, autocreateTopics: false });
   const configs = await admin.describeConfigs({
-    resources: present.map((name) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: name, configurationKeys: ['cleanup.policy'] })),
+    resources: present.map((name) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: name, configurationKeys: ['cleanup.policy', 'retention.ms'] })),
   });
   return specs.map((spec) => {
     const topic = metadata.topics.get(spec.name);
     if (!names.has(spec.name) || !topic) return { spec, exists: false };
-    return { spec, exists: true, partitions: topic.partitionsCount, cleanupPolicy: configValue(configs, spec.name, 'cleanup.policy') };
+    const state: TopicState = { spec, exists: true, partitions: topic.partitionsCount, cleanupPolicy: configValue(configs, spec.name, 'cleanup.policy') };
+    const retentionMs = configValue(configs, spec.name, 'retention.ms');
+    if (retentionMs !== undefined) state.retentionMs = retentionMs;
+    return state;
   });
 }
 

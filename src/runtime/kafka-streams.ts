@@ -33,6 +33,7 @@ import { decideStart, type OffsetResetPolicy, outOfRangeStop, type PartitionStop
 import { type RecordAuthOptions } from './record-mac.ts';
 import { restoreTasks } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
+import { StateDirectoryCleaner } from './state-cleaner.ts';
 import { StreamTask } from './task.ts';
 
 export interface KafkaStreamsOptions {
@@ -68,7 +69,18 @@ export interface KafkaStreamsOptions {
   internalRecordMacs?: boolean;
   /** Where this instance's broker outages are reported (/readyz, metrics); one of its own by default. */
   brokerHealth?: BrokerHealth;
+  /** How long a task state folder stays after it was last in use here (state-cleaner.ts); default 10 min. */
+  stateCleanupDelayMs?: number;
+  /** Changelog records an unassigned state folder may be behind and still be kept as warm (default 10,000). */
+  acceptableRecoveryLag?: number;
+  /** Called with the folders each state cleanup deleted (metrics). */
+  onStateCleanup?: (deleted: string[]) => void;
 }
+
+/** How often unused state folders are looked for, at most (ms). */
+const STATE_CLEANUP_INTERVAL_MS = 60_000;
+const STATE_CLEANUP_DELAY_MS_DEFAULT = 600_000;
+const ACCEPTABLE_RECOVERY_LAG_DEFAULT = 10_000;
 
 /** What interactive queries, readiness and routing need to know about this instance's tasks. */
 export interface StreamsStatus {
@@ -163,6 +175,8 @@ export class KafkaStreams {
   #latest: Assignment | undefined;
   #fetchEpoch = 0;
   #loop: Promise<void> | undefined;
+  #stateCleaner: StateDirectoryCleaner | undefined;
+  #stateCleanedAtMs = Number.NEGATIVE_INFINITY;
   #stopRequested = false;
   #fatal: Error | undefined;
   #partitions = 0;
@@ -416,6 +430,7 @@ export class KafkaStreams {
           await this.#rebalance(this.#latest);
           continue;
         }
+        await this.#maybeCleanState();
         const positions = this.#fetchPositions();
         if (positions.length === 0) {
           await this.#maybeCommit(true);
@@ -528,6 +543,35 @@ export class KafkaStreams {
     this.#assigned = undefined;
     if (brokerDown) await this.#pauseAfterBrokerFailure('commit or rebalance', error);
     else await sleep(100);
+  }
+
+  /** Deletes state folders unused for longer than the delay; between iterations, so never while a rebalance opens stores. */
+  async #maybeCleanState(): Promise<void> {
+    const now = Date.now();
+    // Not once a stop is requested: close() must not wait for a sweep (or its listOffsets during a broker outage).
+    if (now - this.#stateCleanedAtMs < STATE_CLEANUP_INTERVAL_MS || this.#assigned === undefined || this.#stopRequested) return;
+    this.#stateCleanedAtMs = now;
+    const { stateDir, applicationId, instanceId } = this.#options;
+    this.#stateCleaner ??= new StateDirectoryCleaner({
+      appDir: path.join(stateDir, applicationId),
+      instanceId,
+      cleanupDelayMs: this.#options.stateCleanupDelayMs ?? STATE_CLEANUP_DELAY_MS_DEFAULT,
+      recovery: { acceptableLagRecords: this.#options.acceptableRecoveryLag ?? ACCEPTABLE_RECOVERY_LAG_DEFAULT, changelogEndOffsets: (p) => this.#changelogEndOffsets(p) },
+    });
+    try {
+      const { deleted } = await this.#stateCleaner.sweep(new Set([...this.#assigned.partitions, ...(this.#standbys?.partitions() ?? [])]));
+      if (deleted.length > 0) this.#log.info({ deleted }, 'deleted unused state folders');
+      this.#options.onStateCleanup?.(deleted);
+    } catch (error) {
+      this.#log.warn({ err: error }, 'state cleanup failed; retrying at the next interval');
+    }
+  }
+
+  async #changelogEndOffsets(partition: number): Promise<Map<string, bigint>> {
+    const stores = this.#topology.stores().filter((store) => store.logged).map((store) => store.name);
+    const topic = (store: string) => `${this.#options.applicationId}-${store}-changelog`;
+    const ends = await this.#listOffsets(Object.fromEntries(stores.map((store) => [topic(store), [partition]])), ListOffsetTimestamps.LATEST);
+    return new Map(stores.map((store) => [store, ends.get(tpKey(topic(store), partition)) ?? 0n]));
   }
 
   // ---- assignment -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import pg from 'pg';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
 import { type AccountRow, type BalanceRow, type TransferEntry, transferIdOfDedupKey } from '../bank/stores.ts';
+import { logicalRecord } from '../stores/segmented-store.ts';
 import { type Config, changelogTopic } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
 import { fetchStableOffsets } from '../runtime/committed-offsets.ts';
@@ -388,7 +389,12 @@ async function readStores(config: Config, reader: TopicReader): Promise<StoreVie
     if (value === undefined) return;
     if (record.topic === balances) setOrDelete(view.balances, key, value === null ? null : balanceRow(value, record, view.unreadable));
     else if (record.topic === accounts) setOrDelete(view.accounts, key, value as AccountRow | null);
-    else setOrDelete(view.inFlightTransfers, key, value?.status === 'in_flight' ? (value as unknown as TransferEntry) : null);
+    else {
+      // Segmented layout (src/stores/segmented-store.ts): in-flight entries are pinned, {w, v} under "\u0002" + key.
+      // Keyed by the physical key, so a pinned entry's tombstone (when it is decided) removes it here.
+      const entry = logicalRecord(key, value).value as Record<string, unknown> | null;
+      setOrDelete(view.inFlightTransfers, key, entry?.['status'] === 'in_flight' ? (entry as unknown as TransferEntry) : null);
+    }
   });
   return view;
 }
@@ -616,7 +622,7 @@ function buildReport(config: Config, views: Views, differencesMax: number): Reco
     });
   }
   for (const [key, entry] of stores.inFlightTransfers) {
-    const transferId = transferIdOfDedupKey(key);
+    const transferId = transferIdOfDedupKey(logicalRecord(key, null).key);
     findings.add({ kind: 'in_flight', transferId, accountId: entry.pending?.from, message: `transfer ${transferId} is still in flight (from ${entry.pending?.from ?? '?'} to ${entry.pending?.to ?? '?'})` });
   }
   return {

@@ -18,6 +18,7 @@ import {
   KeyNotLoadedError,
   StoreCorruptedError,
   StoreFailedError,
+  type PurgeResult,
   type StoreOptions,
   type TaskStore,
 } from './types.ts';
@@ -37,6 +38,9 @@ export interface StoreBackend {
   /** Committed entries in [gte, lt), in UTF-8 key order; the view is fixed when iteration starts. */
   iterate(gte: string | undefined, lt: string | undefined): AsyncIterable<[string, Buffer]>;
   readCheckpoint(): Promise<bigint | null>;
+  /** Deletes up to `limit` committed entries in [gte, lt), in key order; returns how many and the last. */
+  purge(gte: string, lt: string, limit: number): Promise<PurgeResult>;
+  approximateBytes(): Promise<number>;
   close(): Promise<void>;
   /** A synchronous read of a committed value: only the non-strict test double offers it. */
   readonly readSync?: (key: string) => Buffer | undefined;
@@ -256,7 +260,8 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.#restoring = true;
     try {
       this.#checkRestore(entries, nextOffset);
-      await this.#backend.write(entries, nextOffset);
+      const skip = this.options.skipOnRestore;
+      await this.#backend.write(skip === undefined ? entries : entries.filter(({ key }) => !skip(key)), nextOffset);
     } catch (error) {
       this.#fail(error);
       throw error;
@@ -269,6 +274,25 @@ export class CachedTaskStore<V> implements TaskStore<V> {
       this.#cache.delete(key);
     }
     this.#checkpoint = nextOffset;
+  }
+
+  /**
+   * Local-only deletion of committed entries no reader asks for again (TaskStore.purgeRange). The
+   * read cache may keep some of their values until evicted: harmless, since nobody reads those keys.
+   */
+  async purgeRange(gte: string, lt: string, limitEntries: number): Promise<PurgeResult> {
+    this.#assertUsable('purgeRange');
+    assertKey(this.name, gte);
+    assertKey(this.name, lt);
+    assert(Number.isSafeInteger(limitEntries) && limitEntries > 0, `store ${this.name}: purge limit must be a positive integer`);
+    if (this.#restoring) assert.fail(`store ${this.name}: purgeRange while restoreBatch is in progress`);
+    if (compareKeys(gte, lt) >= 0) return { purged: 0, lastKey: undefined };
+    return this.#backend.purge(gte, lt, limitEntries);
+  }
+
+  approximateBytes(): Promise<number> {
+    this.#assertUsable('approximateBytes');
+    return this.#backend.approximateBytes();
   }
 
   /** Drops uncommitted writes (a dirty close) and releases the backend; allowed in every state. */

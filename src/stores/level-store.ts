@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { type BatchOperation, ClassicLevel, type DatabaseOptions } from 'classic-level';
 import { CachedTaskStore, type StoreBackend } from './cached-store.ts';
-import { type ChangelogEntry, StoreCorruptedError, type StoreOptions } from './types.ts';
+import { type ChangelogEntry, type PurgeResult, StoreCorruptedError, type StoreOptions } from './types.ts';
 
 const DATA_PREFIX = 'd:';
 /** ';' is the byte after ':', so [DATA_PREFIX, DATA_END) holds exactly the user keys. */
@@ -109,6 +109,21 @@ class LevelBackend implements StoreBackend {
     const text = bytes.toString('utf8');
     if (!OFFSET_PATTERN.test(text)) throw new StoreCorruptedError(this.#store, `checkpoint ${JSON.stringify(text)} is not an offset`);
     return BigInt(text);
+  }
+
+  async purge(gte: string, lt: string, limit: number): Promise<PurgeResult> {
+    // Keys first (bounded), then one batch: the count is exact and the batch never exceeds `limit`.
+    const keys = await this.#db.keys({ keyEncoding: 'utf8', gte: dataKey(gte), lt: dataKey(lt), limit, fillCache: false }).all();
+    if (keys.length === 0) return { purged: 0, lastKey: undefined };
+    await this.#db.batch(
+      keys.map((key) => ({ type: 'del' as const, key })),
+      { ...ENCODINGS, sync: false },
+    );
+    return { purged: keys.length, lastKey: (keys.at(-1) as string).slice(DATA_PREFIX.length) };
+  }
+
+  approximateBytes(): Promise<number> {
+    return this.#db.approximateSize(DATA_PREFIX, DATA_END, { keyEncoding: 'utf8' });
   }
 
   close(): Promise<void> {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { CachedTaskStore, type StoreBackend } from './cached-store.ts';
 import { compareKeys, inRange } from './keys.ts';
-import { type ChangelogEntry, type StoreOptions } from './types.ts';
+import { type ChangelogEntry, type PurgeResult, type StoreOptions } from './types.ts';
 
 /**
  * The in-memory "database" under a MemoryTaskStore. It outlives the store, so a test can close a
@@ -46,6 +46,20 @@ export class MemoryDisk {
       else this.#rows.set(key, Buffer.from(value));
     }
     if (checkpoint !== null) this.#checkpoint = checkpoint;
+  }
+
+  /** Deletes up to `limit` rows in [gte, lt), in key order; returns how many. */
+  purge(gte: string, lt: string, limit: number): PurgeResult {
+    const keys = this.keys().filter((key) => inRange(key, gte, lt)).slice(0, limit);
+    for (const key of keys) this.#rows.delete(key);
+    return { purged: keys.length, lastKey: keys.at(-1) };
+  }
+
+  /** Keys and values in bytes, as a stand-in for LevelDB's approximate size. */
+  bytes(): number {
+    let total = 0;
+    for (const [key, value] of this.#rows) total += Buffer.byteLength(key, 'utf8') + value.length;
+    return total;
   }
 
   acquire(): void {
@@ -116,6 +130,16 @@ class MemoryBackend implements StoreBackend {
   async readCheckpoint(): Promise<bigint | null> {
     this.#assertOpen();
     return this.#disk.checkpoint;
+  }
+
+  async purge(gte: string, lt: string, limit: number): Promise<PurgeResult> {
+    this.#assertOpen();
+    return this.#disk.purge(gte, lt, limit);
+  }
+
+  async approximateBytes(): Promise<number> {
+    this.#assertOpen();
+    return this.#disk.bytes();
   }
 
   async close(): Promise<void> {

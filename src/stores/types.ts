@@ -3,6 +3,11 @@
 // three-phase commit (prepare → Kafka transaction commit → flush) after it.
 import { type KeyValueStore, type Serde } from '../topology/types.ts';
 
+export interface PurgeResult {
+  purged: number;
+  lastKey: string | undefined;
+}
+
 /** One change captured for the store's changelog topic: value null is a tombstone. */
 export interface ChangelogEntry {
   key: string;
@@ -17,6 +22,8 @@ export interface StoreOptions<V> {
   logged: boolean;
   /** Bound of the in-memory read cache of committed values (entries, LRU). */
   cacheEntriesMax: number;
+  /** Changelog records restore skips (already expired data; see SegmentedKeyValueStore.expiredKey). */
+  skipOnRestore?: (key: string) => boolean;
 }
 
 /**
@@ -68,6 +75,15 @@ export interface TaskStore<V> extends KeyValueStore<V> {
   checkpoint(): Promise<bigint | null>;
   /** Applies committed changelog records during restore, with the offset after the last one, in one batch. */
   restoreBatch(entries: ChangelogEntry[], nextOffset: bigint): Promise<void>;
+  /**
+   * Deletes up to `limitEntries` committed entries in [gte, lt) from local storage only: no changelog
+   * record, outside any transaction. Only for data no reader will ask for again (expired segments,
+   * see segmented-store.ts); the changelog forgets it by its own time retention. Returns how many, and
+   * the last key deleted: the next call starts after it, not over the deleted keys' tombstones again.
+   */
+  purgeRange(gte: string, lt: string, limitEntries: number): Promise<PurgeResult>;
+  /** The bytes the store takes on disk (LevelDB approximateSize; the test double: its value bytes). */
+  approximateBytes(): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -3,7 +3,7 @@
 // (repartition topics, re-routed records) are fed back until the topology is quiet. Each input record
 // is processed as its own committed transaction, in offset order per partition.
 import { partitionForKey } from '../kafka/partitioner.ts';
-import { MemoryTaskStore } from '../stores/memory-store.ts';
+import { MemoryDisk, MemoryTaskStore } from '../stores/memory-store.ts';
 import { type TaskStore } from '../stores/types.ts';
 import { type ProcessingErrorInfo } from './processing-errors.ts';
 import { type InputRecord, type OutputRecord, TaskGraph } from './task-graph.ts';
@@ -21,6 +21,12 @@ export interface TestDriverOptions {
   strictPrefetch?: boolean;
   /** Called for every record the topology's processing exception handler dead-lettered. */
   onProcessingError?: (info: ProcessingErrorInfo) => void;
+  /**
+   * Changelog records to restore every logged store from before processing starts (as after a restart
+   * on another instance): e.g. another driver's `records(topic)`. Restore skips what the store's
+   * `skipOnRestore` says is expired.
+   */
+  changelog?: (topic: string) => readonly OutputRecord[];
 }
 
 export interface TestRecord<K = unknown, V = unknown> {
@@ -63,7 +69,7 @@ export class TopologyTestDriver {
     this.#strictPrefetch = options.strictPrefetch ?? true;
     this.#onProcessingError = options.onProcessingError;
     for (let partition = 0; partition < this.#partitions; partition++) {
-      this.#tasks.push(this.#createTask(partition, this.#strictPrefetch, this.#onProcessingError));
+      this.#tasks.push(this.#createTask(partition, this.#strictPrefetch, this.#onProcessingError, options.changelog));
     }
     for (const task of this.#tasks) task.graph.init();
   }
@@ -160,10 +166,17 @@ export class TopologyTestDriver {
     for (const task of this.#tasks) task.graph.close();
   }
 
-  #createTask(partition: number, strictPrefetch: boolean, onProcessingError: TestDriverOptions['onProcessingError']): Task {
+  #createTask(
+    partition: number,
+    strictPrefetch: boolean,
+    onProcessingError: TestDriverOptions['onProcessingError'],
+    changelog?: TestDriverOptions['changelog'],
+  ): Task {
     const stores = new Map<string, TaskStore<unknown>>();
     for (const spec of this.#topology.stores()) {
-      stores.set(spec.name, new MemoryTaskStore({ ...spec }, { strictPrefetch }));
+      const disk = new MemoryDisk();
+      if (changelog !== undefined && spec.logged) restoreDisk(disk, changelog(`${this.#appId}-${spec.name}-changelog`), partition, spec.skipOnRestore);
+      stores.set(spec.name, new MemoryTaskStore({ ...spec }, { strictPrefetch, disk }));
     }
     const graph = new TaskGraph({
       topology: this.#topology,
@@ -300,4 +313,14 @@ export class TestOutputTopic<K, V> {
   isEmpty(): boolean {
     return this.#position >= this.#driver.records(this.#topic).length;
   }
+}
+
+/** Writes one partition's changelog records onto a disk, as the engine's restore does (in one batch). */
+function restoreDisk(disk: MemoryDisk, records: readonly OutputRecord[], partition: number, skip: ((key: string) => boolean) | undefined): void {
+  const entries = records
+    .filter((r) => r.partition === partition && r.key !== null)
+    .map((r) => ({ key: (r.key as Buffer).toString('utf8'), value: r.value === null ? null : Buffer.from(r.value as Buffer) }))
+    .filter(({ key }) => skip === undefined || !skip(key));
+  // No checkpoint: this driver numbers its own changelog offsets from 0 again.
+  disk.write(entries, null);
 }

@@ -47,6 +47,7 @@ export interface StoreSpec {
   /** Whether the store has a changelog topic (default true). */
   readonly logged: boolean;
   readonly cacheEntriesMax: number;
+  readonly skipOnRestore?: (key: string) => boolean;
 }
 
 export interface SourceOptions<K, V> {
@@ -73,6 +74,8 @@ export interface StoreOptionsInput<V> {
   valueSerde?: Serde<V>;
   logged?: boolean;
   cacheEntriesMax?: number;
+  /** Changelog records restore skips (already expired data). */
+  skipOnRestore?: (key: string) => boolean;
 }
 
 /** Keys and values as UTF-8 strings; null bytes stay null. */
@@ -152,6 +155,7 @@ export class Topology {
       valueSerde: (options.valueSerde ?? jsonSerde<V>()) as Serde<unknown>,
       logged: options.logged ?? true,
       cacheEntriesMax: options.cacheEntriesMax ?? 100_000,
+      ...(options.skipOnRestore === undefined ? {} : { skipOnRestore: options.skipOnRestore }),
     });
     for (const processorName of processorNames) {
       const node = this.#nodes.get(processorName);

@@ -16,6 +16,7 @@ export function register(program: Command): void {
         const result = await ensureTopics(config, { logger });
         for (const name of result.created) console.log(`created  ${name}`);
         for (const name of result.existing) console.log(`existing ${name}`);
+        for (const name of result.altered) console.log(`altered  ${name} (changelog cleanup.policy / retention.ms)`);
       } catch (error) {
         exitOnLayoutError(error);
       }

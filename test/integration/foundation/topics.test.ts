@@ -3,7 +3,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { changelogTopic, loadConfig } from '../../../src/config/config.ts';
-import { DEFAULT_STORE_NAMES, TopicLayoutError, describeTopics, ensureTopics, plannedTopics } from '../../../src/ops/topics.ts';
+import { DEFAULT_STORE_NAMES, TopicLayoutError, describeTopics, ensureTopics, plannedTopics, verifyTopics } from '../../../src/ops/topics.ts';
 import { createTestAdmin, deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../support/kafka.ts';
 import { waitFor } from '../../helpers/kafka.ts';
 
@@ -32,7 +32,27 @@ describe('topics', () => {
     for (const state of second.topics) expect(state.partitions).toBe(3);
     const changelogs = second.topics.filter((state) => state.spec.role === 'changelog');
     expect(changelogs.map((state) => state.spec.name)).toEqual(DEFAULT_STORE_NAMES.map((store) => changelogTopic(prefix, store)));
-    for (const state of changelogs) expect(state.cleanupPolicy).toBe('compact');
+    for (const state of changelogs) expect(state.cleanupPolicy).toBe(state.spec.configs['cleanup.policy']);
+    const transfers = changelogs.find((state) => state.spec.name === changelogTopic(prefix, 'transfers'));
+    expect(transfers).toMatchObject({ cleanupPolicy: 'compact,delete', retentionMs: String(2 * config.dedupRetentionMs) });
+  }, TEST_TIMEOUT_MS);
+
+  it('should alter a dedup changelog of the compact-only layout when topics are ensured again', async () => {
+    const prefix = uniquePrefix('alter');
+    prefixes.push(prefix);
+    const config = loadConfig(prefixedEnv(prefix, { PARTITIONS: '2' }));
+    const name = changelogTopic(prefix, 'transfers');
+    const admin = createTestAdmin();
+    await admin.createTopics({ topics: [name], partitions: 2, replicas: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] });
+    await admin.close();
+    await waitFor('the topic in the metadata', async () => ((await describeTopics(config)).find((t) => t.spec.name === name)?.exists ? true : undefined), 30_000, 100);
+    await expect(verifyTopics(config)).rejects.toThrow(/transfers-changelog has cleanup.policy=compact, expected compact,delete/);
+
+    const result = await ensureTopics(config);
+
+    expect(result.altered).toEqual([name]);
+    expect(result.topics.find((t) => t.spec.name === name)).toMatchObject({ cleanupPolicy: 'compact,delete', retentionMs: String(2 * config.dedupRetentionMs) });
+    expect((await ensureTopics(config)).altered).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
   it('should report the topics and their counts and create nothing when partition counts mismatch', async () => {

@@ -61,7 +61,7 @@ describe('credit legs applied at most once', () => {
   test('should keep the credited mark apart from the from task\'s dedup entry when both accounts share a store', async () => {
     expect(creditedKey(from, 't-1')).not.toBe(dedupKey(from, 't-1'));
     await transfer('t-1', '30.00');
-    const marks = await bank.driver.storeEntries<{ status: string; decidedAt: number }>('transfers');
+    const marks = await bank.dedupEntries<{ status: string; decidedAt: number }>();
     expect(marks.get(creditedKey(from, 't-1'))).toMatchObject({ status: 'completed', decidedAt: START_MS });
     expect(marks.get(dedupKey(from, 't-1'))).toMatchObject({ status: 'completed' });
   });
@@ -124,12 +124,16 @@ describe('credit legs applied at most once', () => {
     expect(bank.dlq()).toHaveLength(1);
   });
 
-  test('should expire the credited mark with the dedup retention like any final dedup entry', async () => {
+  test('should expire the credited mark with its segment like any final dedup entry when the retention has passed', async () => {
     await transfer('t-1', '30.00');
-    expect((await bank.driver.storeEntries('transfers')).has(creditedKey(from, 't-1'))).toBe(true);
-    await bank.driver.advanceWallClockTime(8 * DAY_MS);
+    expect((await bank.dedupEntries()).has(creditedKey(from, 't-1'))).toBe(true);
+    // Kept for the whole retention (7 days)...
+    await bank.driver.advanceWallClockTime(7 * DAY_MS - 60_000);
+    expect((await bank.dedupEntries()).has(creditedKey(from, 't-1'))).toBe(true);
+    // ...and gone with its segment, at most one segment (half the retention) later.
+    await bank.driver.advanceWallClockTime(3.5 * DAY_MS + 60_000);
     await bank.driver.advanceWallClockTime(DAY_MS);
-    expect((await bank.driver.storeEntries('transfers')).has(creditedKey(from, 't-1'))).toBe(false);
+    expect((await bank.dedupEntries()).has(creditedKey(from, 't-1'))).toBe(false);
   });
 });
 

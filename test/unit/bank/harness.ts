@@ -2,6 +2,7 @@
 import { buildBankTopology, type BankTopologyOptions } from '../../../src/bank/topology.ts';
 import { type TestDriverOptions, type TestOutputTopic, TopologyTestDriver } from '../../../src/topology/test-driver.ts';
 import { BankProcessor } from '../../../src/bank/processor.ts';
+import { logicalEntries } from '../../../src/stores/segmented-store.ts';
 import { record } from '../../../src/topology/record.ts';
 import { type Headers, type KeyValueStore, type ProcessorContext, type RangeOptions, type Serde } from '../../../src/topology/types.ts';
 
@@ -37,9 +38,26 @@ export class Bank {
   readonly #outputs: Record<'completed' | 'failed' | 'audit', TestOutputTopic<string, Record<string, string>>>;
   readonly #dlq: TestOutputTopic<Buffer, Buffer>;
 
-  constructor(options: Partial<BankTopologyOptions> = {}, partitions = 4, driverOptions: TestDriverOptions = {}) {
-    const topology = buildBankTopology({ topics: TOPICS, dedupRetentionMs: 7 * DAY_MS, ...options });
-    this.driver = new TopologyTestDriver(topology, { partitions, startWallClockMs: START_MS, ...driverOptions });
+  readonly #options: Partial<BankTopologyOptions>;
+  readonly #partitions: number;
+  readonly #driverOptions: TestDriverOptions;
+
+  /**
+   * `driverOptions` go to the TopologyTestDriver; `restoreFrom`: a bank whose changelogs this one
+   * restores from, at its clock (a restart elsewhere).
+   */
+  constructor(options: Partial<BankTopologyOptions> = {}, partitions = 4, driverOptions: TestDriverOptions = {}, restoreFrom?: Bank) {
+    this.#options = options;
+    this.#partitions = partitions;
+    this.#driverOptions = driverOptions;
+    let clock = (): number => START_MS;
+    const topology = buildBankTopology({ topics: TOPICS, dedupRetentionMs: 7 * DAY_MS, restoreClock: () => clock(), ...options });
+    const startWallClockMs = restoreFrom?.driver.nowMs() ?? START_MS;
+    clock = () => startWallClockMs;
+    const changelog = restoreFrom === undefined ? {} : { changelog: (topic: string) => restoreFrom.driver.records(topic) };
+    this.driver = new TopologyTestDriver(topology, { partitions, startWallClockMs, ...driverOptions, ...changelog });
+    const driver = this.driver;
+    clock = () => driver.nowMs();
     const output = (topic: string) => this.driver.createOutputTopic<string, Record<string, string>>(topic, { valueSerde: jsonSerde });
     this.#outputs = { completed: output(TOPICS.completed), failed: output(TOPICS.failed), audit: output(TOPICS.audit) };
     const raw: Serde<Buffer> = { serialize: (b) => b, deserialize: (b) => b };
@@ -93,6 +111,17 @@ export class Bank {
   async balances(): Promise<Map<string, BalanceRow>> {
     return this.driver.storeEntries<BalanceRow>('balances');
   }
+  /** A new bank restored from this one's changelogs, at this one's clock: a restart after losing the local state. */
+  restart(): Bank {
+    this.driver.close();
+    return new Bank(this.#options, this.#partitions, this.#driverOptions, this);
+  }
+
+  /** The transfers store as the bank sees it: logical keys (dedupKey), newest copy, pinned values unwrapped. */
+  async dedupEntries<V = Record<string, unknown>>(): Promise<Map<string, V>> {
+    return logicalEntries<V>(await this.driver.storeEntries('transfers'));
+  }
+
 
   async balance(accountId: string): Promise<BalanceRow | undefined> {
     return (await this.balances()).get(accountId);
@@ -143,6 +172,17 @@ export class MapStore<V> implements KeyValueStore<V> {
     this.rows.delete(key);
   }
 
+  async purgeRange(gte: string, lt: string, limitEntries: number): Promise<{ purged: number; lastKey: string | undefined }> {
+    const keys = [...this.rows.keys()].sort().filter((k) => k >= gte && k < lt).slice(0, limitEntries);
+    for (const key of keys) this.rows.delete(key);
+    return { purged: keys.length, lastKey: keys.at(-1) };
+  }
+
+  /** The entries as the bank sees them (segment and pinned prefixes taken off). */
+  logical(): Map<string, V> {
+    return logicalEntries<V>(this.rows);
+  }
+
   async *range(options: RangeOptions = {}): AsyncIterable<[string, V]> {
     const keys = [...this.rows.keys()].sort().filter((k) => (options.gte === undefined || k >= options.gte) && (options.lt === undefined || k < options.lt));
     for (const key of keys.slice(0, options.limit ?? keys.length)) yield [key, this.rows.get(key)!];
@@ -170,7 +210,7 @@ export class ManualTask {
 
   /** `owner(accountId)` says which partition owns an account; this task is partition 0. */
   constructor(owner: (accountId: string) => number, options: { dedupRetentionMs?: number } = {}) {
-    this.processor = new BankProcessor({ dedupRetentionMs: options.dedupRetentionMs ?? DAY_MS, punctuateIntervalMs: 60_000, expiryDeletionsMax: 10_000, expiryScannedMax: 100_000 });
+    this.processor = new BankProcessor({ dedupRetentionMs: options.dedupRetentionMs ?? DAY_MS, punctuateIntervalMs: 60_000 });
     const stores = this.stores as Record<string, MapStore<unknown>>;
     const context: ProcessorContext = {
       applicationId: 'test',

@@ -30,7 +30,7 @@ describe('a transfer in flight', () => {
       },
     ]);
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '3000' });
-    expect(task.stores.transfers.get(T1)).toMatchObject({ status: 'in_flight', pending: { from: 'acc-a', to: 'acc-b', amount: '3000', currency: 'EUR' } });
+    expect(task.stores.transfers.logical().get(T1)).toMatchObject({ status: 'in_flight', pending: { from: 'acc-a', to: 'acc-b', amount: '3000', currency: 'EUR' } });
   });
 
   test('should answer nothing when an exact duplicate arrives while in flight', () => {
@@ -42,7 +42,7 @@ describe('a transfer in flight', () => {
     task.command({ ...transfer, amount: '31.00' });
     const failed = task.take(SINKS.failed);
     expect(failed.map((f) => [f.key, (f.value as Record<string, string>)['code']])).toEqual([['t-1', 'idempotency_conflict']]);
-    expect(task.stores.transfers.get(T1)).toMatchObject({ status: 'in_flight' });
+    expect(task.stores.transfers.logical().get(T1)).toMatchObject({ status: 'in_flight' });
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '3000' });
   });
 
@@ -57,7 +57,7 @@ describe('a transfer in flight', () => {
   test('should clear the in-flight amount and record completion when the settle leg arrives', () => {
     task.leg('acc-a', { leg: 'settle', transferId: 't-1', from: 'acc-a' });
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '0' });
-    expect(task.stores.transfers.get(T1)).toEqual({ fingerprint: expect.any(String), status: 'completed', decidedAt: START_MS });
+    expect(task.stores.transfers.logical().get(T1)).toEqual({ fingerprint: expect.any(String), status: 'completed', decidedAt: START_MS });
     expect(task.forwarded).toEqual([]);
     task.leg('acc-a', { leg: 'settle', transferId: 't-1', from: 'acc-a' });
     expect(task.take(SINKS.dlq)[0]?.headers['bankstream.error']?.toString()).toMatch(/does not match an in-flight transfer \(completed/);
@@ -69,7 +69,7 @@ describe('a transfer in flight', () => {
     task.forwarded.length = 0;
     task.leg('acc-a', { leg: 'refund', transferId: 't-1', from: 'acc-a', code: 'account_closed', reason: 'account acc-b is closed' });
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '10000', inFlight: '0' });
-    expect(task.stores.transfers.get(T1)).toMatchObject({ status: 'failed', code: 'account_closed', conflicts: [expect.any(String)] });
+    expect(task.stores.transfers.logical().get(T1)).toMatchObject({ status: 'failed', code: 'account_closed', conflicts: [expect.any(String)] });
     expect(task.take(SINKS.failed).map((f) => f.value)).toEqual([
       {
         transferId: 't-1',
@@ -104,7 +104,7 @@ describe('a transfer in flight', () => {
   test('should never expire an in-flight entry when the dedup punctuator runs', async () => {
     task.nowMs = START_MS + 10 * DAY_MS;
     await task.punctuator!(task.nowMs);
-    expect([...task.stores.transfers.rows.keys()]).toEqual([T1]);
+    expect([...task.stores.transfers.logical().keys()]).toEqual([T1]);
   });
 
   test('should settle an in-flight entry and answer duplicates of a decided one when they sit under the bare transferId of an older version', () => {
@@ -123,9 +123,9 @@ describe('a transfer in flight', () => {
     legacy.command({ type: 'deposit', transferId: 'd-old', accountId: 'acc-a', amount: '6', currency: 'EUR' });
 
     expect(legacy.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '0' });
-    expect(legacy.stores.transfers.get('t-old')).toMatchObject({ status: 'completed', fingerprint: 'old' });
+    expect(legacy.stores.transfers.logical().get('t-old')).toMatchObject({ status: 'completed', fingerprint: 'old' });
     expect(legacy.take(SINKS.failed).map((f) => (f.value as Record<string, string>)['code'])).toEqual(['idempotency_conflict']);
-    expect(legacy.stores.transfers.get('d-old')).toMatchObject({ status: 'completed', conflicts: ['["deposit","acc-a","6","EUR"]'] });
-    expect([...legacy.stores.transfers.rows.keys()].sort()).toEqual(['d-old', 't-old']);
+    expect(legacy.stores.transfers.logical().get('d-old')).toMatchObject({ status: 'completed', conflicts: ['["deposit","acc-a","6","EUR"]'] });
+    expect([...legacy.stores.transfers.logical().keys()].sort()).toEqual(['d-old', 't-old']);
   });
 });

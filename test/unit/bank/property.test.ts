@@ -280,7 +280,7 @@ async function checkState(bank: Bank, model: Model, totals: { deposits: bigint; 
   expect(sum).toBe(totals.deposits - totals.withdrawals);
   const accounts = await bank.driver.storeEntries<{ status: string }>('accounts');
   for (const [id, account] of model.accounts) expect(accounts.get(id)?.status, id).toBe(account.open ? 'open' : 'closed');
-  const transfers = await bank.driver.storeEntries<{ status: string }>('transfers');
+  const transfers = await bank.dedupEntries<{ status: string }>();
   expect([...transfers.values()].filter((t) => t.status === 'in_flight')).toEqual([]);
   // Every balance ever written (the changelog holds each write) stayed within the overdraft.
   for (const r of bank.driver.records(`test-app-balances-changelog`)) {
@@ -305,12 +305,12 @@ describe('bank processor against a sequential model', () => {
         // Replay everything: no new money outcome, balances and dedup entries untouched. Only account
         // commands (which carry no idempotency key) may act again, exactly as the model says.
         const balances = await bank.balances();
-        const transfers = await bank.driver.storeEntries('transfers');
+        const transfers = await bank.dedupEntries();
         const outcomesBefore = bank.driver.records(TOPICS.completed).length + bank.driver.records(TOPICS.failed).length;
         await sendAll(bank, model, wires, totals);
         expect(bank.driver.records(TOPICS.completed).length + bank.driver.records(TOPICS.failed).length).toBe(outcomesBefore);
         expect(await bank.balances()).toEqual(balances);
-        expect(await bank.driver.storeEntries('transfers')).toEqual(transfers);
+        expect(await bank.dedupEntries()).toEqual(transfers);
         await checkState(bank, model, totals);
         bank.driver.close();
       }),

@@ -1,0 +1,154 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { MemoryTaskStore } from '../../../src/stores/memory-store.ts';
+import { jsonSerde } from '../../../src/stores/serdes.ts';
+import { logicalEntries, logicalRecord, SegmentedKeyValueStore } from '../../../src/stores/segmented-store.ts';
+
+interface Row {
+  at: number | null;
+}
+
+const RETENTION_MS = 1_000;
+const SEGMENT_MS = 500;
+const BOUNDS = { budgetMs: 1_000, purgeEntriesPerCallMax: 3, scannedEntriesMax: 100 };
+
+function setup(oldLayout = false): { inner: MemoryTaskStore<unknown>; store: SegmentedKeyValueStore<Row>; clock: { now: number } } {
+  const inner = new MemoryTaskStore<unknown>({ name: 's', valueSerde: jsonSerde(), logged: true, cacheEntriesMax: 0 }, { strictPrefetch: false });
+  const clock = { now: 10_000 };
+  offset = 0n;
+  const store = new SegmentedKeyValueStore<Row>(inner, { retentionMs: RETENTION_MS, segmentIntervalMs: SEGMENT_MS, timeOf: (row) => row.at, clock: () => clock.now, oldLayout });
+  return { inner, store, clock };
+}
+
+let offset = 0n;
+async function commit(inner: MemoryTaskStore<unknown>): Promise<void> {
+  offset += 1n;
+  await inner.flush(offset);
+}
+
+describe('SegmentedKeyValueStore', () => {
+  test('should find an entry for the whole retention and forget it one segment later when expiry steps run', async () => {
+    const { inner, store, clock } = setup();
+    store.put('a', { at: clock.now });
+    await commit(inner);
+    clock.now += RETENTION_MS - 1;
+    await store.expireStep(BOUNDS);
+    expect(store.get('a')).toEqual({ at: 10_000 });
+    clock.now = 10_000 + RETENTION_MS + SEGMENT_MS;
+    const step = await store.expireStep(BOUNDS);
+    expect(step).toMatchObject({ purged: 1, caughtUp: true });
+    expect(store.get('a')).toBeUndefined();
+    expect(inner.disk.keys()).toEqual([]);
+  });
+
+  test('should purge expired segments in bounded calls and leave no changelog record when it drops them', async () => {
+    const { inner, store, clock } = setup();
+    for (let i = 0; i < 10; i++) store.put(`k${i}`, { at: clock.now });
+    await commit(inner);
+    clock.now += 10 * RETENTION_MS;
+    // A budget of 0 ms still lets nothing start: the bound holds even when far behind.
+    expect((await store.expireStep({ ...BOUNDS, budgetMs: 0 })).purged).toBe(0);
+    const step = await store.expireStep(BOUNDS);
+    expect(step.purged).toBe(10);
+    expect(inner.pendingChangelog()).toEqual([]);
+  });
+
+  test('should never expire a pinned entry and rewrite it before its changelog record gets old', async () => {
+    const { inner, store, clock } = setup();
+    store.put('p', { at: null });
+    await commit(inner);
+    clock.now += RETENTION_MS * 20;
+    const step = await store.expireStep(BOUNDS);
+    expect(step.refreshed).toBe(1);
+    expect(inner.pendingChangelog().map((e) => e.key)).toEqual(['\u0002p']);
+    expect(store.get('p')).toEqual({ at: null });
+  });
+
+  test('should move an entry to its new segment and delete the old copy when it is rewritten', async () => {
+    const { inner, store, clock } = setup();
+    store.put('a', { at: null });
+    await commit(inner);
+    clock.now += 100;
+    store.put('a', { at: clock.now });
+    await commit(inner);
+    expect(logicalEntries(inner.disk.keys().map((k) => [k, JSON.parse(inner.disk.read(k)!.toString())]))).toEqual(new Map([['a', { at: 10_100 }]]));
+    expect(inner.disk.keys()).toHaveLength(1);
+  });
+
+  test('should find old-layout entries, then move or drop them when the sweep runs', async () => {
+    const { inner, store, clock } = setup(true);
+    inner.put('\u0000old-live', { at: clock.now - 10 });
+    inner.put('zz-old-pinned', { at: null });
+    inner.put('old-expired', { at: clock.now - 10 * RETENTION_MS });
+    await commit(inner);
+    expect(store.keysFor('x')).toContain('x');
+    expect(store.get('\u0000old-live')).toEqual({ at: 9_990 });
+    // Two steps per pass (below and above the new prefixes); one more pass that finds nothing proves the old layout is gone.
+    for (let step = 0; step < 4; step++) {
+      await store.expireStep(BOUNDS);
+      await commit(inner);
+    }
+    expect(store.oldLayoutLeft).toBe(false);
+    expect(store.keysFor('x')).not.toContain('x');
+    expect(store.get('\u0000old-live')).toEqual({ at: 9_990 });
+    expect(store.get('zz-old-pinned')).toEqual({ at: null });
+    expect(store.get('old-expired')).toBeUndefined();
+    expect(inner.disk.keys().every((k) => k.startsWith('\u0001') || k.startsWith('\u0002'))).toBe(true);
+  });
+
+  test('should report a segment key as expired on restore only when its whole segment is past the retention', () => {
+    const { inner, store, clock } = setup();
+    store.put('a', { at: clock.now });
+    const [entry] = inner.pendingChangelog();
+    expect(SegmentedKeyValueStore.expiredKey(entry!.key, clock.now + RETENTION_MS, RETENTION_MS, SEGMENT_MS)).toBe(false);
+    expect(SegmentedKeyValueStore.expiredKey(entry!.key, clock.now + RETENTION_MS + SEGMENT_MS, RETENTION_MS, SEGMENT_MS)).toBe(true);
+    expect(SegmentedKeyValueStore.expiredKey('\u0002p', Number.MAX_SAFE_INTEGER, RETENTION_MS, SEGMENT_MS)).toBe(false);
+  });
+
+  test('should find exactly the pinned entries and those of live segments, and keep no expired one on disk, when random puts, clock moves and steps interleave', async () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('put' as const), key: fc.constantFrom('a', 'b', 'c', 'd'), pinned: fc.boolean() }),
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 2 * RETENTION_MS }) }),
+      fc.record({ kind: fc.constant('step' as const) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+        const { inner, store, clock } = setup();
+        const model = new Map<string, Row>();
+        for (const o of ops) {
+          if (o.kind === 'put') {
+            const row = { at: o.pinned ? null : clock.now };
+            store.put(o.key, row);
+            model.set(o.key, row);
+          } else if (o.kind === 'advance') clock.now += o.ms;
+          else await store.expireStep(BOUNDS);
+          await commit(inner);
+          const low = Math.floor((clock.now - RETENTION_MS) / SEGMENT_MS);
+          for (const [key, row] of model) {
+            const live = row.at === null || Math.floor(row.at / SEGMENT_MS) >= low;
+            expect(store.get(key)).toEqual(live ? row : undefined);
+            // Inside the retention an entry is always found.
+            if (row.at !== null && clock.now - row.at < RETENTION_MS) expect(store.get(key)).toEqual(row);
+          }
+        }
+        for (let i = 0; i < 10 && !(await store.expireStep(BOUNDS)).caughtUp; i++);
+        const low = Math.floor((clock.now - RETENTION_MS) / SEGMENT_MS);
+        for (const key of inner.disk.keys()) expect(SegmentedKeyValueStore.expiredKey(key, clock.now, RETENTION_MS, SEGMENT_MS), `${JSON.stringify(key)} below segment ${low}`).toBe(false);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test('should give changelog readers the logical key and value of every layout when they read physical records', () => {
+    const { inner, store, clock } = setup();
+    store.put('p', { at: null });
+    store.put('s', { at: clock.now });
+    const records = inner.pendingChangelog().map((e) => logicalRecord(e.key, JSON.parse(e.value!.toString())));
+    expect(records).toEqual([
+      { key: 'p', value: { at: null } },
+      { key: 's', value: { at: 10_000 } },
+    ]);
+    expect(logicalRecord('\u0002p', null)).toEqual({ key: 'p', value: null });
+    expect(logicalRecord('old', { at: 1 })).toEqual({ key: 'old', value: { at: 1 } });
+  });
+});
