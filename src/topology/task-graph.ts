@@ -238,11 +238,7 @@ export class TaskGraph {
    * The engine runs punctuators between records, never interleaved with them, so the savepoint holds.
    */
   async #punctuateOne(p: Punctuation, time: number): Promise<void> {
-    const stores = this.#storeList;
-    for (let i = 0; i < stores.length; i++) stores[i]!.savepoint();
-    this.#inRecord = true;
-    this.#pendingCount = 0;
-    this.#node = p.node;
+    const stores = this.#beginContained(p.node);
     try {
       await p.punctuator(time);
     } catch (error) {
@@ -256,12 +252,7 @@ export class TaskGraph {
       this.#options.onProcessingError?.({ ...info, error });
       return;
     }
-    this.#inRecord = false;
-    this.#node = '';
-    const pending = this.#pending;
-    const count = this.#pendingCount;
-    this.#pendingCount = 0;
-    for (let i = 0; i < count; i++) this.#options.emit(pending[i]!);
+    this.#endContained();
   }
 
   schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>, node = ''): Cancellable {
@@ -295,11 +286,7 @@ export class TaskGraph {
    * errors, and every error under the 'fail' handler, are thrown (the caller aborts the transaction).
    */
   #attempt(source: SourceNode, input: InputRecord): Failure | undefined {
-    const stores = this.#storeList;
-    for (let i = 0; i < stores.length; i++) stores[i]!.savepoint();
-    this.#inRecord = true;
-    this.#pendingCount = 0;
-    this.#node = source.name;
+    const stores = this.#beginContained(source.name);
     let phase: ProcessingPhase = 'deserialize';
     try {
       const rec = this.#deserialize(source, input);
@@ -315,13 +302,28 @@ export class TaskGraph {
       this.#node = '';
       return failure;
     }
+    this.#endContained();
+    return undefined;
+  }
+
+  /** Starts a contained unit (a record or a punctuation): a savepoint of every store, outputs held back. */
+  #beginContained(node: string): TaskStore<unknown>[] {
+    const stores = this.#storeList;
+    for (let i = 0; i < stores.length; i++) stores[i]!.savepoint();
+    this.#inRecord = true;
+    this.#pendingCount = 0;
+    this.#node = node;
+    return stores;
+  }
+
+  /** Ends a contained unit that succeeded: its held-back outputs are emitted, in order. */
+  #endContained(): void {
     this.#inRecord = false;
     this.#node = '';
     const pending = this.#pending;
     const count = this.#pendingCount;
     this.#pendingCount = 0;
     for (let i = 0; i < count; i++) this.#options.emit(pending[i]!);
-    return undefined;
   }
 
   /** A deterministic failure: the original record to the dead-letter topic, with the error in headers. */
