@@ -19,7 +19,7 @@ import { PrivateKafka } from '../../chaos/services.ts';
 import { expectedOutcomeCount, pipelineViolations } from '../bank/pipeline.ts';
 import { buildWorkload } from '../bank/workload.ts';
 import { TEST_CLUSTER_SECRET, uniquePrefix } from '../support/kafka.ts';
-import { adminToken } from '../support/tokens.ts';
+import { adminToken, login } from '../support/tokens.ts';
 
 const KAFKA_PORT = 19892;
 const HTTP_PORTS = { i0: 19821, i1: 19822, i2: 19823 } as const;
@@ -58,17 +58,6 @@ async function allReady(timeoutMs: number): Promise<Map<string, Readiness>> {
     if (Date.now() > deadline) throw new Error(`not every instance became ready: ${JSON.stringify([...states])}`);
     await sleep(500);
   }
-}
-
-async function login(baseUrl: string): Promise<string> {
-  const response = await fetch(`${baseUrl}/v1/auth/token`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username: 'teller1', password: PASSWORD }),
-  });
-  const body = (await response.json()) as { access_token?: string };
-  if (response.status !== 200 || !body.access_token) throw new Error(`login failed: ${response.status} ${JSON.stringify(body)}`);
-  return body.access_token;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -166,7 +155,7 @@ describe('broker outage', () => {
     }
     expect([...after.values()].every((s) => s.status === 200 && s.brokerUnavailable.length === 0)).toBe(true);
     // Every instance serves balances again, the one without tasks by asking the owners.
-    const token = await login(url('i0'));
+    const token = await login(url('i0'), 'teller1', PASSWORD);
     for (const name of INSTANCES) {
       for (const account of workload.accounts.slice(0, 4)) {
         const response = await fetch(`${url(name)}/v1/accounts/${encodeURIComponent(account)}`, { headers: { authorization: `Bearer ${token}` } });

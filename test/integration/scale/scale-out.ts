@@ -15,7 +15,7 @@ import { reconcile } from '../../../src/sinks/reconcile.ts';
 import { Cluster, postgresViolations, sendReliably, waitForOutcomes } from '../../chaos/chaos.ts';
 import { PrivateKafka, PrivatePostgres } from '../../chaos/services.ts';
 import { readCommitted } from '../../helpers/kafka.ts';
-import { adminToken } from '../support/tokens.ts';
+import { adminToken, login } from '../support/tokens.ts';
 import { expectedOutcomeCount, pipelineViolations } from '../bank/pipeline.ts';
 import { buildWorkload, random, type Workload } from '../bank/workload.ts';
 import { type Answer, type BalanceVersion, type InstanceCounts, Poller, answerViolations, countsPerInstance, servedAgain } from './poller.ts';
@@ -90,7 +90,7 @@ export async function runScaleOut(options: ScaleOptions): Promise<ScaleReport> {
     await sendReliably(config, workload.setup, options.log);
     await waitForOutcomes(config, workload.setup.filter((c) => c.expect.kind === 'outcome').length, 120_000);
     await Promise.all(['i0', 'i1', 'i2'].map((name) => readyPartitions(url(name), 90_000)));
-    const token = await login(url('i0'));
+    const token = await login(url('i0'), 'teller1', PASSWORD);
     poller = new Poller({ accounts: workload.accounts, partitions: options.partitions, token, requestsPerSecond: options.queriesPerSecond, inFlightMax: 32, timeoutMs: 15_000, random: random(options.seed * 31 + 7) });
     for (const name of ['i0', 'i1', 'i2']) poller.set(name, url(name), 'up');
     poller.start();
@@ -253,17 +253,6 @@ async function addTeller(databaseUrl: string): Promise<void> {
   } finally {
     await client.end();
   }
-}
-
-async function login(baseUrl: string): Promise<string> {
-  const response = await fetch(`${baseUrl}/v1/auth/token`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username: 'teller1', password: PASSWORD }),
-  });
-  const body = (await response.json()) as { access_token?: string };
-  if (response.status !== 200 || !body.access_token) throw new Error(`login failed: ${response.status} ${JSON.stringify(body)}`);
-  return body.access_token;
 }
 
 /** Every committed value of every account's balance row, in changelog (= application) order. */

@@ -1,57 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Config, loadConfig } from '../../../src/config/config.ts';
-import { createLogger } from '../../../src/config/logger.ts';
-import { ensureTopics } from '../../../src/ops/topics.ts';
-import { migrate } from '../../../src/sinks/migrate.ts';
+import { describe, expect, it } from 'vitest';
 import { PostgresSink } from '../../../src/sinks/postgres-sink.ts';
-import { type SinkTopics } from '../../../src/sinks/records.ts';
-import { deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../support/kafka.ts';
-import { dropDatabase, query, uniqueDatabaseUrl } from '../support/postgres.ts';
+import { query, uniqueDatabaseUrl } from '../support/postgres.ts';
 import { type Expected, buildScenario, cents, createTestProducer, endOffsets } from './fixtures.ts';
+import { type Setup, onCleanup, setUp, startSink, waitFor } from './support.ts';
 
 const TEST_TIMEOUT_MS = 120_000;
 const BIN = path.resolve(import.meta.dirname, '../../../bin/bankstream');
-const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
-
-interface Setup {
-  config: Config;
-  env: Record<string, string>;
-  topics: SinkTopics;
-}
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-});
-
-async function setUp(label: string, extraEnv: Record<string, string> = {}): Promise<Setup> {
-  const prefix = uniquePrefix(label);
-  const databaseUrl = extraEnv.DATABASE_URL ?? uniqueDatabaseUrl(label);
-  cleanups.push(() => deleteTopicsWithPrefix(prefix), () => dropDatabase(databaseUrl));
-  const env = prefixedEnv(prefix, { PARTITIONS: '3', DATABASE_URL: databaseUrl, SINK_BATCH_ROWS_MAX: '40', SINK_BATCH_MS: '50', ...extraEnv });
-  const config = loadConfig(env);
-  await ensureTopics(config);
-  await migrate({ databaseUrl });
-  const topics = { completed: config.topics.completed, failed: config.topics.failed, audit: config.topics.audit };
-  return { config, env, topics };
-}
-
-function startSink(config: Config): PostgresSink {
-  const sink = new PostgresSink({ config, logger, backoffMinMs: 50, backoffMaxMs: 500, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
-  cleanups.push(() => sink.stop());
-  return sink;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** True when sink_offsets reached the end of every non-empty partition. */
 async function caughtUp(setup: Setup): Promise<boolean> {
@@ -97,7 +54,7 @@ describe('PostgresSink', () => {
     const setup = await setUp('sinkonce');
     const scenario = buildScenario(setup.topics, 300);
     const producer = await createTestProducer(`${setup.config.appId}-producer`, setup.topics);
-    cleanups.push(() => producer.close());
+    onCleanup(() => producer.close());
     await producer.produce(scenario.committed);
 
     const sink = startSink(setup.config);
@@ -118,7 +75,7 @@ describe('PostgresSink', () => {
     const first = buildScenario(setup.topics, 200, 6, 1, 'p1');
     const second = buildScenario(setup.topics, 200, 6, 2, 'p2');
     const producer = await createTestProducer(`${setup.config.appId}-producer`, setup.topics);
-    cleanups.push(() => producer.close());
+    onCleanup(() => producer.close());
     await producer.produce(first.committed);
 
     const before = startSink(setup.config);
@@ -142,7 +99,7 @@ describe('PostgresSink', () => {
     const setup = await setUp('sinkrebalance');
     const phases = [1, 2, 3].map((n) => buildScenario(setup.topics, 120, 4, 10 + n, `r${n}`));
     const producer = await createTestProducer(`${setup.config.appId}-producer`, setup.topics);
-    cleanups.push(() => producer.close());
+    onCleanup(() => producer.close());
     await producer.produce(phases[0]?.committed ?? []);
     const a = startSink(setup.config);
     await a.start();
@@ -164,7 +121,7 @@ describe('PostgresSink', () => {
 
   it('should pause while Postgres is unreachable and resume by itself when it is back', async () => {
     const proxy = await startTcpProxy(5432);
-    cleanups.push(() => proxy.close());
+    onCleanup(() => proxy.close());
     const direct = uniqueDatabaseUrl('sinkdown');
     const viaProxy = new URL(direct);
     viaProxy.port = String(proxy.port);
@@ -172,7 +129,7 @@ describe('PostgresSink', () => {
     const first = buildScenario(setup.topics, 100, 5, 3, 'd1');
     const second = buildScenario(setup.topics, 100, 5, 4, 'd2');
     const producer = await createTestProducer(`${setup.config.appId}-producer`, setup.topics);
-    cleanups.push(() => producer.close());
+    onCleanup(() => producer.close());
     await producer.produce(first.committed);
     const sink = startSink(setup.config);
     await sink.start();
@@ -194,16 +151,16 @@ describe('PostgresSink', () => {
     const setup = await setUp('sinkkill', { SINK_BATCH_ROWS_MAX: '5', SINK_BATCH_MS: '20', LOG_LEVEL: 'error' });
     const scenario = buildScenario(setup.topics, 1500, 10, 5, 'k');
     const producer = await createTestProducer(`${setup.config.appId}-producer`, setup.topics);
-    cleanups.push(() => producer.close());
+    onCleanup(() => producer.close());
     await producer.produce(scenario.committed, { perTransaction: 100, abortEvery: 4 });
 
     const first = runSinkProcess(setup.env);
-    cleanups.push(async () => void (await stopProcess(first, 'SIGKILL')));
+    onCleanup(async () => void (await stopProcess(first, 'SIGKILL')));
     await waitFor('some progress', async () => Number((await query<{ n: string }>(setup.config.databaseUrl, 'SELECT count(*) AS n FROM transactions'))[0]?.n) > 50);
     await stopProcess(first, 'SIGKILL');
     expect(await caughtUp(setup)).toBe(false);
     const second = runSinkProcess(setup.env);
-    cleanups.push(async () => void (await stopProcess(second, 'SIGKILL')));
+    onCleanup(async () => void (await stopProcess(second, 'SIGKILL')));
     await waitFor('the restarted process to catch up', () => caughtUp(setup), 90_000);
     const exit = await stopProcess(second, 'SIGTERM');
 

@@ -4,49 +4,16 @@
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Config, loadConfig } from '../../../src/config/config.ts';
-import { createLogger } from '../../../src/config/logger.ts';
-import { ensureTopics } from '../../../src/ops/topics.ts';
+import { describe, expect, it } from 'vitest';
+import { type Config } from '../../../src/config/config.ts';
 import { MIGRATIONS_DIR, migrate } from '../../../src/sinks/migrate.ts';
-import { PostgresSink } from '../../../src/sinks/postgres-sink.ts';
 import { type SinkTopics } from '../../../src/sinks/records.ts';
-import { deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../support/kafka.ts';
 import { dropDatabase, query, uniqueDatabaseUrl } from '../support/postgres.ts';
 import { type Message, createTestProducer, endOffsets } from './fixtures.ts';
+import { onCleanup, setUp, startSink, waitFor } from './support.ts';
 
 const TEST_TIMEOUT_MS = 120_000;
-const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const DAY_MS = 24 * 3600 * 1000;
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-});
-
-async function setUp(label: string): Promise<{ config: Config; topics: SinkTopics }> {
-  const prefix = uniquePrefix(label);
-  const databaseUrl = uniqueDatabaseUrl(label);
-  cleanups.push(() => deleteTopicsWithPrefix(prefix), () => dropDatabase(databaseUrl));
-  const config = loadConfig(prefixedEnv(prefix, { PARTITIONS: '3', DATABASE_URL: databaseUrl, SINK_BATCH_ROWS_MAX: '40', SINK_BATCH_MS: '50' }));
-  await ensureTopics(config);
-  await migrate({ databaseUrl });
-  return { config, topics: { completed: config.topics.completed, failed: config.topics.failed, audit: config.topics.audit } };
-}
-
-function startSink(config: Config): PostgresSink {
-  const sink = new PostgresSink({ config, logger, backoffMinMs: 50, backoffMaxMs: 500, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
-  cleanups.push(() => sink.stop());
-  return sink;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 async function caughtUp(config: Config, topics: SinkTopics): Promise<boolean> {
   const ends = await endOffsets([topics.completed, topics.failed, topics.audit]);
@@ -86,7 +53,7 @@ describe('the read model is the ledger', () => {
   it('should keep every decision and its balance change when one transferId is decided on several accounts and again after the retention', async () => {
     const { config, topics } = await setUp('ledgerreuse');
     const producer = await createTestProducer(`${config.appId}-producer`, topics);
-    cleanups.push(() => producer.close());
+    onCleanup(() => producer.close());
     // One record per transaction: the outcomes land on the partitions of their key like the processor's would.
     await producer.produce(reuseOutcomes(topics), { perTransaction: 2, abortEvery: 2 });
 
@@ -118,7 +85,7 @@ describe('the read model is the ledger', () => {
   it('should keep every row and accept a reused transferId when a database made before migration 0003 migrates', async () => {
     const databaseUrl = uniqueDatabaseUrl('ledgermigrate');
     const oldDir = await mkdtemp(path.join(tmpdir(), 'bankstream-migrations-'));
-    cleanups.push(() => dropDatabase(databaseUrl), () => rm(oldDir, { recursive: true, force: true }));
+    onCleanup(() => dropDatabase(databaseUrl), () => rm(oldDir, { recursive: true, force: true }));
     for (const file of ['0001_core_schema.sql', '0002_sink_state.sql']) await cp(path.join(MIGRATIONS_DIR, file), path.join(oldDir, file));
     await migrate({ databaseUrl, migrationsDir: oldDir });
     const insert = (transferId: string, offset: number, accountId: string, completedAt: string) => query(databaseUrl,

@@ -3,55 +3,15 @@
 // stops that partition (its records may be sunk already); an out-of-range stored offset stops that
 // partition; the others go on, and `bankstream offsets reset --group sink` heals it.
 import { Admin } from '@platformatic/kafka';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Config, loadConfig } from '../../../src/config/config.ts';
-import { createLogger } from '../../../src/config/logger.ts';
+import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../../src/http/metrics.ts';
 import { resetOffsets } from '../../../src/ops/offsets.ts';
-import { ensureTopics } from '../../../src/ops/topics.ts';
-import { migrate } from '../../../src/sinks/migrate.ts';
-import { PostgresSink } from '../../../src/sinks/postgres-sink.ts';
-import { type SinkTopics } from '../../../src/sinks/records.ts';
-import { TEST_BROKERS, deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../support/kafka.ts';
-import { dropDatabase, query, uniqueDatabaseUrl } from '../support/postgres.ts';
+import { TEST_BROKERS } from '../support/kafka.ts';
+import { query } from '../support/postgres.ts';
 import { buildScenario, createTestProducer, endOffsets } from './fixtures.ts';
+import { type Setup, onCleanup, setUp, startSink, waitFor } from './support.ts';
 
 const TEST_TIMEOUT_MS = 120_000;
-const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-});
-
-interface Setup {
-  config: Config;
-  topics: SinkTopics;
-}
-
-async function setUp(label: string): Promise<Setup> {
-  const prefix = uniquePrefix(label);
-  const databaseUrl = uniqueDatabaseUrl(label);
-  cleanups.push(() => deleteTopicsWithPrefix(prefix), () => dropDatabase(databaseUrl));
-  const config = loadConfig(prefixedEnv(prefix, { PARTITIONS: '3', DATABASE_URL: databaseUrl, SINK_BATCH_ROWS_MAX: '40', SINK_BATCH_MS: '50' }));
-  await ensureTopics(config);
-  await migrate({ databaseUrl });
-  return { config, topics: { completed: config.topics.completed, failed: config.topics.failed, audit: config.topics.audit } };
-}
-
-function startSink(config: Config): PostgresSink {
-  const sink = new PostgresSink({ config, logger, backoffMinMs: 50, backoffMaxMs: 500, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
-  cleanups.push(() => sink.stop());
-  return sink;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 async function storedOffsets(s: Setup): Promise<Map<string, bigint>> {
   const rows = await query<{ topic: string; partition: number; next_offset: string }>(s.config.databaseUrl, 'SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1', [s.config.sinkGroupId]);
   return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, BigInt(r.next_offset)]));
@@ -81,7 +41,7 @@ describe('sink offsets fail closed', () => {
   it('should stop a partition whose row is missing in a used database, keep the others, and run it after a reset', async () => {
     const s = await setUp('sinkmiss');
     const producer = await createTestProducer(`${s.config.appId}-producer`, s.topics);
-    cleanups.push(() => producer.close());
+    onCleanup(() => producer.close());
     await producer.produce(buildScenario(s.topics, 120, 6, 1, 'm1').committed);
     const first = startSink(s.config);
     await first.start();
@@ -120,7 +80,7 @@ describe('sink offsets fail closed', () => {
   it('should stop only the partition whose stored offset is out of range, report it, and run it after a reset to earliest', async () => {
     const s = await setUp('sinkrange');
     const producer = await createTestProducer(`${s.config.appId}-producer`, s.topics);
-    cleanups.push(() => producer.close());
+    onCleanup(() => producer.close());
     await producer.produce(buildScenario(s.topics, 60, 6, 1, 'r1').committed);
     const first = startSink(s.config);
     await first.start();

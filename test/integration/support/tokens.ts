@@ -21,3 +21,15 @@ export function adminToken(secret: string): Promise<string> {
   if (!token) cache.set(secret, (token = devToken(secret, 'test-operator', 'admin')));
   return token;
 }
+
+/** A token from POST /v1/auth/token of a running instance (a dev-mode login), or an error naming the answer. */
+export async function login(baseUrl: string, username: string, password: string): Promise<string> {
+  const response = await fetch(`${baseUrl}/v1/auth/token`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  const body = (await response.json()) as { access_token?: string };
+  if (response.status !== 200 || !body.access_token) throw new Error(`login failed: ${response.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}
