@@ -49,17 +49,41 @@ const env: Record<string, string> = {
 const config = loadConfig(env);
 const base = `http://127.0.0.1:${values.port}`;
 const run = (args: string[], extraNode: string[] = []) =>
-  spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...extraNode, CLI, ...args], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...extraNode, CLI, ...args], {
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
 
 await ensureTopics(config);
 const profileDir = path.join(work, 'profile');
 const instance = run(['start', '--no-sink'], values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
 try {
-  const load = run(['load', '--accounts', String(accounts), '--count', '0', '--account-prefix', `${appId}-acc`, '--settle', '0']);
+  const load = run([
+    'load',
+    '--accounts',
+    String(accounts),
+    '--count',
+    '0',
+    '--account-prefix',
+    `${appId}-acc`,
+    '--settle',
+    '0',
+  ]);
   await new Promise((resolve) => load.on('exit', resolve));
-  const token = await new SignJWT({ role: 'teller' }).setProtectedHeader({ alg: 'HS256' }).setSubject('perf').setIssuer(config.auth.issuer).setAudience(config.auth.audience).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+  const token = await new SignJWT({ role: 'teller' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('perf')
+    .setIssuer(config.auth.issuer)
+    .setAudience(config.auth.audience)
+    .setExpirationTime('1h')
+    .sign(new TextEncoder().encode(secret));
   const headers = { authorization: `Bearer ${token}` };
-  await until(async () => (await fetch(`${base}/v1/accounts/${appId}-acc-${accounts - 1}`, { headers }).catch(() => undefined))?.status === 200, 120_000);
+  await until(
+    async () =>
+      (await fetch(`${base}/v1/accounts/${appId}-acc-${accounts - 1}`, { headers }).catch(() => undefined))?.status ===
+      200,
+    120_000,
+  );
   const { default: autocannon } = await import('autocannon');
   let next = 0;
   const result = await autocannon({
@@ -67,10 +91,29 @@ try {
     connections: Number(values.connections),
     duration: Number(values.seconds),
     headers,
-    requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: `/v1/accounts/${appId}-acc-${(next = (next + 7919) % accounts)}` }) }],
+    requests: [
+      {
+        method: 'GET',
+        setupRequest: (request) => ({
+          ...request,
+          path: `/v1/accounts/${appId}-acc-${(next = (next + 7919) % accounts)}`,
+        }),
+      },
+    ],
   });
   const latency = result.latency as unknown as Record<string, number>;
-  console.log(JSON.stringify({ requestsPerSecond: Math.round(result.requests.average), p50Ms: latency['p50'], p99Ms: latency['p99'], non2xx: result.non2xx, errors: result.errors, connections: Number(values.connections), seconds: Number(values.seconds), loadAverage1m: os.loadavg()[0] }));
+  console.log(
+    JSON.stringify({
+      requestsPerSecond: Math.round(result.requests.average),
+      p50Ms: latency['p50'],
+      p99Ms: latency['p99'],
+      non2xx: result.non2xx,
+      errors: result.errors,
+      connections: Number(values.connections),
+      seconds: Number(values.seconds),
+      loadAverage1m: os.loadavg()[0],
+    }),
+  );
 } finally {
   instance.kill('SIGTERM');
   await new Promise((resolve) => instance.on('exit', resolve));
@@ -79,7 +122,10 @@ try {
     if (file) {
       const summary = await summarizeProfile(path.join(profileDir, file), 25);
       console.log(`idle ${summary.idlePercent.toFixed(1)}%, gc ${summary.gcPercent.toFixed(1)}%`);
-      for (const f of summary.functions) console.log(`${f.selfPercent.toFixed(1).padStart(5)}%  ${f.name}  ${f.where}${f.callers?.length ? `  ← ${f.callers.slice(0, 2).join(' ← ')}` : ''}`);
+      for (const f of summary.functions)
+        console.log(
+          `${f.selfPercent.toFixed(1).padStart(5)}%  ${f.name}  ${f.where}${f.callers?.length ? `  ← ${f.callers.slice(0, 2).join(' ← ')}` : ''}`,
+        );
       console.log('--- by file');
       for (const f of summary.files.slice(0, 15)) console.log(`${f.selfPercent.toFixed(1).padStart(5)}%  ${f.name}`);
     }

@@ -36,7 +36,14 @@ const SAMPLE_EVERY_MS = 1_000;
 const ACCOUNTS_PER_TASK = 100;
 const START_MS = Date.UTC(2026, 0, 1);
 const CHANGELOG_RETENTION_MS = SegmentedKeyValueStore.changelogRetentionMs(RETENTION_MS, SEGMENT_MS);
-const TOPICS = { input: 'in', credits: 'credits', completed: 'completed', failed: 'failed', audit: 'audit', dlq: 'dlq' };
+const TOPICS = {
+  input: 'in',
+  credits: 'credits',
+  completed: 'completed',
+  failed: 'failed',
+  audit: 'audit',
+  dlq: 'dlq',
+};
 
 let nowMs = START_MS;
 const expirySteps: number[] = [];
@@ -91,7 +98,8 @@ const changelog = new ChangelogModel();
 const tasks: Task[] = [];
 for (let partition = 0; partition < PARTITIONS; partition++) {
   const stores = new Map<string, TaskStore<unknown>>();
-  for (const spec of topology.stores()) stores.set(spec.name, await LevelTaskStore.open(join(dir, String(partition), spec.name), { ...spec }));
+  for (const spec of topology.stores())
+    stores.set(spec.name, await LevelTaskStore.open(join(dir, String(partition), spec.name), { ...spec }));
   const graph = new TaskGraph({
     topology,
     applicationId: 'bench',
@@ -114,7 +122,15 @@ for (let i = 0; tasks.some((t) => t.accounts.length < ACCOUNTS_PER_TASK); i++) {
 
 function command(task: Task, value: Record<string, unknown>, key: string): InputRecord {
   task.offset++;
-  return { topic: TOPICS.input, partition: task.graph.partition, offset: task.offset, key: Buffer.from(key), value: Buffer.from(JSON.stringify(value)), timestamp: nowMs, headers: {} };
+  return {
+    topic: TOPICS.input,
+    partition: task.graph.partition,
+    offset: task.offset,
+    key: Buffer.from(key),
+    value: Buffer.from(JSON.stringify(value)),
+    timestamp: nowMs,
+    headers: {},
+  };
 }
 
 /** One transaction of a task: prefetch, process, punctuate (expiry), commit; returns the punctuate time in ms. */
@@ -159,7 +175,13 @@ let idsTotal = 0;
 let punctuateMaxMs = 0;
 const startedReal = performance.now();
 try {
-  for (const task of tasks) await runBatch(task, task.accounts.map((accountId) => command(task, { type: 'open_account', accountId, ownerId: `o-${accountId}`, currency: 'EUR' }, accountId)));
+  for (const task of tasks)
+    await runBatch(
+      task,
+      task.accounts.map((accountId) =>
+        command(task, { type: 'open_account', accountId, ownerId: `o-${accountId}`, currency: 'EUR' }, accountId),
+      ),
+    );
   const endMs = START_MS + PERIODS * RETENTION_MS;
   const perTaskBatchMs = (BATCH_RECORDS * 1000) / RATE_PER_S;
   let nextSampleMs = START_MS;
@@ -168,7 +190,13 @@ try {
       const records: InputRecord[] = [];
       for (let i = 0; i < BATCH_RECORDS; i++) {
         const accountId = task.accounts[i % task.accounts.length]!;
-        records.push(command(task, { type: 'deposit', transferId: `t-${idsTotal++}`, accountId, amount: '1', currency: 'EUR' }, accountId));
+        records.push(
+          command(
+            task,
+            { type: 'deposit', transferId: `t-${idsTotal++}`, accountId, amount: '1', currency: 'EUR' },
+            accountId,
+          ),
+        );
       }
       punctuateMaxMs = Math.max(punctuateMaxMs, await runBatch(task, records));
       // The rate is over all tasks: each task batch is BATCH_RECORDS of the instance's stream.
@@ -201,13 +229,31 @@ try {
   const result = {
     bench: 'dedup-retention',
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', loadAverage1mAtEnd: loadavg()[0], note: 'shared 2-core machine, loaded by other sessions running tests at the same time' },
-    settings: { ratePerSimulatedS: RATE_PER_S, retentionMs: RETENTION_MS, segmentIntervalMs: SEGMENT_MS, changelogRetentionMs: CHANGELOG_RETENTION_MS, periods: PERIODS, partitions: PARTITIONS, batchRecords: BATCH_RECORDS },
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model ?? 'unknown',
+      loadAverage1mAtEnd: loadavg()[0],
+      note: 'shared 2-core machine, loaded by other sessions running tests at the same time',
+    },
+    settings: {
+      ratePerSimulatedS: RATE_PER_S,
+      retentionMs: RETENTION_MS,
+      segmentIntervalMs: SEGMENT_MS,
+      changelogRetentionMs: CHANGELOG_RETENTION_MS,
+      periods: PERIODS,
+      partitions: PARTITIONS,
+      batchRecords: BATCH_RECORDS,
+    },
     idsTotal,
     realSeconds: Math.round(realS * 10) / 10,
     realIdsPerS: Math.round(idsTotal / realS),
     storeEntriesCountedAtEnd: counted,
-    expiryStepMs: { count: expirySteps.length, p50: percentile(expirySteps, 50), p99: percentile(expirySteps, 99), max: Math.round(expiryStepMaxMs * 1000) / 1000 },
+    expiryStepMs: {
+      count: expirySteps.length,
+      p50: percentile(expirySteps, 50),
+      p99: percentile(expirySteps, 99),
+      max: Math.round(expiryStepMaxMs * 1000) / 1000,
+    },
     punctuateMaxMs: Math.round(punctuateMaxMs * 1000) / 1000,
     purgedTotal,
     samples,

@@ -45,7 +45,13 @@ interface RunResult {
 }
 
 if (values.child !== undefined) {
-  const result = await runEngine(path.resolve(values.child), values.prefix!, values.app!, Number(values.transfers), values.nomac);
+  const result = await runEngine(
+    path.resolve(values.child),
+    values.prefix!,
+    values.app!,
+    Number(values.transfers),
+    values.nomac,
+  );
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 } else {
@@ -54,7 +60,9 @@ if (values.child !== undefined) {
 
 async function main(): Promise<void> {
   // A root may end in ":nomac": that tree with the MACs of internal records turned off (the bench-only switch).
-  const roots = values.roots.split(',').map((r) => (r.endsWith(':nomac') ? `${path.resolve(r.slice(0, -':nomac'.length))}:nomac` : path.resolve(r)));
+  const roots = values.roots
+    .split(',')
+    .map((r) => (r.endsWith(':nomac') ? `${path.resolve(r.slice(0, -':nomac'.length))}:nomac` : path.resolve(r)));
   const transfers = Number(values.transfers);
   const prefix = uniquePrefix('perf');
   const env = prefixedEnv(prefix, { PARTITIONS: '12' });
@@ -72,7 +80,9 @@ async function main(): Promise<void> {
       for (const root of order) {
         const app = `${prefix}r${round}x${roots.indexOf(root)}`;
         const result = await runChild(root, prefix, app, commands.length);
-        console.log(`round ${round} ${root}: ${result.records} records, whole ${Math.round((result.records / result.wholeMs) * 1000)}/s, sustained ${Math.round(result.sustainedPerSecond)}/s, CPU ${result.cpuMicrosPerRecord.toFixed(1)} µs/record`);
+        console.log(
+          `round ${round} ${root}: ${result.records} records, whole ${Math.round((result.records / result.wholeMs) * 1000)}/s, sustained ${Math.round(result.sustainedPerSecond)}/s, CPU ${result.cpuMicrosPerRecord.toFixed(1)} µs/record`,
+        );
         results.set(root, [...(results.get(root) ?? []), result]);
       }
     }
@@ -96,7 +106,19 @@ function runChild(root: string, prefix: string, app: string, commands: number): 
     const profile = values.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(values.profile)];
     const nomac = root.endsWith(':nomac');
     const tree = nomac ? root.slice(0, -':nomac'.length) : root;
-    const args = [...profile, import.meta.filename, '--child', tree, '--prefix', prefix, '--app', app, '--transfers', String(commands), ...(nomac ? ['--nomac'] : [])];
+    const args = [
+      ...profile,
+      import.meta.filename,
+      '--child',
+      tree,
+      '--prefix',
+      prefix,
+      '--app',
+      app,
+      '--transfers',
+      String(commands),
+      ...(nomac ? ['--nomac'] : []),
+    ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
@@ -110,9 +132,17 @@ function runChild(root: string, prefix: string, app: string, commands: number): 
 }
 
 /** Runs the engine of the tree at `root` over the backlog until it has been quiet for 3 s. */
-async function runEngine(root: string, prefix: string, app: string, commands: number, nomac: boolean): Promise<RunResult> {
+async function runEngine(
+  root: string,
+  prefix: string,
+  app: string,
+  commands: number,
+  nomac: boolean,
+): Promise<RunResult> {
   const instance = (await import(path.join(root, 'src/app/instance.ts'))) as typeof import('../src/app/instance.ts');
-  const configModule = (await import(path.join(root, 'src/config/config.ts'))) as typeof import('../src/config/config.ts');
+  const configModule = (await import(
+    path.join(root, 'src/config/config.ts')
+  )) as typeof import('../src/config/config.ts');
   const topicsModule = (await import(path.join(root, 'src/ops/topics.ts'))) as typeof import('../src/ops/topics.ts');
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-perf-'));
   const env = { ...prefixedEnv(prefix, { PARTITIONS: '12', STATE_DIR: stateDir, INSTANCE_ID: 'i0' }), APP_ID: app };
@@ -126,12 +156,15 @@ async function runEngine(root: string, prefix: string, app: string, commands: nu
     commits.push({ atMs: Date.now(), records: total });
   };
   // Trees from before the MACs take no fourth argument; `nomac` turns them off in this one.
-  const streams = nomac ? instance.createBankStreams(config, pino({ level: 'warn' }), onCommit, { internalRecordMacs: false }) : instance.createBankStreams(config, pino({ level: 'warn' }), onCommit);
+  const streams = nomac
+    ? instance.createBankStreams(config, pino({ level: 'warn' }), onCommit, { internalRecordMacs: false })
+    : instance.createBankStreams(config, pino({ level: 'warn' }), onCommit);
   const started = Date.now();
   const cpuBefore = process.cpuUsage();
   await streams.start();
   // Done when every command and some credit legs are in and nothing new was committed for 3 s.
-  while (total < commands || Date.now() - (commits.at(-1)?.atMs ?? Date.now()) < 3000) await new Promise((r) => setTimeout(r, 200));
+  while (total < commands || Date.now() - (commits.at(-1)?.atMs ?? Date.now()) < 3000)
+    await new Promise((r) => setTimeout(r, 200));
   const cpu = process.cpuUsage(cpuBefore);
   await streams.close();
   await rm(stateDir, { recursive: true, force: true });

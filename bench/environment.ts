@@ -80,7 +80,11 @@ export async function prepareEnvironment(options: EnvironmentOptions): Promise<B
 
 /** Deletes the run's topics, database and folders. */
 export async function teardownEnvironment(bench: BenchEnvironment, keepWorkDir: boolean): Promise<void> {
-  const admin = new Admin({ clientId: 'bankstream-bench-admin', bootstrapBrokers: bench.config.kafkaBrokers, timeout: 30_000 });
+  const admin = new Admin({
+    clientId: 'bankstream-bench-admin',
+    bootstrapBrokers: bench.config.kafkaBrokers,
+    timeout: 30_000,
+  });
   try {
     const topics = (await admin.listTopics()).filter((topic) => topic.startsWith(bench.prefix));
     if (topics.length > 0) await admin.deleteTopics({ topics });
@@ -132,14 +136,24 @@ export interface BenchChild {
 const running = new Set<BenchChild>();
 
 /** Runs `node <script> ...args` with the run's environment, its output in <logDir>/<name>.log. */
-export function spawnNode(bench: BenchEnvironment, name: string, script: string, args: string[], options: { nodeArgs?: string[]; env?: Record<string, string> } = {}): BenchChild {
+export function spawnNode(
+  bench: BenchEnvironment,
+  name: string,
+  script: string,
+  args: string[],
+  options: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+): BenchChild {
   const logFile = path.join(bench.logDir, `${name}.log`);
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...(options.nodeArgs ?? []), script, ...args], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...bench.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--disable-warning=ExperimentalWarning', ...(options.nodeArgs ?? []), script, ...args],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...bench.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const waiters: Array<{ text: string; resolve: () => void }> = [];
   let tail = '';
   const onData = (chunk: Buffer) => {
@@ -163,13 +177,17 @@ export function spawnNode(bench: BenchEnvironment, name: string, script: string,
     waitForOutput(text, timeoutMs) {
       if (tail.includes(text)) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${name}: no "${text}" in its output after ${timeoutMs} ms (see ${logFile})`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`${name}: no "${text}" in its output after ${timeoutMs} ms (see ${logFile})`)),
+          timeoutMs,
+        );
         waiters.push({ text, resolve: () => (clearTimeout(timer), resolve()) });
         void exited.then((code) => reject(new Error(`${name} exited with ${code} before "${text}" (see ${logFile})`)));
       });
     },
     assertRunning() {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}); see ${logFile}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}); see ${logFile}`);
     },
     cpuSeconds: () => processCpuSeconds(child.pid),
     async stop(graceMs = 30_000) {
@@ -219,7 +237,9 @@ export async function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -268,7 +288,8 @@ export function localBrokerPid(): number | undefined {
 function kafkaVersion(): string {
   try {
     const pid = localBrokerPid();
-    const match = pid === undefined ? null : /kafka-([0-9][0-9A-Za-z.-]*)\/libs/.exec(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+    const match =
+      pid === undefined ? null : /kafka-([0-9][0-9A-Za-z.-]*)\/libs/.exec(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
     if (match) return match[1]!;
   } catch {
     // Not the local broker, or not Linux: fall through.
@@ -293,6 +314,11 @@ async function postgresVersion(url: string): Promise<string> {
 
 /** A short slug of the machine for result file names: "2c-amd-epyc-7b13". */
 export function machineSlug(machine: MachineInfo): string {
-  const model = machine.cpuModel.toLowerCase().replace(/\(r\)|\(tm\)|cpu|processor|@.*$|\d+-core/g, '').replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  const model = machine.cpuModel
+    .toLowerCase()
+    .replace(/\(r\)|\(tm\)|cpu|processor|@.*$|\d+-core/g, '')
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 40);
   return `${machine.cores}c-${model || 'cpu'}`;
 }

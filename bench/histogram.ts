@@ -23,7 +23,12 @@ export async function createLatencyHistogram(): Promise<LatencyHistogram> {
   } catch (error) {
     throw new Error('the bench needs hdr-histogram-js: npm install hdr-histogram-js', { cause: error });
   }
-  const histogram: Histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: 3, autoResize: true });
+  const histogram: Histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000,
+    numberOfSignificantValueDigits: 3,
+    autoResize: true,
+  });
   return {
     record(ms) {
       histogram.recordValue(Math.max(0, Math.round(ms)));
@@ -31,7 +36,14 @@ export async function createLatencyHistogram(): Promise<LatencyHistogram> {
     summary() {
       const count = histogram.totalCount;
       const at = (p: number) => (count === 0 ? 0 : histogram.getValueAtPercentile(p));
-      return { count, p50Ms: at(50), p99Ms: at(99), p999Ms: at(99.9), maxMs: count === 0 ? 0 : histogram.maxValue, meanMs: Math.round(histogram.mean * 10) / 10 };
+      return {
+        count,
+        p50Ms: at(50),
+        p99Ms: at(99),
+        p999Ms: at(99.9),
+        maxMs: count === 0 ? 0 : histogram.maxValue,
+        meanMs: Math.round(histogram.mean * 10) / 10,
+      };
     },
   };
 }

@@ -28,18 +28,30 @@ export class OutcomeReader {
   private constructor(consumer: Consumer, positions: TailPosition[]) {
     this.#consumer = consumer;
     this.#positions = positions;
-    this.#fetcher = new Fetcher(consumer, { maxWaitMs: FETCH_MAX_WAIT_MS, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 4 * 1024 * 1024 });
+    this.#fetcher = new Fetcher(consumer, {
+      maxWaitMs: FETCH_MAX_WAIT_MS,
+      minBytes: 1,
+      maxBytes: 16 * 1024 * 1024,
+      partitionMaxBytes: 4 * 1024 * 1024,
+    });
   }
 
   /** A reader positioned at the start of each topic, or at its current end (last stable offset). */
   static async open(brokers: string[], topics: string[], from: 'earliest' | 'latest'): Promise<OutcomeReader> {
-    const consumer = new Consumer({ clientId: 'bankstream-bench-reader', groupId: `bankstream-bench-reader-${process.pid}`, bootstrapBrokers: brokers, timeout: 30_000, retries: 3 });
+    const consumer = new Consumer({
+      clientId: 'bankstream-bench-reader',
+      groupId: `bankstream-bench-reader-${process.pid}`,
+      bootstrapBrokers: brokers,
+      timeout: 30_000,
+      retries: 3,
+    });
     const positions: TailPosition[] = [];
     const ends = from === 'latest' ? await consumer.listOffsets({ topics, isolationLevel: 1 }) : undefined;
     const metadata = await consumer.metadata({ topics });
     for (const topic of topics) {
       const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
-      for (let partition = 0; partition < count; partition++) positions.push({ topic, partition, offset: ends?.get(topic)?.[partition] ?? 0n });
+      for (let partition = 0; partition < count; partition++)
+        positions.push({ topic, partition, offset: ends?.get(topic)?.[partition] ?? 0n });
     }
     return new OutcomeReader(consumer, positions);
   }

@@ -75,12 +75,30 @@ export async function summarizeProfile(file: string, top = 20): Promise<ProfileS
   }
   const busy = totalMs - idle;
   const rank = (m: Map<string, Hotspot>, n: number) =>
-    [...m.values()].filter((h) => h.name !== '(idle)').sort((a, b) => b.selfMs - a.selfMs).slice(0, n).map((h) => ({ ...h, selfMs: Math.round(h.selfMs), selfPercent: round1((100 * h.selfMs) / Math.max(busy, 1)) }));
+    [...m.values()]
+      .filter((h) => h.name !== '(idle)')
+      .sort((a, b) => b.selfMs - a.selfMs)
+      .slice(0, n)
+      .map((h) => ({ ...h, selfMs: Math.round(h.selfMs), selfPercent: round1((100 * h.selfMs) / Math.max(busy, 1)) }));
   const functions = rank(fn, top).map((h) => {
     const byCaller = callers.get(`${h.name} ${h.where}`) ?? new Map<string, number>();
-    return { ...h, callers: [...byCaller].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([caller, ms]) => `${caller} (${round1((100 * ms) / Math.max(busy, 1))}%)`) };
+    return {
+      ...h,
+      callers: [...byCaller]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 3)
+        .map(([caller, ms]) => `${caller} (${round1((100 * ms) / Math.max(busy, 1))}%)`),
+    };
   });
-  return { file, totalMs: Math.round(totalMs), idlePercent: round1((100 * idle) / Math.max(totalMs, 1)), gcPercent: round1((100 * gc) / Math.max(busy, 1)), functions, files: rank(files, top), areas: rank(areas, 12) };
+  return {
+    file,
+    totalMs: Math.round(totalMs),
+    idlePercent: round1((100 * idle) / Math.max(totalMs, 1)),
+    gcPercent: round1((100 * gc) / Math.max(busy, 1)),
+    functions,
+    files: rank(files, top),
+    areas: rank(areas, 12),
+  };
 }
 
 function selfTimes(profile: CpuProfile): Map<number, number> {
@@ -118,7 +136,8 @@ function areaOf(url: string, name: string): string {
   if (name === '(program)' || name === '(idle)') return name;
   if (url.includes('/src/runtime/') || url.includes('/src/kafka/')) return 'engine runtime (src/runtime, src/kafka)';
   if (url.includes('/src/stores/')) return 'stores (src/stores)';
-  if (url.includes('/src/http/') || url.includes('/koa') || url.includes('/jose/')) return 'HTTP API (src/http, koa, jose)';
+  if (url.includes('/src/http/') || url.includes('/koa') || url.includes('/jose/'))
+    return 'HTTP API (src/http, koa, jose)';
   if (url.includes('/src/bank/')) return 'bank (src/bank)';
   if (url.includes('/src/topology/')) return 'topology (src/topology)';
   if (url.includes('@platformatic/kafka')) return 'Kafka client (@platformatic/kafka)';
@@ -134,12 +153,17 @@ function round1(value: number): number {
 }
 
 export function formatProfile(summary: ProfileSummary, top = 15): string {
-  const lines = [`profile ${path.basename(summary.file)}: ${summary.totalMs} ms sampled, idle ${summary.idlePercent}%, GC ${summary.gcPercent}% of busy time`, '', 'self time by area (% of busy time):'];
+  const lines = [
+    `profile ${path.basename(summary.file)}: ${summary.totalMs} ms sampled, idle ${summary.idlePercent}%, GC ${summary.gcPercent}% of busy time`,
+    '',
+    'self time by area (% of busy time):',
+  ];
   for (const a of summary.areas) lines.push(`  ${String(a.selfPercent).padStart(5)}%  ${a.name}`);
   lines.push('', 'top functions by self time:');
   for (const f of summary.functions.slice(0, top)) {
     lines.push(`  ${String(f.selfPercent).padStart(5)}%  ${f.name}  ${f.where}`);
-    if (f.callers && f.callers.length > 0 && f.name !== '(garbage collector)' && f.name !== '(program)') lines.push(`           ← ${f.callers.join(' · ')}`);
+    if (f.callers && f.callers.length > 0 && f.name !== '(garbage collector)' && f.name !== '(program)')
+      lines.push(`           ← ${f.callers.join(' · ')}`);
   }
   return lines.join('\n');
 }
@@ -150,5 +174,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     console.error('usage: node bench/profile.ts <file.cpuprofile> [top]');
     process.exit(2);
   }
-  console.log(formatProfile(await summarizeProfile(file, Number(process.argv[3] ?? 25)), Number(process.argv[3] ?? 25)));
+  console.log(
+    formatProfile(await summarizeProfile(file, Number(process.argv[3] ?? 25)), Number(process.argv[3] ?? 25)),
+  );
 }

@@ -56,22 +56,70 @@ export function markdownTable(r: BenchResults): string {
   const e = r.engine;
   const b = r.baseline;
   const rows: string[][] = [
-    ['Completed transfers/s, sustained (exactly-once, 1 instance)', e ? `${n(e.sustainedPerSecond)} (whole backlog: ${n(e.overallPerSecond)})${e.timedOut ? ' (timed out)' : ''}` : '–', n(b?.perSecond), r.ratio === undefined ? '–' : `**${r.ratio}×**`, '≥ 50,000; ≥ 20× baseline'],
-    ['CPU of the processor process (cores)', e?.cpuCores === undefined ? '–' : String(e.cpuCores), b?.cpuCores === undefined ? '–' : String(b.cpuCores), '', ''],
-    ['CPU of the broker meanwhile (cores)', e?.brokerCpuCores === undefined ? '–' : String(e.brokerCpuCores), b?.brokerCpuCores === undefined ? '–' : String(b.brokerCpuCores), '', ''],
+    [
+      'Completed transfers/s, sustained (exactly-once, 1 instance)',
+      e
+        ? `${n(e.sustainedPerSecond)} (whole backlog: ${n(e.overallPerSecond)})${e.timedOut ? ' (timed out)' : ''}`
+        : '–',
+      n(b?.perSecond),
+      r.ratio === undefined ? '–' : `**${r.ratio}×**`,
+      '≥ 50,000; ≥ 20× baseline',
+    ],
+    [
+      'CPU of the processor process (cores)',
+      e?.cpuCores === undefined ? '–' : String(e.cpuCores),
+      b?.cpuCores === undefined ? '–' : String(b.cpuCores),
+      '',
+      '',
+    ],
+    [
+      'CPU of the broker meanwhile (cores)',
+      e?.brokerCpuCores === undefined ? '–' : String(e.brokerCpuCores),
+      b?.brokerCpuCores === undefined ? '–' : String(b.brokerCpuCores),
+      '',
+      '',
+    ],
     ['E2E latency p50 / p99 / p99.9, full load', latencyCell(r.latency.full), '', '', ''],
     ['E2E latency p50 / p99 / p99.9, half load', latencyCell(r.latency.half), '', '', 'p99 < 250 ms'],
     ['E2E latency p50 / p99 / p99.9, light load (1,000/s)', latencyCell(r.latency.light), '', '', ''],
-    ['Decision latency p99 (completedAt − requestedAt), half load', r.latency.half ? `${n(r.latency.half.decided.p99Ms)} ms` : '–', '', '', ''],
-    ['Restore, changelog records/s (state folder deleted)', r.restore ? `${n(r.restore.perSecond)} (${n(r.restore.records)} records in ${r.restore.durationS} s)` : '–', '', '', '≥ 200,000'],
-    ['Sink rows/s (Postgres, catching up alone)', r.sink ? `${n(r.sink.rowsPerSecond)} (${n(r.sink.rows)} rows)` : '–', '', '', ''],
+    [
+      'Decision latency p99 (completedAt − requestedAt), half load',
+      r.latency.half ? `${n(r.latency.half.decided.p99Ms)} ms` : '–',
+      '',
+      '',
+      '',
+    ],
+    [
+      'Restore, changelog records/s (state folder deleted)',
+      r.restore ? `${n(r.restore.perSecond)} (${n(r.restore.records)} records in ${r.restore.durationS} s)` : '–',
+      '',
+      '',
+      '≥ 200,000',
+    ],
+    [
+      'Sink rows/s (Postgres, catching up alone)',
+      r.sink ? `${n(r.sink.rowsPerSecond)} (${n(r.sink.rows)} rows)` : '–',
+      '',
+      '',
+      '',
+    ],
     ['GET /v1/accounts/:id req/s, p99', apiCell(r.api), '', '', '≥ 10,000 at p99 < 10 ms'],
   ];
-  const lines = ['| measure | bankstream | seed baseline | ratio | target |', '|---|---:|---:|---:|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)];
+  const lines = [
+    '| measure | bankstream | seed baseline | ratio | target |',
+    '|---|---:|---:|---:|---|',
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ];
   const m = r.machine;
-  lines.push('', `${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB · Node ${m.node} · Kafka ${m.kafka} · PostgreSQL ${m.postgres} · preset ${String(r.settings['preset'])} · ${r.startedAt}`);
+  lines.push(
+    '',
+    `${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB · Node ${m.node} · Kafka ${m.kafka} · PostgreSQL ${m.postgres} · preset ${String(r.settings['preset'])} · ${r.startedAt}`,
+  );
   const busiest = Math.max(0, ...Object.values(r.loadAverage));
-  if (busiest > m.cores) lines.push(`- the machine was busy during the run (1-min load average up to ${busiest} on ${m.cores} cores): other work competed with the bench`);
+  if (busiest > m.cores)
+    lines.push(
+      `- the machine was busy during the run (1-min load average up to ${busiest} on ${m.cores} cores): other work competed with the bench`,
+    );
   for (const f of r.failures) lines.push(`- phase ${f.phase} failed: ${f.error}`);
   for (const note of r.notes) lines.push(`- ${note}`);
   return lines.join('\n');

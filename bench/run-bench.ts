@@ -14,7 +14,15 @@ import { readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Admin } from '@platformatic/kafka';
-import { type BenchEnvironment, freePort, killChildren, machineInfo, prepareEnvironment, REPO_ROOT, teardownEnvironment } from './environment.ts';
+import {
+  type BenchEnvironment,
+  freePort,
+  killChildren,
+  machineInfo,
+  prepareEnvironment,
+  REPO_ROOT,
+  teardownEnvironment,
+} from './environment.ts';
 import { measureApi } from './phases/api.ts';
 import { measureBaseline } from './phases/baseline.ts';
 import { measureEngineBacklog, produceBacklog, setupAccounts } from './phases/engine.ts';
@@ -51,18 +59,29 @@ export async function runBench(settings: BenchSettings, log: BenchLog): Promise<
     failures: [],
     notes: NOTES,
   };
-  if (results.loadAverage['start']! > results.machine.cores / 2) log(`warning: the machine is busy (1-min load average ${results.loadAverage['start']} on ${results.machine.cores} cores); results will be skewed`);
+  if (results.loadAverage['start']! > results.machine.cores / 2)
+    log(
+      `warning: the machine is busy (1-min load average ${results.loadAverage['start']} on ${results.machine.cores} cores); results will be skewed`,
+    );
   const bench = await prepareEnvironment({ ...settings, httpPort: await freePort() });
-  log(`bench ${bench.prefix}: ${settings.partitions} partitions, ${settings.accounts} accounts, ${settings.backlogTransfers} backlog transfers; logs in ${bench.logDir}`);
+  log(
+    `bench ${bench.prefix}: ${settings.partitions} partitions, ${settings.accounts} accounts, ${settings.backlogTransfers} backlog transfers; logs in ${bench.logDir}`,
+  );
   const phase = phaseRunner(results, log);
   try {
     await runPhases(bench, settings, results, phase);
   } finally {
     await killChildren();
-    await teardownEnvironment(bench, settings.keep).catch((error: unknown) => log(`teardown failed: ${(error as Error).message}`));
+    await teardownEnvironment(bench, settings.keep).catch((error: unknown) =>
+      log(`teardown failed: ${(error as Error).message}`),
+    );
   }
-  if (settings.cpuProfile) results.profile = await phase('profile', async () => summarizeProfile(await newestProfile(settings.profileDir), 25));
-  if (results.engine && results.baseline && results.baseline.perSecond > 0) results.ratio = round(results.engine.sustainedPerSecond / results.baseline.perSecond, 1);
+  if (settings.cpuProfile)
+    results.profile = await phase('profile', async () =>
+      summarizeProfile(await newestProfile(settings.profileDir), 25),
+    );
+  if (results.engine && results.baseline && results.baseline.perSecond > 0)
+    results.ratio = round(results.engine.sustainedPerSecond / results.baseline.perSecond, 1);
   results.finishedAt = new Date().toISOString();
   results.durationS = Math.round((Date.now() - startedMs) / 1000);
   const file = await writeResults(settings.resultsDir, results);
@@ -73,7 +92,12 @@ const LIGHT_RATE_PER_SECOND = 1000;
 
 type Phase = <T>(name: string, run: () => Promise<T>) => Promise<T | undefined>;
 
-async function runPhases(bench: BenchEnvironment, settings: BenchSettings, results: BenchResults, phase: Phase): Promise<void> {
+async function runPhases(
+  bench: BenchEnvironment,
+  settings: BenchSettings,
+  results: BenchResults,
+  phase: Phase,
+): Promise<void> {
   results.load.setupS = await phase('setup', () => setupAccounts(bench, settings));
   if (results.load.setupS === undefined) return;
   const backlog = await phase('backlog', () => produceBacklog(bench, settings));
@@ -86,16 +110,21 @@ async function runPhases(bench: BenchEnvironment, settings: BenchSettings, resul
   const fullRate = results.engine?.sustainedPerSecond ?? 0;
   if (engine && fullRate > 0) {
     results.latency.full = await phase('latency-full', () => measureLatency(bench, settings, engine, 'full', fullRate));
-    results.latency.half = await phase('latency-half', () => measureLatency(bench, settings, engine, 'half', fullRate / 2));
+    results.latency.half = await phase('latency-half', () =>
+      measureLatency(bench, settings, engine, 'half', fullRate / 2),
+    );
     // A light load shows the latency the design itself costs (two legs, each waiting for a commit), without queueing.
-    results.latency.light = await phase('latency-light', () => measureLatency(bench, settings, engine, 'light', Math.min(LIGHT_RATE_PER_SECOND, fullRate / 4)));
+    results.latency.light = await phase('latency-light', () =>
+      measureLatency(bench, settings, engine, 'light', Math.min(LIGHT_RATE_PER_SECOND, fullRate / 4)),
+    );
     results.api = await phase('api', () => measureApi(bench, settings));
   }
   // SIGTERM: a clean stop commits, leaves the group and writes the CPU profile.
   await engine?.stop(60_000);
   results.restore = await phase('restore', () => measureRestore(bench, settings));
   results.sink = await phase('sink', () => measureSink(bench, settings));
-  if (settings.baselineS > 0) results.baseline = await phase('baseline', () => measureBaseline(bench, settings, backlog.runId));
+  if (settings.baselineS > 0)
+    results.baseline = await phase('baseline', () => measureBaseline(bench, settings, backlog.runId));
 }
 
 function phaseRunner(results: BenchResults, log: BenchLog): Phase {
@@ -120,7 +149,15 @@ function describe(value: unknown): string {
   if (typeof value !== 'object' || value === null) return '';
   const v = value as Record<string, unknown>;
   const result = (v['result'] ?? v) as Record<string, unknown>;
-  const keys = ['sustainedPerSecond', 'ratePerSecond', 'perSecond', 'rowsPerSecond', 'requestsPerSecond', 'answeredPerSecond', 'status'];
+  const keys = [
+    'sustainedPerSecond',
+    'ratePerSecond',
+    'perSecond',
+    'rowsPerSecond',
+    'requestsPerSecond',
+    'answeredPerSecond',
+    'status',
+  ];
   const parts = keys.filter((k) => result[k] !== undefined).map((k) => `${k}=${String(result[k])}`);
   const visible = result['visible'] as { p50Ms: number; p99Ms: number; p999Ms: number } | undefined;
   if (visible) parts.push(`p50/p99/p99.9=${visible.p50Ms}/${visible.p99Ms}/${visible.p999Ms} ms`);
@@ -152,10 +189,17 @@ async function waitForQuiet(timeoutS: number, log: BenchLog): Promise<void> {
 /** Checks that a broker answers; starts the local one with scripts/kafka.sh when allowed. */
 async function ensureBroker(settings: BenchSettings, log: BenchLog): Promise<void> {
   if (await brokerAnswers(settings.brokers)) return;
-  if (!settings.startKafka) throw new Error(`no Kafka broker answers on ${settings.brokers.join(',')}; start one (bash scripts/kafka.sh start)`);
+  if (!settings.startKafka)
+    throw new Error(
+      `no Kafka broker answers on ${settings.brokers.join(',')}; start one (bash scripts/kafka.sh start)`,
+    );
   log('no broker answers: starting the local one (scripts/kafka.sh start)');
-  const started = spawnSync('bash', [path.join(REPO_ROOT, 'scripts', 'kafka.sh'), 'start'], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
-  if (started.status !== 0 || !(await brokerAnswers(settings.brokers))) throw new Error('could not start the local Kafka broker (scripts/kafka.sh start)');
+  const started = spawnSync('bash', [path.join(REPO_ROOT, 'scripts', 'kafka.sh'), 'start'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    timeout: 300_000,
+  });
+  if (started.status !== 0 || !(await brokerAnswers(settings.brokers)))
+    throw new Error('could not start the local Kafka broker (scripts/kafka.sh start)');
 }
 
 async function brokerAnswers(brokers: string[]): Promise<boolean> {

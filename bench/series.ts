@@ -38,7 +38,8 @@ export class RateSeries {
     const final = this.last;
     const firstMoving = samples.findIndex((s) => s.count > 0);
     const lastMoving = samples.findIndex((s) => s.count >= final);
-    if (final === 0 || firstMoving < 0) return { count: 0, overallPerSecond: 0, sustainedPerSecond: 0, durationS: 0, timeline: [] };
+    if (final === 0 || firstMoving < 0)
+      return { count: 0, overallPerSecond: 0, sustainedPerSecond: 0, durationS: 0, timeline: [] };
     // The sample before the first progress bounds when the work started.
     const start = samples[Math.max(0, firstMoving - 1)]!;
     const end = samples[lastMoving]!;
@@ -47,7 +48,10 @@ export class RateSeries {
     const summary: RateSummary = {
       count: final,
       overallPerSecond: perSecond(end.count - start.count, end.atMs - start.atMs),
-      sustainedPerSecond: high.atMs > low.atMs ? perSecond(high.count - low.count, high.atMs - low.atMs) : perSecond(end.count - start.count, end.atMs - start.atMs),
+      sustainedPerSecond:
+        high.atMs > low.atMs
+          ? perSecond(high.count - low.count, high.atMs - low.atMs)
+          : perSecond(end.count - start.count, end.atMs - start.atMs),
       durationS: round((end.atMs - start.atMs) / 1000, 2),
       timeline: this.#timeline(start.atMs, end.atMs),
     };
@@ -55,7 +59,10 @@ export class RateSeries {
       summary.cpuCores = round((high.cpuSeconds - low.cpuSeconds) / ((high.atMs - low.atMs) / 1000), 2);
     }
     if (low.brokerCpuSeconds !== undefined && high.brokerCpuSeconds !== undefined && high.atMs > low.atMs) {
-      summary.brokerCpuCores = round((high.brokerCpuSeconds - low.brokerCpuSeconds) / ((high.atMs - low.atMs) / 1000), 2);
+      summary.brokerCpuCores = round(
+        (high.brokerCpuSeconds - low.brokerCpuSeconds) / ((high.atMs - low.atMs) / 1000),
+        2,
+      );
     }
     return summary;
   }
@@ -83,7 +90,11 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `probe` every intervalMs until it returns true or timeoutMs passes; returns whether it succeeded. */
-export async function pollUntil(probe: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs: number): Promise<boolean> {
+export async function pollUntil(
+  probe: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  intervalMs: number,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await probe()) return true;

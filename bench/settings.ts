@@ -39,11 +39,42 @@ export interface BenchSettings {
   startKafka: boolean;
 }
 
-export const PRESETS: Record<BenchSettings['preset'], Pick<BenchSettings, 'accounts' | 'backlogTransfers' | 'latencyS' | 'baselineS' | 'apiS' | 'engineTimeoutS' | 'sinkTimeoutS' | 'restoreTimeoutS'>> = {
+export const PRESETS: Record<
+  BenchSettings['preset'],
+  Pick<
+    BenchSettings,
+    | 'accounts'
+    | 'backlogTransfers'
+    | 'latencyS'
+    | 'baselineS'
+    | 'apiS'
+    | 'engineTimeoutS'
+    | 'sinkTimeoutS'
+    | 'restoreTimeoutS'
+  >
+> = {
   // About two minutes on a 2-core machine.
-  quick: { accounts: 2000, backlogTransfers: 100_000, latencyS: 12, baselineS: 12, apiS: 8, engineTimeoutS: 90, sinkTimeoutS: 90, restoreTimeoutS: 60 },
+  quick: {
+    accounts: 2000,
+    backlogTransfers: 100_000,
+    latencyS: 12,
+    baselineS: 12,
+    apiS: 8,
+    engineTimeoutS: 90,
+    sinkTimeoutS: 90,
+    restoreTimeoutS: 60,
+  },
   // About seven minutes, at most about ten (each open-ended phase is bounded by its timeout).
-  full: { accounts: 5000, backlogTransfers: 400_000, latencyS: 30, baselineS: 45, apiS: 20, engineTimeoutS: 150, sinkTimeoutS: 150, restoreTimeoutS: 90 },
+  full: {
+    accounts: 5000,
+    backlogTransfers: 400_000,
+    latencyS: 30,
+    baselineS: 45,
+    apiS: 20,
+    engineTimeoutS: 150,
+    sinkTimeoutS: 150,
+    restoreTimeoutS: 90,
+  },
 };
 
 export const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');

@@ -22,7 +22,10 @@ const { values: args } = parseArgs({
     rows: { type: 'string', default: '50000' },
     batch: { type: 'string', default: '5000' },
     accounts: { type: 'string', default: '1000' },
-    postgres: { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    postgres: {
+      type: 'string',
+      default: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    },
   },
 });
 const ROWS = Number(args.rows);
@@ -61,20 +64,58 @@ function buildOutcomes(count: number): OutcomeRow[] {
     const amount = formatMoney(BigInt(1 + Math.floor(rnd() * 100_000)), 2);
     const failed = rnd() < 0.2;
     const fields = type === 'transfer' ? { from: a, to: b } : { accountId: a };
-    const value = { transferId: `bench-t-${i}`, type, ...fields, amount, currency: 'EUR', requestedAt: AT, completedAt: AT, ...(failed ? { code: 'insufficient_funds', reason: 'not enough money' } : {}) };
+    const value = {
+      transferId: `bench-t-${i}`,
+      type,
+      ...fields,
+      amount,
+      currency: 'EUR',
+      requestedAt: AT,
+      completedAt: AT,
+      ...(failed ? { code: 'insufficient_funds', reason: 'not enough money' } : {}),
+    };
     return {
-      transferId: value.transferId, type, accountId: type === 'transfer' ? null : a, fromAccount: type === 'transfer' ? a : null,
-      toAccount: type === 'transfer' ? b : null, amount, currency: 'EUR', status: failed ? 'FAILED' : 'COMPLETED',
-      failureCode: failed ? 'insufficient_funds' : null, reason: failed ? 'not enough money' : null, reference: null,
-      requestedAt: AT, completedAt: AT, source: { topic: TOPIC, partition: i % 12, offset: BigInt(Math.floor(i / 12)) }, payload: JSON.stringify(value),
+      transferId: value.transferId,
+      type,
+      accountId: type === 'transfer' ? null : a,
+      fromAccount: type === 'transfer' ? a : null,
+      toAccount: type === 'transfer' ? b : null,
+      amount,
+      currency: 'EUR',
+      status: failed ? 'FAILED' : 'COMPLETED',
+      failureCode: failed ? 'insufficient_funds' : null,
+      reason: failed ? 'not enough money' : null,
+      reference: null,
+      requestedAt: AT,
+      completedAt: AT,
+      source: { topic: TOPIC, partition: i % 12, offset: BigInt(Math.floor(i / 12)) },
+      payload: JSON.stringify(value),
     };
   });
 }
 
 function openedAccounts(): AuditRow[] {
   return Array.from({ length: ACCOUNTS }, (_, i) => {
-    const value = { event: 'account_opened', accountId: accountId(i), ownerId: `owner-${i}`, currency: 'EUR', overdraftLimit: '0.00', at: AT };
-    return { event: value.event, accountId: value.accountId, transferId: null, code: null, at: AT, ownerId: value.ownerId, currency: 'EUR', overdraftLimit: '0.00', source: { topic: 'bench-audit_log', partition: 0, offset: BigInt(i) }, payload: JSON.stringify(value) };
+    const value = {
+      event: 'account_opened',
+      accountId: accountId(i),
+      ownerId: `owner-${i}`,
+      currency: 'EUR',
+      overdraftLimit: '0.00',
+      at: AT,
+    };
+    return {
+      event: value.event,
+      accountId: value.accountId,
+      transferId: null,
+      code: null,
+      at: AT,
+      ownerId: value.ownerId,
+      currency: 'EUR',
+      overdraftLimit: '0.00',
+      source: { topic: 'bench-audit_log', partition: 0, offset: BigInt(i) },
+      payload: JSON.stringify(value),
+    };
   });
 }
 
@@ -104,7 +145,11 @@ function batchOf(rows: OutcomeRow[]): SinkBatch {
   return batch;
 }
 
-async function timed(method: Result['method'], rows: OutcomeRow[], write: (batch: OutcomeRow[]) => Promise<void>): Promise<Result> {
+async function timed(
+  method: Result['method'],
+  rows: OutcomeRow[],
+  write: (batch: OutcomeRow[]) => Promise<void>,
+): Promise<Result> {
   const started = process.hrtime.bigint();
   for (let start = 0; start < rows.length; start += BATCH_ROWS) await write(rows.slice(start, start + BATCH_ROWS));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -122,18 +167,39 @@ async function writeNaive(client: pg.Client, rows: OutcomeRow[]): Promise<void> 
   await client.query('BEGIN');
   for (const r of rows) {
     const inserted = await client.query(INSERT_ONE, [
-      r.transferId, r.type, r.accountId, r.fromAccount, r.toAccount, r.amount, r.currency, r.status, r.failureCode, r.reason,
-      r.reference, r.requestedAt, r.completedAt, r.source.topic, r.source.partition, r.source.offset.toString(), r.payload,
+      r.transferId,
+      r.type,
+      r.accountId,
+      r.fromAccount,
+      r.toAccount,
+      r.amount,
+      r.currency,
+      r.status,
+      r.failureCode,
+      r.reason,
+      r.reference,
+      r.requestedAt,
+      r.completedAt,
+      r.source.topic,
+      r.source.partition,
+      r.source.offset.toString(),
+      r.payload,
     ]);
     if (inserted.rowCount !== 1 || r.status !== 'COMPLETED') continue;
-    for (const [id, sign] of balanceMoves(r)) await client.query('UPDATE accounts SET balance = balance + $2::numeric * $3 WHERE id = $1', [id, r.amount, sign]);
+    for (const [id, sign] of balanceMoves(r))
+      await client.query('UPDATE accounts SET balance = balance + $2::numeric * $3 WHERE id = $1', [
+        id,
+        r.amount,
+        sign,
+      ]);
   }
   const offsets = batchOf(rows).nextOffsets;
   for (const o of offsets.values()) {
     await client.query(
       `INSERT INTO sink_offsets (group_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
        ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = GREATEST(sink_offsets.next_offset, excluded.next_offset)`,
-      [GROUP, o.topic, o.partition, o.offset.toString()]);
+      [GROUP, o.topic, o.partition, o.offset.toString()],
+    );
   }
   await client.query('COMMIT');
 }
@@ -141,7 +207,10 @@ async function writeNaive(client: pg.Client, rows: OutcomeRow[]): Promise<void> 
 function balanceMoves(r: OutcomeRow): Array<[string, number]> {
   if (r.type === 'deposit') return [[r.accountId!, 1]];
   if (r.type === 'withdrawal') return [[r.accountId!, -1]];
-  return [[r.fromAccount!, -1], [r.toAccount!, 1]];
+  return [
+    [r.fromAccount!, -1],
+    [r.toAccount!, 1],
+  ];
 }
 
 /** Both databases must hold the same read model, or the comparison means nothing. */
@@ -164,11 +233,17 @@ async function dropDatabase(url: string): Promise<void> {
 
 async function machine(client: pg.Client): Promise<Record<string, unknown>> {
   const settings = await client.query<{ version: string; sync: string; fsync: string }>(
-    `SELECT version(), current_setting('synchronous_commit') AS sync, current_setting('fsync') AS fsync`);
+    `SELECT version(), current_setting('synchronous_commit') AS sync, current_setting('fsync') AS fsync`,
+  );
   return {
-    cpu: os.cpus()[0]?.model ?? 'unknown', cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    platform: `${os.platform()} ${os.release()}`, node: process.version, postgres: settings.rows[0]?.version,
-    synchronousCommit: settings.rows[0]?.sync, fsync: settings.rows[0]?.fsync,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cpus: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.platform()} ${os.release()}`,
+    node: process.version,
+    postgres: settings.rows[0]?.version,
+    synchronousCommit: settings.rows[0]?.sync,
+    fsync: settings.rows[0]?.fsync,
   };
 }
 
@@ -184,9 +259,21 @@ async function main(): Promise<void> {
     const same = (await fingerprint(copy.client)) === (await fingerprint(naive.client));
     if (!same) throw new Error('the two sinks wrote different read models; the benchmark is void');
     const ratio = results[0]!.rowsPerSecond / results[1]!.rowsPerSecond;
-    for (const r of results) console.log(`${r.method.padEnd(6)} ${Math.round(r.rowsPerSecond).toLocaleString('en').padStart(10)} rows/s  (${r.rows} rows in ${r.seconds.toFixed(2)} s)`);
-    console.log(`COPY is ${ratio.toFixed(1)}× the one-INSERT-per-row sink (batches of ${BATCH_ROWS}, ${ACCOUNTS} accounts, same read model: ${same})`);
-    await saveResult({ rows: ROWS, batchRows: BATCH_ROWS, accounts: ACCOUNTS, results, ratio: Number(ratio.toFixed(2)), machine: await machine(copy.client) });
+    for (const r of results)
+      console.log(
+        `${r.method.padEnd(6)} ${Math.round(r.rowsPerSecond).toLocaleString('en').padStart(10)} rows/s  (${r.rows} rows in ${r.seconds.toFixed(2)} s)`,
+      );
+    console.log(
+      `COPY is ${ratio.toFixed(1)}× the one-INSERT-per-row sink (batches of ${BATCH_ROWS}, ${ACCOUNTS} accounts, same read model: ${same})`,
+    );
+    await saveResult({
+      rows: ROWS,
+      batchRows: BATCH_ROWS,
+      accounts: ACCOUNTS,
+      results,
+      ratio: Number(ratio.toFixed(2)),
+      machine: await machine(copy.client),
+    });
   } finally {
     await copy.client.end();
     await naive.client.end();
@@ -199,7 +286,10 @@ async function saveResult(result: Record<string, unknown>): Promise<void> {
   const dir = path.join(import.meta.dirname, 'results');
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, `sink-${new Date().toISOString().slice(0, 10)}.json`);
-  await writeFile(file, `${JSON.stringify({ benchmark: 'sink-write-path', at: new Date().toISOString(), ...result }, null, 2)}\n`);
+  await writeFile(
+    file,
+    `${JSON.stringify({ benchmark: 'sink-write-path', at: new Date().toISOString(), ...result }, null, 2)}\n`,
+  );
   console.log(`result written to ${path.relative(process.cwd(), file)}`);
 }
 

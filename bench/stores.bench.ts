@@ -21,10 +21,18 @@ interface Account {
 }
 
 const keyOf = (i: number) => `acc-${String(i).padStart(7, '0')}`;
-const accountOf = (i: number): Account => ({ accountId: keyOf(i), ownerId: `user-${i}`, currency: 'EUR', balance: '125.50', overdraftLimit: '0.00' });
+const accountOf = (i: number): Account => ({
+  accountId: keyOf(i),
+  ownerId: `user-${i}`,
+  currency: 'EUR',
+  balance: '125.50',
+  overdraftLimit: '0.00',
+});
 /** Batches of random keys, so reads do not walk the table in order. */
 const randomBatches = (count: number) =>
-  Array.from({ length: count }, () => Array.from({ length: BATCH_KEYS }, () => keyOf(Math.floor(Math.random() * KEYS_TOTAL))));
+  Array.from({ length: count }, () =>
+    Array.from({ length: BATCH_KEYS }, () => keyOf(Math.floor(Math.random() * KEYS_TOTAL))),
+  );
 
 async function measure(label: string, operations: number, run: () => Promise<void>): Promise<number> {
   const started = process.hrtime.bigint();
@@ -41,7 +49,11 @@ try {
   const db = new ClassicLevel<string, Buffer>(join(dir, 'raw'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
   const put = await measure('db.batch put (1000 per batch)', KEYS_TOTAL, async () => {
     for (let start = 0; start < KEYS_TOTAL; start += BATCH_KEYS) {
-      const operations = Array.from({ length: BATCH_KEYS }, (_, i) => ({ type: 'put' as const, key: keyOf(start + i), value: serde.serialize(accountOf(start + i)) }));
+      const operations = Array.from({ length: BATCH_KEYS }, (_, i) => ({
+        type: 'put' as const,
+        key: keyOf(start + i),
+        value: serde.serialize(accountOf(start + i)),
+      }));
       await db.batch(operations, { sync: false });
     }
   });
@@ -80,7 +92,9 @@ try {
     }
   });
   await hot.close();
-  console.log(`getMany / single get: ${(many / single).toFixed(1)}x; store prefetch+get (cold) / single get: ${(prefetched / single).toFixed(1)}x; batched put / single get: ${(put / single).toFixed(1)}x`);
+  console.log(
+    `getMany / single get: ${(many / single).toFixed(1)}x; store prefetch+get (cold) / single get: ${(prefetched / single).toFixed(1)}x; batched put / single get: ${(put / single).toFixed(1)}x`,
+  );
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

@@ -66,7 +66,9 @@ export async function runBaseline(options: BaselineOptions, signal: AbortSignal)
       await send(producer, outcome.topic === 'completed' ? options.completedTopic : options.failedTopic, outcome.value);
     },
   });
-  await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+  await new Promise<void>((resolve) =>
+    signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
   await consumer.disconnect();
   await producer.disconnect();
   await db.end();
@@ -74,7 +76,11 @@ export async function runBaseline(options: BaselineOptions, signal: AbortSignal)
 }
 
 async function send(producer: Producer, topic: string, value: Json): Promise<void> {
-  await producer.send({ topic, acks: -1, messages: [{ key: value['transferId'] as string, value: JSON.stringify(value) }] });
+  await producer.send({
+    topic,
+    acks: -1,
+    messages: [{ key: value['transferId'] as string, value: JSON.stringify(value) }],
+  });
 }
 
 async function handle(db: pg.Client, bytes: Buffer | null, timestamp: string): Promise<Outcome | undefined> {
@@ -85,12 +91,14 @@ async function handle(db: pg.Client, bytes: Buffer | null, timestamp: string): P
     return undefined;
   }
   if (typeof command !== 'object' || command === null) return undefined;
-  const requestedAt = typeof command['requestedAt'] === 'string' ? command['requestedAt'] : new Date(Number(timestamp)).toISOString();
+  const requestedAt =
+    typeof command['requestedAt'] === 'string' ? command['requestedAt'] : new Date(Number(timestamp)).toISOString();
   switch (command['type']) {
     case 'open_account':
-      await db.query('INSERT INTO baseline_accounts (id, owner_id, currency, overdraft_limit) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
-        command['accountId'], command['ownerId'], command['currency'], command['overdraftLimit'] ?? '0',
-      ]);
+      await db.query(
+        'INSERT INTO baseline_accounts (id, owner_id, currency, overdraft_limit) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
+        [command['accountId'], command['ownerId'], command['currency'], command['overdraftLimit'] ?? '0'],
+      );
       return undefined;
     case 'deposit':
       return inTransaction(db, () => deposit(db, command, requestedAt));
@@ -114,7 +122,14 @@ async function inTransaction(db: pg.Client, work: () => Promise<Outcome>): Promi
 }
 
 async function deposit(db: pg.Client, c: Json, requestedAt: string): Promise<Outcome> {
-  const fields = { transferId: c['transferId'], type: 'deposit', accountId: c['accountId'], amount: c['amount'], currency: c['currency'], requestedAt };
+  const fields = {
+    transferId: c['transferId'],
+    type: 'deposit',
+    accountId: c['accountId'],
+    amount: c['amount'],
+    currency: c['currency'],
+    requestedAt,
+  };
   if (await alreadyDecided(db, c['transferId'])) return fail(db, fields, 'idempotency_conflict', false);
   const account = await selectAccount(db, c['accountId']);
   const amount = amountOf(c);
@@ -126,7 +141,15 @@ async function deposit(db: pg.Client, c: Json, requestedAt: string): Promise<Out
 
 /** SELECT both accounts FOR UPDATE, check, then UPDATE both balances: the seed's read-modify-write. */
 async function transfer(db: pg.Client, c: Json, requestedAt: string): Promise<Outcome> {
-  const fields = { transferId: c['transferId'], type: 'transfer', from: c['from'], to: c['to'], amount: c['amount'], currency: c['currency'], requestedAt };
+  const fields = {
+    transferId: c['transferId'],
+    type: 'transfer',
+    from: c['from'],
+    to: c['to'],
+    amount: c['amount'],
+    currency: c['currency'],
+    requestedAt,
+  };
   if (await alreadyDecided(db, c['transferId'])) return fail(db, fields, 'idempotency_conflict', false);
   const amount = amountOf(c);
   if (amount === undefined) return fail(db, fields, 'invalid_amount');
@@ -154,11 +177,19 @@ async function selectAccount(db: pg.Client, id: unknown): Promise<Account | unde
   const row = rows[0];
   if (!row) return undefined;
   const digits = currencyDigits(row.currency) ?? 2;
-  return { currency: row.currency, balance: numericToMinor(row.balance, digits), overdraftLimit: numericToMinor(row.overdraft_limit, digits), status: row.status };
+  return {
+    currency: row.currency,
+    balance: numericToMinor(row.balance, digits),
+    overdraftLimit: numericToMinor(row.overdraft_limit, digits),
+    status: row.status,
+  };
 }
 
 async function updateBalance(db: pg.Client, id: unknown, balance: bigint, currency: string): Promise<void> {
-  await db.query('UPDATE baseline_accounts SET balance = $2 WHERE id = $1', [id, formatMoney(balance, currencyDigits(currency) ?? 2)]);
+  await db.query('UPDATE baseline_accounts SET balance = $2 WHERE id = $1', [
+    id,
+    formatMoney(balance, currencyDigits(currency) ?? 2),
+  ]);
 }
 
 async function complete(db: pg.Client, fields: Json): Promise<Outcome> {
@@ -179,7 +210,19 @@ async function insertTransaction(db: pg.Client, v: Json, status: string, code: s
   await db.query(
     `INSERT INTO baseline_transactions (transfer_id, type, account_id, from_account, to_account, amount, currency, status, failure_code, requested_at, completed_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-    [v['transferId'], v['type'], v['accountId'] ?? null, v['from'] ?? null, v['to'] ?? null, amount, currency, status, code, v['requestedAt'], v['completedAt']],
+    [
+      v['transferId'],
+      v['type'],
+      v['accountId'] ?? null,
+      v['from'] ?? null,
+      v['to'] ?? null,
+      amount,
+      currency,
+      status,
+      code,
+      v['requestedAt'],
+      v['completedAt'],
+    ],
   );
 }
 

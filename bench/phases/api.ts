@@ -11,7 +11,18 @@ import { accountPrefix } from './engine.ts';
 
 export type ApiResult =
   | { status: 'pending'; reason: string }
-  | { status: 'measured'; requestsPerSecond: number; p50Ms: number; p99Ms: number; p999Ms: number; requests: number; non2xx: number; errors: number; connections: number; durationS: number };
+  | {
+      status: 'measured';
+      requestsPerSecond: number;
+      p50Ms: number;
+      p99Ms: number;
+      p999Ms: number;
+      requests: number;
+      non2xx: number;
+      errors: number;
+      connections: number;
+      durationS: number;
+    };
 
 const PROBE_TIMEOUT_MS = 2000;
 
@@ -20,10 +31,18 @@ export async function measureApi(bench: BenchEnvironment, settings: BenchSetting
   const sample = `/v1/accounts/${accountPrefix(bench)}-0`;
   let headers: Record<string, string> = {};
   let probe = await get(`${base}${sample}`, headers);
-  if (probe === 'unreachable') return { status: 'pending', reason: 'the instance serves no HTTP API (src/http is not wired into `bankstream start` yet)' };
+  if (probe === 'unreachable')
+    return {
+      status: 'pending',
+      reason: 'the instance serves no HTTP API (src/http is not wired into `bankstream start` yet)',
+    };
   if (probe === 401 || probe === 403) {
     const token = await devToken(bench);
-    if (!token) return { status: 'pending', reason: `GET ${sample} answered ${probe} and no token could be issued (set BENCH_API_TOKEN)` };
+    if (!token)
+      return {
+        status: 'pending',
+        reason: `GET ${sample} answered ${probe} and no token could be issued (set BENCH_API_TOKEN)`,
+      };
     headers = { authorization: `Bearer ${token}` };
     probe = await get(`${base}${sample}`, headers);
   }
@@ -31,7 +50,12 @@ export async function measureApi(bench: BenchEnvironment, settings: BenchSetting
   return runAutocannon(base, headers, bench, settings);
 }
 
-async function runAutocannon(base: string, headers: Record<string, string>, bench: BenchEnvironment, settings: BenchSettings): Promise<ApiResult> {
+async function runAutocannon(
+  base: string,
+  headers: Record<string, string>,
+  bench: BenchEnvironment,
+  settings: BenchSettings,
+): Promise<ApiResult> {
   // Loaded on demand (dependency: autocannon).
   const { default: autocannon } = await import('autocannon');
   const prefix = accountPrefix(bench);
@@ -41,7 +65,15 @@ async function runAutocannon(base: string, headers: Record<string, string>, benc
     connections: settings.apiConnections,
     duration: settings.apiS,
     headers,
-    requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: `/v1/accounts/${prefix}-${(next = (next + 7919) % settings.accounts)}` }) }],
+    requests: [
+      {
+        method: 'GET',
+        setupRequest: (request) => ({
+          ...request,
+          path: `/v1/accounts/${prefix}-${(next = (next + 7919) % settings.accounts)}`,
+        }),
+      },
+    ],
   });
   const latency = result.latency as unknown as Record<string, number>;
   return {
@@ -76,7 +108,12 @@ async function devToken(bench: BenchEnvironment): Promise<string | undefined> {
   if (process.env.BENCH_API_TOKEN) return process.env.BENCH_API_TOKEN;
   try {
     const url = pathToFileURL(path.join(REPO_ROOT, 'src', 'http', 'auth.ts')).href;
-    const auth = (await import(url)) as { Authenticator?: new (config: unknown, logger: unknown) => { issue(subject: string, role: string): Promise<{ token: string }> } };
+    const auth = (await import(url)) as {
+      Authenticator?: new (
+        config: unknown,
+        logger: unknown,
+      ) => { issue(subject: string, role: string): Promise<{ token: string }> };
+    };
     const config = loadConfig(bench.env) as unknown as { auth?: unknown };
     if (!auth.Authenticator || config.auth === undefined) return undefined;
     const issued = await new auth.Authenticator(config.auth, createLogger('silent')).issue('bench', 'teller');

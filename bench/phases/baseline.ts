@@ -21,11 +21,19 @@ export interface BaselineThroughput {
 
 const FIRST_TRANSFER_TIMEOUT_MS = 180_000;
 
-export async function measureBaseline(bench: BenchEnvironment, settings: BenchSettings, backlogRunId: string): Promise<BaselineThroughput> {
+export async function measureBaseline(
+  bench: BenchEnvironment,
+  settings: BenchSettings,
+  backlogRunId: string,
+): Promise<BaselineThroughput> {
   const prefix = `${backlogRunId}-t-`;
   let transfers = 0;
   let messages = 0;
-  const reader = await OutcomeReader.open(bench.config.kafkaBrokers, [bench.baselineTopics.completed, bench.baselineTopics.failed], 'earliest');
+  const reader = await OutcomeReader.open(
+    bench.config.kafkaBrokers,
+    [bench.baselineTopics.completed, bench.baselineTopics.failed],
+    'earliest',
+  );
   reader.start((record) => {
     messages++;
     if (record.key?.toString('utf8').startsWith(prefix)) transfers++;
@@ -38,11 +46,14 @@ export async function measureBaseline(bench: BenchEnvironment, settings: BenchSe
     databaseUrl: bench.config.databaseUrl,
     groupId: `${bench.prefix}-baseline`,
   };
-  const child = spawnNode(bench, 'baseline', path.join(REPO_ROOT, 'bench', 'baseline', 'main.ts'), [], { env: { BENCH_BASELINE: JSON.stringify(options) } });
+  const child = spawnNode(bench, 'baseline', path.join(REPO_ROOT, 'bench', 'baseline', 'main.ts'), [], {
+    env: { BENCH_BASELINE: JSON.stringify(options) },
+  });
   try {
     // Setup commands (opens, deposits) come first in every partition; the window starts at the first transfer.
     const started = await pollUntil(() => (reader.check(), transfers > 0), FIRST_TRANSFER_TIMEOUT_MS, 100);
-    if (!started) throw new Error(`the baseline answered no transfer in ${FIRST_TRANSFER_TIMEOUT_MS} ms (see ${child.logFile})`);
+    if (!started)
+      throw new Error(`the baseline answered no transfer in ${FIRST_TRANSFER_TIMEOUT_MS} ms (see ${child.logFile})`);
     // One more second so the window holds steady-state work only.
     await sleep(1000);
     const brokerPid = localBrokerPid();
@@ -55,7 +66,10 @@ export async function measureBaseline(bench: BenchEnvironment, settings: BenchSe
       windowS: round(windowS, 2),
       perSecond: Math.round((to.transfers - from.transfers) / windowS),
       cpuCores: from.cpu !== undefined && to.cpu !== undefined ? round((to.cpu - from.cpu) / windowS, 2) : undefined,
-      brokerCpuCores: from.broker !== undefined && to.broker !== undefined ? round((to.broker - from.broker) / windowS, 2) : undefined,
+      brokerCpuCores:
+        from.broker !== undefined && to.broker !== undefined
+          ? round((to.broker - from.broker) / windowS, 2)
+          : undefined,
       messages,
     };
   } finally {

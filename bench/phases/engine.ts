@@ -47,15 +47,29 @@ export async function setupAccounts(bench: BenchEnvironment, settings: BenchSett
 
 /** Produces the backlog as fast as the generator goes, with no engine running. */
 export async function produceBacklog(bench: BenchEnvironment, settings: BenchSettings): Promise<LoadResult> {
-  return runLoad({ ...loadBase(bench, settings), runId: `${bench.prefix}-backlog`, setup: false, count: settings.backlogTransfers, ratePerSecond: 0 });
+  return runLoad({
+    ...loadBase(bench, settings),
+    runId: `${bench.prefix}-backlog`,
+    setup: false,
+    count: settings.backlogTransfers,
+    ratePerSecond: 0,
+  });
 }
 
 /** Starts the engine on the backlog and counts its committed transfer outcomes; returns the running engine too. */
-export async function measureEngineBacklog(bench: BenchEnvironment, settings: BenchSettings, backlog: LoadResult): Promise<{ result: EngineThroughput; engine: BenchChild }> {
+export async function measureEngineBacklog(
+  bench: BenchEnvironment,
+  settings: BenchSettings,
+  backlog: LoadResult,
+): Promise<{ result: EngineThroughput; engine: BenchChild }> {
   const expected = backlog.expected.transfers + Object.values(backlog.expected.failed).reduce((a, b) => a + b, 0);
   const prefix = `${backlog.runId}-t-`;
   const counts = { completed: 0, failed: 0 };
-  const reader = await OutcomeReader.open(bench.config.kafkaBrokers, [bench.config.topics.completed, bench.config.topics.failed], 'latest');
+  const reader = await OutcomeReader.open(
+    bench.config.kafkaBrokers,
+    [bench.config.topics.completed, bench.config.topics.failed],
+    'latest',
+  );
   reader.start((record) => {
     if (!record.key?.toString('utf8').startsWith(prefix)) return;
     if (record.topic === bench.config.topics.completed) counts.completed++;
@@ -64,22 +78,38 @@ export async function measureEngineBacklog(bench: BenchEnvironment, settings: Be
   const series = new RateSeries();
   const brokerPid = localBrokerPid();
   const spawnedAt = Date.now();
-  const engine = spawnCli(bench, 'engine', ['start', '--no-sink'], settings.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${settings.profileDir}`] : []);
+  const engine = spawnCli(
+    bench,
+    'engine',
+    ['start', '--no-sink'],
+    settings.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${settings.profileDir}`] : [],
+  );
   let firstAt: number | undefined;
-  const done = await pollUntil(() => {
-    reader.check();
-    engine.assertRunning();
-    const decided = counts.completed + counts.failed;
-    if (decided > 0) firstAt ??= Date.now();
-    series.add(Date.now(), decided, engine.cpuSeconds(), processCpuSeconds(brokerPid));
-    return decided >= expected;
-  }, settings.engineTimeoutS * 1000, 100);
+  const done = await pollUntil(
+    () => {
+      reader.check();
+      engine.assertRunning();
+      const decided = counts.completed + counts.failed;
+      if (decided > 0) firstAt ??= Date.now();
+      series.add(Date.now(), decided, engine.cpuSeconds(), processCpuSeconds(brokerPid));
+      return decided >= expected;
+    },
+    settings.engineTimeoutS * 1000,
+    100,
+  );
   await sleep(200);
   await reader.stop();
   const summary = series.summary();
   return {
     engine,
-    result: { ...summary, transfers: expected, completed: counts.completed, failed: counts.failed, startS: ((firstAt ?? Date.now()) - spawnedAt) / 1000, timedOut: !done },
+    result: {
+      ...summary,
+      transfers: expected,
+      completed: counts.completed,
+      failed: counts.failed,
+      startS: ((firstAt ?? Date.now()) - spawnedAt) / 1000,
+      timedOut: !done,
+    },
   };
 }
 

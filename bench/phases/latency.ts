@@ -28,7 +28,13 @@ export interface LatencyResult {
 
 const DRAIN_TIMEOUT_MS = 60_000;
 
-export async function measureLatency(bench: BenchEnvironment, settings: BenchSettings, engine: BenchChild, label: string, ratePerSecond: number): Promise<LatencyResult> {
+export async function measureLatency(
+  bench: BenchEnvironment,
+  settings: BenchSettings,
+  engine: BenchChild,
+  label: string,
+  ratePerSecond: number,
+): Promise<LatencyResult> {
   engine.assertRunning();
   const runId = `${bench.prefix}-lat-${label}`;
   const prefix = `${runId}-t-`;
@@ -36,7 +42,11 @@ export async function measureLatency(bench: BenchEnvironment, settings: BenchSet
   const decided = await createLatencyHistogram();
   const warmupEndsMs = Date.now() + settings.latencyWarmupS * 1000;
   let answered = 0;
-  const reader = await OutcomeReader.open(bench.config.kafkaBrokers, [bench.config.topics.completed, bench.config.topics.failed], 'latest');
+  const reader = await OutcomeReader.open(
+    bench.config.kafkaBrokers,
+    [bench.config.topics.completed, bench.config.topics.failed],
+    'latest',
+  );
   reader.start((record, seenAtMs) => {
     if (!record.key?.toString('utf8').startsWith(prefix)) return;
     answered++;
@@ -47,7 +57,13 @@ export async function measureLatency(bench: BenchEnvironment, settings: BenchSet
     decided.record(Date.parse(outcome.completedAt) - requestedMs);
   });
   const started = Date.now();
-  const load = await runLoad({ ...loadBase(bench, settings), runId, setup: false, ratePerSecond, durationMs: settings.latencyS * 1000 });
+  const load = await runLoad({
+    ...loadBase(bench, settings),
+    runId,
+    setup: false,
+    ratePerSecond,
+    durationMs: settings.latencyS * 1000,
+  });
   const expected = load.expected.transfers + Object.values(load.expected.failed).reduce((a, b) => a + b, 0);
   await pollUntil(() => (reader.check(), engine.assertRunning(), answered >= expected), DRAIN_TIMEOUT_MS, 50);
   const elapsedMs = Date.now() - started;

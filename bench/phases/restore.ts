@@ -36,7 +36,13 @@ export async function measureRestore(bench: BenchEnvironment, settings: BenchSet
     const done = await pollUntil(() => runningAt !== undefined, settings.restoreTimeoutS * 1000, 20);
     const records = last?.restoredRecords ?? 0;
     const durationS = ((runningAt ?? performance.now()) - (rebalanceAt ?? started)) / 1000;
-    return { records, durationS: round(durationS, 2), perSecond: durationS > 0 ? Math.round(records / durationS) : 0, totalS: round(((runningAt ?? performance.now()) - started) / 1000, 2), timedOut: !done };
+    return {
+      records,
+      durationS: round(durationS, 2),
+      perSecond: durationS > 0 ? Math.round(records / durationS) : 0,
+      totalS: round(((runningAt ?? performance.now()) - started) / 1000, 2),
+      timedOut: !done,
+    };
   } finally {
     await streams.close();
   }

@@ -21,12 +21,19 @@ export async function measureSink(bench: BenchEnvironment, settings: BenchSettin
   const series = new RateSeries();
   const sink = spawnCli(bench, 'sink', ['sink']);
   try {
-    const done = await pollUntil(async () => {
-      const { rows } = await db.query<{ next: string }>('SELECT coalesce(sum(next_offset), 0)::text AS next FROM sink_offsets WHERE group_id = $1', [bench.config.sinkGroupId]);
-      const next = BigInt(rows[0]?.next ?? '0');
-      series.add(Date.now(), Number(next), sink.cpuSeconds(), processCpuSeconds(localBrokerPid()));
-      return next >= end;
-    }, settings.sinkTimeoutS * 1000, 100);
+    const done = await pollUntil(
+      async () => {
+        const { rows } = await db.query<{ next: string }>(
+          'SELECT coalesce(sum(next_offset), 0)::text AS next FROM sink_offsets WHERE group_id = $1',
+          [bench.config.sinkGroupId],
+        );
+        const next = BigInt(rows[0]?.next ?? '0');
+        series.add(Date.now(), Number(next), sink.cpuSeconds(), processCpuSeconds(localBrokerPid()));
+        return next >= end;
+      },
+      settings.sinkTimeoutS * 1000,
+      100,
+    );
     const { rows } = await db.query<{ rows: string }>(
       `SELECT ((SELECT count(*) FROM transactions) + (SELECT count(*) FROM transfer_conflicts) +
                (SELECT count(*) FROM audit_logs) + (SELECT count(*) FROM sink_rejects))::text AS rows`,
@@ -34,7 +41,12 @@ export async function measureSink(bench: BenchEnvironment, settings: BenchSettin
     const written = Number(rows[0]?.rows ?? '0');
     const summary = series.summary();
     // The offsets count transaction markers too; rows are what was written, over the same time.
-    return { ...summary, rows: written, rowsPerSecond: summary.durationS > 0 ? Math.round(written / summary.durationS) : 0, timedOut: !done };
+    return {
+      ...summary,
+      rows: written,
+      rowsPerSecond: summary.durationS > 0 ? Math.round(written / summary.durationS) : 0,
+      timedOut: !done,
+    };
   } finally {
     await sink.stop();
     await db.end();
@@ -42,7 +54,11 @@ export async function measureSink(bench: BenchEnvironment, settings: BenchSettin
 }
 
 async function endOffsets(brokers: string[], topics: string[]): Promise<bigint> {
-  const consumer = new Consumer({ clientId: 'bankstream-bench-offsets', groupId: `bankstream-bench-offsets-${process.pid}`, bootstrapBrokers: brokers });
+  const consumer = new Consumer({
+    clientId: 'bankstream-bench-offsets',
+    groupId: `bankstream-bench-offsets-${process.pid}`,
+    bootstrapBrokers: brokers,
+  });
   try {
     const ends = await consumer.listOffsets({ topics, isolationLevel: 1 });
     let sum = 0n;

@@ -32,7 +32,12 @@ export interface Instance {
 
 export function bankTopology(config: Config, metrics?: Metrics) {
   const observe = metrics === undefined ? {} : { onExpiryStep: metrics.observeExpiryStep.bind(metrics) };
-  return buildBankTopology({ topics: config.topics, dedupRetentionMs: config.dedupRetentionMs, processingExceptionHandler: config.processingExceptionHandler, ...observe });
+  return buildBankTopology({
+    topics: config.topics,
+    dedupRetentionMs: config.dedupRetentionMs,
+    processingExceptionHandler: config.processingExceptionHandler,
+    ...observe,
+  });
 }
 
 /**
@@ -70,11 +75,18 @@ export function createBankStreams(
 export async function startInstance(options: InstanceOptions): Promise<Instance> {
   const { config, logger } = options;
   const metrics = new Metrics({ app: config.appId, instance: config.instanceId });
-  const streams = createBankStreams(config, logger, (info) => metrics.observeCommit(info), { onProcessingError: (info) => metrics.observeProcessingError(info) }, metrics);
+  const streams = createBankStreams(
+    config,
+    logger,
+    (info) => metrics.observeCommit(info),
+    { onProcessingError: (info) => metrics.observeProcessingError(info) },
+    metrics,
+  );
   metrics.bindStreams(streams);
   metrics.bindBrokerHealth(streams.brokerHealth);
   // The sink reports its broker outages to the same place as the engine (/readyz, metrics).
-  const sink = (options.sink ?? true) ? new PostgresSink({ config, logger, brokerHealth: streams.brokerHealth }) : undefined;
+  const sink =
+    (options.sink ?? true) ? new PostgresSink({ config, logger, brokerHealth: streams.brokerHealth }) : undefined;
   // Stopping while the start still waits for the broker (SIGTERM during an outage) ends the waits:
   // start() then rejects with StoppedError.
   const onAbort = () => void Promise.allSettled([streams.close(), sink?.stop()]);
@@ -86,7 +98,15 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
       await sink.start();
       metrics.bindSink(sink);
     }
-    if (options.http ?? false) http = await ApiServer.start({ config, logger, streams, sink, metrics, ...(options.signal ? { signal: options.signal } : {}) });
+    if (options.http ?? false)
+      http = await ApiServer.start({
+        config,
+        logger,
+        streams,
+        sink,
+        metrics,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
   } catch (error) {
     await Promise.allSettled([streams.close(), sink?.stop()]);
     throw error;

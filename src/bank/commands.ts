@@ -80,7 +80,12 @@ export type ParsedCommand =
       readonly reason: string;
       readonly fingerprint: string;
     }
-  | { readonly kind: 'account_rejected'; readonly type: AccountCommandType; readonly accountId: string; readonly reason: string }
+  | {
+      readonly kind: 'account_rejected';
+      readonly type: AccountCommandType;
+      readonly accountId: string;
+      readonly reason: string;
+    }
   | { readonly kind: 'dead_letter'; readonly error: string };
 
 /**
@@ -200,12 +205,24 @@ function deadLetter(error: string): ParsedCommand {
 }
 
 /** Collects the fields of a money command one check at a time; the first malformed field wins. */
-function parseMoneyCommand(type: MoneyCommandType, raw: Json, key: string | null | undefined, fallbackAt: string): ParsedCommand {
+function parseMoneyCommand(
+  type: MoneyCommandType,
+  raw: Json,
+  key: string | null | undefined,
+  fallbackAt: string,
+): ParsedCommand {
   const fields: TransferFields = { transferId: raw['transferId'] as string, type, requestedAt: fallbackAt };
   const fingerprint = fingerprintOf(type, raw);
-  const reject = (code: MoneyRejectionCode, reason: string): ParsedCommand => ({ kind: 'money_rejected', fields, code, reason, fingerprint });
+  const reject = (code: MoneyRejectionCode, reason: string): ParsedCommand => ({
+    kind: 'money_rejected',
+    fields,
+    code,
+    reason,
+    fingerprint,
+  });
   const requestedAt = parseRequestedAt(raw['requestedAt'], fallbackAt);
-  if (requestedAt === undefined) return reject('malformed', 'requestedAt must be an ISO-8601 timestamp with a time zone');
+  if (requestedAt === undefined)
+    return reject('malformed', 'requestedAt must be an ISO-8601 timestamp with a time zone');
   fields.requestedAt = requestedAt;
   const owner = type === 'transfer' ? 'from' : 'accountId';
   const accountError = checkAccountFields(type, raw, fields);
@@ -214,21 +231,33 @@ function parseMoneyCommand(type: MoneyCommandType, raw: Json, key: string | null
   if (keyError) return reject('malformed', keyError);
   const currency = raw['currency'];
   const digits = typeof currency === 'string' ? currencyDigits(currency) : undefined;
-  if (digits === undefined) return reject('malformed', `currency must be a known ISO 4217 code, got ${describe(currency)}`);
+  if (digits === undefined)
+    return reject('malformed', `currency must be a known ISO 4217 code, got ${describe(currency)}`);
   fields.currency = currency as string;
   const amount = raw['amount'];
-  if (typeof amount !== 'string') return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
+  if (typeof amount !== 'string')
+    return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
   const parsed = parseMoney(amount, digits);
   if (!parsed.ok) {
-    if (parsed.error === 'syntax') return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
+    if (parsed.error === 'syntax')
+      return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
     // Echo a well-formed amount (a valid NUMERIC for the sink) unless it is absurdly long.
     if (amount.length <= AMOUNT_ECHO_CHARS_MAX) fields.amount = amount;
     return reject('invalid_amount', amountReason(parsed.error, amount, currency as string, digits));
   }
   fields.amount = formatMoney(parsed.minor, digits);
-  const base = { transferId: fields.transferId, amount: parsed.minor, currency: fields.currency, requestedAt, fingerprint };
+  const base = {
+    transferId: fields.transferId,
+    amount: parsed.minor,
+    currency: fields.currency,
+    requestedAt,
+    fingerprint,
+  };
   if (type !== 'transfer') return { kind: 'command', command: { type, accountId: fields.accountId!, ...base } };
-  return { kind: 'command', command: { type, from: fields.from!, to: fields.to!, reference: fields.reference, ...base } };
+  return {
+    kind: 'command',
+    command: { type, from: fields.from!, to: fields.to!, reference: fields.reference, ...base },
+  };
 }
 
 /** Checks accountId, or from/to/reference for a transfer, copying each valid one into `fields`. */
@@ -251,7 +280,12 @@ function checkAccountFields(type: MoneyCommandType, raw: Json, fields: TransferF
   return undefined;
 }
 
-function parseAccountCommand(type: AccountCommandType, raw: Json, key: string | null | undefined, fallbackAt: string): ParsedCommand {
+function parseAccountCommand(
+  type: AccountCommandType,
+  raw: Json,
+  key: string | null | undefined,
+  fallbackAt: string,
+): ParsedCommand {
   const accountId = raw['accountId'] as string;
   const reject = (reason: string): ParsedCommand => ({ kind: 'account_rejected', type, accountId, reason });
   const requestedAt = parseRequestedAt(raw['requestedAt'], fallbackAt);
@@ -269,11 +303,16 @@ function parseAccountCommand(type: AccountCommandType, raw: Json, key: string | 
   if (limit !== undefined) {
     const parsed = typeof limit === 'string' ? parseMoney(limit, digits, { allowZero: true }) : undefined;
     if (!parsed?.ok) {
-      return reject(`overdraftLimit must be a non-negative decimal string with at most ${digits} decimals, got ${describe(limit)}`);
+      return reject(
+        `overdraftLimit must be a non-negative decimal string with at most ${digits} decimals, got ${describe(limit)}`,
+      );
     }
     overdraftLimit = parsed.minor;
   }
-  return { kind: 'command', command: { type, accountId, ownerId, currency: currency as string, overdraftLimit, requestedAt } };
+  return {
+    kind: 'command',
+    command: { type, accountId, ownerId, currency: currency as string, overdraftLimit, requestedAt },
+  };
 }
 
 /** The record key must be the account the command acts on, so that the task owning it decides. */
@@ -300,7 +339,10 @@ function amountReason(error: MoneyError, amount: string, currency: string, digit
  * a client retry, and a record timestamp, legitimately change it.
  */
 function fingerprintOf(type: MoneyCommandType, raw: Json): string {
-  const fields = type === 'transfer' ? [type, raw['from'], raw['to'], raw['amount'], raw['currency'], raw['reference']] : [type, raw['accountId'], raw['amount'], raw['currency']];
+  const fields =
+    type === 'transfer'
+      ? [type, raw['from'], raw['to'], raw['amount'], raw['currency'], raw['reference']]
+      : [type, raw['accountId'], raw['amount'], raw['currency']];
   const text = JSON.stringify(fields);
   if (text.length <= FINGERPRINT_CHARS_MAX) return text;
   return `sha256:${createHash('sha256').update(text).digest('base64')}`;
@@ -332,10 +374,18 @@ export const TIMESTAMP_MS_MAX = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 export function parseIsoTimestamp(text: string): number | undefined {
   const m = ISO_TIMESTAMP.exec(text);
   if (!m) return undefined;
-  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
   const days = month === 2 && !leap ? 28 : (DAYS_IN_MONTH[month - 1] ?? 0);
-  if (year < 1000 || month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 59) return undefined;
+  if (year < 1000 || month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 59)
+    return undefined;
   const offsetHours = Number(m[9] ?? 0);
   const offsetMinutes = Number(m[10] ?? 0);
   if (offsetHours > 23 || offsetMinutes > 59) return undefined;
@@ -348,7 +398,8 @@ export function parseIsoTimestamp(text: string): number | undefined {
 /** A short, safe description of a bad value for a reason string. */
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
-  if (typeof value === 'string') return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
+  if (typeof value === 'string')
+    return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return 'an object';

@@ -21,7 +21,14 @@ export function actedAccount(command: MoneyCommand): string {
  * Records a decided money command of `account` (its record key), keeping the conflicts it has already
  * answered, under the key its entry already has (a legacy in-flight entry is finished in place).
  */
-export function recordFinal(task: BankTask, account: string, transferId: string, fingerprint: string, status: 'completed' | 'failed', code?: TransferFailureCode): void {
+export function recordFinal(
+  task: BankTask,
+  account: string,
+  transferId: string,
+  fingerprint: string,
+  status: 'completed' | 'failed',
+  code?: TransferFailureCode,
+): void {
   const { key, entry: previous } = findDedup(task.stores.transfers, account, transferId);
   const entry: TransferEntry = { fingerprint, status, decidedAt: task.out.nowMs };
   if (code !== undefined) entry.code = code;

@@ -4,7 +4,11 @@
 // forgets them), rewrites in-flight entries whose changelog record is getting old, and moves entries of
 // the layout before segments. Each step stops starting new work after its time budget, so the
 // processing loop never waits on expiry much longer than that, however far behind expiry is.
-import { type ExpiryStepBounds, type ExpiryStepResult, type SegmentedKeyValueStore } from '../stores/segmented-store.ts';
+import {
+  type ExpiryStepBounds,
+  type ExpiryStepResult,
+  type SegmentedKeyValueStore,
+} from '../stores/segmented-store.ts';
 import { type TransferEntry } from './stores.ts';
 
 /** Defaults: 20 ms per step per task, 1,000 entries per LevelDB purge batch, 1,000 entries read per scan. */
@@ -20,7 +24,8 @@ export class DedupExpiry {
 
   constructor(store: SegmentedKeyValueStore<TransferEntry>, bounds: ExpiryStepBounds) {
     for (const [name, value] of Object.entries(bounds)) {
-      if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`dedup expiry: ${name} must be a positive integer, got ${value}`);
+      if (!Number.isSafeInteger(value) || value < 1)
+        throw new RangeError(`dedup expiry: ${name} must be a positive integer, got ${value}`);
     }
     this.#store = store;
     this.#bounds = bounds;

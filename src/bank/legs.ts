@@ -79,7 +79,8 @@ export function parseLeg(rawKey: Buffer | string | null, value: Buffer | null): 
   try {
     if (value !== null && !isUtf8(value)) return { error: 'internal leg is not valid UTF-8' };
     const json: unknown = value === null ? null : JSON.parse(value.toString('utf8'));
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) return { error: 'internal leg is not a JSON object' };
+    if (typeof json !== 'object' || json === null || Array.isArray(json))
+      return { error: 'internal leg is not a JSON object' };
     raw = json as Record<string, unknown>;
   } catch (error) {
     return { error: `internal leg is not JSON: ${(error as Error).message}` };
@@ -93,7 +94,12 @@ export function parseLeg(rawKey: Buffer | string | null, value: Buffer | null): 
   else return { error: `unknown internal leg ${JSON.stringify(leg) ?? 'undefined'}` };
   if ('error' in parsed) return parsed;
   if (key !== legKey(parsed)) {
-    const shown = key === undefined ? 'not valid UTF-8' : key === null || key.length <= 64 ? JSON.stringify(key) : `of ${key.length} characters`;
+    const shown =
+      key === undefined
+        ? 'not valid UTF-8'
+        : key === null || key.length <= 64
+          ? JSON.stringify(key)
+          : `of ${key.length} characters`;
     return { error: `${parsed.leg} leg ${transferId}: key ${shown} is not ${JSON.stringify(legKey(parsed))}` };
   }
   return parsed;
@@ -114,8 +120,18 @@ function parseCredit(raw: Record<string, unknown>, transferId: string, from: str
   if (!isLegId(to) || digits === undefined || typeof amount !== 'string' || requestedMs === undefined) {
     return { error: `credit leg ${transferId}: missing or bad to, currency, amount or requestedAt` };
   }
-  if (reference !== undefined && !isStorableText(reference, 0, REFERENCE_CHARS_MAX)) return { error: `credit leg ${transferId}: bad reference` };
+  if (reference !== undefined && !isStorableText(reference, 0, REFERENCE_CHARS_MAX))
+    return { error: `credit leg ${transferId}: bad reference` };
   const parsed = parseMoney(amount, digits);
   if (!parsed.ok) return { error: `credit leg ${transferId}: bad amount (${parsed.error})` };
-  return { leg: 'credit', transferId, from, to, amount: parsed.minor, currency: currency as string, reference, requestedAt: new Date(requestedMs).toISOString() };
+  return {
+    leg: 'credit',
+    transferId,
+    from,
+    to,
+    amount: parsed.minor,
+    currency: currency as string,
+    reference,
+    requestedAt: new Date(requestedMs).toISOString(),
+  };
 }

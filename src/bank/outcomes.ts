@@ -17,7 +17,12 @@ export type TransferFailureCode =
   | 'malformed';
 
 /** Codes of `account_command_rejected`; `account_closed` answers closing an account that is already closed. */
-export type AccountRejectionCode = 'account_exists' | 'account_not_found' | 'balance_not_zero' | 'account_closed' | 'malformed';
+export type AccountRejectionCode =
+  | 'account_exists'
+  | 'account_not_found'
+  | 'balance_not_zero'
+  | 'account_closed'
+  | 'malformed';
 
 export type AuditEventName =
   | 'account_opened'
@@ -93,7 +98,11 @@ export class Outputs {
     const value = outcomeValue(fields);
     value['completedAt'] = this.#nowIso;
     this.#forward(SINKS.completed, fields.transferId, value);
-    this.audit({ event: 'transfer_completed', accountId: fields.accountId ?? fields.from, transferId: fields.transferId });
+    this.audit({
+      event: 'transfer_completed',
+      accountId: fields.accountId ?? fields.from,
+      transferId: fields.transferId,
+    });
   }
 
   /** `transaction_failed`, and its audit twin. */
@@ -103,7 +112,12 @@ export class Outputs {
     value['code'] = code;
     value['reason'] = reason;
     this.#forward(SINKS.failed, fields.transferId, value);
-    this.audit({ event: 'transfer_failed', accountId: fields.accountId ?? fields.from, transferId: fields.transferId, code });
+    this.audit({
+      event: 'transfer_failed',
+      accountId: fields.accountId ?? fields.from,
+      transferId: fields.transferId,
+      code,
+    });
   }
 
   audit(event: AuditEvent): void {

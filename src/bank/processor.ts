@@ -2,15 +2,37 @@
 // will read (prefetch), then dispatches: account commands and deposits/withdrawals to accounts.ts,
 // transfers and their legs to transfer.ts. Every money command passes the idempotency gate first.
 import { createHash } from 'node:crypto';
-import { type PrefetchCollector, type Processor, type ProcessorContext, type Rec, type Serde } from '../topology/types.ts';
-import { keyText, type MoneyCommand, parseCommand, type ParsedCommand, TIMESTAMP_MS_MAX, TIMESTAMP_MS_MIN, type TransferFields, transferFieldsOf } from './commands.ts';
+import {
+  type PrefetchCollector,
+  type Processor,
+  type ProcessorContext,
+  type Rec,
+  type Serde,
+} from '../topology/types.ts';
+import {
+  keyText,
+  type MoneyCommand,
+  parseCommand,
+  type ParsedCommand,
+  TIMESTAMP_MS_MAX,
+  TIMESTAMP_MS_MIN,
+  type TransferFields,
+  transferFieldsOf,
+} from './commands.ts';
 import { closeAccount, openAccount, singleLeg } from './accounts.ts';
 import { type ExpiryStepBounds, type ExpiryStepResult } from '../stores/segmented-store.ts';
 import { DEFAULT_EXPIRY_BOUNDS, DedupExpiry } from './expiry.ts';
 import { type Leg, parseLeg } from './legs.ts';
 import { Outputs } from './outcomes.ts';
 import { type BankTask, actedAccount, recordFinal } from './decide.ts';
-import { BankStores, CONFLICTS_REMEMBERED_MAX, creditedKey, dedupKey, defaultDedupSegmentIntervalMs, findDedup } from './stores.ts';
+import {
+  BankStores,
+  CONFLICTS_REMEMBERED_MAX,
+  creditedKey,
+  dedupKey,
+  defaultDedupSegmentIntervalMs,
+  findDedup,
+} from './stores.ts';
 import { credit, debit, refund, settle } from './transfer.ts';
 
 export interface BankProcessorOptions {
@@ -43,7 +65,12 @@ type BankRecord = Rec<Buffer | null, Buffer | LegBytes | null>;
 
 /** A record, parsed once for both prefetch and process. */
 type Work =
-  | { readonly kind: 'command'; readonly parsed: ParsedCommand; readonly toIsLocal: boolean; readonly recordKey: string }
+  | {
+      readonly kind: 'command';
+      readonly parsed: ParsedCommand;
+      readonly toIsLocal: boolean;
+      readonly recordKey: string;
+    }
   | { readonly kind: 'leg'; readonly leg: Leg | { error: string } };
 
 // Kafka timestamps may be -1 (none) or anything a producer chose; a record timestamp stands in for a
@@ -65,7 +92,10 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
   init(context: ProcessorContext): void {
     this.#context = context;
     const retentionMs = this.#options.dedupRetentionMs;
-    const stores = new BankStores(context, { retentionMs, segmentIntervalMs: this.#options.dedupSegmentIntervalMs ?? defaultDedupSegmentIntervalMs(retentionMs) });
+    const stores = new BankStores(context, {
+      retentionMs,
+      segmentIntervalMs: this.#options.dedupSegmentIntervalMs ?? defaultDedupSegmentIntervalMs(retentionMs),
+    });
     const out = new Outputs(context);
     this.#task = {
       stores,
@@ -106,7 +136,12 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
     const parsed = work.parsed;
     if (parsed.kind === 'dead_letter') task.out.deadLetter(parsed.error);
     else if (parsed.kind === 'account_rejected') {
-      task.out.audit({ event: 'account_command_rejected', accountId: parsed.accountId, code: 'malformed', reason: parsed.reason });
+      task.out.audit({
+        event: 'account_command_rejected',
+        accountId: parsed.accountId,
+        code: 'malformed',
+        reason: parsed.reason,
+      });
     } else if (parsed.kind === 'money_rejected') {
       // Deduplicated under the record key, the account whose partition decides it, whatever the body says.
       if (admit(task, work.recordKey, parsed.fields.transferId, parsed.fingerprint, () => parsed.fields)) {
@@ -121,9 +156,11 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
   #parse(rec: BankRecord, bytes: Buffer): Work {
     const key = rec.key;
     if (!Buffer.isBuffer(rec.value)) return { kind: 'leg', leg: parseLeg(key, bytes) };
-    const usable = Number.isSafeInteger(rec.timestamp) && rec.timestamp >= TIMESTAMP_MS_MIN && rec.timestamp <= TIMESTAMP_MS_MAX;
+    const usable =
+      Number.isSafeInteger(rec.timestamp) && rec.timestamp >= TIMESTAMP_MS_MIN && rec.timestamp <= TIMESTAMP_MS_MAX;
     const parsed = parseCommand(key, bytes, usable ? rec.timestamp : this.#context!.currentSystemTimeMs());
-    const toIsLocal = parsed.kind === 'command' && parsed.command.type === 'transfer' && this.#task!.ownsAccount(parsed.command.to);
+    const toIsLocal =
+      parsed.kind === 'command' && parsed.command.type === 'transfer' && this.#task!.ownsAccount(parsed.command.to);
     return { kind: 'command', parsed, toIsLocal, recordKey: dedupScopeOfKey(key) };
   }
 }
@@ -189,7 +226,8 @@ function collectKeys(work: Work, keys: PrefetchCollector, transfers: BankStores[
 }
 
 function dispatchMoney(task: BankTask, command: MoneyCommand, toIsLocal: boolean): void {
-  if (!admit(task, actedAccount(command), command.transferId, command.fingerprint, () => transferFieldsOf(command))) return;
+  if (!admit(task, actedAccount(command), command.transferId, command.fingerprint, () => transferFieldsOf(command)))
+    return;
   if (command.type === 'transfer') debit(task, command, toIsLocal);
   else singleLeg(task, command);
 }
@@ -206,7 +244,13 @@ function dispatchLeg(task: BankTask, leg: Leg): void {
  * the first one reached; a conflicting one gets one `idempotency_conflict` (remembered, so a replay
  * of it is silent too) and changes nothing else.
  */
-function admit(task: BankTask, account: string, transferId: string, fingerprint: string, fields: () => TransferFields): boolean {
+function admit(
+  task: BankTask,
+  account: string,
+  transferId: string,
+  fingerprint: string,
+  fields: () => TransferFields,
+): boolean {
   const { key, entry } = findDedup(task.stores.transfers, account, transferId);
   if (entry === undefined) return true;
   if (entry.fingerprint === fingerprint || entry.conflicts?.includes(fingerprint)) return false;

@@ -95,7 +95,11 @@ export function transferIdOfDedupKey(key: string): string {
 }
 
 /** The dedup entry of (account, transferId) and the key it lives under: the legacy bare-transferId key when only that one exists. */
-export function findDedup(transfers: KeyValueStore<TransferEntry>, account: string, transferId: string): { key: string; entry: TransferEntry | undefined } {
+export function findDedup(
+  transfers: KeyValueStore<TransferEntry>,
+  account: string,
+  transferId: string,
+): { key: string; entry: TransferEntry | undefined } {
   const key = dedupKey(account, transferId);
   const entry = transfers.get(key);
   if (entry !== undefined) return { key, entry };
@@ -121,7 +125,11 @@ export function defaultDedupSegmentIntervalMs(retentionMs: number): number {
 }
 
 /** The transfers store as the bank reads and writes it: dedup entries and credited marks, segmented by decision time. */
-export function transfersView(inner: PurgeableStore<unknown>, dedup: DedupLayout, clock: () => number): SegmentedKeyValueStore<TransferEntry> {
+export function transfersView(
+  inner: PurgeableStore<unknown>,
+  dedup: DedupLayout,
+  clock: () => number,
+): SegmentedKeyValueStore<TransferEntry> {
   return new SegmentedKeyValueStore<TransferEntry>(inner, {
     retentionMs: dedup.retentionMs,
     segmentIntervalMs: dedup.segmentIntervalMs,
@@ -150,7 +158,9 @@ export class BankStores {
   constructor(context: ProcessorContext, dedup: DedupLayout) {
     this.accounts = context.getStore<AccountRow>('accounts');
     this.balances = context.getStore<BalanceRow>('balances');
-    this.transfers = transfersView(context.getStore<unknown>('transfers') as PurgeableStore<unknown>, dedup, () => context.currentSystemTimeMs());
+    this.transfers = transfersView(context.getStore<unknown>('transfers') as PurgeableStore<unknown>, dedup, () =>
+      context.currentSystemTimeMs(),
+    );
   }
 
   account(accountId: string): AccountRow | undefined {

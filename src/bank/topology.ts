@@ -55,7 +55,10 @@ const jsonValueSerde: Serde<unknown> = {
 export function buildBankTopology(options: BankTopologyOptions): Topology {
   const { topics } = options;
   const retentionMs = positive('dedupRetentionMs', options.dedupRetentionMs);
-  const segmentIntervalMs = positive('dedupSegmentIntervalMs', options.dedupSegmentIntervalMs ?? defaultDedupSegmentIntervalMs(retentionMs));
+  const segmentIntervalMs = positive(
+    'dedupSegmentIntervalMs',
+    options.dedupSegmentIntervalMs ?? defaultDedupSegmentIntervalMs(retentionMs),
+  );
   const expiry = { ...DEFAULT_EXPIRY_BOUNDS, ...options.expiry };
   for (const [name, value] of Object.entries(expiry)) positive(`expiry.${name}`, value);
   const processorOptions: BankProcessorOptions = {
@@ -67,25 +70,32 @@ export function buildBankTopology(options: BankTopologyOptions): Topology {
   };
   const restoreClock = options.restoreClock ?? Date.now;
   // Restore skips records of segments already expired: a restored store starts bounded.
-  const skipOnRestore = (key: string): boolean => SegmentedKeyValueStore.expiredKey(key, restoreClock(), retentionMs, segmentIntervalMs);
+  const skipOnRestore = (key: string): boolean =>
+    SegmentedKeyValueStore.expiredKey(key, restoreClock(), retentionMs, segmentIntervalMs);
   const topology = new Topology()
     // Keys stay raw bytes so that a dead letter carries the original key exactly.
     .addSource('commands', { topics: [topics.input], keySerde: bytesSerde, valueSerde: bytesSerde })
     .addSource('credits', { topics: [topics.credits], keySerde: bytesSerde, valueSerde: legBytesSerde })
     .addRepartitionTopic(topics.credits, { deadLetterTopic: topics.dlq })
     .addProcessor(BANK_PROCESSOR, () => new BankProcessor(processorOptions), 'commands', 'credits');
-  for (const name of BANK_STORES) topology.addStateStore(name === 'transfers' ? { name, skipOnRestore } : { name }, BANK_PROCESSOR);
+  for (const name of BANK_STORES)
+    topology.addStateStore(name === 'transfers' ? { name, skipOnRestore } : { name }, BANK_PROCESSOR);
   return topology
     .addSink(SINKS.completed, { topic: topics.completed, valueSerde: jsonValueSerde }, BANK_PROCESSOR)
     .addSink(SINKS.failed, { topic: topics.failed, valueSerde: jsonValueSerde }, BANK_PROCESSOR)
     .addSink(SINKS.audit, { topic: topics.audit, valueSerde: jsonValueSerde }, BANK_PROCESSOR)
     .addSink(SINKS.credits, { topic: topics.credits, valueSerde: jsonValueSerde }, BANK_PROCESSOR)
     .addSink(SINKS.dlq, { topic: topics.dlq, keySerde: bytesSerde, valueSerde: bytesSerde }, BANK_PROCESSOR)
-    .setProcessingExceptionHandler(options.processingExceptionHandler === 'fail' ? { response: 'fail' } : { response: 'dead-letter', topic: topics.dlq })
+    .setProcessingExceptionHandler(
+      options.processingExceptionHandler === 'fail'
+        ? { response: 'fail' }
+        : { response: 'dead-letter', topic: topics.dlq },
+    )
     .validate();
 }
 
 function positive(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new TopologyError(`bank topology: ${name} must be a positive integer of ms or entries, got ${value}`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new TopologyError(`bank topology: ${name} must be a positive integer of ms or entries, got ${value}`);
   return value;
 }

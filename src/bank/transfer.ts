@@ -41,10 +41,30 @@ export function debit(task: BankTask, command: TransferCommand, toIsLocal: boole
     return;
   }
   task.stores.adjust(from, -amount, amount);
-  const pending: PendingTransfer = { from, to, amount: amount.toString(), currency: command.currency, requestedAt: command.requestedAt };
+  const pending: PendingTransfer = {
+    from,
+    to,
+    amount: amount.toString(),
+    currency: command.currency,
+    requestedAt: command.requestedAt,
+  };
   if (command.reference !== undefined) pending.reference = command.reference;
-  task.stores.transfers.put(dedupKey(from, transferId), { fingerprint: command.fingerprint, status: 'in_flight', decidedAt: task.out.nowMs, pending });
-  task.out.leg({ leg: 'credit', transferId, from, to, amount, currency: command.currency, reference: command.reference, requestedAt: command.requestedAt });
+  task.stores.transfers.put(dedupKey(from, transferId), {
+    fingerprint: command.fingerprint,
+    status: 'in_flight',
+    decidedAt: task.out.nowMs,
+    pending,
+  });
+  task.out.leg({
+    leg: 'credit',
+    transferId,
+    from,
+    to,
+    amount,
+    currency: command.currency,
+    reference: command.reference,
+    requestedAt: command.requestedAt,
+  });
 }
 
 /**
@@ -67,7 +87,13 @@ export function credit(task: BankTask, leg: CreditLeg): void {
   const target = usableAccount(task, leg.to, leg.currency);
   if (isRefusal(target)) {
     task.stores.transfers.put(markKey, creditedMark(task, leg, 'failed'));
-    task.out.leg({ leg: 'refund', transferId: leg.transferId, from: leg.from, code: target.code, reason: target.reason });
+    task.out.leg({
+      leg: 'refund',
+      transferId: leg.transferId,
+      from: leg.from,
+      code: target.code,
+      reason: target.reason,
+    });
     return;
   }
   task.stores.transfers.put(markKey, creditedMark(task, leg, 'completed'));
@@ -115,11 +141,17 @@ export function refund(task: BankTask, leg: RefundLeg): void {
  * final, another from account) means a bug or a foreign writer on the credits topic: the leg goes
  * to the DLQ for an operator, and the partition goes on.
  */
-function inFlightEntry(task: BankTask, leg: SettleLeg | RefundLeg): (TransferEntry & { pending: PendingTransfer }) | undefined {
+function inFlightEntry(
+  task: BankTask,
+  leg: SettleLeg | RefundLeg,
+): (TransferEntry & { pending: PendingTransfer }) | undefined {
   const { entry } = findDedup(task.stores.transfers, leg.from, leg.transferId);
-  if (entry?.status === 'in_flight' && entry.pending?.from === leg.from) return entry as TransferEntry & { pending: PendingTransfer };
+  if (entry?.status === 'in_flight' && entry.pending?.from === leg.from)
+    return entry as TransferEntry & { pending: PendingTransfer };
   const state = entry === undefined ? 'unknown' : `${entry.status}, from ${entry.pending?.from ?? '?'}`;
-  task.out.deadLetter(`${leg.leg} leg for transfer ${leg.transferId} from ${leg.from} does not match an in-flight transfer (${state})`);
+  task.out.deadLetter(
+    `${leg.leg} leg for transfer ${leg.transferId} from ${leg.from} does not match an in-flight transfer (${state})`,
+  );
   return undefined;
 }
 

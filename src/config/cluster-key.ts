@@ -37,14 +37,24 @@ export interface Mac {
 }
 
 /** HMAC-SHA256 under the current key over the purpose and the parts, each length-prefixed (no ambiguity between parts). */
-export function signParts(keys: ClusterKeys, purpose: MacPurpose, parts: readonly (Buffer | string | null | undefined)[]): Mac {
+export function signParts(
+  keys: ClusterKeys,
+  purpose: MacPurpose,
+  parts: readonly (Buffer | string | null | undefined)[],
+): Mac {
   const mac = Buffer.allocUnsafe(MAC_BYTES);
   writeMac(keys.current.secret, purpose, parts, mac, 0);
   return { keyId: keys.current.id, mac };
 }
 
 /** signParts for the engine's hot path: the MAC is written into `target` at `at` (no buffer of its own); returns the key id. */
-export function signPartsInto(keys: ClusterKeys, purpose: MacPurpose, parts: readonly (Buffer | string | null | undefined)[], target: Buffer, at: number): string {
+export function signPartsInto(
+  keys: ClusterKeys,
+  purpose: MacPurpose,
+  parts: readonly (Buffer | string | null | undefined)[],
+  target: Buffer,
+  at: number,
+): string {
   writeMac(keys.current.secret, purpose, parts, target, at);
   return keys.current.id;
 }
@@ -52,7 +62,9 @@ export function signPartsInto(keys: ClusterKeys, purpose: MacPurpose, parts: rea
 /** Bytes of an HMAC-SHA256. */
 export const MAC_BYTES = 32;
 
-export type MacCheck = { ok: true; keyId: string; previous: boolean } | { ok: false; reason: 'unknown_key' | 'bad_mac' | 'missing_mac' };
+export type MacCheck =
+  | { ok: true; keyId: string; previous: boolean }
+  | { ok: false; reason: 'unknown_key' | 'bad_mac' | 'missing_mac' };
 
 /** Verifies a MAC made by signParts with the key it names (current or, during a rotation, previous). Constant time in the MAC. */
 export function verifyParts(
@@ -71,7 +83,13 @@ export function verifyParts(
   return { ok: true, keyId, previous: key !== keys.current };
 }
 
-function writeMac(secret: Secret, purpose: MacPurpose, parts: readonly (Buffer | string | null | undefined)[], target: Buffer, targetAt: number): void {
+function writeMac(
+  secret: Secret,
+  purpose: MacPurpose,
+  parts: readonly (Buffer | string | null | undefined)[],
+  target: Buffer,
+  targetAt: number,
+): void {
   // HMAC-SHA256 (RFC 2104) as two one-shot SHA-256 calls over pads computed once per key:
   // H((K ^ opad) || H((K ^ ipad) || message)). On the engine's hot path (a MAC per leg and per changelog
   // record) what costs is not the hashing but the objects around it: createHmac's object and native
@@ -82,7 +100,14 @@ function writeMac(secret: Secret, purpose: MacPurpose, parts: readonly (Buffer |
   const pads = padsOf(secret);
   const domain = DOMAINS[purpose];
   let size = BLOCK_BYTES + domain.length;
-  for (const part of parts) size += 5 + (part === null || part === undefined ? 0 : typeof part === 'string' ? Buffer.byteLength(part, 'utf8') : part.length);
+  for (const part of parts)
+    size +=
+      5 +
+      (part === null || part === undefined
+        ? 0
+        : typeof part === 'string'
+          ? Buffer.byteLength(part, 'utf8')
+          : part.length);
   const inner = innerBuffer(size);
   pads.inner.copy(inner, 0);
   let at = BLOCK_BYTES + domain.copy(inner, BLOCK_BYTES);

@@ -166,7 +166,10 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
 
 function brokers(env: Env, name: string, fallback: string): string[] {
   const value = str(env, name, fallback);
-  const list = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (list.length === 0) throw new ConfigError(name, 'expected a comma-separated list of host:port');
   for (const broker of list) {
     const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(broker);
@@ -190,7 +193,6 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
   }
   return value;
 }
-
 
 /** Parses and validates the whole configuration; throws ConfigError on the first bad value. */
 export function loadConfig(env: Env = process.env): Config {
@@ -222,7 +224,13 @@ export function loadConfig(env: Env = process.env): Config {
     commitIntervalMs: int(env, 'COMMIT_INTERVAL_MS', 100, 1, 60_000),
     batchRecordsMax: int(env, 'BATCH_RECORDS_MAX', 5000, 1, 1_000_000),
     dedupRetentionMs: int(env, 'DEDUP_RETENTION_MS', 7 * 24 * 3600 * 1000, 1000, 365 * 24 * 3600 * 1000),
-    processingExceptionHandler: str(env, 'PROCESSING_EXCEPTION_HANDLER', 'dead-letter', /^(dead-letter|fail)$/, 'dead-letter or fail') as 'dead-letter' | 'fail',
+    processingExceptionHandler: str(
+      env,
+      'PROCESSING_EXCEPTION_HANDLER',
+      'dead-letter',
+      /^(dead-letter|fail)$/,
+      'dead-letter or fail',
+    ) as 'dead-letter' | 'fail',
     httpHost,
     httpPort,
     advertisedUrl,
@@ -231,7 +239,13 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxyHops: int(env, 'HTTP_TRUST_PROXY_HOPS', 0, 0, 10),
     standbyReplicas: int(env, 'STANDBY_REPLICAS', 0, 0, 8),
     stateCleanupDelayMs: int(env, 'STATE_CLEANUP_DELAY_MS', 600_000, 0, 30 * 24 * 3600 * 1000),
-    offsetReset: str(env, 'OFFSET_RESET', 'safe', new RegExp(`^(${OFFSET_RESET_POLICIES.join('|')})$`), OFFSET_RESET_POLICIES.join(', ')) as OffsetResetPolicy,
+    offsetReset: str(
+      env,
+      'OFFSET_RESET',
+      'safe',
+      new RegExp(`^(${OFFSET_RESET_POLICIES.join('|')})$`),
+      OFFSET_RESET_POLICIES.join(', '),
+    ) as OffsetResetPolicy,
     logLevel: str(env, 'LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
     sinkGroupId: str(env, 'SINK_GROUP_ID', `${appId}-sink`, NAME_PATTERN, 'letters, digits, ".", "_" or "-"'),
     sinkBatchRowsMax: int(env, 'SINK_BATCH_ROWS_MAX', 5000, 1, 1_000_000),
@@ -251,10 +265,14 @@ const SKIP_RECORDS_MAX = 1000;
 function recordAuthConfig(env: Env): RecordAuthConfig {
   const raw = (env['CHANGELOG_SKIP_RECORDS'] ?? '').trim();
   const items = raw === '' ? [] : raw.split(',').map((item) => item.trim());
-  if (items.length > SKIP_RECORDS_MAX) throw new ConfigError('CHANGELOG_SKIP_RECORDS', `at most ${SKIP_RECORDS_MAX} records, got ${items.length}`);
+  if (items.length > SKIP_RECORDS_MAX)
+    throw new ConfigError('CHANGELOG_SKIP_RECORDS', `at most ${SKIP_RECORDS_MAX} records, got ${items.length}`);
   for (const item of items) {
     if (!RECORD_COORDINATE.test(item)) {
-      throw new ConfigError('CHANGELOG_SKIP_RECORDS', `expected comma-separated topic:partition:offset (as the restore error names them), got ${JSON.stringify(item)}`);
+      throw new ConfigError(
+        'CHANGELOG_SKIP_RECORDS',
+        `expected comma-separated topic:partition:offset (as the restore error names them), got ${JSON.stringify(item)}`,
+      );
     }
   }
   return {
@@ -283,7 +301,13 @@ function databaseConfig(env: Env): DatabaseConfig {
   return {
     readUrl: env['DATABASE_READ_URL'] ? pgUrl(env, 'DATABASE_READ_URL', '') : undefined,
     readReplicaLagMaxMs: int(env, 'READ_REPLICA_LAG_MAX_MS', 5_000, 0, 3_600_000),
-    readReplicaLagPolicy: str(env, 'READ_REPLICA_LAG_POLICY', 'primary', /^(primary|unavailable)$/, 'primary or unavailable') as ReadReplicaLagPolicy,
+    readReplicaLagPolicy: str(
+      env,
+      'READ_REPLICA_LAG_POLICY',
+      'primary',
+      /^(primary|unavailable)$/,
+      'primary or unavailable',
+    ) as ReadReplicaLagPolicy,
     breakerFailures: int(env, 'DB_BREAKER_FAILURES', 5, 1, 1_000),
     breakerOpenMs: int(env, 'DB_BREAKER_OPEN_MS', 5_000, 100, 600_000),
   };
@@ -328,7 +352,11 @@ function managementConfig(env: Env, httpHost: string, httpPort: number): Config[
     return undefined;
   }
   const port = int(env, 'MANAGEMENT_PORT', 0, 0, 65535);
-  if (port !== 0 && port === httpPort) throw new ConfigError('MANAGEMENT_PORT', `must differ from HTTP_PORT (${httpPort}): the management surface is a separate listener`);
+  if (port !== 0 && port === httpPort)
+    throw new ConfigError(
+      'MANAGEMENT_PORT',
+      `must differ from HTTP_PORT (${httpPort}): the management surface is a separate listener`,
+    );
   return { host: str(env, 'MANAGEMENT_HOST', httpHost), port };
 }
 
@@ -345,28 +373,48 @@ const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 function instanceUrlAllow(env: Env, advertisedUrl: string): UrlPattern[] {
   const raw = env['INSTANCE_URL_ALLOW']?.trim();
   if (!raw) return [derivedPattern(advertisedUrl)];
-  const patterns = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (patterns.length === 0) throw new ConfigError('INSTANCE_URL_ALLOW', 'expected at least one scheme://host[:port] pattern');
+  const patterns = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (patterns.length === 0)
+    throw new ConfigError('INSTANCE_URL_ALLOW', 'expected at least one scheme://host[:port] pattern');
   const own = new URL(advertisedUrl);
   const parsed = patterns.map((pattern) => parseUrlPattern(pattern));
   if (own.port !== '0' && !parsed.some((p) => urlMatchesPattern(own, p))) {
-    throw new ConfigError('INSTANCE_URL_ALLOW', `does not allow this instance's own ADVERTISED_URL ${advertisedUrl}: other instances would ignore its directory record`);
+    throw new ConfigError(
+      'INSTANCE_URL_ALLOW',
+      `does not allow this instance's own ADVERTISED_URL ${advertisedUrl}: other instances would ignore its directory record`,
+    );
   }
   return parsed;
 }
 
 function parseUrlPattern(pattern: string): UrlPattern {
-  const match = /^(https?):\/\/(\*|\*\.[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\*|\d{1,5}))?(\/[A-Za-z0-9._~\/-]*)?$/.exec(pattern);
-  if (!match) throw new ConfigError('INSTANCE_URL_ALLOW', `expected scheme://host[:port][/path] with host "*", "*.domain" or a name, got ${JSON.stringify(pattern)}`);
+  const match =
+    /^(https?):\/\/(\*|\*\.[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\*|\d{1,5}))?(\/[A-Za-z0-9._~\/-]*)?$/.exec(
+      pattern,
+    );
+  if (!match)
+    throw new ConfigError(
+      'INSTANCE_URL_ALLOW',
+      `expected scheme://host[:port][/path] with host "*", "*.domain" or a name, got ${JSON.stringify(pattern)}`,
+    );
   const [, scheme, host, port, urlPath] = match;
-  if (port !== undefined && port !== '*' && (Number(port) < 1 || Number(port) > 65535)) throw new ConfigError('INSTANCE_URL_ALLOW', `port ${port} is out of range in ${JSON.stringify(pattern)}`);
+  if (port !== undefined && port !== '*' && (Number(port) < 1 || Number(port) > 65535))
+    throw new ConfigError('INSTANCE_URL_ALLOW', `port ${port} is out of range in ${JSON.stringify(pattern)}`);
   const domain = host!.startsWith('*.') ? host!.slice(2) : undefined;
   if (domain !== undefined && !domain.split('.').every((label) => HOST_LABEL.test(label.toLowerCase()))) {
     throw new ConfigError('INSTANCE_URL_ALLOW', `"${domain}" is not a DNS domain in ${JSON.stringify(pattern)}`);
   }
   const protocol = `${scheme}:` as UrlPattern['protocol'];
   const defaultPort = protocol === 'https:' ? '443' : '80';
-  return { protocol, host: host!.toLowerCase(), port: port === '*' ? undefined : (port ?? defaultPort), path: normalizePath(urlPath ?? '/') };
+  return {
+    protocol,
+    host: host!.toLowerCase(),
+    port: port === '*' ? undefined : (port ?? defaultPort),
+    path: normalizePath(urlPath ?? '/'),
+  };
 }
 
 function derivedPattern(advertisedUrl: string): UrlPattern {
@@ -376,12 +424,22 @@ function derivedPattern(advertisedUrl: string): UrlPattern {
   const oneMachine = host.startsWith('[') || /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host === 'localhost';
   if (oneMachine) return { protocol: parts.protocol, host, port: undefined, path: parts.path };
   const derivedHost = host.includes('.') ? `*.${host.slice(host.indexOf('.') + 1)}` : '*';
-  return { protocol: parts.protocol, host: derivedHost, port: own.port === '0' ? undefined : parts.port, path: parts.path };
+  return {
+    protocol: parts.protocol,
+    host: derivedHost,
+    port: own.port === '0' ? undefined : parts.port,
+    path: parts.path,
+  };
 }
 
 function instanceUrlParts(url: URL): { protocol: UrlPattern['protocol']; host: string; port: string; path: string } {
   const protocol = url.protocol as UrlPattern['protocol'];
-  return { protocol, host: url.hostname.toLowerCase(), port: url.port || (protocol === 'https:' ? '443' : '80'), path: normalizePath(url.pathname) };
+  return {
+    protocol,
+    host: url.hostname.toLowerCase(),
+    port: url.port || (protocol === 'https:' ? '443' : '80'),
+    path: normalizePath(url.pathname),
+  };
 }
 
 function normalizePath(p: string): string {
@@ -421,9 +479,16 @@ const DEV_SECRET_CHARS_MIN = 32;
 function authConfig(env: Env): AuthConfig {
   const jwksUrl = env['AUTH_JWKS_URL'] ? url(env, 'AUTH_JWKS_URL', '', ['https:', 'http:']) : undefined;
   const devSecret = env['AUTH_DEV_SECRET'] || undefined;
-  if (jwksUrl && devSecret) throw new ConfigError('AUTH_DEV_SECRET', 'must not be set together with AUTH_JWKS_URL (dev tokens would be accepted in production)');
+  if (jwksUrl && devSecret)
+    throw new ConfigError(
+      'AUTH_DEV_SECRET',
+      'must not be set together with AUTH_JWKS_URL (dev tokens would be accepted in production)',
+    );
   if (devSecret !== undefined && devSecret.length < DEV_SECRET_CHARS_MIN) {
-    throw new ConfigError('AUTH_DEV_SECRET', `expected at least ${DEV_SECRET_CHARS_MIN} characters, got ${devSecret.length}`);
+    throw new ConfigError(
+      'AUTH_DEV_SECRET',
+      `expected at least ${DEV_SECRET_CHARS_MIN} characters, got ${devSecret.length}`,
+    );
   }
   // With an external issuer both must be named: a token minted for another audience must not pass.
   for (const name of ['AUTH_ISSUER', 'AUTH_AUDIENCE']) {
@@ -484,27 +549,55 @@ export interface KafkaSecurityConfig {
   sasl: KafkaSaslConfig | undefined;
 }
 
-export const KAFKA_SECURITY_PROTOCOLS: readonly KafkaSecurityProtocol[] = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'];
+export const KAFKA_SECURITY_PROTOCOLS: readonly KafkaSecurityProtocol[] = [
+  'PLAINTEXT',
+  'SSL',
+  'SASL_PLAINTEXT',
+  'SASL_SSL',
+];
 export const KAFKA_SASL_MECHANISMS: readonly KafkaSaslMechanism[] = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'];
-const KAFKA_TLS_VARIABLES = ['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE', 'KAFKA_SSL_REJECT_UNAUTHORIZED', 'KAFKA_SSL_VERIFY_HOSTNAME'];
-const KAFKA_SASL_VARIABLES = ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD', 'KAFKA_SASL_PASSWORD_FILE'];
+const KAFKA_TLS_VARIABLES = [
+  'KAFKA_SSL_CA_FILE',
+  'KAFKA_SSL_CERT_FILE',
+  'KAFKA_SSL_KEY_FILE',
+  'KAFKA_SSL_REJECT_UNAUTHORIZED',
+  'KAFKA_SSL_VERIFY_HOSTNAME',
+];
+const KAFKA_SASL_VARIABLES = [
+  'KAFKA_SASL_MECHANISM',
+  'KAFKA_SASL_USERNAME',
+  'KAFKA_SASL_PASSWORD',
+  'KAFKA_SASL_PASSWORD_FILE',
+];
 
 /** KAFKA_SECURITY_PROTOCOL with its KAFKA_SSL_* and KAFKA_SASL_* settings, files read and checked. */
 export function kafkaSecurityConfig(env: Env): KafkaSecurityConfig {
   const given = (env['KAFKA_SECURITY_PROTOCOL'] ?? '').trim().toUpperCase() || 'PLAINTEXT';
   const protocol = KAFKA_SECURITY_PROTOCOLS.find((candidate) => candidate === given);
   if (!protocol) {
-    throw new ConfigError('KAFKA_SECURITY_PROTOCOL', `expected ${KAFKA_SECURITY_PROTOCOLS.join(', ')}, got ${JSON.stringify(env['KAFKA_SECURITY_PROTOCOL'])}`);
+    throw new ConfigError(
+      'KAFKA_SECURITY_PROTOCOL',
+      `expected ${KAFKA_SECURITY_PROTOCOLS.join(', ')}, got ${JSON.stringify(env['KAFKA_SECURITY_PROTOCOL'])}`,
+    );
   }
   const usesTls = protocol === 'SSL' || protocol === 'SASL_SSL';
   const usesSasl = protocol === 'SASL_PLAINTEXT' || protocol === 'SASL_SSL';
   // A setting the protocol ignores is a mistake: whoever set it believes the connection is protected.
-  const ignored = [...(usesTls ? [] : KAFKA_TLS_VARIABLES), ...(usesSasl ? [] : KAFKA_SASL_VARIABLES)].find((name) => env[name]);
+  const ignored = [...(usesTls ? [] : KAFKA_TLS_VARIABLES), ...(usesSasl ? [] : KAFKA_SASL_VARIABLES)].find(
+    (name) => env[name],
+  );
   if (ignored) {
     const wanted = KAFKA_TLS_VARIABLES.includes(ignored) ? 'SSL or SASL_SSL' : 'SASL_PLAINTEXT or SASL_SSL';
-    throw new ConfigError(ignored, `is set but KAFKA_SECURITY_PROTOCOL=${protocol} does not use it; set KAFKA_SECURITY_PROTOCOL to ${wanted}`);
+    throw new ConfigError(
+      ignored,
+      `is set but KAFKA_SECURITY_PROTOCOL=${protocol} does not use it; set KAFKA_SECURITY_PROTOCOL to ${wanted}`,
+    );
   }
-  return { protocol, tls: usesTls ? kafkaTlsConfig(env) : undefined, sasl: usesSasl ? kafkaSaslConfig(env, protocol) : undefined };
+  return {
+    protocol,
+    tls: usesTls ? kafkaTlsConfig(env) : undefined,
+    sasl: usesSasl ? kafkaSaslConfig(env, protocol) : undefined,
+  };
 }
 
 function kafkaTlsConfig(env: Env): KafkaTlsConfig {
@@ -526,12 +619,18 @@ function kafkaSaslConfig(env: Env, protocol: KafkaSecurityProtocol): KafkaSaslCo
   const given = (env['KAFKA_SASL_MECHANISM'] ?? '').trim().toUpperCase();
   const mechanism = KAFKA_SASL_MECHANISMS.find((candidate) => candidate === given);
   if (!mechanism) {
-    const got = given ? `got ${JSON.stringify(env['KAFKA_SASL_MECHANISM'])}` : `required with KAFKA_SECURITY_PROTOCOL=${protocol}`;
+    const got = given
+      ? `got ${JSON.stringify(env['KAFKA_SASL_MECHANISM'])}`
+      : `required with KAFKA_SECURITY_PROTOCOL=${protocol}`;
     throw new ConfigError('KAFKA_SASL_MECHANISM', `expected ${KAFKA_SASL_MECHANISMS.join(', ')}; ${got}`);
   }
   const username = (env['KAFKA_SASL_USERNAME'] ?? '').trim();
   if (!username) throw new ConfigError('KAFKA_SASL_USERNAME', `is required with KAFKA_SECURITY_PROTOCOL=${protocol}`);
-  return { mechanism, username, password: secretSetting(env, 'KAFKA_SASL_PASSWORD', `is required with KAFKA_SECURITY_PROTOCOL=${protocol}`) };
+  return {
+    mechanism,
+    username,
+    password: secretSetting(env, 'KAFKA_SASL_PASSWORD', `is required with KAFKA_SECURITY_PROTOCOL=${protocol}`),
+  };
 }
 
 /**
@@ -580,7 +679,8 @@ function readSettingFile(given: string, label: string): SettingFile {
 }
 
 function checkCertificates(file: SettingFile, label: string): void {
-  if (!file.text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(label, `${file.path} holds no PEM certificate`);
+  if (!file.text.includes('-----BEGIN CERTIFICATE-----'))
+    throw new ConfigError(label, `${file.path} holds no PEM certificate`);
   try {
     new X509Certificate(file.text);
   } catch (error) {
@@ -589,17 +689,26 @@ function checkCertificates(file: SettingFile, label: string): void {
 }
 
 /** A client certificate and its key: both or neither, the key unencrypted PEM and matching the certificate. */
-function checkKeyPair(cert: SettingFile | undefined, key: SettingFile | undefined, certLabel: string, keyLabel: string): void {
+function checkKeyPair(
+  cert: SettingFile | undefined,
+  key: SettingFile | undefined,
+  certLabel: string,
+  keyLabel: string,
+): void {
   if (!cert && !key) return;
   if (!cert) throw new ConfigError(certLabel, `is required with ${keyLabel} (a private key needs its certificate)`);
-  if (!key) throw new ConfigError(keyLabel, `is required with ${certLabel} (a client certificate needs its private key)`);
+  if (!key)
+    throw new ConfigError(keyLabel, `is required with ${certLabel} (a client certificate needs its private key)`);
   checkCertificates(cert, certLabel);
   let privateKey;
   try {
     privateKey = createPrivateKey(key.text);
   } catch (error) {
     // Node's message names the format problem only; it never contains key material.
-    throw new ConfigError(keyLabel, `${key.path} is not an unencrypted PEM private key (${(error as NodeJS.ErrnoException).code ?? 'invalid'})`);
+    throw new ConfigError(
+      keyLabel,
+      `${key.path} is not an unencrypted PEM private key (${(error as NodeJS.ErrnoException).code ?? 'invalid'})`,
+    );
   }
   if (!new X509Certificate(cert.text).checkPrivateKey(privateKey)) {
     throw new ConfigError(keyLabel, `${key.path} is not the private key of the certificate in ${certLabel}`);
@@ -622,7 +731,14 @@ export interface PostgresTlsConfig {
   key: Secret | undefined;
 }
 
-const POSTGRES_SSL_MODES: readonly PostgresSslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+const POSTGRES_SSL_MODES: readonly PostgresSslMode[] = [
+  'disable',
+  'allow',
+  'prefer',
+  'require',
+  'verify-ca',
+  'verify-full',
+];
 
 /**
  * The TLS settings of DATABASE_URL as libpq reads them: URL parameters first, then the PGSSL* variables.
@@ -643,7 +759,10 @@ export function postgresTlsConfig(env: Env): PostgresTlsConfig {
   const mode = postgresSslMode(params, env, rootCert !== undefined);
   const files = [rootCert, certSetting, keySetting].find((entry) => entry !== undefined);
   if (files && (mode.value === 'disable' || mode.value === 'allow' || mode.value === 'prefer')) {
-    throw new ConfigError(mode.label, `sslmode=${mode.value} connects without TLS, but ${files.label} names certificate files; use sslmode=verify-full (or verify-ca, require)`);
+    throw new ConfigError(
+      mode.label,
+      `sslmode=${mode.value} connects without TLS, but ${files.label} names certificate files; use sslmode=verify-full (or verify-ca, require)`,
+    );
   }
   // sslrootcert=system (libpq 16): the platform's public CAs, which only make sense with host name checks.
   const systemRoots = rootCert?.value === 'system';
@@ -653,7 +772,10 @@ export function postgresTlsConfig(env: Env): PostgresTlsConfig {
   const ca = rootCert && !systemRoots ? readSettingFile(rootCert.value, rootCert.label) : undefined;
   if (ca) checkCertificates(ca, rootCert!.label);
   if (mode.value === 'verify-ca' && !ca) {
-    throw new ConfigError(mode.label, 'sslmode=verify-ca needs a root certificate: set sslrootcert in DATABASE_URL or PGSSLROOTCERT');
+    throw new ConfigError(
+      mode.label,
+      'sslmode=verify-ca needs a root certificate: set sslrootcert in DATABASE_URL or PGSSLROOTCERT',
+    );
   }
   const cert = certSetting ? readSettingFile(certSetting.value, certSetting.label) : undefined;
   const key = keySetting ? readSettingFile(keySetting.value, keySetting.label) : undefined;
@@ -661,22 +783,35 @@ export function postgresTlsConfig(env: Env): PostgresTlsConfig {
   return { mode: mode.value, ca: ca?.text, cert: cert?.text, key: key ? new Secret(key.text) : undefined };
 }
 
-function postgresSslMode(params: URLSearchParams, env: Env, rootCertGiven: boolean): { value: PostgresSslMode; label: string } {
+function postgresSslMode(
+  params: URLSearchParams,
+  env: Env,
+  rootCertGiven: boolean,
+): { value: PostgresSslMode; label: string } {
   const given = params.get('sslmode') ?? undefined;
   const pgStyle = params.get('ssl') ?? undefined;
-  if (given !== undefined && pgStyle !== undefined) throw new ConfigError('DATABASE_URL', 'set either sslmode or ssl, not both');
+  if (given !== undefined && pgStyle !== undefined)
+    throw new ConfigError('DATABASE_URL', 'set either sslmode or ssl, not both');
   if (pgStyle !== undefined) {
     // node-postgres' own parameter: ssl=true verifies the server fully, ssl=no-verify encrypts only.
-    const mapped: Record<string, PostgresSslMode> = { true: 'verify-full', '1': 'verify-full', 'no-verify': 'require', false: 'disable', '0': 'disable' };
+    const mapped: Record<string, PostgresSslMode> = {
+      true: 'verify-full',
+      '1': 'verify-full',
+      'no-verify': 'require',
+      false: 'disable',
+      '0': 'disable',
+    };
     const value = mapped[pgStyle];
-    if (!value) throw new ConfigError('DATABASE_URL', `ssl: expected true, no-verify or false, got ${JSON.stringify(pgStyle)}`);
+    if (!value)
+      throw new ConfigError('DATABASE_URL', `ssl: expected true, no-verify or false, got ${JSON.stringify(pgStyle)}`);
     return { value, label: 'DATABASE_URL' };
   }
   const raw = given ?? env['PGSSLMODE']?.trim();
   const label = given !== undefined ? 'DATABASE_URL' : 'PGSSLMODE';
   if (!raw) return { value: rootCertGiven ? 'verify-full' : 'disable', label };
   const value = POSTGRES_SSL_MODES.find((candidate) => candidate === raw);
-  if (!value) throw new ConfigError(label, `sslmode: expected ${POSTGRES_SSL_MODES.join(', ')}, got ${JSON.stringify(raw)}`);
+  if (!value)
+    throw new ConfigError(label, `sslmode: expected ${POSTGRES_SSL_MODES.join(', ')}, got ${JSON.stringify(raw)}`);
   return { value, label };
 }
 
@@ -695,7 +830,11 @@ const CLUSTER_SECRET_ID_DEFAULT = 'k1';
 export function clusterKeysConfig(env: Env): ClusterKeys | undefined {
   if (!env['CLUSTER_SECRET'] && !env['CLUSTER_SECRET_FILE']) {
     for (const name of ['CLUSTER_SECRET_PREVIOUS', 'CLUSTER_SECRET_PREVIOUS_FILE', 'CLUSTER_SECRET_PREVIOUS_ID']) {
-      if (env[name]) throw new ConfigError(name, 'is set but CLUSTER_SECRET is not (a previous key is only accepted next to a current one)');
+      if (env[name])
+        throw new ConfigError(
+          name,
+          'is set but CLUSTER_SECRET is not (a previous key is only accepted next to a current one)',
+        );
     }
     return undefined;
   }
@@ -706,7 +845,10 @@ export function clusterKeysConfig(env: Env): ClusterKeys | undefined {
   }
   const previous = hasPrevious ? clusterKey(env, 'CLUSTER_SECRET_PREVIOUS', undefined) : undefined;
   if (previous && previous.id === current.id) {
-    throw new ConfigError('CLUSTER_SECRET_PREVIOUS_ID', `must differ from CLUSTER_SECRET_ID (both are ${JSON.stringify(current.id)}): a MAC names the key that made it`);
+    throw new ConfigError(
+      'CLUSTER_SECRET_PREVIOUS_ID',
+      `must differ from CLUSTER_SECRET_ID (both are ${JSON.stringify(current.id)}): a MAC names the key that made it`,
+    );
   }
   if (previous && previous.secret.reveal() === current.secret.reveal()) {
     throw new ConfigError('CLUSTER_SECRET_PREVIOUS', 'is the same secret as CLUSTER_SECRET');
@@ -717,12 +859,20 @@ export function clusterKeysConfig(env: Env): ClusterKeys | undefined {
 function clusterKey(env: Env, name: string, idFallback: string | undefined): ClusterKey {
   const secret = secretSetting(env, name, 'is required');
   if (secret.reveal().length < CLUSTER_SECRET_CHARS_MIN) {
-    throw new ConfigError(name, `expected at least ${CLUSTER_SECRET_CHARS_MIN} characters, got ${secret.reveal().length}`);
+    throw new ConfigError(
+      name,
+      `expected at least ${CLUSTER_SECRET_CHARS_MIN} characters, got ${secret.reveal().length}`,
+    );
   }
   const idVariable = `${name}_ID`;
   const rawId = env[idVariable]?.trim() || idFallback;
-  if (rawId === undefined) throw new ConfigError(idVariable, `is required with ${name} (the id the old key signed with)`);
-  if (!KEY_ID_PATTERN.test(rawId)) throw new ConfigError(idVariable, `expected 1 to 32 letters, digits, ".", "_" or "-", got ${JSON.stringify(rawId)}`);
+  if (rawId === undefined)
+    throw new ConfigError(idVariable, `is required with ${name} (the id the old key signed with)`);
+  if (!KEY_ID_PATTERN.test(rawId))
+    throw new ConfigError(
+      idVariable,
+      `expected 1 to 32 letters, digits, ".", "_" or "-", got ${JSON.stringify(rawId)}`,
+    );
   return { id: rawId, secret };
 }
 
@@ -737,4 +887,3 @@ export function requireClusterKeys(keys: ClusterKeys | undefined, what: string):
   }
   return keys;
 }
-

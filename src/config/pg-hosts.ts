@@ -44,7 +44,8 @@ export function parsePgHosts(databaseUrl: string): PgHosts {
   const [, scheme = '', userinfo = '', hostList = '', rest = ''] = match;
   const parts = hostList.split(',');
   if (parts.length > PG_HOSTS_MAX) throw new PgUrlError(`expected at most ${PG_HOSTS_MAX} hosts, got ${parts.length}`);
-  if (parts.some((part) => part.trim() === '') && parts.length > 1) throw new PgUrlError('an empty host in the host list');
+  if (parts.some((part) => part.trim() === '') && parts.length > 1)
+    throw new PgUrlError('an empty host in the host list');
   let targetSessionAttrs: TargetSessionAttrs = 'any';
   const hosts = parts.map((part) => {
     let url: URL;
@@ -56,7 +57,9 @@ export function parsePgHosts(databaseUrl: string): PgHosts {
     const attrs = url.searchParams.get('target_session_attrs');
     if (attrs !== null) {
       if (!(TARGET_SESSION_ATTRS as readonly string[]).includes(attrs)) {
-        throw new PgUrlError(`target_session_attrs: expected ${TARGET_SESSION_ATTRS.join(', ')}, got ${JSON.stringify(attrs)}`);
+        throw new PgUrlError(
+          `target_session_attrs: expected ${TARGET_SESSION_ATTRS.join(', ')}, got ${JSON.stringify(attrs)}`,
+        );
       }
       targetSessionAttrs = attrs as TargetSessionAttrs;
       url.searchParams.delete('target_session_attrs');

@@ -77,32 +77,62 @@ export async function apiAnswers(baseUrl: string, waitMs = HEALTH_WAIT_MS): Prom
  * when the API is up and the demo users exist (the path a client takes), else signed here with the
  * instance's dev secret (valid as soon as the API serves).
  */
-export async function describeApi(config: Config, logger: Logger, reporter: DevReporter, demoUsers: boolean): Promise<ApiAccess> {
+export async function describeApi(
+  config: Config,
+  logger: Logger,
+  reporter: DevReporter,
+  demoUsers: boolean,
+): Promise<ApiAccess> {
   const baseUrl = localApiUrl(config);
   const up = await apiAnswers(baseUrl);
   if (!up) reporter.note(`the HTTP API does not answer on ${baseUrl}/healthz`);
   if (config.auth.mode !== 'dev') {
-    return { baseUrl, up, token: undefined, tokenNote: `no token: AUTH_JWKS_URL is set, tokens come from ${config.auth.jwksUrl}'s issuer` };
+    return {
+      baseUrl,
+      up,
+      token: undefined,
+      tokenNote: `no token: AUTH_JWKS_URL is set, tokens come from ${config.auth.jwksUrl}'s issuer`,
+    };
   }
   if (up && demoUsers) {
     const issued = await login(baseUrl, TOKEN_SUBJECT, DEMO_PASSWORD).catch((error: unknown) => {
       reporter.note(`POST /v1/auth/token failed (${(error as Error).message}); signing the token here instead`);
       return undefined;
     });
-    if (issued) return { baseUrl, up, token: issued.token, tokenNote: `user ${TOKEN_SUBJECT}, role admin, valid ${issued.expiresInS} s` };
+    if (issued)
+      return {
+        baseUrl,
+        up,
+        token: issued.token,
+        tokenNote: `user ${TOKEN_SUBJECT}, role admin, valid ${issued.expiresInS} s`,
+      };
   }
   const issued = await new Authenticator(config.auth, logger).issue(TOKEN_SUBJECT, 'admin');
-  return { baseUrl, up, token: issued.token, tokenNote: `subject ${TOKEN_SUBJECT}, role admin, valid ${issued.expiresInS} s` };
+  return {
+    baseUrl,
+    up,
+    token: issued.token,
+    tokenNote: `subject ${TOKEN_SUBJECT}, role admin, valid ${issued.expiresInS} s`,
+  };
 }
 
-async function login(baseUrl: string, username: string, password: string): Promise<{ token: string; expiresInS: number }> {
+async function login(
+  baseUrl: string,
+  username: string,
+  password: string,
+): Promise<{ token: string; expiresInS: number }> {
   const response = await fetch(`${baseUrl}/v1/auth/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ username, password }),
     signal: AbortSignal.timeout(5000),
   });
-  const body = (await response.json().catch(() => ({}))) as { access_token?: unknown; expires_in?: unknown; detail?: unknown };
-  if (!response.ok || typeof body.access_token !== 'string') throw new Error(`HTTP ${response.status}${typeof body.detail === 'string' ? `: ${body.detail}` : ''}`);
+  const body = (await response.json().catch(() => ({}))) as {
+    access_token?: unknown;
+    expires_in?: unknown;
+    detail?: unknown;
+  };
+  if (!response.ok || typeof body.access_token !== 'string')
+    throw new Error(`HTTP ${response.status}${typeof body.detail === 'string' ? `: ${body.detail}` : ''}`);
   return { token: body.access_token, expiresInS: typeof body.expires_in === 'number' ? body.expires_in : 0 };
 }

@@ -43,7 +43,10 @@ export const DEMO_USERS: ReadonlyArray<{ id: string; role: Role; name: string }>
 export const DEMO_PASSWORD = 'bankstream-dev';
 
 function devClient(config: Config): pg.Client {
-  const client = new pg.Client({ ...pgConnectionConfig(config.databaseUrl, config.postgresTls), application_name: 'bankstream-dev' });
+  const client = new pg.Client({
+    ...pgConnectionConfig(config.databaseUrl, config.postgresTls),
+    application_name: 'bankstream-dev',
+  });
   client.on('error', () => undefined);
   return client;
 }
@@ -68,11 +71,58 @@ const LOAD_FUNDING = '500.00';
 export function seedCommands(): DemoCommand[] {
   const [alice, bob] = DEMO_ACCOUNTS as [DemoAccount, DemoAccount];
   return [
-    { key: alice.accountId, value: { type: 'open_account', accountId: alice.accountId, ownerId: alice.ownerId, currency: 'EUR', overdraftLimit: '0.00' } },
-    { key: bob.accountId, value: { type: 'open_account', accountId: bob.accountId, ownerId: bob.ownerId, currency: 'EUR', overdraftLimit: '100.00' } },
-    { key: alice.accountId, value: { type: 'deposit', transferId: 'demo-seed-1', accountId: alice.accountId, amount: '1000.00', currency: 'EUR' } },
-    { key: bob.accountId, value: { type: 'deposit', transferId: 'demo-seed-2', accountId: bob.accountId, amount: '250.00', currency: 'EUR' } },
-    { key: alice.accountId, value: { type: 'transfer', transferId: 'demo-seed-3', from: alice.accountId, to: bob.accountId, amount: '125.50', currency: 'EUR', reference: 'welcome' } },
+    {
+      key: alice.accountId,
+      value: {
+        type: 'open_account',
+        accountId: alice.accountId,
+        ownerId: alice.ownerId,
+        currency: 'EUR',
+        overdraftLimit: '0.00',
+      },
+    },
+    {
+      key: bob.accountId,
+      value: {
+        type: 'open_account',
+        accountId: bob.accountId,
+        ownerId: bob.ownerId,
+        currency: 'EUR',
+        overdraftLimit: '100.00',
+      },
+    },
+    {
+      key: alice.accountId,
+      value: {
+        type: 'deposit',
+        transferId: 'demo-seed-1',
+        accountId: alice.accountId,
+        amount: '1000.00',
+        currency: 'EUR',
+      },
+    },
+    {
+      key: bob.accountId,
+      value: {
+        type: 'deposit',
+        transferId: 'demo-seed-2',
+        accountId: bob.accountId,
+        amount: '250.00',
+        currency: 'EUR',
+      },
+    },
+    {
+      key: alice.accountId,
+      value: {
+        type: 'transfer',
+        transferId: 'demo-seed-3',
+        from: alice.accountId,
+        to: bob.accountId,
+        amount: '125.50',
+        currency: 'EUR',
+        reference: 'welcome',
+      },
+    },
   ];
 }
 
@@ -101,7 +151,11 @@ function demoProducer(config: Config, clientId: string): BankstreamProducer {
 async function send(producer: BankstreamProducer, topic: string, commands: DemoCommand[]): Promise<void> {
   // One request, in order: the open_account of a key lands before its deposits (same partition).
   await producer.send({
-    messages: commands.map((command) => ({ topic, key: Buffer.from(command.key), value: Buffer.from(JSON.stringify(command.value)) })),
+    messages: commands.map((command) => ({
+      topic,
+      key: Buffer.from(command.key),
+      value: Buffer.from(JSON.stringify(command.value)),
+    })),
   });
 }
 
@@ -120,14 +174,22 @@ export async function waitForSeed(config: Config, timeoutMs: number, signal: Abo
     const deadline = Date.now() + timeoutMs;
     const accounts = DEMO_ACCOUNTS.map((account) => account.accountId);
     for (;;) {
-      const done = await client.query<{ n: string }>(`SELECT count(*) AS n FROM transactions WHERE transfer_id = ANY($1) AND status = 'COMPLETED'`, [SEED_TRANSFER_IDS]);
-      const rows = await client.query<{ id: string; balance: string }>(`SELECT id, balance::text AS balance FROM accounts WHERE id = ANY($1) AND opened_at IS NOT NULL`, [accounts]);
+      const done = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM transactions WHERE transfer_id = ANY($1) AND status = 'COMPLETED'`,
+        [SEED_TRANSFER_IDS],
+      );
+      const rows = await client.query<{ id: string; balance: string }>(
+        `SELECT id, balance::text AS balance FROM accounts WHERE id = ANY($1) AND opened_at IS NOT NULL`,
+        [accounts],
+      );
       if (Number(done.rows[0]?.n) === SEED_TRANSFER_IDS.length && rows.rows.length === accounts.length) {
         return { balances: new Map(rows.rows.map((row) => [row.id, row.balance])) };
       }
       if (signal.aborted) throw new DevAbortedError();
       if (Date.now() >= deadline) {
-        throw new Error(`the demo transfers did not reach PostgreSQL within ${timeoutMs / 1000} s (${done.rows[0]?.n ?? 0} of ${SEED_TRANSFER_IDS.length} completed, ${rows.rows.length} of ${accounts.length} accounts)`);
+        throw new Error(
+          `the demo transfers did not reach PostgreSQL within ${timeoutMs / 1000} s (${done.rows[0]?.n ?? 0} of ${SEED_TRANSFER_IDS.length} completed, ${rows.rows.length} of ${accounts.length} accounts)`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }

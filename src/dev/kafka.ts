@@ -7,7 +7,11 @@ import { type DevReporter, runCommand } from './process.ts';
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /** True when a broker answers a metadata request within the timeout. */
-export async function brokersAnswer(brokers: string[], security?: KafkaSecurityOptions, timeoutMs = 5000): Promise<boolean> {
+export async function brokersAnswer(
+  brokers: string[],
+  security?: KafkaSecurityOptions,
+  timeoutMs = 5000,
+): Promise<boolean> {
   const admin = createAdmin({
     bootstrapBrokers: brokers,
     ...(security ? { security } : {}),
@@ -44,7 +48,11 @@ export async function startLocalKafka(projectRoot: string, port: number, reporte
   const script = path.join(projectRoot, 'scripts', 'kafka.sh');
   const env = { ...process.env, KAFKA_PORT: String(port) };
   reporter.note(`no Kafka broker answers on 127.0.0.1:${port}; starting the local one (scripts/kafka.sh start)`);
-  await runCommand('bash', [script, 'start'], { reporter, env, failureHint: 'needs Java 17+ and Maven, or run Kafka yourself and set KAFKA_BROKERS' });
+  await runCommand('bash', [script, 'start'], {
+    reporter,
+    env,
+    failureHint: 'needs Java 17+ and Maven, or run Kafka yourself and set KAFKA_BROKERS',
+  });
   let stopped: Promise<void> | undefined;
   return {
     port,

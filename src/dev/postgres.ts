@@ -7,7 +7,16 @@ import { firstHostUrl } from '../config/pg-hosts.ts';
 export type PostgresProbe = { reachable: true } | { reachable: false; reason: string };
 
 /** Errors that mean "no server there" (as opposed to a server that answered with an error). */
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+]);
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 /** invalid_catalog_name: the server is there, the database is not yet (migrate creates it). */
 const DATABASE_MISSING = '3D000';
@@ -19,7 +28,11 @@ const DATABASE_MISSING = '3D000';
  */
 export async function probePostgres(databaseUrl: string, timeoutMs = 3000): Promise<PostgresProbe> {
   // TLS settings in the URL and the PGSSL* variables apply, as they do for the instance.
-  const client = new pg.Client({ ...pgConnectionConfig(databaseUrl), connectionTimeoutMillis: timeoutMs, application_name: 'bankstream-dev-probe' });
+  const client = new pg.Client({
+    ...pgConnectionConfig(databaseUrl),
+    connectionTimeoutMillis: timeoutMs,
+    application_name: 'bankstream-dev-probe',
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -29,7 +42,10 @@ export async function probePostgres(databaseUrl: string, timeoutMs = 3000): Prom
     const code = (error as { code?: unknown }).code;
     if (code === DATABASE_MISSING) return { reachable: true };
     if (typeof code === 'string' && SQLSTATE.test(code)) {
-      throw new Error(`PostgreSQL at ${redact(databaseUrl)} refused the connection: ${(error as Error).message} (SQLSTATE ${code})`, { cause: error });
+      throw new Error(
+        `PostgreSQL at ${redact(databaseUrl)} refused the connection: ${(error as Error).message} (SQLSTATE ${code})`,
+        { cause: error },
+      );
     }
     const reason = typeof code === 'string' && UNREACHABLE_CODES.has(code) ? code : (error as Error).message;
     return { reachable: false, reason };

@@ -32,13 +32,19 @@ export interface RunCommandOptions extends SpawnOptions {
  */
 export async function runCommand(command: string, args: string[], options: RunCommandOptions): Promise<void> {
   const { reporter: _reporter, failureHint, ...spawnOptions } = options;
-  const child = spawn(command, args, { stdio: ['ignore', process.stderr, process.stderr], detached: true, ...spawnOptions });
+  const child = spawn(command, args, {
+    stdio: ['ignore', process.stderr, process.stderr],
+    detached: true,
+    ...spawnOptions,
+  });
   const code = await new Promise<number | string>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (exitCode, signal) => resolve(exitCode ?? signal ?? 'unknown'));
   });
   if (code !== 0) {
     const hint = failureHint ? ` (${failureHint})` : '';
-    throw new Error(`${command} ${args.join(' ')} failed with ${typeof code === 'number' ? `exit code ${code}` : code}${hint}`);
+    throw new Error(
+      `${command} ${args.join(' ')} failed with ${typeof code === 'number' ? `exit code ${code}` : code}${hint}`,
+    );
   }
 }

@@ -98,7 +98,11 @@ export class DevStack {
 
   async start(): Promise<DevSummary> {
     const { options } = this;
-    const env: Env = { ...options.env, LOG_LEVEL: options.env.LOG_LEVEL || 'warn', STATE_DIR: options.env.STATE_DIR || path.join(options.home, 'state') };
+    const env: Env = {
+      ...options.env,
+      LOG_LEVEL: options.env.LOG_LEVEL || 'warn',
+      STATE_DIR: options.env.STATE_DIR || path.join(options.home, 'state'),
+    };
     if (options.reset) await this.#reset(env);
     // Dev auth mode with a known secret, so that the token printed below verifies on the instance.
     if (!env.AUTH_JWKS_URL && !env.AUTH_DEV_SECRET) env.AUTH_DEV_SECRET = await devAuthSecret(options.home);
@@ -115,7 +119,9 @@ export class DevStack {
     this.#checkAborted();
     const postgres = await this.#postgres(config);
     // The embedded server speaks plain TCP on the loopback: TLS settings meant for DATABASE_URL do not apply.
-    const tlsOff = postgres.embedded ? { PGSSLMODE: undefined, PGSSLROOTCERT: undefined, PGSSLCERT: undefined, PGSSLKEY: undefined } : {};
+    const tlsOff = postgres.embedded
+      ? { PGSSLMODE: undefined, PGSSLROOTCERT: undefined, PGSSLCERT: undefined, PGSSLKEY: undefined }
+      : {};
     config = loadConfig({ ...env, ...tlsOff, DATABASE_URL: postgres.url });
     this.#checkAborted();
     this.#note('applying migrations');
@@ -171,7 +177,10 @@ export class DevStack {
     const home = path.resolve(this.#options.home);
     const targets = [path.join(home, 'pg'), path.resolve(env.STATE_DIR!)];
     const left = await embeddedPostgresRunning(path.join(home, 'pg'));
-    if (left) throw new Error(`--reset: an embedded PostgreSQL still runs on ${path.join(home, 'pg')} (pid ${left.pid}); stop it first (kill -INT ${left.pid})`);
+    if (left)
+      throw new Error(
+        `--reset: an embedded PostgreSQL still runs on ${path.join(home, 'pg')} (pid ${left.pid}); stop it first (kill -INT ${left.pid})`,
+      );
     for (const target of targets) {
       this.#note(`--reset: deleting ${target}`);
       await rm(target, { recursive: true, force: true });
@@ -185,7 +194,10 @@ export class DevStack {
       return { brokers, startedHere: false };
     }
     const port = localBrokerPort(brokers);
-    if (port === undefined) throw new Error(`no Kafka broker answers on ${brokers.join(',')} (KAFKA_BROKERS); only a local broker (127.0.0.1:<port>) can be started here`);
+    if (port === undefined)
+      throw new Error(
+        `no Kafka broker answers on ${brokers.join(',')} (KAFKA_BROKERS); only a local broker (127.0.0.1:<port>) can be started here`,
+      );
     const kafka = await startLocalKafka(PROJECT_ROOT, port, this.#options.reporter);
     this.#resources.push({ name: 'the local Kafka broker', stop: () => kafka.stop() });
     return { brokers, startedHere: true };
@@ -200,15 +212,23 @@ export class DevStack {
       }
       this.#note(`no PostgreSQL answers at ${redact(config.databaseUrl)} (${probe.reason}); using an embedded one`);
     }
-    const toolCacheDir = this.#options.env.BANKSTREAM_HOME ? path.resolve(this.#options.env.BANKSTREAM_HOME) : path.join(os.homedir(), '.bankstream');
+    const toolCacheDir = this.#options.env.BANKSTREAM_HOME
+      ? path.resolve(this.#options.env.BANKSTREAM_HOME)
+      : path.join(os.homedir(), '.bankstream');
     const server = await startEmbeddedPostgres({
       dir: path.join(this.#options.home, 'pg'),
       toolCacheDir,
       localCacheDir: path.join(this.#options.home, 'tools'),
       reporter: this.#options.reporter,
     });
-    if (server.owned) this.#resources.push({ name: 'the embedded PostgreSQL', stop: () => server.stop(), kill: () => server.kill() });
-    return { url: server.urlFor(databaseName(config.databaseUrl)), embedded: true, dataDir: server.dataDir, startedHere: server.owned };
+    if (server.owned)
+      this.#resources.push({ name: 'the embedded PostgreSQL', stop: () => server.stop(), kill: () => server.kill() });
+    return {
+      url: server.urlFor(databaseName(config.databaseUrl)),
+      embedded: true,
+      dataDir: server.dataDir,
+      startedHere: server.owned,
+    };
   }
 
   async #startInstance(config: Config, logger: Logger): Promise<Instance> {
@@ -221,11 +241,20 @@ export class DevStack {
 
   /** Until every assigned task is restored and running (the state /readyz reports), or the timeout. */
   async #waitUntilRunning(instance: Instance, timeoutMs: number): Promise<void> {
-    const ready = (status: StreamsStatus) => status.state === 'RUNNING' && status.assigned.length > 0 && status.running.length === status.assigned.length;
+    const ready = (status: StreamsStatus) =>
+      status.state === 'RUNNING' && status.assigned.length > 0 && status.running.length === status.assigned.length;
     let unsubscribe = () => {};
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`the instance's tasks were not running within ${timeoutMs / 1000} s (state ${instance.streams.state})`)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `the instance's tasks were not running within ${timeoutMs / 1000} s (state ${instance.streams.state})`,
+              ),
+            ),
+          timeoutMs,
+        );
         const finish = (error?: Error) => {
           clearTimeout(timer);
           if (error) reject(error);
@@ -260,5 +289,8 @@ export class DevStack {
 
 /** Engine and sink logs go to stderr (stdout carries the summary), at LOG_LEVEL (dev default warn). */
 function devLogger(config: Config): Logger {
-  return pino({ level: config.logLevel, base: { pid: process.pid, instance: config.instanceId } }, pino.destination({ dest: 2, sync: true }));
+  return pino(
+    { level: config.logLevel, base: { pid: process.pid, instance: config.instanceId } },
+    pino.destination({ dest: 2, sync: true }),
+  );
 }

@@ -81,15 +81,27 @@ export class AccountQueries {
     if (partitions === 0) throw unavailable('not_ready', 'the stream processor has not started yet');
     const partition = partitionForKey(accountId, partitions);
     if (streams.task(partition)) return { kind: 'local', view: await this.#readLocal(accountId, partition) };
-    if (request.allowStale && streams.standby(partition)) return { kind: 'local', view: await this.#readStandby(accountId, partition) };
-    if (request.forwarded) throw unavailable('partition_unavailable', `partition ${partition} is not running on ${config.instanceId} (forwarded request, not proxied again)`);
+    if (request.allowStale && streams.standby(partition))
+      return { kind: 'local', view: await this.#readStandby(accountId, partition) };
+    if (request.forwarded)
+      throw unavailable(
+        'partition_unavailable',
+        `partition ${partition} is not running on ${config.instanceId} (forwarded request, not proxied again)`,
+      );
     const owner = directory.ownerOf(partition);
     const hasOwner = owner !== undefined && owner.instanceId !== config.instanceId;
     if (!request.allowStale) {
-      if (!hasOwner) throw unavailable('partition_unavailable', `partition ${partition} has no running owner yet (restoring or moving)`);
+      if (!hasOwner)
+        throw unavailable(
+          'partition_unavailable',
+          `partition ${partition} has no running owner yet (restoring or moving)`,
+        );
       return this.#proxy(owner, accountId, partition, request);
     }
-    let failure: unknown = unavailable('partition_unavailable', `partition ${partition} has no running owner yet (restoring or moving) and no standby is known`);
+    let failure: unknown = unavailable(
+      'partition_unavailable',
+      `partition ${partition} has no running owner yet (restoring or moving) and no standby is known`,
+    );
     for (const target of [...(hasOwner ? [owner] : []), ...directory.standbyHoldersOf(partition)]) {
       try {
         return await this.#proxy(target, accountId, partition, request);
@@ -111,7 +123,11 @@ export class AccountQueries {
     const { streams, config } = this.#options;
     const task = streams.task(partition)!;
     const usable = () => streams.state === 'RUNNING' && streams.task(partition) === task && task.state === 'RUNNING';
-    const restoring = () => unavailable('partition_unavailable', `partition ${partition} is restoring or being reassigned on ${config.instanceId}`);
+    const restoring = () =>
+      unavailable(
+        'partition_unavailable',
+        `partition ${partition} is restoring or being reassigned on ${config.instanceId}`,
+      );
     return this.#readStores(accountId, partition, task.stores, usable, restoring);
   }
 
@@ -120,13 +136,23 @@ export class AccountQueries {
     const { streams, config } = this.#options;
     const standby = streams.standby(partition)!;
     const usable = () => streams.standby(partition)?.task === standby.task;
-    const moving = () => unavailable('partition_unavailable', `the standby of partition ${partition} on ${config.instanceId} is being reassigned`);
+    const moving = () =>
+      unavailable(
+        'partition_unavailable',
+        `the standby of partition ${partition} on ${config.instanceId} is being reassigned`,
+      );
     const view = await this.#readStores(accountId, partition, standby.task.stores, usable, moving);
     view.stale = { standby: true, lagRecords: standby.lagRecords.toString() };
     return view;
   }
 
-  async #readStores(accountId: string, partition: number, stores: Map<string, TaskStore<unknown>>, usable: () => boolean, restoring: () => ApiError): Promise<AccountView> {
+  async #readStores(
+    accountId: string,
+    partition: number,
+    stores: Map<string, TaskStore<unknown>>,
+    usable: () => boolean,
+    restoring: () => ApiError,
+  ): Promise<AccountView> {
     const { config } = this.#options;
     if (!usable()) throw restoring();
     const accounts = stores.get('accounts') as TaskStore<AccountRow> | undefined;
@@ -139,12 +165,17 @@ export class AccountQueries {
     } catch (error) {
       // The task was closed under the read (a rebalance, or the engine closing its tasks after a failed
       // commit, which happens around members leaving): not an error of the store, a move. Logged with its cause.
-      if (!usable() || storeClosedUnderRead(error)) throw new ApiError(restoring().code, restoring().message, { retryAfterS: 1, cause: error });
+      if (!usable() || storeClosedUnderRead(error))
+        throw new ApiError(restoring().code, restoring().message, { retryAfterS: 1, cause: error });
       throw error;
     }
     if (!usable()) throw restoring();
     if (!row) throw new ApiError('account_not_found', `account ${accountId} does not exist`);
-    const position = { partition, accounts: stringOrNull(accounts.position()), balances: stringOrNull(balances.position()) };
+    const position = {
+      partition,
+      accounts: stringOrNull(accounts.position()),
+      balances: stringOrNull(balances.position()),
+    };
     return toView(accountId, row, balance, position, { instanceId: config.instanceId, url: this.#options.selfUrl() });
   }
 
@@ -152,24 +183,46 @@ export class AccountQueries {
     const { config, metrics } = this.#options;
     const keys = config.clusterKeys!;
     const path = `/v1/accounts/${encodeURIComponent(accountId)}${request.allowStale ? '?allowStale=true' : ''}`;
-    const credential = signInstanceCall(keys, request.principal, { caller: config.instanceId, target: owner.instanceId, method: 'GET', path });
+    const credential = signInstanceCall(keys, request.principal, {
+      caller: config.instanceId,
+      target: owner.instanceId,
+      method: 'GET',
+      path,
+    });
     let answer: { status: number; headers: Headers; body: Buffer };
     try {
       const response = await fetch(`${owner.url.replace(/\/+$/, '')}${path}`, {
         method: 'GET',
         redirect: 'manual',
         signal: AbortSignal.timeout(config.http.proxyTimeoutMs),
-        headers: { [INSTANCE_CALL_HEADER]: credential, 'X-Request-Id': request.requestId, [FORWARDED_HEADER]: '1', Accept: 'application/json' },
+        headers: {
+          [INSTANCE_CALL_HEADER]: credential,
+          'X-Request-Id': request.requestId,
+          [FORWARDED_HEADER]: '1',
+          Accept: 'application/json',
+        },
       });
-      answer = { status: response.status, headers: response.headers, body: await readBounded(response, PROXY_RESPONSE_BYTES_MAX) };
+      answer = {
+        status: response.status,
+        headers: response.headers,
+        body: await readBounded(response, PROXY_RESPONSE_BYTES_MAX),
+      };
     } catch (error) {
       if (error instanceof ApiError) {
         metrics.proxied.inc({ result: 'malformed' });
-        throw new ApiError('bad_gateway', `instance ${owner.instanceId} answered with more than ${PROXY_RESPONSE_BYTES_MAX} bytes`);
+        throw new ApiError(
+          'bad_gateway',
+          `instance ${owner.instanceId} answered with more than ${PROXY_RESPONSE_BYTES_MAX} bytes`,
+        );
       }
       metrics.proxied.inc({ result: 'unreachable' });
       // The owner is down or slow: most likely it is dying and the partition is about to move.
-      throw unavailable('partition_unavailable', `the owner of the partition (${owner.instanceId}) did not answer`, 1, error);
+      throw unavailable(
+        'partition_unavailable',
+        `the owner of the partition (${owner.instanceId}) did not answer`,
+        1,
+        error,
+      );
     }
     metrics.proxied.inc({ result: String(answer.status) });
     if (answer.status !== 200) {
@@ -180,7 +233,10 @@ export class AccountQueries {
     const view = checkedView(answer.body, { accountId, partition, owner, allowStale: request.allowStale });
     if (!view) {
       metrics.proxied.inc({ result: 'malformed' });
-      throw new ApiError('bad_gateway', `instance ${owner.instanceId} answered with a body that is not an account view`);
+      throw new ApiError(
+        'bad_gateway',
+        `instance ${owner.instanceId} answered with a body that is not an account view`,
+      );
     }
     return { kind: 'proxied', owner, view };
   }
@@ -213,7 +269,10 @@ const ACCOUNT_ID = /^[^\u0000-\u001f\u007f]{1,256}$/u;
  * The owner's 200 answer as an AccountView, every field checked and the object rebuilt, or undefined: only
  * the expected shape is passed on, and what identifies the read (account, partition, owner) must be ours.
  */
-export function checkedView(body: Buffer, expected: { accountId: string; partition: number; owner: Owner; allowStale: boolean }): AccountView | undefined {
+export function checkedView(
+  body: Buffer,
+  expected: { accountId: string; partition: number; owner: Owner; allowStale: boolean },
+): AccountView | undefined {
   let v: Record<string, unknown>;
   try {
     v = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
@@ -236,14 +295,22 @@ export function checkedView(body: Buffer, expected: { accountId: string; partiti
     str(v['overdraftLimit'], MONEY) &&
     typeof v['openedAt'] === 'string' &&
     Number.isFinite(Date.parse(v['openedAt'])) &&
-    (v['closedAt'] === undefined || (typeof v['closedAt'] === 'string' && Number.isFinite(Date.parse(v['closedAt'])))) &&
-    typeof position === 'object' && position !== null &&
+    (v['closedAt'] === undefined ||
+      (typeof v['closedAt'] === 'string' && Number.isFinite(Date.parse(v['closedAt'])))) &&
+    typeof position === 'object' &&
+    position !== null &&
     position['partition'] === expected.partition &&
     offsetOrNull(position['accounts']) &&
     offsetOrNull(position['balances']) &&
-    typeof servedBy === 'object' && servedBy !== null &&
+    typeof servedBy === 'object' &&
+    servedBy !== null &&
     servedBy['instanceId'] === expected.owner.instanceId &&
-    (stale === undefined || (expected.allowStale && typeof stale === 'object' && stale !== null && stale['standby'] === true && str(stale['lagRecords'], OFFSET)));
+    (stale === undefined ||
+      (expected.allowStale &&
+        typeof stale === 'object' &&
+        stale !== null &&
+        stale['standby'] === true &&
+        str(stale['lagRecords'], OFFSET)));
   if (!valid) return undefined;
   const view: AccountView = {
     accountId: expected.accountId,
@@ -254,7 +321,11 @@ export function checkedView(body: Buffer, expected: { accountId: string; partiti
     inFlight: v['inFlight'] as string,
     overdraftLimit: v['overdraftLimit'] as string,
     openedAt: v['openedAt'] as string,
-    position: { partition: expected.partition, accounts: position['accounts'] as string | null, balances: position['balances'] as string | null },
+    position: {
+      partition: expected.partition,
+      accounts: position['accounts'] as string | null,
+      balances: position['balances'] as string | null,
+    },
     servedBy: { instanceId: expected.owner.instanceId, url: expected.owner.url },
   };
   if (v['closedAt'] !== undefined) view.closedAt = v['closedAt'] as string;
@@ -262,7 +333,13 @@ export function checkedView(body: Buffer, expected: { accountId: string; partiti
   return view;
 }
 
-function toView(accountId: string, row: AccountRow, balance: BalanceRow | undefined, position: AccountView['position'], servedBy: Owner): AccountView {
+function toView(
+  accountId: string,
+  row: AccountRow,
+  balance: BalanceRow | undefined,
+  position: AccountView['position'],
+  servedBy: Owner,
+): AccountView {
   const digits = currencyDigits(row.currency) ?? 2;
   const money = (minor: string | undefined) => formatMoney(BigInt(minor ?? '0'), digits);
   const view: AccountView = {
@@ -295,7 +372,12 @@ function stringOrNull(value: bigint | null): string | null {
 
 // What an owner may answer besides 200: the account's rights (403), existence (404) and availability (429,
 // 503), each with the code it stands for when the owner names none of that status.
-const PASSED_STATUSES: ReadonlyMap<number, ProblemCode> = new Map([[403, 'forbidden'], [404, 'not_found'], [429, 'too_many_requests'], [503, 'partition_unavailable']]);
+const PASSED_STATUSES: ReadonlyMap<number, ProblemCode> = new Map([
+  [403, 'forbidden'],
+  [404, 'not_found'],
+  [429, 'too_many_requests'],
+  [503, 'partition_unavailable'],
+]);
 const DETAIL_CHARS_MAX = 500;
 const RETRY_AFTER_S_MAX = 3600;
 
@@ -305,19 +387,31 @@ const RETRY_AFTER_S_MAX = 3600;
  * else, a 401 included (the owner refused OUR credential: a CLUSTER_SECRET mismatch), is a 502.
  */
 export function remoteProblem(owner: Owner, status: number, headers: Headers, body: Buffer): ApiError {
-  if (status === 401) return new ApiError('bad_gateway', `instance ${owner.instanceId} refused this instance's credential (is CLUSTER_SECRET the same on both?)`);
+  if (status === 401)
+    return new ApiError(
+      'bad_gateway',
+      `instance ${owner.instanceId} refused this instance's credential (is CLUSTER_SECRET the same on both?)`,
+    );
   let code = PASSED_STATUSES.get(status);
   if (code === undefined) return new ApiError('bad_gateway', `instance ${owner.instanceId} answered ${status}`);
   let detail = `instance ${owner.instanceId} answered ${status}`;
   try {
     const problem = JSON.parse(body.toString('utf8')) as { code?: unknown; detail?: unknown };
-    if (typeof problem !== 'object' || problem === null || Array.isArray(problem)) throw new TypeError('not a problem document');
-    if (typeof problem.code === 'string' && Object.hasOwn(PROBLEM_CODES, problem.code) && PROBLEM_CODES[problem.code as ProblemCode].status === status) code = problem.code as ProblemCode;
-    if (typeof problem.detail === 'string') detail = problem.detail.replace(/[\u0000-\u001f\u007f]/gu, ' ').slice(0, DETAIL_CHARS_MAX);
+    if (typeof problem !== 'object' || problem === null || Array.isArray(problem))
+      throw new TypeError('not a problem document');
+    if (
+      typeof problem.code === 'string' &&
+      Object.hasOwn(PROBLEM_CODES, problem.code) &&
+      PROBLEM_CODES[problem.code as ProblemCode].status === status
+    )
+      code = problem.code as ProblemCode;
+    if (typeof problem.detail === 'string')
+      detail = problem.detail.replace(/[\u0000-\u001f\u007f]/gu, ' ').slice(0, DETAIL_CHARS_MAX);
   } catch {
     return new ApiError('bad_gateway', `instance ${owner.instanceId} answered ${status} without a problem document`);
   }
   const retryAfter = headers.get('retry-after');
-  const retryAfterS = retryAfter !== null && /^\d{1,4}$/.test(retryAfter) ? Math.min(Number(retryAfter), RETRY_AFTER_S_MAX) : undefined;
+  const retryAfterS =
+    retryAfter !== null && /^\d{1,4}$/.test(retryAfter) ? Math.min(Number(retryAfter), RETRY_AFTER_S_MAX) : undefined;
   return new ApiError(code, detail, retryAfterS === undefined ? {} : { retryAfterS });
 }

@@ -4,7 +4,14 @@
 //   dev mode:  HS256 tokens signed with a local secret and issued by POST /v1/auth/token. A generated secret
 //              only verifies on the instance that made it, so several instances need AUTH_DEV_SECRET.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { type JWTPayload, type JWTVerifyGetKey, SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import {
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  SignJWT,
+  createRemoteJWKSet,
+  errors as joseErrors,
+  jwtVerify,
+} from 'jose';
 import { type Context, type Next } from 'koa';
 import { type Logger } from 'pino';
 import { type ClusterKeys } from '../config/cluster-key.ts';
@@ -26,7 +33,18 @@ export interface IssuedToken {
   expiresInS: number;
 }
 
-const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+const ASYMMETRIC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+];
 const DEV_ALGORITHM = 'HS256';
 const REALM = 'Bearer realm="bankstream"';
 // RFC 6750 b64token; anything else in the header is not a bearer token at all.
@@ -59,7 +77,9 @@ export class Authenticator {
       return;
     }
     if (config.devSecret === undefined) {
-      logger.warn('AUTH_DEV_SECRET is not set: tokens are signed with a key generated at start and only verify on this instance');
+      logger.warn(
+        'AUTH_DEV_SECRET is not set: tokens are signed with a key generated at start and only verify on this instance',
+      );
     }
     this.#key = config.devSecret === undefined ? randomBytes(32) : new TextEncoder().encode(config.devSecret);
   }
@@ -70,7 +90,8 @@ export class Authenticator {
   }
 
   async issue(subject: string, role: Role): Promise<IssuedToken> {
-    if (!(this.#key instanceof Uint8Array)) throw new ApiError('token_issuance_disabled', 'tokens are issued by the identity provider (AUTH_JWKS_URL)');
+    if (!(this.#key instanceof Uint8Array))
+      throw new ApiError('token_issuance_disabled', 'tokens are issued by the identity provider (AUTH_JWKS_URL)');
     const expiresInS = this.#config.tokenTtlS;
     const token = await new SignJWT({ [this.#config.roleClaim]: role })
       .setProtectedHeader({ alg: DEV_ALGORITHM, typ: 'JWT' })
@@ -102,12 +123,15 @@ export class Authenticator {
     let payload: JWTPayload;
     try {
       const key = this.#key;
-      payload = (key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options)).payload;
+      payload = (
+        key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options)
+      ).payload;
     } catch (error) {
       throw verificationError(error);
     }
     const role = roleOf(payload[this.#config.roleClaim]);
-    if (!role) throw invalidToken(`the token has no "${this.#config.roleClaim}" claim naming one of ${ROLES.join(', ')}`);
+    if (!role)
+      throw invalidToken(`the token has no "${this.#config.roleClaim}" claim naming one of ${ROLES.join(', ')}`);
     const principal: Principal = Object.freeze({ subject: payload.sub!, role, expiresAtMs: payload.exp! * 1000 });
     this.#verified.set(token, principal);
     return principal;
@@ -127,11 +151,15 @@ function invalidToken(detail: string): ApiError {
 
 /** Token errors are the client's (401, with jose's reason); failing to fetch the issuer's keys is ours (503). */
 function verificationError(error: unknown): ApiError {
-  if (error instanceof joseErrors.JWKSTimeout) return unavailable('auth_unavailable', 'the JWKS endpoint timed out', 5, error);
-  if (error instanceof joseErrors.JWKSInvalid) return unavailable('auth_unavailable', 'the JWKS endpoint returned no valid key set', 5, error);
+  if (error instanceof joseErrors.JWKSTimeout)
+    return unavailable('auth_unavailable', 'the JWKS endpoint timed out', 5, error);
+  if (error instanceof joseErrors.JWKSInvalid)
+    return unavailable('auth_unavailable', 'the JWKS endpoint returned no valid key set', 5, error);
   if (error instanceof joseErrors.JWTExpired) return invalidToken('the token has expired');
-  if (error instanceof joseErrors.JWTClaimValidationFailed) return invalidToken(`claim ${error.claim} is invalid: ${error.reason}`);
-  if (error instanceof joseErrors.JOSEError && error.code !== 'ERR_JOSE_GENERIC') return invalidToken(`the token is invalid (${error.code})`);
+  if (error instanceof joseErrors.JWTClaimValidationFailed)
+    return invalidToken(`claim ${error.claim} is invalid: ${error.reason}`);
+  if (error instanceof joseErrors.JOSEError && error.code !== 'ERR_JOSE_GENERIC')
+    return invalidToken(`the token is invalid (${error.code})`);
   // ERR_JOSE_GENERIC and fetch failures: the JWKS answered badly or not at all.
   return unavailable('auth_unavailable', 'the JWKS endpoint could not be read', 5, error);
 }
@@ -153,7 +181,12 @@ export function authenticate(authenticator: Authenticator, instanceCalls?: Insta
     const credential = ctx.get(INSTANCE_CALL_HEADER);
     if (credential !== '') {
       if (!instanceCalls) throw invalidToken(`${INSTANCE_CALL_HEADER} is only accepted on GET /v1/accounts/:id`);
-      const check = verifyInstanceCall(instanceCalls.keys, credential, { self: instanceCalls.self, method: ctx.method, path: ctx.originalUrl, clockToleranceS: instanceCalls.clockToleranceS });
+      const check = verifyInstanceCall(instanceCalls.keys, credential, {
+        self: instanceCalls.self,
+        method: ctx.method,
+        path: ctx.originalUrl,
+        clockToleranceS: instanceCalls.clockToleranceS,
+      });
       if (!check.ok) throw invalidToken(`instance credential refused: ${check.reason}`);
       ctx.state['principal'] = check.principal;
       ctx.state['instanceCaller'] = check.caller;
@@ -161,7 +194,10 @@ export function authenticate(authenticator: Authenticator, instanceCalls?: Insta
       return;
     }
     const header = ctx.get('Authorization');
-    if (header === '') throw new ApiError('unauthenticated', 'an Authorization: Bearer <token> header is required', { headers: { 'WWW-Authenticate': REALM } });
+    if (header === '')
+      throw new ApiError('unauthenticated', 'an Authorization: Bearer <token> header is required', {
+        headers: { 'WWW-Authenticate': REALM },
+      });
     const match = header.length <= TOKEN_CHARS_MAX ? BEARER.exec(header) : null;
     if (!match) throw invalidToken('the Authorization header is not "Bearer <token>"');
     ctx.state['principal'] = await authenticator.verify(match[1]!);
@@ -184,6 +220,10 @@ export function principalOf(ctx: Context): Principal {
 /** Throws 403 unless the principal has one of the roles. */
 export function requireRole(ctx: Context, ...roles: Role[]): Principal {
   const principal = principalOf(ctx);
-  if (!roles.includes(principal.role)) throw new ApiError('forbidden', `this operation needs one of the roles ${roles.join(', ')}; the token has ${principal.role}`);
+  if (!roles.includes(principal.role))
+    throw new ApiError(
+      'forbidden',
+      `this operation needs one of the roles ${roles.join(', ')}; the token has ${principal.role}`,
+    );
   return principal;
 }

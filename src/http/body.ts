@@ -45,5 +45,8 @@ async function readBounded(ctx: Context, limitBytes: number): Promise<string> {
 }
 
 function tooLarge(limitBytes: number): ApiError {
-  return new ApiError('payload_too_large', `the request body exceeds ${limitBytes} bytes`, { extensions: { limitBytes }, headers: { Connection: 'close' } });
+  return new ApiError('payload_too_large', `the request body exceeds ${limitBytes} bytes`, {
+    extensions: { limitBytes },
+    headers: { Connection: 'close' },
+  });
 }

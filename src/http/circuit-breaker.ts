@@ -37,7 +37,8 @@ export class CircuitOpenError extends Error {
 }
 
 export class CircuitBreaker {
-  readonly #options: Required<Omit<CircuitBreakerOptions, 'onStateChange'>> & Pick<CircuitBreakerOptions, 'onStateChange'>;
+  readonly #options: Required<Omit<CircuitBreakerOptions, 'onStateChange'>> &
+    Pick<CircuitBreakerOptions, 'onStateChange'>;
   #state: BreakerState = 'closed';
   #failures = 0;
   #openUntilMs = 0;
@@ -46,7 +47,8 @@ export class CircuitBreaker {
   rejected = 0;
 
   constructor(options: CircuitBreakerOptions) {
-    if (!(options.failuresMax >= 1) || !(options.openMs >= 1)) throw new RangeError('failuresMax and openMs must be at least 1');
+    if (!(options.failuresMax >= 1) || !(options.openMs >= 1))
+      throw new RangeError('failuresMax and openMs must be at least 1');
     this.#options = { ...options, nowMs: options.nowMs ?? Date.now };
   }
 

@@ -68,9 +68,16 @@ export class CommandSender {
   async send(command: ApiCommand, requestedAt: string): Promise<void> {
     const value = Buffer.from(JSON.stringify({ ...command, requestedAt }), 'utf8');
     try {
-      await this.#producer.send({ messages: [{ topic: this.#topic, key: Buffer.from(commandKey(command), 'utf8'), value }] });
+      await this.#producer.send({
+        messages: [{ topic: this.#topic, key: Buffer.from(commandKey(command), 'utf8'), value }],
+      });
     } catch (error) {
-      throw unavailable('kafka_unavailable', 'the command could not be written to Kafka; retry with the same transferId', 2, error);
+      throw unavailable(
+        'kafka_unavailable',
+        'the command could not be written to Kafka; retry with the same transferId',
+        2,
+        error,
+      );
     }
   }
 

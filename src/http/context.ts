@@ -67,7 +67,8 @@ export async function assertOwnsAnyAccount(ctx: Context, deps: ApiDeps, accountI
       if ((await deps.queries.ownerOf(accountId, queryRequest(ctx))) === principal.subject) return;
     } catch (error) {
       // Someone else's account (403 from its owner instance) or one that does not exist: try the next one.
-      if (!(error instanceof ApiError) || (error.code !== 'forbidden' && error.code !== 'account_not_found')) throw error;
+      if (!(error instanceof ApiError) || (error.code !== 'forbidden' && error.code !== 'account_not_found'))
+        throw error;
     }
   }
   throw new ApiError('forbidden', 'none of the accounts of this transfer belongs to the token subject');

@@ -22,7 +22,10 @@ export const PROBLEM_CODES = {
   idempotency_conflict: { status: 409, title: 'Idempotency key reused with different fields' },
   account_exists: { status: 409, title: 'Account already exists' },
   account_command_rejected: { status: 409, title: 'Account command rejected' },
-  transfer_id_ambiguous: { status: 409, title: 'The transferId was decided on several accounts; name one with ?account=' },
+  transfer_id_ambiguous: {
+    status: 409,
+    title: 'The transferId was decided on several accounts; name one with ?account=',
+  },
   payload_too_large: { status: 413, title: 'Request body too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   validation_failed: { status: 422, title: 'Request body failed validation' },
@@ -85,7 +88,12 @@ export function invalidParameter(field: string, message: string): ApiError {
   return new ApiError('invalid_parameter', `${field}: ${message}`, { extensions: { errors: [{ field, message }] } });
 }
 
-export function unavailable(code: 'partition_unavailable' | 'not_ready' | 'kafka_unavailable' | 'database_unavailable' | 'auth_unavailable', detail: string, retryAfterS = 1, cause?: unknown): ApiError {
+export function unavailable(
+  code: 'partition_unavailable' | 'not_ready' | 'kafka_unavailable' | 'database_unavailable' | 'auth_unavailable',
+  detail: string,
+  retryAfterS = 1,
+  cause?: unknown,
+): ApiError {
   return new ApiError(code, detail, { retryAfterS, cause });
 }
 

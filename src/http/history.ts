@@ -99,12 +99,25 @@ export class ReadModel {
   constructor(config: Config, logger: Logger, metrics?: Metrics) {
     this.#config = config;
     this.#log = logger;
-    const options = { application_name: `bankstream-api-${config.instanceId}`, max: 10, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000, statement_timeout: 5000 };
+    const options = {
+      application_name: `bankstream-api-${config.instanceId}`,
+      max: 10,
+      connectionTimeoutMillis: 3000,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: 5000,
+    };
     // An idle client losing its connection must not crash the process; the next query reconnects.
     const onError = (error: Error) => logger.warn({ err: error }, 'idle Postgres connection failed');
     this.#primary = new FailoverPool(config.databaseUrl, config.postgresTls, options, onError);
     const readUrl = config.database.readUrl;
-    this.#replica = readUrl ? new FailoverPool(readUrl, config.postgresTls, { ...options, application_name: `bankstream-api-${config.instanceId}-read` }, onError) : undefined;
+    this.#replica = readUrl
+      ? new FailoverPool(
+          readUrl,
+          config.postgresTls,
+          { ...options, application_name: `bankstream-api-${config.instanceId}-read` },
+          onError,
+        )
+      : undefined;
     this.#breaker = new CircuitBreaker({
       failuresMax: config.database.breakerFailures,
       openMs: config.database.breakerOpenMs,
@@ -128,7 +141,11 @@ export class ReadModel {
    * primary: a command's outcome lookup must not miss a decision a replica has not replayed yet.
    */
   async transfers(transferId: string, actedAccount?: string): Promise<TransferDecision[]> {
-    const rows = await this.#query<TransferRow & { acted_account: string | null }>(this.#primary, TRANSFER_SQL, [transferId, actedAccount ?? null, TRANSFER_DECISIONS_MAX]);
+    const rows = await this.#query<TransferRow & { acted_account: string | null }>(this.#primary, TRANSFER_SQL, [
+      transferId,
+      actedAccount ?? null,
+      TRANSFER_DECISIONS_MAX,
+    ]);
     return rows.map((row) => ({ actedAccount: row.acted_account, document: documentOf(row) }));
   }
 
@@ -138,10 +155,20 @@ export class ReadModel {
   }
 
   /** An account's history, from the read replica when one is configured and close enough (read-replica.ts). */
-  async history(accountId: string, limit: number, cursor: string | undefined): Promise<HistoryPage & { read: ReadFreshness }> {
+  async history(
+    accountId: string,
+    limit: number,
+    cursor: string | undefined,
+  ): Promise<HistoryPage & { read: ReadFreshness }> {
     const from = cursor === undefined ? FIRST_PAGE : decodeCursor(cursor);
     const { pool, read } = await this.#historySource();
-    const rows = await this.#query<TransferRow>(pool, HISTORY_SQL, [accountId, from.at, from.transferId, limit + 1, from.rowId]);
+    const rows = await this.#query<TransferRow>(pool, HISTORY_SQL, [
+      accountId,
+      from.at,
+      from.transferId,
+      limit + 1,
+      from.rowId,
+    ]);
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
     const nextCursor = rows.length > limit && last ? encodeCursor(last.cursor_at, last.transfer_id, last.id) : null;
@@ -150,7 +177,11 @@ export class ReadModel {
 
   /** Owners of the accounts as the sink saw them (accounts not sunk yet are absent); from the primary (access checks). */
   async owners(accountIds: string[]): Promise<Map<string, string | null>> {
-    const rows = await this.#query<{ id: string; owner_id: string | null }>(this.#primary, 'SELECT id, owner_id FROM accounts WHERE id = ANY($1::text[])', [accountIds]);
+    const rows = await this.#query<{ id: string; owner_id: string | null }>(
+      this.#primary,
+      'SELECT id, owner_id FROM accounts WHERE id = ANY($1::text[])',
+      [accountIds],
+    );
     return new Map(rows.map((r) => [r.id, r.owner_id]));
   }
 
@@ -160,9 +191,15 @@ export class ReadModel {
 
   async #historySource(): Promise<{ pool: FailoverPool; read: ReadFreshness }> {
     if (!this.#replica) return { pool: this.#primary, read: { source: 'primary', lagMs: 0 } };
-    const decision = chooseReadSource(await this.#replicaLag(), this.#config.database.readReplicaLagMaxMs, this.#config.database.readReplicaLagPolicy);
-    if (decision.source === 'replica') return { pool: this.#replica, read: { source: 'replica', lagMs: decision.lagMs } };
-    if (decision.source === 'unavailable') throw unavailable('database_unavailable', `${decision.reason}; READ_REPLICA_LAG_POLICY=unavailable`, 1);
+    const decision = chooseReadSource(
+      await this.#replicaLag(),
+      this.#config.database.readReplicaLagMaxMs,
+      this.#config.database.readReplicaLagPolicy,
+    );
+    if (decision.source === 'replica')
+      return { pool: this.#replica, read: { source: 'replica', lagMs: decision.lagMs } };
+    if (decision.source === 'unavailable')
+      throw unavailable('database_unavailable', `${decision.reason}; READ_REPLICA_LAG_POLICY=unavailable`, 1);
     return { pool: this.#primary, read: { source: 'primary', lagMs: 0 } };
   }
 
@@ -196,24 +233,58 @@ export class ReadModel {
       if (error instanceof ApiError) throw error;
       if (error instanceof CircuitOpenError) {
         this.#rejected?.inc();
-        throw unavailable('database_unavailable', 'the read model database failed repeatedly; not asking again until the circuit breaker probes it', Math.ceil(error.retryAfterMs / 1000), error);
+        throw unavailable(
+          'database_unavailable',
+          'the read model database failed repeatedly; not asking again until the circuit breaker probes it',
+          Math.ceil(error.retryAfterMs / 1000),
+          error,
+        );
       }
       throw unavailable('database_unavailable', 'the read model database could not be queried', 2, error);
     }
   }
 
   #bindMetrics(metrics: Metrics): void {
-    metrics.gaugeOf('bankstream_db_circuit_state', 'Circuit breaker of the API database calls: 0 closed, 1 half-open, 2 open', () => BREAKER_STATE_VALUES[this.#breaker.state]);
-    this.#rejected = metrics.counter({ name: 'bankstream_db_circuit_rejected_total', help: 'API database calls refused at once by the open circuit breaker' });
-    if (this.#replica) metrics.gaugeOf('bankstream_read_replica_lag_ms', 'Replay lag of the read replica at its last check (ms; -1 unknown or unreachable)', () => this.#lastLagMs ?? -1);
+    metrics.gaugeOf(
+      'bankstream_db_circuit_state',
+      'Circuit breaker of the API database calls: 0 closed, 1 half-open, 2 open',
+      () => BREAKER_STATE_VALUES[this.#breaker.state],
+    );
+    this.#rejected = metrics.counter({
+      name: 'bankstream_db_circuit_rejected_total',
+      help: 'API database calls refused at once by the open circuit breaker',
+    });
+    if (this.#replica)
+      metrics.gaugeOf(
+        'bankstream_read_replica_lag_ms',
+        'Replay lag of the read replica at its last check (ms; -1 unknown or unreachable)',
+        () => this.#lastLagMs ?? -1,
+      );
   }
 }
 
 // jsonb stores keys in its own order; documents list them as the outcome records do.
-const FIELD_ORDER = ['transferId', 'type', 'status', 'code', 'reason', 'accountId', 'from', 'to', 'amount', 'currency', 'reference', 'requestedAt', 'completedAt'];
+const FIELD_ORDER = [
+  'transferId',
+  'type',
+  'status',
+  'code',
+  'reason',
+  'accountId',
+  'from',
+  'to',
+  'amount',
+  'currency',
+  'reference',
+  'requestedAt',
+  'completedAt',
+];
 
 function documentOf(row: TransferRow): TransferDocument {
-  const source: Record<string, unknown> = { ...row.payload, status: row.status === 'COMPLETED' ? 'completed' : 'failed' };
+  const source: Record<string, unknown> = {
+    ...row.payload,
+    status: row.status === 'COMPLETED' ? 'completed' : 'failed',
+  };
   const document: TransferDocument = {};
   for (const field of FIELD_ORDER) if (source[field] !== undefined) document[field] = source[field];
   for (const [field, value] of Object.entries(source)) if (!(field in document)) document[field] = value;
@@ -253,7 +324,8 @@ export function decodeCursor(cursor: string): Cursor {
   if (!Array.isArray(parsed) || (parsed.length !== 2 && parsed.length !== 3)) throw invalid();
   const [at, transferId] = parsed as unknown[];
   const rowId = parsed.length === 3 ? (parsed[2] as unknown) : ROW_ID_BELOW_ALL;
-  if (typeof rowId !== 'string' || !/^(0|[1-9][0-9]{0,18})$/.test(rowId) || BigInt(rowId) > BigInt(ROW_ID_MAX)) throw invalid();
+  if (typeof rowId !== 'string' || !/^(0|[1-9][0-9]{0,18})$/.test(rowId) || BigInt(rowId) > BigInt(ROW_ID_MAX))
+    throw invalid();
   if (typeof at !== 'string' || !isCursorTimestamp(at)) throw invalid();
   if (typeof transferId !== 'string' || !isCursorId(transferId)) throw invalid();
   return { at, transferId, rowId };
@@ -263,7 +335,14 @@ export function decodeCursor(cursor: string): Cursor {
 function isCursorTimestamp(at: string): boolean {
   const match = CURSOR_AT.exec(at);
   if (!match) return false;
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return false;
   // Day 0 of the next month is the last day of this one (Date.UTC maps years 0-99 to 1900+, so set the year apart).
   const last = new Date(0);

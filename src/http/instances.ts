@@ -106,14 +106,19 @@ export class InstanceDirectory {
 
   constructor(options: InstanceDirectoryOptions) {
     const { config, logger } = options;
-    if (!config.clusterKeys) throw new Error('the instance directory needs config.clusterKeys (requireClusterKeys at start-up)');
+    if (!config.clusterKeys)
+      throw new Error('the instance directory needs config.clusterKeys (requireClusterKeys at start-up)');
     this.#config = config;
     this.#keys = config.clusterKeys;
     this.#log = logger.child({ component: 'instances' });
     this.#url = options.url;
     this.#localGeneration = options.localGeneration;
     this.#topic = instancesTopic(config.appId);
-    this.#rejected = options.metrics.counter({ name: 'bankstream_directory_records_rejected_total', help: 'Instance directory records ignored: unsigned, bad MAC, URL outside INSTANCE_URL_ALLOW, malformed or replayed', labelNames: ['reason'] });
+    this.#rejected = options.metrics.counter({
+      name: 'bankstream_directory_records_rejected_total',
+      help: 'Instance directory records ignored: unsigned, bad MAC, URL outside INSTANCE_URL_ALLOW, malformed or replayed',
+      labelNames: ['reason'],
+    });
     this.#producer = createIdempotentProducer({
       bootstrapBrokers: config.kafkaBrokers,
       security: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
@@ -125,7 +130,15 @@ export class InstanceDirectory {
     });
     const outage = options.brokerHealth?.outage('instances', this.#log);
     this.#outage = outage;
-    this.#tail = new TopicTail({ config, logger, purpose: 'instances', topics: [this.#topic], from: 'beginning', onRecords: (records) => this.#onRecords(records), ...(outage ? { outage } : {}) });
+    this.#tail = new TopicTail({
+      config,
+      logger,
+      purpose: 'instances',
+      topics: [this.#topic],
+      from: 'beginning',
+      onRecords: (records) => this.#onRecords(records),
+      ...(outage ? { outage } : {}),
+    });
   }
 
   /** Starts tailing; resolves when the records published before are read. */
@@ -141,7 +154,15 @@ export class InstanceDirectory {
     if (this.#closed) return;
     this.#last = status;
     const running = status.state === 'RUNNING' ? status.running : [];
-    this.#enqueue({ instanceId: this.#config.instanceId, url: this.#url(), generation: status.generationId ?? -1, partitions: running, state: status.state, standby: status.standby, at: new Date().toISOString() });
+    this.#enqueue({
+      instanceId: this.#config.instanceId,
+      url: this.#url(),
+      generation: status.generationId ?? -1,
+      partitions: running,
+      state: status.state,
+      standby: status.standby,
+      at: new Date().toISOString(),
+    });
   }
 
   /** Instances (other than this one) keeping a standby of a partition: where a stale read can go. */
@@ -150,7 +171,12 @@ export class InstanceDirectory {
     if (maxGeneration === undefined) return [];
     // Believed up to our own group generation, as claims are (ownerAmong).
     return this.instances()
-      .filter((r) => r.instanceId !== this.#config.instanceId && r.generation <= maxGeneration && (r.standby ?? []).includes(partition))
+      .filter(
+        (r) =>
+          r.instanceId !== this.#config.instanceId &&
+          r.generation <= maxGeneration &&
+          (r.standby ?? []).includes(partition),
+      )
       .map((r) => ({ instanceId: r.instanceId, url: r.url }));
   }
 
@@ -170,7 +196,10 @@ export class InstanceDirectory {
     this.#enqueue(null);
     this.#closed = true;
     // Bounded: with Kafka down the tombstone cannot be sent, and the next owner's newer claim wins anyway.
-    await Promise.race([this.#publishing, new Promise((resolve) => setTimeout(resolve, CLOSE_PUBLISH_TIMEOUT_MS).unref())]);
+    await Promise.race([
+      this.#publishing,
+      new Promise((resolve) => setTimeout(resolve, CLOSE_PUBLISH_TIMEOUT_MS).unref()),
+    ]);
     await this.#tail.close();
     await this.#producer.close().catch(() => undefined);
   }
@@ -192,7 +221,8 @@ export class InstanceDirectory {
         // A closing instance gives up after one try: its claim is superseded by the next owner's generation anyway.
         if (this.#closed) return;
         // A broker outage is logged at a low rate by its tracker; the claim is retried until sent or superseded.
-        if (this.#outage && isBrokerUnavailable(error)) this.#outage.failed('publish instance record', error, backoffMs);
+        if (this.#outage && isBrokerUnavailable(error))
+          this.#outage.failed('publish instance record', error, backoffMs);
         else this.#log.warn({ err: error, retryInMs: backoffMs }, 'publishing the instance record failed');
         await new Promise((resolve) => setTimeout(resolve, backoffMs));
         backoffMs = Math.min(backoffMs * 2, PUBLISH_BACKOFF_MAX_MS);
@@ -205,7 +235,16 @@ export class InstanceDirectory {
     const key = Buffer.from(id, 'utf8');
     const message = record
       ? { topic: this.#topic, key, value: signedRecordValue(this.#keys, record) }
-      : { topic: this.#topic, key, headers: new Map([[Buffer.from(TOMBSTONE_MAC_HEADER, 'utf8'), signedTombstoneHeader(this.#keys, id, new Date().toISOString())]]) };
+      : {
+          topic: this.#topic,
+          key,
+          headers: new Map([
+            [
+              Buffer.from(TOMBSTONE_MAC_HEADER, 'utf8'),
+              signedTombstoneHeader(this.#keys, id, new Date().toISOString()),
+            ],
+          ]),
+        };
     await this.#producer.send({ messages: [message] });
     this.#log.debug({ record }, 'instance record published');
   }
@@ -214,7 +253,9 @@ export class InstanceDirectory {
     for (const record of records) {
       const instanceId = record.key?.toString('utf8');
       if (!instanceId) continue;
-      const verdict = record.value ? this.#checkRecord(instanceId, record.value) : this.#checkTombstone(instanceId, record.headers[TOMBSTONE_MAC_HEADER]);
+      const verdict = record.value
+        ? this.#checkRecord(instanceId, record.value)
+        : this.#checkTombstone(instanceId, record.headers[TOMBSTONE_MAC_HEADER]);
       if (verdict.ok) continue;
       this.#rejected.inc({ reason: verdict.reason });
       this.#warn(verdict.reason, instanceId, record.offset);
@@ -230,7 +271,10 @@ export class InstanceDirectory {
       return;
     }
     this.#logged.set(reason, { atMs: now, suppressed: 0 });
-    this.#log.warn({ instanceId: instanceId.slice(0, 200), offset: String(offset), reason, notLoggedBefore: last?.suppressed ?? 0 }, 'instance directory record ignored');
+    this.#log.warn(
+      { instanceId: instanceId.slice(0, 200), offset: String(offset), reason, notLoggedBefore: last?.suppressed ?? 0 },
+      'instance directory record ignored',
+    );
   }
 
   #checkRecord(instanceId: string, value: Buffer): { ok: true } | { ok: false; reason: RejectReason } {
@@ -241,7 +285,10 @@ export class InstanceDirectory {
     const atMs = Date.parse(record.at);
     const floor = this.#floors.get(instanceId);
     if (floor && !newerThan(record, atMs, floor)) return { ok: false, reason: 'replayed' };
-    this.#floors.set(instanceId, { generation: Math.max(record.generation, floor?.generation ?? -1), atMs: Math.max(atMs, floor?.atMs ?? 0) });
+    this.#floors.set(instanceId, {
+      generation: Math.max(record.generation, floor?.generation ?? -1),
+      atMs: Math.max(atMs, floor?.atMs ?? 0),
+    });
     this.#instances.set(instanceId, record);
     return { ok: true };
   }
@@ -275,7 +322,11 @@ export function newerThan(record: InstanceRecord, atMs: number, floor: { generat
  * this instance is assigned in); two claims in the same generation (one of them stale, e.g. an instance that
  * crashed and came back) mean the partition is moving: nobody is named.
  */
-export function ownerAmong(records: Iterable<InstanceRecord>, partition: number, maxGeneration: number | undefined): Owner | undefined {
+export function ownerAmong(
+  records: Iterable<InstanceRecord>,
+  partition: number,
+  maxGeneration: number | undefined,
+): Owner | undefined {
   if (maxGeneration === undefined) return undefined;
   let best: InstanceRecord | undefined;
   let tie = false;
@@ -297,7 +348,11 @@ export function signedRecordValue(keys: ClusterKeys, record: InstanceRecord): Bu
 }
 
 /** Verifies and parses a directory record value of the instance `key`. */
-export function openRecordValue(keys: ClusterKeys, key: string, value: Buffer): { ok: true; record: InstanceRecord } | { ok: false; reason: RejectReason } {
+export function openRecordValue(
+  keys: ClusterKeys,
+  key: string,
+  value: Buffer,
+): { ok: true; record: InstanceRecord } | { ok: false; reason: RejectReason } {
   if (value.length > RECORD_BYTES_MAX) return { ok: false, reason: 'malformed' };
   let envelope: { v?: unknown; record?: unknown; keyId?: unknown; mac?: unknown };
   try {
@@ -305,12 +360,17 @@ export function openRecordValue(keys: ClusterKeys, key: string, value: Buffer): 
   } catch {
     return { ok: false, reason: 'malformed' };
   }
-  if (typeof envelope !== 'object' || envelope === null || typeof envelope.record !== 'string') return { ok: false, reason: 'unsigned' };
+  if (typeof envelope !== 'object' || envelope === null || typeof envelope.record !== 'string')
+    return { ok: false, reason: 'unsigned' };
   if (typeof envelope.keyId !== 'string' || typeof envelope.mac !== 'string') return { ok: false, reason: 'unsigned' };
   const mac = Buffer.from(envelope.mac, 'base64url');
   if (mac.toString('base64url') !== envelope.mac) return { ok: false, reason: 'bad_mac' };
   const check = verifyParts(keys, 'directory', [key, envelope.record], envelope.keyId, mac);
-  if (!check.ok) return { ok: false, reason: check.reason === 'unknown_key' ? 'unknown_key' : check.reason === 'missing_mac' ? 'unsigned' : 'bad_mac' };
+  if (!check.ok)
+    return {
+      ok: false,
+      reason: check.reason === 'unknown_key' ? 'unknown_key' : check.reason === 'missing_mac' ? 'unsigned' : 'bad_mac',
+    };
   const record = parseRecord(Buffer.from(envelope.record, 'utf8'));
   // Signed by an instance but naming another one: a bug or a copied record, either way not this key's claim.
   if (!record || record.instanceId !== key) return { ok: false, reason: 'malformed' };
@@ -322,10 +382,15 @@ export function signedTombstoneHeader(keys: ClusterKeys, instanceId: string, at:
   return Buffer.from(`${keyId}.${mac.toString('base64url')}.${at}`, 'utf8');
 }
 
-function openTombstoneHeader(keys: ClusterKeys, instanceId: string, header: Buffer | undefined): { ok: true; atMs: number } | { ok: false; reason: RejectReason } {
+function openTombstoneHeader(
+  keys: ClusterKeys,
+  instanceId: string,
+  header: Buffer | undefined,
+): { ok: true; atMs: number } | { ok: false; reason: RejectReason } {
   if (!header) return { ok: false, reason: 'unsigned' };
   const [keyId, mac, at, extra] = header.toString('utf8').split('.');
-  if (keyId === undefined || mac === undefined || at === undefined || extra !== undefined) return { ok: false, reason: 'malformed' };
+  if (keyId === undefined || mac === undefined || at === undefined || extra !== undefined)
+    return { ok: false, reason: 'malformed' };
   const macBytes = Buffer.from(mac, 'base64url');
   if (macBytes.toString('base64url') !== mac) return { ok: false, reason: 'bad_mac' };
   const check = verifyParts(keys, 'directory', [instanceId, 'tombstone', at], keyId, macBytes);
@@ -338,7 +403,10 @@ function openTombstoneHeader(keys: ClusterKeys, instanceId: string, header: Buff
 export function parseRecord(value: Buffer): InstanceRecord | undefined {
   try {
     const v = JSON.parse(value.toString('utf8')) as Partial<InstanceRecord>;
-    const partitionList = (list: unknown) => Array.isArray(list) && list.length <= PARTITIONS_MAX && list.every((p) => Number.isSafeInteger(p) && p >= 0 && p < PARTITIONS_MAX);
+    const partitionList = (list: unknown) =>
+      Array.isArray(list) &&
+      list.length <= PARTITIONS_MAX &&
+      list.every((p) => Number.isSafeInteger(p) && p >= 0 && p < PARTITIONS_MAX);
     const valid =
       typeof v.instanceId === 'string' &&
       INSTANCE_ID.test(v.instanceId) &&

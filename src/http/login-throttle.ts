@@ -39,11 +39,27 @@ export class LoginThrottle {
   /** `metrics` counts the refused attempts (bankstream_http_logins_throttled_total{reason}): an alert on brute force. */
   constructor(config: HttpConfig, metrics?: Metrics) {
     this.#config = config;
-    this.#refused = metrics?.counter({ name: 'bankstream_http_logins_throttled_total', help: 'Login attempts refused by the throttle, by reason', labelNames: ['reason'] });
-    this.#consecutive = new RateLimiterMemory({ keyPrefix: 'login-consecutive', points: Number.MAX_SAFE_INTEGER, duration: CONSECUTIVE_WINDOW_S });
+    this.#refused = metrics?.counter({
+      name: 'bankstream_http_logins_throttled_total',
+      help: 'Login attempts refused by the throttle, by reason',
+      labelNames: ['reason'],
+    });
+    this.#consecutive = new RateLimiterMemory({
+      keyPrefix: 'login-consecutive',
+      points: Number.MAX_SAFE_INTEGER,
+      duration: CONSECUTIVE_WINDOW_S,
+    });
     this.#penaltyBox = new RateLimiterMemory({ keyPrefix: 'login-backoff', points: 1, duration: 1 });
-    this.#perClient = new RateLimiterMemory({ keyPrefix: 'login-client', points: config.loginFailuresPerClientPerHour, duration: HOUR_S });
-    this.#perUser = new RateLimiterMemory({ keyPrefix: 'login-user', points: config.loginFailuresPerUserPerHour, duration: HOUR_S });
+    this.#perClient = new RateLimiterMemory({
+      keyPrefix: 'login-client',
+      points: config.loginFailuresPerClientPerHour,
+      duration: HOUR_S,
+    });
+    this.#perUser = new RateLimiterMemory({
+      keyPrefix: 'login-user',
+      points: config.loginFailuresPerUserPerHour,
+      duration: HOUR_S,
+    });
   }
 
   /**
@@ -73,14 +89,24 @@ export class LoginThrottle {
   }
 
   async #refuseIfThrottled(keys: ThrottleKeys): Promise<void> {
-    const [box, client, user] = await Promise.all([this.#penaltyBox.get(keys.pair), this.#perClient.get(keys.client), this.#perUser.get(keys.user)]);
+    const [box, client, user] = await Promise.all([
+      this.#penaltyBox.get(keys.pair),
+      this.#perClient.get(keys.client),
+      this.#perUser.get(keys.user),
+    ]);
     const waits: Array<{ reason: string; ms: number }> = [];
     if (box && box.consumedPoints > 1) waits.push({ reason: 'backoff', ms: box.msBeforeNext });
-    if (client && client.consumedPoints >= this.#config.loginFailuresPerClientPerHour) waits.push({ reason: 'client', ms: client.msBeforeNext });
-    if (user && user.consumedPoints >= this.#config.loginFailuresPerUserPerHour) waits.push({ reason: 'user', ms: user.msBeforeNext });
+    if (client && client.consumedPoints >= this.#config.loginFailuresPerClientPerHour)
+      waits.push({ reason: 'client', ms: client.msBeforeNext });
+    if (user && user.consumedPoints >= this.#config.loginFailuresPerUserPerHour)
+      waits.push({ reason: 'user', ms: user.msBeforeNext });
     if (waits.length === 0) return;
     const longest = waits.reduce((a, b) => (b.ms > a.ms ? b : a));
-    throw this.#refuse(longest.reason, 'too many failed logins; retry after the time in Retry-After', longest.ms / 1000);
+    throw this.#refuse(
+      longest.reason,
+      'too many failed logins; retry after the time in Retry-After',
+      longest.ms / 1000,
+    );
   }
 
   #refuse(reason: string, detail: string, retryAfterS: number): ApiError {
@@ -89,7 +115,11 @@ export class LoginThrottle {
   }
 
   async #recordFailure(keys: ThrottleKeys): Promise<void> {
-    const [failures] = await Promise.all([this.#consecutive.penalty(keys.pair, 1), penalize(this.#perClient, keys.client), penalize(this.#perUser, keys.user)]);
+    const [failures] = await Promise.all([
+      this.#consecutive.penalty(keys.pair, 1),
+      penalize(this.#perClient, keys.client),
+      penalize(this.#perUser, keys.user),
+    ]);
     const over = failures.consumedPoints - this.#config.loginFailuresFree;
     if (over > 0) await this.#penaltyBox.block(keys.pair, backoffS(over, this.#config.loginBackoffMaxS));
   }

@@ -6,11 +6,28 @@
 // Values that the engine and the sink already keep (task counts, restored records, sink rows) are read
 // at scrape time through `collect` callbacks instead of being pushed on every change.
 import { type ExpiryStepResult } from '../stores/segmented-store.ts';
-import { Counter, type CounterConfiguration, Gauge, type GaugeConfiguration, Histogram, type HistogramConfiguration, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  Counter,
+  type CounterConfiguration,
+  Gauge,
+  type GaugeConfiguration,
+  Histogram,
+  type HistogramConfiguration,
+  Registry,
+  collectDefaultMetrics,
+} from 'prom-client';
 import { type PartitionLag, type StreamsState, type StreamsStatus } from '../runtime/kafka-streams.ts';
 import { type SinkStatus } from '../sinks/postgres-sink.ts';
 
-const STREAMS_STATES: StreamsState[] = ['CREATED', 'STARTING', 'REBALANCING', 'RUNNING', 'STOPPING', 'STOPPED', 'FAILED'];
+const STREAMS_STATES: StreamsState[] = [
+  'CREATED',
+  'STARTING',
+  'REBALANCING',
+  'RUNNING',
+  'STOPPING',
+  'STOPPED',
+  'FAILED',
+];
 // Request latencies from sub-millisecond reads to a 30 s `?wait`.
 const HTTP_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -44,27 +61,72 @@ export class Metrics {
   constructor(labels: MetricsLabels, options: { processMetrics?: boolean } = {}) {
     this.registry.setDefaultLabels({ app: labels.app, instance: labels.instance });
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'bankstream_' });
-    this.httpRequestDuration = this.histogram({ name: 'bankstream_http_request_duration_seconds', help: 'HTTP request duration by route template, method and status', labelNames: ['method', 'route', 'status'], buckets: HTTP_BUCKETS_S });
-    this.commits = this.counter({ name: 'bankstream_streams_commits_total', help: 'Kafka transactions committed by the stream processor' });
-    this.commitDuration = this.histogram({ name: 'bankstream_streams_commit_duration_seconds', help: 'Duration of one exactly-once commit', buckets: HTTP_BUCKETS_S });
-    this.commitRecords = this.histogram({ name: 'bankstream_streams_commit_records', help: 'Input records per committed transaction', buckets: RECORDS_BUCKETS });
-    this.recordsProcessed = this.counter({ name: 'bankstream_streams_records_processed_total', help: 'Input records processed and committed' });
-    this.outcomes = this.counter({ name: 'bankstream_outcomes_total', help: 'Outcomes seen on transaction_completed / transaction_failed, by failure code', labelNames: ['result', 'code'] });
-    this.endToEndLatency = this.histogram({ name: 'bankstream_end_to_end_latency_seconds', help: 'Time from a command requestedAt to its outcome completedAt', labelNames: ['result'], buckets: LATENCY_BUCKETS_S });
-    this.processingErrors = this.counter({ name: 'bankstream_streams_processing_errors_total', help: 'Records whose processing threw deterministically and went to the dead-letter topic, by node and phase (deserialize, prefetch, process)', labelNames: ['node', 'phase'] });
-    this.proxied = this.counter({ name: 'bankstream_http_proxied_queries_total', help: 'Account queries proxied to the owning instance, by result', labelNames: ['result'] });
+    this.httpRequestDuration = this.histogram({
+      name: 'bankstream_http_request_duration_seconds',
+      help: 'HTTP request duration by route template, method and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: HTTP_BUCKETS_S,
+    });
+    this.commits = this.counter({
+      name: 'bankstream_streams_commits_total',
+      help: 'Kafka transactions committed by the stream processor',
+    });
+    this.commitDuration = this.histogram({
+      name: 'bankstream_streams_commit_duration_seconds',
+      help: 'Duration of one exactly-once commit',
+      buckets: HTTP_BUCKETS_S,
+    });
+    this.commitRecords = this.histogram({
+      name: 'bankstream_streams_commit_records',
+      help: 'Input records per committed transaction',
+      buckets: RECORDS_BUCKETS,
+    });
+    this.recordsProcessed = this.counter({
+      name: 'bankstream_streams_records_processed_total',
+      help: 'Input records processed and committed',
+    });
+    this.outcomes = this.counter({
+      name: 'bankstream_outcomes_total',
+      help: 'Outcomes seen on transaction_completed / transaction_failed, by failure code',
+      labelNames: ['result', 'code'],
+    });
+    this.endToEndLatency = this.histogram({
+      name: 'bankstream_end_to_end_latency_seconds',
+      help: 'Time from a command requestedAt to its outcome completedAt',
+      labelNames: ['result'],
+      buckets: LATENCY_BUCKETS_S,
+    });
+    this.processingErrors = this.counter({
+      name: 'bankstream_streams_processing_errors_total',
+      help: 'Records whose processing threw deterministically and went to the dead-letter topic, by node and phase (deserialize, prefetch, process)',
+      labelNames: ['node', 'phase'],
+    });
+    this.proxied = this.counter({
+      name: 'bankstream_http_proxied_queries_total',
+      help: 'Account queries proxied to the owning instance, by result',
+      labelNames: ['result'],
+    });
   }
 
   counter<T extends string>(config: CounterConfiguration<T>): Counter<T> {
-    return (this.registry.getSingleMetric(config.name) as Counter<T> | undefined) ?? new Counter({ ...config, registers: [this.registry] });
+    return (
+      (this.registry.getSingleMetric(config.name) as Counter<T> | undefined) ??
+      new Counter({ ...config, registers: [this.registry] })
+    );
   }
 
   gauge<T extends string>(config: GaugeConfiguration<T>): Gauge<T> {
-    return (this.registry.getSingleMetric(config.name) as Gauge<T> | undefined) ?? new Gauge({ ...config, registers: [this.registry] });
+    return (
+      (this.registry.getSingleMetric(config.name) as Gauge<T> | undefined) ??
+      new Gauge({ ...config, registers: [this.registry] })
+    );
   }
 
   histogram<T extends string>(config: HistogramConfiguration<T>): Histogram<T> {
-    return (this.registry.getSingleMetric(config.name) as Histogram<T> | undefined) ?? new Histogram({ ...config, registers: [this.registry] });
+    return (
+      (this.registry.getSingleMetric(config.name) as Histogram<T> | undefined) ??
+      new Histogram({ ...config, registers: [this.registry] })
+    );
   }
 
   /** Pass as KafkaStreams' onCommit. */
@@ -82,19 +144,37 @@ export class Metrics {
 
   /** One dedup expiry step of a task (the bank topology's onExpiryStep). */
   observeExpiryStep(result: ExpiryStepResult, partition: number): void {
-    this.histogram({ name: 'bankstream_dedup_expiry_step_seconds', help: 'Duration of one bounded dedup expiry step (the processing loop waits for it)', buckets: EXPIRY_BUCKETS_S }).observe(result.durationMs / 1000);
-    const expired = this.counter({ name: 'bankstream_dedup_expired_total', help: 'Dedup entries of expired segments purged from the local transfers store' });
+    this.histogram({
+      name: 'bankstream_dedup_expiry_step_seconds',
+      help: 'Duration of one bounded dedup expiry step (the processing loop waits for it)',
+      buckets: EXPIRY_BUCKETS_S,
+    }).observe(result.durationMs / 1000);
+    const expired = this.counter({
+      name: 'bankstream_dedup_expired_total',
+      help: 'Dedup entries of expired segments purged from the local transfers store',
+    });
     if (result.purged > 0) expired.inc(result.purged);
-    const behind = this.gauge<'partition'>({ name: 'bankstream_dedup_expiry_behind', help: '1 while a task still has expired segments to purge after its last step', labelNames: ['partition'] });
+    const behind = this.gauge<'partition'>({
+      name: 'bankstream_dedup_expiry_behind',
+      help: '1 while a task still has expired segments to purge after its last step',
+      labelNames: ['partition'],
+    });
     behind.set({ partition: String(partition) }, result.caughtUp ? 0 : 1);
     if (result.storeBytes !== undefined) {
-      this.gauge<'store' | 'partition'>({ name: 'bankstream_store_bytes', help: 'Approximate bytes on disk of a task store (LevelDB approximateSize)', labelNames: ['store', 'partition'] }).set({ store: 'transfers', partition: String(partition) }, result.storeBytes);
+      this.gauge<'store' | 'partition'>({
+        name: 'bankstream_store_bytes',
+        help: 'Approximate bytes on disk of a task store (LevelDB approximateSize)',
+        labelNames: ['store', 'partition'],
+      }).set({ store: 'transfers', partition: String(partition) }, result.storeBytes);
     }
   }
 
   /** One state cleanup of the engine (KafkaStreams onStateCleanup). */
   observeStateCleanup(deleted: string[]): void {
-    const cleaned = this.counter({ name: 'bankstream_state_folders_cleaned_total', help: 'Task state folders deleted after STATE_CLEANUP_DELAY_MS unused' });
+    const cleaned = this.counter({
+      name: 'bankstream_state_folders_cleaned_total',
+      help: 'Task state folders deleted after STATE_CLEANUP_DELAY_MS unused',
+    });
     if (deleted.length > 0) cleaned.inc(deleted.length);
   }
 
@@ -118,7 +198,11 @@ export class Metrics {
   }
 
   /** A gauge with one series per partition, read at scrape time (series of partitions gone are dropped). */
-  partitionGauge(name: string, help: string, read: () => Array<{ topic: string; partition: number; records: number }>): void {
+  partitionGauge(
+    name: string,
+    help: string,
+    read: () => Array<{ topic: string; partition: number; records: number }>,
+  ): void {
     this.registry.removeSingleMetric(name);
     new Gauge({
       name,
@@ -145,34 +229,106 @@ export class Metrics {
         for (const s of STREAMS_STATES) this.set({ state: s }, s === current ? 1 : 0);
       },
     });
-    this.partitionGauge('bankstream_streams_lag_records', 'Committed input records of each running task not processed yet', () => streams.lag());
-    this.gaugeOf('bankstream_streams_tasks_assigned', 'Tasks (partitions) assigned to this instance', () => streams.status().assigned.length);
-    this.gaugeOf('bankstream_streams_tasks_running', 'Assigned tasks restored and processing', () => streams.status().running.length);
-    this.gaugeOf('bankstream_streams_standby_tasks', 'Standby tasks (warm copies of other instances\' partitions) on this instance', () => streams.status().standby.length);
-    this.gaugeOf('bankstream_streams_standby_lag_records', 'Changelog records the standby tasks have not applied yet', () => streams.status().standbyLagRecords);
-    this.counterOf('bankstream_streams_restored_records_total', 'Changelog records restored into local stores', () => streams.status().restoredRecords);
-    this.stoppedGauge('bankstream_streams_partitions_stopped', 'Assigned source partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md', () => streams.status().stopped);
+    this.partitionGauge(
+      'bankstream_streams_lag_records',
+      'Committed input records of each running task not processed yet',
+      () => streams.lag(),
+    );
+    this.gaugeOf(
+      'bankstream_streams_tasks_assigned',
+      'Tasks (partitions) assigned to this instance',
+      () => streams.status().assigned.length,
+    );
+    this.gaugeOf(
+      'bankstream_streams_tasks_running',
+      'Assigned tasks restored and processing',
+      () => streams.status().running.length,
+    );
+    this.gaugeOf(
+      'bankstream_streams_standby_tasks',
+      "Standby tasks (warm copies of other instances' partitions) on this instance",
+      () => streams.status().standby.length,
+    );
+    this.gaugeOf(
+      'bankstream_streams_standby_lag_records',
+      'Changelog records the standby tasks have not applied yet',
+      () => streams.status().standbyLagRecords,
+    );
+    this.counterOf(
+      'bankstream_streams_restored_records_total',
+      'Changelog records restored into local stores',
+      () => streams.status().restoredRecords,
+    );
+    this.stoppedGauge(
+      'bankstream_streams_partitions_stopped',
+      'Assigned source partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md',
+      () => streams.status().stopped,
+    );
     // Authenticated internal records (src/runtime/record-mac.ts): any refusal is an alert.
-    this.counterOf('bankstream_internal_records_rejected_total', 'Internal (repartition) records refused for a missing or wrong MAC, sent to the DLQ and never applied', () => streams.status().internalRecords.rejectedRecords);
-    this.counterOf('bankstream_internal_records_unsigned_accepted_total', 'Internal records without a MAC applied because LEGS_ACCEPT_UNSIGNED is on', () => streams.status().internalRecords.unsignedAccepted);
-    this.counterOf('bankstream_internal_records_previous_key_total', 'Internal records verified with CLUSTER_SECRET_PREVIOUS (a key rotation still draining)', () => streams.status().internalRecords.previousKeyAccepted);
+    this.counterOf(
+      'bankstream_internal_records_rejected_total',
+      'Internal (repartition) records refused for a missing or wrong MAC, sent to the DLQ and never applied',
+      () => streams.status().internalRecords.rejectedRecords,
+    );
+    this.counterOf(
+      'bankstream_internal_records_unsigned_accepted_total',
+      'Internal records without a MAC applied because LEGS_ACCEPT_UNSIGNED is on',
+      () => streams.status().internalRecords.unsignedAccepted,
+    );
+    this.counterOf(
+      'bankstream_internal_records_previous_key_total',
+      'Internal records verified with CLUSTER_SECRET_PREVIOUS (a key rotation still draining)',
+      () => streams.status().internalRecords.previousKeyAccepted,
+    );
   }
 
   /** Sink gauges and counters, read from the sink at scrape time. */
   bindSink(sink: { status(): SinkStatus; lag(): PartitionLag[] }): void {
-    this.partitionGauge('bankstream_sink_lag_records', 'Committed outcome and audit records not written to PostgreSQL yet', () => sink.lag());
-    this.gaugeOf('bankstream_postgres_up', '0 while the sink is paused because PostgreSQL is unreachable', () => (sink.status().state === 'paused-db-down' ? 0 : 1));
-    this.gaugeOf('bankstream_sink_running', '1 while the Postgres sink is running', () => (sink.status().state === 'running' ? 1 : 0));
-    this.counterOf('bankstream_sink_rows_written_total', 'Rows the Postgres sink inserted', () => sink.status().rowsWritten);
-    this.counterOf('bankstream_sink_batches_written_total', 'Batches the Postgres sink committed', () => sink.status().batchesWritten);
-    this.counterOf('bankstream_sink_rejects_total', 'Records the sink could not turn into rows (this process)', () => sink.status().rejectsWritten);
+    this.partitionGauge(
+      'bankstream_sink_lag_records',
+      'Committed outcome and audit records not written to PostgreSQL yet',
+      () => sink.lag(),
+    );
+    this.gaugeOf('bankstream_postgres_up', '0 while the sink is paused because PostgreSQL is unreachable', () =>
+      sink.status().state === 'paused-db-down' ? 0 : 1,
+    );
+    this.gaugeOf('bankstream_sink_running', '1 while the Postgres sink is running', () =>
+      sink.status().state === 'running' ? 1 : 0,
+    );
+    this.counterOf(
+      'bankstream_sink_rows_written_total',
+      'Rows the Postgres sink inserted',
+      () => sink.status().rowsWritten,
+    );
+    this.counterOf(
+      'bankstream_sink_batches_written_total',
+      'Batches the Postgres sink committed',
+      () => sink.status().batchesWritten,
+    );
+    this.counterOf(
+      'bankstream_sink_rejects_total',
+      'Records the sink could not turn into rows (this process)',
+      () => sink.status().rejectsWritten,
+    );
     // An alarm: each unresolved reject may be money the ledger moved and Postgres does not show.
-    this.gaugeOf('bankstream_sink_unresolved_rejects', 'Records kept in sink_rejects and not resolved by an operator (read from PostgreSQL); > 0 means the read model differs from the ledger', () => sink.status().unresolvedRejects?.count ?? 0);
-    this.stoppedGauge('bankstream_sink_partitions_stopped', 'Sink partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md', () => sink.status().stoppedPartitions);
+    this.gaugeOf(
+      'bankstream_sink_unresolved_rejects',
+      'Records kept in sink_rejects and not resolved by an operator (read from PostgreSQL); > 0 means the read model differs from the ledger',
+      () => sink.status().unresolvedRejects?.count ?? 0,
+    );
+    this.stoppedGauge(
+      'bankstream_sink_partitions_stopped',
+      'Sink partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md',
+      () => sink.status().stoppedPartitions,
+    );
   }
 
   /** 1 per stopped topic-partition, labelled with the reason code (series of healed partitions are dropped). */
-  stoppedGauge(name: string, help: string, read: () => Array<{ topic: string; partition: number; code: string }>): void {
+  stoppedGauge(
+    name: string,
+    help: string,
+    read: () => Array<{ topic: string; partition: number; code: string }>,
+  ): void {
     this.registry.removeSingleMetric(name);
     new Gauge({
       name,
@@ -190,8 +346,11 @@ export class Metrics {
    * Broker outages per component (streams, standby, sink, api-outcomes, instances), read at scrape time:
    * the current outage's length (0 while the broker answers) and the retries made waiting for it.
    */
-  bindBrokerHealth(health: { components(): Array<{ component: string; unavailableSeconds(): number; retriesTotal: number }> }): void {
-    for (const name of ['bankstream_broker_unavailable_seconds', 'bankstream_broker_retries_total']) this.registry.removeSingleMetric(name);
+  bindBrokerHealth(health: {
+    components(): Array<{ component: string; unavailableSeconds(): number; retriesTotal: number }>;
+  }): void {
+    for (const name of ['bankstream_broker_unavailable_seconds', 'bankstream_broker_retries_total'])
+      this.registry.removeSingleMetric(name);
     new Gauge({
       name: 'bankstream_broker_unavailable_seconds',
       help: 'Seconds the component has been waiting for the broker (0 while it answers)',

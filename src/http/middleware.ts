@@ -36,7 +36,10 @@ export function requestContext(logger: Logger, metrics: Metrics) {
       // The route template, never the raw path: bounded label cardinality.
       const route = typeof ctx['_matchedRoute'] === 'string' ? (ctx['_matchedRoute'] as string) : 'unmatched';
       metrics.httpRequestDuration.observe({ method: ctx.method, route, status: String(ctx.status) }, durationMs / 1000);
-      log.info({ method: ctx.method, route, path: ctx.path, status: ctx.status, durationMs: Math.round(durationMs * 10) / 10 }, 'request');
+      log.info(
+        { method: ctx.method, route, path: ctx.path, status: ctx.status, durationMs: Math.round(durationMs * 10) / 10 },
+        'request',
+      );
     }
   };
 }
@@ -45,7 +48,8 @@ export function errorHandler() {
   return async (ctx: Context, next: Next): Promise<void> => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body == null) throw new ApiError('not_found', `no route for ${ctx.method} ${ctx.path}`);
+      if (ctx.status === 404 && ctx.body == null)
+        throw new ApiError('not_found', `no route for ${ctx.method} ${ctx.path}`);
     } catch (error) {
       writeProblem(ctx, toApiError(error, ctx));
     }
@@ -60,7 +64,10 @@ function toApiError(error: unknown, ctx: Context): ApiError {
     return error;
   }
   const status = (error as { status?: unknown; expose?: unknown }).status;
-  if (typeof status === 'number' && ((status >= 400 && status < 500 && (error as { expose?: unknown }).expose === true) || status === 501)) {
+  if (
+    typeof status === 'number' &&
+    ((status >= 400 && status < 500 && (error as { expose?: unknown }).expose === true) || status === 501)
+  ) {
     const headers = (error as { headers?: Record<string, string> }).headers ?? {};
     return new ApiError(codeForStatus(status), (error as Error).message, { headers });
   }

@@ -6,14 +6,24 @@ import { PROBLEM_CODES, PROBLEM_TYPE_BASE } from './errors.ts';
 type Schema = Record<string, unknown>;
 
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
-const money: Schema = { type: 'string', pattern: '^(0|[1-9][0-9]*)(\\.[0-9]+)?$', examples: ['125.50'], description: 'A decimal string, never a JSON number; at most the currency\'s minor digits' };
+const money: Schema = {
+  type: 'string',
+  pattern: '^(0|[1-9][0-9]*)(\\.[0-9]+)?$',
+  examples: ['125.50'],
+  description: "A decimal string, never a JSON number; at most the currency's minor digits",
+};
 const id: Schema = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' };
 
 function problems(...statuses: number[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const status of statuses) {
-    const codes = Object.entries(PROBLEM_CODES).filter(([, v]) => v.status === status).map(([code]) => code);
-    out[String(status)] = { description: codes.join(', '), content: { 'application/problem+json': { schema: ref('Problem') } } };
+    const codes = Object.entries(PROBLEM_CODES)
+      .filter(([, v]) => v.status === status)
+      .map(([code]) => code);
+    out[String(status)] = {
+      description: codes.join(', '),
+      content: { 'application/problem+json': { schema: ref('Problem') } },
+    };
   }
   return out;
 }
@@ -22,10 +32,28 @@ function json(description: string, schema: Schema): Record<string, unknown> {
   return { description, content: { 'application/json': { schema } } };
 }
 
-const waitParam = { name: 'wait', in: 'query', required: false, description: 'Milliseconds to wait for the outcome (bounded by HTTP_WAIT_MAX_MS); 202 when it does not come in time', schema: { type: 'integer', minimum: 0 } };
+const waitParam = {
+  name: 'wait',
+  in: 'query',
+  required: false,
+  description: 'Milliseconds to wait for the outcome (bounded by HTTP_WAIT_MAX_MS); 202 when it does not come in time',
+  schema: { type: 'integer', minimum: 0 },
+};
 const idPath = { name: 'id', in: 'path', required: true, schema: id };
-const accountQuery = { name: 'account', in: 'query', required: false, description: 'The account the command acted on (from of a transfer, accountId of a deposit or withdrawal)', schema: id };
-const idempotencyHeader = { name: 'Idempotency-Key', in: 'header', required: false, description: 'The transferId, when not in the body', schema: id };
+const accountQuery = {
+  name: 'account',
+  in: 'query',
+  required: false,
+  description: 'The account the command acted on (from of a transfer, accountId of a deposit or withdrawal)',
+  schema: id,
+};
+const idempotencyHeader = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description: 'The transferId, when not in the body',
+  schema: id,
+};
 const secured = [{ bearer: [] }];
 
 function moneyCommand(summary: string, body: string, roles: string): Record<string, unknown> {
@@ -47,10 +75,36 @@ function moneyCommand(summary: string, body: string, roles: string): Record<stri
 
 function paths(): Record<string, unknown> {
   return {
-    '/healthz': { get: { summary: 'Liveness', responses: { '200': json('Alive', { type: 'object' }), '503': json('The processor failed', { type: 'object' }) } } },
-    '/readyz': { get: { summary: 'Readiness: processor RUNNING, every assigned task restored, no unresolved sink reject ({ready} only; reasons and details with an admin token or on MANAGEMENT_PORT)', responses: { '200': json('Ready', ref('Readiness')), '503': json('Not ready; reasons say why (details only)', ref('Readiness')) } } },
-    '/metrics': { get: { summary: 'Prometheus metrics (admin token; no token on MANAGEMENT_PORT)', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
-    '/openapi.json': { get: { summary: 'This document', responses: { '200': json('OpenAPI 3.1', { type: 'object' }) } } },
+    '/healthz': {
+      get: {
+        summary: 'Liveness',
+        responses: {
+          '200': json('Alive', { type: 'object' }),
+          '503': json('The processor failed', { type: 'object' }),
+        },
+      },
+    },
+    '/readyz': {
+      get: {
+        summary:
+          'Readiness: processor RUNNING, every assigned task restored, no unresolved sink reject ({ready} only; reasons and details with an admin token or on MANAGEMENT_PORT)',
+        responses: {
+          '200': json('Ready', ref('Readiness')),
+          '503': json('Not ready; reasons say why (details only)', ref('Readiness')),
+        },
+      },
+    },
+    '/metrics': {
+      get: {
+        summary: 'Prometheus metrics (admin token; no token on MANAGEMENT_PORT)',
+        responses: {
+          '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } },
+        },
+      },
+    },
+    '/openapi.json': {
+      get: { summary: 'This document', responses: { '200': json('OpenAPI 3.1', { type: 'object' }) } },
+    },
     '/v1/auth/token': {
       post: {
         summary: 'Issue a bearer token (dev mode: users in PostgreSQL)',
@@ -60,44 +114,89 @@ function paths(): Record<string, unknown> {
     },
     '/v1/accounts': {
       post: {
-        summary: 'Open an account', description: 'Roles: teller, admin.', security: secured, parameters: [waitParam],
+        summary: 'Open an account',
+        description: 'Roles: teller, admin.',
+        security: secured,
+        parameters: [waitParam],
         requestBody: { required: true, content: { 'application/json': { schema: ref('OpenAccount') } } },
-        responses: { '201': json('Opened (with ?wait)', { type: 'object' }), '202': json('Accepted', ref('Pending')), ...problems(400, 401, 403, 409, 413, 415, 422, 429, 503) },
+        responses: {
+          '201': json('Opened (with ?wait)', { type: 'object' }),
+          '202': json('Accepted', ref('Pending')),
+          ...problems(400, 401, 403, 409, 413, 415, 422, 429, 503),
+        },
       },
     },
     '/v1/accounts/{id}': {
       get: {
-        summary: 'Balance and state from the owning task\'s store (routed to the owner instance)',
-        description: 'Customers: own accounts only. With allowStale=true, an instance keeping a standby of the partition answers from it (body `stale`, header X-Bankstream-Standby-Lag: changelog records not applied yet) instead of proxying or answering 503.',
+        summary: "Balance and state from the owning task's store (routed to the owner instance)",
+        description:
+          'Customers: own accounts only. With allowStale=true, an instance keeping a standby of the partition answers from it (body `stale`, header X-Bankstream-Standby-Lag: changelog records not applied yet) instead of proxying or answering 503.',
         security: secured,
-        parameters: [idPath, { name: 'allowStale', in: 'query', schema: { type: 'boolean', default: false }, description: 'Accept a read from a standby replica, which may be behind the owner' }],
+        parameters: [
+          idPath,
+          {
+            name: 'allowStale',
+            in: 'query',
+            schema: { type: 'boolean', default: false },
+            description: 'Accept a read from a standby replica, which may be behind the owner',
+          },
+        ],
         responses: { '200': json('The account', ref('Account')), ...problems(400, 401, 403, 404, 502, 503) },
       },
     },
     '/v1/accounts/{id}/close': {
-      post: { summary: 'Close an account (balance must be zero)', description: 'Roles: teller, admin.', security: secured, parameters: [idPath, waitParam], responses: { '200': json('Closed (with ?wait)', { type: 'object' }), '202': json('Accepted', ref('Pending')), ...problems(400, 401, 403, 404, 409, 503) } },
+      post: {
+        summary: 'Close an account (balance must be zero)',
+        description: 'Roles: teller, admin.',
+        security: secured,
+        parameters: [idPath, waitParam],
+        responses: {
+          '200': json('Closed (with ?wait)', { type: 'object' }),
+          '202': json('Accepted', ref('Pending')),
+          ...problems(400, 401, 403, 404, 409, 503),
+        },
+      },
     },
     '/v1/accounts/{id}/transfers': {
       get: {
-        summary: 'Transfer history from the read model, newest first (keyset pagination)', security: secured,
-        description: 'Read from the read replica (DATABASE_READ_URL) when one is set and no further behind than READ_REPLICA_LAG_MAX_MS; headers X-Read-Source (replica | primary) and X-Replica-Lag-Ms say where and how far behind.',
-        parameters: [idPath, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } }, { name: 'cursor', in: 'query', schema: { type: 'string' } }],
+        summary: 'Transfer history from the read model, newest first (keyset pagination)',
+        security: secured,
+        description:
+          'Read from the read replica (DATABASE_READ_URL) when one is set and no further behind than READ_REPLICA_LAG_MAX_MS; headers X-Read-Source (replica | primary) and X-Replica-Lag-Ms say where and how far behind.',
+        parameters: [
+          idPath,
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+        ],
         responses: { '200': json('A page', ref('HistoryPage')), ...problems(400, 401, 403, 404, 503) },
       },
     },
     '/v1/accounts/{id}/events': {
       get: {
-        summary: 'Server-Sent Events of the account\'s outcomes', security: secured, parameters: [idPath],
-        responses: { '200': { description: 'event: transaction_completed | transaction_failed | account_event; data: the record JSON', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...problems(400, 401, 403, 404, 429, 503) },
+        summary: "Server-Sent Events of the account's outcomes",
+        security: secured,
+        parameters: [idPath],
+        responses: {
+          '200': {
+            description: 'event: transaction_completed | transaction_failed | account_event; data: the record JSON',
+            content: { 'text/event-stream': { schema: { type: 'string' } } },
+          },
+          ...problems(400, 401, 403, 404, 429, 503),
+        },
       },
     },
-    '/v1/transfers': moneyCommand('Transfer between two accounts', 'TransferRequest', 'customer (from an own account), admin'),
+    '/v1/transfers': moneyCommand(
+      'Transfer between two accounts',
+      'TransferRequest',
+      'customer (from an own account), admin',
+    ),
     '/v1/deposits': moneyCommand('Deposit external money', 'SingleLegRequest', 'teller, admin'),
     '/v1/withdrawals': moneyCommand('Withdraw money', 'SingleLegRequest', 'teller, admin'),
     '/v1/transfers/{id}': {
       get: {
         summary: 'The latest decision of (account, transferId) from the read model',
-        description: 'A transferId is unique per acted-on account (from, or accountId), and new again after the dedup retention. Without ?account= the answer is the latest decision when one account decided the id, or 409 transfer_id_ambiguous listing the accounts (extension member decisions: account, status, completedAt, location) when several did. Every decision is in the account history.',
+        description:
+          'A transferId is unique per acted-on account (from, or accountId), and new again after the dedup retention. Without ?account= the answer is the latest decision when one account decided the id, or 409 transfer_id_ambiguous listing the accounts (extension member decisions: account, status, completedAt, location) when several did. Every decision is in the account history.',
         security: secured,
         parameters: [idPath, accountQuery],
         responses: { '200': json('The transfer', ref('Transfer')), ...problems(400, 401, 403, 404, 409, 503) },
@@ -110,60 +209,183 @@ function schemas(): Record<string, Schema> {
   const codes = Object.keys(PROBLEM_CODES);
   return {
     Problem: {
-      type: 'object', required: ['type', 'title', 'status', 'code'],
+      type: 'object',
+      required: ['type', 'title', 'status', 'code'],
       properties: {
-        type: { type: 'string', format: 'uri', description: `${PROBLEM_TYPE_BASE}<code>` }, title: { type: 'string' }, status: { type: 'integer' },
-        detail: { type: 'string' }, instance: { type: 'string' }, code: { type: 'string', enum: codes }, requestId: { type: 'string' },
-        errors: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+        type: { type: 'string', format: 'uri', description: `${PROBLEM_TYPE_BASE}<code>` },
+        title: { type: 'string' },
+        status: { type: 'integer' },
+        detail: { type: 'string' },
+        instance: { type: 'string' },
+        code: { type: 'string', enum: codes },
+        requestId: { type: 'string' },
+        errors: {
+          type: 'array',
+          items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } },
+        },
       },
     },
-    TokenRequest: { type: 'object', required: ['username', 'password'], additionalProperties: false, properties: { username: id, password: { type: 'string', minLength: 1 } } },
-    Token: { type: 'object', properties: { access_token: { type: 'string' }, token_type: { const: 'Bearer' }, expires_in: { type: 'integer' }, role: { enum: ['customer', 'teller', 'admin'] } } },
-    OpenAccount: { type: 'object', required: ['ownerId', 'currency'], additionalProperties: false, properties: { accountId: id, ownerId: id, currency: { type: 'string', pattern: '^[A-Z]{3}$' }, overdraftLimit: money } },
-    TransferRequest: { type: 'object', required: ['from', 'to', 'amount', 'currency'], additionalProperties: false, properties: { transferId: id, from: id, to: id, amount: money, currency: { type: 'string' }, reference: { type: 'string', maxLength: 256 } } },
-    SingleLegRequest: { type: 'object', required: ['accountId', 'amount', 'currency'], additionalProperties: false, properties: { transferId: id, accountId: id, amount: money, currency: { type: 'string' } } },
-    Pending: { type: 'object', properties: { transferId: { type: 'string' }, accountId: { type: 'string' }, status: { const: 'pending' }, location: { type: 'string' } } },
-    Transfer: {
-      type: 'object', required: ['transferId', 'status'],
+    TokenRequest: {
+      type: 'object',
+      required: ['username', 'password'],
+      additionalProperties: false,
+      properties: { username: id, password: { type: 'string', minLength: 1 } },
+    },
+    Token: {
+      type: 'object',
       properties: {
-        transferId: { type: 'string' }, type: { enum: ['deposit', 'withdrawal', 'transfer'] }, status: { enum: ['completed', 'failed'] },
-        code: { type: 'string', description: 'Failure code: insufficient_funds, account_not_found, account_closed, currency_mismatch, same_account, invalid_amount, malformed' },
-        reason: { type: 'string' }, accountId: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, amount: money, currency: { type: 'string' },
-        reference: { type: 'string' }, requestedAt: { type: 'string', format: 'date-time' }, completedAt: { type: 'string', format: 'date-time' },
+        access_token: { type: 'string' },
+        token_type: { const: 'Bearer' },
+        expires_in: { type: 'integer' },
+        role: { enum: ['customer', 'teller', 'admin'] },
+      },
+    },
+    OpenAccount: {
+      type: 'object',
+      required: ['ownerId', 'currency'],
+      additionalProperties: false,
+      properties: {
+        accountId: id,
+        ownerId: id,
+        currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+        overdraftLimit: money,
+      },
+    },
+    TransferRequest: {
+      type: 'object',
+      required: ['from', 'to', 'amount', 'currency'],
+      additionalProperties: false,
+      properties: {
+        transferId: id,
+        from: id,
+        to: id,
+        amount: money,
+        currency: { type: 'string' },
+        reference: { type: 'string', maxLength: 256 },
+      },
+    },
+    SingleLegRequest: {
+      type: 'object',
+      required: ['accountId', 'amount', 'currency'],
+      additionalProperties: false,
+      properties: { transferId: id, accountId: id, amount: money, currency: { type: 'string' } },
+    },
+    Pending: {
+      type: 'object',
+      properties: {
+        transferId: { type: 'string' },
+        accountId: { type: 'string' },
+        status: { const: 'pending' },
+        location: { type: 'string' },
+      },
+    },
+    Transfer: {
+      type: 'object',
+      required: ['transferId', 'status'],
+      properties: {
+        transferId: { type: 'string' },
+        type: { enum: ['deposit', 'withdrawal', 'transfer'] },
+        status: { enum: ['completed', 'failed'] },
+        code: {
+          type: 'string',
+          description:
+            'Failure code: insufficient_funds, account_not_found, account_closed, currency_mismatch, same_account, invalid_amount, malformed',
+        },
+        reason: { type: 'string' },
+        accountId: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        amount: money,
+        currency: { type: 'string' },
+        reference: { type: 'string' },
+        requestedAt: { type: 'string', format: 'date-time' },
+        completedAt: { type: 'string', format: 'date-time' },
       },
     },
     Account: {
       type: 'object',
       properties: {
-        accountId: { type: 'string' }, ownerId: { type: 'string' }, currency: { type: 'string' }, status: { enum: ['open', 'closed'] }, balance: money, inFlight: money, overdraftLimit: money,
-        openedAt: { type: 'string', format: 'date-time' }, closedAt: { type: 'string', format: 'date-time' },
-        position: { type: 'object', description: 'Changelog offsets of the committed state read', properties: { partition: { type: 'integer' }, accounts: { type: ['string', 'null'] }, balances: { type: ['string', 'null'] } } },
+        accountId: { type: 'string' },
+        ownerId: { type: 'string' },
+        currency: { type: 'string' },
+        status: { enum: ['open', 'closed'] },
+        balance: money,
+        inFlight: money,
+        overdraftLimit: money,
+        openedAt: { type: 'string', format: 'date-time' },
+        closedAt: { type: 'string', format: 'date-time' },
+        position: {
+          type: 'object',
+          description: 'Changelog offsets of the committed state read',
+          properties: {
+            partition: { type: 'integer' },
+            accounts: { type: ['string', 'null'] },
+            balances: { type: ['string', 'null'] },
+          },
+        },
         servedBy: { type: 'object', properties: { instanceId: { type: 'string' }, url: { type: 'string' } } },
-        stale: { type: 'object', description: 'Only on a read from a standby (allowStale=true)', properties: { standby: { const: true }, lagRecords: { type: 'string', description: 'Changelog records the standby had not applied yet' } } },
+        stale: {
+          type: 'object',
+          description: 'Only on a read from a standby (allowStale=true)',
+          properties: {
+            standby: { const: true },
+            lagRecords: { type: 'string', description: 'Changelog records the standby had not applied yet' },
+          },
+        },
       },
     },
     Readiness: {
       // Without an admin token (or the management port) only `ready`: the rest are details.
-      type: 'object', required: ['ready'],
+      type: 'object',
+      required: ['ready'],
       properties: {
         ready: { type: 'boolean' },
-        reasons: { type: 'array', items: { type: 'string' }, description: 'Why not ready (empty when ready): streams not RUNNING, tasks restoring, "sink_rejects: ..." when records could not be stored in Postgres' },
-        instanceId: { type: 'string' }, url: { type: 'string' }, streams: { type: 'object' }, sink: { type: ['object', 'null'] }, routing: { type: 'array' },
+        reasons: {
+          type: 'array',
+          items: { type: 'string' },
+          description:
+            'Why not ready (empty when ready): streams not RUNNING, tasks restoring, "sink_rejects: ..." when records could not be stored in Postgres',
+        },
+        instanceId: { type: 'string' },
+        url: { type: 'string' },
+        streams: { type: 'object' },
+        sink: { type: ['object', 'null'] },
+        routing: { type: 'array' },
       },
     },
-    HistoryPage: { type: 'object', properties: { accountId: { type: 'string' }, items: { type: 'array', items: ref('Transfer') }, nextCursor: { type: ['string', 'null'] }, next: { type: ['string', 'null'] } } },
+    HistoryPage: {
+      type: 'object',
+      properties: {
+        accountId: { type: 'string' },
+        items: { type: 'array', items: ref('Transfer') },
+        nextCursor: { type: ['string', 'null'] },
+        next: { type: ['string', 'null'] },
+      },
+    },
   };
 }
 
 export function openApiDocument(config: Config): Record<string, unknown> {
   return {
     openapi: '3.1.0',
-    info: { title: 'bankstream API', version: '1.0.0', description: 'Exactly-once bank transfers on Kafka. Errors are RFC 9457 problem+json with a stable `code`.' },
+    info: {
+      title: 'bankstream API',
+      version: '1.0.0',
+      description: 'Exactly-once bank transfers on Kafka. Errors are RFC 9457 problem+json with a stable `code`.',
+    },
     servers: [{ url: config.advertisedUrl }],
     paths: paths(),
     components: {
       schemas: schemas(),
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: config.auth.mode === 'dev' ? 'Get one from POST /v1/auth/token' : 'Issued by the identity provider' } },
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            config.auth.mode === 'dev' ? 'Get one from POST /v1/auth/token' : 'Issued by the identity provider',
+        },
+      },
     },
   };
 }

@@ -58,11 +58,23 @@ export class OutcomeTracker {
     this.#metrics = metrics;
     const { completed, failed, audit } = config.topics;
     const outage = brokerHealth?.outage('api-outcomes', this.#log);
-    this.#tail = new TopicTail({ config, logger, purpose: 'api-outcomes', topics: [completed, failed, audit], from: 'end', onRecords: (records) => this.#onRecords(records), ...(outage ? { outage } : {}) });
+    this.#tail = new TopicTail({
+      config,
+      logger,
+      purpose: 'api-outcomes',
+      topics: [completed, failed, audit],
+      from: 'end',
+      onRecords: (records) => this.#onRecords(records),
+      ...(outage ? { outage } : {}),
+    });
   }
 
   async start(): Promise<void> {
-    this.#metrics.gaugeOf('bankstream_http_outcome_waiters', 'Requests waiting for an outcome (?wait)', () => this.#waiters);
+    this.#metrics.gaugeOf(
+      'bankstream_http_outcome_waiters',
+      'Requests waiting for an outcome (?wait)',
+      () => this.#waiters,
+    );
     await this.#tail.start();
   }
 
@@ -81,7 +93,11 @@ export class OutcomeTracker {
 
   /** Registers interest in an account command's audit answer; call before producing it. */
   expectAccount(accountId: string, kind: 'open' | 'close'): Waiter<AccountResult> {
-    return this.#waiter<AccountResult, { kind: 'open' | 'close'; resolve: (r: AccountResult) => void }>(this.#accountWaiters, accountId, { kind, resolve: () => {} });
+    return this.#waiter<AccountResult, { kind: 'open' | 'close'; resolve: (r: AccountResult) => void }>(
+      this.#accountWaiters,
+      accountId,
+      { kind, resolve: () => {} },
+    );
   }
 
   /** Subscribes to an account's events; returns the unsubscribe function. */
@@ -97,7 +113,11 @@ export class OutcomeTracker {
 
   #waiter<T, E extends { resolve: (r: T) => void }>(map: Map<string, Set<E>>, key: string, entry: E): Waiter<T> {
     if (this.#waiters >= this.#config.http.waitersMax) {
-      throw new ApiError('too_many_requests', `more than ${this.#config.http.waitersMax} requests are waiting for outcomes; retry without ?wait`, { retryAfterS: 1 });
+      throw new ApiError(
+        'too_many_requests',
+        `more than ${this.#config.http.waitersMax} requests are waiting for outcomes; retry without ?wait`,
+        { retryAfterS: 1 },
+      );
     }
     this.#waiters++;
     let set = map.get(key);
@@ -137,7 +157,10 @@ export class OutcomeTracker {
       try {
         this.#onRecord(record);
       } catch (error) {
-        this.#log.warn({ err: error, topic: record.topic, partition: record.partition, offset: String(record.offset) }, 'outcome record skipped');
+        this.#log.warn(
+          { err: error, topic: record.topic, partition: record.partition, offset: String(record.offset) },
+          'outcome record skipped',
+        );
       }
     }
   }
@@ -149,7 +172,11 @@ export class OutcomeTracker {
     const id = `${record.topic}:${record.partition}:${record.offset}`;
     if (record.topic === this.#config.topics.audit) return this.#onAudit(id, value);
     const completed = record.topic === this.#config.topics.completed;
-    this.#metrics.observeOutcome(completed ? 'completed' : 'failed', completed ? 'completed' : String(value['code']), latencyS(value));
+    this.#metrics.observeOutcome(
+      completed ? 'completed' : 'failed',
+      completed ? 'completed' : String(value['code']),
+      latencyS(value),
+    );
     this.#onOutcome(id, completed, value);
   }
 
@@ -158,12 +185,16 @@ export class OutcomeTracker {
     if (typeof transferId !== 'string') return;
     const conflict = !completed && value['code'] === 'idempotency_conflict';
     if (!conflict) this.#remember(transferId, { ...value, status: completed ? 'completed' : 'failed' });
-    const result: TransferResult = conflict ? { kind: 'conflict', value } : resultOf({ ...value, status: completed ? 'completed' : 'failed' });
+    const result: TransferResult = conflict
+      ? { kind: 'conflict', value }
+      : resultOf({ ...value, status: completed ? 'completed' : 'failed' });
     for (const waiter of [...(this.#transferWaiters.get(transferId) ?? [])]) {
       if (sameFields(waiter.command, value)) waiter.resolve(result);
     }
     const event: AccountEvent = { id, event: completed ? 'transaction_completed' : 'transaction_failed', data: value };
-    const accounts = new Set([value['accountId'], value['from'], value['to']].filter((a): a is string => typeof a === 'string'));
+    const accounts = new Set(
+      [value['accountId'], value['from'], value['to']].filter((a): a is string => typeof a === 'string'),
+    );
     for (const account of accounts) this.#publish(account, event);
   }
 
@@ -173,7 +204,8 @@ export class OutcomeTracker {
     if (typeof event !== 'string' || !event.startsWith('account_') || typeof accountId !== 'string') return;
     const code = typeof value['code'] === 'string' ? value['code'] : undefined;
     for (const waiter of [...(this.#accountWaiters.get(accountId) ?? [])]) {
-      if (accountEventAnswers(waiter.kind, event, code)) waiter.resolve({ event, ...(code === undefined ? {} : { code }), value });
+      if (accountEventAnswers(waiter.kind, event, code))
+        waiter.resolve({ event, ...(code === undefined ? {} : { code }), value });
     }
     this.#publish(accountId, { id, event: 'account_event', data: value });
   }
@@ -190,7 +222,8 @@ export class OutcomeTracker {
 }
 
 function accountEventAnswers(kind: 'open' | 'close', event: string, code: string | undefined): boolean {
-  if (event === 'account_command_rejected') return (kind === 'open' ? REJECTIONS_OF_OPEN : REJECTIONS_OF_CLOSE).has(code ?? '');
+  if (event === 'account_command_rejected')
+    return (kind === 'open' ? REJECTIONS_OF_OPEN : REJECTIONS_OF_CLOSE).has(code ?? '');
   return event === (kind === 'open' ? 'account_opened' : 'account_closed');
 }
 
@@ -201,9 +234,14 @@ export function resultOf(value: OutcomeValue): TransferResult {
 
 /** Whether an outcome answers this command: same type, accounts, amount, currency and reference (the fingerprint). */
 export function sameFields(command: MoneyCommand, value: OutcomeValue): boolean {
-  if (value['type'] !== command.type || value['amount'] !== command.amount || value['currency'] !== command.currency) return false;
+  if (value['type'] !== command.type || value['amount'] !== command.amount || value['currency'] !== command.currency)
+    return false;
   if (command.type !== 'transfer') return value['accountId'] === command.accountId;
-  return value['from'] === command.from && value['to'] === command.to && (value['reference'] ?? undefined) === command.reference;
+  return (
+    value['from'] === command.from &&
+    value['to'] === command.to &&
+    (value['reference'] ?? undefined) === command.reference
+  );
 }
 
 function latencyS(value: OutcomeValue): number | undefined {

@@ -15,7 +15,8 @@ export function decodePath(rawPath: string): string | undefined {
   }
 }
 
-const MALFORMED = 'has malformed percent-encoding: every "%" must start a %XX escape of hex digits, and the escapes must spell UTF-8';
+const MALFORMED =
+  'has malformed percent-encoding: every "%" must start a %XX escape of hex digits, and the escapes must spell UTF-8';
 
 export function strictPathEncoding() {
   return async (ctx: Context, next: Next): Promise<void> => {

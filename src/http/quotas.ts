@@ -23,8 +23,16 @@ export class PrincipalQuotas {
 
   constructor(config: HttpConfig, metrics: Metrics) {
     this.#config = config;
-    this.#commands = new RateLimiterMemory({ keyPrefix: 'commands', points: config.commandsPerPrincipalPerS, duration: 1 });
-    this.#exceeded = metrics.counter({ name: 'bankstream_http_quota_exceeded_total', help: 'Requests refused because a principal exceeded a quota', labelNames: ['quota'] });
+    this.#commands = new RateLimiterMemory({
+      keyPrefix: 'commands',
+      points: config.commandsPerPrincipalPerS,
+      duration: 1,
+    });
+    this.#exceeded = metrics.counter({
+      name: 'bankstream_http_quota_exceeded_total',
+      help: 'Requests refused because a principal exceeded a quota',
+      labelNames: ['quota'],
+    });
   }
 
   /** Takes one of the principal's event streams; returns the release function (idempotent). */
@@ -71,7 +79,10 @@ export class PrincipalQuotas {
 
   #refuse(quota: QuotaName, limit: number, retryAfterS: number): ApiError {
     this.#exceeded.inc({ quota });
-    return new ApiError('quota_exceeded', `quota ${quota} (${limit}) is used up for this principal`, { retryAfterS: Math.max(1, Math.ceil(retryAfterS)), extensions: { quota, limit } });
+    return new ApiError('quota_exceeded', `quota ${quota} (${limit}) is used up for this principal`, {
+      retryAfterS: Math.max(1, Math.ceil(retryAfterS)),
+      extensions: { quota, limit },
+    });
   }
 }
 

@@ -21,13 +21,21 @@ export type ReadDecision =
  * when its lag is known and at most lagMaxMs; otherwise the policy decides. An unreachable replica
  * is the same as one too far behind.
  */
-export function chooseReadSource(lag: ReplicaLag | 'unreachable', lagMaxMs: number, policy: ReadReplicaLagPolicy): ReadDecision {
+export function chooseReadSource(
+  lag: ReplicaLag | 'unreachable',
+  lagMaxMs: number,
+  policy: ReadReplicaLagPolicy,
+): ReadDecision {
   if (lag !== 'unreachable' && !lag.standby) return { source: 'replica', lagMs: 0 };
-  if (lag !== 'unreachable' && lag.lagMs !== null && lag.lagMs <= lagMaxMs) return { source: 'replica', lagMs: lag.lagMs };
+  if (lag !== 'unreachable' && lag.lagMs !== null && lag.lagMs <= lagMaxMs)
+    return { source: 'replica', lagMs: lag.lagMs };
   const lagMs = lag === 'unreachable' ? null : lag.lagMs;
-  const reason = lag === 'unreachable' ? 'the read replica is unreachable'
-    : lagMs === null ? 'the read replica cannot tell its lag (nothing replayed yet)'
-      : `the read replica is ${lagMs} ms behind (more than READ_REPLICA_LAG_MAX_MS=${lagMaxMs})`;
+  const reason =
+    lag === 'unreachable'
+      ? 'the read replica is unreachable'
+      : lagMs === null
+        ? 'the read replica cannot tell its lag (nothing replayed yet)'
+        : `the read replica is ${lagMs} ms behind (more than READ_REPLICA_LAG_MAX_MS=${lagMaxMs})`;
   return policy === 'primary' ? { source: 'primary', lagMs, reason } : { source: 'unavailable', lagMs, reason };
 }
 

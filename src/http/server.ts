@@ -77,16 +77,22 @@ export class ApiServer {
     // Built before the first login, so that an unknown user's first login costs what every later one does.
     await prepareDecoy();
     const { deps, setSelfUrl } = buildDeps(options);
-    const serverOptions = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS };
+    const serverOptions = {
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    };
     const servers: Servers = { api: http.createServer(serverOptions, createApp(deps).callback()) };
-    if (options.config.management) servers.management = http.createServer(serverOptions, createManagementApp(deps).callback());
+    if (options.config.management)
+      servers.management = http.createServer(serverOptions, createManagementApp(deps).callback());
     const server = servers.api;
     let unsubscribe = () => {};
     const onAbort = () => void stopParts(deps, servers).catch(() => undefined);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await listen(server, options.config.httpHost, options.config.httpPort);
-      if (servers.management) await listen(servers.management, options.config.management!.host, options.config.management!.port);
+      if (servers.management)
+        await listen(servers.management, options.config.management!.host, options.config.management!.port);
       setSelfUrl(advertisedUrl(options.config, server));
       await deps.tracker.start();
       await deps.directory.start();
@@ -101,7 +107,10 @@ export class ApiServer {
       options.signal?.removeEventListener('abort', onAbort);
     }
     const api = new ApiServer(deps, servers, unsubscribe);
-    options.logger.info({ url: deps.selfUrl(), management: api.managementUrl ?? null, auth: options.config.auth.mode }, 'HTTP API listening');
+    options.logger.info(
+      { url: deps.selfUrl(), management: api.managementUrl ?? null, auth: options.config.auth.mode },
+      'HTTP API listening',
+    );
     return api;
   }
 
@@ -120,7 +129,14 @@ function buildDeps(options: ApiServerOptions): { deps: ApiDeps; setSelfUrl(url: 
   let selfUrl = config.advertisedUrl;
   const urlOf = () => selfUrl;
   const tracker = new OutcomeTracker(config, log, metrics, streams.brokerHealth);
-  const directory = new InstanceDirectory({ config, logger: log, metrics, url: urlOf, localGeneration: () => streams.status().generationId, brokerHealth: streams.brokerHealth });
+  const directory = new InstanceDirectory({
+    config,
+    logger: log,
+    metrics,
+    url: urlOf,
+    localGeneration: () => streams.status().generationId,
+    brokerHealth: streams.brokerHealth,
+  });
   const quotas = new PrincipalQuotas(config.http, metrics);
   const deps: ApiDeps = {
     config,
@@ -202,7 +218,12 @@ async function stopParts(deps: ApiDeps, servers: Servers): Promise<void> {
   deps.sse.closeAll();
   await Promise.all([closeServer(servers.api), servers.management ? closeServer(servers.management) : undefined]);
   let first: unknown;
-  for (const stop of [() => deps.directory.close(), () => deps.tracker.close(), () => deps.sender.close(), () => deps.readModel.close()]) {
+  for (const stop of [
+    () => deps.directory.close(),
+    () => deps.tracker.close(),
+    () => deps.sender.close(),
+    () => deps.readModel.close(),
+  ]) {
     try {
       await stop();
     } catch (error) {

@@ -34,16 +34,24 @@ export class SseHub {
   open(ctx: Context, accountId: string, principal: Principal): void {
     const { sseConnectionsMax } = this.#config.http;
     const expiresAtMs = principal.expiresAtMs;
-    if (this.#closers.size >= sseConnectionsMax) throw new ApiError('too_many_requests', `more than ${sseConnectionsMax} event streams are open`, { retryAfterS: 5 });
+    if (this.#closers.size >= sseConnectionsMax)
+      throw new ApiError('too_many_requests', `more than ${sseConnectionsMax} event streams are open`, {
+        retryAfterS: 5,
+      });
     const release = this.#quotas.acquireStream(principal);
     const stream = new PassThrough();
     const connection = new SseConnection(stream, this.#config.http.sseBufferMax);
     const unsubscribe = this.#tracker.subscribe(accountId, (event) => connection.send(event));
     const heartbeat = setInterval(() => connection.comment('heartbeat'), this.#config.http.sseHeartbeatMs);
-    const expiry = setTimeout(() => {
-      connection.write(`event: token_expired\ndata: ${JSON.stringify({ detail: 'the token that opened this stream has expired; reconnect with a fresh one' })}\n\n`);
-      close();
-    }, Math.min(Math.max(0, expiresAtMs - Date.now()), TIMER_MAX_MS));
+    const expiry = setTimeout(
+      () => {
+        connection.write(
+          `event: token_expired\ndata: ${JSON.stringify({ detail: 'the token that opened this stream has expired; reconnect with a fresh one' })}\n\n`,
+        );
+        close();
+      },
+      Math.min(Math.max(0, expiresAtMs - Date.now()), TIMER_MAX_MS),
+    );
     const close = () => {
       if (!this.#closers.delete(close)) return;
       release();

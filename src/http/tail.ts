@@ -4,7 +4,14 @@
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import { type Logger } from 'pino';
 import { type Config } from '../config/config.ts';
-import { backoffDelayMs, BROKER_BACKOFF, BrokerOutage, isBrokerUnavailable, permanentKafkaError, retryUntilStopped } from '../kafka/retry.ts';
+import {
+  backoffDelayMs,
+  BROKER_BACKOFF,
+  BrokerOutage,
+  isBrokerUnavailable,
+  permanentKafkaError,
+  retryUntilStopped,
+} from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { type FetchPosition, Fetcher, type FetchedRecord, isOutOfRange, tpKey } from '../runtime/fetcher.ts';
 
@@ -23,7 +30,6 @@ export interface TopicTailOptions {
   /** Where broker outages are reported (logged at a low rate, /readyz, metrics); one of its own by default. */
   outage?: BrokerOutage;
 }
-
 
 const FETCH_MAX_BYTES = 4 * 1024 * 1024;
 const PARTITION_MAX_BYTES = 1024 * 1024;
@@ -59,7 +65,12 @@ export class TopicTail {
     });
     this.#consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'tail consumer error'));
     const maxWaitMs = options.maxWaitMs ?? 500;
-    this.#fetcher = new Fetcher(this.#consumer, { maxWaitMs, minBytes: 1, maxBytes: FETCH_MAX_BYTES, partitionMaxBytes: PARTITION_MAX_BYTES });
+    this.#fetcher = new Fetcher(this.#consumer, {
+      maxWaitMs,
+      minBytes: 1,
+      maxBytes: FETCH_MAX_BYTES,
+      partitionMaxBytes: PARTITION_MAX_BYTES,
+    });
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
     this.#caughtUp = { ends: new Map(), resolve, promise };
@@ -70,8 +81,16 @@ export class TopicTail {
     // Waits for the broker as long as it takes (or until close()): an API instance starting during a
     // broker restart must not exit. Missing topics and security failures stop it.
     const { positions, ends } = await retryUntilStopped(
-      async () => ({ positions: await this.#initialPositions(this.#options.from), ends: await this.#listOffsets(ListOffsetTimestamps.LATEST) }),
-      { step: `${this.#options.purpose} list offsets`, outage: this.#outage, signal: this.#stop.signal, permanent: (error) => permanentKafkaError(error, this.#options.config.kafkaSecurity) },
+      async () => ({
+        positions: await this.#initialPositions(this.#options.from),
+        ends: await this.#listOffsets(ListOffsetTimestamps.LATEST),
+      }),
+      {
+        step: `${this.#options.purpose} list offsets`,
+        outage: this.#outage,
+        signal: this.#stop.signal,
+        permanent: (error) => permanentKafkaError(error, this.#options.config.kafkaSecurity),
+      },
     );
     this.#positions = positions;
     this.#caughtUp.ends = new Map(ends.map((p) => [tpKey(p.topic, p.partition), p.offset]));
@@ -124,7 +143,8 @@ export class TopicTail {
 
   #checkCaughtUp(): void {
     const ends = this.#caughtUp.ends;
-    if (this.#positions.every((p) => p.offset >= (ends.get(tpKey(p.topic, p.partition)) ?? 0n))) this.#caughtUp.resolve();
+    if (this.#positions.every((p) => p.offset >= (ends.get(tpKey(p.topic, p.partition)) ?? 0n)))
+      this.#caughtUp.resolve();
   }
 
   async #initialPositions(from: 'end' | 'beginning'): Promise<FetchPosition[]> {

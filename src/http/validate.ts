@@ -52,7 +52,11 @@ export class BodyReader {
   }
 
   /** A positive amount (or non-negative with allowZero) in the currency's digits, returned normalized. */
-  money(field: string, currency: string | undefined, options: { optional?: boolean; allowZero?: boolean } = {}): string | undefined {
+  money(
+    field: string,
+    currency: string | undefined,
+    options: { optional?: boolean; allowZero?: boolean } = {},
+  ): string | undefined {
     const value = this.#take(field);
     if (value === undefined && options.optional) return undefined;
     if (typeof value !== 'string') {
@@ -84,7 +88,10 @@ export class BodyReader {
     if (value === undefined) return undefined;
     // The processor's rule (README-BANK "Input rules"), so the API refuses what the processor would answer malformed.
     if (!isFreeText(value, REFERENCE_CHARS_MAX)) {
-      this.fail(field, `must be a string of at most ${REFERENCE_CHARS_MAX} characters, well-formed Unicode, without control characters`);
+      this.fail(
+        field,
+        `must be a string of at most ${REFERENCE_CHARS_MAX} characters, well-formed Unicode, without control characters`,
+      );
       return undefined;
     }
     return value;
@@ -100,7 +107,8 @@ export class BodyReader {
 }
 
 function moneyMessage(error: string, digits: number, allowZero: boolean): string {
-  if (error === 'syntax') return 'must be a decimal string such as "12.50": digits, an optional "." and fraction, no sign or exponent';
+  if (error === 'syntax')
+    return 'must be a decimal string such as "12.50": digits, an optional "." and fraction, no sign or exponent';
   if (error === 'negative' || error === 'zero') return allowZero ? 'must not be negative' : 'must be greater than zero';
   if (error === 'precision') return `must have at most ${digits} decimal places for this currency`;
   return 'is too large';
@@ -108,24 +116,37 @@ function moneyMessage(error: string, digits: number, allowZero: boolean): string
 
 /** A path parameter that must be an identifier. */
 export function idParam(name: string, value: string | undefined): string {
-  if (value === undefined || !isId(value) || !TOKEN_SAFE.test(value)) throw invalidParameter(name, `must be ${ID_PATTERN_TEXT} of printable ASCII without spaces`);
+  if (value === undefined || !isId(value) || !TOKEN_SAFE.test(value))
+    throw invalidParameter(name, `must be ${ID_PATTERN_TEXT} of printable ASCII without spaces`);
   return value;
 }
 
 /** An optional integer query parameter within [min, max]. */
-export function intQuery(query: Record<string, string | string[] | undefined>, name: string, min: number, max: number): number | undefined {
+export function intQuery(
+  query: Record<string, string | string[] | undefined>,
+  name: string,
+  min: number,
+  max: number,
+): number | undefined {
   const raw = query[name];
   if (raw === undefined) return undefined;
-  if (typeof raw !== 'string' || !/^\d{1,9}$/.test(raw)) throw invalidParameter(`query.${name}`, `must be an integer between ${min} and ${max}`);
+  if (typeof raw !== 'string' || !/^\d{1,9}$/.test(raw))
+    throw invalidParameter(`query.${name}`, `must be an integer between ${min} and ${max}`);
   const value = Number(raw);
-  if (value < min || value > max) throw invalidParameter(`query.${name}`, `must be an integer between ${min} and ${max}`);
+  if (value < min || value > max)
+    throw invalidParameter(`query.${name}`, `must be an integer between ${min} and ${max}`);
   return value;
 }
 
-export function stringQuery(query: Record<string, string | string[] | undefined>, name: string, maxChars: number): string | undefined {
+export function stringQuery(
+  query: Record<string, string | string[] | undefined>,
+  name: string,
+  maxChars: number,
+): string | undefined {
   const raw = query[name];
   if (raw === undefined) return undefined;
-  if (typeof raw !== 'string' || raw.length === 0 || raw.length > maxChars) throw invalidParameter(`query.${name}`, `must be one non-empty value of at most ${maxChars} characters`);
+  if (typeof raw !== 'string' || raw.length === 0 || raw.length > maxChars)
+    throw invalidParameter(`query.${name}`, `must be one non-empty value of at most ${maxChars} characters`);
   return raw;
 }
 

@@ -7,96 +7,102 @@
 //   createTransactionalProducer  EOS producer: idempotent, transactional.id, Java partitioner
 //   createIdempotentProducer     non-transactional keyed writes (load generator, upstream tools)
 //   createReadCommittedConsumer  read_committed (with the correct aborted-transaction filter), no autocommit
-import { Admin, FetchIsolationLevels, type BaseOptions, type GroupProtocolSubscription, type SASLOptions } from '@platformatic/kafka'
-import { type ConnectionOptions as TlsConnectionOptions } from 'node:tls'
-import { javaCompatiblePartitioner } from './partitioner.ts'
-import { BankstreamProducer } from './producer.ts'
-import { ReadCommittedConsumer } from './read-committed.ts'
+import {
+  Admin,
+  FetchIsolationLevels,
+  type BaseOptions,
+  type GroupProtocolSubscription,
+  type SASLOptions,
+} from '@platformatic/kafka';
+import { type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { javaCompatiblePartitioner } from './partitioner.ts';
+import { BankstreamProducer } from './producer.ts';
+import { ReadCommittedConsumer } from './read-committed.ts';
 
 /** Connection security, passed through to the client as is (TLS and/or SASL). */
 export interface KafkaSecurityOptions {
-  tls?: TlsConnectionOptions
+  tls?: TlsConnectionOptions;
   /** SNI server name; `true` uses the broker host. */
-  tlsServerName?: string | boolean
-  sasl?: SASLOptions
+  tlsServerName?: string | boolean;
+  sasl?: SASLOptions;
 }
 
 export interface KafkaClientConfig {
   /** "host:port" strings. */
-  bootstrapBrokers: string[]
-  clientId: string
-  security?: KafkaSecurityOptions
+  bootstrapBrokers: string[];
+  clientId: string;
+  security?: KafkaSecurityOptions;
   /** TCP/TLS connect timeout (default 5 000 ms). */
-  connectTimeoutMs?: number
+  connectTimeoutMs?: number;
   /** How long to wait for any broker response before failing the request (default 30 000 ms). */
-  requestTimeoutMs?: number
+  requestTimeoutMs?: number;
   /** Client-level retries of retriable errors (default 3). */
-  retries?: number
+  retries?: number;
   /** Pause between those retries (default 250 ms). */
-  retryDelayMs?: number
+  retryDelayMs?: number;
   /** Refresh cached cluster metadata after this long (default 10 000 ms). */
-  metadataMaxAgeMs?: number
+  metadataMaxAgeMs?: number;
   /** prom-client compatible registry passthrough (library metrics). */
-  metrics?: BaseOptions['metrics']
+  metrics?: BaseOptions['metrics'];
 }
 
 export interface TransactionalProducerConfig extends KafkaClientConfig {
   /** Stable across restarts: `<appId>-<instanceId>`. */
-  transactionalId: string
+  transactionalId: string;
   /**
    * transaction.timeout.ms sent in InitProducerId (default 10 000 ms, Kafka Streams' EOS default).
    * NOTE: the client uses its single `timeout` option both for this and as the Produce request's
    * broker-side acks timeout; keep it below requestTimeoutMs.
    */
-  transactionTimeoutMs?: number
-  compression?: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd'
+  transactionTimeoutMs?: number;
+  compression?: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 }
 
 export interface IdempotentProducerConfig extends KafkaClientConfig {
   /** Broker-side acks timeout of Produce requests (default 10 000 ms). */
-  produceTimeoutMs?: number
-  compression?: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd'
+  produceTimeoutMs?: number;
+  compression?: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 }
 
 export interface ReadCommittedConsumerConfig extends KafkaClientConfig {
-  groupId: string
+  groupId: string;
   /** Static membership id (KIP-345), optional. */
-  groupInstanceId?: string
+  groupInstanceId?: string;
   /** default 45 000 ms (Java default). */
-  sessionTimeoutMs?: number
+  sessionTimeoutMs?: number;
   /** default 60 000 ms; must be >= sessionTimeoutMs. */
-  rebalanceTimeoutMs?: number
+  rebalanceTimeoutMs?: number;
   /** default 3 000 ms. */
-  heartbeatIntervalMs?: number
+  heartbeatIntervalMs?: number;
   /** Longest time the broker holds a fetch with no data (default 500 ms, Java fetch.max.wait.ms). */
-  maxWaitTimeMs?: number
+  maxWaitTimeMs?: number;
   /** default 1 byte. */
-  minBytes?: number
+  minBytes?: number;
   /** Per fetch response (default 52 428 800, Java fetch.max.bytes). */
-  maxBytes?: number
+  maxBytes?: number;
   /** Per partition (default 1 048 576, Java max.partition.fetch.bytes). */
-  maxBytesPerPartition?: number
+  maxBytesPerPartition?: number;
   /** Messages buffered by a consume() stream (default 1 024). */
-  highWaterMark?: number
+  highWaterMark?: number;
   /** Assignment protocols offered in JoinGroup (default roundrobin v1). */
-  protocols?: GroupProtocolSubscription[]
+  protocols?: GroupProtocolSubscription[];
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
-  const resolved = value ?? fallback
+  const resolved = value ?? fallback;
   if (!Number.isFinite(resolved) || resolved < 0) {
-    throw new RangeError(`${name} must be a non-negative number, got ${String(value)}`)
+    throw new RangeError(`${name} must be a non-negative number, got ${String(value)}`);
   }
-  return resolved
+  return resolved;
 }
 
 /** The base (connection) options shared by every client, all explicit. */
 export function baseClientOptions(config: KafkaClientConfig): BaseOptions {
   if (config.bootstrapBrokers.length === 0) {
-    throw new Error('bootstrapBrokers must list at least one "host:port"')
+    throw new Error('bootstrapBrokers must list at least one "host:port"');
   }
   if (!/^\S+$/.test(config.clientId)) {
-    throw new Error(`clientId must be a non-empty string without spaces, got "${config.clientId}"`)
+    throw new Error(`clientId must be a non-empty string without spaces, got "${config.clientId}"`);
   }
   const options: BaseOptions = {
     bootstrapBrokers: [...config.bootstrapBrokers],
@@ -106,26 +112,26 @@ export function baseClientOptions(config: KafkaClientConfig): BaseOptions {
     retries: positive('retries', config.retries, 3),
     retryDelay: positive('retryDelayMs', config.retryDelayMs, 250),
     metadataMaxAge: positive('metadataMaxAgeMs', config.metadataMaxAgeMs, 10_000),
-    autocreateTopics: false
-  }
-  const security = config.security
+    autocreateTopics: false,
+  };
+  const security = config.security;
   if (security?.tls !== undefined) {
-    options.tls = security.tls
+    options.tls = security.tls;
   }
   if (security?.tlsServerName !== undefined) {
-    options.tlsServerName = security.tlsServerName
+    options.tlsServerName = security.tlsServerName;
   }
   if (security?.sasl !== undefined) {
-    options.sasl = security.sasl
+    options.sasl = security.sasl;
   }
   if (config.metrics !== undefined) {
-    options.metrics = config.metrics
+    options.metrics = config.metrics;
   }
-  return options
+  return options;
 }
 
 export function createAdmin(config: KafkaClientConfig): Admin {
-  return new Admin({ ...baseClientOptions(config), strict: true })
+  return new Admin({ ...baseClientOptions(config), strict: true });
 }
 
 /**
@@ -135,12 +141,14 @@ export function createAdmin(config: KafkaClientConfig): Admin {
  */
 export function createTransactionalProducer(config: TransactionalProducerConfig): BankstreamProducer {
   if (!/^\S+$/.test(config.transactionalId)) {
-    throw new Error(`transactionalId must be a non-empty string without spaces, got "${config.transactionalId}"`)
+    throw new Error(`transactionalId must be a non-empty string without spaces, got "${config.transactionalId}"`);
   }
-  const transactionTimeoutMs = positive('transactionTimeoutMs', config.transactionTimeoutMs, 10_000)
-  const base = baseClientOptions(config)
+  const transactionTimeoutMs = positive('transactionTimeoutMs', config.transactionTimeoutMs, 10_000);
+  const base = baseClientOptions(config);
   if (transactionTimeoutMs >= (base.requestTimeout ?? 0)) {
-    throw new RangeError('transactionTimeoutMs must be below requestTimeoutMs (the client also uses it as the Produce acks timeout)')
+    throw new RangeError(
+      'transactionTimeoutMs must be below requestTimeoutMs (the client also uses it as the Produce acks timeout)',
+    );
   }
   return new BankstreamProducer({
     ...base,
@@ -154,8 +162,8 @@ export function createTransactionalProducer(config: TransactionalProducerConfig)
     compression: config.compression ?? 'none',
     partitioner: javaCompatiblePartitioner,
     autocreateTopics: false,
-    repeatOnStaleMetadata: true
-  })
+    repeatOnStaleMetadata: true,
+  });
 }
 
 /** Idempotent, non-transactional producer with the Java-compatible partitioner. */
@@ -170,8 +178,8 @@ export function createIdempotentProducer(config: IdempotentProducerConfig): Bank
     compression: config.compression ?? 'none',
     partitioner: javaCompatiblePartitioner,
     autocreateTopics: false,
-    repeatOnStaleMetadata: true
-  })
+    repeatOnStaleMetadata: true,
+  });
 }
 
 /**
@@ -180,14 +188,14 @@ export function createIdempotentProducer(config: IdempotentProducerConfig): Bank
  * (sendOffsetsToTransaction) or, for the sink, into Postgres.
  */
 export function createReadCommittedConsumer(config: ReadCommittedConsumerConfig): ReadCommittedConsumer {
-  const sessionTimeout = positive('sessionTimeoutMs', config.sessionTimeoutMs, 45_000)
-  const rebalanceTimeout = positive('rebalanceTimeoutMs', config.rebalanceTimeoutMs, 60_000)
-  const heartbeatInterval = positive('heartbeatIntervalMs', config.heartbeatIntervalMs, 3_000)
+  const sessionTimeout = positive('sessionTimeoutMs', config.sessionTimeoutMs, 45_000);
+  const rebalanceTimeout = positive('rebalanceTimeoutMs', config.rebalanceTimeoutMs, 60_000);
+  const heartbeatInterval = positive('heartbeatIntervalMs', config.heartbeatIntervalMs, 3_000);
   if (rebalanceTimeout < sessionTimeout) {
-    throw new RangeError('rebalanceTimeoutMs must be >= sessionTimeoutMs')
+    throw new RangeError('rebalanceTimeoutMs must be >= sessionTimeoutMs');
   }
   if (heartbeatInterval >= sessionTimeout) {
-    throw new RangeError('heartbeatIntervalMs must be below sessionTimeoutMs')
+    throw new RangeError('heartbeatIntervalMs must be below sessionTimeoutMs');
   }
   return new ReadCommittedConsumer({
     ...baseClientOptions(config),
@@ -207,6 +215,6 @@ export function createReadCommittedConsumer(config: ReadCommittedConsumerConfig)
     minBytes: positive('minBytes', config.minBytes, 1),
     maxBytes: positive('maxBytes', config.maxBytes, 52_428_800),
     maxBytesPerPartition: positive('maxBytesPerPartition', config.maxBytesPerPartition, 1_048_576),
-    highWaterMark: positive('highWaterMark', config.highWaterMark, 1_024)
-  })
+    highWaterMark: positive('highWaterMark', config.highWaterMark, 1_024),
+  });
 }

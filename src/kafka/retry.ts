@@ -89,7 +89,10 @@ export class BrokerOutage {
       this.#outagesTotal++;
       this.#current = { component: this.component, sinceMs: now, retries: 0, step, lastError: message };
       this.#lastLogMs = now;
-      this.#log?.warn({ component: this.component, step, err: error, retryInMs, hint: hintFor(error) }, 'broker unavailable; retrying until it answers');
+      this.#log?.warn(
+        { component: this.component, step, err: error, retryInMs, hint: hintFor(error) },
+        'broker unavailable; retrying until it answers',
+      );
     }
     const current = this.#current;
     current.retries++;
@@ -97,7 +100,17 @@ export class BrokerOutage {
     current.lastError = message;
     if (now - this.#lastLogMs >= this.#logEveryMs) {
       this.#lastLogMs = now;
-      this.#log?.warn({ component: this.component, step, err: error, unavailableForMs: now - current.sinceMs, retries: current.retries, retryInMs }, 'broker still unavailable; retrying');
+      this.#log?.warn(
+        {
+          component: this.component,
+          step,
+          err: error,
+          unavailableForMs: now - current.sinceMs,
+          retries: current.retries,
+          retryInMs,
+        },
+        'broker still unavailable; retrying',
+      );
     }
   }
 
@@ -106,7 +119,10 @@ export class BrokerOutage {
     const current = this.#current;
     if (!current) return;
     this.#current = undefined;
-    this.#log?.info({ component: this.component, unavailableForMs: this.#nowMs() - current.sinceMs, retries: current.retries }, 'broker answers again');
+    this.#log?.info(
+      { component: this.component, unavailableForMs: this.#nowMs() - current.sinceMs, retries: current.retries },
+      'broker answers again',
+    );
   }
 
   get unavailable(): OutageInfo | undefined {
@@ -209,13 +225,40 @@ export function sleepUnlessStopped(ms: number, signal?: AbortSignal): Promise<vo
 // Broker answers that say "not now" (leaders moving, a coordinator loading, a broker starting), and
 // the client's and the OS's words for an unreachable or silent broker.
 const UNAVAILABLE_API_IDS = new Set([
-  'COORDINATOR_LOAD_IN_PROGRESS', 'COORDINATOR_NOT_AVAILABLE', 'NOT_COORDINATOR', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_OR_FOLLOWER',
-  'REQUEST_TIMED_OUT', 'NETWORK_EXCEPTION', 'NOT_ENOUGH_REPLICAS', 'NOT_ENOUGH_REPLICAS_AFTER_APPEND', 'KAFKA_STORAGE_ERROR',
-  'UNSTABLE_OFFSET_COMMIT', 'CONCURRENT_TRANSACTIONS', 'BROKER_NOT_AVAILABLE', 'REPLICA_NOT_AVAILABLE',
-  'FETCH_SESSION_ID_NOT_FOUND', 'UNKNOWN_LEADER_EPOCH', 'FENCED_LEADER_EPOCH', 'OFFSET_NOT_AVAILABLE', 'THROTTLING_QUOTA_EXCEEDED',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_OR_FOLLOWER',
+  'REQUEST_TIMED_OUT',
+  'NETWORK_EXCEPTION',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'KAFKA_STORAGE_ERROR',
+  'UNSTABLE_OFFSET_COMMIT',
+  'CONCURRENT_TRANSACTIONS',
+  'BROKER_NOT_AVAILABLE',
+  'REPLICA_NOT_AVAILABLE',
+  'FETCH_SESSION_ID_NOT_FOUND',
+  'UNKNOWN_LEADER_EPOCH',
+  'FENCED_LEADER_EPOCH',
+  'OFFSET_NOT_AVAILABLE',
+  'THROTTLING_QUOTA_EXCEEDED',
 ]);
-const UNAVAILABLE_CODES = new Set(['PLT_KFK_NETWORK', 'PLT_KFK_TIMEOUT', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
-const UNAVAILABLE_MESSAGES = /Connection closed|timed out|did not become stable|is not in the metadata|no metadata for|socket hang up|Connection to \S+ failed/i;
+const UNAVAILABLE_CODES = new Set([
+  'PLT_KFK_NETWORK',
+  'PLT_KFK_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
+const UNAVAILABLE_MESSAGES =
+  /Connection closed|timed out|did not become stable|is not in the metadata|no metadata for|socket hang up|Connection to \S+ failed/i;
 
 /** True when `error` says the broker is unreachable, silent or not ready yet: waiting heals it. */
 export function isBrokerUnavailable(error: unknown): boolean {
@@ -236,16 +279,30 @@ export function isBrokerUnavailable(error: unknown): boolean {
  * is not one: that is also what a broker going down looks like (explainKafkaError's hint about TLS or
  * SASL is logged with the outage instead).
  */
-export function permanentKafkaError(error: unknown, security?: KafkaSecurityConfig | KafkaSecurityOptions): Error | undefined {
+export function permanentKafkaError(
+  error: unknown,
+  security?: KafkaSecurityConfig | KafkaSecurityOptions,
+): Error | undefined {
   if (error instanceof FatalStreamsError || error instanceof StoppedError) return error;
   // Security first: TRANSACTIONAL_ID_AUTHORIZATION_FAILED also counts as fencing, but the fix is an ACL.
   const access = explainKafkaError(error, security);
   if (access && !access.mayHeal) return access;
   if (isFencedError(error) || isProducerFencedError(error)) {
-    return new FatalStreamsError('producer_fenced', 'this instance was fenced by a newer one with the same transactional id', { cause: error });
+    return new FatalStreamsError(
+      'producer_fenced',
+      'this instance was fenced by a newer one with the same transactional id',
+      { cause: error },
+    );
   }
-  const unknownTopic = findInErrorTree(error, (node) => (typeof node.message === 'string' && /^Unknown topic /.test(node.message) ? node.message : undefined));
-  if (unknownTopic) return new FatalStreamsError('topics_missing', `${unknownTopic} Create the topics with \`bankstream topics create\``, { cause: error });
+  const unknownTopic = findInErrorTree(error, (node) =>
+    typeof node.message === 'string' && /^Unknown topic /.test(node.message) ? node.message : undefined,
+  );
+  if (unknownTopic)
+    return new FatalStreamsError(
+      'topics_missing',
+      `${unknownTopic} Create the topics with \`bankstream topics create\``,
+      { cause: error },
+    );
   return undefined;
 }
 

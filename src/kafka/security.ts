@@ -20,7 +20,10 @@ import { type KafkaSecurityOptions } from './clients.ts';
  * clusters route by SNI) every connection sends its broker's host name; with IP addresses none is
  * sent, as RFC 6066 forbids IP addresses there.
  */
-export function kafkaConnectionOptions(security: KafkaSecurityConfig, brokers: readonly string[]): KafkaSecurityOptions {
+export function kafkaConnectionOptions(
+  security: KafkaSecurityConfig,
+  brokers: readonly string[],
+): KafkaSecurityOptions {
   const options: KafkaSecurityOptions = {};
   if (security.tls) {
     options.tls = tlsOptions(security.tls);
@@ -119,7 +122,13 @@ interface SecuritySummary {
 function summarize(security: KafkaSecurityConfig | KafkaSecurityOptions | undefined): SecuritySummary {
   if (security && 'protocol' in security) {
     const { tls, sasl } = security;
-    return { protocol: security.protocol, mechanism: sasl?.mechanism, username: sasl?.username, caGiven: tls?.ca !== undefined, certGiven: tls?.cert !== undefined };
+    return {
+      protocol: security.protocol,
+      mechanism: sasl?.mechanism,
+      username: sasl?.username,
+      caGiven: tls?.ca !== undefined,
+      certGiven: tls?.cert !== undefined,
+    };
   }
   const tls = security?.tls !== undefined;
   const sasl = security?.sasl;
@@ -144,52 +153,91 @@ interface ErrorFacts {
  * whose message says what failed and which setting to check; otherwise undefined. Messages name
  * settings, never their values.
  */
-export function explainKafkaError(error: unknown, given?: KafkaSecurityConfig | KafkaSecurityOptions): KafkaAccessError | undefined {
+export function explainKafkaError(
+  error: unknown,
+  given?: KafkaSecurityConfig | KafkaSecurityOptions,
+): KafkaAccessError | undefined {
   const security = summarize(given);
   const facts = flatten(error);
-  const broker = facts.map((fact) => /Connection to (\S+) failed/.exec(fact.message)?.[1]).find((address) => address !== undefined);
+  const broker = facts
+    .map((fact) => /Connection to (\S+) failed/.exec(fact.message)?.[1])
+    .find((address) => address !== undefined);
   const at = broker ? ` (${broker})` : '';
-  const connectionFailed = (message: string, mayHeal = false) => new KafkaAccessError('kafka_connection_failed', message, { cause: error, mayHeal });
+  const connectionFailed = (message: string, mayHeal = false) =>
+    new KafkaAccessError('kafka_connection_failed', message, { cause: error, mayHeal });
   const has = (predicate: (fact: ErrorFacts) => boolean) => facts.find(predicate);
 
   if (has((fact) => fact.apiId === 'SASL_AUTHENTICATION_FAILED')) {
     const mechanism = security.mechanism ?? 'the configured mechanism';
-    return connectionFailed(`SASL authentication failed${at}: the broker refused KAFKA_SASL_USERNAME with KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE) for ${mechanism}`);
+    return connectionFailed(
+      `SASL authentication failed${at}: the broker refused KAFKA_SASL_USERNAME with KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE) for ${mechanism}`,
+    );
   }
   if (has((fact) => fact.apiId === 'UNSUPPORTED_SASL_MECHANISM')) {
-    return connectionFailed(`the broker's listener does not enable KAFKA_SASL_MECHANISM=${security.mechanism ?? '(unset)'}${at}`);
+    return connectionFailed(
+      `the broker's listener does not enable KAFKA_SASL_MECHANISM=${security.mechanism ?? '(unset)'}${at}`,
+    );
   }
   const untrusted = has((fact) => fact.code !== undefined && UNTRUSTED_CERTIFICATE_CODES.has(fact.code));
   if (untrusted) {
-    const trust = !security.caGiven ? 'KAFKA_SSL_CA_FILE is not set, so only public CAs are trusted' : 'KAFKA_SSL_CA_FILE must hold the CA that signed it';
-    return connectionFailed(`the broker's TLS certificate is not trusted${at}: ${untrusted.code} (${untrusted.message}); ${trust}`);
+    const trust = !security.caGiven
+      ? 'KAFKA_SSL_CA_FILE is not set, so only public CAs are trusted'
+      : 'KAFKA_SSL_CA_FILE must hold the CA that signed it';
+    return connectionFailed(
+      `the broker's TLS certificate is not trusted${at}: ${untrusted.code} (${untrusted.message}); ${trust}`,
+    );
   }
   const mismatch = has((fact) => fact.code === 'ERR_TLS_CERT_ALTNAME_INVALID');
   if (mismatch) {
-    return connectionFailed(`the broker's TLS certificate does not match its address${at}: ${mismatch.message}; connect by a name the certificate lists (KAFKA_BROKERS and the advertised listeners) or set KAFKA_SSL_VERIFY_HOSTNAME=false`);
+    return connectionFailed(
+      `the broker's TLS certificate does not match its address${at}: ${mismatch.message}; connect by a name the certificate lists (KAFKA_BROKERS and the advertised listeners) or set KAFKA_SSL_VERIFY_HOSTNAME=false`,
+    );
   }
-  if (has((fact) => /TLS handshake failed|wrong version number|packet length too long|unexpected eof while reading/i.test(fact.message) || fact.code === 'EPROTO')) {
-    return connectionFailed(`the TLS handshake failed${at}: check that the broker's listener speaks TLS (KAFKA_SECURITY_PROTOCOL=${security.protocol})`);
+  if (
+    has(
+      (fact) =>
+        /TLS handshake failed|wrong version number|packet length too long|unexpected eof while reading/i.test(
+          fact.message,
+        ) || fact.code === 'EPROTO',
+    )
+  ) {
+    return connectionFailed(
+      `the TLS handshake failed${at}: check that the broker's listener speaks TLS (KAFKA_SECURITY_PROTOCOL=${security.protocol})`,
+    );
   }
   if (has((fact) => /Cannot find a suitable SASL mechanism/.test(fact.message))) {
-    return connectionFailed(`the broker closed the connection during the SASL handshake${at}: check KAFKA_SECURITY_PROTOCOL=${security.protocol} (the listener may need TLS) and KAFKA_SASL_MECHANISM`);
+    return connectionFailed(
+      `the broker closed the connection during the SASL handshake${at}: check KAFKA_SECURITY_PROTOCOL=${security.protocol} (the listener may need TLS) and KAFKA_SASL_MECHANISM`,
+    );
   }
   const denied = has((fact) => fact.apiId !== undefined && AUTHORIZATION_CODES.has(fact.apiId));
   if (denied) {
     const who = security.username === undefined ? 'this client' : `KAFKA_SASL_USERNAME=${security.username}`;
-    return new KafkaAccessError('kafka_not_authorized', `the broker refused ${who}: ${denied.apiId}; grant the ACLs of its role (docs/security.md, \`bankstream acls print\`)`, { cause: error });
+    return new KafkaAccessError(
+      'kafka_not_authorized',
+      `the broker refused ${who}: ${denied.apiId}; grant the ACLs of its role (docs/security.md, \`bankstream acls print\`)`,
+      { cause: error },
+    );
   }
   if (has((fact) => fact.message === 'Broker requires TLS.')) {
-    return connectionFailed(`the broker's listener requires TLS${at}: set KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL (it is ${security.protocol})`);
+    return connectionFailed(
+      `the broker's listener requires TLS${at}: set KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL (it is ${security.protocol})`,
+    );
   }
   // A listener that wants more than the client offers closes the connection without a word. At start,
   // that is the likely reason; later it may as well be a broker going down, so the wording says "may".
   if (has((fact) => fact.message === 'Connection closed')) {
     if (security.protocol === 'PLAINTEXT') {
-      return connectionFailed(`the broker closed the connection${at}: if its listener needs TLS or SASL, set KAFKA_SECURITY_PROTOCOL`, true);
+      return connectionFailed(
+        `the broker closed the connection${at}: if its listener needs TLS or SASL, set KAFKA_SECURITY_PROTOCOL`,
+        true,
+      );
     }
     if (security.protocol === 'SSL' && !security.certGiven) {
-      return connectionFailed(`the broker closed the connection after the TLS handshake${at}: its listener may require a client certificate (KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE) or SASL (KAFKA_SECURITY_PROTOCOL=SASL_SSL)`, true);
+      return connectionFailed(
+        `the broker closed the connection after the TLS handshake${at}: its listener may require a client certificate (KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE) or SASL (KAFKA_SECURITY_PROTOCOL=SASL_SSL)`,
+        true,
+      );
     }
   }
   return undefined;

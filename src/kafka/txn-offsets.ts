@@ -31,141 +31,159 @@ import {
   type Message,
   type Producer,
   type findCoordinatorV6,
-  type txnOffsetCommitV4
-} from '@platformatic/kafka'
-import { markTransactionFailed } from './producer.ts'
+  type txnOffsetCommitV4,
+} from '@platformatic/kafka';
+import { markTransactionFailed } from './producer.ts';
 
 /** One partition's position to commit: `offset` is the NEXT offset to consume (last processed + 1). */
 export interface TransactionOffset {
-  topic: string
-  partition: number
-  offset: bigint
+  topic: string;
+  partition: number;
+  offset: bigint;
   /** Leader epoch of the last consumed record (message.leaderEpoch); -1 when unknown. */
-  leaderEpoch?: number
-  metadata?: string | null
+  leaderEpoch?: number;
+  metadata?: string | null;
 }
 
 /** The consumer group identity a TxnOffsetCommit is fenced with (KIP-447). */
 export interface ConsumerGroupMetadata {
-  groupId: string
-  generationId: number
-  memberId: string
-  groupInstanceId: string | null
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  groupInstanceId: string | null;
 }
 
 export interface SendOffsetsOptions {
   /** Give up retrying retriable errors after this long (default 30 000 ms). */
-  timeoutMs?: number
+  timeoutMs?: number;
   /** Pause between retries (default 100 ms). */
-  retryBackoffMs?: number
+  retryBackoffMs?: number;
 }
 
-type AnyConsumer = Consumer<any, any, any, any>
-type AnyProducer = Producer<any, any, any, any>
-type TxnOffsetCommitApi = API<txnOffsetCommitV4.TxnOffsetCommitRequest, txnOffsetCommitV4.TxnOffsetCommitResponse>
-type FindCoordinatorApi = API<findCoordinatorV6.FindCoordinatorRequest, findCoordinatorV6.FindCoordinatorResponse>
+type AnyConsumer = Consumer<any, any, any, any>;
+type AnyProducer = Producer<any, any, any, any>;
+type TxnOffsetCommitApi = API<txnOffsetCommitV4.TxnOffsetCommitRequest, txnOffsetCommitV4.TxnOffsetCommitResponse>;
+type FindCoordinatorApi = API<findCoordinatorV6.FindCoordinatorRequest, findCoordinatorV6.FindCoordinatorResponse>;
 
-const RETRY_WITH_NEW_COORDINATOR = ['NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE', 'REQUEST_TIMED_OUT']
-const RETRY_SAME_COORDINATOR = ['COORDINATOR_LOAD_IN_PROGRESS', 'UNKNOWN_TOPIC_OR_PARTITION']
+const RETRY_WITH_NEW_COORDINATOR = ['NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE', 'REQUEST_TIMED_OUT'];
+const RETRY_SAME_COORDINATOR = ['COORDINATOR_LOAD_IN_PROGRESS', 'UNKNOWN_TOPIC_OR_PARTITION'];
 
 /** The group metadata of a consumer that has joined its group; throws when it has not. */
 export function consumerGroupMetadata(consumer: AnyConsumer): ConsumerGroupMetadata {
   if (!consumer.memberId) {
-    throw new Error(`Consumer of group "${consumer.groupId}" has not joined the group: no member id to fence offsets with.`)
+    throw new Error(
+      `Consumer of group "${consumer.groupId}" has not joined the group: no member id to fence offsets with.`,
+    );
   }
   return {
     groupId: consumer.groupId,
     generationId: consumer.generationId,
     memberId: consumer.memberId,
-    groupInstanceId: consumer.groupInstanceId
-  }
+    groupInstanceId: consumer.groupInstanceId,
+  };
 }
 
 /**
  * The offsets to commit after processing `messages`: per topic-partition, the highest offset + 1,
  * with that record's leader epoch.
  */
-export function nextOffsetsOf(messages: Iterable<Pick<Message<unknown, unknown, unknown, unknown>, 'topic' | 'partition' | 'offset' | 'leaderEpoch'>>): TransactionOffset[] {
-  const byPartition = new Map<string, TransactionOffset>()
+export function nextOffsetsOf(
+  messages: Iterable<
+    Pick<Message<unknown, unknown, unknown, unknown>, 'topic' | 'partition' | 'offset' | 'leaderEpoch'>
+  >,
+): TransactionOffset[] {
+  const byPartition = new Map<string, TransactionOffset>();
   for (const message of messages) {
-    const key = `${message.topic}\u0000${message.partition}`
-    const next = message.offset + 1n
-    const current = byPartition.get(key)
+    const key = `${message.topic}\u0000${message.partition}`;
+    const next = message.offset + 1n;
+    const current = byPartition.get(key);
     if (!current || current.offset < next) {
-      byPartition.set(key, { topic: message.topic, partition: message.partition, offset: next, leaderEpoch: message.leaderEpoch })
+      byPartition.set(key, {
+        topic: message.topic,
+        partition: message.partition,
+        offset: next,
+        leaderEpoch: message.leaderEpoch,
+      });
     }
   }
-  return [...byPartition.values()]
+  return [...byPartition.values()];
 }
 
 function groupByTopic(offsets: readonly TransactionOffset[]): txnOffsetCommitV4.TxnOffsetCommitRequestTopic[] {
-  const merged = new Map<string, Map<number, TransactionOffset>>()
+  const merged = new Map<string, Map<number, TransactionOffset>>();
   for (const offset of offsets) {
     if (offset.offset < 0n) {
-      throw new RangeError(`Invalid offset ${offset.offset} for ${offset.topic}-${offset.partition}`)
+      throw new RangeError(`Invalid offset ${offset.offset} for ${offset.topic}-${offset.partition}`);
     }
-    let partitions = merged.get(offset.topic)
+    let partitions = merged.get(offset.topic);
     if (!partitions) {
-      partitions = new Map()
-      merged.set(offset.topic, partitions)
+      partitions = new Map();
+      merged.set(offset.topic, partitions);
     }
-    const existing = partitions.get(offset.partition)
+    const existing = partitions.get(offset.partition);
     if (!existing || existing.offset < offset.offset) {
-      partitions.set(offset.partition, offset)
+      partitions.set(offset.partition, offset);
     }
   }
   return [...merged].map(([name, partitions]) => ({
     name,
-    partitions: [...partitions.values()].map(p => ({
+    partitions: [...partitions.values()].map((p) => ({
       partitionIndex: p.partition,
       committedOffset: p.offset,
       committedLeaderEpoch: p.leaderEpoch ?? -1,
-      committedMetadata: p.metadata ?? null
-    }))
-  }))
+      committedMetadata: p.metadata ?? null,
+    })),
+  }));
 }
 
 function getApi<T>(client: AnyProducer, name: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    client[kGetApi](name, (error, api) => (error ? reject(error) : resolve(api as T)))
-  })
+    client[kGetApi](name, (error, api) => (error ? reject(error) : resolve(api as T)));
+  });
 }
 
 function getConnection(client: AnyProducer, broker: { host: string; port: number }): Promise<Connection> {
   return new Promise((resolve, reject) => {
-    client[kGetConnection](broker, (error, connection) => (error ? reject(error) : resolve(connection!)))
-  })
+    client[kGetConnection](broker, (error, connection) => (error ? reject(error) : resolve(connection!)));
+  });
 }
 
 function getBootstrapConnection(client: AnyProducer, attempt: number): Promise<Connection> {
   return new Promise((resolve, reject) => {
-    client[kGetBootstrapConnection]((error, connection) => (error ? reject(error) : resolve(connection!)), attempt)
-  })
+    client[kGetBootstrapConnection]((error, connection) => (error ? reject(error) : resolve(connection!)), attempt);
+  });
 }
 
-async function findGroupCoordinator(client: AnyProducer, groupId: string, attempt: number): Promise<{ host: string; port: number }> {
-  const connection = await getBootstrapConnection(client, attempt)
-  const api = await getApi<FindCoordinatorApi>(client, 'FindCoordinator')
-  const response = await api.async(connection, FindCoordinatorKeyTypes.GROUP, [groupId])
-  const coordinator = response.coordinators.find(c => c.key === groupId) ?? response.coordinators[0]
+async function findGroupCoordinator(
+  client: AnyProducer,
+  groupId: string,
+  attempt: number,
+): Promise<{ host: string; port: number }> {
+  const connection = await getBootstrapConnection(client, attempt);
+  const api = await getApi<FindCoordinatorApi>(client, 'FindCoordinator');
+  const response = await api.async(connection, FindCoordinatorKeyTypes.GROUP, [groupId]);
+  const coordinator = response.coordinators.find((c) => c.key === groupId) ?? response.coordinators[0];
   if (!coordinator) {
-    throw new Error(`FindCoordinator returned no coordinator for group "${groupId}"`)
+    throw new Error(`FindCoordinator returned no coordinator for group "${groupId}"`);
   }
-  return { host: coordinator.host, port: coordinator.port }
+  return { host: coordinator.host, port: coordinator.port };
 }
 
 function isRetriable(error: unknown, apiIds: readonly string[]): boolean {
   if (!(error instanceof Error)) {
-    return false
+    return false;
   }
-  return apiIds.some(apiId => findErrorBy(error, 'apiId', apiId) !== null)
+  return apiIds.some((apiId) => findErrorBy(error, 'apiId', apiId) !== null);
 }
 
 function isNetworkError(error: unknown): boolean {
-  return error instanceof Error && (findErrorBy(error, 'code', 'PLT_KFK_NETWORK') !== null || findErrorBy(error, 'code', 'PLT_KFK_TIMEOUT') !== null)
+  return (
+    error instanceof Error &&
+    (findErrorBy(error, 'code', 'PLT_KFK_NETWORK') !== null || findErrorBy(error, 'code', 'PLT_KFK_TIMEOUT') !== null)
+  );
 }
 
-const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms))
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Adds consumer offsets for any number of partitions to the producer's open transaction with ONE
@@ -180,39 +198,39 @@ export async function sendOffsetsToTransaction(
   producer: AnyProducer,
   consumer: AnyConsumer,
   offsets: readonly TransactionOffset[],
-  options: SendOffsetsOptions & { group?: ConsumerGroupMetadata } = {}
+  options: SendOffsetsOptions & { group?: ConsumerGroupMetadata } = {},
 ): Promise<void> {
-  const transaction = producer.transaction
+  const transaction = producer.transaction;
   if (!transaction || transaction.completed) {
-    throw new Error('sendOffsetsToTransaction needs an open transaction on the producer (beginTransaction first).')
+    throw new Error('sendOffsetsToTransaction needs an open transaction on the producer (beginTransaction first).');
   }
   if (offsets.length === 0) {
-    return
+    return;
   }
   try {
-    const group = options.group ?? consumerGroupMetadata(consumer)
+    const group = options.group ?? consumerGroupMetadata(consumer);
     if (group.groupId !== consumer.groupId) {
-      throw new Error(`Group metadata is for "${group.groupId}" but the consumer belongs to "${consumer.groupId}".`)
+      throw new Error(`Group metadata is for "${group.groupId}" but the consumer belongs to "${consumer.groupId}".`);
     }
-    const topics = groupByTopic(offsets)
-    const producerId = producer.producerId
-    const producerEpoch = producer.producerEpoch
+    const topics = groupByTopic(offsets);
+    const producerId = producer.producerId;
+    const producerEpoch = producer.producerEpoch;
     if (producerId === undefined || producerEpoch === undefined) {
-      throw new Error('The producer has no producer id: it is not initialised for transactions.')
+      throw new Error('The producer has no producer id: it is not initialised for transactions.');
     }
 
     // AddOffsetsToTxn: makes the transaction coordinator include the group's offsets in the commit.
-    await transaction.addConsumer(consumer)
+    await transaction.addConsumer(consumer);
 
-    const timeoutMs = options.timeoutMs ?? 30_000
-    const backoffMs = options.retryBackoffMs ?? 100
-    const deadline = Date.now() + timeoutMs
-    let coordinator: { host: string; port: number } | undefined
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const backoffMs = options.retryBackoffMs ?? 100;
+    const deadline = Date.now() + timeoutMs;
+    let coordinator: { host: string; port: number } | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        coordinator ??= await findGroupCoordinator(producer, group.groupId, attempt)
-        const connection = await getConnection(producer, coordinator)
-        const api = await getApi<TxnOffsetCommitApi>(producer, 'TxnOffsetCommit')
+        coordinator ??= await findGroupCoordinator(producer, group.groupId, attempt);
+        const connection = await getConnection(producer, coordinator);
+        const api = await getApi<TxnOffsetCommitApi>(producer, 'TxnOffsetCommit');
         await api.async(
           connection,
           transaction.id,
@@ -222,23 +240,23 @@ export async function sendOffsetsToTransaction(
           group.generationId,
           group.memberId,
           group.groupInstanceId,
-          topics
-        )
-        return
+          topics,
+        );
+        return;
       } catch (error) {
-        const newCoordinator = isRetriable(error, RETRY_WITH_NEW_COORDINATOR) || isNetworkError(error)
-        const retriable = newCoordinator || isRetriable(error, RETRY_SAME_COORDINATOR)
+        const newCoordinator = isRetriable(error, RETRY_WITH_NEW_COORDINATOR) || isNetworkError(error);
+        const retriable = newCoordinator || isRetriable(error, RETRY_SAME_COORDINATOR);
         if (!retriable || Date.now() + backoffMs > deadline) {
-          throw error
+          throw error;
         }
         if (newCoordinator) {
-          coordinator = undefined
+          coordinator = undefined;
         }
-        await sleep(backoffMs)
+        await sleep(backoffMs);
       }
     }
   } catch (error) {
-    markTransactionFailed(transaction, error)
-    throw error
+    markTransactionFailed(transaction, error);
+    throw error;
   }
 }

@@ -67,14 +67,25 @@ export class LoadProducer {
   /** Connects, and fails fast with `topic_missing` when the topic does not exist (it is never auto-created). */
   static async connect(options: LoadProducerOptions): Promise<LoadProducer> {
     const security = options.security ? kafkajsConnectionOptions(options.security) : {};
-    const kafka = new Kafka({ clientId: options.clientId, brokers: options.brokers, ...security, logLevel: logLevel.NOTHING, connectionTimeout: 10_000, requestTimeout: options.requestTimeoutMs ?? 30_000 });
+    const kafka = new Kafka({
+      clientId: options.clientId,
+      brokers: options.brokers,
+      ...security,
+      logLevel: logLevel.NOTHING,
+      connectionTimeout: 10_000,
+      requestTimeout: options.requestTimeoutMs ?? 30_000,
+    });
     const admin = kafka.admin();
     await admin.connect();
     let partitions: number;
     try {
       partitions = await topicPartitions(admin, options.topic);
     } catch (error) {
-      throw new LoadError('topic_missing', `topic ${options.topic} is not readable on ${options.brokers.join(',')}; create it with \`bankstream topics create\``, { cause: error });
+      throw new LoadError(
+        'topic_missing',
+        `topic ${options.topic} is not readable on ${options.brokers.join(',')}; create it with \`bankstream topics create\``,
+        { cause: error },
+      );
     } finally {
       await admin.disconnect();
     }
@@ -116,7 +127,14 @@ export class LoadProducer {
   #sendToPartition(partition: number, messages: LoadMessage[], onAcked: (messages: LoadMessage[]) => void): void {
     const previous = this.#partitionTails.get(partition) ?? Promise.resolve();
     const request = previous
-      .then(() => this.#producer.send({ topic: this.#options.topic, acks: -1, timeout: 30_000, messages: messages.map((m) => ({ key: m.key, value: m.value, partition })) }))
+      .then(() =>
+        this.#producer.send({
+          topic: this.#options.topic,
+          acks: -1,
+          timeout: 30_000,
+          messages: messages.map((m) => ({ key: m.key, value: m.value, partition })),
+        }),
+      )
       .then(
         () => {
           this.acked += messages.length;
@@ -144,7 +162,11 @@ export class LoadProducer {
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
     const outcome = await Promise.race([Promise.all(this.#inflight).then(() => 'drained' as const), timeout]);
     clearTimeout(timer);
-    if (outcome === 'timeout') throw new LoadError('drain_timeout', `${this.#inflight.size} produce requests still unanswered after ${timeoutMs} ms`);
+    if (outcome === 'timeout')
+      throw new LoadError(
+        'drain_timeout',
+        `${this.#inflight.size} produce requests still unanswered after ${timeoutMs} ms`,
+      );
     this.#throwIfBroken();
   }
 
@@ -155,6 +177,10 @@ export class LoadProducer {
   #throwIfBroken(): void {
     if (this.#consecutiveFailures < CONSECUTIVE_FAILURES_MAX) return;
     const message = this.#lastError instanceof Error ? this.#lastError.message : String(this.#lastError);
-    throw new LoadError('produce_failing', `${this.#consecutiveFailures} produce requests failed in a row: ${message}`, { cause: this.#lastError });
+    throw new LoadError(
+      'produce_failing',
+      `${this.#consecutiveFailures} produce requests failed in a row: ${message}`,
+      { cause: this.#lastError },
+    );
   }
 }

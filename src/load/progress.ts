@@ -40,7 +40,11 @@ function barReporter(stream: NodeJS.WriteStream, cliProgress: CliProgress): Prog
         bar?.stop();
         phase = p.phase;
         bar = new cliProgress.SingleBar(
-          { stream, format: `{phase} [{bar}] {percentage}% | sent {sent} | {rate}/s | errors {errors} | ${byCount ? 'eta {eta}s' : '{value}/{total} s'}`, hideCursor: true },
+          {
+            stream,
+            format: `{phase} [{bar}] {percentage}% | sent {sent} | {rate}/s | errors {errors} | ${byCount ? 'eta {eta}s' : '{value}/{total} s'}`,
+            hideCursor: true,
+          },
           cliProgress.Presets.shades_classic,
         );
         bar.start(Math.max(total, 1), value, payload);
@@ -58,7 +62,9 @@ function plainReporter(stream: NodeJS.WriteStream): ProgressReporter {
       if (p.phase === 'done') return;
       const of = p.total !== undefined ? `/${p.total}` : '';
       const bound = p.durationMs !== undefined ? `/${(p.durationMs / 1000).toFixed(0)}` : '';
-      stream.write(`load: ${p.phase} sent ${p.sent}${of} · ${Math.round(p.ratePerSecond)}/s · errors ${p.errors} · ${(p.elapsedMs / 1000).toFixed(1)}${bound} s\n`);
+      stream.write(
+        `load: ${p.phase} sent ${p.sent}${of} · ${Math.round(p.ratePerSecond)}/s · errors ${p.errors} · ${(p.elapsedMs / 1000).toFixed(1)}${bound} s\n`,
+      );
     },
     stop() {},
   };
@@ -68,12 +74,17 @@ function plainReporter(stream: NodeJS.WriteStream): ProgressReporter {
 export function formatSummary(result: LoadResult): string {
   const lines = [
     `run ${result.runId} → ${result.topic}`,
-    result.setup.accounts > 0 ? `setup: ${result.setup.accounts} accounts opened, ${result.setup.deposits} deposits in ${(result.setup.durationMs / 1000).toFixed(1)} s` : 'setup: skipped',
+    result.setup.accounts > 0
+      ? `setup: ${result.setup.accounts} accounts opened, ${result.setup.deposits} deposits in ${(result.setup.durationMs / 1000).toFixed(1)} s`
+      : 'setup: skipped',
     `sent: ${result.sent} commands (${result.valid} valid transfers, ${result.invalid} invalid) in ${(result.durationMs / 1000).toFixed(1)} s`,
     `rate: ${result.ratePerSecond}/s`,
     `errors: ${result.errors}${result.firstError ? ` (first: ${result.firstError})` : ''}${result.aborted ? ' (stopped early)' : ''}`,
   ];
   const failed = Object.entries(result.expected.failed).map(([code, n]) => `${code} ${n}`);
-  if (result.invalid > 0) lines.push(`expected: ${failed.join(', ')}${result.expected.dlq > 0 ? `, dead letters ${result.expected.dlq}` : ''}`);
+  if (result.invalid > 0)
+    lines.push(
+      `expected: ${failed.join(', ')}${result.expected.dlq > 0 ? `, dead letters ${result.expected.dlq}` : ''}`,
+    );
   return lines.join('\n');
 }

@@ -22,8 +22,18 @@ interface Tally {
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const o = resolveLoadOptions(options);
   const workload = new Workload(o);
-  const producer = await LoadProducer.connect({ brokers: o.brokers, topic: o.topic, clientId: o.clientId, inflightBatchesMax: o.inflightBatchesMax, ...(o.security ? { security: o.security } : {}) });
-  const tally: Tally = { byKind: {}, expected: { transfers: 0, failed: {}, dlq: 0 }, ids: o.recordIds ? [] : undefined };
+  const producer = await LoadProducer.connect({
+    brokers: o.brokers,
+    topic: o.topic,
+    clientId: o.clientId,
+    inflightBatchesMax: o.inflightBatchesMax,
+    ...(o.security ? { security: o.security } : {}),
+  });
+  const tally: Tally = {
+    byKind: {},
+    expected: { transfers: 0, failed: {}, dlq: 0 },
+    ids: o.recordIds ? [] : undefined,
+  };
   try {
     const setup = o.setup ? await runSetup(o, workload, producer, tally) : { accounts: 0, deposits: 0, durationMs: 0 };
     const errorsBefore = producer.errors;
@@ -33,8 +43,18 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     await producer.drain(DRAIN_TIMEOUT_MS);
     const durationMs = performance.now() - started;
     const sent = producer.acked - ackedBefore;
-    o.onProgress?.({ phase: 'done', sent, total: o.count, elapsedMs: durationMs, durationMs: o.durationMs, ratePerSecond: perSecond(sent, durationMs), errors: producer.errors });
-    const invalid = Object.entries(tally.byKind).filter(([kind]) => kind.startsWith('invalid:')).reduce((sum, [, n]) => sum + n, 0);
+    o.onProgress?.({
+      phase: 'done',
+      sent,
+      total: o.count,
+      elapsedMs: durationMs,
+      durationMs: o.durationMs,
+      ratePerSecond: perSecond(sent, durationMs),
+      errors: producer.errors,
+    });
+    const invalid = Object.entries(tally.byKind)
+      .filter(([kind]) => kind.startsWith('invalid:'))
+      .reduce((sum, [, n]) => sum + n, 0);
     const result: LoadResult = {
       runId: o.runId,
       topic: o.topic,
@@ -57,7 +77,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   }
 }
 
-async function runSetup(o: ResolvedLoadOptions, workload: Workload, producer: LoadProducer, tally: Tally): Promise<LoadResult['setup']> {
+async function runSetup(
+  o: ResolvedLoadOptions,
+  workload: Workload,
+  producer: LoadProducer,
+  tally: Tally,
+): Promise<LoadResult['setup']> {
   const started = performance.now();
   const total = 2 * o.accounts;
   let lastReport = started;
@@ -65,7 +90,15 @@ async function runSetup(o: ResolvedLoadOptions, workload: Workload, producer: Lo
     const now = performance.now();
     if (now - lastReport < o.progressIntervalMs) return;
     lastReport = now;
-    o.onProgress?.({ phase: 'setup', sent: producer.acked, total, elapsedMs: now - started, durationMs: undefined, ratePerSecond: perSecond(producer.acked, now - started), errors: producer.errors });
+    o.onProgress?.({
+      phase: 'setup',
+      sent: producer.acked,
+      total,
+      elapsedMs: now - started,
+      durationMs: undefined,
+      ratePerSecond: perSecond(producer.acked, now - started),
+      errors: producer.errors,
+    });
   };
   const acked = (messages: LoadMessage[]) => record(tally, messages, false);
   // Account opening before funding: each deposit must find its account, in the same partition.
@@ -73,7 +106,10 @@ async function runSetup(o: ResolvedLoadOptions, workload: Workload, producer: Lo
     for (let start = 0; start < o.accounts; start += o.batchRecordsMax) {
       await producer.slot();
       const end = Math.min(o.accounts, start + o.batchRecordsMax);
-      producer.send(Array.from({ length: end - start }, (_, k) => make(start + k)), acked);
+      producer.send(
+        Array.from({ length: end - start }, (_, k) => make(start + k)),
+        acked,
+      );
       report();
     }
     await producer.drain(DRAIN_TIMEOUT_MS);
@@ -84,7 +120,13 @@ async function runSetup(o: ResolvedLoadOptions, workload: Workload, producer: Lo
 }
 
 /** Sends transfer-phase commands until a bound is reached; returns whether the signal aborted the run. */
-async function runTransfers(o: ResolvedLoadOptions, workload: Workload, producer: LoadProducer, tally: Tally, started: number): Promise<boolean> {
+async function runTransfers(
+  o: ResolvedLoadOptions,
+  workload: Workload,
+  producer: LoadProducer,
+  tally: Tally,
+  started: number,
+): Promise<boolean> {
   const ackedAtStart = producer.acked;
   const acked = (messages: LoadMessage[]) => record(tally, messages, true);
   let scheduled = 0;
@@ -99,10 +141,19 @@ async function runTransfers(o: ResolvedLoadOptions, workload: Workload, producer
     if (elapsed - reportedAtMs >= o.progressIntervalMs) {
       reportedAtMs = elapsed;
       const sent = producer.acked - ackedAtStart;
-      o.onProgress?.({ phase: 'transfers', sent, total: o.count, elapsedMs: elapsed, durationMs: o.durationMs, ratePerSecond: perSecond(sent, elapsed), errors: producer.errors });
+      o.onProgress?.({
+        phase: 'transfers',
+        sent,
+        total: o.count,
+        elapsedMs: elapsed,
+        durationMs: o.durationMs,
+        ratePerSecond: perSecond(sent, elapsed),
+        errors: producer.errors,
+      });
     }
     // Paced: what the schedule `rate × elapsed` says is due, sent once per tick unless a full batch is due.
-    const due = o.ratePerSecond > 0 ? Math.floor((o.ratePerSecond * elapsed) / 1000) + 1 - scheduled : o.batchRecordsMax;
+    const due =
+      o.ratePerSecond > 0 ? Math.floor((o.ratePerSecond * elapsed) / 1000) + 1 - scheduled : o.batchRecordsMax;
     const waitForTick = o.ratePerSecond > 0 && due < o.batchRecordsMax && elapsed - sentAtMs < TICK_MS;
     if (due <= 0 || waitForTick) {
       await sleep(TICK_MS, o.signal);
@@ -112,7 +163,10 @@ async function runTransfers(o: ResolvedLoadOptions, workload: Workload, producer
     const n = Math.min(due, o.batchRecordsMax, remaining);
     scheduled += n;
     sentAtMs = elapsed;
-    producer.send(Array.from({ length: n }, () => workload.next()), acked);
+    producer.send(
+      Array.from({ length: n }, () => workload.next()),
+      acked,
+    );
   }
 }
 
@@ -122,7 +176,8 @@ function record(tally: Tally, messages: LoadMessage[], transferPhase: boolean): 
     tally.ids?.push({ id: m.id, kind: m.kind, key: m.key, expect: m.expect });
     if (!transferPhase) continue;
     if (m.expect.topic === 'completed_or_failed') tally.expected.transfers++;
-    else if (m.expect.topic === 'failed') tally.expected.failed[m.expect.code] = (tally.expected.failed[m.expect.code] ?? 0) + 1;
+    else if (m.expect.topic === 'failed')
+      tally.expected.failed[m.expect.code] = (tally.expected.failed[m.expect.code] ?? 0) + 1;
     else if (m.expect.topic === 'dlq') tally.expected.dlq++;
   }
 }

@@ -53,15 +53,41 @@ export class Workload {
 
   openAccount(index: number): LoadMessage {
     const accountId = this.accountId(index);
-    const value = { type: 'open_account', accountId, ownerId: `owner-${accountId}`, currency: this.#options.currency, overdraftLimit: '0.00', requestedAt: now() };
-    return { key: accountId, value: JSON.stringify(value), kind: 'open_account', id: accountId, expect: { topic: 'audit', event: 'account_opened' } };
+    const value = {
+      type: 'open_account',
+      accountId,
+      ownerId: `owner-${accountId}`,
+      currency: this.#options.currency,
+      overdraftLimit: '0.00',
+      requestedAt: now(),
+    };
+    return {
+      key: accountId,
+      value: JSON.stringify(value),
+      kind: 'open_account',
+      id: accountId,
+      expect: { topic: 'audit', event: 'account_opened' },
+    };
   }
 
   deposit(index: number): LoadMessage {
     const accountId = this.accountId(index);
     const transferId = `${this.#options.runId}-fund-${index}`;
-    const value = { type: 'deposit', transferId, accountId, amount: this.#options.fundingAmount, currency: this.#options.currency, requestedAt: now() };
-    return { key: accountId, value: JSON.stringify(value), kind: 'deposit', id: transferId, expect: { topic: 'completed' } };
+    const value = {
+      type: 'deposit',
+      transferId,
+      accountId,
+      amount: this.#options.fundingAmount,
+      currency: this.#options.currency,
+      requestedAt: now(),
+    };
+    return {
+      key: accountId,
+      value: JSON.stringify(value),
+      kind: 'deposit',
+      id: transferId,
+      expect: { topic: 'completed' },
+    };
   }
 
   /** The next transfer-phase command: a valid transfer, or with probability invalidRatio an invalid one. */
@@ -80,7 +106,13 @@ export class Workload {
       requestedAt: now(),
     };
     if (this.#options.invalidRatio === 0 || this.#random() >= this.#options.invalidRatio) {
-      return { key: base['from'] as string, value: JSON.stringify(base), kind: 'transfer', id: transferId, expect: TRANSFER_EXPECT };
+      return {
+        key: base['from'] as string,
+        value: JSON.stringify(base),
+        kind: 'transfer',
+        id: transferId,
+        expect: TRANSFER_EXPECT,
+      };
     }
     const invalid = INVALID_KINDS[randomIndex(this.#random, INVALID_KINDS.length)]!;
     const value = spoil(invalid.kind, base, `${this.#options.accountPrefix}-missing-${transferId}`);

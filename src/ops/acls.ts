@@ -9,7 +9,15 @@
 //   sink       the Postgres sink: its consumer group, read the outcome topics
 //   upstream   systems that send commands: write the input topic, nothing else
 //   operator   `bankstream topics create|describe`: create and describe every topic
-import { Admin, AclOperations, AclPermissionTypes, ResourcePatternTypes, ResourceTypes, type Acl, type AclOperationLabel } from '@platformatic/kafka';
+import {
+  Admin,
+  AclOperations,
+  AclPermissionTypes,
+  ResourcePatternTypes,
+  ResourceTypes,
+  type Acl,
+  type AclOperationLabel,
+} from '@platformatic/kafka';
 import { type Config } from '../config/config.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
 import { DEFAULT_STORE_NAMES, type TopicRole, plannedTopics } from './topics.ts';
@@ -98,15 +106,26 @@ const TOPIC_ACCESS: Record<Exclude<AclRole, 'operator'>, Record<TopicRole, Topic
 };
 
 /** Every grant of the given roles, for the topics `bankstream topics create` plans. */
-export function plannedAcls(config: Config, principals: RolePrincipals, roles: readonly AclRole[] = ACL_ROLES, stores: readonly string[] = DEFAULT_STORE_NAMES): AclGrant[] {
+export function plannedAcls(
+  config: Config,
+  principals: RolePrincipals,
+  roles: readonly AclRole[] = ACL_ROLES,
+  stores: readonly string[] = DEFAULT_STORE_NAMES,
+): AclGrant[] {
   const topics = plannedTopics(config, stores);
   const grants: AclGrant[] = [];
   for (const role of roles) {
     const principal = principals[role];
-    const grant = (resourceType: AclResourceType, resourceName: string, patternType: AclPatternType, operations: AclOperationLabel[], why: string) =>
-      grants.push({ role, principal, resourceType, resourceName, patternType, operations, why });
+    const grant = (
+      resourceType: AclResourceType,
+      resourceName: string,
+      patternType: AclPatternType,
+      operations: AclOperationLabel[],
+      why: string,
+    ) => grants.push({ role, principal, resourceType, resourceName, patternType, operations, why });
     if (role === 'operator') {
-      for (const topic of topics) grant('TOPIC', topic.name, 'LITERAL', ['CREATE', 'DESCRIBE', 'DESCRIBE_CONFIGS'], 'create and check the topic');
+      for (const topic of topics)
+        grant('TOPIC', topic.name, 'LITERAL', ['CREATE', 'DESCRIBE', 'DESCRIBE_CONFIGS'], 'create and check the topic');
       continue;
     }
     for (const topic of topics) {
@@ -116,7 +135,13 @@ export function plannedAcls(config: Config, principals: RolePrincipals, roles: r
     if (role === 'processor') {
       grant('GROUP', config.appId, 'LITERAL', ['READ', 'DESCRIBE'], 'join the group, commit offsets in transactions');
       // One transactional id per instance, <appId>-<instanceId>: a prefix covers every instance.
-      grant('TRANSACTIONAL_ID', `${config.appId}-`, 'PREFIXED', ['WRITE', 'DESCRIBE'], 'exactly-once transactions of every instance');
+      grant(
+        'TRANSACTIONAL_ID',
+        `${config.appId}-`,
+        'PREFIXED',
+        ['WRITE', 'DESCRIBE'],
+        'exactly-once transactions of every instance',
+      );
     }
     if (role === 'sink') grant('GROUP', config.sinkGroupId, 'LITERAL', ['READ', 'DESCRIBE'], 'join the sink group');
     if (role !== 'sink') {
@@ -224,7 +249,16 @@ const ACLS_VISIBLE_TIMEOUT_MS = 15_000;
  * client started right after `acls apply` is not refused.
  */
 async function waitUntilVisible(admin: Admin, bindings: Acl[], timeoutMs: number): Promise<void> {
-  const key = (acl: Acl) => [acl.resourceType, acl.resourceName, acl.resourcePatternType, acl.principal, acl.host, acl.operation, acl.permissionType].join('\u0000');
+  const key = (acl: Acl) =>
+    [
+      acl.resourceType,
+      acl.resourceName,
+      acl.resourcePatternType,
+      acl.principal,
+      acl.host,
+      acl.operation,
+      acl.permissionType,
+    ].join('\u0000');
   const wanted = new Set(bindings.map(key));
   const principals = [...new Set(bindings.map((acl) => acl.principal))];
   const deadline = Date.now() + timeoutMs;
@@ -247,7 +281,8 @@ async function waitUntilVisible(admin: Admin, bindings: Acl[], timeoutMs: number
       }
     }
     if ([...wanted].every((binding) => seen.has(binding))) return;
-    if (Date.now() > deadline) throw new Error(`the ACLs were created but the broker did not show all of them within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`the ACLs were created but the broker did not show all of them within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

@@ -42,7 +42,12 @@ export interface ResetPlan {
 }
 
 export class OffsetResetError extends Error {
-  readonly code: 'group_active' | 'offset_outside_log' | 'unknown_topic' | 'partition_unknown' | 'offset_needs_partition';
+  readonly code:
+    | 'group_active'
+    | 'offset_outside_log'
+    | 'unknown_topic'
+    | 'partition_unknown'
+    | 'offset_needs_partition';
   constructor(code: OffsetResetError['code'], message: string) {
     super(message);
     this.name = 'OffsetResetError';
@@ -61,7 +66,9 @@ export function groupIdOf(config: Config, group: OffsetGroup): string {
 }
 
 export function topicsOf(config: Config, group: OffsetGroup): string[] {
-  return group === 'processor' ? [config.topics.input, config.topics.credits] : [config.topics.completed, config.topics.failed, config.topics.audit];
+  return group === 'processor'
+    ? [config.topics.input, config.topics.credits]
+    : [config.topics.completed, config.topics.failed, config.topics.audit];
 }
 
 /** Plans the reset and, with `execute`, applies it. Refuses while the group has active members. */
@@ -70,14 +77,28 @@ export async function resetOffsets(config: Config, request: ResetRequest): Promi
   const known = topicsOf(config, request.group);
   const topics = request.topics ?? known;
   const unknown = topics.filter((t) => !known.includes(t));
-  if (unknown.length > 0) throw new OffsetResetError('unknown_topic', `${unknown.join(', ')} is not a topic of the ${request.group} group (${known.join(', ')})`);
-  if (request.partition === 'all' && typeof request.to === 'bigint') throw new OffsetResetError('offset_needs_partition', 'an explicit offset is for one partition; with every partition use earliest or latest');
+  if (unknown.length > 0)
+    throw new OffsetResetError(
+      'unknown_topic',
+      `${unknown.join(', ')} is not a topic of the ${request.group} group (${known.join(', ')})`,
+    );
+  if (request.partition === 'all' && typeof request.to === 'bigint')
+    throw new OffsetResetError(
+      'offset_needs_partition',
+      'an explicit offset is for one partition; with every partition use earliest or latest',
+    );
   const admin = createAdmin(config, 'offsets');
   try {
     await assertGroupInactive(admin, groupId);
     const targets = await targetPartitions(admin, topics, request.partition);
-    const [starts, ends] = await Promise.all([listOffsets(admin, targets, ListOffsetTimestamps.EARLIEST), listOffsets(admin, targets, ListOffsetTimestamps.LATEST)]);
-    const current = request.group === 'processor' ? await committedOffsets(admin, groupId, targets) : await withDatabase(config, (db) => storedOffsets(db, groupId, topics));
+    const [starts, ends] = await Promise.all([
+      listOffsets(admin, targets, ListOffsetTimestamps.EARLIEST),
+      listOffsets(admin, targets, ListOffsetTimestamps.LATEST),
+    ]);
+    const current =
+      request.group === 'processor'
+        ? await committedOffsets(admin, groupId, targets)
+        : await withDatabase(config, (db) => storedOffsets(db, groupId, topics));
     const lines = targets.map(({ topic, partition }) => {
       const key = tpKey(topic, partition);
       return planLine(topic, partition, request.to, current.get(key) ?? null, starts.get(key), ends.get(key));
@@ -106,7 +127,10 @@ function tpKey(topic: string, partition: number): string {
 /** The (topic, partition) pairs to reset; a partition a topic does not have is an error. */
 async function targetPartitions(admin: Admin, topics: string[], partition: number | 'all'): Promise<TopicPartition[]> {
   const metadata = await admin.metadata({ topics }).catch((error: unknown) => {
-    throw new OffsetResetError('partition_unknown', `cannot read the metadata of ${topics.join(', ')}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new OffsetResetError(
+      'partition_unknown',
+      `cannot read the metadata of ${topics.join(', ')}: ${error instanceof Error ? error.message : String(error)}`,
+    );
   });
   const out: TopicPartition[] = [];
   for (const topic of topics) {
@@ -118,10 +142,22 @@ async function targetPartitions(admin: Admin, topics: string[], partition: numbe
   return out;
 }
 
-function planLine(topic: string, partition: number, to: ResetTarget, current: bigint | null, logStart: bigint | undefined, logEnd: bigint | undefined): ResetLine {
-  if (logStart === undefined || logEnd === undefined) throw new OffsetResetError('partition_unknown', `the offsets of ${topic}-${partition} could not be listed`);
+function planLine(
+  topic: string,
+  partition: number,
+  to: ResetTarget,
+  current: bigint | null,
+  logStart: bigint | undefined,
+  logEnd: bigint | undefined,
+): ResetLine {
+  if (logStart === undefined || logEnd === undefined)
+    throw new OffsetResetError('partition_unknown', `the offsets of ${topic}-${partition} could not be listed`);
   const next = to === 'earliest' ? logStart : to === 'latest' ? logEnd : to;
-  if (next < logStart || next > logEnd) throw new OffsetResetError('offset_outside_log', `offset ${next} is outside ${topic}-${partition}, which holds offsets ${logStart} to ${logEnd}`);
+  if (next < logStart || next > logEnd)
+    throw new OffsetResetError(
+      'offset_outside_log',
+      `offset ${next} is outside ${topic}-${partition}, which holds offsets ${logStart} to ${logEnd}`,
+    );
   return { topic, partition, current, next, logStart, logEnd };
 }
 
@@ -130,24 +166,39 @@ async function assertGroupInactive(admin: Admin, groupId: string): Promise<void>
   const group = groups.get(groupId);
   const members = group?.members.size ?? 0;
   if (members > 0) {
-    throw new OffsetResetError('group_active', `group ${groupId} has ${members} active member(s) (state ${group?.state}); stop every instance of the group first, then reset`);
+    throw new OffsetResetError(
+      'group_active',
+      `group ${groupId} has ${members} active member(s) (state ${group?.state}); stop every instance of the group first, then reset`,
+    );
   }
 }
 
 async function listOffsets(admin: Admin, targets: TopicPartition[], timestamp: bigint): Promise<Map<string, bigint>> {
   const byTopic = groupByTopic(targets);
-  const listed = await admin.listOffsets({ topics: [...byTopic].map(([name, partitions]) => ({ name, partitions: partitions.map((partitionIndex) => ({ partitionIndex, timestamp })) })), isolationLevel: 1 });
+  const listed = await admin.listOffsets({
+    topics: [...byTopic].map(([name, partitions]) => ({
+      name,
+      partitions: partitions.map((partitionIndex) => ({ partitionIndex, timestamp })),
+    })),
+    isolationLevel: 1,
+  });
   const out = new Map<string, bigint>();
   for (const topic of listed) for (const p of topic.partitions) out.set(tpKey(topic.name, p.partitionIndex), p.offset);
   return out;
 }
 
-async function committedOffsets(admin: Admin, groupId: string, targets: TopicPartition[]): Promise<Map<string, bigint>> {
+async function committedOffsets(
+  admin: Admin,
+  groupId: string,
+  targets: TopicPartition[],
+): Promise<Map<string, bigint>> {
   const topics = [...groupByTopic(targets)].map(([name, partitionIndexes]) => ({ name, partitionIndexes }));
   const groups = await admin.listConsumerGroupOffsets({ groups: [{ groupId, topics }] });
   const out = new Map<string, bigint>();
   for (const group of groups) {
-    for (const topic of group.topics) for (const p of topic.partitions) if (p.committedOffset >= 0n) out.set(tpKey(topic.name, p.partitionIndex), p.committedOffset);
+    for (const topic of group.topics)
+      for (const p of topic.partitions)
+        if (p.committedOffset >= 0n) out.set(tpKey(topic.name, p.partitionIndex), p.committedOffset);
   }
   return out;
 }
@@ -160,12 +211,19 @@ function groupByTopic(targets: TopicPartition[]): Map<string, number[]> {
 
 async function commitProcessorOffsets(admin: Admin, groupId: string, lines: ResetLine[]): Promise<void> {
   const byTopic = new Map<string, Array<{ partition: number; offset: bigint }>>();
-  for (const l of lines) byTopic.set(l.topic, [...(byTopic.get(l.topic) ?? []), { partition: l.partition, offset: l.next }]);
-  await admin.alterConsumerGroupOffsets({ groupId, topics: [...byTopic].map(([name, partitionOffsets]) => ({ name, partitionOffsets })) });
+  for (const l of lines)
+    byTopic.set(l.topic, [...(byTopic.get(l.topic) ?? []), { partition: l.partition, offset: l.next }]);
+  await admin.alterConsumerGroupOffsets({
+    groupId,
+    topics: [...byTopic].map(([name, partitionOffsets]) => ({ name, partitionOffsets })),
+  });
 }
 
 async function storedOffsets(db: pg.ClientBase, groupId: string, topics: string[]): Promise<Map<string, bigint>> {
-  const { rows } = await db.query<{ topic: string; partition: number; next_offset: string }>('SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1 AND topic = ANY($2::text[])', [groupId, topics]);
+  const { rows } = await db.query<{ topic: string; partition: number; next_offset: string }>(
+    'SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1 AND topic = ANY($2::text[])',
+    [groupId, topics],
+  );
   return new Map(rows.map((r) => [tpKey(r.topic, r.partition), BigInt(r.next_offset)]));
 }
 
@@ -180,7 +238,10 @@ async function storeSinkOffsets(db: pg.ClientBase, groupId: string, lines: Reset
 }
 
 async function withDatabase<T>(config: Config, use: (db: pg.Client) => Promise<T>): Promise<T> {
-  const db = await connectPg(config.databaseUrl, config.postgresTls, { target: 'read-write', client: { application_name: `${config.appId}-offsets`, connectionTimeoutMillis: 5000, statement_timeout: 30_000 } });
+  const db = await connectPg(config.databaseUrl, config.postgresTls, {
+    target: 'read-write',
+    client: { application_name: `${config.appId}-offsets`, connectionTimeoutMillis: 5000, statement_timeout: 30_000 },
+  });
   try {
     return await use(db);
   } finally {
@@ -191,6 +252,8 @@ async function withDatabase<T>(config: Config, use: (db: pg.Client) => Promise<T
 /** The plan as a table, one line per topic-partition. */
 export function formatPlan(plan: ResetPlan): string {
   const header = `${plan.executed ? 'reset' : 'plan (dry run; add --execute to apply)'}: group ${plan.groupId} (${plan.group})`;
-  const rows = plan.lines.map((l) => `${l.topic}\t${l.partition}\tcurrent=${l.current ?? 'none'}\tnew=${l.next}\tlog=${l.logStart}..${l.logEnd}`);
+  const rows = plan.lines.map(
+    (l) => `${l.topic}\t${l.partition}\tcurrent=${l.current ?? 'none'}\tnew=${l.next}\tlog=${l.logStart}..${l.logEnd}`,
+  );
   return [header, ...rows].join('\n');
 }

@@ -3,7 +3,13 @@
 // input partition and owns the same partition of credits and of every changelog, so a mismatch
 // would route records to tasks that do not own their state. Partitions can be added but never
 // removed, so nothing is created while an existing topic already disagrees.
-import { Admin, type ConfigDescription, ConfigResourceTypes, IncrementalAlterConfigOperationTypes, findErrorBy } from '@platformatic/kafka';
+import {
+  Admin,
+  type ConfigDescription,
+  ConfigResourceTypes,
+  IncrementalAlterConfigOperationTypes,
+  findErrorBy,
+} from '@platformatic/kafka';
 import { defaultDedupSegmentIntervalMs } from '../bank/stores.ts';
 import { SegmentedKeyValueStore } from '../stores/segmented-store.ts';
 import { type Config, changelogTopic, instancesTopic } from '../config/config.ts';
@@ -50,7 +56,10 @@ const TIME_RETAINED_STORES: ReadonlySet<string> = new Set(['transfers']);
 /** The changelog configs of a store: compacted, plus time retention for the segmented dedup store. */
 export function changelogConfigs(config: Config, store: string): Record<string, string> {
   if (!TIME_RETAINED_STORES.has(store)) return { 'cleanup.policy': 'compact' };
-  const retentionMs = SegmentedKeyValueStore.changelogRetentionMs(config.dedupRetentionMs, defaultDedupSegmentIntervalMs(config.dedupRetentionMs));
+  const retentionMs = SegmentedKeyValueStore.changelogRetentionMs(
+    config.dedupRetentionMs,
+    defaultDedupSegmentIntervalMs(config.dedupRetentionMs),
+  );
   return { 'cleanup.policy': 'compact,delete', 'retention.ms': String(retentionMs) };
 }
 
@@ -76,7 +85,12 @@ export const DLQ_MESSAGE_BYTES_MAX = 2 * 1024 * 1024;
 /** Every topic bankstream needs, with its partition count and configuration. */
 export function plannedTopics(config: Config, stores: readonly string[] = DEFAULT_STORE_NAMES): TopicSpec[] {
   const minIsr = { 'min.insync.replicas': String(config.minInsyncReplicas) };
-  const spec = (name: string, role: TopicRole, coPartitioned: boolean, extra: Record<string, string> = {}): TopicSpec => ({
+  const spec = (
+    name: string,
+    role: TopicRole,
+    coPartitioned: boolean,
+    extra: Record<string, string> = {},
+  ): TopicSpec => ({
     name,
     role,
     partitions: config.partitions,
@@ -87,7 +101,9 @@ export function plannedTopics(config: Config, stores: readonly string[] = DEFAUL
   return [
     spec(config.topics.input, 'input', true),
     spec(config.topics.credits, 'credits', true),
-    ...stores.map((store) => spec(changelogTopic(config.appId, store), 'changelog', true, changelogConfigs(config, store))),
+    ...stores.map((store) =>
+      spec(changelogTopic(config.appId, store), 'changelog', true, changelogConfigs(config, store)),
+    ),
     spec(config.topics.completed, 'completed', false),
     spec(config.topics.failed, 'failed', false),
     spec(config.topics.audit, 'audit', false),
@@ -117,7 +133,10 @@ export async function ensureTopics(config: Config, options: TopicsOptions = {}):
       else created.push(state.spec.name);
     }
     // A changelog of the layout before time retention is altered, not left to fail the start-up check.
-    const altered = await alterChangelogConfigs(admin, before.filter((state) => state.exists && changelogConfigDrift(state).length > 0));
+    const altered = await alterChangelogConfigs(
+      admin,
+      before.filter((state) => state.exists && changelogConfigDrift(state).length > 0),
+    );
     options.logger?.info({ created, existing, altered }, 'topics ensured');
     const after = await describeWith(admin, specs);
     throwIfProblems(layoutProblems(after, config.partitions));
@@ -144,7 +163,9 @@ export async function describeTopics(config: Config, options: TopicsOptions = {}
 /** Throws TopicLayoutError unless every planned topic exists with a valid layout (start-up check). */
 export async function verifyTopics(config: Config, options: TopicsOptions = {}): Promise<TopicState[]> {
   const topics = await describeTopics(config, options);
-  const missing = topics.filter((topic) => !topic.exists).map((topic) => `${topic.spec.name} (${topic.spec.role}) does not exist; run "bankstream topics create"`);
+  const missing = topics
+    .filter((topic) => !topic.exists)
+    .map((topic) => `${topic.spec.name} (${topic.spec.role}) does not exist; run "bankstream topics create"`);
   throwIfProblems([...missing, ...layoutProblems(topics, config.partitions)]);
   return topics;
 }
@@ -155,7 +176,11 @@ export async function verifyTopics(config: Config, options: TopicsOptions = {}):
  * changelogs that are not compacted (they would lose state to retention), and (unless
  * `configDrift: false`, for a caller about to alter them) changelog configs that differ from the planned ones.
  */
-export function layoutProblems(topics: TopicState[], configuredPartitions: number, options: { configDrift?: boolean } = {}): string[] {
+export function layoutProblems(
+  topics: TopicState[],
+  configuredPartitions: number,
+  options: { configDrift?: boolean } = {},
+): string[] {
   const problems: string[] = [];
   const coPartitioned = topics.filter((topic) => topic.spec.coPartitioned && topic.exists);
   if (coPartitioned.some((topic) => topic.partitions !== configuredPartitions)) {
@@ -165,10 +190,17 @@ export function layoutProblems(topics: TopicState[], configuredPartitions: numbe
     );
   }
   for (const topic of topics) {
-    if (topic.spec.role === 'changelog' && topic.exists && !(topic.cleanupPolicy ?? '').split(',').includes('compact')) {
-      problems.push(`changelog ${topic.spec.name} has cleanup.policy=${topic.cleanupPolicy ?? 'unknown'}, expected compact`);
+    if (
+      topic.spec.role === 'changelog' &&
+      topic.exists &&
+      !(topic.cleanupPolicy ?? '').split(',').includes('compact')
+    ) {
+      problems.push(
+        `changelog ${topic.spec.name} has cleanup.policy=${topic.cleanupPolicy ?? 'unknown'}, expected compact`,
+      );
     } else if (topic.exists && options.configDrift !== false) {
-      for (const drift of changelogConfigDrift(topic)) problems.push(`changelog ${topic.spec.name} has ${drift}; run "bankstream topics create" to alter it`);
+      for (const drift of changelogConfigDrift(topic))
+        problems.push(`changelog ${topic.spec.name} has ${drift}; run "bankstream topics create" to alter it`);
     }
   }
   return problems;
@@ -260,12 +292,21 @@ async function describeWith(admin: Admin, specs: TopicSpec[]): Promise<TopicStat
   if (present.length === 0) return specs.map((spec) => ({ spec, exists: false }));
   const metadata = await admin.metadata({ topics: present, forceUpdate: true, autocreateTopics: false });
   const configs = await admin.describeConfigs({
-    resources: present.map((name) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: name, configurationKeys: ['cleanup.policy', 'retention.ms'] })),
+    resources: present.map((name) => ({
+      resourceType: ConfigResourceTypes.TOPIC,
+      resourceName: name,
+      configurationKeys: ['cleanup.policy', 'retention.ms'],
+    })),
   });
   return specs.map((spec) => {
     const topic = metadata.topics.get(spec.name);
     if (!names.has(spec.name) || !topic) return { spec, exists: false };
-    const state: TopicState = { spec, exists: true, partitions: topic.partitionsCount, cleanupPolicy: configValue(configs, spec.name, 'cleanup.policy') };
+    const state: TopicState = {
+      spec,
+      exists: true,
+      partitions: topic.partitionsCount,
+      cleanupPolicy: configValue(configs, spec.name, 'cleanup.policy'),
+    };
     const retentionMs = configValue(configs, spec.name, 'retention.ms');
     if (retentionMs !== undefined) state.retentionMs = retentionMs;
     return state;

@@ -11,7 +11,11 @@
 //   standby  `standbyReplicas` other members per partition (never the owner), warm ones first, spread.
 // Standby partitions travel in the assignment as a pseudo-topic that no real topic can be named like
 // (Kafka topic names are [a-zA-Z0-9._-]); the runtime reads them out and never fetches that "topic".
-import { type ExtendedGroupProtocolSubscription, type GroupAssignment, type GroupPartitionsAssigner } from '@platformatic/kafka';
+import {
+  type ExtendedGroupProtocolSubscription,
+  type GroupAssignment,
+  type GroupPartitionsAssigner,
+} from '@platformatic/kafka';
 
 /** The assignment entry that carries a member's standby partitions. */
 export const STANDBY_TOPIC = '#standby';
@@ -39,8 +43,11 @@ export function decodeMemberInfo(memberId: string, data: Buffer | string | undef
   const empty: MemberInfo = { instanceId: memberId, active: [], standby: [], local: [] };
   if (data === undefined || data === null || data.length === 0) return empty;
   try {
-    const raw = JSON.parse(typeof data === 'string' ? data : data.toString('utf8')) as Partial<Record<keyof MemberInfo, unknown>>;
-    const list = (value: unknown) => (Array.isArray(value) ? value.filter((p): p is number => Number.isInteger(p) && p >= 0) : []);
+    const raw = JSON.parse(typeof data === 'string' ? data : data.toString('utf8')) as Partial<
+      Record<keyof MemberInfo, unknown>
+    >;
+    const list = (value: unknown) =>
+      Array.isArray(value) ? value.filter((p): p is number => Number.isInteger(p) && p >= 0) : [];
     return {
       instanceId: typeof raw.instanceId === 'string' && raw.instanceId !== '' ? raw.instanceId : memberId,
       active: list(raw.active),
@@ -60,11 +67,18 @@ export interface Plan {
 }
 
 /** The leader's plan; `members` in any order (they are sorted by instance id, then member id). */
-export function planAssignment(members: Array<{ memberId: string; info: MemberInfo }>, partitionCount: number, standbyReplicas: number): Plan {
-  const sorted = [...members].sort((a, b) => compare(a.info.instanceId, b.info.instanceId) || compare(a.memberId, b.memberId));
+export function planAssignment(
+  members: Array<{ memberId: string; info: MemberInfo }>,
+  partitionCount: number,
+  standbyReplicas: number,
+): Plan {
+  const sorted = [...members].sort(
+    (a, b) => compare(a.info.instanceId, b.info.instanceId) || compare(a.memberId, b.memberId),
+  );
   const ids = sorted.map((m) => m.memberId);
   const info = new Map(sorted.map((m) => [m.memberId, m.info]));
-  const has = (memberId: string, kind: 'active' | 'standby' | 'local', p: number) => info.get(memberId)![kind].includes(p);
+  const has = (memberId: string, kind: 'active' | 'standby' | 'local', p: number) =>
+    info.get(memberId)![kind].includes(p);
   const owner = planOwners(ids, partitionCount, [
     (m) => info.get(m)!.active,
     (m) => info.get(m)!.standby,
@@ -96,7 +110,9 @@ export function planAssignment(members: Array<{ memberId: string; info: MemberIn
     const most = ids.reduce((a, b) => (load.get(b)! > load.get(a)! ? b : a));
     const least = ids.reduce((a, b) => (load.get(b)! < load.get(a)! ? b : a));
     if (load.get(most)! - load.get(least)! <= 1) break;
-    const movable = standbys.flatMap((list, p) => (list.includes(most) && owner[p] !== least && !list.includes(least) ? [p] : []));
+    const movable = standbys.flatMap((list, p) =>
+      list.includes(most) && owner[p] !== least && !list.includes(least) ? [p] : [],
+    );
     const p = movable.find((q) => !has(most, 'standby', q) && !has(most, 'active', q)) ?? movable[0];
     if (p === undefined) break;
     standbys[p] = standbys[p]!.map((m) => (m === most ? least : m));
@@ -110,7 +126,11 @@ export function planAssignment(members: Array<{ memberId: string; info: MemberIn
  * Owner member id per partition, as even as possible (every member gets floor or ceil of the share).
  * Preference tiers are tried in order (e.g. owned, standby, local state), then the least loaded take the rest.
  */
-export function planOwners(memberIds: string[], partitionCount: number, tiers: Array<(memberId: string) => number[]>): string[] {
+export function planOwners(
+  memberIds: string[],
+  partitionCount: number,
+  tiers: Array<(memberId: string) => number[]>,
+): string[] {
   const owner: string[] = new Array(partitionCount).fill('');
   if (memberIds.length === 0) return owner;
   const base = Math.floor(partitionCount / memberIds.length);
@@ -144,8 +164,12 @@ export function planOwners(memberIds: string[], partitionCount: number, tiers: A
 export function createCopartitionedAssigner(standbyReplicas: number): GroupPartitionsAssigner {
   return (_current, members, topics, metadata) => {
     let partitionCount = 0;
-    for (const topic of topics) partitionCount = Math.max(partitionCount, metadata.topics.get(topic)?.partitionsCount ?? 0);
-    const described = [...members.entries()].map(([memberId, subscription]) => ({ memberId, info: memberInfoOf(memberId, subscription) }));
+    for (const topic of topics)
+      partitionCount = Math.max(partitionCount, metadata.topics.get(topic)?.partitionsCount ?? 0);
+    const described = [...members.entries()].map(([memberId, subscription]) => ({
+      memberId,
+      info: memberInfoOf(memberId, subscription),
+    }));
     const plan = planAssignment(described, partitionCount, standbyReplicas);
     return described.map(({ memberId }) => {
       const assignments = new Map<string, GroupAssignment>();
@@ -163,7 +187,10 @@ export function createCopartitionedAssigner(standbyReplicas: number): GroupParti
 }
 
 /** Splits a received assignment into active partitions (any real topic) and standby partitions. */
-export function splitAssignment(assignments: Array<{ topic: string; partitions: number[] }>): { active: number[]; standby: number[] } {
+export function splitAssignment(assignments: Array<{ topic: string; partitions: number[] }>): {
+  active: number[];
+  standby: number[];
+} {
   const active = new Set<number>();
   const standby = new Set<number>();
   for (const a of assignments) for (const p of a.partitions) (a.topic === STANDBY_TOPIC ? standby : active).add(p);
@@ -174,7 +201,8 @@ export function splitAssignment(assignments: Array<{ topic: string; partitions: 
 function memberInfoOf(memberId: string, subscription: ExtendedGroupProtocolSubscription): MemberInfo {
   const info = decodeMemberInfo(memberId, subscription.metadata);
   // A cooperative-style subscription's owned partitions count as active too.
-  for (const owned of subscription.ownedPartitions ?? []) for (const p of owned.partitions) if (!info.active.includes(p)) info.active.push(p);
+  for (const owned of subscription.ownedPartitions ?? [])
+    for (const p of owned.partitions) if (!info.active.includes(p)) info.active.push(p);
   return info;
 }
 

@@ -43,7 +43,12 @@ export class IllegalTaskStateError extends StreamsError {
   }
 }
 
-const FENCED = new Set(['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'INVALID_PRODUCER_ID_MAPPING']);
+const FENCED = new Set([
+  'PRODUCER_FENCED',
+  'INVALID_PRODUCER_EPOCH',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'INVALID_PRODUCER_ID_MAPPING',
+]);
 const MIGRATED = new Set([
   'ILLEGAL_GENERATION',
   'UNKNOWN_MEMBER_ID',
@@ -58,7 +63,11 @@ const MIGRATED = new Set([
  * Depth-first over an error tree as @platformatic/kafka builds it (`errors` arrays and `cause`, at most 8
  * levels): the first value `visit` returns for a node, or undefined.
  */
-export function findInErrorTree<T>(error: unknown, visit: (node: Record<string, unknown>) => T | undefined, depth = 0): T | undefined {
+export function findInErrorTree<T>(
+  error: unknown,
+  visit: (node: Record<string, unknown>) => T | undefined,
+  depth = 0,
+): T | undefined {
   if (!error || typeof error !== 'object' || depth > 8) return undefined;
   const node = error as Record<string, unknown>;
   const here = visit(node);

@@ -143,7 +143,18 @@ export class Fetcher {
         try {
           const connection = await this.#consumer.connections.get(broker);
           const { maxWaitMs, minBytes, maxBytes } = this.#options;
-          return await fetchV17.api.async(connection, maxWaitMs, minBytes, maxBytes, READ_COMMITTED, NO_SESSION_ID, NO_SESSION_EPOCH, request, [], '');
+          return await fetchV17.api.async(
+            connection,
+            maxWaitMs,
+            minBytes,
+            maxBytes,
+            READ_COMMITTED,
+            NO_SESSION_ID,
+            NO_SESSION_EPOCH,
+            request,
+            [],
+            '',
+          );
         } catch (error) {
           // A partition error comes with the whole response; #collect names the partition. An out-of-range
           // position is for the caller to act on (restore and standbys wipe and restart).
@@ -159,7 +170,12 @@ export class Fetcher {
     return round;
   }
 
-  #collect(response: FetchResponse, topicById: Map<string, string>, requested: Map<string, bigint>, round: FetchRound): void {
+  #collect(
+    response: FetchResponse,
+    topicById: Map<string, string>,
+    requested: Map<string, bigint>,
+    round: FetchRound,
+  ): void {
     const out = round.fetched;
     for (const topicResponse of response.responses) {
       const topic = topicById.get(topicResponse.topicId);
@@ -172,7 +188,8 @@ export class Fetcher {
           round.outOfRange.push({ topic, partition: p.partitionIndex, offset: from });
           continue;
         }
-        if (p.errorCode !== 0) throw new FetchPartitionError(topic, p.partitionIndex, p.errorCode, errorName(p.errorCode));
+        if (p.errorCode !== 0)
+          throw new FetchPartitionError(topic, p.partitionIndex, p.errorCode, errorName(p.errorCode));
         // The Java read_committed rule (src/kafka/read-committed.ts): aborted batches become empty shells.
         filterAbortedBatches(p);
         const records: FetchedRecord[] = [];
@@ -195,7 +212,14 @@ export class Fetcher {
             });
           }
         }
-        out.push({ topic, partition: p.partitionIndex, records, nextOffset, highWatermark: p.highWatermark, lastStableOffset: p.lastStableOffset });
+        out.push({
+          topic,
+          partition: p.partitionIndex,
+          records,
+          nextOffset,
+          highWatermark: p.highWatermark,
+          lastStableOffset: p.lastStableOffset,
+        });
       }
     }
   }

@@ -76,8 +76,14 @@ export class InternalRecords {
     this.#enabled = options.enabled ?? true;
     this.#repartition = new Set(options.topology.repartitionTopics());
     this.#changelogCheck = changelogVerifier(this.#keys, this.#auth, this.#log);
-    if (this.#auth.changelogAcceptUnsigned) this.#log.warn('CHANGELOG_ACCEPT_UNSIGNED is on: changelog records without a MAC are restored; turn it off once every store has been written by this version');
-    if (this.#auth.legsAcceptUnsigned) this.#log.warn('LEGS_ACCEPT_UNSIGNED is on: repartition records without a MAC are applied; turn it off once the previous version\'s records are consumed');
+    if (this.#auth.changelogAcceptUnsigned)
+      this.#log.warn(
+        'CHANGELOG_ACCEPT_UNSIGNED is on: changelog records without a MAC are restored; turn it off once every store has been written by this version',
+      );
+    if (this.#auth.legsAcceptUnsigned)
+      this.#log.warn(
+        "LEGS_ACCEPT_UNSIGNED is on: repartition records without a MAC are applied; turn it off once the previous version's records are consumed",
+      );
   }
 
   /** Dead-letter topics the engine writes to (checked at start-up with the other topics). */
@@ -100,7 +106,11 @@ export class InternalRecords {
    * Fetched records of one source partition: the ones to process (MAC headers removed: processors never
    * see them) and, for each refused one, its dead letter. Records of other topics pass untouched.
    */
-  authenticate(topic: string, records: FetchedRecord[], partitionsOf: (topic: string) => number): { accepted: FetchedRecord[]; deadLetters: OutputRecord[] } {
+  authenticate(
+    topic: string,
+    records: FetchedRecord[],
+    partitionsOf: (topic: string) => number,
+  ): { accepted: FetchedRecord[]; deadLetters: OutputRecord[] } {
     if (!this.#enabled || !this.#repartition.has(topic)) return { accepted: records, deadLetters: [] };
     const accepted: FetchedRecord[] = [];
     const deadLetters: OutputRecord[] = [];
@@ -110,7 +120,9 @@ export class InternalRecords {
       if (check.ok) {
         if (check.unsigned) this.#unsignedAccepted++;
         if (check.previousKey) this.#previousKeyAccepted++;
-        accepted.push(hasMacHeaders(record.headers) ? { ...record, headers: withoutMacHeaders(record.headers) } : record);
+        accepted.push(
+          hasMacHeaders(record.headers) ? { ...record, headers: withoutMacHeaders(record.headers) } : record,
+        );
         continue;
       }
       this.#reject(record, check.reason);
@@ -121,7 +133,12 @@ export class InternalRecords {
   }
 
   /** The MAC headers of one changelog record, or undefined when disabled (bench). */
-  changelogHeaders(store: string, partition: number, key: Buffer, value: Buffer | null): Map<Buffer, Buffer> | undefined {
+  changelogHeaders(
+    store: string,
+    partition: number,
+    key: Buffer,
+    value: Buffer | null,
+  ): Map<Buffer, Buffer> | undefined {
     return this.#enabled ? signChangelogEntry(this.#keys, store, partition, key, value) : undefined;
   }
 
@@ -143,10 +160,21 @@ export class InternalRecords {
   #reject(record: FetchedRecord, reason: RecordRejection): void {
     this.#rejected++;
     const claimedTask = producerTaskOf(record.headers);
-    this.#lastRejected = { topic: record.topic, partition: record.partition, offset: String(record.offset), reason, claimedTask, atMs: Date.now() };
+    this.#lastRejected = {
+      topic: record.topic,
+      partition: record.partition,
+      offset: String(record.offset),
+      reason,
+      claimedTask,
+      atMs: Date.now(),
+    };
     const now = Date.now();
     if (now - this.#windowStartMs >= REJECTION_LOG_WINDOW_MS) {
-      if (this.#unloggedInWindow > 0) this.#log.error({ unlogged: this.#unloggedInWindow }, 'more internal records did not verify (not logged one by one; see the DLQ)');
+      if (this.#unloggedInWindow > 0)
+        this.#log.error(
+          { unlogged: this.#unloggedInWindow },
+          'more internal records did not verify (not logged one by one; see the DLQ)',
+        );
       this.#windowStartMs = now;
       this.#loggedInWindow = 0;
       this.#unloggedInWindow = 0;
@@ -173,9 +201,12 @@ export function internalRecordsDegradedReasons(status: InternalRecordsStatus): s
   if (status.rejectedRecords > 0) {
     const last = status.lastRejected;
     const where = last ? ` (last: ${last.topic}:${last.partition}:${last.offset}, ${last.reason})` : '';
-    reasons.push(`${status.rejectedRecords} internal record(s) refused for a missing or wrong MAC${where}: someone else writes to an internal topic`);
+    reasons.push(
+      `${status.rejectedRecords} internal record(s) refused for a missing or wrong MAC${where}: someone else writes to an internal topic`,
+    );
   }
-  if (status.acceptingUnsigned) reasons.push('accepting unsigned internal records (CHANGELOG_ACCEPT_UNSIGNED / LEGS_ACCEPT_UNSIGNED is on)');
+  if (status.acceptingUnsigned)
+    reasons.push('accepting unsigned internal records (CHANGELOG_ACCEPT_UNSIGNED / LEGS_ACCEPT_UNSIGNED is on)');
   return reasons;
 }
 
@@ -190,7 +221,9 @@ function deadLetter(topic: string, partition: number, record: FetchedRecord, rea
     timestamp: record.timestamp,
     headers: {
       ...record.headers,
-      'bankstream.error': text(`internal record does not verify (${reason}): not written by this application with CLUSTER_SECRET; not applied`),
+      'bankstream.error': text(
+        `internal record does not verify (${reason}): not written by this application with CLUSTER_SECRET; not applied`,
+      ),
       'bankstream.source.topic': text(record.topic),
       'bankstream.source.partition': text(String(record.partition)),
       'bankstream.source.offset': text(record.offset.toString()),

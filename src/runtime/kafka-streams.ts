@@ -18,13 +18,29 @@ import { type ClusterKeys } from '../config/cluster-key.ts';
 import { createTransactionalProducer, type KafkaSecurityOptions } from '../kafka/clients.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
-import { backoffDelayMs, BROKER_BACKOFF, BrokerHealth, type BrokerOutage, isBrokerUnavailable, permanentKafkaError, retryUntilStopped, sleepUnlessStopped, StoppedError } from '../kafka/retry.ts';
+import {
+  backoffDelayMs,
+  BROKER_BACKOFF,
+  BrokerHealth,
+  type BrokerOutage,
+  isBrokerUnavailable,
+  permanentKafkaError,
+  retryUntilStopped,
+  sleepUnlessStopped,
+  StoppedError,
+} from '../kafka/retry.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
 import { type TaskStore } from '../stores/types.ts';
 import { errorText, ProcessingError, type ProcessingErrorInfo } from '../topology/processing-errors.ts';
 import { type OutputRecord } from '../topology/task-graph.ts';
 import { type Topology } from '../topology/topology.ts';
-import { createCopartitionedAssigner, encodeMemberInfo, LEGACY_PROTOCOL_NAME, PROTOCOL_NAME, splitAssignment } from './assignor.ts';
+import {
+  createCopartitionedAssigner,
+  encodeMemberInfo,
+  LEGACY_PROTOCOL_NAME,
+  PROTOCOL_NAME,
+  splitAssignment,
+} from './assignor.ts';
 import { fetchStableOffsets } from './committed-offsets.ts';
 import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
 import { type FetchPosition, Fetcher, type FetchRound, tpKey } from './fetcher.ts';
@@ -120,7 +136,12 @@ export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 
  */
 const MAX_CONSECUTIVE_FAILURES = 10;
 
-type ResolvedOptions = Required<Omit<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs' | 'brokerHealth'>> &
+type ResolvedOptions = Required<
+  Omit<
+    KafkaStreamsOptions,
+    'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs' | 'brokerHealth'
+  >
+> &
   Pick<KafkaStreamsOptions, 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs'>;
 
 interface Assignment {
@@ -209,7 +230,11 @@ export class KafkaStreams {
       ...options,
     } as ResolvedOptions;
     this.#log = options.logger.child({ component: 'streams', instance: options.instanceId });
-    if (!options.clusterKeys) throw new FatalStreamsError('cluster_keys_missing', 'the stream processor requires the cluster keys (CLUSTER_SECRET)');
+    if (!options.clusterKeys)
+      throw new FatalStreamsError(
+        'cluster_keys_missing',
+        'the stream processor requires the cluster keys (CLUSTER_SECRET)',
+      );
     this.#internal = new InternalRecords({
       keys: options.clusterKeys,
       topology: this.#topology,
@@ -264,7 +289,10 @@ export class KafkaStreams {
 
   /** Partitions whose tasks are restored and running on this instance. */
   runningPartitions(): number[] {
-    return [...this.#tasks.values()].filter((t) => t.state === 'RUNNING' && !this.#isStopped(t.partition)).map((t) => t.partition).sort((a, b) => a - b);
+    return [...this.#tasks.values()]
+      .filter((t) => t.state === 'RUNNING' && !this.#isStopped(t.partition))
+      .map((t) => t.partition)
+      .sort((a, b) => a - b);
   }
 
   /** Read access to a running task's store for interactive queries (committed + uncommitted state). */
@@ -279,7 +307,8 @@ export class KafkaStreams {
       if (task.state !== 'RUNNING') continue;
       for (const [topic, position] of task.positions) {
         const end = this.#stableEnds.get(tpKey(topic, task.partition));
-        if (end !== undefined) out.push({ topic, partition: task.partition, records: Number(end > position ? end - position : 0n) });
+        if (end !== undefined)
+          out.push({ topic, partition: task.partition, records: Number(end > position ? end - position : 0n) });
       }
     }
     return out;
@@ -297,7 +326,12 @@ export class KafkaStreams {
   async start(): Promise<void> {
     this.#state = 'STARTING';
     const { applicationId, instanceId, brokers, connection } = this.#options;
-    const base = { bootstrapBrokers: brokers, ...(connection ?? {}), timeout: this.#options.transactionTimeoutMs, retries: 3 };
+    const base = {
+      bootstrapBrokers: brokers,
+      ...(connection ?? {}),
+      timeout: this.#options.transactionTimeoutMs,
+      retries: 3,
+    };
     this.#producer = createTransactionalProducer({
       bootstrapBrokers: brokers,
       clientId: `${applicationId}-${instanceId}-producer`,
@@ -322,17 +356,36 @@ export class KafkaStreams {
       // Each member tells the leader what it runs, keeps warm and has on disk (see assignor.ts). The
       // previous protocol name second: during a rolling upgrade the group agrees on it until every member
       // speaks the new one (the leader always plans with this assignor's code, whichever name is chosen).
-      protocols: [{ name: PROTOCOL_NAME, version: 1 }, { name: LEGACY_PROTOCOL_NAME, version: 1 }],
+      protocols: [
+        { name: PROTOCOL_NAME, version: 1 },
+        { name: LEGACY_PROTOCOL_NAME, version: 1 },
+      ],
       protocolsMetadata: () => this.#memberInfo(),
       partitionAssigner: createCopartitionedAssigner(this.#options.standbyReplicas),
     });
-    this.#fetcher = new Fetcher(this.#consumer, { maxWaitMs: this.#options.fetchMaxWaitMs, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 2 * 1024 * 1024 });
+    this.#fetcher = new Fetcher(this.#consumer, {
+      maxWaitMs: this.#options.fetchMaxWaitMs,
+      minBytes: 1,
+      maxBytes: 16 * 1024 * 1024,
+      partitionMaxBytes: 2 * 1024 * 1024,
+    });
     // Never joins the group: it only fetches changelogs and lists their offsets.
-    this.#standbyConsumer = new Consumer({ ...base, clientId: `${applicationId}-${instanceId}-standby`, groupId: `${applicationId}-${instanceId}-standby`, autocommit: false, isolationLevel: 1 });
+    this.#standbyConsumer = new Consumer({
+      ...base,
+      clientId: `${applicationId}-${instanceId}-standby`,
+      groupId: `${applicationId}-${instanceId}-standby`,
+      autocommit: false,
+      isolationLevel: 1,
+    });
     this.#standbys = new StandbyTasks({
       consumer: this.#standbyConsumer,
       // Waits longer on a quiet changelog than the processing loop does.
-      fetcher: new Fetcher(this.#standbyConsumer, { maxWaitMs: 250, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 2 * 1024 * 1024 }),
+      fetcher: new Fetcher(this.#standbyConsumer, {
+        maxWaitMs: 250,
+        minBytes: 1,
+        maxBytes: 16 * 1024 * 1024,
+        partitionMaxBytes: 2 * 1024 * 1024,
+      }),
       log: this.#log.child({ component: 'standby' }),
       outage: this.#brokerHealth.outage('standby', this.#log.child({ component: 'standby' })),
       changelogTopicOf: (store) => `${this.#options.applicationId}-${store}-changelog`,
@@ -349,12 +402,18 @@ export class KafkaStreams {
       await first.cancel();
     });
     this.#producerId = this.#producer.producerId;
-    this.#log.info({ producerId: String(this.#producerId), epoch: this.#producer.producerEpoch }, 'transactional producer initialized');
-    this.#consumer.on('consumer:group:join', (payload: { generationId?: number; assignments?: Array<{ topic: string; partitions: number[] }> }) => {
-      const { active, standby } = splitAssignment(payload.assignments ?? []);
-      this.#latest = { generationId: payload.generationId ?? -1, partitions: active, standby };
-      this.#log.info({ generation: payload.generationId, partitions: active, standby }, 'group assignment received');
-    });
+    this.#log.info(
+      { producerId: String(this.#producerId), epoch: this.#producer.producerEpoch },
+      'transactional producer initialized',
+    );
+    this.#consumer.on(
+      'consumer:group:join',
+      (payload: { generationId?: number; assignments?: Array<{ topic: string; partitions: number[] }> }) => {
+        const { active, standby } = splitAssignment(payload.assignments ?? []);
+        this.#latest = { generationId: payload.generationId ?? -1, partitions: active, standby };
+        this.#log.info({ generation: payload.generationId, partitions: active, standby }, 'group assignment received');
+      },
+    );
     this.#consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'consumer error'));
     this.#watchMembership();
     this.#consumer.topics.trackAll(...this.#topology.sourceTopics());
@@ -372,7 +431,9 @@ export class KafkaStreams {
       permanent: (error) => {
         const fatal = permanentKafkaError(error, security);
         if (!fatal || fatal instanceof FatalStreamsError || fatal instanceof StoppedError) return fatal;
-        return new FatalStreamsError((fatal as { code?: string }).code ?? 'kafka_fatal', fatal.message, { cause: error });
+        return new FatalStreamsError((fatal as { code?: string }).code ?? 'kafka_fatal', fatal.message, {
+          cause: error,
+        });
       },
     });
   }
@@ -454,7 +515,8 @@ export class KafkaStreams {
         const fetched = round.fetched;
         this.#advanceFetchPositions(fetched);
         // Pipelining: the broker prepares the next batch while this one is processed.
-        if (!this.#stopRequested && this.#latest === this.#assigned) inflight = { epoch: this.#fetchEpoch, promise: this.#fetcher.fetchRound(this.#fetchPositions()) };
+        if (!this.#stopRequested && this.#latest === this.#assigned)
+          inflight = { epoch: this.#fetchEpoch, promise: this.#fetcher.fetchRound(this.#fetchPositions()) };
         inflight?.promise.catch(() => undefined);
         await this.#processFetched(fetched);
         await this.#maybeCommit(false);
@@ -479,7 +541,10 @@ export class KafkaStreams {
     this.#inactiveSinceMs ??= now;
     const boundMs = Math.max(30_000, this.#options.sessionTimeoutMs) + this.#options.sessionTimeoutMs;
     if (now - this.#inactiveSinceMs < boundMs) return false;
-    this.#log.warn({ inactiveForMs: now - this.#inactiveSinceMs }, 'the consumer has not been a group member for too long; rejoining');
+    this.#log.warn(
+      { inactiveForMs: now - this.#inactiveSinceMs },
+      'the consumer has not been a group member for too long; rejoining',
+    );
     this.#inactiveSinceMs = undefined;
     return true;
   }
@@ -510,7 +575,8 @@ export class KafkaStreams {
   async #onLoopError(error: unknown): Promise<void> {
     if (error instanceof StoppedError && this.#stopRequested) return;
     // The 'fail' processing exception handler: the user chose to stop on a record that throws.
-    if (error instanceof ProcessingError) this.#fatal ??= new FatalStreamsError('processing_failed', error.message, { cause: error });
+    if (error instanceof ProcessingError)
+      this.#fatal ??= new FatalStreamsError('processing_failed', error.message, { cause: error });
     if (error instanceof FatalStreamsError || this.#fatal) {
       this.#fatal ??= error as FatalStreamsError;
       this.#state = 'FAILED';
@@ -524,16 +590,35 @@ export class KafkaStreams {
     // outlived its timeout (a broker outage) is aborted by the coordinator with an epoch bump, and the
     // next EndTxn gets PRODUCER_FENCED too. The next transaction's InitProducerId, sent with this
     // producer's id and epoch (producer.ts, trap 1), tells them apart: a zombie is refused there and stops.
-    const migrated = error instanceof TaskMigratedError || isMigratedError(error) || isFencedError(error) || isProducerFencedError(error);
-    const fatalAccess = migrated ? undefined : permanentKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
+    const migrated =
+      error instanceof TaskMigratedError ||
+      isMigratedError(error) ||
+      isFencedError(error) ||
+      isProducerFencedError(error);
+    const fatalAccess = migrated
+      ? undefined
+      : permanentKafkaError(error, this.#options.connection as KafkaSecurityOptions | undefined);
     const brokerDown = !fatalAccess && !migrated && isBrokerUnavailable(error);
     if (fatalAccess && !(fatalAccess instanceof StoppedError)) {
-      this.#fatal = fatalAccess instanceof FatalStreamsError ? fatalAccess : new FatalStreamsError((fatalAccess as { code?: string }).code ?? 'kafka_fatal', fatalAccess.message, { cause: error });
+      this.#fatal =
+        fatalAccess instanceof FatalStreamsError
+          ? fatalAccess
+          : new FatalStreamsError((fatalAccess as { code?: string }).code ?? 'kafka_fatal', fatalAccess.message, {
+              cause: error,
+            });
     } else if (!brokerDown && !migrated) this.#consecutiveFailures++;
     if (this.#consecutiveFailures > MAX_CONSECUTIVE_FAILURES) {
-      this.#fatal = new FatalStreamsError('commit_failing', `${this.#consecutiveFailures} attempts in a row failed; stopping rather than looping`, { cause: error });
+      this.#fatal = new FatalStreamsError(
+        'commit_failing',
+        `${this.#consecutiveFailures} attempts in a row failed; stopping rather than looping`,
+        { cause: error },
+      );
     }
-    if (!brokerDown) this.#log.warn({ err: error, attempt: this.#consecutiveFailures }, 'task migrated or commit failed; aborting and re-opening tasks');
+    if (!brokerDown)
+      this.#log.warn(
+        { err: error, attempt: this.#consecutiveFailures },
+        'task migrated or commit failed; aborting and re-opening tasks',
+      );
     await this.#abortAndCloseTasks();
     if (this.#fatal) {
       this.#state = 'FAILED';
@@ -549,17 +634,23 @@ export class KafkaStreams {
   async #maybeCleanState(): Promise<void> {
     const now = Date.now();
     // Not once a stop is requested: close() must not wait for a sweep (or its listOffsets during a broker outage).
-    if (now - this.#stateCleanedAtMs < STATE_CLEANUP_INTERVAL_MS || this.#assigned === undefined || this.#stopRequested) return;
+    if (now - this.#stateCleanedAtMs < STATE_CLEANUP_INTERVAL_MS || this.#assigned === undefined || this.#stopRequested)
+      return;
     this.#stateCleanedAtMs = now;
     const { stateDir, applicationId, instanceId } = this.#options;
     this.#stateCleaner ??= new StateDirectoryCleaner({
       appDir: path.join(stateDir, applicationId),
       instanceId,
       cleanupDelayMs: this.#options.stateCleanupDelayMs ?? STATE_CLEANUP_DELAY_MS_DEFAULT,
-      recovery: { acceptableLagRecords: this.#options.acceptableRecoveryLag ?? ACCEPTABLE_RECOVERY_LAG_DEFAULT, changelogEndOffsets: (p) => this.#changelogEndOffsets(p) },
+      recovery: {
+        acceptableLagRecords: this.#options.acceptableRecoveryLag ?? ACCEPTABLE_RECOVERY_LAG_DEFAULT,
+        changelogEndOffsets: (p) => this.#changelogEndOffsets(p),
+      },
     });
     try {
-      const { deleted } = await this.#stateCleaner.sweep(new Set([...this.#assigned.partitions, ...(this.#standbys?.partitions() ?? [])]));
+      const { deleted } = await this.#stateCleaner.sweep(
+        new Set([...this.#assigned.partitions, ...(this.#standbys?.partitions() ?? [])]),
+      );
       if (deleted.length > 0) this.#log.info({ deleted }, 'deleted unused state folders');
       this.#options.onStateCleanup?.(deleted);
     } catch (error) {
@@ -568,9 +659,15 @@ export class KafkaStreams {
   }
 
   async #changelogEndOffsets(partition: number): Promise<Map<string, bigint>> {
-    const stores = this.#topology.stores().filter((store) => store.logged).map((store) => store.name);
+    const stores = this.#topology
+      .stores()
+      .filter((store) => store.logged)
+      .map((store) => store.name);
     const topic = (store: string) => `${this.#options.applicationId}-${store}-changelog`;
-    const ends = await this.#listOffsets(Object.fromEntries(stores.map((store) => [topic(store), [partition]])), ListOffsetTimestamps.LATEST);
+    const ends = await this.#listOffsets(
+      Object.fromEntries(stores.map((store) => [topic(store), [partition]])),
+      ListOffsetTimestamps.LATEST,
+    );
     return new Map(stores.map((store) => [store, ends.get(tpKey(topic(store), partition)) ?? 0n]));
   }
 
@@ -581,11 +678,18 @@ export class KafkaStreams {
     const { stateDir, applicationId, instanceId } = this.#options;
     let local: number[] = [];
     try {
-      local = readdirSync(path.join(stateDir, applicationId, instanceId)).filter((name) => /^\d+$/.test(name)).map(Number);
+      local = readdirSync(path.join(stateDir, applicationId, instanceId))
+        .filter((name) => /^\d+$/.test(name))
+        .map(Number);
     } catch {
       // No state folder yet.
     }
-    return encodeMemberInfo({ instanceId, active: this.#assigned?.partitions ?? [], standby: this.#standbys?.partitions() ?? [], local });
+    return encodeMemberInfo({
+      instanceId,
+      active: this.#assigned?.partitions ?? [],
+      standby: this.#standbys?.partitions() ?? [],
+      local,
+    });
   }
 
   async #rebalance(assignment: Assignment): Promise<void> {
@@ -607,7 +711,16 @@ export class KafkaStreams {
     }
     const committed = await this.#committedOffsets(assignment.partitions);
     this.#emitStatus();
-    const restored = await restoreTasks(tasks, (store) => `${this.#options.applicationId}-${store}-changelog`, this.#consumer, this.#fetcher, this.#log, undefined, this.#options.transactionTimeoutMs * 2, this.#internal.changelogCheck());
+    const restored = await restoreTasks(
+      tasks,
+      (store) => `${this.#options.applicationId}-${store}-changelog`,
+      this.#consumer,
+      this.#fetcher,
+      this.#log,
+      undefined,
+      this.#options.transactionTimeoutMs * 2,
+      this.#internal.changelogCheck(),
+    );
     this.#restoredRecords += restored.records;
     const earliest = await this.#earliestOffsets(tasks, committed);
     for (const task of tasks) {
@@ -618,7 +731,16 @@ export class KafkaStreams {
     this.#lastCommitMs = Date.now();
     this.#state = 'RUNNING';
     this.#brokerAnswered();
-    this.#log.info({ generation: assignment.generationId, partitions: this.runningPartitions(), stopped: [...this.#stopped.keys()].map((k) => k.replace('\u0000', '-')), standby: assignment.standby, restoredRecords: restored.records }, 'tasks running');
+    this.#log.info(
+      {
+        generation: assignment.generationId,
+        partitions: this.runningPartitions(),
+        stopped: [...this.#stopped.keys()].map((k) => k.replace('\u0000', '-')),
+        standby: assignment.standby,
+        restoredRecords: restored.records,
+      },
+      'tasks running',
+    );
     this.#emitStatus();
   }
 
@@ -645,14 +767,18 @@ export class KafkaStreams {
 
   #stopPartition(stop: PartitionStop): void {
     this.#stopped.set(tpKey(stop.topic, stop.partition), stop);
-    this.#log.error({ topic: stop.topic, partition: stop.partition, code: stop.code, action: stop.action }, `partition stopped: ${stop.reason}`);
+    this.#log.error(
+      { topic: stop.topic, partition: stop.partition, code: stop.code, action: stop.action },
+      `partition stopped: ${stop.reason}`,
+    );
   }
 
   /** Log start offsets of the source partitions that have no committed offset (where "earliest" is). */
   async #earliestOffsets(tasks: StreamTask[], committed: Map<string, bigint>): Promise<Map<string, bigint>> {
     const partitions: Record<string, number[]> = {};
     for (const task of tasks) {
-      for (const topic of this.#topology.sourceTopics()) if ((committed.get(tpKey(topic, task.partition)) ?? -1n) < 0n) (partitions[topic] ??= []).push(task.partition);
+      for (const topic of this.#topology.sourceTopics())
+        if ((committed.get(tpKey(topic, task.partition)) ?? -1n) < 0n) (partitions[topic] ??= []).push(task.partition);
     }
     return this.#listOffsets(partitions, ListOffsetTimestamps.EARLIEST);
   }
@@ -660,13 +786,23 @@ export class KafkaStreams {
   async #listOffsets(partitions: Record<string, number[]>, timestamp: bigint): Promise<Map<string, bigint>> {
     const out = new Map<string, bigint>();
     if (Object.keys(partitions).length === 0) return out;
-    const listed = await this.#consumer.listOffsets({ topics: Object.keys(partitions), partitions, timestamp, isolationLevel: 1 });
-    for (const [topic, offsets] of listed) offsets.forEach((offset, partition) => out.set(tpKey(topic, partition), offset));
+    const listed = await this.#consumer.listOffsets({
+      topics: Object.keys(partitions),
+      partitions,
+      timestamp,
+      isolationLevel: 1,
+    });
+    for (const [topic, offsets] of listed)
+      offsets.forEach((offset, partition) => out.set(tpKey(topic, partition), offset));
     return out;
   }
 
   /** The positions a restored task starts from, or undefined (and the task stopped) when it must not start. */
-  async #startPositions(task: StreamTask, committed: Map<string, bigint>, earliest: Map<string, bigint>): Promise<Map<string, bigint> | undefined> {
+  async #startPositions(
+    task: StreamTask,
+    committed: Map<string, bigint>,
+    earliest: Map<string, bigint>,
+  ): Promise<Map<string, bigint> | undefined> {
     const topics = this.#topology.sourceTopics();
     const committedOf = offsetsOf(committed, topics, task.partition);
     const missing = topics.some((t) => (committedOf.get(t) ?? -1n) < 0n);
@@ -685,7 +821,11 @@ export class KafkaStreams {
       for (const stop of decision.stops) this.#stopPartition(stop);
       return undefined;
     }
-    if (missing) this.#log.info({ task: task.id, positions: Object.fromEntries([...decision.positions].map(([t, o]) => [t, String(o)])) }, 'no committed offsets and no state: a new task starts from the log start');
+    if (missing)
+      this.#log.info(
+        { task: task.id, positions: Object.fromEntries([...decision.positions].map(([t, o]) => [t, String(o)])) },
+        'no committed offsets and no state: a new task starts from the log start',
+      );
     return decision.positions;
   }
 
@@ -699,7 +839,10 @@ export class KafkaStreams {
     ]);
     for (const p of positions) {
       const key = tpKey(p.topic, p.partition);
-      if (!this.#stopped.has(key)) this.#stopPartition(outOfRangeStop('processor', p.topic, p.partition, p.offset, starts.get(key), ends.get(key)));
+      if (!this.#stopped.has(key))
+        this.#stopPartition(
+          outOfRangeStop('processor', p.topic, p.partition, p.offset, starts.get(key), ends.get(key)),
+        );
     }
     this.#emitStatus();
   }
@@ -723,7 +866,10 @@ export class KafkaStreams {
   /** One log line per dead-lettered record (its own position: the record is findable in the DLQ by it). */
   #onProcessingError(info: ProcessingErrorInfo): void {
     const { node, phase, topic, partition, offset } = info;
-    this.#log.error({ node, phase, topic, partition, offset: offset.toString(), error: errorText(info.error) }, 'processing exception: the record goes to the dead-letter topic and processing continues');
+    this.#log.error(
+      { node, phase, topic, partition, offset: offset.toString(), error: errorText(info.error) },
+      'processing exception: the record goes to the dead-letter topic and processing continues',
+    );
     try {
       this.#options.onProcessingError?.(info);
     } catch (error) {
@@ -747,7 +893,9 @@ export class KafkaStreams {
       });
     }
     for (const task of this.#tasks.values()) {
-      await task.close().catch((error: unknown) => this.#log.warn({ err: error, task: task.id }, 'closing task failed'));
+      await task
+        .close()
+        .catch((error: unknown) => this.#log.warn({ err: error, task: task.id }, 'closing task failed'));
       for (const topic of this.#topology.sourceTopics()) this.#fetcher?.reset(topic, task.partition);
     }
     this.#tasks.clear();
@@ -765,7 +913,11 @@ export class KafkaStreams {
       for (const [topic, offset] of task.positions) {
         const key = tpKey(topic, task.partition);
         const next = this.#nextFetch.get(key);
-        out.push({ topic, partition: task.partition, offset: next !== undefined && next > offset && this.#nextFetchEpoch === this.#fetchEpoch ? next : offset });
+        out.push({
+          topic,
+          partition: task.partition,
+          offset: next !== undefined && next > offset && this.#nextFetchEpoch === this.#fetchEpoch ? next : offset,
+        });
       }
     }
     if (this.#nextFetchEpoch !== this.#fetchEpoch) {
@@ -803,10 +955,16 @@ export class KafkaStreams {
         const last = index >= part.records.length;
         // Records of a repartition topic are applied only if they verify; the others become dead letters
         // in the same transaction as the offsets that pass them.
-        const { accepted, deadLetters } = this.#internal.authenticate(part.topic, chunk, (topic) => this.#partitionCountOf(topic));
+        const { accepted, deadLetters } = this.#internal.authenticate(part.topic, chunk, (topic) =>
+          this.#partitionCountOf(topic),
+        );
         for (const letter of deadLetters) this.#outputs.push(letter);
         this.#pendingRecords += deadLetters.length;
-        this.#pendingRecords += await task.process(part.topic, accepted, last ? part.nextOffset : chunk[chunk.length - 1]!.offset + 1n);
+        this.#pendingRecords += await task.process(
+          part.topic,
+          accepted,
+          last ? part.nextOffset : chunk[chunk.length - 1]!.offset + 1n,
+        );
         await this.#maybeCommit(false);
         task = this.#tasks.get(part.partition);
         if (!task || task.state !== 'RUNNING') break;
@@ -867,7 +1025,8 @@ export class KafkaStreams {
   #startCommit(): void {
     const tasks = [...this.#tasks.values()].filter((t) => t.state === 'RUNNING' && t.commitNeeded());
     if (tasks.length === 0 && this.#outputs.length === 0) return;
-    if (this.#latest !== this.#assigned) throw new TaskMigratedError('a rebalance happened since the tasks were assigned');
+    if (this.#latest !== this.#assigned)
+      throw new TaskMigratedError('a rebalance happened since the tasks were assigned');
     const prepared = this.#prepareCommit(tasks);
     const inflight: InflightCommit = { promise: Promise.resolve(), settled: false, error: undefined };
     inflight.promise = this.#commit(prepared).then(
@@ -907,7 +1066,14 @@ export class KafkaStreams {
         for (const e of entries) {
           const key = Buffer.from(e.key, 'utf8');
           const headers = this.#internal.changelogHeaders(name, task.partition, key, e.value);
-          messages.push({ topic, partition: task.partition, key, value: e.value ?? undefined, timestamp: BigInt(startedMs), ...(headers ? { headers } : {}) });
+          messages.push({
+            topic,
+            partition: task.partition,
+            key,
+            value: e.value ?? undefined,
+            timestamp: BigInt(startedMs),
+            ...(headers ? { headers } : {}),
+          });
         }
         prepared.changelogCounts.set(tpKey(topic, task.partition), { task, store: name, count: entries.length });
       }
@@ -937,14 +1103,20 @@ export class KafkaStreams {
     // One database per store: their batches go to LevelDB's threads together. Every flush ends before
     // the first error is rethrown, so none is still writing when the failure path closes the stores.
     const flushed = await Promise.allSettled(
-      prepared.flushes.map(({ task, name, store }) => store.flush(store.options.logged ? (nextChangelog.get(`${task.partition}/${name}`) ?? null) : null)),
+      prepared.flushes.map(({ task, name, store }) =>
+        store.flush(store.options.logged ? (nextChangelog.get(`${task.partition}/${name}`) ?? null) : null),
+      ),
     );
     const failed = flushed.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     for (const { task, positions } of prepared.positions) task.markCommitted(positions);
     this.#consecutiveFailures = 0;
     this.#brokerAnswered();
-    this.#options.onCommit?.({ records: prepared.records, outputs: prepared.outputs, durationMs: Date.now() - prepared.startedMs });
+    this.#options.onCommit?.({
+      records: prepared.records,
+      outputs: prepared.outputs,
+      durationMs: Date.now() - prepared.startedMs,
+    });
   }
 
   /**
@@ -968,39 +1140,68 @@ export class KafkaStreams {
       for (const [topic, offset] of positions) offsets.push({ topic, partition: task.partition, offset });
     }
     const consumer = this.#consumer;
-    const group = { groupId: consumer.groupId, generationId: prepared.generationId, memberId: consumer.memberId ?? '', groupInstanceId: null };
-    await sendOffsetsToTransaction(this.#producer, consumer, offsets, { group, timeoutMs: this.#options.transactionTimeoutMs });
+    const group = {
+      groupId: consumer.groupId,
+      generationId: prepared.generationId,
+      memberId: consumer.memberId ?? '',
+      groupInstanceId: null,
+    };
+    await sendOffsetsToTransaction(this.#producer, consumer, offsets, {
+      group,
+      timeoutMs: this.#options.transactionTimeoutMs,
+    });
   }
 
   async #checkTopics(): Promise<void> {
     const sourceTopics = this.#topology.sourceTopics();
-    const changelogs = this.#topology.stores().filter((s) => s.logged).map((s) => `${this.#options.applicationId}-${s.name}-changelog`);
-    const all = [...new Set([...sourceTopics, ...changelogs, ...this.#topology.sinkTopics(), ...this.#internal.deadLetterTopics()])];
+    const changelogs = this.#topology
+      .stores()
+      .filter((s) => s.logged)
+      .map((s) => `${this.#options.applicationId}-${s.name}-changelog`);
+    const all = [
+      ...new Set([
+        ...sourceTopics,
+        ...changelogs,
+        ...this.#topology.sinkTopics(),
+        ...this.#internal.deadLetterTopics(),
+      ]),
+    ];
     // A wrong password, an untrusted certificate, a missing ACL or a missing topic fails here first, and
     // stops the start (#untilBrokerAnswers); a broker that does not answer is waited for.
     const metadata = await this.#consumer.metadata({ topics: all });
     for (const topic of all) {
       const info = metadata.topics.get(topic);
-      if (!info) throw new FatalStreamsError('topics_missing', `topic ${topic} does not exist; create it with \`bankstream topics create\``);
+      if (!info)
+        throw new FatalStreamsError(
+          'topics_missing',
+          `topic ${topic} does not exist; create it with \`bankstream topics create\``,
+        );
       this.#partitionCounts.set(topic, info.partitionsCount);
     }
     const copartitioned = [...sourceTopics, ...changelogs];
     const counts = copartitioned.map((t) => `${t}=${this.#partitionCounts.get(t)}`);
     const distinct = new Set(copartitioned.map((t) => this.#partitionCounts.get(t)));
-    if (distinct.size !== 1) throw new FatalStreamsError('topics_not_copartitioned', `input, repartition and changelog topics must have the same partition count: ${counts.join(', ')}`);
+    if (distinct.size !== 1)
+      throw new FatalStreamsError(
+        'topics_not_copartitioned',
+        `input, repartition and changelog topics must have the same partition count: ${counts.join(', ')}`,
+      );
     this.#partitions = [...distinct][0]!;
   }
 
   #partitionCountOf(topic: string): number {
     const count = this.#partitionCounts.get(topic);
-    if (count === undefined) throw new FatalStreamsError('topic_unknown', `sink topic ${topic} was not checked at start-up`);
+    if (count === undefined)
+      throw new FatalStreamsError('topic_unknown', `sink topic ${topic} was not checked at start-up`);
     return count;
   }
 
   async #shutdown(): Promise<void> {
     this.#state = 'STOPPING';
     await this.#abortAndCloseTasks();
-    await this.#standbys?.close().catch((error: unknown) => this.#log.warn({ err: error }, 'closing standby tasks failed'));
+    await this.#standbys
+      ?.close()
+      .catch((error: unknown) => this.#log.warn({ err: error }, 'closing standby tasks failed'));
     await this.#standbyConsumer?.close(true).catch(() => undefined);
     if (this.#consumer) await (this.#consumer.leaveGroup(false) as unknown as Promise<void>).catch(() => undefined);
     await this.#consumer?.close(true).catch(() => undefined);
@@ -1069,7 +1270,10 @@ function headerNameBytes(name: string): Buffer {
 }
 
 /** Next changelog offset per "partition/store": the lowest base offset + the count is never past the truth. */
-function changelogOffsets(offsets: Array<{ topic: string; partition: number; offset: bigint }>, counts: Map<string, { task: StreamTask; store: string; count: number }>): Map<string, bigint> {
+function changelogOffsets(
+  offsets: Array<{ topic: string; partition: number; offset: bigint }>,
+  counts: Map<string, { task: StreamTask; store: string; count: number }>,
+): Map<string, bigint> {
   const base = new Map<string, bigint>();
   for (const o of offsets) {
     const key = tpKey(o.topic, o.partition);
@@ -1085,7 +1289,11 @@ function changelogOffsets(offsets: Array<{ topic: string; partition: number; off
 }
 
 function fenced(cause: unknown): FatalStreamsError {
-  return new FatalStreamsError('producer_fenced', 'this instance was fenced by a newer one with the same transactional id', { cause });
+  return new FatalStreamsError(
+    'producer_fenced',
+    'this instance was fenced by a newer one with the same transactional id',
+    { cause },
+  );
 }
 
 function sleep(ms: number): Promise<void> {

@@ -60,7 +60,10 @@ export function decideStart(input: StartInput): StartDecision {
   if (missing.length === 0) return { ok: true, positions };
   const refuse = input.policy === 'none' || (input.policy === 'safe' && input.hasState);
   if (refuse) {
-    const why = input.policy === 'none' ? 'OFFSET_RESET=none refuses every missing offset' : `${input.stateDescription}, so starting from the earliest offset would replay what was already applied`;
+    const why =
+      input.policy === 'none'
+        ? 'OFFSET_RESET=none refuses every missing offset'
+        : `${input.stateDescription}, so starting from the earliest offset would replay what was already applied`;
     return {
       ok: false,
       stops: missing.map((topic) => ({
@@ -77,10 +80,22 @@ export function decideStart(input: StartInput): StartDecision {
 }
 
 /** The stop of a partition whose position is outside [logStart, logEnd]. */
-export function outOfRangeStop(group: 'processor' | 'sink', topic: string, partition: number, position: bigint, logStart: bigint | undefined, logEnd: bigint | undefined): PartitionStop {
-  const range = logStart === undefined || logEnd === undefined ? 'the log range could not be listed' : `the log holds offsets ${logStart} to ${logEnd}`;
+export function outOfRangeStop(
+  group: 'processor' | 'sink',
+  topic: string,
+  partition: number,
+  position: bigint,
+  logStart: bigint | undefined,
+  logEnd: bigint | undefined,
+): PartitionStop {
+  const range =
+    logStart === undefined || logEnd === undefined
+      ? 'the log range could not be listed'
+      : `the log holds offsets ${logStart} to ${logEnd}`;
   const before = logStart !== undefined && position < logStart;
-  const cause = before ? 'records were deleted (retention or deleteRecords) before they were processed' : 'the position is past the log end (topic recreated or truncated)';
+  const cause = before
+    ? 'records were deleted (retention or deleteRecords) before they were processed'
+    : 'the position is past the log end (topic recreated or truncated)';
   return {
     topic,
     partition,

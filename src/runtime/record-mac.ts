@@ -42,7 +42,9 @@ export interface RepartitionRecord {
 /** Why a record was refused, for the DLQ header, the log and readiness. */
 export type RecordRejection = Exclude<MacCheck, { ok: true }>['reason'] | 'malformed_mac';
 
-export type RecordCheck = { ok: true; previousKey: boolean; unsigned: boolean } | { ok: false; reason: RecordRejection };
+export type RecordCheck =
+  | { ok: true; previousKey: boolean; unsigned: boolean }
+  | { ok: false; reason: RecordRejection };
 
 /** The MAC header's fields as written (undefined when the header does not parse). */
 interface MacFields {
@@ -52,7 +54,12 @@ interface MacFields {
 }
 
 /** The MAC header of a record, signed under the current key; the MAC is written straight into it. */
-function signedHeader(keys: ClusterKeys, purpose: 'leg' | 'changelog', parts: ReadonlyArray<Buffer | string | null>, task: number | undefined): Buffer {
+function signedHeader(
+  keys: ClusterKeys,
+  purpose: 'leg' | 'changelog',
+  parts: ReadonlyArray<Buffer | string | null>,
+  task: number | undefined,
+): Buffer {
   const id = keyIdBytes(keys.current.id);
   const out = Buffer.allocUnsafe(2 + id.length + (task === undefined ? 0 : TASK_BYTES) + MAC_BYTES);
   out[0] = MAC_FORMAT_VERSION;
@@ -79,7 +86,9 @@ function unpackMac(header: Buffer, withTask: boolean): MacFields | undefined {
 /** The record's headers with the MAC header set for `producerTask` (a MAC header it had is replaced). */
 export function signRepartitionRecord(keys: ClusterKeys, record: RepartitionRecord, producerTask: number): Headers {
   const header = signedHeader(keys, 'leg', legParts(record, producerTask), producerTask);
-  const headers: Record<string, Buffer> = hasMacHeaders(record.headers) ? withoutMacHeaders(record.headers) : { ...record.headers };
+  const headers: Record<string, Buffer> = hasMacHeaders(record.headers)
+    ? withoutMacHeaders(record.headers)
+    : { ...record.headers };
   headers[MAC_HEADER] = header;
   return headers;
 }
@@ -89,9 +98,14 @@ export function signRepartitionRecord(keys: ClusterKeys, record: RepartitionReco
  * LEGS_ACCEPT_UNSIGNED) lets a record WITHOUT a MAC header through, reported as unsigned; a record
  * with a wrong MAC is refused whatever the setting.
  */
-export function verifyRepartitionRecord(keys: ClusterKeys, record: RepartitionRecord, acceptUnsigned = false): RecordCheck {
+export function verifyRepartitionRecord(
+  keys: ClusterKeys,
+  record: RepartitionRecord,
+  acceptUnsigned = false,
+): RecordCheck {
   const header = record.headers[MAC_HEADER];
-  if (header === undefined) return acceptUnsigned ? { ok: true, previousKey: false, unsigned: true } : { ok: false, reason: 'missing_mac' };
+  if (header === undefined)
+    return acceptUnsigned ? { ok: true, previousKey: false, unsigned: true } : { ok: false, reason: 'missing_mac' };
   const fields = unpackMac(header, true);
   if (fields === undefined) return { ok: false, reason: 'malformed_mac' };
   const check = verifyParts(keys, 'leg', legParts(record, fields.task!), fields.keyId, fields.mac);
@@ -118,7 +132,13 @@ export function producerTaskOf(headers: Headers): string | undefined {
 }
 
 function legParts(record: RepartitionRecord, task: number): Array<Buffer | string | null> {
-  const parts: Array<Buffer | string | null> = [textBytes(record.topic), decimal(record.partition), decimal(task), record.key, record.value];
+  const parts: Array<Buffer | string | null> = [
+    textBytes(record.topic),
+    decimal(record.partition),
+    decimal(task),
+    record.key,
+    record.value,
+  ];
   let names: string[] | undefined;
   for (const name in record.headers) if (name !== MAC_HEADER) (names ??= []).push(name);
   if (names === undefined) return parts;
@@ -152,8 +172,16 @@ function textBytes(text: string): Buffer | string {
 // ---- changelog records ------------------------------------------------------------------------
 
 /** The MAC header of one changelog record, as the client's Map of Buffers (what the producer sends). */
-export function signChangelogEntry(keys: ClusterKeys, store: string, partition: number, key: Buffer, value: Buffer | null): Map<Buffer, Buffer> {
-  return new Map([[MAC_HEADER_BYTES, signedHeader(keys, 'changelog', [textBytes(store), decimal(partition), key, value], undefined)]]);
+export function signChangelogEntry(
+  keys: ClusterKeys,
+  store: string,
+  partition: number,
+  key: Buffer,
+  value: Buffer | null,
+): Map<Buffer, Buffer> {
+  return new Map([
+    [MAC_HEADER_BYTES, signedHeader(keys, 'changelog', [textBytes(store), decimal(partition), key, value], undefined)],
+  ]);
 }
 
 /** Key ids as bytes, made once each (a handful of ids at most: current and previous). */
@@ -164,7 +192,8 @@ function keyIdBytes(keyId: string): Buffer {
   if (bytes === undefined) {
     if (KEY_ID_BYTES.size > 16) KEY_ID_BYTES.clear();
     bytes = Buffer.from(keyId, 'utf8');
-    if (bytes.length === 0 || bytes.length > 255) throw new Error(`a key id is 1 to 255 bytes (CLUSTER_SECRET_ID), not ${bytes.length}`);
+    if (bytes.length === 0 || bytes.length > 255)
+      throw new Error(`a key id is 1 to 255 bytes (CLUSTER_SECRET_ID), not ${bytes.length}`);
     KEY_ID_BYTES.set(keyId, bytes);
   }
   return bytes;
@@ -180,10 +209,17 @@ export function verifyChangelogRecord(
   acceptUnsigned = false,
 ): RecordCheck {
   const header = record.headers[MAC_HEADER];
-  if (header === undefined) return acceptUnsigned ? { ok: true, previousKey: false, unsigned: true } : { ok: false, reason: 'missing_mac' };
+  if (header === undefined)
+    return acceptUnsigned ? { ok: true, previousKey: false, unsigned: true } : { ok: false, reason: 'missing_mac' };
   const fields = unpackMac(header, false);
   if (fields === undefined) return { ok: false, reason: 'malformed_mac' };
-  const check = verifyParts(keys, 'changelog', [textBytes(store), decimal(record.partition), record.key, record.value], fields.keyId, fields.mac);
+  const check = verifyParts(
+    keys,
+    'changelog',
+    [textBytes(store), decimal(record.partition), record.key, record.value],
+    fields.keyId,
+    fields.mac,
+  );
   return check.ok ? { ok: true, previousKey: check.previous, unsigned: false } : check;
 }
 
@@ -231,11 +267,15 @@ export function changelogVerifier(keys: ClusterKeys, options: RecordAuthOptions,
   const acceptUnsigned = options.changelogAcceptUnsigned ?? false;
   return (store, record) => {
     if (skip.size > 0 && skip.has(recordCoordinate(record.topic, record.partition, record.offset))) {
-      log.warn({ topic: record.topic, partition: record.partition, offset: String(record.offset), store }, 'changelog record skipped (CHANGELOG_SKIP_RECORDS)');
+      log.warn(
+        { topic: record.topic, partition: record.partition, offset: String(record.offset), store },
+        'changelog record skipped (CHANGELOG_SKIP_RECORDS)',
+      );
       return false;
     }
     const check = verifyChangelogRecord(keys, store, record, acceptUnsigned);
-    if (!check.ok) throw new UnauthenticatedChangelogRecordError(record.topic, record.partition, record.offset, store, check.reason);
+    if (!check.ok)
+      throw new UnauthenticatedChangelogRecordError(record.topic, record.partition, record.offset, store, check.reason);
     return true;
   };
 }

@@ -4,7 +4,14 @@ import { type Consumer } from '@platformatic/kafka';
 import { type Logger } from 'pino';
 import { type ChangelogEntry } from '../stores/types.ts';
 import { type ChangelogCheck } from './record-mac.ts';
-import { type FetchedRecord, type FetchPartitionError, type Fetcher, isOutOfRange, type PartitionFetch, tpKey } from './fetcher.ts';
+import {
+  type FetchedRecord,
+  type FetchPartitionError,
+  type Fetcher,
+  isOutOfRange,
+  type PartitionFetch,
+  tpKey,
+} from './fetcher.ts';
 import { type StreamTask } from './task.ts';
 
 export interface RestoreTarget {
@@ -69,7 +76,9 @@ export async function restoreTasks(
     const after = (t: RestoreTarget) => nextOffsets.get(t) ?? t.offset;
     inflight = targets.some((t) => after(t) < t.end) ? fetchFrom(fetcher, targets, after) : undefined;
     inflight?.catch(() => undefined);
-    await Promise.all(writes.map(({ target, entries, next }) => target.task.stores.get(target.storeName)!.restoreBatch(entries, next)));
+    await Promise.all(
+      writes.map(({ target, entries, next }) => target.task.stores.get(target.storeName)!.restoreBatch(entries, next)),
+    );
     for (const { target, entries, next } of writes) {
       target.offset = next;
       records += entries.length;
@@ -89,7 +98,11 @@ export async function restoreTasks(
  * The store entries of fetched changelog records below `end` (keyless records carry no entry). `check`
  * authenticates each record first: false leaves it out, a throw stops before anything of the batch is written.
  */
-export function changelogEntries(records: FetchedRecord[], end?: bigint, check?: (record: FetchedRecord) => boolean): ChangelogEntry[] {
+export function changelogEntries(
+  records: FetchedRecord[],
+  end?: bigint,
+  check?: (record: FetchedRecord) => boolean,
+): ChangelogEntry[] {
   const entries: ChangelogEntry[] = [];
   for (const r of records) {
     if (!r.key || (end !== undefined && r.offset >= end)) continue;
@@ -100,17 +113,34 @@ export function changelogEntries(records: FetchedRecord[], end?: bigint, check?:
 }
 
 /** One fetch of every target not restored yet, from `offsetOf` (where the batch being written ends). */
-function fetchFrom(fetcher: Fetcher, targets: RestoreTarget[], offsetOf: (t: RestoreTarget) => bigint): Promise<PartitionFetch[]> {
+function fetchFrom(
+  fetcher: Fetcher,
+  targets: RestoreTarget[],
+  offsetOf: (t: RestoreTarget) => bigint,
+): Promise<PartitionFetch[]> {
   const active = targets.filter((t) => offsetOf(t) < t.end);
   return fetcher.fetch(active.map((t) => ({ topic: t.topic, partition: t.partition, offset: offsetOf(t) })));
 }
 
-async function planRestore(tasks: StreamTask[], changelogTopicOf: (store: string) => string, consumer: Consumer, log: Logger, catchUpMs: number): Promise<RestoreTarget[]> {
+async function planRestore(
+  tasks: StreamTask[],
+  changelogTopicOf: (store: string) => string,
+  consumer: Consumer,
+  log: Logger,
+  catchUpMs: number,
+): Promise<RestoreTarget[]> {
   const targets: RestoreTarget[] = [];
   for (const task of tasks) {
     for (const [name, store] of task.stores) {
       if (!store.options.logged) continue;
-      targets.push({ task, storeName: name, topic: changelogTopicOf(name), partition: task.partition, offset: (await store.checkpoint()) ?? 0n, end: 0n });
+      targets.push({
+        task,
+        storeName: name,
+        topic: changelogTopicOf(name),
+        partition: task.partition,
+        offset: (await store.checkpoint()) ?? 0n,
+        end: 0n,
+      });
     }
   }
   if (targets.length === 0) return targets;
@@ -119,7 +149,10 @@ async function planRestore(tasks: StreamTask[], changelogTopicOf: (store: string
     target.end = ends.get(tpKey(target.topic, target.partition)) ?? 0n;
     if (target.offset > target.end) {
       // The checkpoint is past the changelog's end: the topic was recreated or truncated. Task corrupted.
-      log.warn({ task: target.task.id, store: target.storeName, checkpoint: String(target.offset), end: String(target.end) }, 'checkpoint past changelog end; wiping the store and restoring from scratch');
+      log.warn(
+        { task: target.task.id, store: target.storeName, checkpoint: String(target.offset), end: String(target.end) },
+        'checkpoint past changelog end; wiping the store and restoring from scratch',
+      );
       await target.task.wipeStore(target.storeName);
       target.offset = 0n;
     }
@@ -133,7 +166,11 @@ async function planRestore(tasks: StreamTask[], changelogTopicOf: (store: string
  * returns, so for a moment the LSO can lag behind our own committed writes. Only a changelog that stays
  * behind (recreated or truncated topic) means the local state is corrupted.
  */
-async function stableEnds(consumer: Consumer, targets: RestoreTarget[], catchUpMs: number): Promise<Map<string, bigint>> {
+async function stableEnds(
+  consumer: Consumer,
+  targets: RestoreTarget[],
+  catchUpMs: number,
+): Promise<Map<string, bigint>> {
   const deadline = Date.now() + catchUpMs;
   for (;;) {
     const ends = await listOffsets(consumer, targets, LATEST);
@@ -144,20 +181,38 @@ async function stableEnds(consumer: Consumer, targets: RestoreTarget[], catchUpM
 }
 
 /** The changelog no longer holds the checkpoint (retention, compaction): wipe the store, go from the earliest offset. */
-export async function resetOutOfRange(targets: RestoreTarget[], error: FetchPartitionError, consumer: Consumer, fetcher: Fetcher, log: Logger): Promise<void> {
+export async function resetOutOfRange(
+  targets: RestoreTarget[],
+  error: FetchPartitionError,
+  consumer: Consumer,
+  fetcher: Fetcher,
+  log: Logger,
+): Promise<void> {
   const target = targets.find((t) => t.topic === error.topic && t.partition === error.partition);
   if (!target) throw error;
   const earliest = (await listOffsets(consumer, [target], EARLIEST)).get(tpKey(target.topic, target.partition)) ?? 0n;
-  log.warn({ task: target.task.id, store: target.storeName, checkpoint: String(target.offset), earliest: String(earliest) }, 'checkpoint before the changelog start; wiping the store and restoring from the earliest offset');
+  log.warn(
+    { task: target.task.id, store: target.storeName, checkpoint: String(target.offset), earliest: String(earliest) },
+    'checkpoint before the changelog start; wiping the store and restoring from the earliest offset',
+  );
   await target.task.wipeStore(target.storeName);
   target.offset = earliest;
   fetcher.reset(target.topic, target.partition);
 }
 
-async function listOffsets(consumer: Consumer, targets: RestoreTarget[], timestamp: bigint): Promise<Map<string, bigint>> {
+async function listOffsets(
+  consumer: Consumer,
+  targets: RestoreTarget[],
+  timestamp: bigint,
+): Promise<Map<string, bigint>> {
   const partitions: Record<string, number[]> = {};
   for (const t of targets) (partitions[t.topic] ??= []).push(t.partition);
-  const offsets = await consumer.listOffsets({ topics: Object.keys(partitions), partitions, timestamp, isolationLevel: READ_COMMITTED });
+  const offsets = await consumer.listOffsets({
+    topics: Object.keys(partitions),
+    partitions,
+    timestamp,
+    isolationLevel: READ_COMMITTED,
+  });
   const out = new Map<string, bigint>();
   for (const [topic, list] of offsets) list.forEach((offset, partition) => out.set(tpKey(topic, partition), offset));
   return out;
@@ -168,4 +223,3 @@ function remaining(targets: RestoreTarget[]): string {
   for (const t of targets) sum += t.end > t.offset ? t.end - t.offset : 0n;
   return String(sum);
 }
-

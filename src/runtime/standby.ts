@@ -80,7 +80,9 @@ export class StandbyTasks {
     for (const [partition, standby] of this.#standbys) {
       if (wanted.has(partition)) continue;
       this.#standbys.delete(partition);
-      await standby.task.close().catch((error: unknown) => this.#options.log.warn({ err: error, partition }, 'closing standby task failed'));
+      await standby.task
+        .close()
+        .catch((error: unknown) => this.#options.log.warn({ err: error, partition }, 'closing standby task failed'));
     }
     for (const partition of wanted) {
       if (this.#standbys.has(partition)) continue;
@@ -108,7 +110,14 @@ export class StandbyTasks {
       for (const [name, store] of task.stores) {
         if (!store.options.logged) continue;
         const offset = (await store.checkpoint()) ?? 0n;
-        targets.push({ task, storeName: name, topic: this.#options.changelogTopicOf(name), partition, offset, end: offset });
+        targets.push({
+          task,
+          storeName: name,
+          topic: this.#options.changelogTopicOf(name),
+          partition,
+          offset,
+          end: offset,
+        });
       }
     } catch (error) {
       await task.close().catch(() => undefined);
@@ -132,16 +141,21 @@ export class StandbyTasks {
       const targets = [...this.#standbys.values()].flatMap((s) => s.targets);
       let fetched;
       try {
-        fetched = await fetcher.fetch(targets.map((t) => ({ topic: t.topic, partition: t.partition, offset: t.offset })));
+        fetched = await fetcher.fetch(
+          targets.map((t) => ({ topic: t.topic, partition: t.partition, offset: t.offset })),
+        );
       } catch (error) {
         if (this.#halting) return;
         if (isOutOfRange(error)) {
-          await resetOutOfRange(targets, error, consumer, fetcher, log).catch((e: unknown) => this.#drop(error.partition, e));
+          await resetOutOfRange(targets, error, consumer, fetcher, log).catch((e: unknown) =>
+            this.#drop(error.partition, e),
+          );
           continue;
         }
         // Retried for as long as it takes (a standby never gives up on the broker), with a bounded pause.
         const retryInMs = backoffDelayMs(BROKER_BACKOFF, failures++);
-        if (this.#options.outage && isBrokerUnavailable(error)) this.#options.outage.failed('standby fetch', error, retryInMs);
+        if (this.#options.outage && isBrokerUnavailable(error))
+          this.#options.outage.failed('standby fetch', error, retryInMs);
         else log.warn({ err: error, retryInMs }, 'standby fetch failed; retrying');
         await sleep(retryInMs);
         continue;
@@ -156,7 +170,11 @@ export class StandbyTasks {
         if (part.nextOffset <= target.offset) continue;
         let entries;
         try {
-          entries = changelogEntries(part.records, undefined, this.#options.check && ((r) => this.#options.check!(target.storeName, r)));
+          entries = changelogEntries(
+            part.records,
+            undefined,
+            this.#options.check && ((r) => this.#options.check!(target.storeName, r)),
+          );
           await target.task.stores.get(target.storeName)!.restoreBatch(entries, part.nextOffset);
         } catch (error) {
           await this.#drop(target.partition, error);

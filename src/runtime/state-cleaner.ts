@@ -45,7 +45,8 @@ export class StateDirectoryCleaner {
   readonly #lastInUseMs = new Map<number, number>();
 
   constructor(options: StateCleanerOptions) {
-    if (!Number.isSafeInteger(options.cleanupDelayMs) || options.cleanupDelayMs < 0) throw new RangeError('state cleanup delay must be a non-negative integer of ms');
+    if (!Number.isSafeInteger(options.cleanupDelayMs) || options.cleanupDelayMs < 0)
+      throw new RangeError('state cleanup delay must be a non-negative integer of ms');
     this.#options = options;
     this.#clock = options.clock ?? Date.now;
   }
@@ -82,7 +83,10 @@ export class StateDirectoryCleaner {
           this.#lastInUseMs.delete(partition);
           deleted.push(`${instance}/${name}`);
         }
-      } else if (now - (await newestFileMs(instanceDir)) >= this.#options.cleanupDelayMs && !(await anyStoreLocked(instanceDir))) {
+      } else if (
+        now - (await newestFileMs(instanceDir)) >= this.#options.cleanupDelayMs &&
+        !(await anyStoreLocked(instanceDir))
+      ) {
         await rm(instanceDir, { recursive: true, force: true });
         deleted.push(instance);
       }
@@ -95,7 +99,12 @@ export class StateDirectoryCleaner {
 export async function folderCheckpoints(partitionDir: string): Promise<Map<string, bigint | null>> {
   const checkpoints = new Map<string, bigint | null>();
   for (const store of await listDirs(partitionDir)) {
-    const store_ = await LevelTaskStore.open(path.join(partitionDir, store), { name: store, valueSerde: bufferSerde, logged: true, cacheEntriesMax: 0 }).catch(() => undefined);
+    const store_ = await LevelTaskStore.open(path.join(partitionDir, store), {
+      name: store,
+      valueSerde: bufferSerde,
+      logged: true,
+      cacheEntriesMax: 0,
+    }).catch(() => undefined);
     if (store_ === undefined) {
       checkpoints.set(store, null);
       continue;
@@ -146,7 +155,11 @@ async function anyStoreLocked(instanceDir: string): Promise<boolean> {
         await db.open();
       } catch (error) {
         // LEVEL_LOCKED: another process has it open. Anything else (not a database): not in use.
-        if ((error as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' || (error as { code?: string }).code === 'LEVEL_LOCKED') return true;
+        if (
+          (error as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED' ||
+          (error as { code?: string }).code === 'LEVEL_LOCKED'
+        )
+          return true;
         continue;
       }
       await db.close();

@@ -170,7 +170,8 @@ export class StreamTask {
   }
 
   #transition(next: TaskState): void {
-    if (!TRANSITIONS[this.#state].includes(next)) throw new IllegalTaskStateError(this.id, this.#state, `move to ${next}`);
+    if (!TRANSITIONS[this.#state].includes(next))
+      throw new IllegalTaskStateError(this.id, this.#state, `move to ${next}`);
     this.#state = next;
   }
 }

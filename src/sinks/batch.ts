@@ -4,7 +4,14 @@
 // (a stale instance after a rebalance, a replay) changes nothing the second time.
 import type pg from 'pg';
 import { type CopyValue, copyRows } from './copy.ts';
-import { type AuditRow, IDEMPOTENCY_CONFLICT, type OutcomeRow, type RejectRow, type SinkRow, storableText } from './records.ts';
+import {
+  type AuditRow,
+  IDEMPOTENCY_CONFLICT,
+  type OutcomeRow,
+  type RejectRow,
+  type SinkRow,
+  storableText,
+} from './records.ts';
 
 export interface BatchCounts {
   outcomes: number;
@@ -71,14 +78,40 @@ CREATE TEMP TABLE IF NOT EXISTS sink_stage_audit (
 ) ON COMMIT DELETE ROWS;`;
 
 const OUTCOME_COLUMNS = [
-  'seq', 'transfer_id', 'type', 'account_id', 'from_account', 'to_account', 'amount', 'currency', 'status',
-  'failure_code', 'reason', 'reference', 'requested_at', 'completed_at', 'source_topic', 'source_partition',
-  'source_offset', 'payload',
+  'seq',
+  'transfer_id',
+  'type',
+  'account_id',
+  'from_account',
+  'to_account',
+  'amount',
+  'currency',
+  'status',
+  'failure_code',
+  'reason',
+  'reference',
+  'requested_at',
+  'completed_at',
+  'source_topic',
+  'source_partition',
+  'source_offset',
+  'payload',
 ] as const;
 
 const AUDIT_COLUMNS = [
-  'seq', 'event', 'account_id', 'transfer_id', 'code', 'at', 'owner_id', 'currency', 'overdraft_limit',
-  'source_topic', 'source_partition', 'source_offset', 'payload',
+  'seq',
+  'event',
+  'account_id',
+  'transfer_id',
+  'code',
+  'at',
+  'owner_id',
+  'currency',
+  'overdraft_limit',
+  'source_topic',
+  'source_partition',
+  'source_offset',
+  'payload',
 ] as const;
 
 /**
@@ -93,7 +126,9 @@ export async function writeBatch(client: pg.ClientBase, groupId: string, batch: 
     await copyRows(client, 'sink_stage_audit', AUDIT_COLUMNS, batch.audits.map(auditFields));
     // 2. Outcomes: conflicts aside, then transactions with their net balance change per account.
     const conflicts = await client.query(INSERT_CONFLICTS, [IDEMPOTENCY_CONFLICT]);
-    const transactions = await client.query<{ inserted: string }>(INSERT_TRANSACTIONS_AND_BALANCES, [IDEMPOTENCY_CONFLICT]);
+    const transactions = await client.query<{ inserted: string }>(INSERT_TRANSACTIONS_AND_BALANCES, [
+      IDEMPOTENCY_CONFLICT,
+    ]);
     // 3. Audit rows, marking in staging the ones that were new.
     const audits = await client.query(INSERT_AUDIT_LOGS);
     // 4. Account rows from the new account_opened / account_closed events.
@@ -103,7 +138,8 @@ export async function writeBatch(client: pg.ClientBase, groupId: string, batch: 
     const rejects = await insertRejects(client, batch.rejects);
     await saveOffsets(client, groupId, batch);
     await client.query('COMMIT');
-    const rowsInserted = (conflicts.rowCount ?? 0) + Number(transactions.rows[0]?.inserted ?? 0) + (audits.rowCount ?? 0);
+    const rowsInserted =
+      (conflicts.rowCount ?? 0) + Number(transactions.rows[0]?.inserted ?? 0) + (audits.rowCount ?? 0);
     return { rowsInserted, rejectsInserted: rejects };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -114,17 +150,43 @@ export async function writeBatch(client: pg.ClientBase, groupId: string, batch: 
 function outcomeFields(row: OutcomeRow, seq: number): CopyValue[] {
   const { source } = row;
   return [
-    seq, row.transferId, row.type, row.accountId, row.fromAccount, row.toAccount, row.amount, row.currency, row.status,
-    row.failureCode, row.reason, row.reference, row.requestedAt, row.completedAt, source.topic, source.partition,
-    source.offset, row.payload,
+    seq,
+    row.transferId,
+    row.type,
+    row.accountId,
+    row.fromAccount,
+    row.toAccount,
+    row.amount,
+    row.currency,
+    row.status,
+    row.failureCode,
+    row.reason,
+    row.reference,
+    row.requestedAt,
+    row.completedAt,
+    source.topic,
+    source.partition,
+    source.offset,
+    row.payload,
   ];
 }
 
 function auditFields(row: AuditRow, seq: number): CopyValue[] {
   const { source } = row;
   return [
-    seq, row.event, row.accountId, row.transferId, row.code, row.at, row.ownerId, row.currency, row.overdraftLimit,
-    source.topic, source.partition, source.offset, row.payload,
+    seq,
+    row.event,
+    row.accountId,
+    row.transferId,
+    row.code,
+    row.at,
+    row.ownerId,
+    row.currency,
+    row.overdraftLimit,
+    source.topic,
+    source.partition,
+    source.offset,
+    row.payload,
   ];
 }
 
@@ -212,7 +274,9 @@ async function insertRejects(client: pg.ClientBase, rejects: RejectRow[]): Promi
 
 // GREATEST: an instance that lost the partition in a rebalance may still commit an older batch.
 async function saveOffsets(client: pg.ClientBase, groupId: string, batch: SinkBatch): Promise<void> {
-  const offsets = [...batch.nextOffsets.values()].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
+  const offsets = [...batch.nextOffsets.values()].sort(
+    (a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition,
+  );
   await client.query(
     `INSERT INTO sink_offsets (group_id, topic, partition, next_offset, updated_at)
      SELECT $1, topic, partition, next_offset, now()
@@ -226,14 +290,29 @@ async function saveOffsets(client: pg.ClientBase, groupId: string, batch: SinkBa
 /** The unresolved rejects of some topics: how many, and the oldest one to name in alarms. */
 export interface UnresolvedRejects {
   count: number;
-  first: { topic: string; partition: number; offset: string; key: string | null; error: string; rejectedAt: string } | null;
+  first: {
+    topic: string;
+    partition: number;
+    offset: string;
+    key: string | null;
+    error: string;
+    rejectedAt: string;
+  } | null;
 }
 
 const KEY_CHARS_SHOWN_MAX = 120;
 
 /** Rejects of the topics that no operator has resolved (resolved_at NULL), whichever sink wrote them. */
 export async function loadUnresolvedRejects(client: pg.ClientBase, topics: string[]): Promise<UnresolvedRejects> {
-  const { rows } = await client.query<{ n: string; source_topic: string | null; source_partition: number | null; source_offset: string | null; record_key: Buffer | null; error: string | null; rejected_at: Date | null }>(
+  const { rows } = await client.query<{
+    n: string;
+    source_topic: string | null;
+    source_partition: number | null;
+    source_offset: string | null;
+    record_key: Buffer | null;
+    error: string | null;
+    rejected_at: Date | null;
+  }>(
     `SELECT (SELECT count(*) FROM sink_rejects WHERE resolved_at IS NULL AND source_topic = ANY($1::text[])) AS n,
             f.source_topic, f.source_partition, f.source_offset::text, f.record_key, f.error, f.rejected_at
        FROM (SELECT 1) one
@@ -244,18 +323,27 @@ export async function loadUnresolvedRejects(client: pg.ClientBase, topics: strin
   const row = rows[0];
   const count = Number(row?.n ?? 0);
   if (!row || count === 0 || row.source_topic === null) return { count, first: null };
-  const key = row.record_key === null ? null : storableText(row.record_key.toString('utf8')).slice(0, KEY_CHARS_SHOWN_MAX);
+  const key =
+    row.record_key === null ? null : storableText(row.record_key.toString('utf8')).slice(0, KEY_CHARS_SHOWN_MAX);
   return {
     count,
     first: {
-      topic: row.source_topic, partition: row.source_partition ?? 0, offset: row.source_offset ?? '0', key,
-      error: row.error ?? '', rejectedAt: row.rejected_at?.toISOString() ?? '',
+      topic: row.source_topic,
+      partition: row.source_partition ?? 0,
+      offset: row.source_offset ?? '0',
+      key,
+      error: row.error ?? '',
+      rejectedAt: row.rejected_at?.toISOString() ?? '',
     },
   };
 }
 
 /** Reads the stored next offsets of a group for some topics, keyed "topic\0partition". */
-export async function loadOffsets(client: pg.ClientBase, groupId: string, topics: string[]): Promise<Map<string, bigint>> {
+export async function loadOffsets(
+  client: pg.ClientBase,
+  groupId: string,
+  topics: string[],
+): Promise<Map<string, bigint>> {
   const { rows } = await client.query<{ topic: string; partition: number; next_offset: string }>(
     'SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1 AND topic = ANY($2::text[])',
     [groupId, topics],

@@ -7,7 +7,12 @@ import { from as copyFrom } from 'pg-copy-streams';
 export type CopyValue = string | number | bigint | null;
 
 /** Streams rows into `table (columns)` in one COPY; rows are arrays in column order. */
-export async function copyRows(client: pg.ClientBase, table: string, columns: readonly string[], rows: readonly CopyValue[][]): Promise<void> {
+export async function copyRows(
+  client: pg.ClientBase,
+  table: string,
+  columns: readonly string[],
+  rows: readonly CopyValue[][],
+): Promise<void> {
   if (rows.length === 0) return;
   const sink = client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN (FORMAT text)`));
   await pipeline(Readable.from(encodeLines(rows)), sink);
@@ -27,5 +32,7 @@ function* encodeLines(rows: readonly CopyValue[][]): Generator<string> {
 export function encodeField(value: CopyValue): string {
   if (value === null) return '\\N';
   if (typeof value !== 'string') return String(value);
-  return value.replace(/[\\\t\n\r]/g, (char) => (char === '\\' ? '\\\\' : char === '\t' ? '\\t' : char === '\n' ? '\\n' : '\\r'));
+  return value.replace(/[\\\t\n\r]/g, (char) =>
+    char === '\\' ? '\\\\' : char === '\t' ? '\\t' : char === '\n' ? '\\n' : '\\r',
+  );
 }

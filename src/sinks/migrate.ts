@@ -56,7 +56,10 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const files = await readMigrations(options.migrationsDir ?? MIGRATIONS_DIR);
   const databaseCreated = await ensureDatabase(options.databaseUrl, options.logger, options.postgresTls);
   // Migrations write: only ever on a read-write server, the first of the host list that is one.
-  const client = await connectPg(options.databaseUrl, options.postgresTls, { ...MIGRATE_CONNECT, client: { application_name: 'bankstream-migrate' } });
+  const client = await connectPg(options.databaseUrl, options.postgresTls, {
+    ...MIGRATE_CONNECT,
+    client: { application_name: 'bankstream-migrate' },
+  });
   try {
     await acquireLock(client, options.lockWaitMs ?? 60_000, options.logger);
     try {
@@ -85,7 +88,8 @@ export async function readMigrations(dir: string): Promise<MigrationFile[]> {
   const migrations: MigrationFile[] = [];
   for (const file of entries) {
     const match = FILE_PATTERN.exec(file);
-    if (!match) throw new MigrationError('migration_name_invalid', `${file}: expected a name like 0001_create_tables.sql`);
+    if (!match)
+      throw new MigrationError('migration_name_invalid', `${file}: expected a name like 0001_create_tables.sql`);
     const version = Number(match[1]);
     const previous = migrations.at(-1);
     if (previous?.version === version) {
@@ -107,7 +111,10 @@ async function pendingMigrations(client: pg.Client, files: MigrationFile[]): Pro
   for (const row of rows) {
     const file = byVersion.get(row.version);
     if (!file) {
-      throw new MigrationError('migration_missing', `migration ${formatVersion(row.version)}_${row.name} is applied but its file is gone`);
+      throw new MigrationError(
+        'migration_missing',
+        `migration ${formatVersion(row.version)}_${row.name} is applied but its file is gone`,
+      );
     }
     if (file.checksum !== row.checksum) {
       throw new MigrationError(
@@ -121,7 +128,10 @@ async function pendingMigrations(client: pg.Client, files: MigrationFile[]): Pro
   const pending = files.filter((file) => !applied.has(file.version));
   const late = pending.find((file) => file.version < appliedMax);
   if (late) {
-    throw new MigrationError('migration_out_of_order', `${late.file} is pending but a later version (${formatVersion(appliedMax)}) is already applied`);
+    throw new MigrationError(
+      'migration_out_of_order',
+      `${late.file} is pending but a later version (${formatVersion(appliedMax)}) is already applied`,
+    );
   }
   return pending;
 }
@@ -154,7 +164,10 @@ async function acquireLock(client: pg.Client, lockWaitMs: number, logger?: Logge
     ]);
     if (rows[0]?.locked) return;
     if (Date.now() >= deadline) {
-      throw new MigrationError('migration_lock_timeout', `another migration held the lock for more than ${lockWaitMs} ms`);
+      throw new MigrationError(
+        'migration_lock_timeout',
+        `another migration held the lock for more than ${lockWaitMs} ms`,
+      );
     }
     if (!logged) logger?.info('waiting for another instance to finish migrating');
     logged = true;
@@ -163,9 +176,16 @@ async function acquireLock(client: pg.Client, lockWaitMs: number, logger?: Logge
 }
 
 /** Creates the URL's database when it does not exist; returns whether it did. */
-export async function ensureDatabase(databaseUrl: string, logger?: Logger, postgresTls?: PostgresTlsConfig): Promise<boolean> {
+export async function ensureDatabase(
+  databaseUrl: string,
+  logger?: Logger,
+  postgresTls?: PostgresTlsConfig,
+): Promise<boolean> {
   try {
-    const probe = await connectPg(databaseUrl, postgresTls, { ...MIGRATE_CONNECT, client: { application_name: 'bankstream-migrate' } });
+    const probe = await connectPg(databaseUrl, postgresTls, {
+      ...MIGRATE_CONNECT,
+      client: { application_name: 'bankstream-migrate' },
+    });
     await probe.end().catch(() => undefined);
     return false;
   } catch (error) {
@@ -173,7 +193,10 @@ export async function ensureDatabase(databaseUrl: string, logger?: Logger, postg
   }
   const database = decodeURIComponent(new URL(firstHostUrl(databaseUrl)).pathname.replace(/^\//, ''));
   // The same servers, so the same TLS settings and the same search for the read-write one.
-  const admin = await connectPg(withDatabase(databaseUrl, 'postgres'), postgresTls, { ...MIGRATE_CONNECT, client: { application_name: 'bankstream-migrate' } });
+  const admin = await connectPg(withDatabase(databaseUrl, 'postgres'), postgresTls, {
+    ...MIGRATE_CONNECT,
+    client: { application_name: 'bankstream-migrate' },
+  });
   try {
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
     logger?.info({ database }, 'database created');

@@ -32,14 +32,24 @@ export interface PgConnectionConfig {
 
 /** The connection string (without TLS parameters) and the `ssl` option for a pg.Client or pg.Pool. */
 // With a host list: the FIRST host only (for a pg.Pool, or a caller that does not fail over); use connectPg to fail over.
-export function pgConnectionConfig(databaseUrl: string, tls: PostgresTlsConfig = postgresTlsConfig({ ...process.env, DATABASE_URL: databaseUrl })): PgConnectionConfig {
+export function pgConnectionConfig(
+  databaseUrl: string,
+  tls: PostgresTlsConfig = postgresTlsConfig({ ...process.env, DATABASE_URL: databaseUrl }),
+): PgConnectionConfig {
   return { connectionString: withoutTlsParameters(firstHostUrl(databaseUrl)), ssl: pgSsl(tls) };
 }
 
 /** One connection config per host of the URL, in the URL's order. */
-export function pgConnectionConfigs(databaseUrl: string, tls: PostgresTlsConfig = postgresTlsConfig({ ...process.env, DATABASE_URL: databaseUrl })): Array<PgConnectionConfig & { address: string }> {
+export function pgConnectionConfigs(
+  databaseUrl: string,
+  tls: PostgresTlsConfig = postgresTlsConfig({ ...process.env, DATABASE_URL: databaseUrl }),
+): Array<PgConnectionConfig & { address: string }> {
   const ssl = pgSsl(tls);
-  return parsePgHosts(databaseUrl).hosts.map((host) => ({ address: host.address, connectionString: withoutTlsParameters(host.url), ssl }));
+  return parsePgHosts(databaseUrl).hosts.map((host) => ({
+    address: host.address,
+    connectionString: withoutTlsParameters(host.url),
+    ssl,
+  }));
 }
 
 export type PgConnectErrorCode = 'NO_WRITABLE_SERVER' | 'NO_MATCHING_SERVER' | 'UNREACHABLE' | 'REFUSED';
@@ -50,7 +60,12 @@ export class PgConnectError extends Error {
   readonly attempts: Array<{ address: string; reason: string }>;
   /** A server refused for a reason retrying does not fix (SQLSTATE other than classes 08 and 57); the cause is that error. */
   readonly definitive: boolean;
-  constructor(code: PgConnectErrorCode, message: string, attempts: Array<{ address: string; reason: string }>, options?: { cause?: unknown; definitive?: boolean }) {
+  constructor(
+    code: PgConnectErrorCode,
+    message: string,
+    attempts: Array<{ address: string; reason: string }>,
+    options?: { cause?: unknown; definitive?: boolean },
+  ) {
     super(message, { cause: options?.cause });
     this.name = 'PgConnectError';
     this.code = code;
@@ -74,7 +89,11 @@ export interface ConnectPgOptions {
  * A connected pg.Client on the first host that is up and matches the target session, trying the list
  * up to roundsMax times with backoff. Throws PgConnectError; the last round's per-host reasons say why.
  */
-export async function connectPg(databaseUrl: string, tls: PostgresTlsConfig | undefined, options: ConnectPgOptions = {}): Promise<pg.Client> {
+export async function connectPg(
+  databaseUrl: string,
+  tls: PostgresTlsConfig | undefined,
+  options: ConnectPgOptions = {},
+): Promise<pg.Client> {
   const target = options.target ?? parsePgHosts(databaseUrl).targetSessionAttrs;
   const hosts = pgConnectionConfigs(databaseUrl, tls);
   const roundsMax = Math.max(1, options.roundsMax ?? 1);
@@ -95,7 +114,11 @@ export async function connectPg(databaseUrl: string, tls: PostgresTlsConfig | un
 }
 
 /** One pass over the hosts; 'prefer-standby' takes a primary only when no standby answered. */
-async function connectRound(hosts: Array<PgConnectionConfig & { address: string }>, target: TargetSessionAttrs, client: Omit<pg.ClientConfig, 'connectionString' | 'ssl'>): Promise<pg.Client | PgConnectError> {
+async function connectRound(
+  hosts: Array<PgConnectionConfig & { address: string }>,
+  target: TargetSessionAttrs,
+  client: Omit<pg.ClientConfig, 'connectionString' | 'ssl'>,
+): Promise<pg.Client | PgConnectError> {
   const attempts: Array<{ address: string; reason: string }> = [];
   let fallback: pg.Client | undefined;
   let lastError: unknown;
@@ -124,7 +147,10 @@ async function connectRound(hosts: Array<PgConnectionConfig & { address: string 
     } catch (error) {
       if (isDefinitive(error)) definitiveError ??= error;
       lastError = error;
-      attempts.push({ address: host.address, reason: error instanceof Error ? error.message || error.name : String(error) });
+      attempts.push({
+        address: host.address,
+        reason: error instanceof Error ? error.message || error.name : String(error),
+      });
       await db.end().catch(() => undefined);
     }
   }
@@ -134,13 +160,27 @@ async function connectRound(hosts: Array<PgConnectionConfig & { address: string 
   }
   const listed = attempts.map((a) => `${a.address}: ${a.reason}`).join('; ');
   if (definitiveError !== undefined) {
-    return new PgConnectError('REFUSED', `PostgreSQL refused the connection (${listed})`, attempts, { cause: definitiveError, definitive: true });
+    return new PgConnectError('REFUSED', `PostgreSQL refused the connection (${listed})`, attempts, {
+      cause: definitiveError,
+      definitive: true,
+    });
   }
-  if (mismatched === 0) return new PgConnectError('UNREACHABLE', `no PostgreSQL host answered (${listed})`, attempts, { cause: lastError });
+  if (mismatched === 0)
+    return new PgConnectError('UNREACHABLE', `no PostgreSQL host answered (${listed})`, attempts, { cause: lastError });
   if (target === 'read-write' || target === 'primary') {
-    return new PgConnectError('NO_WRITABLE_SERVER', `no ${target} PostgreSQL server among the hosts (${listed}); not writing to a read-only one`, attempts, { cause: lastError });
+    return new PgConnectError(
+      'NO_WRITABLE_SERVER',
+      `no ${target} PostgreSQL server among the hosts (${listed}); not writing to a read-only one`,
+      attempts,
+      { cause: lastError },
+    );
   }
-  return new PgConnectError('NO_MATCHING_SERVER', `no PostgreSQL server matching target_session_attrs=${target} (${listed})`, attempts, { cause: lastError });
+  return new PgConnectError(
+    'NO_MATCHING_SERVER',
+    `no PostgreSQL server matching target_session_attrs=${target} (${listed})`,
+    attempts,
+    { cause: lastError },
+  );
 }
 
 /** An answer of the server retrying will not change: not a connection exception (08), not "starting up / shutting down" (57). */
@@ -156,7 +196,9 @@ interface Session {
 
 async function sessionOf(db: pg.Client, target: TargetSessionAttrs): Promise<Session> {
   if (target === 'any') return { readOnly: false, standby: false };
-  const { rows } = await db.query<{ read_only: string; standby: boolean }>("SELECT current_setting('transaction_read_only') AS read_only, pg_is_in_recovery() AS standby");
+  const { rows } = await db.query<{ read_only: string; standby: boolean }>(
+    "SELECT current_setting('transaction_read_only') AS read_only, pg_is_in_recovery() AS standby",
+  );
   return { readOnly: rows[0]?.read_only === 'on', standby: rows[0]?.standby === true };
 }
 
@@ -166,7 +208,11 @@ function matches(target: TargetSessionAttrs, session: Session): true | string {
     case 'any':
       return true;
     case 'read-write':
-      return session.readOnly ? (session.standby ? 'a standby (in recovery), read-only' : 'read-only (default_transaction_read_only)') : true;
+      return session.readOnly
+        ? session.standby
+          ? 'a standby (in recovery), read-only'
+          : 'read-only (default_transaction_read_only)'
+        : true;
     case 'read-only':
       return session.readOnly ? true : 'read-write';
     case 'primary':
@@ -219,7 +265,12 @@ export class FailoverPool {
   #pool: pg.Pool;
   #checked: boolean;
 
-  constructor(databaseUrl: string, tls: PostgresTlsConfig | undefined, options: Omit<pg.PoolConfig, 'connectionString' | 'ssl'>, onError: (error: Error) => void) {
+  constructor(
+    databaseUrl: string,
+    tls: PostgresTlsConfig | undefined,
+    options: Omit<pg.PoolConfig, 'connectionString' | 'ssl'>,
+    onError: (error: Error) => void,
+  ) {
     this.#hosts = pgConnectionConfigs(databaseUrl, tls);
     this.#target = parsePgHosts(databaseUrl).targetSessionAttrs;
     this.#options = options;

@@ -15,16 +15,36 @@ import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import pg from 'pg';
 import { type Config } from '../config/config.ts';
 import { type Logger } from '../config/logger.ts';
-import { BrokerHealth, type BrokerOutage, isBrokerUnavailable, permanentKafkaError, retryUntilStopped } from '../kafka/retry.ts';
+import {
+  BrokerHealth,
+  type BrokerOutage,
+  isBrokerUnavailable,
+  permanentKafkaError,
+  retryUntilStopped,
+} from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from '../runtime/fetcher.ts';
 import { decideStart, outOfRangeStop, type PartitionStop } from '../runtime/offset-reset.ts';
-import { SinkBatch, STAGING_DDL, loadOffsets, loadUnresolvedRejects, writeBatch, type UnresolvedRejects } from './batch.ts';
+import {
+  SinkBatch,
+  STAGING_DDL,
+  loadOffsets,
+  loadUnresolvedRejects,
+  writeBatch,
+  type UnresolvedRejects,
+} from './batch.ts';
 import { SinkDatabaseError, databaseStep, kafkaStep } from './errors.ts';
 import { connectPg } from './pg-connection.ts';
 import { type SinkTopics, parseRecord } from './records.ts';
 
-export type SinkState = 'created' | 'starting' | 'running' | 'paused-db-down' | 'paused-kafka-error' | 'stopping' | 'stopped';
+export type SinkState =
+  | 'created'
+  | 'starting'
+  | 'running'
+  | 'paused-db-down'
+  | 'paused-kafka-error'
+  | 'stopping'
+  | 'stopped';
 
 export interface SinkStatus {
   state: SinkState;
@@ -58,7 +78,6 @@ export interface PostgresSinkOptions {
   brokerHealth?: BrokerHealth;
 }
 
-
 const IDLE_WAIT_MS = 100;
 // How often the unresolved rejects are read again, so an operator's resolution clears the alarm.
 const REJECTS_CHECK_INTERVAL_MS = 15_000;
@@ -84,7 +103,14 @@ export class PostgresSink {
   #generation = 0;
   #seekedGeneration: number | null = null;
   #status: SinkStatus = {
-    state: 'created', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 0, consecutiveFailures: 0, stoppedPartitions: [],
+    state: 'created',
+    lastError: null,
+    rowsWritten: 0,
+    rejectsWritten: 0,
+    batchesWritten: 0,
+    assignedPartitions: 0,
+    consecutiveFailures: 0,
+    stoppedPartitions: [],
     unresolvedRejects: null,
   };
   #connections = 0;
@@ -93,7 +119,11 @@ export class PostgresSink {
   constructor(options: PostgresSinkOptions) {
     this.#config = options.config;
     this.#log = options.logger.child({ component: 'postgres-sink', group: options.config.sinkGroupId });
-    this.#topics = options.topics ?? { completed: options.config.topics.completed, failed: options.config.topics.failed, audit: options.config.topics.audit };
+    this.#topics = options.topics ?? {
+      completed: options.config.topics.completed,
+      failed: options.config.topics.failed,
+      audit: options.config.topics.audit,
+    };
     this.#options = {
       backoffMinMs: options.backoffMinMs ?? 250,
       backoffMaxMs: options.backoffMaxMs ?? 10_000,
@@ -139,7 +169,10 @@ export class PostgresSink {
     });
     consumer.on('consumer:group:join', (payload) => {
       this.#generation += 1;
-      this.#log.info({ generation: payload.generationId, assignments: payload.assignments }, 'sink partitions assigned');
+      this.#log.info(
+        { generation: payload.generationId, assignments: payload.assignments },
+        'sink partitions assigned',
+      );
     });
     // The client rejoins by itself when a heartbeat asks for it, but when that rejoin fails (the broker
     // is down) it stops heartbeating and never tries again: then the loop rejoins (#step).
@@ -242,7 +275,8 @@ export class PostgresSink {
   async #seek(db: pg.Client): Promise<void> {
     const generation = this.#generation;
     const assigned = this.#assignedPartitions();
-    const load = () => databaseStep('load offsets', () => loadOffsets(db, this.#config.sinkGroupId, this.#sinkTopicList()));
+    const load = () =>
+      databaseStep('load offsets', () => loadOffsets(db, this.#config.sinkGroupId, this.#sinkTopicList()));
     let stored = await load();
     if (stored.size === 0 && this.#config.offsetReset !== 'none') {
       await this.#initializeOffsets(db);
@@ -261,35 +295,58 @@ export class PostgresSink {
       this.#positions.set(key, { topic, partition, offset: position });
       this.#fetcher?.reset(topic, partition);
     }
-    if (started.length > 0) await databaseStep('store start offsets', () => storeStartOffsets(db, this.#config.sinkGroupId, started));
+    if (started.length > 0)
+      await databaseStep('store start offsets', () => storeStartOffsets(db, this.#config.sinkGroupId, started));
     this.#batch = new SinkBatch();
     this.#seekedGeneration = generation;
     this.#status.assignedPartitions = assigned.length;
-    this.#log.debug({ positions: [...this.#positions.values()].map((p) => `${p.topic}-${p.partition}@${p.offset}`) }, 'sink seeked to stored offsets');
+    this.#log.debug(
+      { positions: [...this.#positions.values()].map((p) => `${p.topic}-${p.partition}@${p.offset}`) },
+      'sink seeked to stored offsets',
+    );
   }
 
   /** A fresh database: every partition of the sink topics starts at its log start. */
   async #initializeOffsets(db: pg.Client): Promise<void> {
     const topics = this.#sinkTopicList();
     const consumer = this.#requireConsumer();
-    const earliest = await kafkaStep('list earliest offsets', () => consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST }));
-    const positions = [...earliest].flatMap(([topic, offsets]) => offsets.map((offset, partition) => ({ topic, partition, offset })));
+    const earliest = await kafkaStep('list earliest offsets', () =>
+      consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST }),
+    );
+    const positions = [...earliest].flatMap(([topic, offsets]) =>
+      offsets.map((offset, partition) => ({ topic, partition, offset })),
+    );
     await databaseStep('store start offsets', () => storeStartOffsets(db, this.#config.sinkGroupId, positions));
-    this.#log.info({ group: this.#config.sinkGroupId, partitions: positions.length }, 'no sink offsets in this database: every partition starts at its log start');
+    this.#log.info(
+      { group: this.#config.sinkGroupId, partitions: positions.length },
+      'no sink offsets in this database: every partition starts at its log start',
+    );
   }
 
   /** Log start and end offsets of the partitions that have no stored offset. */
-  async #logRanges(partitions: Array<{ topic: string; partition: number }>): Promise<[Map<string, bigint[]>, Map<string, bigint[]>]> {
+  async #logRanges(
+    partitions: Array<{ topic: string; partition: number }>,
+  ): Promise<[Map<string, bigint[]>, Map<string, bigint[]>]> {
     if (partitions.length === 0) return [new Map(), new Map()];
     const topics = [...new Set(partitions.map((p) => p.topic))];
     const consumer = this.#requireConsumer();
     return Promise.all([
-      kafkaStep('list earliest offsets', () => consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST })),
-      kafkaStep('list latest offsets', () => consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.LATEST, isolationLevel: 1 })),
+      kafkaStep('list earliest offsets', () =>
+        consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST }),
+      ),
+      kafkaStep('list latest offsets', () =>
+        consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.LATEST, isolationLevel: 1 }),
+      ),
     ]);
   }
 
-  #startPosition(topic: string, partition: number, stored: Map<string, bigint>, earliest: Map<string, bigint[]>, latest: Map<string, bigint[]>): bigint | undefined {
+  #startPosition(
+    topic: string,
+    partition: number,
+    stored: Map<string, bigint>,
+    earliest: Map<string, bigint[]>,
+    latest: Map<string, bigint[]>,
+  ): bigint | undefined {
     const offset = stored.get(tpKey(topic, partition));
     if (offset !== undefined) return offset;
     const start = earliest.get(topic)?.[partition] ?? 0n;
@@ -312,15 +369,32 @@ export class PostgresSink {
 
   #stopPartition(stop: PartitionStop): void {
     this.#positions.delete(tpKey(stop.topic, stop.partition));
-    this.#status.stoppedPartitions = [...this.#status.stoppedPartitions.filter((s) => s.topic !== stop.topic || s.partition !== stop.partition), stop];
-    this.#log.error({ topic: stop.topic, partition: stop.partition, code: stop.code, action: stop.action }, `sink partition stopped: ${stop.reason}`);
+    this.#status.stoppedPartitions = [
+      ...this.#status.stoppedPartitions.filter((s) => s.topic !== stop.topic || s.partition !== stop.partition),
+      stop,
+    ];
+    this.#log.error(
+      { topic: stop.topic, partition: stop.partition, code: stop.code, action: stop.action },
+      `sink partition stopped: ${stop.reason}`,
+    );
   }
 
   /** Out-of-range positions stop their partitions only (records deleted unsunk, or a recreated topic). */
   async #stopOutOfRange(positions: FetchPosition[]): Promise<void> {
-    const [earliest, latest] = await this.#logRanges(positions).catch(() => [new Map<string, bigint[]>(), new Map<string, bigint[]>()] as const);
+    const [earliest, latest] = await this.#logRanges(positions).catch(
+      () => [new Map<string, bigint[]>(), new Map<string, bigint[]>()] as const,
+    );
     for (const { topic, partition, offset } of positions) {
-      this.#stopPartition(outOfRangeStop('sink', topic, partition, offset, earliest.get(topic)?.[partition], latest.get(topic)?.[partition]));
+      this.#stopPartition(
+        outOfRangeStop(
+          'sink',
+          topic,
+          partition,
+          offset,
+          earliest.get(topic)?.[partition],
+          latest.get(topic)?.[partition],
+        ),
+      );
     }
   }
 
@@ -356,7 +430,10 @@ export class PostgresSink {
     this.#status.rejectsWritten += result.rejectsInserted;
     this.#status.batchesWritten += 1;
     if (result.rejectsInserted > 0) {
-      this.#log.error({ rejects: batch.rejects.map((r) => ({ ...r.source, offset: r.source.offset.toString(), error: r.error })) }, 'records the sink could not store were kept in sink_rejects: the read model differs from the ledger');
+      this.#log.error(
+        { rejects: batch.rejects.map((r) => ({ ...r.source, offset: r.source.offset.toString(), error: r.error })) },
+        'records the sink could not store were kept in sink_rejects: the read model differs from the ledger',
+      );
       this.#rejectsCheckedAtMs = null;
       await this.#maybeCheckRejects(db);
     }
@@ -375,21 +452,28 @@ export class PostgresSink {
     const hint = databaseDown && error.sqlState === '42P01' ? 'run "bankstream migrate"' : undefined;
     // A broker outage is logged at a low rate by its tracker (first failure, then every 30 s).
     if (!databaseDown && isBrokerUnavailable(error)) return this.#outage.failed('sink fetch', error, backoffMs);
-    this.#log.warn({ err: error, state: this.#status.state, retryInMs: backoffMs, attempt: this.#status.consecutiveFailures, hint }, 'sink paused');
+    this.#log.warn(
+      { err: error, state: this.#status.state, retryInMs: backoffMs, attempt: this.#status.consecutiveFailures, hint },
+      'sink paused',
+    );
   }
 
   /** Reads the unresolved rejects when never read, after a new reject, or every REJECTS_CHECK_INTERVAL_MS. */
   async #maybeCheckRejects(db: pg.Client): Promise<void> {
     const nowMs = Date.now();
     if (this.#rejectsCheckedAtMs !== null && nowMs - this.#rejectsCheckedAtMs < REJECTS_CHECK_INTERVAL_MS) return;
-    this.#status.unresolvedRejects = await databaseStep('read unresolved rejects', () => loadUnresolvedRejects(db, this.#sinkTopicList()));
+    this.#status.unresolvedRejects = await databaseStep('read unresolved rejects', () =>
+      loadUnresolvedRejects(db, this.#sinkTopicList()),
+    );
     this.#rejectsCheckedAtMs = nowMs;
   }
 
   async #flushOnStop(): Promise<void> {
     if (this.#batch.firstAdvanceAtMs === null || !this.#db || this.#seekedGeneration === null) return;
     const db = this.#db;
-    await this.#write(db).catch((error: unknown) => this.#log.warn({ err: error }, 'the pending batch was not written on stop; it will be re-read'));
+    await this.#write(db).catch((error: unknown) =>
+      this.#log.warn({ err: error }, 'the pending batch was not written on stop; it will be re-read'),
+    );
   }
 
   /**
@@ -405,7 +489,12 @@ export class PostgresSink {
         // Never a read-only server: a standby would refuse every write anyway, and a primary in
         // read-only mode must not be mistaken for a place to write the read model.
         target: 'read-write',
-        client: { application_name: `${this.#config.appId}-sink`, connectionTimeoutMillis: 5_000, statement_timeout: 60_000, keepAlive: true },
+        client: {
+          application_name: `${this.#config.appId}-sink`,
+          connectionTimeoutMillis: 5_000,
+          statement_timeout: 60_000,
+          keepAlive: true,
+        },
       });
       try {
         await db.query(STAGING_DDL);
@@ -476,7 +565,12 @@ async function storeStartOffsets(db: pg.ClientBase, groupId: string, positions: 
     `INSERT INTO sink_offsets (group_id, topic, partition, next_offset, updated_at)
      SELECT $1, topic, partition, next_offset, now() FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS o(topic, partition, next_offset)
      ON CONFLICT (group_id, topic, partition) DO NOTHING`,
-    [groupId, positions.map((p) => p.topic), positions.map((p) => p.partition), positions.map((p) => p.offset.toString())],
+    [
+      groupId,
+      positions.map((p) => p.topic),
+      positions.map((p) => p.partition),
+      positions.map((p) => p.offset.toString()),
+    ],
   );
 }
 
@@ -499,11 +593,17 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * not read (it needs an operator), or an unresolved reject (the read model differs from the ledger).
  */
 export function sinkNotReadyReasons(status: SinkStatus): string[] {
-  const reasons = status.stoppedPartitions.map((stop) => `sink: ${stop.topic}-${stop.partition} stopped (${stop.code}): ${stop.reason}; ${stop.action}`);
+  const reasons = status.stoppedPartitions.map(
+    (stop) => `sink: ${stop.topic}-${stop.partition} stopped (${stop.code}): ${stop.reason}; ${stop.action}`,
+  );
   const rejects = status.unresolvedRejects;
   if (rejects === null || rejects.count === 0) return reasons;
   const first = rejects.first;
-  const where = first ? `; first ${first.topic}-${first.partition}@${first.offset}${first.key !== null ? ` (key ${JSON.stringify(first.key)})` : ''}: ${first.error}` : '';
-  reasons.push(`sink_rejects: ${rejects.count} record(s) of the outcome and audit topics could not be stored in PostgreSQL, so the read model differs from the ledger${where}; see "bankstream reconcile" and resolve them in sink_rejects`);
+  const where = first
+    ? `; first ${first.topic}-${first.partition}@${first.offset}${first.key !== null ? ` (key ${JSON.stringify(first.key)})` : ''}: ${first.error}`
+    : '';
+  reasons.push(
+    `sink_rejects: ${rejects.count} record(s) of the outcome and audit topics could not be stored in PostgreSQL, so the read model differs from the ledger${where}; see "bankstream reconcile" and resolve them in sink_rejects`,
+  );
   return reasons;
 }

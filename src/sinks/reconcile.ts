@@ -132,7 +132,9 @@ export interface ReconcileReport {
 export async function reconcile(config: Config, options: ReconcileOptions = {}): Promise<ReconcileReport> {
   const reader = new TopicReader(config);
   // The host list's session rule (target_session_attrs): with read-write, the primary of the moment.
-  const db = await connectPg(config.databaseUrl, config.postgresTls, { client: { application_name: `${config.appId}-reconcile`, connectionTimeoutMillis: 10_000 } });
+  const db = await connectPg(config.databaseUrl, config.postgresTls, {
+    client: { application_name: `${config.appId}-reconcile`, connectionTimeoutMillis: 10_000 },
+  });
   try {
     const before = await waitQuiet(config, reader, db, options.quietTimeoutMs ?? 30_000, options.logger);
     const postgres = await readPostgres(db, [config.topics.completed, config.topics.failed, config.topics.audit]);
@@ -182,14 +184,22 @@ class TopicReader {
       retries: 3,
       retryDelay: 250,
     });
-    this.#fetcher = new Fetcher(this.consumer, { maxWaitMs: 100, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 4 * 1024 * 1024 });
+    this.#fetcher = new Fetcher(this.consumer, {
+      maxWaitMs: 100,
+      minBytes: 1,
+      maxBytes: 16 * 1024 * 1024,
+      partitionMaxBytes: 4 * 1024 * 1024,
+    });
   }
 
   async partitionsOf(topics: string[]): Promise<Map<string, number>> {
     const missing = topics.filter((t) => !this.#partitions.has(t));
     if (missing.length > 0) {
       const metadata = await this.consumer.metadata({ topics: missing }).catch((error: unknown) => {
-        throw new Error(`cannot read the metadata of ${missing.join(', ')} (run "bankstream topics create" if they are missing)`, { cause: error });
+        throw new Error(
+          `cannot read the metadata of ${missing.join(', ')} (run "bankstream topics create" if they are missing)`,
+          { cause: error },
+        );
       });
       for (const topic of missing) {
         const count = metadata.topics.get(topic)?.partitionsCount;
@@ -230,7 +240,8 @@ class TopicReader {
       }
       // A bound on the loop: a partition that stops advancing (a broker problem) fails the run.
       idleRounds = progressed ? 0 : idleRounds + 1;
-      if (idleRounds > FETCH_IDLE_ROUNDS_MAX) throw new Error(`reading ${active.map((r) => `${r.topic}-${r.partition}`).join(', ')} made no progress`);
+      if (idleRounds > FETCH_IDLE_ROUNDS_MAX)
+        throw new Error(`reading ${active.map((r) => `${r.topic}-${r.partition}`).join(', ')} made no progress`);
     }
   }
 
@@ -259,7 +270,13 @@ function rangesBetween(from: Offsets, end: Offsets, logStart: Offsets): Range[] 
 
 const QUIET_POLL_MS = 250;
 
-async function waitQuiet(config: Config, reader: TopicReader, db: pg.Client, timeoutMs: number, logger?: Logger): Promise<QuietState> {
+async function waitQuiet(
+  config: Config,
+  reader: TopicReader,
+  db: pg.Client,
+  timeoutMs: number,
+  logger?: Logger,
+): Promise<QuietState> {
   const started = Date.now();
   for (;;) {
     const state = await quietState(config, reader, db);
@@ -275,14 +292,24 @@ async function quietState(config: Config, reader: TopicReader, db: pg.Client): P
   const processed = [topics.input, topics.credits];
   const sunk = [topics.completed, topics.failed, topics.audit];
   const all = [...processed, ...sunk, ...storeTopics(config)];
-  const [start, high, stable] = [await reader.offsets(all, 'earliest'), await reader.offsets(all, 'high'), await reader.offsets(all, 'stable')];
-  const openTransactions = [...high].filter(([key, end]) => (stable.get(key) ?? end) < end).map(([key]) => key.replace('\u0000', '-'));
-  const committed = await fetchStableOffsets(reader.consumer, new Map([...await reader.partitionsOf(processed)].map(([t, n]) => [t, range(n)])), {
-    clientId: `${config.appId}-reconcile-offsets`,
-    connection: {},
-    timeoutMs: 15_000,
-    retryDelayMs: 100,
-  });
+  const [start, high, stable] = [
+    await reader.offsets(all, 'earliest'),
+    await reader.offsets(all, 'high'),
+    await reader.offsets(all, 'stable'),
+  ];
+  const openTransactions = [...high]
+    .filter(([key, end]) => (stable.get(key) ?? end) < end)
+    .map(([key]) => key.replace('\u0000', '-'));
+  const committed = await fetchStableOffsets(
+    reader.consumer,
+    new Map([...(await reader.partitionsOf(processed))].map(([t, n]) => [t, range(n)])),
+    {
+      clientId: `${config.appId}-reconcile-offsets`,
+      connection: {},
+      timeoutMs: 15_000,
+      retryDelayMs: 100,
+    },
+  );
   const stored = await sinkOffsets(db, config.sinkGroupId);
   // Records, not offsets: transaction markers occupy offsets that no consumer ever "processes".
   const processorPending = await countRecords(reader, rangesBetween(committed, only(stable, processed), start));
@@ -299,7 +326,9 @@ async function countRecords(reader: TopicReader, ranges: Range[]): Promise<numbe
 
 async function sinkOffsets(db: pg.Client, groupId: string): Promise<Offsets> {
   const { rows } = await db.query<{ topic: string; partition: number; next_offset: string }>(
-    'SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1', [groupId]);
+    'SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1',
+    [groupId],
+  );
   return new Map(rows.map((row) => [tpKey(row.topic, row.partition), BigInt(row.next_offset)]));
 }
 
@@ -379,7 +408,11 @@ type ApiView = Map<string, { balance: string | null; error?: string }>;
 async function readStores(config: Config, reader: TopicReader): Promise<StoreView> {
   const view: StoreView = { accounts: new Map(), balances: new Map(), inFlightTransfers: new Map(), unreadable: [] };
   const { balances, accounts, transfers } = changelogs(config);
-  const storeOf = new Map([[balances, 'balances'], [accounts, 'accounts'], [transfers, 'transfers']]);
+  const storeOf = new Map([
+    [balances, 'balances'],
+    [accounts, 'accounts'],
+    [transfers, 'transfers'],
+  ]);
   await reader.readAll([balances, accounts, transfers], (record) => {
     const key = record.key?.toString('utf8');
     if (key === undefined) return;
@@ -387,21 +420,32 @@ async function readStores(config: Config, reader: TopicReader): Promise<StoreVie
     if (!authenticChangelogRecord(config, storeOf.get(record.topic)!, record, view.unreadable)) return;
     const value = parseJson(record, view.unreadable);
     if (value === undefined) return;
-    if (record.topic === balances) setOrDelete(view.balances, key, value === null ? null : balanceRow(value, record, view.unreadable));
+    if (record.topic === balances)
+      setOrDelete(view.balances, key, value === null ? null : balanceRow(value, record, view.unreadable));
     else if (record.topic === accounts) setOrDelete(view.accounts, key, value as AccountRow | null);
     else {
       // Segmented layout (src/stores/segmented-store.ts): in-flight entries are pinned, {w, v} under "\u0002" + key.
       // Keyed by the physical key, so a pinned entry's tombstone (when it is decided) removes it here.
       const entry = logicalRecord(key, value).value as Record<string, unknown> | null;
-      setOrDelete(view.inFlightTransfers, key, entry?.['status'] === 'in_flight' ? (entry as unknown as TransferEntry) : null);
+      setOrDelete(
+        view.inFlightTransfers,
+        key,
+        entry?.['status'] === 'in_flight' ? (entry as unknown as TransferEntry) : null,
+      );
     }
   });
   return view;
 }
 
 /** True when a restore would apply the record (verifies, or is on the operator's skip list: then false, silently). */
-function authenticChangelogRecord(config: Config, store: string, record: FetchedRecord, unreadable: Difference[]): boolean {
-  if (config.recordAuth.changelogSkipRecords.has(recordCoordinate(record.topic, record.partition, record.offset))) return false;
+function authenticChangelogRecord(
+  config: Config,
+  store: string,
+  record: FetchedRecord,
+  unreadable: Difference[],
+): boolean {
+  if (config.recordAuth.changelogSkipRecords.has(recordCoordinate(record.topic, record.partition, record.offset)))
+    return false;
   if (!config.clusterKeys) return true;
   const check = verifyChangelogRecord(config.clusterKeys, store, record, config.recordAuth.changelogAcceptUnsigned);
   if (check.ok) return true;
@@ -416,22 +460,49 @@ function authenticChangelogRecord(config: Config, store: string, record: Fetched
 const MINOR_UNITS = /^-?\d+$/;
 
 /** A balances row is checked before use: BigInt() of anything else would stop the whole run. */
-function balanceRow(value: Record<string, unknown>, record: FetchedRecord, unreadable: Difference[]): BalanceRow | null {
+function balanceRow(
+  value: Record<string, unknown>,
+  record: FetchedRecord,
+  unreadable: Difference[],
+): BalanceRow | null {
   const { balance, inFlight } = value;
-  if (typeof balance === 'string' && typeof inFlight === 'string' && MINOR_UNITS.test(balance) && MINOR_UNITS.test(inFlight)) return { balance, inFlight };
-  unreadable.push({ kind: 'unreadable_record', accountId: record.key?.toString('utf8'), message: `${where(record)}: balances row without integer balance and inFlight` });
+  if (
+    typeof balance === 'string' &&
+    typeof inFlight === 'string' &&
+    MINOR_UNITS.test(balance) &&
+    MINOR_UNITS.test(inFlight)
+  )
+    return { balance, inFlight };
+  unreadable.push({
+    kind: 'unreadable_record',
+    accountId: record.key?.toString('utf8'),
+    message: `${where(record)}: balances row without integer balance and inFlight`,
+  });
   return null;
 }
 
 /** Outcome totals per account and currency, and one status per transferId. */
 async function readOutcomes(config: Config, reader: TopicReader): Promise<OutcomeView> {
   const view: OutcomeView = {
-    deltas: new Map(), currencyOf: new Map(), deposits: new Map(), withdrawals: new Map(), records: new Map(), decisions: new Map(),
-    completed: 0, failed: 0, conflicts: 0, unreadable: [], truncated: [],
+    deltas: new Map(),
+    currencyOf: new Map(),
+    deposits: new Map(),
+    withdrawals: new Map(),
+    records: new Map(),
+    decisions: new Map(),
+    completed: 0,
+    failed: 0,
+    conflicts: 0,
+    unreadable: [],
+    truncated: [],
   };
   const { completed, failed } = config.topics;
   for (const [key, first] of await reader.offsets([completed, failed], 'earliest')) {
-    if (first > 0n) view.truncated.push({ kind: 'outcomes_truncated', message: `${key.replace('\u0000', '-')} starts at offset ${first}: outcome totals are incomplete (retention)` });
+    if (first > 0n)
+      view.truncated.push({
+        kind: 'outcomes_truncated',
+        message: `${key.replace('\u0000', '-')} starts at offset ${first}: outcome totals are incomplete (retention)`,
+      });
   }
   await reader.readAll([completed, failed], (record) => {
     const value = parseJson(record, view.unreadable);
@@ -447,7 +518,10 @@ function addCompleted(view: OutcomeView, value: Record<string, unknown>, record:
   const digits = typeof currency === 'string' ? currencyDigits(currency) : undefined;
   const parsed = typeof amount === 'string' && digits !== undefined ? parseMoney(amount, digits) : undefined;
   if (typeof transferId !== 'string' || typeof currency !== 'string' || !parsed?.ok) {
-    view.unreadable.push({ kind: 'unreadable_record', message: `${where(record)}: completed outcome without a transferId, currency or valid amount` });
+    view.unreadable.push({
+      kind: 'unreadable_record',
+      message: `${where(record)}: completed outcome without a transferId, currency or valid amount`,
+    });
     return;
   }
   view.completed++;
@@ -470,7 +544,10 @@ function addCompleted(view: OutcomeView, value: Record<string, unknown>, record:
 function addFailed(view: OutcomeView, value: Record<string, unknown>, record: FetchedRecord): void {
   const { transferId, code } = value;
   if (typeof transferId !== 'string' || typeof code !== 'string') {
-    view.unreadable.push({ kind: 'unreadable_record', message: `${where(record)}: failed outcome without a transferId or code` });
+    view.unreadable.push({
+      kind: 'unreadable_record',
+      message: `${where(record)}: failed outcome without a transferId or code`,
+    });
     return;
   }
   // A conflicting duplicate is answered under the original transferId; the original outcome stands.
@@ -487,9 +564,22 @@ function addFailed(view: OutcomeView, value: Record<string, unknown>, record: Fe
  * A malformed failure is left out of that check: the processor deduplicates it under the record key,
  * which the outcome does not carry and which may differ from the account its body names.
  */
-function addRecord(view: OutcomeView, record: FetchedRecord, value: Record<string, unknown>, transferId: string, status: 'COMPLETED' | 'FAILED', malformed = false): void {
-  const account = typeof value.accountId === 'string' ? value.accountId : typeof value.from === 'string' ? value.from : null;
-  view.records.set(positionKey(record.topic, record.partition, record.offset), { transferId, account, status, where: where(record) });
+function addRecord(
+  view: OutcomeView,
+  record: FetchedRecord,
+  value: Record<string, unknown>,
+  transferId: string,
+  status: 'COMPLETED' | 'FAILED',
+  malformed = false,
+): void {
+  const account =
+    typeof value.accountId === 'string' ? value.accountId : typeof value.from === 'string' ? value.from : null;
+  view.records.set(positionKey(record.topic, record.partition, record.offset), {
+    transferId,
+    account,
+    status,
+    where: where(record),
+  });
   if (malformed) return;
   const decidedAtMs = typeof value.completedAt === 'string' ? Date.parse(value.completedAt) : Number.NaN;
   const key = decisionKey(account, transferId);
@@ -518,16 +608,38 @@ async function readPostgres(db: pg.Client, sinkTopics: string[]): Promise<Postgr
 
 async function queryPostgres(db: pg.Client, sinkTopics: string[]): Promise<PostgresView> {
   const accounts = await db.query<{ id: string; currency: string | null; status: string; balance: string }>(
-    'SELECT id, currency, status, balance::text AS balance FROM accounts');
-  const transactions = await db.query<{ transfer_id: string; status: string; source_topic: string; source_partition: number; source_offset: string }>(
-    'SELECT transfer_id, status, source_topic, source_partition, source_offset::text FROM transactions');
+    'SELECT id, currency, status, balance::text AS balance FROM accounts',
+  );
+  const transactions = await db.query<{
+    transfer_id: string;
+    status: string;
+    source_topic: string;
+    source_partition: number;
+    source_offset: string;
+  }>('SELECT transfer_id, status, source_topic, source_partition, source_offset::text FROM transactions');
   const conflicts = await db.query<{ n: string }>('SELECT count(*) AS n FROM transfer_conflicts');
-  const rejects = await db.query<{ source_topic: string; source_partition: number; source_offset: string; record_key: Buffer | null; error: string; rejected_at: Date }>(
+  const rejects = await db.query<{
+    source_topic: string;
+    source_partition: number;
+    source_offset: string;
+    record_key: Buffer | null;
+    error: string;
+    rejected_at: Date;
+  }>(
     `SELECT source_topic, source_partition, source_offset::text, record_key, error, rejected_at FROM sink_rejects
-      WHERE resolved_at IS NULL AND source_topic = ANY($1::text[]) ORDER BY rejected_at, id`, [sinkTopics]);
+      WHERE resolved_at IS NULL AND source_topic = ANY($1::text[]) ORDER BY rejected_at, id`,
+    [sinkTopics],
+  );
   return {
-    accounts: new Map(accounts.rows.map((row) => [row.id, { currency: row.currency, status: row.status, balance: row.balance }])),
-    transactions: new Map(transactions.rows.map((row) => [positionKey(row.source_topic, row.source_partition, row.source_offset), { transferId: row.transfer_id, status: row.status }])),
+    accounts: new Map(
+      accounts.rows.map((row) => [row.id, { currency: row.currency, status: row.status, balance: row.balance }]),
+    ),
+    transactions: new Map(
+      transactions.rows.map((row) => [
+        positionKey(row.source_topic, row.source_partition, row.source_offset),
+        { transferId: row.transfer_id, status: row.status },
+      ]),
+    ),
     conflicts: Number(conflicts.rows[0]?.n ?? 0),
     rejects: rejects.rows.map((row) => ({
       where: `${row.source_topic}-${row.source_partition}@${row.source_offset}`,
@@ -552,8 +664,14 @@ async function readApi(options: ReconcileOptions, ids: string[]): Promise<ApiVie
   return view;
 }
 
-async function readApiAccount(options: ReconcileOptions, id: string): Promise<{ balance: string | null; error?: string }> {
-  const url = new URL(`v1/accounts/${encodeURIComponent(id)}`, options.apiUrl!.endsWith('/') ? options.apiUrl : `${options.apiUrl}/`);
+async function readApiAccount(
+  options: ReconcileOptions,
+  id: string,
+): Promise<{ balance: string | null; error?: string }> {
+  const url = new URL(
+    `v1/accounts/${encodeURIComponent(id)}`,
+    options.apiUrl!.endsWith('/') ? options.apiUrl : `${options.apiUrl}/`,
+  );
   const headers: Record<string, string> = { accept: 'application/json' };
   if (options.apiToken) headers.authorization = `Bearer ${options.apiToken}`;
   for (let attempt = 1; ; attempt++) {
@@ -561,15 +679,20 @@ async function readApiAccount(options: ReconcileOptions, id: string): Promise<{ 
       const response = await fetch(url, { headers, signal: AbortSignal.timeout(API_TIMEOUT_MS) });
       // 503 while a partition restores or moves: wait as told (bounded) and ask again.
       if (response.status === 503 && attempt < API_ATTEMPTS_MAX) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(Number(response.headers.get('retry-after') ?? 1) * 1000, 2_000)));
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(Number(response.headers.get('retry-after') ?? 1) * 1000, 2_000)),
+        );
         continue;
       }
       if (response.status === 404) return { balance: null };
       if (!response.ok) return { balance: null, error: `HTTP ${response.status}` };
       const body = (await response.json()) as { balance?: unknown };
-      return typeof body.balance === 'string' ? { balance: body.balance } : { balance: null, error: 'no "balance" string in the answer' };
+      return typeof body.balance === 'string'
+        ? { balance: body.balance }
+        : { balance: null, error: 'no "balance" string in the answer' };
     } catch (error) {
-      if (attempt >= API_ATTEMPTS_MAX) return { balance: null, error: error instanceof Error ? error.message : String(error) };
+      if (attempt >= API_ATTEMPTS_MAX)
+        return { balance: null, error: error instanceof Error ? error.message : String(error) };
     }
   }
 }
@@ -623,7 +746,12 @@ function buildReport(config: Config, views: Views, differencesMax: number): Reco
   }
   for (const [key, entry] of stores.inFlightTransfers) {
     const transferId = transferIdOfDedupKey(logicalRecord(key, null).key);
-    findings.add({ kind: 'in_flight', transferId, accountId: entry.pending?.from, message: `transfer ${transferId} is still in flight (from ${entry.pending?.from ?? '?'} to ${entry.pending?.to ?? '?'})` });
+    findings.add({
+      kind: 'in_flight',
+      transferId,
+      accountId: entry.pending?.from,
+      message: `transfer ${transferId} is still in flight (from ${entry.pending?.from ?? '?'} to ${entry.pending?.to ?? '?'})`,
+    });
   }
   return {
     ok: findings.total === 0,
@@ -654,17 +782,22 @@ function buildReport(config: Config, views: Views, differencesMax: number): Reco
 function compareAccount(id: string, views: Views, findings: Findings): void {
   const line = accountLine(id, views);
   const before = findings.total;
-  const differs = (kind: DifferenceKind, message: string) => findings.add({ kind, accountId: id, message: `${id}: ${message}` });
+  const differs = (kind: DifferenceKind, message: string) =>
+    findings.add({ kind, accountId: id, message: `${id}: ${message}` });
   if (line.stores === null) differs('missing_account', 'not in the stores');
   if (line.postgres === null) differs('missing_account', 'not in Postgres');
   const reference = line.stores ?? '0';
-  if (line.stores !== null && !sameMoney(line.outcomes, line.stores)) differs('balance_mismatch', `outcomes total ${line.outcomes} ≠ stores ${line.stores}`);
-  if (line.postgres !== null && !sameMoney(line.postgres, reference)) differs('balance_mismatch', `postgres ${line.postgres} ≠ stores ${reference}`);
-  if (line.api !== undefined && line.api !== null && !sameMoney(line.api, reference)) differs('balance_mismatch', `api ${line.api} ≠ stores ${reference}`);
+  if (line.stores !== null && !sameMoney(line.outcomes, line.stores))
+    differs('balance_mismatch', `outcomes total ${line.outcomes} ≠ stores ${line.stores}`);
+  if (line.postgres !== null && !sameMoney(line.postgres, reference))
+    differs('balance_mismatch', `postgres ${line.postgres} ≠ stores ${reference}`);
+  if (line.api !== undefined && line.api !== null && !sameMoney(line.api, reference))
+    differs('balance_mismatch', `api ${line.api} ≠ stores ${reference}`);
   const apiError = views.api?.get(id)?.error;
   if (apiError !== undefined) differs('api_error', `api: ${apiError}`);
   else if (line.api === null && line.stores !== null) differs('missing_account', 'not found through the API');
-  if (line.inFlight !== null && !sameMoney(line.inFlight, '0')) differs('in_flight', `${line.inFlight} ${line.currency ?? ''} in flight`);
+  if (line.inFlight !== null && !sameMoney(line.inFlight, '0'))
+    differs('in_flight', `${line.inFlight} ${line.currency ?? ''} in flight`);
   if (line.storeStatus !== null && line.postgresStatus !== null && line.storeStatus !== line.postgresStatus) {
     differs('status_mismatch', `status ${line.postgresStatus} in Postgres, ${line.storeStatus} in the stores`);
   }
@@ -681,7 +814,11 @@ function accountLine(id: string, views: Views): AccountLine {
   return {
     accountId: id,
     currency,
-    stores: balance ? formatMoney(BigInt(balance.balance), digits) : stores.accounts.has(id) ? formatMoney(0n, digits) : null,
+    stores: balance
+      ? formatMoney(BigInt(balance.balance), digits)
+      : stores.accounts.has(id)
+        ? formatMoney(0n, digits)
+        : null,
     inFlight: balance ? formatMoney(BigInt(balance.inFlight), digits) : null,
     outcomes: formatMoney(outcomes.deltas.get(id) ?? 0n, digits),
     postgres: row ? row.balance : null,
@@ -698,13 +835,27 @@ function compareCurrencies(stores: StoreView, outcomes: OutcomeView, findings: F
     const currency = stores.accounts.get(id)?.currency ?? outcomes.currencyOf.get(id);
     if (currency !== undefined) addTo(balances, currency, BigInt(row.balance));
   }
-  const currencies = [...new Set([...balances.keys(), ...outcomes.deposits.keys(), ...outcomes.withdrawals.keys()])].sort();
+  const currencies = [
+    ...new Set([...balances.keys(), ...outcomes.deposits.keys(), ...outcomes.withdrawals.keys()]),
+  ].sort();
   return currencies.map((currency) => {
     const digits = currencyDigits(currency) ?? 4;
-    const [sum, deposits, withdrawals] = [balances, outcomes.deposits, outcomes.withdrawals].map((m) => m.get(currency) ?? 0n) as [bigint, bigint, bigint];
+    const [sum, deposits, withdrawals] = [balances, outcomes.deposits, outcomes.withdrawals].map(
+      (m) => m.get(currency) ?? 0n,
+    ) as [bigint, bigint, bigint];
     const ok = sum === deposits - withdrawals;
-    const total: CurrencyTotal = { currency, balances: formatMoney(sum, digits), deposits: formatMoney(deposits, digits), withdrawals: formatMoney(withdrawals, digits), ok };
-    if (!ok) findings.add({ kind: 'invariant', message: `${currency}: Σ balances ${total.balances} ≠ Σ deposits ${total.deposits} − Σ withdrawals ${total.withdrawals}` });
+    const total: CurrencyTotal = {
+      currency,
+      balances: formatMoney(sum, digits),
+      deposits: formatMoney(deposits, digits),
+      withdrawals: formatMoney(withdrawals, digits),
+      ok,
+    };
+    if (!ok)
+      findings.add({
+        kind: 'invariant',
+        message: `${currency}: Σ balances ${total.balances} ≠ Σ deposits ${total.deposits} − Σ withdrawals ${total.withdrawals}`,
+      });
     return total;
   });
 }
@@ -714,16 +865,32 @@ function compareCurrencies(stores: StoreView, outcomes: OutcomeView, findings: F
  * status. And the dedup rule: one (acted-on account, transferId) decided twice within the retention
  * is a duplicate the processor should have suppressed (after the retention it is a new command).
  */
-function compareTransactions(outcomes: OutcomeView, postgres: PostgresView, retentionMs: number, findings: Findings): void {
+function compareTransactions(
+  outcomes: OutcomeView,
+  postgres: PostgresView,
+  retentionMs: number,
+  findings: Findings,
+): void {
   for (const [position, outcome] of outcomes.records) {
     const name = `transfer ${outcome.transferId}${outcome.account === null ? '' : ` of ${outcome.account}`} (${outcome.where})`;
     const stored = postgres.transactions.get(position);
     const ids = { transferId: outcome.transferId, ...(outcome.account === null ? {} : { accountId: outcome.account }) };
-    if (stored === undefined) findings.add({ kind: 'transaction_missing', ...ids, message: `${name}, ${outcome.status}, is not in Postgres` });
-    else if (stored.status !== outcome.status) findings.add({ kind: 'transaction_status', ...ids, message: `${name} is ${stored.status} in Postgres, ${outcome.status} in the topics` });
+    if (stored === undefined)
+      findings.add({ kind: 'transaction_missing', ...ids, message: `${name}, ${outcome.status}, is not in Postgres` });
+    else if (stored.status !== outcome.status)
+      findings.add({
+        kind: 'transaction_status',
+        ...ids,
+        message: `${name} is ${stored.status} in Postgres, ${outcome.status} in the topics`,
+      });
   }
   for (const [position, stored] of postgres.transactions) {
-    if (!outcomes.records.has(position)) findings.add({ kind: 'transaction_extra', transferId: stored.transferId, message: `transfer ${stored.transferId} (${position.replaceAll('\u0000', '-')}) is in Postgres but has no outcome at that position in the topics` });
+    if (!outcomes.records.has(position))
+      findings.add({
+        kind: 'transaction_extra',
+        transferId: stored.transferId,
+        message: `transfer ${stored.transferId} (${position.replaceAll('\u0000', '-')}) is in Postgres but has no outcome at that position in the topics`,
+      });
   }
   for (const [key, times] of outcomes.decisions) {
     if (times.length < 2) continue;
@@ -731,10 +898,18 @@ function compareTransactions(outcomes: OutcomeView, postgres: PostgresView, rete
     const close = sorted.some((t, i) => i > 0 && !(t - (sorted[i - 1] ?? t) >= retentionMs));
     if (!close) continue;
     const [account, transferId] = JSON.parse(key) as [string | null, string];
-    findings.add({ kind: 'duplicate_outcome', transferId, ...(account === null ? {} : { accountId: account }), message: `transfer ${transferId}${account === null ? '' : ` of ${account}`} has ${times.length} outcomes in the topics within the dedup retention` });
+    findings.add({
+      kind: 'duplicate_outcome',
+      transferId,
+      ...(account === null ? {} : { accountId: account }),
+      message: `transfer ${transferId}${account === null ? '' : ` of ${account}`} has ${times.length} outcomes in the topics within the dedup retention`,
+    });
   }
   if (outcomes.conflicts !== postgres.conflicts) {
-    findings.add({ kind: 'conflicts_mismatch', message: `${outcomes.conflicts} idempotency conflicts in the topics, ${postgres.conflicts} in Postgres` });
+    findings.add({
+      kind: 'conflicts_mismatch',
+      message: `${outcomes.conflicts} idempotency conflicts in the topics, ${postgres.conflicts} in Postgres`,
+    });
   }
 }
 
@@ -742,11 +917,23 @@ function compareTransactions(outcomes: OutcomeView, postgres: PostgresView, rete
 // Small helpers.
 
 function accountIds(stores: StoreView, outcomes: OutcomeView, postgres: PostgresView): string[] {
-  return [...new Set([...stores.accounts.keys(), ...stores.balances.keys(), ...outcomes.deltas.keys(), ...postgres.accounts.keys()])].sort();
+  return [
+    ...new Set([
+      ...stores.accounts.keys(),
+      ...stores.balances.keys(),
+      ...outcomes.deltas.keys(),
+      ...postgres.accounts.keys(),
+    ]),
+  ].sort();
 }
 
-function currencyResolver(stores: StoreView, outcomes: OutcomeView, postgres: PostgresView): (id: string) => string | null {
-  return (id) => stores.accounts.get(id)?.currency ?? postgres.accounts.get(id)?.currency ?? outcomes.currencyOf.get(id) ?? null;
+function currencyResolver(
+  stores: StoreView,
+  outcomes: OutcomeView,
+  postgres: PostgresView,
+): (id: string) => string | null {
+  return (id) =>
+    stores.accounts.get(id)?.currency ?? postgres.accounts.get(id)?.currency ?? outcomes.currencyOf.get(id) ?? null;
 }
 
 /** Two decimal strings hold the same amount ("10.5" = "10.50"); exact, no floating point. */
@@ -828,7 +1015,10 @@ export function formatReport(report: ReconcileReport): string {
     `  postgres      ${c.postgresAccounts} accounts, ${c.postgresTransactions} transactions, ${c.postgresConflicts} conflicts`,
     `  sink rejects  ${c.sinkRejects} unresolved  ${mark(c.sinkRejects === 0)}`,
     `  api           ${c.apiAccounts === null ? 'not checked (no --api-url)' : `${c.apiAccounts} accounts read`}`,
-    ...report.currencies.map((t) => `  invariant     ${t.currency}: Σ balances ${t.balances} = Σ deposits ${t.deposits} − Σ withdrawals ${t.withdrawals}  ${mark(t.ok)}`),
+    ...report.currencies.map(
+      (t) =>
+        `  invariant     ${t.currency}: Σ balances ${t.balances} = Σ deposits ${t.deposits} − Σ withdrawals ${t.withdrawals}  ${mark(t.ok)}`,
+    ),
     `  in flight     ${c.inFlightAccounts} accounts, ${c.inFlightTransfers} transfers  ${mark(c.inFlightAccounts === 0 && c.inFlightTransfers === 0)}`,
     `  transactions  ${c.completed + c.failed} outcomes in the topics, ${c.postgresTransactions} rows in Postgres  ${mark(!report.differences.some((d) => d.kind.startsWith('transaction_') || d.kind === 'duplicate_outcome'))}`,
     `  accounts      ${report.accountsCompared} compared, ${report.differingAccounts.length} differ`,
@@ -840,13 +1030,19 @@ export function formatReport(report: ReconcileReport): string {
     if (report.differencesTotal > LINES_MAX) lines.push(`    … and ${report.differencesTotal - LINES_MAX} more`);
   }
   const accounts = [...new Set(report.differences.flatMap((d) => (d.accountId ? [d.accountId] : [])))];
-  lines.push(report.ok ? 'OK: the stores, the outcome topics and Postgres agree'
-    : `FAILED: ${report.differencesTotal} difference(s)${accounts.length > 0 ? `; accounts: ${accounts.slice(0, LINES_MAX).join(', ')}` : ''}`);
+  lines.push(
+    report.ok
+      ? 'OK: the stores, the outcome topics and Postgres agree'
+      : `FAILED: ${report.differencesTotal} difference(s)${accounts.length > 0 ? `; accounts: ${accounts.slice(0, LINES_MAX).join(', ')}` : ''}`,
+  );
   return lines.join('\n');
 }
 
 function formatAccountLine(line: AccountLine): string {
   const api = line.api === undefined ? '' : `, api ${line.api ?? '-'}`;
-  const status = line.storeStatus === line.postgresStatus ? (line.storeStatus ?? '-') : `${line.storeStatus ?? '-'}/${line.postgresStatus ?? '-'}`;
+  const status =
+    line.storeStatus === line.postgresStatus
+      ? (line.storeStatus ?? '-')
+      : `${line.storeStatus ?? '-'}/${line.postgresStatus ?? '-'}`;
   return `    ${line.accountId} ${line.currency ?? '???'} ${status}: stores ${line.stores ?? '-'} (in flight ${line.inFlight ?? '-'}), outcomes ${line.outcomes}, postgres ${line.postgres ?? '-'}${api}`;
 }

@@ -66,7 +66,10 @@ export interface RejectRow {
   error: string;
 }
 
-export type SinkRow = { kind: 'outcome'; row: OutcomeRow } | { kind: 'audit'; row: AuditRow } | { kind: 'reject'; row: RejectRow };
+export type SinkRow =
+  | { kind: 'outcome'; row: OutcomeRow }
+  | { kind: 'audit'; row: AuditRow }
+  | { kind: 'reject'; row: RejectRow };
 
 export const IDEMPOTENCY_CONFLICT = 'idempotency_conflict';
 
@@ -94,7 +97,10 @@ export function parseRecord(topics: SinkTopics, record: SourceRecord): SinkRow {
     throw new RejectError(`topic ${record.topic} is not one the sink reads`);
   } catch (error) {
     if (!(error instanceof RejectError)) throw error;
-    return { kind: 'reject', row: { source, key: record.key, value: record.value, error: storableText(error.message) } };
+    return {
+      kind: 'reject',
+      row: { source, key: record.key, value: record.value, error: storableText(error.message) },
+    };
   }
 }
 
@@ -115,7 +121,8 @@ function parseValue(bytes: Buffer | null): Json {
   } catch (error) {
     throw new RejectError(`the value is not JSON: ${(error as Error).message}`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RejectError('the value is not a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new RejectError('the value is not a JSON object');
   checkStorable(value, 0);
   return value as Json;
 }
@@ -129,8 +136,10 @@ function checkStorable(value: unknown, depth: number, path = ''): void {
   if (depth > JSON_DEPTH_MAX) throw new RejectError(`the value nests deeper than ${JSON_DEPTH_MAX} levels`);
   const where = path === '' ? 'the value' : path;
   if (typeof value === 'string') {
-    if (value.includes('\u0000')) throw new RejectError(`${where} holds a NUL character, which Postgres text and jsonb cannot store`);
-    if (!value.isWellFormed()) throw new RejectError(`${where} holds a lone surrogate, which Postgres text and jsonb cannot store`);
+    if (value.includes('\u0000'))
+      throw new RejectError(`${where} holds a NUL character, which Postgres text and jsonb cannot store`);
+    if (!value.isWellFormed())
+      throw new RejectError(`${where} holds a lone surrogate, which Postgres text and jsonb cannot store`);
   } else if (Array.isArray(value)) {
     value.forEach((item, index) => checkStorable(item, depth + 1, `${where}[${index}]`));
   } else if (typeof value === 'object' && value !== null) {
@@ -150,13 +159,17 @@ function printable(key: string): string {
 
 function completedRow(value: Json, source: SourcePosition, payload: string): OutcomeRow {
   const type = requiredString(value, 'type');
-  if (!TRANSFER_TYPES.has(type)) throw new RejectError(`type must be deposit, withdrawal or transfer, got ${JSON.stringify(type)}`);
+  if (!TRANSFER_TYPES.has(type))
+    throw new RejectError(`type must be deposit, withdrawal or transfer, got ${JSON.stringify(type)}`);
   const amount = requiredString(value, 'amount');
   if (!STORABLE_DECIMAL.test(amount) || amount.startsWith('-') || /^[0.]+$/.test(amount)) {
-    throw new RejectError(`amount must be a positive decimal with at most 4 fraction digits, got ${JSON.stringify(amount)}`);
+    throw new RejectError(
+      `amount must be a positive decimal with at most 4 fraction digits, got ${JSON.stringify(amount)}`,
+    );
   }
   const currency = requiredString(value, 'currency');
-  if (!CURRENCY.test(currency)) throw new RejectError(`currency must be three capital letters, got ${JSON.stringify(currency)}`);
+  if (!CURRENCY.test(currency))
+    throw new RejectError(`currency must be three capital letters, got ${JSON.stringify(currency)}`);
   const isTransfer = type === 'transfer';
   return {
     transferId: requiredString(value, 'transferId'),
@@ -225,12 +238,21 @@ function auditRow(value: Json, source: SourcePosition, payload: string): AuditRo
 
 function openedRow(value: Json, row: AuditRow): AuditRow {
   const currency = requiredString(value, 'currency');
-  if (!CURRENCY.test(currency)) throw new RejectError(`currency must be three capital letters, got ${JSON.stringify(currency)}`);
+  if (!CURRENCY.test(currency))
+    throw new RejectError(`currency must be three capital letters, got ${JSON.stringify(currency)}`);
   const overdraftLimit = optionalString(value, 'overdraftLimit') ?? '0';
   if (!STORABLE_DECIMAL.test(overdraftLimit) || overdraftLimit.startsWith('-')) {
-    throw new RejectError(`overdraftLimit must be a non-negative decimal with at most 4 fraction digits, got ${JSON.stringify(overdraftLimit)}`);
+    throw new RejectError(
+      `overdraftLimit must be a non-negative decimal with at most 4 fraction digits, got ${JSON.stringify(overdraftLimit)}`,
+    );
   }
-  return { ...row, accountId: requiredString(value, 'accountId'), ownerId: requiredString(value, 'ownerId'), currency, overdraftLimit };
+  return {
+    ...row,
+    accountId: requiredString(value, 'accountId'),
+    ownerId: requiredString(value, 'ownerId'),
+    currency,
+    overdraftLimit,
+  };
 }
 
 function requiredString(value: Json, field: string): string {

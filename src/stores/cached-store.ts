@@ -81,9 +81,17 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   #flushing = false;
   #restoring = false;
 
-  constructor(options: StoreOptions<V>, backend: StoreBackend, checkpoint: bigint | null, cacheEntriesMax = options.cacheEntriesMax) {
+  constructor(
+    options: StoreOptions<V>,
+    backend: StoreBackend,
+    checkpoint: bigint | null,
+    cacheEntriesMax = options.cacheEntriesMax,
+  ) {
     assertOptions(options);
-    assert(checkpoint === null || (typeof checkpoint === 'bigint' && checkpoint >= 0n), `store ${options.name}: bad checkpoint ${checkpoint}`);
+    assert(
+      checkpoint === null || (typeof checkpoint === 'bigint' && checkpoint >= 0n),
+      `store ${options.name}: bad checkpoint ${checkpoint}`,
+    );
     this.options = Object.freeze({ ...options });
     this.#backend = backend;
     this.#checkpoint = checkpoint;
@@ -128,7 +136,8 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   put(key: string, value: V): void {
     this.#assertWritable('put');
     assertKey(this.name, key);
-    if (value === undefined) assert.fail(`store ${this.name}: put of undefined at key ${JSON.stringify(key)}; use delete`);
+    if (value === undefined)
+      assert.fail(`store ${this.name}: put of undefined at key ${JSON.stringify(key)}; use delete`);
     const bytes = this.options.valueSerde.serialize(value);
     if (!Buffer.isBuffer(bytes)) assert.fail(`store ${this.name}: the value serde returned no Buffer`);
     this.#writes.put(key, this.#backend.freezeValues ? deepFreeze(value) : value, bytes);
@@ -145,14 +154,20 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     const { gte, lt, limit } = options;
     if (gte !== undefined) assertKey(this.name, gte);
     if (lt !== undefined) assertKey(this.name, lt);
-    assert(limit === undefined || (Number.isSafeInteger(limit) && limit >= 0), `store ${this.name}: range limit must be a non-negative integer`);
+    assert(
+      limit === undefined || (Number.isSafeInteger(limit) && limit >= 0),
+      `store ${this.name}: range limit must be a non-negative integer`,
+    );
     return this.#merge(gte, lt, limit ?? Number.POSITIVE_INFINITY);
   }
 
   /** Loads, in one backend round trip, the keys not already in memory, and pins them until flush or abort. */
   async prefetch(keys: Iterable<string>): Promise<void> {
     this.#assertUsable('prefetch');
-    assert(!this.#prefetching && !this.#restoring, `store ${this.name}: prefetch while ${this.#prefetching ? 'prefetch' : 'restoreBatch'} is in progress`);
+    assert(
+      !this.#prefetching && !this.#restoring,
+      `store ${this.name}: prefetch while ${this.#prefetching ? 'prefetch' : 'restoreBatch'} is in progress`,
+    );
     const missing = this.#pinKnown(keys);
     if (missing.length === 0) return;
     this.#prefetching = true;
@@ -160,7 +175,10 @@ export class CachedTaskStore<V> implements TaskStore<V> {
       // A key a flush in progress writes is in the committing layer, so #pinKnown never asks for it:
       // the keys read here are not changed by that flush.
       const values = await this.#backend.getMany(missing);
-      assert(values.length === missing.length, `store ${this.name}: getMany returned ${values.length} values for ${missing.length} keys`);
+      assert(
+        values.length === missing.length,
+        `store ${this.name}: getMany returned ${values.length} values for ${missing.length} keys`,
+      );
       this.#assertUsable('prefetch');
       this.#pinLoaded(missing, values);
     } finally {
@@ -208,7 +226,10 @@ export class CachedTaskStore<V> implements TaskStore<V> {
    */
   async flush(changelogOffset: bigint | null): Promise<void> {
     this.#assertUsable('flush');
-    assert(!this.#flushing && !this.#restoring, `store ${this.name}: flush while ${this.#flushing ? 'flush' : 'restoreBatch'} is in progress`);
+    assert(
+      !this.#flushing && !this.#restoring,
+      `store ${this.name}: flush while ${this.#flushing ? 'flush' : 'restoreBatch'} is in progress`,
+    );
     // Without prepareCommit (one transaction at a time), the current writes are the ones to flush.
     if (this.#committing === null) this.prepareCommit();
     const committing = this.#committing as WriteCache<V>;
@@ -216,7 +237,8 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     try {
       this.#checkFlushOffset(committing, changelogOffset);
       // Nothing written and no offset to move: there is nothing to make durable.
-      if (committing.size > 0 || changelogOffset !== null) await this.#backend.write(committing.changelog(), changelogOffset);
+      if (committing.size > 0 || changelogOffset !== null)
+        await this.#backend.write(committing.changelog(), changelogOffset);
     } catch (error) {
       this.#fail(error);
       throw error;
@@ -231,7 +253,10 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   /** Drops the current writes and the committing ones: the current transaction was built on the committing one. */
   abort(): void {
     this.#assertUsable('abort');
-    assert(!this.#flushing && !this.#restoring, `store ${this.name}: abort while ${this.#flushing ? 'flush' : 'restoreBatch'} is in progress`);
+    assert(
+      !this.#flushing && !this.#restoring,
+      `store ${this.name}: abort while ${this.#flushing ? 'flush' : 'restoreBatch'} is in progress`,
+    );
     this.#writes.clear();
     if (this.#committing !== null) {
       this.#committing = null;
@@ -247,7 +272,10 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.#assertUsable('checkpoint');
     this.#assertIdle('checkpoint');
     const stored = await this.#backend.readCheckpoint();
-    assert(stored === this.#checkpoint, `store ${this.name}: stored checkpoint ${stored} differs from the one written, ${this.#checkpoint}`);
+    assert(
+      stored === this.#checkpoint,
+      `store ${this.name}: stored checkpoint ${stored} differs from the one written, ${this.#checkpoint}`,
+    );
     return stored;
   }
 
@@ -256,7 +284,10 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.#assertUsable('restoreBatch');
     this.#assertIdle('restoreBatch');
     // Restore runs between transactions: uncommitted writes would hide restored values.
-    assert(this.#writes.size === 0 && this.#committing === null, `store ${this.name}: restoreBatch with uncommitted writes`);
+    assert(
+      this.#writes.size === 0 && this.#committing === null,
+      `store ${this.name}: restoreBatch with uncommitted writes`,
+    );
     this.#restoring = true;
     try {
       this.#checkRestore(entries, nextOffset);
@@ -284,7 +315,10 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.#assertUsable('purgeRange');
     assertKey(this.name, gte);
     assertKey(this.name, lt);
-    assert(Number.isSafeInteger(limitEntries) && limitEntries > 0, `store ${this.name}: purge limit must be a positive integer`);
+    assert(
+      Number.isSafeInteger(limitEntries) && limitEntries > 0,
+      `store ${this.name}: purge limit must be a positive integer`,
+    );
     if (this.#restoring) assert.fail(`store ${this.name}: purgeRange while restoreBatch is in progress`);
     if (compareKeys(gte, lt) >= 0) return { purged: 0, lastKey: undefined };
     return this.#backend.purge(gte, lt, limitEntries);
@@ -341,7 +375,10 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   #checkFlushOffset(committing: WriteCache<V>, offset: bigint | null): void {
     if (offset === null) {
       // A logged store's writes went to its changelog, so the offset they reached must come with them.
-      assert(!this.options.logged || committing.size === 0, `store ${this.name}: flush of ${committing.size} logged writes without a changelog offset`);
+      assert(
+        !this.options.logged || committing.size === 0,
+        `store ${this.name}: flush of ${committing.size} logged writes without a changelog offset`,
+      );
       return;
     }
     assert(this.options.logged, `store ${this.name}: an unlogged store has no changelog offset to flush`);
@@ -353,14 +390,18 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.#checkOffset(nextOffset);
     for (const { key, value } of entries) {
       assertKey(this.name, key);
-      if (value !== null && !Buffer.isBuffer(value)) assert.fail(`store ${this.name}: restored value of ${JSON.stringify(key)} is not a Buffer`);
+      if (value !== null && !Buffer.isBuffer(value))
+        assert.fail(`store ${this.name}: restored value of ${JSON.stringify(key)} is not a Buffer`);
       // Check before writing: a record that does not deserialize is found here, not in some later batch.
       if (value !== null) this.#deserialize(key, value);
     }
   }
 
   #checkOffset(offset: bigint): void {
-    assert(typeof offset === 'bigint' && offset >= 0n, `store ${this.name}: changelog offset must be a non-negative bigint`);
+    assert(
+      typeof offset === 'bigint' && offset >= 0n,
+      `store ${this.name}: changelog offset must be a non-negative bigint`,
+    );
     if (this.#checkpoint !== null && offset < this.#checkpoint) {
       throw new InvalidChangelogOffsetError(this.name, this.#checkpoint, offset);
     }
@@ -403,7 +444,8 @@ export class CachedTaskStore<V> implements TaskStore<V> {
    */
   #cacheCommitted(committing: WriteCache<V>): void {
     this.#unpin(this.#committingPinned, committing);
-    for (const [key, write] of committing.entries()) this.#cache.set(key, write.bytes === null ? ABSENT : (write.value as V));
+    for (const [key, write] of committing.entries())
+      this.#cache.set(key, write.bytes === null ? ABSENT : (write.value as V));
     this.#committing = null;
     this.#pinnedUncommitted = false;
   }
@@ -421,7 +463,8 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     } catch (error) {
       throw new StoreCorruptedError(this.name, `value of key ${JSON.stringify(key)} does not deserialize`, error);
     }
-    if (value === undefined) assert.fail(`store ${this.name}: the value serde returned undefined for key ${JSON.stringify(key)}`);
+    if (value === undefined)
+      assert.fail(`store ${this.name}: the value serde returned undefined for key ${JSON.stringify(key)}`);
     return this.#backend.freezeValues ? deepFreeze(value) : value;
   }
 
@@ -461,7 +504,10 @@ export class CachedTaskStore<V> implements TaskStore<V> {
 function assertOptions<V>(options: StoreOptions<V>): void {
   assert(typeof options.name === 'string' && options.name.length > 0, 'store name must be a non-empty string');
   const serde = options.valueSerde;
-  assert(typeof serde?.serialize === 'function' && typeof serde.deserialize === 'function', `store ${options.name}: valueSerde needs serialize and deserialize`);
+  assert(
+    typeof serde?.serialize === 'function' && typeof serde.deserialize === 'function',
+    `store ${options.name}: valueSerde needs serialize and deserialize`,
+  );
   assert(typeof options.logged === 'boolean', `store ${options.name}: logged must be a boolean`);
 }
 

@@ -38,7 +38,10 @@ export type LevelDatabase = ClassicLevel<string, Buffer>;
 export class LevelTaskStore<V> extends CachedTaskStore<V> {
   /** Opens (creating if needed) the database of one task's store at directory `dir`. */
   static async open<V>(dir: string, options: StoreOptions<V>): Promise<LevelTaskStore<V>> {
-    assert(typeof dir === 'string' && dir.length > 0, `store ${options.name}: database directory must be a non-empty path`);
+    assert(
+      typeof dir === 'string' && dir.length > 0,
+      `store ${options.name}: database directory must be a non-empty path`,
+    );
     return LevelTaskStore.fromDatabase(new ClassicLevel<string, Buffer>(dir, DATABASE_OPTIONS), options);
   }
 
@@ -76,10 +79,12 @@ class LevelBackend implements StoreBackend {
    * changelog, never ahead: restore replays the rest from the checkpoint that survived.
    */
   async write(entries: ChangelogEntry[], checkpoint: bigint | null): Promise<void> {
-    const operations = entries.map(({ key, value }): BatchOperation<LevelDatabase, string, Buffer> =>
-      value === null ? { type: 'del', key: dataKey(key) } : { type: 'put', key: dataKey(key), value },
+    const operations = entries.map(
+      ({ key, value }): BatchOperation<LevelDatabase, string, Buffer> =>
+        value === null ? { type: 'del', key: dataKey(key) } : { type: 'put', key: dataKey(key), value },
     );
-    if (checkpoint !== null) operations.push({ type: 'put', key: CHECKPOINT_KEY, value: Buffer.from(checkpoint.toString(), 'utf8') });
+    if (checkpoint !== null)
+      operations.push({ type: 'put', key: CHECKPOINT_KEY, value: Buffer.from(checkpoint.toString(), 'utf8') });
     await this.#db.batch(operations, { ...ENCODINGS, sync: false });
   }
 
@@ -92,7 +97,11 @@ class LevelBackend implements StoreBackend {
       fillCache: false,
     });
     try {
-      for (let entries = await iterator.nextv(RANGE_BATCH_ENTRIES); entries.length > 0; entries = await iterator.nextv(RANGE_BATCH_ENTRIES)) {
+      for (
+        let entries = await iterator.nextv(RANGE_BATCH_ENTRIES);
+        entries.length > 0;
+        entries = await iterator.nextv(RANGE_BATCH_ENTRIES)
+      ) {
         for (const [key, value] of entries) {
           assert(key.startsWith(DATA_PREFIX), `store ${this.#store}: range met a non-data key ${JSON.stringify(key)}`);
           yield [key.slice(DATA_PREFIX.length), value];
@@ -107,13 +116,16 @@ class LevelBackend implements StoreBackend {
     const bytes = await this.#db.get(CHECKPOINT_KEY, { ...ENCODINGS, fillCache: false });
     if (bytes === undefined) return null;
     const text = bytes.toString('utf8');
-    if (!OFFSET_PATTERN.test(text)) throw new StoreCorruptedError(this.#store, `checkpoint ${JSON.stringify(text)} is not an offset`);
+    if (!OFFSET_PATTERN.test(text))
+      throw new StoreCorruptedError(this.#store, `checkpoint ${JSON.stringify(text)} is not an offset`);
     return BigInt(text);
   }
 
   async purge(gte: string, lt: string, limit: number): Promise<PurgeResult> {
     // Keys first (bounded), then one batch: the count is exact and the batch never exceeds `limit`.
-    const keys = await this.#db.keys({ keyEncoding: 'utf8', gte: dataKey(gte), lt: dataKey(lt), limit, fillCache: false }).all();
+    const keys = await this.#db
+      .keys({ keyEncoding: 'utf8', gte: dataKey(gte), lt: dataKey(lt), limit, fillCache: false })
+      .all();
     if (keys.length === 0) return { purged: 0, lastKey: undefined };
     await this.#db.batch(
       keys.map((key) => ({ type: 'del' as const, key })),

@@ -7,7 +7,10 @@ export class LruMap<K, V> {
   readonly #map = new Map<K, V>();
 
   constructor(entriesMax: number) {
-    assert(Number.isSafeInteger(entriesMax) && entriesMax >= 0, `LruMap: entriesMax must be a non-negative integer, got ${entriesMax}`);
+    assert(
+      Number.isSafeInteger(entriesMax) && entriesMax >= 0,
+      `LruMap: entriesMax must be a non-negative integer, got ${entriesMax}`,
+    );
     this.entriesMax = entriesMax;
   }
 

@@ -50,7 +50,9 @@ export class MemoryDisk {
 
   /** Deletes up to `limit` rows in [gte, lt), in key order; returns how many. */
   purge(gte: string, lt: string, limit: number): PurgeResult {
-    const keys = this.keys().filter((key) => inRange(key, gte, lt)).slice(0, limit);
+    const keys = this.keys()
+      .filter((key) => inRange(key, gte, lt))
+      .slice(0, limit);
     for (const key of keys) this.#rows.delete(key);
     return { purged: keys.length, lastKey: keys.at(-1) };
   }

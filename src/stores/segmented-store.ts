@@ -112,8 +112,14 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   #purgeCostMsPerEntry = 0.01;
 
   constructor(inner: PurgeableStore<unknown>, options: SegmentedStoreOptions<V>) {
-    assert(Number.isSafeInteger(options.retentionMs) && options.retentionMs > 0, 'segmented store: retentionMs must be a positive integer');
-    assert(Number.isSafeInteger(options.segmentIntervalMs) && options.segmentIntervalMs > 0, 'segmented store: segmentIntervalMs must be a positive integer');
+    assert(
+      Number.isSafeInteger(options.retentionMs) && options.retentionMs > 0,
+      'segmented store: retentionMs must be a positive integer',
+    );
+    assert(
+      Number.isSafeInteger(options.segmentIntervalMs) && options.segmentIntervalMs > 0,
+      'segmented store: segmentIntervalMs must be a positive integer',
+    );
     this.#inner = inner;
     this.#options = options;
     this.#oldLayoutLeft = options.oldLayout;
@@ -173,7 +179,8 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     const previous = this.#find(key);
     const target = this.#placement(key, value, this.#now());
     if (target !== null) this.#inner.put(target.physicalKey, target.stored);
-    if (previous !== undefined && previous.physicalKey !== target?.physicalKey) this.#inner.delete(previous.physicalKey);
+    if (previous !== undefined && previous.physicalKey !== target?.physicalKey)
+      this.#inner.delete(previous.physicalKey);
   }
 
   delete(key: string): void {
@@ -204,7 +211,8 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
       const limit = this.#purgeCallSize(bounds, bounds.budgetMs - spent());
       const callStarted = elapsedMs();
       const { purged: deleted, lastKey } = await this.#inner.purgeRange(from, segmentKey(low, ''), limit);
-      if (deleted > 0) this.#purgeCostMsPerEntry = 0.8 * this.#purgeCostMsPerEntry + (0.2 * (elapsedMs() - callStarted)) / deleted;
+      if (deleted > 0)
+        this.#purgeCostMsPerEntry = 0.8 * this.#purgeCostMsPerEntry + (0.2 * (elapsedMs() - callStarted)) / deleted;
       purged += deleted;
       if (deleted < limit || lastKey === undefined) {
         this.#purgedBelow = low;
@@ -214,8 +222,10 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     }
     // Pinned entries are read in passes every retention/8: between passes a step does no I/O for them.
     const refreshDue = this.#pinnedCursor !== undefined || now >= this.#pinnedPassDueMs;
-    const refreshed = refreshDue && spent() < bounds.budgetMs ? await this.#refreshPinned(now, bounds.scannedEntriesMax) : 0;
-    const migrated = this.#oldLayoutLeft && spent() < bounds.budgetMs ? await this.#sweepOldLayout(now, bounds.scannedEntriesMax) : 0;
+    const refreshed =
+      refreshDue && spent() < bounds.budgetMs ? await this.#refreshPinned(now, bounds.scannedEntriesMax) : 0;
+    const migrated =
+      this.#oldLayoutLeft && spent() < bounds.budgetMs ? await this.#sweepOldLayout(now, bounds.scannedEntriesMax) : 0;
     const result: ExpiryStepResult = { purged, migrated, refreshed, durationMs: spent(), caughtUp };
     // Outside the measured step: the size is for the metric, not part of the work the loop waits on.
     if (this.#inner.approximateBytes !== undefined && started - this.#sizeReadAtMs >= SIZE_READ_EVERY_MS) {
@@ -241,7 +251,10 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   }
 
   #window(nowMs: number): { low: number; high: number } {
-    return { low: lowestLiveSegment(nowMs, this.#options.retentionMs, this.#options.segmentIntervalMs), high: this.#segmentOf(nowMs) };
+    return {
+      low: lowestLiveSegment(nowMs, this.#options.retentionMs, this.#options.segmentIntervalMs),
+      high: this.#segmentOf(nowMs),
+    };
   }
 
   #segmentOf(timeMs: number): number {
@@ -276,7 +289,8 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   /** Where `value` goes: pinned, the segment of its time (never beyond the current one), or nowhere (already expired). */
   #placement(key: string, value: V, nowMs: number): { physicalKey: string; stored: unknown } | null {
     const timeMs = this.#options.timeOf(value);
-    if (timeMs === null) return { physicalKey: PINNED_PREFIX + key, stored: { w: nowMs, v: value } satisfies Pinned<V> };
+    if (timeMs === null)
+      return { physicalKey: PINNED_PREFIX + key, stored: { w: nowMs, v: value } satisfies Pinned<V> };
     const { low, high } = this.#window(nowMs);
     const segment = Math.min(this.#segmentOf(timeMs), high);
     return segment < low ? null : { physicalKey: segmentKey(segment, key), stored: value };
@@ -288,15 +302,21 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     const stale: [string, Pinned<V>][] = [];
     let scanned = 0;
     let lastKey: string | undefined;
-    for await (const [physicalKey, stored] of this.#inner.range({ gte: this.#pinnedCursor ?? PINNED_PREFIX, lt: OLD_LAYOUT_RESUME, limit: scannedMax })) {
+    for await (const [physicalKey, stored] of this.#inner.range({
+      gte: this.#pinnedCursor ?? PINNED_PREFIX,
+      lt: OLD_LAYOUT_RESUME,
+      limit: scannedMax,
+    })) {
       scanned++;
       lastKey = physicalKey;
       const pinned = stored as Pinned<V>;
       if (pinned.w < refreshBefore) stale.push([physicalKey, pinned]);
     }
-    for (const [physicalKey, pinned] of stale) this.#inner.put(physicalKey, { w: nowMs, v: pinned.v } satisfies Pinned<V>);
+    for (const [physicalKey, pinned] of stale)
+      this.#inner.put(physicalKey, { w: nowMs, v: pinned.v } satisfies Pinned<V>);
     this.#pinnedCursor = scanned >= scannedMax && lastKey !== undefined ? `${lastKey}\u0000` : undefined;
-    if (this.#pinnedCursor === undefined) this.#pinnedPassDueMs = nowMs + Math.max(1, Math.floor(this.#options.retentionMs / 8));
+    if (this.#pinnedCursor === undefined)
+      this.#pinnedPassDueMs = nowMs + Math.max(1, Math.floor(this.#options.retentionMs / 8));
     return stale.length;
   }
 
@@ -307,7 +327,12 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     const before = this.#oldLayoutCursor === undefined || this.#oldLayoutCursor < SEGMENT_PREFIX;
     const gte = this.#oldLayoutCursor ?? '';
     const lt = before ? SEGMENT_PREFIX : undefined;
-    for await (const entry of this.#inner.range({ gte: before ? gte : maxKey(gte, OLD_LAYOUT_RESUME), lt, limit: scannedMax })) entries.push(entry as [string, V]);
+    for await (const entry of this.#inner.range({
+      gte: before ? gte : maxKey(gte, OLD_LAYOUT_RESUME),
+      lt,
+      limit: scannedMax,
+    }))
+      entries.push(entry as [string, V]);
     for (const [key, value] of entries) {
       const target = this.#placement(key, value, nowMs);
       if (this.#oldLayoutOnly(key)) {

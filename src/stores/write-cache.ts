@@ -82,7 +82,11 @@ export class WriteCache<V> {
   }
 
   /** A sorted snapshot of the writes in [gte, lt) of layers given oldest first: a later layer's write wins. */
-  static snapshotLayers<V>(layers: ReadonlyArray<WriteCache<V> | null>, gte: string | undefined, lt: string | undefined): [string, PendingWrite<V>][] {
+  static snapshotLayers<V>(
+    layers: ReadonlyArray<WriteCache<V> | null>,
+    gte: string | undefined,
+    lt: string | undefined,
+  ): [string, PendingWrite<V>][] {
     const selected = new Map<string, PendingWrite<V>>();
     for (const layer of layers) {
       if (layer === null) continue;

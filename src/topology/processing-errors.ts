@@ -14,7 +14,9 @@
 import { InvalidChangelogOffsetError, StoreCorruptedError, StoreFailedError } from '../stores/types.ts';
 import { type Headers } from './types.ts';
 
-export type ProcessingExceptionHandler = { readonly response: 'dead-letter'; readonly topic: string } | { readonly response: 'fail' };
+export type ProcessingExceptionHandler =
+  | { readonly response: 'dead-letter'; readonly topic: string }
+  | { readonly response: 'fail' };
 
 /**
  * Where the failure happened: the source's deserializer, a processor's prefetch, process (a processor or a
@@ -74,16 +76,28 @@ export class ProcessingError extends Error {
  * with `infrastructure: true`.
  */
 export function isInfrastructureError(error: unknown): boolean {
-  if (error instanceof StoreFailedError || error instanceof StoreCorruptedError || error instanceof InvalidChangelogOffsetError) return true;
+  if (
+    error instanceof StoreFailedError ||
+    error instanceof StoreCorruptedError ||
+    error instanceof InvalidChangelogOffsetError
+  )
+    return true;
   return typeof error === 'object' && error !== null && (error as { infrastructure?: unknown }).infrastructure === true;
 }
 
 /** The original headers plus the error, the node and the source position (UTF-8 strings). */
-export function deadLetterHeaders(original: Headers, info: Omit<ProcessingErrorInfo, 'error'>, error: unknown): Headers {
+export function deadLetterHeaders(
+  original: Headers,
+  info: Omit<ProcessingErrorInfo, 'error'>,
+  error: unknown,
+): Headers {
   // A spread copies an own "__proto__" header as a plain property; the names below overwrite same-named originals.
   return {
     ...original,
-    [DLQ_HEADERS.error]: Buffer.from(`processing exception in ${info.phase} of node ${info.node}: ${errorText(error)}`, 'utf8'),
+    [DLQ_HEADERS.error]: Buffer.from(
+      `processing exception in ${info.phase} of node ${info.node}: ${errorText(error)}`,
+      'utf8',
+    ),
     [DLQ_HEADERS.node]: Buffer.from(info.node, 'utf8'),
     [DLQ_HEADERS.sourceTopic]: Buffer.from(info.topic ?? '', 'utf8'),
     [DLQ_HEADERS.sourcePartition]: Buffer.from(String(info.partition), 'utf8'),

@@ -2,7 +2,14 @@
 // Shared by the Kafka runtime and the TopologyTestDriver, so both run processors the same way.
 import { isStorableKey } from '../stores/keys.ts';
 import { type TaskStore } from '../stores/types.ts';
-import { deadLetterHeaders, isInfrastructureError, ProcessingError, type ProcessingErrorInfo, type ProcessingExceptionHandler, type ProcessingPhase } from './processing-errors.ts';
+import {
+  deadLetterHeaders,
+  isInfrastructureError,
+  ProcessingError,
+  type ProcessingErrorInfo,
+  type ProcessingExceptionHandler,
+  type ProcessingPhase,
+} from './processing-errors.ts';
 import { record as makeRecord } from './record.ts';
 import { type ProcessorNode, type SinkNode, type SourceNode, type Topology, TopologyError } from './topology.ts';
 import {
@@ -77,7 +84,9 @@ interface Failure {
 class UnstorableKeyError extends Error {
   readonly code = 'store_key_unstorable';
   constructor(store: string, key: unknown) {
-    super(`prefetch of store ${store}: key ${typeof key === 'string' ? `of ${key.length} characters is not well-formed UTF-16` : `is a ${typeof key}, not a string`}`);
+    super(
+      `prefetch of store ${store}: key ${typeof key === 'string' ? `of ${key.length} characters is not well-formed UTF-16` : `is a ${typeof key}, not a string`}`,
+    );
     this.name = 'UnstorableKeyError';
   }
 }
@@ -193,7 +202,14 @@ export class TaskGraph {
     const source = this.#source(input.topic);
     if (this.#isMisrouted(source, input)) {
       const partition = this.#options.partitionForKey(input.key!, this.#options.partitions);
-      this.#options.emit({ topic: input.topic, partition, key: input.key, value: input.value, timestamp: input.timestamp, headers: input.headers });
+      this.#options.emit({
+        topic: input.topic,
+        partition,
+        key: input.key,
+        value: input.value,
+        timestamp: input.timestamp,
+        headers: input.headers,
+      });
       return 'rerouted';
     }
     this.#metadata = { topic: input.topic, partition: input.partition, offset: input.offset };
@@ -244,7 +260,13 @@ export class TaskGraph {
     } catch (error) {
       this.#inRecord = false;
       this.#pendingCount = 0;
-      const info = { node: this.#node, phase: 'punctuate' as const, topic: null, partition: this.#options.partition, offset: -1n };
+      const info = {
+        node: this.#node,
+        phase: 'punctuate' as const,
+        topic: null,
+        partition: this.#options.partition,
+        offset: -1n,
+      };
       this.#node = '';
       if (isInfrastructureError(error)) throw error;
       if (this.#handler.response === 'fail') throw new ProcessingError(info, error);
@@ -255,8 +277,14 @@ export class TaskGraph {
     this.#endContained();
   }
 
-  schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>, node = ''): Cancellable {
-    if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new TopologyError(`punctuation interval must be a positive integer of ms, got ${intervalMs}`);
+  schedule(
+    intervalMs: number,
+    type: PunctuationType,
+    punctuator: (timestampMs: number) => void | Promise<void>,
+    node = '',
+  ): Cancellable {
+    if (!Number.isInteger(intervalMs) || intervalMs < 1)
+      throw new TopologyError(`punctuation interval must be a positive integer of ms, got ${intervalMs}`);
     const base = type === 'wall-clock' ? this.#options.nowMs() : Math.max(this.#streamTimeMs, 0);
     const entry: Punctuation = { intervalMs, type, nextMs: base + intervalMs, punctuator, cancelled: false, node };
     this.#punctuations.push(entry);
@@ -333,14 +361,30 @@ export class TaskGraph {
     if (handler.response !== 'dead-letter') throw new ProcessingError(info, failure.error);
     const partitions = this.#options.partitionsOf(handler.topic);
     // Keyed like every sink record, so a DLQ consumer finds one key's letters in one partition.
-    const partition = input.key !== null && input.key.length > 0 ? this.#options.partitionForKey(input.key, partitions) : this.#options.partition % partitions;
+    const partition =
+      input.key !== null && input.key.length > 0
+        ? this.#options.partitionForKey(input.key, partitions)
+        : this.#options.partition % partitions;
     const headers = deadLetterHeaders(input.headers, info, failure.error);
-    this.#options.emit({ topic: handler.topic, partition, key: input.key, value: input.value, timestamp: input.timestamp, headers });
+    this.#options.emit({
+      topic: handler.topic,
+      partition,
+      key: input.key,
+      value: input.value,
+      timestamp: input.timestamp,
+      headers,
+    });
     this.#options.onProcessingError?.({ ...info, error: failure.error });
   }
 
   #describe(input: InputRecord, failure: Failure): Omit<ProcessingErrorInfo, 'error'> {
-    return { node: failure.node, phase: failure.phase, topic: input.topic, partition: input.partition, offset: input.offset };
+    return {
+      node: failure.node,
+      phase: failure.phase,
+      topic: input.topic,
+      partition: input.partition,
+      offset: input.offset,
+    };
   }
 
   #prefetchFailed(input: InputRecord, failure: Failure): void {
@@ -366,7 +410,14 @@ export class TaskGraph {
     if (!Number.isInteger(partition) || partition < 0 || partition >= partitions) {
       throw new TopologyError(`sink ${node.name}: partitioner chose partition ${partition} of ${partitions}`);
     }
-    const output: OutputRecord = { topic: node.topic, partition, key, value, timestamp: rec.timestamp, headers: rec.headers };
+    const output: OutputRecord = {
+      topic: node.topic,
+      partition,
+      key,
+      value,
+      timestamp: rec.timestamp,
+      headers: rec.headers,
+    };
     // Inside a record or a punctuation its outputs wait for it to succeed.
     if (this.#inRecord) this.#pending[this.#pendingCount++] = output;
     else this.#options.emit(output);
@@ -452,7 +503,11 @@ class NodeContext implements ProcessorContext {
     return this.#graph.options.nowMs();
   }
 
-  schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>): Cancellable {
+  schedule(
+    intervalMs: number,
+    type: PunctuationType,
+    punctuator: (timestampMs: number) => void | Promise<void>,
+  ): Cancellable {
     return this.#graph.schedule(intervalMs, type, punctuator, this.#node.name);
   }
 }

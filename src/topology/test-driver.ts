@@ -78,17 +78,40 @@ export class TopologyTestDriver {
     return this.#partitions;
   }
 
-  createInputTopic<K = string, V = Buffer>(topic: string, serdes: { keySerde?: Serde<K>; valueSerde?: Serde<V> } = {}): TestInputTopic<K, V> {
+  createInputTopic<K = string, V = Buffer>(
+    topic: string,
+    serdes: { keySerde?: Serde<K>; valueSerde?: Serde<V> } = {},
+  ): TestInputTopic<K, V> {
     if (!this.#sourceTopics.has(topic)) throw new Error(`topic ${topic} is not a source topic of the topology`);
-    return new TestInputTopic(this, topic, (serdes.keySerde ?? stringKeySerde) as Serde<K>, (serdes.valueSerde ?? bytesSerde) as Serde<V>);
+    return new TestInputTopic(
+      this,
+      topic,
+      (serdes.keySerde ?? stringKeySerde) as Serde<K>,
+      (serdes.valueSerde ?? bytesSerde) as Serde<V>,
+    );
   }
 
-  createOutputTopic<K = string, V = Buffer>(topic: string, serdes: { keySerde?: Serde<K>; valueSerde?: Serde<V> } = {}): TestOutputTopic<K, V> {
-    return new TestOutputTopic(this, topic, (serdes.keySerde ?? stringKeySerde) as Serde<K>, (serdes.valueSerde ?? bytesSerde) as Serde<V>);
+  createOutputTopic<K = string, V = Buffer>(
+    topic: string,
+    serdes: { keySerde?: Serde<K>; valueSerde?: Serde<V> } = {},
+  ): TestOutputTopic<K, V> {
+    return new TestOutputTopic(
+      this,
+      topic,
+      (serdes.keySerde ?? stringKeySerde) as Serde<K>,
+      (serdes.valueSerde ?? bytesSerde) as Serde<V>,
+    );
   }
 
   /** Appends a raw record to a source topic partition and processes until the topology is quiet. */
-  async pipeRaw(topic: string, partition: number, key: Buffer | null, value: Buffer | null, timestamp?: number, headers: Headers = {}): Promise<void> {
+  async pipeRaw(
+    topic: string,
+    partition: number,
+    key: Buffer | null,
+    value: Buffer | null,
+    timestamp?: number,
+    headers: Headers = {},
+  ): Promise<void> {
     this.#append({ topic, partition, key, value, timestamp: timestamp ?? this.#wallClockMs, headers });
     await this.#drain();
   }
@@ -142,7 +165,9 @@ export class TopologyTestDriver {
     const task = this.#createTask(partition, this.#strictPrefetch, this.#onProcessingError);
     for (const [name, store] of task.stores) {
       if (!store.options.logged) continue;
-      const records = (this.#logs.get(this.#changelogTopic(name)) ?? []).filter((r) => r.partition === partition).slice(0, upTo?.get(name));
+      const records = (this.#logs.get(this.#changelogTopic(name)) ?? [])
+        .filter((r) => r.partition === partition)
+        .slice(0, upTo?.get(name));
       const entries = records.map((r) => ({ key: r.key!.toString('utf8'), value: r.value }));
       await store.restoreBatch(entries, BigInt(entries.length));
     }
@@ -175,7 +200,8 @@ export class TopologyTestDriver {
     const stores = new Map<string, TaskStore<unknown>>();
     for (const spec of this.#topology.stores()) {
       const disk = new MemoryDisk();
-      if (changelog !== undefined && spec.logged) restoreDisk(disk, changelog(`${this.#appId}-${spec.name}-changelog`), partition, spec.skipOnRestore);
+      if (changelog !== undefined && spec.logged)
+        restoreDisk(disk, changelog(`${this.#appId}-${spec.name}-changelog`), partition, spec.skipOnRestore);
       stores.set(spec.name, new MemoryTaskStore({ ...spec }, { strictPrefetch, disk }));
     }
     const graph = new TaskGraph({
@@ -246,7 +272,14 @@ export class TopologyTestDriver {
       let next: bigint | null = null;
       for (const entry of store.pendingChangelog()) {
         if (!changelog) break;
-        this.#append({ topic: changelog, partition: task.graph.partition, key: Buffer.from(entry.key, 'utf8'), value: entry.value, timestamp: this.#wallClockMs, headers: {} });
+        this.#append({
+          topic: changelog,
+          partition: task.graph.partition,
+          key: Buffer.from(entry.key, 'utf8'),
+          value: entry.value,
+          timestamp: this.#wallClockMs,
+          headers: {},
+        });
         next = this.#nextOffset.get(`${changelog}/${task.graph.partition}`) ?? null;
       }
       await store.flush(next);
@@ -268,7 +301,11 @@ export class TestInputTopic<K, V> {
   }
 
   /** Writes a record to the partition its key hashes to (murmur2), or to `partition` when given. */
-  async pipeInput(key: K | null, value: V | null, options: { timestamp?: number; headers?: Headers; partition?: number } = {}): Promise<void> {
+  async pipeInput(
+    key: K | null,
+    value: V | null,
+    options: { timestamp?: number; headers?: Headers; partition?: number } = {},
+  ): Promise<void> {
     const keyBytes = key === null ? null : this.#keySerde.serialize(key);
     const valueBytes = value === null ? null : this.#valueSerde.serialize(value);
     const partition = options.partition ?? (keyBytes ? partitionForKey(keyBytes, this.#driver.partitions) : 0);
@@ -316,10 +353,18 @@ export class TestOutputTopic<K, V> {
 }
 
 /** Writes one partition's changelog records onto a disk, as the engine's restore does (in one batch). */
-function restoreDisk(disk: MemoryDisk, records: readonly OutputRecord[], partition: number, skip: ((key: string) => boolean) | undefined): void {
+function restoreDisk(
+  disk: MemoryDisk,
+  records: readonly OutputRecord[],
+  partition: number,
+  skip: ((key: string) => boolean) | undefined,
+): void {
   const entries = records
     .filter((r) => r.partition === partition && r.key !== null)
-    .map((r) => ({ key: (r.key as Buffer).toString('utf8'), value: r.value === null ? null : Buffer.from(r.value as Buffer) }))
+    .map((r) => ({
+      key: (r.key as Buffer).toString('utf8'),
+      value: r.value === null ? null : Buffer.from(r.value as Buffer),
+    }))
     .filter(({ key }) => skip === undefined || !skip(key));
   // No checkpoint: this driver numbers its own changelog offsets from 0 again.
   disk.write(entries, null);

@@ -80,7 +80,8 @@ export interface StoreOptionsInput<V> {
 
 /** Keys and values as UTF-8 strings; null bytes stay null. */
 export const stringKeySerde: Serde<unknown> = {
-  serialize: (value) => (value === null || value === undefined ? (null as unknown as Buffer) : Buffer.from(String(value), 'utf8')),
+  serialize: (value) =>
+    value === null || value === undefined ? (null as unknown as Buffer) : Buffer.from(String(value), 'utf8'),
   deserialize: (bytes) => (bytes === null || bytes === undefined ? null : bytes.toString('utf8')),
 };
 
@@ -113,7 +114,13 @@ export class Topology {
 
   addProcessor(name: string, supplier: ProcessorSupplier<any, any, any, any>, ...parents: string[]): this {
     this.#assertNewName(name);
-    this.#nodes.set(name, { kind: 'processor', name, supplier: supplier as ProcessorSupplier, stores: [], children: [] });
+    this.#nodes.set(name, {
+      kind: 'processor',
+      name,
+      supplier: supplier as ProcessorSupplier,
+      stores: [],
+      children: [],
+    });
     this.#link(name, parents);
     return this;
   }
@@ -159,7 +166,8 @@ export class Topology {
     });
     for (const processorName of processorNames) {
       const node = this.#nodes.get(processorName);
-      if (!node || node.kind !== 'processor') throw new TopologyError(`store ${options.name}: ${processorName} is not a processor`);
+      if (!node || node.kind !== 'processor')
+        throw new TopologyError(`store ${options.name}: ${processorName} is not a processor`);
       node.stores.push(options.name);
     }
     return this;
@@ -174,7 +182,10 @@ export class Topology {
     if (handler.response === 'dead-letter' && (typeof handler.topic !== 'string' || handler.topic.length === 0)) {
       throw new TopologyError('processing exception handler: a dead-letter topic is required');
     }
-    if (handler.response !== 'dead-letter' && handler.response !== 'fail') throw new TopologyError(`processing exception handler: unknown response ${String((handler as { response: unknown }).response)}`);
+    if (handler.response !== 'dead-letter' && handler.response !== 'fail')
+      throw new TopologyError(
+        `processing exception handler: unknown response ${String((handler as { response: unknown }).response)}`,
+      );
     this.#processingExceptionHandler = Object.freeze({ ...handler });
     return this;
   }
@@ -231,8 +242,13 @@ export class Topology {
     }
     for (const [topic, options] of this.#repartitionTopics) {
       if (!seen.has(topic)) throw new TopologyError(`repartition topic ${topic} has no source`);
-      if (options.deadLetterTopic !== undefined && (options.deadLetterTopic === topic || seen.has(options.deadLetterTopic))) {
-        throw new TopologyError(`repartition topic ${topic}: dead-letter topic ${options.deadLetterTopic} must not be a source topic`);
+      if (
+        options.deadLetterTopic !== undefined &&
+        (options.deadLetterTopic === topic || seen.has(options.deadLetterTopic))
+      ) {
+        throw new TopologyError(
+          `repartition topic ${topic}: dead-letter topic ${options.deadLetterTopic} must not be a source topic`,
+        );
       }
     }
     return this;
@@ -242,15 +258,20 @@ export class Topology {
   describe(): string {
     const lines: string[] = [];
     for (const node of this.#nodes.values()) {
-      if (node.kind === 'source') lines.push(`Source: ${node.name} (topics: ${node.topics.join(', ')}) --> ${node.children.join(', ')}`);
-      if (node.kind === 'processor') lines.push(`Processor: ${node.name} (stores: ${node.stores.join(', ') || '-'}) --> ${node.children.join(', ') || '-'}`);
+      if (node.kind === 'source')
+        lines.push(`Source: ${node.name} (topics: ${node.topics.join(', ')}) --> ${node.children.join(', ')}`);
+      if (node.kind === 'processor')
+        lines.push(
+          `Processor: ${node.name} (stores: ${node.stores.join(', ') || '-'}) --> ${node.children.join(', ') || '-'}`,
+        );
       if (node.kind === 'sink') lines.push(`Sink: ${node.name} (topic: ${node.topic})`);
     }
     return lines.join('\n');
   }
 
   #assertNewName(name: string): void {
-    if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new TopologyError(`node name ${JSON.stringify(name)} must be letters, digits, ".", "_" or "-"`);
+    if (!/^[A-Za-z0-9._-]+$/.test(name))
+      throw new TopologyError(`node name ${JSON.stringify(name)} must be letters, digits, ".", "_" or "-"`);
     if (this.#nodes.has(name)) throw new TopologyError(`node ${name} is already defined`);
   }
 

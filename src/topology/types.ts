@@ -72,7 +72,11 @@ export interface ProcessorContext<KOut = unknown, VOut = unknown> {
   currentStreamTimeMs(): number;
   currentSystemTimeMs(): number;
   /** Calls `punctuator` every `intervalMs` of wall-clock or stream time, within a transaction. */
-  schedule(intervalMs: number, type: PunctuationType, punctuator: (timestampMs: number) => void | Promise<void>): Cancellable;
+  schedule(
+    intervalMs: number,
+    type: PunctuationType,
+    punctuator: (timestampMs: number) => void | Promise<void>,
+  ): Cancellable;
 }
 
 /** Collects the store keys a record will read, so they can be loaded for the whole batch at once. */
@@ -88,7 +92,12 @@ export interface Processor<KIn = unknown, VIn = unknown, KOut = unknown, VOut = 
   close?(): void;
 }
 
-export type ProcessorSupplier<KIn = unknown, VIn = unknown, KOut = unknown, VOut = unknown> = () => Processor<KIn, VIn, KOut, VOut>;
+export type ProcessorSupplier<KIn = unknown, VIn = unknown, KOut = unknown, VOut = unknown> = () => Processor<
+  KIn,
+  VIn,
+  KOut,
+  VOut
+>;
 
 /** Chooses a partition for a sink record; the default is Kafka's Java-compatible murmur2 of the serialized key. */
 export type SinkPartitioner<K, V> = (key: K, value: V, keyBytes: Buffer | null, partitions: number) => number;

@@ -7,7 +7,16 @@ describe('bank under faults', () => {
   it('should lose and duplicate nothing, keep every cent and exit nothing by itself when instances, the sink, the broker and Postgres fail', async () => {
     const report = await runChaos({
       durationMs: 30_000,
-      schedule: ['kill-instance', 'kill-sink', 'pause-instance', 'postgres', 'scale', 'broker', 'broker-outage', 'kill-instance'],
+      schedule: [
+        'kill-instance',
+        'kill-sink',
+        'pause-instance',
+        'postgres',
+        'scale',
+        'broker',
+        'broker-outage',
+        'kill-instance',
+      ],
       // One long outage, starting while an instance restarts into a rebalance (the longest fault of the run).
       brokerOutageMs: [30_000, 30_000],
       seed: 1,

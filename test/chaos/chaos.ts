@@ -15,7 +15,16 @@ import { type Config, loadConfig } from '../../src/config/config.ts';
 import { ensureTopics } from '../../src/ops/topics.ts';
 import { migrate } from '../../src/sinks/migrate.ts';
 import { type Child, killChild, spawnFixture } from '../helpers/child.ts';
-import { decidedOutcomes, expectedOutcomeCount, type Observed, observe, PARTITIONS, pipelineViolations, quiet, sendWithKafkaJs } from '../integration/bank/pipeline.ts';
+import {
+  decidedOutcomes,
+  expectedOutcomeCount,
+  type Observed,
+  observe,
+  PARTITIONS,
+  pipelineViolations,
+  quiet,
+  sendWithKafkaJs,
+} from '../integration/bank/pipeline.ts';
 import { buildWorkload, random, type Workload, type WorkloadCommand } from '../integration/bank/workload.ts';
 import { PrivateKafka, PrivatePostgres } from './services.ts';
 import { TEST_CLUSTER_SECRET } from '../integration/support/kafka.ts';
@@ -38,8 +47,23 @@ export interface ChaosOptions {
   log: (line: string) => void;
 }
 
-export type FaultKind = 'kill-instance' | 'pause-instance' | 'kill-sink' | 'postgres' | 'broker' | 'scale' | 'broker-outage';
-export const FAULT_KINDS: FaultKind[] = ['kill-instance', 'pause-instance', 'kill-sink', 'postgres', 'broker', 'scale', 'broker-outage'];
+export type FaultKind =
+  | 'kill-instance'
+  | 'pause-instance'
+  | 'kill-sink'
+  | 'postgres'
+  | 'broker'
+  | 'scale'
+  | 'broker-outage';
+export const FAULT_KINDS: FaultKind[] = [
+  'kill-instance',
+  'pause-instance',
+  'kill-sink',
+  'postgres',
+  'broker',
+  'scale',
+  'broker-outage',
+];
 /** Cumulative weights of the random fault choice, in FAULT_KINDS order. */
 const FAULT_WEIGHTS = [0.28, 0.46, 0.6, 0.7, 0.8, 0.92, 1];
 
@@ -72,7 +96,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await migrate({ databaseUrl: config.databaseUrl });
     await ensureTopics(config);
     cluster.env = env;
-    const workload = buildWorkload({ accounts: options.accounts, transfers: options.transfers, seed: options.seed, prefix: `c${options.seed}` });
+    const workload = buildWorkload({
+      accounts: options.accounts,
+      transfers: options.transfers,
+      seed: options.seed,
+      prefix: `c${options.seed}`,
+    });
     cluster.start('i0');
     cluster.start('i1');
     cluster.startSink();
@@ -91,7 +120,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
-function chaosEnv(options: ChaosOptions, kafka: PrivateKafka, postgres: PrivatePostgres, stateDir: string): Record<string, string> {
+function chaosEnv(
+  options: ChaosOptions,
+  kafka: PrivateKafka,
+  postgres: PrivatePostgres,
+  stateDir: string,
+): Record<string, string> {
   return {
     APP_ID: `chaos${options.seed}`,
     CLUSTER_SECRET: TEST_CLUSTER_SECRET,
@@ -109,14 +143,24 @@ function chaosEnv(options: ChaosOptions, kafka: PrivateKafka, postgres: PrivateP
 }
 
 /** Sends the workload in slices spread over the run while one fault at a time is injected. */
-async function underFaults(options: ChaosOptions, config: Config, workload: Workload, cluster: Cluster, kafka: PrivateKafka, postgres: PrivatePostgres): Promise<string[]> {
+async function underFaults(
+  options: ChaosOptions,
+  config: Config,
+  workload: Workload,
+  cluster: Cluster,
+  kafka: PrivateKafka,
+  postgres: PrivatePostgres,
+): Promise<string[]> {
   const rnd = random(options.seed * 7919 + 1);
   const faults: string[] = [];
   const started = Date.now();
   const slices = 20;
   const sender = (async () => {
     for (let i = 0; i < slices; i++) {
-      const slice = workload.commands.slice(Math.floor((i * workload.commands.length) / slices), Math.floor(((i + 1) * workload.commands.length) / slices));
+      const slice = workload.commands.slice(
+        Math.floor((i * workload.commands.length) / slices),
+        Math.floor(((i + 1) * workload.commands.length) / slices),
+      );
       await sendReliably(config, slice, options.log);
       await sleep(Math.max(0, started + ((i + 1) * options.durationMs) / slices - Date.now()));
     }
@@ -135,7 +179,14 @@ async function underFaults(options: ChaosOptions, config: Config, workload: Work
   return faults;
 }
 
-async function injectFault(kind: FaultKind, rnd: () => number, cluster: Cluster, kafka: PrivateKafka, postgres: PrivatePostgres, outageMs: [number, number]): Promise<string> {
+async function injectFault(
+  kind: FaultKind,
+  rnd: () => number,
+  cluster: Cluster,
+  kafka: PrivateKafka,
+  postgres: PrivatePostgres,
+  outageMs: [number, number],
+): Promise<string> {
   const instance = cluster.pick(rnd);
   if (kind === 'broker-outage') {
     // The instance restarts into a rebalance (it joins, the group rebalances, it restores) and the broker
@@ -194,7 +245,11 @@ async function injectFault(kind: FaultKind, rnd: () => number, cluster: Cluster,
  * Retries a slice until the broker takes it (bounded: 5 minutes, longer than any broker outage injected):
  * a re-sent command is an exact duplicate, answered once.
  */
-export async function sendReliably(config: Config, commands: WorkloadCommand[], log: (line: string) => void): Promise<void> {
+export async function sendReliably(
+  config: Config,
+  commands: WorkloadCommand[],
+  log: (line: string) => void,
+): Promise<void> {
   const deadline = Date.now() + 300_000;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -239,24 +294,31 @@ export async function postgresViolations(config: Config, seen: Observed, timeout
   await client.connect();
   try {
     const deadline = Date.now() + timeoutMs;
-    let rows = await client.query<{ transfer_id: string; status: string; failure_code: string | null }>('SELECT transfer_id, status, failure_code FROM transactions');
+    let rows = await client.query<{ transfer_id: string; status: string; failure_code: string | null }>(
+      'SELECT transfer_id, status, failure_code FROM transactions',
+    );
     while (rows.rowCount !== decided.size && Date.now() < deadline) {
       await sleep(1000);
       rows = await client.query('SELECT transfer_id, status, failure_code FROM transactions');
     }
-    if (rows.rowCount !== decided.size) problems.push(`Postgres has ${rows.rowCount} transactions, the outcome topics ${decided.size}`);
+    if (rows.rowCount !== decided.size)
+      problems.push(`Postgres has ${rows.rowCount} transactions, the outcome topics ${decided.size}`);
     for (const row of rows.rows) {
       const outcome = decided.get(row.transfer_id);
       const code = row.status === 'COMPLETED' ? 'completed' : row.failure_code;
       if (!outcome) problems.push(`Postgres row ${row.transfer_id} has no outcome record`);
-      else if (outcome.code !== code) problems.push(`${row.transfer_id}: ${code} in Postgres, ${outcome.code} in Kafka`);
+      else if (outcome.code !== code)
+        problems.push(`${row.transfer_id}: ${code} in Postgres, ${outcome.code} in Kafka`);
     }
-    const balances = await client.query<{ id: string; balance: string }>('SELECT id, balance::text AS balance FROM accounts');
+    const balances = await client.query<{ id: string; balance: string }>(
+      'SELECT id, balance::text AS balance FROM accounts',
+    );
     for (const row of balances.rows) {
       const store = seen.balances.get(row.id);
       const cents = store ? BigInt(store.balance) : 0n;
       const pgCents = BigInt(row.balance.replace('.', '').replace(/^(-?)0+(?=\d)/, '$1'));
-      if (cents !== pgCents) problems.push(`${row.id}: balance ${row.balance} in Postgres, ${cents} minor units in the store`);
+      if (cents !== pgCents)
+        problems.push(`${row.id}: balance ${row.balance} in Postgres, ${cents} minor units in the store`);
     }
   } finally {
     await client.end();
@@ -264,9 +326,22 @@ export async function postgresViolations(config: Config, seen: Observed, timeout
   return problems;
 }
 
-function report(seed: number, faults: string[], workload: Workload, seen: Observed, violations: string[], unplannedExits: string[]): ChaosReport {
-  const ids = [...seen.completed, ...seen.failed.filter((f) => f.code !== 'idempotency_conflict')].map((o) => o.transferId!);
-  const owed = new Set([...workload.setup, ...workload.commands].flatMap((c) => (c.expect.kind === 'outcome' ? [c.expect.transferId] : [])));
+function report(
+  seed: number,
+  faults: string[],
+  workload: Workload,
+  seen: Observed,
+  violations: string[],
+  unplannedExits: string[],
+): ChaosReport {
+  const ids = [...seen.completed, ...seen.failed.filter((f) => f.code !== 'idempotency_conflict')].map(
+    (o) => o.transferId!,
+  );
+  const owed = new Set(
+    [...workload.setup, ...workload.commands].flatMap((c) =>
+      c.expect.kind === 'outcome' ? [c.expect.transferId] : [],
+    ),
+  );
   const answered = new Set(ids);
   return {
     seed,
@@ -303,7 +378,13 @@ export class Cluster {
     if (env) this.#instanceEnv.set(instance, env);
     this.#wanted.add(instance);
     const own = this.#instanceEnv.get(instance) ?? {};
-    this.#watch(instance, spawnFixture(CLI, { ...this.env, ...own, INSTANCE_ID: instance, STATE_DIR: this.#stateDir }, ['start', '--no-sink']));
+    this.#watch(
+      instance,
+      spawnFixture(CLI, { ...this.env, ...own, INSTANCE_ID: instance, STATE_DIR: this.#stateDir }, [
+        'start',
+        '--no-sink',
+      ]),
+    );
   }
 
   startSink(): void {
@@ -317,7 +398,9 @@ export class Cluster {
       if (this.#logDir) appendFileSync(path.join(this.#logDir, `${name}-${child.process.pid}.log`), child.output());
       if (this.#planned.has(child)) return;
       const tail = child.output().trim().split('\n').slice(-5).join(' | ').slice(-1500);
-      this.#unplanned.push(`${name} (pid ${child.process.pid}) exited by itself: code ${code}, signal ${child.process.signalCode}; last output: ${tail}`);
+      this.#unplanned.push(
+        `${name} (pid ${child.process.pid}) exited by itself: code ${code}, signal ${child.process.signalCode}; last output: ${tail}`,
+      );
     });
   }
 

@@ -21,12 +21,27 @@ const options = new Command()
   .option('--standby <n>', 'STANDBY_REPLICAS of the instances', '0')
   .option('--schedule <kinds>', `faults injected first, comma-separated (${FAULT_KINDS.join(', ')})`, '')
   .option('--outage <range>', 'how long a broker-outage keeps the broker down, e.g. 30s-60s', '30s-60s')
-  .option('--log-dir <dir>', 'write every child process\'s output there when it ends')
+  .option('--log-dir <dir>', "write every child process's output there when it ends")
   .parse(process.argv)
-  .opts<{ duration: string; seed: string; rate: string; accounts: string; kafkaPort: string; postgresPort: string; standby: string; schedule: string; outage: string; logDir?: string }>();
+  .opts<{
+    duration: string;
+    seed: string;
+    rate: string;
+    accounts: string;
+    kafkaPort: string;
+    postgresPort: string;
+    standby: string;
+    schedule: string;
+    outage: string;
+    logDir?: string;
+  }>();
 
-const schedule = options.schedule.split(',').map((k) => k.trim()).filter((k) => k !== '');
-for (const kind of schedule) if (!(FAULT_KINDS as string[]).includes(kind)) throw new Error(`--schedule: unknown fault ${JSON.stringify(kind)}`);
+const schedule = options.schedule
+  .split(',')
+  .map((k) => k.trim())
+  .filter((k) => k !== '');
+for (const kind of schedule)
+  if (!(FAULT_KINDS as string[]).includes(kind)) throw new Error(`--schedule: unknown fault ${JSON.stringify(kind)}`);
 const [outageFrom, outageTo = outageFrom] = options.outage.split('-').map(duration);
 
 const durationMs = duration(options.duration);
@@ -44,4 +59,8 @@ const report = await runChaos({
   log: (line) => console.log(`[chaos] ${line}`),
 });
 console.log(formatReport(report));
-process.exit(report.violations.length === 0 && report.losses === 0 && report.duplicates === 0 && report.unplannedExits.length === 0 ? 0 : 1);
+process.exit(
+  report.violations.length === 0 && report.losses === 0 && report.duplicates === 0 && report.unplannedExits.length === 0
+    ? 0
+    : 1,
+);

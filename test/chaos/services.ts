@@ -19,8 +19,14 @@ async function claimPort(port: number): Promise<() => Promise<void>> {
     await mkdir(lock);
   } catch {
     const owner = Number(await readFile(path.join(lock, 'pid'), 'utf8').catch(() => '0'));
-    const recent = Date.now() - (await stat(lock).then((s) => s.mtimeMs).catch(() => 0)) < 30_000;
-    if ((owner > 0 && isAlive(owner)) || (owner === 0 && recent)) throw new Error(`port ${port} belongs to another test run (pid ${owner || 'starting'}); use other ports`);
+    const recent =
+      Date.now() -
+        (await stat(lock)
+          .then((s) => s.mtimeMs)
+          .catch(() => 0)) <
+      30_000;
+    if ((owner > 0 && isAlive(owner)) || (owner === 0 && recent))
+      throw new Error(`port ${port} belongs to another test run (pid ${owner || 'starting'}); use other ports`);
   }
   await writeFile(path.join(lock, 'pid'), String(process.pid));
   return () => rm(lock, { recursive: true, force: true });
@@ -47,7 +53,10 @@ export class PrivateKafka {
   }
 
   async #script(command: string, ...args: string[]): Promise<void> {
-    await run('bash', [path.resolve('scripts/kafka.sh'), command, ...args], { env: { ...process.env, KAFKA_PORT: String(this.port), KAFKA_HEAP: '768m' }, timeout: 180_000 });
+    await run('bash', [path.resolve('scripts/kafka.sh'), command, ...args], {
+      env: { ...process.env, KAFKA_PORT: String(this.port), KAFKA_HEAP: '768m' },
+      timeout: 180_000,
+    });
   }
 
   /** A fresh broker: any data of a previous run on this port is deleted first. */
@@ -99,13 +108,29 @@ export class PrivatePostgres {
     if (!this.#bin) throw new Error('no PostgreSQL server binaries under /usr/lib/postgresql');
     this.#dir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-chaos-pg-'));
     if (process.getuid?.() === 0) await chown(this.#dir, ...(await this.#postgresIds()));
-    await this.#as(path.join(this.#bin, 'initdb'), ['-D', path.join(this.#dir, 'data'), '-A', 'trust', '-U', 'postgres']);
+    await this.#as(path.join(this.#bin, 'initdb'), [
+      '-D',
+      path.join(this.#dir, 'data'),
+      '-A',
+      'trust',
+      '-U',
+      'postgres',
+    ]);
     await this.start();
   }
 
   async start(): Promise<void> {
     const options = `-p ${this.port} -k ${this.#dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
-    await this.#as(path.join(this.#bin, 'pg_ctl'), ['-D', path.join(this.#dir, 'data'), '-o', options, '-l', path.join(this.#dir, 'log'), '-w', 'start']);
+    await this.#as(path.join(this.#bin, 'pg_ctl'), [
+      '-D',
+      path.join(this.#dir, 'data'),
+      '-o',
+      options,
+      '-l',
+      path.join(this.#dir, 'log'),
+      '-w',
+      'start',
+    ]);
   }
 
   /** `immediate` is a crash as the sink sees it: connections cut, no shutdown checkpoint (recovery on start). */

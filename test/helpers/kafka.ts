@@ -11,7 +11,9 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
 }
 
-export async function createTopics(topics: Array<{ name: string; partitions: number; compact?: boolean }>): Promise<void> {
+export async function createTopics(
+  topics: Array<{ name: string; partitions: number; compact?: boolean }>,
+): Promise<void> {
   const admin = new Admin({ clientId: 'test-admin', bootstrapBrokers: BROKERS });
   try {
     for (const t of topics) {
@@ -47,13 +49,30 @@ export async function produce(messages: MessageToProduce[]): Promise<void> {
 }
 
 /** Every committed record of a topic, read_committed, from the beginning to the last stable offset. */
-export async function readCommitted(topic: string, partitions: number, brokers: string[] = BROKERS, security: KafkaSecurityOptions = {}): Promise<FetchedRecord[]> {
+export async function readCommitted(
+  topic: string,
+  partitions: number,
+  brokers: string[] = BROKERS,
+  security: KafkaSecurityOptions = {},
+): Promise<FetchedRecord[]> {
   // strict: false — the client's option schema refuses a numeric isolationLevel in listOffsets under strict mode.
-  const consumer = new Consumer({ clientId: 'test-reader', groupId: uniqueName('reader'), bootstrapBrokers: brokers, ...security, retries: 3, strict: false });
+  const consumer = new Consumer({
+    clientId: 'test-reader',
+    groupId: uniqueName('reader'),
+    bootstrapBrokers: brokers,
+    ...security,
+    retries: 3,
+    strict: false,
+  });
   try {
     const ends = await consumer.listOffsets({ topics: [topic], isolationLevel: 1 });
     const end = ends.get(topic) ?? [];
-    const fetcher = new Fetcher(consumer, { maxWaitMs: 100, minBytes: 1, maxBytes: 8 * 1024 * 1024, partitionMaxBytes: 4 * 1024 * 1024 });
+    const fetcher = new Fetcher(consumer, {
+      maxWaitMs: 100,
+      minBytes: 1,
+      maxBytes: 8 * 1024 * 1024,
+      partitionMaxBytes: 4 * 1024 * 1024,
+    });
     const positions = Array.from({ length: partitions }, (_, partition) => ({ topic, partition, offset: 0n }));
     const out: FetchedRecord[] = [];
     for (let round = 0; round < 10_000; round++) {
@@ -71,7 +90,12 @@ export async function readCommitted(topic: string, partitions: number, brokers: 
   }
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 250): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  intervalMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

@@ -59,7 +59,21 @@ export class PrivatePostgresPair {
     this.replica.dataDir = path.join(this.#dir, 'b');
     await this.#as('initdb', ['-D', this.primary.dataDir, '-A', 'trust', '-U', 'postgres']);
     await this.start(this.primary);
-    await this.#as('pg_basebackup', ['-h', '127.0.0.1', '-p', String(this.primary.port), '-U', 'postgres', '-D', this.replica.dataDir, '-R', '-X', 'stream', '-c', 'fast']);
+    await this.#as('pg_basebackup', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(this.primary.port),
+      '-U',
+      'postgres',
+      '-D',
+      this.replica.dataDir,
+      '-R',
+      '-X',
+      'stream',
+      '-c',
+      'fast',
+    ]);
     await this.start(this.replica);
   }
 
@@ -78,17 +92,40 @@ export class PrivatePostgresPair {
 
   async #startOnce(node: PgNode): Promise<void> {
     const options = [
-      `-p ${node.port}`, `-k ${this.#dir}`, '-c listen_addresses=127.0.0.1', '-c fsync=off', '-c wal_level=replica',
-      '-c max_wal_senders=4', '-c hot_standby=on', '-c wal_receiver_status_interval=1s', `-c cluster_name=bankstream-${node.name}`,
+      `-p ${node.port}`,
+      `-k ${this.#dir}`,
+      '-c listen_addresses=127.0.0.1',
+      '-c fsync=off',
+      '-c wal_level=replica',
+      '-c max_wal_senders=4',
+      '-c hot_standby=on',
+      '-c wal_receiver_status_interval=1s',
+      `-c cluster_name=bankstream-${node.name}`,
     ].join(' ');
-    await this.#as('pg_ctl', ['-D', node.dataDir, '-o', options, '-l', path.join(this.#dir, `${node.name}.log`), '-w', 'start']);
+    await this.#as('pg_ctl', [
+      '-D',
+      node.dataDir,
+      '-o',
+      options,
+      '-l',
+      path.join(this.#dir, `${node.name}.log`),
+      '-w',
+      'start',
+    ]);
   }
 
   /** The server process and every backend of it, SIGKILLed: a machine that dies, no shutdown checkpoint. */
   async kill(node: PgNode): Promise<void> {
     const pid = Number((await readFile(path.join(node.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
     if (!(pid > 0)) throw new Error(`no postmaster pid for ${node.name}`);
-    const children = await run('ps', ['-o', 'pid=', '--ppid', String(pid)]).then((r) => r.stdout.split('\n').map(Number).filter((n) => n > 0), () => [] as number[]);
+    const children = await run('ps', ['-o', 'pid=', '--ppid', String(pid)]).then(
+      (r) =>
+        r.stdout
+          .split('\n')
+          .map(Number)
+          .filter((n) => n > 0),
+      () => [] as number[],
+    );
     for (const target of [pid, ...children]) {
       try {
         process.kill(target, 'SIGKILL');
@@ -119,7 +156,12 @@ export class PrivatePostgresPair {
     await this.sql(this.replica, 'SELECT pg_reload_conf()');
   }
 
-  async sql<R extends pg.QueryResultRow>(node: PgNode, text: string, values: unknown[] = [], database = 'postgres'): Promise<R[]> {
+  async sql<R extends pg.QueryResultRow>(
+    node: PgNode,
+    text: string,
+    values: unknown[] = [],
+    database = 'postgres',
+  ): Promise<R[]> {
     const client = new pg.Client({ connectionString: this.nodeUrl(node, database), connectionTimeoutMillis: 5_000 });
     await client.connect();
     try {
@@ -131,10 +173,17 @@ export class PrivatePostgresPair {
 
   /** Waits until the replica has replayed everything the primary wrote so far. */
   async waitReplicaCaughtUp(timeoutMs = 30_000): Promise<void> {
-    const [{ lsn } = { lsn: '' }] = await this.sql<{ lsn: string }>(this.primary, 'SELECT pg_current_wal_lsn()::text AS lsn');
+    const [{ lsn } = { lsn: '' }] = await this.sql<{ lsn: string }>(
+      this.primary,
+      'SELECT pg_current_wal_lsn()::text AS lsn',
+    );
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const [row] = await this.sql<{ done: boolean }>(this.replica, 'SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done', [lsn]);
+      const [row] = await this.sql<{ done: boolean }>(
+        this.replica,
+        'SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done',
+        [lsn],
+      );
       if (row?.done) return;
       if (Date.now() > deadline) throw new Error('the replica did not catch up');
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -153,7 +202,8 @@ export class PrivatePostgresPair {
 
   async #as(tool: string, args: string[]): Promise<void> {
     const command = path.join(this.#bin, tool);
-    if (process.getuid?.() === 0) await run('runuser', ['-u', 'postgres', '--', command, ...args], { timeout: TOOL_TIMEOUT_MS });
+    if (process.getuid?.() === 0)
+      await run('runuser', ['-u', 'postgres', '--', command, ...args], { timeout: TOOL_TIMEOUT_MS });
     else await run(command, args, { timeout: TOOL_TIMEOUT_MS });
   }
 }

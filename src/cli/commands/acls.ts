@@ -2,7 +2,15 @@
 // an administrator to run, or created directly through the Admin API.
 import { type Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/config.ts';
-import { ACL_ROLES, type AclRole, type RolePrincipals, applyAcls, defaultPrincipals, kafkaAclsCommands, plannedAcls } from '../../ops/acls.ts';
+import {
+  ACL_ROLES,
+  type AclRole,
+  type RolePrincipals,
+  applyAcls,
+  defaultPrincipals,
+  kafkaAclsCommands,
+  plannedAcls,
+} from '../../ops/acls.ts';
 
 interface AclsOptions {
   role?: string[];
@@ -15,17 +23,30 @@ interface AclsOptions {
 }
 
 export function register(program: Command): void {
-  const acls = program.command('acls').description('the Kafka ACLs each role needs (processor, api, sink, upstream, operator)');
+  const acls = program
+    .command('acls')
+    .description('the Kafka ACLs each role needs (processor, api, sink, upstream, operator)');
   withRoleOptions(acls.command('print'))
     .description('print kafka-acls commands granting each role what it needs, for APP_ID and the configured topics')
-    .option('--command <prefix>', 'the kafka-acls tool and its connection options (default: kafka-acls.sh --bootstrap-server KAFKA_BROKERS --command-config admin.properties)')
+    .option(
+      '--command <prefix>',
+      'the kafka-acls tool and its connection options (default: kafka-acls.sh --bootstrap-server KAFKA_BROKERS --command-config admin.properties)',
+    )
     .action((options: AclsOptions) => {
       const config = loadConfig();
-      const command = options.command ?? `kafka-acls.sh --bootstrap-server ${config.kafkaBrokers.join(',')} --command-config admin.properties`;
-      for (const line of kafkaAclsCommands(plannedAcls(config, principals(config.appId, options), roles(options)), command)) console.log(line);
+      const command =
+        options.command ??
+        `kafka-acls.sh --bootstrap-server ${config.kafkaBrokers.join(',')} --command-config admin.properties`;
+      for (const line of kafkaAclsCommands(
+        plannedAcls(config, principals(config.appId, options), roles(options)),
+        command,
+      ))
+        console.log(line);
     });
   withRoleOptions(acls.command('apply'))
-    .description('create the ACLs through the Admin API, connecting as the configured principal (needs ALTER on the cluster)')
+    .description(
+      'create the ACLs through the Admin API, connecting as the configured principal (needs ALTER on the cluster)',
+    )
     .action(async (options: AclsOptions) => {
       const config = loadConfig();
       const created = await applyAcls(config, plannedAcls(config, principals(config.appId, options), roles(options)));
@@ -66,6 +87,7 @@ function principals(appId: string, options: AclsOptions): RolePrincipals {
 
 function principal(option: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  if (!/^[A-Za-z]+:\S+$/.test(value)) throw new ConfigError(option, `expected a Kafka principal like User:alice, got ${JSON.stringify(value)}`);
+  if (!/^[A-Za-z]+:\S+$/.test(value))
+    throw new ConfigError(option, `expected a Kafka principal like User:alice, got ${JSON.stringify(value)}`);
   return value;
 }

@@ -27,7 +27,9 @@ interface BenchFlags {
 export function register(program: Command): void {
   program
     .command('bench')
-    .description('benchmark throughput, latency, restore, sink and API against a seed-style baseline (≤ 10 min; --quick ≈ 2 min)')
+    .description(
+      'benchmark throughput, latency, restore, sink and API against a seed-style baseline (≤ 10 min; --quick ≈ 2 min)',
+    )
     .option('--quick', 'the short preset (about 2 minutes)', false)
     .option('--accounts <n>', 'accounts (default: 2000 quick, 5000 full)')
     .option('--transfers <n>', 'backlog transfers for the throughput phase (default: 100000 quick, 400000 full)')
@@ -35,14 +37,18 @@ export function register(program: Command): void {
     .option('--baseline-duration <time>', 'the baseline window; 0 skips it (default: 12s quick, 45s full)')
     .option('--api-duration <time>', 'the API phase (default: 8s quick, 20s full)')
     .option('--api-connections <n>', 'concurrent HTTP connections', '32')
-    .option('--batch-records-max <n>', 'the engine\'s BATCH_RECORDS_MAX (default: the product default, 5000)', '5000')
+    .option('--batch-records-max <n>', "the engine's BATCH_RECORDS_MAX (default: the product default, 5000)", '5000')
     .option('--skew <dist>', 'account choice: uniform or zipf:<exponent>', 'uniform')
     .option('--invalid <share>', 'share of invalid commands in every phase', '0')
     .option('--seed <n>', 'seed of the load generator', '1')
     .option('--cpu-prof', 'profile the engine process (node --cpu-prof) and summarize the hotspots', false)
     .option('--keep', 'keep the work folder (logs, state, profiles) after the run', false)
     .option('--results-dir <dir>', 'where the results JSON goes (default bench/results)')
-    .option('--wait-quiet <time>', 'first wait (at most this long) until the 1-min load average is below half the cores', '0s')
+    .option(
+      '--wait-quiet <time>',
+      'first wait (at most this long) until the 1-min load average is below half the cores',
+      '0s',
+    )
     .option('--no-start-kafka', 'fail rather than start the local broker when none answers')
     .action(async (flags: BenchFlags) => {
       // Loaded on demand: the bench and its dependencies are not needed by the other commands.
@@ -52,7 +58,8 @@ export function register(program: Command): void {
       const config = loadConfig();
       const preset = flags.quick ? 'quick' : 'full';
       const defaults = PRESETS[preset];
-      const seconds = (name: string, text: string | undefined, fallback: number) => (text === undefined ? fallback : parseDuration(name, text) / 1000);
+      const seconds = (name: string, text: string | undefined, fallback: number) =>
+        text === undefined ? fallback : parseDuration(name, text) / 1000;
       const workDir = path.join(os.tmpdir(), `bankstream-bench-${process.pid}`);
       const outcome = await runBench(
         {
@@ -64,7 +71,8 @@ export function register(program: Command): void {
           commitIntervalMs: config.commitIntervalMs,
           batchRecordsMax: positive('batch-records-max', flags.batchRecordsMax),
           accounts: flags.accounts === undefined ? defaults.accounts : positive('accounts', flags.accounts),
-          backlogTransfers: flags.transfers === undefined ? defaults.backlogTransfers : positive('transfers', flags.transfers),
+          backlogTransfers:
+            flags.transfers === undefined ? defaults.backlogTransfers : positive('transfers', flags.transfers),
           latencyS: seconds('latency-duration', flags.latencyDuration, defaults.latencyS),
           latencyWarmupS: 3,
           baselineS: seconds('baseline-duration', flags.baselineDuration, defaults.baselineS),
@@ -95,6 +103,9 @@ export function register(program: Command): void {
 }
 
 function positive(name: string, text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw Object.assign(new Error(`--${name}: expected a positive integer, got ${JSON.stringify(text)}`), { code: 'bench_option_invalid' });
+  if (!/^\d+$/.test(text) || Number(text) < 1)
+    throw Object.assign(new Error(`--${name}: expected a positive integer, got ${JSON.stringify(text)}`), {
+      code: 'bench_option_invalid',
+    });
   return Number(text);
 }

@@ -20,8 +20,13 @@ interface DevCommandOptions {
 export function register(program: Command): void {
   program
     .command('dev')
-    .description('run the whole local stack (Kafka, PostgreSQL, one instance with sink and API, demo data, light load) until Ctrl-C')
-    .option('--home <dir>', 'dev folder for the embedded PostgreSQL and instance state (default $BANKSTREAM_HOME, else .bankstream/ in the project)')
+    .description(
+      'run the whole local stack (Kafka, PostgreSQL, one instance with sink and API, demo data, light load) until Ctrl-C',
+    )
+    .option(
+      '--home <dir>',
+      'dev folder for the embedded PostgreSQL and instance state (default $BANKSTREAM_HOME, else .bankstream/ in the project)',
+    )
     .option('--embedded-postgres', 'use the embedded PostgreSQL even when DATABASE_URL answers', false)
     .option('--reset', 'delete the dev PostgreSQL data and instance state first (Kafka topics are kept)', false)
     .option('--no-seed', 'do not create the demo accounts')
@@ -34,7 +39,8 @@ export function register(program: Command): void {
 }
 
 function positiveInt(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 100_000) throw new InvalidArgumentError('expected an integer from 1 to 100000');
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 100_000)
+    throw new InvalidArgumentError('expected an integer from 1 to 100000');
   return Number(value);
 }
 
@@ -122,23 +128,38 @@ export function formatSummary(summary: DevSummary): string {
   const { config, kafka, postgres, api } = summary;
   const lines: string[] = ['', 'bankstream dev is ready'];
   const row = (label: string, value: string) => lines.push(`  ${label.padEnd(11)} ${value}`);
-  row('Kafka', `${kafka.brokers.join(',')}${kafka.startedHere ? ' (started here, stopped on exit)' : ' (already running, left running)'}`);
+  row(
+    'Kafka',
+    `${kafka.brokers.join(',')}${kafka.startedHere ? ' (started here, stopped on exit)' : ' (already running, left running)'}`,
+  );
   row('PostgreSQL', `${postgres.url}${postgres.embedded ? ` (embedded, data in ${postgres.dataDir})` : ''}`);
   row('API', `${api.baseUrl}${api.up ? '' : ' (not answering on /healthz)'}`);
   row('health', `${api.baseUrl}/healthz  ${api.baseUrl}/readyz`);
   row('metrics', `${api.baseUrl}/metrics  (admin token, or MANAGEMENT_PORT without one)`);
   row('token', api.token ? `${api.token}\n              (${api.tokenNote})` : `(${api.tokenNote})`);
-  row('instance', `${config.instanceId} of app ${config.appId}, ${config.partitions} partitions, state in ${config.stateDir}`);
-  for (const account of summary.demo) row('demo', `${account.accountId} (owner ${account.ownerId}): ${account.balance} ${account.currency}`);
-  if (summary.demo.length > 0) row('users', `${DEMO_USERS.map((user) => `${user.id} (${user.role})`).join(', ')}; password ${DEMO_PASSWORD}`);
+  row(
+    'instance',
+    `${config.instanceId} of app ${config.appId}, ${config.partitions} partitions, state in ${config.stateDir}`,
+  );
+  for (const account of summary.demo)
+    row('demo', `${account.accountId} (owner ${account.ownerId}): ${account.balance} ${account.currency}`);
+  if (summary.demo.length > 0)
+    row('users', `${DEMO_USERS.map((user) => `${user.id} (${user.role})`).join(', ')}; password ${DEMO_PASSWORD}`);
   row('load', summary.loadRate > 0 ? `${summary.loadRate} transfers/s on demo-load-0..5` : 'off');
-  row('secret', summary.clusterSecretFile ? `CLUSTER_SECRET generated once, kept in ${summary.clusterSecretFile} (mode 600)` : 'CLUSTER_SECRET from the environment');
+  row(
+    'secret',
+    summary.clusterSecretFile
+      ? `CLUSTER_SECRET generated once, kept in ${summary.clusterSecretFile} (mode 600)`
+      : 'CLUSTER_SECRET from the environment',
+  );
   lines.push('', ...securityWarning(config));
   lines.push('', 'Try:');
   if (summary.demo.length > 0) {
     const auth = api.token ? `-H "Authorization: Bearer ${api.token}" ` : '';
     lines.push(`  curl -s ${auth}${api.baseUrl}/v1/accounts/${summary.demo[0]!.accountId}`);
-    lines.push(`  curl -s -X POST ${api.baseUrl}/v1/auth/token -H 'content-type: application/json' -d '{"username":"alice","password":"${DEMO_PASSWORD}"}'`);
+    lines.push(
+      `  curl -s -X POST ${api.baseUrl}/v1/auth/token -H 'content-type: application/json' -d '{"username":"alice","password":"${DEMO_PASSWORD}"}'`,
+    );
     lines.push(`  psql '${postgres.url}' -c 'SELECT id, balance, status FROM accounts ORDER BY id'`);
   }
   lines.push('Ctrl-C stops what bankstream dev started.', '');

@@ -12,4 +12,16 @@ import { register as topics } from './topics.ts';
 import { register as users } from './users.ts';
 
 /** Every sub-command's register function; add new commands here. */
-export const commands: Array<(program: Command) => void> = [migrate, topics, start, sink, reconcile, load, dev, bench, users, acls, offsets];
+export const commands: Array<(program: Command) => void> = [
+  migrate,
+  topics,
+  start,
+  sink,
+  reconcile,
+  load,
+  dev,
+  bench,
+  users,
+  acls,
+  offsets,
+];

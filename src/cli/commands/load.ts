@@ -26,15 +26,24 @@ interface LoadFlags {
 export function register(program: Command): void {
   program
     .command('load')
-    .description('send bank commands to the input topic: open and fund accounts, then transfers at a rate (bounded by --duration or --count)')
+    .description(
+      'send bank commands to the input topic: open and fund accounts, then transfers at a rate (bounded by --duration or --count)',
+    )
     .option('--accounts <n>', 'accounts to open, fund and transfer between', '1000')
     .option('--rate <per-second>', 'transfers per second; 0 = as fast as possible', '1000')
     .option('--duration <time>', 'stop after this long (30s, 2m, 500ms); default 10s when --count is not given')
     .option('--count <n>', 'stop after this many transfer-phase commands')
     .option('--skew <dist>', 'account choice: uniform or zipf:<exponent> (e.g. zipf:1.1)', 'uniform')
-    .option('--invalid <share>', 'share of deliberately invalid commands, 0..1 (bad amounts, unknown accounts, malformed JSON...)', '0')
+    .option(
+      '--invalid <share>',
+      'share of deliberately invalid commands, 0..1 (bad amounts, unknown accounts, malformed JSON...)',
+      '0',
+    )
     .option('--seed <n>', 'seed of every random choice', '1')
-    .option('--no-setup', 'do not open and fund the accounts (they exist from an earlier run with the same --account-prefix)')
+    .option(
+      '--no-setup',
+      'do not open and fund the accounts (they exist from an earlier run with the same --account-prefix)',
+    )
     .option('--run-id <id>', 'prefix of transfer ids (default: unique per run)')
     .option('--account-prefix <prefix>', 'account ids are <prefix>-<n>', 'acc')
     .option('--topic <name>', 'input topic (default: TOPIC_INPUT)')
@@ -60,7 +69,12 @@ export function register(program: Command): void {
           topic: flags.topic ?? config.topics.input,
           accounts: integerFlag('accounts', flags.accounts),
           ratePerSecond: Number(flags.rate),
-          durationMs: flags.duration !== undefined ? parseDuration('duration', flags.duration) : flags.count === undefined ? 10_000 : undefined,
+          durationMs:
+            flags.duration !== undefined
+              ? parseDuration('duration', flags.duration)
+              : flags.count === undefined
+                ? 10_000
+                : undefined,
           count: flags.count !== undefined ? integerFlag('count', flags.count) : undefined,
           skew: parseSkew(flags.skew),
           invalidRatio: Number(flags.invalid),
@@ -93,6 +107,7 @@ export function register(program: Command): void {
 }
 
 function integerFlag(name: string, text: string): number {
-  if (!/^\d+$/.test(text)) throw new LoadOptionsError(name, `expected a non-negative integer, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text))
+    throw new LoadOptionsError(name, `expected a non-negative integer, got ${JSON.stringify(text)}`);
   return Number(text);
 }

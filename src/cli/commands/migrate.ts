@@ -13,11 +13,21 @@ export function register(program: Command): void {
     .action(async (options: { dir: string }) => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, { component: 'migrate' });
-      const result = await migrate({ databaseUrl: config.databaseUrl, postgresTls: config.postgresTls, migrationsDir: options.dir, logger });
+      const result = await migrate({
+        databaseUrl: config.databaseUrl,
+        postgresTls: config.postgresTls,
+        migrationsDir: options.dir,
+        logger,
+      });
       const database = new URL(firstHostUrl(config.databaseUrl)).pathname.slice(1);
       if (result.databaseCreated) console.log(`created database ${database}`);
-      for (const migration of result.applied) console.log(`applied ${migration.file} (sha256 ${migration.checksum.slice(0, 12)})`);
+      for (const migration of result.applied)
+        console.log(`applied ${migration.file} (sha256 ${migration.checksum.slice(0, 12)})`);
       const total = result.alreadyApplied + result.applied.length;
-      console.log(result.applied.length === 0 ? `up to date (${total} migrations)` : `applied ${result.applied.length}, ${total} in total`);
+      console.log(
+        result.applied.length === 0
+          ? `up to date (${total} migrations)`
+          : `applied ${result.applied.length}, ${total} in total`,
+      );
     });
 }

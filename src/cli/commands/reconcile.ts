@@ -43,7 +43,8 @@ function httpUrl(text: string): string {
   } catch {
     throw new InvalidArgumentError('expected an http or https URL');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('expected an http or https URL');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new InvalidArgumentError('expected an http or https URL');
   return text;
 }
 

@@ -26,7 +26,10 @@ export function register(program: Command): void {
         await starting.catch(() => undefined);
         return;
       }
-      logger.info({ group: config.sinkGroupId, topics: [config.topics.completed, config.topics.failed, config.topics.audit] }, 'sink started');
+      logger.info(
+        { group: config.sinkGroupId, topics: [config.topics.completed, config.topics.failed, config.topics.audit] },
+        'sink started',
+      );
       const signal = await stopped;
       logger.info({ signal }, 'stopping the sink');
       await sink.stop();

@@ -31,7 +31,13 @@ export function register(program: Command): void {
       });
       let instance;
       try {
-        instance = await startInstance({ config, logger, sink: options.sink, http: options.http, signal: stopping.signal });
+        instance = await startInstance({
+          config,
+          logger,
+          sink: options.sink,
+          http: options.http,
+          signal: stopping.signal,
+        });
       } catch (error) {
         if (error instanceof StoppedError || stopping.signal.aborted) {
           logger.info('stopped before the start completed');
@@ -39,10 +45,16 @@ export function register(program: Command): void {
         }
         throw error;
       }
-      logger.info({ app: config.appId, instance: config.instanceId, brokers: config.kafkaBrokers }, 'bankstream instance started');
+      logger.info(
+        { app: config.appId, instance: config.instanceId, brokers: config.kafkaBrokers },
+        'bankstream instance started',
+      );
       const reason = await new Promise<NodeJS.Signals | 'fatal'>((resolve) => {
         void signalled.then(resolve);
-        instance.streams.done().then(() => resolve('fatal'), () => resolve('fatal'));
+        instance.streams.done().then(
+          () => resolve('fatal'),
+          () => resolve('fatal'),
+        );
       });
       logger.info({ signal: reason }, 'stopping');
       try {

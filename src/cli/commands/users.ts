@@ -32,13 +32,28 @@ export function register(program: Command): void {
       const config = loadConfig();
       const password = options.passwordStdin ? await readStdin() : (process.env['BANKSTREAM_USER_PASSWORD'] ?? '');
       if (password.length < PASSWORD_CHARS_MIN || password.length > PASSWORD_CHARS_MAX) {
-        console.error(`bankstream users add: the password must have ${PASSWORD_CHARS_MIN} to ${PASSWORD_CHARS_MAX} characters (--password-stdin or BANKSTREAM_USER_PASSWORD)`);
+        console.error(
+          `bankstream users add: the password must have ${PASSWORD_CHARS_MIN} to ${PASSWORD_CHARS_MAX} characters (--password-stdin or BANKSTREAM_USER_PASSWORD)`,
+        );
         process.exitCode = 2;
         return;
       }
-      const client = await connectPg(config.databaseUrl, config.postgresTls, { target: 'read-write', client: { application_name: 'bankstream-users' } });
+      const client = await connectPg(config.databaseUrl, config.postgresTls, {
+        target: 'read-write',
+        client: { application_name: 'bankstream-users' },
+      });
       try {
-        await createUser(client, { id: options.id, role: options.role, password, ...(options.name ? { name: options.name } : {}), ...(options.email ? { email: options.email } : {}) }, { replace: options.replace ?? false });
+        await createUser(
+          client,
+          {
+            id: options.id,
+            role: options.role,
+            password,
+            ...(options.name ? { name: options.name } : {}),
+            ...(options.email ? { email: options.email } : {}),
+          },
+          { replace: options.replace ?? false },
+        );
       } finally {
         await client.end();
       }

@@ -19,7 +19,11 @@ const HISTORY_LIMIT_MAX = 100;
 export function accountRoutes(router: Router, deps: ApiDeps): void {
   const auth = authenticate(deps.authenticator);
   // The one route other instances call (proxied reads), with an instance credential instead of a token.
-  const instanceCalls = { keys: deps.config.clusterKeys!, self: deps.config.instanceId, clockToleranceS: deps.config.auth.clockToleranceS };
+  const instanceCalls = {
+    keys: deps.config.clusterKeys!,
+    self: deps.config.instanceId,
+    clockToleranceS: deps.config.auth.clockToleranceS,
+  };
   router.post('/v1/accounts', auth, (ctx) => openAccount(ctx, deps));
   router.get('/v1/accounts/:id', authenticate(deps.authenticator, instanceCalls), (ctx) => getAccount(ctx, deps));
   router.post('/v1/accounts/:id/close', auth, (ctx) => closeAccount(ctx, deps));
@@ -38,13 +42,26 @@ async function openAccount(ctx: Context, deps: ApiDeps): Promise<void> {
   const currency = body.currency('currency');
   const overdraftLimit = body.money('overdraftLimit', currency, { optional: true, allowZero: true });
   body.done();
-  const command: OpenAccountCommand = { type: 'open_account', accountId, ownerId: ownerId!, currency: currency!, ...(overdraftLimit === undefined ? {} : { overdraftLimit }) };
+  const command: OpenAccountCommand = {
+    type: 'open_account',
+    accountId,
+    ownerId: ownerId!,
+    currency: currency!,
+    ...(overdraftLimit === undefined ? {} : { overdraftLimit }),
+  };
   const result = await submitAccountCommand(deps, principal, command, 'open', waitMs);
   ctx.set('Location', `/v1/accounts/${encodeURIComponent(accountId)}`);
   if (!result) return accepted(ctx, { accountId, status: 'pending' });
   throwIfRejected(result, accountId);
   ctx.status = 201;
-  ctx.body = { accountId, ownerId, currency, overdraftLimit: overdraftLimit ?? formatMoney(0n, currencyDigits(currency!)!), status: 'open', openedAt: result.value['at'] };
+  ctx.body = {
+    accountId,
+    ownerId,
+    currency,
+    overdraftLimit: overdraftLimit ?? formatMoney(0n, currencyDigits(currency!)!),
+    status: 'open',
+    openedAt: result.value['at'],
+  };
 }
 
 async function closeAccount(ctx: Context, deps: ApiDeps): Promise<void> {
@@ -61,7 +78,13 @@ async function closeAccount(ctx: Context, deps: ApiDeps): Promise<void> {
 }
 
 /** Produces the command; with waitMs > 0 waits (bounded) for its audit answer. */
-async function submitAccountCommand(deps: ApiDeps, principal: Principal, command: OpenAccountCommand | CloseAccountCommand, kind: 'open' | 'close', waitMs: number | undefined): Promise<AccountResult | undefined> {
+async function submitAccountCommand(
+  deps: ApiDeps,
+  principal: Principal,
+  command: OpenAccountCommand | CloseAccountCommand,
+  kind: 'open' | 'close',
+  waitMs: number | undefined,
+): Promise<AccountResult | undefined> {
   if (!waitMs) {
     await deps.sender.send(command, new Date().toISOString());
     return undefined;
@@ -85,7 +108,8 @@ function throwIfRejected(result: AccountResult, accountId: string): void {
   if (result.event !== 'account_command_rejected') return;
   const reason = typeof result.value['reason'] === 'string' ? result.value['reason'] : `rejected with ${result.code}`;
   if (result.code === 'account_exists') throw new ApiError('account_exists', reason);
-  if (result.code === 'account_not_found') throw new ApiError('account_not_found', `account ${accountId} does not exist`);
+  if (result.code === 'account_not_found')
+    throw new ApiError('account_not_found', `account ${accountId} does not exist`);
   throw new ApiError('account_command_rejected', reason, { extensions: { rejection: result.code } });
 }
 
@@ -113,7 +137,9 @@ async function accountHistory(ctx: Context, deps: ApiDeps): Promise<void> {
   const cursor = stringQuery(ctx.query, 'cursor', 600);
   await assertOwnsAccount(ctx, deps, accountId);
   const page = await deps.readModel.history(accountId, limit, cursor);
-  const next = page.nextCursor ? `/v1/accounts/${encodeURIComponent(accountId)}/transfers?limit=${limit}&cursor=${page.nextCursor}` : null;
+  const next = page.nextCursor
+    ? `/v1/accounts/${encodeURIComponent(accountId)}/transfers?limit=${limit}&cursor=${page.nextCursor}`
+    : null;
   if (next) ctx.set('Link', `<${next}>; rel="next"`);
   // Where the page was read and how far behind that server was (docs/operations.md "Read replica").
   ctx.set('X-Read-Source', page.read.source);

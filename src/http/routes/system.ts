@@ -47,7 +47,8 @@ export function managementRoutes(router: Router, deps: ApiDeps): void {
 /** True for an admin; with `require`, 403 for anyone else. */
 function adminOnly(ctx: Context, require = false): boolean {
   const admin = principalOf(ctx).role === 'admin';
-  if (!admin && require) throw new ApiError('forbidden', 'the management surface needs an admin token (or the management port)');
+  if (!admin && require)
+    throw new ApiError('forbidden', 'the management surface needs an admin token (or the management port)');
   return admin;
 }
 
@@ -71,13 +72,18 @@ function readyz(ctx: Context, deps: ApiDeps, details: boolean): void {
   const status = deps.streams.status();
   const reasons: string[] = [];
   if (status.state !== 'RUNNING') reasons.push(`streams: the stream processor is ${status.state}`);
-  for (const stop of status.stopped) reasons.push(`streams: ${stop.topic}-${stop.partition} stopped (${stop.code}): ${stop.reason}; ${stop.action}`);
+  for (const stop of status.stopped)
+    reasons.push(`streams: ${stop.topic}-${stop.partition} stopped (${stop.code}): ${stop.reason}; ${stop.action}`);
   const stoppedPartitions = new Set(status.stopped.map((stop) => stop.partition));
   const waiting = status.assigned.filter((p) => !status.running.includes(p) && !stoppedPartitions.has(p));
-  if (waiting.length > 0) reasons.push(`streams: ${waiting.length} assigned task(s) not running yet (restoring or starting)`);
+  if (waiting.length > 0)
+    reasons.push(`streams: ${waiting.length} assigned task(s) not running yet (restoring or starting)`);
   if (deps.sink) reasons.push(...sinkNotReadyReasons(deps.sink.status()));
   const brokerUnavailable = deps.streams.brokerHealth.unavailable();
-  if (brokerUnavailable.length > 0) reasons.push(`broker: unavailable to ${brokerUnavailable.map((outage) => outage.component).join(', ')}; retrying until it answers`);
+  if (brokerUnavailable.length > 0)
+    reasons.push(
+      `broker: unavailable to ${brokerUnavailable.map((outage) => outage.component).join(', ')}; retrying until it answers`,
+    );
   const ready = reasons.length === 0;
   ctx.status = ready ? 200 : 503;
   ctx.set('Cache-Control', 'no-store');
@@ -104,7 +110,8 @@ async function metrics(ctx: Context, deps: ApiDeps): Promise<void> {
 }
 
 async function issueToken(ctx: Context, deps: ApiDeps): Promise<void> {
-  if (!deps.authenticator.issuesTokens) throw new ApiError('token_issuance_disabled', 'tokens are issued by the identity provider (AUTH_JWKS_URL)');
+  if (!deps.authenticator.issuesTokens)
+    throw new ApiError('token_issuance_disabled', 'tokens are issued by the identity provider (AUTH_JWKS_URL)');
   const body = new BodyReader(await readJsonObject(ctx, deps.config.http.bodyLimitBytes));
   const username = body.id('username')!;
   const password = body.password('password')!;

@@ -39,7 +39,11 @@ async function submitMoneyCommand(ctx: Context, deps: ApiDeps, type: MoneyType):
   const principal = requireRole(ctx, ...ROLES_BY_TYPE[type]);
   const waitMs = intQuery(ctx.query, 'wait', 0, deps.config.http.waitMaxMs);
   const key = idempotencyKey(ctx.headers['idempotency-key']);
-  const command = parseMoneyCommand(type, new BodyReader(await readJsonObject(ctx, deps.config.http.bodyLimitBytes)), key);
+  const command = parseMoneyCommand(
+    type,
+    new BodyReader(await readJsonObject(ctx, deps.config.http.bodyLimitBytes)),
+    key,
+  );
   if (principal.role === 'customer') await assertOwnsAccount(ctx, deps, commandKey(command));
   await deps.quotas.consumeCommand(principal);
   const location = transferLocation(command.transferId, commandKey(command));
@@ -60,7 +64,13 @@ async function submitMoneyCommand(ctx: Context, deps: ApiDeps, type: MoneyType):
   ctx.body = { transferId: command.transferId, type, status: 'pending', location };
 }
 
-async function sendAndWait(ctx: Context, deps: ApiDeps, command: MoneyCommand, waitMs: number, location: string): Promise<TransferResult | undefined> {
+async function sendAndWait(
+  ctx: Context,
+  deps: ApiDeps,
+  command: MoneyCommand,
+  waitMs: number,
+  location: string,
+): Promise<TransferResult | undefined> {
   const waiter = deps.tracker.expectTransfer(command);
   try {
     await deps.sender.send(command, new Date().toISOString());
@@ -84,7 +94,8 @@ function parseMoneyCommand(type: MoneyType, body: BodyReader, headerKey: string 
     body.fail('transferId', 'differs from the Idempotency-Key header; send one or make them equal');
   }
   const transferId = headerKey ?? bodyId;
-  if (transferId === undefined) body.fail('transferId', 'is required (or an Idempotency-Key header): it makes retries safe');
+  if (transferId === undefined)
+    body.fail('transferId', 'is required (or an Idempotency-Key header): it makes retries safe');
   const currency = body.currency('currency');
   if (type === 'transfer') {
     const from = body.id('from');
@@ -92,7 +103,15 @@ function parseMoneyCommand(type: MoneyType, body: BodyReader, headerKey: string 
     const amount = body.money('amount', currency);
     const reference = body.reference('reference');
     body.done();
-    return { type, transferId: transferId!, from: from!, to: to!, amount: amount!, currency: currency!, ...(reference === undefined ? {} : { reference }) };
+    return {
+      type,
+      transferId: transferId!,
+      from: from!,
+      to: to!,
+      amount: amount!,
+      currency: currency!,
+      ...(reference === undefined ? {} : { reference }),
+    };
   }
   const accountId = body.id('accountId');
   const amount = body.money('amount', currency);
@@ -107,9 +126,13 @@ async function decidedBefore(deps: ApiDeps, command: MoneyCommand): Promise<Tran
 
 function answerOutcome(ctx: Context, result: TransferResult): void {
   if (result.kind === 'conflict') {
-    throw new ApiError('idempotency_conflict', String(result.value['reason'] ?? 'this transferId was used for a different command'), {
-      extensions: { transferId: result.value['transferId'] },
-    });
+    throw new ApiError(
+      'idempotency_conflict',
+      String(result.value['reason'] ?? 'this transferId was used for a different command'),
+      {
+        extensions: { transferId: result.value['transferId'] },
+      },
+    );
   }
   ctx.status = 200;
   ctx.body = { ...result.value, status: result.kind };
@@ -126,27 +149,46 @@ async function getTransfer(ctx: Context, deps: ApiDeps): Promise<void> {
   const account = raw === undefined ? undefined : idParam('query.account', raw);
   principalOf(ctx);
   const decisions = await deps.readModel.transfers(transferId, account);
-  if (decisions.length === 0) throw new ApiError('transfer_not_found', `transfer ${transferId}${account === undefined ? '' : ` of account ${account}`} is unknown or not recorded yet`);
+  if (decisions.length === 0)
+    throw new ApiError(
+      'transfer_not_found',
+      `transfer ${transferId}${account === undefined ? '' : ` of account ${account}`} is unknown or not recorded yet`,
+    );
   const visible = await visibleDecisions(ctx, deps, decisions);
   const latest = visible[0];
   if (!latest) throw new ApiError('forbidden', 'none of the accounts of this transfer belongs to the token subject');
   const accounts = [...new Set(visible.map((d) => d.actedAccount))];
   if (accounts.length > 1) {
-    throw new ApiError('transfer_id_ambiguous', `transferId ${transferId} was decided on ${accounts.length} accounts; ask for one with ?account=`, {
-      extensions: { transferId, decisions: accounts.map((acted) => decisionSummary(transferId, visible.find((d) => d.actedAccount === acted)!)) },
-    });
+    throw new ApiError(
+      'transfer_id_ambiguous',
+      `transferId ${transferId} was decided on ${accounts.length} accounts; ask for one with ?account=`,
+      {
+        extensions: {
+          transferId,
+          decisions: accounts.map((acted) =>
+            decisionSummary(transferId, visible.find((d) => d.actedAccount === acted)!),
+          ),
+        },
+      },
+    );
   }
   ctx.body = latest.document;
 }
 
-async function visibleDecisions(ctx: Context, deps: ApiDeps, decisions: TransferDecision[]): Promise<TransferDecision[]> {
+async function visibleDecisions(
+  ctx: Context,
+  deps: ApiDeps,
+  decisions: TransferDecision[],
+): Promise<TransferDecision[]> {
   const visible: TransferDecision[] = [];
   for (const decision of decisions) if (await mayRead(ctx, deps, decision.document)) visible.push(decision);
   return visible;
 }
 
 async function mayRead(ctx: Context, deps: ApiDeps, document: TransferDocument): Promise<boolean> {
-  const accounts = [document['accountId'], document['from'], document['to']].filter((a): a is string => typeof a === 'string');
+  const accounts = [document['accountId'], document['from'], document['to']].filter(
+    (a): a is string => typeof a === 'string',
+  );
   try {
     await assertOwnsAnyAccount(ctx, deps, accounts);
     return true;

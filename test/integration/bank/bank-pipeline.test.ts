@@ -23,18 +23,28 @@ async function stateDir(): Promise<string> {
 }
 
 async function outcomesReached(config: Parameters<typeof observe>[0], count: number) {
-  return waitFor(`${count} outcomes`, async () => {
-    const seen = await observe(config);
-    return seen.completed.length + seen.failed.length >= count ? seen : undefined;
-  }, 120_000, 1000);
+  return waitFor(
+    `${count} outcomes`,
+    async () => {
+      const seen = await observe(config);
+      return seen.completed.length + seen.failed.length >= count ? seen : undefined;
+    },
+    120_000,
+    1000,
+  );
 }
 
 /** Waits for every owed outcome and for the last settle legs: nothing left in flight. */
 async function quietReached(config: Parameters<typeof observe>[0], count: number) {
-  return waitFor(`${count} outcomes and nothing in flight`, async () => {
-    const seen = await observe(config);
-    return quiet(seen, count) ? seen : undefined;
-  }, 120_000, 1000);
+  return waitFor(
+    `${count} outcomes and nothing in flight`,
+    async () => {
+      const seen = await observe(config);
+      return quiet(seen, count) ? seen : undefined;
+    },
+    120_000,
+    1000,
+  );
 }
 
 describe('bank pipeline on the real broker', () => {

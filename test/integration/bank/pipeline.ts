@@ -13,9 +13,18 @@ import { type Workload, type WorkloadCommand } from './workload.ts';
 
 export const PARTITIONS = 4;
 
-export async function setupPipeline(label: string, stateDir: string): Promise<{ prefix: string; env: Record<string, string>; config: Config }> {
+export async function setupPipeline(
+  label: string,
+  stateDir: string,
+): Promise<{ prefix: string; env: Record<string, string>; config: Config }> {
   const prefix = uniquePrefix(label);
-  const env = prefixedEnv(prefix, { PARTITIONS: String(PARTITIONS), STATE_DIR: stateDir, INSTANCE_ID: 'i0', HTTP_PORT: '0', COMMIT_INTERVAL_MS: '100' });
+  const env = prefixedEnv(prefix, {
+    PARTITIONS: String(PARTITIONS),
+    STATE_DIR: stateDir,
+    INSTANCE_ID: 'i0',
+    HTTP_PORT: '0',
+    COMMIT_INTERVAL_MS: '100',
+  });
   const config = loadConfig(env);
   await ensureTopics(config);
   return { prefix, env, config };
@@ -37,11 +46,17 @@ function partitionOf(command: WorkloadCommand, partitions: number): { partition?
 
 export async function sendWithKafkaJs(config: Config, commands: WorkloadCommand[]): Promise<void> {
   const kafka = new Kafka({ clientId: 'upstream', brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
   await producer.connect();
   try {
     for (let i = 0; i < commands.length; i += 500) {
-      const messages = commands.slice(i, i + 500).map((c) => ({ key: c.key, value: c.value, ...partitionOf(c, config.partitions) }));
+      const messages = commands
+        .slice(i, i + 500)
+        .map((c) => ({ key: c.key, value: c.value, ...partitionOf(c, config.partitions) }));
       await producer.send({ topic: config.topics.input, messages, acks: -1 });
     }
   } finally {
@@ -69,14 +84,20 @@ export async function observe(config: Config): Promise<Observed> {
   }));
   const balances = new Map<string, { balance: string; inFlight: string }>();
   for (const r of await read(`${config.appId}-balances-changelog`)) {
-    if (r.key && r.value) balances.set(r.key.toString('utf8'), JSON.parse(r.value.toString('utf8')) as { balance: string; inFlight: string });
+    if (r.key && r.value)
+      balances.set(
+        r.key.toString('utf8'),
+        JSON.parse(r.value.toString('utf8')) as { balance: string; inFlight: string },
+      );
   }
   return { completed, failed, dlq, balances };
 }
 
 /** Counts every outcome the workload is owed: deposits, decided transfers and conflicts. */
 export function expectedOutcomeCount(workload: Workload): number {
-  return [...workload.setup, ...workload.commands].filter((c) => c.expect.kind === 'outcome' || c.expect.kind === 'conflict').length;
+  return [...workload.setup, ...workload.commands].filter(
+    (c) => c.expect.kind === 'outcome' || c.expect.kind === 'conflict',
+  ).length;
 }
 
 /**
@@ -85,7 +106,9 @@ export function expectedOutcomeCount(workload: Workload): number {
  * races the last settle legs.
  */
 export function quiet(seen: Observed, owed: number): boolean {
-  return seen.completed.length + seen.failed.length >= owed && [...seen.balances.values()].every((b) => b.inFlight === '0');
+  return (
+    seen.completed.length + seen.failed.length >= owed && [...seen.balances.values()].every((b) => b.inFlight === '0')
+  );
 }
 
 /** Every expectation of the workload holds, and the money adds up account by account; returns violations. */
@@ -101,13 +124,17 @@ export function pipelineViolations(workload: Workload, seen: Observed): string[]
       owed.add(c.expect.transferId);
       outcomes++;
       const code = decided.get(c.expect.transferId)?.code;
-      if (!c.expect.codes.includes(code ?? 'none')) problems.push(`${c.expect.transferId}: outcome ${code ?? 'missing'}, expected ${c.expect.codes.join(' or ')}`);
+      if (!c.expect.codes.includes(code ?? 'none'))
+        problems.push(`${c.expect.transferId}: outcome ${code ?? 'missing'}, expected ${c.expect.codes.join(' or ')}`);
     }
-    if (c.expect.kind === 'conflict') wantConflicts.set(c.expect.transferId, (wantConflicts.get(c.expect.transferId) ?? 0) + 1);
+    if (c.expect.kind === 'conflict')
+      wantConflicts.set(c.expect.transferId, (wantConflicts.get(c.expect.transferId) ?? 0) + 1);
   }
   if (decided.size !== outcomes) problems.push(`${decided.size} transfers decided, ${outcomes} expected`);
-  for (const [id, n] of wantConflicts) if (conflicts.get(id) !== n) problems.push(`${id}: ${conflicts.get(id) ?? 0} idempotency conflicts, expected ${n}`);
-  for (const [id, n] of conflicts) if (!wantConflicts.has(id)) problems.push(`${id}: ${n} unexpected idempotency conflicts`);
+  for (const [id, n] of wantConflicts)
+    if (conflicts.get(id) !== n) problems.push(`${id}: ${conflicts.get(id) ?? 0} idempotency conflicts, expected ${n}`);
+  for (const [id, n] of conflicts)
+    if (!wantConflicts.has(id)) problems.push(`${id}: ${n} unexpected idempotency conflicts`);
   problems.push(...dlqViolations(all, seen));
   problems.push(...balanceViolations(workload, decided, seen.balances));
   return problems;
@@ -118,16 +145,23 @@ export function checkPipeline(workload: Workload, seen: Observed): void {
   expect(pipelineViolations(workload, seen)).toEqual([]);
 }
 
-export function decidedOutcomes(seen: Observed, problems: string[]): { decided: Map<string, Record<string, string>>; conflicts: Map<string, number> } {
+export function decidedOutcomes(
+  seen: Observed,
+  problems: string[],
+): { decided: Map<string, Record<string, string>>; conflicts: Map<string, number> } {
   const decided = new Map<string, Record<string, string>>();
   const conflicts = new Map<string, number>();
-  const all: Array<Record<string, string>> = [...seen.completed.map((c) => ({ ...c, code: 'completed' })), ...seen.failed];
+  const all: Array<Record<string, string>> = [
+    ...seen.completed.map((c) => ({ ...c, code: 'completed' })),
+    ...seen.failed,
+  ];
   for (const o of all) {
     if (o.code === 'idempotency_conflict') {
       conflicts.set(o.transferId!, (conflicts.get(o.transferId!) ?? 0) + 1);
       continue;
     }
-    if (decided.has(o.transferId!)) problems.push(`${o.transferId}: a second outcome (${o.code} after ${decided.get(o.transferId!)!.code})`);
+    if (decided.has(o.transferId!))
+      problems.push(`${o.transferId}: a second outcome (${o.code} after ${decided.get(o.transferId!)!.code})`);
     decided.set(o.transferId!, o);
   }
   return { decided, conflicts };
@@ -136,20 +170,27 @@ export function decidedOutcomes(seen: Observed, problems: string[]): { decided: 
 /** The DLQ holds exactly the injected unparseable records (a re-sent one may appear twice), each with its error. */
 function dlqViolations(all: WorkloadCommand[], seen: Observed): string[] {
   const problems: string[] = [];
-  const markers = new Set(all.filter((c) => c.expect.kind === 'dlq').map((c) => (c.expect as { marker: string }).marker));
+  const markers = new Set(
+    all.filter((c) => c.expect.kind === 'dlq').map((c) => (c.expect as { marker: string }).marker),
+  );
   const markerOf = (value: string) => [...markers].find((m) => value.endsWith(m) || value.includes(`${m}"`));
   const found = new Set<string>();
   for (const d of seen.dlq) {
     const marker = markerOf(d.value);
     if (!marker) problems.push(`unexpected DLQ record: ${d.value.slice(0, 80)}`);
     else found.add(marker);
-    if (!d.headers['bankstream.error']) problems.push(`DLQ record without bankstream.error header: ${d.value.slice(0, 80)}`);
+    if (!d.headers['bankstream.error'])
+      problems.push(`DLQ record without bankstream.error header: ${d.value.slice(0, 80)}`);
   }
   for (const m of markers) if (!found.has(m)) problems.push(`${m}: missing from the DLQ`);
   return problems;
 }
 
-function balanceViolations(workload: Workload, decided: Map<string, Record<string, string>>, balances: Observed['balances']): string[] {
+function balanceViolations(
+  workload: Workload,
+  decided: Map<string, Record<string, string>>,
+  balances: Observed['balances'],
+): string[] {
   const problems: string[] = [];
   const cents = (amount: string) => BigInt(amount.replace('.', ''));
   const expected = new Map<string, bigint>(workload.accounts.map((a) => [a, 0n]));
@@ -177,6 +218,9 @@ function balanceViolations(workload: Workload, decided: Map<string, Record<strin
     total += BigInt(row.balance);
   }
   // The invariant: money is only moved, never created or destroyed.
-  if (total !== deposits) problems.push(`invariant broken: Σ balances ${formatMoney(total, 2)} ≠ Σ completed deposits ${formatMoney(deposits, 2)}`);
+  if (total !== deposits)
+    problems.push(
+      `invariant broken: Σ balances ${formatMoney(total, 2)} ≠ Σ completed deposits ${formatMoney(deposits, 2)}`,
+    );
   return problems;
 }

@@ -22,7 +22,15 @@ import { DLQ_HEADERS, type ProcessingErrorInfo } from '../../../src/topology/pro
 import { record } from '../../../src/topology/record.ts';
 import { Topology } from '../../../src/topology/topology.ts';
 import { type KeyValueStore, type Processor, type ProcessorContext, type Rec } from '../../../src/topology/types.ts';
-import { BROKERS, createTopics, deleteTopics, produce, readCommitted, uniqueName, waitFor } from '../../helpers/kafka.ts';
+import {
+  BROKERS,
+  createTopics,
+  deleteTopics,
+  produce,
+  readCommitted,
+  uniqueName,
+  waitFor,
+} from '../../helpers/kafka.ts';
 import { deleteTopicsWithPrefix, TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 import { PARTITIONS, setupPipeline } from './pipeline.ts';
 
@@ -37,7 +45,8 @@ async function stateDir(): Promise<string> {
 }
 
 const text = (b: Buffer | null | undefined) => b?.toString('utf8') ?? '';
-const headersOf = (headers: Record<string, Buffer> | Map<Buffer, Buffer> | undefined) => Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k, text(v)]));
+const headersOf = (headers: Record<string, Buffer> | Map<Buffer, Buffer> | undefined) =>
+  Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k, text(v)]));
 
 afterAll(async () => {
   for (const prefix of prefixes) await deleteTopicsWithPrefix(prefix);
@@ -59,41 +68,73 @@ describe('poison records on the real broker', () => {
         ...(key === null ? {} : { key: Buffer.isBuffer(key) ? key : Buffer.from(key, 'utf8') }),
         value: Buffer.isBuffer(value) ? value : Buffer.from(value, 'utf8'),
       });
-      const deposit = (transferId: string) => JSON.stringify({ type: 'deposit', transferId, accountId: account, amount: '1.00', currency: 'EUR' });
+      const deposit = (transferId: string) =>
+        JSON.stringify({ type: 'deposit', transferId, accountId: account, amount: '1.00', currency: 'EUR' });
       const valid = Array.from({ length: 20 }, (_, i) => on(account, deposit(`ok-${i}`)));
       // JSON text, so that the escapes reach the parser as written: "\ud800" is a lone surrogate, "\u0000" NUL.
       const poison = [
-        on(account, `{"type":"deposit","transferId":"t-\\ud800","accountId":"${account}","amount":"1.00","currency":"EUR"}`),
+        on(
+          account,
+          `{"type":"deposit","transferId":"t-\\ud800","accountId":"${account}","amount":"1.00","currency":"EUR"}`,
+        ),
         on(account, `{"type":"open_account","accountId":"acc-\\udfff","ownerId":"u","currency":"EUR"}`),
-        on(account, `{"type":"transfer","transferId":"p-nul","from":"${account}","to":"acc-other","amount":"1.00","currency":"EUR","reference":"rent\\u0000"}`),
+        on(
+          account,
+          `{"type":"transfer","transferId":"p-nul","from":"${account}","to":"acc-other","amount":"1.00","currency":"EUR","reference":"rent\\u0000"}`,
+        ),
         on(Buffer.from([0x61, 0xff]), deposit('p-key')),
         // At the broker's default limit (message.max.bytes 1,048,588 bytes per batch): its dead letter, headers
         // added, would not fit a DLQ with the same limit, and the commit would fail on every retry.
         on(account, `{"type":"deposit","pad":"${'x'.repeat(1_048_400)}"}`),
       ];
-      await produce([on(account, JSON.stringify({ type: 'open_account', accountId: account, ownerId: 'u', currency: 'EUR' })), on(account, deposit('ok-first')), ...poison.slice(0, 4)]);
+      await produce([
+        on(account, JSON.stringify({ type: 'open_account', accountId: account, ownerId: 'u', currency: 'EUR' })),
+        on(account, deposit('ok-first')),
+        ...poison.slice(0, 4),
+      ]);
       // Alone: a batch holding it and anything else would exceed the limit.
       await produce([poison[4]!]);
       await produce(valid);
       const read = (topic: string) => readCommitted(topic, PARTITIONS, config.kafkaBrokers);
-      const completed = await waitFor('21 completed deposits', async () => {
-        const records = await read(config.topics.completed);
-        return records.length >= 21 ? records : undefined;
-      }, 120_000, 500);
-      expect(completed.map((r) => JSON.parse(text(r.value)).transferId).sort()).toEqual(['ok-first', ...valid.map((_, i) => `ok-${i}`)].sort());
+      const completed = await waitFor(
+        '21 completed deposits',
+        async () => {
+          const records = await read(config.topics.completed);
+          return records.length >= 21 ? records : undefined;
+        },
+        120_000,
+        500,
+      );
+      expect(completed.map((r) => JSON.parse(text(r.value)).transferId).sort()).toEqual(
+        ['ok-first', ...valid.map((_, i) => `ok-${i}`)].sort(),
+      );
       const failed = await read(config.topics.failed);
-      expect(failed.map((r) => [JSON.parse(text(r.value)).transferId, JSON.parse(text(r.value)).code]).sort()).toEqual([['p-key', 'malformed'], ['p-nul', 'malformed']]);
+      expect(failed.map((r) => [JSON.parse(text(r.value)).transferId, JSON.parse(text(r.value)).code]).sort()).toEqual([
+        ['p-key', 'malformed'],
+        ['p-nul', 'malformed'],
+      ]);
       // What was answered, the Postgres sink's row builder accepts (no NUL, no lone surrogate reached it).
       for (const r of [...completed, ...failed]) {
-        const row = parseRecord(config.topics, { topic: r.topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value });
+        const row = parseRecord(config.topics, {
+          topic: r.topic,
+          partition: r.partition,
+          offset: r.offset,
+          key: r.key,
+          value: r.value,
+        });
         expect(row.kind, text(r.value)).toBe('outcome');
       }
       const dlq = await read(config.topics.dlq);
-      expect(dlq.map((r) => text(r.value)).sort()).toEqual([text(poison[0]!.value), text(poison[1]!.value), text(poison[4]!.value)].sort());
+      expect(dlq.map((r) => text(r.value)).sort()).toEqual(
+        [text(poison[0]!.value), text(poison[1]!.value), text(poison[4]!.value)].sort(),
+      );
       for (const d of dlq) {
         const headers = headersOf(d.headers);
         expect(headers[DLQ_HEADERS.error]).toMatch(/has no usable (transferId|accountId)/);
-        expect(headers).toMatchObject({ [DLQ_HEADERS.sourceTopic]: config.topics.input, [DLQ_HEADERS.sourcePartition]: String(partition) });
+        expect(headers).toMatchObject({
+          [DLQ_HEADERS.sourceTopic]: config.topics.input,
+          [DLQ_HEADERS.sourcePartition]: String(partition),
+        });
       }
       expect(instance.streams.state).toBe('RUNNING');
       const balance = await instance.streams.task(partition)!.stores.get('balances')!.readCommitted(account);
@@ -105,7 +146,12 @@ describe('poison records on the real broker', () => {
 
   it('should dead-letter a record whose processor throws, drop its store write and process the rest of its batch when the engine runs on the broker', async () => {
     const appId = uniqueName('poison-engine');
-    const topics = { input: `${appId}-in`, output: `${appId}-out`, dlq: `${appId}-dlq`, changelog: `${appId}-counts-changelog` };
+    const topics = {
+      input: `${appId}-in`,
+      output: `${appId}-out`,
+      dlq: `${appId}-dlq`,
+      changelog: `${appId}-counts-changelog`,
+    };
     await createTopics([
       { name: topics.input, partitions: 2 },
       { name: topics.output, partitions: 2 },
@@ -141,7 +187,7 @@ describe('poison records on the real broker', () => {
     const errors: ProcessingErrorInfo[] = [];
     const streams = new KafkaStreams(topology, {
       clusterKeys: clusterKeysFromSecret(TEST_CLUSTER_SECRET),
-    applicationId: appId,
+      applicationId: appId,
       instanceId: 'i0',
       brokers: BROKERS,
       stateDir: await stateDir(),
@@ -155,17 +201,40 @@ describe('poison records on the real broker', () => {
       const partition = partitionForKey(Buffer.from('k'), 2);
       const values = ['a0', 'a1', 'boom', ...Array.from({ length: 20 }, (_, i) => `b${i}`)];
       // One produce: the poison record sits in the middle of one fetched batch.
-      await produce(values.map((v) => ({ topic: topics.input, partition, key: Buffer.from('k'), value: Buffer.from(v), headers: new Map([[Buffer.from('trace'), Buffer.from(v)]]) })));
-      const output = await waitFor('22 outputs', async () => {
-        const records = await readCommitted(topics.output, 2);
-        return records.length >= 22 ? records : undefined;
-      }, 120_000, 500);
+      await produce(
+        values.map((v) => ({
+          topic: topics.input,
+          partition,
+          key: Buffer.from('k'),
+          value: Buffer.from(v),
+          headers: new Map([[Buffer.from('trace'), Buffer.from(v)]]),
+        })),
+      );
+      const output = await waitFor(
+        '22 outputs',
+        async () => {
+          const records = await readCommitted(topics.output, 2);
+          return records.length >= 22 ? records : undefined;
+        },
+        120_000,
+        500,
+      );
       // "boom" counted 3 and was undone, so the next record counts 3 again.
-      expect(output.map((r) => text(r.value))).toEqual(['a0=1', 'a1=2', ...Array.from({ length: 20 }, (_, i) => `b${i}=${i + 3}`)]);
+      expect(output.map((r) => text(r.value))).toEqual([
+        'a0=1',
+        'a1=2',
+        ...Array.from({ length: 20 }, (_, i) => `b${i}=${i + 3}`),
+      ]);
       const dlq = await readCommitted(topics.dlq, 2);
       expect(dlq.map((r) => [text(r.key), text(r.value)])).toEqual([['k', 'boom']]);
       const headers = headersOf(dlq[0]!.headers);
-      expect(headers).toMatchObject({ trace: 'boom', [DLQ_HEADERS.node]: 'boom', [DLQ_HEADERS.sourceTopic]: topics.input, [DLQ_HEADERS.sourcePartition]: String(partition), [DLQ_HEADERS.sourceOffset]: '2' });
+      expect(headers).toMatchObject({
+        trace: 'boom',
+        [DLQ_HEADERS.node]: 'boom',
+        [DLQ_HEADERS.sourceTopic]: topics.input,
+        [DLQ_HEADERS.sourcePartition]: String(partition),
+        [DLQ_HEADERS.sourceOffset]: '2',
+      });
       expect(headers[DLQ_HEADERS.error]).toContain('boom: a bug in the processor');
       expect(errors.map((e) => [e.node, e.offset])).toEqual([['boom', 2n]]);
       // The changelog never saw the undone count: its values go 1, 2, 3, ... 22 with no repeat.

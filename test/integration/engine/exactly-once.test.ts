@@ -6,7 +6,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { type Child, killAll, killChild, spawnFixture } from '../../helpers/child.ts';
 import { Consumer } from '@platformatic/kafka';
-import { BROKERS, createTopics, deleteTopics, produce, readCommitted, uniqueName, waitFor } from '../../helpers/kafka.ts';
+import {
+  BROKERS,
+  createTopics,
+  deleteTopics,
+  produce,
+  readCommitted,
+  uniqueName,
+  waitFor,
+} from '../../helpers/kafka.ts';
 import { TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 
 const APP = path.resolve('test/fixtures/counting-app.ts');
@@ -48,7 +56,16 @@ async function setup(): Promise<Setup> {
 }
 
 function start(s: Setup, instanceId: string, env: Record<string, string> = {}): Child {
-  return spawnFixture(APP, { APP_ID: s.appId, INSTANCE_ID: instanceId, INPUT: s.input, OUTPUT: s.output, STATE_DIR: s.stateDir, LOG_LEVEL: 'warn', CLUSTER_SECRET: TEST_CLUSTER_SECRET, ...env });
+  return spawnFixture(APP, {
+    APP_ID: s.appId,
+    INSTANCE_ID: instanceId,
+    INPUT: s.input,
+    OUTPUT: s.output,
+    STATE_DIR: s.stateDir,
+    LOG_LEVEL: 'warn',
+    CLUSTER_SECRET: TEST_CLUSTER_SECRET,
+    ...env,
+  });
 }
 
 /** Produces records first..last-1 with deterministic keys and amounts; returns the expected sums per key. */
@@ -56,7 +73,12 @@ async function produceRange(s: Setup, first: number, last: number): Promise<void
   const messages = [];
   for (let i = first; i < last; i++) {
     const key = `k${i % KEYS}`;
-    messages.push({ topic: s.input, key: Buffer.from(key), value: Buffer.from(JSON.stringify({ id: String(i), amount: (i % 7) + 1 })), partition: partitionForKey(key, PARTITIONS) });
+    messages.push({
+      topic: s.input,
+      key: Buffer.from(key),
+      value: Buffer.from(JSON.stringify({ id: String(i), amount: (i % 7) + 1 })),
+      partition: partitionForKey(key, PARTITIONS),
+    });
   }
   await produce(messages);
 }
@@ -76,10 +98,15 @@ async function outputs(s: Setup): Promise<Output[]> {
 }
 
 async function waitForOutputs(s: Setup, count: number, timeoutMs = 90_000): Promise<Output[]> {
-  return waitFor(`${count} outputs`, async () => {
-    const out = await outputs(s);
-    return out.length >= count ? out : undefined;
-  }, timeoutMs, 500);
+  return waitFor(
+    `${count} outputs`,
+    async () => {
+      const out = await outputs(s);
+      return out.length >= count ? out : undefined;
+    },
+    timeoutMs,
+    500,
+  );
 }
 
 /** Last stable and high-watermark offsets per partition, for diagnostics. */
@@ -108,7 +135,11 @@ function assertExactlyOnce(out: Output[], total: number): void {
   // Within a key the counts are exactly 1..n: no gap, no repeat.
   const byKey = new Map<string, number[]>();
   for (const o of out) (byKey.get(o.key) ?? byKey.set(o.key, []).get(o.key)!).push(o.count);
-  for (const [key, counts] of byKey) expect(counts.sort((a, b) => a - b), key).toEqual(counts.map((_, i) => i + 1));
+  for (const [key, counts] of byKey)
+    expect(
+      counts.sort((a, b) => a - b),
+      key,
+    ).toEqual(counts.map((_, i) => i + 1));
 }
 
 describe('exactly-once engine on the real broker', () => {
@@ -128,7 +159,12 @@ describe('exactly-once engine on the real broker', () => {
     // Small batches so that every kill lands between (or inside) commits, at varying depths.
     for (const commits of [2, 5, 3]) {
       const child = start(s, 'a', { BATCH_RECORDS_MAX: '100' });
-      await waitFor(`${commits} commits`, async () => (child.output().split('COMMIT').length > commits ? true : undefined), 60_000, 5);
+      await waitFor(
+        `${commits} commits`,
+        async () => (child.output().split('COMMIT').length > commits ? true : undefined),
+        60_000,
+        5,
+      );
       await killChild(child, 'SIGKILL');
     }
     const partial = await outputs(s);
@@ -137,7 +173,9 @@ describe('exactly-once engine on the real broker', () => {
     const out = await waitForOutputs(s, total).catch(async (error: Error) => {
       const seen = await outputs(s);
       const offsets = await endOffsets(s.output);
-      throw new Error(`${error.message}; read ${seen.length}; output offsets ${offsets}; the processor printed:\n${child.output().slice(-3000)}`);
+      throw new Error(
+        `${error.message}; read ${seen.length}; output offsets ${offsets}; the processor printed:\n${child.output().slice(-3000)}`,
+      );
     });
     await killChild(child, 'SIGTERM');
     assertExactlyOnce(await outputs(s), total);
@@ -149,12 +187,25 @@ describe('exactly-once engine on the real broker', () => {
     await produceRange(s, 0, 400);
     // A member of an earlier version: the client's default protocol (roundrobin) and assigner; it joins
     // first, so it leads the group and assigns with its own assigner.
-    const old = new Consumer({ clientId: 'old-version', groupId: s.appId, bootstrapBrokers: BROKERS, autocommit: false, sessionTimeout: 6000, rebalanceTimeout: 30_000, heartbeatInterval: 500 });
+    const old = new Consumer({
+      clientId: 'old-version',
+      groupId: s.appId,
+      bootstrapBrokers: BROKERS,
+      autocommit: false,
+      sessionTimeout: 6000,
+      rebalanceTimeout: 30_000,
+      heartbeatInterval: 500,
+    });
     old.topics.trackAll(s.input);
     await old.joinGroup({});
     const child = start(s, 'a', { LOG_LEVEL: 'info' });
     try {
-      await waitFor('the new version in the group', async () => (child.output().includes('group assignment received') ? true : undefined), 60_000, 100);
+      await waitFor(
+        'the new version in the group',
+        async () => (child.output().includes('group assignment received') ? true : undefined),
+        60_000,
+        100,
+      );
       expect(child.output()).not.toContain('INCONSISTENT_GROUP_PROTOCOL');
     } finally {
       await (old.leaveGroup(false) as unknown as Promise<void>).catch(() => undefined);
@@ -201,7 +252,10 @@ describe('exactly-once engine on the real broker', () => {
     const newer = start(s, 'same');
     await waitFor('newer started', async () => newer.output().includes('STARTED'), 60_000, 50);
     await produceRange(s, 500, 1500);
-    const code = await Promise.race([older.exited, new Promise<string>((r) => setTimeout(() => r('still running'), 60_000))]);
+    const code = await Promise.race([
+      older.exited,
+      new Promise<string>((r) => setTimeout(() => r('still running'), 60_000)),
+    ]);
     expect(code, older.output()).toBe(3);
     expect(older.output()).toContain('FATAL');
     await waitForOutputs(s, 1500, 120_000);
@@ -214,7 +268,14 @@ describe('exactly-once engine on the real broker', () => {
     const key = 'k7';
     const right = partitionForKey(key, PARTITIONS);
     const wrong = (right + 1) % PARTITIONS;
-    await produce([{ topic: s.input, key: Buffer.from(key), value: Buffer.from(JSON.stringify({ id: 'misrouted', amount: 5 })), partition: wrong }]);
+    await produce([
+      {
+        topic: s.input,
+        key: Buffer.from(key),
+        value: Buffer.from(JSON.stringify({ id: 'misrouted', amount: 5 })),
+        partition: wrong,
+      },
+    ]);
     const child = start(s, 'a');
     const out = await waitForOutputs(s, 1);
     await killChild(child, 'SIGTERM');

@@ -17,7 +17,15 @@ import { type OffsetResetPolicy } from '../../../src/runtime/offset-reset.ts';
 import { record } from '../../../src/topology/record.ts';
 import { Topology } from '../../../src/topology/topology.ts';
 import { type KeyValueStore, type Processor, type ProcessorContext, type Rec } from '../../../src/topology/types.ts';
-import { BROKERS, createTopics, deleteTopics, produce, readCommitted, uniqueName, waitFor } from '../../helpers/kafka.ts';
+import {
+  BROKERS,
+  createTopics,
+  deleteTopics,
+  produce,
+  readCommitted,
+  uniqueName,
+  waitFor,
+} from '../../helpers/kafka.ts';
 import { TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 
 const PARTITIONS = 2;
@@ -46,7 +54,14 @@ class Summer implements Processor<string, Buffer, string, Buffer> {
     const count = (this.#store.get(rec.key)?.count ?? 0) + 1;
     this.#store.put(rec.key, { count });
     const id = (JSON.parse(rec.value.toString('utf8')) as { id: string }).id;
-    this.#context.forward(record(rec.key, Buffer.from(JSON.stringify({ id, key: rec.key, count, partition: this.#context.partition })), rec.timestamp, {}));
+    this.#context.forward(
+      record(
+        rec.key,
+        Buffer.from(JSON.stringify({ id, key: rec.key, count, partition: this.#context.partition })),
+        rec.timestamp,
+        {},
+      ),
+    );
   }
 }
 
@@ -80,7 +95,15 @@ async function start(s: Setup, offsetReset: OffsetResetPolicy = 'safe'): Promise
     .addSink('output', { topic: s.output }, 'summer');
   const streams = new KafkaStreams(topology, {
     clusterKeys: clusterKeysFromSecret(TEST_CLUSTER_SECRET),
-    applicationId: s.appId, instanceId: 'i0', brokers: BROKERS, stateDir: s.stateDir, commitIntervalMs: 100, batchRecordsMax: 500, sessionTimeoutMs: 6000, logger: log, offsetReset,
+    applicationId: s.appId,
+    instanceId: 'i0',
+    brokers: BROKERS,
+    stateDir: s.stateDir,
+    commitIntervalMs: 100,
+    batchRecordsMax: 500,
+    sessionTimeoutMs: 6000,
+    logger: log,
+    offsetReset,
   });
   running.add(streams);
   await streams.start();
@@ -101,7 +124,14 @@ function keysOf(partition: number, count: number): string[] {
 
 async function produceTo(s: Setup, partition: number, ids: string[]): Promise<void> {
   const keys = keysOf(partition, 3);
-  await produce(ids.map((id, i) => ({ topic: s.input, partition, key: Buffer.from(keys[i % keys.length]!), value: Buffer.from(JSON.stringify({ id })) })));
+  await produce(
+    ids.map((id, i) => ({
+      topic: s.input,
+      partition,
+      key: Buffer.from(keys[i % keys.length]!),
+      value: Buffer.from(JSON.stringify({ id })),
+    })),
+  );
 }
 
 type Output = { id: string; key: string; count: number; partition: number };
@@ -110,15 +140,29 @@ async function outputs(s: Setup): Promise<Output[]> {
 }
 
 async function waitForIds(s: Setup, ids: string[]): Promise<Output[]> {
-  return waitFor(`outputs ${ids.join(',')}`, async () => {
-    const out = await outputs(s);
-    const seen = new Set(out.map((o) => o.id));
-    return ids.every((id) => seen.has(id)) ? out : undefined;
-  }, 60_000, 250);
+  return waitFor(
+    `outputs ${ids.join(',')}`,
+    async () => {
+      const out = await outputs(s);
+      const seen = new Set(out.map((o) => o.id));
+      return ids.every((id) => seen.has(id)) ? out : undefined;
+    },
+    60_000,
+    250,
+  );
 }
 
-async function waitForStatus(streams: KafkaStreams, what: string, ok: (status: StreamsStatus) => boolean): Promise<StreamsStatus> {
-  return waitFor(what, async () => (streams.state === 'RUNNING' && ok(streams.status()) ? streams.status() : undefined), 60_000, 100);
+async function waitForStatus(
+  streams: KafkaStreams,
+  what: string,
+  ok: (status: StreamsStatus) => boolean,
+): Promise<StreamsStatus> {
+  return waitFor(
+    what,
+    async () => (streams.state === 'RUNNING' && ok(streams.status()) ? streams.status() : undefined),
+    60_000,
+    100,
+  );
 }
 
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
@@ -130,7 +174,9 @@ function admin(): Admin {
 async function committedOffset(s: Setup, partition: number): Promise<bigint> {
   const a = admin();
   try {
-    const groups = await a.listConsumerGroupOffsets({ groups: [{ groupId: s.appId, topics: [{ name: s.input, partitionIndexes: [partition] }] }] });
+    const groups = await a.listConsumerGroupOffsets({
+      groups: [{ groupId: s.appId, topics: [{ name: s.input, partitionIndexes: [partition] }] }],
+    });
     return groups[0]!.topics[0]!.partitions[0]!.committedOffset;
   } finally {
     await a.close();
@@ -147,7 +193,11 @@ function expectExactlyOnce(out: Output[]): void {
   expect(new Set(seen).size).toBe(seen.length);
   const byKey = new Map<string, number[]>();
   for (const o of out) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o.count]);
-  for (const [key, counts] of byKey) expect(counts.sort((a, b) => a - b), key).toEqual(counts.map((_, i) => i + 1));
+  for (const [key, counts] of byKey)
+    expect(
+      counts.sort((a, b) => a - b),
+      key,
+    ).toEqual(counts.map((_, i) => i + 1));
 }
 
 describe('offsets fail closed', () => {
@@ -188,7 +238,9 @@ describe('offsets fail closed', () => {
     }
     const second = await start(s);
     const status = await waitForStatus(second, 'partition 0 stopped', (st) => st.stopped.length > 0);
-    expect(status.stopped).toEqual([expect.objectContaining({ topic: s.input, partition: 0, code: 'offsets_missing' })]);
+    expect(status.stopped).toEqual([
+      expect.objectContaining({ topic: s.input, partition: 0, code: 'offsets_missing' }),
+    ]);
     expect(status.stopped[0]!.reason).toContain('stores hold data');
     expect(status.stopped[0]!.action).toContain('bankstream offsets reset --group processor');
     expect(status.running).toEqual([1]);
@@ -199,11 +251,24 @@ describe('offsets fail closed', () => {
     await waitForIds(s, ids('b1', 3));
     // Partition 0 neither replayed a0-* nor processed b0-*.
     const during = await outputs(s);
-    expect(during.filter((o) => o.partition === 0).map((o) => o.id).sort()).toEqual(ids('a0', 5).sort());
-    await expect(resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 0, to: committed, execute: true })).rejects.toMatchObject({ code: 'group_active' });
+    expect(
+      during
+        .filter((o) => o.partition === 0)
+        .map((o) => o.id)
+        .sort(),
+    ).toEqual(ids('a0', 5).sort());
+    await expect(
+      resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 0, to: committed, execute: true }),
+    ).rejects.toMatchObject({ code: 'group_active' });
     await stop(second);
 
-    const plan = await resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 0, to: committed, execute: true });
+    const plan = await resetOffsets(configOf(s), {
+      group: 'processor',
+      topics: [s.input],
+      partition: 0,
+      to: committed,
+      execute: true,
+    });
     expect(plan.lines).toEqual([expect.objectContaining({ topic: s.input, partition: 0, current: null, next: 5n })]);
     const third = await start(s);
     const out = await waitForIds(s, ids('b0', 3));
@@ -231,14 +296,18 @@ describe('offsets fail closed', () => {
     await produceTo(s, 0, ids('c0', 2));
     const second = await start(s);
     const status = await waitForStatus(second, 'partition 0 stopped', (st) => st.stopped.length > 0);
-    expect(status.stopped).toEqual([expect.objectContaining({ topic: s.input, partition: 0, code: 'offset_out_of_range' })]);
+    expect(status.stopped).toEqual([
+      expect.objectContaining({ topic: s.input, partition: 0, code: 'offset_out_of_range' }),
+    ]);
     expect(status.stopped[0]!.reason).toContain('position 4');
     expect(status.stopped[0]!.reason).toContain('offsets 7 to 9');
     expect(status.stopped[0]!.action).toContain('--to earliest');
     expect(status.running).toEqual([1]);
     const metrics = new Metrics({ app: s.appId, instance: 'i0' }, { processMetrics: false });
     metrics.bindStreams(second);
-    expect(await metrics.registry.getSingleMetricAsString('bankstream_streams_partitions_stopped')).toContain(`{topic="${s.input}",partition="0",code="offset_out_of_range"`);
+    expect(await metrics.registry.getSingleMetricAsString('bankstream_streams_partitions_stopped')).toContain(
+      `{topic="${s.input}",partition="0",code="offset_out_of_range"`,
+    );
 
     // The other partition keeps going.
     await produceTo(s, 1, ids('b1', 3));
@@ -246,15 +315,48 @@ describe('offsets fail closed', () => {
     expect((await outputs(s)).some((o) => o.id.startsWith('c0'))).toBe(false);
     await stop(second);
 
-    const dry = await resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 0, to: 'earliest', execute: false });
+    const dry = await resetOffsets(configOf(s), {
+      group: 'processor',
+      topics: [s.input],
+      partition: 0,
+      to: 'earliest',
+      execute: false,
+    });
     expect(dry.lines[0]).toMatchObject({ current: 4n, next: 7n, logStart: 7n, logEnd: 9n });
-    const every = await resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 'all', to: 'earliest', execute: false });
-    expect(every.lines.map((l) => [l.partition, l.current])).toEqual([[0, 4n], [1, 7n]]);
-    await expect(resetOffsets(configOf(s), { group: 'processor', partition: 'all', to: 3n, execute: false })).rejects.toMatchObject({ code: 'offset_needs_partition' });
-    await expect(resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 2, to: 'earliest', execute: false })).rejects.toMatchObject({ code: 'partition_unknown' });
+    const every = await resetOffsets(configOf(s), {
+      group: 'processor',
+      topics: [s.input],
+      partition: 'all',
+      to: 'earliest',
+      execute: false,
+    });
+    expect(every.lines.map((l) => [l.partition, l.current])).toEqual([
+      [0, 4n],
+      [1, 7n],
+    ]);
+    await expect(
+      resetOffsets(configOf(s), { group: 'processor', partition: 'all', to: 3n, execute: false }),
+    ).rejects.toMatchObject({ code: 'offset_needs_partition' });
+    await expect(
+      resetOffsets(configOf(s), {
+        group: 'processor',
+        topics: [s.input],
+        partition: 2,
+        to: 'earliest',
+        execute: false,
+      }),
+    ).rejects.toMatchObject({ code: 'partition_unknown' });
     expect(await committedOffset(s, 0)).toBe(4n);
-    await expect(resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 0, to: 100n, execute: true })).rejects.toBeInstanceOf(OffsetResetError);
-    await resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 0, to: 'earliest', execute: true });
+    await expect(
+      resetOffsets(configOf(s), { group: 'processor', topics: [s.input], partition: 0, to: 100n, execute: true }),
+    ).rejects.toBeInstanceOf(OffsetResetError);
+    await resetOffsets(configOf(s), {
+      group: 'processor',
+      topics: [s.input],
+      partition: 0,
+      to: 'earliest',
+      execute: true,
+    });
     expect(await committedOffset(s, 0)).toBe(7n);
 
     const third = await start(s);

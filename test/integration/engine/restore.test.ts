@@ -9,7 +9,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/config/logger.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { Fetcher } from '../../../src/runtime/fetcher.ts';
-import { type ChangelogCheck, changelogVerifier, signChangelogEntry, UnauthenticatedChangelogRecordError } from '../../../src/runtime/record-mac.ts';
+import {
+  type ChangelogCheck,
+  changelogVerifier,
+  signChangelogEntry,
+  UnauthenticatedChangelogRecordError,
+} from '../../../src/runtime/record-mac.ts';
 import { restoreTasks } from '../../../src/runtime/restore.ts';
 import { StandbyTasks } from '../../../src/runtime/standby.ts';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
@@ -48,37 +53,87 @@ function task(f: Fixture): StreamTask {
     .addSource('in', { topics: [`${f.appId}-in`] })
     .addProcessor('p', () => ({ init() {}, process() {} }), 'in')
     .addStateStore({ name: 's' }, 'p');
-  return new StreamTask({ topology, applicationId: f.appId, partition: 0, partitions: 1, dir: f.dir, partitionsOf: () => 1, partitionForKey, emit: () => {}, nowMs: () => Date.now() });
+  return new StreamTask({
+    topology,
+    applicationId: f.appId,
+    partition: 0,
+    partitions: 1,
+    dir: f.dir,
+    partitionsOf: () => 1,
+    partitionForKey,
+    emit: () => {},
+    nowMs: () => Date.now(),
+  });
 }
 
 /** `count` versions of keys k0..k(keys-1): the last value of k<i> is the highest n with n % keys = i. */
 async function write(topic: string, from: number, count: number, keys: number): Promise<void> {
   const messages = [];
-  for (let n = from; n < from + count; n++) messages.push({ topic, partition: 0, key: Buffer.from(`k${n % keys}`), value: Buffer.from(JSON.stringify({ n })) });
+  for (let n = from; n < from + count; n++)
+    messages.push({ topic, partition: 0, key: Buffer.from(`k${n % keys}`), value: Buffer.from(JSON.stringify({ n })) });
   for (let i = 0; i < messages.length; i += 5000) await produce(messages.slice(i, i + 5000));
 }
 
 /** Like write(), but each record signed as the engine signs store s's changelog records; `forged` values at those n are unsigned. */
-async function writeSigned(topic: string, from: number, count: number, keys: number, forged: ReadonlySet<number> = new Set()): Promise<void> {
+async function writeSigned(
+  topic: string,
+  from: number,
+  count: number,
+  keys: number,
+  forged: ReadonlySet<number> = new Set(),
+): Promise<void> {
   const messages = [];
   for (let n = from; n < from + count; n++) {
     const key = Buffer.from(`k${n % keys}`);
     const value = Buffer.from(JSON.stringify({ n: forged.has(n) ? 1_000_000 : n }));
-    messages.push({ topic, partition: 0, key, value, ...(forged.has(n) ? {} : { headers: signChangelogEntry(CLUSTER_KEYS, 's', 0, key, value) }) });
+    messages.push({
+      topic,
+      partition: 0,
+      key,
+      value,
+      ...(forged.has(n) ? {} : { headers: signChangelogEntry(CLUSTER_KEYS, 's', 0, key, value) }),
+    });
   }
   await produce(messages);
 }
 
 /** A restore as a starting instance runs it: its own client, a task opening the state folder. */
-async function restored(f: Fixture, check?: ChangelogCheck): Promise<{ records: number; values: (number | undefined)[]; checkpoint: bigint | null }> {
-  const consumer = new Consumer({ clientId: 'restore-test', groupId: uniqueName('restore'), bootstrapBrokers: BROKERS, strict: false });
-  const fetcher = new Fetcher(consumer, { maxWaitMs: 100, minBytes: 1, maxBytes: 4 * 1024 * 1024, partitionMaxBytes: 256 * 1024 });
+async function restored(
+  f: Fixture,
+  check?: ChangelogCheck,
+): Promise<{ records: number; values: (number | undefined)[]; checkpoint: bigint | null }> {
+  const consumer = new Consumer({
+    clientId: 'restore-test',
+    groupId: uniqueName('restore'),
+    bootstrapBrokers: BROKERS,
+    strict: false,
+  });
+  const fetcher = new Fetcher(consumer, {
+    maxWaitMs: 100,
+    minBytes: 1,
+    maxBytes: 4 * 1024 * 1024,
+    partitionMaxBytes: 256 * 1024,
+  });
   const t = task(f);
   await t.openStores();
   try {
-    const { records } = await restoreTasks([t], (store) => `${f.appId}-${store}-changelog`, consumer, fetcher, log, undefined, 2000, check);
+    const { records } = await restoreTasks(
+      [t],
+      (store) => `${f.appId}-${store}-changelog`,
+      consumer,
+      fetcher,
+      log,
+      undefined,
+      2000,
+      check,
+    );
     const store = t.stores.get('s')!;
-    const values = await Promise.all(Array.from({ length: 10 }, async (_, i) => ((await store.readCommitted(`k${i}`)) as { n: number } | undefined)?.n));
+    const values = await Promise.all(
+      Array.from(
+        { length: 10 },
+        async (_, i) => ((await store.readCommitted(`k${i}`)) as { n: number } | undefined)?.n,
+      ),
+    );
     return { records, values, checkpoint: await store.checkpoint() };
   } finally {
     await t.close();
@@ -137,9 +192,14 @@ describe('restore from changelogs', () => {
     // Offsets 0..99 signed, 100 forged (k0 = 1,000,000, an unsigned record as anyone with write access could add), 101..109 signed.
     await writeSigned(f.changelog, 0, 110, 10, new Set([100]));
     const check = changelogVerifier(CLUSTER_KEYS, {}, log);
-    const failure = await restored(f, check).then(() => undefined, (error: unknown) => error);
+    const failure = await restored(f, check).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     expect(failure).toBeInstanceOf(UnauthenticatedChangelogRecordError);
-    expect((failure as UnauthenticatedChangelogRecordError).message).toMatch(new RegExp(`${f.changelog}:0:100 of store s does not verify \\(missing_mac\\)`));
+    expect((failure as UnauthenticatedChangelogRecordError).message).toMatch(
+      new RegExp(`${f.changelog}:0:100 of store s does not verify \\(missing_mac\\)`),
+    );
     expect((failure as UnauthenticatedChangelogRecordError).offset).toBe(100n);
     const skipping = changelogVerifier(CLUSTER_KEYS, { changelogSkipRecords: new Set([`${f.changelog}:0:100`]) }, log);
     const after = await restored(f, skipping);
@@ -159,8 +219,18 @@ describe('restore from changelogs', () => {
   it('should tail a signed changelog into a standby and drop the standby at a forged record', async () => {
     const f = await fixture();
     await writeSigned(f.changelog, 0, 50, 5);
-    const consumer = new Consumer({ clientId: 'standby-test', groupId: uniqueName('standby'), bootstrapBrokers: BROKERS, strict: false });
-    const fetcher = new Fetcher(consumer, { maxWaitMs: 100, minBytes: 1, maxBytes: 4 * 1024 * 1024, partitionMaxBytes: 256 * 1024 });
+    const consumer = new Consumer({
+      clientId: 'standby-test',
+      groupId: uniqueName('standby'),
+      bootstrapBrokers: BROKERS,
+      strict: false,
+    });
+    const fetcher = new Fetcher(consumer, {
+      maxWaitMs: 100,
+      minBytes: 1,
+      maxBytes: 4 * 1024 * 1024,
+      partitionMaxBytes: 256 * 1024,
+    });
     const standbys = new StandbyTasks({
       consumer,
       fetcher,
@@ -179,12 +249,20 @@ describe('restore from changelogs', () => {
       expect(((await view.task.stores.get('s')!.readCommitted('k4')) as { n: number }).n).toBe(49);
       // A forged record (no MAC) after them: the standby stops applying and is dropped, its store never reading 1,000,000.
       await writeSigned(f.changelog, 50, 1, 5, new Set([50]));
-      await waitFor('the standby dropped', async () => (standbys.partitions().length === 0 ? true : undefined), 30_000, 100);
+      await waitFor(
+        'the standby dropped',
+        async () => (standbys.partitions().length === 0 ? true : undefined),
+        30_000,
+        100,
+      );
     } finally {
       await standbys.close();
       await consumer.close();
     }
-    const after = await restored(f, changelogVerifier(CLUSTER_KEYS, { changelogSkipRecords: new Set([`${f.changelog}:0:50`]) }, log));
+    const after = await restored(
+      f,
+      changelogVerifier(CLUSTER_KEYS, { changelogSkipRecords: new Set([`${f.changelog}:0:50`]) }, log),
+    );
     expect(after.values.slice(0, 5)).toEqual([45, 46, 47, 48, 49]);
   });
 });

@@ -34,66 +34,92 @@ describe('migrate', () => {
     for (const folder of folders.splice(0)) await rm(folder, { recursive: true, force: true });
   });
 
-  it('should create the database, apply every file, then apply nothing and keep the schema when run twice', async () => {
-    const databaseUrl = uniqueDatabaseUrl('migrate');
-    databases.push(databaseUrl);
-    const files = await readMigrations(MIGRATIONS_DIR);
+  it(
+    'should create the database, apply every file, then apply nothing and keep the schema when run twice',
+    async () => {
+      const databaseUrl = uniqueDatabaseUrl('migrate');
+      databases.push(databaseUrl);
+      const files = await readMigrations(MIGRATIONS_DIR);
 
-    const first = await migrate({ databaseUrl });
-    const schemaAfterFirst = await schemaDump(databaseUrl);
-    const second = await migrate({ databaseUrl });
+      const first = await migrate({ databaseUrl });
+      const schemaAfterFirst = await schemaDump(databaseUrl);
+      const second = await migrate({ databaseUrl });
 
-    expect(first.databaseCreated).toBe(true);
-    expect(first.applied.map((m) => m.file)).toEqual(files.map((m) => m.file));
-    expect(second.databaseCreated).toBe(false);
-    expect(second.applied).toEqual([]);
-    expect(second.alreadyApplied).toBe(files.length);
-    expect(await schemaDump(databaseUrl)).toEqual(schemaAfterFirst);
-    // One row per outcome record (0003): the key is the row id, the record's position is unique, a transferId is not.
-    expect(schemaAfterFirst.join('\n')).toContain('transactions_pkey PRIMARY KEY (id)');
-    expect(schemaAfterFirst.join('\n')).toContain('transactions_source_key UNIQUE (source_topic, source_partition, source_offset)');
-    const recorded = await query<{ version: number; checksum: string }>(databaseUrl, 'SELECT version, checksum FROM schema_migrations ORDER BY version');
-    expect(recorded).toEqual(files.map((m) => ({ version: m.version, checksum: m.checksum })));
-  }, TEST_TIMEOUT_MS);
+      expect(first.databaseCreated).toBe(true);
+      expect(first.applied.map((m) => m.file)).toEqual(files.map((m) => m.file));
+      expect(second.databaseCreated).toBe(false);
+      expect(second.applied).toEqual([]);
+      expect(second.alreadyApplied).toBe(files.length);
+      expect(await schemaDump(databaseUrl)).toEqual(schemaAfterFirst);
+      // One row per outcome record (0003): the key is the row id, the record's position is unique, a transferId is not.
+      expect(schemaAfterFirst.join('\n')).toContain('transactions_pkey PRIMARY KEY (id)');
+      expect(schemaAfterFirst.join('\n')).toContain(
+        'transactions_source_key UNIQUE (source_topic, source_partition, source_offset)',
+      );
+      const recorded = await query<{ version: number; checksum: string }>(
+        databaseUrl,
+        'SELECT version, checksum FROM schema_migrations ORDER BY version',
+      );
+      expect(recorded).toEqual(files.map((m) => ({ version: m.version, checksum: m.checksum })));
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('should apply each file exactly once when two migrators start at the same time', async () => {
-    const databaseUrl = uniqueDatabaseUrl('race');
-    databases.push(databaseUrl);
+  it(
+    'should apply each file exactly once when two migrators start at the same time',
+    async () => {
+      const databaseUrl = uniqueDatabaseUrl('race');
+      databases.push(databaseUrl);
 
-    const [a, b] = await Promise.all([migrate({ databaseUrl }), migrate({ databaseUrl })]);
+      const [a, b] = await Promise.all([migrate({ databaseUrl }), migrate({ databaseUrl })]);
 
-    const files = await readMigrations(MIGRATIONS_DIR);
-    expect(a.applied.length + b.applied.length).toBe(files.length);
-    expect([a.applied.length, b.applied.length]).toContain(0);
-  }, TEST_TIMEOUT_MS);
+      const files = await readMigrations(MIGRATIONS_DIR);
+      expect(a.applied.length + b.applied.length).toBe(files.length);
+      expect([a.applied.length, b.applied.length]).toContain(0);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('should refuse to run when an applied file changed', async () => {
-    const databaseUrl = uniqueDatabaseUrl('checksum');
-    databases.push(databaseUrl);
-    const migrationsDir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-migrations-'));
-    folders.push(migrationsDir);
-    await cp(MIGRATIONS_DIR, migrationsDir, { recursive: true });
-    await migrate({ databaseUrl, migrationsDir });
+  it(
+    'should refuse to run when an applied file changed',
+    async () => {
+      const databaseUrl = uniqueDatabaseUrl('checksum');
+      databases.push(databaseUrl);
+      const migrationsDir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-migrations-'));
+      folders.push(migrationsDir);
+      await cp(MIGRATIONS_DIR, migrationsDir, { recursive: true });
+      await migrate({ databaseUrl, migrationsDir });
 
-    const [first] = await readMigrations(migrationsDir);
-    await appendFile(path.join(migrationsDir, first?.file ?? ''), '\n-- edited after it was applied\n');
+      const [first] = await readMigrations(migrationsDir);
+      await appendFile(path.join(migrationsDir, first?.file ?? ''), '\n-- edited after it was applied\n');
 
-    await expect(migrate({ databaseUrl, migrationsDir })).rejects.toMatchObject({ code: 'migration_checksum_mismatch' });
-  }, TEST_TIMEOUT_MS);
+      await expect(migrate({ databaseUrl, migrationsDir })).rejects.toMatchObject({
+        code: 'migration_checksum_mismatch',
+      });
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('should roll back a failing file and record nothing for it', async () => {
-    const databaseUrl = uniqueDatabaseUrl('failing');
-    databases.push(databaseUrl);
-    const migrationsDir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-migrations-'));
-    folders.push(migrationsDir);
-    await cp(MIGRATIONS_DIR, migrationsDir, { recursive: true });
-    await appendFile(path.join(migrationsDir, '9999_broken.sql'), 'CREATE TABLE half_done (id int);\nSELECT * FROM no_such_table;\n');
+  it(
+    'should roll back a failing file and record nothing for it',
+    async () => {
+      const databaseUrl = uniqueDatabaseUrl('failing');
+      databases.push(databaseUrl);
+      const migrationsDir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-migrations-'));
+      folders.push(migrationsDir);
+      await cp(MIGRATIONS_DIR, migrationsDir, { recursive: true });
+      await appendFile(
+        path.join(migrationsDir, '9999_broken.sql'),
+        'CREATE TABLE half_done (id int);\nSELECT * FROM no_such_table;\n',
+      );
 
-    await expect(migrate({ databaseUrl, migrationsDir })).rejects.toMatchObject({ code: 'migration_failed' });
+      await expect(migrate({ databaseUrl, migrationsDir })).rejects.toMatchObject({ code: 'migration_failed' });
 
-    const tables = await query(databaseUrl, `SELECT 1 FROM information_schema.tables WHERE table_name = 'half_done'`);
-    const versions = await query<{ version: number }>(databaseUrl, 'SELECT version FROM schema_migrations');
-    expect(tables).toEqual([]);
-    expect(versions.map((row) => row.version)).not.toContain(9999);
-  }, TEST_TIMEOUT_MS);
+      const tables = await query(databaseUrl, `SELECT 1 FROM information_schema.tables WHERE table_name = 'half_done'`);
+      const versions = await query<{ version: number }>(databaseUrl, 'SELECT version FROM schema_migrations');
+      expect(tables).toEqual([]);
+      expect(versions.map((row) => row.version)).not.toContain(9999);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

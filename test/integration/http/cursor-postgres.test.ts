@@ -20,8 +20,19 @@ afterAll(async () => {
 
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 const dateish = fc
-  .tuple(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 25 }), fc.integer({ min: 0, max: 61 }), fc.integer({ min: 0, max: 61 }), fc.integer({ min: 0, max: 999_999 }))
-  .map(([y, mo, d, h, mi, s, us]) => `${pad(y, 4)}-${pad(mo, 2)}-${pad(d, 2)}T${pad(h, 2)}:${pad(mi, 2)}:${pad(s, 2)}.${pad(us, 6)}Z`);
+  .tuple(
+    fc.integer({ min: 0, max: 9999 }),
+    fc.integer({ min: 0, max: 13 }),
+    fc.integer({ min: 0, max: 32 }),
+    fc.integer({ min: 0, max: 25 }),
+    fc.integer({ min: 0, max: 61 }),
+    fc.integer({ min: 0, max: 61 }),
+    fc.integer({ min: 0, max: 999_999 }),
+  )
+  .map(
+    ([y, mo, d, h, mi, s, us]) =>
+      `${pad(y, 4)}-${pad(mo, 2)}-${pad(d, 2)}T${pad(h, 2)}:${pad(mi, 2)}:${pad(s, 2)}.${pad(us, 6)}Z`,
+  );
 
 describe('history cursors against PostgreSQL', () => {
   it('should only accept cursors whose timestamp and id PostgreSQL takes when the cursor is crafted', async () => {
@@ -37,7 +48,12 @@ describe('history cursors against PostgreSQL', () => {
           return;
         }
         accepted++;
-        const rows = (await client.query<{ at: Date; id: string }>('SELECT $1::timestamptz AS at, $2::text AS id, $3::bigint AS row_id', [decoded.at, decoded.transferId, decoded.rowId])).rows;
+        const rows = (
+          await client.query<{ at: Date; id: string }>(
+            'SELECT $1::timestamptz AS at, $2::text AS id, $3::bigint AS row_id',
+            [decoded.at, decoded.transferId, decoded.rowId],
+          )
+        ).rows;
         expect(rows[0]!.id).toBe(decoded.transferId);
       }),
       { numRuns: 500 },

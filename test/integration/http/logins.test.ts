@@ -10,14 +10,30 @@ let url: string;
 const TIMING_PAIRS = 8;
 
 /** POST /v1/auth/token from a chosen local address (the loopback has all of 127.0.0.0/8), so as another client. */
-function loginFrom(localAddress: string, username: string, password: string): Promise<{ status: number; retryAfter: string | undefined; body: string }> {
+function loginFrom(
+  localAddress: string,
+  username: string,
+  password: string,
+): Promise<{ status: number; retryAfter: string | undefined; body: string }> {
   return new Promise((resolve, reject) => {
     const target = new URL('/v1/auth/token', url);
-    const request = http.request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', localAddress, headers: { 'content-type': 'application/json' } }, (response) => {
-      let body = '';
-      response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
-      response.on('end', () => resolve({ status: response.statusCode!, retryAfter: response.headers['retry-after'], body }));
-    });
+    const request = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: 'POST',
+        localAddress,
+        headers: { 'content-type': 'application/json' },
+      },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+        response.on('end', () =>
+          resolve({ status: response.statusCode!, retryAfter: response.headers['retry-after'], body }),
+        );
+      },
+    );
     request.on('error', reject);
     request.end(JSON.stringify({ username, password }));
   });
@@ -53,7 +69,13 @@ describe('logins', () => {
     const known: number[] = [];
     for (let i = 0; i < TIMING_PAIRS; i++) {
       // Alternating the order spreads the machine's noise over both sides.
-      const pair = i % 2 === 0 ? [await timedLogin(`nobody-${i}`, 'wrong-password'), await timedLogin(`known-${i}`, 'wrong-password')] : [await timedLogin(`known-${i}`, 'wrong-password'), await timedLogin(`nobody-${i}`, 'wrong-password')].reverse();
+      const pair =
+        i % 2 === 0
+          ? [await timedLogin(`nobody-${i}`, 'wrong-password'), await timedLogin(`known-${i}`, 'wrong-password')]
+          : [
+              await timedLogin(`known-${i}`, 'wrong-password'),
+              await timedLogin(`nobody-${i}`, 'wrong-password'),
+            ].reverse();
       expect(pair.map((p) => p.status)).toEqual([401, 401]);
       unknown.push(pair[0]!.ms);
       known.push(pair[1]!.ms);
@@ -71,7 +93,9 @@ describe('logins', () => {
     const retryAfters: number[] = [];
     let bob: { status: number } | undefined;
     for (let i = 0; i < 50; i++) {
-      const response = await call(url, 'POST', '/v1/auth/token', { body: { username: 'alice', password: `guess-${i}-wrong` } });
+      const response = await call(url, 'POST', '/v1/auth/token', {
+        body: { username: 'alice', password: `guess-${i}-wrong` },
+      });
       statuses.push(response.status);
       if (response.status === 429) {
         expect(response.body).toMatchObject({ code: 'login_throttled', status: 429 });
@@ -89,10 +113,14 @@ describe('logins', () => {
     expect(new Set(statuses)).toEqual(new Set([401, 429]));
     expect(retryAfters.every((s) => Number.isInteger(s) && s >= 1)).toBe(true);
     // Even the right password waits while the backoff holds: a guess that happens to be right learns nothing.
-    expect((await call(url, 'POST', '/v1/auth/token', { body: { username: 'alice', password: PASSWORD } })).status).toBe(429);
+    expect(
+      (await call(url, 'POST', '/v1/auth/token', { body: { username: 'alice', password: PASSWORD } })).status,
+    ).toBe(429);
     // The same user from another client address is not locked out by the attacker.
     expect((await loginFrom('127.0.0.2', 'alice', PASSWORD)).status).toBe(200);
     const metrics = (await call(url, 'GET', '/metrics', { token: await adminToken(DEV_SECRET) })).text;
-    expect(Number(/^bankstream_http_logins_throttled_total\{[^}]*reason="backoff"[^}]*\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(38);
+    expect(
+      Number(/^bankstream_http_logins_throttled_total\{[^}]*reason="backoff"[^}]*\} (\d+)$/m.exec(metrics)?.[1]),
+    ).toBeGreaterThanOrEqual(38);
   });
 });

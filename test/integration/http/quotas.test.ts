@@ -12,13 +12,19 @@ const tokens: Record<string, string> = {};
 
 async function openStream(accountId: string, token: string): Promise<{ status: number; body: unknown; close(): void }> {
   const controller = new AbortController();
-  const response = await fetch(`${url}/v1/accounts/${accountId}/events`, { headers: { Authorization: `Bearer ${token}` }, signal: controller.signal });
+  const response = await fetch(`${url}/v1/accounts/${accountId}/events`, {
+    headers: { Authorization: `Bearer ${token}` },
+    signal: controller.signal,
+  });
   const body = response.status === 200 ? undefined : await response.json();
   return { status: response.status, body, close: () => controller.abort() };
 }
 
 const deposit = (token: string, id: string, wait = '') =>
-  call(url, 'POST', `/v1/deposits${wait}`, { token, body: { transferId: id, accountId: 'quota-a', amount: '1.00', currency: 'EUR' } });
+  call(url, 'POST', `/v1/deposits${wait}`, {
+    token,
+    body: { transferId: id, accountId: 'quota-a', amount: '1.00', currency: 'EUR' },
+  });
 
 beforeAll(async () => {
   stack = await createStack('httpquota', {
@@ -30,12 +36,24 @@ beforeAll(async () => {
   instance = await stack.start({ INSTANCE_ID: 'quota-0' });
   url = instance.http!.url;
   await waitReady(url);
-  for (const [id, role] of [['teller1', 'teller'], ['teller2', 'teller'], ['teller3', 'teller'], ['alice', 'customer'], ['bob', 'customer']] as const) {
+  for (const [id, role] of [
+    ['teller1', 'teller'],
+    ['teller2', 'teller'],
+    ['teller3', 'teller'],
+    ['alice', 'customer'],
+    ['bob', 'customer'],
+  ] as const) {
     await stack.addUser(id, role);
     tokens[id] = await login(url, id);
   }
-  for (const [accountId, ownerId] of [['quota-a', 'alice'], ['quota-b', 'bob']]) {
-    const opened = await call(url, 'POST', '/v1/accounts?wait=15000', { token: tokens['teller1']!, body: { accountId, ownerId, currency: 'EUR' } });
+  for (const [accountId, ownerId] of [
+    ['quota-a', 'alice'],
+    ['quota-b', 'bob'],
+  ]) {
+    const opened = await call(url, 'POST', '/v1/accounts?wait=15000', {
+      token: tokens['teller1']!,
+      body: { accountId, ownerId, currency: 'EUR' },
+    });
     expect(opened.status, opened.text).toBe(201);
   }
 });
@@ -55,10 +73,15 @@ describe('per-principal quotas', () => {
     expect(third.body).toMatchObject({ code: 'quota_exceeded', quota: 'sse_streams_per_principal', limit: 2 });
     expect(bobs.status).toBe(200);
     streams[0]!.close();
-    const again = await waitFor('a stream slot freed when a stream ends', async () => {
-      const attempt = await openStream('quota-a', tokens['alice']!);
-      return attempt.status === 200 ? attempt : undefined;
-    }, 10_000, 100);
+    const again = await waitFor(
+      'a stream slot freed when a stream ends',
+      async () => {
+        const attempt = await openStream('quota-a', tokens['alice']!);
+        return attempt.status === 200 ? attempt : undefined;
+      },
+      10_000,
+      100,
+    );
     for (const s of [again, streams[1]!, bobs]) s.close();
   });
 
@@ -83,19 +106,32 @@ describe('management split', () => {
     expect((await call(url, 'GET', '/metrics', { token: tokens['teller1']! })).status).toBe(403);
     expect((await call(url, 'GET', '/readyz', { token: tokens['alice']! })).body).toEqual({ ready: true });
     const admin = await adminToken(DEV_SECRET);
-    expect((await call(url, 'GET', '/metrics', { token: admin })).text).toContain('bankstream_http_quota_exceeded_total');
-    expect((await call(url, 'GET', '/readyz', { token: admin })).body).toMatchObject({ ready: true, routing: [{ instanceId: 'quota-0' }], sink: { state: 'running' } });
+    expect((await call(url, 'GET', '/metrics', { token: admin })).text).toContain(
+      'bankstream_http_quota_exceeded_total',
+    );
+    expect((await call(url, 'GET', '/readyz', { token: admin })).body).toMatchObject({
+      ready: true,
+      routing: [{ instanceId: 'quota-0' }],
+      sink: { state: 'running' },
+    });
   });
 
   it('should serve the details and metrics without a token on the management port, and no API route there', async () => {
     const management = instance.http!.managementUrl!;
     expect(management).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 
-    expect((await call(management, 'GET', '/readyz')).body).toMatchObject({ ready: true, instanceId: 'quota-0', url, routing: [{ instanceId: 'quota-0', url }] });
+    expect((await call(management, 'GET', '/readyz')).body).toMatchObject({
+      ready: true,
+      instanceId: 'quota-0',
+      url,
+      routing: [{ instanceId: 'quota-0', url }],
+    });
     expect((await call(management, 'GET', '/healthz')).body).toMatchObject({ status: 'ok', instanceId: 'quota-0' });
     expect((await call(management, 'GET', '/metrics')).text).toMatch(/^bankstream_streams_tasks_running\{[^}]*\} 4$/m);
     expect((await call(management, 'GET', '/v1/accounts/quota-a', { token: tokens['teller1']! })).status).toBe(404);
-    expect((await call(management, 'POST', '/v1/auth/token', { body: { username: 'alice', password: 'x' } })).status).toBe(404);
+    expect(
+      (await call(management, 'POST', '/v1/auth/token', { body: { username: 'alice', password: 'x' } })).status,
+    ).toBe(404);
   });
 });
 
@@ -104,10 +140,15 @@ describe('waiters quota', () => {
   it('should refuse a second ?wait of one principal while its first one waits, and accept the command without wait', async () => {
     await instance.streams.close();
     const first = deposit(tokens['teller3']!, 'wait-1', '?wait=4000');
-    await waitFor('the first waiter registered', async () => {
-      const metrics = (await call(instance.http!.managementUrl!, 'GET', '/metrics')).text;
-      return /^bankstream_http_outcome_waiters\{[^}]*\} 1$/m.test(metrics) ? true : undefined;
-    }, 5000, 50);
+    await waitFor(
+      'the first waiter registered',
+      async () => {
+        const metrics = (await call(instance.http!.managementUrl!, 'GET', '/metrics')).text;
+        return /^bankstream_http_outcome_waiters\{[^}]*\} 1$/m.test(metrics) ? true : undefined;
+      },
+      5000,
+      50,
+    );
     const second = await deposit(tokens['teller3']!, 'wait-2', '?wait=4000');
 
     expect(second.status).toBe(429);

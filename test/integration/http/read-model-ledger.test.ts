@@ -23,7 +23,10 @@ let admin: string;
 type Json = Record<string, unknown>;
 
 async function openAccount(accountId: string): Promise<void> {
-  const response = await call(url, 'POST', '/v1/accounts?wait=10000', { token: teller, body: { accountId, ownerId: `owner-${accountId}`, currency: 'EUR' } });
+  const response = await call(url, 'POST', '/v1/accounts?wait=10000', {
+    token: teller,
+    body: { accountId, ownerId: `owner-${accountId}`, currency: 'EUR' },
+  });
   expect(response.status, response.text).toBe(201);
 }
 
@@ -34,7 +37,11 @@ async function money(route: string, token: string, body: Json): Promise<Json> {
 }
 
 /** Account ids `${prefix}-<n>` whose partitions satisfy `accept` (given the ones chosen so far). */
-function pickAccounts(prefix: string, count: number, accept: (partition: number, chosen: number[]) => boolean): string[] {
+function pickAccounts(
+  prefix: string,
+  count: number,
+  accept: (partition: number, chosen: number[]) => boolean,
+): string[] {
   const ids: string[] = [];
   const partitions: number[] = [];
   for (let i = 0; ids.length < count && i < 10_000; i++) {
@@ -55,7 +62,11 @@ async function apiBalance(accountId: string): Promise<string> {
 }
 
 async function postgresBalances(ids: string[]): Promise<Map<string, string>> {
-  const rows = await query<{ id: string; balance: string }>(stack.databaseUrl, 'SELECT id, balance::text FROM accounts WHERE id = ANY($1::text[])', [ids]);
+  const rows = await query<{ id: string; balance: string }>(
+    stack.databaseUrl,
+    'SELECT id, balance::text FROM accounts WHERE id = ANY($1::text[])',
+    [ids],
+  );
   return new Map(rows.map((r) => [r.id, r.balance]));
 }
 
@@ -85,104 +96,210 @@ afterAll(async () => {
 });
 
 describe('the read model is the ledger', () => {
-  it('should store every decision and balance change when one transferId is used on accounts of different partitions and of one partition', async () => {
-    // a and a2 share a partition, b and d live in others.
-    const [a, a2] = pickAccounts('lg-same', 2, (p, chosen) => chosen.length === 0 || p === chosen[0]) as [string, string];
-    const [b, d] = pickAccounts('lg-other', 2, (p, chosen) => p !== partitionForKey(a, PARTITIONS) && !chosen.includes(p)) as [string, string];
-    const accounts = [a, a2, b, d];
-    for (const id of accounts) await openAccount(id);
+  it(
+    'should store every decision and balance change when one transferId is used on accounts of different partitions and of one partition',
+    async () => {
+      // a and a2 share a partition, b and d live in others.
+      const [a, a2] = pickAccounts('lg-same', 2, (p, chosen) => chosen.length === 0 || p === chosen[0]) as [
+        string,
+        string,
+      ];
+      const [b, d] = pickAccounts(
+        'lg-other',
+        2,
+        (p, chosen) => p !== partitionForKey(a, PARTITIONS) && !chosen.includes(p),
+      ) as [string, string];
+      const accounts = [a, a2, b, d];
+      for (const id of accounts) await openAccount(id);
 
-    const decided = [
-      await money('/v1/deposits', teller, { transferId: 'L-1', accountId: a, amount: '100.00' }),
-      await money('/v1/deposits', teller, { transferId: 'L-1', accountId: b, amount: '40.00' }),
-      await money('/v1/deposits', teller, { transferId: 'L-1', accountId: a2, amount: '7.00' }),
-      // A deposit, then its transferId reused by a transfer from another account.
-      await money('/v1/deposits', teller, { transferId: 'L-2', accountId: a, amount: '10.00' }),
-      await money('/v1/transfers', admin, { transferId: 'L-2', from: b, to: d, amount: '5.00' }),
-    ];
-    expect(decided.map((o) => o['status'])).toEqual(['completed', 'completed', 'completed', 'completed', 'completed']);
-    // A command sent under the wrong key (refused, deduplicated under that key), then correctly on its own.
-    await produceRaw(a, JSON.stringify({ type: 'deposit', transferId: 'L-3', accountId: b, amount: '3.00', currency: 'EUR' }));
-    expect((await money('/v1/deposits', teller, { transferId: 'L-3', accountId: b, amount: '3.00' }))['status']).toBe('completed');
+      const decided = [
+        await money('/v1/deposits', teller, { transferId: 'L-1', accountId: a, amount: '100.00' }),
+        await money('/v1/deposits', teller, { transferId: 'L-1', accountId: b, amount: '40.00' }),
+        await money('/v1/deposits', teller, { transferId: 'L-1', accountId: a2, amount: '7.00' }),
+        // A deposit, then its transferId reused by a transfer from another account.
+        await money('/v1/deposits', teller, { transferId: 'L-2', accountId: a, amount: '10.00' }),
+        await money('/v1/transfers', admin, { transferId: 'L-2', from: b, to: d, amount: '5.00' }),
+      ];
+      expect(decided.map((o) => o['status'])).toEqual([
+        'completed',
+        'completed',
+        'completed',
+        'completed',
+        'completed',
+      ]);
+      // A command sent under the wrong key (refused, deduplicated under that key), then correctly on its own.
+      await produceRaw(
+        a,
+        JSON.stringify({ type: 'deposit', transferId: 'L-3', accountId: b, amount: '3.00', currency: 'EUR' }),
+      );
+      expect((await money('/v1/deposits', teller, { transferId: 'L-3', accountId: b, amount: '3.00' }))['status']).toBe(
+        'completed',
+      );
 
-    const expected = new Map([[a, '110.00'], [a2, '7.00'], [b, '38.00'], [d, '5.00']]);
-    const stores = new Map(await Promise.all(accounts.map(async (id) => [id, await apiBalance(id)] as [string, string])));
-    expect(stores).toEqual(expected);
-    await waitFor('Postgres to hold the same balances as the stores', async () => {
-      const balances = await postgresBalances(accounts);
-      return [...expected].every(([id, balance]) => balances.get(id) === balance) || undefined;
-    }, 30_000, 100);
-    const rows = await query<{ acted_account: string }>(stack.databaseUrl, `SELECT acted_account FROM transactions WHERE transfer_id = 'L-1' ORDER BY acted_account`);
-    expect(rows.map((r) => r.acted_account)).toEqual([a, a2, b].sort());
+      const expected = new Map([
+        [a, '110.00'],
+        [a2, '7.00'],
+        [b, '38.00'],
+        [d, '5.00'],
+      ]);
+      const stores = new Map(
+        await Promise.all(accounts.map(async (id) => [id, await apiBalance(id)] as [string, string])),
+      );
+      expect(stores).toEqual(expected);
+      await waitFor(
+        'Postgres to hold the same balances as the stores',
+        async () => {
+          const balances = await postgresBalances(accounts);
+          return [...expected].every(([id, balance]) => balances.get(id) === balance) || undefined;
+        },
+        30_000,
+        100,
+      );
+      const rows = await query<{ acted_account: string }>(
+        stack.databaseUrl,
+        `SELECT acted_account FROM transactions WHERE transfer_id = 'L-1' ORDER BY acted_account`,
+      );
+      expect(rows.map((r) => r.acted_account)).toEqual([a, a2, b].sort());
 
-    // The transfer resource follows the scope: ambiguous without ?account=, exact with it.
-    const ambiguous = await call(url, 'GET', '/v1/transfers/L-1', { token: admin });
-    expect(ambiguous.status, ambiguous.text).toBe(409);
-    expect(ambiguous.body).toMatchObject({ code: 'transfer_id_ambiguous', transferId: 'L-1' });
-    const choices = (ambiguous.body as { decisions: Array<{ account: string; location: string }> }).decisions;
-    expect(choices.map((c) => c.account).sort()).toEqual([a, a2, b].sort());
-    const ofB = await call(url, 'GET', choices.find((c) => c.account === b)!.location, { token: admin });
-    expect(ofB.body).toMatchObject({ transferId: 'L-1', type: 'deposit', accountId: b, amount: '40.00', status: 'completed' });
-    const transfer = await call(url, 'GET', `/v1/transfers/L-2?account=${b}`, { token: admin });
-    expect(transfer.body).toMatchObject({ transferId: 'L-2', type: 'transfer', from: b, to: d, amount: '5.00', status: 'completed' });
-    const history = await call(url, 'GET', `/v1/accounts/${b}/transfers`, { token: admin });
-    const items = (history.body as { items: Json[] }).items.filter((i) => i['status'] === 'completed');
-    expect(items.map((i) => [i['transferId'], i['type']])).toEqual([['L-3', 'deposit'], ['L-2', 'transfer'], ['L-1', 'deposit']]);
+      // The transfer resource follows the scope: ambiguous without ?account=, exact with it.
+      const ambiguous = await call(url, 'GET', '/v1/transfers/L-1', { token: admin });
+      expect(ambiguous.status, ambiguous.text).toBe(409);
+      expect(ambiguous.body).toMatchObject({ code: 'transfer_id_ambiguous', transferId: 'L-1' });
+      const choices = (ambiguous.body as { decisions: Array<{ account: string; location: string }> }).decisions;
+      expect(choices.map((c) => c.account).sort()).toEqual([a, a2, b].sort());
+      const ofB = await call(url, 'GET', choices.find((c) => c.account === b)!.location, { token: admin });
+      expect(ofB.body).toMatchObject({
+        transferId: 'L-1',
+        type: 'deposit',
+        accountId: b,
+        amount: '40.00',
+        status: 'completed',
+      });
+      const transfer = await call(url, 'GET', `/v1/transfers/L-2?account=${b}`, { token: admin });
+      expect(transfer.body).toMatchObject({
+        transferId: 'L-2',
+        type: 'transfer',
+        from: b,
+        to: d,
+        amount: '5.00',
+        status: 'completed',
+      });
+      const history = await call(url, 'GET', `/v1/accounts/${b}/transfers`, { token: admin });
+      const items = (history.body as { items: Json[] }).items.filter((i) => i['status'] === 'completed');
+      expect(items.map((i) => [i['transferId'], i['type']])).toEqual([
+        ['L-3', 'deposit'],
+        ['L-2', 'transfer'],
+        ['L-1', 'deposit'],
+      ]);
 
-    // History cursors carry a row id now; a cursor of an earlier version ([at, transferId]) still pages on.
-    const first = await call(url, 'GET', `/v1/accounts/${a}/transfers?limit=1`, { token: admin });
-    const page = first.body as { items: Json[]; nextCursor: string };
-    expect(page.items.map((i) => i['transferId'])).toEqual(['L-2']);
-    const [cursorAt, cursorId] = JSON.parse(Buffer.from(page.nextCursor, 'base64url').toString('utf8')) as [string, string, string];
-    const legacyCursor = Buffer.from(JSON.stringify([cursorAt, cursorId])).toString('base64url');
-    for (const cursor of [page.nextCursor, legacyCursor]) {
-      const next = await call(url, 'GET', `/v1/accounts/${a}/transfers?limit=10&cursor=${cursor}`, { token: admin });
-      expect((next.body as { items: Json[] }).items.map((i) => [i['transferId'], i['amount']]), next.text).toEqual([['L-1', '100.00']]);
-    }
+      // History cursors carry a row id now; a cursor of an earlier version ([at, transferId]) still pages on.
+      const first = await call(url, 'GET', `/v1/accounts/${a}/transfers?limit=1`, { token: admin });
+      const page = first.body as { items: Json[]; nextCursor: string };
+      expect(page.items.map((i) => i['transferId'])).toEqual(['L-2']);
+      const [cursorAt, cursorId] = JSON.parse(Buffer.from(page.nextCursor, 'base64url').toString('utf8')) as [
+        string,
+        string,
+        string,
+      ];
+      const legacyCursor = Buffer.from(JSON.stringify([cursorAt, cursorId])).toString('base64url');
+      for (const cursor of [page.nextCursor, legacyCursor]) {
+        const next = await call(url, 'GET', `/v1/accounts/${a}/transfers?limit=10&cursor=${cursor}`, { token: admin });
+        expect(
+          (next.body as { items: Json[] }).items.map((i) => [i['transferId'], i['amount']]),
+          next.text,
+        ).toEqual([['L-1', '100.00']]);
+      }
 
-    const report = await reconcile(loadConfig(stack.env), { quietTimeoutMs: 60_000 });
-    expect(report.differences, formatReport(report)).toEqual([]);
-    expect(report.ok).toBe(true);
-    // Both answers of L-3 are kept (the system is quiet now): the refusal under the wrong key (README-BANK: key ≠ account is malformed) and the deposit.
-    const l3 = await query<{ status: string; failure_code: string | null }>(stack.databaseUrl, `SELECT status, failure_code FROM transactions WHERE transfer_id = 'L-3' ORDER BY status`);
-    expect(l3).toEqual([{ status: 'COMPLETED', failure_code: null }, { status: 'FAILED', failure_code: 'malformed' }]);
-  }, TEST_TIMEOUT_MS);
+      const report = await reconcile(loadConfig(stack.env), { quietTimeoutMs: 60_000 });
+      expect(report.differences, formatReport(report)).toEqual([]);
+      expect(report.ok).toBe(true);
+      // Both answers of L-3 are kept (the system is quiet now): the refusal under the wrong key (README-BANK: key ≠ account is malformed) and the deposit.
+      const l3 = await query<{ status: string; failure_code: string | null }>(
+        stack.databaseUrl,
+        `SELECT status, failure_code FROM transactions WHERE transfer_id = 'L-3' ORDER BY status`,
+      );
+      expect(l3).toEqual([
+        { status: 'COMPLETED', failure_code: null },
+        { status: 'FAILED', failure_code: 'malformed' },
+      ]);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('should raise the alarm in metrics, readiness and reconcile when an outcome cannot be stored, until an operator resolves it', async () => {
-    const config = loadConfig(stack.env);
-    const kafka = new Kafka({ clientId: 'hand-made-outcome', brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING });
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
-    const at = new Date().toISOString();
-    // A NUL in reference: Postgres text and jsonb cannot hold it. The strict edge never lets one through;
-    // this record is written by hand, as a bug or a foreign writer would.
-    const value = JSON.stringify({ transferId: 'poison-ref', type: 'deposit', accountId: 'nobody', amount: '1.00', currency: 'EUR', reference: 'a\u0000b', requestedAt: at, completedAt: at });
-    const [sent] = await producer.send({ topic: config.topics.completed, acks: -1, messages: [{ key: 'poison-ref', value }] });
-    await producer.disconnect();
-    const position = `${config.topics.completed}-${sent!.partition}@${sent!.baseOffset}`;
+  it(
+    'should raise the alarm in metrics, readiness and reconcile when an outcome cannot be stored, until an operator resolves it',
+    async () => {
+      const config = loadConfig(stack.env);
+      const kafka = new Kafka({
+        clientId: 'hand-made-outcome',
+        brokers: config.kafkaBrokers,
+        logLevel: logLevel.NOTHING,
+      });
+      const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+      await producer.connect();
+      const at = new Date().toISOString();
+      // A NUL in reference: Postgres text and jsonb cannot hold it. The strict edge never lets one through;
+      // this record is written by hand, as a bug or a foreign writer would.
+      const value = JSON.stringify({
+        transferId: 'poison-ref',
+        type: 'deposit',
+        accountId: 'nobody',
+        amount: '1.00',
+        currency: 'EUR',
+        reference: 'a\u0000b',
+        requestedAt: at,
+        completedAt: at,
+      });
+      const [sent] = await producer.send({
+        topic: config.topics.completed,
+        acks: -1,
+        messages: [{ key: 'poison-ref', value }],
+      });
+      await producer.disconnect();
+      const position = `${config.topics.completed}-${sent!.partition}@${sent!.baseOffset}`;
 
-    const notReady = await waitFor('readiness to report the reject', async () => {
-      const ready = await call(url, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) });
-      return ready.status === 503 ? ready : undefined;
-    }, 30_000, 200);
-    const reasons = (notReady.body as { ready: boolean; reasons: string[] }).reasons;
-    expect(notReady.body).toMatchObject({ ready: false });
-    expect(reasons).toEqual([expect.stringContaining(`sink_rejects: 1 record(s)`)]);
-    expect(reasons[0]).toContain(position);
-    expect(reasons[0]).toContain('reference holds a NUL character');
-    const metrics = await call(url, 'GET', '/metrics', { token: await adminToken(DEV_SECRET) });
-    expect(metrics.text).toMatch(/^bankstream_sink_unresolved_rejects\{[^}]*\} 1$/m);
-    expect(metrics.text).toMatch(/^bankstream_sink_rejects_total\{[^}]*\} 1$/m);
+      const notReady = await waitFor(
+        'readiness to report the reject',
+        async () => {
+          const ready = await call(url, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) });
+          return ready.status === 503 ? ready : undefined;
+        },
+        30_000,
+        200,
+      );
+      const reasons = (notReady.body as { ready: boolean; reasons: string[] }).reasons;
+      expect(notReady.body).toMatchObject({ ready: false });
+      expect(reasons).toEqual([expect.stringContaining(`sink_rejects: 1 record(s)`)]);
+      expect(reasons[0]).toContain(position);
+      expect(reasons[0]).toContain('reference holds a NUL character');
+      const metrics = await call(url, 'GET', '/metrics', { token: await adminToken(DEV_SECRET) });
+      expect(metrics.text).toMatch(/^bankstream_sink_unresolved_rejects\{[^}]*\} 1$/m);
+      expect(metrics.text).toMatch(/^bankstream_sink_rejects_total\{[^}]*\} 1$/m);
 
-    const report = await reconcile(config, { quietTimeoutMs: 60_000 });
-    expect(report.ok).toBe(false);
-    expect(report.counts.sinkRejects).toBe(1);
-    const rejects = report.differences.filter((difference) => difference.kind === 'sink_reject');
-    expect(rejects).toEqual([expect.objectContaining({ transferId: 'poison-ref', message: expect.stringContaining(position) })]);
-    expect(formatReport(report)).toMatch(/sink rejects +1 unresolved +DIFFERS/);
+      const report = await reconcile(config, { quietTimeoutMs: 60_000 });
+      expect(report.ok).toBe(false);
+      expect(report.counts.sinkRejects).toBe(1);
+      const rejects = report.differences.filter((difference) => difference.kind === 'sink_reject');
+      expect(rejects).toEqual([
+        expect.objectContaining({ transferId: 'poison-ref', message: expect.stringContaining(position) }),
+      ]);
+      expect(formatReport(report)).toMatch(/sink rejects +1 unresolved +DIFFERS/);
 
-    await query(stack.databaseUrl, `UPDATE sink_rejects SET resolved_at = now(), resolution = 'hand-made test record, no money moved'`);
-    await waitFor('readiness to come back once resolved', async () => (await call(url, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) })).status === 200 || undefined, 45_000, 500);
-    expect((await call(url, 'GET', '/metrics', { token: await adminToken(DEV_SECRET) })).text).toMatch(/^bankstream_sink_unresolved_rejects\{[^}]*\} 0$/m);
-  }, TEST_TIMEOUT_MS);
+      await query(
+        stack.databaseUrl,
+        `UPDATE sink_rejects SET resolved_at = now(), resolution = 'hand-made test record, no money moved'`,
+      );
+      await waitFor(
+        'readiness to come back once resolved',
+        async () =>
+          (await call(url, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) })).status === 200 || undefined,
+        45_000,
+        500,
+      );
+      expect((await call(url, 'GET', '/metrics', { token: await adminToken(DEV_SECRET) })).text).toMatch(
+        /^bankstream_sink_unresolved_rejects\{[^}]*\} 0$/m,
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

@@ -21,18 +21,27 @@ interface Readiness {
 
 /** Both instances run their tasks and both routing tables name one owner per partition in the current generation. */
 async function settled(): Promise<Map<number, string>> {
-  return waitFor('both instances ready with one routing table', async () => {
-    const views = await Promise.all(Object.values(urls).map(async (url) => (await call(url, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) })).body as Readiness));
-    if (!views.every((v) => v.ready && v.streams.running.length > 0)) return undefined;
-    const generation = Math.max(...views.map((v) => v.streams.generationId));
-    const owners = new Map<number, string>();
-    for (const view of views) {
-      const current = view.routing.filter((r) => r.generation === generation);
-      if (current.length !== 2) return undefined;
-      for (const record of current) for (const p of record.partitions) owners.set(p, record.instanceId);
-    }
-    return owners.size === PARTITIONS ? owners : undefined;
-  }, 45_000, 200);
+  return waitFor(
+    'both instances ready with one routing table',
+    async () => {
+      const views = await Promise.all(
+        Object.values(urls).map(
+          async (url) => (await call(url, 'GET', '/readyz', { token: await adminToken(DEV_SECRET) })).body as Readiness,
+        ),
+      );
+      if (!views.every((v) => v.ready && v.streams.running.length > 0)) return undefined;
+      const generation = Math.max(...views.map((v) => v.streams.generationId));
+      const owners = new Map<number, string>();
+      for (const view of views) {
+        const current = view.routing.filter((r) => r.generation === generation);
+        if (current.length !== 2) return undefined;
+        for (const record of current) for (const p of record.partitions) owners.set(p, record.instanceId);
+      }
+      return owners.size === PARTITIONS ? owners : undefined;
+    },
+    45_000,
+    200,
+  );
 }
 
 /** One account id per partition. */
@@ -50,7 +59,11 @@ beforeAll(async () => {
   const a = await stack.start({ INSTANCE_ID: 'a' });
   const b = await stack.start({ INSTANCE_ID: 'b' }, { sink: false });
   urls = { a: a.http!.url, b: b.http!.url };
-  await Promise.all([stack.addUser('teller1', 'teller'), stack.addUser('alice', 'customer'), stack.addUser('bob', 'customer')]);
+  await Promise.all([
+    stack.addUser('teller1', 'teller'),
+    stack.addUser('alice', 'customer'),
+    stack.addUser('bob', 'customer'),
+  ]);
   [teller, alice, bob] = [await login(urls.a, 'teller1'), await login(urls.b, 'alice'), await login(urls.a, 'bob')];
 });
 
@@ -64,20 +77,40 @@ describe('interactive query routing', () => {
     expect(new Set(owners.values())).toEqual(new Set(['a', 'b']));
     const accounts = accountsPerPartition();
     for (const [i, accountId] of accounts.entries()) {
-      const opened = await call(urls.b, 'POST', '/v1/accounts?wait=15000', { token: teller, body: { accountId, ownerId: 'alice', currency: 'EUR' } });
+      const opened = await call(urls.b, 'POST', '/v1/accounts?wait=15000', {
+        token: teller,
+        body: { accountId, ownerId: 'alice', currency: 'EUR' },
+      });
       expect(opened.status, opened.text).toBe(201);
-      const deposited = await call(urls.a, 'POST', '/v1/deposits?wait=15000', { token: teller, body: { transferId: `dep-${accountId}`, accountId, amount: `${i + 1}0.00`, currency: 'EUR' } });
+      const deposited = await call(urls.a, 'POST', '/v1/deposits?wait=15000', {
+        token: teller,
+        body: { transferId: `dep-${accountId}`, accountId, amount: `${i + 1}0.00`, currency: 'EUR' },
+      });
       expect(deposited.body).toMatchObject({ status: 'completed' });
     }
 
     for (const [i, accountId] of accounts.entries()) {
       const owner = owners.get(partitionForKey(accountId, PARTITIONS))!;
-      const answers = await waitFor(`${accountId} read on both instances`, async () => {
-        const both = await Promise.all([call(urls.a, 'GET', `/v1/accounts/${accountId}`, { token: alice }), call(urls.b, 'GET', `/v1/accounts/${accountId}`, { token: alice })]);
-        return both.every((r) => r.status === 200 && (r.body as { balance: string }).balance === `${i + 1}0.00`) ? both : undefined;
-      }, 10_000, 100);
+      const answers = await waitFor(
+        `${accountId} read on both instances`,
+        async () => {
+          const both = await Promise.all([
+            call(urls.a, 'GET', `/v1/accounts/${accountId}`, { token: alice }),
+            call(urls.b, 'GET', `/v1/accounts/${accountId}`, { token: alice }),
+          ]);
+          return both.every((r) => r.status === 200 && (r.body as { balance: string }).balance === `${i + 1}0.00`)
+            ? both
+            : undefined;
+        },
+        10_000,
+        100,
+      );
       for (const answer of answers) {
-        expect(answer.body).toMatchObject({ accountId, balance: `${i + 1}0.00`, servedBy: { instanceId: owner, url: urls[owner as 'a' | 'b'] } });
+        expect(answer.body).toMatchObject({
+          accountId,
+          balance: `${i + 1}0.00`,
+          servedBy: { instanceId: owner, url: urls[owner as 'a' | 'b'] },
+        });
         expect(answer.headers.get('x-bankstream-instance')).toBe(owner);
       }
       const proxied = answers.map((r) => r.headers.get('x-bankstream-proxied-via'));
@@ -102,11 +135,17 @@ describe('interactive query routing', () => {
     const accountId = accountsPerPartition()[0]!;
     const other = owners.get(partitionForKey(accountId, PARTITIONS)) === 'a' ? 'b' : 'a';
 
-    const response = await call(urls[other], 'GET', `/v1/accounts/${accountId}`, { token: alice, headers: { 'X-Bankstream-Forwarded': '1' } });
+    const response = await call(urls[other], 'GET', `/v1/accounts/${accountId}`, {
+      token: alice,
+      headers: { 'X-Bankstream-Forwarded': '1' },
+    });
 
     expect(response.status).toBe(503);
     expect(response.headers.get('retry-after')).toBe('1');
-    expect(response.body).toMatchObject({ code: 'partition_unavailable', type: 'https://bankstream.dev/problems/partition_unavailable' });
+    expect(response.body).toMatchObject({
+      code: 'partition_unavailable',
+      type: 'https://bankstream.dev/problems/partition_unavailable',
+    });
   });
 
   it('should serve every account from the remaining instance when the other one stops', async () => {
@@ -114,11 +153,16 @@ describe('interactive query routing', () => {
     await stack.instances[1]!.close();
     const statuses = new Set<number>();
     for (const [i, accountId] of accounts.entries()) {
-      const answer = await waitFor(`${accountId} served by a`, async () => {
-        const response = await call(urls.a, 'GET', `/v1/accounts/${accountId}`, { token: alice });
-        statuses.add(response.status);
-        return response.status === 200 ? response : undefined;
-      }, 45_000, 200);
+      const answer = await waitFor(
+        `${accountId} served by a`,
+        async () => {
+          const response = await call(urls.a, 'GET', `/v1/accounts/${accountId}`, { token: alice });
+          statuses.add(response.status);
+          return response.status === 200 ? response : undefined;
+        },
+        45_000,
+        200,
+      );
       expect(answer.body).toMatchObject({ balance: `${i + 1}0.00`, servedBy: { instanceId: 'a' } });
     }
     // While the partitions moved, the only other answer allowed is 503.

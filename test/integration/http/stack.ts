@@ -53,7 +53,12 @@ export async function createStack(label: string, extraEnv: Record<string, string
     instances,
     async start(extra = {}, options = {}) {
       const config: Config = loadConfig({ ...env, ...extra });
-      const instance = await startInstance({ config, logger: createLogger(config.logLevel, { instance: config.instanceId }), sink: options.sink ?? true, http: true });
+      const instance = await startInstance({
+        config,
+        logger: createLogger(config.logLevel, { instance: config.instanceId }),
+        sink: options.sink ?? true,
+        http: true,
+      });
       instances.push(instance);
       return instance;
     },
@@ -84,13 +89,19 @@ export interface ApiResponse {
 }
 
 /** A small client for the API: JSON in, JSON (or problem+json) out. */
-export async function call(baseUrl: string, method: string, route: string, options: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse> {
+export async function call(
+  baseUrl: string,
+  method: string,
+  route: string,
+  options: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+): Promise<ApiResponse> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers['Authorization'] = `Bearer ${options.token}`;
   let body: string | undefined;
   if (options.raw !== undefined) body = options.raw;
   else if (options.body !== undefined) body = JSON.stringify(options.body);
-  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';
+  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
+    headers['Content-Type'] = 'application/json';
   const response = await fetch(`${baseUrl}${route}`, { method, headers, ...(body === undefined ? {} : { body }) });
   const text = await response.text();
   let parsed: unknown = undefined;

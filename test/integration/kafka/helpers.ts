@@ -1,46 +1,46 @@
 // Shared helpers for the Kafka integration tests (real broker, default 127.0.0.1:9092).
-import { randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto';
 import {
   Consumer,
   FetchIsolationLevels,
   Producer,
   type Admin,
   type MessagesStream,
-  type ProducerOptions
-} from '@platformatic/kafka'
-import { createAdmin, type KafkaClientConfig } from '../../../src/kafka/clients.ts'
-import { type FetchResponse } from '../../../src/kafka/read-committed.ts'
+  type ProducerOptions,
+} from '@platformatic/kafka';
+import { createAdmin, type KafkaClientConfig } from '../../../src/kafka/clients.ts';
+import { type FetchResponse } from '../../../src/kafka/read-committed.ts';
 
-export const BOOTSTRAP = (process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092').split(',')
+export const BOOTSTRAP = (process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092').split(',');
 
 export function clientConfig(clientId: string): KafkaClientConfig {
-  return { bootstrapBrokers: BOOTSTRAP, clientId, requestTimeoutMs: 15_000, retries: 3, retryDelayMs: 100 }
+  return { bootstrapBrokers: BOOTSTRAP, clientId, requestTimeoutMs: 15_000, retries: 3, retryDelayMs: 100 };
 }
 
 export function uniqueName(prefix: string): string {
-  return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`
+  return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
-const createdGroups = new Set<string>()
+const createdGroups = new Set<string>();
 
 /** A unique consumer group id, deleted by TopicFixture#dispose. */
 export function groupName(prefix: string): string {
-  const group = uniqueName(prefix)
-  createdGroups.add(group)
-  return group
+  const group = uniqueName(prefix);
+  createdGroups.add(group);
+  return group;
 }
 
 export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
+  let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms)
-      })
-    ])
+        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+      }),
+    ]);
   } finally {
-    clearTimeout(timer)
+    clearTimeout(timer);
   }
 }
 
@@ -48,41 +48,48 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
 export async function closeAll(...clients: Array<{ close(): Promise<void> } | undefined>): Promise<void> {
   for (const client of clients) {
     if (client) {
-      await withTimeout(client.close(), 10_000, 'close client').catch(() => {})
+      await withTimeout(client.close(), 10_000, 'close client').catch(() => {});
     }
   }
 }
 
 export class TopicFixture {
-  readonly admin: Admin
-  readonly topics: string[] = []
+  readonly admin: Admin;
+  readonly topics: string[] = [];
 
   constructor() {
-    this.admin = createAdmin(clientConfig(uniqueName('test-admin')))
+    this.admin = createAdmin(clientConfig(uniqueName('test-admin')));
   }
 
   async create(prefix: string, partitions: number): Promise<string> {
-    const topic = uniqueName(prefix)
-    await withTimeout(this.admin.createTopics({ topics: [topic], partitions, replicas: 1 }), 15_000, `create topic ${topic}`)
-    this.topics.push(topic)
-    return topic
+    const topic = uniqueName(prefix);
+    await withTimeout(
+      this.admin.createTopics({ topics: [topic], partitions, replicas: 1 }),
+      15_000,
+      `create topic ${topic}`,
+    );
+    this.topics.push(topic);
+    return topic;
   }
 
   async dispose(): Promise<void> {
     for (const group of createdGroups) {
       // Only groups that were joined or got offsets exist; the others answer GROUP_ID_NOT_FOUND.
-      await withTimeout(this.admin.deleteGroups({ groups: [group] }), 10_000, `delete group ${group}`).catch(() => {})
+      await withTimeout(this.admin.deleteGroups({ groups: [group] }), 10_000, `delete group ${group}`).catch(() => {});
     }
-    createdGroups.clear()
+    createdGroups.clear();
     if (this.topics.length > 0) {
-      await withTimeout(this.admin.deleteTopics({ topics: this.topics }), 15_000, 'delete topics').catch(() => {})
+      await withTimeout(this.admin.deleteTopics({ topics: this.topics }), 15_000, 'delete topics').catch(() => {});
     }
-    await closeAll(this.admin)
+    await closeAll(this.admin);
   }
 }
 
 /** The raw library producer (no bankstream fixes), transactional. */
-export function rawTransactionalProducer(transactionalId: string, extra: Partial<ProducerOptions<Buffer, Buffer, Buffer, Buffer>> = {}): Producer {
+export function rawTransactionalProducer(
+  transactionalId: string,
+  extra: Partial<ProducerOptions<Buffer, Buffer, Buffer, Buffer>> = {},
+): Producer {
   return new Producer({
     bootstrapBrokers: BOOTSTRAP,
     clientId: uniqueName('raw-producer'),
@@ -91,8 +98,8 @@ export function rawTransactionalProducer(transactionalId: string, extra: Partial
     timeout: 10_000,
     retries: 3,
     retryDelay: 100,
-    ...extra
-  })
+    ...extra,
+  });
 }
 
 /** The raw library consumer (its own read_committed filter). */
@@ -105,15 +112,15 @@ export function rawConsumer(groupId = groupName('raw-group')): Consumer {
     autocommit: false,
     maxWaitTime: 200,
     retries: 3,
-    retryDelay: 100
-  })
+    retryDelay: 100,
+  });
 }
 
 export interface FetchedRecord {
-  partition: number
-  offset: bigint
-  key: string
-  value: string
+  partition: number;
+  offset: bigint;
+  key: string;
+  value: string;
 }
 
 /**
@@ -129,18 +136,18 @@ export async function fetchPartition(
   from: bigint,
   until: bigint,
   partitionMaxBytes = 1_048_576,
-  onResponse?: (response: FetchResponse, fetchOffset: bigint) => void
+  onResponse?: (response: FetchResponse, fetchOffset: bigint) => void,
 ): Promise<FetchedRecord[]> {
-  const metadata = await consumer.metadata({ topics: [topic] })
-  const topicMetadata = metadata.topics.get(topic)!
-  const leader = topicMetadata.partitions[partition]!.leader
-  const records: FetchedRecord[] = []
-  let position = from
+  const metadata = await consumer.metadata({ topics: [topic] });
+  const topicMetadata = metadata.topics.get(topic)!;
+  const leader = topicMetadata.partitions[partition]!.leader;
+  const records: FetchedRecord[] = [];
+  let position = from;
   for (let round = 0; position < until; round++) {
     if (round > 10_000) {
-      throw new Error('fetchPartition: no progress')
+      throw new Error('fetchPartition: no progress');
     }
-    const fetchOffset = position
+    const fetchOffset = position;
     const response = await consumer.fetch({
       node: leader,
       maxWaitTime: 100,
@@ -149,31 +156,31 @@ export async function fetchPartition(
       topics: [
         {
           topicId: topicMetadata.id,
-          partitions: [{ partition, fetchOffset, partitionMaxBytes, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }]
-        }
-      ]
-    })
-    onResponse?.(response, fetchOffset)
-    const partitionResponse = response.responses[0]?.partitions.find(p => p.partitionIndex === partition)
-    const batches = partitionResponse?.records ?? []
+          partitions: [{ partition, fetchOffset, partitionMaxBytes, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }],
+        },
+      ],
+    });
+    onResponse?.(response, fetchOffset);
+    const partitionResponse = response.responses[0]?.partitions.find((p) => p.partitionIndex === partition);
+    const batches = partitionResponse?.records ?? [];
     for (const batch of batches) {
-      const last = batch.firstOffset + BigInt(batch.lastOffsetDelta)
+      const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
       if (last + 1n > position) {
-        position = last + 1n
+        position = last + 1n;
       }
       if ((batch.attributes & 0x20) !== 0) {
-        continue
+        continue;
       }
       for (const record of batch.records) {
-        const offset = batch.firstOffset + BigInt(record.offsetDelta)
+        const offset = batch.firstOffset + BigInt(record.offsetDelta);
         if (offset < fetchOffset) {
-          continue
+          continue;
         }
-        records.push({ partition, offset, key: record.key?.toString() ?? '', value: record.value?.toString() ?? '' })
+        records.push({ partition, offset, key: record.key?.toString() ?? '', value: record.value?.toString() ?? '' });
       }
     }
   }
-  return records
+  return records;
 }
 
 /** Collects messages from a consume() stream until `predicate` holds, then quiet for `settleMs`. */
@@ -182,52 +189,52 @@ export async function collect<T>(
   map: (message: { key: Buffer; value: Buffer; partition: number; offset: bigint; topic: string }) => T,
   done: (items: T[]) => boolean,
   timeoutMs: number,
-  settleMs = 500
+  settleMs = 500,
 ): Promise<T[]> {
-  const items: T[] = []
+  const items: T[] = [];
   return withTimeout(
     new Promise<T[]>((resolve, reject) => {
-      let settle: NodeJS.Timeout | undefined
+      let settle: NodeJS.Timeout | undefined;
       const finish = () => {
-        stream.removeListener('data', onData)
-        stream.removeListener('error', onError)
-        resolve(items)
-      }
+        stream.removeListener('data', onData);
+        stream.removeListener('error', onError);
+        resolve(items);
+      };
       const onData = (message: { key: Buffer; value: Buffer; partition: number; offset: bigint; topic: string }) => {
-        items.push(map(message))
+        items.push(map(message));
         if (done(items)) {
-          clearTimeout(settle)
-          settle = setTimeout(finish, settleMs)
+          clearTimeout(settle);
+          settle = setTimeout(finish, settleMs);
         }
-      }
+      };
       const onError = (error: Error) => {
-        clearTimeout(settle)
-        reject(error)
-      }
-      stream.on('data', onData)
-      stream.on('error', onError)
+        clearTimeout(settle);
+        reject(error);
+      };
+      stream.on('data', onData);
+      stream.on('error', onError);
     }),
     timeoutMs,
-    'collect messages from stream'
-  )
+    'collect messages from stream',
+  );
 }
 
 export async function lastStableOffset(consumer: Consumer, topic: string, partition: number): Promise<bigint> {
   const offsets = await consumer.listOffsets({
     topics: [topic],
     partitions: { [topic]: [partition] },
-    isolationLevel: FetchIsolationLevels.READ_COMMITTED
-  })
-  return offsets.get(topic)![partition]!
+    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+  });
+  return offsets.get(topic)![partition]!;
 }
 
 export async function highWatermark(consumer: Consumer, topic: string, partition: number): Promise<bigint> {
   const offsets = await consumer.listOffsets({
     topics: [topic],
     partitions: { [topic]: [partition] },
-    isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED
-  })
-  return offsets.get(topic)![partition]!
+    isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED,
+  });
+  return offsets.get(topic)![partition]!;
 }
 
 /**
@@ -235,33 +242,49 @@ export async function highWatermark(consumer: Consumer, topic: string, partition
  * partitions a little later. Waits until no transaction is open on the partition (LSO = high
  * watermark) and returns that offset.
  */
-export async function waitForStableEnd(consumer: Consumer, topic: string, partition: number, timeoutMs = 10_000): Promise<bigint> {
-  const deadline = Date.now() + timeoutMs
+export async function waitForStableEnd(
+  consumer: Consumer,
+  topic: string,
+  partition: number,
+  timeoutMs = 10_000,
+): Promise<bigint> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const [lso, hw] = [await lastStableOffset(consumer, topic, partition), await highWatermark(consumer, topic, partition)]
+    const [lso, hw] = [
+      await lastStableOffset(consumer, topic, partition),
+      await highWatermark(consumer, topic, partition),
+    ];
     if (lso === hw) {
-      return lso
+      return lso;
     }
     if (Date.now() > deadline) {
-      throw new Error(`LSO ${lso} did not reach the high watermark ${hw} of ${topic}-${partition} within ${timeoutMs} ms`)
+      throw new Error(
+        `LSO ${lso} did not reach the high watermark ${hw} of ${topic}-${partition} within ${timeoutMs} ms`,
+      );
     }
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
 /** Waits until the partition's LSO is at least `atLeast` and returns it. */
-export async function waitForLso(consumer: Consumer, topic: string, partition: number, atLeast: bigint, timeoutMs = 10_000): Promise<bigint> {
-  const deadline = Date.now() + timeoutMs
+export async function waitForLso(
+  consumer: Consumer,
+  topic: string,
+  partition: number,
+  atLeast: bigint,
+  timeoutMs = 10_000,
+): Promise<bigint> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const lso = await lastStableOffset(consumer, topic, partition)
+    const lso = await lastStableOffset(consumer, topic, partition);
     if (lso >= atLeast) {
-      return lso
+      return lso;
     }
     if (Date.now() > deadline) {
-      throw new Error(`LSO of ${topic}-${partition} stayed at ${lso} (< ${atLeast}) for ${timeoutMs} ms`)
+      throw new Error(`LSO of ${topic}-${partition} stayed at ${lso} (< ${atLeast}) for ${timeoutMs} ms`);
     }
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
-export const text = (value: string) => Buffer.from(value, 'utf8')
+export const text = (value: string) => Buffer.from(value, 'utf8');

@@ -24,7 +24,16 @@ describe('runLoad', () => {
 
   it('should produce the requested valid and invalid commands on their murmur2 partitions when bounded by a count', async () => {
     const topic = await freshTopic();
-    const result = await runLoad({ brokers: BROKERS, topic, accounts: 40, count: 3000, invalidRatio: 0.2, seed: 42, recordIds: true, setupSettleMs: 0 });
+    const result = await runLoad({
+      brokers: BROKERS,
+      topic,
+      accounts: 40,
+      count: 3000,
+      invalidRatio: 0.2,
+      seed: 42,
+      recordIds: true,
+      setupSettleMs: 0,
+    });
 
     expect(result.setup).toMatchObject({ accounts: 40, deposits: 40 });
     expect(result.sent).toBe(3000);
@@ -76,10 +85,16 @@ describe('runLoad', () => {
   it('should open each account before funding it in the same partition when setup runs', async () => {
     const topic = await freshTopic();
     await runLoad({ brokers: BROKERS, topic, accounts: 30, count: 0, seed: 3, setupSettleMs: 0 });
-    const records = (await readCommitted(topic, PARTITIONS)).map((r) => ({ partition: r.partition, offset: r.offset, command: JSON.parse(r.value!.toString('utf8')) as Record<string, string> }));
+    const records = (await readCommitted(topic, PARTITIONS)).map((r) => ({
+      partition: r.partition,
+      offset: r.offset,
+      command: JSON.parse(r.value!.toString('utf8')) as Record<string, string>,
+    }));
     expect(records).toHaveLength(60);
     for (const deposit of records.filter((r) => r.command['type'] === 'deposit')) {
-      const open = records.find((r) => r.command['type'] === 'open_account' && r.command['accountId'] === deposit.command['accountId']);
+      const open = records.find(
+        (r) => r.command['type'] === 'open_account' && r.command['accountId'] === deposit.command['accountId'],
+      );
       expect(open?.partition).toBe(deposit.partition);
       expect(open!.offset < deposit.offset).toBe(true);
     }
@@ -88,7 +103,15 @@ describe('runLoad', () => {
   it('should stop by itself at the rate asked when bounded by a duration', async () => {
     const topic = await freshTopic();
     const started = Date.now();
-    const result = await runLoad({ brokers: BROKERS, topic, accounts: 10, setup: false, durationMs: 2000, ratePerSecond: 400, seed: 5 });
+    const result = await runLoad({
+      brokers: BROKERS,
+      topic,
+      accounts: 10,
+      setup: false,
+      durationMs: 2000,
+      ratePerSecond: 400,
+      seed: 5,
+    });
     const elapsedMs = Date.now() - started;
     expect(result.aborted).toBe(false);
     expect(result.errors, result.firstError).toBe(0);
@@ -105,9 +128,20 @@ describe('LoadProducer', () => {
     const topic = uniqueName('load-race');
     await createTopics([{ name: topic, partitions: 1 }]);
     topics.push(topic);
-    const producer = await LoadProducer.connect({ brokers: BROKERS, topic, clientId: uniqueName('load-race'), inflightBatchesMax: 16 });
+    const producer = await LoadProducer.connect({
+      brokers: BROKERS,
+      topic,
+      clientId: uniqueName('load-race'),
+      inflightBatchesMax: 16,
+    });
     try {
-      const message = (i: number): LoadMessage => ({ key: `k-${i}`, value: `{"n":${i}}`, kind: 'transfer', id: `t-${i}`, expect: { topic: 'completed' } });
+      const message = (i: number): LoadMessage => ({
+        key: `k-${i}`,
+        value: `{"n":${i}}`,
+        kind: 'transfer',
+        id: `t-${i}`,
+        expect: { topic: 'completed' },
+      });
       for (let i = 0; i < 400; i += 4) {
         await producer.slot();
         producer.send([message(i), message(i + 1), message(i + 2), message(i + 3)], () => {});

@@ -5,7 +5,14 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { dockerComposeAvailable, dockerComposeProblems, dockerComposeV1Available, dockerComposeV1Problems, parseYamlFile, parseYamlFiles } from './yaml.ts';
+import {
+  dockerComposeAvailable,
+  dockerComposeProblems,
+  dockerComposeV1Available,
+  dockerComposeV1Problems,
+  parseYamlFile,
+  parseYamlFiles,
+} from './yaml.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
@@ -21,27 +28,49 @@ type Json = Record<string, any>;
 function configVariables(): Set<string> {
   const source = read('src/config/config.ts');
   const names = new Set<string>();
-  const patterns = [/\benv\[\s*'([A-Z][A-Z0-9_]*)'\s*\]/g, /\(\s*env\s*,\s*'([A-Z][A-Z0-9_]*)'/g, /\btopic\(\s*'([A-Z][A-Z0-9_]*)'/g, /\bsetting\(\s*'[a-z]+'\s*,\s*'([A-Z][A-Z0-9_]*)'/g];
+  const patterns = [
+    /\benv\[\s*'([A-Z][A-Z0-9_]*)'\s*\]/g,
+    /\(\s*env\s*,\s*'([A-Z][A-Z0-9_]*)'/g,
+    /\btopic\(\s*'([A-Z][A-Z0-9_]*)'/g,
+    /\bsetting\(\s*'[a-z]+'\s*,\s*'([A-Z][A-Z0-9_]*)'/g,
+  ];
   for (const pattern of patterns) for (const m of source.matchAll(pattern)) names.add(m[1]!);
   for (const list of source.matchAll(/(?:_VARIABLES\s*=|const name of)\s*\[([^\]]*)\]/g)) {
     for (const m of list[1]!.matchAll(/'([A-Z][A-Z0-9_]*)'/g)) names.add(m[1]!);
   }
   for (const m of source.matchAll(/secretSetting\(\s*env\s*,\s*'([A-Z][A-Z0-9_]*)'/g)) names.add(`${m[1]}_FILE`);
   // The extraction itself must keep working when config.ts changes shape.
-  for (const known of ['APP_ID', 'INSTANCE_ID', 'KAFKA_BROKERS', 'PARTITIONS', 'DATABASE_URL', 'STATE_DIR', 'HTTP_PORT', 'TOPIC_INPUT', 'LOG_LEVEL']) {
-    if (!names.has(known)) throw new Error(`configVariables() no longer finds ${known} in src/config/config.ts; update the extraction`);
+  for (const known of [
+    'APP_ID',
+    'INSTANCE_ID',
+    'KAFKA_BROKERS',
+    'PARTITIONS',
+    'DATABASE_URL',
+    'STATE_DIR',
+    'HTTP_PORT',
+    'TOPIC_INPUT',
+    'LOG_LEVEL',
+  ]) {
+    if (!names.has(known))
+      throw new Error(`configVariables() no longer finds ${known} in src/config/config.ts; update the extraction`);
   }
   return names;
 }
 
 /** ${NAME:-default} and ${NAME} as Docker Compose interpolates them (from `env`, else the default). */
 function interpolate(value: unknown, env: Record<string, string> = {}): string {
-  return String(value).replace(/\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/g, (_, name: string, fallback?: string) => env[name] ?? fallback ?? '');
+  return String(value).replace(
+    /\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/g,
+    (_, name: string, fallback?: string) => env[name] ?? fallback ?? '',
+  );
 }
 
 function dockerfile(): { lines: string[]; stages: string[]; env: Record<string, string> } {
   const text = read('Dockerfile').replace(/\\\n/g, ' ');
-  const lines = text.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
   const stages = lines.filter((line) => line.startsWith('FROM '));
   const env: Record<string, string> = {};
   for (const line of lines.filter((l) => l.startsWith('ENV '))) {
@@ -96,11 +125,15 @@ describe('Dockerfile', () => {
     const cmd = JSON.parse(lines.find((line) => line.startsWith('CMD '))!.slice(4)) as string[];
     expect(cmd[0]).toBe('node');
     expect(cmd.slice(-2)).toEqual(['src/cli/main.ts', 'start']);
-    for (const name of Object.keys(env).filter((n) => n !== 'NODE_ENV')) expect(configVariables(), name).toContain(name);
+    for (const name of Object.keys(env).filter((n) => n !== 'NODE_ENV'))
+      expect(configVariables(), name).toContain(name);
   });
 
   it('should copy only files that exist and that .dockerignore does not exclude', () => {
-    const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', '.git', '.bankstream']));
     for (const line of lines.filter((l) => l.startsWith('COPY ') && !l.includes('--from='))) {
       const sources = line.slice(5).split(/\s+/).slice(0, -1);
@@ -120,7 +153,9 @@ describe('docker-compose.yml', () => {
   it('should be valid for Docker Compose (docker compose config where a Compose client exists, and PyYAML with the checks below)', () => {
     if (dockerComposeAvailable()) expect(dockerComposeProblems(at('docker-compose.yml'))).toBe('');
     else if (dockerComposeV1Available()) expect(dockerComposeV1Problems(at('docker-compose.yml'))).toBe('');
-    expect(Object.keys(services)).toEqual(expect.arrayContaining(['kafka', 'postgres', 'init', 'prometheus', 'grafana']));
+    expect(Object.keys(services)).toEqual(
+      expect.arrayContaining(['kafka', 'postgres', 'init', 'prometheus', 'grafana']),
+    );
     for (const [name, service] of Object.entries(services)) expect(service.image ?? service.build, name).toBeDefined();
   });
 
@@ -167,10 +202,15 @@ describe('docker-compose.yml', () => {
       const [, hostPort, containerPort] = /^(?:[\d.]+:)?(\d+):(\d+)$/.exec(interpolate(port))!;
       expect(containerPort).toBe(env.HTTP_PORT);
       hostPorts.add(hostPort!);
-      expect((service.volumes as string[]).some((v) => v.endsWith(`:${path.posix.dirname(env.STATE_DIR!)}`)), name).toBe(true);
+      expect(
+        (service.volumes as string[]).some((v) => v.endsWith(`:${path.posix.dirname(env.STATE_DIR!)}`)),
+        name,
+      ).toBe(true);
       expect(service.depends_on.init.condition).toBe('service_completed_successfully');
       expect(service.stop_grace_period).toBeDefined();
-      expect((env.AUTH_DEV_SECRET ? interpolate(env.AUTH_DEV_SECRET) : 'x'.repeat(32)).length).toBeGreaterThanOrEqual(32);
+      expect((env.AUTH_DEV_SECRET ? interpolate(env.AUTH_DEV_SECRET) : 'x'.repeat(32)).length).toBeGreaterThanOrEqual(
+        32,
+      );
     }
     expect(ids.size).toBe(3);
     expect(hostPorts.size).toBe(3);
@@ -193,12 +233,19 @@ describe('docker-compose.yml', () => {
     expect(job.metrics_path).toBe('/metrics');
     const targets = (job.static_configs as Json[]).flatMap((c) => c.targets as string[]);
     // The management port: /metrics without a token there (on HTTP_PORT it needs an admin token).
-    expect(targets.sort()).toEqual(instances.map((name) => `${name}:${services[name]!.environment.MANAGEMENT_PORT}`).sort());
-    for (const name of instances) expect(services[name]!.ports.join(' ')).not.toContain(`:${services[name]!.environment.MANAGEMENT_PORT}`);
+    expect(targets.sort()).toEqual(
+      instances.map((name) => `${name}:${services[name]!.environment.MANAGEMENT_PORT}`).sort(),
+    );
+    for (const name of instances)
+      expect(services[name]!.ports.join(' ')).not.toContain(`:${services[name]!.environment.MANAGEMENT_PORT}`);
     const mounts = [...(services.prometheus!.volumes as string[]), ...(services.grafana!.volumes as string[])];
-    for (const mount of mounts.filter((m) => m.startsWith('./'))) expect(existsSync(at(mount.split(':')[0]!)), mount).toBe(true);
+    for (const mount of mounts.filter((m) => m.startsWith('./')))
+      expect(existsSync(at(mount.split(':')[0]!)), mount).toBe(true);
 
-    const [datasources, providers] = parseYamlFiles([at('deploy/grafana/provisioning/datasources/prometheus.yml'), at('deploy/grafana/provisioning/dashboards/bankstream.yml')]);
+    const [datasources, providers] = parseYamlFiles([
+      at('deploy/grafana/provisioning/datasources/prometheus.yml'),
+      at('deploy/grafana/provisioning/dashboards/bankstream.yml'),
+    ]);
     const datasource = ((datasources![0] as Json).datasources as Json[])[0]!;
     expect(datasource.url).toBe('http://prometheus:9090');
     const providerPath = ((providers![0] as Json).providers as Json[])[0]!.options.path as string;
@@ -207,19 +254,27 @@ describe('docker-compose.yml', () => {
     const panels = (dashboard.panels as Json[]).filter((panel) => panel.type !== 'row');
     for (const panel of panels) expect(panel.datasource.uid, panel.title).toBe(datasource.uid);
     const titles = (dashboard.panels as Json[]).filter((panel) => panel.type === 'row').map((panel) => panel.title);
-    expect(titles).toEqual(expect.arrayContaining(['Throughput', 'Latency', 'Lag', 'Tasks and restore', 'Sink', 'HTTP']));
+    expect(titles).toEqual(
+      expect.arrayContaining(['Throughput', 'Latency', 'Lag', 'Tasks and restore', 'Sink', 'HTTP']),
+    );
   });
 });
 
 describe('Grafana dashboard metrics', () => {
   // prom-client's default metrics, registered with the prefix bankstream_ (collectDefaultMetrics).
-  const DEFAULTS = new Set(['bankstream_process_cpu_seconds_total', 'bankstream_nodejs_heap_size_used_bytes', 'bankstream_nodejs_eventloop_lag_p99_seconds']);
+  const DEFAULTS = new Set([
+    'bankstream_process_cpu_seconds_total',
+    'bankstream_nodejs_heap_size_used_bytes',
+    'bankstream_nodejs_eventloop_lag_p99_seconds',
+  ]);
 
   it('should only query metrics the code exports', () => {
     const exported = new Set([...read('src/http/metrics.ts').matchAll(/'(bankstream_[a-z0-9_]+)'/g)].map((m) => m[1]!));
     expect(read('src/http/metrics.ts')).toMatch(/collectDefaultMetrics\(\{[^}]*prefix: 'bankstream_'/);
     const dashboard = read('deploy/grafana/dashboards/bankstream.json');
-    const used = new Set([...dashboard.matchAll(/\b(bankstream_[a-z0-9_]+?)(?:_bucket|_count|_sum)?\b/g)].map((m) => m[1]!));
+    const used = new Set(
+      [...dashboard.matchAll(/\b(bankstream_[a-z0-9_]+?)(?:_bucket|_count|_sum)?\b/g)].map((m) => m[1]!),
+    );
     used.delete('bankstream_streams_state'); // also the variable query; checked below
     expect(exported).toContain('bankstream_streams_state');
     for (const name of used) expect(exported.has(name) || DEFAULTS.has(name), name).toBe(true);
@@ -228,7 +283,9 @@ describe('Grafana dashboard metrics', () => {
 
 describe('Kubernetes manifests', () => {
   const dir = at('deploy/k8s');
-  const files = readdirSync(dir).filter((file) => file.endsWith('.yaml')).sort();
+  const files = readdirSync(dir)
+    .filter((file) => file.endsWith('.yaml'))
+    .sort();
   const docs = parseYamlFiles(files.map((file) => path.join(dir, file))).flat() as Json[];
   const byKind = (kind: string) => docs.filter((doc) => doc.kind === kind);
   const one = (kind: string) => {
@@ -237,7 +294,6 @@ describe('Kubernetes manifests', () => {
     return found[0]!;
   };
   const secretNamed = (name: string) => byKind('Secret').find((secret) => secret.metadata.name === name)!;
-
 
   it('should parse, and every object should have apiVersion, kind and a name', () => {
     expect(docs.length).toBeGreaterThanOrEqual(8);
@@ -260,7 +316,9 @@ describe('Kubernetes manifests', () => {
     const headless = byKind('Service').find((s) => s.spec.clusterIP === 'None')!;
     expect(set.spec.serviceName).toBe(headless.metadata.name);
     const httpPort = container.ports.find((p: Json) => p.name === 'http').containerPort as number;
-    expect(env.ADVERTISED_URL.value).toBe(`http://$(POD_NAME).${headless.metadata.name}.$(POD_NAMESPACE).svc.cluster.local:${httpPort}`);
+    expect(env.ADVERTISED_URL.value).toBe(
+      `http://$(POD_NAME).${headless.metadata.name}.$(POD_NAMESPACE).svc.cluster.local:${httpPort}`,
+    );
     expect(container.readinessProbe.httpGet.path).toBe('/readyz');
     expect(container.livenessProbe.httpGet.path).toBe('/healthz');
     expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(30);
@@ -285,8 +343,12 @@ describe('Kubernetes manifests', () => {
     const variables = configVariables();
     const secretKeys = byKind('Secret').flatMap((secret) => Object.keys(secret.stringData ?? secret.data));
     for (const name of [...Object.keys(one('ConfigMap').data), ...secretKeys]) expect(variables, name).toContain(name);
-    const containers = [one('StatefulSet'), one('Deployment'), one('Job')].map((o) => o.spec.template.spec.containers[0]);
-    for (const container of containers) for (const e of (container.env ?? []) as Json[]) if (!e.name.startsWith('POD_')) expect(variables, e.name).toContain(e.name);
+    const containers = [one('StatefulSet'), one('Deployment'), one('Job')].map(
+      (o) => o.spec.template.spec.containers[0],
+    );
+    for (const container of containers)
+      for (const e of (container.env ?? []) as Json[])
+        if (!e.name.startsWith('POD_')) expect(variables, e.name).toContain(e.name);
   });
 
   it('should route clients and instances through Services, bound disruptions and run the init job', () => {
@@ -307,17 +369,23 @@ describe('Kubernetes manifests', () => {
 describe('secure by default: SASL/SCRAM, the ACLs of bankstream acls, one role per service, the cluster secret', () => {
   const compose = parseYamlFile(at('docker-compose.yml'))[0] as Json;
   const services = compose.services as Record<string, Json>;
-  const envOf = (name: string) => Object.fromEntries(Object.entries(services[name]!.environment as Record<string, string>).map(([k, v]) => [k, interpolate(v)]));
+  const envOf = (name: string) =>
+    Object.fromEntries(
+      Object.entries(services[name]!.environment as Record<string, string>).map(([k, v]) => [k, interpolate(v)]),
+    );
 
   it('should run the compose broker with SASL on every listener and the StandardAuthorizer denying what no ACL allows', () => {
     const env = services.kafka!.environment as Record<string, string>;
-    for (const mapping of env.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP!.split(',')) expect(mapping, mapping).toMatch(/:SASL_(PLAINTEXT|SSL)$/);
+    for (const mapping of env.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP!.split(','))
+      expect(mapping, mapping).toMatch(/:SASL_(PLAINTEXT|SSL)$/);
     expect(env.KAFKA_SASL_ENABLED_MECHANISMS).toContain('SCRAM-SHA-512');
     expect(env.KAFKA_AUTHORIZER_CLASS_NAME).toBe('org.apache.kafka.metadata.authorizer.StandardAuthorizer');
     expect(env.KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND).toBe('false');
     expect(env.KAFKA_SUPER_USERS).toBe('User:admin');
     // PLAIN knows only the admin user: every user_<name> entry of the broker's JAAS settings is admin.
-    const plainUsers = Object.values(env).flatMap((value) => [...String(value).matchAll(/user_([A-Za-z0-9_-]+)=/g)].map((m) => m[1]));
+    const plainUsers = Object.values(env).flatMap((value) =>
+      [...String(value).matchAll(/user_([A-Za-z0-9_-]+)=/g)].map((m) => m[1]),
+    );
     expect(new Set(plainUsers)).toEqual(new Set(['admin']));
   });
 
@@ -333,7 +401,8 @@ describe('secure by default: SASL/SCRAM, the ACLs of bankstream acls, one role p
       expect(env.KAFKA_SASL_USERNAME, name).toBe(name === 'sink' ? defaults.sink : defaults.processor);
       expect(env.APP_ID).toBe('bankstream');
     }
-    for (const name of instances) expect((services[name]!.command as string[]).slice(-2), name).toEqual(['start', '--no-sink']);
+    for (const name of instances)
+      expect((services[name]!.command as string[]).slice(-2), name).toEqual(['start', '--no-sink']);
     expect((services.sink!.command as string[]).at(-1)).toBe('sink');
     const init = envOf('init');
     expect(init.KAFKA_SASL_USERNAME).toBe('admin');
@@ -358,14 +427,22 @@ describe('secure by default: SASL/SCRAM, the ACLs of bankstream acls, one role p
   });
 
   it('should run the Kubernetes pods with SASL_SSL/SCRAM, one principal per role, and the cluster secret from a Secret', () => {
-    const docs = parseYamlFiles(readdirSync(at('deploy/k8s')).filter((f) => f.endsWith('.yaml')).map((f) => path.join(at('deploy/k8s'), f))).flat() as Json[];
+    const docs = parseYamlFiles(
+      readdirSync(at('deploy/k8s'))
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => path.join(at('deploy/k8s'), f)),
+    ).flat() as Json[];
     const of = (kind: string) => docs.filter((d) => d.kind === kind);
     const config = of('ConfigMap')[0]!.data as Record<string, string>;
-    const secrets = new Map(of('Secret').map((s) => [s.metadata.name as string, s.stringData as Record<string, string>]));
+    const secrets = new Map(
+      of('Secret').map((s) => [s.metadata.name as string, s.stringData as Record<string, string>]),
+    );
     const resolve = (container: Json): Record<string, string> => {
       const out: Record<string, string> = {};
-      for (const source of (container.envFrom ?? []) as Json[]) Object.assign(out, source.configMapRef ? config : secrets.get(source.secretRef.name));
-      for (const e of (container.env ?? []) as Json[]) out[e.name] = e.value ?? `<${e.valueFrom?.secretKeyRef?.name}/${e.valueFrom?.secretKeyRef?.key}>`;
+      for (const source of (container.envFrom ?? []) as Json[])
+        Object.assign(out, source.configMapRef ? config : secrets.get(source.secretRef.name));
+      for (const e of (container.env ?? []) as Json[])
+        out[e.name] = e.value ?? `<${e.valueFrom?.secretKeyRef?.name}/${e.valueFrom?.secretKeyRef?.key}>`;
       return out;
     };
     const instance = resolve(of('StatefulSet')[0]!.spec.template.spec.containers[0]);
@@ -383,7 +460,9 @@ describe('secure by default: SASL/SCRAM, the ACLs of bankstream acls, one role p
     // The placeholder is refused at start-up (fewer than 32 characters): nobody runs on it by mistake.
     expect(instance.CLUSTER_SECRET!.length).toBeLessThan(32);
     expect(of('StatefulSet')[0]!.spec.template.spec.containers[0].args.slice(-2)).toEqual(['start', '--no-sink']);
-    expect((of('Job')[0]!.spec.template.spec.containers[0].command as string[]).join(' ')).toMatch(/bankstream acls apply/);
+    expect((of('Job')[0]!.spec.template.spec.containers[0].command as string[]).join(' ')).toMatch(
+      /bankstream acls apply/,
+    );
   });
 });
 

@@ -31,14 +31,17 @@ function runCli(args: string[], env: Record<string, string>): Running {
   let out = '';
   child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
   child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, output: () => out, exited };
 }
 
 async function waitForLine(running: Running, pattern: RegExp, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!pattern.test(running.output())) {
-    if (running.child.exitCode !== null || running.child.signalCode !== null) throw new Error(`bankstream dev exited before ${pattern}:\n${running.output()}`);
+    if (running.child.exitCode !== null || running.child.signalCode !== null)
+      throw new Error(`bankstream dev exited before ${pattern}:\n${running.output()}`);
     if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${running.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -129,7 +132,9 @@ describe('bankstream dev', () => {
     await waitForLine(dev, /^bankstream dev is ready$/m, READY_TIMEOUT_MS);
 
     const output = dev.output();
-    expect(output).toMatch(/no PostgreSQL answers at postgres:\/\/postgres@127\.0\.0\.1:\d+\/bankstream_dev \(ECONNREFUSED\); using an embedded one/);
+    expect(output).toMatch(
+      /no PostgreSQL answers at postgres:\/\/postgres@127\.0\.0\.1:\d+\/bankstream_dev \(ECONNREFUSED\); using an embedded one/,
+    );
     const databaseUrl = /^ {2}PostgreSQL +(postgres:\/\/\S+) \(embedded, data in (\S+)\)$/m.exec(output);
     expect(databaseUrl, output).not.toBeNull();
     const [, url, dataDir] = databaseUrl!;
@@ -137,13 +142,21 @@ describe('bankstream dev', () => {
     expect(output).toMatch(/^ {2}demo +demo-alice \(owner alice\): 874\.50 EUR$/m);
     expect(output).toMatch(/^ {2}demo +demo-bob \(owner bob\): 375\.50 EUR$/m);
 
-    const rows = await query<{ id: string; balance: string; status: string }>(url!, `SELECT id, balance::text AS balance, status FROM accounts WHERE id LIKE 'demo-%' ORDER BY id`);
+    const rows = await query<{ id: string; balance: string; status: string }>(
+      url!,
+      `SELECT id, balance::text AS balance, status FROM accounts WHERE id LIKE 'demo-%' ORDER BY id`,
+    );
     expect(rows.filter((row) => !row.id.startsWith('demo-load-'))).toEqual([
       { id: 'demo-alice', balance: '874.50', status: 'open' },
       { id: 'demo-bob', balance: '375.50', status: 'open' },
     ]);
-    const seeded = await query<{ transfer_id: string; status: string }>(url!, `SELECT transfer_id, status FROM transactions WHERE transfer_id LIKE 'demo-seed-%' ORDER BY transfer_id`);
-    expect(seeded).toEqual(['demo-seed-1', 'demo-seed-2', 'demo-seed-3'].map((id) => ({ transfer_id: id, status: 'COMPLETED' })));
+    const seeded = await query<{ transfer_id: string; status: string }>(
+      url!,
+      `SELECT transfer_id, status FROM transactions WHERE transfer_id LIKE 'demo-seed-%' ORDER BY transfer_id`,
+    );
+    expect(seeded).toEqual(
+      ['demo-seed-1', 'demo-seed-2', 'demo-seed-3'].map((id) => ({ transfer_id: id, status: 'COMPLETED' })),
+    );
 
     expect((await readFile(path.join(home, 'cluster-secret'), 'utf8')).trim().length).toBeGreaterThanOrEqual(32);
     // The API (in every build that has src/http/server.ts): the balance with the printed token.
@@ -153,17 +166,28 @@ describe('bankstream dev', () => {
       expect(output).not.toContain('(not answering on /healthz)');
       const token = /^ {2}token +([A-Za-z0-9._-]+)$/m.exec(output)?.[1];
       expect(token, 'a token must be printed').toBeDefined();
-      const response = await fetch(`${apiUrl}/v1/accounts/demo-alice`, { headers: { authorization: `Bearer ${token}` } });
+      const response = await fetch(`${apiUrl}/v1/accounts/demo-alice`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(response.status).toBe(200);
       expect(await response.json()).toMatchObject({ accountId: 'demo-alice', balance: '874.50', currency: 'EUR' });
       expect((await fetch(`${apiUrl}/v1/accounts/demo-alice`)).status).toBe(401);
     }
 
     // The load keeps running: more transfers reach PostgreSQL while we watch.
-    const count = async () => Number((await query<{ n: string }>(url!, `SELECT count(*) AS n FROM transactions WHERE transfer_id NOT LIKE 'demo-seed-%'`))[0]!.n);
+    const count = async () =>
+      Number(
+        (
+          await query<{ n: string }>(
+            url!,
+            `SELECT count(*) AS n FROM transactions WHERE transfer_id NOT LIKE 'demo-seed-%'`,
+          )
+        )[0]!.n,
+      );
     const before = await count();
     const loadDeadline = Date.now() + 15_000;
-    while ((await count()) <= before && Date.now() < loadDeadline) await new Promise((resolve) => setTimeout(resolve, 500));
+    while ((await count()) <= before && Date.now() < loadDeadline)
+      await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await count()).toBeGreaterThan(before);
 
     const postgresPid = Number((await readFile(path.join(dataDir!, 'postmaster.pid'), 'utf8')).split('\n')[0]);
@@ -171,7 +195,10 @@ describe('bankstream dev', () => {
     expect(alive(postgresPid)).toBe(true);
 
     dev.child.kill('SIGINT');
-    const exit = await Promise.race([dev.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS))]);
+    const exit = await Promise.race([
+      dev.exited,
+      new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS)),
+    ]);
     expect(exit, dev.output()).toEqual({ code: 0, signal: null });
     expect(dev.output()).toMatch(/stopping the embedded PostgreSQL/);
     expect(dev.output()).toMatch(/bankstream dev: stopped$/m);
@@ -205,9 +232,15 @@ describe('bankstream dev', () => {
     });
     cleanups.push(async () => {
       // Only if the test failed half-way: stop the broker it left.
-      const stop = spawn('bash', [fileURLToPath(new URL('../../../scripts/kafka.sh', import.meta.url)), 'stop'], { env: { ...process.env, ...env, KAFKA_PORT: String(kafkaPort) }, stdio: 'ignore' });
+      const stop = spawn('bash', [fileURLToPath(new URL('../../../scripts/kafka.sh', import.meta.url)), 'stop'], {
+        env: { ...process.env, ...env, KAFKA_PORT: String(kafkaPort) },
+        stdio: 'ignore',
+      });
       await new Promise((resolve) => stop.once('exit', resolve));
-      await rm(path.join(os.homedir(), '.bankstream', 'kafka-data', String(kafkaPort)), { recursive: true, force: true });
+      await rm(path.join(os.homedir(), '.bankstream', 'kafka-data', String(kafkaPort)), {
+        recursive: true,
+        force: true,
+      });
     });
 
     const dev = runCli(['dev', '--home', home, '--no-load', '--ready-timeout', '80'], env);
@@ -216,8 +249,12 @@ describe('bankstream dev', () => {
     });
     await waitForLine(dev, /^bankstream dev is ready$/m, 85_000);
     const output = dev.output();
-    expect(output).toMatch(new RegExp(`no Kafka broker answers on 127\\.0\\.0\\.1:${kafkaPort}; starting the local one`));
-    expect(output).toMatch(new RegExp(`^ {2}Kafka +127\\.0\\.0\\.1:${kafkaPort} \\(started here, stopped on exit\\)$`, 'm'));
+    expect(output).toMatch(
+      new RegExp(`no Kafka broker answers on 127\\.0\\.0\\.1:${kafkaPort}; starting the local one`),
+    );
+    expect(output).toMatch(
+      new RegExp(`^ {2}Kafka +127\\.0\\.0\\.1:${kafkaPort} \\(started here, stopped on exit\\)$`, 'm'),
+    );
     expect(output).toMatch(/PostgreSQL answers at .*; using it/);
     expect(output).not.toMatch(/embedded/);
     const secretFile = path.join(home, 'cluster-secret');
@@ -226,11 +263,20 @@ describe('bankstream dev', () => {
     expect((await readFile(secretFile, 'utf8')).trim().length).toBeGreaterThanOrEqual(32);
     expect(output).toMatch(/^WARNING: this broker has no ACLs and no authentication \(PLAINTEXT\)/m);
     expect(await brokersAnswer([`127.0.0.1:${kafkaPort}`])).toBe(true);
-    const rows = await query<{ id: string; balance: string }>(databaseUrl, `SELECT id, balance::text AS balance FROM accounts ORDER BY id`);
-    expect(rows).toEqual([{ id: 'demo-alice', balance: '874.50' }, { id: 'demo-bob', balance: '375.50' }]);
+    const rows = await query<{ id: string; balance: string }>(
+      databaseUrl,
+      `SELECT id, balance::text AS balance FROM accounts ORDER BY id`,
+    );
+    expect(rows).toEqual([
+      { id: 'demo-alice', balance: '874.50' },
+      { id: 'demo-bob', balance: '375.50' },
+    ]);
 
     dev.child.kill('SIGINT');
-    const exit = await Promise.race([dev.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 45_000))]);
+    const exit = await Promise.race([
+      dev.exited,
+      new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 45_000)),
+    ]);
     expect(exit, dev.output()).toEqual({ code: 0, signal: null });
     expect(dev.output()).toMatch(/stopping the local Kafka broker/);
     expect(await portOpen(kafkaPort)).toBe(false);

@@ -25,15 +25,21 @@ let python: string | null | undefined;
 
 function findPython(): string | null {
   if (python !== undefined) return python;
-  python = PYTHONS.find((candidate) => spawnSync(candidate, ['-c', 'import yaml'], { stdio: 'ignore' }).status === 0) ?? null;
+  python =
+    PYTHONS.find((candidate) => spawnSync(candidate, ['-c', 'import yaml'], { stdio: 'ignore' }).status === 0) ?? null;
   return python;
 }
 
 /** Every document of each file, parsed by PyYAML. Throws with a clear message when no parser is installed. */
 export function parseYamlFiles(files: string[]): unknown[][] {
   const interpreter = findPython();
-  if (!interpreter) throw new Error('no YAML parser: install python3 with PyYAML (Debian: apt-get install python3-yaml) to check the deployment files');
-  return JSON.parse(execFileSync(interpreter, ['-c', LOAD_ALL, ...files], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })) as unknown[][];
+  if (!interpreter)
+    throw new Error(
+      'no YAML parser: install python3 with PyYAML (Debian: apt-get install python3-yaml) to check the deployment files',
+    );
+  return JSON.parse(
+    execFileSync(interpreter, ['-c', LOAD_ALL, ...files], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }),
+  ) as unknown[][];
 }
 
 export function parseYamlFile(file: string): unknown[] {
@@ -65,7 +71,11 @@ export function dockerComposeV1Problems(file: string): string {
   const copy = path.join(dir, 'docker-compose.yml');
   try {
     writeFileSync(copy, readFileSync(file, 'utf8').replace(/^name: .*\n/m, ''));
-    const result = spawnSync('docker-compose', ['-f', copy, '--project-directory', path.dirname(file), 'config', '-q'], { encoding: 'utf8' });
+    const result = spawnSync(
+      'docker-compose',
+      ['-f', copy, '--project-directory', path.dirname(file), 'config', '-q'],
+      { encoding: 'utf8' },
+    );
     return result.status === 0 ? '' : `${result.stderr}${result.stdout}`.trim() || `exit status ${result.status}`;
   } finally {
     rmSync(dir, { recursive: true, force: true });

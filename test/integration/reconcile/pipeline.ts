@@ -33,14 +33,25 @@ export interface PipelineOptions {
   postgresServerUrl?: string;
 }
 
-export async function setUpPipeline(label: string, extraEnv: Record<string, string> = {}, options: PipelineOptions = {}): Promise<Pipeline> {
+export async function setUpPipeline(
+  label: string,
+  extraEnv: Record<string, string> = {},
+  options: PipelineOptions = {},
+): Promise<Pipeline> {
   const prefix = uniquePrefix(label);
   const serverUrl = options.postgresServerUrl ?? POSTGRES_SERVER_URL;
   const databaseUrl = uniqueDatabaseUrl(label, serverUrl);
   const stateDir = await mkdtemp(path.join(tmpdir(), `bankstream-${label}-`));
   const env = prefixedEnv(prefix, {
-    PARTITIONS: String(PARTITIONS), DATABASE_URL: databaseUrl, STATE_DIR: stateDir, INSTANCE_ID: 'i0', COMMIT_INTERVAL_MS: '100',
-    SINK_BATCH_ROWS_MAX: '200', SINK_BATCH_MS: '50', LOG_LEVEL: 'warn', ...extraEnv,
+    PARTITIONS: String(PARTITIONS),
+    DATABASE_URL: databaseUrl,
+    STATE_DIR: stateDir,
+    INSTANCE_ID: 'i0',
+    COMMIT_INTERVAL_MS: '100',
+    SINK_BATCH_ROWS_MAX: '200',
+    SINK_BATCH_MS: '50',
+    LOG_LEVEL: 'warn',
+    ...extraEnv,
   });
   const cleanup = async () => {
     await deleteTopicsWithPrefix(prefix).catch(() => undefined);
@@ -100,12 +111,38 @@ export function buildWorkload(prefix: string, count: number, seed: number, accou
   const rnd = random(seed);
   const eur = Array.from({ length: accountCount }, (_, i) => `${prefix}-acc-${i}`);
   const [usd, empty, closed] = [`${prefix}-usd`, `${prefix}-empty`, `${prefix}-closed`];
-  const workload: Workload = { setup: [], commands: [], transferIds: new Set(), conflicts: 0, accounts: [...eur, usd, empty, closed] };
+  const workload: Workload = {
+    setup: [],
+    commands: [],
+    transferIds: new Set(),
+    conflicts: 0,
+    accounts: [...eur, usd, empty, closed],
+  };
   for (const id of workload.accounts) {
-    workload.setup.push({ key: id, value: json({ type: 'open_account', accountId: id, ownerId: `owner-${id}`, currency: id === usd ? 'USD' : 'EUR', overdraftLimit: '0.00' }) });
+    workload.setup.push({
+      key: id,
+      value: json({
+        type: 'open_account',
+        accountId: id,
+        ownerId: `owner-${id}`,
+        currency: id === usd ? 'USD' : 'EUR',
+        overdraftLimit: '0.00',
+      }),
+    });
   }
   workload.setup.push({ key: closed, value: json({ type: 'close_account', accountId: closed }) });
-  for (const id of [...eur, usd]) money(workload, { type: 'deposit', transferId: `${prefix}-seed-${id}`, accountId: id, amount: '500.00', currency: id === usd ? 'USD' : 'EUR' }, workload.setup);
+  for (const id of [...eur, usd])
+    money(
+      workload,
+      {
+        type: 'deposit',
+        transferId: `${prefix}-seed-${id}`,
+        accountId: id,
+        amount: '500.00',
+        currency: id === usd ? 'USD' : 'EUR',
+      },
+      workload.setup,
+    );
   const sent: Array<Record<string, unknown>> = [];
   for (let i = 0; i < count; i++) nextCommand(workload, { prefix, i, rnd, eur, usd, closed, sent });
   return workload;
@@ -132,17 +169,40 @@ function nextCommand(workload: Workload, draw: Draw): void {
   const transfer = { type: 'transfer', transferId, from, to, amount, currency: 'EUR' };
   const roll = rnd();
   if (roll < 0.4) money(workload, transfer, workload.commands, sent);
-  else if (roll < 0.52) money(workload, { type: 'deposit', transferId, accountId: from, amount, currency: 'EUR' }, workload.commands, sent);
-  else if (roll < 0.66) money(workload, { type: 'withdrawal', transferId, accountId: from, amount: `${Number.parseInt(amount, 10) * 3}.00`, currency: 'EUR' }, workload.commands, sent);
+  else if (roll < 0.52)
+    money(workload, { type: 'deposit', transferId, accountId: from, amount, currency: 'EUR' }, workload.commands, sent);
+  else if (roll < 0.66)
+    money(
+      workload,
+      {
+        type: 'withdrawal',
+        transferId,
+        accountId: from,
+        amount: `${Number.parseInt(amount, 10) * 3}.00`,
+        currency: 'EUR',
+      },
+      workload.commands,
+      sent,
+    );
   else if (roll < 0.69) money(workload, { ...transfer, to: usd }, workload.commands);
   else if (roll < 0.71) money(workload, { ...transfer, to: `${prefix}-nobody` }, workload.commands);
   else if (roll < 0.73) money(workload, { ...transfer, to: closed }, workload.commands);
   else if (roll < 0.75) money(workload, { ...transfer, to: from }, workload.commands);
   else if (roll < 0.77) money(workload, { ...transfer, amount: '0.00' }, workload.commands);
   else if (roll < 0.79) money(workload, { ...transfer, amount: 12.5 }, workload.commands);
-  else if (roll < 0.81) money(workload, { type: 'deposit', transferId, accountId: `${prefix}-nobody`, amount, currency: 'EUR' }, workload.commands);
-  else if (roll < 0.83) workload.commands.push({ key: from, value: Buffer.from(`{"type":"transfer","transferId":"${transferId}",`) });
-  else if (roll < 0.84) workload.commands.push({ key: from, value: json({ type: 'open_account', accountId: from, ownerId: 'x', currency: 'EUR' }) });
+  else if (roll < 0.81)
+    money(
+      workload,
+      { type: 'deposit', transferId, accountId: `${prefix}-nobody`, amount, currency: 'EUR' },
+      workload.commands,
+    );
+  else if (roll < 0.83)
+    workload.commands.push({ key: from, value: Buffer.from(`{"type":"transfer","transferId":"${transferId}",`) });
+  else if (roll < 0.84)
+    workload.commands.push({
+      key: from,
+      value: json({ type: 'open_account', accountId: from, ownerId: 'x', currency: 'EUR' }),
+    });
   else if (roll < 0.85) workload.commands.push({ key: from, value: json({ type: 'close_account', accountId: from }) });
   else if (roll < 0.93 && sent.length > 0) duplicate(workload, sent[Math.floor(rnd() * sent.length)]!);
   else if (sent.length > 0) conflict(workload, sent[Math.floor(rnd() * sent.length)]!, i);
@@ -150,7 +210,12 @@ function nextCommand(workload: Workload, draw: Draw): void {
 }
 
 /** A money command: one outcome is owed for its transferId. */
-function money(workload: Workload, value: Record<string, unknown>, into: Command[], sent?: Array<Record<string, unknown>>): void {
+function money(
+  workload: Workload,
+  value: Record<string, unknown>,
+  into: Command[],
+  sent?: Array<Record<string, unknown>>,
+): void {
   const key = (value.type === 'transfer' ? value.from : value.accountId) as string;
   into.push({ key, value: json(value) });
   workload.transferIds.add(value.transferId as string);
@@ -164,18 +229,29 @@ function duplicate(workload: Workload, value: Record<string, unknown>): void {
 
 /** The same transferId with another amount (unique per conflict, so none is an exact repeat): one idempotency_conflict. */
 function conflict(workload: Workload, value: Record<string, unknown>, i: number): void {
-  workload.commands.push({ key: (value.from ?? value.accountId) as string, value: json({ ...value, amount: `${900_000 + i}.00` }) });
+  workload.commands.push({
+    key: (value.from ?? value.accountId) as string,
+    value: json({ ...value, amount: `${900_000 + i}.00` }),
+  });
   workload.conflicts++;
 }
 
 /** Sends in order, 500 per request, with KafkaJS's default (Java-compatible murmur2) partitioner. */
 export async function sendCommands(config: Config, commands: Command[], pauseMs = 0): Promise<void> {
   const kafka = new Kafka({ clientId: 'upstream', brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
   await producer.connect();
   try {
     for (let i = 0; i < commands.length; i += 500) {
-      await producer.send({ topic: config.topics.input, acks: -1, messages: commands.slice(i, i + 500).map((c) => ({ key: c.key, value: c.value })) });
+      await producer.send({
+        topic: config.topics.input,
+        acks: -1,
+        messages: commands.slice(i, i + 500).map((c) => ({ key: c.key, value: c.value })),
+      });
       if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
   } finally {
@@ -185,11 +261,15 @@ export async function sendCommands(config: Config, commands: Command[], pauseMs 
 
 /** `node src/cli/main.ts <args>` with the test's configuration in its environment. */
 export function runCli(env: Record<string, string>, args: string[], stdio: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
-  return spawn(process.execPath, ['--disable-warning=ExperimentalWarning', path.join(ROOT, 'src/cli/main.ts'), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', stdio, stdio === 'pipe' ? 'pipe' : 'inherit'],
-  });
+  return spawn(
+    process.execPath,
+    ['--disable-warning=ExperimentalWarning', path.join(ROOT, 'src/cli/main.ts'), ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', stdio, stdio === 'pipe' ? 'pipe' : 'inherit'],
+    },
+  );
 }
 
 export interface Exit {
@@ -198,7 +278,8 @@ export interface Exit {
 }
 
 export function exited(child: ChildProcess): Promise<Exit> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 

@@ -39,9 +39,19 @@ interface Readiness {
 async function readiness(name: keyof typeof HTTP_PORTS): Promise<Readiness | undefined> {
   try {
     // The details (assigned partitions, the components waiting for the broker) need an admin token; the public answer says only ready.
-    const response = await fetch(`${url(name)}/readyz`, { headers: { authorization: `Bearer ${await adminToken(DEV_SECRET)}` }, signal: AbortSignal.timeout(5_000) });
-    const body = (await response.json()) as { streams?: { assigned?: number[] }; brokerUnavailable?: Array<{ component: string }> };
-    return { status: response.status, assigned: body.streams?.assigned ?? [], brokerUnavailable: body.brokerUnavailable ?? [] };
+    const response = await fetch(`${url(name)}/readyz`, {
+      headers: { authorization: `Bearer ${await adminToken(DEV_SECRET)}` },
+      signal: AbortSignal.timeout(5_000),
+    });
+    const body = (await response.json()) as {
+      streams?: { assigned?: number[] };
+      brokerUnavailable?: Array<{ component: string }>;
+    };
+    return {
+      status: response.status,
+      assigned: body.streams?.assigned ?? [],
+      brokerUnavailable: body.brokerUnavailable ?? [],
+    };
   } catch {
     return undefined; // not listening (yet)
   }
@@ -54,7 +64,8 @@ async function allReady(timeoutMs: number): Promise<Map<string, Readiness>> {
     for (const name of INSTANCES) states.set(name, await readiness(name));
     const assigned = [...states.values()].flatMap((s) => s?.assigned ?? []);
     // Ready everywhere, and the group settled: both partitions assigned once.
-    if ([...states.values()].every((s) => s?.status === 200) && assigned.length === 2 && new Set(assigned).size === 2) return states as Map<string, Readiness>;
+    if ([...states.values()].every((s) => s?.status === 200) && assigned.length === 2 && new Set(assigned).size === 2)
+      return states as Map<string, Readiness>;
     if (Date.now() > deadline) throw new Error(`not every instance became ready: ${JSON.stringify([...states])}`);
     await sleep(500);
   }
@@ -106,7 +117,8 @@ describe('broker outage', () => {
     await db.connect();
     await createUser(db, { id: 'teller1', role: 'teller', password: PASSWORD }).finally(() => db.end());
     cluster.env = env;
-    for (const name of INSTANCES) cluster.start(name, { HTTP_PORT: String(HTTP_PORTS[name]), ADVERTISED_URL: url(name) });
+    for (const name of INSTANCES)
+      cluster.start(name, { HTTP_PORT: String(HTTP_PORTS[name]), ADVERTISED_URL: url(name) });
     cluster.startSink();
 
     const workload = buildWorkload({ accounts: 20, transfers: 600, seed: 17, prefix: 'o17' });
@@ -158,7 +170,9 @@ describe('broker outage', () => {
     const token = await login(url('i0'), 'teller1', PASSWORD);
     for (const name of INSTANCES) {
       for (const account of workload.accounts.slice(0, 4)) {
-        const response = await fetch(`${url(name)}/v1/accounts/${encodeURIComponent(account)}`, { headers: { authorization: `Bearer ${token}` } });
+        const response = await fetch(`${url(name)}/v1/accounts/${encodeURIComponent(account)}`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
         expect(response.status, `${name} ${account}`).toBe(200);
       }
     }

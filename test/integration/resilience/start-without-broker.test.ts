@@ -13,7 +13,8 @@ const NO_BROKER = '127.0.0.1:1';
 async function waitForOutput(child: Child, pattern: RegExp, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!pattern.test(child.output())) {
-    if (child.process.exitCode !== null) throw new Error(`exited with ${child.process.exitCode} before printing ${pattern}: ${child.output()}`);
+    if (child.process.exitCode !== null)
+      throw new Error(`exited with ${child.process.exitCode} before printing ${pattern}: ${child.output()}`);
     if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms: ${child.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -22,11 +23,18 @@ async function waitForOutput(child: Child, pattern: RegExp, timeoutMs: number): 
 describe('start while the broker is down', () => {
   it('should wait for the broker instead of exiting, and stop with exit code 0 on SIGTERM, when no broker answers at start', async () => {
     const prefix = uniquePrefix('nobroker');
-    const env = prefixedEnv(prefix, { KAFKA_BROKERS: NO_BROKER, INSTANCE_ID: 'i0', HTTP_PORT: '0', LOG_LEVEL: 'info', DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${prefix}` });
+    const env = prefixedEnv(prefix, {
+      KAFKA_BROKERS: NO_BROKER,
+      INSTANCE_ID: 'i0',
+      HTTP_PORT: '0',
+      LOG_LEVEL: 'info',
+      DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${prefix}`,
+    });
     const instance = spawnFixture(CLI, env, ['start', '--no-sink']);
     const sink = spawnFixture(CLI, { ...env, INSTANCE_ID: 'sink' }, ['sink']);
     try {
-      for (const child of [instance, sink]) await waitForOutput(child, /broker unavailable; retrying until it answers/, 60_000);
+      for (const child of [instance, sink])
+        await waitForOutput(child, /broker unavailable; retrying until it answers/, 60_000);
       // Long past the client's own retries (a few attempts 250 ms apart): still waiting, still alive.
       await new Promise((resolve) => setTimeout(resolve, 8_000));
       expect(instance.process.exitCode).toBeNull();

@@ -97,7 +97,12 @@ export class Poller {
 
   async #ask(target: Target, accountId: string): Promise<void> {
     const phaseAtSend = target.phase;
-    const base = { instance: target.name, accountId, partition: partitionForKey(accountId, this.#options.partitions), sentMs: this.now() };
+    const base = {
+      instance: target.name,
+      accountId,
+      partition: partitionForKey(accountId, this.#options.partitions),
+      sentMs: this.now(),
+    };
     let answer: Answer;
     try {
       const response = await fetch(`${target.url}/v1/accounts/${encodeURIComponent(accountId)}`, {
@@ -106,23 +111,50 @@ export class Poller {
       });
       const text = await response.text();
       if (target.phase === 'starting') target.phase = 'up';
-      answer = { ...base, receivedMs: this.now(), ...classify(response.status, response.headers.get('retry-after'), text, base.partition) };
+      answer = {
+        ...base,
+        receivedMs: this.now(),
+        ...classify(response.status, response.headers.get('retry-after'), text, base.partition),
+      };
     } catch (error) {
       const code = errorCode(error);
       // Refused (or cut) by an instance that is not up yet or was stopped meanwhile: told apart, not a failure.
       const expected = target.phase === 'down' || (phaseAtSend === 'starting' && code === 'ECONNREFUSED');
-      answer = { ...base, receivedMs: this.now(), kind: expected ? 'refused' : 'failure', detail: `${code} (instance ${phaseAtSend} when asked)` };
+      answer = {
+        ...base,
+        receivedMs: this.now(),
+        kind: expected ? 'refused' : 'failure',
+        detail: `${code} (instance ${phaseAtSend} when asked)`,
+      };
     }
     this.answers.push(answer);
   }
 }
 
-function classify(status: number, retryAfter: string | null, text: string, partition: number): Pick<Answer, 'kind' | 'status' | 'balance' | 'inFlight' | 'servedBy' | 'position' | 'detail'> {
-  if (status === 503) return retryAfter === null ? { kind: 'failure', status, detail: `503 without Retry-After: ${text.slice(0, 200)}` } : { kind: 'unavailable', status };
+function classify(
+  status: number,
+  retryAfter: string | null,
+  text: string,
+  partition: number,
+): Pick<Answer, 'kind' | 'status' | 'balance' | 'inFlight' | 'servedBy' | 'position' | 'detail'> {
+  if (status === 503)
+    return retryAfter === null
+      ? { kind: 'failure', status, detail: `503 without Retry-After: ${text.slice(0, 200)}` }
+      : { kind: 'unavailable', status };
   if (status !== 200) return { kind: 'failure', status, detail: text.slice(0, 200) };
   try {
-    const body = JSON.parse(text) as { balance?: unknown; inFlight?: unknown; servedBy?: { instanceId?: unknown }; position?: { partition?: unknown; balances?: unknown } };
-    if (body.position?.partition !== partition) return { kind: 'failure', status, detail: `answered from partition ${String(body.position?.partition)}, the account is on ${partition}` };
+    const body = JSON.parse(text) as {
+      balance?: unknown;
+      inFlight?: unknown;
+      servedBy?: { instanceId?: unknown };
+      position?: { partition?: unknown; balances?: unknown };
+    };
+    if (body.position?.partition !== partition)
+      return {
+        kind: 'failure',
+        status,
+        detail: `answered from partition ${String(body.position?.partition)}, the account is on ${partition}`,
+      };
     const position = body.position.balances;
     return {
       kind: 'ok',
@@ -133,13 +165,18 @@ function classify(status: number, retryAfter: string | null, text: string, parti
       position: typeof position === 'string' ? BigInt(position) : 0n,
     };
   } catch (error) {
-    return { kind: 'failure', status, detail: `unreadable 200 answer (${(error as Error).message}): ${text.slice(0, 200)}` };
+    return {
+      kind: 'failure',
+      status,
+      detail: `unreadable 200 answer (${(error as Error).message}): ${text.slice(0, 200)}`,
+    };
   }
 }
 
 /** "-12.34" → -1234n; EUR and USD have two digits, and the API always writes both. */
 function minorUnits(value: unknown): bigint {
-  if (typeof value !== 'string' || !/^-?\d+\.\d{2}$/.test(value)) throw new Error(`not an amount with two decimals: ${JSON.stringify(value)}`);
+  if (typeof value !== 'string' || !/^-?\d+\.\d{2}$/.test(value))
+    throw new Error(`not an amount with two decimals: ${JSON.stringify(value)}`);
   return BigInt(value.replace('.', ''));
 }
 
@@ -188,15 +225,23 @@ export function answerViolations(answers: Answer[], history: Map<string, Balance
     }
     const states = statesBetween(history.get(answer.accountId) ?? [], low, high);
     if (!states.some((s) => s.balance === answer.balance && s.inFlight === answer.inFlight)) {
-      const ever = (history.get(answer.accountId) ?? []).some((s) => s.balance === answer.balance && s.inFlight === answer.inFlight);
-      problems.push(`${where}: balance ${answer.balance}/${answer.inFlight} minor units is ${ever ? 'not the state between positions ' + low + ' and ' + high : 'no value the account ever had'}`);
+      const ever = (history.get(answer.accountId) ?? []).some(
+        (s) => s.balance === answer.balance && s.inFlight === answer.inFlight,
+      );
+      problems.push(
+        `${where}: balance ${answer.balance}/${answer.inFlight} minor units is ${ever ? 'not the state between positions ' + low + ' and ' + high : 'no value the account ever had'}`,
+      );
     }
   }
   return problems;
 }
 
 /** The account's states at every position in [low, high]: the one in force at `low`, then each version before `high`. */
-function statesBetween(versions: BalanceVersion[], low: bigint, high: bigint): Array<{ balance: bigint; inFlight: bigint }> {
+function statesBetween(
+  versions: BalanceVersion[],
+  low: bigint,
+  high: bigint,
+): Array<{ balance: bigint; inFlight: bigint }> {
   let atLow: { balance: bigint; inFlight: bigint } = { balance: 0n, inFlight: 0n };
   const out: Array<{ balance: bigint; inFlight: bigint }> = [];
   for (const v of versions) {
@@ -227,7 +272,9 @@ export function countsPerInstance(answers: Answer[]): Map<string, InstanceCounts
 export function servedAgain(answers: Answer[], atMs: number, partitions: number[]): Map<number, number | undefined> {
   const out = new Map<number, number | undefined>();
   for (const p of partitions) {
-    const first = answers.filter((a) => a.partition === p && a.kind === 'ok' && a.sentMs >= atMs).sort((x, y) => x.receivedMs - y.receivedMs)[0];
+    const first = answers
+      .filter((a) => a.partition === p && a.kind === 'ok' && a.sentMs >= atMs)
+      .sort((x, y) => x.receivedMs - y.receivedMs)[0];
     out.set(p, first ? first.receivedMs - atMs : undefined);
   }
   return out;

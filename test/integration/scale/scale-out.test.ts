@@ -27,6 +27,10 @@ describe('scale-out by partition', () => {
     expect(report.reconcileOk, report.reconcileSummary).toBe(true);
     // Every instance that ran answered queries with balances, not only 503s.
     for (const name of ['i0', 'i1', 'i2', 'i3']) expect(report.counts.get(name)?.ok ?? 0, name).toBeGreaterThan(0);
-    for (const failover of report.failovers) expect([...failover.servedAgainMs.values()].every((ms) => ms !== undefined), failover.event).toBe(true);
+    for (const failover of report.failovers)
+      expect(
+        [...failover.servedAgainMs.values()].every((ms) => ms !== undefined),
+        failover.event,
+      ).toBe(true);
   }, 300_000);
 });

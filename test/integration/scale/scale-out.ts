@@ -18,7 +18,15 @@ import { readCommitted } from '../../helpers/kafka.ts';
 import { adminToken, login } from '../support/tokens.ts';
 import { expectedOutcomeCount, pipelineViolations } from '../bank/pipeline.ts';
 import { buildWorkload, random, type Workload } from '../bank/workload.ts';
-import { type Answer, type BalanceVersion, type InstanceCounts, Poller, answerViolations, countsPerInstance, servedAgain } from './poller.ts';
+import {
+  type Answer,
+  type BalanceVersion,
+  type InstanceCounts,
+  Poller,
+  answerViolations,
+  countsPerInstance,
+  servedAgain,
+} from './poller.ts';
 import { TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 
 export interface ScaleOptions {
@@ -80,18 +88,33 @@ export async function runScaleOut(options: ScaleOptions): Promise<ScaleReport> {
     await ensureTopics(config);
     await addTeller(config.databaseUrl);
     cluster.env = env;
-    const urls = new Map<string, string>(INSTANCES.map((name, i) => [name, `http://127.0.0.1:${options.httpPorts[i]}`]));
+    const urls = new Map<string, string>(
+      INSTANCES.map((name, i) => [name, `http://127.0.0.1:${options.httpPorts[i]}`]),
+    );
     const url = (name: string) => urls.get(name)!;
     const instanceEnv = (name: string) => ({ HTTP_PORT: url(name).split(':')[2]!, ADVERTISED_URL: url(name) });
     for (const name of ['i0', 'i1', 'i2']) cluster.start(name, instanceEnv(name));
     cluster.startSink();
 
-    const workload = buildWorkload({ accounts: options.accounts, transfers: options.transfers, seed: options.seed, prefix: `s${options.seed}` });
+    const workload = buildWorkload({
+      accounts: options.accounts,
+      transfers: options.transfers,
+      seed: options.seed,
+      prefix: `s${options.seed}`,
+    });
     await sendReliably(config, workload.setup, options.log);
     await waitForOutcomes(config, workload.setup.filter((c) => c.expect.kind === 'outcome').length, 120_000);
     await Promise.all(['i0', 'i1', 'i2'].map((name) => readyPartitions(url(name), 90_000)));
     const token = await login(url('i0'), 'teller1', PASSWORD);
-    poller = new Poller({ accounts: workload.accounts, partitions: options.partitions, token, requestsPerSecond: options.queriesPerSecond, inFlightMax: 32, timeoutMs: 15_000, random: random(options.seed * 31 + 7) });
+    poller = new Poller({
+      accounts: workload.accounts,
+      partitions: options.partitions,
+      token,
+      requestsPerSecond: options.queriesPerSecond,
+      inFlightMax: 32,
+      timeoutMs: 15_000,
+      random: random(options.seed * 31 + 7),
+    });
     for (const name of ['i0', 'i1', 'i2']) poller.set(name, url(name), 'up');
     poller.start();
     options.log('three instances ready; load, join, leave and crash begin');
@@ -120,7 +143,8 @@ export async function runScaleOut(options: ScaleOptions): Promise<ScaleReport> {
       reconcileSummary: `${reconciled.ok ? 'ok' : 'NOT ok'}: ${reconciled.accountsCompared} accounts compared (stores, outcomes, Postgres, API ${reconciled.counts.apiAccounts ?? 0}), ${reconciled.differencesTotal} differences ${JSON.stringify(reconciled.differences.slice(0, 10))}`,
     };
   } catch (error) {
-    for (const name of [...INSTANCES, 'sink']) options.log(`--- output of ${name} (tail) ---\n${cluster.output(name).slice(-3000)}`);
+    for (const name of [...INSTANCES, 'sink'])
+      options.log(`--- output of ${name} (tail) ---\n${cluster.output(name).slice(-3000)}`);
     throw error;
   } finally {
     await poller?.stop();
@@ -130,7 +154,12 @@ export async function runScaleOut(options: ScaleOptions): Promise<ScaleReport> {
   }
 }
 
-function baseEnv(options: ScaleOptions, kafka: PrivateKafka, postgres: PrivatePostgres, stateDir: string): Record<string, string> {
+function baseEnv(
+  options: ScaleOptions,
+  kafka: PrivateKafka,
+  postgres: PrivatePostgres,
+  stateDir: string,
+): Record<string, string> {
   return {
     APP_ID: `scale${options.seed}`,
     CLUSTER_SECRET: TEST_CLUSTER_SECRET,
@@ -180,7 +209,10 @@ async function underLoad(
   const slices = 20;
   const sender = (async () => {
     for (let i = 0; i < slices; i++) {
-      const slice = workload.commands.slice(Math.floor((i * workload.commands.length) / slices), Math.floor(((i + 1) * workload.commands.length) / slices));
+      const slice = workload.commands.slice(
+        Math.floor((i * workload.commands.length) / slices),
+        Math.floor(((i + 1) * workload.commands.length) / slices),
+      );
       await sendReliably(config, slice, options.log);
       await sleep(Math.max(0, started + ((i + 1) * options.loadMs) / slices - Date.now()));
     }
@@ -225,7 +257,10 @@ async function readyPartitions(baseUrl: string, timeoutMs: number): Promise<numb
   let last = 'no answer';
   for (;;) {
     try {
-      const response = await fetch(`${baseUrl}/readyz`, { headers: { Authorization: `Bearer ${await adminToken(DEV_SECRET)}` }, signal: AbortSignal.timeout(5000) });
+      const response = await fetch(`${baseUrl}/readyz`, {
+        headers: { Authorization: `Bearer ${await adminToken(DEV_SECRET)}` },
+        signal: AbortSignal.timeout(5000),
+      });
       const body = (await response.json()) as { ready?: boolean; streams?: { running?: number[] } };
       if (response.status === 200 && body.ready === true) return body.streams?.running ?? [];
       last = `${response.status} ${JSON.stringify(body.streams)}`;
@@ -261,11 +296,14 @@ async function balanceHistory(config: Config): Promise<Map<string, BalanceVersio
   const records = await readCommitted(changelogTopic(config.appId, 'balances'), config.partitions, config.kafkaBrokers);
   for (const r of records) {
     if (!r.key) continue;
-    const row = r.value ? (JSON.parse(r.value.toString('utf8')) as { balance: string; inFlight: string }) : { balance: '0', inFlight: '0' };
+    const row = r.value
+      ? (JSON.parse(r.value.toString('utf8')) as { balance: string; inFlight: string })
+      : { balance: '0', inFlight: '0' };
     const key = r.key.toString('utf8');
     const versions = history.get(key) ?? [];
     const previous = versions.at(-1);
-    if (previous && previous.offset >= r.offset) throw new Error(`balances changelog of ${key} out of order: ${r.offset} after ${previous.offset}`);
+    if (previous && previous.offset >= r.offset)
+      throw new Error(`balances changelog of ${key} out of order: ${r.offset} after ${previous.offset}`);
     versions.push({ offset: r.offset, balance: BigInt(row.balance), inFlight: BigInt(row.inFlight) });
     history.set(key, versions);
   }

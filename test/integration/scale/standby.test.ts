@@ -47,7 +47,7 @@ describe('standby replicas', () => {
     for (const stack of stacks) await stack.cleanup();
   });
 
-  it('should take over a SIGKILLed instance\'s partitions from a warm standby, replaying fewer records than without one', async () => {
+  it("should take over a SIGKILLed instance's partitions from a warm standby, replaying fewer records than without one", async () => {
     for (const standbyReplicas of [0, 1]) runs.push(await failover(standbyReplicas));
     for (const run of runs) console.log(describeRun(run));
     const [without, withStandby] = runs as [FailoverRun, FailoverRun];
@@ -61,7 +61,10 @@ describe('standby replicas', () => {
 });
 
 async function failover(standbyReplicas: number): Promise<FailoverRun> {
-  const stack = await createStack(`standby${standbyReplicas}`, { STANDBY_REPLICAS: String(standbyReplicas), BATCH_RECORDS_MAX: '2000' });
+  const stack = await createStack(`standby${standbyReplicas}`, {
+    STANDBY_REPLICAS: String(standbyReplicas),
+    BATCH_RECORDS_MAX: '2000',
+  });
   stacks.push(stack);
   await stack.addUser('teller1', 'teller');
   const config = loadConfig(stack.env);
@@ -71,23 +74,40 @@ async function failover(standbyReplicas: number): Promise<FailoverRun> {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     urls.push(url);
-    children.push(spawnFixture(CLI, { ...stack.env, INSTANCE_ID: id, HTTP_PORT: String(port), ADVERTISED_URL: url }, ['start', '--no-sink']));
+    children.push(
+      spawnFixture(CLI, { ...stack.env, INSTANCE_ID: id, HTTP_PORT: String(port), ADVERTISED_URL: url }, [
+        'start',
+        '--no-sink',
+      ]),
+    );
   }
   const [survivor, victim] = urls as [string, string];
   try {
     // Both members first, so neither keeps state of the other's partitions from a lone start.
-    await waitFor('two instances sharing the partitions', async () => {
-      const running = await Promise.all(urls.map(async (u) => (await readyz(u))?.running.length ?? 0));
-      return running.every((n) => n === 2) ? true : undefined;
-    }, 90_000, 250);
+    await waitFor(
+      'two instances sharing the partitions',
+      async () => {
+        const running = await Promise.all(urls.map(async (u) => (await readyz(u))?.running.length ?? 0));
+        return running.every((n) => n === 2) ? true : undefined;
+      },
+      90_000,
+      250,
+    );
     const workload = buildWorkload({ accounts: ACCOUNTS, transfers: TRANSFERS, seed: 5, prefix: stack.prefix });
     await sendWithKafkaJs(config, workload.setup);
     await sendWithKafkaJs(config, workload.commands);
-    const seen = await waitFor('the workload answered and nothing in flight', async () => {
-      const s = await observe(config);
-      return quiet(s, expectedOutcomeCount(workload)) ? s : undefined;
-    }, 240_000, 2000);
-    const expected = new Map([...seen.balances].map(([account, row]) => [account, formatMoney(BigInt(row.balance), currencyDigits('EUR')!)]));
+    const seen = await waitFor(
+      'the workload answered and nothing in flight',
+      async () => {
+        const s = await observe(config);
+        return quiet(s, expectedOutcomeCount(workload)) ? s : undefined;
+      },
+      240_000,
+      2000,
+    );
+    const expected = new Map(
+      [...seen.balances].map(([account, row]) => [account, formatMoney(BigInt(row.balance), currencyDigits('EUR')!)]),
+    );
     const token = await login(survivor, 'teller1');
     const partitions = (await readyz(victim))!.running;
     const probes = partitions.map((p) => workload.accounts.find((a) => partitionForKey(a, 4) === p)!);
@@ -102,7 +122,8 @@ async function failover(standbyReplicas: number): Promise<FailoverRun> {
     const wrong: string[] = [];
     const check = (account: string, body: unknown, how: string) => {
       const balance = (body as { balance?: string }).balance;
-      if (balance !== expected.get(account)) wrong.push(`${how} ${account}: ${balance}, changelog ${expected.get(account)}`);
+      if (balance !== expected.get(account))
+        wrong.push(`${how} ${account}: ${balance}, changelog ${expected.get(account)}`);
     };
     const killedAt = Date.now();
     await killChild(children[1]!, 'SIGKILL');
@@ -111,8 +132,10 @@ async function failover(standbyReplicas: number): Promise<FailoverRun> {
     const servedAgain = new Map<string, number>();
     let reassignedMs: number | undefined;
     while (servedAgain.size < probes.length) {
-      if (Date.now() - killedAt > 90_000) throw new Error(`partitions ${partitions.join(',')} not served again after 90 s`);
-      if (reassignedMs === undefined && (await readyz(survivor))?.generationId !== before.generationId) reassignedMs = Date.now() - killedAt;
+      if (Date.now() - killedAt > 90_000)
+        throw new Error(`partitions ${partitions.join(',')} not served again after 90 s`);
+      if (reassignedMs === undefined && (await readyz(survivor))?.generationId !== before.generationId)
+        reassignedMs = Date.now() - killedAt;
       for (const account of probes) {
         const stale = await call(survivor, 'GET', `/v1/accounts/${account}?allowStale=true`, { token });
         if (stale.status === 200) {
@@ -136,9 +159,19 @@ async function failover(standbyReplicas: number): Promise<FailoverRun> {
     }
     const replayed = (await readyz(survivor))!.restoredRecords - before.restoredRecords;
     const servedAgainMs = Math.max(...servedAgain.values());
-    return { standbyReplicas, partitions, servedAgainMs, takeoverMs: servedAgainMs - (reassignedMs ?? 0), replayed, staleOk, staleOther, wrong };
+    return {
+      standbyReplicas,
+      partitions,
+      servedAgainMs,
+      takeoverMs: servedAgainMs - (reassignedMs ?? 0),
+      replayed,
+      staleOk,
+      staleOther,
+      wrong,
+    };
   } catch (error) {
-    for (const [i, child] of children.entries()) console.log(`--- i${i} output (tail) ---\n${child.output().slice(-3000)}`);
+    for (const [i, child] of children.entries())
+      console.log(`--- i${i} output (tail) ---\n${child.output().slice(-3000)}`);
     throw error;
   } finally {
     for (const child of children) await killChild(child, 'SIGTERM');
@@ -146,16 +179,27 @@ async function failover(standbyReplicas: number): Promise<FailoverRun> {
 }
 
 /** Before the kill: the survivor's standbys answer stale reads with the changelog's balances (a quiet system). */
-async function standbysCaughtUp(url: string, token: string, accounts: string[], expected: Map<string, string>): Promise<void> {
-  await waitFor('standbys caught up', async () => {
-    for (const account of accounts) {
-      const response = await call(url, 'GET', `/v1/accounts/${account}?allowStale=true`, { token });
-      const body = response.body as { balance?: string; stale?: { lagRecords?: string } };
-      if (response.status !== 200 || body.stale?.lagRecords !== '0' || body.balance !== expected.get(account)) return undefined;
-      if (response.headers.get('x-bankstream-standby-lag') !== '0') return undefined;
-    }
-    return true;
-  }, 60_000, 250);
+async function standbysCaughtUp(
+  url: string,
+  token: string,
+  accounts: string[],
+  expected: Map<string, string>,
+): Promise<void> {
+  await waitFor(
+    'standbys caught up',
+    async () => {
+      for (const account of accounts) {
+        const response = await call(url, 'GET', `/v1/accounts/${account}?allowStale=true`, { token });
+        const body = response.body as { balance?: string; stale?: { lagRecords?: string } };
+        if (response.status !== 200 || body.stale?.lagRecords !== '0' || body.balance !== expected.get(account))
+          return undefined;
+        if (response.headers.get('x-bankstream-standby-lag') !== '0') return undefined;
+      }
+      return true;
+    },
+    60_000,
+    250,
+  );
 }
 
 interface StreamsStatusBody {
@@ -185,7 +229,9 @@ async function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }

@@ -8,14 +8,28 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
-import { Admin, AclOperations, AclPermissionTypes, Producer, ResourcePatternTypes, ResourceTypes } from '@platformatic/kafka';
+import {
+  Admin,
+  AclOperations,
+  AclPermissionTypes,
+  Producer,
+  ResourcePatternTypes,
+  ResourceTypes,
+} from '@platformatic/kafka';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInstance } from '../../../src/app/instance.ts';
 import { type Config, loadConfig } from '../../../src/config/config.ts';
 import { createTransactionalProducer } from '../../../src/kafka/clients.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../../../src/kafka/security.ts';
-import { type RolePrincipals, aclBindings, applyAcls, defaultPrincipals, kafkaAclsCommands, plannedAcls } from '../../../src/ops/acls.ts';
+import {
+  type RolePrincipals,
+  aclBindings,
+  applyAcls,
+  defaultPrincipals,
+  kafkaAclsCommands,
+  plannedAcls,
+} from '../../../src/ops/acls.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { prefixedEnv, uniquePrefix } from '../support/kafka.ts';
 import { runBankPipeline, sendWithKafkaJs, startBroker, type TestBroker } from './support.ts';
@@ -38,7 +52,12 @@ describe('Kafka over SASL_SSL/SCRAM with ACLs', () => {
     await rm(work, { recursive: true, force: true });
   }, 120_000);
 
-  function saslEnv(prefix: string, username: string, password: string, extra: Record<string, string> = {}): Record<string, string> {
+  function saslEnv(
+    prefix: string,
+    username: string,
+    password: string,
+    extra: Record<string, string> = {},
+  ): Record<string, string> {
     return prefixedEnv(prefix, {
       PARTITIONS: '4',
       INSTANCE_ID: 'i0',
@@ -53,7 +72,12 @@ describe('Kafka over SASL_SSL/SCRAM with ACLs', () => {
     });
   }
 
-  const principals = (prefix: string): RolePrincipals => ({ ...defaultPrincipals(prefix), processor: 'User:bankstream', api: 'User:bankstream', upstream: 'User:upstream' });
+  const principals = (prefix: string): RolePrincipals => ({
+    ...defaultPrincipals(prefix),
+    processor: 'User:bankstream',
+    api: 'User:bankstream',
+    upstream: 'User:upstream',
+  });
 
   /** Topics and the ACLs of every role, created as the admin super user; returns the admin's config. */
   async function setup(prefix: string): Promise<Config> {
@@ -70,7 +94,16 @@ describe('Kafka over SASL_SSL/SCRAM with ACLs', () => {
     const upstream = loadConfig(saslEnv(prefix, 'upstream', USERS.upstream));
 
     // Two instances keeping standbys of each other: the standby client (changelog fetches, offsets) needs no more ACLs.
-    const violations = await runBankPipeline({ config, upstream, reader: admin, accounts: 12, transfers: 400, seed: 9, prefix, standbyPair: 1 });
+    const violations = await runBankPipeline({
+      config,
+      upstream,
+      reader: admin,
+      accounts: 12,
+      transfers: 400,
+      seed: 9,
+      prefix,
+      standbyPair: 1,
+    });
 
     expect(violations).toEqual([]);
   });
@@ -82,7 +115,10 @@ describe('Kafka over SASL_SSL/SCRAM with ACLs', () => {
     const command = { key: 'acc-1', value: Buffer.from('{"type":"close_account","accountId":"acc-1"}') };
 
     await sendWithKafkaJs(upstream, upstream.topics.input, [command]);
-    const refused = await sendWithKafkaJs(upstream, upstream.topics.credits, [command]).then(() => undefined, (error: unknown) => error);
+    const refused = await sendWithKafkaJs(upstream, upstream.topics.credits, [command]).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
 
     // KafkaJS wraps the broker's answer (a KafkaJSProtocolError) in a KafkaJSNonRetriableError.
     const protocolError = (refused as { cause?: { type?: string } } | undefined)?.cause ?? refused;
@@ -94,19 +130,41 @@ describe('Kafka over SASL_SSL/SCRAM with ACLs', () => {
     await setup(prefix);
     const config = loadConfig(saslEnv(prefix, 'bankstream', USERS.bankstream));
     const message = { topic: config.topics.completed, key: Buffer.from('k'), value: Buffer.from('v') };
-    const connection = { bootstrapBrokers: config.kafkaBrokers, ...kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers) };
+    const connection = {
+      bootstrapBrokers: config.kafkaBrokers,
+      ...kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
+    };
 
     // The client as shipped sends AddPartitionsToTxn v5, the broker-to-broker form that needs CLUSTER_ACTION.
-    const stock = new Producer({ ...connection, clientId: 'stock', idempotent: true, transactionalId: `${prefix}-stock`, acks: -1, retries: 0, strict: false, autocreateTopics: false });
+    const stock = new Producer({
+      ...connection,
+      clientId: 'stock',
+      idempotent: true,
+      transactionalId: `${prefix}-stock`,
+      acks: -1,
+      retries: 0,
+      strict: false,
+      autocreateTopics: false,
+    });
     const stockError = await (async () => {
       const transaction = await stock.beginTransaction();
       await transaction.send({ messages: [message] });
       await transaction.commit();
-    })().then(() => undefined, (error: unknown) => error);
+    })().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     await stock.close(true).catch(() => undefined);
-    expect(JSON.stringify(explainKafkaError(stockError)?.message ?? String(stockError))).toMatch(/CLUSTER_AUTHORIZATION_FAILED/);
+    expect(JSON.stringify(explainKafkaError(stockError)?.message ?? String(stockError))).toMatch(
+      /CLUSTER_AUTHORIZATION_FAILED/,
+    );
 
-    const fixed = createTransactionalProducer({ bootstrapBrokers: config.kafkaBrokers, clientId: 'fixed', transactionalId: `${prefix}-fixed`, security: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers) });
+    const fixed = createTransactionalProducer({
+      bootstrapBrokers: config.kafkaBrokers,
+      clientId: 'fixed',
+      transactionalId: `${prefix}-fixed`,
+      security: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
+    });
     try {
       const transaction = await fixed.beginTransaction();
       await transaction.send({ messages: [message] });
@@ -122,15 +180,27 @@ describe('Kafka over SASL_SSL/SCRAM with ACLs', () => {
     const wrong = 'not-the-password-7f3a';
     const config = loadConfig(saslEnv(prefix, 'bankstream', wrong));
     let logged = '';
-    const logger = pino({ level: 'trace' }, new Writable({ write: (chunk, _encoding, done) => ((logged += String(chunk)), done()) }));
+    const logger = pino(
+      { level: 'trace' },
+      new Writable({ write: (chunk, _encoding, done) => ((logged += String(chunk)), done()) }),
+    );
 
-    const error = await startInstance({ config, logger, sink: false }).then(() => undefined, (failure: unknown) => failure as Error);
+    const error = await startInstance({ config, logger, sink: false }).then(
+      () => undefined,
+      (failure: unknown) => failure as Error,
+    );
 
     expect(error).toMatchObject({ code: 'kafka_connection_failed' });
-    expect(error!.message).toMatch(/SASL authentication failed \(127\.0\.0\.1:18192\): the broker refused KAFKA_SASL_USERNAME with KAFKA_SASL_PASSWORD \(or KAFKA_SASL_PASSWORD_FILE\) for SCRAM-SHA-512/);
+    expect(error!.message).toMatch(
+      /SASL authentication failed \(127\.0\.0\.1:18192\): the broker refused KAFKA_SASL_USERNAME with KAFKA_SASL_PASSWORD \(or KAFKA_SASL_PASSWORD_FILE\) for SCRAM-SHA-512/,
+    );
     expect(`${error!.stack} ${JSON.stringify(error)} ${logged}`).not.toContain(wrong);
 
-    const cli = await run(process.execPath, ['--disable-warning=ExperimentalWarning', path.resolve('src/cli/main.ts'), 'topics', 'create'], { env: { ...process.env, ...saslEnv(prefix, 'bankstream', wrong) }, timeout: 60_000 }).then(
+    const cli = await run(
+      process.execPath,
+      ['--disable-warning=ExperimentalWarning', path.resolve('src/cli/main.ts'), 'topics', 'create'],
+      { env: { ...process.env, ...saslEnv(prefix, 'bankstream', wrong) }, timeout: 60_000 },
+    ).then(
       () => ({ code: 0, stderr: '' }),
       (failure: { code: number; stderr: string }) => failure,
     );
@@ -147,26 +217,55 @@ describe('Kafka over SASL_SSL/SCRAM with ACLs', () => {
     const started = startInstance({ config, logger: pino({ level: 'silent' }), sink: false });
 
     await expect(started).rejects.toMatchObject({ code: 'kafka_not_authorized' });
-    await expect(started).rejects.toThrow(/refused KAFKA_SASL_USERNAME=nobody: \w+_AUTHORIZATION_FAILED; grant the ACLs of its role/);
+    await expect(started).rejects.toThrow(
+      /refused KAFKA_SASL_USERNAME=nobody: \w+_AUTHORIZATION_FAILED; grant the ACLs of its role/,
+    );
   });
 
   it('should print kafka-acls commands that the Kafka tool accepts and that grant what applyAcls grants', async () => {
     const prefix = uniquePrefix('saslprint');
     const admin = await setup(prefix);
     const grants = plannedAcls(admin, { ...principals(prefix), sink: 'User:printcheck' }, ['sink']);
-    const env = { ...process.env, KAFKA_PORT: String(PORT), KAFKA_DATA_DIR: broker!.dataDir, KAFKA_TLS: '1', KAFKA_SASL: 'scram', KAFKA_SASL_USERS: Object.keys(USERS).join(',') };
+    const env = {
+      ...process.env,
+      KAFKA_PORT: String(PORT),
+      KAFKA_DATA_DIR: broker!.dataDir,
+      KAFKA_TLS: '1',
+      KAFKA_SASL: 'scram',
+      KAFKA_SASL_USERS: Object.keys(USERS).join(','),
+    };
 
     for (const line of kafkaAclsCommands(grants, `bash ${path.resolve('scripts/kafka.sh')} tool acls`)) {
       if (!line.startsWith('#')) await run('bash', ['-c', line], { env, timeout: 60_000 });
     }
 
-    const client = new Admin({ clientId: 'acl-check', bootstrapBrokers: admin.kafkaBrokers, ...kafkaConnectionOptions(admin.kafkaSecurity, admin.kafkaBrokers) });
+    const client = new Admin({
+      clientId: 'acl-check',
+      bootstrapBrokers: admin.kafkaBrokers,
+      ...kafkaConnectionOptions(admin.kafkaSecurity, admin.kafkaBrokers),
+    });
     try {
       const described = await client.describeAcls({
-        filter: { resourceType: ResourceTypes.ANY, resourceName: null, resourcePatternType: ResourcePatternTypes.ANY, principal: 'User:printcheck', host: null, operation: AclOperations.ANY, permissionType: AclPermissionTypes.ANY },
+        filter: {
+          resourceType: ResourceTypes.ANY,
+          resourceName: null,
+          resourcePatternType: ResourcePatternTypes.ANY,
+          principal: 'User:printcheck',
+          host: null,
+          operation: AclOperations.ANY,
+          permissionType: AclPermissionTypes.ANY,
+        },
       });
-      const bindings = described.flatMap((resource) => resource.acls.map((acl) => `${resource.resourceType}/${resource.resourceName}/${acl.operation}`)).sort();
-      expect(bindings).toEqual(aclBindings(grants).map((acl) => `${acl.resourceType}/${acl.resourceName}/${acl.operation}`).sort());
+      const bindings = described
+        .flatMap((resource) =>
+          resource.acls.map((acl) => `${resource.resourceType}/${resource.resourceName}/${acl.operation}`),
+        )
+        .sort();
+      expect(bindings).toEqual(
+        aclBindings(grants)
+          .map((acl) => `${acl.resourceType}/${acl.resourceName}/${acl.operation}`)
+          .sort(),
+      );
     } finally {
       await client.close();
     }

@@ -53,7 +53,9 @@ export async function startBroker(options: BrokerOptions): Promise<TestBroker> {
     KAFKA_TLS: options.tls ? '1' : '0',
     KAFKA_TLS_CLIENT_AUTH: options.clientAuth ?? 'none',
     KAFKA_SASL: options.sasl ? 'scram' : '',
-    KAFKA_SASL_USERS: Object.entries(options.users ?? {}).map(([name, password]) => `${name}:${password}`).join(','),
+    KAFKA_SASL_USERS: Object.entries(options.users ?? {})
+      .map(([name, password]) => `${name}:${password}`)
+      .join(','),
     KAFKA_HEAP: nodes === 1 ? '768m' : '512m',
     KAFKA_STOP_TIMEOUT_S: '20',
   };
@@ -75,11 +77,17 @@ export async function startBroker(options: BrokerOptions): Promise<TestBroker> {
   try {
     await script(['start']);
   } catch (error) {
-    const log = await readFile(path.join(nodes === 1 ? dataDir : path.join(dataDir, 'node-1'), 'server.log'), 'utf8').catch(() => '');
+    const log = await readFile(
+      path.join(nodes === 1 ? dataDir : path.join(dataDir, 'node-1'), 'server.log'),
+      'utf8',
+    ).catch(() => '');
     await broker.stop();
-    throw new Error(`the test broker did not start: ${(error as Error).message}\n${log.slice(-3000)}`, { cause: error });
+    throw new Error(`the test broker did not start: ${(error as Error).message}\n${log.slice(-3000)}`, {
+      cause: error,
+    });
   }
-  if (options.sasl) broker.adminPassword = (await readFile(path.join(dataDir, 'sasl', 'admin.password'), 'utf8')).trim();
+  if (options.sasl)
+    broker.adminPassword = (await readFile(path.join(dataDir, 'sasl', 'admin.password'), 'utf8')).trim();
   return broker;
 }
 
@@ -99,12 +107,22 @@ export async function connectUpstream(config: Config): Promise<Upstream> {
     // Enough to ride out a leader election after a broker loss (the controller notices within ~9 s).
     retry: { retries: 12, initialRetryTime: 300, maxRetryTime: 5000 },
   });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
   await producer.connect();
   return {
     send: async (topic, commands) => {
       for (let i = 0; i < commands.length; i += 500) {
-        const messages = commands.slice(i, i + 500).map((c) => ({ key: c.key, value: c.value, ...(c.partition === undefined ? {} : { partition: c.partition }) }));
+        const messages = commands
+          .slice(i, i + 500)
+          .map((c) => ({
+            key: c.key,
+            value: c.value,
+            ...(c.partition === undefined ? {} : { partition: c.partition }),
+          }));
         await producer.send({ topic, messages, acks: -1 });
       }
     },
@@ -113,7 +131,11 @@ export async function connectUpstream(config: Config): Promise<Upstream> {
 }
 
 /** Connects, sends, disconnects. */
-export async function sendWithKafkaJs(config: Config, topic: string, commands: Array<Pick<WorkloadCommand, 'key' | 'value' | 'partition'>>): Promise<void> {
+export async function sendWithKafkaJs(
+  config: Config,
+  topic: string,
+  commands: Array<Pick<WorkloadCommand, 'key' | 'value' | 'partition'>>,
+): Promise<void> {
   const upstream = await connectUpstream(config);
   try {
     await upstream.send(topic, commands);
@@ -166,7 +188,10 @@ async function standbyProblems(instances: Instance[]): Promise<string[]> {
         const have = instance.streams.standby(partition)?.task.stores.get('balances')?.position();
         // The standby's checkpoint is past the transaction marker that ends the active task's last write.
         const behind = want === undefined || have === undefined || (want !== null && (have === null || have < want));
-        if (behind) problems.push(`${instance.config.instanceId}: standby of partition ${partition} at ${have}, active at ${want}`);
+        if (behind)
+          problems.push(
+            `${instance.config.instanceId}: standby of partition ${partition} at ${have}, active at ${want}`,
+          );
       }
     }
     if (problems.length > 0) await new Promise((resolve) => setTimeout(resolve, 500));
@@ -178,10 +203,22 @@ export async function runBankPipeline(run: PipelineRun): Promise<string[]> {
   const { config } = run;
   const upstream = run.upstream ?? config;
   const reader = run.reader ?? config;
-  const workload = buildWorkload({ accounts: run.accounts, transfers: run.transfers, seed: run.seed, prefix: run.prefix });
-  const paired = run.standbyPair === undefined ? [config] : [{ ...config, standbyReplicas: run.standbyPair }, { ...config, instanceId: `${config.instanceId}-b`, standbyReplicas: run.standbyPair }];
+  const workload = buildWorkload({
+    accounts: run.accounts,
+    transfers: run.transfers,
+    seed: run.seed,
+    prefix: run.prefix,
+  });
+  const paired =
+    run.standbyPair === undefined
+      ? [config]
+      : [
+          { ...config, standbyReplicas: run.standbyPair },
+          { ...config, instanceId: `${config.instanceId}-b`, standbyReplicas: run.standbyPair },
+        ];
   const instances = [];
-  for (const c of paired) instances.push(await startInstance({ config: c, logger: createLogger('error'), sink: false }));
+  for (const c of paired)
+    instances.push(await startInstance({ config: c, logger: createLogger('error'), sink: false }));
   const producer = await connectUpstream(upstream);
   try {
     await producer.send(config.topics.input, workload.setup);
@@ -191,7 +228,12 @@ export async function runBankPipeline(run: PipelineRun): Promise<string[]> {
     await producer.send(config.topics.input, workload.commands.slice(half));
     await run.afterSend?.();
     const expected = expectedOutcomeCount(workload);
-    await waitFor(`${expected} outcomes and nothing in flight`, async () => quiet(await observe(reader), expected), run.timeoutMs ?? 90_000, 1000);
+    await waitFor(
+      `${expected} outcomes and nothing in flight`,
+      async () => quiet(await observe(reader), expected),
+      run.timeoutMs ?? 90_000,
+      1000,
+    );
     // Late duplicates would show up now.
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const problems = pipelineViolations(workload, await observe(reader));

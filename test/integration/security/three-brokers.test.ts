@@ -28,14 +28,16 @@ describe('three-broker cluster', () => {
   }, 120_000);
 
   function configFor(prefix: string) {
-    return loadConfig(prefixedEnv(prefix, {
-      PARTITIONS: '6',
-      INSTANCE_ID: 'i0',
-      STATE_DIR: path.join(work, prefix),
-      KAFKA_BROKERS: cluster!.brokers.join(','),
-      REPLICATION_FACTOR: '3',
-      MIN_INSYNC_REPLICAS: '2',
-    }));
+    return loadConfig(
+      prefixedEnv(prefix, {
+        PARTITIONS: '6',
+        INSTANCE_ID: 'i0',
+        STATE_DIR: path.join(work, prefix),
+        KAFKA_BROKERS: cluster!.brokers.join(','),
+        REPLICATION_FACTOR: '3',
+        MIN_INSYNC_REPLICAS: '2',
+      }),
+    );
   }
 
   it('should create every topic with replication factor 3 and min.insync.replicas 2 and run the pipeline exactly once', async () => {
@@ -48,12 +50,18 @@ describe('three-broker cluster', () => {
       const names = plannedTopics(config).map((topic) => topic.name);
       const metadata = await admin.metadata({ topics: names, forceUpdate: true });
       const configs = await admin.describeConfigs({
-        resources: names.map((name) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: name, configurationKeys: ['min.insync.replicas'] })),
+        resources: names.map((name) => ({
+          resourceType: ConfigResourceTypes.TOPIC,
+          resourceName: name,
+          configurationKeys: ['min.insync.replicas'],
+        })),
       });
       for (const name of names) {
         const replicaCounts = metadata.topics.get(name)!.partitions.map((partition) => partition.replicas.length);
         expect({ name, replicaCounts: [...new Set(replicaCounts)] }).toEqual({ name, replicaCounts: [3] });
-        const minIsr = configs.find((c) => c.resourceName === name)?.configs.find((c) => c.name === 'min.insync.replicas')?.value;
+        const minIsr = configs
+          .find((c) => c.resourceName === name)
+          ?.configs.find((c) => c.name === 'min.insync.replicas')?.value;
         expect({ name, minIsr }).toEqual({ name, minIsr: '2' });
       }
     } finally {

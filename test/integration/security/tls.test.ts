@@ -44,7 +44,9 @@ describe('Kafka over TLS', () => {
   }
 
   function configFor(prefix: string, extra: Record<string, string> = {}) {
-    return loadConfig(prefixedEnv(prefix, { PARTITIONS: '4', INSTANCE_ID: 'i0', STATE_DIR: path.join(work, prefix), ...tlsEnv(extra) }));
+    return loadConfig(
+      prefixedEnv(prefix, { PARTITIONS: '4', INSTANCE_ID: 'i0', STATE_DIR: path.join(work, prefix), ...tlsEnv(extra) }),
+    );
   }
 
   it('should run the bank pipeline with exactly one outcome per command when every client connects over mutual TLS', async () => {
@@ -60,21 +62,47 @@ describe('Kafka over TLS', () => {
   it('should refuse to start with a message naming KAFKA_SSL_CA_FILE when the broker certificate is signed by another CA', async () => {
     const prefix = uniquePrefix('tlsca');
     await ensureTopics(configFor(prefix));
-    await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-keyout', 'other-ca.key', '-out', 'other-ca.pem', '-subj', '/CN=some other CA'], work);
+    await openssl(
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-keyout',
+        'other-ca.key',
+        '-out',
+        'other-ca.pem',
+        '-subj',
+        '/CN=some other CA',
+      ],
+      work,
+    );
     const config = configFor(prefix, { KAFKA_SSL_CA_FILE: path.join(work, 'other-ca.pem') });
 
     const started = startInstance({ config, logger: createLogger('silent'), sink: false });
 
     await expect(started).rejects.toMatchObject({ code: 'kafka_connection_failed' });
-    await expect(started).rejects.toThrow(/TLS certificate is not trusted \(127\.0\.0\.1:18092\): SELF_SIGNED_CERT_IN_CHAIN.*KAFKA_SSL_CA_FILE must hold the CA that signed it/);
+    await expect(started).rejects.toThrow(
+      /TLS certificate is not trusted \(127\.0\.0\.1:18092\): SELF_SIGNED_CERT_IN_CHAIN.*KAFKA_SSL_CA_FILE must hold the CA that signed it/,
+    );
     await expect(ensureTopics(config)).rejects.toThrow(/not trusted.*KAFKA_SSL_CA_FILE/);
   });
 
   it('should exit at start with a ConfigError naming KAFKA_SSL_CA_FILE when the CA file does not exist', async () => {
     const prefix = uniquePrefix('tlsmissing');
-    const env = { ...process.env, ...prefixedEnv(prefix, tlsEnv({ KAFKA_SSL_CA_FILE: path.join(work, 'no-such-ca.pem') })) };
+    const env = {
+      ...process.env,
+      ...prefixedEnv(prefix, tlsEnv({ KAFKA_SSL_CA_FILE: path.join(work, 'no-such-ca.pem') })),
+    };
 
-    const result = await run(process.execPath, ['--disable-warning=ExperimentalWarning', path.resolve('src/cli/main.ts'), 'start', '--no-sink'], { env, timeout: 30_000 }).then(
+    const result = await run(
+      process.execPath,
+      ['--disable-warning=ExperimentalWarning', path.resolve('src/cli/main.ts'), 'start', '--no-sink'],
+      { env, timeout: 30_000 },
+    ).then(
       () => ({ code: 0, stderr: '' }),
       (error: { code: number; stderr: string }) => error,
     );
@@ -85,21 +113,33 @@ describe('Kafka over TLS', () => {
 
   it('should refuse to start with a message naming KAFKA_SECURITY_PROTOCOL when a PLAINTEXT client meets the TLS listener', async () => {
     const prefix = uniquePrefix('tlsplain');
-    const config = loadConfig(prefixedEnv(prefix, { PARTITIONS: '4', KAFKA_BROKERS: broker!.brokers.join(','), STATE_DIR: path.join(work, prefix) }));
+    const config = loadConfig(
+      prefixedEnv(prefix, {
+        PARTITIONS: '4',
+        KAFKA_BROKERS: broker!.brokers.join(','),
+        STATE_DIR: path.join(work, prefix),
+      }),
+    );
 
-    await expect(ensureTopics(config)).rejects.toThrow(/listener requires TLS: set KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL \(it is PLAINTEXT\)/);
+    await expect(ensureTopics(config)).rejects.toThrow(
+      /listener requires TLS: set KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL \(it is PLAINTEXT\)/,
+    );
   });
 
   it('should refuse the connection when the client presents no certificate to a broker that requires one', async () => {
     const prefix = uniquePrefix('tlsnocert');
-    const config = loadConfig(prefixedEnv(prefix, {
-      PARTITIONS: '4',
-      KAFKA_BROKERS: broker!.brokers.join(','),
-      KAFKA_SECURITY_PROTOCOL: 'SSL',
-      KAFKA_SSL_CA_FILE: broker!.caFile,
-      STATE_DIR: path.join(work, prefix),
-    }));
+    const config = loadConfig(
+      prefixedEnv(prefix, {
+        PARTITIONS: '4',
+        KAFKA_BROKERS: broker!.brokers.join(','),
+        KAFKA_SECURITY_PROTOCOL: 'SSL',
+        KAFKA_SSL_CA_FILE: broker!.caFile,
+        STATE_DIR: path.join(work, prefix),
+      }),
+    );
 
-    await expect(ensureTopics(config)).rejects.toThrow(/closed the connection after the TLS handshake.*client certificate \(KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE\)/);
+    await expect(ensureTopics(config)).rejects.toThrow(
+      /closed the connection after the TLS handshake.*client certificate \(KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE\)/,
+    );
   });
 });

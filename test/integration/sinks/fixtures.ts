@@ -42,19 +42,34 @@ export function cents(value: bigint): string {
 const AT = '2026-01-02T03:04:05.678Z';
 
 /** `operations` money outcomes over `accounts` EUR accounts, plus one conflict, one closure, one poison record. */
-export function buildScenario(topics: SinkTopics, operations: number, accounts = 8, seed = 42, idPrefix = 't'): Scenario {
+export function buildScenario(
+  topics: SinkTopics,
+  operations: number,
+  accounts = 8,
+  seed = 42,
+  idPrefix = 't',
+): Scenario {
   const next = random(seed);
   const ids = Array.from({ length: accounts }, (_, i) => `${idPrefix}-acc-${i}`);
   const balances = new Map(ids.map((id) => [id, 0n]));
   const statuses = new Map<string, 'COMPLETED' | 'FAILED'>();
   const committed: Message[] = [];
-  const audit = (value: object, key: string) => committed.push({ topic: topics.audit, key, value: JSON.stringify({ ...value, at: AT }) });
+  const audit = (value: object, key: string) =>
+    committed.push({ topic: topics.audit, key, value: JSON.stringify({ ...value, at: AT }) });
   const outcome = (fields: Record<string, string>, code?: string) => {
     const base = { ...fields, currency: 'EUR', requestedAt: AT, completedAt: AT };
     const value = code ? { ...base, code, reason: `failed with ${code}` } : base;
-    committed.push({ topic: code ? topics.failed : topics.completed, key: fields.transferId ?? '', value: JSON.stringify(value) });
+    committed.push({
+      topic: code ? topics.failed : topics.completed,
+      key: fields.transferId ?? '',
+      value: JSON.stringify(value),
+    });
   };
-  for (const id of ids) audit({ event: 'account_opened', accountId: id, ownerId: `owner-${id}`, currency: 'EUR', overdraftLimit: '0.00' }, id);
+  for (const id of ids)
+    audit(
+      { event: 'account_opened', accountId: id, ownerId: `owner-${id}`, currency: 'EUR', overdraftLimit: '0.00' },
+      id,
+    );
   for (let i = 0; i < operations; i++) {
     const transferId = `${idPrefix}-tr-${i}`;
     const amount = BigInt(1 + Math.floor(next() * 50_000));
@@ -69,7 +84,10 @@ export function buildScenario(topics: SinkTopics, operations: number, accounts =
       const ok = (balances.get(a) ?? 0n) >= amount;
       if (ok) balances.set(a, (balances.get(a) ?? 0n) - amount);
       statuses.set(transferId, ok ? 'COMPLETED' : 'FAILED');
-      outcome({ transferId, type: 'withdrawal', accountId: a, amount: cents(amount) }, ok ? undefined : 'insufficient_funds');
+      outcome(
+        { transferId, type: 'withdrawal', accountId: a, amount: cents(amount) },
+        ok ? undefined : 'insufficient_funds',
+      );
     } else {
       const ok = (balances.get(a) ?? 0n) >= amount;
       if (ok) {
@@ -77,13 +95,22 @@ export function buildScenario(topics: SinkTopics, operations: number, accounts =
         balances.set(b, (balances.get(b) ?? 0n) + amount);
       }
       statuses.set(transferId, ok ? 'COMPLETED' : 'FAILED');
-      outcome({ transferId, type: 'transfer', from: a, to: b, amount: cents(amount), reference: `ref ${i}\twith\\tab` }, ok ? undefined : 'insufficient_funds');
+      outcome(
+        { transferId, type: 'transfer', from: a, to: b, amount: cents(amount), reference: `ref ${i}\twith\\tab` },
+        ok ? undefined : 'insufficient_funds',
+      );
     }
   }
   // A conflicting duplicate of the first transfer: recorded apart, the original outcome stands.
-  outcome({ transferId: `${idPrefix}-tr-0`, type: 'deposit', accountId: ids[0] ?? '', amount: '999.99' }, 'idempotency_conflict');
+  outcome(
+    { transferId: `${idPrefix}-tr-0`, type: 'deposit', accountId: ids[0] ?? '', amount: '999.99' },
+    'idempotency_conflict',
+  );
   // A malformed failure keeps only what is storable.
-  outcome({ transferId: `${idPrefix}-malformed`, type: 'withdrawal', accountId: ids[1] ?? '', amount: 'abc' }, 'malformed');
+  outcome(
+    { transferId: `${idPrefix}-malformed`, type: 'withdrawal', accountId: ids[1] ?? '', amount: 'abc' },
+    'malformed',
+  );
   statuses.set(`${idPrefix}-malformed`, 'FAILED');
   // Empty the last account and close it: it must read closed with 0.00.
   const last = ids.at(-1) ?? '';
@@ -103,8 +130,31 @@ export function buildScenario(topics: SinkTopics, operations: number, accounts =
 export function abortedMessages(topics: SinkTopics, count: number, tag: string): Message[] {
   return Array.from({ length: count }, (_, i) =>
     i % 3 === 2
-      ? { topic: topics.audit, key: `aborted-acc-${tag}`, value: JSON.stringify({ event: 'account_opened', accountId: `aborted-acc-${tag}`, ownerId: 'x', currency: 'EUR', overdraftLimit: '0.00', at: AT }) }
-      : { topic: topics.completed, key: `aborted-${tag}-${i}`, value: JSON.stringify({ transferId: `aborted-${tag}-${i}`, type: 'deposit', accountId: 'aborted-acc', amount: '1000000.00', currency: 'EUR', requestedAt: AT, completedAt: AT }) },
+      ? {
+          topic: topics.audit,
+          key: `aborted-acc-${tag}`,
+          value: JSON.stringify({
+            event: 'account_opened',
+            accountId: `aborted-acc-${tag}`,
+            ownerId: 'x',
+            currency: 'EUR',
+            overdraftLimit: '0.00',
+            at: AT,
+          }),
+        }
+      : {
+          topic: topics.completed,
+          key: `aborted-${tag}-${i}`,
+          value: JSON.stringify({
+            transferId: `aborted-${tag}-${i}`,
+            type: 'deposit',
+            accountId: 'aborted-acc',
+            amount: '1000000.00',
+            currency: 'EUR',
+            requestedAt: AT,
+            completedAt: AT,
+          }),
+        },
   );
 }
 
@@ -115,12 +165,23 @@ export interface TestProducer {
 }
 
 export async function createTestProducer(transactionalId: string, topics: SinkTopics): Promise<TestProducer> {
-  const producer = new Producer({ clientId: transactionalId, bootstrapBrokers: TEST_BROKERS, transactionalId, idempotent: true, acks: -1, timeout: 30_000, retries: 20, retryDelay: 20 });
+  const producer = new Producer({
+    clientId: transactionalId,
+    bootstrapBrokers: TEST_BROKERS,
+    transactionalId,
+    idempotent: true,
+    acks: -1,
+    timeout: 30_000,
+    retries: 20,
+    retryDelay: 20,
+  });
   await producer.initIdempotentProducer({});
   let aborts = 0;
   const send = async (messages: Message[], commit: boolean) => {
     const tx = await producer.beginTransaction();
-    await tx.send({ messages: messages.map((m) => ({ topic: m.topic, key: Buffer.from(m.key), value: Buffer.from(m.value) })) });
+    await tx.send({
+      messages: messages.map((m) => ({ topic: m.topic, key: Buffer.from(m.key), value: Buffer.from(m.value) })),
+    });
     await (commit ? tx.commit() : tx.abort());
   };
   return {
@@ -151,11 +212,15 @@ export async function endOffsets(topics: string[]): Promise<Map<string, bigint>>
     const listed = await admin.listOffsets({
       topics: topics.map((name) => ({
         name,
-        partitions: Array.from({ length: metadata.topics.get(name)?.partitionsCount ?? 0 }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })),
+        partitions: Array.from({ length: metadata.topics.get(name)?.partitionsCount ?? 0 }, (_, partitionIndex) => ({
+          partitionIndex,
+          timestamp: -1n,
+        })),
       })),
     });
     const result = new Map<string, bigint>();
-    for (const topic of listed) for (const p of topic.partitions) result.set(`${topic.name}:${p.partitionIndex}`, p.offset);
+    for (const topic of listed)
+      for (const p of topic.partitions) result.set(`${topic.name}:${p.partitionIndex}`, p.offset);
     return result;
   } finally {
     await admin.close();

@@ -28,20 +28,28 @@ afterAll(async () => {
 }, 60_000);
 
 describe('Postgres sink outage', () => {
-  it('should resume by itself and lose or duplicate nothing when Postgres is stopped for a while under load', async () => {
-    const server = new PrivatePostgres(await freePort(PORT_FROM, PORT_TO));
-    postgres = server;
-    try {
-      await server.init();
-      await underLoadWithOutage(server);
-    } finally {
-      await server.destroy();
-    }
-  }, TEST_TIMEOUT_MS);
+  it(
+    'should resume by itself and lose or duplicate nothing when Postgres is stopped for a while under load',
+    async () => {
+      const server = new PrivatePostgres(await freePort(PORT_FROM, PORT_TO));
+      postgres = server;
+      try {
+        await server.init();
+        await underLoadWithOutage(server);
+      } finally {
+        await server.destroy();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
 });
 
 async function underLoadWithOutage(server: PrivatePostgres): Promise<void> {
-  const pipeline = await setUpPipeline('pgoutage', { SINK_BATCH_ROWS_MAX: '200', SINK_BATCH_MS: '50' }, { postgresServerUrl: server.url('postgres') });
+  const pipeline = await setUpPipeline(
+    'pgoutage',
+    { SINK_BATCH_ROWS_MAX: '200', SINK_BATCH_MS: '50' },
+    { postgresServerUrl: server.url('postgres') },
+  );
   let instance: Instance | undefined;
   try {
     const workload = buildWorkload(pipeline.config.appId, 4000, 31);
@@ -49,7 +57,14 @@ async function underLoadWithOutage(server: PrivatePostgres): Promise<void> {
     const sink = instance.sink!;
     const half = Math.floor(workload.commands.length / 2);
     await sendCommands(pipeline.config, [...workload.setup, ...workload.commands.slice(0, half)]);
-    await waitFor('the sink to write rows', async () => Number((await query<{ n: string }>(pipeline.config.databaseUrl, 'SELECT count(*) AS n FROM transactions'))[0]?.n) > 100, 60_000);
+    await waitFor(
+      'the sink to write rows',
+      async () =>
+        Number(
+          (await query<{ n: string }>(pipeline.config.databaseUrl, 'SELECT count(*) AS n FROM transactions'))[0]?.n,
+        ) > 100,
+      60_000,
+    );
 
     // The second half arrives while Postgres is down: the processor goes on, the sink must wait.
     const load = sendCommands(pipeline.config, workload.commands.slice(half), 500);

@@ -24,7 +24,10 @@ beforeAll(async () => {
 afterAll(() => pair?.destroy(), 60_000);
 
 function readModel(extra: Record<string, string>): ReadModel {
-  return new ReadModel(loadConfig({ DATABASE_URL: pair.url(DATABASE), DATABASE_READ_URL: pair.nodeUrl(pair.replica, DATABASE), ...extra }), logger);
+  return new ReadModel(
+    loadConfig({ DATABASE_URL: pair.url(DATABASE), DATABASE_READ_URL: pair.nodeUrl(pair.replica, DATABASE), ...extra }),
+    logger,
+  );
 }
 
 describe('PostgreSQL primary and replica', () => {
@@ -32,7 +35,9 @@ describe('PostgreSQL primary and replica', () => {
     const replicaFirst = `postgres://postgres@127.0.0.1:${pair.replica.port},127.0.0.1:${pair.primary.port}/${DATABASE}?target_session_attrs=read-write`;
     const db = await connectPg(replicaFirst, undefined);
     try {
-      expect((await db.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]?.standby).toBe(false);
+      expect((await db.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]?.standby).toBe(
+        false,
+      );
       expect(db.port).toBe(pair.primary.port);
     } finally {
       await db.end();
@@ -40,11 +45,15 @@ describe('PostgreSQL primary and replica', () => {
   });
 
   it('should refuse with NO_WRITABLE_SERVER naming the host when only a standby is there', async () => {
-    const error = await connectPg(pair.nodeUrl(pair.replica, DATABASE), undefined, { target: 'read-write' }).catch((e: unknown) => e);
+    const error = await connectPg(pair.nodeUrl(pair.replica, DATABASE), undefined, { target: 'read-write' }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(PgConnectError);
     expect((error as PgConnectError).code).toBe('NO_WRITABLE_SERVER');
     expect((error as PgConnectError).message).toContain(`127.0.0.1:${pair.replica.port}: a standby`);
-    await expect(migrate({ databaseUrl: pair.nodeUrl(pair.replica, DATABASE) })).rejects.toThrow(/NO_WRITABLE_SERVER|no read-write PostgreSQL server/);
+    await expect(migrate({ databaseUrl: pair.nodeUrl(pair.replica, DATABASE) })).rejects.toThrow(
+      /NO_WRITABLE_SERVER|no read-write PostgreSQL server/,
+    );
   });
 
   it('should read the replica when it is current and fall back or answer 503 when its replay lags past the bound', async () => {
@@ -59,7 +68,12 @@ describe('PostgreSQL primary and replica', () => {
       // A write the replica receives and does not replay: from now on it falls behind.
       await pair.sql(pair.primary, 'CREATE TABLE IF NOT EXISTS lag_probe (at timestamptz)', [], DATABASE);
       await pair.sql(pair.primary, 'INSERT INTO lag_probe VALUES (now())', [], DATABASE);
-      await waitFor('the fallback reader to leave the replica', async () => (await fallback.history('nobody', 10, undefined)).read.source === 'primary', 30_000, 200);
+      await waitFor(
+        'the fallback reader to leave the replica',
+        async () => (await fallback.history('nobody', 10, undefined)).read.source === 'primary',
+        30_000,
+        200,
+      );
       const error = await strict.history('nobody', 10, undefined).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ApiError);
       expect((error as ApiError).status).toBe(503);
@@ -67,7 +81,12 @@ describe('PostgreSQL primary and replica', () => {
 
       await pair.sql(pair.replica, 'SELECT pg_wal_replay_resume()');
       await pair.waitReplicaCaughtUp();
-      await waitFor('the strict reader to read the replica again', async () => (await strict.history('nobody', 10, undefined).catch(() => undefined))?.read.source === 'replica', 30_000, 200);
+      await waitFor(
+        'the strict reader to read the replica again',
+        async () => (await strict.history('nobody', 10, undefined).catch(() => undefined))?.read.source === 'replica',
+        30_000,
+        200,
+      );
     } finally {
       await pair.sql(pair.replica, 'SELECT pg_wal_replay_resume()').catch(() => undefined);
       await Promise.all([fallback.close(), strict.close()]);
@@ -80,14 +99,23 @@ describe('PostgreSQL primary and replica', () => {
     const model = new ReadModel(loadConfig({ DATABASE_URL: url }), logger);
     try {
       await expect(model.owners(['a'])).resolves.toEqual(new Map());
-      expect((await model.pool.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]?.standby).toBe(false);
+      expect(
+        (await model.pool.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]?.standby,
+      ).toBe(false);
     } finally {
       await model.close();
     }
   });
 
   it('should open the circuit breaker on a dead server, probe it half-open and close when it answers again', async () => {
-    const model = new ReadModel(loadConfig({ DATABASE_URL: pair.nodeUrl(pair.primary, DATABASE), DB_BREAKER_FAILURES: '3', DB_BREAKER_OPEN_MS: '1000' }), logger);
+    const model = new ReadModel(
+      loadConfig({
+        DATABASE_URL: pair.nodeUrl(pair.primary, DATABASE),
+        DB_BREAKER_FAILURES: '3',
+        DB_BREAKER_OPEN_MS: '1000',
+      }),
+      logger,
+    );
     try {
       await expect(model.owners(['a'])).resolves.toEqual(new Map());
       await pair.kill(pair.primary);
@@ -100,7 +128,16 @@ describe('PostgreSQL primary and replica', () => {
 
       await pair.start(pair.primary, 10);
       await waitFor('the breaker to go half-open', async () => model.breakerState === 'half-open', 10_000, 50);
-      await waitFor('the probe to close the breaker', async () => (await model.owners(['a']).then(() => true, () => false)), 30_000, 200);
+      await waitFor(
+        'the probe to close the breaker',
+        async () =>
+          await model.owners(['a']).then(
+            () => true,
+            () => false,
+          ),
+        30_000,
+        200,
+      );
       expect(model.breakerState).toBe('closed');
     } finally {
       await model.close();

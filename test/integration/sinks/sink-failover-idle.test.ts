@@ -28,24 +28,50 @@ describe('Postgres sink failover while idle', () => {
     await pair.init();
     const prefix = uniquePrefix('pgidlefo');
     cleanups.push(() => deleteTopicsWithPrefix(prefix));
-    const config = loadConfig(prefixedEnv(prefix, { PARTITIONS: '3', DATABASE_URL: pair.url(DATABASE), SINK_BATCH_ROWS_MAX: '40', SINK_BATCH_MS: '50' }));
+    const config = loadConfig(
+      prefixedEnv(prefix, {
+        PARTITIONS: '3',
+        DATABASE_URL: pair.url(DATABASE),
+        SINK_BATCH_ROWS_MAX: '40',
+        SINK_BATCH_MS: '50',
+      }),
+    );
     await ensureTopics(config);
     await migrate({ databaseUrl: config.databaseUrl });
     const topics = { completed: config.topics.completed, failed: config.topics.failed, audit: config.topics.audit };
-    const sink = new PostgresSink({ config, logger, backoffMinMs: 50, backoffMaxMs: 500, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
+    const sink = new PostgresSink({
+      config,
+      logger,
+      backoffMinMs: 50,
+      backoffMaxMs: 500,
+      sessionTimeoutMs: 6_000,
+      heartbeatIntervalMs: 500,
+    });
     cleanups.push(() => sink.stop());
     const producer = await createTestProducer(`${config.appId}-producer`, topics);
     cleanups.push(() => producer.close());
     const storedAt = async (node: 'primary' | 'replica') => {
-      const rows = await pair.sql<{ topic: string; partition: number; next_offset: string }>(pair[node], 'SELECT topic, partition, next_offset FROM sink_offsets', [], DATABASE);
+      const rows = await pair.sql<{ topic: string; partition: number; next_offset: string }>(
+        pair[node],
+        'SELECT topic, partition, next_offset FROM sink_offsets',
+        [],
+        DATABASE,
+      );
       return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, BigInt(r.next_offset)]));
     };
     const caughtUp = async (node: 'primary' | 'replica') => {
-      const [ends, stored] = await Promise.all([endOffsets([topics.completed, topics.failed, topics.audit]), storedAt(node)]);
+      const [ends, stored] = await Promise.all([
+        endOffsets([topics.completed, topics.failed, topics.audit]),
+        storedAt(node),
+      ]);
       return [...ends].every(([key, end]) => end === 0n || stored.get(key) === end);
     };
 
-    const parts = [buildScenario(topics, 120, 4, 1, 'p1'), buildScenario(topics, 120, 4, 2, 'p2'), buildScenario(topics, 120, 4, 3, 'p3')];
+    const parts = [
+      buildScenario(topics, 120, 4, 1, 'p1'),
+      buildScenario(topics, 120, 4, 2, 'p2'),
+      buildScenario(topics, 120, 4, 3, 'p3'),
+    ];
     await sink.start();
     await producer.produce(parts[0]!.committed);
     await waitFor('part 1 on the primary', () => caughtUp('primary'), 60_000, 50);
@@ -64,17 +90,34 @@ describe('Postgres sink failover while idle', () => {
     await pair.kill(pair.primary);
     expect(await caughtUp('replica')).toBe(false);
     // Idle: nothing new to write, the sink only notices its connection is gone and reconnects.
-    await waitFor('the sink to reconnect to the promoted replica', async () => sink.connections() > connections, 60_000, 20);
+    await waitFor(
+      'the sink to reconnect to the promoted replica',
+      async () => sink.connections() > connections,
+      60_000,
+      20,
+    );
     await producer.produce(parts[2]!.committed);
     await waitFor('everything on the promoted replica', () => caughtUp('replica'), 60_000, 50);
     expect(sink.status().batchesWritten).toBeGreaterThan(batchesBeforeKill);
 
     const statuses = new Map(parts.flatMap((p) => [...p.expected.statuses]));
     const balances = new Map(parts.flatMap((p) => [...p.expected.balances]));
-    const transactions = await pair.sql<{ transfer_id: string; status: string }>(pair.replica, 'SELECT transfer_id, status FROM transactions', [], DATABASE);
+    const transactions = await pair.sql<{ transfer_id: string; status: string }>(
+      pair.replica,
+      'SELECT transfer_id, status FROM transactions',
+      [],
+      DATABASE,
+    );
     expect(transactions.length).toBe(statuses.size);
     expect(new Map(transactions.map((row) => [row.transfer_id, row.status]))).toEqual(statuses);
-    const accounts = await pair.sql<{ id: string; balance: string }>(pair.replica, 'SELECT id, balance::text FROM accounts', [], DATABASE);
-    expect(new Map(accounts.map((row) => [row.id, row.balance]))).toEqual(new Map([...balances].map(([id, value]) => [id, cents(value)])));
+    const accounts = await pair.sql<{ id: string; balance: string }>(
+      pair.replica,
+      'SELECT id, balance::text FROM accounts',
+      [],
+      DATABASE,
+    );
+    expect(new Map(accounts.map((row) => [row.id, row.balance]))).toEqual(
+      new Map([...balances].map(([id, value]) => [id, cents(value)])),
+    );
   }, 240_000);
 });

@@ -32,8 +32,17 @@ export function onCleanup(...cleanup: Array<() => Promise<void>>): void {
 export async function setUp(label: string, extraEnv: Record<string, string> = {}): Promise<Setup> {
   const prefix = uniquePrefix(label);
   const databaseUrl = extraEnv.DATABASE_URL ?? uniqueDatabaseUrl(label);
-  cleanups.push(() => deleteTopicsWithPrefix(prefix), () => dropDatabase(databaseUrl));
-  const env = prefixedEnv(prefix, { PARTITIONS: '3', DATABASE_URL: databaseUrl, SINK_BATCH_ROWS_MAX: '40', SINK_BATCH_MS: '50', ...extraEnv });
+  cleanups.push(
+    () => deleteTopicsWithPrefix(prefix),
+    () => dropDatabase(databaseUrl),
+  );
+  const env = prefixedEnv(prefix, {
+    PARTITIONS: '3',
+    DATABASE_URL: databaseUrl,
+    SINK_BATCH_ROWS_MAX: '40',
+    SINK_BATCH_MS: '50',
+    ...extraEnv,
+  });
   const config = loadConfig(env);
   await ensureTopics(config);
   await migrate({ databaseUrl });
@@ -42,12 +51,23 @@ export async function setUp(label: string, extraEnv: Record<string, string> = {}
 }
 
 export function startSink(config: Config): PostgresSink {
-  const sink = new PostgresSink({ config, logger, backoffMinMs: 50, backoffMaxMs: 500, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
+  const sink = new PostgresSink({
+    config,
+    logger,
+    backoffMinMs: 50,
+    backoffMaxMs: 500,
+    sessionTimeoutMs: 6_000,
+    heartbeatIntervalMs: 500,
+  });
   cleanups.push(() => sink.stop());
   return sink;
 }
 
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

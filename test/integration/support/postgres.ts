@@ -24,7 +24,11 @@ export async function dropDatabase(databaseUrl: string, serverUrl = POSTGRES_SER
 }
 
 /** Runs one query against the URL's database on a short-lived connection. */
-export async function query<Row extends pg.QueryResultRow>(databaseUrl: string, text: string, values: unknown[] = []): Promise<Row[]> {
+export async function query<Row extends pg.QueryResultRow>(
+  databaseUrl: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<Row[]> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {

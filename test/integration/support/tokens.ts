@@ -2,7 +2,12 @@
 // token reads the management details (/readyz with routing, /metrics) on the API port.
 import { SignJWT } from 'jose';
 
-export async function devToken(secret: string, subject: string, role: 'customer' | 'teller' | 'admin', ttlS = 3600): Promise<string> {
+export async function devToken(
+  secret: string,
+  subject: string,
+  role: 'customer' | 'teller' | 'admin',
+  ttlS = 3600,
+): Promise<string> {
   return new SignJWT({ role })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(subject)
@@ -30,6 +35,7 @@ export async function login(baseUrl: string, username: string, password: string)
     body: JSON.stringify({ username, password }),
   });
   const body = (await response.json()) as { access_token?: string };
-  if (response.status !== 200 || !body.access_token) throw new Error(`login failed: ${response.status} ${JSON.stringify(body)}`);
+  if (response.status !== 200 || !body.access_token)
+    throw new Error(`login failed: ${response.status} ${JSON.stringify(body)}`);
   return body.access_token;
 }

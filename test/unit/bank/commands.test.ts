@@ -10,18 +10,39 @@ function parse(value: unknown, key: string | null = 'acc-1'): ParsedCommand {
 }
 
 const deposit = { type: 'deposit', transferId: 't-1', accountId: 'acc-1', amount: '100.00', currency: 'EUR' };
-const transfer = { type: 'transfer', transferId: 't-3', from: 'acc-1', to: 'acc-2', amount: '12.50', currency: 'EUR', reference: 'rent' };
+const transfer = {
+  type: 'transfer',
+  transferId: 't-3',
+  from: 'acc-1',
+  to: 'acc-2',
+  amount: '12.50',
+  currency: 'EUR',
+  reference: 'rent',
+};
 const open = { type: 'open_account', accountId: 'acc-1', ownerId: 'user-1', currency: 'EUR', overdraftLimit: '50.00' };
 
-function expectKind<K extends ParsedCommand['kind']>(parsed: ParsedCommand, kind: K): Extract<ParsedCommand, { kind: K }> {
-  expect(parsed.kind, JSON.stringify(parsed, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))).toBe(kind);
+function expectKind<K extends ParsedCommand['kind']>(
+  parsed: ParsedCommand,
+  kind: K,
+): Extract<ParsedCommand, { kind: K }> {
+  expect(
+    parsed.kind,
+    JSON.stringify(parsed, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)),
+  ).toBe(kind);
   return parsed as Extract<ParsedCommand, { kind: K }>;
 }
 
 describe('valid commands', () => {
   test('should parse a deposit into minor units when it is valid', () => {
     const { command } = expectKind(parse(deposit), 'command');
-    expect(command).toMatchObject({ type: 'deposit', transferId: 't-1', accountId: 'acc-1', amount: 10000n, currency: 'EUR', requestedAt: TS_ISO });
+    expect(command).toMatchObject({
+      type: 'deposit',
+      transferId: 't-1',
+      accountId: 'acc-1',
+      amount: 10000n,
+      currency: 'EUR',
+      requestedAt: TS_ISO,
+    });
   });
 
   test('should parse a withdrawal when it is valid', () => {
@@ -35,14 +56,25 @@ describe('valid commands', () => {
   });
 
   test('should parse open_account with its overdraft limit and default it to zero when absent', () => {
-    expect(expectKind(parse(open), 'command').command).toMatchObject({ type: 'open_account', ownerId: 'user-1', currency: 'EUR', overdraftLimit: 5000n });
+    expect(expectKind(parse(open), 'command').command).toMatchObject({
+      type: 'open_account',
+      ownerId: 'user-1',
+      currency: 'EUR',
+      overdraftLimit: 5000n,
+    });
     const { overdraftLimit: _, ...withoutLimit } = open;
     expect(expectKind(parse(withoutLimit), 'command').command).toMatchObject({ overdraftLimit: 0n });
-    expect(expectKind(parse({ ...open, overdraftLimit: '0' }), 'command').command).toMatchObject({ overdraftLimit: 0n });
+    expect(expectKind(parse({ ...open, overdraftLimit: '0' }), 'command').command).toMatchObject({
+      overdraftLimit: 0n,
+    });
   });
 
   test('should parse close_account when it is valid', () => {
-    expect(expectKind(parse({ type: 'close_account', accountId: 'acc-1' }), 'command').command).toEqual({ type: 'close_account', accountId: 'acc-1', requestedAt: TS_ISO });
+    expect(expectKind(parse({ type: 'close_account', accountId: 'acc-1' }), 'command').command).toEqual({
+      type: 'close_account',
+      accountId: 'acc-1',
+      requestedAt: TS_ISO,
+    });
   });
 
   test('should normalize requestedAt to UTC when it carries an offset', () => {
@@ -111,7 +143,12 @@ describe('money commands with a transferId but bad fields', () => {
     ['currency is unknown', { ...deposit, currency: 'XYZ' }, 'acc-1', /currency/],
     ['currency is lower case', { ...deposit, currency: 'eur' }, 'acc-1', /currency/],
     ['currency is missing', { ...deposit, currency: undefined }, 'acc-1', /currency/],
-    ['amount is a JSON number', { ...deposit, amount: 100 }, 'acc-1', /amount must be a decimal string, got the JSON number 100/],
+    [
+      'amount is a JSON number',
+      { ...deposit, amount: 100 },
+      'acc-1',
+      /amount must be a decimal string, got the JSON number 100/,
+    ],
     ['amount is missing', { ...deposit, amount: undefined }, 'acc-1', /amount/],
     ['amount is not a number', { ...deposit, amount: 'ten' }, 'acc-1', /amount/],
     ['amount has an exponent', { ...deposit, amount: '1e3' }, 'acc-1', /amount/],
@@ -121,7 +158,12 @@ describe('money commands with a transferId but bad fields', () => {
     ['requestedAt has no time zone', { ...deposit, requestedAt: '2026-03-01T12:00:00' }, 'acc-1', /requestedAt/],
     ['requestedAt is an impossible day', { ...deposit, requestedAt: '2026-02-29T12:00:00Z' }, 'acc-1', /requestedAt/],
     ['requestedAt is a number', { ...deposit, requestedAt: 1700000000000 }, 'acc-1', /requestedAt/],
-    ['the currency is unknown and the amount negative (malformed wins)', { ...deposit, currency: 'ABC', amount: '-1' }, 'acc-1', /currency/],
+    [
+      'the currency is unknown and the amount negative (malformed wins)',
+      { ...deposit, currency: 'ABC', amount: '-1' },
+      'acc-1',
+      /currency/,
+    ],
   ];
   for (const [when, value, key, reason] of malformed) {
     test(`should fail as malformed when ${when}`, () => {
@@ -144,19 +186,35 @@ describe('money commands with a transferId but bad fields', () => {
       const parsed = expectKind(parse({ ...deposit, amount }), 'money_rejected');
       expect(parsed.code).toBe('invalid_amount');
       expect(parsed.reason).toContain(reason);
-      expect(parsed.fields).toMatchObject({ transferId: 't-1', type: 'deposit', accountId: 'acc-1', currency: 'EUR', amount });
+      expect(parsed.fields).toMatchObject({
+        transferId: 't-1',
+        type: 'deposit',
+        accountId: 'acc-1',
+        currency: 'EUR',
+        amount,
+      });
     });
   }
 
   test('should fail as invalid_amount when a JPY amount has a fraction', () => {
-    expect(expectKind(parse({ ...deposit, currency: 'JPY', amount: '100.5' }), 'money_rejected').code).toBe('invalid_amount');
+    expect(expectKind(parse({ ...deposit, currency: 'JPY', amount: '100.5' }), 'money_rejected').code).toBe(
+      'invalid_amount',
+    );
   });
 
   test('should echo only the valid fields and the record time when a command is malformed', () => {
     const parsed = expectKind(parse({ ...transfer, amount: 12.5, requestedAt: 'soon' }), 'money_rejected');
     expect(parsed.fields).toEqual({ transferId: 't-3', type: 'transfer', requestedAt: TS_ISO });
     const later = expectKind(parse({ ...transfer, amount: 12.5 }), 'money_rejected');
-    expect(later.fields).toEqual({ transferId: 't-3', type: 'transfer', from: 'acc-1', to: 'acc-2', reference: 'rent', currency: 'EUR', requestedAt: TS_ISO });
+    expect(later.fields).toEqual({
+      transferId: 't-3',
+      type: 'transfer',
+      from: 'acc-1',
+      to: 'acc-2',
+      reference: 'rent',
+      currency: 'EUR',
+      requestedAt: TS_ISO,
+    });
   });
 
   test('should fingerprint the raw fields when a command is malformed, so a number and a string differ', () => {
@@ -196,7 +254,16 @@ describe('parseIsoTimestamp', () => {
   });
 
   test('should refuse timestamps when a field is out of range or the form is loose', () => {
-    for (const text of ['2026-03-01', '2026-03-01 12:00:00Z', '2026-03-32T00:00:00Z', '2026-03-01T24:00:00Z', '2100-02-29T00:00:00Z', '0099-01-01T00:00:00Z', '2026-03-01T12:00:00+25:00', '2026-3-1T12:00:00Z']) {
+    for (const text of [
+      '2026-03-01',
+      '2026-03-01 12:00:00Z',
+      '2026-03-32T00:00:00Z',
+      '2026-03-01T24:00:00Z',
+      '2100-02-29T00:00:00Z',
+      '0099-01-01T00:00:00Z',
+      '2026-03-01T12:00:00+25:00',
+      '2026-3-1T12:00:00Z',
+    ]) {
       expect(parseIsoTimestamp(text), text).toBeUndefined();
     }
   });
@@ -204,18 +271,33 @@ describe('parseIsoTimestamp', () => {
 
 describe('input rules (issue 14: what every later stage can carry)', () => {
   test('should dead-letter a money command when its transferId holds a lone surrogate, a control or a format character', () => {
-    for (const transferId of ['t-\ud800', '\udc00', 't-\u0000', 't-\u001b', 't-\u0085', 't-\u202e', 't-\u200b', '\ufefft', 't-\u2028']) {
+    for (const transferId of [
+      't-\ud800',
+      '\udc00',
+      't-\u0000',
+      't-\u001b',
+      't-\u0085',
+      't-\u202e',
+      't-\u200b',
+      '\ufefft',
+      't-\u2028',
+    ]) {
       expectKind(parse({ ...deposit, transferId }), 'dead_letter');
     }
   });
 
   test('should accept ids with non-ASCII letters, symbols and astral characters when they are well-formed', () => {
-    const { command } = expectKind(parse({ ...deposit, transferId: 'tх-😀-é-中-\ufffd', accountId: 'kønto' }, 'kønto'), 'command');
+    const { command } = expectKind(
+      parse({ ...deposit, transferId: 'tх-😀-é-中-\ufffd', accountId: 'kønto' }, 'kønto'),
+      'command',
+    );
     expect(command).toMatchObject({ transferId: 'tх-😀-é-中-\ufffd' });
   });
 
   test('should answer malformed when an account id, the owner or the reference is not storable', () => {
-    expect(expectKind(parse({ ...deposit, accountId: 'acc-\ud800' }, 'acc-\ud800'), 'money_rejected').code).toBe('malformed');
+    expect(expectKind(parse({ ...deposit, accountId: 'acc-\ud800' }, 'acc-\ud800'), 'money_rejected').code).toBe(
+      'malformed',
+    );
     for (const reference of ['rent\u0000', 'rent\ud800', 'line\nbreak', 'tab\there', '\u009b']) {
       const rejected = expectKind(parse({ ...transfer, reference }), 'money_rejected');
       expect(rejected.fields.reference).toBeUndefined();
@@ -232,7 +314,10 @@ describe('input rules (issue 14: what every later stage can carry)', () => {
 
   test('should answer malformed when the key bytes are not valid UTF-8 even if they decode to the account id', () => {
     // [0x61, 0xff] decodes with replacement to "a\ufffd", but hashes to another partition than "a\ufffd" does.
-    const rejected = expectKind(parseCommand(Buffer.from([0x61, 0xff]), Buffer.from(JSON.stringify({ ...deposit, accountId: 'a\ufffd' })), TS), 'money_rejected');
+    const rejected = expectKind(
+      parseCommand(Buffer.from([0x61, 0xff]), Buffer.from(JSON.stringify({ ...deposit, accountId: 'a\ufffd' })), TS),
+      'money_rejected',
+    );
     expect(rejected.reason).toMatch(/not valid UTF-8/);
     expectKind(parseCommand(Buffer.from('acc-1'), Buffer.from(JSON.stringify(deposit)), TS), 'command');
   });
@@ -244,20 +329,35 @@ describe('input rules (issue 14: what every later stage can carry)', () => {
 
   test('should dead-letter a value that is not valid UTF-8 or starts with a BOM', () => {
     const json = Buffer.from(JSON.stringify(deposit));
-    expect(expectKind(parseCommand('acc-1', Buffer.concat([json.subarray(0, 5), Buffer.from([0xed, 0xa0, 0x80]), json.subarray(5)]), TS), 'dead_letter').error).toMatch(/UTF-8/);
+    expect(
+      expectKind(
+        parseCommand(
+          'acc-1',
+          Buffer.concat([json.subarray(0, 5), Buffer.from([0xed, 0xa0, 0x80]), json.subarray(5)]),
+          TS,
+        ),
+        'dead_letter',
+      ).error,
+    ).toMatch(/UTF-8/);
     expectKind(parseCommand('acc-1', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json]), TS), 'dead_letter');
   });
 
   test('should take the last of duplicate keys and ignore a __proto__ member', () => {
-    const text = '{"__proto__":{"amount":"999.00"},"type":"deposit","transferId":"t-0","transferId":"t-1","accountId":"acc-1","amount":"1.00","currency":"EUR"}';
+    const text =
+      '{"__proto__":{"amount":"999.00"},"type":"deposit","transferId":"t-0","transferId":"t-1","accountId":"acc-1","amount":"1.00","currency":"EUR"}';
     const { command } = expectKind(parse(text), 'command');
     expect(command).toMatchObject({ transferId: 't-1', amount: 100n });
   });
 
   test('should refuse a requestedAt whose instant leaves years 1000 to 9999 once its offset is applied', () => {
-    expect(expectKind(parse({ ...deposit, requestedAt: '9999-12-31T23:59:59-23:59' }), 'money_rejected').code).toBe('malformed');
-    expect(expectKind(parse({ ...deposit, requestedAt: '1000-01-01T00:00:00+00:01' }), 'money_rejected').code).toBe('malformed');
+    expect(expectKind(parse({ ...deposit, requestedAt: '9999-12-31T23:59:59-23:59' }), 'money_rejected').code).toBe(
+      'malformed',
+    );
+    expect(expectKind(parse({ ...deposit, requestedAt: '1000-01-01T00:00:00+00:01' }), 'money_rejected').code).toBe(
+      'malformed',
+    );
     expectKind(parse({ ...deposit, requestedAt: '9999-12-31T23:59:59Z' }), 'command');
-    for (const text of ['+275760-09-13T00:00:00Z', '-000001-01-01T00:00:00Z']) expect(parseIsoTimestamp(text), text).toBeUndefined();
+    for (const text of ['+275760-09-13T00:00:00Z', '-000001-01-01T00:00:00Z'])
+      expect(parseIsoTimestamp(text), text).toBeUndefined();
   });
 });

@@ -55,10 +55,12 @@ describe('credit legs applied at most once', () => {
     const letters = bank.dlq();
     expect(letters).toHaveLength(1);
     expect(letters[0]!.value).toEqual(leg!.value);
-    expect(letters[0]!.headers['bankstream.error']!.toString()).toMatch(/credit leg for transfer t-1 from .* was already applied .*: a copy of it, not applied again/);
+    expect(letters[0]!.headers['bankstream.error']!.toString()).toMatch(
+      /credit leg for transfer t-1 from .* was already applied .*: a copy of it, not applied again/,
+    );
   });
 
-  test('should keep the credited mark apart from the from task\'s dedup entry when both accounts share a store', async () => {
+  test("should keep the credited mark apart from the from task's dedup entry when both accounts share a store", async () => {
     expect(creditedKey(from, 't-1')).not.toBe(dedupKey(from, 't-1'));
     await transfer('t-1', '30.00');
     const marks = await bank.dedupEntries<{ status: string; decidedAt: number }>();
@@ -103,7 +105,9 @@ describe('credit legs applied at most once', () => {
     const fromTask = bank.driver.partitionOf(from);
     const toCommitted = bank.driver.changelogPosition(toTask);
     const beforeDebit = bank.driver.changelogPosition(fromTask);
-    const afterDebit = new Map([...beforeDebit].map(([store, count]) => [store, store === 'accounts' ? count : count + 1]));
+    const afterDebit = new Map(
+      [...beforeDebit].map(([store, count]) => [store, store === 'accounts' ? count : count + 1]),
+    );
     await transfer('t-1', '30.00');
     const [leg] = creditLegs();
     await bank.driver.restartTask(toTask, toCommitted);
@@ -140,14 +144,23 @@ describe('credit legs applied at most once', () => {
 describe('credit legs applied at most once (property)', () => {
   test('should move exactly the money of each transfer once whatever legs are copied back, and when', async () => {
     const step = fc.oneof(
-      fc.record({ kind: fc.constant('transfer' as const), toIndex: fc.nat(2), cents: fc.integer({ min: 1, max: 500 }) }),
+      fc.record({
+        kind: fc.constant('transfer' as const),
+        toIndex: fc.nat(2),
+        cents: fc.integer({ min: 1, max: 500 }),
+      }),
       fc.record({ kind: fc.constant('replay' as const), legIndex: fc.nat() }),
     );
     await fc.assert(
       fc.asyncProperty(fc.array(step, { maxLength: 25 }), async (steps) => {
         const local = new Bank();
         try {
-          const ids = accountIds(local.driver, 'p', 4, (partition, chosen) => chosen.length === 0 || partition !== local.driver.partitionOf(chosen[0]!));
+          const ids = accountIds(
+            local.driver,
+            'p',
+            4,
+            (partition, chosen) => chosen.length === 0 || partition !== local.driver.partitionOf(chosen[0]!),
+          );
           const [source, ...targets] = ids as [string, ...string[]];
           for (const id of ids) await local.open(id);
           await local.deposit('fund', source, '1000.00');
@@ -156,7 +169,14 @@ describe('credit legs applied at most once (property)', () => {
           for (const s of steps) {
             if (s.kind === 'transfer') {
               const to = targets[s.toIndex % targets.length]!;
-              await local.send({ type: 'transfer', transferId: `t-${transfers++}`, from: source, to, amount: (s.cents / 100).toFixed(2), currency: 'EUR' });
+              await local.send({
+                type: 'transfer',
+                transferId: `t-${transfers++}`,
+                from: source,
+                to,
+                amount: (s.cents / 100).toFixed(2),
+                currency: 'EUR',
+              });
               expected.set(source, expected.get(source)! - BigInt(s.cents));
               expected.set(to, (expected.get(to) ?? 0n) + BigInt(s.cents));
             } else {

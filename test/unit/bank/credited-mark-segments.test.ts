@@ -15,7 +15,10 @@ const START_MS = Date.UTC(2026, 0, 1);
 const BOUNDS = { budgetMs: 10_000, purgeEntriesPerCallMax: 1_000, scannedEntriesMax: 1_000 };
 
 function setup() {
-  const inner = new MemoryTaskStore<unknown>({ name: 'transfers', valueSerde: jsonSerde(), logged: true, cacheEntriesMax: 0 }, { strictPrefetch: false });
+  const inner = new MemoryTaskStore<unknown>(
+    { name: 'transfers', valueSerde: jsonSerde(), logged: true, cacheEntriesMax: 0 },
+    { strictPrefetch: false },
+  );
   const clock = { now: START_MS };
   const view = transfersView(inner, { retentionMs: RETENTION_MS, segmentIntervalMs: SEGMENT_MS }, () => clock.now);
   return { inner, view, clock };
@@ -41,7 +44,9 @@ describe('credited marks in the segmented transfers store', () => {
           expect(view.keysFor(logicalRecord(key, null).key)).toContain(key);
           expect(SegmentedKeyValueStore.expiredKey(key, clock.now, RETENTION_MS, SEGMENT_MS)).toBe(false);
         }
-        expect(new Set(physical.map((k) => logicalRecord(k, null).key))).toEqual(new Set([dedupKey(acc, id), creditedKey(acc, id)]));
+        expect(new Set(physical.map((k) => logicalRecord(k, null).key))).toEqual(
+          new Set([dedupKey(acc, id), creditedKey(acc, id)]),
+        );
         clock.now += RETENTION_MS - 1;
         await view.expireStep(BOUNDS);
         expect(view.get(dedupKey(acc, id))).toMatchObject({ fingerprint: 'f' });
@@ -52,7 +57,8 @@ describe('credited marks in the segmented transfers store', () => {
         expect(view.get(creditedKey(acc, id))).toBeUndefined();
         expect(inner.disk.keys()).toHaveLength(0);
         // And a restore at that time skips both changelog records.
-        for (const key of physical) expect(SegmentedKeyValueStore.expiredKey(key, clock.now, RETENTION_MS, SEGMENT_MS)).toBe(true);
+        for (const key of physical)
+          expect(SegmentedKeyValueStore.expiredKey(key, clock.now, RETENTION_MS, SEGMENT_MS)).toBe(true);
       }),
       { numRuns: 50 },
     );

@@ -13,7 +13,14 @@ const PARTITIONS = 2;
 const NOW_MS = START_MS + 10 * DAY_MS;
 
 function rec(topic: string, partition: number, key: string, value: unknown): OutputRecord {
-  return { topic, partition, key: Buffer.from(key), value: Buffer.from(JSON.stringify(value)), timestamp: START_MS, headers: {} };
+  return {
+    topic,
+    partition,
+    key: Buffer.from(key),
+    value: Buffer.from(JSON.stringify(value)),
+    timestamp: START_MS,
+    headers: {},
+  };
 }
 
 let drivers: TopologyTestDriver[] = [];
@@ -24,7 +31,12 @@ afterEach(() => {
 
 function driverOver(changelog: (topic: string) => readonly OutputRecord[]): TopologyTestDriver {
   let clock = NOW_MS;
-  const topology = buildBankTopology({ topics: TOPICS, dedupRetentionMs: DAY_MS, punctuateIntervalMs: 1_000, restoreClock: () => clock });
+  const topology = buildBankTopology({
+    topics: TOPICS,
+    dedupRetentionMs: DAY_MS,
+    punctuateIntervalMs: 1_000,
+    restoreClock: () => clock,
+  });
   const driver = new TopologyTestDriver(topology, { partitions: PARTITIONS, startWallClockMs: NOW_MS, changelog });
   clock = NOW_MS;
   drivers.push(driver);
@@ -47,14 +59,32 @@ describe('dedup store migration', () => {
     const partition = probe.partitionOf(account);
     const changelogTopic = 'test-app-transfers-changelog';
     const old = [
-      rec('test-app-accounts-changelog', partition, account, { ownerId: 'o', currency: 'EUR', overdraftLimit: '0', status: 'open', openedAt: new Date(START_MS).toISOString() }),
+      rec('test-app-accounts-changelog', partition, account, {
+        ownerId: 'o',
+        currency: 'EUR',
+        overdraftLimit: '0',
+        status: 'open',
+        openedAt: new Date(START_MS).toISOString(),
+      }),
       rec('test-app-balances-changelog', partition, account, { balance: '100', inFlight: '0' }),
       // Decided an hour ago under the per-account key: inside the 1-day retention.
-      rec(changelogTopic, partition, dedupKey(account, 'recent'), { fingerprint: '["deposit","acc-1","1","EUR"]', status: 'completed', decidedAt: NOW_MS - 3_600_000 }),
+      rec(changelogTopic, partition, dedupKey(account, 'recent'), {
+        fingerprint: '["deposit","acc-1","1","EUR"]',
+        status: 'completed',
+        decidedAt: NOW_MS - 3_600_000,
+      }),
       // Decided under the bare transferId by a version before per-account keys, also an hour ago.
-      rec(changelogTopic, partition, 'bare-recent', { fingerprint: '["deposit","acc-1","1","EUR"]', status: 'completed', decidedAt: NOW_MS - 3_600_000 }),
+      rec(changelogTopic, partition, 'bare-recent', {
+        fingerprint: '["deposit","acc-1","1","EUR"]',
+        status: 'completed',
+        decidedAt: NOW_MS - 3_600_000,
+      }),
       // Decided five days ago: past the retention.
-      rec(changelogTopic, partition, dedupKey(account, 'ancient'), { fingerprint: '["deposit","acc-1","1","EUR"]', status: 'completed', decidedAt: NOW_MS - 5 * DAY_MS }),
+      rec(changelogTopic, partition, dedupKey(account, 'ancient'), {
+        fingerprint: '["deposit","acc-1","1","EUR"]',
+        status: 'completed',
+        decidedAt: NOW_MS - 5 * DAY_MS,
+      }),
     ];
     probe.close();
     drivers = [];

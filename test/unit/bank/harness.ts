@@ -4,7 +4,13 @@ import { type TestDriverOptions, type TestOutputTopic, TopologyTestDriver } from
 import { BankProcessor } from '../../../src/bank/processor.ts';
 import { logicalEntries } from '../../../src/stores/segmented-store.ts';
 import { record } from '../../../src/topology/record.ts';
-import { type Headers, type KeyValueStore, type ProcessorContext, type RangeOptions, type Serde } from '../../../src/topology/types.ts';
+import {
+  type Headers,
+  type KeyValueStore,
+  type ProcessorContext,
+  type RangeOptions,
+  type Serde,
+} from '../../../src/topology/types.ts';
 
 export const TOPICS = {
   input: 'transaction_initiated',
@@ -46,38 +52,66 @@ export class Bank {
    * `driverOptions` go to the TopologyTestDriver; `restoreFrom`: a bank whose changelogs this one
    * restores from, at its clock (a restart elsewhere).
    */
-  constructor(options: Partial<BankTopologyOptions> = {}, partitions = 4, driverOptions: TestDriverOptions = {}, restoreFrom?: Bank) {
+  constructor(
+    options: Partial<BankTopologyOptions> = {},
+    partitions = 4,
+    driverOptions: TestDriverOptions = {},
+    restoreFrom?: Bank,
+  ) {
     this.#options = options;
     this.#partitions = partitions;
     this.#driverOptions = driverOptions;
     let clock = (): number => START_MS;
-    const topology = buildBankTopology({ topics: TOPICS, dedupRetentionMs: 7 * DAY_MS, restoreClock: () => clock(), ...options });
+    const topology = buildBankTopology({
+      topics: TOPICS,
+      dedupRetentionMs: 7 * DAY_MS,
+      restoreClock: () => clock(),
+      ...options,
+    });
     const startWallClockMs = restoreFrom?.driver.nowMs() ?? START_MS;
     clock = () => startWallClockMs;
-    const changelog = restoreFrom === undefined ? {} : { changelog: (topic: string) => restoreFrom.driver.records(topic) };
+    const changelog =
+      restoreFrom === undefined ? {} : { changelog: (topic: string) => restoreFrom.driver.records(topic) };
     this.driver = new TopologyTestDriver(topology, { partitions, startWallClockMs, ...driverOptions, ...changelog });
     const driver = this.driver;
     clock = () => driver.nowMs();
-    const output = (topic: string) => this.driver.createOutputTopic<string, Record<string, string>>(topic, { valueSerde: jsonSerde });
+    const output = (topic: string) =>
+      this.driver.createOutputTopic<string, Record<string, string>>(topic, { valueSerde: jsonSerde });
     this.#outputs = { completed: output(TOPICS.completed), failed: output(TOPICS.failed), audit: output(TOPICS.audit) };
     const raw: Serde<Buffer> = { serialize: (b) => b, deserialize: (b) => b };
     this.#dlq = this.driver.createOutputTopic<Buffer, Buffer>(TOPICS.dlq, { keySerde: raw, valueSerde: raw });
   }
 
   /** Sends a command keyed by the account it acts on (accountId, or from for a transfer) unless `key` is given. */
-  async send(command: Record<string, unknown>, options: { key?: string | null; timestamp?: number; partition?: number } = {}): Promise<void> {
-    const key = options.key !== undefined ? options.key : ((command['type'] === 'transfer' ? command['from'] : command['accountId']) as string);
+  async send(
+    command: Record<string, unknown>,
+    options: { key?: string | null; timestamp?: number; partition?: number } = {},
+  ): Promise<void> {
+    const key =
+      options.key !== undefined
+        ? options.key
+        : ((command['type'] === 'transfer' ? command['from'] : command['accountId']) as string);
     await this.sendRaw(key, Buffer.from(JSON.stringify(command), 'utf8'), options);
   }
 
-  async sendRaw(key: string | null, value: Buffer | null, options: { timestamp?: number; partition?: number; headers?: Headers } = {}): Promise<void> {
+  async sendRaw(
+    key: string | null,
+    value: Buffer | null,
+    options: { timestamp?: number; partition?: number; headers?: Headers } = {},
+  ): Promise<void> {
     const keyBytes = key === null ? null : Buffer.from(key, 'utf8');
     const partition = options.partition ?? (key === null ? 0 : this.driver.partitionOf(key));
     await this.driver.pipeRaw(TOPICS.input, partition, keyBytes, value, options.timestamp, options.headers ?? {});
   }
 
   async open(accountId: string, currency = 'EUR', overdraftLimit?: string): Promise<void> {
-    await this.send({ type: 'open_account', accountId, ownerId: `owner-${accountId}`, currency, ...(overdraftLimit === undefined ? {} : { overdraftLimit }) });
+    await this.send({
+      type: 'open_account',
+      accountId,
+      ownerId: `owner-${accountId}`,
+      currency,
+      ...(overdraftLimit === undefined ? {} : { overdraftLimit }),
+    });
   }
 
   async deposit(transferId: string, accountId: string, amount: string, currency = 'EUR'): Promise<void> {
@@ -122,14 +156,18 @@ export class Bank {
     return logicalEntries<V>(await this.driver.storeEntries('transfers'));
   }
 
-
   async balance(accountId: string): Promise<BalanceRow | undefined> {
     return (await this.balances()).get(accountId);
   }
 }
 
 /** `count` account ids with `prefix`, each in a partition accepted by `accept` (given the ids chosen so far). */
-export function accountIds(driver: TopologyTestDriver, prefix: string, count: number, accept: (partition: number, chosen: string[]) => boolean): string[] {
+export function accountIds(
+  driver: TopologyTestDriver,
+  prefix: string,
+  count: number,
+  accept: (partition: number, chosen: string[]) => boolean,
+): string[] {
   const chosen: string[] = [];
   for (let i = 0; chosen.length < count && i < 10_000; i++) {
     const id = `${prefix}-${i}`;
@@ -172,8 +210,15 @@ export class MapStore<V> implements KeyValueStore<V> {
     this.rows.delete(key);
   }
 
-  async purgeRange(gte: string, lt: string, limitEntries: number): Promise<{ purged: number; lastKey: string | undefined }> {
-    const keys = [...this.rows.keys()].sort().filter((k) => k >= gte && k < lt).slice(0, limitEntries);
+  async purgeRange(
+    gte: string,
+    lt: string,
+    limitEntries: number,
+  ): Promise<{ purged: number; lastKey: string | undefined }> {
+    const keys = [...this.rows.keys()]
+      .sort()
+      .filter((k) => k >= gte && k < lt)
+      .slice(0, limitEntries);
     for (const key of keys) this.rows.delete(key);
     return { purged: keys.length, lastKey: keys.at(-1) };
   }
@@ -184,7 +229,9 @@ export class MapStore<V> implements KeyValueStore<V> {
   }
 
   async *range(options: RangeOptions = {}): AsyncIterable<[string, V]> {
-    const keys = [...this.rows.keys()].sort().filter((k) => (options.gte === undefined || k >= options.gte) && (options.lt === undefined || k < options.lt));
+    const keys = [...this.rows.keys()]
+      .sort()
+      .filter((k) => (options.gte === undefined || k >= options.gte) && (options.lt === undefined || k < options.lt));
     for (const key of keys.slice(0, options.limit ?? keys.length)) yield [key, this.rows.get(key)!];
   }
 }
@@ -202,7 +249,11 @@ export interface Forwarded {
  */
 export class ManualTask {
   readonly processor: BankProcessor;
-  readonly stores = { accounts: new MapStore<unknown>('accounts'), balances: new MapStore<unknown>('balances'), transfers: new MapStore<unknown>('transfers') };
+  readonly stores = {
+    accounts: new MapStore<unknown>('accounts'),
+    balances: new MapStore<unknown>('balances'),
+    transfers: new MapStore<unknown>('transfers'),
+  };
   readonly forwarded: Forwarded[] = [];
   nowMs = START_MS;
   punctuator: ((timestampMs: number) => void | Promise<void>) | undefined;
@@ -210,7 +261,10 @@ export class ManualTask {
 
   /** `owner(accountId)` says which partition owns an account; this task is partition 0. */
   constructor(owner: (accountId: string) => number, options: { dedupRetentionMs?: number } = {}) {
-    this.processor = new BankProcessor({ dedupRetentionMs: options.dedupRetentionMs ?? DAY_MS, punctuateIntervalMs: 60_000 });
+    this.processor = new BankProcessor({
+      dedupRetentionMs: options.dedupRetentionMs ?? DAY_MS,
+      punctuateIntervalMs: 60_000,
+    });
     const stores = this.stores as Record<string, MapStore<unknown>>;
     const context: ProcessorContext = {
       applicationId: 'test',
@@ -220,7 +274,8 @@ export class ManualTask {
       partitionForKey: owner,
       recordMetadata: () => ({ topic: 'manual', partition: 0, offset: this.#offset }),
       getStore: <V>(name: string) => stores[name] as unknown as KeyValueStore<V>,
-      forward: (rec, child) => void this.forwarded.push({ child: child ?? '', key: rec.key, value: rec.value, headers: rec.headers }),
+      forward: (rec, child) =>
+        void this.forwarded.push({ child: child ?? '', key: rec.key, value: rec.value, headers: rec.headers }),
       currentStreamTimeMs: () => this.nowMs,
       currentSystemTimeMs: () => this.nowMs,
       schedule: (_interval, _type, punctuator) => {
@@ -245,7 +300,8 @@ export class ManualTask {
   /** Forwarded records to `child` since the last call for that child. */
   take(child: string): Forwarded[] {
     const taken = this.forwarded.filter((f) => f.child === child);
-    for (let i = this.forwarded.length - 1; i >= 0; i--) if (this.forwarded[i]!.child === child) this.forwarded.splice(i, 1);
+    for (let i = this.forwarded.length - 1; i >= 0; i--)
+      if (this.forwarded[i]!.child === child) this.forwarded.splice(i, 1);
     return taken;
   }
 }

@@ -24,7 +24,19 @@ const ANSWER_EVENTS = new Set(['account_opened', 'account_closed', 'account_comm
 
 const loneSurrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c));
 const control = fc.constantFrom('\u0000', '\u0001', '\t', '\n', '\r', '\u001b', '\u001f', '\u007f', '\u0085', '\u009f');
-const formatChar = fc.constantFrom('\u200b', '\u200d', '\u200e', '\u202e', '\u2066', '\ufeff', '\u00ad', '\u2028', '\u2029', '\ufffe', '\uffff');
+const formatChar = fc.constantFrom(
+  '\u200b',
+  '\u200d',
+  '\u200e',
+  '\u202e',
+  '\u2066',
+  '\ufeff',
+  '\u00ad',
+  '\u2028',
+  '\u2029',
+  '\ufffe',
+  '\uffff',
+);
 const plainChar = fc.constantFrom('a', 'Z', '0', '-', '"', '\\', '/', ' ', 'é', 'ß', '中', '😀', '\ufffd');
 const hostileChar = fc.oneof(
   { weight: 4, arbitrary: plainChar },
@@ -37,7 +49,25 @@ const HUGE = 'x'.repeat(100_000);
 const hostileString = fc.oneof(
   { weight: 6, arbitrary: fc.string({ unit: hostileChar, maxLength: 10 }) },
   { weight: 1, arbitrary: fc.string({ unit: hostileChar, minLength: 250, maxLength: 260 }) },
-  { weight: 2, arbitrary: fc.constantFrom('', '__proto__', 'constructor', HUGE, `t-${HUGE}`, 'a'.repeat(256), 'a'.repeat(257), 'é'.repeat(256), '😀'.repeat(128), '😀'.repeat(129), 't-\ud800', '\udc00t', 'acc\u0000', 'NaN') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      '',
+      '__proto__',
+      'constructor',
+      HUGE,
+      `t-${HUGE}`,
+      'a'.repeat(256),
+      'a'.repeat(257),
+      'é'.repeat(256),
+      '😀'.repeat(128),
+      '😀'.repeat(129),
+      't-\ud800',
+      '\udc00t',
+      'acc\u0000',
+      'NaN',
+    ),
+  },
 );
 const hugeNumber = fc.constantFrom(1e308, -1e308, 2 ** 53 + 1, 0.1, 1e-320, 125.5, 0, -5);
 const anyJson = fc.jsonValue({ maxDepth: 2 });
@@ -56,16 +86,54 @@ function field(valid: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
 const account = fc.constantFrom(...ACCOUNTS, 'carol', 'dave');
 const commandArb = fc.record(
   {
-    type: fc.oneof({ weight: 12, arbitrary: fc.constantFrom('open_account', 'close_account', 'deposit', 'withdrawal', 'transfer', 'transfer', 'transfer') }, { weight: 1, arbitrary: hostileString }),
+    type: fc.oneof(
+      {
+        weight: 12,
+        arbitrary: fc.constantFrom(
+          'open_account',
+          'close_account',
+          'deposit',
+          'withdrawal',
+          'transfer',
+          'transfer',
+          'transfer',
+        ),
+      },
+      { weight: 1, arbitrary: hostileString },
+    ),
     transferId: field(fc.nat({ max: 40 }).map((n) => `t-${n}`)),
     accountId: field(account),
     ownerId: field(fc.constantFrom('owner-1', 'owner-2')),
     from: field(account),
     to: field(account),
-    amount: field(fc.constantFrom('1.00', '0.01', '12.5', '100', '999999999999999999.99', '0', '-5.00', '1.001', '1e3', '+5', '0012')),
+    amount: field(
+      fc.constantFrom(
+        '1.00',
+        '0.01',
+        '12.5',
+        '100',
+        '999999999999999999.99',
+        '0',
+        '-5.00',
+        '1.001',
+        '1e3',
+        '+5',
+        '0012',
+      ),
+    ),
     currency: field(fc.constantFrom('EUR', 'EUR', 'USD', 'JPY', 'eur')),
     reference: field(fc.string({ unit: plainChar, maxLength: 20 })),
-    requestedAt: field(fc.constantFrom('2026-03-01T12:00:00Z', '2026-03-01T12:00:00.123456+01:00', '9999-12-31T23:59:59-23:59', '1000-01-01T00:00:00+23:59', '+275760-09-13T00:00:00Z', '2026-02-30T00:00:00Z', '-000001-01-01T00:00:00Z')),
+    requestedAt: field(
+      fc.constantFrom(
+        '2026-03-01T12:00:00Z',
+        '2026-03-01T12:00:00.123456+01:00',
+        '9999-12-31T23:59:59-23:59',
+        '1000-01-01T00:00:00+23:59',
+        '+275760-09-13T00:00:00Z',
+        '2026-02-30T00:00:00Z',
+        '-000001-01-01T00:00:00Z',
+      ),
+    ),
     overdraftLimit: field(fc.constantFrom('0', '0.00', '100.00', '-1', '1e2')),
   },
   { requiredKeys: [] },
@@ -75,10 +143,34 @@ const commandArb = fc.record(
 const encodingArb = fc.oneof(
   { weight: 6, arbitrary: fc.constant({ kind: 'plain' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'bom' as const }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('duplicate' as const), name: fc.constantFrom('type', 'transferId', 'accountId', 'from', 'amount', 'reference'), value: fc.oneof(hostileString, anyJson) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('duplicate' as const),
+      name: fc.constantFrom('type', 'transferId', 'accountId', 'from', 'amount', 'reference'),
+      value: fc.oneof(hostileString, anyJson),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('proto' as const), value: anyJson }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('number' as const), literal: fc.constantFrom('1e999999', '-1e999999', '123456789012345678901234567890123456789', '0.0000000000000000000000001') }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('badUtf8' as const), bytes: fc.constantFrom([0xed, 0xa0, 0x80], [0xff], [0xc0, 0xaf], [0xf4, 0x90, 0x80, 0x80]) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('number' as const),
+      literal: fc.constantFrom(
+        '1e999999',
+        '-1e999999',
+        '123456789012345678901234567890123456789',
+        '0.0000000000000000000000001',
+      ),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('badUtf8' as const),
+      bytes: fc.constantFrom([0xed, 0xa0, 0x80], [0xff], [0xc0, 0xaf], [0xf4, 0x90, 0x80, 0x80]),
+    }),
+  },
 );
 type Encoding = typeof encodingArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -92,7 +184,10 @@ function encode(command: Record<string, unknown>, encoding: Encoding): Buffer {
     case 'bom':
       return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(json, 'utf8')]);
     case 'duplicate':
-      return Buffer.from(prefix(`${JSON.stringify(encoding.name)}:${JSON.stringify(encoding.value) ?? 'null'}`), 'utf8');
+      return Buffer.from(
+        prefix(`${JSON.stringify(encoding.name)}:${JSON.stringify(encoding.value) ?? 'null'}`),
+        'utf8',
+      );
     case 'proto':
       return Buffer.from(prefix(`"__proto__":${JSON.stringify(encoding.value) ?? 'null'}`), 'utf8');
     case 'number':
@@ -110,7 +205,12 @@ const keyArb = fc.oneof(
   { weight: 8, arbitrary: fc.constant({ kind: 'account' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'null' as const }) },
   { weight: 2, arbitrary: hostileString.map((text) => ({ kind: 'text' as const, text })) },
-  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 8 }).map((bytes) => ({ kind: 'bytes' as const, bytes: Buffer.from(bytes) })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .uint8Array({ minLength: 1, maxLength: 8 })
+      .map((bytes) => ({ kind: 'bytes' as const, bytes: Buffer.from(bytes) })),
+  },
 );
 type KeyChoice = typeof keyArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -122,28 +222,78 @@ function keyBytes(choice: KeyChoice, command: Record<string, unknown>): Buffer |
   return typeof owner === 'string' ? Buffer.from(owner, 'utf8') : null;
 }
 
-const headersArb = fc.option(fc.dictionary(fc.oneof(hostileString, fc.constantFrom('__proto__', 'bankstream.error')), fc.uint8Array({ maxLength: 8 }).map((b) => Buffer.from(b)), { maxKeys: 3 }), { nil: undefined });
+const headersArb = fc.option(
+  fc.dictionary(
+    fc.oneof(hostileString, fc.constantFrom('__proto__', 'bankstream.error')),
+    fc.uint8Array({ maxLength: 8 }).map((b) => Buffer.from(b)),
+    { maxKeys: 3 },
+  ),
+  { nil: undefined },
+);
 const timestampArb = fc.oneof(
   { weight: 6, arbitrary: fc.constant(Date.UTC(2026, 0, 1)) },
-  { weight: 1, arbitrary: fc.constantFrom(-1, 0, -8_640_000_000_000_000, 8_640_000_000_000_000, Date.UTC(9999, 11, 31, 23, 59, 59, 999) + 1, Date.UTC(999, 11, 31)) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      -1,
+      0,
+      -8_640_000_000_000_000,
+      8_640_000_000_000_000,
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999) + 1,
+      Date.UTC(999, 11, 31),
+    ),
+  },
 );
 
-type Wire = { key: Buffer | null; value: Buffer | null; headers: Record<string, Buffer>; timestamp: number; partition: number };
+type Wire = {
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, Buffer>;
+  timestamp: number;
+  partition: number;
+};
 
-const commandWireArb: fc.Arbitrary<Wire> = fc.record({ command: commandArb, encoding: encodingArb, key: keyArb, headers: headersArb, timestamp: timestampArb, misroute: fc.nat({ max: 9 }) }).map(({ command, encoding, key, headers, timestamp, misroute }) => {
-  const bytes = keyBytes(key, command as Record<string, unknown>);
-  // Mostly on the partition the key hashes to; sometimes elsewhere (the engine re-routes it).
-  const partition = bytes === null || bytes.length === 0 || misroute === 0 ? misroute % PARTITIONS : partitionForKey(bytes, PARTITIONS);
-  return { key: bytes, value: encode(command as Record<string, unknown>, encoding), headers: nullProto(headers ?? {}), timestamp, partition };
-});
+const commandWireArb: fc.Arbitrary<Wire> = fc
+  .record({
+    command: commandArb,
+    encoding: encodingArb,
+    key: keyArb,
+    headers: headersArb,
+    timestamp: timestampArb,
+    misroute: fc.nat({ max: 9 }),
+  })
+  .map(({ command, encoding, key, headers, timestamp, misroute }) => {
+    const bytes = keyBytes(key, command as Record<string, unknown>);
+    // Mostly on the partition the key hashes to; sometimes elsewhere (the engine re-routes it).
+    const partition =
+      bytes === null || bytes.length === 0 || misroute === 0
+        ? misroute % PARTITIONS
+        : partitionForKey(bytes, PARTITIONS);
+    return {
+      key: bytes,
+      value: encode(command as Record<string, unknown>, encoding),
+      headers: nullProto(headers ?? {}),
+      timestamp,
+      partition,
+    };
+  });
 const garbageWireArb: fc.Arbitrary<Wire> = fc
   .record({
     value: fc.oneof(
       fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
       anyJson.map((v) => Buffer.from(JSON.stringify(v) ?? 'null', 'utf8')),
-      fc.constantFrom(null, Buffer.alloc(0), Buffer.from('\ufeff{}'), Buffer.from(`{"type":"deposit","transferId":"t-1"${',"a":1'.repeat(10)}`), Buffer.from('['.repeat(100_000))),
+      fc.constantFrom(
+        null,
+        Buffer.alloc(0),
+        Buffer.from('\ufeff{}'),
+        Buffer.from(`{"type":"deposit","transferId":"t-1"${',"a":1'.repeat(10)}`),
+        Buffer.from('['.repeat(100_000)),
+      ),
     ),
-    key: fc.option(fc.uint8Array({ maxLength: 8 }).map((b) => Buffer.from(b)), { nil: null }),
+    key: fc.option(
+      fc.uint8Array({ maxLength: 8 }).map((b) => Buffer.from(b)),
+      { nil: null },
+    ),
     partition: fc.nat({ max: PARTITIONS - 1 }),
   })
   .map(({ value, key, partition }) => ({ value, key, partition, headers: {}, timestamp: Date.UTC(2026, 0, 1) }));
@@ -170,7 +320,8 @@ function transferIdOf(value: Buffer | null): string | undefined {
 
 /** Postgres text and jsonb: well-formed UTF-16 (no lone surrogate) and no NUL, in every string, keys included. */
 function unstorable(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return !value.isWellFormed() || value.includes('\u0000') ? `${path} is not storable` : undefined;
+  if (typeof value === 'string')
+    return !value.isWellFormed() || value.includes('\u0000') ? `${path} is not storable` : undefined;
   if (typeof value !== 'object' || value === null) return undefined;
   for (const [name, item] of Object.entries(value)) {
     const found = unstorable(name, `${path} key`) ?? unstorable(item, `${path}.${name}`);
@@ -188,15 +339,25 @@ function checkStorable(record: OutputRecord): void {
   if (CHANGELOGS.includes(record.topic)) {
     // Changelog keys are store keys (well-formed; the transfers store's dedup keys hold NUL separators by
     // design, src/bank/stores.ts dedupKey), never Postgres text.
-    if (record.key !== null) expect(isStorableKey(record.key.toString('utf8')), `${where}: key is not a store key`).toBe(true);
+    if (record.key !== null)
+      expect(isStorableKey(record.key.toString('utf8')), `${where}: key is not a store key`).toBe(true);
     return;
   }
   if (record.key !== null) expect(unstorable(record.key.toString('utf8'), 'key'), where).toBeUndefined();
   if (record.value === null) return;
   expect(unstorable(JSON.parse(record.value.toString('utf8')), 'value'), where).toBeUndefined();
   if (record.topic === TOPICS.credits) return;
-  const row = parseRecord(TOPICS, { topic: record.topic, partition: record.partition, offset: 0n, key: record.key, value: record.value });
-  expect(row.kind === 'reject' ? row.row.error : 'stored', `${where}: ${record.value.toString('utf8').slice(0, 300)}`).toBe('stored');
+  const row = parseRecord(TOPICS, {
+    topic: record.topic,
+    partition: record.partition,
+    offset: 0n,
+    key: record.key,
+    value: record.value,
+  });
+  expect(
+    row.kind === 'reject' ? row.row.error : 'stored',
+    `${where}: ${record.value.toString('utf8').slice(0, 300)}`,
+  ).toBe('stored');
 }
 
 /** Each account's balance equals what its completed outcomes say, and nothing is left in flight. */
@@ -243,8 +404,13 @@ describe('hostile input through the bank topology', () => {
           for (const topic of WATCHED) if (topic !== TOPICS.dlq) for (const r of fresh(topic)) checkStorable(r);
           const dlq = fresh(TOPICS.dlq);
           for (const d of dlq) expect(d.headers['bankstream.source.topic']?.toString()).toBe(TOPICS.input);
-          const answers = fresh(TOPICS.completed).length + fresh(TOPICS.failed).length + dlq.length +
-            fresh(TOPICS.audit).filter((r) => ANSWER_EVENTS.has((JSON.parse(r.value!.toString()) as { event: string }).event)).length;
+          const answers =
+            fresh(TOPICS.completed).length +
+            fresh(TOPICS.failed).length +
+            dlq.length +
+            fresh(TOPICS.audit).filter((r) =>
+              ANSWER_EVENTS.has((JSON.parse(r.value!.toString()) as { event: string }).event),
+            ).length;
           // An exact duplicate of an earlier transferId gets no answer; everything else exactly one.
           const transferId = transferIdOf(wire.value);
           if (transferId !== undefined && used.has(transferId)) expect(answers).toBeLessThanOrEqual(1);
@@ -267,7 +433,9 @@ describe('hostile input through the bank topology', () => {
         to: field(account),
         amount: field(fc.constantFrom('1.00', '0', '-1.00', '1.001')),
         currency: field(fc.constantFrom('EUR', 'USD')),
-        requestedAt: field(fc.constantFrom('2026-03-01T12:00:00.000Z', '2026-03-01T12:00:00+01:00', '+275760-09-13T00:00:00Z')),
+        requestedAt: field(
+          fc.constantFrom('2026-03-01T12:00:00.000Z', '2026-03-01T12:00:00+01:00', '+275760-09-13T00:00:00Z'),
+        ),
         reference: field(fc.constantFrom('rent')),
         code: field(fc.constantFrom('account_closed', 'account_not_found', 'insufficient_funds')),
         reason: field(fc.constantFrom('account bob is closed')),
@@ -285,14 +453,28 @@ describe('hostile input through the bank topology', () => {
         }
         for (const { leg, encoding, key } of legs) {
           const owner = leg['leg'] === 'credit' ? leg['to'] : leg['from'];
-          const bytes = key.kind === 'account' ? (typeof owner === 'string' ? Buffer.from(owner, 'utf8') : null) : keyBytes(key, {});
+          const bytes =
+            key.kind === 'account'
+              ? typeof owner === 'string'
+                ? Buffer.from(owner, 'utf8')
+                : null
+              : keyBytes(key, {});
           const before = new Map(WATCHED.map((t) => [t, bank.driver.records(t).length]));
           const partition = bytes === null || bytes.length === 0 ? 0 : partitionForKey(bytes, PARTITIONS);
-          await bank.driver.pipeRaw(TOPICS.credits, partition, bytes, encode(leg as Record<string, unknown>, encoding), Date.UTC(2026, 0, 1), {});
+          await bank.driver.pipeRaw(
+            TOPICS.credits,
+            partition,
+            bytes,
+            encode(leg as Record<string, unknown>, encoding),
+            Date.UTC(2026, 0, 1),
+            {},
+          );
           expect(errors.map((e) => `${e.node} ${e.phase}: ${String(e.error)}`)).toEqual([]);
           // The credits log starts with the piped leg itself; what the topology wrote follows it.
           before.set(TOPICS.credits, before.get(TOPICS.credits)! + 1);
-          for (const topic of WATCHED) if (topic !== TOPICS.dlq) for (const r of bank.driver.records(topic).slice(before.get(topic))) checkStorable(r);
+          for (const topic of WATCHED)
+            if (topic !== TOPICS.dlq)
+              for (const r of bank.driver.records(topic).slice(before.get(topic))) checkStorable(r);
         }
         bank.driver.close();
       }),

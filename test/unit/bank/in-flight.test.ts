@@ -26,11 +26,22 @@ describe('a transfer in flight', () => {
     expect(creditLegs).toEqual([
       {
         key: 'acc-b',
-        value: { leg: 'credit', transferId: 't-1', from: 'acc-a', to: 'acc-b', amount: '30.00', currency: 'EUR', requestedAt: new Date(START_MS).toISOString() },
+        value: {
+          leg: 'credit',
+          transferId: 't-1',
+          from: 'acc-a',
+          to: 'acc-b',
+          amount: '30.00',
+          currency: 'EUR',
+          requestedAt: new Date(START_MS).toISOString(),
+        },
       },
     ]);
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '3000' });
-    expect(task.stores.transfers.logical().get(T1)).toMatchObject({ status: 'in_flight', pending: { from: 'acc-a', to: 'acc-b', amount: '3000', currency: 'EUR' } });
+    expect(task.stores.transfers.logical().get(T1)).toMatchObject({
+      status: 'in_flight',
+      pending: { from: 'acc-a', to: 'acc-b', amount: '3000', currency: 'EUR' },
+    });
   });
 
   test('should answer nothing when an exact duplicate arrives while in flight', () => {
@@ -41,7 +52,9 @@ describe('a transfer in flight', () => {
   test('should fail with idempotency_conflict and keep the transfer in flight when a different command reuses the id', () => {
     task.command({ ...transfer, amount: '31.00' });
     const failed = task.take(SINKS.failed);
-    expect(failed.map((f) => [f.key, (f.value as Record<string, string>)['code']])).toEqual([['t-1', 'idempotency_conflict']]);
+    expect(failed.map((f) => [f.key, (f.value as Record<string, string>)['code']])).toEqual([
+      ['t-1', 'idempotency_conflict'],
+    ]);
     expect(task.stores.transfers.logical().get(T1)).toMatchObject({ status: 'in_flight' });
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '3000' });
   });
@@ -51,25 +64,45 @@ describe('a transfer in flight', () => {
     task.forwarded.length = 0;
     task.command({ type: 'close_account', accountId: 'acc-a' });
     const [audit] = task.take(SINKS.audit);
-    expect(audit?.value).toMatchObject({ event: 'account_command_rejected', code: 'balance_not_zero', reason: 'account acc-a holds 0.00 EUR with 30.00 in flight' });
+    expect(audit?.value).toMatchObject({
+      event: 'account_command_rejected',
+      code: 'balance_not_zero',
+      reason: 'account acc-a holds 0.00 EUR with 30.00 in flight',
+    });
   });
 
   test('should clear the in-flight amount and record completion when the settle leg arrives', () => {
     task.leg('acc-a', { leg: 'settle', transferId: 't-1', from: 'acc-a' });
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '0' });
-    expect(task.stores.transfers.logical().get(T1)).toEqual({ fingerprint: expect.any(String), status: 'completed', decidedAt: START_MS });
+    expect(task.stores.transfers.logical().get(T1)).toEqual({
+      fingerprint: expect.any(String),
+      status: 'completed',
+      decidedAt: START_MS,
+    });
     expect(task.forwarded).toEqual([]);
     task.leg('acc-a', { leg: 'settle', transferId: 't-1', from: 'acc-a' });
-    expect(task.take(SINKS.dlq)[0]?.headers['bankstream.error']?.toString()).toMatch(/does not match an in-flight transfer \(completed/);
+    expect(task.take(SINKS.dlq)[0]?.headers['bankstream.error']?.toString()).toMatch(
+      /does not match an in-flight transfer \(completed/,
+    );
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '0' });
   });
 
   test('should credit back, fail the transfer and keep conflicts answered when the refund leg arrives', () => {
     task.command({ ...transfer, amount: '31.00' });
     task.forwarded.length = 0;
-    task.leg('acc-a', { leg: 'refund', transferId: 't-1', from: 'acc-a', code: 'account_closed', reason: 'account acc-b is closed' });
+    task.leg('acc-a', {
+      leg: 'refund',
+      transferId: 't-1',
+      from: 'acc-a',
+      code: 'account_closed',
+      reason: 'account acc-b is closed',
+    });
     expect(task.stores.balances.get('acc-a')).toEqual({ balance: '10000', inFlight: '0' });
-    expect(task.stores.transfers.logical().get(T1)).toMatchObject({ status: 'failed', code: 'account_closed', conflicts: [expect.any(String)] });
+    expect(task.stores.transfers.logical().get(T1)).toMatchObject({
+      status: 'failed',
+      code: 'account_closed',
+      conflicts: [expect.any(String)],
+    });
     expect(task.take(SINKS.failed).map((f) => f.value)).toEqual([
       {
         transferId: 't-1',
@@ -84,7 +117,10 @@ describe('a transfer in flight', () => {
         reason: 'account acc-b is closed',
       },
     ]);
-    expect(task.take(SINKS.audit).map((f) => (f.value as Record<string, string>)['event'])).toEqual(['transfer_refunded', 'transfer_failed']);
+    expect(task.take(SINKS.audit).map((f) => (f.value as Record<string, string>)['event'])).toEqual([
+      'transfer_refunded',
+      'transfer_failed',
+    ]);
     task.command({ ...transfer, amount: '31.00' });
     task.command(transfer);
     expect(task.forwarded).toEqual([]);
@@ -112,9 +148,19 @@ describe('a transfer in flight', () => {
     legacy.command({ type: 'open_account', accountId: 'acc-a', ownerId: 'u', currency: 'EUR' });
     // What a version keying dedup by transferId alone left behind: a transfer in flight and a decided deposit.
     legacy.stores.balances.put('acc-a', { balance: '7000', inFlight: '3000' });
-    const pending = { from: 'acc-a', to: 'acc-b', amount: '3000', currency: 'EUR', requestedAt: new Date(START_MS).toISOString() };
+    const pending = {
+      from: 'acc-a',
+      to: 'acc-b',
+      amount: '3000',
+      currency: 'EUR',
+      requestedAt: new Date(START_MS).toISOString(),
+    };
     legacy.stores.transfers.put('t-old', { fingerprint: 'old', status: 'in_flight', decidedAt: START_MS, pending });
-    legacy.stores.transfers.put('d-old', { fingerprint: '["deposit","acc-a","5","EUR"]', status: 'completed', decidedAt: START_MS });
+    legacy.stores.transfers.put('d-old', {
+      fingerprint: '["deposit","acc-a","5","EUR"]',
+      status: 'completed',
+      decidedAt: START_MS,
+    });
     legacy.forwarded.length = 0;
 
     legacy.leg('acc-a', { leg: 'settle', transferId: 't-old', from: 'acc-a' });
@@ -124,8 +170,13 @@ describe('a transfer in flight', () => {
 
     expect(legacy.stores.balances.get('acc-a')).toEqual({ balance: '7000', inFlight: '0' });
     expect(legacy.stores.transfers.logical().get('t-old')).toMatchObject({ status: 'completed', fingerprint: 'old' });
-    expect(legacy.take(SINKS.failed).map((f) => (f.value as Record<string, string>)['code'])).toEqual(['idempotency_conflict']);
-    expect(legacy.stores.transfers.logical().get('d-old')).toMatchObject({ status: 'completed', conflicts: ['["deposit","acc-a","6","EUR"]'] });
+    expect(legacy.take(SINKS.failed).map((f) => (f.value as Record<string, string>)['code'])).toEqual([
+      'idempotency_conflict',
+    ]);
+    expect(legacy.stores.transfers.logical().get('d-old')).toMatchObject({
+      status: 'completed',
+      conflicts: ['["deposit","acc-a","6","EUR"]'],
+    });
     expect([...legacy.stores.transfers.logical().keys()].sort()).toEqual(['d-old', 't-old']);
   });
 });

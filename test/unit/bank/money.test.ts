@@ -9,7 +9,26 @@ describe('currency table', () => {
     expect(currencyDigits('JPY')).toBe(0);
     expect(currencyDigits('KWD')).toBe(3);
     expect(currencyDigits('BHD')).toBe(3);
-    for (const code of ['GBP', 'CHF', 'SEK', 'NOK', 'DKK', 'PLN', 'CZK', 'HUF', 'CAD', 'AUD', 'NZD', 'SGD', 'HKD', 'CNY', 'INR', 'BRL', 'MXN', 'ZAR']) {
+    for (const code of [
+      'GBP',
+      'CHF',
+      'SEK',
+      'NOK',
+      'DKK',
+      'PLN',
+      'CZK',
+      'HUF',
+      'CAD',
+      'AUD',
+      'NZD',
+      'SGD',
+      'HKD',
+      'CNY',
+      'INR',
+      'BRL',
+      'MXN',
+      'ZAR',
+    ]) {
       expect(currencyDigits(code)).toBe(2);
     }
   });
@@ -40,7 +59,26 @@ describe('parseMoney', () => {
   });
 
   test('should refuse as syntax when the string is not a plain decimal', () => {
-    for (const text of ['', 'abc', '1e5', '1E5', '+5', ' 5', '5 ', '1.', '.5', '1,00', '0x10', '01', '00.5', '--1', '1.2.3', 'NaN', 'Infinity', '١٢']) {
+    for (const text of [
+      '',
+      'abc',
+      '1e5',
+      '1E5',
+      '+5',
+      ' 5',
+      '5 ',
+      '1.',
+      '.5',
+      '1,00',
+      '0x10',
+      '01',
+      '00.5',
+      '--1',
+      '1.2.3',
+      'NaN',
+      'Infinity',
+      '١٢',
+    ]) {
       expect(parseMoney(text, 2), text).toEqual({ ok: false, error: 'syntax' });
     }
   });
@@ -85,10 +123,17 @@ describe('formatMoney', () => {
 
   test('should round-trip when any valid amount is formatted and parsed back', () => {
     fc.assert(
-      fc.property(fc.constantFrom(0, 2, 3).chain((digits) => fc.tuple(fc.bigInt({ min: 1n, max: 10n ** BigInt(18 + digits) - 1n }), fc.constant(digits))), ([minor, digits]) => {
-        const text = formatMoney(minor, digits);
-        expect(parseMoney(text, digits)).toEqual({ ok: true, minor });
-      }),
+      fc.property(
+        fc
+          .constantFrom(0, 2, 3)
+          .chain((digits) =>
+            fc.tuple(fc.bigInt({ min: 1n, max: 10n ** BigInt(18 + digits) - 1n }), fc.constant(digits)),
+          ),
+        ([minor, digits]) => {
+          const text = formatMoney(minor, digits);
+          expect(parseMoney(text, digits)).toEqual({ ok: true, minor });
+        },
+      ),
     );
   });
 });

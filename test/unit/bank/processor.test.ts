@@ -17,12 +17,34 @@ async function funded(accountId: string, amount: string, currency = 'EUR', overd
 
 describe('accounts', () => {
   test('should open an account and audit it with owner, currency and overdraft when it is new', async () => {
-    await bank.send({ type: 'open_account', accountId: 'acc-1', ownerId: 'user-1', currency: 'EUR', overdraftLimit: '50.5' });
+    await bank.send({
+      type: 'open_account',
+      accountId: 'acc-1',
+      ownerId: 'user-1',
+      currency: 'EUR',
+      overdraftLimit: '50.5',
+    });
     expect(bank.audit()).toEqual([
-      { key: 'acc-1', value: { event: 'account_opened', accountId: 'acc-1', ownerId: 'user-1', currency: 'EUR', overdraftLimit: '50.50', at: ISO_START } },
+      {
+        key: 'acc-1',
+        value: {
+          event: 'account_opened',
+          accountId: 'acc-1',
+          ownerId: 'user-1',
+          currency: 'EUR',
+          overdraftLimit: '50.50',
+          at: ISO_START,
+        },
+      },
     ]);
     const accounts = await bank.driver.storeEntries('accounts');
-    expect(accounts.get('acc-1')).toEqual({ ownerId: 'user-1', currency: 'EUR', overdraftLimit: '5050', status: 'open', openedAt: ISO_START });
+    expect(accounts.get('acc-1')).toEqual({
+      ownerId: 'user-1',
+      currency: 'EUR',
+      overdraftLimit: '5050',
+      status: 'open',
+      openedAt: ISO_START,
+    });
     expect(await bank.balance('acc-1')).toEqual({ balance: '0', inFlight: '0' });
   });
 
@@ -37,7 +59,13 @@ describe('accounts', () => {
   });
 
   test('should reject with malformed when an account command has bad fields', async () => {
-    await bank.send({ type: 'open_account', accountId: 'acc-1', ownerId: 'user-1', currency: 'EUR', overdraftLimit: 10 });
+    await bank.send({
+      type: 'open_account',
+      accountId: 'acc-1',
+      ownerId: 'user-1',
+      currency: 'EUR',
+      overdraftLimit: 10,
+    });
     const [rejected] = bank.audit();
     expect(rejected?.value).toMatchObject({ event: 'account_command_rejected', accountId: 'acc-1', code: 'malformed' });
     expect(rejected?.value['reason']).toMatch(/overdraftLimit/);
@@ -71,14 +99,22 @@ describe('accounts', () => {
 
   test('should reject with account_not_found when closing an unknown account', async () => {
     await bank.send({ type: 'close_account', accountId: 'nobody' });
-    expect(bank.audit()[0]?.value).toMatchObject({ event: 'account_command_rejected', accountId: 'nobody', code: 'account_not_found' });
+    expect(bank.audit()[0]?.value).toMatchObject({
+      event: 'account_command_rejected',
+      accountId: 'nobody',
+      code: 'account_not_found',
+    });
   });
 
   test('should reject with account_closed when closing an account twice', async () => {
     await bank.open('acc-1');
     await bank.send({ type: 'close_account', accountId: 'acc-1' });
     await bank.send({ type: 'close_account', accountId: 'acc-1' });
-    expect(bank.audit().map((r) => r.value['code'] ?? r.value['event'])).toEqual(['account_opened', 'account_closed', 'account_closed']);
+    expect(bank.audit().map((r) => r.value['code'] ?? r.value['event'])).toEqual([
+      'account_opened',
+      'account_closed',
+      'account_closed',
+    ]);
     await bank.open('acc-1');
     expect(bank.audit()[0]?.value).toMatchObject({ code: 'account_exists' });
   });
@@ -88,11 +124,22 @@ describe('deposits and withdrawals', () => {
   test('should complete a deposit with the amount in currency digits and the record time when requestedAt is absent', async () => {
     await bank.open('acc-1');
     const requestedMs = START_MS - 5_000;
-    await bank.send({ type: 'deposit', transferId: 't-1', accountId: 'acc-1', amount: '100', currency: 'EUR' }, { timestamp: requestedMs });
+    await bank.send(
+      { type: 'deposit', transferId: 't-1', accountId: 'acc-1', amount: '100', currency: 'EUR' },
+      { timestamp: requestedMs },
+    );
     expect(bank.completed()).toEqual([
       {
         key: 't-1',
-        value: { transferId: 't-1', type: 'deposit', accountId: 'acc-1', amount: '100.00', currency: 'EUR', requestedAt: new Date(requestedMs).toISOString(), completedAt: ISO_START },
+        value: {
+          transferId: 't-1',
+          type: 'deposit',
+          accountId: 'acc-1',
+          amount: '100.00',
+          currency: 'EUR',
+          requestedAt: new Date(requestedMs).toISOString(),
+          completedAt: ISO_START,
+        },
       },
     ]);
     expect(await bank.balance('acc-1')).toEqual({ balance: '10000', inFlight: '0' });
@@ -101,8 +148,19 @@ describe('deposits and withdrawals', () => {
   test('should carry requestedAt and the decision time when both are known', async () => {
     await bank.open('acc-1', 'JPY');
     await bank.driver.advanceWallClockTime(1_000);
-    await bank.send({ type: 'deposit', transferId: 't-1', accountId: 'acc-1', amount: '500', currency: 'JPY', requestedAt: '2025-12-31T23:00:00+01:00' });
-    expect(bank.completed()[0]?.value).toMatchObject({ amount: '500', requestedAt: '2025-12-31T22:00:00.000Z', completedAt: new Date(START_MS + 1_000).toISOString() });
+    await bank.send({
+      type: 'deposit',
+      transferId: 't-1',
+      accountId: 'acc-1',
+      amount: '500',
+      currency: 'JPY',
+      requestedAt: '2025-12-31T23:00:00+01:00',
+    });
+    expect(bank.completed()[0]?.value).toMatchObject({
+      amount: '500',
+      requestedAt: '2025-12-31T22:00:00.000Z',
+      completedAt: new Date(START_MS + 1_000).toISOString(),
+    });
   });
 
   test('should complete a withdrawal down to minus the overdraft limit and refuse one minor unit more', async () => {
@@ -148,7 +206,12 @@ describe('deposits and withdrawals', () => {
     const amounts = ['0', '-1.00', '1.001', '1234567890123456789'];
     for (const [i, amount] of amounts.entries()) await bank.deposit(`bad-${i}`, 'acc-1', amount);
     const failed = bank.failed();
-    expect(failed.map((r) => r.value['code'])).toEqual(['invalid_amount', 'invalid_amount', 'invalid_amount', 'invalid_amount']);
+    expect(failed.map((r) => r.value['code'])).toEqual([
+      'invalid_amount',
+      'invalid_amount',
+      'invalid_amount',
+      'invalid_amount',
+    ]);
     expect(failed.map((r) => r.value['amount'])).toEqual(amounts);
     expect(await bank.balance('acc-1')).toEqual({ balance: '0', inFlight: '0' });
   });
@@ -158,7 +221,10 @@ describe('deposits and withdrawals', () => {
     await bank.send({ type: 'deposit', transferId: 'n', accountId: 'acc-1', amount: 100, currency: 'EUR' });
     await bank.send({ type: 'deposit', transferId: 'c', accountId: 'acc-1', amount: '1', currency: 'EUX' });
     const failed = bank.failed();
-    expect(failed.map((r) => [r.key, r.value['code']])).toEqual([['n', 'malformed'], ['c', 'malformed']]);
+    expect(failed.map((r) => [r.key, r.value['code']])).toEqual([
+      ['n', 'malformed'],
+      ['c', 'malformed'],
+    ]);
     expect(failed[0]?.value).not.toHaveProperty('amount');
     expect(await bank.balance('acc-1')).toEqual({ balance: '0', inFlight: '0' });
   });
@@ -167,7 +233,10 @@ describe('deposits and withdrawals', () => {
     const [a, b] = crossTaskPair(bank.driver, 'key');
     await funded(a, '10');
     await bank.send({ type: 'withdrawal', transferId: 'k-1', accountId: a, amount: '1', currency: 'EUR' }, { key: b });
-    await bank.send({ type: 'withdrawal', transferId: 'k-2', accountId: a, amount: '1', currency: 'EUR' }, { key: null });
+    await bank.send(
+      { type: 'withdrawal', transferId: 'k-2', accountId: a, amount: '1', currency: 'EUR' },
+      { key: null },
+    );
     const failed = bank.failed();
     expect(failed.map((r) => r.value['code'])).toEqual(['malformed', 'malformed']);
     expect(failed[0]?.value['reason']).toBe(`record key "${b}" differs from accountId "${a}"`);
@@ -181,11 +250,29 @@ describe('transfers', () => {
     const [a, b] = sameTaskPair(bank.driver, 'same');
     await funded(a, '100');
     await funded(b, '0');
-    await bank.send({ type: 'transfer', transferId: 'x-1', from: a, to: b, amount: '12.50', currency: 'EUR', reference: 'rent' });
+    await bank.send({
+      type: 'transfer',
+      transferId: 'x-1',
+      from: a,
+      to: b,
+      amount: '12.50',
+      currency: 'EUR',
+      reference: 'rent',
+    });
     expect(bank.completed()).toEqual([
       {
         key: 'x-1',
-        value: { transferId: 'x-1', type: 'transfer', from: a, to: b, amount: '12.50', currency: 'EUR', reference: 'rent', requestedAt: ISO_START, completedAt: ISO_START },
+        value: {
+          transferId: 'x-1',
+          type: 'transfer',
+          from: a,
+          to: b,
+          amount: '12.50',
+          currency: 'EUR',
+          reference: 'rent',
+          requestedAt: ISO_START,
+          completedAt: ISO_START,
+        },
       },
     ]);
     expect(bank.driver.records(TOPICS.credits)).toHaveLength(0);
@@ -199,9 +286,23 @@ describe('transfers', () => {
     await funded(b, '0');
     await bank.send({ type: 'transfer', transferId: 'x-1', from: a, to: b, amount: '40', currency: 'EUR' });
     expect(bank.completed()).toEqual([
-      { key: 'x-1', value: { transferId: 'x-1', type: 'transfer', from: a, to: b, amount: '40.00', currency: 'EUR', requestedAt: ISO_START, completedAt: ISO_START } },
+      {
+        key: 'x-1',
+        value: {
+          transferId: 'x-1',
+          type: 'transfer',
+          from: a,
+          to: b,
+          amount: '40.00',
+          currency: 'EUR',
+          requestedAt: ISO_START,
+          completedAt: ISO_START,
+        },
+      },
     ]);
-    const legs = bank.driver.records(TOPICS.credits).map((r) => [r.key?.toString(), JSON.parse(r.value!.toString()).leg, r.partition]);
+    const legs = bank.driver
+      .records(TOPICS.credits)
+      .map((r) => [r.key?.toString(), JSON.parse(r.value!.toString()).leg, r.partition]);
     expect(legs).toEqual([
       [b, 'credit', bank.driver.partitionOf(b)],
       [a, 'settle', bank.driver.partitionOf(a)],
@@ -214,19 +315,44 @@ describe('transfers', () => {
 
   test('should refund the from account and fail with the code when the to task refuses the credit', async () => {
     const [a] = accountIds(bank.driver, 'ref-from', 1, () => true) as [string];
-    const [missing, closed, usd] = accountIds(bank.driver, 'ref-to', 3, (p) => p !== bank.driver.partitionOf(a)) as [string, string, string];
+    const [missing, closed, usd] = accountIds(bank.driver, 'ref-to', 3, (p) => p !== bank.driver.partitionOf(a)) as [
+      string,
+      string,
+      string,
+    ];
     await funded(a, '100');
     await bank.open(closed);
     await bank.send({ type: 'close_account', accountId: closed });
     await bank.open(usd, 'USD');
     bank.clear();
-    const cases: Array<[string, string]> = [[missing, 'account_not_found'], [closed, 'account_closed'], [usd, 'currency_mismatch']];
-    for (const [i, [to]] of cases.entries()) await bank.send({ type: 'transfer', transferId: `r-${i}`, from: a, to, amount: '10', currency: 'EUR' });
+    const cases: Array<[string, string]> = [
+      [missing, 'account_not_found'],
+      [closed, 'account_closed'],
+      [usd, 'currency_mismatch'],
+    ];
+    for (const [i, [to]] of cases.entries())
+      await bank.send({ type: 'transfer', transferId: `r-${i}`, from: a, to, amount: '10', currency: 'EUR' });
     const failed = bank.failed();
     expect(failed.map((r) => [r.key, r.value['code']])).toEqual(cases.map(([, code], i) => [`r-${i}`, code]));
-    expect(failed[0]?.value).toMatchObject({ transferId: 'r-0', type: 'transfer', from: a, to: missing, amount: '10.00', currency: 'EUR', requestedAt: ISO_START });
+    expect(failed[0]?.value).toMatchObject({
+      transferId: 'r-0',
+      type: 'transfer',
+      from: a,
+      to: missing,
+      amount: '10.00',
+      currency: 'EUR',
+      requestedAt: ISO_START,
+    });
     const refunded = bank.audit().filter((r) => r.value['event'] === 'transfer_refunded');
-    expect(refunded.map((r) => r.value)).toEqual(cases.map(([, code], i) => ({ event: 'transfer_refunded', accountId: a, transferId: `r-${i}`, code, at: ISO_START })));
+    expect(refunded.map((r) => r.value)).toEqual(
+      cases.map(([, code], i) => ({
+        event: 'transfer_refunded',
+        accountId: a,
+        transferId: `r-${i}`,
+        code,
+        at: ISO_START,
+      })),
+    );
     expect(await bank.balance(a)).toEqual({ balance: '10000', inFlight: '0' });
     expect(bank.completed()).toEqual([]);
   });
@@ -252,7 +378,13 @@ describe('transfers', () => {
     await bank.send({ type: 'transfer', transferId: 'f-3', from: 'from-closed', to: b, amount: '1', currency: 'EUR' });
     await bank.send({ type: 'transfer', transferId: 'f-4', from: a, to: b, amount: '1', currency: 'USD' });
     await bank.send({ type: 'transfer', transferId: 'f-5', from: a, to: b, amount: '5.01', currency: 'EUR' });
-    expect(bank.failed().map((r) => r.value['code'])).toEqual(['same_account', 'account_not_found', 'account_closed', 'currency_mismatch', 'insufficient_funds']);
+    expect(bank.failed().map((r) => r.value['code'])).toEqual([
+      'same_account',
+      'account_not_found',
+      'account_closed',
+      'currency_mismatch',
+      'insufficient_funds',
+    ]);
     expect(bank.driver.records(TOPICS.credits)).toHaveLength(0);
     expect(await bank.balance(a)).toEqual({ balance: '500', inFlight: '0' });
   });
@@ -291,28 +423,47 @@ describe('idempotency', () => {
     expect(bank.failed()).toEqual([
       {
         key: 'c-1',
-        value: expect.objectContaining({ transferId: 'c-1', type: 'withdrawal', accountId: 'acc-1', amount: '10.00', code: 'idempotency_conflict' }),
+        value: expect.objectContaining({
+          transferId: 'c-1',
+          type: 'withdrawal',
+          accountId: 'acc-1',
+          amount: '10.00',
+          code: 'idempotency_conflict',
+        }),
       },
     ]);
-    expect(bank.audit().map((r) => r.value)).toEqual([expect.objectContaining({ event: 'transfer_failed', transferId: 'c-1', code: 'idempotency_conflict' })]);
+    expect(bank.audit().map((r) => r.value)).toEqual([
+      expect.objectContaining({ event: 'transfer_failed', transferId: 'c-1', code: 'idempotency_conflict' }),
+    ]);
     await bank.send(conflicting);
     await bank.deposit('c-1', 'acc-1', '10');
     expect([bank.completed(), bank.failed()]).toEqual([[], []]);
     await bank.deposit('c-1', 'acc-1', '11');
     expect(bank.failed().map((r) => r.value['code'])).toEqual(['idempotency_conflict']);
     expect(await bank.balance('acc-1')).toEqual({ balance: '11000', inFlight: '0' });
-    expect((await bank.dedupEntries<{ status: string }>()).get(dedupKey('acc-1', 'c-1'))).toMatchObject({ status: 'completed' });
+    expect((await bank.dedupEntries<{ status: string }>()).get(dedupKey('acc-1', 'c-1'))).toMatchObject({
+      status: 'completed',
+    });
   });
 
   test('should decide each command when one transferId is used on three accounts of the same task, the scope being the acted-on account', async () => {
-    const [a, b, c] = accountIds(bank.driver, 'scope', 3, (p, chosen) => chosen.length === 0 || bank.driver.partitionOf(chosen[0]!) === p) as [string, string, string];
+    const [a, b, c] = accountIds(
+      bank.driver,
+      'scope',
+      3,
+      (p, chosen) => chosen.length === 0 || bank.driver.partitionOf(chosen[0]!) === p,
+    ) as [string, string, string];
     await funded(a, '100');
     await funded(b, '0');
     await funded(c, '50');
     await bank.deposit('s-1', a, '10');
     await bank.deposit('s-1', b, '20');
     await bank.send({ type: 'transfer', transferId: 's-1', from: c, to: a, amount: '5', currency: 'EUR' });
-    expect(bank.completed().map((r) => [r.value['type'], r.value['accountId'] ?? r.value['from']])).toEqual([['deposit', a], ['deposit', b], ['transfer', c]]);
+    expect(bank.completed().map((r) => [r.value['type'], r.value['accountId'] ?? r.value['from']])).toEqual([
+      ['deposit', a],
+      ['deposit', b],
+      ['transfer', c],
+    ]);
     expect(bank.failed()).toEqual([]);
     // Within one account the rules are unchanged: b's deposit again is silent, a's other use of s-1 conflicts.
     bank.clear();
@@ -371,10 +522,34 @@ describe('dead letters', () => {
   test('should dead-letter a leg and go on when a leg on the credits topic is malformed or matches nothing', async () => {
     const partition = bank.driver.partitionOf('acc-1');
     await bank.driver.pipeRaw(TOPICS.credits, partition, Buffer.from('acc-1'), Buffer.from('not json'));
-    await bank.driver.pipeRaw(TOPICS.credits, partition, Buffer.from('acc-1'), Buffer.from(JSON.stringify({ leg: 'settle', transferId: 'ghost', from: 'acc-1' })));
-    await bank.driver.pipeRaw(TOPICS.credits, partition, Buffer.from('acc-1'), Buffer.from(JSON.stringify({ leg: 'credit', transferId: 'g', from: 'x', to: 'acc-1', amount: 5, currency: 'EUR', requestedAt: ISO_START })));
+    await bank.driver.pipeRaw(
+      TOPICS.credits,
+      partition,
+      Buffer.from('acc-1'),
+      Buffer.from(JSON.stringify({ leg: 'settle', transferId: 'ghost', from: 'acc-1' })),
+    );
+    await bank.driver.pipeRaw(
+      TOPICS.credits,
+      partition,
+      Buffer.from('acc-1'),
+      Buffer.from(
+        JSON.stringify({
+          leg: 'credit',
+          transferId: 'g',
+          from: 'x',
+          to: 'acc-1',
+          amount: 5,
+          currency: 'EUR',
+          requestedAt: ISO_START,
+        }),
+      ),
+    );
     const dlq = bank.dlq();
-    expect(dlq.map((r) => r.headers['bankstream.source.topic']?.toString())).toEqual([TOPICS.credits, TOPICS.credits, TOPICS.credits]);
+    expect(dlq.map((r) => r.headers['bankstream.source.topic']?.toString())).toEqual([
+      TOPICS.credits,
+      TOPICS.credits,
+      TOPICS.credits,
+    ]);
     expect(dlq.map((r) => r.headers['bankstream.error']?.toString())).toEqual([
       expect.stringMatching(/not JSON/),
       expect.stringMatching(/settle leg for transfer ghost .* does not match an in-flight transfer \(unknown\)/),
@@ -386,7 +561,18 @@ describe('dead letters', () => {
 
   test('should treat a leg-shaped value on the input topic as an unknown command when it is not a command', async () => {
     await bank.open('acc-1');
-    await bank.send({ leg: 'credit', transferId: 'forged', from: 'x', to: 'acc-1', amount: '1000', currency: 'EUR', requestedAt: ISO_START }, { key: 'acc-1' });
+    await bank.send(
+      {
+        leg: 'credit',
+        transferId: 'forged',
+        from: 'x',
+        to: 'acc-1',
+        amount: '1000',
+        currency: 'EUR',
+        requestedAt: ISO_START,
+      },
+      { key: 'acc-1' },
+    );
     expect(bank.dlq()).toHaveLength(1);
     expect(await bank.balance('acc-1')).toEqual({ balance: '0', inFlight: '0' });
   });

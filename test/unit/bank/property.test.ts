@@ -8,7 +8,18 @@ import { Bank, type BalanceRow, TOPICS } from './harness.ts';
 
 // Spread over all 4 partitions (alice 1, bob 2, carol 2, erin 0, frank 3, heidi 3): same-task and cross-task pairs.
 const ACCOUNTS = ['alice', 'bob', 'carol', 'erin', 'frank', 'heidi'];
-const BAD_VARIANTS = ['amountNumber', 'zero', 'negative', 'overPrecise', 'unknownCurrency', 'keyMismatch', 'nullKey', 'garbage', 'noTransferId', 'openMalformed'] as const;
+const BAD_VARIANTS = [
+  'amountNumber',
+  'zero',
+  'negative',
+  'overPrecise',
+  'unknownCurrency',
+  'keyMismatch',
+  'nullKey',
+  'garbage',
+  'noTransferId',
+  'openMalformed',
+] as const;
 type BadVariant = (typeof BAD_VARIANTS)[number];
 
 type Op =
@@ -25,7 +36,18 @@ const currency = fc.constantFrom('EUR', 'EUR', 'EUR', 'USD');
 const amount = fc.bigInt({ min: 1n, max: 6000n });
 /** Most accounts opened and funded first, so that later commands mostly meet real accounts. */
 const setupArb: fc.Arbitrary<Op[]> = fc
-  .tuple(...ACCOUNTS.map((id) => fc.record({ open: fc.integer({ min: 0, max: 9 }).map((n) => n < 9), currency: fc.constantFrom('EUR', 'EUR', 'EUR', 'USD'), overdraft: fc.constantFrom(0n, 1500n), funds: fc.bigInt({ min: 0n, max: 20_000n }) }).map((a) => ({ id, ...a }))))
+  .tuple(
+    ...ACCOUNTS.map((id) =>
+      fc
+        .record({
+          open: fc.integer({ min: 0, max: 9 }).map((n) => n < 9),
+          currency: fc.constantFrom('EUR', 'EUR', 'EUR', 'USD'),
+          overdraft: fc.constantFrom(0n, 1500n),
+          funds: fc.bigInt({ min: 0n, max: 20_000n }),
+        })
+        .map((a) => ({ id, ...a })),
+    ),
+  )
   .map((accounts) =>
     accounts.flatMap((a): Op[] => {
       if (!a.open) return [];
@@ -35,14 +57,35 @@ const setupArb: fc.Arbitrary<Op[]> = fc
   );
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('open' as const), account, currency, overdraft: fc.constantFrom(0n, 0n, 1500n) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('open' as const),
+      account,
+      currency,
+      overdraft: fc.constantFrom(0n, 0n, 1500n),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('close' as const), account }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('deposit' as const), account, amount, currency }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('withdrawal' as const), account, amount, currency }) },
-  { weight: 6, arbitrary: fc.record({ op: fc.constant('transfer' as const), from: account, to: account, amount, currency }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({ op: fc.constant('transfer' as const), from: account, to: account, amount, currency }),
+  },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('dup' as const), index: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('conflict' as const), index: fc.nat(), amount }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('bad' as const), variant: fc.constantFrom(...BAD_VARIANTS), transfer: fc.boolean(), account, other: account, amount }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('bad' as const),
+      variant: fc.constantFrom(...BAD_VARIANTS),
+      transfer: fc.boolean(),
+      account,
+      other: account,
+      amount,
+    }),
+  },
 );
 
 /** What the model needs to know about a command, decided by the generator, not by the parser. */
@@ -76,11 +119,30 @@ function decimal(minor: bigint): string {
   return `${minor / 100n}.${String(minor % 100n).padStart(2, '0')}`;
 }
 
-function moneyWire(type: 'deposit' | 'withdrawal' | 'transfer', transferId: string, from: string, to: string, minor: bigint, cur: string): Wire {
-  const raw: Record<string, unknown> = type === 'transfer'
-    ? { type, transferId, from, to, amount: decimal(minor), currency: cur }
-    : { type, transferId, accountId: from, amount: decimal(minor), currency: cur };
-  return withRaw(from, raw, { kind: 'money', type, transferId, accountId: from, to, amount: minor, currency: cur, amountReject: undefined, otherReject: undefined, fingerprint: '' });
+function moneyWire(
+  type: 'deposit' | 'withdrawal' | 'transfer',
+  transferId: string,
+  from: string,
+  to: string,
+  minor: bigint,
+  cur: string,
+): Wire {
+  const raw: Record<string, unknown> =
+    type === 'transfer'
+      ? { type, transferId, from, to, amount: decimal(minor), currency: cur }
+      : { type, transferId, accountId: from, amount: decimal(minor), currency: cur };
+  return withRaw(from, raw, {
+    kind: 'money',
+    type,
+    transferId,
+    accountId: from,
+    to,
+    amount: minor,
+    currency: cur,
+    amountReject: undefined,
+    otherReject: undefined,
+    fingerprint: '',
+  });
 }
 
 function withRaw(key: string | null, raw: Record<string, unknown>, model: ModelCommand): Wire {
@@ -94,10 +156,26 @@ function materialize(ops: Op[]): Wire[] {
   for (const [i, op] of ops.entries()) {
     const id = `t-${i}`;
     if (op.op === 'open') {
-      const raw = { type: 'open_account', accountId: op.account, ownerId: 'o', currency: op.currency, overdraftLimit: decimal(op.overdraft) };
-      wires.push(withRaw(op.account, raw, { kind: 'open', accountId: op.account, currency: op.currency, overdraft: op.overdraft, malformed: false }));
+      const raw = {
+        type: 'open_account',
+        accountId: op.account,
+        ownerId: 'o',
+        currency: op.currency,
+        overdraftLimit: decimal(op.overdraft),
+      };
+      wires.push(
+        withRaw(op.account, raw, {
+          kind: 'open',
+          accountId: op.account,
+          currency: op.currency,
+          overdraft: op.overdraft,
+          malformed: false,
+        }),
+      );
     } else if (op.op === 'close') {
-      wires.push(withRaw(op.account, { type: 'close_account', accountId: op.account }, { kind: 'close', accountId: op.account }));
+      wires.push(
+        withRaw(op.account, { type: 'close_account', accountId: op.account }, { kind: 'close', accountId: op.account }),
+      );
     } else if (op.op === 'deposit' || op.op === 'withdrawal') {
       wires.push(moneyWire(op.op, id, op.account, op.account, op.amount, op.currency));
     } else if (op.op === 'transfer') {
@@ -128,9 +206,17 @@ function badWire(op: Extract<Op, { op: 'bad' }>, id: string): Wire {
     case 'zero':
       return withRaw(op.account, { ...raw, amount: '0.00' }, { ...model, amountReject: 'invalid_amount' });
     case 'negative':
-      return withRaw(op.account, { ...raw, amount: `-${decimal(op.amount)}` }, { ...model, amountReject: 'invalid_amount' });
+      return withRaw(
+        op.account,
+        { ...raw, amount: `-${decimal(op.amount)}` },
+        { ...model, amountReject: 'invalid_amount' },
+      );
     case 'overPrecise':
-      return withRaw(op.account, { ...raw, amount: `${decimal(op.amount)}1` }, { ...model, amountReject: 'invalid_amount' });
+      return withRaw(
+        op.account,
+        { ...raw, amount: `${decimal(op.amount)}1` },
+        { ...model, amountReject: 'invalid_amount' },
+      );
     case 'unknownCurrency':
       return withRaw(op.account, { ...raw, currency: 'XYZ' }, { ...model, otherReject: 'malformed' });
     case 'keyMismatch': {
@@ -140,13 +226,22 @@ function badWire(op: Extract<Op, { op: 'bad' }>, id: string): Wire {
     case 'nullKey':
       return withRaw(null, raw, { ...model, otherReject: 'malformed' });
     case 'garbage':
-      return { key: op.account, value: Buffer.from(`{"type":"deposit","transferId":"${id}"`), model: { kind: 'dlq' }, raw: undefined };
+      return {
+        key: op.account,
+        value: Buffer.from(`{"type":"deposit","transferId":"${id}"`),
+        model: { kind: 'dlq' },
+        raw: undefined,
+      };
     case 'noTransferId': {
       const { transferId: _, ...rest } = raw;
       return withRaw(op.account, rest, { kind: 'dlq' });
     }
     case 'openMalformed':
-      return withRaw(op.account, { type: 'open_account', accountId: op.account, ownerId: 'o', currency: 'EUR', overdraftLimit: 5 }, { kind: 'open', accountId: op.account, currency: 'EUR', overdraft: 0n, malformed: true });
+      return withRaw(
+        op.account,
+        { type: 'open_account', accountId: op.account, ownerId: 'o', currency: 'EUR', overdraftLimit: 5 },
+        { kind: 'open', accountId: op.account, currency: 'EUR', overdraft: 0n, malformed: true },
+      );
   }
 }
 
@@ -242,7 +337,12 @@ class Model {
   }
 }
 
-async function sendAll(bank: Bank, model: Model, wires: Wire[], totals: { deposits: bigint; withdrawals: bigint }): Promise<void> {
+async function sendAll(
+  bank: Bank,
+  model: Model,
+  wires: Wire[],
+  totals: { deposits: bigint; withdrawals: bigint },
+): Promise<void> {
   for (const wire of wires) {
     const partition = wire.key === null ? 0 : bank.driver.partitionOf(wire.key);
     await bank.sendRaw(wire.key, wire.value, { partition });
@@ -251,10 +351,19 @@ async function sendAll(bank: Bank, model: Model, wires: Wire[], totals: { deposi
     const failed = bank.failed();
     const audit = bank.audit().map((r) => r.value);
     const context = JSON.stringify({ wire: wire.value.toString(), key: wire.key });
-    expect(completed.map((r) => r.key), context).toEqual(expected.completed);
-    expect(failed.map((r) => [r.key, r.value['code']]), context).toEqual(expected.failed);
+    expect(
+      completed.map((r) => r.key),
+      context,
+    ).toEqual(expected.completed);
+    expect(
+      failed.map((r) => [r.key, r.value['code']]),
+      context,
+    ).toEqual(expected.failed);
     expect(bank.dlq().length, context).toBe(expected.dlq);
-    expect(audit.filter((e) => e['event']!.startsWith('account_')).map((e) => [e['event'], e['code']]), context).toEqual(expected.accountEvents);
+    expect(
+      audit.filter((e) => e['event']!.startsWith('account_')).map((e) => [e['event'], e['code']]),
+      context,
+    ).toEqual(expected.accountEvents);
     expect(audit.filter((e) => e['event'] === 'transfer_completed').length, context).toBe(completed.length);
     expect(audit.filter((e) => e['event'] === 'transfer_failed').length, context).toBe(failed.length);
     for (const refunded of audit.filter((e) => e['event'] === 'transfer_refunded')) {
@@ -279,7 +388,8 @@ async function checkState(bank: Bank, model: Model, totals: { deposits: bigint; 
   expect([...balances.keys()].sort()).toEqual([...model.accounts.keys()].sort());
   expect(sum).toBe(totals.deposits - totals.withdrawals);
   const accounts = await bank.driver.storeEntries<{ status: string }>('accounts');
-  for (const [id, account] of model.accounts) expect(accounts.get(id)?.status, id).toBe(account.open ? 'open' : 'closed');
+  for (const [id, account] of model.accounts)
+    expect(accounts.get(id)?.status, id).toBe(account.open ? 'open' : 'closed');
   const transfers = await bank.dedupEntries<{ status: string }>();
   expect([...transfers.values()].filter((t) => t.status === 'in_flight')).toEqual([]);
   // Every balance ever written (the changelog holds each write) stayed within the overdraft.
@@ -294,26 +404,33 @@ async function checkState(bank: Bank, model: Model, totals: { deposits: bigint; 
 describe('bank processor against a sequential model', () => {
   test('should give every command exactly the model outcome and keep the invariants when random sequences are replayed', async () => {
     await fc.assert(
-      fc.asyncProperty(setupArb, fc.array(opArb, { minLength: 1, maxLength: 80, size: 'max' }), async (setup, commands) => {
-        const ops = [...setup, ...commands];
-        const bank = new Bank();
-        const model = new Model((key) => bank.driver.partitionOf(key));
-        const wires = materialize(ops);
-        const totals = { deposits: 0n, withdrawals: 0n };
-        await sendAll(bank, model, wires, totals);
-        await checkState(bank, model, totals);
-        // Replay everything: no new money outcome, balances and dedup entries untouched. Only account
-        // commands (which carry no idempotency key) may act again, exactly as the model says.
-        const balances = await bank.balances();
-        const transfers = await bank.dedupEntries();
-        const outcomesBefore = bank.driver.records(TOPICS.completed).length + bank.driver.records(TOPICS.failed).length;
-        await sendAll(bank, model, wires, totals);
-        expect(bank.driver.records(TOPICS.completed).length + bank.driver.records(TOPICS.failed).length).toBe(outcomesBefore);
-        expect(await bank.balances()).toEqual(balances);
-        expect(await bank.dedupEntries()).toEqual(transfers);
-        await checkState(bank, model, totals);
-        bank.driver.close();
-      }),
+      fc.asyncProperty(
+        setupArb,
+        fc.array(opArb, { minLength: 1, maxLength: 80, size: 'max' }),
+        async (setup, commands) => {
+          const ops = [...setup, ...commands];
+          const bank = new Bank();
+          const model = new Model((key) => bank.driver.partitionOf(key));
+          const wires = materialize(ops);
+          const totals = { deposits: 0n, withdrawals: 0n };
+          await sendAll(bank, model, wires, totals);
+          await checkState(bank, model, totals);
+          // Replay everything: no new money outcome, balances and dedup entries untouched. Only account
+          // commands (which carry no idempotency key) may act again, exactly as the model says.
+          const balances = await bank.balances();
+          const transfers = await bank.dedupEntries();
+          const outcomesBefore =
+            bank.driver.records(TOPICS.completed).length + bank.driver.records(TOPICS.failed).length;
+          await sendAll(bank, model, wires, totals);
+          expect(bank.driver.records(TOPICS.completed).length + bank.driver.records(TOPICS.failed).length).toBe(
+            outcomesBefore,
+          );
+          expect(await bank.balances()).toEqual(balances);
+          expect(await bank.dedupEntries()).toEqual(transfers);
+          await checkState(bank, model, totals);
+          bank.driver.close();
+        },
+      ),
       { numRuns: 150 },
     );
   });

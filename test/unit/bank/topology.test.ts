@@ -8,7 +8,9 @@ describe('buildBankTopology', () => {
   test('should read commands and credits, write every output topic and declare the credits topic when built', () => {
     const topology = buildBankTopology({ topics: TOPICS, dedupRetentionMs: 1_000 });
     expect(topology.sourceTopics().sort()).toEqual([TOPICS.credits, TOPICS.input].sort());
-    expect(topology.sinkTopics().sort()).toEqual([TOPICS.audit, TOPICS.credits, TOPICS.completed, TOPICS.failed, TOPICS.dlq].sort());
+    expect(topology.sinkTopics().sort()).toEqual(
+      [TOPICS.audit, TOPICS.credits, TOPICS.completed, TOPICS.failed, TOPICS.dlq].sort(),
+    );
     expect(topology.repartitionTopics()).toEqual([TOPICS.credits]);
     expect(topology.stores().map((s) => s.name)).toEqual([...BANK_STORES]);
     expect(topology.stores().every((s) => s.logged)).toBe(true);
@@ -16,6 +18,8 @@ describe('buildBankTopology', () => {
 
   test('should refuse to build when a duration is not a positive integer', () => {
     expect(() => buildBankTopology({ topics: TOPICS, dedupRetentionMs: 0 })).toThrow(TopologyError);
-    expect(() => buildBankTopology({ topics: TOPICS, dedupRetentionMs: 1, punctuateIntervalMs: 1.5 })).toThrow(/punctuateIntervalMs/);
+    expect(() => buildBankTopology({ topics: TOPICS, dedupRetentionMs: 1, punctuateIntervalMs: 1.5 })).toThrow(
+      /punctuateIntervalMs/,
+    );
   });
 });

@@ -11,14 +11,20 @@ describe('cluster keys', () => {
   it('should be undefined when CLUSTER_SECRET is unset, and required by name where needed', () => {
     const config = loadConfig({});
     expect(config.clusterKeys).toBeUndefined();
-    expect(() => requireClusterKeys(config.clusterKeys, 'the processor')).toThrow(/CLUSTER_SECRET: is required by the processor/);
+    expect(() => requireClusterKeys(config.clusterKeys, 'the processor')).toThrow(
+      /CLUSTER_SECRET: is required by the processor/,
+    );
   });
 
   it('should refuse a short secret, a previous key without a current one, and equal ids', () => {
     expect(() => loadConfig({ CLUSTER_SECRET: 'short' })).toThrow(ConfigError);
-    expect(() => loadConfig({ CLUSTER_SECRET_PREVIOUS: A, CLUSTER_SECRET_PREVIOUS_ID: 'k0' })).toThrow(/CLUSTER_SECRET_PREVIOUS/);
+    expect(() => loadConfig({ CLUSTER_SECRET_PREVIOUS: A, CLUSTER_SECRET_PREVIOUS_ID: 'k0' })).toThrow(
+      /CLUSTER_SECRET_PREVIOUS/,
+    );
     expect(() => loadConfig({ CLUSTER_SECRET: A, CLUSTER_SECRET_PREVIOUS: B })).toThrow(/CLUSTER_SECRET_PREVIOUS_ID/);
-    expect(() => loadConfig({ CLUSTER_SECRET: A, CLUSTER_SECRET_PREVIOUS: B, CLUSTER_SECRET_PREVIOUS_ID: 'k1' })).toThrow(/must differ/);
+    expect(() =>
+      loadConfig({ CLUSTER_SECRET: A, CLUSTER_SECRET_PREVIOUS: B, CLUSTER_SECRET_PREVIOUS_ID: 'k1' }),
+    ).toThrow(/must differ/);
     expect(() => loadConfig({ CLUSTER_SECRET: A, CLUSTER_SECRET_ID: 'bad id' })).toThrow(/CLUSTER_SECRET_ID/);
   });
 
@@ -31,31 +37,50 @@ describe('cluster keys', () => {
   it('should verify what it signed, and nothing else, for every purpose and split of the parts', () => {
     const keys = loadConfig({ CLUSTER_SECRET: A }).clusterKeys!;
     fc.assert(
-      fc.property(fc.array(fc.option(fc.string(), { nil: null }), { maxLength: 4 }), fc.string({ minLength: 1 }), (parts, extra) => {
-        const { keyId, mac } = signParts(keys, 'leg', parts);
-        expect(verifyParts(keys, 'leg', parts, keyId, mac).ok).toBe(true);
-        expect(verifyParts(keys, 'changelog', parts, keyId, mac).ok).toBe(false);
-        expect(verifyParts(keys, 'leg', [...parts, extra], keyId, mac).ok).toBe(false);
-        // Moving bytes from one part to the next changes the MAC (parts are length-prefixed).
-        if (parts.length >= 1 && typeof parts[0] === 'string') {
-          expect(verifyParts(keys, 'leg', [parts[0] + extra, ...parts.slice(1)], keyId, mac).ok).toBe(false);
-        }
-      }),
+      fc.property(
+        fc.array(fc.option(fc.string(), { nil: null }), { maxLength: 4 }),
+        fc.string({ minLength: 1 }),
+        (parts, extra) => {
+          const { keyId, mac } = signParts(keys, 'leg', parts);
+          expect(verifyParts(keys, 'leg', parts, keyId, mac).ok).toBe(true);
+          expect(verifyParts(keys, 'changelog', parts, keyId, mac).ok).toBe(false);
+          expect(verifyParts(keys, 'leg', [...parts, extra], keyId, mac).ok).toBe(false);
+          // Moving bytes from one part to the next changes the MAC (parts are length-prefixed).
+          if (parts.length >= 1 && typeof parts[0] === 'string') {
+            expect(verifyParts(keys, 'leg', [parts[0] + extra, ...parts.slice(1)], keyId, mac).ok).toBe(false);
+          }
+        },
+      ),
       { numRuns: 500 },
     );
   });
 
   it('should accept the previous key during a rotation and refuse it after', () => {
     const old = loadConfig({ CLUSTER_SECRET: A, CLUSTER_SECRET_ID: 'k1' }).clusterKeys!;
-    const rotating = loadConfig({ CLUSTER_SECRET: B, CLUSTER_SECRET_ID: 'k2', CLUSTER_SECRET_PREVIOUS: A, CLUSTER_SECRET_PREVIOUS_ID: 'k1' }).clusterKeys!;
+    const rotating = loadConfig({
+      CLUSTER_SECRET: B,
+      CLUSTER_SECRET_ID: 'k2',
+      CLUSTER_SECRET_PREVIOUS: A,
+      CLUSTER_SECRET_PREVIOUS_ID: 'k1',
+    }).clusterKeys!;
     const rotated = loadConfig({ CLUSTER_SECRET: B, CLUSTER_SECRET_ID: 'k2' }).clusterKeys!;
     const signed = signParts(old, 'directory', ['x']);
-    expect(verifyParts(rotating, 'directory', ['x'], signed.keyId, signed.mac)).toEqual({ ok: true, keyId: 'k1', previous: true });
-    expect(verifyParts(rotated, 'directory', ['x'], signed.keyId, signed.mac)).toEqual({ ok: false, reason: 'unknown_key' });
+    expect(verifyParts(rotating, 'directory', ['x'], signed.keyId, signed.mac)).toEqual({
+      ok: true,
+      keyId: 'k1',
+      previous: true,
+    });
+    expect(verifyParts(rotated, 'directory', ['x'], signed.keyId, signed.mac)).toEqual({
+      ok: false,
+      reason: 'unknown_key',
+    });
     expect(signParts(rotating, 'directory', ['x']).keyId).toBe('k2');
     // A MAC claiming the current key id but made with another secret is refused.
     expect(verifyParts(rotated, 'directory', ['x'], 'k2', signed.mac)).toEqual({ ok: false, reason: 'bad_mac' });
-    expect(verifyParts(rotated, 'directory', ['x'], undefined, undefined)).toEqual({ ok: false, reason: 'missing_mac' });
+    expect(verifyParts(rotated, 'directory', ['x'], undefined, undefined)).toEqual({
+      ok: false,
+      reason: 'missing_mac',
+    });
   });
 
   it('should make exactly the HMAC-SHA256 of the length-prefixed parts for any secret and parts', () => {
@@ -71,7 +96,11 @@ describe('cluster keys', () => {
       }
       return hmac.digest();
     };
-    const part = fc.oneof(fc.constant(null), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)));
+    const part = fc.oneof(
+      fc.constant(null),
+      fc.string({ unit: 'grapheme', maxLength: 40 }),
+      fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+    );
     // Secrets shorter and longer than SHA-256's 64-byte block (a longer key is hashed first).
     fc.assert(
       fc.property(fc.string({ minLength: 32, maxLength: 200 }), fc.array(part, { maxLength: 6 }), (secret, parts) => {

@@ -58,7 +58,11 @@ describe('loadConfig', () => {
   });
 
   it('should parse a list of brokers when KAFKA_BROKERS has several', () => {
-    expect(loadConfig({ KAFKA_BROKERS: 'a:9092, b:9093,[::1]:9094' }).kafkaBrokers).toEqual(['a:9092', 'b:9093', '[::1]:9094']);
+    expect(loadConfig({ KAFKA_BROKERS: 'a:9092, b:9093,[::1]:9094' }).kafkaBrokers).toEqual([
+      'a:9092',
+      'b:9093',
+      '[::1]:9094',
+    ]);
   });
 
   it.each([

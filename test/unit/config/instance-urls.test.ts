@@ -8,9 +8,15 @@ describe('INSTANCE_URL_ALLOW', () => {
   it('should allow the pods of the same headless Service when derived from a StatefulSet ADVERTISED_URL', () => {
     const patterns = allow({ ADVERTISED_URL: 'http://bankstream-0.bankstream-headless.ns.svc.cluster.local:8080' });
 
-    expect(instanceUrlAllowed('http://bankstream-2.bankstream-headless.ns.svc.cluster.local:8080', patterns)).toBe(true);
-    expect(instanceUrlAllowed('http://bankstream-2.bankstream-headless.ns.svc.cluster.local:9999', patterns)).toBe(false);
-    expect(instanceUrlAllowed('https://bankstream-2.bankstream-headless.ns.svc.cluster.local:8080', patterns)).toBe(false);
+    expect(instanceUrlAllowed('http://bankstream-2.bankstream-headless.ns.svc.cluster.local:8080', patterns)).toBe(
+      true,
+    );
+    expect(instanceUrlAllowed('http://bankstream-2.bankstream-headless.ns.svc.cluster.local:9999', patterns)).toBe(
+      false,
+    );
+    expect(instanceUrlAllowed('https://bankstream-2.bankstream-headless.ns.svc.cluster.local:8080', patterns)).toBe(
+      false,
+    );
     expect(instanceUrlAllowed('http://evil.example:8080', patterns)).toBe(false);
     expect(instanceUrlAllowed('http://a.b.bankstream-headless.ns.svc.cluster.local:8080', patterns)).toBe(false);
     expect(instanceUrlAllowed('http://169.254.169.254:8080', patterns)).toBe(false);
@@ -32,10 +38,21 @@ describe('INSTANCE_URL_ALLOW', () => {
   });
 
   it('should refuse URLs with credentials, a query, a fragment, another path or another scheme whatever the pattern', () => {
-    const patterns = allow({ ADVERTISED_URL: 'http://10.0.0.1:8080', INSTANCE_URL_ALLOW: 'http://*.internal:*,http://10.0.0.1:8080' });
+    const patterns = allow({
+      ADVERTISED_URL: 'http://10.0.0.1:8080',
+      INSTANCE_URL_ALLOW: 'http://*.internal:*,http://10.0.0.1:8080',
+    });
 
     expect(instanceUrlAllowed('http://a.internal:1234', patterns)).toBe(true);
-    for (const url of ['http://u:p@a.internal:1234', 'http://a.internal:1234/?x', 'http://a.internal:1234/#f', 'http://a.internal:1234/other', 'file:///etc/passwd', 'gopher://a.internal:1', 'not a url']) {
+    for (const url of [
+      'http://u:p@a.internal:1234',
+      'http://a.internal:1234/?x',
+      'http://a.internal:1234/#f',
+      'http://a.internal:1234/other',
+      'file:///etc/passwd',
+      'gopher://a.internal:1',
+      'not a url',
+    ]) {
       expect(instanceUrlAllowed(url, patterns)).toBe(false);
     }
   });
@@ -43,7 +60,9 @@ describe('INSTANCE_URL_ALLOW', () => {
   it('should stop start-up naming the variable when a pattern is malformed or excludes this instance', () => {
     expect(() => allow({ INSTANCE_URL_ALLOW: 'ftp://x' })).toThrow(ConfigError);
     expect(() => allow({ INSTANCE_URL_ALLOW: 'http://*.-bad-:80' })).toThrow(/INSTANCE_URL_ALLOW/);
-    expect(() => allow({ ADVERTISED_URL: 'http://a.svc:8080', INSTANCE_URL_ALLOW: 'http://*.other:8080' })).toThrow(/own ADVERTISED_URL/);
+    expect(() => allow({ ADVERTISED_URL: 'http://a.svc:8080', INSTANCE_URL_ALLOW: 'http://*.other:8080' })).toThrow(
+      /own ADVERTISED_URL/,
+    );
     expect(() => loadConfig({ MANAGEMENT_PORT: '8080' })).toThrow(/MANAGEMENT_PORT/);
     expect(() => loadConfig({ MANAGEMENT_HOST: '0.0.0.0' })).toThrow(/MANAGEMENT_HOST/);
     expect(loadConfig({ MANAGEMENT_PORT: '9464' }).management).toEqual({ host: '127.0.0.1', port: 9464 });
@@ -54,7 +73,14 @@ describe('INSTANCE_URL_ALLOW', () => {
     fc.assert(
       fc.property(fc.webUrl({ withQueryParameters: true, withFragments: true }), (url) => {
         const parsed = new URL(url);
-        const inside = parsed.protocol === 'https:' && parsed.port === '8443' && /^[a-z0-9-]+\.cluster\.example$/.test(parsed.hostname) && !parsed.search && !parsed.hash && parsed.pathname === '/' && !parsed.username;
+        const inside =
+          parsed.protocol === 'https:' &&
+          parsed.port === '8443' &&
+          /^[a-z0-9-]+\.cluster\.example$/.test(parsed.hostname) &&
+          !parsed.search &&
+          !parsed.hash &&
+          parsed.pathname === '/' &&
+          !parsed.username;
         expect(instanceUrlAllowed(url, patterns)).toBe(inside);
       }),
       { numRuns: 300 },

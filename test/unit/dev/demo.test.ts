@@ -16,7 +16,12 @@ describe('bankstream dev demo data', () => {
     await applySeed(bank);
 
     expect(bank.failed()).toEqual([]);
-    expect(bank.completed().map((row) => row.key).sort()).toEqual([...SEED_TRANSFER_IDS].sort());
+    expect(
+      bank
+        .completed()
+        .map((row) => row.key)
+        .sort(),
+    ).toEqual([...SEED_TRANSFER_IDS].sort());
     for (const account of DEMO_ACCOUNTS) {
       const row = await bank.balance(account.accountId);
       expect(formatMoney(BigInt(row!.balance), 2), account.accountId).toBe(account.expectedBalance);

@@ -16,7 +16,10 @@ const ISSUER = 'https://idp.example.test/';
 const AUDIENCE = 'bankstream-test';
 
 async function refused(promise: Promise<unknown>): Promise<ApiError> {
-  const error = await promise.then(() => undefined, (caught: unknown) => caught);
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
   expect(error).toBeInstanceOf(ApiError);
   return error as ApiError;
 }
@@ -25,7 +28,15 @@ describe('Authenticator in dev mode', () => {
   const auth = new Authenticator(loadConfig({ AUTH_DEV_SECRET: SECRET }).auth, logger);
   const key = new TextEncoder().encode(SECRET);
   const sign = (claims: Record<string, unknown>, build: (jwt: SignJWT) => SignJWT = (jwt) => jwt) =>
-    build(new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setIssuer('bankstream').setAudience('bankstream-api').setIssuedAt().setExpirationTime('5m')).sign(key);
+    build(
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('u1')
+        .setIssuer('bankstream')
+        .setAudience('bankstream-api')
+        .setIssuedAt()
+        .setExpirationTime('5m'),
+    ).sign(key);
 
   it('should verify the subject and role when the token was issued by this authenticator', async () => {
     const { token, expiresInS } = await auth.issue('alice', 'customer');
@@ -73,14 +84,24 @@ describe('Authenticator in dev mode', () => {
   });
 
   it('should refuse when the signature was made with another key', async () => {
-    const forged = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setIssuer('bankstream').setAudience('bankstream-api').setExpirationTime('5m')
+    const forged = await new SignJWT({ role: 'admin' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u1')
+      .setIssuer('bankstream')
+      .setAudience('bankstream-api')
+      .setExpirationTime('5m')
       .sign(new TextEncoder().encode('another-secret-with-more-than-32-characters!'));
 
     expect((await refused(auth.verify(forged))).code).toBe('invalid_token');
   });
 
   it('should refuse an unsecured token when its alg is none', async () => {
-    const token = new UnsecuredJWT({ role: 'admin' }).setSubject('u1').setIssuer('bankstream').setAudience('bankstream-api').setExpirationTime('5m').encode();
+    const token = new UnsecuredJWT({ role: 'admin' })
+      .setSubject('u1')
+      .setIssuer('bankstream')
+      .setAudience('bankstream-api')
+      .setExpirationTime('5m')
+      .encode();
 
     expect((await refused(auth.verify(token))).code).toBe('invalid_token');
   });
@@ -91,7 +112,12 @@ describe('Authenticator in dev mode', () => {
   });
 
   it('should refuse when exp is missing', async () => {
-    const token = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setIssuer('bankstream').setAudience('bankstream-api').sign(key);
+    const token = await new SignJWT({ role: 'admin' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u1')
+      .setIssuer('bankstream')
+      .setAudience('bankstream-api')
+      .sign(key);
 
     expect((await refused(auth.verify(token))).code).toBe('invalid_token');
   });
@@ -103,7 +129,14 @@ describe('Authenticator in jwks mode', () => {
   let otherKey: CryptoKey;
   let auth: Authenticator;
   const sign = (key: CryptoKey, claims: Record<string, unknown> = { role: 'teller' }, kid = 'k1') =>
-    new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid }).setSubject('t1').setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('5m').sign(key);
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', kid })
+      .setSubject('t1')
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(key);
 
   beforeAll(async () => {
     const pair = await generateKeyPair('ES256', { extractable: true });
@@ -114,7 +147,11 @@ describe('Authenticator in jwks mode', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ keys: [jwk] }));
     });
-    auth = new Authenticator(loadConfig({ AUTH_JWKS_URL: `${jwks.url}/.well-known/jwks.json`, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE }).auth, logger);
+    auth = new Authenticator(
+      loadConfig({ AUTH_JWKS_URL: `${jwks.url}/.well-known/jwks.json`, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE })
+        .auth,
+      logger,
+    );
   });
 
   afterAll(async () => {
@@ -127,11 +164,18 @@ describe('Authenticator in jwks mode', () => {
 
   it('should refuse when the token is signed by a key outside the JWKS', async () => {
     expect((await refused(auth.verify(await sign(otherKey)))).code).toBe('invalid_token');
-    expect((await refused(auth.verify(await sign(otherKey, { role: 'teller' }, 'unknown-kid')))).code).toBe('invalid_token');
+    expect((await refused(auth.verify(await sign(otherKey, { role: 'teller' }, 'unknown-kid')))).code).toBe(
+      'invalid_token',
+    );
   });
 
   it('should refuse an HS256 token when tokens come from a JWKS', async () => {
-    const token = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256', kid: 'k1' }).setSubject('t1').setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m')
+    const token = await new SignJWT({ role: 'admin' })
+      .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
+      .setSubject('t1')
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setExpirationTime('5m')
       .sign(new TextEncoder().encode(SECRET));
 
     expect((await refused(auth.verify(token))).code).toBe('invalid_token');
@@ -143,7 +187,10 @@ describe('Authenticator in jwks mode', () => {
   });
 
   it('should answer 503 auth_unavailable when the JWKS endpoint cannot be reached', async () => {
-    const down = new Authenticator(loadConfig({ AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json', AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE }).auth, logger);
+    const down = new Authenticator(
+      loadConfig({ AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json', AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE }).auth,
+      logger,
+    );
 
     const error = await refused(down.verify(await sign(privateKey)));
 
@@ -179,7 +226,12 @@ describe('authenticate middleware', () => {
     expect(response.status).toBe(401);
     expect(response.headers.get('content-type')).toContain('application/problem+json');
     expect(response.headers.get('www-authenticate')).toBe('Bearer realm="bankstream"');
-    expect(body).toMatchObject({ type: 'https://bankstream.dev/problems/unauthenticated', status: 401, code: 'unauthenticated', instance: '/private' });
+    expect(body).toMatchObject({
+      type: 'https://bankstream.dev/problems/unauthenticated',
+      status: 401,
+      code: 'unauthenticated',
+      instance: '/private',
+    });
     expect(body['requestId']).toBe(response.headers.get('x-request-id'));
   });
 
@@ -195,7 +247,9 @@ describe('authenticate middleware', () => {
     const teller = (await auth.issue('t1', 'teller')).token;
 
     const denied = await fetch(`${app.url}/private`, { headers: { Authorization: `Bearer ${customer}` } });
-    const allowed = await fetch(`${app.url}/private`, { headers: { Authorization: `Bearer ${teller}`, 'X-Request-Id': 'req-42' } });
+    const allowed = await fetch(`${app.url}/private`, {
+      headers: { Authorization: `Bearer ${teller}`, 'X-Request-Id': 'req-42' },
+    });
 
     expect(denied.status).toBe(403);
     expect(((await denied.json()) as { code: string }).code).toBe('forbidden');

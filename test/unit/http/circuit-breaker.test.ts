@@ -4,7 +4,12 @@ import { type BreakerState, CircuitBreaker, CircuitOpenError } from '../../../sr
 
 function clock(): { nowMs: () => number; advance: (ms: number) => void } {
   let now = 1_000_000;
-  return { nowMs: () => now, advance: (ms) => { now += ms; } };
+  return {
+    nowMs: () => now,
+    advance: (ms) => {
+      now += ms;
+    },
+  };
 }
 
 const fail = () => Promise.reject(new Error('connection refused'));
@@ -29,7 +34,12 @@ describe('CircuitBreaker', () => {
     expect(breaker.state).toBe('open');
     let called = false;
     time.advance(1500);
-    const refused = await breaker.run(async () => { called = true; return 1; }).catch((error: unknown) => error);
+    const refused = await breaker
+      .run(async () => {
+        called = true;
+        return 1;
+      })
+      .catch((error: unknown) => error);
     expect(called).toBe(false);
     expect(refused).toBeInstanceOf(CircuitOpenError);
     expect((refused as CircuitOpenError).retryAfterMs).toBe(3500);
@@ -43,7 +53,12 @@ describe('CircuitBreaker', () => {
     time.advance(1000);
     expect(breaker.state).toBe('half-open');
     let release: (value: string) => void = () => undefined;
-    const probe = breaker.run(() => new Promise<string>((resolve) => { release = resolve; }));
+    const probe = breaker.run(
+      () =>
+        new Promise<string>((resolve) => {
+          release = resolve;
+        }),
+    );
     // While the probe runs, every other call still fails fast.
     await expect(breaker.run(ok)).rejects.toBeInstanceOf(CircuitOpenError);
     release('probe row');
@@ -55,19 +70,33 @@ describe('CircuitBreaker', () => {
   it('should open again for another openMs when the half-open probe fails', async () => {
     const time = clock();
     const changes: Array<[BreakerState, BreakerState]> = [];
-    const breaker = new CircuitBreaker({ failuresMax: 1, openMs: 1000, nowMs: time.nowMs, onStateChange: (from, to) => changes.push([from, to]) });
+    const breaker = new CircuitBreaker({
+      failuresMax: 1,
+      openMs: 1000,
+      nowMs: time.nowMs,
+      onStateChange: (from, to) => changes.push([from, to]),
+    });
     await breaker.run(fail).catch(() => undefined);
     time.advance(1200);
     await expect(breaker.run(fail)).rejects.toThrow('connection refused');
     expect(breaker.state).toBe('open');
     const refused = (await breaker.run(ok).catch((error: unknown) => error)) as CircuitOpenError;
     expect(refused.retryAfterMs).toBe(1000);
-    expect(changes).toEqual([['closed', 'open'], ['open', 'half-open'], ['half-open', 'open']]);
+    expect(changes).toEqual([
+      ['closed', 'open'],
+      ['open', 'half-open'],
+      ['half-open', 'open'],
+    ]);
   });
 
   it('should not count errors that isFailure rejects, such as a refused query', async () => {
     const breaker = new CircuitBreaker({ failuresMax: 1, openMs: 1000, nowMs: clock().nowMs });
-    await expect(breaker.run(() => Promise.reject(new Error('bad input')), () => false)).rejects.toThrow('bad input');
+    await expect(
+      breaker.run(
+        () => Promise.reject(new Error('bad input')),
+        () => false,
+      ),
+    ).rejects.toThrow('bad input');
     expect(breaker.state).toBe('closed');
   });
 
@@ -77,31 +106,54 @@ describe('CircuitBreaker', () => {
   });
 
   it('should match a reference model for any sequence of calls and clock steps', async () => {
-    const step = fc.oneof(fc.constant({ kind: 'ok' as const }), fc.constant({ kind: 'fail' as const }), fc.integer({ min: 0, max: 3000 }).map((ms) => ({ kind: 'wait' as const, ms })));
-    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.array(step, { maxLength: 60 }), async (failuresMax, steps) => {
-      const time = clock();
-      const breaker = new CircuitBreaker({ failuresMax, openMs: 1000, nowMs: time.nowMs });
-      let model: { state: BreakerState; failures: number; until: number } = { state: 'closed', failures: 0, until: 0 };
-      for (const s of steps) {
-        if (s.kind === 'wait') {
-          time.advance(s.ms);
-          continue;
-        }
-        if (model.state === 'open' && time.nowMs() >= model.until) model = { ...model, state: 'half-open' };
-        const refused = model.state === 'open';
-        const outcome = await breaker.run(s.kind === 'ok' ? ok : fail).then(() => 'ok', (error: unknown) => (error instanceof CircuitOpenError ? 'refused' : 'failed'));
-        if (refused) {
-          expect(outcome).toBe('refused');
-        } else if (s.kind === 'ok') {
-          expect(outcome).toBe('ok');
-          model = { state: 'closed', failures: 0, until: 0 };
-        } else {
-          expect(outcome).toBe('failed');
-          const failures = model.failures + 1;
-          model = model.state === 'half-open' || failures >= failuresMax ? { state: 'open', failures, until: time.nowMs() + 1000 } : { ...model, failures };
-        }
-        expect(breaker.state).toBe(model.state === 'open' && time.nowMs() >= model.until ? 'half-open' : model.state);
-      }
-    }), { numRuns: 300 });
+    const step = fc.oneof(
+      fc.constant({ kind: 'ok' as const }),
+      fc.constant({ kind: 'fail' as const }),
+      fc.integer({ min: 0, max: 3000 }).map((ms) => ({ kind: 'wait' as const, ms })),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 4 }),
+        fc.array(step, { maxLength: 60 }),
+        async (failuresMax, steps) => {
+          const time = clock();
+          const breaker = new CircuitBreaker({ failuresMax, openMs: 1000, nowMs: time.nowMs });
+          let model: { state: BreakerState; failures: number; until: number } = {
+            state: 'closed',
+            failures: 0,
+            until: 0,
+          };
+          for (const s of steps) {
+            if (s.kind === 'wait') {
+              time.advance(s.ms);
+              continue;
+            }
+            if (model.state === 'open' && time.nowMs() >= model.until) model = { ...model, state: 'half-open' };
+            const refused = model.state === 'open';
+            const outcome = await breaker.run(s.kind === 'ok' ? ok : fail).then(
+              () => 'ok',
+              (error: unknown) => (error instanceof CircuitOpenError ? 'refused' : 'failed'),
+            );
+            if (refused) {
+              expect(outcome).toBe('refused');
+            } else if (s.kind === 'ok') {
+              expect(outcome).toBe('ok');
+              model = { state: 'closed', failures: 0, until: 0 };
+            } else {
+              expect(outcome).toBe('failed');
+              const failures = model.failures + 1;
+              model =
+                model.state === 'half-open' || failures >= failuresMax
+                  ? { state: 'open', failures, until: time.nowMs() + 1000 }
+                  : { ...model, failures };
+            }
+            expect(breaker.state).toBe(
+              model.state === 'open' && time.nowMs() >= model.until ? 'half-open' : model.state,
+            );
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

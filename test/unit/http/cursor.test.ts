@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../../src/http/errors.ts';
 import { decodeCursor, encodeCursor } from '../../../src/http/history.ts';
 
-const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value), 'utf8').toString('base64url');
+const b64 = (value: unknown) =>
+  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value), 'utf8').toString('base64url');
 
 /** Decodes, or returns the ApiError's code; any other throw fails the property. */
 type Decoded = { at: string; transferId: string; rowId: string };
@@ -30,14 +31,33 @@ function expectAcceptable(decoded: Decoded): void {
 
 // Dates near the edges: impossible days, months, hours, year 0, leap years.
 const dateish = fc
-  .tuple(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 25 }), fc.integer({ min: 0, max: 61 }), fc.integer({ min: 0, max: 61 }), fc.integer({ min: 0, max: 999_999 }))
-  .map(([y, mo, d, h, mi, s, us]) => `${String(y).padStart(4, '0')}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}T${String(h).padStart(2, '0')}:${String(mi).padStart(2, '0')}:${String(s).padStart(2, '0')}.${String(us).padStart(6, '0')}Z`);
+  .tuple(
+    fc.integer({ min: 0, max: 9999 }),
+    fc.integer({ min: 0, max: 13 }),
+    fc.integer({ min: 0, max: 32 }),
+    fc.integer({ min: 0, max: 25 }),
+    fc.integer({ min: 0, max: 61 }),
+    fc.integer({ min: 0, max: 61 }),
+    fc.integer({ min: 0, max: 999_999 }),
+  )
+  .map(
+    ([y, mo, d, h, mi, s, us]) =>
+      `${String(y).padStart(4, '0')}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}T${String(h).padStart(2, '0')}:${String(mi).padStart(2, '0')}:${String(s).padStart(2, '0')}.${String(us).padStart(6, '0')}Z`,
+  );
 
 describe('history cursor decoding', () => {
   it('should round-trip a cursor when it was encoded by the endpoint', () => {
-    expect(decodeCursor(encodeCursor('2026-12-01T21:50:26.123456Z', 't-1', '42'))).toEqual({ at: '2026-12-01T21:50:26.123456Z', transferId: 't-1', rowId: '42' });
+    expect(decodeCursor(encodeCursor('2026-12-01T21:50:26.123456Z', 't-1', '42'))).toEqual({
+      at: '2026-12-01T21:50:26.123456Z',
+      transferId: 't-1',
+      rowId: '42',
+    });
     // A two-part cursor of an earlier version is still taken (it resumes below every row id).
-    expect(decodeCursor(b64(['2026-12-01T21:50:26.123456Z', 't-1']))).toEqual({ at: '2026-12-01T21:50:26.123456Z', transferId: 't-1', rowId: '0' });
+    expect(decodeCursor(b64(['2026-12-01T21:50:26.123456Z', 't-1']))).toEqual({
+      at: '2026-12-01T21:50:26.123456Z',
+      transferId: 't-1',
+      rowId: '0',
+    });
   });
 
   it('should refuse as invalid_parameter when the cursor has NUL, an impossible date or year 0', () => {
@@ -58,7 +78,11 @@ describe('history cursor decoding', () => {
     ]) {
       expect(outcome(cursor), cursor).toBe('invalid_parameter');
     }
-    expect(outcome(encodeCursor('2024-02-29T23:59:59.999999Z', 't-1', '7'))).toEqual({ at: '2024-02-29T23:59:59.999999Z', transferId: 't-1', rowId: '7' });
+    expect(outcome(encodeCursor('2024-02-29T23:59:59.999999Z', 't-1', '7'))).toEqual({
+      at: '2024-02-29T23:59:59.999999Z',
+      transferId: 't-1',
+      rowId: '7',
+    });
   });
 
   it('should give a valid cursor or a 400 and never another error when the cursor is any string', () => {

@@ -1,11 +1,22 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
-import { type InstanceRecord, newerThan, openRecordValue, ownerAmong, signedRecordValue } from '../../../src/http/instances.ts';
+import {
+  type InstanceRecord,
+  newerThan,
+  openRecordValue,
+  ownerAmong,
+  signedRecordValue,
+} from '../../../src/http/instances.ts';
 
 const keys = clusterKeysFromSecret('unit-test-cluster-secret-of-at-least-32-chars');
 const record = (instanceId: string, generation: number, partitions: number[]): InstanceRecord => ({
-  instanceId, url: `http://${instanceId}:8080`, generation, partitions, state: 'RUNNING', at: '2025-01-01T00:00:00.000Z',
+  instanceId,
+  url: `http://${instanceId}:8080`,
+  generation,
+  partitions,
+  state: 'RUNNING',
+  at: '2025-01-01T00:00:00.000Z',
 });
 
 describe('signed directory records', () => {
@@ -21,8 +32,20 @@ describe('signed directory records', () => {
     const tampered = { ...envelope, record: JSON.stringify({ ...good, url: 'http://evil.example:8080' }) };
 
     expect(openRecordValue(keys, 'a', Buffer.from(JSON.stringify(good)))).toEqual({ ok: false, reason: 'unsigned' });
-    expect(openRecordValue(keys, 'a', signedRecordValue(clusterKeysFromSecret('another-cluster-secret-of-at-least-32-chars!!', 'k2'), good))).toEqual({ ok: false, reason: 'unknown_key' });
-    expect(openRecordValue(keys, 'a', signedRecordValue(clusterKeysFromSecret('another-cluster-secret-of-at-least-32-chars!!'), good))).toEqual({ ok: false, reason: 'bad_mac' });
+    expect(
+      openRecordValue(
+        keys,
+        'a',
+        signedRecordValue(clusterKeysFromSecret('another-cluster-secret-of-at-least-32-chars!!', 'k2'), good),
+      ),
+    ).toEqual({ ok: false, reason: 'unknown_key' });
+    expect(
+      openRecordValue(
+        keys,
+        'a',
+        signedRecordValue(clusterKeysFromSecret('another-cluster-secret-of-at-least-32-chars!!'), good),
+      ),
+    ).toEqual({ ok: false, reason: 'bad_mac' });
     expect(openRecordValue(keys, 'a', Buffer.from(JSON.stringify(tampered)))).toEqual({ ok: false, reason: 'bad_mac' });
     expect(openRecordValue(keys, 'b', signedRecordValue(keys, good))).toEqual({ ok: false, reason: 'bad_mac' });
     expect(openRecordValue(keys, 'a', Buffer.from('not json'))).toEqual({ ok: false, reason: 'malformed' });
@@ -40,7 +63,11 @@ describe('signed directory records', () => {
 
 describe('ownerAmong with the local generation', () => {
   it('should ignore a claim when its generation is beyond the one this instance is assigned in', () => {
-    const records = [record('a', 5, [0, 1]), record('forged', Number.MAX_SAFE_INTEGER, [0, 1, 2, 3]), record('b', 6, [1])];
+    const records = [
+      record('a', 5, [0, 1]),
+      record('forged', Number.MAX_SAFE_INTEGER, [0, 1, 2, 3]),
+      record('b', 6, [1]),
+    ];
 
     expect(ownerAmong(records, 0, 6)?.instanceId).toBe('a');
     expect(ownerAmong(records, 1, 6)?.instanceId).toBe('b');

@@ -14,23 +14,42 @@ describe('instance credentials', () => {
   it('should carry the verified principal when the target, request and time match', () => {
     const check = verifyInstanceCall(keys, signInstanceCall(keys, alice, call, now), expected, now + 1000);
 
-    expect(check).toEqual({ ok: true, caller: 'a', principal: { subject: 'alice', role: 'customer', expiresAtMs: now + INSTANCE_CALL_TTL_S * 1000 } });
+    expect(check).toEqual({
+      ok: true,
+      caller: 'a',
+      principal: { subject: 'alice', role: 'customer', expiresAtMs: now + INSTANCE_CALL_TTL_S * 1000 },
+    });
   });
 
   it('should refuse a credential when it is for another instance, another request or signed with another key', () => {
     const credential = signInstanceCall(keys, alice, call, now);
 
-    expect(verifyInstanceCall(keys, credential, { ...expected, self: 'c' }, now)).toMatchObject({ ok: false, reason: expect.stringContaining('another instance') });
-    expect(verifyInstanceCall(keys, credential, { ...expected, path: '/v1/accounts/acc-2' }, now)).toMatchObject({ ok: false, reason: expect.stringContaining('another request') });
+    expect(verifyInstanceCall(keys, credential, { ...expected, self: 'c' }, now)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('another instance'),
+    });
+    expect(verifyInstanceCall(keys, credential, { ...expected, path: '/v1/accounts/acc-2' }, now)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('another request'),
+    });
     expect(verifyInstanceCall(keys, credential, { ...expected, method: 'POST' }, now)).toMatchObject({ ok: false });
-    expect(verifyInstanceCall(otherKeys, credential, expected, now)).toMatchObject({ ok: false, reason: expect.stringContaining('does not verify') });
+    expect(verifyInstanceCall(otherKeys, credential, expected, now)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('does not verify'),
+    });
   });
 
   it('should refuse a credential when it has expired or is not valid yet', () => {
     const credential = signInstanceCall(keys, alice, call, now);
 
-    expect(verifyInstanceCall(keys, credential, expected, now + (INSTANCE_CALL_TTL_S + 6) * 1000)).toMatchObject({ ok: false, reason: expect.stringContaining('expired') });
-    expect(verifyInstanceCall(keys, credential, expected, now - 60_000)).toMatchObject({ ok: false, reason: expect.stringContaining('not valid yet') });
+    expect(verifyInstanceCall(keys, credential, expected, now + (INSTANCE_CALL_TTL_S + 6) * 1000)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('expired'),
+    });
+    expect(verifyInstanceCall(keys, credential, expected, now - 60_000)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('not valid yet'),
+    });
   });
 
   it('should refuse a credential when its payload was changed (another subject or role)', () => {
@@ -38,7 +57,10 @@ describe('instance credentials', () => {
     const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8')) as Record<string, unknown>;
     const forged = Buffer.from(JSON.stringify({ ...claims, sub: 'bob', role: 'admin' }), 'utf8').toString('base64url');
 
-    expect(verifyInstanceCall(keys, [v, keyId, forged, mac].join('.'), expected, now)).toMatchObject({ ok: false, reason: expect.stringContaining('does not verify') });
+    expect(verifyInstanceCall(keys, [v, keyId, forged, mac].join('.'), expected, now)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('does not verify'),
+    });
     expect(verifyInstanceCall(keys, 'Bearer abc', expected, now)).toMatchObject({ ok: false });
     expect(verifyInstanceCall(keys, 'v1.k1.e30.', expected, now)).toMatchObject({ ok: false });
   });
@@ -46,11 +68,16 @@ describe('instance credentials', () => {
   it('should never accept a credential when it is random text or a changed real one (property)', () => {
     const real = signInstanceCall(keys, alice, call, now);
     fc.assert(
-      fc.property(fc.string({ maxLength: 300 }), fc.nat({ max: real.length - 1 }), fc.string({ minLength: 1, maxLength: 1 }), (text, at, c) => {
-        expect(verifyInstanceCall(keys, text, expected, now).ok).toBe(false);
-        const changed = real.slice(0, at) + c + real.slice(at + 1);
-        if (changed !== real) expect(verifyInstanceCall(keys, changed, expected, now).ok).toBe(false);
-      }),
+      fc.property(
+        fc.string({ maxLength: 300 }),
+        fc.nat({ max: real.length - 1 }),
+        fc.string({ minLength: 1, maxLength: 1 }),
+        (text, at, c) => {
+          expect(verifyInstanceCall(keys, text, expected, now).ok).toBe(false);
+          const changed = real.slice(0, at) + c + real.slice(at + 1);
+          if (changed !== real) expect(verifyInstanceCall(keys, changed, expected, now).ok).toBe(false);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -62,8 +89,13 @@ describe('instance credentials', () => {
     // A 32-byte MAC (43 characters) leaves the 2 lowest bits of its last character unused: flipping one decodes to the same bytes.
     const sibling = alphabet[alphabet.indexOf(last) ^ 1]!;
 
-    expect(Buffer.from(credential.split('.')[3]!.slice(0, -1) + sibling, 'base64url')).toEqual(Buffer.from(credential.split('.')[3]!, 'base64url'));
-    expect(verifyInstanceCall(keys, credential.slice(0, -1) + sibling, expected, now)).toMatchObject({ ok: false, reason: expect.stringContaining('canonical') });
+    expect(Buffer.from(credential.split('.')[3]!.slice(0, -1) + sibling, 'base64url')).toEqual(
+      Buffer.from(credential.split('.')[3]!, 'base64url'),
+    );
+    expect(verifyInstanceCall(keys, credential.slice(0, -1) + sibling, expected, now)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('canonical'),
+    });
   });
 
   it('should never outlive the user token when the token expires within the credential lifetime', () => {
@@ -71,6 +103,8 @@ describe('instance credentials', () => {
     const check = verifyInstanceCall(keys, signInstanceCall(keys, shortLived, call, now), expected, now);
 
     expect(check.ok && check.principal.expiresAtMs).toBe(now + 10_000);
-    expect(verifyInstanceCall(keys, signInstanceCall(keys, shortLived, call, now), expected, now + 16_000)).toMatchObject({ ok: false });
+    expect(
+      verifyInstanceCall(keys, signInstanceCall(keys, shortLived, call, now), expected, now + 16_000),
+    ).toMatchObject({ ok: false });
   });
 });

@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { type InstanceRecord, ownerAmong, parseRecord } from '../../../src/http/instances.ts';
 
 const record = (instanceId: string, generation: number, partitions: number[]): InstanceRecord => ({
-  instanceId, url: `http://${instanceId}:8080`, generation, partitions, state: 'RUNNING', at: '2025-01-01T00:00:00.000Z',
+  instanceId,
+  url: `http://${instanceId}:8080`,
+  generation,
+  partitions,
+  state: 'RUNNING',
+  at: '2025-01-01T00:00:00.000Z',
 });
 
 describe('ownerAmong', () => {

@@ -46,7 +46,9 @@ describe('LoginThrottle', () => {
   });
 
   it('should refuse a client address when it fails for many usernames, and a username when many addresses fail for it', async () => {
-    const throttle = new LoginThrottle(http({ LOGIN_FAILURES_PER_CLIENT_PER_HOUR: '5', LOGIN_FAILURES_PER_USER_PER_HOUR: '4' }));
+    const throttle = new LoginThrottle(
+      http({ LOGIN_FAILURES_PER_CLIENT_PER_HOUR: '5', LOGIN_FAILURES_PER_USER_PER_HOUR: '4' }),
+    );
     for (let i = 0; i < 5; i++) await throttle.attempt(`user-${i}`, '10.0.0.9', wrong);
     expect(await refusal(throttle.attempt('someone', '10.0.0.9', right))).toMatchObject({ code: 'login_throttled' });
     for (let i = 0; i < 4; i++) await throttle.attempt('carol', `10.1.0.${i}`, wrong);

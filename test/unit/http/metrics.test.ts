@@ -19,7 +19,9 @@ describe('Metrics', () => {
     metrics.observeProcessingError({ node: 'bank', phase: 'process' });
     metrics.observeProcessingError({ node: 'bank', phase: 'process' });
 
-    expect(await metrics.registry.metrics()).toContain('bankstream_streams_processing_errors_total{node="bank",phase="process",app="bank",instance="i1"} 2');
+    expect(await metrics.registry.metrics()).toContain(
+      'bankstream_streams_processing_errors_total{node="bank",phase="process",app="bank",instance="i1"} 2',
+    );
   });
 
   it('should mirror a cumulative value as a counter when it grows between scrapes', async () => {

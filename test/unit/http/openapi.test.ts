@@ -16,9 +16,13 @@ describe('openApiDocument', () => {
     systemRoutes(router, deps);
     accountRoutes(router, deps);
     transferRoutes(router, deps);
-    const mounted = router.stack.flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${String(layer.path).replace(/:(\w+)/g, '{$1}')}`));
+    const mounted = router.stack.flatMap((layer) =>
+      layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${String(layer.path).replace(/:(\w+)/g, '{$1}')}`),
+    );
     const document = openApiDocument(config) as { openapi: string; paths: Record<string, Record<string, unknown>> };
-    const described = Object.entries(document.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`));
+    const described = Object.entries(document.paths).flatMap(([path, item]) =>
+      Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`),
+    );
 
     expect(document.openapi).toBe('3.1.0');
     expect(described.sort()).toEqual(mounted.sort());

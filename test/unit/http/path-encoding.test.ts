@@ -19,7 +19,9 @@ beforeAll(async () => {
   router.get('/v1/accounts/:id', (ctx) => {
     ctx.body = { id: idParam('id', ctx.params['id']) };
   });
-  koa.use(requestContext(pino({ level: 'silent' }), new Metrics({ app: 'a', instance: 'i' }, { processMetrics: false })));
+  koa.use(
+    requestContext(pino({ level: 'silent' }), new Metrics({ app: 'a', instance: 'i' }, { processMetrics: false })),
+  );
   koa.use(errorHandler());
   koa.use(strictPathEncoding());
   koa.use(router.routes());
@@ -34,20 +36,31 @@ afterAll(async () => {
 function rawGet(target: string): Promise<{ status: number; body: Record<string, unknown>; type: string | undefined }> {
   return new Promise((resolve, reject) => {
     const url = new URL(app.url);
-    const request = http.request({ host: url.hostname, port: url.port, method: 'GET', path: target, agent: false }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (c: Buffer) => chunks.push(c));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>, type: response.headers['content-type'] }));
-    });
+    const request = http.request(
+      { host: url.hostname, port: url.port, method: 'GET', path: target, agent: false },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (c: Buffer) => chunks.push(c));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+            type: response.headers['content-type'],
+          }),
+        );
+      },
+    );
     request.on('error', reject);
     request.end();
   });
 }
 
 // What may appear in a request target: unreserved, sub-delims, ":" "@", and "%" with (or without) hex.
-const targetChar = fc.constantFrom(...'abcXYZ019-._~!$&\'()*+,;=:@%%%%0123456789ABCDEFabcdef'.split(''));
+const targetChar = fc.constantFrom(..."abcXYZ019-._~!$&'()*+,;=:@%%%%0123456789ABCDEFabcdef".split(''));
 const escape = fc.integer({ min: 0, max: 255 }).map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`);
-const rawSegment = fc.array(fc.oneof(targetChar, escape), { minLength: 1, maxLength: 12 }).map((parts) => parts.join(''));
+const rawSegment = fc
+  .array(fc.oneof(targetChar, escape), { minLength: 1, maxLength: 12 })
+  .map((parts) => parts.join(''));
 
 describe('percent-encoding of path parameters', () => {
   it('should answer 400 problem+json when the path has malformed percent-encoding', async () => {
@@ -93,11 +106,15 @@ describe('percent-encoding of path parameters', () => {
 
   it('should decode what encodeURIComponent wrote and never throw when the path is any Unicode', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'grapheme', maxLength: 64 }), fc.string({ unit: 'binary', maxLength: 64 }), (text, raw) => {
-        expect(decodePath(encodeURIComponent(text))).toBe(text);
-        const decoded = decodePath(raw);
-        if (decoded !== undefined) expect(decoded).toBe(decodeURIComponent(raw));
-      }),
+      fc.property(
+        fc.string({ unit: 'grapheme', maxLength: 64 }),
+        fc.string({ unit: 'binary', maxLength: 64 }),
+        (text, raw) => {
+          expect(decodePath(encodeURIComponent(text))).toBe(text);
+          const decoded = decodePath(raw);
+          if (decoded !== undefined) expect(decoded).toBe(decodeURIComponent(raw));
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -34,9 +34,16 @@ afterAll(async () => {
   await app.close();
 });
 
-async function problem(path: string, init: RequestInit = {}): Promise<{ status: number; body: Record<string, unknown>; type: string | null }> {
+async function problem(
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: Record<string, unknown>; type: string | null }> {
   const response = await fetch(`${app.url}${path}`, init);
-  return { status: response.status, body: (await response.json()) as Record<string, unknown>, type: response.headers.get('content-type') };
+  return {
+    status: response.status,
+    body: (await response.json()) as Record<string, unknown>,
+    type: response.headers.get('content-type'),
+  };
 }
 
 describe('problem+json errors', () => {
@@ -45,9 +52,16 @@ describe('problem+json errors', () => {
 
     expect(status).toBe(500);
     expect(type).toBe('application/problem+json');
-    expect(body).toMatchObject({ type: 'https://bankstream.dev/problems/internal', title: 'Internal error', status: 500, code: 'internal' });
+    expect(body).toMatchObject({
+      type: 'https://bankstream.dev/problems/internal',
+      title: 'Internal error',
+      status: 500,
+      code: 'internal',
+    });
     expect(JSON.stringify(body)).not.toContain('secret');
-    expect(logged.some((line) => line.includes('secret database password') && line.includes(String(body['requestId'])))).toBe(true);
+    expect(
+      logged.some((line) => line.includes('secret database password') && line.includes(String(body['requestId']))),
+    ).toBe(true);
   });
 
   it('should answer 404 not_found when no route matches', async () => {
@@ -59,14 +73,22 @@ describe('problem+json errors', () => {
   });
 
   it('should answer 415 when the body is not JSON by content type', async () => {
-    const result = await problem('/echo', { method: 'POST', body: 'a=b', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    const result = await problem('/echo', {
+      method: 'POST',
+      body: 'a=b',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    });
 
     expect(result.body).toMatchObject({ status: 415, code: 'unsupported_media_type' });
   });
 
   it('should answer 413 when the body is larger than the limit, declared or chunked', async () => {
     const big = JSON.stringify({ pad: 'x'.repeat(LIMIT) });
-    const declared = await problem('/echo', { method: 'POST', body: big, headers: { 'Content-Type': 'application/json' } });
+    const declared = await problem('/echo', {
+      method: 'POST',
+      body: big,
+      headers: { 'Content-Type': 'application/json' },
+    });
     const chunked = await problem('/echo', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
@@ -81,8 +103,14 @@ describe('problem+json errors', () => {
   it('should answer 400 malformed_json when the body does not parse, and 422 when it is not an object', async () => {
     const json = { 'Content-Type': 'application/json' };
 
-    expect((await problem('/echo', { method: 'POST', body: '{"a":', headers: json })).body).toMatchObject({ status: 400, code: 'malformed_json' });
-    expect((await problem('/echo', { method: 'POST', body: '[1,2]', headers: json })).body).toMatchObject({ status: 422, code: 'validation_failed' });
+    expect((await problem('/echo', { method: 'POST', body: '{"a":', headers: json })).body).toMatchObject({
+      status: 400,
+      code: 'malformed_json',
+    });
+    expect((await problem('/echo', { method: 'POST', body: '[1,2]', headers: json })).body).toMatchObject({
+      status: 422,
+      code: 'validation_failed',
+    });
   });
 
   it('should give every problem code a 4xx or 5xx status and a title', () => {

@@ -5,8 +5,16 @@ import { checkedView, remoteProblem } from '../../../src/http/accounts.ts';
 const owner = { instanceId: 'b', url: 'http://127.0.0.1:9001' };
 const expected = { accountId: 'acc-1', partition: 2, owner, allowStale: false };
 const view = {
-  accountId: 'acc-1', ownerId: 'alice', currency: 'EUR', status: 'open', balance: '10.00', inFlight: '0.00', overdraftLimit: '0.00',
-  openedAt: '2025-01-01T00:00:00.000Z', position: { partition: 2, accounts: '4', balances: null }, servedBy: { instanceId: 'b', url: 'http://elsewhere' },
+  accountId: 'acc-1',
+  ownerId: 'alice',
+  currency: 'EUR',
+  status: 'open',
+  balance: '10.00',
+  inFlight: '0.00',
+  overdraftLimit: '0.00',
+  openedAt: '2025-01-01T00:00:00.000Z',
+  position: { partition: 2, accounts: '4', balances: null },
+  servedBy: { instanceId: 'b', url: 'http://elsewhere' },
 };
 const body = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8');
 
@@ -36,20 +44,33 @@ describe('checkedView', () => {
 describe('answers of a hostile owner (property)', () => {
   it('should neither throw nor pass on anything but an account view when the body is any JSON or bytes', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue().map((v) => body(v)), fc.uint8Array({ maxLength: 256 }).map((b) => Buffer.from(b))), fc.integer({ min: 100, max: 599 }), (bytes, status) => {
-        const parsed = checkedView(bytes, expected);
-        if (parsed !== undefined) expect(parsed.accountId).toBe('acc-1');
-        const problem = remoteProblem(owner, status, new Headers(), bytes);
-        expect([403, 404, 429, 502, 503]).toContain(problem.status);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.jsonValue().map((v) => body(v)),
+          fc.uint8Array({ maxLength: 256 }).map((b) => Buffer.from(b)),
+        ),
+        fc.integer({ min: 100, max: 599 }),
+        (bytes, status) => {
+          const parsed = checkedView(bytes, expected);
+          if (parsed !== undefined) expect(parsed.accountId).toBe('acc-1');
+          const problem = remoteProblem(owner, status, new Headers(), bytes);
+          expect([403, 404, 429, 502, 503]).toContain(problem.status);
+        },
+      ),
       { numRuns: 2000 },
     );
   });
 
   it('should answer the code of the status when the owner names none (a JSON false, an empty object)', () => {
     expect(remoteProblem(owner, 503, new Headers(), body(false))).toMatchObject({ status: 502 });
-    expect(remoteProblem(owner, 503, new Headers(), body({}))).toMatchObject({ status: 503, code: 'partition_unavailable' });
-    expect(remoteProblem(owner, 429, new Headers(), body({ code: 'quota_exceeded' }))).toMatchObject({ status: 429, code: 'quota_exceeded' });
+    expect(remoteProblem(owner, 503, new Headers(), body({}))).toMatchObject({
+      status: 503,
+      code: 'partition_unavailable',
+    });
+    expect(remoteProblem(owner, 429, new Headers(), body({ code: 'quota_exceeded' }))).toMatchObject({
+      status: 429,
+      code: 'quota_exceeded',
+    });
   });
 });
 
@@ -57,19 +78,34 @@ describe('remoteProblem', () => {
   const headers = (h: Record<string, string> = {}) => new Headers(h);
 
   it('should keep a known code of the same status and a numeric Retry-After', () => {
-    const error = remoteProblem(owner, 503, headers({ 'retry-after': '2' }), body({ code: 'partition_unavailable', detail: 'restoring' }));
+    const error = remoteProblem(
+      owner,
+      503,
+      headers({ 'retry-after': '2' }),
+      body({ code: 'partition_unavailable', detail: 'restoring' }),
+    );
 
     expect(error).toMatchObject({ code: 'partition_unavailable', status: 503, message: 'restoring', retryAfterS: 2 });
   });
 
   it('should answer 502 when the owner refuses our credential, answers an unexpected status or no problem document', () => {
-    expect(remoteProblem(owner, 401, headers(), body({ code: 'invalid_token' }))).toMatchObject({ status: 502, code: 'bad_gateway' });
-    expect(remoteProblem(owner, 302, headers({ location: 'http://evil' }), Buffer.alloc(0))).toMatchObject({ status: 502 });
+    expect(remoteProblem(owner, 401, headers(), body({ code: 'invalid_token' }))).toMatchObject({
+      status: 502,
+      code: 'bad_gateway',
+    });
+    expect(remoteProblem(owner, 302, headers({ location: 'http://evil' }), Buffer.alloc(0))).toMatchObject({
+      status: 502,
+    });
     expect(remoteProblem(owner, 403, headers(), Buffer.from('<html>'))).toMatchObject({ status: 502 });
   });
 
   it('should not take over a code of another status, nor control characters or a huge detail', () => {
-    const error = remoteProblem(owner, 403, headers({ 'retry-after': 'soon' }), body({ code: 'internal', detail: `x\r\nSet-Cookie: a=b${'y'.repeat(2000)}` }));
+    const error = remoteProblem(
+      owner,
+      403,
+      headers({ 'retry-after': 'soon' }),
+      body({ code: 'internal', detail: `x\r\nSet-Cookie: a=b${'y'.repeat(2000)}` }),
+    );
 
     expect(error).toMatchObject({ code: 'forbidden', status: 403, retryAfterS: undefined });
     expect(error.message).not.toMatch(/[\r\n]/);

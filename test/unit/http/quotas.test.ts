@@ -4,7 +4,8 @@ import { Metrics } from '../../../src/http/metrics.ts';
 import { PrincipalQuotas } from '../../../src/http/quotas.ts';
 
 const principal = (subject: string) => ({ subject, role: 'customer' as const, expiresAtMs: Date.now() + 60_000 });
-const quotas = (env: Record<string, string>) => new PrincipalQuotas(loadConfig(env).http, new Metrics({ app: 'a', instance: 'i' }, { processMetrics: false }));
+const quotas = (env: Record<string, string>) =>
+  new PrincipalQuotas(loadConfig(env).http, new Metrics({ app: 'a', instance: 'i' }, { processMetrics: false }));
 
 describe('PrincipalQuotas', () => {
   it('should refuse the next stream with the quota named when a principal holds its limit, and free it on release', () => {
@@ -13,7 +14,13 @@ describe('PrincipalQuotas', () => {
     const first = q.acquireStream(alice);
     q.acquireStream(alice);
 
-    expect(() => q.acquireStream(alice)).toThrow(expect.objectContaining({ code: 'quota_exceeded', status: 429, extensions: { quota: 'sse_streams_per_principal', limit: 2 } }));
+    expect(() => q.acquireStream(alice)).toThrow(
+      expect.objectContaining({
+        code: 'quota_exceeded',
+        status: 429,
+        extensions: { quota: 'sse_streams_per_principal', limit: 2 },
+      }),
+    );
     expect(() => q.acquireStream(principal('bob'))).not.toThrow();
     first();
     first();
@@ -25,7 +32,9 @@ describe('PrincipalQuotas', () => {
     const q = quotas({ HTTP_WAITERS_PER_PRINCIPAL_MAX: '1' });
     q.acquireWaiter(principal('alice'));
 
-    expect(() => q.acquireWaiter(principal('alice'))).toThrow(expect.objectContaining({ extensions: { quota: 'waiters_per_principal', limit: 1 } }));
+    expect(() => q.acquireWaiter(principal('alice'))).toThrow(
+      expect.objectContaining({ extensions: { quota: 'waiters_per_principal', limit: 1 } }),
+    );
   });
 
   it('should refuse commands beyond the rate with a Retry-After when one principal sends too many in a second', async () => {

@@ -5,7 +5,10 @@ import { chooseReadSource, replicaLagOf } from '../../../src/http/read-replica.t
 describe('read replica lag rule', () => {
   it('should read the replica when its lag is at most the bound', () => {
     expect(chooseReadSource({ standby: true, lagMs: 0 }, 5000, 'primary')).toEqual({ source: 'replica', lagMs: 0 });
-    expect(chooseReadSource({ standby: true, lagMs: 5000 }, 5000, 'unavailable')).toEqual({ source: 'replica', lagMs: 5000 });
+    expect(chooseReadSource({ standby: true, lagMs: 5000 }, 5000, 'unavailable')).toEqual({
+      source: 'replica',
+      lagMs: 5000,
+    });
   });
 
   it('should fall back to the primary when the replica is further behind and the policy is primary', () => {
@@ -19,20 +22,36 @@ describe('read replica lag rule', () => {
   });
 
   it('should treat an unknown lag or an unreachable replica as too far behind', () => {
-    expect(chooseReadSource({ standby: true, lagMs: null }, 5000, 'primary')).toMatchObject({ source: 'primary', lagMs: null });
-    expect(chooseReadSource('unreachable', 5000, 'unavailable')).toMatchObject({ source: 'unavailable', reason: 'the read replica is unreachable' });
+    expect(chooseReadSource({ standby: true, lagMs: null }, 5000, 'primary')).toMatchObject({
+      source: 'primary',
+      lagMs: null,
+    });
+    expect(chooseReadSource('unreachable', 5000, 'unavailable')).toMatchObject({
+      source: 'unavailable',
+      reason: 'the read replica is unreachable',
+    });
   });
 
   it('should read a promoted replica (no longer in recovery) as current', () => {
-    expect(chooseReadSource({ standby: false, lagMs: null }, 0, 'unavailable')).toEqual({ source: 'replica', lagMs: 0 });
+    expect(chooseReadSource({ standby: false, lagMs: null }, 0, 'unavailable')).toEqual({
+      source: 'replica',
+      lagMs: 0,
+    });
   });
 
   it('should never read a standby beyond the bound for any lag, bound and policy', () => {
-    fc.assert(fc.property(fc.option(fc.integer({ min: 0, max: 10_000_000 })), fc.integer({ min: 0, max: 3_600_000 }), fc.constantFrom('primary' as const, 'unavailable' as const), (lagMs, bound, policy) => {
-      const decision = chooseReadSource({ standby: true, lagMs }, bound, policy);
-      const fresh = lagMs !== null && lagMs <= bound;
-      expect(decision.source).toBe(fresh ? 'replica' : policy);
-    }));
+    fc.assert(
+      fc.property(
+        fc.option(fc.integer({ min: 0, max: 10_000_000 })),
+        fc.integer({ min: 0, max: 3_600_000 }),
+        fc.constantFrom('primary' as const, 'unavailable' as const),
+        (lagMs, bound, policy) => {
+          const decision = chooseReadSource({ standby: true, lagMs }, bound, policy);
+          const fresh = lagMs !== null && lagMs <= bound;
+          expect(decision.source).toBe(fresh ? 'replica' : policy);
+        },
+      ),
+    );
   });
 
   it('should parse the lag row the replica returns, clamping a negative clock skew to zero', () => {

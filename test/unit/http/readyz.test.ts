@@ -13,14 +13,48 @@ import { type PartitionStop } from '../../../src/runtime/offset-reset.ts';
 import { type SinkStatus } from '../../../src/sinks/postgres-sink.ts';
 import { type Served, serve } from './serve.ts';
 
-const stop: PartitionStop = { topic: 'transaction_initiated', partition: 1, code: 'offset_out_of_range', reason: 'position 4 of transaction_initiated-1 is out of range', action: 'bankstream offsets reset …' };
+const stop: PartitionStop = {
+  topic: 'transaction_initiated',
+  partition: 1,
+  code: 'offset_out_of_range',
+  reason: 'position 4 of transaction_initiated-1 is out of range',
+  action: 'bankstream offsets reset …',
+};
 let streamsStatus: StreamsStatus;
 let sinkStatus: SinkStatus;
-let brokerUnavailable: Array<{ component: string; sinceMs: number; retries: number; step: string; lastError: string }> = [];
+let brokerUnavailable: Array<{ component: string; sinceMs: number; retries: number; step: string; lastError: string }> =
+  [];
 let app: Served;
 
-const baseStreams = (): StreamsStatus => ({ state: 'RUNNING', generationId: 3, assigned: [0, 1], running: [0, 1], standby: [], standbyLagRecords: 0, restoredRecords: 0, stopped: [], internalRecords: { rejectedRecords: 0, lastRejected: undefined, unsignedAccepted: 0, previousKeyAccepted: 0, acceptingUnsigned: false }, brokerUnavailableSinceMs: undefined });
-const baseSink = (): SinkStatus => ({ state: 'running', lastError: null, rowsWritten: 0, rejectsWritten: 0, batchesWritten: 0, assignedPartitions: 2, consecutiveFailures: 0, stoppedPartitions: [], unresolvedRejects: null });
+const baseStreams = (): StreamsStatus => ({
+  state: 'RUNNING',
+  generationId: 3,
+  assigned: [0, 1],
+  running: [0, 1],
+  standby: [],
+  standbyLagRecords: 0,
+  restoredRecords: 0,
+  stopped: [],
+  internalRecords: {
+    rejectedRecords: 0,
+    lastRejected: undefined,
+    unsignedAccepted: 0,
+    previousKeyAccepted: 0,
+    acceptingUnsigned: false,
+  },
+  brokerUnavailableSinceMs: undefined,
+});
+const baseSink = (): SinkStatus => ({
+  state: 'running',
+  lastError: null,
+  rowsWritten: 0,
+  rejectsWritten: 0,
+  batchesWritten: 0,
+  assignedPartitions: 2,
+  consecutiveFailures: 0,
+  stoppedPartitions: [],
+  unresolvedRejects: null,
+});
 
 beforeAll(async () => {
   // Only what /readyz reads: the processor's and the sink's status, the directory and the URL.
@@ -36,7 +70,9 @@ beforeAll(async () => {
   managementRoutes(router, deps);
   const koa = new Koa();
   koa.silent = true;
-  koa.use(requestContext(pino({ level: 'silent' }), new Metrics({ app: 'a', instance: 'i' }, { processMetrics: false })));
+  koa.use(
+    requestContext(pino({ level: 'silent' }), new Metrics({ app: 'a', instance: 'i' }, { processMetrics: false })),
+  );
   koa.use(errorHandler());
   koa.use(router.routes());
   app = await serve(koa.callback());
@@ -46,9 +82,15 @@ afterAll(async () => {
   await app.close();
 });
 
-async function readyz(): Promise<{ status: number; body: { ready: boolean; streams: StreamsStatus; sink: SinkStatus } }> {
+async function readyz(): Promise<{
+  status: number;
+  body: { ready: boolean; streams: StreamsStatus; sink: SinkStatus };
+}> {
   const response = await fetch(`${app.url}/readyz`);
-  return { status: response.status, body: (await response.json()) as { ready: boolean; streams: StreamsStatus; sink: SinkStatus } };
+  return {
+    status: response.status,
+    body: (await response.json()) as { ready: boolean; streams: StreamsStatus; sink: SinkStatus },
+  };
 }
 
 describe('/readyz', () => {
@@ -77,7 +119,9 @@ describe('/readyz', () => {
   it('should be not ready and name the waiting components when the broker is unavailable', async () => {
     streamsStatus = baseStreams();
     sinkStatus = baseSink();
-    brokerUnavailable = [{ component: 'sink', sinceMs: Date.now() - 5000, retries: 3, step: 'fetch', lastError: 'Connection closed' }];
+    brokerUnavailable = [
+      { component: 'sink', sinceMs: Date.now() - 5000, retries: 3, step: 'fetch', lastError: 'Connection closed' },
+    ];
     try {
       const response = await fetch(`${app.url}/readyz`);
       const body = (await response.json()) as { ready: boolean; reasons: string[]; brokerUnavailable: unknown[] };

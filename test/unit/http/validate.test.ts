@@ -29,7 +29,12 @@ describe('BodyReader', () => {
 
     expect(error.status).toBe(422);
     expect(error.code).toBe('validation_failed');
-    expect((error.extensions['errors'] as Array<{ field: string }>).map((e) => e.field)).toEqual(['accountId', 'currency', 'amount', 'extra']);
+    expect((error.extensions['errors'] as Array<{ field: string }>).map((e) => e.field)).toEqual([
+      'accountId',
+      'currency',
+      'amount',
+      'extra',
+    ]);
   });
 
   it('should refuse an amount when it is a JSON number, negative, zero or too precise', () => {
@@ -67,7 +72,8 @@ describe('parameters', () => {
   it('should answer 400 invalid_parameter when a query integer is out of range or not an integer', () => {
     expect(intQuery({ wait: '500' }, 'wait', 0, 1000)).toBe(500);
     expect(intQuery({}, 'wait', 0, 1000)).toBeUndefined();
-    for (const wait of ['1001', '-1', '1.5', 'abc', '']) expect(failure(() => intQuery({ wait }, 'wait', 0, 1000)).status).toBe(400);
+    for (const wait of ['1001', '-1', '1.5', 'abc', ''])
+      expect(failure(() => intQuery({ wait }, 'wait', 0, 1000)).status).toBe(400);
     expect(failure(() => intQuery({ wait: ['1', '2'] }, 'wait', 0, 1000)).code).toBe('invalid_parameter');
   });
 
@@ -75,7 +81,8 @@ describe('parameters', () => {
     expect(boolQuery({ allowStale: 'true' }, 'allowStale')).toBe(true);
     expect(boolQuery({ allowStale: 'false' }, 'allowStale')).toBe(false);
     expect(boolQuery({}, 'allowStale')).toBeUndefined();
-    for (const allowStale of ['1', 'yes', 'TRUE', '', ['true', 'true']]) expect(failure(() => boolQuery({ allowStale }, 'allowStale')).code).toBe('invalid_parameter');
+    for (const allowStale of ['1', 'yes', 'TRUE', '', ['true', 'true']])
+      expect(failure(() => boolQuery({ allowStale }, 'allowStale')).code).toBe('invalid_parameter');
   });
 
   it('should answer 400 when a path id or an Idempotency-Key is unusable', () => {

@@ -22,7 +22,10 @@ import { FatalStreamsError } from '../../../src/runtime/errors.ts';
 /** A logger whose lines are kept, to count what an outage logs. */
 function capturingLogger(): { log: pino.Logger; lines: Array<{ level: number; msg: string }> } {
   const lines: Array<{ level: number; msg: string }> = [];
-  const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  const log = pino(
+    { level: 'debug' },
+    { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) },
+  );
   return { log, lines };
 }
 
@@ -31,13 +34,17 @@ const fast = { initialMs: 1, maxMs: 4, multiplier: 2, jitterRatio: 0.5 };
 describe('backoffDelayMs', () => {
   it('should stay within the jittered exponential and never above maxMs when attempts grow without bound', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 1_000_000 }), fc.double({ min: 0, max: 0.999999, noNaN: true }), (attempt, r) => {
-        const delay = backoffDelayMs(BROKER_BACKOFF, attempt, () => r);
-        const full = Math.min(BROKER_BACKOFF.maxMs, BROKER_BACKOFF.initialMs * 2 ** Math.min(attempt, 30));
-        expect(delay).toBeLessThanOrEqual(BROKER_BACKOFF.maxMs);
-        expect(delay).toBeGreaterThanOrEqual(Math.floor(full * (1 - BROKER_BACKOFF.jitterRatio)));
-        expect(Number.isInteger(delay)).toBe(true);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 1_000_000 }),
+        fc.double({ min: 0, max: 0.999999, noNaN: true }),
+        (attempt, r) => {
+          const delay = backoffDelayMs(BROKER_BACKOFF, attempt, () => r);
+          const full = Math.min(BROKER_BACKOFF.maxMs, BROKER_BACKOFF.initialMs * 2 ** Math.min(attempt, 30));
+          expect(delay).toBeLessThanOrEqual(BROKER_BACKOFF.maxMs);
+          expect(delay).toBeGreaterThanOrEqual(Math.floor(full * (1 - BROKER_BACKOFF.jitterRatio)));
+          expect(Number.isInteger(delay)).toBe(true);
+        },
+      ),
     );
   });
 
@@ -129,9 +136,19 @@ describe('BrokerOutage', () => {
 
 describe('isBrokerUnavailable and permanentKafkaError', () => {
   it('should call a JoinGroup against a closed port unavailable and not permanent when the client gives up', async () => {
-    const consumer = new Consumer({ bootstrapBrokers: ['127.0.0.1:1'], clientId: 'retry-unit', groupId: 'retry-unit', retries: 1, retryDelay: 10, connectTimeout: 1_000 });
+    const consumer = new Consumer({
+      bootstrapBrokers: ['127.0.0.1:1'],
+      clientId: 'retry-unit',
+      groupId: 'retry-unit',
+      retries: 1,
+      retryDelay: 10,
+      connectTimeout: 1_000,
+    });
     try {
-      const error = await (consumer.joinGroup({}) as Promise<unknown>).then(() => undefined, (e: unknown) => e);
+      const error = await (consumer.joinGroup({}) as Promise<unknown>).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(Error);
       expect(isBrokerUnavailable(error)).toBe(true);
       expect(permanentKafkaError(error)).toBeUndefined();
@@ -142,26 +159,44 @@ describe('isBrokerUnavailable and permanentKafkaError', () => {
 
   it('should call the issue 17 error (joinGroup failed 4 times. Connection closed) unavailable and not permanent', () => {
     const closed = new NetworkError('Connection closed');
-    const error = new MultipleErrors('joinGroup failed 4 times. Connection closed findGroupCoordinator failed 4 times.', [closed, new MultipleErrors('findGroupCoordinator failed 4 times.', [closed])]);
+    const error = new MultipleErrors(
+      'joinGroup failed 4 times. Connection closed findGroupCoordinator failed 4 times.',
+      [closed, new MultipleErrors('findGroupCoordinator failed 4 times.', [closed])],
+    );
     expect(isBrokerUnavailable(error)).toBe(true);
     expect(permanentKafkaError(error)).toBeUndefined();
   });
 
   it('should stop on authorization, fencing, SASL, missing topics and FatalStreamsError when they are in the error tree', () => {
-    const wrap = (inner: Error) => new MultipleErrors('metadata failed 2 times.', [new NetworkError('Connection closed'), inner]);
+    const wrap = (inner: Error) =>
+      new MultipleErrors('metadata failed 2 times.', [new NetworkError('Connection closed'), inner]);
     expect(permanentKafkaError(wrap(new ProtocolError('TOPIC_AUTHORIZATION_FAILED')))).toBeInstanceOf(KafkaAccessError);
-    expect(permanentKafkaError(wrap(new ProtocolError('SASL_AUTHENTICATION_FAILED')))).toMatchObject({ code: 'kafka_connection_failed' });
+    expect(permanentKafkaError(wrap(new ProtocolError('SASL_AUTHENTICATION_FAILED')))).toMatchObject({
+      code: 'kafka_connection_failed',
+    });
     expect(permanentKafkaError(wrap(new ProtocolError('PRODUCER_FENCED')))).toMatchObject({ code: 'producer_fenced' });
-    expect(permanentKafkaError(wrap(new ProtocolError('INVALID_PRODUCER_EPOCH')))).toMatchObject({ code: 'producer_fenced' });
+    expect(permanentKafkaError(wrap(new ProtocolError('INVALID_PRODUCER_EPOCH')))).toMatchObject({
+      code: 'producer_fenced',
+    });
     // Counted as fencing elsewhere, but what the operator must fix is an ACL.
-    expect(permanentKafkaError(wrap(new ProtocolError('TRANSACTIONAL_ID_AUTHORIZATION_FAILED')))).toMatchObject({ code: 'kafka_not_authorized' });
+    expect(permanentKafkaError(wrap(new ProtocolError('TRANSACTIONAL_ID_AUTHORIZATION_FAILED')))).toMatchObject({
+      code: 'kafka_not_authorized',
+    });
     expect(permanentKafkaError(new Error('Unknown topic bank-input.'))).toMatchObject({ code: 'topics_missing' });
     const notCopartitioned = new FatalStreamsError('topics_not_copartitioned', 'partition counts differ');
     expect(permanentKafkaError(notCopartitioned)).toBe(notCopartitioned);
   });
 
   it('should treat coordinator and leader moves as unavailable and unrelated bugs as neither when classifying', () => {
-    for (const id of ['COORDINATOR_LOAD_IN_PROGRESS', 'COORDINATOR_NOT_AVAILABLE', 'NOT_COORDINATOR', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_OR_FOLLOWER', 'REQUEST_TIMED_OUT', 'CONCURRENT_TRANSACTIONS']) {
+    for (const id of [
+      'COORDINATOR_LOAD_IN_PROGRESS',
+      'COORDINATOR_NOT_AVAILABLE',
+      'NOT_COORDINATOR',
+      'LEADER_NOT_AVAILABLE',
+      'NOT_LEADER_OR_FOLLOWER',
+      'REQUEST_TIMED_OUT',
+      'CONCURRENT_TRANSACTIONS',
+    ]) {
       expect(isBrokerUnavailable(new ProtocolError(id)), id).toBe(true);
       expect(permanentKafkaError(new ProtocolError(id)), id).toBeUndefined();
     }
@@ -185,7 +220,10 @@ describe('BankstreamProducer.beginTransaction when the broker does not answer', 
     });
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
-        const error = await producer.beginTransaction().then(() => undefined, (e: unknown) => e);
+        const error = await producer.beginTransaction().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect(String((error as Error).message)).not.toMatch(/already an active transaction/);
         expect(isBrokerUnavailable(error)).toBe(true);
         expect(producer.transaction).toBeUndefined();

@@ -1,10 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { type KafkaSecurityConfig } from '../../../src/config/config.ts';
 import { Secret } from '../../../src/config/secret.ts';
-import { explainKafkaError, kafkaConnectionOptions, kafkajsConnectionOptions, tlsOptions } from '../../../src/kafka/security.ts';
+import {
+  explainKafkaError,
+  kafkaConnectionOptions,
+  kafkajsConnectionOptions,
+  tlsOptions,
+} from '../../../src/kafka/security.ts';
 
 const tls = { ca: 'CA-PEM', cert: undefined, key: undefined, rejectUnauthorized: true, verifyHostname: true };
-const saslSsl: KafkaSecurityConfig = { protocol: 'SASL_SSL', tls, sasl: { mechanism: 'SCRAM-SHA-512', username: 'bank', password: new Secret('pw') } };
+const saslSsl: KafkaSecurityConfig = {
+  protocol: 'SASL_SSL',
+  tls,
+  sasl: { mechanism: 'SCRAM-SHA-512', username: 'bank', password: new Secret('pw') },
+};
 
 /** An error tree shaped like @platformatic/kafka's: MultipleErrors → NetworkError → cause. */
 function clientError(leaf: object, broker = '127.0.0.1:9093'): Error {
@@ -14,7 +23,9 @@ function clientError(leaf: object, broker = '127.0.0.1:9093'): Error {
 
 describe('kafkaConnectionOptions', () => {
   it('should give no TLS and no SASL for PLAINTEXT', () => {
-    expect(kafkaConnectionOptions({ protocol: 'PLAINTEXT', tls: undefined, sasl: undefined }, ['127.0.0.1:9092'])).toEqual({});
+    expect(
+      kafkaConnectionOptions({ protocol: 'PLAINTEXT', tls: undefined, sasl: undefined }, ['127.0.0.1:9092']),
+    ).toEqual({});
   });
 
   it('should pass the password as a provider so that the options object holds no password', async () => {
@@ -48,7 +59,10 @@ describe('kafkajsConnectionOptions', () => {
     ['SCRAM-SHA-256', 'scram-sha-256'],
     ['SCRAM-SHA-512', 'scram-sha-512'],
   ] as const)('should map %s to the KafkaJS mechanism %s with the same TLS options', (mechanism, kafkajs) => {
-    const options = kafkajsConnectionOptions({ ...saslSsl, sasl: { mechanism, username: 'bank', password: new Secret('pw') } });
+    const options = kafkajsConnectionOptions({
+      ...saslSsl,
+      sasl: { mechanism, username: 'bank', password: new Secret('pw') },
+    });
 
     expect(options.sasl).toEqual({ mechanism: kafkajs, username: 'bank', password: 'pw' });
     expect(options.ssl).toMatchObject({ ca: 'CA-PEM', rejectUnauthorized: true });
@@ -57,37 +71,65 @@ describe('kafkajsConnectionOptions', () => {
 
 describe('explainKafkaError', () => {
   it('should name the SASL settings, never the password, when authentication fails', () => {
-    const leaf = Object.assign(new Error('SASL authentication failed.'), { code: 'PLT_KFK_AUTHENTICATION', cause: Object.assign(new Error('x'), { apiId: 'SASL_AUTHENTICATION_FAILED' }) });
+    const leaf = Object.assign(new Error('SASL authentication failed.'), {
+      code: 'PLT_KFK_AUTHENTICATION',
+      cause: Object.assign(new Error('x'), { apiId: 'SASL_AUTHENTICATION_FAILED' }),
+    });
 
     const explained = explainKafkaError(clientError(leaf), saslSsl);
 
     expect(explained?.code).toBe('kafka_connection_failed');
-    expect(explained?.message).toBe('SASL authentication failed (127.0.0.1:9093): the broker refused KAFKA_SASL_USERNAME with KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE) for SCRAM-SHA-512');
+    expect(explained?.message).toBe(
+      'SASL authentication failed (127.0.0.1:9093): the broker refused KAFKA_SASL_USERNAME with KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE) for SCRAM-SHA-512',
+    );
   });
 
   it('should point at KAFKA_SSL_CA_FILE when the certificate is not trusted, and at the host name when it does not match', () => {
-    const untrusted = Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' });
-    const mismatch = Object.assign(new Error("Hostname/IP does not match certificate's altnames"), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+    const untrusted = Object.assign(new Error('self-signed certificate in certificate chain'), {
+      code: 'SELF_SIGNED_CERT_IN_CHAIN',
+    });
+    const mismatch = Object.assign(new Error("Hostname/IP does not match certificate's altnames"), {
+      code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+    });
 
-    expect(explainKafkaError(clientError(untrusted), saslSsl)?.message).toMatch(/not trusted \(127\.0\.0\.1:9093\): SELF_SIGNED_CERT_IN_CHAIN .*KAFKA_SSL_CA_FILE must hold the CA/);
-    expect(explainKafkaError(clientError(untrusted), { ...saslSsl, tls: { ...tls, ca: undefined } })?.message).toMatch(/KAFKA_SSL_CA_FILE is not set/);
-    expect(explainKafkaError(clientError(mismatch), saslSsl)?.message).toMatch(/does not match its address.*KAFKA_SSL_VERIFY_HOSTNAME=false/);
+    expect(explainKafkaError(clientError(untrusted), saslSsl)?.message).toMatch(
+      /not trusted \(127\.0\.0\.1:9093\): SELF_SIGNED_CERT_IN_CHAIN .*KAFKA_SSL_CA_FILE must hold the CA/,
+    );
+    expect(explainKafkaError(clientError(untrusted), { ...saslSsl, tls: { ...tls, ca: undefined } })?.message).toMatch(
+      /KAFKA_SSL_CA_FILE is not set/,
+    );
+    expect(explainKafkaError(clientError(mismatch), saslSsl)?.message).toMatch(
+      /does not match its address.*KAFKA_SSL_VERIFY_HOSTNAME=false/,
+    );
   });
 
   it('should explain a listener that needs TLS, a client certificate or SASL', () => {
-    const needsTls = Object.assign(new Error('Listing topics failed.'), { errors: [Object.assign(new Error('Broker requires TLS.'), { code: 'PLT_KFK_USER' })] });
+    const needsTls = Object.assign(new Error('Listing topics failed.'), {
+      errors: [Object.assign(new Error('Broker requires TLS.'), { code: 'PLT_KFK_USER' })],
+    });
     const closed = Object.assign(new Error('Listing topics failed.'), { errors: [new Error('Connection closed')] });
-    const noSasl = clientError(Object.assign(new Error('Cannot find a suitable SASL mechanism.'), { cause: new Error('Connection closed') }));
+    const noSasl = clientError(
+      Object.assign(new Error('Cannot find a suitable SASL mechanism.'), { cause: new Error('Connection closed') }),
+    );
 
-    expect(explainKafkaError(needsTls)?.message).toMatch(/requires TLS: set KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL \(it is PLAINTEXT\)/);
-    expect(explainKafkaError(closed, { ...saslSsl, protocol: 'SSL', sasl: undefined })?.message).toMatch(/may require a client certificate/);
+    expect(explainKafkaError(needsTls)?.message).toMatch(
+      /requires TLS: set KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL \(it is PLAINTEXT\)/,
+    );
+    expect(explainKafkaError(closed, { ...saslSsl, protocol: 'SSL', sasl: undefined })?.message).toMatch(
+      /may require a client certificate/,
+    );
     expect(explainKafkaError(noSasl, saslSsl)?.message).toMatch(/during the SASL handshake/);
   });
 
   it('should point at the ACLs when the broker refuses an authorized operation, and leave other errors alone', () => {
-    const denied = Object.assign(new Error('Received response with error'), { errors: [Object.assign(new Error('Topic authorization failed'), { apiId: 'TOPIC_AUTHORIZATION_FAILED' })] });
+    const denied = Object.assign(new Error('Received response with error'), {
+      errors: [Object.assign(new Error('Topic authorization failed'), { apiId: 'TOPIC_AUTHORIZATION_FAILED' })],
+    });
 
-    expect(explainKafkaError(denied, saslSsl)).toMatchObject({ code: 'kafka_not_authorized', message: expect.stringMatching(/refused KAFKA_SASL_USERNAME=bank: TOPIC_AUTHORIZATION_FAILED/) });
+    expect(explainKafkaError(denied, saslSsl)).toMatchObject({
+      code: 'kafka_not_authorized',
+      message: expect.stringMatching(/refused KAFKA_SASL_USERNAME=bank: TOPIC_AUTHORIZATION_FAILED/),
+    });
     expect(explainKafkaError(new Error('connect ECONNREFUSED'), saslSsl)).toBeUndefined();
     expect(explainKafkaError(undefined)).toBeUndefined();
   });
@@ -95,6 +137,8 @@ describe('explainKafkaError', () => {
   it('should summarize the client options as well as the configuration', () => {
     const leaf = Object.assign(new Error('x'), { apiId: 'SASL_AUTHENTICATION_FAILED' });
 
-    expect(explainKafkaError(clientError(leaf), kafkaConnectionOptions(saslSsl, ['127.0.0.1:9093']))?.message).toMatch(/for SCRAM-SHA-512$/);
+    expect(explainKafkaError(clientError(leaf), kafkaConnectionOptions(saslSsl, ['127.0.0.1:9093']))?.message).toMatch(
+      /for SCRAM-SHA-512$/,
+    );
   });
 });

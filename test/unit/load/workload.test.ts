@@ -1,6 +1,15 @@
 // The load generator's pure parts: reproducible workloads, skew, option errors.
 import { describe, expect, it } from 'vitest';
-import { LoadOptionsError, parseDuration, parseSkew, resolveLoadOptions, Workload, accountPicker, seededRandom, formatMinor } from '../../../src/load/index.ts';
+import {
+  LoadOptionsError,
+  parseDuration,
+  parseSkew,
+  resolveLoadOptions,
+  Workload,
+  accountPicker,
+  seededRandom,
+  formatMinor,
+} from '../../../src/load/index.ts';
 
 const base = { brokers: ['127.0.0.1:9092'], topic: 'in', accounts: 100, count: 10 };
 

@@ -4,11 +4,19 @@ import { aclBindings, defaultPrincipals, kafkaAclsCommands, plannedAcls } from '
 
 const config = loadConfig({ APP_ID: 'bank' });
 const grants = plannedAcls(config, defaultPrincipals('bank'));
-const of = (role: string) => grants.filter((grant) => grant.role === role).map((g) => `${g.resourceType} ${g.resourceName}${g.patternType === 'PREFIXED' ? '*' : ''} ${g.operations.join(',')}`);
+const of = (role: string) =>
+  grants
+    .filter((grant) => grant.role === role)
+    .map(
+      (g) => `${g.resourceType} ${g.resourceName}${g.patternType === 'PREFIXED' ? '*' : ''} ${g.operations.join(',')}`,
+    );
 
 describe('plannedAcls', () => {
   it('should let an upstream producer write the input topic and nothing else', () => {
-    expect(of('upstream')).toEqual(['TOPIC transaction_initiated WRITE,DESCRIBE', 'CLUSTER kafka-cluster IDEMPOTENT_WRITE']);
+    expect(of('upstream')).toEqual([
+      'TOPIC transaction_initiated WRITE,DESCRIBE',
+      'CLUSTER kafka-cluster IDEMPOTENT_WRITE',
+    ]);
   });
 
   it('should give the processor its group, its transactional ids and exactly its topics', () => {
@@ -39,24 +47,42 @@ describe('plannedAcls', () => {
 
   it('should follow renamed topics and give each role its principal', () => {
     const renamed = loadConfig({ APP_ID: 'bank', TOPIC_INPUT: 'commands' });
-    const upstream = plannedAcls(renamed, { ...defaultPrincipals('bank'), upstream: 'User:payments-gateway' }, ['upstream']);
+    const upstream = plannedAcls(renamed, { ...defaultPrincipals('bank'), upstream: 'User:payments-gateway' }, [
+      'upstream',
+    ]);
 
-    expect(upstream[0]).toMatchObject({ principal: 'User:payments-gateway', resourceName: 'commands', operations: ['WRITE', 'DESCRIBE'] });
+    expect(upstream[0]).toMatchObject({
+      principal: 'User:payments-gateway',
+      resourceName: 'commands',
+      operations: ['WRITE', 'DESCRIBE'],
+    });
   });
 });
 
 describe('kafkaAclsCommands', () => {
   it('should print one kafka-acls command per resource with every operation, prefixed patterns marked', () => {
-    const lines = kafkaAclsCommands(plannedAcls(config, defaultPrincipals('bank'), ['processor']), 'kafka-acls.sh --bootstrap-server b:9093');
+    const lines = kafkaAclsCommands(
+      plannedAcls(config, defaultPrincipals('bank'), ['processor']),
+      'kafka-acls.sh --bootstrap-server b:9093',
+    );
 
     expect(lines[0]).toBe('# processor: User:bank');
-    expect(lines).toContain('kafka-acls.sh --bootstrap-server b:9093 --add --allow-principal User:bank --operation Read --operation Describe --topic transaction_initiated   # consume commands');
-    expect(lines).toContain('kafka-acls.sh --bootstrap-server b:9093 --add --allow-principal User:bank --operation Write --operation Describe --transactional-id bank- --resource-pattern-type prefixed   # exactly-once transactions of every instance');
-    expect(lines).toContain('kafka-acls.sh --bootstrap-server b:9093 --add --allow-principal User:bank --operation IdempotentWrite --cluster   # idempotent producer');
+    expect(lines).toContain(
+      'kafka-acls.sh --bootstrap-server b:9093 --add --allow-principal User:bank --operation Read --operation Describe --topic transaction_initiated   # consume commands',
+    );
+    expect(lines).toContain(
+      'kafka-acls.sh --bootstrap-server b:9093 --add --allow-principal User:bank --operation Write --operation Describe --transactional-id bank- --resource-pattern-type prefixed   # exactly-once transactions of every instance',
+    );
+    expect(lines).toContain(
+      'kafka-acls.sh --bootstrap-server b:9093 --add --allow-principal User:bank --operation IdempotentWrite --cluster   # idempotent producer',
+    );
   });
 
   it('should quote a principal that the shell would split', () => {
-    const [, line] = kafkaAclsCommands(plannedAcls(config, { ...defaultPrincipals('bank'), upstream: "User:CN=gateway, O=Bank's" }, ['upstream']), 'kafka-acls');
+    const [, line] = kafkaAclsCommands(
+      plannedAcls(config, { ...defaultPrincipals('bank'), upstream: "User:CN=gateway, O=Bank's" }, ['upstream']),
+      'kafka-acls',
+    );
 
     expect(line).toContain(`--allow-principal 'User:CN=gateway, O=Bank'\\''s'`);
   });
@@ -67,6 +93,14 @@ describe('aclBindings', () => {
     const bindings = aclBindings(plannedAcls(config, defaultPrincipals('bank'), ['upstream']));
 
     expect(bindings).toHaveLength(3);
-    expect(bindings[0]).toEqual({ resourceType: 2, resourceName: 'transaction_initiated', resourcePatternType: 3, principal: 'User:bank-upstream', host: '*', operation: 4, permissionType: 3 });
+    expect(bindings[0]).toEqual({
+      resourceType: 2,
+      resourceName: 'transaction_initiated',
+      resourcePatternType: 3,
+      principal: 'User:bank-upstream',
+      host: '*',
+      operation: 4,
+      permissionType: 3,
+    });
   });
 });

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
-import { type TopicState, changelogConfigDrift, changelogConfigs, layoutProblems, plannedTopics } from '../../../src/ops/topics.ts';
+import {
+  type TopicState,
+  changelogConfigDrift,
+  changelogConfigs,
+  layoutProblems,
+  plannedTopics,
+} from '../../../src/ops/topics.ts';
 
 const config = loadConfig({ PARTITIONS: '4' });
 
@@ -9,7 +15,12 @@ function states(partitions: (role: string) => number | undefined, cleanup?: stri
     const count = partitions(spec.role);
     if (count === undefined) return { spec, exists: false };
     const planned = spec.configs['retention.ms'];
-    const state: TopicState = { spec, exists: true, partitions: count, cleanupPolicy: spec.role === 'changelog' ? (cleanup ?? spec.configs['cleanup.policy']) : 'delete' };
+    const state: TopicState = {
+      spec,
+      exists: true,
+      partitions: count,
+      cleanupPolicy: spec.role === 'changelog' ? (cleanup ?? spec.configs['cleanup.policy']) : 'delete',
+    };
     if (planned !== undefined) state.retentionMs = planned;
     return state;
   });
@@ -29,11 +40,19 @@ describe('plannedTopics', () => {
 
 describe('layoutProblems', () => {
   it('should report nothing when every co-partitioned topic has PARTITIONS partitions', () => {
-    expect(layoutProblems(states(() => 4), 4)).toEqual([]);
+    expect(
+      layoutProblems(
+        states(() => 4),
+        4,
+      ),
+    ).toEqual([]);
   });
 
   it('should name each topic and its count when one differs', () => {
-    const problems = layoutProblems(states((role) => (role === 'credits' ? 6 : 4)), 4);
+    const problems = layoutProblems(
+      states((role) => (role === 'credits' ? 6 : 4)),
+      4,
+    );
 
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain('bankstream-credits=6');
@@ -41,15 +60,28 @@ describe('layoutProblems', () => {
   });
 
   it('should ignore output topics when their partition count differs', () => {
-    expect(layoutProblems(states((role) => (role === 'audit' ? 1 : 4)), 4)).toEqual([]);
+    expect(
+      layoutProblems(
+        states((role) => (role === 'audit' ? 1 : 4)),
+        4,
+      ),
+    ).toEqual([]);
   });
 
   it('should report a changelog when it is not compacted', () => {
-    expect(layoutProblems(states(() => 4, 'delete'), 4)).toHaveLength(3);
+    expect(
+      layoutProblems(
+        states(() => 4, 'delete'),
+        4,
+      ),
+    ).toHaveLength(3);
   });
 
   it('should report the dedup changelog with its planned configs when it still has the compact-only layout', () => {
-    const problems = layoutProblems(states(() => 4, 'compact'), 4);
+    const problems = layoutProblems(
+      states(() => 4, 'compact'),
+      4,
+    );
 
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain('bankstream-transfers-changelog has cleanup.policy=compact, expected compact,delete');
@@ -57,7 +89,9 @@ describe('layoutProblems', () => {
   });
 
   it('should report a changelog whose time retention is shorter than planned when retention.ms differs', () => {
-    const topics = states(() => 4).map((state) => (state.retentionMs === undefined ? state : { ...state, retentionMs: '1000' }));
+    const topics = states(() => 4).map((state) =>
+      state.retentionMs === undefined ? state : { ...state, retentionMs: '1000' },
+    );
 
     expect(changelogConfigDrift(topics.find((t) => t.spec.name === 'bankstream-transfers-changelog')!)).toEqual([
       `retention.ms=1000, expected ${plannedTopics(config).find((t) => t.name === 'bankstream-transfers-changelog')!.configs['retention.ms']}`,

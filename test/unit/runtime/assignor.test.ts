@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { decodeMemberInfo, encodeMemberInfo, type MemberInfo, planAssignment, planOwners, splitAssignment, STANDBY_TOPIC } from '../../../src/runtime/assignor.ts';
+import {
+  decodeMemberInfo,
+  encodeMemberInfo,
+  type MemberInfo,
+  planAssignment,
+  planOwners,
+  splitAssignment,
+  STANDBY_TOPIC,
+} from '../../../src/runtime/assignor.ts';
 
 describe('co-partitioned assignment', () => {
   it('should spread partitions evenly when nobody owns anything yet', () => {
@@ -25,7 +33,10 @@ describe('co-partitioned assignment', () => {
 });
 
 describe('assignment with member info and standbys', () => {
-  const member = (memberId: string, info: Partial<MemberInfo> = {}) => ({ memberId, info: { instanceId: memberId, active: [], standby: [], local: [], ...info } });
+  const member = (memberId: string, info: Partial<MemberInfo> = {}) => ({
+    memberId,
+    info: { instanceId: memberId, active: [], standby: [], local: [], ...info },
+  });
   const ownedBy = (plan: { owner: string[] }, m: string) => plan.owner.flatMap((o, p) => (o === m ? [p] : []));
 
   it('should give every member the floor or the ceiling of the share, keeping what members already run', () => {
@@ -34,15 +45,26 @@ describe('assignment with member info and standbys', () => {
     expect([ownedBy(plan, 'a').length, ownedBy(plan, 'b').length, ownedBy(plan, 'c').length].sort()).toEqual([1, 1, 2]);
   });
 
-  it('should fail a dead member\'s partitions over to the members keeping standbys of them', () => {
+  it("should fail a dead member's partitions over to the members keeping standbys of them", () => {
     // i1 died; i0 kept warm copies of i1's partitions 2 and 3, i2 of none of them.
-    const plan = planAssignment([member('m0', { instanceId: 'i0', active: [0], standby: [2, 3] }), member('m2', { instanceId: 'i2', active: [1] })], 4, 1);
+    const plan = planAssignment(
+      [
+        member('m0', { instanceId: 'i0', active: [0], standby: [2, 3] }),
+        member('m2', { instanceId: 'i2', active: [1] }),
+      ],
+      4,
+      1,
+    );
     expect(ownedBy(plan, 'm0')).toEqual([0, 2]);
     expect(ownedBy(plan, 'm2')).toEqual([1, 3]);
   });
 
-  it('should place each partition\'s standbys on other members than its owner, spread evenly, warm ones first', () => {
-    const plan = planAssignment([member('a', { active: [0, 1], standby: [2] }), member('b', { active: [2, 3], standby: [0] }), member('c')], 6, 1);
+  it("should place each partition's standbys on other members than its owner, spread evenly, warm ones first", () => {
+    const plan = planAssignment(
+      [member('a', { active: [0, 1], standby: [2] }), member('b', { active: [2, 3], standby: [0] }), member('c')],
+      6,
+      1,
+    );
     for (let p = 0; p < 6; p++) {
       expect(plan.standbys[p]).toHaveLength(1);
       expect(plan.standbys[p]).not.toContain(plan.owner[p]);
@@ -61,7 +83,11 @@ describe('assignment with member info and standbys', () => {
   });
 
   it('should plan the same whatever order the members come in', () => {
-    const members = [member('x', { instanceId: 'i2', local: [1] }), member('y', { instanceId: 'i0' }), member('z', { instanceId: 'i1', standby: [3] })];
+    const members = [
+      member('x', { instanceId: 'i2', local: [1] }),
+      member('y', { instanceId: 'i0' }),
+      member('z', { instanceId: 'i1', standby: [3] }),
+    ];
     const one = planAssignment(members, 8, 1);
     const two = planAssignment([...members].reverse(), 8, 1);
     expect(two).toEqual(one);
@@ -71,12 +97,23 @@ describe('assignment with member info and standbys', () => {
     const info: MemberInfo = { instanceId: 'i3', active: [1, 2], standby: [0], local: [1, 2, 5] };
     expect(decodeMemberInfo('m', encodeMemberInfo(info))).toEqual(info);
     expect(decodeMemberInfo('m', undefined)).toEqual({ instanceId: 'm', active: [], standby: [], local: [] });
-    expect(decodeMemberInfo('m', Buffer.from('{not json'))).toEqual({ instanceId: 'm', active: [], standby: [], local: [] });
+    expect(decodeMemberInfo('m', Buffer.from('{not json'))).toEqual({
+      instanceId: 'm',
+      active: [],
+      standby: [],
+      local: [],
+    });
     expect(decodeMemberInfo('m', Buffer.from('{"instanceId":"i1","active":[1,-2,"x",2.5]}')).active).toEqual([1]);
   });
 
   it('should send standby partitions as a pseudo-topic that the runtime splits from the active ones', () => {
-    expect(splitAssignment([{ topic: 'in', partitions: [0, 2] }, { topic: 'credits', partitions: [0, 2] }, { topic: STANDBY_TOPIC, partitions: [1, 3] }])).toEqual({ active: [0, 2], standby: [1, 3] });
+    expect(
+      splitAssignment([
+        { topic: 'in', partitions: [0, 2] },
+        { topic: 'credits', partitions: [0, 2] },
+        { topic: STANDBY_TOPIC, partitions: [1, 3] },
+      ]),
+    ).toEqual({ active: [0, 2], standby: [1, 3] });
     expect(splitAssignment([{ topic: 'in', partitions: [1] }])).toEqual({ active: [1], standby: [] });
   });
 });

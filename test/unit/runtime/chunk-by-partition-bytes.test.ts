@@ -31,7 +31,8 @@ describe('chunkByPartitionBytes', () => {
     const chunks = chunkByPartitionBytes(messages, 1000);
     expect(chunks.flat()).toEqual(messages);
     expect(chunks.length).toBeGreaterThan(1);
-    for (const chunk of chunks) for (const bytes of bytesPerPartition(chunk).values()) expect(bytes).toBeLessThanOrEqual(1000);
+    for (const chunk of chunks)
+      for (const bytes of bytesPerPartition(chunk).values()) expect(bytes).toBeLessThanOrEqual(1000);
     // A chunk ends only because the next message would have passed the limit for its partition.
     for (let i = 0; i + 1 < chunks.length; i++) {
       const next = chunks[i + 1]![0]!;

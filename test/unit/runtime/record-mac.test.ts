@@ -35,7 +35,8 @@ const leg = (value: string, over: Partial<FetchedRecord> = {}): FetchedRecord =>
   ...over,
 });
 
-const CREDIT = '{"leg":"credit","transferId":"t-1","from":"acc-1","to":"acc-2","amount":"12.50","currency":"EUR","requestedAt":"2026-01-01T00:00:00.000Z"}';
+const CREDIT =
+  '{"leg":"credit","transferId":"t-1","from":"acc-1","to":"acc-2","amount":"12.50","currency":"EUR","requestedAt":"2026-01-01T00:00:00.000Z"}';
 
 function signed(record: FetchedRecord, k: ClusterKeys = keys, task = 1): FetchedRecord {
   return { ...record, headers: signRepartitionRecord(k, record, task) };
@@ -82,9 +83,21 @@ describe('repartition record MACs', () => {
     expect(verifyRepartitionRecord(keys, { ...original, partition: 4 }).ok).toBe(false);
     expect(verifyRepartitionRecord(keys, { ...original, topic: 'other-credits' }).ok).toBe(false);
     expect(verifyRepartitionRecord(keys, { ...original, key: Buffer.from('acc-3') }).ok).toBe(false);
-    expect(verifyRepartitionRecord(keys, { ...original, headers: { [MAC_HEADER]: withTask(original.headers[MAC_HEADER]!, 2) } })).toEqual({ ok: false, reason: 'bad_mac' });
-    expect(verifyRepartitionRecord(keys, { ...original, headers: { [MAC_HEADER]: original.headers[MAC_HEADER]!.subarray(0, 39) } })).toEqual({ ok: false, reason: 'malformed_mac' });
-    expect(verifyRepartitionRecord(keys, { ...original, headers: { ...original.headers, extra: Buffer.from('1') } }).ok).toBe(false);
+    expect(
+      verifyRepartitionRecord(keys, {
+        ...original,
+        headers: { [MAC_HEADER]: withTask(original.headers[MAC_HEADER]!, 2) },
+      }),
+    ).toEqual({ ok: false, reason: 'bad_mac' });
+    expect(
+      verifyRepartitionRecord(keys, {
+        ...original,
+        headers: { [MAC_HEADER]: original.headers[MAC_HEADER]!.subarray(0, 39) },
+      }),
+    ).toEqual({ ok: false, reason: 'malformed_mac' });
+    expect(
+      verifyRepartitionRecord(keys, { ...original, headers: { ...original.headers, extra: Buffer.from('1') } }).ok,
+    ).toBe(false);
   });
 
   it('should refuse a leg signed with another secret, or naming a key id nobody has', () => {
@@ -118,7 +131,12 @@ describe('repartition record MACs', () => {
 
 describe('key rotation', () => {
   const old = loadConfig({ CLUSTER_SECRET: A, CLUSTER_SECRET_ID: 'k1' }).clusterKeys!;
-  const rotating = loadConfig({ CLUSTER_SECRET: B, CLUSTER_SECRET_ID: 'k2', CLUSTER_SECRET_PREVIOUS: A, CLUSTER_SECRET_PREVIOUS_ID: 'k1' }).clusterKeys!;
+  const rotating = loadConfig({
+    CLUSTER_SECRET: B,
+    CLUSTER_SECRET_ID: 'k2',
+    CLUSTER_SECRET_PREVIOUS: A,
+    CLUSTER_SECRET_PREVIOUS_ID: 'k1',
+  }).clusterKeys!;
   const rotated = loadConfig({ CLUSTER_SECRET: B, CLUSTER_SECRET_ID: 'k2' }).clusterKeys!;
 
   it('should accept legs signed with the previous key during the rotation and refuse them after it', () => {
@@ -135,7 +153,10 @@ describe('key rotation', () => {
   });
 
   it('should count legs accepted with the previous key and refuse them after the rotation through the engine path', () => {
-    const topology = new Topology().addSource('c', { topics: ['bankstream-credits'] }).addProcessor('p', () => ({ process() {} }), 'c').addRepartitionTopic('bankstream-credits', { deadLetterTopic: 'dlq' });
+    const topology = new Topology()
+      .addSource('c', { topics: ['bankstream-credits'] })
+      .addProcessor('p', () => ({ process() {} }), 'c')
+      .addRepartitionTopic('bankstream-credits', { deadLetterTopic: 'dlq' });
     const before = signed(leg(CREDIT), old);
     const during = new InternalRecords({ keys: rotating, topology, log });
     expect(during.authenticate('bankstream-credits', [before], () => 1).accepted).toHaveLength(1);
@@ -156,9 +177,22 @@ describe('the engine path (InternalRecords)', () => {
 
   it('should sign outputs to the repartition topic only, and strip MAC headers before processors see a record', () => {
     const internal = new InternalRecords({ keys, topology, log });
-    const out = internal.sign({ topic: 'bankstream-credits', partition: 3, key: Buffer.from('acc-2'), value: Buffer.from(CREDIT), timestamp: 1, headers: { trace: Buffer.from('x') } }, 1);
+    const out = internal.sign(
+      {
+        topic: 'bankstream-credits',
+        partition: 3,
+        key: Buffer.from('acc-2'),
+        value: Buffer.from(CREDIT),
+        timestamp: 1,
+        headers: { trace: Buffer.from('x') },
+      },
+      1,
+    );
     expect(out.headers[MAC_HEADER]).toBeDefined();
-    const other = internal.sign({ topic: 'completed', partition: 0, key: null, value: null, timestamp: 1, headers: {} }, 1);
+    const other = internal.sign(
+      { topic: 'completed', partition: 0, key: null, value: null, timestamp: 1, headers: {} },
+      1,
+    );
     expect(other.headers).toEqual({});
     const { accepted, deadLetters } = internal.authenticate('bankstream-credits', [{ ...out, offset: 5n }], () => 12);
     expect(deadLetters).toEqual([]);
@@ -182,8 +216,15 @@ describe('the engine path (InternalRecords)', () => {
     expect(letter.headers['bankstream.source.offset']!.toString()).toBe('77');
     const status = internal.status();
     expect(status.rejectedRecords).toBe(1);
-    expect(status.lastRejected).toMatchObject({ topic: 'bankstream-credits', partition: 5, offset: '77', reason: 'missing_mac' });
-    expect(internalRecordsDegradedReasons(status)[0]).toMatch(/1 internal record\(s\) refused .*bankstream-credits:5:77/);
+    expect(status.lastRejected).toMatchObject({
+      topic: 'bankstream-credits',
+      partition: 5,
+      offset: '77',
+      reason: 'missing_mac',
+    });
+    expect(internalRecordsDegradedReasons(status)[0]).toMatch(
+      /1 internal record\(s\) refused .*bankstream-credits:5:77/,
+    );
   });
 
   it('should pass records of other topics untouched and unchecked', () => {
@@ -204,7 +245,14 @@ describe('changelog record MACs', () => {
   const key = Buffer.from('acc-1');
   const value = Buffer.from('{"balance":"100","inFlight":"0"}');
   const record = (headers: Record<string, Buffer>, over: Partial<FetchedRecord> = {}): FetchedRecord => ({
-    topic: 'bankstream-balances-changelog', partition: 2, offset: 9n, key, value, timestamp: 1, headers, ...over,
+    topic: 'bankstream-balances-changelog',
+    partition: 2,
+    offset: 9n,
+    key,
+    value,
+    timestamp: 1,
+    headers,
+    ...over,
   });
 
   it('should verify a changelog record for its store and partition only, tombstones included', () => {
@@ -212,7 +260,13 @@ describe('changelog record MACs', () => {
     expect(verifyChangelogRecord(keys, 'balances', record(headers)).ok).toBe(true);
     expect(verifyChangelogRecord(keys, 'accounts', record(headers)).ok).toBe(false);
     expect(verifyChangelogRecord(keys, 'balances', record(headers, { partition: 3 })).ok).toBe(false);
-    expect(verifyChangelogRecord(keys, 'balances', record(headers, { value: Buffer.from('{"balance":"999999","inFlight":"0"}') })).ok).toBe(false);
+    expect(
+      verifyChangelogRecord(
+        keys,
+        'balances',
+        record(headers, { value: Buffer.from('{"balance":"999999","inFlight":"0"}') }),
+      ).ok,
+    ).toBe(false);
     const tombstone = headersFromMap(signChangelogEntry(keys, 'balances', 2, key, null));
     expect(verifyChangelogRecord(keys, 'balances', record(tombstone, { value: null })).ok).toBe(true);
     expect(verifyChangelogRecord(keys, 'balances', record(tombstone)).ok).toBe(false);
@@ -227,7 +281,9 @@ describe('changelog record MACs', () => {
       error = e;
     }
     expect(error).toBeInstanceOf(UnauthenticatedChangelogRecordError);
-    expect((error as Error).message).toMatch(/bankstream-balances-changelog:2:9 of store balances does not verify \(missing_mac\)/);
+    expect((error as Error).message).toMatch(
+      /bankstream-balances-changelog:2:9 of store balances does not verify \(missing_mac\)/,
+    );
     expect((error as Error).message).toMatch(/CHANGELOG_SKIP_RECORDS=bankstream-balances-changelog:2:9/);
     expect((error as { code: string }).code).toBe('changelog_record_unauthenticated');
   });
@@ -243,7 +299,9 @@ describe('changelog record MACs', () => {
   });
 
   it('should parse CHANGELOG_SKIP_RECORDS strictly, naming the variable', () => {
-    expect([...loadConfig({ CHANGELOG_SKIP_RECORDS: 'a-changelog:0:5, b:1:0' }).recordAuth.changelogSkipRecords]).toEqual(['a-changelog:0:5', 'b:1:0']);
+    expect([
+      ...loadConfig({ CHANGELOG_SKIP_RECORDS: 'a-changelog:0:5, b:1:0' }).recordAuth.changelogSkipRecords,
+    ]).toEqual(['a-changelog:0:5', 'b:1:0']);
     expect(() => loadConfig({ CHANGELOG_SKIP_RECORDS: 'a:0' })).toThrow(/CHANGELOG_SKIP_RECORDS/);
     expect(() => loadConfig({ CHANGELOG_SKIP_RECORDS: 'a:-1:5' })).toThrow(/CHANGELOG_SKIP_RECORDS/);
     expect(() => loadConfig({ CHANGELOG_ACCEPT_UNSIGNED: 'maybe' })).toThrow(/CHANGELOG_ACCEPT_UNSIGNED/);

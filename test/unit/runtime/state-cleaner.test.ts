@@ -31,7 +31,8 @@ async function storeFolder(instance: string, partition: string, ageS: number): P
 
 async function tree(): Promise<string[]> {
   const out: string[] = [];
-  for (const instance of await readdir(appDir)) for (const partition of await readdir(path.join(appDir, instance))) out.push(`${instance}/${partition}`);
+  for (const instance of await readdir(appDir))
+    for (const partition of await readdir(path.join(appDir, instance))) out.push(`${instance}/${partition}`);
   return out.sort();
 }
 
@@ -74,14 +75,27 @@ describe('StateDirectoryCleaner', () => {
   });
 
   test('should wipe an unassigned recent folder far behind its changelog, so it is not advertised as warm, and keep one within the acceptable lag', async () => {
-    for (const [partition, checkpoint] of [['1', 100n], ['2', 19_995n]] as const) {
-      const store = await LevelTaskStore.open(path.join(appDir, 'me', partition, 'transfers'), { name: 'transfers', valueSerde: bufferSerde, logged: true, cacheEntriesMax: 0 });
+    for (const [partition, checkpoint] of [
+      ['1', 100n],
+      ['2', 19_995n],
+    ] as const) {
+      const store = await LevelTaskStore.open(path.join(appDir, 'me', partition, 'transfers'), {
+        name: 'transfers',
+        valueSerde: bufferSerde,
+        logged: true,
+        cacheEntriesMax: 0,
+      });
       store.put('k', Buffer.from('v'));
       await store.flush(checkpoint);
       await store.close();
     }
     const ends = new Map([['transfers', 20_000n]]);
-    const cleaner = new StateDirectoryCleaner({ appDir, instanceId: 'me', cleanupDelayMs: DELAY_MS, recovery: { acceptableLagRecords: 10_000, changelogEndOffsets: async () => ends } });
+    const cleaner = new StateDirectoryCleaner({
+      appDir,
+      instanceId: 'me',
+      cleanupDelayMs: DELAY_MS,
+      recovery: { acceptableLagRecords: 10_000, changelogEndOffsets: async () => ends },
+    });
 
     expect((await cleaner.sweep(new Set())).deleted).toEqual(['me/1']);
     // What the engine advertises as local state (kafka-streams.ts #memberInfo) is what is left on disk.

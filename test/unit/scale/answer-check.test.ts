@@ -14,13 +14,37 @@ const history = new Map<string, BalanceVersion[]>([
   ],
 ]);
 
-function ok(sentMs: number, receivedMs: number, balance: bigint, inFlight: bigint, position: bigint, instance = 'i0'): Answer {
-  return { instance, accountId: 'a', partition: 0, sentMs, receivedMs, kind: 'ok', status: 200, balance, inFlight, servedBy: instance, position };
+function ok(
+  sentMs: number,
+  receivedMs: number,
+  balance: bigint,
+  inFlight: bigint,
+  position: bigint,
+  instance = 'i0',
+): Answer {
+  return {
+    instance,
+    accountId: 'a',
+    partition: 0,
+    sentMs,
+    receivedMs,
+    kind: 'ok',
+    status: 200,
+    balance,
+    inFlight,
+    servedBy: instance,
+    position,
+  };
 }
 
 describe('answerViolations', () => {
   it('should accept answers when each shows the state at a position between the bound and its own', () => {
-    const answers = [ok(0, 5, 100_000n, 0n, 11n), ok(10, 15, 99_000n, 1000n, 21n, 'i1'), ok(12, 13, 100_000n, 0n, 21n), ok(20, 25, 99_000n, 0n, 40n)];
+    const answers = [
+      ok(0, 5, 100_000n, 0n, 11n),
+      ok(10, 15, 99_000n, 1000n, 21n, 'i1'),
+      ok(12, 13, 100_000n, 0n, 21n),
+      ok(20, 25, 99_000n, 0n, 40n),
+    ];
     expect(answerViolations(answers, history)).toEqual([]);
   });
 
@@ -48,6 +72,11 @@ describe('answerViolations', () => {
       ok(100, 150, 100_000n, 0n, 11n),
       ok(300, 340, 100_000n, 0n, 11n),
     ];
-    expect(servedAgain(answers, 120, [0, 1])).toEqual(new Map([[0, 220], [1, undefined]]));
+    expect(servedAgain(answers, 120, [0, 1])).toEqual(
+      new Map([
+        [0, 220],
+        [1, undefined],
+      ]),
+    );
   });
 });

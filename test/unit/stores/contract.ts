@@ -19,20 +19,31 @@ export function describeStoreContract(harness: StoreHarness): void {
   describe(`${harness.label} contract`, () => {
     const open: TaskStore<unknown>[] = [];
 
-    async function openStore<V = Account>(options: Partial<StoreOptions<V>> = {}, location?: Location): Promise<{ store: TaskStore<V>; location: Location }> {
+    async function openStore<V = Account>(
+      options: Partial<StoreOptions<V>> = {},
+      location?: Location,
+    ): Promise<{ store: TaskStore<V>; location: Location }> {
       const where = location ?? (await harness.location());
       const store = await harness.open<V>(where, options);
       open.push(store as TaskStore<unknown>);
       return { store, location: where };
     }
 
-    async function reopen<V>(store: TaskStore<V>, location: Location, options: Partial<StoreOptions<V>> = {}): Promise<TaskStore<V>> {
+    async function reopen<V>(
+      store: TaskStore<V>,
+      location: Location,
+      options: Partial<StoreOptions<V>> = {},
+    ): Promise<TaskStore<V>> {
       await store.close();
       return (await openStore<V>(options, location)).store;
     }
 
     /** Commits `values` as one transaction at `offset`. */
-    async function commit(store: TaskStore<Account>, values: Record<string, Account | null>, offset: bigint | null): Promise<void> {
+    async function commit(
+      store: TaskStore<Account>,
+      values: Record<string, Account | null>,
+      offset: bigint | null,
+    ): Promise<void> {
       for (const [key, value] of Object.entries(values)) {
         if (value === null) store.delete(key);
         else store.put(key, value);
@@ -110,7 +121,11 @@ export function describeStoreContract(harness: StoreHarness): void {
       const reopened = await reopen(store, location);
       expect(await reopened.checkpoint()).toBe(4n);
       await reopened.prefetch(['a', 'b', 'c']);
-      expect([reopened.get('a'), reopened.get('b'), reopened.get('c')]).toEqual([{ balance: '1.00' }, undefined, { balance: '3.00' }]);
+      expect([reopened.get('a'), reopened.get('b'), reopened.get('c')]).toEqual([
+        { balance: '1.00' },
+        undefined,
+        { balance: '3.00' },
+      ]);
     });
 
     it('should drop uncommitted writes when the store is closed without a flush', async () => {
@@ -176,7 +191,10 @@ export function describeStoreContract(harness: StoreHarness): void {
       await commit(store, { a: { balance: '1.00' } }, 1n);
       store.put('a', { balance: '2.00' });
       await harness.breakWrites(store as TaskStore<unknown>);
-      const failure = await store.flush(2n).then(() => null, (error: unknown) => error);
+      const failure = await store.flush(2n).then(
+        () => null,
+        (error: unknown) => error,
+      );
       expect(failure).toBeInstanceOf(Error);
       const refusals: (() => unknown)[] = [
         () => store.get('a'),
@@ -207,7 +225,8 @@ export function describeStoreContract(harness: StoreHarness): void {
       store.put('d', { balance: '4' });
       store.put('f', { balance: '6' });
       store.delete('zz');
-      const keysOf = async (options?: Parameters<TaskStore<Account>['range']>[0]) => (await collect(store.range(options))).map(([key]) => key);
+      const keysOf = async (options?: Parameters<TaskStore<Account>['range']>[0]) =>
+        (await collect(store.range(options))).map(([key]) => key);
       expect(await collect(store.range())).toEqual([
         ['a', { balance: '1' }],
         ['b', { balance: '20' }],
@@ -234,7 +253,13 @@ export function describeStoreContract(harness: StoreHarness): void {
 
     it('should stop reading when a range is abandoned early', async () => {
       const { store } = await openStore();
-      await commit(store, Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`k${String(i).padStart(3, '0')}`, { balance: String(i) }])), 600n);
+      await commit(
+        store,
+        Object.fromEntries(
+          Array.from({ length: 600 }, (_, i) => [`k${String(i).padStart(3, '0')}`, { balance: String(i) }]),
+        ),
+        600n,
+      );
       for await (const [key] of store.range({ gte: 'k100' })) {
         expect(key).toBe('k100');
         break;
@@ -258,7 +283,11 @@ export function describeStoreContract(harness: StoreHarness): void {
       );
       expect(await store.checkpoint()).toBe(7n);
       await store.prefetch(['a', 'b', 'c']);
-      expect([store.get('a'), store.get('b'), store.get('c')]).toEqual([{ balance: '10' }, undefined, { balance: '30' }]);
+      expect([store.get('a'), store.get('b'), store.get('c')]).toEqual([
+        { balance: '10' },
+        undefined,
+        { balance: '30' },
+      ]);
       const reopened = await reopen(store, location);
       expect(await reopened.checkpoint()).toBe(7n);
       expect(await collect(reopened.range())).toEqual([
@@ -276,7 +305,9 @@ export function describeStoreContract(harness: StoreHarness): void {
 
     it('should refuse a restore batch when it holds bytes the serde cannot read', async () => {
       const { store } = await openStore();
-      await expect(store.restoreBatch([{ key: 'a', value: Buffer.from('{not json') }], 1n)).rejects.toMatchObject({ code: 'store_corrupted' });
+      await expect(store.restoreBatch([{ key: 'a', value: Buffer.from('{not json') }], 1n)).rejects.toMatchObject({
+        code: 'store_corrupted',
+      });
     });
 
     it('should keep every prefetched key readable when a batch loads more keys than the cache holds', async () => {

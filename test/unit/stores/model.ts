@@ -33,7 +33,12 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('delete' as const), key }),
   fc.record({ op: fc.constant('get' as const), key }),
   fc.record({ op: fc.constant('peek' as const), key }),
-  fc.record({ op: fc.constant('range' as const), gte: bound, lt: bound, limit: fc.option(fc.nat(5), { nil: undefined }) }),
+  fc.record({
+    op: fc.constant('range' as const),
+    gte: bound,
+    lt: bound,
+    limit: fc.option(fc.nat(5), { nil: undefined }),
+  }),
   fc.constant({ op: 'prepare' as const }),
   fc.constant({ op: 'flush' as const }),
   fc.constant({ op: 'abort' as const }),
@@ -116,29 +121,39 @@ export function describeStoreModel(harness: StoreHarness, numRuns: number): void
   describe(`${harness.label} model`, () => {
     it('should match a Map model when any sequence of operations is applied', async () => {
       await fc.assert(
-        fc.asyncProperty(fc.array(op, { maxLength: 40 }), fc.integer({ min: 0, max: 3 }), async (ops, cacheEntriesMax) => {
-          const location = await harness.location();
-          const options = { cacheEntriesMax };
-          let store = await harness.open<Value>(location, options);
-          const model = new Model();
-          try {
-            for (const step of ops) store = await apply(step, store, model, async () => {
+        fc.asyncProperty(
+          fc.array(op, { maxLength: 40 }),
+          fc.integer({ min: 0, max: 3 }),
+          async (ops, cacheEntriesMax) => {
+            const location = await harness.location();
+            const options = { cacheEntriesMax };
+            let store = await harness.open<Value>(location, options);
+            const model = new Model();
+            try {
+              for (const step of ops)
+                store = await apply(step, store, model, async () => {
+                  await store.close();
+                  return harness.open<Value>(location, options);
+                });
+              expect(await collect(store.range())).toEqual(model.range(undefined, undefined, undefined));
+            } finally {
               await store.close();
-              return harness.open<Value>(location, options);
-            });
-            expect(await collect(store.range())).toEqual(model.range(undefined, undefined, undefined));
-          } finally {
-            await store.close();
-            await harness.cleanup();
-          }
-        }),
+              await harness.cleanup();
+            }
+          },
+        ),
         { numRuns },
       );
     });
   });
 }
 
-async function apply(step: Op, store: TaskStore<Value>, model: Model, reopen: () => Promise<TaskStore<Value>>): Promise<TaskStore<Value>> {
+async function apply(
+  step: Op,
+  store: TaskStore<Value>,
+  model: Model,
+  reopen: () => Promise<TaskStore<Value>>,
+): Promise<TaskStore<Value>> {
   switch (step.op) {
     case 'put':
       store.put(step.key, { n: step.n });
@@ -156,11 +171,16 @@ async function apply(step: Op, store: TaskStore<Value>, model: Model, reopen: ()
       peek(store, model, step.key);
       return store;
     case 'range':
-      expect(await collect(store.range({ gte: step.gte, lt: step.lt, limit: step.limit }))).toEqual(model.range(step.gte, step.lt, step.limit));
+      expect(await collect(store.range({ gte: step.gte, lt: step.lt, limit: step.limit }))).toEqual(
+        model.range(step.gte, step.lt, step.limit),
+      );
       return store;
     case 'prepare': {
       if (store.commitInProgress()) return store; // One commit at a time, as the engine does.
-      const pending = [...model.pending].map(([k, n]) => ({ key: k, value: n === null ? null : Buffer.from(JSON.stringify({ n }), 'utf8') }));
+      const pending = [...model.pending].map(([k, n]) => ({
+        key: k,
+        value: n === null ? null : Buffer.from(JSON.stringify({ n }), 'utf8'),
+      }));
       expect(store.prepareCommit()).toEqual(pending);
       model.prepare();
       expect(store.commitNeeded()).toBe(false);

@@ -12,11 +12,24 @@ const RETENTION_MS = 1_000;
 const SEGMENT_MS = 500;
 const BOUNDS = { budgetMs: 1_000, purgeEntriesPerCallMax: 3, scannedEntriesMax: 100 };
 
-function setup(oldLayout = false): { inner: MemoryTaskStore<unknown>; store: SegmentedKeyValueStore<Row>; clock: { now: number } } {
-  const inner = new MemoryTaskStore<unknown>({ name: 's', valueSerde: jsonSerde(), logged: true, cacheEntriesMax: 0 }, { strictPrefetch: false });
+function setup(oldLayout = false): {
+  inner: MemoryTaskStore<unknown>;
+  store: SegmentedKeyValueStore<Row>;
+  clock: { now: number };
+} {
+  const inner = new MemoryTaskStore<unknown>(
+    { name: 's', valueSerde: jsonSerde(), logged: true, cacheEntriesMax: 0 },
+    { strictPrefetch: false },
+  );
   const clock = { now: 10_000 };
   offset = 0n;
-  const store = new SegmentedKeyValueStore<Row>(inner, { retentionMs: RETENTION_MS, segmentIntervalMs: SEGMENT_MS, timeOf: (row) => row.at, clock: () => clock.now, oldLayout });
+  const store = new SegmentedKeyValueStore<Row>(inner, {
+    retentionMs: RETENTION_MS,
+    segmentIntervalMs: SEGMENT_MS,
+    timeOf: (row) => row.at,
+    clock: () => clock.now,
+    oldLayout,
+  });
   return { inner, store, clock };
 }
 
@@ -71,7 +84,9 @@ describe('SegmentedKeyValueStore', () => {
     clock.now += 100;
     store.put('a', { at: clock.now });
     await commit(inner);
-    expect(logicalEntries(inner.disk.keys().map((k) => [k, JSON.parse(inner.disk.read(k)!.toString())]))).toEqual(new Map([['a', { at: 10_100 }]]));
+    expect(logicalEntries(inner.disk.keys().map((k) => [k, JSON.parse(inner.disk.read(k)!.toString())]))).toEqual(
+      new Map([['a', { at: 10_100 }]]),
+    );
     expect(inner.disk.keys()).toHaveLength(1);
   });
 
@@ -100,8 +115,12 @@ describe('SegmentedKeyValueStore', () => {
     const { inner, store, clock } = setup();
     store.put('a', { at: clock.now });
     const [entry] = inner.pendingChangelog();
-    expect(SegmentedKeyValueStore.expiredKey(entry!.key, clock.now + RETENTION_MS, RETENTION_MS, SEGMENT_MS)).toBe(false);
-    expect(SegmentedKeyValueStore.expiredKey(entry!.key, clock.now + RETENTION_MS + SEGMENT_MS, RETENTION_MS, SEGMENT_MS)).toBe(true);
+    expect(SegmentedKeyValueStore.expiredKey(entry!.key, clock.now + RETENTION_MS, RETENTION_MS, SEGMENT_MS)).toBe(
+      false,
+    );
+    expect(
+      SegmentedKeyValueStore.expiredKey(entry!.key, clock.now + RETENTION_MS + SEGMENT_MS, RETENTION_MS, SEGMENT_MS),
+    ).toBe(true);
     expect(SegmentedKeyValueStore.expiredKey('\u0002p', Number.MAX_SAFE_INTEGER, RETENTION_MS, SEGMENT_MS)).toBe(false);
   });
 
@@ -133,7 +152,11 @@ describe('SegmentedKeyValueStore', () => {
         }
         for (let i = 0; i < 10 && !(await store.expireStep(BOUNDS)).caughtUp; i++);
         const low = Math.floor((clock.now - RETENTION_MS) / SEGMENT_MS);
-        for (const key of inner.disk.keys()) expect(SegmentedKeyValueStore.expiredKey(key, clock.now, RETENTION_MS, SEGMENT_MS), `${JSON.stringify(key)} below segment ${low}`).toBe(false);
+        for (const key of inner.disk.keys())
+          expect(
+            SegmentedKeyValueStore.expiredKey(key, clock.now, RETENTION_MS, SEGMENT_MS),
+            `${JSON.stringify(key)} below segment ${low}`,
+          ).toBe(false);
       }),
       { numRuns: 150 },
     );

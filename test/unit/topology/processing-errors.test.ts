@@ -5,11 +5,22 @@ import { describe, expect, it } from 'vitest';
 import { jsonSerde, stringSerde } from '../../../src/stores/serdes.ts';
 import { MemoryTaskStore } from '../../../src/stores/memory-store.ts';
 import { StoreFailedError } from '../../../src/stores/types.ts';
-import { DLQ_HEADERS, ProcessingError, type ProcessingErrorInfo, type ProcessingExceptionHandler } from '../../../src/topology/processing-errors.ts';
+import {
+  DLQ_HEADERS,
+  ProcessingError,
+  type ProcessingErrorInfo,
+  type ProcessingExceptionHandler,
+} from '../../../src/topology/processing-errors.ts';
 import { record } from '../../../src/topology/record.ts';
 import { TopologyTestDriver } from '../../../src/topology/test-driver.ts';
 import { Topology } from '../../../src/topology/topology.ts';
-import { type KeyValueStore, type Processor, type ProcessorContext, type Rec, type Serde } from '../../../src/topology/types.ts';
+import {
+  type KeyValueStore,
+  type Processor,
+  type ProcessorContext,
+  type Rec,
+  type Serde,
+} from '../../../src/topology/types.ts';
 
 const text = stringSerde as never;
 const DLQ = 'input.dlq';
@@ -41,23 +52,33 @@ class Poisonable implements Processor<string, string, string, unknown> {
     const count = (this.#store.get(rec.key) ?? 0) + 1;
     this.#store.put(rec.key, count);
     this.#store.put('total', (this.#store.get('total') ?? 0) + 1);
-    this.#context.forward(record(rec.key, rec.value === 'unserializable' ? { big: 1n } : `${rec.key}=${count}`, rec.timestamp), 'out');
+    this.#context.forward(
+      record(rec.key, rec.value === 'unserializable' ? { big: 1n } : `${rec.key}=${count}`, rec.timestamp),
+      'out',
+    );
     if (rec.value === 'boom') throw new Error(`boom on ${rec.key}`);
     if (rec.value === 'flaky' && attempt === 1) throw new Error('flaky');
     if (rec.value === 'infra') throw new StoreFailedError('counts', 'put');
   }
 }
 
-const jsonOut: Serde<unknown> = { serialize: (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), deserialize: (b) => b.toString() };
+const jsonOut: Serde<unknown> = {
+  serialize: (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)),
+  deserialize: (b) => b.toString(),
+};
 
 function topology(handler: ProcessingExceptionHandler | undefined, processors: Poisonable[] = []): Topology {
   const t = new Topology()
     .addSource('in', { topics: ['input'], valueSerde: text })
-    .addProcessor('poisonable', () => {
-      const p = new Poisonable();
-      processors.push(p);
-      return p;
-    }, 'in')
+    .addProcessor(
+      'poisonable',
+      () => {
+        const p = new Poisonable();
+        processors.push(p);
+        return p;
+      },
+      'in',
+    )
     .addStateStore({ name: 'counts', valueSerde: jsonSerde<number>() }, 'poisonable')
     .addSink('out', { topic: 'output', valueSerde: jsonOut }, 'poisonable');
   return handler ? t.setProcessingExceptionHandler(handler) : t;
@@ -66,13 +87,17 @@ function topology(handler: ProcessingExceptionHandler | undefined, processors: P
 function driverFor(handler: ProcessingExceptionHandler | undefined = { response: 'dead-letter', topic: DLQ }) {
   const errors: ProcessingErrorInfo[] = [];
   const processors: Poisonable[] = [];
-  const driver = new TopologyTestDriver(topology(handler, processors), { partitions: 1, onProcessingError: (info) => errors.push(info) });
+  const driver = new TopologyTestDriver(topology(handler, processors), {
+    partitions: 1,
+    onProcessingError: (info) => errors.push(info),
+  });
   const input = driver.createInputTopic<string, string>('input', { valueSerde: text });
   const output = () => driver.records('output').map((r) => r.value!.toString());
   return { driver, input, output, errors, processors };
 }
 
-const headerText = (headers: Readonly<Record<string, Buffer>>) => Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.toString('utf8')]));
+const headerText = (headers: Readonly<Record<string, Buffer>>) =>
+  Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.toString('utf8')]));
 
 describe('processing exception handler', () => {
   it('should dead-letter a record that throws again when retried alone, drop its partial writes and outputs, and process the next records', async () => {
@@ -83,13 +108,24 @@ describe('processing exception handler', () => {
     expect(output()).toEqual(['a=1', 'a=2']);
     expect(Object.fromEntries(await driver.storeEntries<number>('counts'))).toEqual({ a: 2, total: 2 });
     // The changelog carries the committed writes only: two records, two keys each.
-    expect(driver.records('test-app-counts-changelog').map((r) => `${r.key}=${r.value}`)).toEqual(['a=1', 'total=1', 'a=2', 'total=2']);
+    expect(driver.records('test-app-counts-changelog').map((r) => `${r.key}=${r.value}`)).toEqual([
+      'a=1',
+      'total=1',
+      'a=2',
+      'total=2',
+    ]);
     const dlq = driver.records(DLQ);
     expect(dlq).toHaveLength(1);
     expect(dlq[0]!.key!.toString()).toBe('a');
     expect(dlq[0]!.value!.toString()).toBe('boom');
     const headers = headerText(dlq[0]!.headers);
-    expect(headers).toMatchObject({ trace: 't-1', [DLQ_HEADERS.node]: 'poisonable', [DLQ_HEADERS.sourceTopic]: 'input', [DLQ_HEADERS.sourcePartition]: '0', [DLQ_HEADERS.sourceOffset]: '1' });
+    expect(headers).toMatchObject({
+      trace: 't-1',
+      [DLQ_HEADERS.node]: 'poisonable',
+      [DLQ_HEADERS.sourceTopic]: 'input',
+      [DLQ_HEADERS.sourcePartition]: '0',
+      [DLQ_HEADERS.sourceOffset]: '1',
+    });
     expect(headers[DLQ_HEADERS.error]).toContain('Error: boom on a');
     expect(processors[0]!.attempts.get('a/boom')).toBe(2);
     expect(errors.map((e) => [e.node, e.phase, e.offset])).toEqual([['poisonable', 'process', 1n]]);
@@ -113,7 +149,10 @@ describe('processing exception handler', () => {
 
   it('should throw a ProcessingError naming the record when the handler is fail', async () => {
     const { driver, input } = driverFor({ response: 'fail' });
-    const error = await input.pipeInput('a', 'boom').then(() => undefined, (e: unknown) => e);
+    const error = await input.pipeInput('a', 'boom').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ProcessingError);
     expect(error).toMatchObject({ code: 'processing_failed', node: 'poisonable', topic: 'input', offset: 0n });
     expect(driver.records('output')).toHaveLength(0);
@@ -222,7 +261,10 @@ describe('punctuation exceptions', () => {
 
 describe('store savepoints', () => {
   it('should undo the puts and deletes since the savepoint and keep the first-write order of earlier writes', async () => {
-    const store = new MemoryTaskStore<number>({ name: 's', valueSerde: jsonSerde<number>(), logged: true, cacheEntriesMax: 10 }, { strictPrefetch: false });
+    const store = new MemoryTaskStore<number>(
+      { name: 's', valueSerde: jsonSerde<number>(), logged: true, cacheEntriesMax: 10 },
+      { strictPrefetch: false },
+    );
     store.put('a', 1);
     store.put('c', 3);
     store.savepoint();

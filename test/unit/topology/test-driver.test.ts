@@ -54,8 +54,17 @@ describe('TopologyTestDriver', () => {
     const input = driver.createInputTopic<string, string>('input', { valueSerde: text });
     for (const key of ['a', 'b', 'a', 'a']) await input.pipeInput(key, 'x');
     const out = driver.createOutputTopic<string, string>('output', { valueSerde: text }).readValuesToList();
-    expect(out).toEqual([`a=1@${driver.partitionOf('a')}`, `b=1@${driver.partitionOf('b')}`, `a=2@${driver.partitionOf('a')}`, `a=3@${driver.partitionOf('a')}`]);
-    expect(driver.createOutputTopic<string, string>('odd', { valueSerde: text }).readValuesToList()).toEqual([out[0], out[1], out[3]]);
+    expect(out).toEqual([
+      `a=1@${driver.partitionOf('a')}`,
+      `b=1@${driver.partitionOf('b')}`,
+      `a=2@${driver.partitionOf('a')}`,
+      `a=3@${driver.partitionOf('a')}`,
+    ]);
+    expect(driver.createOutputTopic<string, string>('odd', { valueSerde: text }).readValuesToList()).toEqual([
+      out[0],
+      out[1],
+      out[3],
+    ]);
     expect(Object.fromEntries(await driver.storeEntries<number>('counts'))).toEqual({ a: 3, b: 1 });
     expect(driver.records('test-app-counts-changelog').length).toBe(4);
   });
@@ -73,14 +82,19 @@ describe('TopologyTestDriver', () => {
     const wrong = (right + 1) % 4;
     await driver.pipeRaw('input', wrong, Buffer.from('k7'), Buffer.from('x'));
     expect(driver.records('input').map((r) => r.partition)).toEqual([wrong, right]);
-    expect(driver.createOutputTopic<string, string>('output', { valueSerde: text }).readValuesToList()).toEqual([`k7=1@${right}`]);
+    expect(driver.createOutputTopic<string, string>('output', { valueSerde: text }).readValuesToList()).toEqual([
+      `k7=1@${right}`,
+    ]);
   });
 
   it('should throw KeyNotLoadedError when a processor reads a store key it did not prefetch', async () => {
     const driver = new TopologyTestDriver(counterTopology(false), { partitions: 2 });
     const input = driver.createInputTopic<string, string>('input', { valueSerde: text });
     // The topology sets no dead-letter topic, so the processing exception handler fails, naming the cause.
-    const error: unknown = await input.pipeInput('a', 'x').then(() => undefined, (e: unknown) => e);
+    const error: unknown = await input.pipeInput('a', 'x').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ProcessingError);
     expect((error as ProcessingError).cause).toBeInstanceOf(KeyNotLoadedError);
   });
@@ -94,7 +108,9 @@ describe('TopologyTestDriver', () => {
       }
       process(): void {}
     }
-    const topology = new Topology().addSource('in', { topics: ['input'], valueSerde: text }).addProcessor('tick', () => new Ticker(), 'in');
+    const topology = new Topology()
+      .addSource('in', { topics: ['input'], valueSerde: text })
+      .addProcessor('tick', () => new Ticker(), 'in');
     const driver = new TopologyTestDriver(topology, { partitions: 1 });
     await driver.advanceWallClockTime(999);
     expect(fired).toEqual([]);
@@ -153,9 +169,13 @@ describe('Topology', () => {
         this.#context.forward(rec, 'elsewhere');
       }
     }
-    const topology = new Topology().addSource('in', { topics: ['input'], valueSerde: text }).addProcessor('p', () => new Stray(), 'in');
+    const topology = new Topology()
+      .addSource('in', { topics: ['input'], valueSerde: text })
+      .addProcessor('p', () => new Stray(), 'in');
     const driver = new TopologyTestDriver(topology, { partitions: 1 });
-    await expect(driver.createInputTopic<string, string>('input', { valueSerde: text }).pipeInput('a', 'x')).rejects.toThrow(/has no child elsewhere/);
+    await expect(
+      driver.createInputTopic<string, string>('input', { valueSerde: text }).pipeInput('a', 'x'),
+    ).rejects.toThrow(/has no child elsewhere/);
   });
 
   it('should describe its nodes', () => {
