@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { partitionForKey } from '../src/kafka/partitioner.ts';
 import { buildBankTopology } from '../src/bank/topology.ts';
 import { LevelTaskStore } from '../src/stores/level-store.ts';
-import { type TaskStore } from '../src/stores/types.ts';
+import type { TaskStore } from '../src/stores/types.ts';
 import { SegmentedKeyValueStore } from '../src/stores/segmented-store.ts';
 import { type InputRecord, type OutputRecord, TaskGraph } from '../src/topology/task-graph.ts';
 

@@ -1,5 +1,5 @@
 // Latency histograms (HdrHistogram, dependency: hdr-histogram-js), in milliseconds.
-import { type Histogram } from 'hdr-histogram-js';
+import type { Histogram } from 'hdr-histogram-js';
 
 export interface LatencySummary {
   count: number;

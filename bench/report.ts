@@ -3,13 +3,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type MachineInfo, machineSlug } from './environment.ts';
-import { type ApiResult } from './phases/api.ts';
-import { type BaselineThroughput } from './phases/baseline.ts';
-import { type EngineThroughput } from './phases/engine.ts';
-import { type LatencyResult } from './phases/latency.ts';
-import { type RestoreResult } from './phases/restore.ts';
-import { type SinkThroughput } from './phases/sink.ts';
-import { type ProfileSummary } from './profile.ts';
+import type { ApiResult } from './phases/api.ts';
+import type { BaselineThroughput } from './phases/baseline.ts';
+import type { EngineThroughput } from './phases/engine.ts';
+import type { LatencyResult } from './phases/latency.ts';
+import type { RestoreResult } from './phases/restore.ts';
+import type { SinkThroughput } from './phases/sink.ts';
+import type { ProfileSummary } from './profile.ts';
 
 export interface BenchResults {
   schema: 'bankstream-bench/1';

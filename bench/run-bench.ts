@@ -32,7 +32,7 @@ import { measureSink } from './phases/sink.ts';
 import { summarizeProfile } from './profile.ts';
 import { type BenchResults, markdownTable, writeResults } from './report.ts';
 import { round } from './series.ts';
-import { type BenchSettings } from './settings.ts';
+import type { BenchSettings } from './settings.ts';
 
 export interface BenchOutcome {
   results: BenchResults;

@@ -1,6 +1,6 @@
 // What a bench run does and how long each phase may take: two presets and the flags that override them.
 import path from 'node:path';
-import { type Skew } from '../src/load/random.ts';
+import type { Skew } from '../src/load/random.ts';
 import { REPO_ROOT } from './environment.ts';
 
 export interface BenchSettings {

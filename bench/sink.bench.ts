@@ -15,7 +15,7 @@ import pg from 'pg';
 import { formatMoney } from '../src/bank/money.ts';
 import { SinkBatch, STAGING_DDL, writeBatch } from '../src/sinks/batch.ts';
 import { migrate } from '../src/sinks/migrate.ts';
-import { type AuditRow, type OutcomeRow } from '../src/sinks/records.ts';
+import type { AuditRow, OutcomeRow } from '../src/sinks/records.ts';
 
 const { values: args } = parseArgs({
   options: {

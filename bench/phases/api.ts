@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../../src/config/config.ts';
 import { createLogger } from '../../src/config/logger.ts';
 import { type BenchEnvironment, REPO_ROOT } from '../environment.ts';
-import { type BenchSettings } from '../settings.ts';
+import type { BenchSettings } from '../settings.ts';
 import { accountPrefix } from './engine.ts';
 
 export type ApiResult =

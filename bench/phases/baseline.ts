@@ -1,11 +1,11 @@
 // The seed-style baseline (bench/baseline/processor.ts) on the same input topic and data as the engine,
 // in its own process, for a fixed window: transfers answered per second, counted like the engine's.
 import path from 'node:path';
-import { type BaselineOptions } from '../baseline/processor.ts';
+import type { BaselineOptions } from '../baseline/processor.ts';
 import { type BenchEnvironment, localBrokerPid, processCpuSeconds, REPO_ROOT, spawnNode } from '../environment.ts';
 import { OutcomeReader } from '../outcome-reader.ts';
 import { pollUntil, round, sleep } from '../series.ts';
-import { type BenchSettings } from '../settings.ts';
+import type { BenchSettings } from '../settings.ts';
 
 export interface BaselineThroughput {
   /** Transfers answered in the window (after the accounts were opened and funded). */

@@ -2,11 +2,11 @@
 // stopped, then start the engine (exactly-once, `bankstream start --no-sink`) and time how fast the
 // committed outcomes of the backlog appear.
 import { runLoad } from '../../src/load/index.ts';
-import { type LoadResult } from '../../src/load/types.ts';
+import type { LoadResult } from '../../src/load/types.ts';
 import { type BenchChild, type BenchEnvironment, localBrokerPid, processCpuSeconds, spawnCli } from '../environment.ts';
 import { OutcomeReader } from '../outcome-reader.ts';
 import { pollUntil, type RateSummary, RateSeries, sleep } from '../series.ts';
-import { type BenchSettings } from '../settings.ts';
+import type { BenchSettings } from '../settings.ts';
 
 export interface EngineThroughput extends RateSummary {
   transfers: number;

@@ -6,11 +6,11 @@
 // Outcome record timestamps are not used: like Kafka Streams, the engine gives an output the
 // timestamp of the input record that caused it, so they equal the request time.
 import { runLoad } from '../../src/load/index.ts';
-import { type BenchChild, type BenchEnvironment } from '../environment.ts';
+import type { BenchChild, BenchEnvironment } from '../environment.ts';
 import { createLatencyHistogram, type LatencySummary } from '../histogram.ts';
 import { OutcomeReader } from '../outcome-reader.ts';
 import { pollUntil, round, sleep } from '../series.ts';
-import { type BenchSettings } from '../settings.ts';
+import type { BenchSettings } from '../settings.ts';
 import { loadBase } from './engine.ts';
 
 export interface LatencyResult {

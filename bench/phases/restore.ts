@@ -4,10 +4,10 @@
 import { rm } from 'node:fs/promises';
 import { createBankStreams } from '../../src/app/instance.ts';
 import { createLogger } from '../../src/config/logger.ts';
-import { type StreamsStatus } from '../../src/runtime/kafka-streams.ts';
-import { type BenchEnvironment } from '../environment.ts';
+import type { StreamsStatus } from '../../src/runtime/kafka-streams.ts';
+import type { BenchEnvironment } from '../environment.ts';
 import { pollUntil, round } from '../series.ts';
-import { type BenchSettings } from '../settings.ts';
+import type { BenchSettings } from '../settings.ts';
 
 export interface RestoreResult {
   records: number;

@@ -4,7 +4,7 @@ import { Consumer } from '@platformatic/kafka';
 import pg from 'pg';
 import { type BenchEnvironment, localBrokerPid, processCpuSeconds, spawnCli } from '../environment.ts';
 import { pollUntil, type RateSummary, RateSeries } from '../series.ts';
-import { type BenchSettings } from '../settings.ts';
+import type { BenchSettings } from '../settings.ts';
 
 export interface SinkThroughput extends RateSummary {
   rows: number;

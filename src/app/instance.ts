@@ -1,6 +1,6 @@
 // The composition root of one bankstream instance: the bank topology on the exactly-once engine, the
 // Postgres sink (optional) and the HTTP API (optional), started and stopped in order.
-import { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { buildBankTopology } from '../bank/topology.ts';
 import { type Config, requireClusterKeys } from '../config/config.ts';
 import { Metrics } from '../http/metrics.ts';

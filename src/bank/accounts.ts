@@ -1,10 +1,10 @@
 // Commands on one account, decided wholly in the task that owns it: open_account, close_account,
 // and the single-leg money commands (deposit, withdrawal). Also the account checks transfers share.
-import { type CloseAccount, type OpenAccount, type SingleLegCommand } from './commands.ts';
+import type { CloseAccount, OpenAccount, SingleLegCommand } from './commands.ts';
 import { type BankTask, completeCommand, failCommand } from './decide.ts';
 import { currencyDigits, formatMoney } from './money.ts';
-import { type AccountRejectionCode } from './outcomes.ts';
-import { type AccountRow } from './stores.ts';
+import type { AccountRejectionCode } from './outcomes.ts';
+import type { AccountRow } from './stores.ts';
 
 /** Why an account cannot take part in a money command. */
 export interface AccountRefusal {

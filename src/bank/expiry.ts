@@ -4,12 +4,8 @@
 // forgets them), rewrites in-flight entries whose changelog record is getting old, and moves entries of
 // the layout before segments. Each step stops starting new work after its time budget, so the
 // processing loop never waits on expiry much longer than that, however far behind expiry is.
-import {
-  type ExpiryStepBounds,
-  type ExpiryStepResult,
-  type SegmentedKeyValueStore,
-} from '../stores/segmented-store.ts';
-import { type TransferEntry } from './stores.ts';
+import type { ExpiryStepBounds, ExpiryStepResult, SegmentedKeyValueStore } from '../stores/segmented-store.ts';
+import type { TransferEntry } from './stores.ts';
 
 /** Defaults: 20 ms per step per task, 1,000 entries per LevelDB purge batch, 1,000 entries read per scan. */
 export const DEFAULT_EXPIRY_BOUNDS: ExpiryStepBounds = Object.freeze({

@@ -9,4 +9,4 @@ export {
 export { BANK_STORES, type BankStoreName, type AccountRow, type BalanceRow, type TransferEntry } from './stores.ts';
 export { CURRENCY_DIGITS, currencyDigits, formatMoney, parseMoney, type MoneyParse } from './money.ts';
 export { type Command, type ParsedCommand, parseCommand, type TransferFields } from './commands.ts';
-export { type AccountRejectionCode, type AuditEventName, type TransferFailureCode } from './outcomes.ts';
+export type { AccountRejectionCode, AuditEventName, TransferFailureCode } from './outcomes.ts';

@@ -1,8 +1,8 @@
 // Everything the bank writes out: outcomes (transaction_completed / transaction_failed, key = transferId),
 // audit events, internal legs and dead letters. The shapes are the public wire contract of DESIGN.md.
-import { type Headers, type ProcessorContext, type Rec } from '../topology/types.ts';
+import type { Headers, ProcessorContext, Rec } from '../topology/types.ts';
 import { record } from '../topology/record.ts';
-import { type TransferFields } from './commands.ts';
+import type { TransferFields } from './commands.ts';
 import { type Leg, legKey, legValue } from './legs.ts';
 
 /** Stable failure codes of `transaction_failed` (TigerBeetle-style: one per reason, never renamed). */

@@ -2,13 +2,7 @@
 // will read (prefetch), then dispatches: account commands and deposits/withdrawals to accounts.ts,
 // transfers and their legs to transfer.ts. Every money command passes the idempotency gate first.
 import { createHash } from 'node:crypto';
-import {
-  type PrefetchCollector,
-  type Processor,
-  type ProcessorContext,
-  type Rec,
-  type Serde,
-} from '../topology/types.ts';
+import type { PrefetchCollector, Processor, ProcessorContext, Rec, Serde } from '../topology/types.ts';
 import {
   keyText,
   type MoneyCommand,
@@ -20,7 +14,7 @@ import {
   transferFieldsOf,
 } from './commands.ts';
 import { closeAccount, openAccount, singleLeg } from './accounts.ts';
-import { type ExpiryStepBounds, type ExpiryStepResult } from '../stores/segmented-store.ts';
+import type { ExpiryStepBounds, ExpiryStepResult } from '../stores/segmented-store.ts';
 import { DEFAULT_EXPIRY_BOUNDS, DedupExpiry } from './expiry.ts';
 import { type Leg, parseLeg } from './legs.ts';
 import { Outputs } from './outcomes.ts';

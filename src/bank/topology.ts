@@ -4,7 +4,7 @@
 //        ─► completed / failed / audit / dlq sinks, and the credits sink (legs back into the credits source).
 // Read next: processor.ts (parse, prefetch, idempotency, dispatch), then transfer.ts (the two legs).
 import { bytesSerde, Topology, TopologyError } from '../topology/topology.ts';
-import { type Serde } from '../topology/types.ts';
+import type { Serde } from '../topology/types.ts';
 import { SINKS } from './outcomes.ts';
 import { type ExpiryStepBounds, type ExpiryStepResult, SegmentedKeyValueStore } from '../stores/segmented-store.ts';
 import { DEFAULT_EXPIRY_BOUNDS } from './expiry.ts';

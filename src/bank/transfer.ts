@@ -7,9 +7,9 @@
 //   refund (task owning `from`)  give the money back and answer transaction_failed with the code.
 // The from task hears back either way, so `inFlight` is exact at all times and nothing is left in flight.
 import { hasFunds, isRefusal, usableAccount } from './accounts.ts';
-import { type TransferCommand, type TransferFields } from './commands.ts';
+import type { TransferCommand, TransferFields } from './commands.ts';
 import { type BankTask, completeCommand, failCommand, recordFinal } from './decide.ts';
-import { type CreditLeg, type RefundLeg, type SettleLeg } from './legs.ts';
+import type { CreditLeg, RefundLeg, SettleLeg } from './legs.ts';
 import { currencyDigits, formatMoney } from './money.ts';
 import { type PendingTransfer, type TransferEntry, creditedKey, dedupKey, findDedup } from './stores.ts';
 

@@ -4,7 +4,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type ClusterKey, type ClusterKeys } from './cluster-key.ts';
+import type { ClusterKey, ClusterKeys } from './cluster-key.ts';
 import { Secret } from './secret.ts';
 import { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../runtime/offset-reset.ts';
 import { PgUrlError, firstHostUrl } from './pg-hosts.ts';
@@ -392,7 +392,7 @@ function instanceUrlAllow(env: Env, advertisedUrl: string): UrlPattern[] {
 
 function parseUrlPattern(pattern: string): UrlPattern {
   const match =
-    /^(https?):\/\/(\*|\*\.[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\*|\d{1,5}))?(\/[A-Za-z0-9._~\/-]*)?$/.exec(
+    /^(https?):\/\/(\*|\*\.[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\*|\d{1,5}))?(\/[A-Za-z0-9._~/-]*)?$/.exec(
       pattern,
     );
   if (!match)

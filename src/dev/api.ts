@@ -5,11 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type Logger } from 'pino';
-import { type Config } from '../config/config.ts';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
 import { Authenticator } from '../http/auth.ts';
 import { DEMO_PASSWORD } from './demo.ts';
-import { type DevReporter } from './process.ts';
+import type { DevReporter } from './process.ts';
 
 export interface ApiAccess {
   baseUrl: string;

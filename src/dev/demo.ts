@@ -4,12 +4,12 @@
 // traffic. Seed commands use the public wire format (src/bank/README-BANK.md) and are keyed by the
 // account they act on; the producer partitions keys as the Java client does (src/kafka/partitioner.ts).
 import pg from 'pg';
-import { type Config } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
 import { createIdempotentProducer } from '../kafka/clients.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { pgConnectionConfig } from '../sinks/pg-connection.ts';
 import { createUser, type Role } from '../http/users.ts';
-import { type BankstreamProducer } from '../kafka/producer.ts';
+import type { BankstreamProducer } from '../kafka/producer.ts';
 import { runLoad } from '../load/index.ts';
 import { DevAbortedError, type DevReporter } from './process.ts';
 

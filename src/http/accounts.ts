@@ -10,17 +10,17 @@
 // never the user's token; the owner re-checks that principal's rights; its answer is read with a timeout
 // and a size bound and passed on only when it has the expected shape (checkedView, remoteProblem).
 import { AssertionError } from 'node:assert';
-import { type AccountRow, type BalanceRow } from '../bank/stores.ts';
+import type { AccountRow, BalanceRow } from '../bank/stores.ts';
 import { currencyDigits, formatMoney } from '../bank/money.ts';
-import { type Config } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
-import { type KafkaStreams } from '../runtime/kafka-streams.ts';
+import type { KafkaStreams } from '../runtime/kafka-streams.ts';
 import { StoreFailedError, type TaskStore } from '../stores/types.ts';
-import { type Principal } from './auth.ts';
+import type { Principal } from './auth.ts';
 import { ApiError, PROBLEM_CODES, type ProblemCode, unavailable } from './errors.ts';
 import { INSTANCE_CALL_HEADER, signInstanceCall } from './instance-call.ts';
-import { type InstanceDirectory, type Owner } from './instances.ts';
-import { type Metrics } from './metrics.ts';
+import type { InstanceDirectory, Owner } from './instances.ts';
+import type { Metrics } from './metrics.ts';
 
 /** Set on proxied requests; an instance receiving it answers locally or 503, never proxies again. */
 export const FORWARDED_HEADER = 'X-Bankstream-Forwarded';

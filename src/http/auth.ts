@@ -12,10 +12,10 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from 'jose';
-import { type Context, type Next } from 'koa';
-import { type Logger } from 'pino';
-import { type ClusterKeys } from '../config/cluster-key.ts';
-import { type AuthConfig } from '../config/config.ts';
+import type { Context, Next } from 'koa';
+import type { Logger } from 'pino';
+import type { ClusterKeys } from '../config/cluster-key.ts';
+import type { AuthConfig } from '../config/config.ts';
 import { ApiError, unavailable } from './errors.ts';
 import { INSTANCE_CALL_HEADER, verifyInstanceCall } from './instance-call.ts';
 import { type Role, ROLES } from './users.ts';

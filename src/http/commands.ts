@@ -1,10 +1,10 @@
 // Writes API commands to the input topic in the wire format of DESIGN.md, keyed by the account the command
 // acts on, through an idempotent producer (acks=all, broker-side dedup of retried batches) with the
 // Java-compatible partitioner, so a command lands on the partition whose task owns the account.
-import { type Config } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
 import { createIdempotentProducer } from '../kafka/clients.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
-import { type BankstreamProducer } from '../kafka/producer.ts';
+import type { BankstreamProducer } from '../kafka/producer.ts';
 import { unavailable } from './errors.ts';
 
 export interface OpenAccountCommand {

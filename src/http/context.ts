@@ -1,21 +1,21 @@
 // What the routes need (one object, built by server.ts) and the access checks shared by several routes.
-import { type Context } from 'koa';
-import { type Logger } from 'pino';
-import { type Config } from '../config/config.ts';
-import { type KafkaStreams } from '../runtime/kafka-streams.ts';
-import { type PostgresSink } from '../sinks/postgres-sink.ts';
+import type { Context } from 'koa';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import type { KafkaStreams } from '../runtime/kafka-streams.ts';
+import type { PostgresSink } from '../sinks/postgres-sink.ts';
 import { type AccountQueries, FORWARDED_HEADER, type QueryRequest } from './accounts.ts';
 import { type Authenticator, instanceCallerOf, principalOf } from './auth.ts';
-import { type CommandSender } from './commands.ts';
+import type { CommandSender } from './commands.ts';
 import { ApiError } from './errors.ts';
-import { type ReadModel } from './history.ts';
-import { type InstanceDirectory } from './instances.ts';
-import { type Metrics } from './metrics.ts';
+import type { ReadModel } from './history.ts';
+import type { InstanceDirectory } from './instances.ts';
+import type { Metrics } from './metrics.ts';
 import { requestIdOf } from './middleware.ts';
-import { type LoginThrottle } from './login-throttle.ts';
-import { type OutcomeTracker } from './outcomes.ts';
-import { type PrincipalQuotas } from './quotas.ts';
-import { type SseHub } from './sse.ts';
+import type { LoginThrottle } from './login-throttle.ts';
+import type { OutcomeTracker } from './outcomes.ts';
+import type { PrincipalQuotas } from './quotas.ts';
+import type { SseHub } from './sse.ts';
 
 export interface ApiDeps {
   config: Config;

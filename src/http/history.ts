@@ -6,13 +6,13 @@
 // The history may be read from a streaming replica (DATABASE_READ_URL, lag rule in read-replica.ts);
 // every query goes through one circuit breaker (circuit-breaker.ts), so a database that is away costs
 // an immediate 503 + Retry-After instead of a connection timeout per request.
-import pg from 'pg';
-import { type Logger } from 'pino';
-import { type Config } from '../config/config.ts';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
 import { FailoverPool, isConnectionFailure } from '../sinks/pg-connection.ts';
 import { BREAKER_STATE_VALUES, type BreakerState, CircuitBreaker, CircuitOpenError } from './circuit-breaker.ts';
 import { ApiError, invalidParameter, unavailable } from './errors.ts';
-import { type Metrics } from './metrics.ts';
+import type { Metrics } from './metrics.ts';
 import { REPLICA_LAG_SQL, type ReplicaLag, chooseReadSource, replicaLagOf } from './read-replica.ts';
 
 export type TransferDocument = Record<string, unknown>;

@@ -8,14 +8,14 @@
 // A credential captured on the wire is good for the same read on the same target for a few seconds: the
 // network between instances should still be TLS (docs/security.md).
 import { type ClusterKeys, signParts, verifyParts } from '../config/cluster-key.ts';
-import { type Principal } from './auth.ts';
+import type { Principal } from './auth.ts';
 import { isRole } from './users.ts';
 
 export const INSTANCE_CALL_HEADER = 'X-Bankstream-Instance-Call';
 /** Lifetime of a credential: a proxied read takes at most HTTP_PROXY_TIMEOUT_MS (bounded to 60 s). */
 export const INSTANCE_CALL_TTL_S = 30;
 const CREDENTIAL_CHARS_MAX = 4096;
-const ID = /^[A-Za-z0-9._@:+\/=-]{1,200}$/;
+const ID = /^[A-Za-z0-9._@:+/=-]{1,200}$/;
 
 export interface InstanceCallClaims {
   iss: string;

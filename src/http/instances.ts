@@ -23,17 +23,17 @@
 // Anything else is ignored, counted (bankstream_directory_records_rejected_total{reason}) and logged.
 // What a topic writer without the secret can still do is delete or replay, i.e. cause 503s; the periodic
 // republication heals that within DIRECTORY_REPUBLISH_MS.
-import { type Logger } from 'pino';
-import { type Counter } from 'prom-client';
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import { type ClusterKeys, signParts, verifyParts } from '../config/cluster-key.ts';
 import { type Config, instanceUrlAllowed, instancesTopic } from '../config/config.ts';
 import { createIdempotentProducer } from '../kafka/clients.ts';
 import { type BrokerHealth, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
-import { type BankstreamProducer } from '../kafka/producer.ts';
-import { type StreamsStatus } from '../runtime/kafka-streams.ts';
-import { type FetchedRecord } from '../runtime/fetcher.ts';
-import { type Metrics } from './metrics.ts';
+import type { BankstreamProducer } from '../kafka/producer.ts';
+import type { StreamsStatus } from '../runtime/kafka-streams.ts';
+import type { FetchedRecord } from '../runtime/fetcher.ts';
+import type { Metrics } from './metrics.ts';
 import { TopicTail } from './tail.ts';
 
 export interface InstanceRecord {

@@ -12,11 +12,11 @@
 // others wait in a bounded FIFO queue, and one client address has at most CLIENT_CHECKS_MAX of them: a
 // flood from one client is refused (429) instead of filling the queue that other clients' logins wait in.
 import { isIP } from 'node:net';
-import { type Counter } from 'prom-client';
+import type { Counter } from 'prom-client';
 import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
-import { type HttpConfig } from '../config/config.ts';
+import type { HttpConfig } from '../config/config.ts';
 import { ApiError } from './errors.ts';
-import { type Metrics } from './metrics.ts';
+import type { Metrics } from './metrics.ts';
 
 const PASSWORD_CHECKS_MAX = 2;
 const CHECK_QUEUE_MAX = 64;

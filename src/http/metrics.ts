@@ -5,7 +5,7 @@
 //
 // Values that the engine and the sink already keep (task counts, restored records, sink rows) are read
 // at scrape time through `collect` callbacks instead of being pushed on every change.
-import { type ExpiryStepResult } from '../stores/segmented-store.ts';
+import type { ExpiryStepResult } from '../stores/segmented-store.ts';
 import {
   Counter,
   type CounterConfiguration,
@@ -16,8 +16,8 @@ import {
   Registry,
   collectDefaultMetrics,
 } from 'prom-client';
-import { type PartitionLag, type StreamsState, type StreamsStatus } from '../runtime/kafka-streams.ts';
-import { type SinkStatus } from '../sinks/postgres-sink.ts';
+import type { PartitionLag, StreamsState, StreamsStatus } from '../runtime/kafka-streams.ts';
+import type { SinkStatus } from '../sinks/postgres-sink.ts';
 
 const STREAMS_STATES: StreamsState[] = [
   'CREATED',

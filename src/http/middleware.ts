@@ -3,13 +3,13 @@
 // they are; framework errors with an exposable 4xx status become the matching code; anything else is
 // logged with its stack and answered 500 without internals (the request id ties the answer to the log).
 import { randomUUID } from 'node:crypto';
-import { type Context, type Next } from 'koa';
-import { type Logger } from 'pino';
+import type { Context, Next } from 'koa';
+import type { Logger } from 'pino';
 import { ApiError, codeForStatus, problemBody } from './errors.ts';
-import { type Metrics } from './metrics.ts';
+import type { Metrics } from './metrics.ts';
 
 // Accept a caller's id only if it is short and harmless in logs and headers.
-const REQUEST_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 
 export function requestIdOf(ctx: Context): string {
   return (ctx.state['requestId'] as string | undefined) ?? '';

@@ -1,6 +1,6 @@
 // The OpenAPI 3.1 description of every route, served at /openapi.json. Written by hand next to the routes
 // (test/unit/http/openapi.test.ts checks that every mounted route is described and vice versa).
-import { type Config } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
 import { PROBLEM_CODES, PROBLEM_TYPE_BASE } from './errors.ts';
 
 type Schema = Record<string, unknown>;

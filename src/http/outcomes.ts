@@ -6,13 +6,13 @@
 // Why Kafka and not Postgres: the outcome is on Kafka as soon as the processor commits, while the sink adds its
 // batch delay and may be down or run elsewhere; the tail also feeds SSE. Postgres (history.ts) is the fallback
 // for outcomes decided before this instance started, e.g. an exact duplicate, which gets no second outcome.
-import { type Logger } from 'pino';
-import { type Config } from '../config/config.ts';
-import { type BrokerHealth } from '../kafka/retry.ts';
-import { type FetchedRecord } from '../runtime/fetcher.ts';
-import { type MoneyCommand } from './commands.ts';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import type { BrokerHealth } from '../kafka/retry.ts';
+import type { FetchedRecord } from '../runtime/fetcher.ts';
+import type { MoneyCommand } from './commands.ts';
 import { ApiError } from './errors.ts';
-import { type Metrics } from './metrics.ts';
+import type { Metrics } from './metrics.ts';
 import { TopicTail } from './tail.ts';
 
 export type OutcomeValue = Record<string, unknown>;
@@ -170,7 +170,10 @@ export class OutcomeTracker {
     const value = JSON.parse(record.value.toString('utf8')) as OutcomeValue;
     if (typeof value !== 'object' || value === null) return;
     const id = `${record.topic}:${record.partition}:${record.offset}`;
-    if (record.topic === this.#config.topics.audit) return this.#onAudit(id, value);
+    if (record.topic === this.#config.topics.audit) {
+      this.#onAudit(id, value);
+      return;
+    }
     const completed = record.topic === this.#config.topics.completed;
     this.#metrics.observeOutcome(
       completed ? 'completed' : 'failed',

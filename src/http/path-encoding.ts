@@ -3,7 +3,7 @@
 // `/v1/accounts/%ZZ` would reach a route as the literal id "%ZZ", and `%ED%A0%80` (a UTF-8-encoded lone
 // surrogate) as its raw bytes. A path whose encoding is malformed names nothing: it is a 400. The query
 // string too: Node's querystring also keeps a malformed escape as literal text.
-import { type Context, type Next } from 'koa';
+import type { Context, Next } from 'koa';
 import { invalidParameter } from './errors.ts';
 
 /** The path decoded, or undefined when its percent-encoding is malformed (a bare "%", bad hex, not UTF-8). */

@@ -7,11 +7,11 @@
 // The instance-wide caps (HTTP_SSE_CONNECTIONS_MAX, HTTP_WAITERS_MAX) stay as the outer bound. Counts are
 // per instance; the held ones are released when the stream or the wait ends.
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { type Counter } from 'prom-client';
-import { type HttpConfig } from '../config/config.ts';
-import { type Principal } from './auth.ts';
+import type { Counter } from 'prom-client';
+import type { HttpConfig } from '../config/config.ts';
+import type { Principal } from './auth.ts';
 import { ApiError } from './errors.ts';
-import { type Metrics } from './metrics.ts';
+import type { Metrics } from './metrics.ts';
 
 export type QuotaName = 'sse_streams_per_principal' | 'waiters_per_principal' | 'commands_per_second';
 

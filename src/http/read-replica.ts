@@ -3,7 +3,7 @@
 // server was behind (headers X-Read-Source and X-Replica-Lag-Ms), and a replica further behind than
 // READ_REPLICA_LAG_MAX_MS is not read: the read goes to the primary (READ_REPLICA_LAG_POLICY=primary,
 // the default) or is refused with 503 (unavailable), for deployments that must keep load off the primary.
-import { type ReadReplicaLagPolicy } from '../config/config.ts';
+import type { ReadReplicaLagPolicy } from '../config/config.ts';
 
 /** What the replica said about itself; `lagMs` null when it cannot tell (nothing replayed yet). */
 export interface ReplicaLag {

@@ -4,23 +4,23 @@
 //   close: end SSE streams and stop accepting → withdraw this instance from the directory → stop tails,
 //          producers and the pool
 import http from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Router } from '@koa/router';
 import Koa from 'koa';
-import { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { type Config, requireClusterKeys } from '../config/config.ts';
-import { type KafkaStreams } from '../runtime/kafka-streams.ts';
-import { type PostgresSink } from '../sinks/postgres-sink.ts';
+import type { KafkaStreams } from '../runtime/kafka-streams.ts';
+import type { PostgresSink } from '../sinks/postgres-sink.ts';
 import { AccountQueries } from './accounts.ts';
 import { Authenticator } from './auth.ts';
 import { CommandSender } from './commands.ts';
-import { type ApiDeps } from './context.ts';
+import type { ApiDeps } from './context.ts';
 import { ReadModel } from './history.ts';
 import { InstanceDirectory } from './instances.ts';
 import { LoginThrottle } from './login-throttle.ts';
 import { prepareDecoy } from './passwords.ts';
 import { PrincipalQuotas } from './quotas.ts';
-import { type Metrics } from './metrics.ts';
+import type { Metrics } from './metrics.ts';
 import { errorHandler, requestContext } from './middleware.ts';
 import { OutcomeTracker } from './outcomes.ts';
 import { strictPathEncoding } from './path-encoding.ts';

@@ -5,13 +5,13 @@
 // proxies keep the connection and dead clients are noticed, every stream ended on shutdown, and each one
 // ended when the token that opened it expires (with a token_expired event: reconnect with a fresh token).
 import { PassThrough } from 'node:stream';
-import { type Context } from 'koa';
-import { type Config } from '../config/config.ts';
+import type { Context } from 'koa';
+import type { Config } from '../config/config.ts';
 import { ApiError } from './errors.ts';
-import { type Metrics } from './metrics.ts';
-import { type Principal } from './auth.ts';
-import { type AccountEvent, type OutcomeTracker } from './outcomes.ts';
-import { type PrincipalQuotas } from './quotas.ts';
+import type { Metrics } from './metrics.ts';
+import type { Principal } from './auth.ts';
+import type { AccountEvent, OutcomeTracker } from './outcomes.ts';
+import type { PrincipalQuotas } from './quotas.ts';
 
 const RECONNECT_MS = 2000;
 /** setTimeout's limit; a token valid for longer is re-checked then (the stream ends, the client reconnects). */

@@ -2,8 +2,8 @@
 // fetched through the runtime's Fetcher (the Java read_committed rule, so aborted outcomes never reach API
 // clients). Used for outcomes (from the end) and for the instances metadata topic (from the beginning).
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
-import { type Logger } from 'pino';
-import { type Config } from '../config/config.ts';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
 import {
   backoffDelayMs,
   BROKER_BACKOFF,

@@ -5,7 +5,7 @@
 import { isFreeText, isId, REFERENCE_CHARS_MAX } from '../bank/commands.ts';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
 import { type FieldError, invalidParameter, validationFailed } from './errors.ts';
-import { type JsonObject } from './body.ts';
+import type { JsonObject } from './body.ts';
 import { PASSWORD_CHARS_MAX } from './passwords.ts';
 
 export const ID_PATTERN_TEXT = 'a string of 1 to 256 characters';

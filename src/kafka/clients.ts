@@ -14,7 +14,7 @@ import {
   type GroupProtocolSubscription,
   type SASLOptions,
 } from '@platformatic/kafka';
-import { type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { javaCompatiblePartitioner } from './partitioner.ts';
 import { BankstreamProducer } from './producer.ts';
 import { ReadCommittedConsumer } from './read-committed.ts';

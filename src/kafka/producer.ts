@@ -95,6 +95,7 @@ export function isProducerFencedError(error: unknown): boolean {
   );
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the client's generic parameters are irrelevant here
 type AnyTransaction = Transaction<any, any, any, any>;
 
 interface TransactionGuardState {
@@ -280,7 +281,7 @@ export class BankstreamProducer<
   override initIdempotentProducer(
     options: ProduceOptions<Key, Value, HeaderKey, HeaderValue>,
     given?: CallbackWithPromise<ProducerInfo>,
-  ): void | Promise<ProducerInfo> {
+  ): undefined | Promise<ProducerInfo> {
     const callback = given ?? createPromisifiedCallback<ProducerInfo>();
     const initOptions = { ...options };
     if (initOptions.producerId === undefined && initOptions.producerEpoch === undefined) {
@@ -307,7 +308,7 @@ export class BankstreamProducer<
   override beginTransaction(
     options?: ProduceOptions<Key, Value, HeaderKey, HeaderValue>,
     given?: CallbackWithPromise<Transaction<Key, Value, HeaderKey, HeaderValue>>,
-  ): void | Promise<Transaction<Key, Value, HeaderKey, HeaderValue>> {
+  ): undefined | Promise<Transaction<Key, Value, HeaderKey, HeaderValue>> {
     const callback = given ?? createPromisifiedCallback<Transaction<Key, Value, HeaderKey, HeaderValue>>();
     super.beginTransaction(options ?? {}, (error, transaction) => {
       if (error || !transaction) {

@@ -205,7 +205,7 @@ export class ReadCommittedConsumer<
   override fetch(
     options: FetchOptions<Key, Value, HeaderKey, HeaderValue>,
     callback?: CallbackWithPromise<FetchResponse>,
-  ): void | Promise<FetchResponse> {
+  ): undefined | Promise<FetchResponse> {
     // Same resolution as the client's private #fetch.
     const readCommitted =
       (options.isolationLevel ?? this[kOptions].isolationLevel) === FetchIsolationLevels.READ_COMMITTED;

@@ -16,11 +16,11 @@
 // Each part reports to one `BrokerOutage` (one per component: streams, sink, tails, standby), so an
 // outage is logged at a low rate (its first failure, then once per `logEveryMs`, then its end), is a
 // metric (bankstream_broker_unavailable_seconds{component}), and makes /readyz answer not ready.
-import { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { kafkaErrorIds, findInErrorTree, isFencedError, FatalStreamsError } from '../runtime/errors.ts';
 import { isProducerFencedError } from './producer.ts';
-import { type KafkaSecurityConfig } from '../config/config.ts';
-import { type KafkaSecurityOptions } from './clients.ts';
+import type { KafkaSecurityConfig } from '../config/config.ts';
+import type { KafkaSecurityOptions } from './clients.ts';
 import { explainKafkaError } from './security.ts';
 
 /** Exponential backoff with jitter, bounded per attempt; attempts are not bounded. */

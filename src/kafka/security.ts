@@ -9,11 +9,11 @@
 // The SASL password is handed to @platformatic/kafka as a provider function, so an options object that
 // ends up in a log shows no password; KafkaJS only takes a string.
 import { isIP } from 'node:net';
-import { type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { type SASLOptions } from '@platformatic/kafka';
-import { type KafkaConfig as KafkaJsConfig, type SASLOptions as KafkaJsSaslOptions } from 'kafkajs';
-import { type KafkaSecurityConfig, type KafkaSecurityProtocol, type KafkaTlsConfig } from '../config/config.ts';
-import { type KafkaSecurityOptions } from './clients.ts';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import type { SASLOptions } from '@platformatic/kafka';
+import type { KafkaConfig as KafkaJsConfig, SASLOptions as KafkaJsSaslOptions } from 'kafkajs';
+import type { KafkaSecurityConfig, KafkaSecurityProtocol, KafkaTlsConfig } from '../config/config.ts';
+import type { KafkaSecurityOptions } from './clients.ts';
 
 /**
  * The @platformatic/kafka connection options. `brokers` decides SNI: with host names (managed

@@ -60,7 +60,9 @@ export interface SendOffsetsOptions {
   retryBackoffMs?: number;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the client's generic parameters are irrelevant here
 type AnyConsumer = Consumer<any, any, any, any>;
+// biome-ignore lint/suspicious/noExplicitAny: the client's generic parameters are irrelevant here
 type AnyProducer = Producer<any, any, any, any>;
 type TxnOffsetCommitApi = API<txnOffsetCommitV4.TxnOffsetCommitRequest, txnOffsetCommitV4.TxnOffsetCommitResponse>;
 type FindCoordinatorApi = API<findCoordinatorV6.FindCoordinatorRequest, findCoordinatorV6.FindCoordinatorResponse>;

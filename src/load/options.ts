@@ -1,7 +1,7 @@
 // Defaults and validation of LoadOptions: every bound is explicit, every error names its option.
 import { LoadOptionsError } from './errors.ts';
-import { type Skew } from './random.ts';
-import { type LoadOptions } from './types.ts';
+import type { Skew } from './random.ts';
+import type { LoadOptions } from './types.ts';
 
 export const LOAD_DEFAULTS = {
   setup: true,

@@ -7,11 +7,11 @@
 // while the batch was never written. Each send here carries one partition's records, chained after the
 // previous send to that partition; partitions still go in parallel.
 import { type Admin, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
-import { type KafkaSecurityConfig } from '../config/config.ts';
+import type { KafkaSecurityConfig } from '../config/config.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { kafkajsConnectionOptions } from '../kafka/security.ts';
 import { LoadError } from './errors.ts';
-import { type LoadMessage } from './workload.ts';
+import type { LoadMessage } from './workload.ts';
 
 export interface LoadProducerOptions {
   brokers: string[];

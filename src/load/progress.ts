@@ -1,6 +1,6 @@
 // Progress of a load run for people: a progress bar on a terminal (cli-progress), plain lines otherwise
 // (logs, CI), and the closing summary.
-import { type LoadProgress, type LoadResult } from './types.ts';
+import type { LoadProgress, LoadResult } from './types.ts';
 
 export interface ProgressReporter {
   update(progress: LoadProgress): void;

@@ -6,7 +6,7 @@
 //   3. drain what is in flight (bounded) and report what the broker acknowledged.
 import { resolveLoadOptions, type ResolvedLoadOptions } from './options.ts';
 import { LoadProducer } from './producer.ts';
-import { type CommandKind, type LoadOptions, type LoadProgress, type LoadResult, type SentCommand } from './types.ts';
+import type { CommandKind, LoadOptions, LoadResult, SentCommand } from './types.ts';
 import { type LoadMessage, Workload } from './workload.ts';
 
 /** A paced loop sleeps at least this long, so a slow rate still sends batches rather than single records. */

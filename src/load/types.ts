@@ -1,6 +1,6 @@
 // Interfaces of the load generator (no code): what runLoad takes, reports while running, and returns.
-import { type KafkaSecurityConfig } from '../config/config.ts';
-import { type Skew } from './random.ts';
+import type { KafkaSecurityConfig } from '../config/config.ts';
+import type { Skew } from './random.ts';
 
 /** Every kind of command the generator sends; `invalid:*` kinds are the deliberately bad requests. */
 export type CommandKind =

@@ -1,8 +1,8 @@
 // The commands a load run sends, in the documented wire format (src/bank/README-BANK.md), generated
 // deterministically from the seed. Pure: no Kafka here, so the shapes are unit-testable.
-import { type ResolvedLoadOptions } from './options.ts';
+import type { ResolvedLoadOptions } from './options.ts';
 import { accountPicker, randomIndex, type Random, seededRandom } from './random.ts';
-import { type CommandKind, type Expectation } from './types.ts';
+import type { CommandKind, Expectation } from './types.ts';
 
 export interface LoadMessage {
   key: string;

@@ -18,7 +18,7 @@ import {
   type Acl,
   type AclOperationLabel,
 } from '@platformatic/kafka';
-import { type Config } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
 import { DEFAULT_STORE_NAMES, type TopicRole, plannedTopics } from './topics.ts';
 
@@ -170,7 +170,7 @@ const KAFKA_ACLS_RESOURCE: Record<AclResourceType, string> = {
 
 /** Shell-quotes a word unless it is made of safe characters only. */
 function shellWord(word: string): string {
-  return /^[A-Za-z0-9._:\/=@+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+  return /^[A-Za-z0-9._:/=@+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /**

@@ -5,8 +5,8 @@
 // position at its next commit). The processor's offsets are the Kafka group's committed offsets; the
 // sink's live in Postgres (sink_offsets).
 import { type Admin, ListOffsetTimestamps } from '@platformatic/kafka';
-import pg from 'pg';
-import { type Config } from '../config/config.ts';
+import type pg from 'pg';
+import type { Config } from '../config/config.ts';
 import { connectPg } from '../sinks/pg-connection.ts';
 import { createAdmin } from './topics.ts';
 

@@ -13,7 +13,7 @@ import {
 import { defaultDedupSegmentIntervalMs } from '../bank/stores.ts';
 import { SegmentedKeyValueStore } from '../stores/segmented-store.ts';
 import { type Config, changelogTopic, instancesTopic } from '../config/config.ts';
-import { type Logger } from '../config/logger.ts';
+import type { Logger } from '../config/logger.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
 
 /** The state stores of the bank topology; the engine may pass its own list instead. */

@@ -11,11 +11,7 @@
 //   standby  `standbyReplicas` other members per partition (never the owner), warm ones first, spread.
 // Standby partitions travel in the assignment as a pseudo-topic that no real topic can be named like
 // (Kafka topic names are [a-zA-Z0-9._-]); the runtime reads them out and never fetches that "topic".
-import {
-  type ExtendedGroupProtocolSubscription,
-  type GroupAssignment,
-  type GroupPartitionsAssigner,
-} from '@platformatic/kafka';
+import type { ExtendedGroupProtocolSubscription, GroupAssignment, GroupPartitionsAssigner } from '@platformatic/kafka';
 
 /** The assignment entry that carries a member's standby partitions. */
 export const STANDBY_TOPIC = '#standby';

@@ -10,8 +10,8 @@
 // Full fetches (no fetch session): concurrent fetchers never disturb each other's session epochs.
 import { type Consumer, fetchV17 } from '@platformatic/kafka';
 import { batchLastOffset, filterAbortedBatches, isControlBatch } from '../kafka/read-committed.ts';
-import { type InputRecord } from '../topology/task-graph.ts';
-import { type Headers } from '../topology/types.ts';
+import type { InputRecord } from '../topology/task-graph.ts';
+import type { Headers } from '../topology/types.ts';
 import { findInErrorTree, kafkaErrorIds } from './errors.ts';
 
 export const READ_COMMITTED = 1;

@@ -1,11 +1,11 @@
 // The engine's side of authenticated internal records (record-mac.ts holds the MAC format): what
 // KafkaStreams calls when it emits a repartition record, fetches one, writes a changelog record or
 // restores one, and what it reports. Kept in one place so the processing path only calls into it.
-import { type Logger } from 'pino';
-import { type ClusterKeys } from '../config/cluster-key.ts';
-import { type OutputRecord } from '../topology/task-graph.ts';
-import { type Topology } from '../topology/topology.ts';
-import { type FetchedRecord } from './fetcher.ts';
+import type { Logger } from 'pino';
+import type { ClusterKeys } from '../config/cluster-key.ts';
+import type { OutputRecord } from '../topology/task-graph.ts';
+import type { Topology } from '../topology/topology.ts';
+import type { FetchedRecord } from './fetcher.ts';
 import {
   type ChangelogCheck,
   changelogVerifier,

@@ -13,8 +13,8 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Consumer, type ConnectionOptions, ListOffsetTimestamps, type MessageToProduce } from '@platformatic/kafka';
-import { type Logger } from 'pino';
-import { type ClusterKeys } from '../config/cluster-key.ts';
+import type { Logger } from 'pino';
+import type { ClusterKeys } from '../config/cluster-key.ts';
 import { createTransactionalProducer, type KafkaSecurityOptions } from '../kafka/clients.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
@@ -30,10 +30,10 @@ import {
   StoppedError,
 } from '../kafka/retry.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
-import { type TaskStore } from '../stores/types.ts';
+import type { TaskStore } from '../stores/types.ts';
 import { errorText, ProcessingError, type ProcessingErrorInfo } from '../topology/processing-errors.ts';
-import { type OutputRecord } from '../topology/task-graph.ts';
-import { type Topology } from '../topology/topology.ts';
+import type { OutputRecord } from '../topology/task-graph.ts';
+import type { Topology } from '../topology/topology.ts';
 import {
   createCopartitionedAssigner,
   encodeMemberInfo,
@@ -46,7 +46,7 @@ import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } 
 import { type FetchPosition, Fetcher, type FetchRound, tpKey } from './fetcher.ts';
 import { type InternalRecordsStatus, InternalRecords } from './internal-records.ts';
 import { decideStart, type OffsetResetPolicy, outOfRangeStop, type PartitionStop } from './offset-reset.ts';
-import { type RecordAuthOptions } from './record-mac.ts';
+import type { RecordAuthOptions } from './record-mac.ts';
 import { restoreTasks } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
 import { StateDirectoryCleaner } from './state-cleaner.ts';
@@ -945,7 +945,7 @@ export class KafkaStreams {
     for (const part of fetched) {
       let task = this.#tasks.get(part.partition);
       // A stopped task takes nothing more, not even the other source topic's records of this round.
-      if (!task || task.state !== 'RUNNING' || this.#isStopped(part.partition)) continue;
+      if (task?.state !== 'RUNNING' || this.#isStopped(part.partition)) continue;
       if (part.records.length === 0 && part.nextOffset <= (task.positions.get(part.topic) ?? 0n)) continue;
       let index = 0;
       do {
@@ -967,7 +967,7 @@ export class KafkaStreams {
         );
         await this.#maybeCommit(false);
         task = this.#tasks.get(part.partition);
-        if (!task || task.state !== 'RUNNING') break;
+        if (task?.state !== 'RUNNING') break;
       } while (index < part.records.length);
     }
   }

@@ -20,11 +20,11 @@
 // later offset is NOT detected by the MAC (the producer cannot know the offset it signs for): the bank
 // applies a credit leg at most once per (from, transferId) (src/bank/transfer.ts credit), settle and refund
 // legs only against an in-flight entry; for changelogs see docs/security.md.
-import { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { type ClusterKeys, MAC_BYTES, type MacCheck, signPartsInto, verifyParts } from '../config/cluster-key.ts';
-import { type Headers } from '../topology/types.ts';
+import type { Headers } from '../topology/types.ts';
 import { FatalStreamsError } from './errors.ts';
-import { type FetchedRecord } from './fetcher.ts';
+import type { FetchedRecord } from './fetcher.ts';
 
 export const MAC_HEADER = 'bankstream.mac';
 const MAC_FORMAT_VERSION = 1;

@@ -1,9 +1,9 @@
 // Restores task stores from their changelog topics: from the checkpoint stored inside each store
 // (atomically with its data) up to the changelog's last stable offset, in batches, read_committed.
-import { type Consumer } from '@platformatic/kafka';
-import { type Logger } from 'pino';
-import { type ChangelogEntry } from '../stores/types.ts';
-import { type ChangelogCheck } from './record-mac.ts';
+import type { Consumer } from '@platformatic/kafka';
+import type { Logger } from 'pino';
+import type { ChangelogEntry } from '../stores/types.ts';
+import type { ChangelogCheck } from './record-mac.ts';
 import {
   type FetchedRecord,
   type FetchPartitionError,
@@ -12,7 +12,7 @@ import {
   type PartitionFetch,
   tpKey,
 } from './fetcher.ts';
-import { type StreamTask } from './task.ts';
+import type { StreamTask } from './task.ts';
 
 export interface RestoreTarget {
   task: StreamTask;
@@ -69,6 +69,7 @@ export async function restoreTasks(
       const target = byKey.get(tpKey(part.topic, part.partition));
       if (!target || target.offset >= target.end) continue;
       const entries = changelogEntries(part.records, target.end, check && ((r) => check(target.storeName, r)));
+      // biome-ignore lint/complexity/useMathMinMax: bigint offsets (Math.min takes numbers)
       const next = part.nextOffset < target.end ? part.nextOffset : target.end;
       if (next > target.offset) writes.push({ target, entries, next });
     }

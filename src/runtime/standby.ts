@@ -7,13 +7,13 @@
 // A standby never processes input and never writes to Kafka; it is not fenced by the group generation and
 // lives across rebalances as long as the assignment keeps it. Its stores serve stale reads on request
 // (GET /v1/accounts/:id?allowStale=true), with the lag: records the changelogs hold beyond what it applied.
-import { type Consumer } from '@platformatic/kafka';
-import { type Logger } from 'pino';
+import type { Consumer } from '@platformatic/kafka';
+import type { Logger } from 'pino';
 import { backoffDelayMs, BROKER_BACKOFF, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { type Fetcher, isOutOfRange, tpKey } from './fetcher.ts';
-import { type ChangelogCheck } from './record-mac.ts';
+import type { ChangelogCheck } from './record-mac.ts';
 import { changelogEntries, type RestoreTarget, resetOutOfRange } from './restore.ts';
-import { type StreamTask } from './task.ts';
+import type { StreamTask } from './task.ts';
 
 export interface StandbyTasksOptions {
   consumer: Consumer;

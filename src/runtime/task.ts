@@ -3,12 +3,12 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { LevelTaskStore } from '../stores/level-store.ts';
-import { type TaskStore } from '../stores/types.ts';
-import { type ProcessingErrorInfo } from '../topology/processing-errors.ts';
+import type { TaskStore } from '../stores/types.ts';
+import type { ProcessingErrorInfo } from '../topology/processing-errors.ts';
 import { type OutputRecord, TaskGraph } from '../topology/task-graph.ts';
-import { type Topology } from '../topology/topology.ts';
+import type { Topology } from '../topology/topology.ts';
 import { IllegalTaskStateError } from './errors.ts';
-import { type FetchedRecord } from './fetcher.ts';
+import type { FetchedRecord } from './fetcher.ts';
 
 export type TaskState = 'CREATED' | 'RESTORING' | 'RUNNING' | 'CLOSED';
 

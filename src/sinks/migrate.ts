@@ -7,8 +7,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { type PostgresTlsConfig } from '../config/config.ts';
-import { type Logger } from '../config/logger.ts';
+import type { PostgresTlsConfig } from '../config/config.ts';
+import type { Logger } from '../config/logger.ts';
 import { firstHostUrl, withDatabase } from '../config/pg-hosts.ts';
 import { PgConnectError, connectPg } from './pg-connection.ts';
 

@@ -17,7 +17,7 @@
 // writer is therefore never left on a read-only server (a standby, or a primary in read-only mode): it
 // gets PgConnectError NO_WRITABLE_SERVER naming each host and why it was passed over.
 import { setTimeout as delay } from 'node:timers/promises';
-import { type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { type PostgresTlsConfig, postgresTlsConfig } from '../config/config.ts';
 import { type TargetSessionAttrs, firstHostUrl, parsePgHosts } from '../config/pg-hosts.ts';

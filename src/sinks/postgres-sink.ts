@@ -12,9 +12,9 @@
 // Any failure drops the pending batch and goes back to step 1: nothing was committed, so re-reading
 // from the stored offsets loses and duplicates nothing.
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
-import pg from 'pg';
-import { type Config } from '../config/config.ts';
-import { type Logger } from '../config/logger.ts';
+import type pg from 'pg';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../config/logger.ts';
 import {
   BrokerHealth,
   type BrokerOutage,

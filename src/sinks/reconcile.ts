@@ -18,12 +18,12 @@
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { connectPg } from './pg-connection.ts';
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
-import pg from 'pg';
+import type pg from 'pg';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
 import { type AccountRow, type BalanceRow, type TransferEntry, transferIdOfDedupKey } from '../bank/stores.ts';
 import { logicalRecord } from '../stores/segmented-store.ts';
 import { type Config, changelogTopic } from '../config/config.ts';
-import { type Logger } from '../config/logger.ts';
+import type { Logger } from '../config/logger.ts';
 import { fetchStableOffsets } from '../runtime/committed-offsets.ts';
 import { Fetcher, type FetchedRecord, tpKey } from '../runtime/fetcher.ts';
 import { recordCoordinate, verifyChangelogRecord } from '../runtime/record-mac.ts';

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { CachedTaskStore, type StoreBackend } from './cached-store.ts';
 import { compareKeys, inRange } from './keys.ts';
-import { type ChangelogEntry, type PurgeResult, type StoreOptions } from './types.ts';
+import type { ChangelogEntry, PurgeResult, StoreOptions } from './types.ts';
 
 /**
  * The in-memory "database" under a MemoryTaskStore. It outlives the store, so a test can close a

@@ -1,7 +1,7 @@
 // The engine-side contract of a task's key-value store. Processors only see `KeyValueStore` (src/topology/types.ts);
 // the engine drives the rest: prefetch before a batch, changelog capture during it, and the
 // three-phase commit (prepare → Kafka transaction commit → flush) after it.
-import { type KeyValueStore, type Serde } from '../topology/types.ts';
+import type { KeyValueStore, Serde } from '../topology/types.ts';
 
 export interface PurgeResult {
   purged: number;

@@ -1,7 +1,7 @@
 // The uncommitted writes of one transaction. One entry per key: the last write wins, and
 // a Map keeps the position of the key's first write, which is the order the changelog wants.
 import { compareKeys, inRange } from './keys.ts';
-import { type ChangelogEntry } from './types.ts';
+import type { ChangelogEntry } from './types.ts';
 
 /** An uncommitted write: `bytes` null is a delete (and then `value` is undefined). */
 export interface PendingWrite<V> {

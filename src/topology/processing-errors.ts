@@ -12,7 +12,7 @@
 // Infrastructure errors (a store that failed closed or is corrupted) are not the record's fault: they
 // propagate, the transaction aborts and the work is retried, as before.
 import { InvalidChangelogOffsetError, StoreCorruptedError, StoreFailedError } from '../stores/types.ts';
-import { type Headers } from './types.ts';
+import type { Headers } from './types.ts';
 
 export type ProcessingExceptionHandler =
   | { readonly response: 'dead-letter'; readonly topic: string }

@@ -1,4 +1,4 @@
-import { type Headers, type Rec } from './types.ts';
+import type { Headers, Rec } from './types.ts';
 
 const EMPTY: Headers = Object.freeze({});
 

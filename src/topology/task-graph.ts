@@ -1,7 +1,7 @@
 // One task's instance of a topology: processor instances, their contexts, forwarding and punctuation.
 // Shared by the Kafka runtime and the TopologyTestDriver, so both run processors the same way.
 import { isStorableKey } from '../stores/keys.ts';
-import { type TaskStore } from '../stores/types.ts';
+import type { TaskStore } from '../stores/types.ts';
 import {
   deadLetterHeaders,
   isInfrastructureError,
@@ -12,15 +12,15 @@ import {
 } from './processing-errors.ts';
 import { record as makeRecord } from './record.ts';
 import { type ProcessorNode, type SinkNode, type SourceNode, type Topology, TopologyError } from './topology.ts';
-import {
-  type Cancellable,
-  type Headers,
-  type KeyValueStore,
-  type Processor,
-  type ProcessorContext,
-  type PunctuationType,
-  type Rec,
-  type RecordMetadata,
+import type {
+  Cancellable,
+  Headers,
+  KeyValueStore,
+  Processor,
+  ProcessorContext,
+  PunctuationType,
+  Rec,
+  RecordMetadata,
 } from './types.ts';
 
 /** A raw record read from a source topic partition. */

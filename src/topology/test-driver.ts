@@ -4,11 +4,11 @@
 // is processed as its own committed transaction, in offset order per partition.
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { MemoryDisk, MemoryTaskStore } from '../stores/memory-store.ts';
-import { type TaskStore } from '../stores/types.ts';
-import { type ProcessingErrorInfo } from './processing-errors.ts';
+import type { TaskStore } from '../stores/types.ts';
+import type { ProcessingErrorInfo } from './processing-errors.ts';
 import { type InputRecord, type OutputRecord, TaskGraph } from './task-graph.ts';
 import { bytesSerde, stringKeySerde, type Topology } from './topology.ts';
-import { type Headers, type Serde } from './types.ts';
+import type { Headers, Serde } from './types.ts';
 
 export interface TestDriverOptions {
   applicationId?: string;

@@ -1,7 +1,7 @@
 // The Topology builder: sources, processors, sinks and state stores wired by name.
 import { jsonSerde } from '../stores/serdes.ts';
-import { type ProcessingExceptionHandler } from './processing-errors.ts';
-import { type ProcessorSupplier, type Serde, type SinkPartitioner } from './types.ts';
+import type { ProcessingExceptionHandler } from './processing-errors.ts';
+import type { ProcessorSupplier, Serde, SinkPartitioner } from './types.ts';
 
 export class TopologyError extends Error {
   readonly code = 'topology_invalid';
@@ -112,6 +112,7 @@ export class Topology {
     return this;
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: a processor of any key/value types plugs into the untyped graph
   addProcessor(name: string, supplier: ProcessorSupplier<any, any, any, any>, ...parents: string[]): this {
     this.#assertNewName(name);
     this.#nodes.set(name, {
@@ -166,7 +167,7 @@ export class Topology {
     });
     for (const processorName of processorNames) {
       const node = this.#nodes.get(processorName);
-      if (!node || node.kind !== 'processor')
+      if (node?.kind !== 'processor')
         throw new TopologyError(`store ${options.name}: ${processorName} is not a processor`);
       node.stores.push(options.name);
     }

@@ -251,7 +251,7 @@ export async function sendReliably(
   log: (line: string) => void,
 ): Promise<void> {
   const deadline = Date.now() + 300_000;
-  for (let attempt = 0; ; attempt++) {
+  for (let _attempt = 0; ; _attempt++) {
     try {
       await sendWithKafkaJs(config, commands);
       return;

@@ -2,7 +2,7 @@
 // the engine's own fetcher (whose filter is correct, unlike the client's; see src/runtime/read-committed-filter.ts).
 import { randomUUID } from 'node:crypto';
 import { Admin, Consumer, type MessageToProduce, Producer } from '@platformatic/kafka';
-import { type KafkaSecurityOptions } from '../../src/kafka/clients.ts';
+import type { KafkaSecurityOptions } from '../../src/kafka/clients.ts';
 import { Fetcher, type FetchedRecord } from '../../src/runtime/fetcher.ts';
 
 export const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');

@@ -1,6 +1,6 @@
 // `bankstream acls print|apply`: the Kafka ACLs of each role (docs/security.md), as kafka-acls commands for
 // an administrator to run, or created directly through the Admin API.
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/config.ts';
 import {
   ACL_ROLES,

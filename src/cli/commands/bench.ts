@@ -2,7 +2,7 @@
 // baseline, on the local broker and PostgreSQL; results in bench/results/ and a markdown table.
 import os from 'node:os';
 import path from 'node:path';
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig } from '../../config/config.ts';
 
 interface BenchFlags {

@@ -1,4 +1,4 @@
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { register as acls } from './acls.ts';
 import { register as bench } from './bench.ts';
 import { register as dev } from './dev.ts';

@@ -1,6 +1,6 @@
 // `bankstream load`: an independent upstream producer (KafkaJS, Java-compatible partitioner) that opens
 // and funds accounts, then sends transfers at a target rate for a duration or a count.
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig } from '../../config/config.ts';
 import { LoadOptionsError } from '../../load/errors.ts';
 

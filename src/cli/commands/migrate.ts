@@ -1,5 +1,5 @@
 // `bankstream migrate`: brings the database schema up to date and prints what it applied.
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig } from '../../config/config.ts';
 import { createLogger } from '../../config/logger.ts';
 import { MIGRATIONS_DIR, migrate } from '../../sinks/migrate.ts';

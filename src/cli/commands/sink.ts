@@ -1,6 +1,6 @@
 // `bankstream sink`: runs the Postgres sink alone until SIGTERM or SIGINT, then stops cleanly
 // (writes the pending batch, leaves the consumer group, closes connections).
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig } from '../../config/config.ts';
 import { createLogger } from '../../config/logger.ts';
 import { PostgresSink } from '../../sinks/postgres-sink.ts';

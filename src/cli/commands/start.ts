@@ -4,7 +4,7 @@
 // The process ends on its own only for what waiting cannot heal (a FatalStreamsError: fenced, topics
 // missing or misconfigured, authentication or authorization refused), with exit code 3 and the reason.
 // A broker outage, at start or later, is waited out however long it lasts (src/kafka/retry.ts).
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { startInstance } from '../../app/instance.ts';
 import { loadConfig } from '../../config/config.ts';
 import { createLogger } from '../../config/logger.ts';

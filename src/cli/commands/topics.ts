@@ -1,5 +1,5 @@
 // `bankstream topics create|describe`: creates every topic up front and shows their layout.
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig } from '../../config/config.ts';
 import { createLogger } from '../../config/logger.ts';
 import { TopicLayoutError, type TopicState, describeTopics, ensureTopics, layoutProblems } from '../../ops/topics.ts';

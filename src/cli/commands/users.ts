@@ -2,7 +2,6 @@
 // demo or a test can get a dev-mode token from POST /v1/auth/token. The password comes from --password-stdin
 // (preferred: nothing in the process list or shell history) or from BANKSTREAM_USER_PASSWORD.
 import { type Command, InvalidArgumentError } from 'commander';
-import pg from 'pg';
 import { loadConfig } from '../../config/config.ts';
 import { PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN } from '../../http/passwords.ts';
 import { type Role, ROLES, createUser, isRole } from '../../http/users.ts';

@@ -1,16 +1,16 @@
 // /v1/accounts: open and close (commands), the interactive balance query (local or proxied to the owner),
 // the history from the read model and the account's event stream.
 import { randomUUID } from 'node:crypto';
-import { type Router } from '@koa/router';
-import { type Context } from 'koa';
+import type { Router } from '@koa/router';
+import type { Context } from 'koa';
 import { currencyDigits, formatMoney } from '../../bank/money.ts';
 import { INSTANCE_HEADER, STALE_LAG_HEADER, VIA_HEADER } from '../accounts.ts';
 import { type Principal, authenticate, principalOf, requireRole } from '../auth.ts';
 import { readJsonObject } from '../body.ts';
-import { type CloseAccountCommand, type OpenAccountCommand } from '../commands.ts';
+import type { CloseAccountCommand, OpenAccountCommand } from '../commands.ts';
 import { type ApiDeps, assertOwnsAccount, forbiddenAccount, queryRequest } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { type AccountResult } from '../outcomes.ts';
+import type { AccountResult } from '../outcomes.ts';
 import { BodyReader, boolQuery, idParam, intQuery, stringQuery } from '../validate.ts';
 
 const HISTORY_LIMIT_DEFAULT = 20;

@@ -4,11 +4,11 @@
 // up/ready; the details (streams status, sink state and its last error, the routing table with instance
 // URLs) and /metrics need an admin token. The management listener (MANAGEMENT_PORT, like Spring Boot's
 // actuator port) serves them without a token: it is meant for the cluster network only (Prometheus, probes).
-import { type Router } from '@koa/router';
-import { type Context } from 'koa';
+import type { Router } from '@koa/router';
+import type { Context } from 'koa';
 import { authenticate, principalOf } from '../auth.ts';
 import { readJsonObject } from '../body.ts';
-import { type ApiDeps } from '../context.ts';
+import type { ApiDeps } from '../context.ts';
 import { ApiError, unavailable } from '../errors.ts';
 import { openApiDocument } from '../openapi.ts';
 import { burnPasswordCheck, verifyPassword } from '../passwords.ts';

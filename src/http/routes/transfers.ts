@@ -5,17 +5,17 @@
 // Location names both, and GET /v1/transfers/:id takes ?account= (needed only when the id was reused).
 // 202 + Location at once, or with ?wait=<ms> the outcome (200, status completed or failed) when it comes in
 // time, else still 202: the command is accepted either way, only the answer is pending.
-import { type Router } from '@koa/router';
-import { type Context } from 'koa';
+import type { Router } from '@koa/router';
+import type { Context } from 'koa';
 import { authenticate, principalOf, requireRole } from '../auth.ts';
 import { readJsonObject } from '../body.ts';
 import { commandKey, type MoneyCommand } from '../commands.ts';
 import { type ApiDeps, assertOwnsAccount, assertOwnsAnyAccount } from '../context.ts';
-import { type TransferDecision, type TransferDocument } from '../history.ts';
+import type { TransferDecision, TransferDocument } from '../history.ts';
 import { ApiError } from '../errors.ts';
 import { loggerOf } from '../middleware.ts';
 import { type TransferResult, resultOf, sameFields } from '../outcomes.ts';
-import { type Role } from '../users.ts';
+import type { Role } from '../users.ts';
 import { BodyReader, idParam, idempotencyKey, intQuery, stringQuery } from '../validate.ts';
 
 type MoneyType = MoneyCommand['type'];

@@ -9,7 +9,7 @@ import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { readCommitted } from '../../helpers/kafka.ts';
 import { prefixedEnv, uniquePrefix } from '../support/kafka.ts';
-import { type Workload, type WorkloadCommand } from './workload.ts';
+import type { Workload, WorkloadCommand } from './workload.ts';
 
 export const PARTITIONS = 4;
 

@@ -21,7 +21,7 @@ import { jsonSerde, stringSerde } from '../../../src/stores/serdes.ts';
 import { DLQ_HEADERS, type ProcessingErrorInfo } from '../../../src/topology/processing-errors.ts';
 import { record } from '../../../src/topology/record.ts';
 import { Topology } from '../../../src/topology/topology.ts';
-import { type KeyValueStore, type Processor, type ProcessorContext, type Rec } from '../../../src/topology/types.ts';
+import type { KeyValueStore, Processor, ProcessorContext, Rec } from '../../../src/topology/types.ts';
 import {
   BROKERS,
   createTopics,

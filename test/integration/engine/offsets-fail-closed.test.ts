@@ -13,10 +13,10 @@ import { Metrics } from '../../../src/http/metrics.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { OffsetResetError, resetOffsets } from '../../../src/ops/offsets.ts';
 import { KafkaStreams, type StreamsStatus } from '../../../src/runtime/kafka-streams.ts';
-import { type OffsetResetPolicy } from '../../../src/runtime/offset-reset.ts';
+import type { OffsetResetPolicy } from '../../../src/runtime/offset-reset.ts';
 import { record } from '../../../src/topology/record.ts';
 import { Topology } from '../../../src/topology/topology.ts';
-import { type KeyValueStore, type Processor, type ProcessorContext, type Rec } from '../../../src/topology/types.ts';
+import type { KeyValueStore, Processor, ProcessorContext, Rec } from '../../../src/topology/types.ts';
 import {
   BROKERS,
   createTopics,

@@ -2,7 +2,7 @@
 // can write that topic, pointing at a listener this test runs on 127.0.0.1, are ignored and counted, no
 // request reaches the listener, and proxied reads keep going to the real owners. Two instances on 4 partitions.
 import http from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
 import { instancesTopic } from '../../../src/config/config.ts';

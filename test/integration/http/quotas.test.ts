@@ -1,6 +1,6 @@
 // Per-principal quotas and the management split (issue 15), on a real instance with small limits.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Instance } from '../../../src/app/instance.ts';
+import type { Instance } from '../../../src/app/instance.ts';
 import { waitFor } from '../../helpers/kafka.ts';
 import { adminToken } from '../support/tokens.ts';
 import { DEV_SECRET, type Stack, call, createStack, login, waitReady } from './stack.ts';

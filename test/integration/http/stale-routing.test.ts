@@ -4,7 +4,7 @@
 // without allowStale the same read is a 503.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
-import { type Instance } from '../../../src/app/instance.ts';
+import type { Instance } from '../../../src/app/instance.ts';
 import { waitFor } from '../../helpers/kafka.ts';
 import { adminToken } from '../support/tokens.ts';
 import { DEV_SECRET, type Stack, call, createStack, login } from './stack.ts';

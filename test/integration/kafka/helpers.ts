@@ -9,7 +9,7 @@ import {
   type ProducerOptions,
 } from '@platformatic/kafka';
 import { createAdmin, type KafkaClientConfig } from '../../../src/kafka/clients.ts';
-import { type FetchResponse } from '../../../src/kafka/read-committed.ts';
+import type { FetchResponse } from '../../../src/kafka/read-committed.ts';
 
 export const BOOTSTRAP = (process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092').split(',');
 

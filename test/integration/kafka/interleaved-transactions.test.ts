@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kafka, logLevel } from 'kafkajs';
 import { createReadCommittedConsumer, createTransactionalProducer } from '../../../src/kafka/clients.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
-import { type BankstreamProducer, type Transaction } from '../../../src/kafka/producer.ts';
+import type { BankstreamProducer, Transaction } from '../../../src/kafka/producer.ts';
 import {
   BOOTSTRAP,
   clientConfig,

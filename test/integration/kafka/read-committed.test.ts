@@ -4,8 +4,8 @@
 // should be flipped.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReadCommittedConsumer, createTransactionalProducer } from '../../../src/kafka/clients.ts';
-import { type BankstreamProducer } from '../../../src/kafka/producer.ts';
-import { type FetchResponse } from '../../../src/kafka/read-committed.ts';
+import type { BankstreamProducer } from '../../../src/kafka/producer.ts';
+import type { FetchResponse } from '../../../src/kafka/read-committed.ts';
 import {
   clientConfig,
   groupName,

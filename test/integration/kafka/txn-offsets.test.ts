@@ -8,7 +8,7 @@ import {
   createTransactionalProducer,
 } from '../../../src/kafka/clients.ts';
 import { TransactionAbortableError } from '../../../src/kafka/producer.ts';
-import { type ReadCommittedConsumer } from '../../../src/kafka/read-committed.ts';
+import type { ReadCommittedConsumer } from '../../../src/kafka/read-committed.ts';
 import { consumerGroupMetadata, nextOffsetsOf, sendOffsetsToTransaction } from '../../../src/kafka/txn-offsets.ts';
 import {
   clientConfig,

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { positiveMurmur2 } from '../../../src/kafka/partitioner.ts';
 import { runLoad } from '../../../src/load/index.ts';
 import { LoadProducer } from '../../../src/load/producer.ts';
-import { type LoadMessage } from '../../../src/load/workload.ts';
+import type { LoadMessage } from '../../../src/load/workload.ts';
 import { BROKERS, createTopics, deleteTopics, readCommitted, uniqueName } from '../../helpers/kafka.ts';
 
 const PARTITIONS = 6;

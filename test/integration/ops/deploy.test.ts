@@ -18,6 +18,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 const at = (file: string) => path.join(ROOT, file);
 
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML/JSON manifests are untyped
 type Json = Record<string, any>;
 
 /**

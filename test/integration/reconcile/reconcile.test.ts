@@ -1,9 +1,9 @@
 import http from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { type Instance } from '../../../src/app/instance.ts';
+import type { Instance } from '../../../src/app/instance.ts';
 import { currencyDigits, formatMoney } from '../../../src/bank/money.ts';
-import { type BalanceRow } from '../../../src/bank/stores.ts';
+import type { BalanceRow } from '../../../src/bank/stores.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { type ReconcileReport, formatReport, reconcile } from '../../../src/sinks/reconcile.ts';
 import { waitFor } from '../../helpers/kafka.ts';

@@ -1,10 +1,10 @@
 // The security suite (issue 15, docs/security.md): one named test per attack on the HTTP trust boundary,
 // each against a real instance (real broker, real PostgreSQL), each refused.
 import http from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Instance } from '../../../src/app/instance.ts';
+import type { Instance } from '../../../src/app/instance.ts';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
 import { instancesTopic } from '../../../src/config/config.ts';
 import { INSTANCE_CALL_HEADER, signInstanceCall } from '../../../src/http/instance-call.ts';

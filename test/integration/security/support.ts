@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { type Instance, startInstance } from '../../../src/app/instance.ts';
-import { type Config } from '../../../src/config/config.ts';
+import type { Config } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/config/logger.ts';
 import { kafkajsConnectionOptions } from '../../../src/kafka/security.ts';
 import { waitFor } from '../../helpers/kafka.ts';
@@ -116,13 +116,11 @@ export async function connectUpstream(config: Config): Promise<Upstream> {
   return {
     send: async (topic, commands) => {
       for (let i = 0; i < commands.length; i += 500) {
-        const messages = commands
-          .slice(i, i + 500)
-          .map((c) => ({
-            key: c.key,
-            value: c.value,
-            ...(c.partition === undefined ? {} : { partition: c.partition }),
-          }));
+        const messages = commands.slice(i, i + 500).map((c) => ({
+          key: c.key,
+          value: c.value,
+          ...(c.partition === undefined ? {} : { partition: c.partition }),
+        }));
         await producer.send({ topic, messages, acks: -1 });
       }
     },

@@ -1,7 +1,7 @@
 // A deterministic stream of outcome and audit records, as the bank topology would emit them, with
 // the read model Postgres must end up holding. Money is kept in bigint cents here.
 import { Admin, Producer } from '@platformatic/kafka';
-import { type SinkTopics } from '../../../src/sinks/records.ts';
+import type { SinkTopics } from '../../../src/sinks/records.ts';
 import { TEST_BROKERS } from '../support/kafka.ts';
 
 export interface Message {

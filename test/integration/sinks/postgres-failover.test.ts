@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Instance } from '../../../src/app/instance.ts';
+import type { Instance } from '../../../src/app/instance.ts';
 import { loadConfig } from '../../../src/config/config.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { migrate } from '../../../src/sinks/migrate.ts';

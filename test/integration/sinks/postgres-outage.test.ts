@@ -7,7 +7,7 @@
 // machine's PostgreSQL never notice. It is always stopped and its folder deleted, by the test's
 // finally and, should the test time out before that runs, by afterAll.
 import { afterAll, describe, expect, it } from 'vitest';
-import { type Instance } from '../../../src/app/instance.ts';
+import type { Instance } from '../../../src/app/instance.ts';
 import { formatReport, reconcile } from '../../../src/sinks/reconcile.ts';
 import { PrivatePostgres } from '../../chaos/services.ts';
 import { freePort } from '../../helpers/pg-replica.ts';

@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PostgresSink } from '../../../src/sinks/postgres-sink.ts';
 import { query, uniqueDatabaseUrl } from '../support/postgres.ts';
 import { type Expected, buildScenario, cents, createTestProducer, endOffsets } from './fixtures.ts';
 import { type Setup, onCleanup, setUp, startSink, waitFor } from './support.ts';
@@ -267,7 +266,7 @@ async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         socket.pipe(upstream).pipe(socket);
       });
       server.listen(port, '127.0.0.1', () => {
-        port = (server?.address() as net.AddressInfo).port;
+        port = (server!.address() as net.AddressInfo).port;
         resolve();
       });
     });

@@ -1,10 +1,10 @@
 // The sink as a child process (`node src/cli/main.ts sink`), SIGKILLed while its Postgres transaction
 // is open, several times, under a bank workload: Postgres must still hold every outcome exactly once
 // and the balances the processor holds (reconcile passes).
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { type Instance } from '../../../src/app/instance.ts';
+import type { Instance } from '../../../src/app/instance.ts';
 import { formatReport, reconcile } from '../../../src/sinks/reconcile.ts';
 import {
   buildWorkload,

@@ -6,7 +6,7 @@ import { createLogger } from '../../../src/config/logger.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { migrate } from '../../../src/sinks/migrate.ts';
 import { PostgresSink } from '../../../src/sinks/postgres-sink.ts';
-import { type SinkTopics } from '../../../src/sinks/records.ts';
+import type { SinkTopics } from '../../../src/sinks/records.ts';
 import { deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../support/kafka.ts';
 import { dropDatabase, uniqueDatabaseUrl } from '../support/postgres.ts';
 

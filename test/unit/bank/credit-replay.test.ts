@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { creditedKey, dedupKey } from '../../../src/bank/stores.ts';
-import { type OutputRecord } from '../../../src/topology/task-graph.ts';
+import type { OutputRecord } from '../../../src/topology/task-graph.ts';
 import { accountIds, Bank, crossTaskPair, DAY_MS, START_MS, TOPICS } from './harness.ts';
 
 let bank: Bank;

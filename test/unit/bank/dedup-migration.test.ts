@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { buildBankTopology } from '../../../src/bank/topology.ts';
 import { dedupKey } from '../../../src/bank/stores.ts';
-import { type OutputRecord } from '../../../src/topology/task-graph.ts';
+import type { OutputRecord } from '../../../src/topology/task-graph.ts';
 import { TopologyTestDriver } from '../../../src/topology/test-driver.ts';
 import { logicalEntries } from '../../../src/stores/segmented-store.ts';
 import { DAY_MS, START_MS, TOPICS } from './harness.ts';

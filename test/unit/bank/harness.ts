@@ -4,13 +4,7 @@ import { type TestDriverOptions, type TestOutputTopic, TopologyTestDriver } from
 import { BankProcessor } from '../../../src/bank/processor.ts';
 import { logicalEntries } from '../../../src/stores/segmented-store.ts';
 import { record } from '../../../src/topology/record.ts';
-import {
-  type Headers,
-  type KeyValueStore,
-  type ProcessorContext,
-  type RangeOptions,
-  type Serde,
-} from '../../../src/topology/types.ts';
+import type { Headers, KeyValueStore, ProcessorContext, RangeOptions, Serde } from '../../../src/topology/types.ts';
 
 export const TOPICS = {
   input: 'transaction_initiated',

@@ -12,8 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { parseRecord } from '../../../src/sinks/records.ts';
 import { isStorableKey } from '../../../src/stores/keys.ts';
-import { type ProcessingErrorInfo } from '../../../src/topology/processing-errors.ts';
-import { type OutputRecord } from '../../../src/topology/task-graph.ts';
+import type { ProcessingErrorInfo } from '../../../src/topology/processing-errors.ts';
+import type { OutputRecord } from '../../../src/topology/task-graph.ts';
 import { Bank, TOPICS } from './harness.ts';
 
 const PARTITIONS = 4;

@@ -1,7 +1,7 @@
 import { Router } from '@koa/router';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
-import { type ApiDeps } from '../../../src/http/context.ts';
+import type { ApiDeps } from '../../../src/http/context.ts';
 import { openApiDocument } from '../../../src/http/openapi.ts';
 import { accountRoutes } from '../../../src/http/routes/accounts.ts';
 import { systemRoutes } from '../../../src/http/routes/system.ts';

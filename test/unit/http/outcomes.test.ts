@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type MoneyCommand } from '../../../src/http/commands.ts';
+import type { MoneyCommand } from '../../../src/http/commands.ts';
 import { sameFields } from '../../../src/http/outcomes.ts';
 
 const transfer: MoneyCommand = {

@@ -57,9 +57,9 @@ function rawGet(target: string): Promise<{ status: number; body: Record<string, 
 
 // What may appear in a request target: unreserved, sub-delims, ":" "@", and "%" with (or without) hex.
 const targetChar = fc.constantFrom(..."abcXYZ019-._~!$&'()*+,;=:@%%%%0123456789ABCDEFabcdef".split(''));
-const escape = fc.integer({ min: 0, max: 255 }).map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`);
+const percentEscape = fc.integer({ min: 0, max: 255 }).map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`);
 const rawSegment = fc
-  .array(fc.oneof(targetChar, escape), { minLength: 1, maxLength: 12 })
+  .array(fc.oneof(targetChar, percentEscape), { minLength: 1, maxLength: 12 })
   .map((parts) => parts.join(''));
 
 describe('percent-encoding of path parameters', () => {

@@ -4,13 +4,13 @@ import Koa from 'koa';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
-import { type ApiDeps } from '../../../src/http/context.ts';
+import type { ApiDeps } from '../../../src/http/context.ts';
 import { Metrics } from '../../../src/http/metrics.ts';
 import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
 import { managementRoutes } from '../../../src/http/routes/system.ts';
-import { type StreamsStatus } from '../../../src/runtime/kafka-streams.ts';
-import { type PartitionStop } from '../../../src/runtime/offset-reset.ts';
-import { type SinkStatus } from '../../../src/sinks/postgres-sink.ts';
+import type { StreamsStatus } from '../../../src/runtime/kafka-streams.ts';
+import type { PartitionStop } from '../../../src/runtime/offset-reset.ts';
+import type { SinkStatus } from '../../../src/sinks/postgres-sink.ts';
 import { type Served, serve } from './serve.ts';
 
 const stop: PartitionStop = {

@@ -1,6 +1,6 @@
 // Serves a request listener on an ephemeral local port for the duration of a test.
 import http from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 
 export interface Served {
   url: string;

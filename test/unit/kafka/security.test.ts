@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type KafkaSecurityConfig } from '../../../src/config/config.ts';
+import type { KafkaSecurityConfig } from '../../../src/config/config.ts';
 import { Secret } from '../../../src/config/secret.ts';
 import {
   explainKafkaError,

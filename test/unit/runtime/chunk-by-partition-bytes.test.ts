@@ -1,4 +1,4 @@
-import { type MessageToProduce } from '@platformatic/kafka';
+import type { MessageToProduce } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
 import { chunkByPartitionBytes } from '../../../src/runtime/kafka-streams.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type PostgresTlsConfig } from '../../../src/config/config.ts';
+import type { PostgresTlsConfig } from '../../../src/config/config.ts';
 import { Secret } from '../../../src/config/secret.ts';
 import {
   PgConnectError,
@@ -30,7 +30,7 @@ describe('pgSsl', () => {
     const withRoot = pgSsl(tls('require', 'CA'));
 
     expect(withRoot).toMatchObject({ rejectUnauthorized: true, ca: 'CA' });
-    expect(withRoot && withRoot.checkServerIdentity?.('db', {} as never)).toBeUndefined();
+    expect(withRoot !== false && withRoot.checkServerIdentity?.('db', {} as never)).toBeUndefined();
   });
 
   it('should verify the chain only for verify-ca and chain plus host name for verify-full', () => {
@@ -40,7 +40,7 @@ describe('pgSsl', () => {
     expect(verifyCa).toMatchObject({ rejectUnauthorized: true, ca: 'CA' });
     expect(verifyCa && typeof verifyCa.checkServerIdentity).toBe('function');
     expect(verifyFull).toMatchObject({ rejectUnauthorized: true, cert: 'CERT', key: 'KEY' });
-    expect(verifyFull && verifyFull.checkServerIdentity).toBeUndefined();
+    expect(verifyFull !== false && verifyFull.checkServerIdentity).toBeUndefined();
   });
 });
 

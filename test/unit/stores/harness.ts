@@ -7,7 +7,7 @@ import { ClassicLevel } from 'classic-level';
 import { LevelTaskStore } from '../../../src/stores/level-store.ts';
 import { MemoryDisk, MemoryTaskStore } from '../../../src/stores/memory-store.ts';
 import { jsonSerde } from '../../../src/stores/serdes.ts';
-import { type StoreOptions, type TaskStore } from '../../../src/stores/types.ts';
+import type { StoreOptions, TaskStore } from '../../../src/stores/types.ts';
 
 /** Where a store's committed state lives: it survives close, so a store can be reopened over it. */
 export type Location = { kind: 'level'; dir: string } | { kind: 'memory'; disk: MemoryDisk };

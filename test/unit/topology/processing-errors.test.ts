@@ -14,13 +14,7 @@ import {
 import { record } from '../../../src/topology/record.ts';
 import { TopologyTestDriver } from '../../../src/topology/test-driver.ts';
 import { Topology } from '../../../src/topology/topology.ts';
-import {
-  type KeyValueStore,
-  type Processor,
-  type ProcessorContext,
-  type Rec,
-  type Serde,
-} from '../../../src/topology/types.ts';
+import type { KeyValueStore, Processor, ProcessorContext, Rec, Serde } from '../../../src/topology/types.ts';
 
 const text = stringSerde as never;
 const DLQ = 'input.dlq';

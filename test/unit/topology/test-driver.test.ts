@@ -7,7 +7,7 @@ import { ProcessingError } from '../../../src/topology/processing-errors.ts';
 import { record } from '../../../src/topology/record.ts';
 import { TopologyTestDriver } from '../../../src/topology/test-driver.ts';
 import { Topology, TopologyError } from '../../../src/topology/topology.ts';
-import { type KeyValueStore, type Processor, type ProcessorContext, type Rec } from '../../../src/topology/types.ts';
+import type { KeyValueStore, Processor, ProcessorContext, Rec } from '../../../src/topology/types.ts';
 
 const text = stringSerde as never;
 
