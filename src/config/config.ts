@@ -511,11 +511,6 @@ export function instancesTopic(appId: string): string {
   return `${appId}-instances`;
 }
 
-/** The changelog topic of a store, named as Kafka Streams names them. */
-export function changelogTopic(appId: string, store: string): string {
-  return `${appId}-${store}-changelog`;
-}
-
 // ---- Connection security: Kafka (TLS, SASL) and PostgreSQL (TLS) ---------------------------------
 // Certificate, key and password files are read here, once, at start: a missing or unreadable file is
 // a ConfigError naming its variable, not a connection failure later. Secret values are held in

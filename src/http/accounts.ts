@@ -14,7 +14,7 @@ import type { AccountRow, BalanceRow } from '../bank/stores.ts';
 import { currencyDigits, formatMoney } from '../bank/money.ts';
 import type { Config } from '../config/config.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
-import type { KafkaStreams } from '../runtime/kafka-streams.ts';
+import type { StreamsView } from '../streams/status.ts';
 import { StoreFailedError, type TaskStore } from '../stores/types.ts';
 import type { Principal } from './auth.ts';
 import { ApiError, PROBLEM_CODES, type ProblemCode, unavailable } from './errors.ts';
@@ -62,7 +62,7 @@ export type QueryResult = { kind: 'local'; view: AccountView } | { kind: 'proxie
 
 export interface AccountQueriesOptions {
   config: Config;
-  streams: KafkaStreams;
+  streams: StreamsView;
   directory: InstanceDirectory;
   metrics: Metrics;
   selfUrl: () => string;

@@ -31,7 +31,7 @@ import { createIdempotentProducer } from '../kafka/clients.ts';
 import { type BrokerHealth, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import type { BankstreamProducer } from '../kafka/producer.ts';
-import type { StreamsStatus } from '../runtime/kafka-streams.ts';
+import type { StreamsStatus } from '../streams/status.ts';
 import type { FetchedRecord } from '../runtime/fetcher.ts';
 import type { Metrics } from './metrics.ts';
 import { TopicTail } from './tail.ts';

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { ClusterKeys } from '../config/cluster-key.ts';
 import type { OutputRecord } from '../topology/task-graph.ts';
+import type { InternalRecordsStatus, RejectedRecord } from '../streams/status.ts';
 import type { Topology } from '../topology/topology.ts';
 import type { FetchedRecord } from './fetcher.ts';
 import {
@@ -19,28 +20,7 @@ import {
   withoutMacHeaders,
 } from './record-mac.ts';
 
-/** The last repartition record refused, for readiness and the operator. */
-export interface RejectedRecord {
-  topic: string;
-  partition: number;
-  offset: string;
-  reason: RecordRejection;
-  /** The producing task the record claims, if any. */
-  claimedTask: string | undefined;
-  atMs: number;
-}
-
-export interface InternalRecordsStatus {
-  /** Repartition records that did not verify (sent to the dead-letter topic, never applied), since start. */
-  rejectedRecords: number;
-  lastRejected: RejectedRecord | undefined;
-  /** Repartition records without a MAC applied because LEGS_ACCEPT_UNSIGNED is on (upgrade mode). */
-  unsignedAccepted: number;
-  /** Records verified with the previous key (CLUSTER_SECRET_PREVIOUS): a rotation is still draining. */
-  previousKeyAccepted: number;
-  /** Whether unsigned internal records are accepted (an upgrade switch left on is a degraded state). */
-  acceptingUnsigned: boolean;
-}
+export type { InternalRecordsStatus, RejectedRecord } from '../streams/status.ts';
 
 export interface InternalRecordsOptions {
   keys: ClusterKeys;

@@ -14,17 +14,9 @@
 export type OffsetResetPolicy = 'safe' | 'earliest' | 'none';
 export const OFFSET_RESET_POLICIES: readonly OffsetResetPolicy[] = ['safe', 'earliest', 'none'];
 
-export type PartitionStopCode = 'offsets_missing' | 'offset_out_of_range';
+import type { PartitionStop } from '../streams/status.ts';
 
-/** Why one topic-partition does not run, and the way out, for logs, readiness and metrics. */
-export interface PartitionStop {
-  topic: string;
-  partition: number;
-  code: PartitionStopCode;
-  reason: string;
-  /** The operator command that heals it. */
-  action: string;
-}
+export type { PartitionStop, PartitionStopCode } from '../streams/status.ts';
 
 /** The `bankstream offsets reset` command line for a partition ("processor" or "sink" group). */
 export function resetCommand(group: 'processor' | 'sink', topic: string, partition: number, to: string): string {

@@ -147,9 +147,7 @@ export class StandbyTasks {
       } catch (error) {
         if (this.#halting) return;
         if (isOutOfRange(error)) {
-          await resetOutOfRange(targets, error, consumer, fetcher, log).catch((e: unknown) =>
-            this.#drop(error.partition, e),
-          );
+          await resetOutOfRange(targets, error, consumer, log).catch((e: unknown) => this.#drop(error.partition, e));
           continue;
         }
         // Retried for as long as it takes (a standby never gives up on the broker), with a bounded pause.
