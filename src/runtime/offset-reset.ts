@@ -14,9 +14,9 @@
 export type OffsetResetPolicy = 'safe' | 'earliest' | 'none';
 export const OFFSET_RESET_POLICIES: readonly OffsetResetPolicy[] = ['safe', 'earliest', 'none'];
 
-import type { PartitionStop } from '../streams/status.ts';
+import type { PartitionStop } from '../streams/partition-stop.ts';
 
-export type { PartitionStop, PartitionStopCode } from '../streams/status.ts';
+export type { PartitionStop, PartitionStopCode } from '../streams/partition-stop.ts';
 
 /** The `bankstream offsets reset` command line for a partition ("processor" or "sink" group). */
 export function resetCommand(group: 'processor' | 'sink', topic: string, partition: number, to: string): string {

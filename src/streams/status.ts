@@ -4,20 +4,11 @@
 // A leaf: it imports types from src/stores and src/kafka, nothing from runtime/, http/ or sinks/.
 import type { BrokerHealth } from '../kafka/retry.ts';
 import type { TaskStore } from '../stores/types.ts';
+import type { PartitionStop } from './partition-stop.ts';
+
+export type { PartitionStop, PartitionStopCode } from './partition-stop.ts';
 
 export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
-
-export type PartitionStopCode = 'offsets_missing' | 'offset_out_of_range';
-
-/** Why one topic-partition does not run, and the way out, for logs, readiness and metrics. */
-export interface PartitionStop {
-  topic: string;
-  partition: number;
-  code: PartitionStopCode;
-  reason: string;
-  /** The operator command that heals it. */
-  action: string;
-}
 
 /** The last repartition record refused, for readiness and the operator. */
 export interface RejectedRecord {
