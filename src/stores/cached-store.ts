@@ -9,7 +9,6 @@
 // layer (with its checkpoint); abort() drops both, since the next transaction was built on the one
 // that failed.
 import assert from 'node:assert/strict';
-import type { RangeOptions } from '../topology/types.ts';
 import { assertKey, compareKeys } from './keys.ts';
 import { LruMap } from './lru.ts';
 import {
@@ -19,6 +18,7 @@ import {
   StoreCorruptedError,
   StoreFailedError,
   type PurgeResult,
+  type RangeOptions,
   type StoreOptions,
   type TaskStore,
 } from './types.ts';
