@@ -3,7 +3,7 @@
 // offsets the transaction reached (the stores' checkpoints).
 import type { MessageToProduce } from '@platformatic/kafka';
 import type { OutputRecord } from '../topology/task-graph.ts';
-import { tpKey } from './fetcher.ts';
+import { tpKey } from '../kafka/fetcher.ts';
 
 /** Bytes of one partition's records per send, well below the broker's default message.max.bytes. */
 export const SEND_PARTITION_BYTES_MAX = 512 * 1024;

@@ -3,7 +3,7 @@
 // it starts where the previous fetch ended, not at the task's position; an epoch, bumped whenever the
 // tasks change, says when those ends no longer hold.
 import type { PartitionLag } from '../streams/status.ts';
-import { type FetchPosition, type FetchRound, tpKey } from './fetcher.ts';
+import { type FetchPosition, type FetchRound, tpKey } from '../kafka/fetcher.ts';
 import type { StreamTask } from './task.ts';
 
 export class FetchPositions {

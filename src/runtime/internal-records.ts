@@ -6,7 +6,7 @@ import type { ClusterKeys } from '../config/cluster-key.ts';
 import type { OutputRecord } from '../topology/task-graph.ts';
 import type { InternalRecordsStatus, RejectedRecord } from '../streams/status.ts';
 import type { Topology } from '../topology/topology.ts';
-import type { FetchedRecord } from './fetcher.ts';
+import type { FetchedRecord } from '../kafka/fetcher.ts';
 import {
   type ChangelogCheck,
   changelogVerifier,

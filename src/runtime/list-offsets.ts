@@ -1,6 +1,6 @@
 // ListOffsets (read_committed) for some partitions of some topics, keyed by tpKey.
 import type { Consumer } from '@platformatic/kafka';
-import { READ_COMMITTED, tpKey } from './fetcher.ts';
+import { READ_COMMITTED, tpKey } from '../kafka/fetcher.ts';
 
 /** `timestamp` is ListOffsetTimestamps.EARLIEST (log start) or LATEST (last stable offset, read_committed). */
 export async function listOffsets(

@@ -12,7 +12,7 @@ import {
   isOutOfRange,
   type PartitionFetch,
   tpKey,
-} from './fetcher.ts';
+} from '../kafka/fetcher.ts';
 import { listOffsets } from './list-offsets.ts';
 import type { ChangelogCheck } from './record-mac.ts';
 import type { StreamTask } from './task.ts';

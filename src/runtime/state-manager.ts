@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { changelogTopic } from '../topology/changelog.ts';
 import type { Topology } from '../topology/topology.ts';
 import { TaskCorruptedError } from './errors.ts';
-import { type Fetcher, tpKey } from './fetcher.ts';
+import { type Fetcher, tpKey } from '../kafka/fetcher.ts';
 import { listOffsets } from './list-offsets.ts';
 import type { ChangelogCheck } from './record-mac.ts';
 import { type RestoreProgress, type RestoreTarget, restoreTargets } from './restore.ts';

@@ -27,7 +27,7 @@ import {
 } from './engine-options.ts';
 import { FatalStreamsError, isMigratedError, TaskMigratedError } from './errors.ts';
 import { FetchPositions } from './fetch-positions.ts';
-import type { FetchPosition, FetchRound } from './fetcher.ts';
+import type { FetchPosition, FetchRound } from '../kafka/fetcher.ts';
 import { classifyLoopError, permanentStartError } from './loop-errors.ts';
 import { StateDirectoryCleaner } from './state-cleaner.ts';
 import type { StateManager } from './state-manager.ts';

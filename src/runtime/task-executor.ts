@@ -23,7 +23,7 @@ import type { OutputRecord } from '../topology/task-graph.ts';
 import { changelogOffsets, chunkByPartitionBytes, SEND_PARTITION_BYTES_MAX, toMessage } from './commit-messages.ts';
 import type { Assignment, EngineContext } from './engine-options.ts';
 import { FatalStreamsError, isFencedError, TaskMigratedError } from './errors.ts';
-import { type FetchRound, tpKey } from './fetcher.ts';
+import { type FetchRound, tpKey } from '../kafka/fetcher.ts';
 import type { StreamTask } from './task.ts';
 
 /** What the executor needs of the task manager. */
