@@ -19,13 +19,9 @@ async function refresh() {
   try {
     const snapshot = await api.consoleSnapshot();
     $('instance').textContent = `${snapshot.instance.instanceId} · ${snapshot.instance.url}`;
-    const healthy = snapshot.instance.state === 'RUNNING' && snapshot.cluster.grid.every((c) => c.state === 'running');
-    $('health').textContent = healthy
-      ? 'healthy'
-      : snapshot.instance.state === 'RUNNING'
-        ? 'partitions moving'
-        : snapshot.instance.state;
-    $('health').className = `badge ${healthy ? 'ok' : 'warn'}`;
+    const problems = problemsOf(snapshot);
+    $('health').textContent = problems.length === 0 ? 'healthy' : problems.join(' · ');
+    $('health').className = `badge ${problems.length === 0 ? 'ok' : 'warn'}`;
     renderCluster(snapshot);
     renderCharts(snapshot.flow.samples);
     const sink = snapshot.flow.sink;
@@ -45,6 +41,21 @@ async function refresh() {
     $('status').textContent = `update failed: ${error.message}`;
     $('status').className = 'error';
   }
+}
+
+/** What an operator should look at first, from the snapshot (empty when all is well). */
+function problemsOf(snapshot) {
+  const { instance, cluster, flow } = snapshot;
+  const problems = [];
+  if (instance.state !== 'RUNNING') problems.push(instance.state);
+  const notRunning = cluster.grid.filter((c) => c.state !== 'running');
+  if (notRunning.length > 0)
+    problems.push(`${notRunning.length} partition(s) ${[...new Set(notRunning.map((c) => c.state))].join('/')}`);
+  if (instance.brokerUnavailable.length > 0) problems.push('broker unavailable');
+  const unresolved = flow.sink?.unresolvedRejects?.count ?? 0;
+  if (unresolved > 0) problems.push(`${unresolved} unresolved sink reject(s)`);
+  if (flow.sink && flow.sink.state !== 'running') problems.push(`sink ${flow.sink.state}`);
+  return problems;
 }
 
 function loop() {

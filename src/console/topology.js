@@ -1,7 +1,7 @@
 // The topology drawn as layered SVG: topics read → sources → processors (with their stores) → sinks →
 // topics written; a sink writing a topic that a source reads (the repartition loop) is drawn as a curve back.
 const SVG = 'http://www.w3.org/2000/svg';
-const BOX_W = 150;
+const BOX_W = 170;
 const BOX_H = 34;
 const COL_GAP = 55;
 const ROW_GAP = 14;
@@ -32,7 +32,14 @@ export function renderTopology(topology) {
       ...processors.map((n) => ({ id: n.name, label: n.name, kind: 'processor' })),
       ...stores.map((s) => ({ id: `store:${s}`, label: s, kind: 'store' })),
     ],
-    topology.nodes.filter((n) => n.kind === 'sink').map((n) => ({ id: n.name, label: n.name, kind: 'sink' })),
+    // Sinks that feed a source (the loop) last, so that the loop's curve passes under the others.
+    topology.nodes
+      .filter((n) => n.kind === 'sink')
+      .sort(
+        (a, b) =>
+          Number(a.topics.some((t) => readTopics.includes(t))) - Number(b.topics.some((t) => readTopics.includes(t))),
+      )
+      .map((n) => ({ id: n.name, label: n.name, kind: 'sink' })),
     writtenOnly.map((t) => ({ id: `topic:${t}`, label: t, kind: 'topic' })),
   ];
   const position = new Map();
@@ -99,7 +106,7 @@ export function renderTopology(topology) {
         : `${box.kind} ${box.label}`;
     g.append(svg('title', {}, title));
     g.append(svg('rect', { x: box.x, y: box.y, width: BOX_W, height: BOX_H, rx: box.kind === 'topic' ? 17 : 4 }));
-    const label = box.label.length > 22 ? `${box.label.slice(0, 21)}…` : box.label;
+    const label = box.label.length > 26 ? `${box.label.slice(0, 25)}…` : box.label;
     g.append(svg('text', { x: box.x + BOX_W / 2, y: box.y + BOX_H / 2 + 4, 'text-anchor': 'middle' }, label));
     root.append(g);
   }

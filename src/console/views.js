@@ -68,6 +68,7 @@ export function renderCluster(snapshot) {
       el('b', {}, String(cell.partition)),
       el('span', { class: 'owner' }, cell.owner ?? '—'),
       el('span', { class: 'dots' }, '•'.repeat(cell.standbys.length)),
+      recentlyMoved ? el('span', { class: 'moved-from' }, `from ${moved.from}`) : null,
       cell.lag === null ? null : el('span', { class: 'lag' }, `lag ${cell.lag}`),
     );
   });
