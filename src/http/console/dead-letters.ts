@@ -4,10 +4,20 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Config } from '../../config/config.ts';
-import type { FetchedRecord } from '../../runtime/fetcher.ts';
 import { TopicTail } from '../tail.ts';
 
 export const DEAD_LETTERS_MAX = 50;
+
+/** A record as the tail hands it over (the runtime's FetchedRecord, without importing the runtime). */
+interface TailedRecord {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  timestamp: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Readonly<Record<string, Buffer>>;
+}
 export const SINK_REJECTS_MAX = 20;
 /** A key or value is shown as at most this many characters (UTF-8 text, or hex when it is not text). */
 const PREVIEW_CHARS = 200;
@@ -75,7 +85,7 @@ export class DeadLetterFeed {
     });
   }
 
-  #add(records: FetchedRecord[]): void {
+  #add(records: TailedRecord[]): void {
     for (const record of records) {
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(record.headers)) headers[name] = preview(value) ?? '';

@@ -13,6 +13,7 @@ import type { Context } from 'koa';
 import { buildBankTopology } from '../../bank/topology.ts';
 import { authenticate, requireRole } from '../auth.ts';
 import type { ApiDeps } from '../context.ts';
+import { unavailable } from '../errors.ts';
 import { type ClusterView, type TopologyView, clusterView, topologyView } from '../console/cluster.ts';
 import { type DeadLetter, DeadLetterFeed, type SinkReject, latestSinkRejects } from '../console/dead-letters.ts';
 import { type FlowSample, FlowRing, SAMPLE_INTERVAL_MS } from '../console/flow.ts';
@@ -100,11 +101,17 @@ class ConsoleParts {
 
 const parts = new WeakMap<ApiDeps, ConsoleParts>();
 
+/** The page, the admin endpoint, and the console's parts (started now, closed by closeConsole). */
 export function consoleRoutes(router: Router, deps: ApiDeps): void {
   const own = new ConsoleParts(deps);
   parts.set(deps, own);
   own.flow.start();
-  const auth = authenticate(deps.authenticator);
+  consolePageRoutes(router);
+  consoleApiRoutes(router, deps);
+}
+
+/** The static files of the page (public: they hold no data). */
+export function consolePageRoutes(router: Router): void {
   // The router is not strict: this route gets both /console and /console/; the page's relative URLs need the slash.
   router.get('/console', async (ctx) => {
     if (ctx.path.endsWith('/')) await servePage(ctx, '');
@@ -112,8 +119,15 @@ export function consoleRoutes(router: Router, deps: ApiDeps): void {
   });
   router.get('/console/:file', (ctx) => servePage(ctx, ctx.params['file'] ?? ''));
   router.get('/console/vendor/:file', (ctx) => servePage(ctx, `vendor/${ctx.params['file'] ?? ''}`));
+}
+
+/** GET /v1/admin/console (admin only), the snapshot the page draws; in the OpenAPI document. */
+export function consoleApiRoutes(router: Router, deps: ApiDeps): void {
+  const auth = authenticate(deps.authenticator);
   router.get('/v1/admin/console', auth, async (ctx) => {
     requireRole(ctx, 'admin');
+    const own = parts.get(deps);
+    if (!own) throw unavailable('not_ready', 'the console is stopped (the server is closing)', 1);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = await snapshot(deps, own);
   });
