@@ -1,7 +1,7 @@
 // The operations console in a real headless Chromium (issue 24): a running instance under an API load, with
 // a dead letter and a sink reject; the test logs in through the page's form, waits for every view to be
 // drawn from live data (partition grid, instances, six flow charts, topology graph, dead letters, sink
-// rejects, an account lookup), then starts a second instance and waits for the grid to show partitions
+// rejects, an account lookup; a teller is refused at the form), then starts a second instance and waits for the grid to show partitions
 // moving to it. The page must log no error. Screenshots go to a temporary folder (the path is printed);
 // with UPDATE_CONSOLE_SCREENSHOTS=1 they are also copied to docs/console/ (the ones the README shows).
 //
@@ -71,6 +71,22 @@ describe('the operations console in Chromium', () => {
     page.on('requestfailed', (request) => errors.push(`request failed: ${request.url()}`));
 
     await page.goto(`${first}/console`, { waitUntil: 'load' });
+    // A teller logs in fine but is not let into the console.
+    await page.type('#username', 'teller1');
+    await page.type('#password', PASSWORD);
+    await page.click('#login button[type=submit]');
+    await waitInPage(
+      page,
+      'the refusal of a teller',
+      `document.getElementById('login-error').textContent.includes('needs an admin')`,
+    );
+    expect(await page.$eval('#app', (app) => (app as { hidden: boolean }).hidden)).toBe(true);
+    await page.$eval('#username', (input) => {
+      (input as { value: string }).value = '';
+    });
+    await page.$eval('#password', (input) => {
+      (input as { value: string }).value = '';
+    });
     await page.type('#username', 'admin1');
     await page.type('#password', PASSWORD);
     await page.click('#login button[type=submit]');
