@@ -1,6 +1,7 @@
-// The engine's side of authenticated internal records (record-mac.ts holds the MAC format): what
-// KafkaStreams calls when it emits a repartition record, fetches one, writes a changelog record or
-// restores one, and what it reports. Kept in one place so the processing path only calls into it.
+// The engine's side of authenticated internal records (record-mac.ts holds the MAC format): what the
+// engine (task executor, task manager) calls when it emits a repartition record, fetches one, writes a
+// changelog record or restores one, and what it reports. Kept in one place so the processing path only
+// calls into it.
 import type { Logger } from 'pino';
 import type { ClusterKeys } from '../config/cluster-key.ts';
 import type { OutputRecord } from '../topology/task-graph.ts';
