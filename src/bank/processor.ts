@@ -4,15 +4,13 @@
 import { createHash } from 'node:crypto';
 import type { PrefetchCollector, Processor, ProcessorContext, Rec, Serde } from '../topology/types.ts';
 import {
-  keyText,
   type MoneyCommand,
   parseCommand,
   type ParsedCommand,
-  TIMESTAMP_MS_MAX,
-  TIMESTAMP_MS_MIN,
   type TransferFields,
   transferFieldsOf,
 } from './commands.ts';
+import { keyText, TIMESTAMP_MS_MAX, TIMESTAMP_MS_MIN } from './input-rules.ts';
 import { closeAccount, openAccount, singleLeg } from './accounts.ts';
 import type { ExpiryStepBounds, ExpiryStepResult } from '../stores/segmented-store.ts';
 import { DEFAULT_EXPIRY_BOUNDS, DedupExpiry } from './expiry.ts';
