@@ -3,7 +3,7 @@
 // ones. The rule here is the Java client's (FetchCollector): per partition of one response, sort the
 // aborted transactions by first offset and walk the batches in order; no state across responses.
 // ReadCommittedConsumer applies it to consume() streams (tests, tools); the engine, restore, the sink and
-// the tails read through the Fetcher, which applies only this rule. The whole story, with the broker
+// the tails read through the Fetcher (fetcher.ts), which applies only this rule. The whole story, with the broker
 // behaviour the tests check: docs/notes/read-committed.md.
 import {
   Consumer,
