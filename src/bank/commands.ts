@@ -1,4 +1,5 @@
-// Step 1 of a command's path: bytes from `transaction_initiated` → a validated command, or a classified refusal.
+// Parsing, called by step 2 (processor.ts): bytes from `transaction_initiated` → a validated command, or a
+// classified refusal. The rule of each field is in input-rules.ts.
 // Refusals are sorted by what can be answered (see README-BANK.md, "Bad input"):
 // - nothing identifies the command (not JSON, not an object, unknown type, no id) → dead letter;
 // - a money command with a transferId but bad fields → a `transaction_failed` outcome (malformed / invalid_amount);

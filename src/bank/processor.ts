@@ -1,6 +1,6 @@
-// Step 2 of a command's path: the bank Processor. It parses a record once, names the store keys it
-// will read (prefetch), then dispatches: account commands and deposits/withdrawals to accounts.ts,
-// transfers and their legs to transfer.ts. Every money command passes the idempotency gate first.
+// Step 2 of a transfer's path (README-BANK.md): the bank Processor. It parses a record once, names the
+// store keys it will read (prefetch), then dispatches: account commands and deposits/withdrawals to
+// accounts.ts, transfers and their legs to transfer.ts. Every money command passes the idempotency gate first.
 import { createHash } from 'node:crypto';
 import type { PrefetchCollector, Processor, ProcessorContext, Rec, Serde } from '../topology/types.ts';
 import {
