@@ -55,6 +55,8 @@ export interface Config {
   /** Reverse proxies in front of the API whose X-Forwarded-For is trusted for the client address (0 = none). */
   trustProxyHops: number;
   standbyReplicas: number;
+  /** Static group membership (KIP-345) and the session timeout; see src/runtime/membership.ts. */
+  membership: MembershipConfig;
   /** How long a task state folder stays on disk after it was last in use here (ms). */
   stateCleanupDelayMs: number;
   /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/runtime/offset-reset.ts. */
@@ -238,6 +240,7 @@ export function loadConfig(env: Env = process.env): Config {
     management: managementConfig(env, httpHost, httpPort),
     trustProxyHops: int(env, 'HTTP_TRUST_PROXY_HOPS', 0, 0, 10),
     standbyReplicas: int(env, 'STANDBY_REPLICAS', 0, 0, 8),
+    membership: membershipConfig(env),
     stateCleanupDelayMs: int(env, 'STATE_CLEANUP_DELAY_MS', 600_000, 0, 30 * 24 * 3600 * 1000),
     offsetReset: str(
       env,
@@ -886,4 +889,30 @@ export function requireClusterKeys(keys: ClusterKeys | undefined, what: string):
     );
   }
   return keys;
+}
+
+export interface MembershipConfig {
+  /** STATIC_MEMBERSHIP: join the group with group.instance.id = INSTANCE_ID (default true). */
+  staticMembership: boolean;
+  /** LEAVE_GROUP_ON_CLOSE (or `bankstream start --leave-group`): leave the group on stop, for a scale-down. */
+  leaveGroupOnClose: boolean;
+  /** SESSION_TIMEOUT_MS: how long the group waits for a silent member (a static one's partitions wait as long). */
+  sessionTimeoutMs: number;
+}
+
+function membershipConfig(env: Env): MembershipConfig {
+  const staticMembership = bool(env, 'STATIC_MEMBERSHIP', true);
+  const leaveGroupOnClose = bool(env, 'LEAVE_GROUP_ON_CLOSE', false);
+  // A dynamic member always leaves on stop: asking it not to is a setting that would silently not hold.
+  if (!staticMembership && (env['LEAVE_GROUP_ON_CLOSE'] ?? '').trim() !== '' && !leaveGroupOnClose)
+    throw new ConfigError(
+      'LEAVE_GROUP_ON_CLOSE',
+      'false needs STATIC_MEMBERSHIP=true: without static membership an instance always leaves the group when it stops',
+    );
+  // The broker's defaults bound the session timeout (group.min.session.timeout.ms 6 s, group.max 30 min).
+  return {
+    staticMembership,
+    leaveGroupOnClose,
+    sessionTimeoutMs: int(env, 'SESSION_TIMEOUT_MS', 10_000, 6000, 1_800_000),
+  };
 }
