@@ -179,7 +179,9 @@ async function restart(group: Group, mode: Restart['mode'], signal: Restart['sig
     group
       .statuses(name)
       .slice(mark)
-      .filter((s) => s.generation !== last.generation || JSON.stringify(s.rebalances) !== JSON.stringify(last.rebalances))
+      .filter(
+        (s) => s.generation !== last.generation || JSON.stringify(s.rebalances) !== JSON.stringify(last.rebalances),
+      )
       .map((s) => `${name}: generation ${last.generation} → ${s.generation}, running ${s.running.join(',')}`),
   );
   return { mode, signal, servingMs, before, after: group.last('a')!.running, othersChanged };
