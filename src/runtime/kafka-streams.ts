@@ -66,7 +66,10 @@ export interface KafkaStreamsOptions {
   transactionTimeoutMs?: number;
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
-  /** Join with group.instance.id = instanceId (KIP-345; membership.ts); default true. */
+  /**
+   * Join with group.instance.id = instanceId (KIP-345; membership.ts). Default false, as Kafka's
+   * group.instance.id; bankstream's configuration turns it on (STATIC_MEMBERSHIP, default true).
+   */
   staticMembership?: boolean;
   /** A static member leaves the group when it stops (scale-down); default false: a restart keeps its partitions. */
   leaveGroupOnClose?: boolean;
@@ -235,7 +238,7 @@ export class KafkaStreams {
       fetchMaxWaitMs: 50,
       standbyReplicas: 0,
       offsetReset: 'safe',
-      staticMembership: true,
+      staticMembership: false,
       leaveGroupOnClose: false,
       ...options,
     } as ResolvedOptions;

@@ -11,12 +11,12 @@
 //      keeps the member until the session timeout or its return. An instance scaled away leaves explicitly
 //      (LEAVE_GROUP_ON_CLOSE / `bankstream start --leave-group`).
 //   2. stopping on FENCED_INSTANCE_ID: another process joined with the same group.instance.id. The client
-//      takes that answer to a heartbeat as "rejoin" and drops its member id (#getRejoinError), so its next
-//      JoinGroup, with the same instance id and no member id, would take the membership back from the
-//      newer process, which then does the same: two processes would fence each other forever. The
-//      heartbeat's diagnostic channel publishes the error before the client's callback runs; there the
-//      membership is deactivated (the callback then schedules nothing) and the engine stops, as the Java
-//      client does (FencedInstanceIdException is fatal).
+//      takes that answer (to a Heartbeat, JoinGroup or SyncGroup) as "rejoin" and drops its member id
+//      (#getRejoinError), so its next JoinGroup, with the same instance id and no member id, would take the
+//      membership back from the newer process, which then does the same: two processes would fence each
+//      other forever. The connection publishes every failed response on its diagnostics channel before
+//      the client's callback runs; there the membership is deactivated (the callback then neither rejoins
+//      nor heartbeats) and the engine stops, as the Java client does (FencedInstanceIdException is fatal).
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Consumer } from '@platformatic/kafka';
 import type { Logger } from 'pino';
@@ -35,8 +35,9 @@ const CAUSE_OF_ERROR: Record<string, RebalanceCause> = {
   ILLEGAL_GENERATION: 'generation_stale',
 };
 
-/** The tracing channel @platformatic/kafka publishes every heartbeat's error on (diagnostic.js). */
+/** The tracing channels @platformatic/kafka publishes a failed heartbeat and a failed response on (diagnostic.js). */
 const HEARTBEAT_ERRORS = 'tracing:plt:kafka:consumer:heartbeat:error';
+const RESPONSE_ERRORS = 'tracing:plt:kafka:connections:api:error';
 
 export interface MembershipOptions {
   instanceId: string;
@@ -70,6 +71,8 @@ export class GroupMembership {
   #unassignedMs = 0;
   readonly #onHeartbeatError = (message: unknown) =>
     this.#heartbeatFailed(message as { client?: unknown; error?: unknown });
+  readonly #onResponseError = (message: unknown) =>
+    this.#responseFailed(message as { connection?: { ownerId?: unknown }; error?: unknown });
 
   constructor(options: MembershipOptions) {
     this.#options = options;
@@ -94,11 +97,13 @@ export class GroupMembership {
   attach(consumer: Consumer): void {
     this.#consumer = consumer;
     subscribe(HEARTBEAT_ERRORS, this.#onHeartbeatError);
+    if (this.groupInstanceId !== undefined) subscribe(RESPONSE_ERRORS, this.#onResponseError);
     consumer.on('consumer:group:join', (payload: { generationId?: number }) => this.#assigned(payload.generationId));
   }
 
   detach(): void {
     unsubscribe(HEARTBEAT_ERRORS, this.#onHeartbeatError);
+    unsubscribe(RESPONSE_ERRORS, this.#onResponseError);
   }
 
   /** The engine lost its membership and joins again (the client gave up rejoining, or an outage). */
@@ -157,15 +162,28 @@ export class GroupMembership {
     this.#unassignedSinceMs = undefined;
   }
 
+  /** Any response to this consumer's connections: FENCED_INSTANCE_ID (JoinGroup, SyncGroup, Heartbeat) stops it. */
+  #responseFailed(context: { connection?: { ownerId?: unknown }; error?: unknown }): void {
+    const consumer = this.#consumer;
+    if (consumer === undefined || context.connection?.ownerId !== consumer.instanceId) return;
+    if (!kafkaErrorIds(context.error).has('FENCED_INSTANCE_ID')) return;
+    this.#fence(context.error);
+    this.#deactivate(consumer);
+  }
+
+  /** Runs before the client's callback: without an active membership it neither rejoins nor heartbeats. */
+  #deactivate(consumer: Consumer): void {
+    consumer.memberId = null;
+    (consumer.leaveGroup(false) as unknown as Promise<void>).catch(() => undefined);
+  }
+
   #heartbeatFailed(context: { client?: unknown; error?: unknown }): void {
-    if (context.client === undefined || context.client !== this.#consumer) return;
+    const consumer = this.#consumer;
+    if (consumer === undefined || context.client !== consumer) return;
     const ids = kafkaErrorIds(context.error);
     if (ids.has('FENCED_INSTANCE_ID') && this.groupInstanceId !== undefined) {
       this.#fence(context.error);
-      // Runs before the client's callback: without an active membership it neither rejoins nor heartbeats.
-      const consumer = this.#consumer;
-      consumer.memberId = null;
-      (consumer.leaveGroup(false) as unknown as Promise<void>).catch(() => undefined);
+      this.#deactivate(consumer);
       return;
     }
     for (const id of ids) {

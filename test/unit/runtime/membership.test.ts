@@ -8,8 +8,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { GroupMembership } from '../../../src/runtime/membership.ts';
 
 const heartbeat = tracingChannel('plt:kafka:consumer:heartbeat');
+const responses = tracingChannel('plt:kafka:connections:api');
 
+let instances = 0;
 class StandInConsumer extends EventEmitter {
+  readonly instanceId = instances++;
   memberId: string | null = 'member-1';
   /** Member ids a LeaveGroup would have been sent for (the client sends none without a member id). */
   readonly leftWith: Array<string | null> = [];
@@ -55,6 +58,16 @@ describe('GroupMembership', () => {
     expect(m.fatal?.code).toBe('instance_fenced');
     expect(m.fatal?.message).toMatch(/group\.instance\.id i1/);
     // Deactivated without a LeaveGroup for the dead member id.
+    expect(consumer.leftWith).toEqual([null]);
+  });
+
+  it('should stop when a JoinGroup or SyncGroup on its own connections answers FENCED_INSTANCE_ID', () => {
+    const { m, consumer } = membership();
+    const error = { message: 'failed', errors: [{ apiId: 'FENCED_INSTANCE_ID' }] };
+    responses.error.publish({ connection: { ownerId: consumer.instanceId + 1000 }, apiKey: 11, error });
+    expect(m.fatal).toBeUndefined();
+    responses.error.publish({ connection: { ownerId: consumer.instanceId }, apiKey: 11, error });
+    expect(m.fatal?.code).toBe('instance_fenced');
     expect(consumer.leftWith).toEqual([null]);
   });
 
