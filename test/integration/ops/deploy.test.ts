@@ -271,7 +271,8 @@ describe('Grafana dashboard metrics', () => {
   ]);
 
   it('should only query metrics the code exports', () => {
-    const exported = new Set([...read('src/http/metrics.ts').matchAll(/'(bankstream_[a-z0-9_]+)'/g)].map((m) => m[1]!));
+    const sources = read('src/http/metrics.ts') + read('src/http/membership-metrics.ts');
+    const exported = new Set([...sources.matchAll(/'(bankstream_[a-z0-9_]+)'/g)].map((m) => m[1]!));
     expect(read('src/http/metrics.ts')).toMatch(/collectDefaultMetrics\(\{[^}]*prefix: 'bankstream_'/);
     const dashboard = read('deploy/grafana/dashboards/bankstream.json');
     const used = new Set(
