@@ -20,7 +20,8 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Consumer } from '@platformatic/kafka';
 import type { Logger } from 'pino';
-import { FatalStreamsError, kafkaErrorIds } from './errors.ts';
+import { kafkaErrorIds } from '../kafka/errors.ts';
+import { FatalStreamsError } from './errors.ts';
 
 /** Why this instance received a new assignment. */
 export const REBALANCE_CAUSES = ['start', 'group_rebalance', 'member_expired', 'generation_stale', 'rejoin'] as const;

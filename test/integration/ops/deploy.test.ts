@@ -28,7 +28,11 @@ type Json = Record<string, any>;
  * the X_FILE twin of every secretSetting(env, 'X').
  */
 function configVariables(): Set<string> {
-  const source = read('src/config/config.ts');
+  // config.ts and the files it composes (settings by area, since the config split).
+  const source = readdirSync(at('src/config'))
+    .filter((file) => file.endsWith('.ts'))
+    .map((file) => read(`src/config/${file}`))
+    .join('\n');
   const names = new Set<string>();
   const patterns = [
     /\benv\[\s*'([A-Z][A-Z0-9_]*)'\s*\]/g,
