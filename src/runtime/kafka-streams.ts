@@ -594,7 +594,7 @@ export class KafkaStreams {
   async #onLoopError(error: unknown): Promise<void> {
     if (error instanceof StoppedError && this.#stopRequested) return;
     // FENCED_INSTANCE_ID: another process has this group.instance.id; it is not a migration to rejoin from.
-    this.#fatal ??= this.#membership.fencedError(error);
+    this.#fatal ??= this.#membership.fencedError(error, this.#consumer);
     // The 'fail' processing exception handler: the user chose to stop on a record that throws.
     if (error instanceof ProcessingError)
       this.#fatal ??= new FatalStreamsError('processing_failed', error.message, { cause: error });
@@ -1163,8 +1163,7 @@ export class KafkaStreams {
     const group = {
       groupId: consumer.groupId,
       generationId: prepared.generationId,
-      memberId: consumer.memberId ?? '',
-      groupInstanceId: this.#membership.groupInstanceId ?? null,
+      ...this.#membership.commitMember(consumer),
     };
     await sendOffsetsToTransaction(this.#producer, consumer, offsets, {
       group,

@@ -70,6 +70,7 @@ export class GroupMembership {
   readonly #rebalances = Object.fromEntries(REBALANCE_CAUSES.map((c) => [c, 0])) as Record<RebalanceCause, number>;
   #unassignedSinceMs: number | undefined = Date.now();
   #unassignedMs = 0;
+  #commitMemberId: string | undefined;
   readonly #onHeartbeatError = (message: unknown) =>
     this.#heartbeatFailed(message as { client?: unknown; error?: unknown });
   readonly #onResponseError = (message: unknown) =>
@@ -113,9 +114,29 @@ export class GroupMembership {
     this.#unassignedSinceMs ??= Date.now();
   }
 
-  /** A FatalStreamsError when `error` says another process has this instance's group.instance.id. */
-  fencedError(error: unknown): FatalStreamsError | undefined {
+  /** The member a TxnOffsetCommit is sent as (remembered: a FENCED_INSTANCE_ID answer is judged against it). */
+  commitMember(consumer: Consumer): { memberId: string; groupInstanceId: string | null } {
+    this.#commitMemberId = consumer.memberId ?? '';
+    return { memberId: this.#commitMemberId, groupInstanceId: this.groupInstanceId ?? null };
+  }
+
+  /**
+   * A FatalStreamsError when a commit's FENCED_INSTANCE_ID says another process has this instance's
+   * group.instance.id. Not when this consumer's own member id changed since the commit was sent: a member
+   * that was expired (a pause longer than the session timeout) rejoins under a new member id, and a commit
+   * sent meanwhile with the old one (or with none, while the client rejoins) is fenced by that rejoin —
+   * a migration, handled as one.
+   */
+  fencedError(error: unknown, consumer: Consumer): FatalStreamsError | undefined {
     if (this.groupInstanceId === undefined || !kafkaErrorIds(error).has('FENCED_INSTANCE_ID')) return undefined;
+    const sentAs = this.#commitMemberId;
+    if (sentAs === undefined || sentAs === '' || sentAs !== consumer.memberId) {
+      this.#options.log.warn(
+        { sentAs, memberId: consumer.memberId },
+        'a commit was fenced by this instance rejoining the group under a new member id; re-opening the tasks',
+      );
+      return undefined;
+    }
     return this.#fence(error);
   }
 

@@ -77,11 +77,24 @@ describe('GroupMembership', () => {
     expect(m.fatal).toBeUndefined();
   });
 
-  it('should treat FENCED_INSTANCE_ID from a commit as fatal only for a static member', () => {
+  it('should treat FENCED_INSTANCE_ID from a commit as fatal only for a static member still holding the member id it sent', () => {
     const error = { errors: [{ apiId: 'FENCED_INSTANCE_ID' }] };
-    expect(membership().m.fencedError(error)?.code).toBe('instance_fenced');
-    expect(membership({ staticMembership: false }).m.fencedError(error)).toBeUndefined();
-    expect(membership().m.fencedError({ errors: [{ apiId: 'ILLEGAL_GENERATION' }] })).toBeUndefined();
+    const fenced = (options: { staticMembership?: boolean }, rejoinedAs: string | null | undefined, e = error) => {
+      const { m, consumer } = membership(options);
+      const c = consumer as unknown as Consumer;
+      expect(m.commitMember(c)).toEqual({
+        memberId: 'member-1',
+        groupInstanceId: options.staticMembership === false ? null : 'i1',
+      });
+      if (rejoinedAs !== undefined) consumer.memberId = rejoinedAs;
+      return m.fencedError(e, c)?.code;
+    };
+    expect(fenced({}, undefined)).toBe('instance_fenced');
+    expect(fenced({ staticMembership: false }, undefined)).toBeUndefined();
+    expect(fenced({}, undefined, { errors: [{ apiId: 'ILLEGAL_GENERATION' }] })).toBeUndefined();
+    // Its own rejoin after an expiry (a new member id, or none while the client rejoins): a migration.
+    expect(fenced({}, 'member-2')).toBeUndefined();
+    expect(fenced({}, null)).toBeUndefined();
   });
 
   it('should count assignments by the cause the heartbeat reported, and keep the generation', () => {
