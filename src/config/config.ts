@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ClusterKey, ClusterKeys } from './cluster-key.ts';
 import { Secret } from './secret.ts';
-import { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../runtime/offset-reset.ts';
+import { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../kafka/offset-reset.ts';
 import { PgUrlError, firstHostUrl } from './pg-hosts.ts';
 
 export class ConfigError extends Error {

@@ -26,7 +26,7 @@ import { kafkaConnectionOptions } from '../kafka/security.ts';
 import type { FetchPosition, Fetcher, PartitionFetch } from '../kafka/fetcher.ts';
 import { tpKey } from '../kafka/fetcher.ts';
 import { createReader, type Reader } from '../kafka/reader.ts';
-import { decideStart, outOfRangeStop, type PartitionStop } from '../runtime/offset-reset.ts';
+import { decideStart, outOfRangeStop, type PartitionStop } from '../kafka/offset-reset.ts';
 import {
   SinkBatch,
   STAGING_DDL,

@@ -27,7 +27,7 @@ import type { Logger } from '../config/logger.ts';
 import { fetchStableOffsets } from '../kafka/committed-offsets.ts';
 import { type Fetcher, type FetchedRecord, tpKey } from '../kafka/fetcher.ts';
 import { createReader } from '../kafka/reader.ts';
-import { recordCoordinate, verifyChangelogRecord } from '../runtime/record-mac.ts';
+import { recordCoordinate, verifyChangelogRecord } from '../kafka/record-mac.ts';
 import { IDEMPOTENCY_CONFLICT, storableText } from './records.ts';
 
 export interface ReconcileOptions {
@@ -58,7 +58,7 @@ export type DifferenceKind =
   | 'conflicts_mismatch'
   | 'sink_reject'
   | 'unreadable_record'
-  /** A changelog record without a valid MAC (src/runtime/record-mac.ts): forged, left out of the stores view. */
+  /** A changelog record without a valid MAC (src/kafka/record-mac.ts): forged, left out of the stores view. */
   | 'unauthenticated_record'
   | 'outcomes_truncated'
   | 'api_error';
