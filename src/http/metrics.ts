@@ -17,7 +17,7 @@ import {
   collectDefaultMetrics,
 } from 'prom-client';
 import type { PartitionLag, StreamsState, StreamsStatus } from '../runtime/kafka-streams.ts';
-import type { SinkStatus } from '../sinks/postgres-sink.ts';
+import type { SinkStatus } from '../sinks/status.ts';
 
 const STREAMS_STATES: StreamsState[] = [
   'CREATED',

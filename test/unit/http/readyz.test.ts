@@ -10,7 +10,7 @@ import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
 import { managementRoutes } from '../../../src/http/routes/system.ts';
 import type { StreamsStatus } from '../../../src/runtime/kafka-streams.ts';
 import type { PartitionStop } from '../../../src/kafka/offset-reset.ts';
-import type { SinkStatus } from '../../../src/sinks/postgres-sink.ts';
+import type { SinkStatus } from '../../../src/sinks/status.ts';
 import { type Served, serve } from './serve.ts';
 
 const stop: PartitionStop = {
