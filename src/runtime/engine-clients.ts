@@ -7,6 +7,7 @@ import type { BankstreamProducer } from '../kafka/producer.ts';
 import { createReader } from '../kafka/reader.ts';
 import { createCopartitionedAssigner, LEGACY_PROTOCOL_NAME, PROTOCOL_NAME } from './assignor.ts';
 import type { ResolvedOptions } from './engine-options.ts';
+import type { GroupMembership } from './membership.ts';
 import type { Fetcher } from '../kafka/fetcher.ts';
 
 export interface EngineClients {
@@ -27,7 +28,11 @@ const FETCH_MAX_BYTES = 16 * 1024 * 1024;
 const FETCH_PARTITION_MAX_BYTES = 2 * 1024 * 1024;
 
 /** `memberInfo` is this member's subscription user data, asked for at every JoinGroup (see assignor.ts). */
-export function createEngineClients(options: ResolvedOptions, memberInfo: () => Buffer): EngineClients {
+export function createEngineClients(
+  options: ResolvedOptions,
+  memberInfo: () => Buffer,
+  membership: GroupMembership,
+): EngineClients {
   const { applicationId, instanceId, brokers, connection } = options;
   const producer = createTransactionalProducer({
     bootstrapBrokers: brokers,
@@ -55,6 +60,7 @@ export function createEngineClients(options: ResolvedOptions, memberInfo: () => 
     clientId: `${applicationId}-${instanceId}-consumer`,
     groupId: applicationId,
     group: {
+      ...membership.consumerOptions(),
       sessionTimeoutMs: options.sessionTimeoutMs,
       rebalanceTimeoutMs: Math.max(30_000, options.sessionTimeoutMs),
       heartbeatIntervalMs: options.heartbeatIntervalMs,

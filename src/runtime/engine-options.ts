@@ -7,8 +7,9 @@ import type { StreamsState } from '../streams/status.ts';
 import type { ProcessingErrorInfo } from '../topology/processing-errors.ts';
 import type { Topology } from '../topology/topology.ts';
 import type { InternalRecords } from './internal-records.ts';
-import type { OffsetResetPolicy } from './offset-reset.ts';
-import type { RecordAuthOptions } from './record-mac.ts';
+import type { GroupMembership } from './membership.ts';
+import type { OffsetResetPolicy } from '../kafka/offset-reset.ts';
+import type { RecordAuthOptions } from './record-auth.ts';
 
 export interface KafkaStreamsOptions {
   applicationId: string;
@@ -37,7 +38,7 @@ export interface KafkaStreamsOptions {
   onProcessingError?: (info: ProcessingErrorInfo) => void;
   /** The cluster keys: every repartition and changelog record is signed with them, and applied only if it verifies. */
   clusterKeys: ClusterKeys;
-  /** Upgrade and incident switches for internal-record authentication (see record-mac.ts). */
+  /** Upgrade and incident switches for internal-record authentication (see record-auth.ts). */
   recordAuth?: RecordAuthOptions;
   /** false only for the bench's A/B measure of the MACs' cost (nothing signed or checked); never from configuration. */
   internalRecordMacs?: boolean;
@@ -49,6 +50,13 @@ export interface KafkaStreamsOptions {
   acceptableRecoveryLag?: number;
   /** Called with the folders each state cleanup deleted (metrics). */
   onStateCleanup?: (deleted: string[]) => void;
+  /**
+   * Join with group.instance.id = instanceId (KIP-345; membership.ts). Default false, as Kafka's
+   * group.instance.id; bankstream's configuration turns it on (STATIC_MEMBERSHIP, default true).
+   */
+  staticMembership?: boolean;
+  /** A static member leaves the group when it stops (scale-down); default false: a restart keeps its partitions. */
+  leaveGroupOnClose?: boolean;
 }
 
 type Optional = 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' | 'internalRecordMacs';
@@ -73,6 +81,8 @@ export function resolveOptions(options: KafkaStreamsOptions): ResolvedOptions {
     fetchMaxWaitMs: 50,
     standbyReplicas: 0,
     offsetReset: 'safe',
+    staticMembership: false,
+    leaveGroupOnClose: false,
     ...options,
     stateCleanupDelayMs: options.stateCleanupDelayMs ?? 600_000,
     acceptableRecoveryLag: options.acceptableRecoveryLag ?? 10_000,
@@ -96,6 +106,8 @@ export interface EngineContext {
   readonly brokerHealth: BrokerHealth;
   /** The engine's own outage (component 'streams'). */
   readonly outage: BrokerOutage;
+  /** Static membership (KIP-345) and what the group does to this instance (membership.ts). */
+  readonly membership: GroupMembership;
   /** Aborted by close(): ends every wait for the broker. */
   readonly stop: AbortController;
   state: StreamsState;

@@ -1,7 +1,7 @@
-// The engine's side of authenticated internal records (record-mac.ts holds the MAC format): what the
-// engine (task executor, task manager) calls when it emits a repartition record, fetches one, writes a
-// changelog record or restores one, and what it reports. Kept in one place so the processing path only
-// calls into it.
+// The engine's side of authenticated internal records (src/kafka/record-mac.ts holds the MAC format,
+// record-auth.ts the policies): what the engine (task executor, task manager) calls when it emits a
+// repartition record, fetches one, writes a changelog record or restores one, and what it reports. Kept
+// in one place so the processing path only calls into it.
 import type { Logger } from 'pino';
 import type { ClusterKeys } from '../config/cluster-key.ts';
 import type { OutputRecord } from '../topology/task-graph.ts';
@@ -9,17 +9,15 @@ import type { InternalRecordsStatus, RejectedRecord } from '../streams/status.ts
 import type { Topology } from '../topology/topology.ts';
 import type { FetchedRecord } from '../kafka/fetcher.ts';
 import {
-  type ChangelogCheck,
-  changelogVerifier,
   hasMacHeaders,
   producerTaskOf,
-  type RecordAuthOptions,
   type RecordRejection,
   signChangelogEntry,
   signRepartitionRecord,
   verifyRepartitionRecord,
   withoutMacHeaders,
-} from './record-mac.ts';
+} from '../kafka/record-mac.ts';
+import { type ChangelogCheck, changelogVerifier, type RecordAuthOptions } from './record-auth.ts';
 
 export type { InternalRecordsStatus, RejectedRecord } from '../streams/status.ts';
 

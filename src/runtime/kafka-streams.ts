@@ -20,6 +20,7 @@ import {
 } from './engine-options.ts';
 import { FatalStreamsError } from './errors.ts';
 import { InternalRecords } from './internal-records.ts';
+import { GroupMembership } from './membership.ts';
 import type { StandbyView } from './standby.ts';
 import { StateManager } from './state-manager.ts';
 import { StreamThread } from './stream-thread.ts';
@@ -64,6 +65,7 @@ export class KafkaStreams implements StreamsView {
     this.#brokerHealth = options.brokerHealth ?? new BrokerHealth(this.#log);
     this.#outage = this.#brokerHealth.outage('streams', this.#log);
     this.#ctx = {
+      membership: new GroupMembership({ ...this.#options, log: this.#log }),
       topology: this.#topology,
       options: this.#options,
       log: this.#log,
@@ -98,6 +100,7 @@ export class KafkaStreams implements StreamsView {
       stopped: tasks?.stopped() ?? [],
       internalRecords: this.#internal.status(),
       brokerUnavailableSinceMs: this.#outage.unavailable?.sinceMs,
+      membership: this.#ctx.membership.status(),
     };
   }
 
@@ -145,7 +148,7 @@ export class KafkaStreams implements StreamsView {
   async start(): Promise<void> {
     this.#ctx.state = 'STARTING';
     const ctx = this.#ctx;
-    const clients = createEngineClients(this.#options, () => tasks.memberInfo());
+    const clients = createEngineClients(this.#options, () => tasks.memberInfo(), ctx.membership);
     const state = new StateManager({
       applicationId: this.#options.applicationId,
       topology: this.#topology,

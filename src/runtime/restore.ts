@@ -5,6 +5,7 @@ import { type Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import type { ChangelogEntry } from '../stores/types.ts';
 import { TaskCorruptedError } from './errors.ts';
+import type { ChangelogCheck } from './record-auth.ts';
 import {
   type FetchedRecord,
   type FetchPartitionError,
@@ -14,7 +15,6 @@ import {
   tpKey,
 } from '../kafka/fetcher.ts';
 import { listOffsets } from './list-offsets.ts';
-import type { ChangelogCheck } from './record-mac.ts';
 import type { StreamTask } from './task.ts';
 
 export interface RestoreTarget {
@@ -42,7 +42,7 @@ export async function restoreTargets(
   fetcher: Fetcher,
   log: Logger,
   onProgress: (records: number) => void = () => {},
-  /** Authenticates every record before it is applied (record-mac.ts); throws to stop the restore. */
+  /** Authenticates every record before it is applied (record-auth.ts); throws to stop the restore. */
   check?: ChangelogCheck,
 ): Promise<RestoreProgress> {
   const started = Date.now();

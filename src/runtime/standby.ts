@@ -11,7 +11,7 @@ import type { Consumer } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import { backoffDelayMs, BROKER_BACKOFF, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { type Fetcher, isOutOfRange, tpKey } from '../kafka/fetcher.ts';
-import type { ChangelogCheck } from './record-mac.ts';
+import type { ChangelogCheck } from './record-auth.ts';
 import { changelogEntries, type RestoreTarget, resetOutOfRange } from './restore.ts';
 import type { StreamTask } from './task.ts';
 
@@ -22,7 +22,7 @@ export interface StandbyTasksOptions {
   changelogTopicOf(store: string): string;
   /** A task for the partition's state folder; only its stores are used. */
   createTask(partition: number): StreamTask;
-  /** Authenticates every changelog record before it is applied (record-mac.ts); a throw drops the standby. */
+  /** Authenticates every changelog record before it is applied (record-auth.ts); a throw drops the standby. */
   check?: ChangelogCheck;
   /** Where a broker outage seen by the standby fetches is reported (logged at a low rate, /readyz, metrics). */
   outage?: BrokerOutage;

@@ -10,7 +10,7 @@ import type { Topology } from '../topology/topology.ts';
 import { TaskCorruptedError } from './errors.ts';
 import { type Fetcher, tpKey } from '../kafka/fetcher.ts';
 import { listOffsets } from './list-offsets.ts';
-import type { ChangelogCheck } from './record-mac.ts';
+import type { ChangelogCheck } from './record-auth.ts';
 import { type RestoreProgress, type RestoreTarget, restoreTargets } from './restore.ts';
 import type { StreamTask } from './task.ts';
 
@@ -22,7 +22,7 @@ export interface StateManagerOptions {
   log: Logger;
   /** How long a plan waits for a changelog's last stable offset to reach a store's checkpoint (ms). */
   catchUpMs: number;
-  /** Authenticates every changelog record before it is applied (record-mac.ts). */
+  /** Authenticates every changelog record before it is applied (record-auth.ts). */
   check?: ChangelogCheck;
 }
 

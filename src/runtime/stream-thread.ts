@@ -85,6 +85,7 @@ export class StreamThread {
     await this.#untilBrokerAnswers('initProducerId', () => executor.initProducer());
     tasks.watchAssignments();
     clients.consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'consumer error'));
+    this.#ctx.membership.attach(clients.consumer);
     this.#watchMembership();
     clients.consumer.topics.trackAll(...topology.sourceTopics());
     await this.#joinGroup();
@@ -133,6 +134,7 @@ export class StreamThread {
     let inflight: { epoch: number; promise: Promise<FetchRound> } | undefined;
     while (!this.#stopRequested) {
       // 1.
+      if (this.#ctx.membership.fatal) throw this.#ctx.membership.fatal;
       if (this.#membershipLost || this.#inactiveTooLong()) {
         inflight = undefined;
         await this.#rejoin();
@@ -181,9 +183,11 @@ export class StreamThread {
 
   async #onLoopError(error: unknown): Promise<void> {
     if (error instanceof StoppedError && this.#stopRequested) return;
+    // FENCED_INSTANCE_ID: another process has this group.instance.id; it is not a migration to rejoin from.
+    this.#fatal ??= this.#ctx.membership.fencedError(error, this.#parts.clients.consumer);
     const verdict = classifyLoopError(error, this.#connection);
-    if (verdict.kind === 'fatal') {
-      this.#fatal = verdict.fatal;
+    if (verdict.kind === 'fatal' || this.#fatal) {
+      this.#fatal ??= verdict.kind === 'fatal' ? verdict.fatal : undefined;
       this.#ctx.state = 'FAILED';
       this.#log.error({ err: error }, 'fatal streams error; stopping');
       await this.#closeTasks();
@@ -245,6 +249,7 @@ export class StreamThread {
     this.#ctx.emitStatus();
     await this.#closeTasks();
     this.#parts.tasks.forgetAssignment(true);
+    this.#ctx.membership.rejoining();
     await this.#joinGroup();
   }
 
@@ -372,7 +377,8 @@ export class StreamThread {
     await this.#closeTasks();
     await tasks.closeStandbys();
     await clients.standbyConsumer.close(true).catch(() => undefined);
-    await (clients.consumer.leaveGroup(false) as unknown as Promise<void>).catch(() => undefined);
+    await this.#ctx.membership.leaveOrStay(clients.consumer).catch(() => undefined);
+    this.#ctx.membership.detach();
     await clients.consumer.close(true).catch(() => undefined);
     await clients.producer.close(true).catch(() => undefined);
     this.#ctx.state = this.#fatal ? 'FAILED' : 'STOPPED';

@@ -329,8 +329,7 @@ export class TaskExecutor {
     const group = {
       groupId: consumer.groupId,
       generationId: prepared.generationId,
-      memberId: consumer.memberId ?? '',
-      groupInstanceId: null,
+      ...this.#ctx.membership.commitMember(consumer),
     };
     const send = this.#options.sendOffsets ?? sendOffsetsToTransaction;
     await send(producer, consumer, offsets, { group, timeoutMs: this.#ctx.options.transactionTimeoutMs });

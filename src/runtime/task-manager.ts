@@ -1,6 +1,6 @@
 // The TaskManager (as in Kafka Streams): this member's assignment and its tasks. It creates, opens,
 // restores and closes the active tasks of each generation, keeps the standbys in step with the
-// assignment, reads the committed offsets a task starts from (offsets fail closed, offset-reset.ts),
+// assignment, reads the committed offsets a task starts from (offsets fail closed, src/kafka/offset-reset.ts),
 // and tells the assignor what this member runs, keeps warm and has on disk. A corrupted task
 // (TaskCorruptedError from the StateManager) has its stores wiped and restored from scratch here.
 import { readdirSync } from 'node:fs';
@@ -17,7 +17,7 @@ import type { Assignment, EngineContext } from './engine-options.ts';
 import { TaskCorruptedError } from './errors.ts';
 import { type FetchPosition, type Fetcher, tpKey } from '../kafka/fetcher.ts';
 import { listOffsets } from './list-offsets.ts';
-import { decideStart, outOfRangeStop } from './offset-reset.ts';
+import { decideStart, outOfRangeStop } from '../kafka/offset-reset.ts';
 import type { RestoreProgress } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
 import { type StateManager, storesWithData } from './state-manager.ts';

@@ -4,6 +4,7 @@
 // A leaf: it imports types from src/stores and src/kafka, nothing from runtime/, http/ or sinks/.
 import type { BrokerHealth } from '../kafka/retry.ts';
 import type { TaskStore } from '../stores/types.ts';
+import type { MembershipStatus } from './membership.ts';
 import type { PartitionStop } from './partition-stop.ts';
 
 export type { PartitionStop, PartitionStopCode } from './partition-stop.ts';
@@ -53,6 +54,8 @@ export interface StreamsStatus {
   internalRecords: InternalRecordsStatus;
   /** Since when (epoch ms) the engine waits for the broker; undefined while the broker answers. */
   brokerUnavailableSinceMs: number | undefined;
+  /** Static membership, the generation, rebalances by cause and time without an assignment (runtime/membership.ts). */
+  membership: MembershipStatus;
 }
 
 export type StreamsListener = (status: StreamsStatus) => void;

@@ -19,6 +19,14 @@ function thread(commit: (attempt: number, thread: StreamThread) => Promise<void>
     internal: { deadLetterTopics: () => [] },
     outage: { recovered: () => {}, failed: () => {} },
     stop: new AbortController(),
+    membership: {
+      attach: () => {},
+      detach: () => {},
+      rejoining: () => {},
+      fatal: undefined,
+      fencedError: () => undefined,
+      leaveOrStay: async () => {},
+    },
     state: 'STARTING',
     emitStatus: () => {},
   } as unknown as EngineContext;

@@ -94,6 +94,7 @@ function harness(options: { commitFails?: boolean; producerIdChanges?: boolean; 
   const ctx = {
     log: pino({ level: 'silent' }),
     internal: { sign: (o: unknown) => o, changelogHeaders: () => undefined },
+    membership: { commitMember: () => ({ memberId: 'member-1', groupInstanceId: 'i0' }) },
     options: {
       batchRecordsMax: 1000,
       commitIntervalMs: 100,
@@ -114,7 +115,7 @@ function harness(options: { commitFails?: boolean; producerIdChanges?: boolean; 
     fatal: () => undefined,
     sendOffsets: async (_producer, _consumer, offsets, options) => {
       steps.push(
-        `2c offsets ${offsets.map((o) => `${o.partition}:${o.offset}`).join(',')} gen ${options?.group?.generationId}`,
+        `2c offsets ${offsets.map((o) => `${o.partition}:${o.offset}`).join(',')} gen ${options?.group?.generationId} as ${options?.group?.memberId}/${options?.group?.groupInstanceId}`,
       );
     },
   });
@@ -132,7 +133,7 @@ describe('TaskExecutor', () => {
       '1 prepare 1/s',
       '2a begin',
       '2b send 4',
-      '2c offsets 0:10,1:11 gen 3',
+      '2c offsets 0:10,1:11 gen 3 as member-1/i0',
       '2d commit',
       // The checkpoint is the changelog's base offset + the records written: 100 + 2.
       '3a flush 0/s at 102',
