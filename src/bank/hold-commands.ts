@@ -5,7 +5,7 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { isFreeText, isId, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX, ID_CHARS_MAX } from './commands.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
-import type { TransferFailureCode } from './outcomes.ts';
+import type { TransferFailureCode } from './failure-codes.ts';
 
 export type HoldCommandType = 'hold' | 'post_hold' | 'void_hold';
 const HOLD_TYPES: ReadonlySet<string> = new Set(['hold', 'post_hold', 'void_hold']);

@@ -10,7 +10,7 @@
 import { isUtf8 } from 'node:buffer';
 import { ID_CHARS_MAX, isStorableText, keyText } from './commands.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
-import type { TransferFailureCode } from './outcomes.ts';
+import type { TransferFailureCode } from './failure-codes.ts';
 
 export type HoldLeg =
   | { leg: 'hold_credit'; holdId: string; from: string; to: string; amount: bigint; currency: string }

@@ -7,7 +7,7 @@ import type { HoldCommand, HoldFields, ResolveHold } from './hold-commands.ts';
 import { type HoldLeg, holdLegKey, holdLegValue } from './hold-legs.ts';
 import type { HoldRow, HoldStore } from './hold-store.ts';
 import { currencyDigits, formatMoney } from './money.ts';
-import type { TransferFailureCode } from './outcomes.ts';
+import type { TransferFailureCode } from './failure-codes.ts';
 import { dedupKey } from './stores.ts';
 
 /** A bank task with its holds store. */

@@ -13,7 +13,7 @@
 // their next write, and swept (moved or dropped) in bounded steps until none is left.
 // Nothing here knows what the values mean: `timeOf` says when an entry's retention starts (null = pinned).
 import assert from 'node:assert/strict';
-import type { KeyValueStore } from '../topology/types.ts';
+import type { KeyValueStore } from './types.ts';
 
 const SEGMENT_PREFIX = '\u0001';
 const PINNED_PREFIX = '\u0002';
