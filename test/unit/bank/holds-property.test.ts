@@ -110,8 +110,14 @@ class Model {
     const fail = (code: string): void => void out.failed.push([id, code]);
     const type = v['type'];
     if (type === 'withdrawal') {
-      if (!this.accounts.has(from)) return fail('account_not_found');
-      if (this.#available(from) < (v['minor'] as bigint)) return fail('insufficient_funds');
+      if (!this.accounts.has(from)) {
+        fail('account_not_found');
+        return;
+      }
+      if (this.#available(from) < (v['minor'] as bigint)) {
+        fail('insufficient_funds');
+        return;
+      }
       this.accounts.get(from)!.posted -= v['minor'] as bigint;
       out.completed.push([id, 'completed']);
       return;
@@ -119,10 +125,22 @@ class Model {
     if (type === 'transfer' || type === 'hold') {
       const to = v['to'] as string;
       const minor = v['minor'] as bigint;
-      if (from === to) return fail('same_account');
-      if (!this.accounts.has(from)) return fail('account_not_found');
-      if (this.#available(from) < minor) return fail('insufficient_funds');
-      if (!this.accounts.has(to)) return fail('account_not_found');
+      if (from === to) {
+        fail('same_account');
+        return;
+      }
+      if (!this.accounts.has(from)) {
+        fail('account_not_found');
+        return;
+      }
+      if (this.#available(from) < minor) {
+        fail('insufficient_funds');
+        return;
+      }
+      if (!this.accounts.has(to)) {
+        fail('account_not_found');
+        return;
+      }
       if (type === 'transfer') {
         this.accounts.get(from)!.posted -= minor;
         this.accounts.get(to)!.posted += minor;
@@ -137,14 +155,27 @@ class Model {
       return;
     }
     const hold = this.holds.get(`${from}\u0000${v['holdId'] as string}`);
-    if (hold === undefined) return fail('hold_not_found');
+    if (hold === undefined) {
+      fail('hold_not_found');
+      return;
+    }
     if (hold.status === 'pending' && this.nowMs >= hold.expiresAtMs) {
       this.#expire(hold, out);
-      return fail('hold_expired');
+      fail('hold_expired');
+      return;
     }
-    if (hold.status === 'posted') return fail('hold_already_posted');
-    if (hold.status === 'voided') return fail('hold_already_voided');
-    if (hold.status === 'expired') return fail('hold_expired');
+    if (hold.status === 'posted') {
+      fail('hold_already_posted');
+      return;
+    }
+    if (hold.status === 'voided') {
+      fail('hold_already_voided');
+      return;
+    }
+    if (hold.status === 'expired') {
+      fail('hold_expired');
+      return;
+    }
     const a = this.accounts.get(hold.from)!;
     const b = this.accounts.get(hold.to)!;
     if (type === 'void_hold') {
@@ -155,7 +186,10 @@ class Model {
       return;
     }
     const posted = (v['minor'] as bigint | undefined) ?? hold.amount;
-    if (posted > hold.amount) return fail('amount_exceeds_hold');
+    if (posted > hold.amount) {
+      fail('amount_exceeds_hold');
+      return;
+    }
     hold.status = 'posted';
     a.pendingDebits -= hold.amount;
     b.pendingCredits -= hold.amount;
