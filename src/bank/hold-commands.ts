@@ -1,9 +1,9 @@
 // The edge of the hold commands (README-BANK "Holds"): bytes → a validated hold, post_hold or void_hold,
-// or a classified refusal, by the same rules as commands.ts (ids, amounts as strings, requestedAt, key).
-// parse.ts calls it only for records commands.ts did not recognise, so other commands pay nothing.
+// or a classified refusal, by the same rules as commands.ts and input-rules.ts (ids, amounts as strings, requestedAt, key).
+// The processor (hold-dispatch.ts) calls it only for records commands.ts dead-lettered, so other commands pay nothing.
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { isFreeText, isId, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX, ID_CHARS_MAX } from './commands.ts';
+import { isFreeText, isId, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX, ID_CHARS_MAX } from './input-rules.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 

@@ -8,7 +8,7 @@
 //   hold_release  (key to)    the from task voided or expired the hold: the to task drops the pending credit
 //   hold_route    (key from)  a post_hold / void_hold that arrived under another key, unchanged
 import { isUtf8 } from 'node:buffer';
-import { ID_CHARS_MAX, isStorableText, keyText } from './commands.ts';
+import { ID_CHARS_MAX, isStorableText, keyText } from './input-rules.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 

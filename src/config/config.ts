@@ -3,7 +3,6 @@
 // ConfigError naming the variable and what was expected. Import configuration from here.
 import os from 'node:os';
 import path from 'node:path';
-import { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../runtime/offset-reset.ts';
 import type { ClusterKeys } from './cluster-key.ts';
 import { type RecordAuthConfig, clusterKeysConfig, recordAuthConfig } from './cluster-secret.ts';
 import {
@@ -87,6 +86,10 @@ export interface Config {
   /** How the engine treats internal records without a MAC (upgrades) and which ones an operator skips. */
   recordAuth: RecordAuthConfig;
 }
+
+/** OFFSET_RESET: where a partition without a committed offset starts; the rule is src/runtime/offset-reset.ts. */
+export type OffsetResetPolicy = 'safe' | 'earliest' | 'none';
+export const OFFSET_RESET_POLICIES: readonly OffsetResetPolicy[] = ['safe', 'earliest', 'none'];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const NAME_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;
