@@ -71,7 +71,7 @@ export interface Config {
   standbyReplicas: number;
   /** How long a task state folder stays on disk after it was last in use here (ms). */
   stateCleanupDelayMs: number;
-  /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/runtime/offset-reset.ts. */
+  /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/kafka/offset-reset.ts. */
   offsetReset: OffsetResetPolicy;
   logLevel: string;
   sinkGroupId: string;
@@ -87,7 +87,7 @@ export interface Config {
   recordAuth: RecordAuthConfig;
 }
 
-/** OFFSET_RESET: where a partition without a committed offset starts; the rule is src/runtime/offset-reset.ts. */
+/** OFFSET_RESET: where a partition without a committed offset starts; the rule is src/kafka/offset-reset.ts. */
 export type OffsetResetPolicy = 'safe' | 'earliest' | 'none';
 export const OFFSET_RESET_POLICIES: readonly OffsetResetPolicy[] = ['safe', 'earliest', 'none'];
 

@@ -17,7 +17,7 @@ import {
   collectDefaultMetrics,
 } from 'prom-client';
 import type { PartitionLag, StreamsState, StreamsStatus } from '../runtime/kafka-streams.ts';
-import type { SinkStatus } from '../sinks/postgres-sink.ts';
+import type { SinkStatus } from '../sinks/status.ts';
 
 const STREAMS_STATES: StreamsState[] = [
   'CREATED',
@@ -264,7 +264,7 @@ export class Metrics {
       'Assigned source partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md',
       () => streams.status().stopped,
     );
-    // Authenticated internal records (src/runtime/record-mac.ts): any refusal is an alert.
+    // Authenticated internal records (src/kafka/record-mac.ts): any refusal is an alert.
     this.counterOf(
       'bankstream_internal_records_rejected_total',
       'Internal (repartition) records refused for a missing or wrong MAC, sent to the DLQ and never applied',

@@ -11,7 +11,7 @@ import { type Config, changelogTopic, loadConfig } from '../../../src/config/con
 import { createUser } from '../../../src/http/users.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { migrate } from '../../../src/sinks/migrate.ts';
-import { reconcile } from '../../../src/sinks/reconcile.ts';
+import { reconcile } from '../../../src/ops/reconcile/reconcile.ts';
 import { Cluster, postgresViolations, sendReliably, waitForOutcomes } from '../../chaos/chaos.ts';
 import { PrivateKafka, PrivatePostgres } from '../../chaos/services.ts';
 import { readCommitted } from '../../helpers/kafka.ts';
