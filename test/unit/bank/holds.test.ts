@@ -159,6 +159,69 @@ describe('hold edge cases', () => {
     expect(task.take('credits-sink').map((f) => (f.value as Record<string, string>)['leg'])).toEqual(['hold_release']);
   });
 
+  test('should answer hold_not_open while to has not accepted, and finish the hold on hold_accepted', () => {
+    // Partition 0 is this task; b lives elsewhere, so the hold waits for its hold_accepted leg.
+    const task = new ManualTask((id) => (id === 'b' ? 1 : 0));
+    task.command({ type: 'open_account', accountId: 'a', ownerId: 'o', currency: 'EUR' });
+    task.command({ type: 'deposit', transferId: 'd', accountId: 'a', amount: '100.00', currency: 'EUR' });
+    task.command(hold('h-1', 'a', 'b', '40.00'));
+    const legs = () => task.take('credits-sink').map((f) => f.value as Record<string, string>);
+    const codes = () => task.take('failed-sink').map((f) => (f.value as Record<string, string>)['code']);
+    expect(legs()).toEqual([
+      { leg: 'hold_credit', holdId: 'h-1', from: 'a', to: 'b', amount: '40.00', currency: 'EUR' },
+    ]);
+    task.take('completed-sink');
+    task.command({ type: 'post_hold', transferId: 'p-1', holdId: 'h-1', from: 'a' });
+    expect(codes()).toEqual(['hold_not_open']);
+    task.leg('a', { leg: 'hold_accepted', holdId: 'h-1', from: 'a' });
+    expect(task.take('completed-sink').map((f) => (f.value as Record<string, string>)['status'])).toEqual(['pending']);
+    // A copy of the leg finds no opening hold: dead-lettered, nothing answered twice.
+    task.leg('a', { leg: 'hold_accepted', holdId: 'h-1', from: 'a' });
+    expect(task.take('dlq-sink')).toHaveLength(1);
+    task.command({ type: 'post_hold', transferId: 'p-2', holdId: 'h-1', from: 'a' });
+    expect(legs()).toEqual([{ leg: 'hold_post', holdId: 'h-1', from: 'a', to: 'b', amount: '40.00', currency: 'EUR' }]);
+    // Posted: the money is in flight to b until hold_settle.
+    expect(task.stores.balances.rows.get('a')).toEqual({ balance: '6000', inFlight: '4000' });
+    task.leg('a', { leg: 'hold_settle', holdId: 'h-1', from: 'a' });
+    expect(task.stores.balances.rows.get('a')).toEqual({ balance: '6000', inFlight: '0' });
+    task.leg('a', { leg: 'hold_settle', holdId: 'h-1', from: 'a' });
+    expect(task.take('dlq-sink')).toHaveLength(1);
+    expect(task.stores.balances.rows.get('a')).toEqual({ balance: '6000', inFlight: '0' });
+  });
+
+  test('should release the reservation and answer the code when to refuses the hold', () => {
+    const task = new ManualTask((id) => (id === 'b' ? 1 : 0));
+    task.command({ type: 'open_account', accountId: 'a', ownerId: 'o', currency: 'EUR' });
+    task.command({ type: 'deposit', transferId: 'd', accountId: 'a', amount: '100.00', currency: 'EUR' });
+    task.command(hold('h-1', 'a', 'b', '40.00'));
+    expect(task.stores.balances.rows.get('a')).toEqual({ balance: '10000', inFlight: '0', pendingDebits: '4000' });
+    task.leg('a', {
+      leg: 'hold_refused',
+      holdId: 'h-1',
+      from: 'a',
+      code: 'account_closed',
+      reason: 'account b is closed',
+    });
+    const failed = task.take('failed-sink').map((f) => f.value as Record<string, string>);
+    expect(failed.map((v) => [v['transferId'], v['code']])).toEqual([['h-1', 'account_closed']]);
+    expect(task.stores.balances.rows.get('a')).toEqual({ balance: '10000', inFlight: '0' });
+    // The same hold command again is an exact duplicate: silent.
+    task.command(hold('h-1', 'a', 'b', '40.00'));
+    expect(task.take('failed-sink')).toEqual([]);
+    expect(task.take('credits-sink').map((f) => (f.value as Record<string, string>)['leg'])).toEqual(['hold_credit']);
+  });
+
+  test('should dead-letter a hold leg with a bad amount or the wrong key and change nothing', () => {
+    const task = new ManualTask(() => 0);
+    task.command({ type: 'open_account', accountId: 'b', ownerId: 'o', currency: 'EUR' });
+    task.leg('b', { leg: 'hold_credit', holdId: 'h', from: 'a', to: 'b', amount: '-1.00', currency: 'EUR' });
+    task.leg('a', { leg: 'hold_credit', holdId: 'h', from: 'a', to: 'b', amount: '1.00', currency: 'EUR' });
+    task.leg('b', { leg: 'hold_post', holdId: 'h', from: 'a', to: 'b', amount: '1.00', currency: 'EUR' });
+    task.leg('a', { leg: 'hold_route', from: 'a', command: '{"type":"hold"}', timestamp: '0' });
+    expect(task.take('dlq-sink')).toHaveLength(4);
+    expect(task.stores.balances.rows.get('b')).toEqual({ balance: '0', inFlight: '0' });
+  });
+
   test('should fail amount_exceeds_hold and currency_mismatch, and keep the hold pending', async () => {
     const { bank, from, to } = await funded('cross');
     await bank.send(hold('h-1', from, to, '40.00'));
