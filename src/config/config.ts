@@ -18,6 +18,7 @@ import { type KafkaSecurityConfig, kafkaSecurityConfig } from './kafka-security.
 import { type DatabaseConfig, type PostgresTlsConfig, databaseConfig, pgUrl, postgresTlsConfig } from './postgres.ts';
 import { type Env, brokers, int, str, url } from './settings.ts';
 import { type TopicNames, topicNames } from './topics.ts';
+import { type MembershipConfig, membershipConfig } from './membership.ts';
 
 export { type RecordAuthConfig, clusterKeysConfig, requireClusterKeys } from './cluster-secret.ts';
 export type { AuthConfig, HttpConfig, ManagementConfig } from './http.ts';
@@ -41,6 +42,7 @@ export {
 } from './postgres.ts';
 export { ConfigError, secretSetting } from './settings.ts';
 export { type TopicNames, changelogTopic, instancesTopic } from './topics.ts';
+export type { MembershipConfig } from './membership.ts';
 
 export interface Config {
   appId: string;
@@ -69,6 +71,8 @@ export interface Config {
   /** Reverse proxies in front of the API whose X-Forwarded-For is trusted for the client address (0 = none). */
   trustProxyHops: number;
   standbyReplicas: number;
+  /** Static group membership (KIP-345) and the session timeout; see src/runtime/membership.ts. */
+  membership: MembershipConfig;
   /** How long a task state folder stays on disk after it was last in use here (ms). */
   stateCleanupDelayMs: number;
   /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/kafka/offset-reset.ts. */
@@ -129,6 +133,7 @@ export function loadConfig(env: Env = process.env): Config {
     management: managementConfig(env, httpHost, httpPort),
     trustProxyHops: int(env, 'HTTP_TRUST_PROXY_HOPS', 0, 0, 10),
     standbyReplicas: int(env, 'STANDBY_REPLICAS', 0, 0, 8),
+    membership: membershipConfig(env),
     stateCleanupDelayMs: int(env, 'STATE_CLEANUP_DELAY_MS', 600_000, 0, 30 * 24 * 3600 * 1000),
     offsetReset: str(
       env,

@@ -18,6 +18,7 @@ import {
 } from 'prom-client';
 import type { PartitionLag, StreamsState, StreamsStatus } from '../runtime/kafka-streams.ts';
 import type { SinkStatus } from '../sinks/status.ts';
+import { bindMembershipMetrics } from './membership-metrics.ts';
 
 const STREAMS_STATES: StreamsState[] = [
   'CREATED',
@@ -259,6 +260,7 @@ export class Metrics {
       'Changelog records restored into local stores',
       () => streams.status().restoredRecords,
     );
+    bindMembershipMetrics(this.registry, () => streams.status().membership);
     this.stoppedGauge(
       'bankstream_streams_partitions_stopped',
       'Assigned source partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md',

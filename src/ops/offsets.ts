@@ -168,7 +168,7 @@ async function assertGroupInactive(admin: Admin, groupId: string): Promise<void>
   if (members > 0) {
     throw new OffsetResetError(
       'group_active',
-      `group ${groupId} has ${members} active member(s) (state ${group?.state}); stop every instance of the group first, then reset`,
+      `group ${groupId} has ${members} active member(s) (state ${group?.state}); stop every instance of the group first (a stopped static member stays one for SESSION_TIMEOUT_MS, or until \`bankstream group leave --instance <id>\`), then reset`,
     );
   }
 }

@@ -43,6 +43,12 @@ const baseStreams = (): StreamsStatus => ({
     acceptingUnsigned: false,
   },
   brokerUnavailableSinceMs: undefined,
+  membership: {
+    groupInstanceId: 'instance-0',
+    generationId: 3,
+    rebalances: { start: 1, group_rebalance: 0, member_expired: 0, generation_stale: 0, rejoin: 0 },
+    unassignedMs: 0,
+  },
 });
 const baseSink = (): SinkStatus => ({
   state: 'running',
