@@ -1,7 +1,7 @@
 // Tails topics read_committed through the engine's own Fetcher (the Java read_committed rule), so the
 // bench only ever sees what a downstream consumer would: committed outcomes, never aborted ones.
 import { Consumer } from '@platformatic/kafka';
-import { Fetcher, type FetchedRecord } from '../src/runtime/fetcher.ts';
+import { Fetcher, type FetchedRecord } from '../src/kafka/fetcher.ts';
 
 export interface TailPosition {
   topic: string;

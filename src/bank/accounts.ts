@@ -3,7 +3,7 @@
 import type { CloseAccount, OpenAccount, SingleLegCommand } from './commands.ts';
 import { type BankTask, completeCommand, failCommand } from './decide.ts';
 import { currencyDigits, formatMoney } from './money.ts';
-import type { AccountRejectionCode } from './outcomes.ts';
+import type { AccountRejectionCode } from './failure-codes.ts';
 import type { AccountRow } from './stores.ts';
 
 /** Why an account cannot take part in a money command. */

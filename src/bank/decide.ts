@@ -1,7 +1,8 @@
 // What every handler needs to decide a money command: the task's stores and outputs, and the two
 // ways a command ends (recorded in the dedup store, then answered exactly once).
 import { type MoneyCommand, transferFieldsOf } from './commands.ts';
-import type { Outputs, TransferFailureCode } from './outcomes.ts';
+import type { TransferFailureCode } from './failure-codes.ts';
+import type { Outputs } from './outcomes.ts';
 import { type BankStores, type TransferEntry, findDedup } from './stores.ts';
 
 /** One task's view: its stores, its outputs, and which accounts it owns. */

@@ -9,4 +9,5 @@ export {
 export { BANK_STORES, type BankStoreName, type AccountRow, type BalanceRow, type TransferEntry } from './stores.ts';
 export { CURRENCY_DIGITS, currencyDigits, formatMoney, parseMoney, type MoneyParse } from './money.ts';
 export { type Command, type ParsedCommand, parseCommand, type TransferFields } from './commands.ts';
-export type { AccountRejectionCode, AuditEventName, TransferFailureCode } from './outcomes.ts';
+export type { AccountRejectionCode, TransferFailureCode } from './failure-codes.ts';
+export type { AuditEventName } from './outcomes.ts';

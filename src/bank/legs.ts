@@ -2,7 +2,7 @@
 // A transfer whose `to` lives in another task travels: debit (from task) → credit (to task, key = to)
 // → settle or refund (back to the from task, key = from). Amounts are decimal strings, as on every wire.
 import { isUtf8 } from 'node:buffer';
-import type { TransferFailureCode } from './outcomes.ts';
+import type { TransferFailureCode } from './failure-codes.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
 import { ID_CHARS_MAX, isStorableText, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX } from './commands.ts';
 

@@ -3,26 +3,8 @@
 import type { Headers, ProcessorContext, Rec } from '../topology/types.ts';
 import { record } from '../topology/record.ts';
 import type { TransferFields } from './commands.ts';
+import type { TransferFailureCode } from './failure-codes.ts';
 import { type Leg, legKey, legValue } from './legs.ts';
-
-/** Stable failure codes of `transaction_failed` (TigerBeetle-style: one per reason, never renamed). */
-export type TransferFailureCode =
-  | 'insufficient_funds'
-  | 'account_not_found'
-  | 'account_closed'
-  | 'currency_mismatch'
-  | 'same_account'
-  | 'invalid_amount'
-  | 'idempotency_conflict'
-  | 'malformed';
-
-/** Codes of `account_command_rejected`; `account_closed` answers closing an account that is already closed. */
-export type AccountRejectionCode =
-  | 'account_exists'
-  | 'account_not_found'
-  | 'balance_not_zero'
-  | 'account_closed'
-  | 'malformed';
 
 export type AuditEventName =
   | 'account_opened'

@@ -3,7 +3,7 @@
 // Readers outside the bank (the HTTP API) format it with formatMoney(BigInt(v), currencyDigits(currency)).
 import { type PurgeableStore, SegmentedKeyValueStore } from '../stores/segmented-store.ts';
 import type { KeyValueStore, ProcessorContext } from '../topology/types.ts';
-import type { TransferFailureCode } from './outcomes.ts';
+import type { TransferFailureCode } from './failure-codes.ts';
 
 /** Store names; the topics tool creates a changelog `<appId>-<name>-changelog` for each. */
 export const BANK_STORES = ['accounts', 'balances', 'transfers'] as const;

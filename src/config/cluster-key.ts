@@ -7,7 +7,7 @@
 // one as CLUSTER_SECRET_PREVIOUS (its id as CLUSTER_SECRET_PREVIOUS_ID); once every instance signs with
 // the new key and the records signed with the old one are consumed (or past retention), drop the
 // previous key. A MAC names the key id that made it, so verification never guesses.
-// The settings are parsed in config.ts (clusterKeysConfig); this file holds the keys' use.
+// The settings are parsed in cluster-secret.ts (clusterKeysConfig); this file holds the keys' use.
 import { hash, timingSafeEqual } from 'node:crypto';
 import { Secret } from './secret.ts';
 

@@ -16,7 +16,7 @@ import type { Config } from '../config/config.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import type { KafkaStreams } from '../runtime/kafka-streams.ts';
 import { StoreFailedError, type TaskStore } from '../stores/types.ts';
-import type { Principal } from './auth.ts';
+import type { Principal } from './principal.ts';
 import { ApiError, PROBLEM_CODES, type ProblemCode, unavailable } from './errors.ts';
 import { INSTANCE_CALL_HEADER, signInstanceCall } from './instance-call.ts';
 import type { InstanceDirectory, Owner } from './instances.ts';

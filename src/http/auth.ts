@@ -18,15 +18,9 @@ import type { ClusterKeys } from '../config/cluster-key.ts';
 import type { AuthConfig } from '../config/config.ts';
 import { ApiError, unavailable } from './errors.ts';
 import { INSTANCE_CALL_HEADER, verifyInstanceCall } from './instance-call.ts';
+import type { Principal } from './principal.ts';
 import { type Role, ROLES } from './users.ts';
 import { LruMap } from '../stores/lru.ts';
-
-export interface Principal {
-  subject: string;
-  role: Role;
-  /** When the token expires (its exp claim): long-lived responses (SSE) end then. */
-  expiresAtMs: number;
-}
 
 export interface IssuedToken {
   token: string;

@@ -8,7 +8,7 @@
 // A credential captured on the wire is good for the same read on the same target for a few seconds: the
 // network between instances should still be TLS (docs/security.md).
 import { type ClusterKeys, signParts, verifyParts } from '../config/cluster-key.ts';
-import type { Principal } from './auth.ts';
+import type { Principal } from './principal.ts';
 import { isRole } from './users.ts';
 
 export const INSTANCE_CALL_HEADER = 'X-Bankstream-Instance-Call';

@@ -32,7 +32,7 @@ import { type BrokerHealth, type BrokerOutage, isBrokerUnavailable } from '../ka
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import type { BankstreamProducer } from '../kafka/producer.ts';
 import type { StreamsStatus } from '../runtime/kafka-streams.ts';
-import type { FetchedRecord } from '../runtime/fetcher.ts';
+import type { FetchedRecord } from '../kafka/fetcher.ts';
 import type { Metrics } from './metrics.ts';
 import { TopicTail } from './tail.ts';
 

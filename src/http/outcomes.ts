@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { BrokerHealth } from '../kafka/retry.ts';
-import type { FetchedRecord } from '../runtime/fetcher.ts';
+import type { FetchedRecord } from '../kafka/fetcher.ts';
 import type { MoneyCommand } from './commands.ts';
 import { ApiError } from './errors.ts';
 import type { Metrics } from './metrics.ts';

@@ -9,7 +9,7 @@
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Counter } from 'prom-client';
 import type { HttpConfig } from '../config/config.ts';
-import type { Principal } from './auth.ts';
+import type { Principal } from './principal.ts';
 import { ApiError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 

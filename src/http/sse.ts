@@ -9,7 +9,7 @@ import type { Context } from 'koa';
 import type { Config } from '../config/config.ts';
 import { ApiError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
-import type { Principal } from './auth.ts';
+import type { Principal } from './principal.ts';
 import type { AccountEvent, OutcomeTracker } from './outcomes.ts';
 import type { PrincipalQuotas } from './quotas.ts';
 

@@ -1,7 +1,7 @@
 // Tails every partition of some topics, read_committed, without a consumer group: positions are explicit and
 // fetched through the runtime's Fetcher (the Java read_committed rule, so aborted outcomes never reach API
 // clients). Used for outcomes (from the end) and for the instances metadata topic (from the beginning).
-import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
+import { type Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import {
@@ -13,7 +13,8 @@ import {
   retryUntilStopped,
 } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
-import { type FetchPosition, Fetcher, type FetchedRecord, isOutOfRange, tpKey } from '../runtime/fetcher.ts';
+import { type FetchPosition, type Fetcher, type FetchedRecord, isOutOfRange, tpKey } from '../kafka/fetcher.ts';
+import { createReader } from '../kafka/reader.ts';
 
 export interface TopicTailOptions {
   config: Config;
@@ -50,27 +51,23 @@ export class TopicTail {
     this.#log = options.logger.child({ component: `tail-${options.purpose}` });
     this.#outage = options.outage ?? new BrokerOutage(`tail-${options.purpose}`, { log: this.#log });
     const { config } = options;
-    this.#consumer = new Consumer({
+    const reader = createReader({
       clientId: `${config.appId}-${config.instanceId}-${options.purpose}`,
       bootstrapBrokers: config.kafkaBrokers,
-      ...kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
+      security: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
       // Required by the client; this consumer never joins the group nor commits offsets.
       groupId: `${config.appId}-${config.instanceId}-${options.purpose}`,
-      autocommit: false,
-      isolationLevel: 1,
-      timeout: 15_000,
-      retries: 3,
-      retryDelay: 250,
-      strict: false,
+      requestTimeoutMs: 15_000,
+      fetch: {
+        maxWaitMs: options.maxWaitMs ?? 500,
+        minBytes: 1,
+        maxBytes: FETCH_MAX_BYTES,
+        partitionMaxBytes: PARTITION_MAX_BYTES,
+      },
     });
+    this.#consumer = reader.consumer;
+    this.#fetcher = reader.fetcher;
     this.#consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'tail consumer error'));
-    const maxWaitMs = options.maxWaitMs ?? 500;
-    this.#fetcher = new Fetcher(this.#consumer, {
-      maxWaitMs,
-      minBytes: 1,
-      maxBytes: FETCH_MAX_BYTES,
-      partitionMaxBytes: PARTITION_MAX_BYTES,
-    });
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
     this.#caughtUp = { ends: new Map(), resolve, promise };

@@ -45,7 +45,7 @@
 //     abort marker with no listed transaction, and everything of that producer in between, committed
 //     or not, is dropped (test/integration/kafka/abort-marker-without-data.test.ts). So the engine,
 //     restore, standbys, the sink and the API's tails do not read through Consumer.fetch at all:
-//     src/runtime/fetcher.ts sends Fetch through the client's protocol API and applies only the rule
+//     src/kafka/fetcher.ts sends Fetch through the client's protocol API and applies only the rule
 //     above. This class stays for consume() streams (tests and tools), which remain exposed to that
 //     loss; do not use it where a record must not be missed.
 //   - READ_UNCOMMITTED plus our own filter is not an option: the broker would then return data

@@ -1,5 +1,6 @@
 // Errors grouped by what the caller must do, as in Kafka Streams:
 // task migrated (drop the task and rejoin), task corrupted (wipe its state and restore), fatal (stop).
+import { findInErrorTree, kafkaErrorIds } from '../kafka/errors.ts';
 
 export class StreamsError extends Error {
   readonly code: string;
@@ -58,38 +59,6 @@ const MIGRATED = new Set([
   'COORDINATOR_NOT_AVAILABLE',
   'NOT_COORDINATOR',
 ]);
-
-/**
- * Depth-first over an error tree as @platformatic/kafka builds it (`errors` arrays and `cause`, at most 8
- * levels): the first value `visit` returns for a node, or undefined.
- */
-export function findInErrorTree<T>(
-  error: unknown,
-  visit: (node: Record<string, unknown>) => T | undefined,
-  depth = 0,
-): T | undefined {
-  if (!error || typeof error !== 'object' || depth > 8) return undefined;
-  const node = error as Record<string, unknown>;
-  const here = visit(node);
-  if (here !== undefined) return here;
-  if (Array.isArray(node.errors)) {
-    for (const inner of node.errors) {
-      const found = findInErrorTree(inner, visit, depth + 1);
-      if (found !== undefined) return found;
-    }
-  }
-  return findInErrorTree(node.cause, visit, depth + 1);
-}
-
-/** Collects the Kafka protocol error names (apiId) found anywhere in an error tree. */
-export function kafkaErrorIds(error: unknown): Set<string> {
-  const found = new Set<string>();
-  findInErrorTree(error, (node) => {
-    if (typeof node.apiId === 'string') found.add(node.apiId);
-    return undefined;
-  });
-  return found;
-}
 
 export function isFencedError(error: unknown): boolean {
   for (const id of kafkaErrorIds(error)) if (FENCED.has(id)) return true;

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { ClusterKeys } from '../config/cluster-key.ts';
 import type { OutputRecord } from '../topology/task-graph.ts';
 import type { Topology } from '../topology/topology.ts';
-import type { FetchedRecord } from './fetcher.ts';
+import type { FetchedRecord } from '../kafka/fetcher.ts';
 import {
   type ChangelogCheck,
   changelogVerifier,

@@ -41,9 +41,9 @@ import {
   PROTOCOL_NAME,
   splitAssignment,
 } from './assignor.ts';
-import { fetchStableOffsets } from './committed-offsets.ts';
+import { fetchStableOffsets } from '../kafka/committed-offsets.ts';
 import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
-import { type FetchPosition, Fetcher, type FetchRound, tpKey } from './fetcher.ts';
+import { type FetchPosition, Fetcher, type FetchRound, tpKey } from '../kafka/fetcher.ts';
 import { type InternalRecordsStatus, InternalRecords } from './internal-records.ts';
 import { decideStart, type OffsetResetPolicy, outOfRangeStop, type PartitionStop } from './offset-reset.ts';
 import type { RecordAuthOptions } from './record-mac.ts';
@@ -902,7 +902,6 @@ export class KafkaStreams {
       await task
         .close()
         .catch((error: unknown) => this.#log.warn({ err: error, task: task.id }, 'closing task failed'));
-      for (const topic of this.#topology.sourceTopics()) this.#fetcher?.reset(topic, task.partition);
     }
     this.#tasks.clear();
     this.#fetchEpoch++;

@@ -24,7 +24,7 @@ import type { Logger } from 'pino';
 import { type ClusterKeys, MAC_BYTES, type MacCheck, signPartsInto, verifyParts } from '../config/cluster-key.ts';
 import type { Headers } from '../topology/types.ts';
 import { FatalStreamsError } from './errors.ts';
-import type { FetchedRecord } from './fetcher.ts';
+import type { FetchedRecord } from '../kafka/fetcher.ts';
 
 export const MAC_HEADER = 'bankstream.mac';
 const MAC_FORMAT_VERSION = 1;

@@ -11,7 +11,7 @@ import {
   isOutOfRange,
   type PartitionFetch,
   tpKey,
-} from './fetcher.ts';
+} from '../kafka/fetcher.ts';
 import type { StreamTask } from './task.ts';
 
 export interface RestoreTarget {
@@ -58,7 +58,7 @@ export async function restoreTasks(
     } catch (error) {
       inflight = undefined;
       if (isOutOfRange(error)) {
-        await resetOutOfRange(targets, error, consumer, fetcher, log);
+        await resetOutOfRange(targets, error, consumer, log);
         continue;
       }
       throw error;
@@ -186,7 +186,6 @@ export async function resetOutOfRange(
   targets: RestoreTarget[],
   error: FetchPartitionError,
   consumer: Consumer,
-  fetcher: Fetcher,
   log: Logger,
 ): Promise<void> {
   const target = targets.find((t) => t.topic === error.topic && t.partition === error.partition);
@@ -198,7 +197,6 @@ export async function resetOutOfRange(
   );
   await target.task.wipeStore(target.storeName);
   target.offset = earliest;
-  fetcher.reset(target.topic, target.partition);
 }
 
 async function listOffsets(

@@ -10,7 +10,7 @@
 import type { Consumer } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import { backoffDelayMs, BROKER_BACKOFF, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
-import { type Fetcher, isOutOfRange, tpKey } from './fetcher.ts';
+import { type Fetcher, isOutOfRange, tpKey } from '../kafka/fetcher.ts';
 import type { ChangelogCheck } from './record-mac.ts';
 import { changelogEntries, type RestoreTarget, resetOutOfRange } from './restore.ts';
 import type { StreamTask } from './task.ts';
@@ -147,9 +147,7 @@ export class StandbyTasks {
       } catch (error) {
         if (this.#halting) return;
         if (isOutOfRange(error)) {
-          await resetOutOfRange(targets, error, consumer, fetcher, log).catch((e: unknown) =>
-            this.#drop(error.partition, e),
-          );
+          await resetOutOfRange(targets, error, consumer, log).catch((e: unknown) => this.#drop(error.partition, e));
           continue;
         }
         // Retried for as long as it takes (a standby never gives up on the broker), with a bounded pause.

@@ -8,7 +8,7 @@ import type { ProcessingErrorInfo } from '../topology/processing-errors.ts';
 import { type OutputRecord, TaskGraph } from '../topology/task-graph.ts';
 import type { Topology } from '../topology/topology.ts';
 import { IllegalTaskStateError } from './errors.ts';
-import type { FetchedRecord } from './fetcher.ts';
+import type { FetchedRecord } from '../kafka/fetcher.ts';
 
 export type TaskState = 'CREATED' | 'RESTORING' | 'RUNNING' | 'CLOSED';
 

@@ -11,7 +11,7 @@
 //   5. when the batch is full or sinkBatchMs old, write it in ONE transaction (see batch.ts).
 // Any failure drops the pending batch and goes back to step 1: nothing was committed, so re-reading
 // from the stored offsets loses and duplicates nothing.
-import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
+import { type Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import type pg from 'pg';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
@@ -23,7 +23,9 @@ import {
   retryUntilStopped,
 } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
-import { type FetchPosition, Fetcher, type PartitionFetch, tpKey } from '../runtime/fetcher.ts';
+import type { FetchPosition, Fetcher, PartitionFetch } from '../kafka/fetcher.ts';
+import { tpKey } from '../kafka/fetcher.ts';
+import { createReader, type Reader } from '../kafka/reader.ts';
 import { decideStart, outOfRangeStop, type PartitionStop } from '../runtime/offset-reset.ts';
 import {
   SinkBatch,
@@ -159,14 +161,9 @@ export class PostgresSink {
   async start(): Promise<void> {
     if (this.#status.state !== 'created') throw new Error(`cannot start the sink in state ${this.#status.state}`);
     this.#status.state = 'starting';
-    const consumer = this.#createConsumer();
+    const { consumer, fetcher } = this.#createReader();
     this.#consumer = consumer;
-    this.#fetcher = new Fetcher(consumer, {
-      maxWaitMs: Math.min(this.#config.sinkBatchMs, 500),
-      minBytes: 1,
-      maxBytes: FETCH_MAX_BYTES,
-      partitionMaxBytes: FETCH_PARTITION_MAX_BYTES,
-    });
+    this.#fetcher = fetcher;
     consumer.on('consumer:group:join', (payload) => {
       this.#generation += 1;
       this.#log.info(
@@ -293,7 +290,6 @@ export class PostgresSink {
       if (position === undefined) continue;
       if (!stored.has(key)) started.push({ topic, partition, offset: position });
       this.#positions.set(key, { topic, partition, offset: position });
-      this.#fetcher?.reset(topic, partition);
     }
     if (started.length > 0)
       await databaseStep('store start offsets', () => storeStartOffsets(db, this.#config.sinkGroupId, started));
@@ -409,8 +405,6 @@ export class PostgresSink {
       const taken = part.records.slice(0, Math.max(room, 0));
       for (const record of taken) this.#batch.add(parseRecord(this.#topics, record));
       const firstLeft = part.records[taken.length];
-      // Stopping inside a fetched range: the read_committed state must be rebuilt from there.
-      if (firstLeft) this.#fetcher?.reset(part.topic, part.partition);
       position.offset = firstLeft ? firstLeft.offset : part.nextOffset;
       if (taken.length > 0 || !firstLeft) this.#batch.advance(part.topic, part.partition, position.offset, nowMs);
     }
@@ -522,24 +516,27 @@ export class PostgresSink {
     await db?.end().catch(() => undefined);
   }
 
-  #createConsumer(): Consumer {
-    const consumer = new Consumer({
+  #createReader(): Reader {
+    const reader = createReader({
       clientId: `${this.#config.appId}-${this.#config.instanceId}-sink`,
       bootstrapBrokers: this.#config.kafkaBrokers,
-      ...kafkaConnectionOptions(this.#config.kafkaSecurity, this.#config.kafkaBrokers),
-      groupId: this.#config.sinkGroupId,
+      security: kafkaConnectionOptions(this.#config.kafkaSecurity, this.#config.kafkaBrokers),
       // Offsets live in Postgres; Kafka's committed offsets are never read nor written.
-      autocommit: false,
-      isolationLevel: 1,
-      sessionTimeout: this.#options.sessionTimeoutMs,
-      heartbeatInterval: this.#options.heartbeatIntervalMs,
-      rebalanceTimeout: Math.max(30_000, this.#options.sessionTimeoutMs),
-      timeout: 30_000,
-      retries: 3,
-      retryDelay: 250,
+      groupId: this.#config.sinkGroupId,
+      group: {
+        sessionTimeoutMs: this.#options.sessionTimeoutMs,
+        heartbeatIntervalMs: this.#options.heartbeatIntervalMs,
+        rebalanceTimeoutMs: Math.max(30_000, this.#options.sessionTimeoutMs),
+      },
+      fetch: {
+        maxWaitMs: Math.min(this.#config.sinkBatchMs, 500),
+        minBytes: 1,
+        maxBytes: FETCH_MAX_BYTES,
+        partitionMaxBytes: FETCH_PARTITION_MAX_BYTES,
+      },
     });
-    consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'sink consumer error'));
-    return consumer;
+    reader.consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'sink consumer error'));
+    return reader;
   }
 
   #requireConsumer(): Consumer {

@@ -17,15 +17,16 @@
 // Comparing a moving system would report differences that are only lag.
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { connectPg } from './pg-connection.ts';
-import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
+import { type Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import type pg from 'pg';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
 import { type AccountRow, type BalanceRow, type TransferEntry, transferIdOfDedupKey } from '../bank/stores.ts';
 import { logicalRecord } from '../stores/segmented-store.ts';
 import { type Config, changelogTopic } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
-import { fetchStableOffsets } from '../runtime/committed-offsets.ts';
-import { Fetcher, type FetchedRecord, tpKey } from '../runtime/fetcher.ts';
+import { fetchStableOffsets } from '../kafka/committed-offsets.ts';
+import { type Fetcher, type FetchedRecord, tpKey } from '../kafka/fetcher.ts';
+import { createReader } from '../kafka/reader.ts';
 import { recordCoordinate, verifyChangelogRecord } from '../runtime/record-mac.ts';
 import { IDEMPOTENCY_CONFLICT, storableText } from './records.ts';
 
@@ -173,23 +174,15 @@ class TopicReader {
   constructor(config: Config) {
     // groupId = the application id, so fetchStableOffsets reads the processor's committed offsets.
     // The consumer never joins: closing it sends no LeaveGroup and disturbs no member.
-    this.consumer = new Consumer({
+    const reader = createReader({
       clientId: `${config.appId}-reconcile`,
       groupId: config.appId,
       bootstrapBrokers: config.kafkaBrokers,
-      ...kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
-      autocommit: false,
-      isolationLevel: 1,
-      timeout: 30_000,
-      retries: 3,
-      retryDelay: 250,
+      security: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
+      fetch: { maxWaitMs: 100, minBytes: 1, maxBytes: 16 * 1024 * 1024, partitionMaxBytes: 4 * 1024 * 1024 },
     });
-    this.#fetcher = new Fetcher(this.consumer, {
-      maxWaitMs: 100,
-      minBytes: 1,
-      maxBytes: 16 * 1024 * 1024,
-      partitionMaxBytes: 4 * 1024 * 1024,
-    });
+    this.consumer = reader.consumer;
+    this.#fetcher = reader.fetcher;
   }
 
   async partitionsOf(topics: string[]): Promise<Map<string, number>> {

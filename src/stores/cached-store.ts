@@ -1,7 +1,8 @@
-// The transactional logic every task store shares, whatever keeps its bytes: the write cache of
-// the current transaction, the values pinned by prefetch, the bounded cache of committed values,
-// changelog capture, the checkpoint rule and the fail-closed state. LevelTaskStore and the
-// in-memory test double are this class over two backends, so their semantics cannot drift apart.
+// The transactional logic every task store shares, whatever keeps its bytes (backend.ts): the write
+// cache of the current transaction, the values pinned by prefetch and the bounded cache of committed
+// values (read-cache.ts), changelog capture, the checkpoint rule (store-checks.ts) and the fail-closed
+// state. LevelTaskStore and the in-memory test double are this class over two backends, so their
+// semantics cannot drift apart.
 //
 // Two write layers, so that the engine can process the next batch while a transaction commits:
 // prepareCommit() turns the current layer into the committing one and starts an empty current layer.
@@ -9,46 +10,22 @@
 // layer (with its checkpoint); abort() drops both, since the next transaction was built on the one
 // that failed.
 import assert from 'node:assert/strict';
-import type { RangeOptions } from '../topology/types.ts';
+import { type StoreBackend, deepFreeze } from './backend.ts';
 import { assertKey, compareKeys } from './keys.ts';
-import { LruMap } from './lru.ts';
+import { mergeRange } from './merge-range.ts';
+import { assertOptions, checkFlushOffset, checkRestore } from './store-checks.ts';
+import { ABSENT, ReadCache } from './read-cache.ts';
 import {
   type ChangelogEntry,
-  InvalidChangelogOffsetError,
   KeyNotLoadedError,
   StoreCorruptedError,
   StoreFailedError,
   type PurgeResult,
+  type RangeOptions,
   type StoreOptions,
   type TaskStore,
 } from './types.ts';
-import { type PendingWrite, WriteCache } from './write-cache.ts';
-
-/** Where committed bytes live. Keys are user keys: the backend keeps its checkpoint outside their space. */
-export interface StoreBackend {
-  /**
-   * Whether values are frozen when put or read. The test double freezes them, so a processor that
-   * mutates a value it read or put fails in its tests; LevelDB's store skips the walk in production.
-   */
-  readonly freezeValues: boolean;
-  /** The committed values of `keys`, in the same order, undefined where absent; one round trip. */
-  getMany(keys: string[]): Promise<(Buffer | undefined)[]>;
-  /** Applies `entries` in order (null value = delete) and, unless null, the checkpoint, atomically. */
-  write(entries: ChangelogEntry[], checkpoint: bigint | null): Promise<void>;
-  /** Committed entries in [gte, lt), in UTF-8 key order; the view is fixed when iteration starts. */
-  iterate(gte: string | undefined, lt: string | undefined): AsyncIterable<[string, Buffer]>;
-  readCheckpoint(): Promise<bigint | null>;
-  /** Deletes up to `limit` committed entries in [gte, lt), in key order; returns how many and the last. */
-  purge(gte: string, lt: string, limit: number): Promise<PurgeResult>;
-  approximateBytes(): Promise<number>;
-  close(): Promise<void>;
-  /** A synchronous read of a committed value: only the non-strict test double offers it. */
-  readonly readSync?: (key: string) => Buffer | undefined;
-}
-
-/** Marks a key known to be absent from the committed state, so absence is cached like a value. */
-const ABSENT: unique symbol = Symbol('absent');
-type Loaded<V> = V | typeof ABSENT;
+import { WriteCache } from './write-cache.ts';
 
 type StoreState = 'open' | 'failed' | 'closed';
 
@@ -59,17 +36,8 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   #writes = new WriteCache<V>();
   /** The writes of the transaction being committed (prepareCommit → flush), or null. */
   #committing: WriteCache<V> | null = null;
-  /**
-   * Values loaded by prefetch for the current transaction: never evicted before its flush or abort.
-   * Committed values, or values of the committing layer (which the current transaction builds on).
-   */
-  #pinned = new Map<string, Loaded<V>>();
-  /** Whether #pinned holds values taken from a committing layer that has not been flushed yet. */
-  #pinnedUncommitted = false;
-  /** The pins of the committing transaction, returned to the cache when it is flushed. */
-  #committingPinned = new Map<string, Loaded<V>>();
-  /** Committed values only, so an abort never has to repair it. */
-  readonly #cache: LruMap<string, Loaded<V>>;
+  /** The values pinned by prefetch and the bounded cache of committed values (read-cache.ts). */
+  readonly #reads: ReadCache<V>;
   #checkpoint: bigint | null;
   #state: StoreState = 'open';
   #failure: unknown = undefined;
@@ -95,7 +63,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.options = Object.freeze({ ...options });
     this.#backend = backend;
     this.#checkpoint = checkpoint;
-    this.#cache = new LruMap(cacheEntriesMax);
+    this.#reads = new ReadCache(cacheEntriesMax);
   }
 
   get name(): string {
@@ -107,8 +75,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.#assertUsable('get');
     const write = this.#writes.lookup(key) ?? this.#committing?.lookup(key);
     if (write) return write.value;
-    const pinned = this.#pinned.get(key);
-    const loaded = pinned !== undefined ? pinned : this.#cache.get(key);
+    const loaded = this.#reads.get(key);
     if (loaded !== undefined) return loaded === ABSENT ? undefined : loaded;
     const readSync = this.#backend.readSync;
     if (readSync === undefined) throw new KeyNotLoadedError(this.name, key);
@@ -119,7 +86,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   async readCommitted(key: string): Promise<V | undefined> {
     this.#assertUsable('readCommitted');
     assertKey(this.name, key);
-    const cached = this.#cache.get(key);
+    const cached = this.#reads.committed(key);
     if (cached !== undefined) return cached === ABSENT ? undefined : cached;
     const [bytes] = await this.#backend.getMany([key]);
     return bytes === undefined ? undefined : this.#deserialize(key, bytes);
@@ -168,11 +135,11 @@ export class CachedTaskStore<V> implements TaskStore<V> {
       !this.#prefetching && !this.#restoring,
       `store ${this.name}: prefetch while ${this.#prefetching ? 'prefetch' : 'restoreBatch'} is in progress`,
     );
-    const missing = this.#pinKnown(keys);
+    const missing = this.#reads.pinKnown(this.name, keys, this.#writes, this.#committing);
     if (missing.length === 0) return;
     this.#prefetching = true;
     try {
-      // A key a flush in progress writes is in the committing layer, so #pinKnown never asks for it:
+      // A key a flush in progress writes is in the committing layer, so pinKnown never asks for it:
       // the keys read here are not changed by that flush.
       const values = await this.#backend.getMany(missing);
       assert(
@@ -196,8 +163,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     assert(this.#committing === null, `store ${this.name}: prepareCommit while another commit is in progress`);
     this.#committing = this.#writes;
     this.#writes = new WriteCache<V>();
-    this.#committingPinned = this.#pinned;
-    this.#pinned = new Map();
+    this.#reads.startCommit();
     return this.#committing.changelog();
   }
 
@@ -235,7 +201,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     const committing = this.#committing as WriteCache<V>;
     this.#flushing = true;
     try {
-      this.#checkFlushOffset(committing, changelogOffset);
+      checkFlushOffset(this.options, committing.size, this.#checkpoint, changelogOffset);
       // Nothing written and no offset to move: there is nothing to make durable.
       if (committing.size > 0 || changelogOffset !== null)
         await this.#backend.write(committing.changelog(), changelogOffset);
@@ -247,7 +213,8 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     }
     if (this.#state !== 'open') return; // Closed while the batch was in flight: nothing to cache.
     if (changelogOffset !== null) this.#checkpoint = changelogOffset;
-    this.#cacheCommitted(committing);
+    this.#reads.flushed(committing);
+    this.#committing = null;
   }
 
   /** Drops the current writes and the committing ones: the current transaction was built on the committing one. */
@@ -258,14 +225,9 @@ export class CachedTaskStore<V> implements TaskStore<V> {
       `store ${this.name}: abort while ${this.#flushing ? 'flush' : 'restoreBatch'} is in progress`,
     );
     this.#writes.clear();
-    if (this.#committing !== null) {
-      this.#committing = null;
-      this.#unpin(this.#committingPinned, this.#writes);
-    }
-    // Pins taken from a committing layer that never reached the store are not committed values.
-    if (this.#pinnedUncommitted) this.#pinned.clear();
-    else this.#unpin(this.#pinned, this.#writes);
-    this.#pinnedUncommitted = false;
+    const hadCommitting = this.#committing !== null;
+    this.#committing = null;
+    this.#reads.aborted(this.#writes, hadCommitting);
   }
 
   async checkpoint(): Promise<bigint | null> {
@@ -290,7 +252,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     );
     this.#restoring = true;
     try {
-      this.#checkRestore(entries, nextOffset);
+      checkRestore(this.options, this.#checkpoint, entries, nextOffset, (key, bytes) => this.#deserialize(key, bytes));
       const skip = this.options.skipOnRestore;
       await this.#backend.write(skip === undefined ? entries : entries.filter(({ key }) => !skip(key)), nextOffset);
     } catch (error) {
@@ -299,11 +261,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     } finally {
       this.#restoring = false;
     }
-    for (const { key } of entries) {
-      this.#pinned.delete(key);
-      this.#committingPinned.delete(key);
-      this.#cache.delete(key);
-    }
+    for (const { key } of entries) this.#reads.forget(key);
     this.#checkpoint = nextOffset;
   }
 
@@ -366,94 +324,15 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   #clearMemory(): void {
     this.#writes.clear();
     this.#committing = null;
-    this.#pinned.clear();
-    this.#committingPinned.clear();
-    this.#pinnedUncommitted = false;
-    this.#cache.clear();
-  }
-
-  #checkFlushOffset(committing: WriteCache<V>, offset: bigint | null): void {
-    if (offset === null) {
-      // A logged store's writes went to its changelog, so the offset they reached must come with them.
-      assert(
-        !this.options.logged || committing.size === 0,
-        `store ${this.name}: flush of ${committing.size} logged writes without a changelog offset`,
-      );
-      return;
-    }
-    assert(this.options.logged, `store ${this.name}: an unlogged store has no changelog offset to flush`);
-    this.#checkOffset(offset);
-  }
-
-  #checkRestore(entries: ChangelogEntry[], nextOffset: bigint): void {
-    assert(this.options.logged, `store ${this.name}: an unlogged store has no changelog to restore`);
-    this.#checkOffset(nextOffset);
-    for (const { key, value } of entries) {
-      assertKey(this.name, key);
-      if (value !== null && !Buffer.isBuffer(value))
-        assert.fail(`store ${this.name}: restored value of ${JSON.stringify(key)} is not a Buffer`);
-      // Check before writing: a record that does not deserialize is found here, not in some later batch.
-      if (value !== null) this.#deserialize(key, value);
-    }
-  }
-
-  #checkOffset(offset: bigint): void {
-    assert(
-      typeof offset === 'bigint' && offset >= 0n,
-      `store ${this.name}: changelog offset must be a non-negative bigint`,
-    );
-    if (this.#checkpoint !== null && offset < this.#checkpoint) {
-      throw new InvalidChangelogOffsetError(this.name, this.#checkpoint, offset);
-    }
-  }
-
-  /**
-   * Pins the keys already in the committed cache, so the no-eviction promise does not depend on when
-   * the cache happens to change; returns the keys not yet known, once each.
-   */
-  #pinKnown(keys: Iterable<string>): string[] {
-    const missing = new Set<string>();
-    for (const key of keys) {
-      assertKey(this.name, key);
-      if (this.#writes.has(key) || this.#pinned.has(key)) continue;
-      // The committing layer is dropped from memory once flushed: pin its value for this transaction.
-      const committing = this.#committing?.lookup(key);
-      if (committing !== undefined) {
-        this.#pinned.set(key, committing.bytes === null ? ABSENT : (committing.value as V));
-        this.#pinnedUncommitted = true;
-        continue;
-      }
-      const known = this.#committingPinned.get(key) ?? this.#cache.get(key);
-      if (known === undefined) missing.add(key);
-      else this.#pinned.set(key, known);
-    }
-    return [...missing];
+    this.#reads.clear();
   }
 
   #pinLoaded(keys: string[], values: (Buffer | undefined)[]): void {
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i] as string;
       const bytes = values[i];
-      this.#pinned.set(key, bytes === undefined ? ABSENT : this.#deserialize(key, bytes));
+      this.#reads.pin(key, bytes === undefined ? ABSENT : this.#deserialize(key, bytes));
     }
-  }
-
-  /**
-   * After a flush: the committing transaction's pinned loads it did not overwrite, then its written
-   * values, become cached. The current transaction's pins stay pinned, and are committed values now.
-   */
-  #cacheCommitted(committing: WriteCache<V>): void {
-    this.#unpin(this.#committingPinned, committing);
-    for (const [key, write] of committing.entries())
-      this.#cache.set(key, write.bytes === null ? ABSENT : (write.value as V));
-    this.#committing = null;
-    this.#pinnedUncommitted = false;
-  }
-
-  /** Returns pinned loads to the bounded cache; values `overwritten` holds are stale and dropped. */
-  #unpin(pinned: Map<string, Loaded<V>>, overwritten: WriteCache<V>): void {
-    for (const [key, loaded] of pinned) if (!overwritten.has(key)) this.#cache.set(key, loaded);
-    pinned.clear();
   }
 
   #deserialize(key: string, bytes: Buffer): V {
@@ -475,62 +354,6 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     // layer flushed while the range runs holds what the store then gets, so it still shadows rightly.
     const writes = WriteCache.snapshotLayers([this.#committing, this.#writes], gte, lt);
     const committed = this.#backend.iterate(gte, lt)[Symbol.asyncIterator]();
-    try {
-      let current = await nextEntry(committed);
-      let emitted = 0;
-      for (let w = 0; emitted < limit; ) {
-        const write: [string, PendingWrite<V>] | undefined = writes[w];
-        const order = orderOf(current, write);
-        if (order === null) return;
-        if (order < 0 && current !== undefined) {
-          yield [current[0], this.#deserialize(current[0], current[1])];
-          emitted++;
-          current = await nextEntry(committed);
-          continue;
-        }
-        if (order === 0) current = await nextEntry(committed); // The uncommitted write shadows this row.
-        w++;
-        if (write !== undefined && write[1].bytes !== null) {
-          yield [write[0], write[1].value as V];
-          emitted++;
-        }
-      }
-    } finally {
-      await committed.return?.();
-    }
+    yield* mergeRange(committed, writes, limit, (key, bytes) => this.#deserialize(key, bytes));
   }
-}
-
-function assertOptions<V>(options: StoreOptions<V>): void {
-  assert(typeof options.name === 'string' && options.name.length > 0, 'store name must be a non-empty string');
-  const serde = options.valueSerde;
-  assert(
-    typeof serde?.serialize === 'function' && typeof serde.deserialize === 'function',
-    `store ${options.name}: valueSerde needs serialize and deserialize`,
-  );
-  assert(typeof options.logged === 'boolean', `store ${options.name}: logged must be a boolean`);
-}
-
-async function nextEntry(iterator: AsyncIterator<[string, Buffer]>): Promise<[string, Buffer] | undefined> {
-  const result = await iterator.next();
-  return result.done === true ? undefined : result.value;
-}
-
-/** Which side of the merge comes next: negative = committed, 0 = both (same key), positive = write, null = done. */
-function orderOf(committed: [string, Buffer] | undefined, write: [string, unknown] | undefined): number | null {
-  if (committed === undefined) return write === undefined ? null : 1;
-  if (write === undefined) return -1;
-  return compareKeys(committed[0], write[0]);
-}
-
-/**
- * Freezes plain data in place, so a value shared with the cache cannot be changed behind the
- * store's back. Byte arrays cannot be frozen (serdes copy them instead); frozen objects are skipped,
- * which also ends cycles.
- */
-function deepFreeze<T>(value: T): T {
-  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || Object.isFrozen(value)) return value;
-  Object.freeze(value);
-  for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<PropertyKey, unknown>)[key]);
-  return value;
 }

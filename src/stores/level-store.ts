@@ -3,7 +3,8 @@
 // checkpoint, yet data and checkpoint still reach disk in one atomic batch.
 import assert from 'node:assert/strict';
 import { type BatchOperation, ClassicLevel, type DatabaseOptions } from 'classic-level';
-import { CachedTaskStore, type StoreBackend } from './cached-store.ts';
+import type { StoreBackend } from './backend.ts';
+import { CachedTaskStore } from './cached-store.ts';
 import { type ChangelogEntry, type PurgeResult, StoreCorruptedError, type StoreOptions } from './types.ts';
 
 const DATA_PREFIX = 'd:';

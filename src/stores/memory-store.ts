@@ -5,7 +5,8 @@
 // guarantees when its cache is cold; a processor that forgets to name a key in prefetch fails here,
 // every time, instead of in production when the key falls out of the cache.
 import assert from 'node:assert/strict';
-import { CachedTaskStore, type StoreBackend } from './cached-store.ts';
+import type { StoreBackend } from './backend.ts';
+import { CachedTaskStore } from './cached-store.ts';
 import { compareKeys, inRange } from './keys.ts';
 import type { ChangelogEntry, PurgeResult, StoreOptions } from './types.ts';
 

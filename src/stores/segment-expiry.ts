@@ -1,7 +1,7 @@
 // The types and small parts of a segmented store's expiry (src/stores/segmented-store.ts): the bounds
 // of a step and what it reports, a LevelDB call that may outlive the step that started it, the scans
 // it runs, and the entry count it keeps for the metrics.
-import type { KeyValueStore } from '../topology/types.ts';
+import type { KeyValueStore } from './types.ts';
 
 /** The store operations a segmented store needs besides get/put/delete (TaskStore has them; see CachedTaskStore.purgeRange). */
 export interface PurgeableStore<V> extends KeyValueStore<V> {

@@ -16,7 +16,7 @@
 // store then took 100–800 ms too), so bounding the work a step starts could not bound its wall time.
 // Nothing here knows what the values mean: `timeOf` says when an entry's retention starts (null = pinned).
 import assert from 'node:assert/strict';
-import type { KeyValueStore } from '../topology/types.ts';
+import type { KeyValueStore } from './types.ts';
 import { ExpiryCounts, InFlight, monotonicClock, rangeEntries, type Touched, trackTouched } from './segment-expiry.ts';
 import {
   lowestLiveSegment,

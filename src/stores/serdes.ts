@@ -1,7 +1,7 @@
 // Value serdes for state stores. Each returns fresh bytes and fresh values, so neither the caller
 // nor the store can change the other's copy by mutating it.
 import assert from 'node:assert/strict';
-import type { Serde } from '../topology/types.ts';
+import type { Serde } from './types.ts';
 
 /** JSON text in UTF-8. `T` is trusted, not checked: validate values that come from outside. */
 export function jsonSerde<T>(): Serde<T> {

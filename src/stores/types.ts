@@ -1,7 +1,34 @@
-// The engine-side contract of a task's key-value store. Processors only see `KeyValueStore` (src/topology/types.ts);
-// the engine drives the rest: prefetch before a batch, changelog capture during it, and the
-// three-phase commit (prepare → Kafka transaction commit → flush) after it.
-import type { KeyValueStore, Serde } from '../topology/types.ts';
+// The contract of a task's key-value store. Processors only see `KeyValueStore` and `Serde` (the
+// processor API in src/topology/types.ts re-exports them; they live here so that stores never import
+// topology); the engine drives the rest of `TaskStore`: prefetch before a batch, changelog capture
+// during it, and the three-phase commit (prepare → Kafka transaction commit → flush) after it.
+export interface Serde<T> {
+  serialize(value: T): Buffer;
+  deserialize(bytes: Buffer): T;
+}
+
+/**
+ * A key-value state store as a processor sees it. Keys are strings.
+ * `get` is synchronous: the engine loads every key named by `Processor.prefetch` for a whole batch
+ * (one LevelDB getMany per store) before `process` runs, and keeps hot keys in a bounded cache.
+ * Reading a key that was neither prefetched nor cached throws a `KeyNotLoadedError` (a programmer error).
+ * Writes go to the task's write cache and to the store's changelog; they reach disk only after the
+ * Kafka transaction that carries them has committed.
+ */
+export interface KeyValueStore<V> {
+  readonly name: string;
+  get(key: string): V | undefined;
+  put(key: string, value: V): void;
+  delete(key: string): void;
+  /** Entries in key order, merging uncommitted writes over the persisted state. */
+  range(options?: RangeOptions): AsyncIterable<[string, V]>;
+}
+
+export interface RangeOptions {
+  gte?: string;
+  lt?: string;
+  limit?: number;
+}
 
 export interface PurgeResult {
   purged: number;

@@ -1,5 +1,8 @@
 // The public processor API, modelled on Kafka Streams' org.apache.kafka.streams.processor.api.
 // Nothing here knows about Kafka protocols or about banks.
+import type { KeyValueStore } from '../stores/types.ts';
+
+export type { KeyValueStore, RangeOptions, Serde } from '../stores/types.ts';
 
 /** Record headers: names to raw bytes. */
 export type Headers = Readonly<Record<string, Buffer>>;
@@ -18,34 +21,6 @@ export interface RecordMetadata {
   readonly topic: string;
   readonly partition: number;
   readonly offset: bigint;
-}
-
-export interface Serde<T> {
-  serialize(value: T): Buffer;
-  deserialize(bytes: Buffer): T;
-}
-
-/**
- * A key-value state store as a processor sees it. Keys are strings.
- * `get` is synchronous: the engine loads every key named by `Processor.prefetch` for a whole batch
- * (one LevelDB getMany per store) before `process` runs, and keeps hot keys in a bounded cache.
- * Reading a key that was neither prefetched nor cached throws a `KeyNotLoadedError` (a programmer error).
- * Writes go to the task's write cache and to the store's changelog; they reach disk only after the
- * Kafka transaction that carries them has committed.
- */
-export interface KeyValueStore<V> {
-  readonly name: string;
-  get(key: string): V | undefined;
-  put(key: string, value: V): void;
-  delete(key: string): void;
-  /** Entries in key order, merging uncommitted writes over the persisted state. */
-  range(options?: RangeOptions): AsyncIterable<[string, V]>;
-}
-
-export interface RangeOptions {
-  gte?: string;
-  lt?: string;
-  limit?: number;
 }
 
 export type PunctuationType = 'wall-clock' | 'stream-time';

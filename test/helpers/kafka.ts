@@ -1,9 +1,10 @@
 // Test helpers on the real broker: topic lifecycle, producing, and reading with read_committed through
-// the engine's own fetcher (whose filter is correct, unlike the client's; see src/runtime/read-committed-filter.ts).
+// the engine's own fetcher (whose filter is correct, unlike the client's; see docs/notes/fetcher.md).
 import { randomUUID } from 'node:crypto';
-import { Admin, Consumer, type MessageToProduce, Producer } from '@platformatic/kafka';
+import { Admin, type MessageToProduce, Producer } from '@platformatic/kafka';
 import type { KafkaSecurityOptions } from '../../src/kafka/clients.ts';
-import { Fetcher, type FetchedRecord } from '../../src/runtime/fetcher.ts';
+import type { FetchedRecord } from '../../src/kafka/fetcher.ts';
+import { createReader } from '../../src/kafka/reader.ts';
 
 export const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 
@@ -55,24 +56,16 @@ export async function readCommitted(
   brokers: string[] = BROKERS,
   security: KafkaSecurityOptions = {},
 ): Promise<FetchedRecord[]> {
-  // strict: false — the client's option schema refuses a numeric isolationLevel in listOffsets under strict mode.
-  const consumer = new Consumer({
+  const { consumer, fetcher } = createReader({
     clientId: 'test-reader',
     groupId: uniqueName('reader'),
     bootstrapBrokers: brokers,
-    ...security,
-    retries: 3,
-    strict: false,
+    security,
+    fetch: { maxWaitMs: 100, minBytes: 1, maxBytes: 8 * 1024 * 1024, partitionMaxBytes: 4 * 1024 * 1024 },
   });
   try {
     const ends = await consumer.listOffsets({ topics: [topic], isolationLevel: 1 });
     const end = ends.get(topic) ?? [];
-    const fetcher = new Fetcher(consumer, {
-      maxWaitMs: 100,
-      minBytes: 1,
-      maxBytes: 8 * 1024 * 1024,
-      partitionMaxBytes: 4 * 1024 * 1024,
-    });
     const positions = Array.from({ length: partitions }, (_, partition) => ({ topic, partition, offset: 0n }));
     const out: FetchedRecord[] = [];
     for (let round = 0; round < 10_000; round++) {

@@ -8,7 +8,7 @@ import { Admin, Consumer } from '@platformatic/kafka';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/config/logger.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
-import { Fetcher } from '../../../src/runtime/fetcher.ts';
+import { Fetcher } from '../../../src/kafka/fetcher.ts';
 import {
   type ChangelogCheck,
   changelogVerifier,

@@ -3,12 +3,12 @@
 // transaction that had the partition added but wrote nothing there (here: its only record was refused
 // as too large). The broker lists only the first aborted transaction; the client's filter drops every
 // batch of that producer from it up to the producer's LAST abort marker in the response. That is how
-// engine outputs (and, in the bank, credit legs) went missing for readers. src/runtime/fetcher.ts sends
+// engine outputs (and, in the bank, credit legs) went missing for readers. src/kafka/fetcher.ts sends
 // Fetch through the protocol API and filters with the Java rule only.
 import { Consumer } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTransactionalProducer } from '../../../src/kafka/clients.ts';
-import { Fetcher } from '../../../src/runtime/fetcher.ts';
+import { Fetcher } from '../../../src/kafka/fetcher.ts';
 import {
   BOOTSTRAP,
   clientConfig,

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../../src/app/instance.ts';
 import { loadConfig } from '../../../src/config/config.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
-import type { FetchedRecord } from '../../../src/runtime/fetcher.ts';
+import type { FetchedRecord } from '../../../src/kafka/fetcher.ts';
 import { internalRecordsDegradedReasons } from '../../../src/runtime/internal-records.ts';
 import { MAC_HEADER } from '../../../src/runtime/record-mac.ts';
 import { formatReport, reconcile } from '../../../src/sinks/reconcile.ts';

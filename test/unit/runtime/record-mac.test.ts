@@ -16,7 +16,7 @@ import {
   verifyChangelogRecord,
   verifyRepartitionRecord,
 } from '../../../src/runtime/record-mac.ts';
-import type { FetchedRecord } from '../../../src/runtime/fetcher.ts';
+import type { FetchedRecord } from '../../../src/kafka/fetcher.ts';
 import { Topology } from '../../../src/topology/topology.ts';
 
 const A = 'a'.repeat(40);

@@ -1,18 +1,13 @@
-// Fetches raw record batches for explicit (topic, partition, offset) positions and applies the
-// read_committed rule correctly (see src/kafka/read-committed.ts). The runtime owns positions itself, so a
-// rebalance, an abort or a restore can move them without any hidden client-side buffering.
-//
-// The Fetch request goes through the client's exported protocol API on the client's connections, NOT
-// through Consumer.fetch: that one runs the client's own aborted-transaction filter first, which can drop
-// COMMITTED batches (one range per producer id, from its listed aborted transaction to its LAST abort
-// marker in the response: a later abort marker with no data in the partition, e.g. of a transaction that
-// had the partition added and then aborted, makes the range cover the committed transactions between).
-// Full fetches (no fetch session): concurrent fetchers never disturb each other's session epochs.
+// Fetches committed records at explicit (topic, partition, offset) positions. The caller owns the
+// positions, so a rebalance, an abort or a restore moves them with no hidden client-side buffer.
+// Fetch goes through the client's protocol API, not Consumer.fetch, whose aborted-transaction filter can
+// drop committed batches; the Java read_committed rule is applied instead (read-committed.ts). Why, and
+// why full fetches with no fetch session: docs/notes/fetcher.md.
 import { type Consumer, fetchV17 } from '@platformatic/kafka';
-import { batchLastOffset, filterAbortedBatches, isControlBatch } from '../kafka/read-committed.ts';
 import type { InputRecord } from '../topology/task-graph.ts';
 import type { Headers } from '../topology/types.ts';
 import { findInErrorTree, kafkaErrorIds } from './errors.ts';
+import { batchLastOffset, filterAbortedBatches, isControlBatch } from './read-committed.ts';
 
 export const READ_COMMITTED = 1;
 
@@ -87,12 +82,6 @@ export class Fetcher {
     this.#consumer = consumer;
     this.#options = options;
   }
-
-  /**
-   * Kept for callers that move a position: the read_committed filter holds no state across responses
-   * (the broker lists an aborted transaction again in every response that starts inside it).
-   */
-  reset(_topic: string, _partition: number): void {}
 
   /** One fetch round for every position; an out-of-range position throws (restore and standbys act on it). */
   async fetch(positions: FetchPosition[]): Promise<PartitionFetch[]> {

@@ -1,0 +1,35 @@
+// Reading @platformatic/kafka's errors: a failed request is a tree (MultipleErrors with `errors`, a
+// `cause`), and the broker's answer sits somewhere in it as a ProtocolError with its `apiId`. Every
+// decision about an error (retry, stop, rejoin) looks through the tree with these two helpers.
+
+/**
+ * Depth-first over an error tree as @platformatic/kafka builds it (`errors` arrays and `cause`, at most 8
+ * levels): the first value `visit` returns for a node, or undefined.
+ */
+export function findInErrorTree<T>(
+  error: unknown,
+  visit: (node: Record<string, unknown>) => T | undefined,
+  depth = 0,
+): T | undefined {
+  if (!error || typeof error !== 'object' || depth > 8) return undefined;
+  const node = error as Record<string, unknown>;
+  const here = visit(node);
+  if (here !== undefined) return here;
+  if (Array.isArray(node.errors)) {
+    for (const inner of node.errors) {
+      const found = findInErrorTree(inner, visit, depth + 1);
+      if (found !== undefined) return found;
+    }
+  }
+  return findInErrorTree(node.cause, visit, depth + 1);
+}
+
+/** Collects the Kafka protocol error names (apiId) found anywhere in an error tree. */
+export function kafkaErrorIds(error: unknown): Set<string> {
+  const found = new Set<string>();
+  findInErrorTree(error, (node) => {
+    if (typeof node.apiId === 'string') found.add(node.apiId);
+    return undefined;
+  });
+  return found;
+}
