@@ -185,6 +185,15 @@ function paths(): Record<string, unknown> {
         },
       },
     },
+    '/v1/admin/console': {
+      get: {
+        summary: "The operations console's snapshot (admin): topology, cluster grid, flow samples, dead letters",
+        description:
+          'What the page at /console draws: the topology the engine runs, the instance directory and a partition grid (running, restoring, moving, stopped), 2 s flow samples of the last 5 minutes of this instance, the latest dead letters with their headers and the latest sink rejects. The shape is ConsoleSnapshot in src/http/routes/console.ts.',
+        security: secured,
+        responses: { '200': json('The snapshot', { type: 'object' }), ...problems(401, 403, 503) },
+      },
+    },
     '/v1/transfers': moneyCommand(
       'Transfer between two accounts',
       'TransferRequest',

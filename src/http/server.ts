@@ -25,6 +25,7 @@ import { errorHandler, requestContext } from './middleware.ts';
 import { OutcomeTracker } from './outcomes.ts';
 import { strictPathEncoding } from './path-encoding.ts';
 import { accountRoutes } from './routes/accounts.ts';
+import { closeConsole, consoleRoutes } from './routes/console.ts';
 import { managementRoutes, systemRoutes } from './routes/system.ts';
 import { transferRoutes } from './routes/transfers.ts';
 import { SseHub } from './sse.ts';
@@ -175,6 +176,7 @@ export function createApp(deps: ApiDeps): Koa {
   systemRoutes(router, deps);
   accountRoutes(router, deps);
   transferRoutes(router, deps);
+  consoleRoutes(router, deps);
   app.use(requestContext(deps.logger, deps.metrics));
   app.use(errorHandler());
   app.use(strictPathEncoding());
@@ -219,6 +221,7 @@ async function stopParts(deps: ApiDeps, servers: Servers): Promise<void> {
   await Promise.all([closeServer(servers.api), servers.management ? closeServer(servers.management) : undefined]);
   let first: unknown;
   for (const stop of [
+    () => closeConsole(deps),
     () => deps.directory.close(),
     () => deps.tracker.close(),
     () => deps.sender.close(),

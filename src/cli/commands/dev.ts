@@ -136,6 +136,7 @@ export function formatSummary(summary: DevSummary): string {
   row('API', `${api.baseUrl}${api.up ? '' : ' (not answering on /healthz)'}`);
   row('health', `${api.baseUrl}/healthz  ${api.baseUrl}/readyz`);
   row('metrics', `${api.baseUrl}/metrics  (admin token, or MANAGEMENT_PORT without one)`);
+  row('console', `${api.baseUrl}/console  (log in as admin, password ${DEMO_PASSWORD})`);
   row('token', api.token ? `${api.token}\n              (${api.tokenNote})` : `(${api.tokenNote})`);
   row(
     'instance',

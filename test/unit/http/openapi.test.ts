@@ -4,6 +4,7 @@ import { loadConfig } from '../../../src/config/config.ts';
 import type { ApiDeps } from '../../../src/http/context.ts';
 import { openApiDocument } from '../../../src/http/openapi.ts';
 import { accountRoutes } from '../../../src/http/routes/accounts.ts';
+import { consoleApiRoutes } from '../../../src/http/routes/console.ts';
 import { systemRoutes } from '../../../src/http/routes/system.ts';
 import { transferRoutes } from '../../../src/http/routes/transfers.ts';
 
@@ -16,6 +17,7 @@ describe('openApiDocument', () => {
     systemRoutes(router, deps);
     accountRoutes(router, deps);
     transferRoutes(router, deps);
+    consoleApiRoutes(router, deps);
     const mounted = router.stack.flatMap((layer) =>
       layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${String(layer.path).replace(/:(\w+)/g, '{$1}')}`),
     );
