@@ -292,6 +292,7 @@ try {
       p99: percentile(expirySteps, 99),
       max: Math.round(expiryStepMaxMs * 1000) / 1000,
       budgetMs: DEFAULT_EXPIRY_BOUNDS.budgetMs,
+      overBudget: expirySteps.filter((ms) => ms > DEFAULT_EXPIRY_BOUNDS.budgetMs).length,
       stepsLeavingCallInFlight,
     },
     punctuateMaxMs: Math.round(punctuateMaxMs * 1000) / 1000,
