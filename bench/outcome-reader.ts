@@ -1,4 +1,4 @@
-// Tails topics read_committed through the engine's own Fetcher (the Java read_committed rule), so the
+// Tails topics read_committed through src/kafka's Fetcher (the Java read_committed rule), so the
 // bench only ever sees what a downstream consumer would: committed outcomes, never aborted ones.
 import { Consumer } from '@platformatic/kafka';
 import { Fetcher, type FetchedRecord } from '../src/kafka/fetcher.ts';

@@ -4,7 +4,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { TransferFailureCode } from './failure-codes.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
-import { ID_CHARS_MAX, isStorableText, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX } from './commands.ts';
+import { ID_CHARS_MAX, isStorableText, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX } from './input-rules.ts';
 
 /** A refund's reason is written by this topology; it is still bounded, since it reaches Postgres. */
 const REASON_CHARS_MAX = 1024;

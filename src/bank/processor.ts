@@ -1,18 +1,16 @@
-// Step 2 of a command's path: the bank Processor. It parses a record once, names the store keys it
-// will read (prefetch), then dispatches: account commands and deposits/withdrawals to accounts.ts,
-// transfers and their legs to transfer.ts. Every money command passes the idempotency gate first.
+// Step 2 of a transfer's path (README-BANK.md): the bank Processor. It parses a record once, names the
+// store keys it will read (prefetch), then dispatches: account commands and deposits/withdrawals to
+// accounts.ts, transfers and their legs to transfer.ts. Every money command passes the idempotency gate first.
 import { createHash } from 'node:crypto';
 import type { PrefetchCollector, Processor, ProcessorContext, Rec, Serde } from '../topology/types.ts';
 import {
-  keyText,
   type MoneyCommand,
   parseCommand,
   type ParsedCommand,
-  TIMESTAMP_MS_MAX,
-  TIMESTAMP_MS_MIN,
   type TransferFields,
   transferFieldsOf,
 } from './commands.ts';
+import { keyText, TIMESTAMP_MS_MAX, TIMESTAMP_MS_MIN } from './input-rules.ts';
 import { closeAccount, openAccount, singleLeg } from './accounts.ts';
 import type { ExpiryStepBounds, ExpiryStepResult } from '../stores/segmented-store.ts';
 import { DEFAULT_EXPIRY_BOUNDS, DedupExpiry } from './expiry.ts';

@@ -1,4 +1,4 @@
-// Where a command's path starts: the bank as one topology on the engine.
+// Step 1 of a transfer's path (README-BANK.md): the bank as one topology on the engine.
 //   commands source (transaction_initiated) ─┐
 //   credits source (bankstream-credits) ─────┴─► bank processor (stores: accounts, balances, transfers)
 //        ─► completed / failed / audit / dlq sinks, and the credits sink (legs back into the credits source).

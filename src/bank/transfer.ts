@@ -1,4 +1,4 @@
-// Step 3 of a transfer's path: its legs. A transfer is decided where its accounts live:
+// Step 3 of a transfer's path (README-BANK.md): its legs. A transfer is decided where its accounts live:
 //   debit  (task owning `from`)  validate from, take the money, mark it in flight;
 //          when `to` lives in the same task, validate and credit it at once and complete.
 //   credit (task owning `to`)    validate to; credit and answer transaction_completed, then settle;

@@ -1,9 +1,9 @@
-// The settings of internal-record authentication (src/runtime/record-mac.ts): the cluster secret and its
+// The settings of internal-record authentication (src/kafka/record-mac.ts): the cluster secret and its
 // rotation (the keys' use is in cluster-key.ts), and the upgrade and incident switches.
 import type { ClusterKey, ClusterKeys } from './cluster-key.ts';
 import { ConfigError, type Env, bool, secretSetting } from './settings.ts';
 
-/** Authentication of internal records (src/runtime/record-mac.ts): the upgrade and incident switches. */
+/** Authentication of internal records (src/kafka/record-mac.ts): the upgrade and incident switches. */
 export interface RecordAuthConfig {
   /** CHANGELOG_ACCEPT_UNSIGNED: restore accepts changelog records with no MAC at all (one upgrade, then off). */
   changelogAcceptUnsigned: boolean;

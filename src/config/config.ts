@@ -3,7 +3,6 @@
 // ConfigError naming the variable and what was expected. Import configuration from here.
 import os from 'node:os';
 import path from 'node:path';
-import { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../runtime/offset-reset.ts';
 import type { ClusterKeys } from './cluster-key.ts';
 import { type RecordAuthConfig, clusterKeysConfig, recordAuthConfig } from './cluster-secret.ts';
 import {
@@ -19,6 +18,7 @@ import { type KafkaSecurityConfig, kafkaSecurityConfig } from './kafka-security.
 import { type DatabaseConfig, type PostgresTlsConfig, databaseConfig, pgUrl, postgresTlsConfig } from './postgres.ts';
 import { type Env, brokers, int, str, url } from './settings.ts';
 import { type TopicNames, topicNames } from './topics.ts';
+import { type MembershipConfig, membershipConfig } from './membership.ts';
 
 export { type RecordAuthConfig, clusterKeysConfig, requireClusterKeys } from './cluster-secret.ts';
 export type { AuthConfig, HttpConfig, ManagementConfig } from './http.ts';
@@ -42,6 +42,7 @@ export {
 } from './postgres.ts';
 export { ConfigError, secretSetting } from './settings.ts';
 export { type TopicNames, changelogTopic, instancesTopic } from './topics.ts';
+export type { MembershipConfig } from './membership.ts';
 
 export interface Config {
   appId: string;
@@ -72,11 +73,13 @@ export interface Config {
   /** Reverse proxies in front of the API whose X-Forwarded-For is trusted for the client address (0 = none). */
   trustProxyHops: number;
   standbyReplicas: number;
+  /** Static group membership (KIP-345) and the session timeout; see src/runtime/membership.ts. */
+  membership: MembershipConfig;
   /** How long a task state folder stays on disk after it was last in use here (ms). */
   stateCleanupDelayMs: number;
   /** ACCEPTABLE_RECOVERY_LAG_RECORDS: a local state folder further behind its changelogs is not warm for placement. */
   acceptableRecoveryLagRecords: number;
-  /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/runtime/offset-reset.ts. */
+  /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/kafka/offset-reset.ts. */
   offsetReset: OffsetResetPolicy;
   logLevel: string;
   sinkGroupId: string;
@@ -91,6 +94,10 @@ export interface Config {
   /** How the engine treats internal records without a MAC (upgrades) and which ones an operator skips. */
   recordAuth: RecordAuthConfig;
 }
+
+/** OFFSET_RESET: where a partition without a committed offset starts; the rule is src/kafka/offset-reset.ts. */
+export type OffsetResetPolicy = 'safe' | 'earliest' | 'none';
+export const OFFSET_RESET_POLICIES: readonly OffsetResetPolicy[] = ['safe', 'earliest', 'none'];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const NAME_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;
@@ -131,6 +138,7 @@ export function loadConfig(env: Env = process.env): Config {
     management: managementConfig(env, httpHost, httpPort),
     trustProxyHops: int(env, 'HTTP_TRUST_PROXY_HOPS', 0, 0, 10),
     standbyReplicas: int(env, 'STANDBY_REPLICAS', 0, 0, 8),
+    membership: membershipConfig(env),
     stateCleanupDelayMs: int(env, 'STATE_CLEANUP_DELAY_MS', 600_000, 0, 30 * 24 * 3600 * 1000),
     acceptableRecoveryLagRecords: int(env, 'ACCEPTABLE_RECOVERY_LAG_RECORDS', 10_000, 0, 1_000_000_000),
     offsetReset: str(

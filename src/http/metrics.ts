@@ -17,7 +17,8 @@ import {
   collectDefaultMetrics,
 } from 'prom-client';
 import type { PartitionLag, StreamsState, StreamsStatus } from '../runtime/kafka-streams.ts';
-import type { SinkStatus } from '../sinks/postgres-sink.ts';
+import type { SinkStatus } from '../sinks/status.ts';
+import { bindMembershipMetrics } from './membership-metrics.ts';
 
 const STREAMS_STATES: StreamsState[] = [
   'CREATED',
@@ -266,12 +267,13 @@ export class Metrics {
       'Changelog records restored into local stores',
       () => streams.status().restoredRecords,
     );
+    bindMembershipMetrics(this.registry, () => streams.status().membership);
     this.stoppedGauge(
       'bankstream_streams_partitions_stopped',
       'Assigned source partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md',
       () => streams.status().stopped,
     );
-    // Authenticated internal records (src/runtime/record-mac.ts): any refusal is an alert.
+    // Authenticated internal records (src/kafka/record-mac.ts): any refusal is an alert.
     this.counterOf(
       'bankstream_internal_records_rejected_total',
       'Internal (repartition) records refused for a missing or wrong MAC, sent to the DLQ and never applied',

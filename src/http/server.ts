@@ -1,8 +1,14 @@
-// The HTTP API of one instance: builds its parts, mounts the routes on Koa, listens, and stops in order.
-//   start: cluster keys required → decoy password hash → listen (API port, management port) → outcome tail →
-//          instance directory (tail + publish on every status change)
-//   close: end SSE streams and stop accepting → withdraw this instance from the directory → stop tails,
-//          producers and the pool
+// The HTTP API of one instance: builds its parts (buildDeps), mounts the routes on Koa, listens, and stops
+// in order. Some parts live outside http/, in rooms named for what they are: the outcome tracker
+// (src/tails/outcomes.ts), the instance directory (src/cluster/directory.ts), the command producer
+// (src/commands/sender.ts).
+//   start: cluster keys required → decoy password hash → listen (API port, then the management port) →
+//          the advertised URL (with the real port when HTTP_PORT=0) → outcome tail → instance directory
+//          (its tail, then publish now and on every streams status change); an abort or a failure
+//          meanwhile stops whatever started.
+//   close: end SSE streams → stop accepting (in-flight requests get CLOSE_GRACE_MS) → withdraw this
+//          instance from the directory → stop the outcome tail, the command producer and the read
+//          model's pool (each one is stopped; the first error is rethrown at the end).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Router } from '@koa/router';
@@ -13,16 +19,16 @@ import type { KafkaStreams } from '../runtime/kafka-streams.ts';
 import type { PostgresSink } from '../sinks/postgres-sink.ts';
 import { AccountQueries } from './accounts.ts';
 import { Authenticator } from './auth.ts';
-import { CommandSender } from './commands.ts';
+import { CommandSender } from '../commands/sender.ts';
 import type { ApiDeps } from './context.ts';
 import { ReadModel } from './history.ts';
-import { InstanceDirectory } from './instances.ts';
+import { InstanceDirectory } from '../cluster/directory.ts';
 import { LoginThrottle } from './login-throttle.ts';
 import { prepareDecoy } from './passwords.ts';
 import { PrincipalQuotas } from './quotas.ts';
 import type { Metrics } from './metrics.ts';
 import { errorHandler, requestContext } from './middleware.ts';
-import { OutcomeTracker } from './outcomes.ts';
+import { OutcomeTracker } from '../tails/outcomes.ts';
 import { strictPathEncoding } from './path-encoding.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { closeConsole, consoleRoutes } from './routes/console.ts';

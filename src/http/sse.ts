@@ -10,7 +10,7 @@ import type { Config } from '../config/config.ts';
 import { ApiError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import type { Principal } from './principal.ts';
-import type { AccountEvent, OutcomeTracker } from './outcomes.ts';
+import type { AccountEvent, OutcomeTracker } from '../tails/outcomes.ts';
 import type { PrincipalQuotas } from './quotas.ts';
 
 const RECONNECT_MS = 2000;

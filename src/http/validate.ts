@@ -2,7 +2,7 @@
 // them), and single-value checks for path, query and header parameters (400). Money is checked with the
 // bank's own parser, so the API accepts exactly what the processor accepts, and normalized to the
 // currency's digits so that retries formatted differently ("10" / "10.00") stay exact duplicates.
-import { isFreeText, isId, REFERENCE_CHARS_MAX } from '../bank/commands.ts';
+import { isFreeText, isId, REFERENCE_CHARS_MAX } from '../bank/input-rules.ts';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
 import { type FieldError, invalidParameter, validationFailed } from './errors.ts';
 import type { JsonObject } from './body.ts';

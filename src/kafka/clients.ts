@@ -1,4 +1,5 @@
-// The only place bankstream builds Kafka clients. Every option the library reads is set here
+// Where bankstream builds Kafka clients (with reader.ts: createReader, the consumer + Fetcher pair
+// that every committed-records reader uses). Every option the library reads is set here
 // explicitly (no reliance on @platformatic/kafka defaults, several of which do not suit
 // exactly-once processing: the non-Java partitioner, autocommit on, a 5 s fetch wait, 0/0 as
 // InitProducerId's producer id/epoch, AddPartitionsToTxn v5).

@@ -10,6 +10,7 @@
 // deadline. An error of neither kind is retried too, within the same deadline: an unexpected answer
 // while a broker restarts must not stop an instance that would have recovered.
 import { type Consumer, Connection, type ConnectionOptions, offsetFetchV8 } from '@platformatic/kafka';
+import type { KafkaSecurityOptions } from './clients.ts';
 import { kafkaErrorIds } from './errors.ts';
 import { isBrokerUnavailable } from './retry.ts';
 import { explainKafkaError } from './security.ts';
@@ -70,7 +71,8 @@ export async function fetchStableOffsets(
   const deadline = Date.now() + options.timeoutMs;
   for (let attempt = 0; ; attempt++) {
     const result = await fetchOnce(consumer, topics, options).catch(
-      (error: unknown): OffsetFetchVerdict => classifyOffsetFetchError(error, consumer.groupId),
+      (error: unknown): OffsetFetchVerdict =>
+        classifyOffsetFetchError(error, consumer.groupId, options.connection as KafkaSecurityOptions),
     );
     if (result instanceof Map) return result;
     if ('fail' in result) throw result.fail;
@@ -89,10 +91,14 @@ export async function fetchStableOffsets(
  * unknown topics or groups fail (with the setting to check, when security is the cause); everything
  * else is asked again within the deadline.
  */
-export function classifyOffsetFetchError(error: unknown, groupId: string): OffsetFetchVerdict {
+export function classifyOffsetFetchError(
+  error: unknown,
+  groupId: string,
+  security?: KafkaSecurityOptions,
+): OffsetFetchVerdict {
   if (error instanceof CommittedOffsetsError) return { fail: error };
   const ids = kafkaErrorIds(error);
-  const access = explainKafkaError(error);
+  const access = explainKafkaError(error, security);
   if (access && !access.mayHeal) return { fail: access };
   const fatal = [...ids].find((id) => FAIL_FAST_IDS.has(id));
   if (fatal) return { fail: fatalError(fatal, groupId, error) };

@@ -1,55 +1,9 @@
-// A @platformatic/kafka Producer with the transactional traps of 2.12 worked around.
-// Every fix below was found by reading node_modules/@platformatic/kafka/dist/clients/producer/*.js
-// and is shown against the real broker in test/integration/kafka/.
-//
-// 1. InitProducerId (restart of a transactional.id). The client sends
-//    `options.producerId ?? this[kOptions].producerId ?? 0n` / epoch `?? 0`, never -1/-1. The
-//    coordinator reads (0, 0) as "I am producer 0 at epoch 0" (KIP-360), so a restarted instance
-//    whose transactional.id already has a producer id other than 0 gets PRODUCER_FENCED and can
-//    never start again. We send (-1, -1) on the first init (fresh start: bump the epoch, abort
-//    what the previous incarnation left open, fence it) and the producer id/epoch we last got on
-//    any re-init (so a zombie that was fenced by a newer instance is told PRODUCER_FENCED instead
-//    of fencing the newer one back).
-//
-// 2. AddPartitionsToTxn version. The client picks the highest version both sides support: v5 on
-//    Kafka >= 3.6. v4+ is the broker-to-broker form (KIP-890 verification: batched transactions,
-//    `verify_only`); Kafka authorizes it with CLUSTER_ACTION on the cluster, so with ACLs on, a
-//    normal principal is refused. The Java client sends at most v3 for its own transaction. v3
-//    has the same request/response shape in this client (its createRequest reads
-//    `transactions[0]`), so we hand out the v3 API instead.
-//
-// 3. Concurrent calls on one transaction are merged. Transaction#addPartitions (run by every
-//    `transaction.send`), #addOffset and #addConsumer go through `kPerformDeduplicated` with a
-//    fixed key: a call made while another is in flight gets the first call's result and its own
-//    request is never sent. Concurrent sends to new partitions then fail with
-//    TRANSACTION_ABORTABLE (the partition was never added) while the other partitions commit:
-//    a partial transaction. Concurrent addOffset calls lose offsets. We serialise these three
-//    operations per transaction (order preserved; sends still pipeline their produce requests).
-//
-// 4. Empty transactions. beginTransaction() sends nothing to the broker; the transaction only
-//    exists there after AddPartitionsToTxn / AddOffsetsToTxn. The client still sends EndTxn for a
-//    transaction with no records and no offsets, and the coordinator answers INVALID_TXN_STATE.
-//    Like the Java client, we complete such a transaction locally (Transaction#cancel).
-//
-// 5. Commit after a failure. The client lets you commit a transaction after one of its sends or
-//    offset additions failed (the broker accepts the EndTxn: what did get in is committed). The
-//    Java client refuses (abortable error state). We record the first failure and make commit()
-//    fail with TransactionAbortableError; abort() still works.
-//
-// 6. Sequence numbers after a failed transaction. The client advances a partition's idempotent
-//    sequence number when it sends a batch, and resets the numbers only when it initializes a
-//    producer id; a transactional producer never does that again after its first transaction. When a
-//    batch is lost (its leader broker dies mid-request), the broker still expects the old sequence
-//    number and refuses every later batch of that partition with OUT_OF_ORDER_SEQUENCE_NUMBER, for
-//    ever: found by killing a broker of a three-node cluster under load
-//    (test/integration/security/three-brokers.test.ts). Like the Java client after an abortable error
-//    (KIP-360), we bump the epoch: the next transaction after a failed one starts with InitProducerId
-//    for the same producer id and epoch, which fences whatever was in flight, aborts a transaction
-//    the coordinator still has open, and starts the sequence numbers from zero again.
-//
-// 7. A failed beginTransaction leaves its transaction behind. When FindCoordinator or InitProducerId
-//    fails (the broker is down), the client keeps the new transaction as the active one and refuses
-//    every later beginTransaction; we cancel it locally, so that a retry after the outage works.
+// A @platformatic/kafka 2.12 Producer with its transactional traps worked around, each the way the Java
+// client behaves: InitProducerId with -1/-1 on a restart, AddPartitionsToTxn v3 (v4+ is inter-broker
+// and refused under ACLs), the transaction's add calls serialised (the client merges concurrent ones),
+// empty transactions completed locally, no commit after a failure, an epoch bump after a failed
+// transaction (stale sequence numbers), and a failed beginTransaction cancelled. Why each one, and the
+// tests that show it against the broker: docs/notes/producer.md.
 import {
   addPartitionsToTxnV3,
   createPromisifiedCallback,
@@ -115,11 +69,6 @@ export function markTransactionFailed(transaction: AnyTransaction, error: unknow
   if (state && state.failure === undefined) {
     state.failure = error;
   }
-}
-
-/** The first failure recorded in a guarded transaction, if any. */
-export function transactionFailure(transaction: AnyTransaction): unknown {
-  return guardedTransactions.get(transaction)?.failure;
 }
 
 /** Runs callback-style tasks one at a time, in call order. */
@@ -234,7 +183,7 @@ function guardTransaction<T extends AnyTransaction>(transaction: T, onFailed: ()
       cancel(callback);
     } else {
       originalAbort((error) => {
-        // Aborted batches keep their sequence numbers on the broker; lost or failed ones do not (trap 6).
+        // Aborted batches keep their sequence numbers on the broker; lost or failed ones do not (trap 6 in docs/notes/producer.md).
         if (error || state.failure !== undefined) {
           onFailed();
         }
@@ -260,7 +209,7 @@ export class BankstreamProducer<
   HeaderValue = Buffer,
 > extends Producer<Key, Value, HeaderKey, HeaderValue> {
   #lastProducerIdAndEpoch: { producerId: bigint; producerEpoch: number } | undefined;
-  /** Set when a transaction failed: the next one starts with an epoch bump (trap 6). */
+  /** Set when a transaction failed: the next one starts with an epoch bump (trap 6 in docs/notes/producer.md). */
   #epochBumpNeeded: boolean;
   readonly #markEpochBumpNeeded: () => void;
 

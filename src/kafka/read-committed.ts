@@ -1,62 +1,10 @@
-// Correct read_committed filtering for @platformatic/kafka 2.12.
-//
-// THE BUG (node_modules/@platformatic/kafka/dist/clients/consumer/consumer.js, #filterUncommittedMessages)
-// The client asks the broker for READ_COMMITTED (so nothing above the last stable offset is ever
-// returned) and then filters aborted data itself, like every Kafka client must. Its filter keeps
-// ONE range per producer id per response (a Map keyed by producerId, overwritten), ended by the
-// LAST abort marker of that producer in the response, and delivers a range whose marker is not in
-// the response ("open range ... ignore for safety"). So it delivers aborted records when
-//   1. one producer (one transactional.id; a restarted one keeps its producer id) aborted twice
-//      in the fetched range: only the last aborted transaction is dropped;
-//   2. the abort marker is not in the same response. That happens with a response cut by
-//      maxBytes, and also without it: the broker answers a read_committed fetch up to the LSO,
-//      which is the first offset of the OLDEST OPEN transaction of ANY producer, while the
-//      aborted-transaction list holds every aborted transaction overlapping the returned range.
-//      Producer A writes, producer B opens a transaction, A aborts: A's marker lies above the LSO
-//      (B is still open), A's records lie below it, and A's transaction is listed. So "every
-//      listed aborted transaction has its marker at or before the LSO" is false; the integration
-//      tests show both cases against the real broker.
-//
-// THE RULE (Java client: FetchCollector / CompletedFetch#nextFetchedRecord)
-// Per partition of one fetch response: sort the aborted transactions by first offset; walk the
-// batches in offset order; before looking at a batch that has a producer id, mark as aborted every
-// producer whose aborted transaction starts at or before the batch's last offset; an ABORT control
-// batch of a producer unmarks it; a TRANSACTIONAL data batch of a marked producer is aborted.
-// A producer marked and never unmarked in this response stays aborted up to the end of the response.
-//
-// STATE ACROSS RESPONSES: none is needed, and none is kept (the Java client keeps none either).
-// The broker lists, in every read_committed response, each aborted transaction with
-// lastOffset >= fetchOffset and firstOffset < end of the returned data (LocalLog /
-// TransactionIndex#collectAbortedTxns), so a transaction that began before the fetch offset is
-// listed again (with its old firstOffset) in the next response. State carried across responses
-// would only add risk: after a seek, a rebalance or a restore from an older offset it would be
-// stale. The integration test "should list an aborted transaction again when a fetch starts in
-// its middle" checks that broker behaviour.
-//
-// HOW IT IS PLUGGED IN: `ReadCommittedConsumer` subclasses the client's Consumer and overrides its
-// PUBLIC `fetch()`. Everything that reads through the client goes through it: MessagesStream
-// (consume()) calls `consumer.fetch(...)` for every fetch, and so does any direct caller.
-//   - The private #filterUncommittedMessages cannot be overridden, and it runs before fetch()
-//     returns. It is NOT harmless: it can also drop COMMITTED batches. Its range for a producer runs
-//     from the producer's listed aborted transaction to the producer's LAST abort marker in the
-//     response, and the broker lists only aborted transactions that have data in the partition: a
-//     later transaction that had the partition added but wrote nothing there (a refused record, a
-//     producer killed between AddPartitionsToTxn and Produce, an abort after a restart) leaves an
-//     abort marker with no listed transaction, and everything of that producer in between, committed
-//     or not, is dropped (test/integration/kafka/abort-marker-without-data.test.ts). So the engine,
-//     restore, standbys, the sink and the API's tails do not read through Consumer.fetch at all:
-//     src/kafka/fetcher.ts sends Fetch through the client's protocol API and applies only the rule
-//     above. This class stays for consume() streams (tests and tools), which remain exposed to that
-//     loss; do not use it where a record must not be missed.
-//   - READ_UNCOMMITTED plus our own filter is not an option: the broker would then return data
-//     above the LSO (open transactions), which no client-side filter can judge.
-//   - Aborted batches are not removed but replaced by a copy with `records: []`: the
-//     MessagesStream advances its fetch offset from the LAST batch of each partition in the
-//     response, so removing a trailing aborted batch (an open range at the end of a response)
-//     would make it fetch the same aborted batch forever.
-//   - A patch of node_modules (patch-package) would be lost on reinstall unless the project adds
-//     a dependency and a postinstall step; a subclass keeps the fix in our code and fails loudly
-//     (a type error) if the client's public fetch signature changes.
+// read_committed filtering done right for @platformatic/kafka 2.12, whose own filter delivers aborted
+// records (two aborts of one producer in a fetch, an abort marker above the LSO) and can drop committed
+// ones. The rule here is the Java client's (FetchCollector): per partition of one response, sort the
+// aborted transactions by first offset and walk the batches in order; no state across responses.
+// ReadCommittedConsumer applies it to consume() streams (tests, tools); the engine, restore, the sink and
+// the tails read through the Fetcher (fetcher.ts), which applies only this rule. The whole story, with the broker
+// behaviour the tests check: docs/notes/read-committed.md.
 import {
   Consumer,
   FetchIsolationLevels,

@@ -28,7 +28,6 @@ import {
   type API,
   type Connection,
   type Consumer,
-  type Message,
   type Producer,
   type findCoordinatorV6,
   type txnOffsetCommitV4,
@@ -83,32 +82,6 @@ export function consumerGroupMetadata(consumer: AnyConsumer): ConsumerGroupMetad
     memberId: consumer.memberId,
     groupInstanceId: consumer.groupInstanceId,
   };
-}
-
-/**
- * The offsets to commit after processing `messages`: per topic-partition, the highest offset + 1,
- * with that record's leader epoch.
- */
-export function nextOffsetsOf(
-  messages: Iterable<
-    Pick<Message<unknown, unknown, unknown, unknown>, 'topic' | 'partition' | 'offset' | 'leaderEpoch'>
-  >,
-): TransactionOffset[] {
-  const byPartition = new Map<string, TransactionOffset>();
-  for (const message of messages) {
-    const key = `${message.topic}\u0000${message.partition}`;
-    const next = message.offset + 1n;
-    const current = byPartition.get(key);
-    if (!current || current.offset < next) {
-      byPartition.set(key, {
-        topic: message.topic,
-        partition: message.partition,
-        offset: next,
-        leaderEpoch: message.leaderEpoch,
-      });
-    }
-  }
-  return [...byPartition.values()];
 }
 
 function groupByTopic(offsets: readonly TransactionOffset[]): txnOffsetCommitV4.TxnOffsetCommitRequestTopic[] {

@@ -1,5 +1,5 @@
 // `bankstream offsets reset`: the operator's way out of a stopped partition (offsets missing with state,
-// offset out of range; see src/runtime/offset-reset.ts and docs/operations.md). Like Kafka's
+// offset out of range; see src/kafka/offset-reset.ts and docs/operations.md). Like Kafka's
 // kafka-consumer-groups --reset-offsets: it plans by default and changes nothing without `execute`, and it
 // refuses while the group has active members (a running member would overwrite the reset with its own
 // position at its next commit). The processor's offsets are the Kafka group's committed offsets; the
@@ -168,7 +168,7 @@ async function assertGroupInactive(admin: Admin, groupId: string): Promise<void>
   if (members > 0) {
     throw new OffsetResetError(
       'group_active',
-      `group ${groupId} has ${members} active member(s) (state ${group?.state}); stop every instance of the group first, then reset`,
+      `group ${groupId} has ${members} active member(s) (state ${group?.state}); stop every instance of the group first (a stopped static member stays one for SESSION_TIMEOUT_MS, or until \`bankstream group leave --instance <id>\`), then reset`,
     );
   }
 }

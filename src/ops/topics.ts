@@ -111,7 +111,7 @@ export function plannedTopics(config: Config, stores: readonly string[] = DEFAUL
     // limit (message.max.bytes, 1 MiB by default) would not fit a DLQ with the same limit, and its commit would
     // fail on every retry. The DLQ takes twice the default.
     spec(config.topics.dlq, 'dlq', false, { 'max.message.bytes': String(DLQ_MESSAGE_BYTES_MAX) }),
-    // Interactive-query routing metadata (src/http/instances.ts): the latest record per instance id is all
+    // Interactive-query routing metadata (src/cluster/directory.ts): the latest record per instance id is all
     // that matters, so compacted. Readers tail every partition; the count just follows PARTITIONS.
     spec(instancesTopic(config.appId), 'instances', false, { 'cleanup.policy': 'compact' }),
   ];

@@ -1,4 +1,4 @@
-// The engine's side of authenticated internal records (record-mac.ts holds the MAC format): what
+// The engine's side of authenticated internal records (src/kafka/record-mac.ts holds the MAC format, record-auth.ts the policies): what
 // KafkaStreams calls when it emits a repartition record, fetches one, writes a changelog record or
 // restores one, and what it reports. Kept in one place so the processing path only calls into it.
 import type { Logger } from 'pino';
@@ -7,17 +7,15 @@ import type { OutputRecord } from '../topology/task-graph.ts';
 import type { Topology } from '../topology/topology.ts';
 import type { FetchedRecord } from '../kafka/fetcher.ts';
 import {
-  type ChangelogCheck,
-  changelogVerifier,
   hasMacHeaders,
   producerTaskOf,
-  type RecordAuthOptions,
   type RecordRejection,
   signChangelogEntry,
   signRepartitionRecord,
   verifyRepartitionRecord,
   withoutMacHeaders,
-} from './record-mac.ts';
+} from '../kafka/record-mac.ts';
+import { type ChangelogCheck, changelogVerifier, type RecordAuthOptions } from './record-auth.ts';
 
 /** The last repartition record refused, for readiness and the operator. */
 export interface RejectedRecord {

@@ -45,8 +45,9 @@ import { fetchStableOffsets } from '../kafka/committed-offsets.ts';
 import { FatalStreamsError, isFencedError, isMigratedError, TaskMigratedError } from './errors.ts';
 import { type FetchPosition, Fetcher, type FetchRound, tpKey } from '../kafka/fetcher.ts';
 import { type InternalRecordsStatus, InternalRecords } from './internal-records.ts';
-import { decideStart, type OffsetResetPolicy, outOfRangeStop, type PartitionStop } from './offset-reset.ts';
-import type { RecordAuthOptions } from './record-mac.ts';
+import { decideStart, type OffsetResetPolicy, outOfRangeStop, type PartitionStop } from '../kafka/offset-reset.ts';
+import type { RecordAuthOptions } from './record-auth.ts';
+import { GroupMembership, type MembershipStatus } from './membership.ts';
 import { restoreTasks } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
 import { StateDirectoryCleaner } from './state-cleaner.ts';
@@ -65,6 +66,13 @@ export interface KafkaStreamsOptions {
   transactionTimeoutMs?: number;
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /**
+   * Join with group.instance.id = instanceId (KIP-345; membership.ts). Default false, as Kafka's
+   * group.instance.id; bankstream's configuration turns it on (STATIC_MEMBERSHIP, default true).
+   */
+  staticMembership?: boolean;
+  /** A static member leaves the group when it stops (scale-down); default false: a restart keeps its partitions. */
+  leaveGroupOnClose?: boolean;
   fetchMaxWaitMs?: number;
   /** Warm copies of other instances' partitions kept by this one (tailing their changelogs); default 0. */
   standbyReplicas?: number;
@@ -117,6 +125,8 @@ export interface StreamsStatus {
   internalRecords: InternalRecordsStatus;
   /** Since when (epoch ms) the engine waits for the broker; undefined while the broker answers. */
   brokerUnavailableSinceMs: number | undefined;
+  /** Static membership, the generation, rebalances by cause and time without an assignment (membership.ts). */
+  membership: MembershipStatus;
 }
 
 export type StreamsListener = (status: StreamsStatus) => void;
@@ -217,6 +227,7 @@ export class KafkaStreams {
   #membershipLost = false;
   /** Since when the consumer has not been an active member (no heartbeat scheduled); undefined while it is. */
   #inactiveSinceMs: number | undefined;
+  readonly #membership: GroupMembership;
 
   constructor(topology: Topology, options: KafkaStreamsOptions) {
     this.#topology = topology.validate();
@@ -227,6 +238,8 @@ export class KafkaStreams {
       fetchMaxWaitMs: 50,
       standbyReplicas: 0,
       offsetReset: 'safe',
+      staticMembership: false,
+      leaveGroupOnClose: false,
       ...options,
     } as ResolvedOptions;
     this.#log = options.logger.child({ component: 'streams', instance: options.instanceId });
@@ -244,6 +257,7 @@ export class KafkaStreams {
     });
     this.#brokerHealth = options.brokerHealth ?? new BrokerHealth(this.#log);
     this.#outage = this.#brokerHealth.outage('streams', this.#log);
+    this.#membership = new GroupMembership({ ...this.#options, log: this.#log });
   }
 
   /** The broker outages of this engine's parts (and of whatever else shares it: the sink, the API's tails). */
@@ -267,6 +281,7 @@ export class KafkaStreams {
       stopped: [...this.#stopped.values()],
       internalRecords: this.#internal.status(),
       brokerUnavailableSinceMs: this.#outage.unavailable?.sinceMs,
+      membership: this.#membership.status(),
     };
   }
 
@@ -348,6 +363,7 @@ export class KafkaStreams {
       ...base,
       clientId: `${applicationId}-${instanceId}-consumer`,
       groupId: applicationId,
+      ...this.#membership.consumerOptions(),
       autocommit: false,
       isolationLevel: 1,
       sessionTimeout: this.#options.sessionTimeoutMs,
@@ -415,6 +431,7 @@ export class KafkaStreams {
       },
     );
     this.#consumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'consumer error'));
+    this.#membership.attach(this.#consumer);
     this.#watchMembership();
     this.#consumer.topics.trackAll(...this.#topology.sourceTopics());
     await this.#joinGroup();
@@ -483,6 +500,7 @@ export class KafkaStreams {
     let inflight: { epoch: number; promise: Promise<FetchRound> } | undefined;
     try {
       while (!this.#stopRequested) {
+        if (this.#membership.fatal) throw this.#membership.fatal;
         if (this.#membershipLost || this.#inactiveTooLong()) {
           inflight = undefined;
           await this.#rejoin();
@@ -558,6 +576,7 @@ export class KafkaStreams {
     await this.#abortAndCloseTasks();
     this.#assigned = undefined;
     this.#latest = undefined;
+    this.#membership.rejoining();
     await this.#joinGroup();
   }
 
@@ -576,6 +595,8 @@ export class KafkaStreams {
 
   async #onLoopError(error: unknown): Promise<void> {
     if (error instanceof StoppedError && this.#stopRequested) return;
+    // FENCED_INSTANCE_ID: another process has this group.instance.id; it is not a migration to rejoin from.
+    this.#fatal ??= this.#membership.fencedError(error, this.#consumer);
     // The 'fail' processing exception handler: the user chose to stop on a record that throws.
     if (error instanceof ProcessingError)
       this.#fatal ??= new FatalStreamsError('processing_failed', error.message, { cause: error });
@@ -1148,8 +1169,7 @@ export class KafkaStreams {
     const group = {
       groupId: consumer.groupId,
       generationId: prepared.generationId,
-      memberId: consumer.memberId ?? '',
-      groupInstanceId: null,
+      ...this.#membership.commitMember(consumer),
     };
     await sendOffsetsToTransaction(this.#producer, consumer, offsets, {
       group,
@@ -1208,7 +1228,8 @@ export class KafkaStreams {
       ?.close()
       .catch((error: unknown) => this.#log.warn({ err: error }, 'closing standby tasks failed'));
     await this.#standbyConsumer?.close(true).catch(() => undefined);
-    if (this.#consumer) await (this.#consumer.leaveGroup(false) as unknown as Promise<void>).catch(() => undefined);
+    if (this.#consumer) await this.#membership.leaveOrStay(this.#consumer).catch(() => undefined);
+    this.#membership.detach();
     await this.#consumer?.close(true).catch(() => undefined);
     await this.#producer?.close(true).catch(() => undefined);
     this.#state = this.#fatal ? 'FAILED' : 'STOPPED';

@@ -3,7 +3,7 @@
 import type { Consumer } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import type { ChangelogEntry } from '../stores/types.ts';
-import type { ChangelogCheck } from './record-mac.ts';
+import type { ChangelogCheck } from './record-auth.ts';
 import {
   type FetchedRecord,
   type FetchPartitionError,

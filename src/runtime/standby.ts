@@ -11,7 +11,7 @@ import type { Consumer } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import { backoffDelayMs, BROKER_BACKOFF, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { type Fetcher, isOutOfRange, tpKey } from '../kafka/fetcher.ts';
-import type { ChangelogCheck } from './record-mac.ts';
+import type { ChangelogCheck } from './record-auth.ts';
 import { changelogEntries, type RestoreTarget, resetOutOfRange } from './restore.ts';
 import type { StreamTask } from './task.ts';
 

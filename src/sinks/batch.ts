@@ -3,7 +3,9 @@
 // so after a crash the sink resumes exactly where the database says, and a record read twice
 // (a stale instance after a rebalance, a replay) changes nothing the second time.
 import type pg from 'pg';
+import type { Config } from '../config/config.ts';
 import { type CopyValue, copyRows } from './copy.ts';
+import { connectPg } from './pg-connection.ts';
 import {
   type AuditRow,
   IDEMPOTENCY_CONFLICT,
@@ -76,6 +78,30 @@ CREATE TEMP TABLE IF NOT EXISTS sink_stage_audit (
   source_topic text NOT NULL, source_partition integer NOT NULL, source_offset bigint NOT NULL,
   payload jsonb NOT NULL, fresh boolean NOT NULL DEFAULT false
 ) ON COMMIT DELETE ROWS;`;
+
+/**
+ * A connection to write batches on: the first read-write server of DATABASE_URL's host list, with this
+ * session's staging table created. Never a read-only server: a standby would refuse every write anyway,
+ * and a primary in read-only mode must not be mistaken for a place to write the read model.
+ */
+export async function connectForBatches(config: Config): Promise<pg.Client> {
+  const db = await connectPg(config.databaseUrl, config.postgresTls, {
+    target: 'read-write',
+    client: {
+      application_name: `${config.appId}-sink`,
+      connectionTimeoutMillis: 5_000,
+      statement_timeout: 60_000,
+      keepAlive: true,
+    },
+  });
+  try {
+    await db.query(STAGING_DDL);
+  } catch (error) {
+    await db.end().catch(() => undefined);
+    throw error;
+  }
+  return db;
+}
 
 const OUTCOME_COLUMNS = [
   'seq',

@@ -2,16 +2,20 @@
 // in its own consumer group and writes them into the read model exactly once.
 //
 // Positions live in Postgres (sink_offsets), written in the same transaction as the rows, so the
-// sink never trusts Kafka's committed offsets. The loop, one step at a time:
-//   1. connect to Postgres (pausing with bounded exponential backoff while it is unreachable);
-//   2. after start, a rebalance or any failure: seek every assigned partition to its stored offset;
-//   3. fetch one round through the runtime's Fetcher (explicit positions, the Java read_committed
-//      rule, so aborted outcomes never reach the database);
-//   4. add the records to the pending batch, bounded by sinkBatchRowsMax;
-//   5. when the batch is full or sinkBatchMs old, write it in ONE transaction (see batch.ts).
-// Any failure drops the pending batch and goes back to step 1: nothing was committed, so re-reading
-// from the stored offsets loses and duplicates nothing.
-import { type Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
+// sink never trusts Kafka's committed offsets. The loop (#step), one step at a time:
+//   1. when the client gave up rejoining the group (the broker was down): rejoin, holding nothing;
+//   2. connect to Postgres; a new connection drops the pending batch and seeks again (a failover may
+//      have lost the last commits, which are then read again from Kafka);
+//   3. read the unresolved sink rejects when due (they make the instance not ready);
+//   4. after start, a rebalance, a new connection or any failure: seek every assigned partition to its
+//      stored offset (positions.ts; offsets fail closed);
+//   5. fetch one round through src/kafka's Fetcher (explicit positions, the Java read_committed rule,
+//      so aborted outcomes never reach the database); an out-of-range position stops its partition only;
+//   6. add the records to the pending batch, bounded by sinkBatchRowsMax;
+//   7. when the batch is full or sinkBatchMs old, write it in ONE transaction (see batch.ts).
+// Any failure drops the pending batch, pauses with a bounded exponential backoff and seeks again:
+// nothing was committed, so re-reading from the stored offsets loses and duplicates nothing.
+import type { Consumer } from '@platformatic/kafka';
 import type pg from 'pg';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../config/logger.ts';
@@ -21,51 +25,17 @@ import {
   isBrokerUnavailable,
   permanentKafkaError,
   retryUntilStopped,
+  sleepUnlessStopped,
 } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
-import type { FetchPosition, Fetcher, PartitionFetch } from '../kafka/fetcher.ts';
+import type { Fetcher, PartitionFetch } from '../kafka/fetcher.ts';
 import { tpKey } from '../kafka/fetcher.ts';
 import { createReader, type Reader } from '../kafka/reader.ts';
-import { decideStart, outOfRangeStop, type PartitionStop } from '../runtime/offset-reset.ts';
-import {
-  SinkBatch,
-  STAGING_DDL,
-  loadOffsets,
-  loadUnresolvedRejects,
-  writeBatch,
-  type UnresolvedRejects,
-} from './batch.ts';
+import { SinkBatch, connectForBatches, loadUnresolvedRejects, writeBatch } from './batch.ts';
 import { SinkDatabaseError, databaseStep, kafkaStep } from './errors.ts';
-import { connectPg } from './pg-connection.ts';
+import { SinkPositions } from './positions.ts';
 import { type SinkTopics, parseRecord } from './records.ts';
-
-export type SinkState =
-  | 'created'
-  | 'starting'
-  | 'running'
-  | 'paused-db-down'
-  | 'paused-kafka-error'
-  | 'stopping'
-  | 'stopped';
-
-export interface SinkStatus {
-  state: SinkState;
-  lastError: string | null;
-  /** Rows inserted by this sink object (transactions, conflicts, audit rows); replays count nothing. */
-  rowsWritten: number;
-  rejectsWritten: number;
-  batchesWritten: number;
-  assignedPartitions: number;
-  consecutiveFailures: number;
-  /** Assigned partitions the sink does not read, and why (offsets missing in a used database, out of range). */
-  stoppedPartitions: PartitionStop[];
-  /**
-   * Records of the sink's topics kept in sink_rejects and not resolved by an operator, as last read
-   * from Postgres (by any sink instance of the database; null until first read). Each one may be
-   * money the ledger moved and Postgres does not show: an alarm, and the instance is not ready.
-   */
-  unresolvedRejects: UnresolvedRejects | null;
-}
+import type { SinkStatus } from './status.ts';
 
 export interface PostgresSinkOptions {
   config: Config;
@@ -99,7 +69,7 @@ export class PostgresSink {
   #fetcher: Fetcher | null = null;
   #db: pg.Client | null = null;
   #loop: Promise<void> | null = null;
-  #positions = new Map<string, FetchPosition>();
+  readonly #positions: SinkPositions;
   #batch = new SinkBatch();
   // Bumped by every group join; the partitions are re-seeked when it differs from #seekedGeneration.
   #generation = 0;
@@ -133,11 +103,17 @@ export class PostgresSink {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1_000,
     };
     this.#outage = (options.brokerHealth ?? new BrokerHealth(this.#log)).outage('sink', this.#log);
+    this.#positions = new SinkPositions({
+      config: this.#config,
+      log: this.#log,
+      topics: this.#sinkTopicList(),
+      consumer: () => this.#requireConsumer(),
+    });
   }
 
   /** A copy of the current state, for health checks and tests. */
   status(): SinkStatus {
-    return { ...this.#status, stoppedPartitions: [...this.#status.stoppedPartitions] };
+    return { ...this.#status, stoppedPartitions: [...this.#positions.stopped] };
   }
 
   /** Connections to Postgres opened so far (the first included); each one re-seeked from its stored offsets. */
@@ -148,7 +124,7 @@ export class PostgresSink {
   /** Records of each assigned partition not written to Postgres yet (last stable offset of the last fetch − position). */
   lag(): Array<{ topic: string; partition: number; records: number }> {
     const out = [];
-    for (const [key, { topic, partition, offset }] of this.#positions) {
+    for (const [key, { topic, partition, offset }] of this.#positions.current) {
       const end = this.#stableEnds.get(key);
       if (end !== undefined) out.push({ topic, partition, records: Number(end > offset ? end - offset : 0n) });
     }
@@ -229,7 +205,7 @@ export class PostgresSink {
       } catch (error) {
         if (this.#stop.signal.aborted) break;
         await this.#onFailure(error, backoffMs);
-        await sleep(backoffMs, this.#stop.signal);
+        await sleepUnlessStopped(backoffMs, this.#stop.signal);
         backoffMs = Math.min(backoffMs * 2, this.#options.backoffMaxMs);
       }
     }
@@ -238,7 +214,7 @@ export class PostgresSink {
   async #step(): Promise<void> {
     if (this.#membershipLost) {
       // Nothing is ours until the group says so again: write nothing for the old assignment.
-      this.#positions = new Map();
+      this.#positions.clear();
       this.#batch = new SinkBatch();
       this.#seekedGeneration = null;
       await this.#joinGroup(this.#requireConsumer());
@@ -247,158 +223,37 @@ export class PostgresSink {
     const db = await this.#connectDb();
     await this.#maybeCheckRejects(db);
     if (this.#seekedGeneration !== this.#generation) await this.#seek(db);
-    if (this.#positions.size === 0) {
-      await sleep(IDLE_WAIT_MS, this.#stop.signal);
+    if (this.#positions.current.size === 0) {
+      await sleepUnlessStopped(IDLE_WAIT_MS, this.#stop.signal);
       return;
     }
     const generation = this.#generation;
     const fetcher = this.#fetcher;
     if (!fetcher) throw new Error('the sink has no fetcher: start() was not called');
-    const round = await kafkaStep('fetch', () => fetcher.fetchRound([...this.#positions.values()]));
+    const round = await kafkaStep('fetch', () => fetcher.fetchRound([...this.#positions.current.values()]));
     this.#outage.recovered();
     // A rebalance during the fetch: these partitions may not be ours; the next step re-seeks.
     if (generation !== this.#generation || this.#stop.signal.aborted) return;
-    if (round.outOfRange.length > 0) await this.#stopOutOfRange(round.outOfRange);
+    if (round.outOfRange.length > 0) await this.#positions.stopOutOfRange(round.outOfRange);
     this.#collect(round.fetched);
     if (this.#batchDue()) await this.#write(db);
   }
 
-  /**
-   * Positions every assigned partition at its offset in Postgres. A fresh database (no offsets of this
-   * group at all) first gets a row for EVERY partition of the sink topics at its log start, so that
-   * members starting together all find rows. Afterwards a partition without a row starts at its log start
-   * only when it is empty (offset-reset.ts); one with records is stopped: they may be sunk already.
-   */
+  /** Seeks every assigned partition to its offset in Postgres (positions.ts); the pending batch starts anew. */
   async #seek(db: pg.Client): Promise<void> {
     const generation = this.#generation;
     const assigned = this.#assignedPartitions();
-    const load = () =>
-      databaseStep('load offsets', () => loadOffsets(db, this.#config.sinkGroupId, this.#sinkTopicList()));
-    let stored = await load();
-    if (stored.size === 0 && this.#config.offsetReset !== 'none') {
-      await this.#initializeOffsets(db);
-      stored = await load();
-    }
-    const missing = assigned.filter((p) => !stored.has(tpKey(p.topic, p.partition)));
-    const [earliest, latest] = await this.#logRanges(missing);
-    this.#positions = new Map();
-    this.#status.stoppedPartitions = [];
-    const started: FetchPosition[] = [];
-    for (const { topic, partition } of assigned) {
-      const key = tpKey(topic, partition);
-      const position = this.#startPosition(topic, partition, stored, earliest, latest);
-      if (position === undefined) continue;
-      if (!stored.has(key)) started.push({ topic, partition, offset: position });
-      this.#positions.set(key, { topic, partition, offset: position });
-    }
-    if (started.length > 0)
-      await databaseStep('store start offsets', () => storeStartOffsets(db, this.#config.sinkGroupId, started));
+    await this.#positions.seek(db, assigned);
     this.#batch = new SinkBatch();
     this.#seekedGeneration = generation;
     this.#status.assignedPartitions = assigned.length;
-    this.#log.debug(
-      { positions: [...this.#positions.values()].map((p) => `${p.topic}-${p.partition}@${p.offset}`) },
-      'sink seeked to stored offsets',
-    );
-  }
-
-  /** A fresh database: every partition of the sink topics starts at its log start. */
-  async #initializeOffsets(db: pg.Client): Promise<void> {
-    const topics = this.#sinkTopicList();
-    const consumer = this.#requireConsumer();
-    const earliest = await kafkaStep('list earliest offsets', () =>
-      consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST }),
-    );
-    const positions = [...earliest].flatMap(([topic, offsets]) =>
-      offsets.map((offset, partition) => ({ topic, partition, offset })),
-    );
-    await databaseStep('store start offsets', () => storeStartOffsets(db, this.#config.sinkGroupId, positions));
-    this.#log.info(
-      { group: this.#config.sinkGroupId, partitions: positions.length },
-      'no sink offsets in this database: every partition starts at its log start',
-    );
-  }
-
-  /** Log start and end offsets of the partitions that have no stored offset. */
-  async #logRanges(
-    partitions: Array<{ topic: string; partition: number }>,
-  ): Promise<[Map<string, bigint[]>, Map<string, bigint[]>]> {
-    if (partitions.length === 0) return [new Map(), new Map()];
-    const topics = [...new Set(partitions.map((p) => p.topic))];
-    const consumer = this.#requireConsumer();
-    return Promise.all([
-      kafkaStep('list earliest offsets', () =>
-        consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST }),
-      ),
-      kafkaStep('list latest offsets', () =>
-        consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.LATEST, isolationLevel: 1 }),
-      ),
-    ]);
-  }
-
-  #startPosition(
-    topic: string,
-    partition: number,
-    stored: Map<string, bigint>,
-    earliest: Map<string, bigint[]>,
-    latest: Map<string, bigint[]>,
-  ): bigint | undefined {
-    const offset = stored.get(tpKey(topic, partition));
-    if (offset !== undefined) return offset;
-    const start = earliest.get(topic)?.[partition] ?? 0n;
-    const end = latest.get(topic)?.[partition] ?? 0n;
-    const decision = decideStart({
-      policy: this.#config.offsetReset,
-      group: 'sink',
-      partition,
-      committed: new Map(),
-      earliest: new Map([[topic, start]]),
-      topics: [topic],
-      // The database holds this group's offsets (see #seek), and the partition has records: they may be sunk.
-      hasState: end > start,
-      stateDescription: `this database holds offsets of sink group ${this.#config.sinkGroupId} for other partitions and ${topic}-${partition} holds offsets ${start} to ${end}`,
-    });
-    if (decision.ok) return decision.positions.get(topic);
-    for (const stop of decision.stops) this.#stopPartition(stop);
-    return undefined;
-  }
-
-  #stopPartition(stop: PartitionStop): void {
-    this.#positions.delete(tpKey(stop.topic, stop.partition));
-    this.#status.stoppedPartitions = [
-      ...this.#status.stoppedPartitions.filter((s) => s.topic !== stop.topic || s.partition !== stop.partition),
-      stop,
-    ];
-    this.#log.error(
-      { topic: stop.topic, partition: stop.partition, code: stop.code, action: stop.action },
-      `sink partition stopped: ${stop.reason}`,
-    );
-  }
-
-  /** Out-of-range positions stop their partitions only (records deleted unsunk, or a recreated topic). */
-  async #stopOutOfRange(positions: FetchPosition[]): Promise<void> {
-    const [earliest, latest] = await this.#logRanges(positions).catch(
-      () => [new Map<string, bigint[]>(), new Map<string, bigint[]>()] as const,
-    );
-    for (const { topic, partition, offset } of positions) {
-      this.#stopPartition(
-        outOfRangeStop(
-          'sink',
-          topic,
-          partition,
-          offset,
-          earliest.get(topic)?.[partition],
-          latest.get(topic)?.[partition],
-        ),
-      );
-    }
   }
 
   /** Adds fetched records to the batch without letting it grow past sinkBatchRowsMax. */
   #collect(fetched: PartitionFetch[]): void {
     const nowMs = Date.now();
     for (const part of fetched) {
-      const position = this.#positions.get(tpKey(part.topic, part.partition));
+      const position = this.#positions.current.get(tpKey(part.topic, part.partition));
       if (part.lastStableOffset >= 0n) this.#stableEnds.set(tpKey(part.topic, part.partition), part.lastStableOffset);
       if (!position || part.nextOffset <= position.offset) continue;
       const room = this.#config.sinkBatchRowsMax - this.#batch.rows;
@@ -478,26 +333,7 @@ export class PostgresSink {
    */
   async #connectDb(): Promise<pg.Client> {
     if (this.#db) return this.#db;
-    const client = await databaseStep('connect', async () => {
-      const db = await connectPg(this.#config.databaseUrl, this.#config.postgresTls, {
-        // Never a read-only server: a standby would refuse every write anyway, and a primary in
-        // read-only mode must not be mistaken for a place to write the read model.
-        target: 'read-write',
-        client: {
-          application_name: `${this.#config.appId}-sink`,
-          connectionTimeoutMillis: 5_000,
-          statement_timeout: 60_000,
-          keepAlive: true,
-        },
-      });
-      try {
-        await db.query(STAGING_DDL);
-      } catch (error) {
-        await db.end().catch(() => undefined);
-        throw error;
-      }
-      return db;
-    });
+    const client = await databaseStep('connect', () => connectForBatches(this.#config));
     // An idle connection that dies emits 'error'; the next step notices and reconnects.
     client.on('error', (error) => {
       this.#log.warn({ err: error }, 'sink database connection lost');
@@ -554,53 +390,4 @@ export class PostgresSink {
       .filter((assignment) => topics.has(assignment.topic))
       .flatMap((assignment) => assignment.partitions.map((partition) => ({ topic: assignment.topic, partition })));
   }
-}
-
-/** Stores where partitions without an offset start; a row written meanwhile by a batch wins. */
-async function storeStartOffsets(db: pg.ClientBase, groupId: string, positions: FetchPosition[]): Promise<void> {
-  await db.query(
-    `INSERT INTO sink_offsets (group_id, topic, partition, next_offset, updated_at)
-     SELECT $1, topic, partition, next_offset, now() FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS o(topic, partition, next_offset)
-     ON CONFLICT (group_id, topic, partition) DO NOTHING`,
-    [
-      groupId,
-      positions.map((p) => p.topic),
-      positions.map((p) => p.partition),
-      positions.map((p) => p.offset.toString()),
-    ],
-  );
-}
-
-/** Waits, or returns early when the signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/**
- * Why a sink with this status makes its instance not ready (empty: nothing to say): a partition it does
- * not read (it needs an operator), or an unresolved reject (the read model differs from the ledger).
- */
-export function sinkNotReadyReasons(status: SinkStatus): string[] {
-  const reasons = status.stoppedPartitions.map(
-    (stop) => `sink: ${stop.topic}-${stop.partition} stopped (${stop.code}): ${stop.reason}; ${stop.action}`,
-  );
-  const rejects = status.unresolvedRejects;
-  if (rejects === null || rejects.count === 0) return reasons;
-  const first = rejects.first;
-  const where = first
-    ? `; first ${first.topic}-${first.partition}@${first.offset}${first.key !== null ? ` (key ${JSON.stringify(first.key)})` : ''}: ${first.error}`
-    : '';
-  reasons.push(
-    `sink_rejects: ${rejects.count} record(s) of the outcome and audit topics could not be stored in PostgreSQL, so the read model differs from the ledger${where}; see "bankstream reconcile" and resolve them in sink_rejects`,
-  );
-  return reasons;
 }

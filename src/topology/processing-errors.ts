@@ -116,3 +116,14 @@ export function errorText(error: unknown): string {
   }
   return text.slice(0, ERROR_HEADER_CHARS_MAX).toWellFormed();
 }
+
+/** The store key a processor named in prefetch cannot be stored (the same rule as every store's put). */
+export class UnstorableKeyError extends Error {
+  readonly code = 'store_key_unstorable';
+  constructor(store: string, key: unknown) {
+    super(
+      `prefetch of store ${store}: key ${typeof key === 'string' ? `of ${key.length} characters is not well-formed UTF-16` : `is a ${typeof key}, not a string`}`,
+    );
+    this.name = 'UnstorableKeyError';
+  }
+}

@@ -1,7 +1,9 @@
-// One task's instance of a topology: processor instances, their contexts, forwarding and punctuation.
+// One task's instance of a topology: processor instances, forwarding, containment and punctuation; each
+// processor's context is in node-context.ts, the records in and out in task-records.ts.
 // Shared by the Kafka runtime and the TopologyTestDriver, so both run processors the same way.
 import { isStorableKey } from '../stores/keys.ts';
 import type { TaskStore } from '../stores/types.ts';
+import { NodeContext } from './node-context.ts';
 import {
   deadLetterHeaders,
   isInfrastructureError,
@@ -9,57 +11,14 @@ import {
   type ProcessingErrorInfo,
   type ProcessingExceptionHandler,
   type ProcessingPhase,
+  UnstorableKeyError,
 } from './processing-errors.ts';
 import { record as makeRecord } from './record.ts';
-import { type ProcessorNode, type SinkNode, type SourceNode, type Topology, TopologyError } from './topology.ts';
-import type {
-  Cancellable,
-  Headers,
-  KeyValueStore,
-  Processor,
-  ProcessorContext,
-  PunctuationType,
-  Rec,
-  RecordMetadata,
-} from './types.ts';
+import { type SinkNode, type SourceNode, TopologyError } from './topology.ts';
+import type { InputRecord, OutputRecord, TaskGraphOptions } from './task-records.ts';
+import type { Cancellable, Processor, PunctuationType, Rec, RecordMetadata } from './types.ts';
 
-/** A raw record read from a source topic partition. */
-export interface InputRecord {
-  topic: string;
-  partition: number;
-  offset: bigint;
-  key: Buffer | null;
-  value: Buffer | null;
-  timestamp: number;
-  headers: Headers;
-}
-
-/** A serialized record for a sink topic, with its partition already chosen. */
-export interface OutputRecord {
-  topic: string;
-  partition: number;
-  key: Buffer | null;
-  value: Buffer | null;
-  timestamp: number;
-  headers: Headers;
-}
-
-export interface TaskGraphOptions {
-  topology: Topology;
-  applicationId: string;
-  partition: number;
-  /** Partition count of the co-partitioned source topics. */
-  partitions: number;
-  stores: ReadonlyMap<string, TaskStore<unknown>>;
-  /** Partition count of a sink topic (sinks may write to topics with other counts). */
-  partitionsOf(topic: string): number;
-  /** Java-compatible murmur2 partition of serialized key bytes. */
-  partitionForKey(key: Buffer, partitions: number): number;
-  emit(output: OutputRecord): void;
-  nowMs(): number;
-  /** Called for every record the processing exception handler sent to the dead-letter topic (log, metric). */
-  onProcessingError?: (info: ProcessingErrorInfo) => void;
-}
+export type { InputRecord, OutputRecord, TaskGraphOptions } from './task-records.ts';
 
 interface Punctuation {
   intervalMs: number;
@@ -78,17 +37,6 @@ interface Failure {
   readonly node: string;
   readonly phase: ProcessingPhase;
   readonly error: unknown;
-}
-
-/** The store key a processor named in prefetch cannot be stored (the same rule as every store's put). */
-class UnstorableKeyError extends Error {
-  readonly code = 'store_key_unstorable';
-  constructor(store: string, key: unknown) {
-    super(
-      `prefetch of store ${store}: key ${typeof key === 'string' ? `of ${key.length} characters is not well-formed UTF-16` : `is a ${typeof key}, not a string`}`,
-    );
-    this.name = 'UnstorableKeyError';
-  }
 }
 
 export class TaskGraph {
@@ -438,76 +386,5 @@ export class TaskGraph {
     const key = input.key === null ? null : source.keySerde.deserialize(input.key);
     const value = input.value === null ? null : source.valueSerde.deserialize(input.value);
     return makeRecord(key, value, input.timestamp, input.headers);
-  }
-}
-
-/** The context handed to one processor node: reads through the task, forwards to that node's children. */
-class NodeContext implements ProcessorContext {
-  readonly #graph: TaskGraph;
-  readonly #node: ProcessorNode;
-
-  constructor(graph: TaskGraph, node: ProcessorNode) {
-    this.#graph = graph;
-    this.#node = node;
-  }
-
-  get applicationId(): string {
-    return this.#graph.options.applicationId;
-  }
-
-  get taskId(): string {
-    return String(this.#graph.partition);
-  }
-
-  get partition(): number {
-    return this.#graph.partition;
-  }
-
-  get partitions(): number {
-    return this.#graph.options.partitions;
-  }
-
-  partitionForKey(key: string): number {
-    return this.#graph.options.partitionForKey(Buffer.from(key, 'utf8'), this.#graph.options.partitions);
-  }
-
-  recordMetadata(): RecordMetadata | undefined {
-    return this.#graph.recordMetadata();
-  }
-
-  getStore<V>(name: string): KeyValueStore<V> {
-    if (!this.#node.stores.includes(name)) {
-      throw new TopologyError(`processor ${this.#node.name} is not connected to store ${name}`);
-    }
-    const store = this.#graph.options.stores.get(name);
-    if (!store) throw new TopologyError(`store ${name} is not open in task ${this.taskId}`);
-    return store as unknown as KeyValueStore<V>;
-  }
-
-  forward(rec: Rec, childName?: string): void {
-    if (childName !== undefined) {
-      if (!this.#node.children.includes(childName)) {
-        throw new TopologyError(`processor ${this.#node.name} has no child ${childName}`);
-      }
-      this.#graph.deliver(childName, rec);
-      return;
-    }
-    for (const child of this.#node.children) this.#graph.deliver(child, rec);
-  }
-
-  currentStreamTimeMs(): number {
-    return this.#graph.streamTimeMs;
-  }
-
-  currentSystemTimeMs(): number {
-    return this.#graph.options.nowMs();
-  }
-
-  schedule(
-    intervalMs: number,
-    type: PunctuationType,
-    punctuator: (timestampMs: number) => void | Promise<void>,
-  ): Cancellable {
-    return this.#graph.schedule(intervalMs, type, punctuator, this.#node.name);
   }
 }

@@ -143,7 +143,7 @@ export class Topology {
   /**
    * Declares a repartition topic: written by a sink and read back by a source of this topology.
    * It must be co-partitioned with the other sources (the engine checks at start-up). The engine signs
-   * every record it writes there and applies only records that verify (src/runtime/record-mac.ts); the
+   * every record it writes there and applies only records that verify (src/kafka/record-mac.ts); the
    * others go to `deadLetterTopic`.
    */
   addRepartitionTopic(topic: string, options: RepartitionOptions = {}): this {

@@ -1,5 +1,7 @@
-// The public processor API, modelled on Kafka Streams' org.apache.kafka.streams.processor.api.
-// Nothing here knows about Kafka protocols or about banks.
+// The public processor API, modelled on Kafka Streams' org.apache.kafka.streams.processor.api. The
+// store-facing types (KeyValueStore, RangeOptions, Serde) live in src/stores/types.ts and are
+// re-exported here, so a topology author reads one file. Nothing here knows about Kafka protocols or
+// about banks.
 import type { KeyValueStore } from '../stores/types.ts';
 
 export type { KeyValueStore, RangeOptions, Serde } from '../stores/types.ts';
@@ -7,7 +9,7 @@ export type { KeyValueStore, RangeOptions, Serde } from '../stores/types.ts';
 /** Record headers: names to raw bytes. */
 export type Headers = Readonly<Record<string, Buffer>>;
 
-/** An immutable record flowing through a topology. Use the `with*` helpers in record.ts to copy. */
+/** A record flowing through a topology, frozen by `record()`. Copy it with the `with*` helpers of record.ts. */
 export interface Rec<K = unknown, V = unknown> {
   readonly key: K;
   readonly value: V;
@@ -16,7 +18,7 @@ export interface Rec<K = unknown, V = unknown> {
   readonly headers: Headers;
 }
 
-/** Where the record being processed came from (absent for records created by punctuators). */
+/** Where the record being processed came from (undefined outside `process`, e.g. in a punctuator). */
 export interface RecordMetadata {
   readonly topic: string;
   readonly partition: number;
@@ -29,7 +31,10 @@ export interface Cancellable {
   cancel(): void;
 }
 
-/** Read-only facts about the running task, separate from `forward` as in Kafka Streams. */
+/**
+ * What one processor node is given in `init`: read-only facts about its task (Kafka Streams'
+ * ProcessorContext), the stores it is connected to, `forward` to its children, and punctuation.
+ */
 export interface ProcessorContext<KOut = unknown, VOut = unknown> {
   readonly applicationId: string;
   /** "<subtopology>_<partition>" in Kafka Streams; here the task's partition number as a string. */
@@ -43,10 +48,14 @@ export interface ProcessorContext<KOut = unknown, VOut = unknown> {
   getStore<V>(name: string): KeyValueStore<V>;
   /** Sends a record to every child node, or to the named child (a processor or a sink). */
   forward(record: Rec<KOut, VOut>, childName?: string): void;
-  /** Stream time: the largest record timestamp seen by this task. */
+  /** Stream time: the largest record timestamp seen by this task (-1 before its first record). */
   currentStreamTimeMs(): number;
   currentSystemTimeMs(): number;
-  /** Calls `punctuator` every `intervalMs` of wall-clock or stream time, within a transaction. */
+  /**
+   * Calls `punctuator` every `intervalMs` (a positive integer) of wall-clock or stream time, between
+   * records, in the task's transaction. A punctuator that throws has its writes and outputs undone and
+   * that run skipped (src/topology/processing-errors.ts); the next interval runs it again.
+   */
   schedule(
     intervalMs: number,
     type: PunctuationType,
@@ -74,5 +83,5 @@ export type ProcessorSupplier<KIn = unknown, VIn = unknown, KOut = unknown, VOut
   VOut
 >;
 
-/** Chooses a partition for a sink record; the default is Kafka's Java-compatible murmur2 of the serialized key. */
+/** Chooses a partition for a sink record; the default is Kafka's Java-compatible murmur2 of the serialized key, and the task's own partition (modulo the count) for a null key. */
 export type SinkPartitioner<K, V> = (key: K, value: V, keyBytes: Buffer | null, partitions: number) => number;

@@ -1,5 +1,5 @@
 // Test helpers on the real broker: topic lifecycle, producing, and reading with read_committed through
-// the engine's own fetcher (whose filter is correct, unlike the client's; see docs/notes/fetcher.md).
+// src/kafka's reader (createReader) (whose filter is correct, unlike the client's; see docs/notes/fetcher.md).
 import { randomUUID } from 'node:crypto';
 import { Admin, type MessageToProduce, Producer } from '@platformatic/kafka';
 import type { KafkaSecurityOptions } from '../../src/kafka/clients.ts';

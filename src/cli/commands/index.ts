@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { register as acls } from './acls.ts';
 import { register as bench } from './bench.ts';
 import { register as dev } from './dev.ts';
+import { register as group } from './group.ts';
 import { register as load } from './load.ts';
 import { register as migrate } from './migrate.ts';
 import { register as offsets } from './offsets.ts';
@@ -24,4 +25,5 @@ export const commands: Array<(program: Command) => void> = [
   users,
   acls,
   offsets,
+  group,
 ];

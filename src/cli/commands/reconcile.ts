@@ -4,7 +4,8 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../../config/config.ts';
 import { createLogger } from '../../config/logger.ts';
-import { formatReport, reconcile } from '../../sinks/reconcile.ts';
+import { formatReport } from '../../ops/reconcile/report.ts';
+import { reconcile } from '../../ops/reconcile/reconcile.ts';
 
 interface ReconcileCliOptions {
   apiUrl?: string;

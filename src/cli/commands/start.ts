@@ -6,7 +6,7 @@
 // A broker outage, at start or later, is waited out however long it lasts (src/kafka/retry.ts).
 import type { Command } from 'commander';
 import { startInstance } from '../../app/instance.ts';
-import { loadConfig } from '../../config/config.ts';
+import { type Config, loadConfig } from '../../config/config.ts';
 import { createLogger } from '../../config/logger.ts';
 import { StoppedError } from '../../kafka/retry.ts';
 
@@ -16,8 +16,12 @@ export function register(program: Command): void {
     .description('run a bankstream instance: processor, Postgres sink and HTTP API')
     .option('--no-sink', 'do not run the Postgres sink in this process (run `bankstream sink` elsewhere)')
     .option('--no-http', 'do not serve the HTTP API from this process')
-    .action(async (options: { sink: boolean; http: boolean }) => {
-      const config = loadConfig();
+    .option(
+      '--leave-group',
+      'leave the consumer group on stop (scale-down): its partitions move at once instead of waiting for it (LEAVE_GROUP_ON_CLOSE)',
+    )
+    .action(async (options: { sink: boolean; http: boolean; leaveGroup?: boolean }) => {
+      const config = withLeaveGroup(loadConfig(), options.leaveGroup === true);
       const logger = createLogger(config.logLevel, { instance: config.instanceId });
       // Signals are listened to before the start: the start may wait long for the broker.
       const stopping = new AbortController();
@@ -65,4 +69,10 @@ export function register(program: Command): void {
       }
       if (reason === 'fatal') process.exitCode = 3;
     });
+}
+
+/** `--leave-group` is LEAVE_GROUP_ON_CLOSE=true for this run (a dynamic member leaves anyway). */
+function withLeaveGroup(config: Config, leaveGroup: boolean): Config {
+  if (!leaveGroup) return config;
+  return { ...config, membership: { ...config.membership, leaveGroupOnClose: true } };
 }

@@ -4,20 +4,13 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Config } from '../../config/config.ts';
-import { TopicTail } from '../tail.ts';
+import type { FetchedRecord } from '../../kafka/fetcher.ts';
+import { TopicTail } from '../../tails/topic-tail.ts';
 
 export const DEAD_LETTERS_MAX = 50;
 
-/** A record as the tail hands it over (the runtime's FetchedRecord, without importing the runtime). */
-interface TailedRecord {
-  topic: string;
-  partition: number;
-  offset: bigint;
-  timestamp: number;
-  key: Buffer | null;
-  value: Buffer | null;
-  headers: Readonly<Record<string, Buffer>>;
-}
+/** A record as the tail hands it over. */
+type TailedRecord = FetchedRecord;
 export const SINK_REJECTS_MAX = 20;
 /** A key or value is shown as at most this many characters (UTF-8 text, or hex when it is not text). */
 const PREVIEW_CHARS = 200;

@@ -8,10 +8,10 @@ import { INSTANCE_HEADER, STALE_LAG_HEADER, VIA_HEADER } from '../accounts.ts';
 import { authenticate, principalOf, requireRole } from '../auth.ts';
 import type { Principal } from '../principal.ts';
 import { readJsonObject } from '../body.ts';
-import type { CloseAccountCommand, OpenAccountCommand } from '../commands.ts';
+import type { CloseAccountCommand, OpenAccountCommand } from '../../commands/sender.ts';
 import { type ApiDeps, assertOwnsAccount, forbiddenAccount, queryRequest } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import type { AccountResult } from '../outcomes.ts';
+import type { AccountResult } from '../../tails/outcomes.ts';
 import { BodyReader, boolQuery, idParam, intQuery, stringQuery } from '../validate.ts';
 
 const HISTORY_LIMIT_DEFAULT = 20;

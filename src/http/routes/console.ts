@@ -17,7 +17,7 @@ import { unavailable } from '../errors.ts';
 import { type ClusterView, type TopologyView, clusterView, topologyView } from '../console/cluster.ts';
 import { type DeadLetter, DeadLetterFeed, type SinkReject, latestSinkRejects } from '../console/dead-letters.ts';
 import { type FlowSample, FlowRing, SAMPLE_INTERVAL_MS } from '../console/flow.ts';
-import type { SinkStatus } from '../../sinks/postgres-sink.ts';
+import type { SinkStatus } from '../../sinks/status.ts';
 
 const require = createRequire(import.meta.url);
 const PAGE_DIR = fileURLToPath(new URL('../../console/', import.meta.url));

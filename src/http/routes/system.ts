@@ -14,7 +14,7 @@ import { openApiDocument } from '../openapi.ts';
 import { burnPasswordCheck, verifyPassword } from '../passwords.ts';
 import { findUser } from '../users.ts';
 import { BodyReader } from '../validate.ts';
-import { sinkNotReadyReasons } from '../../sinks/postgres-sink.ts';
+import { sinkNotReadyReasons } from '../../sinks/status.ts';
 import { internalRecordsDegradedReasons } from '../../runtime/internal-records.ts';
 
 /** The public routes of the API port. */

@@ -9,12 +9,12 @@ import type { Router } from '@koa/router';
 import type { Context } from 'koa';
 import { authenticate, principalOf, requireRole } from '../auth.ts';
 import { readJsonObject } from '../body.ts';
-import { commandKey, type MoneyCommand } from '../commands.ts';
+import { commandKey, type MoneyCommand } from '../../commands/sender.ts';
 import { type ApiDeps, assertOwnsAccount, assertOwnsAnyAccount } from '../context.ts';
 import type { TransferDecision, TransferDocument } from '../history.ts';
 import { ApiError } from '../errors.ts';
 import { loggerOf } from '../middleware.ts';
-import { type TransferResult, resultOf, sameFields } from '../outcomes.ts';
+import { type TransferResult, resultOf, sameFields } from '../../tails/outcomes.ts';
 import type { Role } from '../users.ts';
 import { BodyReader, idParam, idempotencyKey, intQuery, stringQuery } from '../validate.ts';
 

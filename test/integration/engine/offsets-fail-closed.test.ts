@@ -1,4 +1,4 @@
-// Offsets fail closed, on the real broker (src/runtime/offset-reset.ts): a task with state but no committed
+// Offsets fail closed, on the real broker (src/kafka/offset-reset.ts): a task with state but no committed
 // offset does not start (and replays nothing); an out-of-range position stops that partition only; the
 // operator's `bankstream offsets reset` heals both. A small summing topology runs in-process.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,7 +13,7 @@ import { Metrics } from '../../../src/http/metrics.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { OffsetResetError, resetOffsets } from '../../../src/ops/offsets.ts';
 import { KafkaStreams, type StreamsStatus } from '../../../src/runtime/kafka-streams.ts';
-import type { OffsetResetPolicy } from '../../../src/runtime/offset-reset.ts';
+import type { OffsetResetPolicy } from '../../../src/kafka/offset-reset.ts';
 import { record } from '../../../src/topology/record.ts';
 import { Topology } from '../../../src/topology/topology.ts';
 import type { KeyValueStore, Processor, ProcessorContext, Rec } from '../../../src/topology/types.ts';

@@ -9,12 +9,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/config/logger.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { Fetcher } from '../../../src/kafka/fetcher.ts';
+import { signChangelogEntry } from '../../../src/kafka/record-mac.ts';
 import {
   type ChangelogCheck,
   changelogVerifier,
-  signChangelogEntry,
   UnauthenticatedChangelogRecordError,
-} from '../../../src/runtime/record-mac.ts';
+} from '../../../src/runtime/record-auth.ts';
 import { restoreTasks } from '../../../src/runtime/restore.ts';
 import { StandbyTasks } from '../../../src/runtime/standby.ts';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
 import { instancesTopic } from '../../../src/config/config.ts';
-import { signedRecordValue } from '../../../src/http/instances.ts';
+import { signedRecordValue } from '../../../src/cluster/directory-records.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { produce, waitFor } from '../../helpers/kafka.ts';
 import { TEST_CLUSTER_SECRET } from '../support/kafka.ts';

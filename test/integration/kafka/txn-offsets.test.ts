@@ -9,7 +9,8 @@ import {
 } from '../../../src/kafka/clients.ts';
 import { TransactionAbortableError } from '../../../src/kafka/producer.ts';
 import type { ReadCommittedConsumer } from '../../../src/kafka/read-committed.ts';
-import { consumerGroupMetadata, nextOffsetsOf, sendOffsetsToTransaction } from '../../../src/kafka/txn-offsets.ts';
+import { consumerGroupMetadata, sendOffsetsToTransaction } from '../../../src/kafka/txn-offsets.ts';
+import { nextOffsetsOf } from '../../fixtures/next-offsets.ts';
 import {
   clientConfig,
   closeAll,

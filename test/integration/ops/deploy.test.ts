@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config/config.ts';
 import {
   dockerComposeAvailable,
   dockerComposeProblems,
@@ -27,7 +28,11 @@ type Json = Record<string, any>;
  * the X_FILE twin of every secretSetting(env, 'X').
  */
 function configVariables(): Set<string> {
-  const source = read('src/config/config.ts');
+  // config.ts and the files it composes (settings by area, since the config split).
+  const source = readdirSync(at('src/config'))
+    .filter((file) => file.endsWith('.ts'))
+    .map((file) => read(`src/config/${file}`))
+    .join('\n');
   const names = new Set<string>();
   const patterns = [
     /\benv\[\s*'([A-Z][A-Z0-9_]*)'\s*\]/g,
@@ -270,7 +275,8 @@ describe('Grafana dashboard metrics', () => {
   ]);
 
   it('should only query metrics the code exports', () => {
-    const exported = new Set([...read('src/http/metrics.ts').matchAll(/'(bankstream_[a-z0-9_]+)'/g)].map((m) => m[1]!));
+    const sources = read('src/http/metrics.ts') + read('src/http/membership-metrics.ts');
+    const exported = new Set([...sources.matchAll(/'(bankstream_[a-z0-9_]+)'/g)].map((m) => m[1]!));
     expect(read('src/http/metrics.ts')).toMatch(/collectDefaultMetrics\(\{[^}]*prefix: 'bankstream_'/);
     const dashboard = read('deploy/grafana/dashboards/bankstream.json');
     const used = new Set(
@@ -338,6 +344,27 @@ describe('Kubernetes manifests', () => {
 
     const refs = (container.envFrom as Json[]).map((e) => e.configMapRef?.name ?? e.secretRef?.name);
     expect(refs).toEqual([config.metadata.name, secretNamed('bankstream-secrets').metadata.name]);
+  });
+
+  it('should roll pods one at a time as static members restarted within the session timeout (issue 20)', () => {
+    const set = one('StatefulSet');
+    const pod = set.spec.template.spec;
+    const container = pod.containers[0];
+    const data = one('ConfigMap').data as Record<string, string>;
+    const names = ['STATIC_MEMBERSHIP', 'LEAVE_GROUP_ON_CLOSE', 'SESSION_TIMEOUT_MS'];
+    const membership = loadConfig(Object.fromEntries(names.map((n) => [n, data[n]]))).membership;
+    expect(membership.staticMembership).toBe(true);
+    expect(membership.leaveGroupOnClose).toBe(false);
+    // preStop, then the graceful stop (bounded by the 10 s transaction timeout), then a new pod: all of it
+    // within the session timeout, with room for rescheduling; the grace period covers the stop.
+    const preStopS = Number((container.lifecycle.preStop.exec.command as string[]).at(-1));
+    const transactionTimeoutS = 10;
+    expect(membership.sessionTimeoutMs / 1000).toBeGreaterThanOrEqual(preStopS + transactionTimeoutS + 20);
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(preStopS + transactionTimeoutS);
+    // One pod down at a time, in a rollout and in a drain: at most one member's partitions wait.
+    expect(set.spec.updateStrategy.type).toBe('RollingUpdate');
+    expect(set.spec.updateStrategy.rollingUpdate?.maxUnavailable ?? 1).toBe(1);
+    expect(one('PodDisruptionBudget').spec.maxUnavailable).toBe(1);
   });
 
   it('should use only configuration variables the code reads', () => {

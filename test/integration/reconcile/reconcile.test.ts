@@ -5,7 +5,9 @@ import type { Instance } from '../../../src/app/instance.ts';
 import { currencyDigits, formatMoney } from '../../../src/bank/money.ts';
 import type { BalanceRow } from '../../../src/bank/stores.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
-import { type ReconcileReport, formatReport, reconcile } from '../../../src/sinks/reconcile.ts';
+import { formatReport } from '../../../src/ops/reconcile/report.ts';
+import type { ReconcileReport } from '../../../src/ops/reconcile/model.ts';
+import { reconcile } from '../../../src/ops/reconcile/reconcile.ts';
 import { waitFor } from '../../helpers/kafka.ts';
 import { query } from '../support/postgres.ts';
 import {

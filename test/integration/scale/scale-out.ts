@@ -11,7 +11,7 @@ import { type Config, changelogTopic, loadConfig } from '../../../src/config/con
 import { createUser } from '../../../src/http/users.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { migrate } from '../../../src/sinks/migrate.ts';
-import { reconcile } from '../../../src/sinks/reconcile.ts';
+import { reconcile } from '../../../src/ops/reconcile/reconcile.ts';
 import { Cluster, postgresViolations, sendReliably, waitForOutcomes } from '../../chaos/chaos.ts';
 import { PrivateKafka, PrivatePostgres } from '../../chaos/services.ts';
 import { readCommitted } from '../../helpers/kafka.ts';
@@ -92,7 +92,13 @@ export async function runScaleOut(options: ScaleOptions): Promise<ScaleReport> {
       INSTANCES.map((name, i) => [name, `http://127.0.0.1:${options.httpPorts[i]}`]),
     );
     const url = (name: string) => urls.get(name)!;
-    const instanceEnv = (name: string) => ({ HTTP_PORT: url(name).split(':')[2]!, ADVERTISED_URL: url(name) });
+    // i0 is the one scaled away (SIGTERM at ~20 s): as a static member it would keep its partitions for the
+    // session timeout, waiting for a restart; an instance scaled away leaves the group (issue 20).
+    const instanceEnv = (name: string) => ({
+      HTTP_PORT: url(name).split(':')[2]!,
+      ADVERTISED_URL: url(name),
+      ...(name === 'i0' ? { LEAVE_GROUP_ON_CLOSE: 'true' } : {}),
+    });
     for (const name of ['i0', 'i1', 'i2']) cluster.start(name, instanceEnv(name));
     cluster.startSink();
 

@@ -1,4 +1,4 @@
-// Internal records are authenticated (src/runtime/record-mac.ts), on the real broker and PostgreSQL, with
+// Internal records are authenticated (src/kafka/record-mac.ts), on the real broker and PostgreSQL, with
 // no ACLs (as `bankstream dev` runs): a forged credit leg, a real leg replayed with an edited amount, a
 // verbatim copy of a real settle leg or of a real credit leg, and a forged changelog record each move no money — the stores, PostgreSQL and `reconcile` agree — and each is
 // reported (a DLQ entry with the reason, the engine's counter and readiness; a restore error naming the
@@ -10,8 +10,9 @@ import { loadConfig } from '../../../src/config/config.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import type { FetchedRecord } from '../../../src/kafka/fetcher.ts';
 import { internalRecordsDegradedReasons } from '../../../src/runtime/internal-records.ts';
-import { MAC_HEADER } from '../../../src/runtime/record-mac.ts';
-import { formatReport, reconcile } from '../../../src/sinks/reconcile.ts';
+import { MAC_HEADER } from '../../../src/kafka/record-mac.ts';
+import { formatReport } from '../../../src/ops/reconcile/report.ts';
+import { reconcile } from '../../../src/ops/reconcile/reconcile.ts';
 import { produce, readCommitted, waitFor } from '../../helpers/kafka.ts';
 import { query } from '../support/postgres.ts';
 import { PARTITIONS, type Pipeline, sendCommands, setUpPipeline, startProcessor } from '../reconcile/pipeline.ts';

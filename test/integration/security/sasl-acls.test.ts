@@ -21,7 +21,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInstance } from '../../../src/app/instance.ts';
 import { type Config, loadConfig } from '../../../src/config/config.ts';
 import { createTransactionalProducer } from '../../../src/kafka/clients.ts';
-import { explainKafkaError, kafkaConnectionOptions } from '../../../src/kafka/security.ts';
+import { fetchStableOffsets } from '../../../src/kafka/committed-offsets.ts';
+import { createReader } from '../../../src/kafka/reader.ts';
+import { explainKafkaError, KafkaAccessError, kafkaConnectionOptions } from '../../../src/kafka/security.ts';
 import {
   type RolePrincipals,
   aclBindings,
@@ -221,6 +223,37 @@ describe('Kafka over SASL_SSL/SCRAM with ACLs', () => {
       /refused KAFKA_SASL_USERNAME=nobody: \w+_AUTHORIZATION_FAILED; grant the ACLs of its role/,
     );
   });
+
+  it('should fail at once naming the ACLs, not after the stable-offsets wait, when a principal may not read the group offsets', async () => {
+    const prefix = uniquePrefix('sasloffs');
+    const admin = await setup(prefix);
+    const config = loadConfig(saslEnv(prefix, 'nobody', USERS.nobody));
+    const { consumer } = createReader({
+      clientId: `${prefix}-offsets`,
+      groupId: config.appId,
+      bootstrapBrokers: config.kafkaBrokers,
+      security: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
+      fetch: { maxWaitMs: 100, minBytes: 1, maxBytes: 1024 * 1024, partitionMaxBytes: 1024 * 1024 },
+    });
+    try {
+      // Before errors were classified, every error was retried until timeoutMs, then reported as "not stable".
+      const read = fetchStableOffsets(consumer, new Map([[admin.topics.input, [0, 1, 2, 3]]]), {
+        clientId: `${prefix}-offsets`,
+        connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
+        timeoutMs: 120_000,
+        retryDelayMs: 50,
+      });
+      const error = await read.then(
+        () => undefined,
+        (failure: unknown) => failure as Error,
+      );
+      expect(error).toBeInstanceOf(KafkaAccessError);
+      expect(error!.message).toMatch(/refused KAFKA_SASL_USERNAME=nobody: \w+_AUTHORIZATION_FAILED; grant the ACLs/);
+      expect(error!.message).not.toMatch(/did not become stable/);
+    } finally {
+      await consumer.close(true);
+    }
+  }, 60_000);
 
   it('should print kafka-acls commands that the Kafka tool accepts and that grant what applyAcls grants', async () => {
     const prefix = uniquePrefix('saslprint');

@@ -8,7 +8,8 @@
 // finally and, should the test time out before that runs, by afterAll.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Instance } from '../../../src/app/instance.ts';
-import { formatReport, reconcile } from '../../../src/sinks/reconcile.ts';
+import { formatReport } from '../../../src/ops/reconcile/report.ts';
+import { reconcile } from '../../../src/ops/reconcile/reconcile.ts';
 import { PrivatePostgres } from '../../chaos/services.ts';
 import { freePort } from '../../helpers/pg-replica.ts';
 import { waitFor } from '../../helpers/kafka.ts';

@@ -5,7 +5,8 @@ import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../../src/app/instance.ts';
-import { formatReport, reconcile } from '../../../src/sinks/reconcile.ts';
+import { formatReport } from '../../../src/ops/reconcile/report.ts';
+import { reconcile } from '../../../src/ops/reconcile/reconcile.ts';
 import {
   buildWorkload,
   runCli,

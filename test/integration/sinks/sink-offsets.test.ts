@@ -1,4 +1,4 @@
-// The sink's offsets fail closed too (src/runtime/offset-reset.ts), on the real broker and Postgres: a
+// The sink's offsets fail closed too (src/kafka/offset-reset.ts), on the real broker and Postgres: a
 // fresh database starts every partition at its log start; a used one with a partition's row missing
 // stops that partition (its records may be sunk already); an out-of-range stored offset stops that
 // partition; the others go on, and `bankstream offsets reset --group sink` heals it.

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { parseCommand, parseIsoTimestamp, type ParsedCommand } from '../../../src/bank/commands.ts';
+import { parseCommand, type ParsedCommand } from '../../../src/bank/commands.ts';
+import { parseIsoTimestamp } from '../../../src/bank/input-rules.ts';
 
 const TS = Date.UTC(2026, 2, 1, 12, 0, 0);
 const TS_ISO = '2026-03-01T12:00:00.000Z';

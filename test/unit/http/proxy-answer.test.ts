@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkedView, remoteProblem } from '../../../src/http/accounts.ts';
+import { checkedView, remoteProblem } from '../../../src/http/proxy-answer.ts';
 
 const owner = { instanceId: 'b', url: 'http://127.0.0.1:9001' };
 const expected = { accountId: 'acc-1', partition: 2, owner, allowStale: false };

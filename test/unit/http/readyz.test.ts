@@ -9,8 +9,8 @@ import { Metrics } from '../../../src/http/metrics.ts';
 import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
 import { managementRoutes } from '../../../src/http/routes/system.ts';
 import type { StreamsStatus } from '../../../src/runtime/kafka-streams.ts';
-import type { PartitionStop } from '../../../src/runtime/offset-reset.ts';
-import type { SinkStatus } from '../../../src/sinks/postgres-sink.ts';
+import type { PartitionStop } from '../../../src/kafka/offset-reset.ts';
+import type { SinkStatus } from '../../../src/sinks/status.ts';
 import { type Served, serve } from './serve.ts';
 
 const stop: PartitionStop = {
@@ -43,6 +43,12 @@ const baseStreams = (): StreamsStatus => ({
     acceptingUnsigned: false,
   },
   brokerUnavailableSinceMs: undefined,
+  membership: {
+    groupInstanceId: 'instance-0',
+    generationId: 3,
+    rebalances: { start: 1, group_rebalance: 0, member_expired: 0, generation_stale: 0, rejoin: 0 },
+    unassignedMs: 0,
+  },
 });
 const baseSink = (): SinkStatus => ({
   state: 'running',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { consumerGroupMetadata, nextOffsetsOf } from '../../../src/kafka/txn-offsets.ts';
+import { consumerGroupMetadata } from '../../../src/kafka/txn-offsets.ts';
+import { nextOffsetsOf } from '../../fixtures/next-offsets.ts';
 import { createReadCommittedConsumer } from '../../../src/kafka/clients.ts';
 
 describe('nextOffsetsOf', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { MoneyCommand } from '../../../src/http/commands.ts';
-import { sameFields } from '../../../src/http/outcomes.ts';
+import type { MoneyCommand } from '../../../src/commands/sender.ts';
+import { sameFields } from '../../../src/tails/outcomes.ts';
 
 const transfer: MoneyCommand = {
   type: 'transfer',

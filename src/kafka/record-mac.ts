@@ -20,11 +20,8 @@
 // later offset is NOT detected by the MAC (the producer cannot know the offset it signs for): the bank
 // applies a credit leg at most once per (from, transferId) (src/bank/transfer.ts credit), settle and refund
 // legs only against an in-flight entry; for changelogs see docs/security.md.
-import type { Logger } from 'pino';
 import { type ClusterKeys, MAC_BYTES, type MacCheck, signPartsInto, verifyParts } from '../config/cluster-key.ts';
 import type { Headers } from '../topology/types.ts';
-import { FatalStreamsError } from './errors.ts';
-import type { FetchedRecord } from '../kafka/fetcher.ts';
 
 export const MAC_HEADER = 'bankstream.mac';
 const MAC_FORMAT_VERSION = 1;
@@ -226,56 +223,4 @@ export function verifyChangelogRecord(
 /** Exact records an operator chose to skip at restore (CHANGELOG_SKIP_RECORDS), as "topic:partition:offset". */
 export function recordCoordinate(topic: string, partition: number, offset: bigint): string {
   return `${topic}:${partition}:${offset}`;
-}
-
-// ---- policies: what the engine does with a record that does not verify -------------------------
-
-/** The upgrade and incident switches (config RecordAuthConfig). */
-export interface RecordAuthOptions {
-  changelogAcceptUnsigned?: boolean;
-  legsAcceptUnsigned?: boolean;
-  changelogSkipRecords?: ReadonlySet<string>;
-}
-
-/** A changelog record that does not verify: the store is not built from it, the restore stops. */
-export class UnauthenticatedChangelogRecordError extends FatalStreamsError {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: bigint;
-  constructor(topic: string, partition: number, offset: bigint, store: string, reason: RecordRejection) {
-    const at = recordCoordinate(topic, partition, offset);
-    super(
-      'changelog_record_unauthenticated',
-      `changelog record ${at} of store ${store} does not verify (${reason}): it was not written by this application with ` +
-        'this CLUSTER_SECRET, and the store is not restored from it. Inspect it (and find who could write the topic); if it is ' +
-        `forged, restart with CHANGELOG_SKIP_RECORDS=${at} to restore without it, and keep that setting until a newer ` +
-        "value of the record's key has been written and compaction has removed the forged one " +
-        '(docs/operations.md, "A changelog record does not verify")',
-    );
-    this.name = 'UnauthenticatedChangelogRecordError';
-    this.topic = topic;
-    this.partition = partition;
-    this.offset = offset;
-  }
-}
-
-/** Checks the changelog records restore and standbys apply: keep (true), skip (false, operator's list) or throw. */
-export type ChangelogCheck = (store: string, record: FetchedRecord) => boolean;
-
-export function changelogVerifier(keys: ClusterKeys, options: RecordAuthOptions, log: Logger): ChangelogCheck {
-  const skip = options.changelogSkipRecords ?? new Set<string>();
-  const acceptUnsigned = options.changelogAcceptUnsigned ?? false;
-  return (store, record) => {
-    if (skip.size > 0 && skip.has(recordCoordinate(record.topic, record.partition, record.offset))) {
-      log.warn(
-        { topic: record.topic, partition: record.partition, offset: String(record.offset), store },
-        'changelog record skipped (CHANGELOG_SKIP_RECORDS)',
-      );
-      return false;
-    }
-    const check = verifyChangelogRecord(keys, store, record, acceptUnsigned);
-    if (!check.ok)
-      throw new UnauthenticatedChangelogRecordError(record.topic, record.partition, record.offset, store, check.reason);
-    return true;
-  };
 }

@@ -7,7 +7,7 @@ import {
   type OffsetResetPolicy,
   outOfRangeStop,
   type StartInput,
-} from '../../../src/runtime/offset-reset.ts';
+} from '../../../src/kafka/offset-reset.ts';
 
 const base = (over: Partial<StartInput>): StartInput => ({
   policy: 'safe',

@@ -1,5 +1,5 @@
-// The MACs of internal records (src/runtime/record-mac.ts) and the engine's policy around them
-// (src/runtime/internal-records.ts): what verifies, what is refused and why, and key rotation.
+// The MACs of internal records (src/kafka/record-mac.ts) and the engine's policy around them
+// (src/runtime/record-auth.ts, src/runtime/internal-records.ts): what verifies, what is refused and why, and key rotation.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { clusterKeysFromSecret, type ClusterKeys } from '../../../src/config/cluster-key.ts';
@@ -8,14 +8,13 @@ import { createLogger } from '../../../src/config/logger.ts';
 import { Secret } from '../../../src/config/secret.ts';
 import { InternalRecords, internalRecordsDegradedReasons } from '../../../src/runtime/internal-records.ts';
 import {
-  changelogVerifier,
   MAC_HEADER,
   signChangelogEntry,
   signRepartitionRecord,
-  UnauthenticatedChangelogRecordError,
   verifyChangelogRecord,
   verifyRepartitionRecord,
-} from '../../../src/runtime/record-mac.ts';
+} from '../../../src/kafka/record-mac.ts';
+import { changelogVerifier, UnauthenticatedChangelogRecordError } from '../../../src/runtime/record-auth.ts';
 import type { FetchedRecord } from '../../../src/kafka/fetcher.ts';
 import { Topology } from '../../../src/topology/topology.ts';
 

@@ -7,7 +7,7 @@ import {
   openRecordValue,
   ownerAmong,
   signedRecordValue,
-} from '../../../src/http/instances.ts';
+} from '../../../src/cluster/directory-records.ts';
 
 const keys = clusterKeysFromSecret('unit-test-cluster-secret-of-at-least-32-chars');
 const record = (instanceId: string, generation: number, partitions: number[]): InstanceRecord => ({

@@ -1,6 +1,6 @@
 // Tails every partition of some topics, read_committed, without a consumer group: positions are explicit and
-// fetched through the runtime's Fetcher (the Java read_committed rule, so aborted outcomes never reach API
-// clients). Used for outcomes (from the end) and for the instances metadata topic (from the beginning).
+// fetched through src/kafka's Fetcher (createReader: the Java read_committed rule, so aborted outcomes never
+// reach API clients). Used for outcomes (from the end) and for the instances metadata topic (from the beginning).
 import { type Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';

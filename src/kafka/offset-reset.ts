@@ -11,8 +11,9 @@
 // OFFSET_RESET=earliest keeps Kafka's behavior (start at earliest whatever the state: an operator's
 // conscious choice for one start); OFFSET_RESET=none refuses any missing offset, even for a new application.
 
-export type OffsetResetPolicy = 'safe' | 'earliest' | 'none';
-export const OFFSET_RESET_POLICIES: readonly OffsetResetPolicy[] = ['safe', 'earliest', 'none'];
+import type { OffsetResetPolicy } from '../config/config.ts';
+
+export { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../config/config.ts';
 
 export type PartitionStopCode = 'offsets_missing' | 'offset_out_of_range';
 

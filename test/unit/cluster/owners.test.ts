@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type InstanceRecord, ownerAmong, parseRecord } from '../../../src/http/instances.ts';
+import { type InstanceRecord, ownerAmong, parseRecord } from '../../../src/cluster/directory-records.ts';
 
 const record = (instanceId: string, generation: number, partitions: number[]): InstanceRecord => ({
   instanceId,

@@ -4,16 +4,16 @@
 //   - Server-Sent Events: per-account subscribers get each outcome (and account event) of their account;
 //   - metrics: outcomes by code and end-to-end latency (requestedAt → completedAt).
 // Why Kafka and not Postgres: the outcome is on Kafka as soon as the processor commits, while the sink adds its
-// batch delay and may be down or run elsewhere; the tail also feeds SSE. Postgres (history.ts) is the fallback
+// batch delay and may be down or run elsewhere; the tail also feeds SSE. Postgres (src/http/history.ts) is the fallback
 // for outcomes decided before this instance started, e.g. an exact duplicate, which gets no second outcome.
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { BrokerHealth } from '../kafka/retry.ts';
 import type { FetchedRecord } from '../kafka/fetcher.ts';
-import type { MoneyCommand } from './commands.ts';
-import { ApiError } from './errors.ts';
-import type { Metrics } from './metrics.ts';
-import { TopicTail } from './tail.ts';
+import type { MoneyCommand } from '../commands/sender.ts';
+import { ApiError } from '../http/errors.ts';
+import type { Metrics } from '../http/metrics.ts';
+import { TopicTail } from './topic-tail.ts';
 
 export type OutcomeValue = Record<string, unknown>;
 

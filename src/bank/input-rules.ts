@@ -1,0 +1,94 @@
+// The input rules of every field (README-BANK.md, "Input rules"): what every later stage (store keys,
+// Kafka keys and headers, outcome JSON, Postgres text and jsonb) can carry unchanged. The command parser
+// (commands.ts) applies them once, at the edge; the legs (legs.ts) and the HTTP API's validation use the
+// same functions, so no stage has a rule of its own.
+import { isUtf8 } from 'node:buffer';
+
+/**
+ * Identifiers (account, owner, transfer ids) are non-empty strings of at most this many UTF-16 code units
+ * (JavaScript's `length`; a character outside the BMP counts 2), so at most 768 UTF-8 bytes: far below
+ * Postgres' btree entry limit (2,704 bytes) even for a two-id index entry.
+ */
+export const ID_CHARS_MAX = 256;
+/** `reference`, free text: at most this many UTF-16 code units (768 UTF-8 bytes). */
+export const REFERENCE_CHARS_MAX = 256;
+
+// The character rules:
+// - Every string must be well-formed UTF-16 (no lone surrogate, \p{Cs}): UTF-8 has no encoding for one,
+//   so it would become U+FFFD on the way to a store key or to Postgres, which refuses it in text/jsonb.
+// - Ids refuse control characters (\p{Cc}: C0, DEL, C1, NUL included), format characters (\p{Cf}: bidi
+//   overrides, zero-width characters, BOM, soft hyphen) and line/paragraph separators (\p{Zl}, \p{Zp}):
+//   an id is compared byte for byte, so it must not hide characters that print as nothing.
+// - Free text (reference) refuses control characters (one line of text; Postgres refuses NUL) but keeps
+//   format characters: right-to-left text needs its bidi marks.
+const ID_FORBIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+const TEXT_FORBIDDEN = /[\p{Cc}\p{Cs}]/u;
+
+/** An identifier: 1 to ID_CHARS_MAX code units, well-formed, without control, format or separator characters. */
+export function isId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= ID_CHARS_MAX && !ID_FORBIDDEN.test(value);
+}
+
+const UNSTORABLE = /[\u0000\p{Cs}]/u;
+
+/**
+ * What Postgres text and a store key can hold: well-formed, no NUL. Internal legs are checked with this
+ * weaker rule, not the command rules: a leg written before the rules tightened (an id with a format
+ * character, a reference with a TAB) must still settle or refund its money, not strand it in flight.
+ */
+export function isStorableText(value: unknown, charsMin: number, charsMax: number): value is string {
+  return typeof value === 'string' && value.length >= charsMin && value.length <= charsMax && !UNSTORABLE.test(value);
+}
+
+/** Free text: at most `charsMax` code units, well-formed, without control characters (NUL included). */
+export function isFreeText(value: unknown, charsMax: number): value is string {
+  return typeof value === 'string' && value.length <= charsMax && !TEXT_FORBIDDEN.test(value);
+}
+
+/**
+ * The record key as text: undefined when its bytes are not valid UTF-8. Decoding with replacement would
+ * let two different keys (the bytes the partitioner hashed, and an id containing U+FFFD) compare equal.
+ */
+export function keyText(key: Buffer | string | null): string | null | undefined {
+  if (key === null || typeof key === 'string') return key;
+  return isUtf8(key) ? key.toString('utf8') : undefined;
+}
+
+// YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM): RFC 3339, the profile of ISO 8601 that APIs exchange.
+const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])(\d{2}):(\d{2}))$/;
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * The instants every stage prints the same way: years 1000 to 9999 in UTC. Outside them toISOString()
+ * writes a sign and six year digits ("+275760-09-13T…"), which the sink and most parsers refuse.
+ */
+export const TIMESTAMP_MS_MIN = Date.UTC(1000, 0, 1);
+export const TIMESTAMP_MS_MAX = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/**
+ * Epoch milliseconds of an RFC 3339 timestamp whose instant lies in years 1000–9999 UTC (the offset
+ * applied), or undefined; sub-millisecond digits are dropped.
+ */
+export function parseIsoTimestamp(text: string): number | undefined {
+  const m = ISO_TIMESTAMP.exec(text);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  const days = month === 2 && !leap ? 28 : (DAYS_IN_MONTH[month - 1] ?? 0);
+  if (year < 1000 || month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 59)
+    return undefined;
+  const offsetHours = Number(m[9] ?? 0);
+  const offsetMinutes = Number(m[10] ?? 0);
+  if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+  const offsetMs = (m[8] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
+  const millis = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMs;
+  return ms >= TIMESTAMP_MS_MIN && ms <= TIMESTAMP_MS_MAX ? ms : undefined;
+}

@@ -1,0 +1,47 @@
+// The answer of GET /v1/accounts/:id: an account's committed store state as the API shows it (decimal
+// strings, never numbers), with the changelog positions the read had reached and who served it.
+import type { AccountRow, BalanceRow } from '../bank/stores.ts';
+import { currencyDigits, formatMoney } from '../bank/money.ts';
+import type { Owner } from '../cluster/directory-records.ts';
+
+export interface AccountView {
+  accountId: string;
+  ownerId: string;
+  currency: string;
+  status: 'open' | 'closed';
+  balance: string;
+  inFlight: string;
+  overdraftLimit: string;
+  openedAt: string;
+  closedAt?: string;
+  /** The changelog offsets the committed state read had reached, per store. */
+  position: { partition: number; accounts: string | null; balances: string | null };
+  servedBy: Owner;
+  /** Only on a read from a standby (allowStale): how far behind the changelogs it was. */
+  stale?: { standby: true; lagRecords: string };
+}
+
+export function toView(
+  accountId: string,
+  row: AccountRow,
+  balance: BalanceRow | undefined,
+  position: AccountView['position'],
+  servedBy: Owner,
+): AccountView {
+  const digits = currencyDigits(row.currency) ?? 2;
+  const money = (minor: string | undefined) => formatMoney(BigInt(minor ?? '0'), digits);
+  const view: AccountView = {
+    accountId,
+    ownerId: row.ownerId,
+    currency: row.currency,
+    status: row.status,
+    balance: money(balance?.balance),
+    inFlight: money(balance?.inFlight),
+    overdraftLimit: money(row.overdraftLimit),
+    openedAt: row.openedAt,
+    position,
+    servedBy,
+  };
+  if (row.closedAt !== undefined) view.closedAt = row.closedAt;
+  return view;
+}
