@@ -460,6 +460,8 @@ export class KafkaStreams {
    * `retries` times on its own (#retryJoinGroup in its consumer.js) and then gives up; we start it again.
    */
   async #joinGroup(): Promise<void> {
+    // Folders measured too far behind their changelogs are not advertised as warm (#memberInfo).
+    await this.#cleaner().measureLocal(new Set(this.#standbys?.partitions() ?? []));
     await this.#untilBrokerAnswers('joinGroup', () => this.#consumer.joinGroup({}) as Promise<unknown>);
     this.#membershipLost = false;
   }
@@ -658,6 +660,18 @@ export class KafkaStreams {
     if (now - this.#stateCleanedAtMs < STATE_CLEANUP_INTERVAL_MS || this.#assigned === undefined || this.#stopRequested)
       return;
     this.#stateCleanedAtMs = now;
+    try {
+      const { deleted } = await this.#cleaner().sweep(
+        new Set([...this.#assigned.partitions, ...(this.#standbys?.partitions() ?? [])]),
+      );
+      if (deleted.length > 0) this.#log.info({ deleted }, 'deleted unused state folders');
+      this.#options.onStateCleanup?.(deleted);
+    } catch (error) {
+      this.#log.warn({ err: error }, 'state cleanup failed; retrying at the next interval');
+    }
+  }
+
+  #cleaner(): StateDirectoryCleaner {
     const { stateDir, applicationId, instanceId } = this.#options;
     this.#stateCleaner ??= new StateDirectoryCleaner({
       appDir: path.join(stateDir, applicationId),
@@ -668,15 +682,7 @@ export class KafkaStreams {
         changelogEndOffsets: (p) => this.#changelogEndOffsets(p),
       },
     });
-    try {
-      const { deleted } = await this.#stateCleaner.sweep(
-        new Set([...this.#assigned.partitions, ...(this.#standbys?.partitions() ?? [])]),
-      );
-      if (deleted.length > 0) this.#log.info({ deleted }, 'deleted unused state folders');
-      this.#options.onStateCleanup?.(deleted);
-    } catch (error) {
-      this.#log.warn({ err: error }, 'state cleanup failed; retrying at the next interval');
-    }
+    return this.#stateCleaner;
   }
 
   async #changelogEndOffsets(partition: number): Promise<Map<string, bigint>> {
@@ -709,7 +715,7 @@ export class KafkaStreams {
       instanceId,
       active: this.#assigned?.partitions ?? [],
       standby: this.#standbys?.partitions() ?? [],
-      local,
+      local: this.#cleaner().warmLocal(local),
     });
   }
 
