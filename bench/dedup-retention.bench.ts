@@ -7,8 +7,10 @@
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { partitionForKey } from '../src/kafka/partitioner.ts';
+import { DEFAULT_EXPIRY_BOUNDS } from '../src/bank/expiry.ts';
 import { buildBankTopology } from '../src/bank/topology.ts';
 import { LevelTaskStore } from '../src/stores/level-store.ts';
 import type { TaskStore } from '../src/stores/types.ts';
@@ -23,6 +25,10 @@ const { values: args } = parseArgs({
     partitions: { type: 'string', default: '4' },
     'batch-records': { type: 'string', default: '2000' },
     out: { type: 'string' },
+    note: {
+      type: 'string',
+      default: 'shared 2-core machine; other sessions may run tests at the same time (see the load averages)',
+    },
   },
 });
 const RATE_PER_S = Number(args.rate);
@@ -49,15 +55,40 @@ let nowMs = START_MS;
 const expirySteps: number[] = [];
 let expiryStepMaxMs = 0;
 let purgedTotal = 0;
+let stepsLeavingCallInFlight = 0;
+/** Controls for what the machine does to any await: GC pauses, and a 1 ms timer awaited before each batch's step. */
+const gcPauses: { startMs: number; durationMs: number }[] = [];
+const timerLatenessMs: number[] = [];
+/** Every punctuation (the expiry step and its callback) as an interval of performance.now(), to subtract GC pauses from. */
+const punctuations: { startMs: number; durationMs: number }[] = [];
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcPauses.push({ startMs: entry.startTime, durationMs: entry.duration });
+}).observe({ entryTypes: ['gc'] });
+
+/** Each punctuation's time minus the GC pauses that overlapped it: what the step itself held the loop. */
+function punctuationsWithoutGcMs(): number[] {
+  return punctuations.map(({ startMs, durationMs }) => {
+    let gcMs = 0;
+    for (const gc of gcPauses) {
+      const overlap = Math.min(startMs + durationMs, gc.startMs + gc.durationMs) - Math.max(startMs, gc.startMs);
+      if (overlap > 0) gcMs += overlap;
+    }
+    return Math.max(0, durationMs - gcMs);
+  });
+}
+/** The view's own count of its entries per task (ExpiryStepResult.storeEntries), from its latest step. */
+const viewEntries = new Map<number, number>();
 const topology = buildBankTopology({
   topics: TOPICS,
   dedupRetentionMs: RETENTION_MS,
   punctuateIntervalMs: 100,
   restoreClock: () => nowMs,
-  onExpiryStep: (result) => {
+  onExpiryStep: (result, partition) => {
     expirySteps.push(result.durationMs);
     expiryStepMaxMs = Math.max(expiryStepMaxMs, result.durationMs);
     purgedTotal += result.purged;
+    if (result.inFlight) stepsLeavingCallInFlight++;
+    if (result.storeEntries !== undefined) viewEntries.set(partition, result.storeEntries);
   },
 });
 
@@ -139,9 +170,13 @@ async function runBatch(task: Task, records: InputRecord[]): Promise<number> {
   for (const record of records) task.graph.collectPrefetch(record, keys);
   for (const [name, set] of keys) await task.stores.get(name)!.prefetch(set);
   for (const record of records) task.graph.process(record);
+  const timerSet = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  timerLatenessMs.push(performance.now() - timerSet - 1);
   const started = performance.now();
   await task.graph.punctuate(nowMs);
   const punctuateMs = performance.now() - started;
+  punctuations.push({ startMs: started, durationMs: punctuateMs });
   for (const [name, store] of task.stores) {
     const entries = store.prepareCommit();
     let offset = task.changelogOffsets.get(name) ?? 0n;
@@ -212,6 +247,8 @@ try {
         realS: Math.round((performance.now() - startedReal) / 100) / 10,
         idsTotal,
         storeEntries: idsTotal + 0 - purgedTotal,
+        storeEntriesCountedByView: [...viewEntries.values()].reduce((a, b) => a + b, 0),
+        loadAverage1m: Math.round(loadavg()[0]! * 100) / 100,
         storeApproximateBytes: bytes,
         storeDiskBytes: await dirBytes(dir),
         changelogRecordsKept: kept.records,
@@ -233,7 +270,8 @@ try {
       cpus: cpus().length,
       model: cpus()[0]?.model ?? 'unknown',
       loadAverage1mAtEnd: loadavg()[0],
-      note: 'shared 2-core machine, loaded by other sessions running tests at the same time',
+      loadAverage1mMax: Math.max(...samples.map((sample) => sample.loadAverage1m ?? 0)),
+      note: args.note,
     },
     settings: {
       ratePerSimulatedS: RATE_PER_S,
@@ -253,8 +291,34 @@ try {
       p50: percentile(expirySteps, 50),
       p99: percentile(expirySteps, 99),
       max: Math.round(expiryStepMaxMs * 1000) / 1000,
+      budgetMs: DEFAULT_EXPIRY_BOUNDS.budgetMs,
+      overBudget: expirySteps.filter((ms) => ms > DEFAULT_EXPIRY_BOUNDS.budgetMs).length,
+      stepsLeavingCallInFlight,
     },
     punctuateMaxMs: Math.round(punctuateMaxMs * 1000) / 1000,
+    controls: {
+      note: 'what any await in this process met meanwhile: a 1 ms timer awaited before each step, and GC pauses',
+      timerLatenessMs: {
+        p50: percentile(timerLatenessMs, 50),
+        p99: percentile(timerLatenessMs, 99),
+        max: percentile(timerLatenessMs, 100),
+      },
+      gcPauseMs: {
+        count: gcPauses.length,
+        p99: percentile(
+          gcPauses.map((gc) => gc.durationMs),
+          99,
+        ),
+        max: percentile(
+          gcPauses.map((gc) => gc.durationMs),
+          100,
+        ),
+      },
+    },
+    punctuateWithoutGcMs: (() => {
+      const times = punctuationsWithoutGcMs();
+      return { p50: percentile(times, 50), p99: percentile(times, 99), max: percentile(times, 100) };
+    })(),
     purgedTotal,
     samples,
   };

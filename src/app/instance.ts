@@ -35,6 +35,7 @@ export function bankTopology(config: Config, metrics?: Metrics) {
   return buildBankTopology({
     topics: config.topics,
     dedupRetentionMs: config.dedupRetentionMs,
+    expiry: { budgetMs: config.expiryStepBudgetMs },
     processingExceptionHandler: config.processingExceptionHandler,
     ...observe,
   });
@@ -64,6 +65,7 @@ export function createBankStreams(
     leaveGroupOnClose: config.membership.leaveGroupOnClose,
     sessionTimeoutMs: config.membership.sessionTimeoutMs,
     stateCleanupDelayMs: config.stateCleanupDelayMs,
+    acceptableRecoveryLag: config.acceptableRecoveryLagRecords,
     ...(metrics ? { onStateCleanup: (deleted: string[]) => metrics.observeStateCleanup(deleted) } : {}),
     offsetReset: config.offsetReset,
     connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),

@@ -27,9 +27,13 @@ export function isRefusal(value: AccountRow | AccountRefusal): value is AccountR
   return 'code' in value;
 }
 
-/** Whether `amount` can leave an account without taking it below minus its overdraft limit. */
+/**
+ * Whether `amount` is available: it can leave the account without taking its posted balance minus its
+ * pending debits (held money) below minus its overdraft limit. Pending credits never count.
+ */
 export function hasFunds(task: BankTask, accountId: string, account: AccountRow, amount: bigint): boolean {
-  return task.stores.balance(accountId).balance - amount >= -BigInt(account.overdraftLimit);
+  const { balance, pendingDebits = 0n } = task.stores.balance(accountId);
+  return balance - pendingDebits - amount >= -BigInt(account.overdraftLimit);
 }
 
 export function openAccount(task: BankTask, command: OpenAccount): void {
@@ -67,10 +71,11 @@ export function closeAccount(task: BankTask, command: CloseAccount): void {
     reject(task, accountId, 'account_closed', `account ${accountId} is already closed`);
     return;
   }
-  const { balance, inFlight } = task.stores.balance(accountId);
-  if (balance !== 0n || inFlight !== 0n) {
+  const { balance, inFlight, pendingDebits = 0n, pendingCredits = 0n } = task.stores.balance(accountId);
+  if (balance !== 0n || inFlight !== 0n || pendingDebits !== 0n || pendingCredits !== 0n) {
     const digits = currencyDigits(account.currency)!;
-    const reason = `account ${accountId} holds ${formatMoney(balance, digits)} ${account.currency} with ${formatMoney(inFlight, digits)} in flight`;
+    const pending = pendingDebits !== 0n || pendingCredits !== 0n ? ' and pending holds' : '';
+    const reason = `account ${accountId} holds ${formatMoney(balance, digits)} ${account.currency} with ${formatMoney(inFlight, digits)} in flight${pending}`;
     reject(task, accountId, 'balance_not_zero', reason);
     return;
   }

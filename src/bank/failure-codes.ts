@@ -10,7 +10,14 @@ export type TransferFailureCode =
   | 'same_account'
   | 'invalid_amount'
   | 'idempotency_conflict'
-  | 'malformed';
+  | 'malformed'
+  // Holds (README-BANK "Holds").
+  | 'hold_not_found'
+  | 'hold_not_open'
+  | 'hold_already_posted'
+  | 'hold_already_voided'
+  | 'hold_expired'
+  | 'amount_exceeds_hold';
 
 /** Codes of `account_command_rejected`; `account_closed` answers closing an account that is already closed. */
 export type AccountRejectionCode =

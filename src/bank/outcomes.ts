@@ -102,6 +102,25 @@ export class Outputs {
     });
   }
 
+  /**
+   * An outcome built elsewhere (holds: their values have more fields than a transfer's), stamped with
+   * `completedAt` and followed by its audit twin, as completed() and failed() do.
+   */
+  outcome(kind: 'completed' | 'failed', value: Record<string, string>, accountId: string | undefined): void {
+    const stamped = { ...value, completedAt: this.#nowIso };
+    const transferId = value['transferId']!;
+    this.#forward(kind === 'completed' ? SINKS.completed : SINKS.failed, transferId, stamped);
+    const audit: AuditEvent = { event: kind === 'completed' ? 'transfer_completed' : 'transfer_failed', transferId };
+    if (accountId !== undefined) audit.accountId = accountId;
+    if (value['code'] !== undefined) audit.code = value['code'];
+    this.audit(audit);
+  }
+
+  /** A leg of a hold (hold-legs.ts) onto the credits topic. */
+  holdLeg(key: string, value: Record<string, string>): void {
+    this.#forward(SINKS.credits, key, value);
+  }
+
   audit(event: AuditEvent): void {
     this.#forward(SINKS.audit, event.accountId ?? event.transferId ?? null, { ...event, at: this.#nowIso });
   }

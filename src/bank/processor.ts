@@ -26,6 +26,10 @@ import {
   findDedup,
 } from './stores.ts';
 import { credit, debit, refund, settle } from './transfer.ts';
+import { collectHoldKeys, type HoldWork, parseHoldLegRecord, parseHoldRecord, processHold } from './hold-dispatch.ts';
+import { expireDueHolds } from './hold-expiry.ts';
+import { HoldStore } from './hold-store.ts';
+import type { HoldTask } from './holds.ts';
 
 export interface BankProcessorOptions {
   dedupRetentionMs: number;
@@ -63,7 +67,8 @@ type Work =
       readonly toIsLocal: boolean;
       readonly recordKey: string;
     }
-  | { readonly kind: 'leg'; readonly leg: Leg | { error: string } };
+  | { readonly kind: 'leg'; readonly leg: Leg | { error: string } }
+  | HoldWork;
 
 // Kafka timestamps may be -1 (none) or anything a producer chose; a record timestamp stands in for a
 // missing requestedAt only inside years 1000–9999 (what every later stage prints and parses alike),
@@ -75,7 +80,7 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
   // prefetch and again for process, but both hold the same Buffer, so JSON is parsed only once.
   readonly #parsed = new WeakMap<Buffer, Work>();
   #context: ProcessorContext | undefined;
-  #task: BankTask | undefined;
+  #task: HoldTask | undefined;
 
   constructor(options: BankProcessorOptions) {
     this.#options = options;
@@ -93,12 +98,17 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
       stores,
       out,
       ownsAccount: (accountId) => context.partitionForKey(accountId) === context.partition,
+      holds: new HoldStore(context),
     };
     const expiry = new DedupExpiry(stores.transfers, { ...DEFAULT_EXPIRY_BOUNDS, ...this.#options.expiry });
     const onStep = this.#options.onExpiryStep;
     context.schedule(this.#options.punctuateIntervalMs, 'wall-clock', async () => {
       const result = await expiry.step();
       onStep?.(result, context.partition);
+    });
+    const task = this.#task;
+    context.schedule(this.#options.punctuateIntervalMs, 'wall-clock', async (timestampMs) => {
+      await expireDueHolds(task, timestampMs);
     });
   }
 
@@ -107,7 +117,8 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
     if (bytes === null) return;
     const work = this.#parse(rec, bytes);
     this.#parsed.set(bytes, work);
-    collectKeys(work, keys, this.#task!.stores.transfers);
+    if (work.kind === 'hold' || work.kind === 'hold_leg') collectHoldKeys(work, keys, this.#task!.stores.transfers);
+    else collectKeys(work, keys, this.#task!.stores.transfers);
   }
 
   process(rec: BankRecord): void {
@@ -120,6 +131,10 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
     }
     const work = this.#parsed.get(bytes) ?? this.#parse(rec, bytes);
     this.#parsed.delete(bytes);
+    if (work.kind === 'hold' || work.kind === 'hold_leg') {
+      processHold(task, work, bytes, rec.timestamp);
+      return;
+    }
     if (work.kind === 'leg') {
       if ('error' in work.leg) task.out.deadLetter(work.leg.error);
       else dispatchLeg(task, work.leg);
@@ -147,10 +162,18 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
 
   #parse(rec: BankRecord, bytes: Buffer): Work {
     const key = rec.key;
-    if (!Buffer.isBuffer(rec.value)) return { kind: 'leg', leg: parseLeg(key, bytes) };
+    const owns = this.#task!.ownsAccount;
+    if (!Buffer.isBuffer(rec.value))
+      return parseHoldLegRecord(key, bytes, owns) ?? { kind: 'leg', leg: parseLeg(key, bytes) };
     const usable =
       Number.isSafeInteger(rec.timestamp) && rec.timestamp >= TIMESTAMP_MS_MIN && rec.timestamp <= TIMESTAMP_MS_MAX;
-    const parsed = parseCommand(key, bytes, usable ? rec.timestamp : this.#context!.currentSystemTimeMs());
+    const timestampMs = usable ? rec.timestamp : this.#context!.currentSystemTimeMs();
+    const parsed = parseCommand(key, bytes, timestampMs);
+    // Hold commands are unknown to commands.ts: only its dead letters are parsed again, as holds.
+    if (parsed.kind === 'dead_letter') {
+      const hold = parseHoldRecord(key, bytes, timestampMs, dedupScopeOfKey(key), owns);
+      if (hold !== undefined) return hold;
+    }
     const toIsLocal =
       parsed.kind === 'command' && parsed.command.type === 'transfer' && this.#task!.ownsAccount(parsed.command.to);
     return { kind: 'command', parsed, toIsLocal, recordKey: dedupScopeOfKey(key) };
@@ -178,7 +201,7 @@ function valueBytes(rec: BankRecord): Buffer | null {
 }
 
 /** Exactly the keys the record's handler will read; nothing for records that go to the DLQ. */
-function collectKeys(work: Work, keys: PrefetchCollector, transfers: BankStores['transfers']): void {
+function collectKeys(work: Exclude<Work, HoldWork>, keys: PrefetchCollector, transfers: BankStores['transfers']): void {
   const account = (id: string): void => {
     keys.add('accounts', id);
     keys.add('balances', id);

@@ -6,7 +6,7 @@ import type { KeyValueStore, ProcessorContext } from '../topology/types.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 
 /** Store names; the topics tool creates a changelog `<appId>-<name>-changelog` for each. */
-export const BANK_STORES = ['accounts', 'balances', 'transfers'] as const;
+export const BANK_STORES = ['accounts', 'balances', 'transfers', 'holds'] as const;
 export type BankStoreName = (typeof BANK_STORES)[number];
 
 /** accounts: accountId → the account. */
@@ -27,11 +27,17 @@ export interface BalanceRow {
   balance: string;
   /** Sum of outgoing transfers debited here and not yet settled or refunded by the to task. */
   inFlight: string;
+  /** Sum of pending holds on this account as `from` (absent: 0). See README-BANK "Holds". */
+  pendingDebits?: string;
+  /** Sum of pending holds on this account as `to` (absent: 0). Never counted as available. */
+  pendingCredits?: string;
 }
 
 export interface Balance {
   balance: bigint;
   inFlight: bigint;
+  pendingDebits?: bigint;
+  pendingCredits?: bigint;
 }
 
 /** What the from task keeps of a transfer in flight, to settle or refund it without trusting the leg. */
@@ -169,18 +175,38 @@ export class BankStores {
 
   balance(accountId: string): Balance {
     const row = this.balances.get(accountId);
-    return row ? { balance: BigInt(row.balance), inFlight: BigInt(row.inFlight) } : ZERO;
+    if (!row) return ZERO;
+    const value: Balance = { balance: BigInt(row.balance), inFlight: BigInt(row.inFlight) };
+    if (row.pendingDebits !== undefined) value.pendingDebits = BigInt(row.pendingDebits);
+    if (row.pendingCredits !== undefined) value.pendingCredits = BigInt(row.pendingCredits);
+    return value;
   }
 
+  /** Writes a balance row; pending sums only when not zero, so accounts without holds keep the old shape. */
   putBalance(accountId: string, value: Balance): void {
-    this.balances.put(accountId, { balance: value.balance.toString(), inFlight: value.inFlight.toString() });
+    const row: BalanceRow = { balance: value.balance.toString(), inFlight: value.inFlight.toString() };
+    if (value.pendingDebits) row.pendingDebits = value.pendingDebits.toString();
+    if (value.pendingCredits) row.pendingCredits = value.pendingCredits.toString();
+    this.balances.put(accountId, row);
   }
 
   /** Adds `delta` minor units to the balance (negative to debit) and `inFlightDelta` to the in-flight sum. */
   adjust(accountId: string, delta: bigint, inFlightDelta = 0n): Balance {
     const current = this.balance(accountId);
-    const next = { balance: current.balance + delta, inFlight: current.inFlight + inFlightDelta };
+    const next = { ...current, balance: current.balance + delta, inFlight: current.inFlight + inFlightDelta };
     if (next.inFlight < 0n) throw new Error(`account ${accountId}: in-flight sum would go negative (${next.inFlight})`);
+    this.putBalance(accountId, next);
+    return next;
+  }
+
+  /** Adds to the pending-debit and pending-credit sums of holds (README-BANK "Holds"); neither may go negative. */
+  adjustPending(accountId: string, debitsDelta: bigint, creditsDelta: bigint): Balance {
+    const current = this.balance(accountId);
+    const pendingDebits = (current.pendingDebits ?? 0n) + debitsDelta;
+    const pendingCredits = (current.pendingCredits ?? 0n) + creditsDelta;
+    if (pendingDebits < 0n || pendingCredits < 0n)
+      throw new Error(`account ${accountId}: pending sums would go negative (${pendingDebits}, ${pendingCredits})`);
+    const next = { ...current, pendingDebits, pendingCredits };
     this.putBalance(accountId, next);
     return next;
   }

@@ -59,6 +59,8 @@ export interface Config {
   commitIntervalMs: number;
   batchRecordsMax: number;
   dedupRetentionMs: number;
+  /** EXPIRY_STEP_BUDGET_MS: the longest one dedup expiry step holds a task's processing loop (ms). */
+  expiryStepBudgetMs: number;
   /** PROCESSING_EXCEPTION_HANDLER: a record whose processing throws goes to the DLQ ('dead-letter') or stops the instance ('fail'). */
   processingExceptionHandler: 'dead-letter' | 'fail';
   httpHost: string;
@@ -75,6 +77,8 @@ export interface Config {
   membership: MembershipConfig;
   /** How long a task state folder stays on disk after it was last in use here (ms). */
   stateCleanupDelayMs: number;
+  /** ACCEPTABLE_RECOVERY_LAG_RECORDS: a local state folder further behind its changelogs is not warm for placement. */
+  acceptableRecoveryLagRecords: number;
   /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/kafka/offset-reset.ts. */
   offsetReset: OffsetResetPolicy;
   logLevel: string;
@@ -119,6 +123,7 @@ export function loadConfig(env: Env = process.env): Config {
     commitIntervalMs: int(env, 'COMMIT_INTERVAL_MS', 100, 1, 60_000),
     batchRecordsMax: int(env, 'BATCH_RECORDS_MAX', 5000, 1, 1_000_000),
     dedupRetentionMs: int(env, 'DEDUP_RETENTION_MS', 7 * 24 * 3600 * 1000, 1000, 365 * 24 * 3600 * 1000),
+    expiryStepBudgetMs: int(env, 'EXPIRY_STEP_BUDGET_MS', 20, 1, 1000),
     processingExceptionHandler: str(
       env,
       'PROCESSING_EXCEPTION_HANDLER',
@@ -135,6 +140,7 @@ export function loadConfig(env: Env = process.env): Config {
     standbyReplicas: int(env, 'STANDBY_REPLICAS', 0, 0, 8),
     membership: membershipConfig(env),
     stateCleanupDelayMs: int(env, 'STATE_CLEANUP_DELAY_MS', 600_000, 0, 30 * 24 * 3600 * 1000),
+    acceptableRecoveryLagRecords: int(env, 'ACCEPTABLE_RECOVERY_LAG_RECORDS', 10_000, 0, 1_000_000_000),
     offsetReset: str(
       env,
       'OFFSET_RESET',

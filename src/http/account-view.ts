@@ -9,8 +9,16 @@ export interface AccountView {
   ownerId: string;
   currency: string;
   status: 'open' | 'closed';
+  /** The posted balance (README-BANK "Holds: balances"); `posted` says the same. */
   balance: string;
   inFlight: string;
+  posted: string;
+  /** Held on this account as the debited side (pending holds). */
+  pendingDebits: string;
+  /** Held for this account as the credited side; never available before it is posted. */
+  pendingCredits: string;
+  /** posted − pendingDebits + overdraftLimit: what a withdrawal, transfer or hold may take. */
+  available: string;
   overdraftLimit: string;
   openedAt: string;
   closedAt?: string;
@@ -29,7 +37,9 @@ export function toView(
   servedBy: Owner,
 ): AccountView {
   const digits = currencyDigits(row.currency) ?? 2;
-  const money = (minor: string | undefined) => formatMoney(BigInt(minor ?? '0'), digits);
+  const money = (minor: string | bigint | undefined) => formatMoney(BigInt(minor ?? '0'), digits);
+  const posted = BigInt(balance?.balance ?? '0');
+  const pendingDebits = BigInt(balance?.pendingDebits ?? '0');
   const view: AccountView = {
     accountId,
     ownerId: row.ownerId,
@@ -37,6 +47,10 @@ export function toView(
     status: row.status,
     balance: money(balance?.balance),
     inFlight: money(balance?.inFlight),
+    posted: money(posted),
+    pendingDebits: money(pendingDebits),
+    pendingCredits: money(balance?.pendingCredits),
+    available: money(posted - pendingDebits + BigInt(row.overdraftLimit)),
     overdraftLimit: money(row.overdraftLimit),
     openedAt: row.openedAt,
     position,

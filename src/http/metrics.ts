@@ -161,6 +161,13 @@ export class Metrics {
       labelNames: ['partition'],
     });
     behind.set({ partition: String(partition) }, result.caughtUp ? 0 : 1);
+    if (result.storeEntries !== undefined) {
+      this.gauge<'store' | 'partition'>({
+        name: 'bankstream_store_entries',
+        help: 'Entries of a task store (transfers: counted since the task opened, exact one retention after it)',
+        labelNames: ['store', 'partition'],
+      }).set({ store: 'transfers', partition: String(partition) }, result.storeEntries);
+    }
     if (result.storeBytes !== undefined) {
       this.gauge<'store' | 'partition'>({
         name: 'bankstream_store_bytes',

@@ -1,6 +1,7 @@
 // What another instance answered to a proxied account read, checked before anything of it is passed on: the
 // body is bounded, a 200 is rebuilt field by field (checkedView), and a problem answer becomes our own
 // ApiError with only the codes, detail and Retry-After it may carry (remoteProblem).
+import { currencyDigits, formatMoney } from '../bank/money.ts';
 import type { Owner } from '../cluster/directory-records.ts';
 import type { AccountView } from './account-view.ts';
 import { ApiError, PROBLEM_CODES, type ProblemCode } from './errors.ts';
@@ -26,6 +27,14 @@ export async function readBounded(response: Response, maxBytes: number): Promise
 }
 
 const MONEY = /^-?\d{1,40}(\.\d{1,6})?$/;
+const HOLD_FIELDS = ['posted', 'pendingDebits', 'pendingCredits', 'available'] as const;
+
+/** What an instance without holds means: nothing pending, available = balance + overdraft (same digits). */
+function withoutHolds(currency: string, balance: string, overdraftLimit: string): { zero: string; available: string } {
+  const digits = currencyDigits(currency) ?? 2;
+  const minor = (text: string) => BigInt(text.replace('.', ''));
+  return { zero: formatMoney(0n, digits), available: formatMoney(minor(balance) + minor(overdraftLimit), digits) };
+}
 const OFFSET = /^\d{1,20}$/;
 const CURRENCY = /^[A-Z]{3}$/;
 const ACCOUNT_ID = /^[^\u0000-\u001f\u007f]{1,256}$/u;
@@ -57,6 +66,8 @@ export function checkedView(
     (v['status'] === 'open' || v['status'] === 'closed') &&
     str(v['balance'], MONEY) &&
     str(v['inFlight'], MONEY) &&
+    // Absent from an instance of a version before holds (a rolling upgrade): filled in below.
+    HOLD_FIELDS.every((field) => v[field] === undefined || str(v[field], MONEY)) &&
     str(v['overdraftLimit'], MONEY) &&
     typeof v['openedAt'] === 'string' &&
     Number.isFinite(Date.parse(v['openedAt'])) &&
@@ -77,6 +88,7 @@ export function checkedView(
         stale['standby'] === true &&
         str(stale['lagRecords'], OFFSET)));
   if (!valid) return undefined;
+  const legacy = withoutHolds(v['currency'] as string, v['balance'] as string, v['overdraftLimit'] as string);
   const view: AccountView = {
     accountId: expected.accountId,
     ownerId: v['ownerId'] as string,
@@ -84,6 +96,10 @@ export function checkedView(
     status: v['status'] as AccountView['status'],
     balance: v['balance'] as string,
     inFlight: v['inFlight'] as string,
+    posted: (v['posted'] as string | undefined) ?? (v['balance'] as string),
+    pendingDebits: (v['pendingDebits'] as string | undefined) ?? legacy.zero,
+    pendingCredits: (v['pendingCredits'] as string | undefined) ?? legacy.zero,
+    available: (v['available'] as string | undefined) ?? legacy.available,
     overdraftLimit: v['overdraftLimit'] as string,
     openedAt: v['openedAt'] as string,
     position: {

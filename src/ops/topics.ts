@@ -10,7 +10,7 @@ import {
   IncrementalAlterConfigOperationTypes,
   findErrorBy,
 } from '@platformatic/kafka';
-import { defaultDedupSegmentIntervalMs } from '../bank/stores.ts';
+import { BANK_STORES, defaultDedupSegmentIntervalMs } from '../bank/stores.ts';
 import { SegmentedKeyValueStore } from '../stores/segmented-store.ts';
 import { type Config, instancesTopic } from '../config/config.ts';
 import { changelogTopic } from '../topology/changelog.ts';
@@ -18,7 +18,7 @@ import type { Logger } from '../config/logger.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
 
 /** The state stores of the bank topology; the engine may pass its own list instead. */
-export const DEFAULT_STORE_NAMES: readonly string[] = ['accounts', 'balances', 'transfers'];
+export const DEFAULT_STORE_NAMES: readonly string[] = BANK_STORES;
 
 export type TopicRole = 'input' | 'credits' | 'changelog' | 'completed' | 'failed' | 'audit' | 'dlq' | 'instances';
 

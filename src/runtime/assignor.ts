@@ -55,6 +55,37 @@ export function decodeMemberInfo(memberId: string, data: Buffer | string | undef
   }
 }
 
+/**
+ * Records a local state folder is behind its changelogs: per store, the changelog end minus the
+ * folder's checkpoint (a store without a checkpoint restores from the start: its whole end).
+ * Stores with a checkpoint past the end (the changelog was recreated) count as wholly behind.
+ */
+export function localStateLagRecords(
+  checkpoints: ReadonlyMap<string, bigint | null>,
+  changelogEnds: ReadonlyMap<string, bigint>,
+): bigint {
+  let lag = 0n;
+  for (const [store, end] of changelogEnds) {
+    const checkpoint = checkpoints.get(store) ?? null;
+    lag += checkpoint === null || checkpoint > end ? end : end - checkpoint;
+  }
+  return lag;
+}
+
+/**
+ * Like Kafka Streams' acceptable.recovery.lag: the local folders worth advertising as warm for
+ * placement (MemberInfo.local). A folder measured further behind than `acceptableLagRecords` is not
+ * (it would be restored from a checkpoint far in the past, or wiped); one not measured yet is kept.
+ */
+export function warmLocalPartitions(
+  local: readonly number[],
+  lagRecords: ReadonlyMap<number, bigint>,
+  acceptableLagRecords: number,
+): number[] {
+  const acceptable = BigInt(acceptableLagRecords);
+  return local.filter((p) => (lagRecords.get(p) ?? 0n) <= acceptable);
+}
+
 export interface Plan {
   /** Owner member id per partition. */
   owner: string[];

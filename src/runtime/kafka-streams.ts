@@ -7,6 +7,7 @@
 //   state-manager.ts   changelog names, checkpoints, restore planning (a corrupted task: TaskCorruptedError)
 // One consumer (read_committed, no autocommit, co-partitioned assignment) and one transactional producer
 // (transactional.id = <appId>-<instanceId>) per instance (engine-clients.ts).
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { BrokerHealth, type BrokerOutage } from '../kafka/retry.ts';
 import type { PartitionLag, StreamsListener, StreamsState, StreamsStatus, StreamsView } from '../streams/status.ts';
@@ -22,6 +23,7 @@ import { FatalStreamsError } from './errors.ts';
 import { InternalRecords } from './internal-records.ts';
 import { GroupMembership } from './membership.ts';
 import type { StandbyView } from './standby.ts';
+import { StateDirectoryCleaner } from './state-cleaner.ts';
 import { StateManager } from './state-manager.ts';
 import { StreamThread } from './stream-thread.ts';
 import type { StreamTask } from './task.ts';
@@ -158,7 +160,19 @@ export class KafkaStreams implements StreamsView {
       catchUpMs: this.#options.transactionTimeoutMs * 2,
       ...(this.#internal.changelogCheck() ? { check: this.#internal.changelogCheck()! } : {}),
     });
+    const { stateDir, applicationId, instanceId, stateCleanupDelayMs, acceptableRecoveryLag } = this.#options;
+    // One cleaner: the loop sweeps and measures with it, member info advertises only the folders it found warm.
+    const cleaner = new StateDirectoryCleaner({
+      appDir: path.join(stateDir, applicationId),
+      instanceId,
+      cleanupDelayMs: stateCleanupDelayMs,
+      recovery: {
+        acceptableLagRecords: acceptableRecoveryLag,
+        changelogEndOffsets: (p) => state.changelogEndOffsets(p),
+      },
+    });
     const tasks: TaskManager = new TaskManager(ctx, {
+      cleaner,
       consumer: clients.consumer,
       standbyConsumer: clients.standbyConsumer,
       standbyFetcher: clients.standbyFetcher,
@@ -175,7 +189,14 @@ export class KafkaStreams implements StreamsView {
       onCommitted: () => thread.committed(),
       fatal: () => thread.fatal,
     });
-    const thread: StreamThread = new StreamThread(ctx, { clients, layout: this.#layout, state, tasks, executor });
+    const thread: StreamThread = new StreamThread(ctx, {
+      clients,
+      layout: this.#layout,
+      state,
+      tasks,
+      executor,
+      cleaner,
+    });
     this.#tasks = tasks;
     this.#thread = thread;
     await thread.start();

@@ -10,7 +10,9 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { LevelTaskStore } from '../stores/level-store.ts';
+import { settlesWithin } from '../stores/segment-layout.ts';
 import { bufferSerde } from '../stores/serdes.ts';
+import { localStateLagRecords, warmLocalPartitions } from './assignor.ts';
 
 export interface StateCleanerOptions {
   /** <stateDir>/<appId>. */
@@ -43,6 +45,8 @@ export class StateDirectoryCleaner {
   readonly #clock: () => number;
   /** Partition → when it was last seen in use here (in memory; a folder found at start counts from its newest file). */
   readonly #lastInUseMs = new Map<number, number>();
+  /** Partition → records its folder was behind its changelogs when last measured (unassigned folders only). */
+  readonly #lagRecords = new Map<number, bigint>();
 
   constructor(options: StateCleanerOptions) {
     if (!Number.isSafeInteger(options.cleanupDelayMs) || options.cleanupDelayMs < 0)
@@ -61,15 +65,51 @@ export class StateDirectoryCleaner {
     const recovery = this.#options.recovery;
     if (recovery === undefined) return false;
     const [ends, checkpoints] = await Promise.all([recovery.changelogEndOffsets(partition), folderCheckpoints(dir)]);
-    let lag = 0n;
-    for (const [store, end] of ends) lag += end - (checkpoints.get(store) ?? 0n);
+    const lag = localStateLagRecords(checkpoints, ends);
+    this.#lagRecords.set(partition, lag);
     return lag > BigInt(recovery.acceptableLagRecords);
+  }
+
+  /**
+   * Measures how far behind its changelogs each folder of this instance is, except those in use here
+   * (their stores are open; they are advertised as active or standby anyway). Run before joining the
+   * group, so that member info advertises only warm folders (warmLocal). The changelog ends are
+   * waited for at most `timeoutMs` in all (a broker outage must not hold the join); a folder not
+   * measured keeps its last measure. Its LevelDB opens are awaited: none outlives the call.
+   */
+  async measureLocal(inUse: ReadonlySet<number>, timeoutMs = 5_000): Promise<void> {
+    const recovery = this.#options.recovery;
+    if (recovery === undefined) return;
+    const deadlineMs = Date.now() + timeoutMs;
+    const instanceDir = path.join(this.#options.appDir, this.#options.instanceId);
+    for (const name of (await listDirs(instanceDir)).filter((n) => PARTITION_PATTERN.test(n))) {
+      const partition = Number(name);
+      if (inUse.has(partition)) continue;
+      const ends = recovery.changelogEndOffsets(partition);
+      if (!(await settlesWithin(ends, deadlineMs - Date.now()))) return;
+      const known = await ends.catch(() => undefined);
+      if (known === undefined) continue;
+      this.#lagRecords.set(
+        partition,
+        localStateLagRecords(await folderCheckpoints(path.join(instanceDir, name)), known),
+      );
+    }
+  }
+
+  /** The local folders worth advertising to the assignor: those not measured too far behind (assignor.ts warmLocalPartitions). */
+  warmLocal(local: readonly number[]): number[] {
+    const acceptable = this.#options.recovery?.acceptableLagRecords;
+    return acceptable === undefined ? [...local] : warmLocalPartitions(local, this.#lagRecords, acceptable);
   }
 
   /** Deletes what is unused for longer than the delay; `inUse` = the partitions active or standby here now. */
   async sweep(inUse: ReadonlySet<number>): Promise<CleanupResult> {
     const now = this.#clock();
-    for (const partition of inUse) this.#lastInUseMs.set(partition, now);
+    for (const partition of inUse) {
+      this.#lastInUseMs.set(partition, now);
+      // In use here: up to date, and measured again once it is not.
+      this.#lagRecords.delete(partition);
+    }
     const deleted: string[] = [];
     for (const instance of await listDirs(this.#options.appDir)) {
       const instanceDir = path.join(this.#options.appDir, instance);
@@ -81,6 +121,7 @@ export class StateDirectoryCleaner {
           if (!this.isStale(partition, await newestFileMs(dir)) && !(await this.#farBehind(partition, dir))) continue;
           await rm(dir, { recursive: true, force: true });
           this.#lastInUseMs.delete(partition);
+          this.#lagRecords.delete(partition);
           deleted.push(`${instance}/${name}`);
         }
       } else if (

@@ -6,7 +6,6 @@
 // Any commit failure, fencing or rebalance: wait for the transaction in flight, abort, drop every
 // uncommitted cache (both store layers), close the tasks, re-open them for the current assignment
 // (restore from changelogs), resume from committed offsets.
-import path from 'node:path';
 import type { ConnectionOptions } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import {
@@ -29,13 +28,14 @@ import { FatalStreamsError, isMigratedError, TaskMigratedError } from './errors.
 import { FetchPositions } from './fetch-positions.ts';
 import type { FetchPosition, FetchRound } from '../kafka/fetcher.ts';
 import { classifyLoopError, permanentStartError } from './loop-errors.ts';
-import { StateDirectoryCleaner } from './state-cleaner.ts';
+import type { StateDirectoryCleaner } from './state-cleaner.ts';
 import type { StateManager } from './state-manager.ts';
 import type { TaskExecutor } from './task-executor.ts';
 import type { TaskManager } from './task-manager.ts';
 import type { TopicLayout } from './topic-layout.ts';
 
 export interface StreamThreadParts {
+  cleaner: StateDirectoryCleaner;
   clients: EngineClients;
   layout: TopicLayout;
   state: StateManager;
@@ -58,7 +58,6 @@ export class StreamThread {
   #membershipLost = false;
   /** Since when the consumer has not been an active member (no heartbeat scheduled); undefined while it is. */
   #inactiveSinceMs: number | undefined;
-  #stateCleaner: StateDirectoryCleaner | undefined;
   #stateCleanedAtMs = Number.NEGATIVE_INFINITY;
   readonly #fetch = new FetchPositions();
 
@@ -276,6 +275,8 @@ export class StreamThread {
    */
   async #joinGroup(): Promise<void> {
     const { consumer } = this.#parts.clients;
+    // Folders measured too far behind their changelogs are not advertised as warm (member info).
+    await this.#parts.cleaner.measureLocal(new Set(this.#parts.tasks.standbyPartitions()));
     await this.#untilBrokerAnswers('joinGroup', () => consumer.joinGroup({}) as Promise<unknown>);
     this.#membershipLost = false;
   }
@@ -339,24 +340,14 @@ export class StreamThread {
   /** Deletes state folders unused for longer than the delay; between iterations, so never while a rebalance opens stores. */
   async #maybeCleanState(): Promise<void> {
     const now = Date.now();
-    const { tasks, state } = this.#parts;
+    const { tasks } = this.#parts;
     const assigned = tasks.assigned;
     // Not once a stop is requested: close() must not wait for a sweep (or its listOffsets during a broker outage).
     if (now - this.#stateCleanedAtMs < STATE_CLEANUP_INTERVAL_MS || assigned === undefined || this.#stopRequested)
       return;
     this.#stateCleanedAtMs = now;
-    const { stateDir, applicationId, instanceId, stateCleanupDelayMs, acceptableRecoveryLag } = this.#ctx.options;
-    this.#stateCleaner ??= new StateDirectoryCleaner({
-      appDir: path.join(stateDir, applicationId),
-      instanceId,
-      cleanupDelayMs: stateCleanupDelayMs,
-      recovery: {
-        acceptableLagRecords: acceptableRecoveryLag,
-        changelogEndOffsets: (p) => state.changelogEndOffsets(p),
-      },
-    });
     try {
-      const { deleted } = await this.#stateCleaner.sweep(
+      const { deleted } = await this.#parts.cleaner.sweep(
         new Set([...assigned.partitions, ...tasks.standbyPartitions()]),
       );
       if (deleted.length > 0) this.#log.info({ deleted }, 'deleted unused state folders');

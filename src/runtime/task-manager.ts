@@ -20,11 +20,14 @@ import { listOffsets } from './list-offsets.ts';
 import { decideStart, outOfRangeStop } from '../kafka/offset-reset.ts';
 import type { RestoreProgress } from './restore.ts';
 import { type StandbyView, StandbyTasks } from './standby.ts';
+import type { StateDirectoryCleaner } from './state-cleaner.ts';
 import { type StateManager, storesWithData } from './state-manager.ts';
 import { StreamTask } from './task.ts';
 import type { TopicLayout } from './topic-layout.ts';
 
 export interface TaskManagerOptions {
+  /** Which local state folders are warm enough to advertise (state-cleaner.ts). */
+  cleaner: StateDirectoryCleaner;
   consumer: Consumer;
   standbyConsumer: Consumer;
   standbyFetcher: Fetcher;
@@ -156,7 +159,7 @@ export class TaskManager {
       instanceId,
       active: this.#assigned?.partitions ?? [],
       standby: this.standbyPartitions(),
-      local,
+      local: this.#options.cleaner.warmLocal(local),
     });
   }
 

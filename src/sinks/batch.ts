@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import type { Config } from '../config/config.ts';
 import { type CopyValue, copyRows } from './copy.ts';
+import { UPSERT_HOLDS } from './hold-rows.ts';
 import { connectPg } from './pg-connection.ts';
 import {
   type AuditRow,
@@ -70,7 +71,7 @@ CREATE TEMP TABLE IF NOT EXISTS sink_stage_outcomes (
   to_account text, amount numeric, currency text, status text NOT NULL, failure_code text,
   reason text, reference text, requested_at timestamptz, completed_at timestamptz NOT NULL,
   source_topic text NOT NULL, source_partition integer NOT NULL, source_offset bigint NOT NULL,
-  payload jsonb NOT NULL
+  payload jsonb NOT NULL, hold_id text, hold_status text, held_amount numeric, expires_at timestamptz
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS sink_stage_audit (
   seq integer NOT NULL, event text NOT NULL, account_id text, transfer_id text, code text,
@@ -122,6 +123,10 @@ const OUTCOME_COLUMNS = [
   'source_partition',
   'source_offset',
   'payload',
+  'hold_id',
+  'hold_status',
+  'held_amount',
+  'expires_at',
 ] as const;
 
 const AUDIT_COLUMNS = [
@@ -155,6 +160,8 @@ export async function writeBatch(client: pg.ClientBase, groupId: string, batch: 
     const transactions = await client.query<{ inserted: string }>(INSERT_TRANSACTIONS_AND_BALANCES, [
       IDEMPOTENCY_CONFLICT,
     ]);
+    // 2b. The holds rows those outcomes describe (idempotent, in any order: hold-rows.ts).
+    await client.query(UPSERT_HOLDS);
     // 3. Audit rows, marking in staging the ones that were new.
     const audits = await client.query(INSERT_AUDIT_LOGS);
     // 4. Account rows from the new account_opened / account_closed events.
@@ -194,6 +201,10 @@ function outcomeFields(row: OutcomeRow, seq: number): CopyValue[] {
     source.partition,
     source.offset,
     row.payload,
+    row.hold?.holdId ?? null,
+    row.hold?.status ?? null,
+    row.hold?.heldAmount ?? null,
+    row.hold?.expiresAt ?? null,
   ];
 }
 
@@ -242,6 +253,8 @@ WITH inserted AS (
   UNION ALL SELECT account_id, -amount FROM inserted WHERE status = 'COMPLETED' AND type = 'withdrawal'
   UNION ALL SELECT from_account, -amount FROM inserted WHERE status = 'COMPLETED' AND type = 'transfer'
   UNION ALL SELECT to_account, amount FROM inserted WHERE status = 'COMPLETED' AND type = 'transfer'
+  UNION ALL SELECT from_account, -amount FROM inserted WHERE status = 'COMPLETED' AND type = 'post_hold'
+  UNION ALL SELECT to_account, amount FROM inserted WHERE status = 'COMPLETED' AND type = 'post_hold'
 ), applied AS (
   INSERT INTO accounts AS a (id, balance, updated_at)
   SELECT id, sum(delta), now() FROM deltas GROUP BY id ORDER BY id

@@ -43,6 +43,18 @@ export interface OutcomeRow {
   source: SourcePosition;
   /** The value re-serialized, for the jsonb payload column. */
   payload: string;
+  /** Completed hold outcomes only: what the holds table row of (fromAccount, holdId) learns. */
+  hold?: HoldFacts;
+}
+
+/** README-BANK "Holds": a completed hold, post_hold, void_hold or hold_expiry outcome. */
+export interface HoldFacts {
+  holdId: string;
+  status: 'pending' | 'posted' | 'voided' | 'expired';
+  /** The held amount (a post's heldAmount; the amount of the others). */
+  heldAmount: string;
+  /** The deadline: a placed hold's expiresAt, an expiry's requestedAt; null for posts and voids. */
+  expiresAt: string | null;
 }
 
 export interface AuditRow {
@@ -73,7 +85,23 @@ export type SinkRow =
 
 export const IDEMPOTENCY_CONFLICT = 'idempotency_conflict';
 
-const TRANSFER_TYPES: ReadonlySet<string> = new Set(['deposit', 'withdrawal', 'transfer']);
+const TRANSFER_TYPES: ReadonlySet<string> = new Set([
+  'deposit',
+  'withdrawal',
+  'transfer',
+  'hold',
+  'post_hold',
+  'void_hold',
+  'hold_expiry',
+]);
+/** The types that name from and to (and no accountId). */
+const TWO_ACCOUNT_TYPES: ReadonlySet<string> = new Set(['transfer', 'hold', 'post_hold', 'void_hold', 'hold_expiry']);
+const HOLD_STATUS: Readonly<Record<string, HoldFacts['status']>> = {
+  hold: 'pending',
+  post_hold: 'posted',
+  void_hold: 'voided',
+  hold_expiry: 'expired',
+};
 // What the money_amount domain accepts: at most 34 integer digits and 4 fraction digits.
 const STORABLE_DECIMAL = /^-?(0|[1-9][0-9]{0,33})(\.[0-9]{1,4})?$/;
 const CURRENCY = /^[A-Z]{3}$/;
@@ -160,7 +188,7 @@ function printable(key: string): string {
 function completedRow(value: Json, source: SourcePosition, payload: string): OutcomeRow {
   const type = requiredString(value, 'type');
   if (!TRANSFER_TYPES.has(type))
-    throw new RejectError(`type must be deposit, withdrawal or transfer, got ${JSON.stringify(type)}`);
+    throw new RejectError(`type must be a money command or hold type, got ${JSON.stringify(type)}`);
   const amount = requiredString(value, 'amount');
   if (!STORABLE_DECIMAL.test(amount) || amount.startsWith('-') || /^[0.]+$/.test(amount)) {
     throw new RejectError(
@@ -170,8 +198,8 @@ function completedRow(value: Json, source: SourcePosition, payload: string): Out
   const currency = requiredString(value, 'currency');
   if (!CURRENCY.test(currency))
     throw new RejectError(`currency must be three capital letters, got ${JSON.stringify(currency)}`);
-  const isTransfer = type === 'transfer';
-  return {
+  const isTransfer = TWO_ACCOUNT_TYPES.has(type);
+  const row: OutcomeRow = {
     transferId: requiredString(value, 'transferId'),
     type,
     accountId: isTransfer ? null : requiredString(value, 'accountId'),
@@ -187,6 +215,28 @@ function completedRow(value: Json, source: SourcePosition, payload: string): Out
     completedAt: requiredTimestamp(value, 'completedAt'),
     source,
     payload,
+  };
+  const status = HOLD_STATUS[type];
+  if (status !== undefined) row.hold = holdFacts(value, row, status);
+  return row;
+}
+
+function holdFacts(value: Json, row: OutcomeRow, status: HoldFacts['status']): HoldFacts {
+  const expected = status === 'pending' ? 'pending' : status;
+  if (value['status'] !== expected)
+    throw new RejectError(
+      `status of a ${row.type} outcome must be ${expected}, got ${JSON.stringify(value['status'])}`,
+    );
+  const heldAmount = status === 'posted' ? requiredString(value, 'heldAmount') : row.amount!;
+  if (!STORABLE_DECIMAL.test(heldAmount) || heldAmount.startsWith('-') || /^[0.]+$/.test(heldAmount))
+    throw new RejectError(`heldAmount must be a positive decimal, got ${JSON.stringify(heldAmount)}`);
+  const expiresAt =
+    status === 'pending' ? requiredTimestamp(value, 'expiresAt') : status === 'expired' ? row.requestedAt : null;
+  return {
+    holdId: status === 'pending' ? row.transferId : requiredString(value, 'holdId'),
+    status,
+    heldAmount,
+    expiresAt,
   };
 }
 

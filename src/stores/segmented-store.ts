@@ -1,91 +1,60 @@
 // SegmentedKeyValueStore: a key-value view with time-based retention over one task store, the way
 // Kafka Streams' segmented window stores keep it. Entries are grouped by the time segment they were
-// decided in (a key prefix per segment), so expiry drops whole segments with a range purge of the
-// local store instead of one changelog tombstone per entry; the changelog forgets them by its own
-// time retention (cleanup.policy=compact,delete, retention.ms >= changelogRetentionMs()).
-//
-// Physical layout of the underlying store (user keys are the view's "logical" keys):
-//   "\u0001" + segment id (11 base-36 digits) + key → value          (expires with its segment)
-//   "\u0002" + key                                   → {w, v}        (pinned: never expires)
-//   any other key                                    → value         (the layout before segments)
+// decided in (a key prefix per segment, src/stores/segment-layout.ts), so expiry drops whole segments
+// with a range purge of the local store instead of one changelog tombstone per entry; the changelog
+// forgets them by its own time retention (cleanup.policy=compact,delete, retention.ms >= changelogRetentionMs()).
 // Pinned entries are rewritten once older than `retentionMs / 2` (with w = now; passes over them every
-// retentionMs / 8), so their changelog record is always younger than the changelog's retention. Entries of the old layout are still found, moved on
-// their next write, and swept (moved or dropped) in bounded steps until none is left.
+// retentionMs / 8), so their changelog record is always younger than the changelog's retention.
+// Entries of the old layout are still found, moved on their next write, and swept (moved or dropped)
+// in bounded steps until none is left.
+//
+// Expiry never holds the processing loop longer than its budget: each LevelDB call of a step (a purge,
+// a scan) is waited for at most until the budget is spent; one still running then goes on in the
+// background (LevelDB works off the main thread) and a later step takes its result. At most one such
+// call is in flight per store. Why: on a loaded machine a single 1,000-entry purge or even an empty
+// scan waited 20–800 ms whenever LevelDB's compaction was behind (the commit's own batch of the same
+// store then took 100–800 ms too), so bounding the work a step starts could not bound its wall time.
 // Nothing here knows what the values mean: `timeOf` says when an entry's retention starts (null = pinned).
 import assert from 'node:assert/strict';
 import type { KeyValueStore } from './types.ts';
+import { ExpiryCounts, InFlight, monotonicClock, rangeEntries, type Touched, trackTouched } from './segment-expiry.ts';
+import {
+  lowestLiveSegment,
+  maxKey,
+  OLD_LAYOUT_RESUME,
+  PINNED_PREFIX,
+  type Pinned,
+  SEGMENT_ID_MAX,
+  SEGMENT_PREFIX,
+  segmentKey,
+  segmentOfKey,
+  settlesWithin,
+} from './segment-layout.ts';
 
-const SEGMENT_PREFIX = '\u0001';
-const PINNED_PREFIX = '\u0002';
-/** Old-layout keys are the ones outside [SEGMENT_PREFIX, OLD_LAYOUT_RESUME). */
-const OLD_LAYOUT_RESUME = '\u0003';
-const SEGMENT_ID_DIGITS = 11;
-const SEGMENT_ID_PATTERN = /^[0-9a-z]{11}$/;
-/** 36^11 − 1 exceeds every epoch ms Date can hold, so a segment id always fits. */
-const SEGMENT_ID_MAX = 36 ** SEGMENT_ID_DIGITS - 1;
+export { logicalEntries, logicalRecord } from './segment-layout.ts';
+export type { ExpiryStepBounds, ExpiryStepResult, PurgeableStore, SegmentedStoreOptions } from './segment-expiry.ts';
+
+import type { ExpiryStepBounds, ExpiryStepResult, PurgeableStore, SegmentedStoreOptions } from './segment-expiry.ts';
+
 /**
  * A lookup also names the next segment's key when the clock is this close to its start (or one
  * segment, if shorter): a batch prefetched just before a segment boundary and processed after it
  * still reads the segment it then writes to.
  */
 export const SEGMENT_LOOKAHEAD_MS = 5 * 60_000;
-
-/** The store operation a range purge needs (TaskStore has it; see CachedTaskStore.purgeRange). */
-export interface PurgeableStore<V> extends KeyValueStore<V> {
-  purgeRange(gte: string, lt: string, limitEntries: number): Promise<{ purged: number; lastKey: string | undefined }>;
-  approximateBytes?(): Promise<number>;
-}
-
-/** A purge call deletes at least this many entries, so a step always makes progress. */
-const PURGE_CALL_ENTRIES_MIN = 100;
+/** How much of a step's budget is kept for the lateness of its timer (at most a quarter of the budget). */
+const STEP_SLACK_MS = 5;
 /** How often an expiry step also reads the store's approximate size on disk (for the metric). */
 const SIZE_READ_EVERY_MS = 10_000;
 
-export interface SegmentedStoreOptions<V> {
-  /** An entry is found for at least this long after its time, and at most one segment longer. */
-  retentionMs: number;
-  /** Width of one segment; `retentionMs / segmentIntervalMs + 2` segments are live at once. */
-  segmentIntervalMs: number;
-  /** When the entry's retention starts (epoch ms), or null: pinned, never expires. */
-  timeOf(value: V): number | null;
-  /** The task's clock (wall-clock, injectable for tests and benchmarks). */
-  clock(): number;
-  /** Whether the store may hold entries of the layout before segments (found, moved, swept). */
-  oldLayout: boolean;
-  /**
-   * Keys that only ever live in the old layout (read and written in place, never moved, deleted by
-   * the sweep once expired): for keys of an older key format nobody creates any more.
-   */
-  oldLayoutOnly?: (key: string) => boolean;
-}
+type JobKind = 'purge' | 'pinned' | 'old';
+const JOB_ORDER: readonly JobKind[] = ['purge', 'pinned', 'old'];
 
-export interface ExpiryStepBounds {
-  /** Stop starting new work once the step has run this long. */
-  budgetMs: number;
-  /** Entries one purge call deletes at most (one LevelDB batch); calls are sized to the budget left, at least 100. */
-  purgeEntriesPerCallMax: number;
-  /** Pinned or old-layout entries one step reads at most. */
-  scannedEntriesMax: number;
-}
-
-export interface ExpiryStepResult {
-  /** Entries of expired segments deleted from the local store. */
-  purged: number;
-  /** Old-layout entries moved into segments or deleted (expired). */
-  migrated: number;
-  /** Pinned entries rewritten so that their changelog record stays within the changelog's retention. */
-  refreshed: number;
-  durationMs: number;
-  /** True when no expired segment is left to purge. */
-  caughtUp: boolean;
-  /** The store's approximate bytes on disk, read at most every 10 s (absent in the other steps). */
-  storeBytes?: number;
-}
-
-interface Pinned<V> {
-  /** Epoch ms of the write: the entry is rewritten once this is older than retentionMs / 2. */
-  w: number;
-  v: V;
+interface Job {
+  kind: JobKind;
+  call: InFlight<unknown>;
+  /** Applies the call's result in the step that takes it (writes go into that step's transaction). */
+  finish(nowMs: number, tally: { purged: number; migrated: number; refreshed: number }): void;
 }
 
 interface Found<V> {
@@ -105,11 +74,16 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   #oldLayoutLeft: boolean;
   #oldLayoutFoundInPass = false;
   #sizeReadAtMs = Number.NEGATIVE_INFINITY;
+  #size: InFlight<number> | undefined;
   #pinnedPassDueMs = Number.NEGATIVE_INFINITY;
   /** Where the next purge call starts inside the expired range (after the last key deleted), or undefined. */
   #purgeFrom: string | undefined;
-  /** Moving average of a purge's cost per entry (ms), starting from what this 2-core machine measured. */
-  #purgeCostMsPerEntry = 0.01;
+  /** The LevelDB call in flight (at most one), started by an earlier step if it outlived that step's budget. */
+  #job: Job | undefined;
+  #lastJob: JobKind = 'old';
+  /** Physical keys written through the view while a scan is in flight: its stale reads of them are skipped. */
+  #touched: Touched | undefined;
+  readonly #counts = new ExpiryCounts();
 
   constructor(inner: PurgeableStore<unknown>, options: SegmentedStoreOptions<V>) {
     assert(
@@ -139,12 +113,8 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
    * restore skips those records.
    */
   static expiredKey(physicalKey: string, nowMs: number, retentionMs: number, segmentIntervalMs: number): boolean {
-    if (!physicalKey.startsWith(SEGMENT_PREFIX) || physicalKey.length < 1 + SEGMENT_ID_DIGITS) return false;
-    const id = physicalKey.slice(1, 1 + SEGMENT_ID_DIGITS);
-    // Only a whole base-36 id names a segment (parseInt would read "5" out of "5\u0000…" and skip a key that is none).
-    if (!SEGMENT_ID_PATTERN.test(id)) return false;
-    const segment = Number.parseInt(id, 36);
-    return Number.isSafeInteger(segment) && segment < lowestLiveSegment(nowMs, retentionMs, segmentIntervalMs);
+    const segment = segmentOfKey(physicalKey);
+    return segment !== null && segment < lowestLiveSegment(nowMs, retentionMs, segmentIntervalMs);
   }
 
   /** Whether old-layout entries may still be in the store (lookups then read their keys too). */
@@ -173,19 +143,18 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
 
   put(key: string, value: V): void {
     if (this.#oldLayoutOnly(key)) {
-      this.#inner.put(key, value);
+      this.#write(key, value);
       return;
     }
     const previous = this.#find(key);
     const target = this.#placement(key, value, this.#now());
-    if (target !== null) this.#inner.put(target.physicalKey, target.stored);
-    if (previous !== undefined && previous.physicalKey !== target?.physicalKey)
-      this.#inner.delete(previous.physicalKey);
+    if (target !== null) this.#write(target.physicalKey, target.stored, previous?.physicalKey !== target.physicalKey);
+    if (previous !== undefined && previous.physicalKey !== target?.physicalKey) this.#remove(previous.physicalKey);
   }
 
   delete(key: string): void {
     const previous = this.#find(key);
-    if (previous !== undefined) this.#inner.delete(previous.physicalKey);
+    if (previous !== undefined) this.#remove(previous.physicalKey);
   }
 
   range(): AsyncIterable<[string, V]> {
@@ -193,51 +162,181 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   }
 
   /**
-   * One bounded expiry step: purge expired segments (unlogged, local), then rewrite old pinned entries
-   * and sweep old-layout ones (logged writes of the current transaction). Stops starting new work once
-   * `budgetMs` has passed; run it often (every commit interval) so the work never piles up.
+   * One bounded expiry step: purge expired segments (unlogged, local), rewrite old pinned entries and
+   * sweep old-layout ones (logged writes of the current transaction), one kind after the other so none
+   * starves. Waits for LevelDB at most `budgetMs` in all; run it often (every commit interval).
    */
   async expireStep(bounds: ExpiryStepBounds, elapsedMs: () => number = monotonicClock()): Promise<ExpiryStepResult> {
     const started = elapsedMs();
-    const spent = (): number => elapsedMs() - started;
+    // The timer and the main thread's other work (a call's own continuation, GC) come back a few ms late:
+    // stop waiting early by that much, so the step ends inside its budget rather than just past it.
+    const slackMs = Math.min(STEP_SLACK_MS, bounds.budgetMs / 4);
+    const left = (): number => bounds.budgetMs - slackMs - (elapsedMs() - started);
     const now = this.#now();
-    const { low } = this.#window(now);
-    let purged = 0;
-    let caughtUp = this.#purgedBelow >= low;
-    while (!caughtUp && spent() < bounds.budgetMs) {
-      // From after the last key deleted: starting at the segment again would walk its tombstones each call.
-      const from = this.#purgeFrom ?? segmentKey(this.#purgedBelow, '');
-      // A call sized to the budget left, by the cost per entry measured so far, so one call rarely overruns it.
-      const limit = this.#purgeCallSize(bounds, bounds.budgetMs - spent());
-      const callStarted = elapsedMs();
-      const { purged: deleted, lastKey } = await this.#inner.purgeRange(from, segmentKey(low, ''), limit);
-      if (deleted > 0)
-        this.#purgeCostMsPerEntry = 0.8 * this.#purgeCostMsPerEntry + (0.2 * (elapsedMs() - callStarted)) / deleted;
-      purged += deleted;
-      if (deleted < limit || lastKey === undefined) {
-        this.#purgedBelow = low;
-        this.#purgeFrom = undefined;
-        caughtUp = true;
-      } else this.#purgeFrom = `${lastKey}\u0000`;
+    const tally = { purged: 0, migrated: 0, refreshed: 0 };
+    let inFlight = false;
+    for (let calls = 0; left() > 0 && calls < JOB_ORDER.length * 16; calls++) {
+      const job = this.#job ?? this.#startJob(now, bounds);
+      if (job === undefined) break;
+      this.#job = job;
+      if (!job.call.done && !(await settlesWithin(job.call.settled, left()))) {
+        inFlight = true;
+        break;
+      }
+      this.#job = undefined;
+      if (job.kind !== 'purge') this.#touched = undefined;
+      job.finish(this.#now(), tally);
     }
-    // Pinned entries are read in passes every retention/8: between passes a step does no I/O for them.
-    const refreshDue = this.#pinnedCursor !== undefined || now >= this.#pinnedPassDueMs;
-    const refreshed =
-      refreshDue && spent() < bounds.budgetMs ? await this.#refreshPinned(now, bounds.scannedEntriesMax) : 0;
-    const migrated =
-      this.#oldLayoutLeft && spent() < bounds.budgetMs ? await this.#sweepOldLayout(now, bounds.scannedEntriesMax) : 0;
-    const result: ExpiryStepResult = { purged, migrated, refreshed, durationMs: spent(), caughtUp };
-    // Outside the measured step: the size is for the metric, not part of the work the loop waits on.
-    if (this.#inner.approximateBytes !== undefined && started - this.#sizeReadAtMs >= SIZE_READ_EVERY_MS) {
-      this.#sizeReadAtMs = started;
-      result.storeBytes = await this.#inner.approximateBytes();
-    }
+    const low = this.#window(this.#now()).low;
+    const result: ExpiryStepResult = {
+      ...tally,
+      durationMs: elapsedMs() - started,
+      caughtUp: this.#purgedBelow >= low,
+      inFlight,
+    };
+    this.#counts.purgedBelow(this.#purgedBelow);
+    result.storeEntries = this.#counts.entries();
+    result.storeEntriesExact = this.#counts.exact;
+    this.#readSize(started, result);
     return result;
   }
 
-  #purgeCallSize(bounds: ExpiryStepBounds, budgetLeftMs: number): number {
-    const fitting = Math.floor(budgetLeftMs / Math.max(this.#purgeCostMsPerEntry, 1e-6));
-    return Math.min(bounds.purgeEntriesPerCallMax, Math.max(PURGE_CALL_ENTRIES_MIN, fitting));
+  /** The size for the metric, read in the background at most every 10 s and reported when it has come back. */
+  #readSize(startedMs: number, result: ExpiryStepResult): void {
+    if (this.#size?.done === true) {
+      if (this.#size.value !== undefined) result.storeBytes = this.#size.value;
+      this.#size = undefined;
+    }
+    const read = this.#inner.approximateBytes;
+    if (read === undefined || this.#size !== undefined || startedMs - this.#sizeReadAtMs < SIZE_READ_EVERY_MS) return;
+    this.#sizeReadAtMs = startedMs;
+    this.#size = new InFlight(read.call(this.#inner));
+  }
+
+  /** The next call to start, the kinds taking turns (purge, pinned refresh, old-layout sweep), or none due. */
+  #startJob(nowMs: number, bounds: ExpiryStepBounds): Job | undefined {
+    const first = JOB_ORDER.indexOf(this.#lastJob) + 1;
+    for (let i = 0; i < JOB_ORDER.length; i++) {
+      const kind = JOB_ORDER[(first + i) % JOB_ORDER.length] as JobKind;
+      const job =
+        kind === 'purge'
+          ? this.#purgeJob(nowMs, bounds.purgeEntriesPerCallMax)
+          : kind === 'pinned'
+            ? this.#pinnedJob(nowMs, bounds.scannedEntriesMax)
+            : this.#oldLayoutJob(bounds.scannedEntriesMax);
+      if (job === undefined) continue;
+      this.#lastJob = kind;
+      return job;
+    }
+    return undefined;
+  }
+
+  #purgeJob(nowMs: number, limit: number): Job | undefined {
+    const { low } = this.#window(nowMs);
+    if (this.#purgedBelow >= low) return undefined;
+    // From after the last key deleted: starting at the segment again would walk its tombstones each call.
+    const from = this.#purgeFrom ?? segmentKey(this.#purgedBelow, '');
+    // Not sized to the budget left: a call outliving it goes on in the background (sizing by measured
+    // cost shrank calls to 100 entries under load, and expiry fell behind).
+    const call = new InFlight(this.#inner.purgeRange(from, segmentKey(low, ''), limit));
+    return {
+      kind: 'purge',
+      call,
+      finish: (_now, tally) => {
+        const { purged: deleted, lastKey } = call.take();
+        tally.purged += deleted;
+        this.#counts.purged(deleted, lastKey === undefined ? null : segmentOfKey(lastKey));
+        if (deleted < limit || lastKey === undefined) {
+          this.#purgedBelow = low;
+          this.#purgeFrom = undefined;
+        } else this.#purgeFrom = `${lastKey}\u0000`;
+      },
+    };
+  }
+
+  /** Pinned entries are read in passes every retention/8: between passes a step does no I/O for them. */
+  #pinnedJob(nowMs: number, scannedMax: number): Job | undefined {
+    if (this.#pinnedCursor === undefined && nowMs < this.#pinnedPassDueMs) return undefined;
+    const gte = this.#pinnedCursor ?? PINNED_PREFIX;
+    const touched = this.#startTracking();
+    const call = new InFlight(rangeEntries(this.#inner, gte, OLD_LAYOUT_RESUME, scannedMax));
+    return {
+      kind: 'pinned',
+      call,
+      finish: (now, tally) => {
+        const entries = call.take();
+        // Too many writes while it ran to tell which reads are stale: read the same range again.
+        if (touched.overflowed) return;
+        const refreshBefore = now - Math.floor(this.#options.retentionMs / 2);
+        for (const [physicalKey, stored] of entries) {
+          const pinned = stored as Pinned<V>;
+          if (pinned.w < refreshBefore && !touched.keys.has(physicalKey)) {
+            this.#inner.put(physicalKey, { w: now, v: pinned.v } satisfies Pinned<V>);
+            tally.refreshed++;
+          }
+        }
+        this.#counts.pinnedSeen(entries.length, gte === PINNED_PREFIX, entries.length < scannedMax);
+        const last = entries.at(-1)?.[0];
+        this.#pinnedCursor = entries.length >= scannedMax && last !== undefined ? `${last}\u0000` : undefined;
+        if (this.#pinnedCursor === undefined)
+          this.#pinnedPassDueMs = now + Math.max(1, Math.floor(this.#options.retentionMs / 8));
+      },
+    };
+  }
+
+  /** Moves old-layout entries into the segmented layout (or deletes expired ones), bounded per call. */
+  #oldLayoutJob(scannedMax: number): Job | undefined {
+    if (!this.#oldLayoutLeft) return undefined;
+    // Old keys sit below SEGMENT_PREFIX ("\u0000…") and from OLD_LAYOUT_RESUME on.
+    const before = this.#oldLayoutCursor === undefined || this.#oldLayoutCursor < SEGMENT_PREFIX;
+    const cursor = this.#oldLayoutCursor ?? '';
+    const gte = before ? cursor : maxKey(cursor, OLD_LAYOUT_RESUME);
+    const touched = this.#startTracking();
+    const call = new InFlight(rangeEntries(this.#inner, gte, before ? SEGMENT_PREFIX : undefined, scannedMax));
+    return {
+      kind: 'old',
+      call,
+      finish: (now, tally) => {
+        const entries = call.take() as [string, V][];
+        if (touched.overflowed) return;
+        for (const [key, value] of entries) {
+          // Written through the view meanwhile: put() already moved it (or wrote it in place).
+          if (touched.keys.has(key)) continue;
+          const target = this.#placement(key, value, now);
+          if (!this.#oldLayoutOnly(key) && target !== null) this.#write(target.physicalKey, target.stored);
+          if (!this.#oldLayoutOnly(key) || target === null) this.#remove(key);
+        }
+        tally.migrated += entries.length;
+        if (entries.length > 0) this.#oldLayoutFoundInPass = true;
+        if (entries.length >= scannedMax) this.#oldLayoutCursor = `${(entries.at(-1) as [string, V])[0]}\u0000`;
+        else if (before) this.#oldLayoutCursor = OLD_LAYOUT_RESUME;
+        else {
+          this.#oldLayoutCursor = undefined;
+          // New writes never use the old layout, so a whole pass that found nothing means nothing is left.
+          // (A pass that moved entries is not proof: its transaction might still abort.)
+          if (!this.#oldLayoutFoundInPass) this.#oldLayoutLeft = false;
+          this.#oldLayoutFoundInPass = false;
+        }
+      },
+    };
+  }
+
+  #startTracking(): Touched {
+    this.#touched = { keys: new Set(), overflowed: false };
+    return this.#touched;
+  }
+
+  /** A logged write through the view; `added` when it creates a logical entry (for the entries count). */
+  #write(physicalKey: string, stored: unknown, added = true): void {
+    trackTouched(this.#touched, physicalKey);
+    this.#inner.put(physicalKey, stored);
+    if (added) this.#counts.added(segmentOfKey(physicalKey), physicalKey.startsWith(PINNED_PREFIX));
+  }
+
+  #remove(physicalKey: string): void {
+    trackTouched(this.#touched, physicalKey);
+    this.#inner.delete(physicalKey);
+    this.#counts.removed(segmentOfKey(physicalKey), physicalKey.startsWith(PINNED_PREFIX));
   }
 
   #oldLayoutOnly(key: string): boolean {
@@ -246,7 +345,10 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
 
   #now(): number {
     const now = this.#options.clock();
-    if (now > this.#highWaterMs) this.#highWaterMs = now;
+    if (now > this.#highWaterMs) {
+      this.#highWaterMs = now;
+      this.#counts.observe(now, this.#options.segmentIntervalMs);
+    }
     return this.#highWaterMs;
   }
 
@@ -263,27 +365,20 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
 
   /** The newest copy of `key`: pinned, then the segments newest first, then the old layout. */
   #find(key: string): Found<V> | undefined {
-    if (this.#oldLayoutOnly(key)) {
-      const old = this.#oldLayoutLeft ? (this.#inner.get(key) as V | undefined) : undefined;
-      return old === undefined ? undefined : { physicalKey: key, value: old };
-    }
-    const pinnedKey = PINNED_PREFIX + key;
-    const pinned = this.#inner.get(pinnedKey) as Pinned<V> | undefined;
-    if (pinned !== undefined) return { physicalKey: pinnedKey, value: pinned.v };
-    const { low, high } = this.#window(this.#now());
-    for (let segment = high; segment >= low; segment--) {
-      const found = this.#readSegment(segment, key);
-      if (found !== undefined) return found;
+    if (!this.#oldLayoutOnly(key)) {
+      const pinnedKey = PINNED_PREFIX + key;
+      const pinned = this.#inner.get(pinnedKey) as Pinned<V> | undefined;
+      if (pinned !== undefined) return { physicalKey: pinnedKey, value: pinned.v };
+      const { low, high } = this.#window(this.#now());
+      for (let segment = high; segment >= low; segment--) {
+        const physicalKey = segmentKey(segment, key);
+        const value = this.#inner.get(physicalKey) as V | undefined;
+        if (value !== undefined) return { physicalKey, value };
+      }
     }
     if (!this.#oldLayoutLeft) return undefined;
     const old = this.#inner.get(key) as V | undefined;
     return old === undefined ? undefined : { physicalKey: key, value: old };
-  }
-
-  #readSegment(segment: number, key: string): Found<V> | undefined {
-    const physicalKey = segmentKey(segment, key);
-    const value = this.#inner.get(physicalKey) as V | undefined;
-    return value === undefined ? undefined : { physicalKey, value };
   }
 
   /** Where `value` goes: pinned, the segment of its time (never beyond the current one), or nowhere (already expired). */
@@ -295,117 +390,4 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     const segment = Math.min(this.#segmentOf(timeMs), high);
     return segment < low ? null : { physicalKey: segmentKey(segment, key), stored: value };
   }
-
-  /** Rewrites pinned entries written more than retentionMs / 2 ago, from a cursor that wraps. */
-  async #refreshPinned(nowMs: number, scannedMax: number): Promise<number> {
-    const refreshBefore = nowMs - Math.floor(this.#options.retentionMs / 2);
-    const stale: [string, Pinned<V>][] = [];
-    let scanned = 0;
-    let lastKey: string | undefined;
-    for await (const [physicalKey, stored] of this.#inner.range({
-      gte: this.#pinnedCursor ?? PINNED_PREFIX,
-      lt: OLD_LAYOUT_RESUME,
-      limit: scannedMax,
-    })) {
-      scanned++;
-      lastKey = physicalKey;
-      const pinned = stored as Pinned<V>;
-      if (pinned.w < refreshBefore) stale.push([physicalKey, pinned]);
-    }
-    for (const [physicalKey, pinned] of stale)
-      this.#inner.put(physicalKey, { w: nowMs, v: pinned.v } satisfies Pinned<V>);
-    this.#pinnedCursor = scanned >= scannedMax && lastKey !== undefined ? `${lastKey}\u0000` : undefined;
-    if (this.#pinnedCursor === undefined)
-      this.#pinnedPassDueMs = nowMs + Math.max(1, Math.floor(this.#options.retentionMs / 8));
-    return stale.length;
-  }
-
-  /** Moves old-layout entries into the segmented layout (or deletes expired ones), bounded per step. */
-  async #sweepOldLayout(nowMs: number, scannedMax: number): Promise<number> {
-    const entries: [string, V][] = [];
-    // Old keys sit below SEGMENT_PREFIX ("\u0000…") and from OLD_LAYOUT_RESUME on.
-    const before = this.#oldLayoutCursor === undefined || this.#oldLayoutCursor < SEGMENT_PREFIX;
-    const gte = this.#oldLayoutCursor ?? '';
-    const lt = before ? SEGMENT_PREFIX : undefined;
-    for await (const entry of this.#inner.range({
-      gte: before ? gte : maxKey(gte, OLD_LAYOUT_RESUME),
-      lt,
-      limit: scannedMax,
-    }))
-      entries.push(entry as [string, V]);
-    for (const [key, value] of entries) {
-      const target = this.#placement(key, value, nowMs);
-      if (this.#oldLayoutOnly(key)) {
-        if (target === null) this.#inner.delete(key);
-        continue;
-      }
-      if (target !== null) this.#inner.put(target.physicalKey, target.stored);
-      this.#inner.delete(key);
-    }
-    if (entries.length > 0) this.#oldLayoutFoundInPass = true;
-    if (entries.length >= scannedMax) this.#oldLayoutCursor = `${(entries.at(-1) as [string, V])[0]}\u0000`;
-    else if (before) this.#oldLayoutCursor = OLD_LAYOUT_RESUME;
-    else {
-      this.#oldLayoutCursor = undefined;
-      // New writes never use the old layout, so a whole pass that found nothing means nothing is left.
-      // (A pass that moved entries is not proof: its transaction might still abort.)
-      if (!this.#oldLayoutFoundInPass) this.#oldLayoutLeft = false;
-      this.#oldLayoutFoundInPass = false;
-    }
-    return entries.length;
-  }
-}
-
-function lowestLiveSegment(nowMs: number, retentionMs: number, segmentIntervalMs: number): number {
-  // Segment s holds times [s·I, (s+1)·I); it expires once its newest time is retentionMs old.
-  return Math.max(0, Math.floor((nowMs - retentionMs) / segmentIntervalMs));
-}
-
-function segmentKey(segment: number, key: string): string {
-  return SEGMENT_PREFIX + segment.toString(36).padStart(SEGMENT_ID_DIGITS, '0') + key;
-}
-
-function maxKey(a: string, b: string): string {
-  return a > b ? a : b;
-}
-
-function monotonicClock(): () => number {
-  return () => performance.now();
-}
-
-/**
- * One physical record (as in the changelog) as the view sees it: its logical key and value, pinned
- * values unwrapped (null stays null: a tombstone). For readers of the changelog (reconcile).
- */
-export function logicalRecord(physicalKey: string, stored: unknown): { key: string; value: unknown } {
-  if (physicalKey.startsWith(PINNED_PREFIX)) {
-    const pinned = stored as Pinned<unknown> | null;
-    return { key: physicalKey.slice(1), value: pinned === null ? null : (pinned?.v ?? null) };
-  }
-  if (physicalKey.startsWith(SEGMENT_PREFIX)) return { key: physicalKey.slice(1 + SEGMENT_ID_DIGITS), value: stored };
-  return { key: physicalKey, value: stored };
-}
-
-/** The logical view of physical entries (tests, reports): newest copy per key, pinned values unwrapped. */
-export function logicalEntries<V>(physical: Iterable<[string, unknown]>): Map<string, V> {
-  const out = new Map<string, V>();
-  const rank = new Map<string, number>();
-  for (const [physicalKey, stored] of physical) {
-    let key = physicalKey;
-    let value = stored as V;
-    let order = -1;
-    if (physicalKey.startsWith(PINNED_PREFIX)) {
-      key = physicalKey.slice(1);
-      value = (stored as Pinned<V>).v;
-      order = Number.MAX_SAFE_INTEGER;
-    } else if (physicalKey.startsWith(SEGMENT_PREFIX)) {
-      key = physicalKey.slice(1 + SEGMENT_ID_DIGITS);
-      order = Number.parseInt(physicalKey.slice(1, 1 + SEGMENT_ID_DIGITS), 36);
-    }
-    if ((rank.get(key) ?? Number.NEGATIVE_INFINITY) < order) {
-      rank.set(key, order);
-      out.set(key, value);
-    }
-  }
-  return out;
 }

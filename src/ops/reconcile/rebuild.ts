@@ -132,7 +132,8 @@ function addCompleted(view: OutcomeView, value: Record<string, unknown>, record:
     return;
   }
   view.completed++;
-  addRecord(view, record, value, transferId, 'COMPLETED');
+  // A hold's expiry is answered under the hold's own id (no command of its own): not a second decision.
+  addRecord(view, record, value, transferId, 'COMPLETED', type === 'hold_expiry');
   const move = (account: unknown, delta: bigint) => {
     if (typeof account !== 'string') return;
     view.deltas.set(account, (view.deltas.get(account) ?? 0n) + delta);
@@ -142,7 +143,7 @@ function addCompleted(view: OutcomeView, value: Record<string, unknown>, record:
   if (type === 'withdrawal') addTo(view.withdrawals, currency, parsed.minor);
   if (type === 'deposit') move(value.accountId, parsed.minor);
   else if (type === 'withdrawal') move(value.accountId, -parsed.minor);
-  else if (type === 'transfer') {
+  else if (type === 'transfer' || type === 'post_hold') {
     move(value.from, -parsed.minor);
     move(value.to, parsed.minor);
   }

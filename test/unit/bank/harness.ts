@@ -31,6 +31,8 @@ export interface OutputRow {
 export interface BalanceRow {
   balance: string;
   inFlight: string;
+  pendingDebits?: string;
+  pendingCredits?: string;
 }
 
 export class Bank {
@@ -84,7 +86,9 @@ export class Bank {
     const key =
       options.key !== undefined
         ? options.key
-        : ((command['type'] === 'transfer' ? command['from'] : command['accountId']) as string);
+        : ((command['from'] !== undefined && command['type'] !== 'deposit' && command['type'] !== 'withdrawal'
+            ? command['from']
+            : command['accountId']) as string);
     await this.sendRaw(key, Buffer.from(JSON.stringify(command), 'utf8'), options);
   }
 
@@ -247,10 +251,12 @@ export class ManualTask {
     accounts: new MapStore<unknown>('accounts'),
     balances: new MapStore<unknown>('balances'),
     transfers: new MapStore<unknown>('transfers'),
+    holds: new MapStore<unknown>('holds'),
   };
   readonly forwarded: Forwarded[] = [];
   nowMs = START_MS;
   punctuator: ((timestampMs: number) => void | Promise<void>) | undefined;
+  readonly punctuators: Array<(timestampMs: number) => void | Promise<void>> = [];
   #offset = 0n;
 
   /** `owner(accountId)` says which partition owns an account; this task is partition 0. */
@@ -273,7 +279,9 @@ export class ManualTask {
       currentStreamTimeMs: () => this.nowMs,
       currentSystemTimeMs: () => this.nowMs,
       schedule: (_interval, _type, punctuator) => {
-        this.punctuator = punctuator;
+        // The first one is the dedup expiry; the others (hold expiry) are kept in `punctuators`.
+        this.punctuator ??= punctuator;
+        this.punctuators.push(punctuator);
         return { cancel: () => undefined };
       },
     };
@@ -281,7 +289,7 @@ export class ManualTask {
   }
 
   command(value: Record<string, unknown>): void {
-    const key = (value['type'] === 'transfer' ? value['from'] : value['accountId']) as string;
+    const key = (typeof value['from'] === 'string' ? value['from'] : value['accountId']) as string;
     this.#offset += 1n;
     this.processor.process(record(Buffer.from(key), Buffer.from(JSON.stringify(value)), this.nowMs));
   }

@@ -41,6 +41,23 @@ describe('loadConfig', () => {
     }
   });
 
+  it('should take EXPIRY_STEP_BUDGET_MS from 1 to 1000 ms and ACCEPTABLE_RECOVERY_LAG_RECORDS from 0, refusing anything else naming the variable', () => {
+    expect(loadConfig({})).toMatchObject({ expiryStepBudgetMs: 20, acceptableRecoveryLagRecords: 10_000 });
+    expect(loadConfig({ EXPIRY_STEP_BUDGET_MS: '5', ACCEPTABLE_RECOVERY_LAG_RECORDS: '0' })).toMatchObject({
+      expiryStepBudgetMs: 5,
+      acceptableRecoveryLagRecords: 0,
+    });
+    for (const [variable, bad] of [
+      ['EXPIRY_STEP_BUDGET_MS', '0'],
+      ['EXPIRY_STEP_BUDGET_MS', '1001'],
+      ['EXPIRY_STEP_BUDGET_MS', '20ms'],
+      ['ACCEPTABLE_RECOVERY_LAG_RECORDS', '-1'],
+      ['ACCEPTABLE_RECOVERY_LAG_RECORDS', '1e4'],
+    ] as const) {
+      expect(configError({ [variable]: bad }).variable).toBe(variable);
+    }
+  });
+
   it('should default PROCESSING_EXCEPTION_HANDLER to dead-letter, take fail, and refuse anything else naming the variable', () => {
     expect(loadConfig({}).processingExceptionHandler).toBe('dead-letter');
     expect(loadConfig({ PROCESSING_EXCEPTION_HANDLER: 'fail' }).processingExceptionHandler).toBe('fail');

@@ -11,6 +11,10 @@ const view = {
   status: 'open',
   balance: '10.00',
   inFlight: '0.00',
+  posted: '10.00',
+  pendingDebits: '4.00',
+  pendingCredits: '1.00',
+  available: '6.00',
   overdraftLimit: '0.00',
   openedAt: '2025-01-01T00:00:00.000Z',
   position: { partition: 2, accounts: '4', balances: null },
@@ -23,6 +27,19 @@ describe('checkedView', () => {
     expect(checkedView(body({ ...view, injected: '<script>' }), expected)).toEqual({ ...view, servedBy: owner });
   });
 
+  it('should fill the hold fields as "no holds" when an owner of a version before holds leaves them out', () => {
+    const { posted: _p, pendingDebits: _d, pendingCredits: _c, available: _a, ...legacy } = view;
+    expect(checkedView(body({ ...legacy, overdraftLimit: '5.00' }), expected)).toEqual({
+      ...legacy,
+      overdraftLimit: '5.00',
+      posted: '10.00',
+      pendingDebits: '0.00',
+      pendingCredits: '0.00',
+      available: '15.00',
+      servedBy: owner,
+    });
+  });
+
   it('should refuse an answer when it names another account, partition or instance, or a field has the wrong type', () => {
     for (const bad of [
       { ...view, accountId: 'acc-2' },
@@ -30,6 +47,8 @@ describe('checkedView', () => {
       { ...view, servedBy: { instanceId: 'evil' } },
       { ...view, balance: 10 },
       { ...view, balance: '1e9' },
+      { ...view, available: 6 },
+      { ...view, pendingDebits: 'four' },
       { ...view, status: 'frozen' },
       { ...view, stale: { standby: true, lagRecords: '3' } },
       [view],

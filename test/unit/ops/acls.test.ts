@@ -26,6 +26,7 @@ describe('plannedAcls', () => {
       'TOPIC bank-accounts-changelog READ,WRITE,DESCRIBE',
       'TOPIC bank-balances-changelog READ,WRITE,DESCRIBE',
       'TOPIC bank-transfers-changelog READ,WRITE,DESCRIBE',
+      'TOPIC bank-holds-changelog READ,WRITE,DESCRIBE',
       'TOPIC transaction_completed WRITE,DESCRIBE',
       'TOPIC transaction_failed WRITE,DESCRIBE',
       'TOPIC audit_log WRITE,DESCRIBE',

@@ -74,7 +74,7 @@ describe('layoutProblems', () => {
         states(() => 4, 'delete'),
         4,
       ),
-    ).toHaveLength(3);
+    ).toHaveLength(4);
   });
 
   it('should report the dedup changelog with its planned configs when it still has the compact-only layout', () => {

@@ -46,6 +46,7 @@ function thread(commit: (attempt: number, thread: StreamThread) => Promise<void>
       fetcher: {},
     },
     layout: { check: async () => {} },
+    cleaner: { measureLocal: async () => {}, sweep: async () => ({ deleted: [] }) },
     tasks: {
       watchAssignments: () => {},
       pendingAssignment: undefined,

@@ -2,7 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { MemoryTaskStore } from '../../../src/stores/memory-store.ts';
 import { jsonSerde } from '../../../src/stores/serdes.ts';
-import { logicalEntries, logicalRecord, SegmentedKeyValueStore } from '../../../src/stores/segmented-store.ts';
+import {
+  logicalEntries,
+  logicalRecord,
+  type PurgeableStore,
+  SegmentedKeyValueStore,
+} from '../../../src/stores/segmented-store.ts';
 
 interface Row {
   at: number | null;
@@ -173,5 +178,101 @@ describe('SegmentedKeyValueStore', () => {
     ]);
     expect(logicalRecord('\u0002p', null)).toEqual({ key: 'p', value: null });
     expect(logicalRecord('old', { at: 1 })).toEqual({ key: 'old', value: { at: 1 } });
+  });
+
+  describe('when LevelDB is slower than the step budget', () => {
+    /** The inner store with its purges and ranges held until released: a LevelDB stalled by compaction. */
+    function gated(inner: MemoryTaskStore<unknown>): { store: PurgeableStore<unknown>; release(): void } {
+      let release!: () => void;
+      let gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const store: PurgeableStore<unknown> = {
+        name: inner.name,
+        get: (key) => inner.get(key),
+        put: (key, value) => inner.put(key, value),
+        delete: (key) => inner.delete(key),
+        async *range(options) {
+          await gate;
+          yield* inner.range(options);
+        },
+        purgeRange: async (gte, lt, limit) => {
+          await gate;
+          return inner.purgeRange(gte, lt, limit);
+        },
+      };
+      return {
+        store,
+        release: () => {
+          release();
+          gate = Promise.resolve();
+        },
+      };
+    }
+
+    function view(store: PurgeableStore<unknown>, clock: { now: number }): SegmentedKeyValueStore<Row> {
+      return new SegmentedKeyValueStore<Row>(store, {
+        retentionMs: RETENTION_MS,
+        segmentIntervalMs: SEGMENT_MS,
+        timeOf: (row) => row.at,
+        clock: () => clock.now,
+        oldLayout: false,
+      });
+    }
+
+    test('should return within its budget and take the purge result at a later step when a purge call outlives the budget', async () => {
+      const { inner, clock } = setup();
+      const slow = gated(inner);
+      const store = view(slow.store, clock);
+      for (let i = 0; i < 5; i++) store.put(`k${i}`, { at: clock.now });
+      await commit(inner);
+      clock.now += 10 * RETENTION_MS;
+      const bounds = { ...BOUNDS, budgetMs: 5 };
+      const held = await store.expireStep(bounds);
+      // The step waited its budget, not the call (a timer of 5 ms fires within a few ms on an idle loop).
+      expect(held).toMatchObject({ purged: 0, inFlight: true, caughtUp: false });
+      // A second step while the call still runs starts nothing else and waits no longer.
+      expect(await store.expireStep(bounds)).toMatchObject({ purged: 0, inFlight: true });
+      slow.release();
+      expect(await store.expireStep(BOUNDS)).toMatchObject({ purged: 5, inFlight: false });
+      expect(inner.disk.keys()).toEqual([]);
+    });
+
+    test('should not rewrite a pinned entry the processor changed while the scan that read it was in flight', async () => {
+      const { inner, clock } = setup();
+      const slow = gated(inner);
+      const store = view(slow.store, clock);
+      store.put('p', { at: null });
+      store.put('q', { at: null });
+      await commit(inner);
+      clock.now += RETENTION_MS * 20;
+      expect(await store.expireStep({ ...BOUNDS, budgetMs: 5 })).toMatchObject({ refreshed: 0, inFlight: true });
+      // The processor settles 'p' meanwhile: it now lives in a segment, and its pinned copy is deleted.
+      store.put('p', { at: clock.now });
+      await commit(inner);
+      slow.release();
+      const step = await store.expireStep(BOUNDS);
+      // Only 'q' is refreshed: rewriting the stale read of 'p' would bring back a deleted pinned copy.
+      expect(step.refreshed).toBe(1);
+      expect(inner.pendingChangelog().map((e) => e.key)).toEqual(['\u0002q']);
+      expect(store.get('p')).toEqual({ at: clock.now });
+    });
+
+    test('should count the entries it holds from its writes and purges, exactly once the segments present at open are purged', async () => {
+      const { inner, store, clock } = setup();
+      store.put('pinned', { at: null });
+      for (let i = 0; i < 4; i++) store.put(`a${i}`, { at: clock.now });
+      await commit(inner);
+      expect((await store.expireStep(BOUNDS)).storeEntries).toBe(5);
+      clock.now += SEGMENT_MS;
+      for (let i = 0; i < 3; i++) store.put(`b${i}`, { at: clock.now });
+      store.delete('a0');
+      await commit(inner);
+      clock.now += RETENTION_MS;
+      const step = await store.expireStep(BOUNDS);
+      // The a-segment (the one open at the start) is purged; the pinned entry was counted by the pass.
+      expect(step).toMatchObject({ storeEntries: 4, storeEntriesExact: true });
+      expect(inner.disk.keys()).toHaveLength(4);
+    });
   });
 });

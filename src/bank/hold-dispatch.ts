@@ -1,0 +1,146 @@
+// Where the processor hands holds over (README-BANK "Holds"): a hold command or hold leg parsed once,
+// the store keys it will read (prefetch), the idempotency gate, then holds.ts (from side) or
+// hold-credit.ts (to side). A routed post or void (hold_route leg) is decided as the command it carries.
+import type { PrefetchCollector } from '../topology/types.ts';
+import { parseHoldCommand, type HoldFields, type ParsedHold } from './hold-commands.ts';
+import { onToLeg } from './hold-credit.ts';
+import { HOLD_LEG_MARK, type HoldLeg, parseHoldLeg } from './hold-legs.ts';
+import { holdKey, markKey } from './hold-store.ts';
+import { failHold, type HoldTask, onFromLeg, placeHold, resolveHold, sendHoldLeg } from './holds.ts';
+import { CONFLICTS_REMEMBERED_MAX, dedupKey, findDedup, type BankStores } from './stores.ts';
+
+export type HoldWork =
+  | {
+      readonly kind: 'hold';
+      readonly parsed: ParsedHold;
+      readonly toIsLocal: boolean;
+      /** The record key as the dedup scope of a refused command (processor.ts dedupScopeOfKey). */
+      readonly recordKey: string;
+    }
+  | { readonly kind: 'hold_leg'; readonly leg: HoldLeg | { error: string } };
+
+/** A command record commands.ts refused as a dead letter: a hold command, or undefined (the dead letter stands). */
+export function parseHoldRecord(
+  key: Buffer | null,
+  bytes: Buffer,
+  timestampMs: number,
+  recordKey: string,
+  ownsAccount: (accountId: string) => boolean,
+): HoldWork | undefined {
+  const parsed = parseHoldCommand(key, bytes, timestampMs);
+  if (parsed === undefined) return undefined;
+  return { kind: 'hold', parsed, toIsLocal: isLocalHold(parsed, ownsAccount), recordKey };
+}
+
+/** A leg whose value starts as a hold leg does; undefined for the transfer legs. */
+export function parseHoldLegRecord(
+  key: Buffer | null,
+  bytes: Buffer,
+  ownsAccount: (accountId: string) => boolean,
+): HoldWork | undefined {
+  if (!bytes.subarray(0, HOLD_LEG_MARK.length).equals(HOLD_LEG_MARK)) return undefined;
+  const leg = parseHoldLeg(key, bytes);
+  if ('error' in leg || leg.leg !== 'hold_route') return { kind: 'hold_leg', leg };
+  const parsed = parseHoldCommand(leg.from, Buffer.from(leg.command, 'utf8'), leg.timestamp);
+  if (parsed === undefined || parsed.kind === 'route' || parsed.kind === 'dead_letter') {
+    return {
+      kind: 'hold_leg',
+      leg: { error: `hold_route leg from ${leg.from}: its command is no post_hold or void_hold` },
+    };
+  }
+  return { kind: 'hold', parsed, toIsLocal: isLocalHold(parsed, ownsAccount), recordKey: leg.from };
+}
+
+function isLocalHold(parsed: ParsedHold, ownsAccount: (accountId: string) => boolean): boolean {
+  return parsed.kind === 'hold_command' && parsed.command.type === 'hold' && ownsAccount(parsed.command.to);
+}
+
+/** Exactly the keys the work's handler reads. */
+export function collectHoldKeys(work: HoldWork, keys: PrefetchCollector, transfers: BankStores['transfers']): void {
+  const account = (id: string): void => {
+    keys.add('accounts', id);
+    keys.add('balances', id);
+  };
+  const dedup = (acted: string, transferId: string): void => {
+    for (const key of transfers.keysFor(dedupKey(acted, transferId))) keys.add('transfers', key);
+    for (const key of transfers.keysFor(transferId)) keys.add('transfers', key);
+  };
+  if (work.kind === 'hold_leg') {
+    const leg = work.leg;
+    if ('error' in leg || leg.leg === 'hold_route') return;
+    if (leg.leg === 'hold_credit' || leg.leg === 'hold_post' || leg.leg === 'hold_release') {
+      keys.add('holds', markKey(leg.from, leg.holdId));
+      account(leg.to);
+      return;
+    }
+    keys.add('holds', holdKey(leg.from, leg.holdId));
+    account(leg.from);
+    dedup(leg.from, leg.holdId);
+    return;
+  }
+  const parsed = work.parsed;
+  if (parsed.kind === 'hold_rejected') dedup(work.recordKey, parsed.fields['transferId']!);
+  if (parsed.kind !== 'hold_command') return;
+  const command = parsed.command;
+  dedup(command.from, command.transferId);
+  account(command.from);
+  if (command.type === 'hold') {
+    keys.add('holds', holdKey(command.from, command.transferId));
+    if (work.toIsLocal && command.to !== command.from) account(command.to);
+  } else keys.add('holds', holdKey(command.from, command.holdId));
+}
+
+/** Processes hold work; `bytes` and `timestampMs` are the record's (a routed command is sent on unchanged). */
+export function processHold(task: HoldTask, work: HoldWork, bytes: Buffer, timestampMs: number): void {
+  if (work.kind === 'hold_leg') {
+    const leg = work.leg;
+    if ('error' in leg) task.out.deadLetter(leg.error);
+    else if (leg.leg === 'hold_credit' || leg.leg === 'hold_post' || leg.leg === 'hold_release') onToLeg(task, leg);
+    else if (leg.leg !== 'hold_route') onFromLeg(task, leg);
+    return;
+  }
+  const parsed = work.parsed;
+  if (parsed.kind === 'dead_letter') task.out.deadLetter(parsed.error);
+  else if (parsed.kind === 'route') {
+    sendHoldLeg(task, {
+      leg: 'hold_route',
+      from: parsed.from,
+      command: bytes.toString('utf8'),
+      timestamp: timestampMs,
+    });
+  } else if (parsed.kind === 'hold_rejected') {
+    const { fields, fingerprint } = parsed;
+    if (admitHold(task, work.recordKey, fingerprint, fields)) {
+      failHold(task, work.recordKey, fingerprint, fields, parsed.code, parsed.reason);
+    }
+  } else {
+    const command = parsed.command;
+    const fields: HoldFields = {
+      transferId: command.transferId,
+      type: command.type,
+      from: command.from,
+      requestedAt: command.requestedAt,
+    };
+    if (!admitHold(task, command.from, command.fingerprint, fields)) return;
+    if (command.type === 'hold') placeHold(task, command, work.toIsLocal);
+    else resolveHold(task, command);
+  }
+}
+
+/**
+ * The idempotency gate of processor.ts, for hold commands: true when (account, transferId) is new; an
+ * exact duplicate is silent, a conflicting one answered `idempotency_conflict` once (remembered).
+ */
+function admitHold(task: HoldTask, account: string, fingerprint: string, fields: HoldFields): boolean {
+  const transferId = fields['transferId']!;
+  const { key, entry } = findDedup(task.stores.transfers, account, transferId);
+  if (entry === undefined) return true;
+  if (entry.fingerprint === fingerprint || entry.conflicts?.includes(fingerprint)) return false;
+  const conflicts = entry.conflicts ?? [];
+  if (conflicts.length < CONFLICTS_REMEMBERED_MAX) {
+    task.stores.transfers.put(key, { ...entry, conflicts: [...conflicts, fingerprint] });
+  }
+  const reason = `transferId ${transferId} was already used for a different command (${entry.status}); that one stands`;
+  task.out.outcome('failed', { ...fields, code: 'idempotency_conflict', reason }, account);
+  return false;
+}
