@@ -49,6 +49,7 @@ function thread(commit: (attempt: number, thread: StreamThread) => Promise<void>
     cleaner: { measureLocal: async () => {}, sweep: async () => ({ deleted: [] }) },
     tasks: {
       watchAssignments: () => {},
+      standbyPartitions: () => [],
       pendingAssignment: undefined,
       assigned: undefined,
       active: () => [][Symbol.iterator](),
