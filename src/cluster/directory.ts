@@ -33,7 +33,7 @@ import type { BankstreamProducer } from '../kafka/producer.ts';
 import { type BrokerHealth, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import type { Metrics } from '../http/metrics.ts';
-import type { StreamsStatus } from '../runtime/kafka-streams.ts';
+import type { StreamsStatus } from '../streams/status.ts';
 import { TopicTail } from '../tails/topic-tail.ts';
 import {
   type InstanceRecord,

@@ -30,7 +30,5 @@ export function instancesTopic(appId: string): string {
   return `${appId}-instances`;
 }
 
-/** The changelog topic of a store, named as Kafka Streams names them. */
-export function changelogTopic(appId: string, store: string): string {
-  return `${appId}-${store}-changelog`;
-}
+// The changelog topic name has one function, beside the topology's stores.
+export { changelogTopic } from '../topology/changelog.ts';

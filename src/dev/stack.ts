@@ -19,7 +19,7 @@ import { type Instance, startInstance } from '../app/instance.ts';
 import { type Config, loadConfig } from '../config/config.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { ensureTopics } from '../ops/topics.ts';
-import type { StreamsStatus } from '../runtime/kafka-streams.ts';
+import type { StreamsStatus } from '../streams/status.ts';
 import { migrate } from '../sinks/migrate.ts';
 import { type ApiAccess, describeApi, devAuthSecret, devClusterSecret } from './api.ts';
 import { DEMO_ACCOUNTS, seedCommands, seedUsers, sendCommands, startLightLoad, waitForSeed } from './demo.ts';

@@ -13,7 +13,7 @@ import { AssertionError } from 'node:assert';
 import type { AccountRow, BalanceRow } from '../bank/stores.ts';
 import type { Config } from '../config/config.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
-import type { KafkaStreams } from '../runtime/kafka-streams.ts';
+import type { StreamsView } from '../streams/status.ts';
 import { StoreFailedError, type TaskStore } from '../stores/types.ts';
 import type { Principal } from './principal.ts';
 import { type AccountView, toView } from './account-view.ts';
@@ -46,7 +46,7 @@ export type QueryResult = { kind: 'local'; view: AccountView } | { kind: 'proxie
 
 export interface AccountQueriesOptions {
   config: Config;
-  streams: KafkaStreams;
+  streams: StreamsView;
   directory: InstanceDirectory;
   metrics: Metrics;
   selfUrl: () => string;

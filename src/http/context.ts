@@ -2,7 +2,7 @@
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
-import type { KafkaStreams } from '../runtime/kafka-streams.ts';
+import type { StreamsView } from '../streams/status.ts';
 import type { PostgresSink } from '../sinks/postgres-sink.ts';
 import { type AccountQueries, FORWARDED_HEADER, type QueryRequest } from './accounts.ts';
 import { type Authenticator, instanceCallerOf, principalOf } from './auth.ts';
@@ -20,7 +20,7 @@ import type { SseHub } from './sse.ts';
 export interface ApiDeps {
   config: Config;
   logger: Logger;
-  streams: KafkaStreams;
+  streams: StreamsView;
   sink: PostgresSink | undefined;
   metrics: Metrics;
   authenticator: Authenticator;

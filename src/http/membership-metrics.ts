@@ -1,7 +1,7 @@
 // Group membership metrics (issue 20), read from the engine's status at scrape time: the generation,
 // assignments received by cause, and the time this instance spent without an assignment.
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { MembershipStatus } from '../runtime/membership.ts';
+import type { MembershipStatus } from '../streams/membership.ts';
 
 export function bindMembershipMetrics(registry: Registry, read: () => MembershipStatus): void {
   for (const name of [

@@ -16,7 +16,7 @@ import {
   Registry,
   collectDefaultMetrics,
 } from 'prom-client';
-import type { PartitionLag, StreamsState, StreamsStatus } from '../runtime/kafka-streams.ts';
+import type { PartitionLag, StreamsState, StreamsStatus } from '../streams/status.ts';
 import type { SinkStatus } from '../sinks/status.ts';
 import { bindMembershipMetrics } from './membership-metrics.ts';
 

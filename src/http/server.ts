@@ -15,7 +15,7 @@ import { Router } from '@koa/router';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import { type Config, requireClusterKeys } from '../config/config.ts';
-import type { KafkaStreams } from '../runtime/kafka-streams.ts';
+import type { StreamsView } from '../streams/status.ts';
 import type { PostgresSink } from '../sinks/postgres-sink.ts';
 import { AccountQueries } from './accounts.ts';
 import { Authenticator } from './auth.ts';
@@ -39,7 +39,7 @@ import { SseHub } from './sse.ts';
 export interface ApiServerOptions {
   config: Config;
   logger: Logger;
-  streams: KafkaStreams;
+  streams: StreamsView;
   sink: PostgresSink | undefined;
   metrics: Metrics;
   /** Aborted to stop while starting: the tails wait for the broker as long as it is down. */

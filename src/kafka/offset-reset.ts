@@ -15,17 +15,9 @@ import type { OffsetResetPolicy } from '../config/config.ts';
 
 export { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../config/config.ts';
 
-export type PartitionStopCode = 'offsets_missing' | 'offset_out_of_range';
+import type { PartitionStop } from '../streams/partition-stop.ts';
 
-/** Why one topic-partition does not run, and the way out, for logs, readiness and metrics. */
-export interface PartitionStop {
-  topic: string;
-  partition: number;
-  code: PartitionStopCode;
-  reason: string;
-  /** The operator command that heals it. */
-  action: string;
-}
+export type { PartitionStop, PartitionStopCode } from '../streams/partition-stop.ts';
 
 /** The `bankstream offsets reset` command line for a partition ("processor" or "sink" group). */
 export function resetCommand(group: 'processor' | 'sink', topic: string, partition: number, to: string): string {

@@ -8,6 +8,8 @@ import { Fetcher, type FetcherOptions, READ_COMMITTED } from './fetcher.ts';
 
 /** Group membership, for a reader that joins its group (the engine, the sink); others never join. */
 export interface ReaderGroupConfig {
+  /** Static membership (KIP-345): the member's group.instance.id; a dynamic member without it. */
+  groupInstanceId?: string;
   sessionTimeoutMs: number;
   heartbeatIntervalMs: number;
   rebalanceTimeoutMs: number;
@@ -62,6 +64,7 @@ export function createReader(config: ReaderConfig): Reader {
     strict: false,
     ...(group
       ? {
+          ...(group.groupInstanceId !== undefined ? { groupInstanceId: group.groupInstanceId } : {}),
           sessionTimeout: group.sessionTimeoutMs,
           heartbeatInterval: group.heartbeatIntervalMs,
           rebalanceTimeout: group.rebalanceTimeoutMs,

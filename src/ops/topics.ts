@@ -12,7 +12,8 @@ import {
 } from '@platformatic/kafka';
 import { BANK_STORES, defaultDedupSegmentIntervalMs } from '../bank/stores.ts';
 import { SegmentedKeyValueStore } from '../stores/segmented-store.ts';
-import { type Config, changelogTopic, instancesTopic } from '../config/config.ts';
+import { type Config, instancesTopic } from '../config/config.ts';
+import { changelogTopic } from '../topology/changelog.ts';
 import type { Logger } from '../config/logger.ts';
 import { explainKafkaError, kafkaConnectionOptions } from '../kafka/security.ts';
 

@@ -19,13 +19,22 @@ export class TaskMigratedError extends StreamsError {
   }
 }
 
-/** A task's local state cannot be trusted (checkpoint past the changelog end, offset out of range): wipe and restore. */
+/**
+ * Tasks' local state cannot be trusted (a checkpoint past the changelog end: the topic was recreated; a
+ * checkpoint before its start: truncated): the task manager wipes the named stores and restores them
+ * from scratch. `stores` names the corrupted stores of each partition (task).
+ */
 export class TaskCorruptedError extends StreamsError {
-  readonly partition: number;
-  constructor(partition: number, message: string, options?: { cause?: unknown }) {
+  readonly stores: ReadonlyMap<number, readonly string[]>;
+  constructor(stores: ReadonlyMap<number, readonly string[]>, message: string, options?: { cause?: unknown }) {
     super('task_corrupted', message, options);
     this.name = 'TaskCorruptedError';
-    this.partition = partition;
+    this.stores = stores;
+  }
+
+  /** The corrupted tasks' partitions. */
+  get partitions(): number[] {
+    return [...this.stores.keys()];
   }
 }
 

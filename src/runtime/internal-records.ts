@@ -1,9 +1,11 @@
-// The engine's side of authenticated internal records (src/kafka/record-mac.ts holds the MAC format, record-auth.ts the policies): what
-// KafkaStreams calls when it emits a repartition record, fetches one, writes a changelog record or
-// restores one, and what it reports. Kept in one place so the processing path only calls into it.
+// The engine's side of authenticated internal records (src/kafka/record-mac.ts holds the MAC format,
+// record-auth.ts the policies): what the engine (task executor, task manager) calls when it emits a
+// repartition record, fetches one, writes a changelog record or restores one, and what it reports. Kept
+// in one place so the processing path only calls into it.
 import type { Logger } from 'pino';
 import type { ClusterKeys } from '../config/cluster-key.ts';
 import type { OutputRecord } from '../topology/task-graph.ts';
+import type { InternalRecordsStatus, RejectedRecord } from '../streams/status.ts';
 import type { Topology } from '../topology/topology.ts';
 import type { FetchedRecord } from '../kafka/fetcher.ts';
 import {
@@ -17,28 +19,7 @@ import {
 } from '../kafka/record-mac.ts';
 import { type ChangelogCheck, changelogVerifier, type RecordAuthOptions } from './record-auth.ts';
 
-/** The last repartition record refused, for readiness and the operator. */
-export interface RejectedRecord {
-  topic: string;
-  partition: number;
-  offset: string;
-  reason: RecordRejection;
-  /** The producing task the record claims, if any. */
-  claimedTask: string | undefined;
-  atMs: number;
-}
-
-export interface InternalRecordsStatus {
-  /** Repartition records that did not verify (sent to the dead-letter topic, never applied), since start. */
-  rejectedRecords: number;
-  lastRejected: RejectedRecord | undefined;
-  /** Repartition records without a MAC applied because LEGS_ACCEPT_UNSIGNED is on (upgrade mode). */
-  unsignedAccepted: number;
-  /** Records verified with the previous key (CLUSTER_SECRET_PREVIOUS): a rotation is still draining. */
-  previousKeyAccepted: number;
-  /** Whether unsigned internal records are accepted (an upgrade switch left on is a degraded state). */
-  acceptingUnsigned: boolean;
-}
+export type { InternalRecordsStatus, RejectedRecord } from '../streams/status.ts';
 
 export interface InternalRecordsOptions {
   keys: ClusterKeys;

@@ -21,11 +21,10 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Consumer } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import { kafkaErrorIds } from '../kafka/errors.ts';
+import { type MembershipStatus, REBALANCE_CAUSES, type RebalanceCause } from '../streams/membership.ts';
 import { FatalStreamsError } from './errors.ts';
 
-/** Why this instance received a new assignment. */
-export const REBALANCE_CAUSES = ['start', 'group_rebalance', 'member_expired', 'generation_stale', 'rejoin'] as const;
-export type RebalanceCause = (typeof REBALANCE_CAUSES)[number];
+export { type MembershipStatus, REBALANCE_CAUSES, type RebalanceCause } from '../streams/membership.ts';
 
 /** The heartbeat answers that make the client rejoin, and the cause each one stands for. */
 const CAUSE_OF_ERROR: Record<string, RebalanceCause> = {
@@ -48,17 +47,6 @@ export interface MembershipOptions {
   leaveGroupOnClose: boolean;
   sessionTimeoutMs: number;
   log: Logger;
-}
-
-export interface MembershipStatus {
-  /** The group.instance.id this instance joins with; undefined for a dynamic member. */
-  groupInstanceId: string | undefined;
-  /** Generation of the last assignment received; undefined before the first. */
-  generationId: number | undefined;
-  /** Assignments received, by cause. */
-  rebalances: Record<RebalanceCause, number>;
-  /** Milliseconds this instance was a group member without an assignment (since start, current stretch included). */
-  unassignedMs: number;
 }
 
 export class GroupMembership {

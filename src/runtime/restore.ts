@@ -1,8 +1,10 @@
 // Restores task stores from their changelog topics: from the checkpoint stored inside each store
-// (atomically with its data) up to the changelog's last stable offset, in batches, read_committed.
-import type { Consumer } from '@platformatic/kafka';
+// (atomically with its data) up to the changelog's last stable offset, in batches, read_committed. What to
+// restore (the targets: checkpoints and ends) is planned by the StateManager (state-manager.ts).
+import { type Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import type { ChangelogEntry } from '../stores/types.ts';
+import { TaskCorruptedError } from './errors.ts';
 import type { ChangelogCheck } from './record-auth.ts';
 import {
   type FetchedRecord,
@@ -12,6 +14,7 @@ import {
   type PartitionFetch,
   tpKey,
 } from '../kafka/fetcher.ts';
+import { listOffsets } from './list-offsets.ts';
 import type { StreamTask } from './task.ts';
 
 export interface RestoreTarget {
@@ -28,24 +31,21 @@ export interface RestoreProgress {
   elapsedMs: number;
 }
 
-const EARLIEST = -2n;
-const LATEST = -1n;
-const READ_COMMITTED = 1;
-
-/** Restores every logged store of `tasks`; returns how many changelog records were applied. */
-export async function restoreTasks(
-  tasks: StreamTask[],
-  changelogTopicOf: (store: string) => string,
+/**
+ * Applies the changelog records of every target, from its offset up to its end; returns how many were
+ * applied (each batch is also reported to `onProgress`). A checkpoint the changelog no longer holds
+ * (offset out of range) throws TaskCorruptedError; a target that applied nothing yet moves to the log start.
+ */
+export async function restoreTargets(
+  targets: RestoreTarget[],
   consumer: Consumer,
   fetcher: Fetcher,
   log: Logger,
   onProgress: (records: number) => void = () => {},
-  catchUpMs = 30_000,
-  /** Authenticates every record before it is applied (record-mac.ts); throws to stop the restore. */
+  /** Authenticates every record before it is applied (record-auth.ts); throws to stop the restore. */
   check?: ChangelogCheck,
 ): Promise<RestoreProgress> {
   const started = Date.now();
-  const targets = await planRestore(tasks, changelogTopicOf, consumer, log, catchUpMs);
   let records = 0;
   let lastLog = Date.now();
   // Pipelined: the next fetch (from where this batch ends) is in flight while this batch is written, and
@@ -58,7 +58,7 @@ export async function restoreTasks(
     } catch (error) {
       inflight = undefined;
       if (isOutOfRange(error)) {
-        await resetOutOfRange(targets, error, consumer, log);
+        await startFromLogStart(targets, error, consumer);
         continue;
       }
       throw error;
@@ -123,65 +123,24 @@ function fetchFrom(
   return fetcher.fetch(active.map((t) => ({ topic: t.topic, partition: t.partition, offset: offsetOf(t) })));
 }
 
-async function planRestore(
-  tasks: StreamTask[],
-  changelogTopicOf: (store: string) => string,
-  consumer: Consumer,
-  log: Logger,
-  catchUpMs: number,
-): Promise<RestoreTarget[]> {
-  const targets: RestoreTarget[] = [];
-  for (const task of tasks) {
-    for (const [name, store] of task.stores) {
-      if (!store.options.logged) continue;
-      targets.push({
-        task,
-        storeName: name,
-        topic: changelogTopicOf(name),
-        partition: task.partition,
-        offset: (await store.checkpoint()) ?? 0n,
-        end: 0n,
-      });
-    }
-  }
-  if (targets.length === 0) return targets;
-  const ends = await stableEnds(consumer, targets, catchUpMs);
-  for (const target of targets) {
-    target.end = ends.get(tpKey(target.topic, target.partition)) ?? 0n;
-    if (target.offset > target.end) {
-      // The checkpoint is past the changelog's end: the topic was recreated or truncated. Task corrupted.
-      log.warn(
-        { task: target.task.id, store: target.storeName, checkpoint: String(target.offset), end: String(target.end) },
-        'checkpoint past changelog end; wiping the store and restoring from scratch',
-      );
-      await target.task.wipeStore(target.storeName);
-      target.offset = 0n;
-    }
-  }
-  return targets;
-}
-
 /**
- * The last stable offsets, waiting (bounded) while one is below the store's checkpoint. A checkpoint is
- * only written after its transaction committed, but the broker writes the commit markers after EndTxn
- * returns, so for a moment the LSO can lag behind our own committed writes. Only a changelog that stays
- * behind (recreated or truncated topic) means the local state is corrupted.
+ * The changelog does not hold a target's position any more (retention, compaction, DeleteRecords). A
+ * target that applied nothing yet (a new or wiped store) starts at the log start; one whose store holds
+ * changelog data is corrupted: the task manager wipes it and restores it from scratch.
  */
-async function stableEnds(
-  consumer: Consumer,
-  targets: RestoreTarget[],
-  catchUpMs: number,
-): Promise<Map<string, bigint>> {
-  const deadline = Date.now() + catchUpMs;
-  for (;;) {
-    const ends = await listOffsets(consumer, targets, LATEST);
-    const behind = targets.some((t) => t.offset > (ends.get(tpKey(t.topic, t.partition)) ?? 0n));
-    if (!behind || Date.now() > deadline) return ends;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+async function startFromLogStart(targets: RestoreTarget[], error: FetchPartitionError, consumer: Consumer) {
+  const target = targets.find((t) => t.topic === error.topic && t.partition === error.partition);
+  if (!target) throw error;
+  if (target.offset > 0n)
+    throw new TaskCorruptedError(
+      new Map([[target.partition, [target.storeName]]]),
+      `${target.task.id}: checkpoint ${target.offset} of store ${target.storeName} is before the start of its changelog`,
+      { cause: error },
+    );
+  target.offset = await logStart(consumer, target);
 }
 
-/** The changelog no longer holds the checkpoint (retention, compaction): wipe the store, go from the earliest offset. */
+/** The standbys' way (a standby is not the task manager's): wipe the store and go on from the log start. */
 export async function resetOutOfRange(
   targets: RestoreTarget[],
   error: FetchPartitionError,
@@ -190,7 +149,7 @@ export async function resetOutOfRange(
 ): Promise<void> {
   const target = targets.find((t) => t.topic === error.topic && t.partition === error.partition);
   if (!target) throw error;
-  const earliest = (await listOffsets(consumer, [target], EARLIEST)).get(tpKey(target.topic, target.partition)) ?? 0n;
+  const earliest = await logStart(consumer, target);
   log.warn(
     { task: target.task.id, store: target.storeName, checkpoint: String(target.offset), earliest: String(earliest) },
     'checkpoint before the changelog start; wiping the store and restoring from the earliest offset',
@@ -199,22 +158,9 @@ export async function resetOutOfRange(
   target.offset = earliest;
 }
 
-async function listOffsets(
-  consumer: Consumer,
-  targets: RestoreTarget[],
-  timestamp: bigint,
-): Promise<Map<string, bigint>> {
-  const partitions: Record<string, number[]> = {};
-  for (const t of targets) (partitions[t.topic] ??= []).push(t.partition);
-  const offsets = await consumer.listOffsets({
-    topics: Object.keys(partitions),
-    partitions,
-    timestamp,
-    isolationLevel: READ_COMMITTED,
-  });
-  const out = new Map<string, bigint>();
-  for (const [topic, list] of offsets) list.forEach((offset, partition) => out.set(tpKey(topic, partition), offset));
-  return out;
+async function logStart(consumer: Consumer, target: RestoreTarget): Promise<bigint> {
+  const starts = await listOffsets(consumer, { [target.topic]: [target.partition] }, ListOffsetTimestamps.EARLIEST);
+  return starts.get(tpKey(target.topic, target.partition)) ?? 0n;
 }
 
 function remaining(targets: RestoreTarget[]): string {

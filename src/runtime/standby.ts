@@ -22,7 +22,7 @@ export interface StandbyTasksOptions {
   changelogTopicOf(store: string): string;
   /** A task for the partition's state folder; only its stores are used. */
   createTask(partition: number): StreamTask;
-  /** Authenticates every changelog record before it is applied (record-mac.ts); a throw drops the standby. */
+  /** Authenticates every changelog record before it is applied (record-auth.ts); a throw drops the standby. */
   check?: ChangelogCheck;
   /** Where a broker outage seen by the standby fetches is reported (logged at a low rate, /readyz, metrics). */
   outage?: BrokerOutage;

@@ -137,14 +137,10 @@ export class StreamTask {
     for (const [topic, offset] of positions) this.committed.set(topic, offset);
   }
 
-  /** Drops uncommitted work: store write caches and positions go back to the last commit. */
-  rollback(): void {
-    for (const store of this.stores.values()) store.abort();
-    this.positions.clear();
-    for (const [topic, offset] of this.committed) this.positions.set(topic, offset);
-  }
-
-  /** Closes processors and stores; dirty = without committing (uncommitted writes dropped). Keeps the first error. */
+  /**
+   * Closes processors and stores without committing (uncommitted writes are dropped: after a failure the
+   * task manager closes every task this way, and a clean stop commits first). Keeps the first error.
+   */
   async close(): Promise<void> {
     if (this.#state === 'CLOSED') return;
     let first: unknown;

@@ -3,6 +3,7 @@
 // (repartition topics, re-routed records) are fed back until the topology is quiet. Each input record
 // is processed as its own committed transaction, in offset order per partition.
 import { partitionForKey } from '../kafka/partitioner.ts';
+import { changelogTopic } from './changelog.ts';
 import { MemoryDisk, MemoryTaskStore } from '../stores/memory-store.ts';
 import type { TaskStore } from '../stores/types.ts';
 import type { ProcessingErrorInfo } from './processing-errors.ts';
@@ -176,7 +177,7 @@ export class TopologyTestDriver {
   }
 
   #changelogTopic(store: string): string {
-    return `${this.#appId}-${store}-changelog`;
+    return changelogTopic(this.#appId, store);
   }
 
   partitionOf(key: string): number {
@@ -201,7 +202,7 @@ export class TopologyTestDriver {
     for (const spec of this.#topology.stores()) {
       const disk = new MemoryDisk();
       if (changelog !== undefined && spec.logged)
-        restoreDisk(disk, changelog(`${this.#appId}-${spec.name}-changelog`), partition, spec.skipOnRestore);
+        restoreDisk(disk, changelog(this.#changelogTopic(spec.name)), partition, spec.skipOnRestore);
       stores.set(spec.name, new MemoryTaskStore({ ...spec }, { strictPrefetch, disk }));
     }
     const graph = new TaskGraph({

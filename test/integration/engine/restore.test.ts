@@ -1,6 +1,7 @@
-// restoreTasks on the real broker: a store rebuilt from its changelog (pipelined fetches, read_committed,
-// a checkpoint written with every batch), resumed from its checkpoint, and wiped when the changelog no
-// longer holds it (a recreated topic: checkpoint past the end; a truncated one: offset out of range).
+// A restore as the task manager runs it (StateManager + restoreWithRecovery) on the real broker: a store
+// rebuilt from its changelog (pipelined fetches, read_committed, a checkpoint written with every batch),
+// resumed from its checkpoint, and wiped when the changelog no longer holds it (TaskCorruptedError: a
+// recreated topic, checkpoint past the end; a truncated one, offset out of range).
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,8 +16,9 @@ import {
   changelogVerifier,
   UnauthenticatedChangelogRecordError,
 } from '../../../src/runtime/record-auth.ts';
-import { restoreTasks } from '../../../src/runtime/restore.ts';
 import { StandbyTasks } from '../../../src/runtime/standby.ts';
+import { StateManager } from '../../../src/runtime/state-manager.ts';
+import { restoreWithRecovery } from '../../../src/runtime/task-manager.ts';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
 import { TEST_CLUSTER_SECRET } from '../support/kafka.ts';
 import { StreamTask } from '../../../src/runtime/task.ts';
@@ -48,13 +50,16 @@ async function fixture(compact = true): Promise<Fixture> {
   return { appId, changelog, dir };
 }
 
-function task(f: Fixture): StreamTask {
-  const topology = new Topology()
+function topologyOf(f: Fixture): Topology {
+  return new Topology()
     .addSource('in', { topics: [`${f.appId}-in`] })
     .addProcessor('p', () => ({ init() {}, process() {} }), 'in')
     .addStateStore({ name: 's' }, 'p');
+}
+
+function task(f: Fixture): StreamTask {
   return new StreamTask({
-    topology,
+    topology: topologyOf(f),
     applicationId: f.appId,
     partition: 0,
     partitions: 1,
@@ -117,16 +122,16 @@ async function restored(
   const t = task(f);
   await t.openStores();
   try {
-    const { records } = await restoreTasks(
-      [t],
-      (store) => `${f.appId}-${store}-changelog`,
+    const state = new StateManager({
+      applicationId: f.appId,
+      topology: topologyOf(f),
       consumer,
       fetcher,
       log,
-      undefined,
-      2000,
-      check,
-    );
+      catchUpMs: 2000,
+      ...(check ? { check } : {}),
+    });
+    const { records } = await restoreWithRecovery(state, [t], log);
     const store = t.stores.get('s')!;
     const values = await Promise.all(
       Array.from(

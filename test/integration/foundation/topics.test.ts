@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { changelogTopic, loadConfig } from '../../../src/config/config.ts';
+import { loadConfig } from '../../../src/config/config.ts';
+import { changelogTopic } from '../../../src/topology/changelog.ts';
 import {
   DEFAULT_STORE_NAMES,
   TopicLayoutError,

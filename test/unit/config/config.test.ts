@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, changelogTopic, loadConfig } from '../../../src/config/config.ts';
+import { ConfigError, loadConfig } from '../../../src/config/config.ts';
+import { changelogTopic } from '../../../src/topology/changelog.ts';
 
 function configError(env: Record<string, string>): ConfigError {
   try {

@@ -8,7 +8,7 @@ import type { ApiDeps } from '../../../src/http/context.ts';
 import { Metrics } from '../../../src/http/metrics.ts';
 import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
 import { managementRoutes } from '../../../src/http/routes/system.ts';
-import type { StreamsStatus } from '../../../src/runtime/kafka-streams.ts';
+import type { StreamsStatus } from '../../../src/streams/status.ts';
 import type { PartitionStop } from '../../../src/kafka/offset-reset.ts';
 import type { SinkStatus } from '../../../src/sinks/status.ts';
 import { type Served, serve } from './serve.ts';

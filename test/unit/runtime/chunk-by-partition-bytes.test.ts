@@ -1,6 +1,6 @@
 import type { MessageToProduce } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
-import { chunkByPartitionBytes } from '../../../src/runtime/kafka-streams.ts';
+import { chunkByPartitionBytes } from '../../../src/runtime/commit-messages.ts';
 
 const message = (topic: string, partition: number, valueBytes: number, id: number): MessageToProduce => ({
   topic,

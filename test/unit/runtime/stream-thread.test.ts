@@ -1,0 +1,102 @@
+// The stream thread's loop is bounded: failures that are neither rebalances nor outages end it after
+// MAX_CONSECUTIVE_FAILURES passes in a row (a loop of passes, not recursion), and a commit in between
+// starts the count again. The Kafka clients and the tasks are stand-ins (the loop on the real broker is
+// covered by test/integration/engine and test/integration/resilience).
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { type EngineContext, MAX_CONSECUTIVE_FAILURES } from '../../../src/runtime/engine-options.ts';
+import { FatalStreamsError } from '../../../src/runtime/errors.ts';
+import { StreamThread, type StreamThreadParts } from '../../../src/runtime/stream-thread.ts';
+
+/** A thread with no tasks: each pass commits (forced, nothing assigned) and `commit` decides what happens. */
+function thread(commit: (attempt: number, thread: StreamThread) => Promise<void>) {
+  let commits = 0;
+  let closes = 0;
+  const ctx = {
+    topology: { sourceTopics: () => ['in'] },
+    options: { sessionTimeoutMs: 10_000, applicationId: 'app' },
+    log: pino({ level: 'silent' }),
+    internal: { deadLetterTopics: () => [] },
+    outage: { recovered: () => {}, failed: () => {} },
+    stop: new AbortController(),
+    membership: {
+      attach: () => {},
+      detach: () => {},
+      rejoining: () => {},
+      fatal: undefined,
+      fencedError: () => undefined,
+      leaveOrStay: async () => {},
+    },
+    state: 'STARTING',
+    emitStatus: () => {},
+  } as unknown as EngineContext;
+  const closed = async () => {};
+  const parts = {
+    clients: {
+      consumer: {
+        on: () => {},
+        isActive: () => true,
+        topics: { trackAll: () => {} },
+        joinGroup: async () => {},
+        leaveGroup: async () => {},
+        close: closed,
+      },
+      standbyConsumer: { close: closed },
+      producer: { close: closed },
+      fetcher: {},
+    },
+    layout: { check: async () => {} },
+    cleaner: { measureLocal: async () => {}, sweep: async () => ({ deleted: [] }) },
+    tasks: {
+      watchAssignments: () => {},
+      standbyPartitions: () => [],
+      pendingAssignment: undefined,
+      assigned: undefined,
+      active: () => [][Symbol.iterator](),
+      isStopped: () => false,
+      forgetAssignment: () => {},
+      closeAll: async () => {
+        closes++;
+      },
+      closeStandbys: async () => {},
+    },
+    executor: {
+      initProducer: async () => {},
+      abort: async () => {},
+      // The real executor tells the thread of every commit (onCommitted).
+      maybeCommit: async () => commit(++commits, t),
+    },
+  } as unknown as StreamThreadParts;
+  const t: StreamThread = new StreamThread(ctx, parts);
+  return { t, ctx, commits: () => commits, closes: () => closes };
+}
+
+describe('StreamThread', () => {
+  it('should stop with commit_failing after MAX_CONSECUTIVE_FAILURES failed passes in a row', async () => {
+    const h = thread(async () => {
+      throw new Error('a store failed');
+    });
+    await h.t.start();
+    await h.t.done();
+    expect(h.t.fatal).toBeInstanceOf(FatalStreamsError);
+    expect((h.t.fatal as FatalStreamsError).code).toBe('commit_failing');
+    expect(h.ctx.state).toBe('FAILED');
+    // One pass per failure, each ending with the tasks closed.
+    expect(h.commits()).toBe(MAX_CONSECUTIVE_FAILURES + 1);
+    expect(h.closes()).toBe(MAX_CONSECUTIVE_FAILURES + 1);
+    await h.t.close();
+  });
+
+  it('should count the failures in a row again after a pass that committed', async () => {
+    const h = thread(async (attempt, t) => {
+      // Attempts 1-5 fail, attempt 6 commits (and tells the thread), then every attempt fails again.
+      if (attempt === 6) return t.committed();
+      throw new Error('a store failed');
+    });
+    await h.t.start();
+    await h.t.done();
+    expect((h.t.fatal as FatalStreamsError).code).toBe('commit_failing');
+    expect(h.commits()).toBe(6 + MAX_CONSECUTIVE_FAILURES + 1);
+    await h.t.close();
+  });
+});

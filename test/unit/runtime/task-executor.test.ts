@@ -1,0 +1,179 @@
+// The task executor's three-phase commit, step by step: prepare every task, ONE transaction, post-commit
+// every task. The producer, the offsets step and the tasks are recording stand-ins (the same commit on the
+// real broker is covered by test/integration/engine/exactly-once.test.ts).
+import type { Consumer } from '@platformatic/kafka';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { BankstreamProducer } from '../../../src/kafka/producer.ts';
+import type { EngineContext } from '../../../src/runtime/engine-options.ts';
+import { FatalStreamsError, TaskMigratedError } from '../../../src/runtime/errors.ts';
+import type { StreamTask } from '../../../src/runtime/task.ts';
+import { type ExecutorTasks, TaskExecutor } from '../../../src/runtime/task-executor.ts';
+
+interface Harness {
+  executor: TaskExecutor;
+  steps: string[];
+  tasks: FakeTask[];
+  commits: number;
+}
+
+interface FakeTask {
+  partition: number;
+  committedPositions: Map<string, bigint> | undefined;
+}
+
+/** Two running tasks, each with one logged store holding two uncommitted entries. */
+function harness(options: { commitFails?: boolean; producerIdChanges?: boolean; assignmentChanged?: boolean } = {}) {
+  const steps: string[] = [];
+  const fakes: FakeTask[] = [];
+  const tasks = [0, 1].map((partition) => {
+    const fake: FakeTask = { partition, committedPositions: undefined };
+    fakes.push(fake);
+    const store = {
+      options: { logged: true },
+      commitNeeded: () => true,
+      prepareCommit: () => {
+        steps.push(`1 prepare ${partition}/s`);
+        return [
+          { key: `a${partition}`, value: Buffer.from('1') },
+          { key: `b${partition}`, value: null },
+        ];
+      },
+      flush: async (checkpoint: bigint | null) => {
+        steps.push(`3a flush ${partition}/s at ${checkpoint}`);
+      },
+    };
+    return {
+      partition,
+      id: `task-${partition}`,
+      state: 'RUNNING',
+      positions: new Map([['in', 10n + BigInt(partition)]]),
+      stores: new Map([['s', store]]),
+      commitNeeded: () => true,
+      punctuate: async () => 0,
+      markCommitted: (positions: Map<string, bigint>) => {
+        steps.push(`3b committed ${partition}`);
+        fake.committedPositions = new Map(positions);
+      },
+    } as unknown as StreamTask;
+  });
+  let producerId = 7n;
+  let begun = 0;
+  const producer = {
+    get producerId() {
+      return producerId;
+    },
+    producerEpoch: 0,
+    transaction: undefined,
+    beginTransaction: async () => {
+      steps.push('2a begin');
+      // The first transaction is initProducer's; a newer instance took over before the second.
+      if (options.producerIdChanges && ++begun === 2) producerId = 8n;
+      return {
+        cancel: async () => {},
+        send: async ({ messages }: { messages: Array<{ topic: string; partition: number }> }) => {
+          steps.push(`2b send ${messages.length}`);
+          // The changelog records of each partition got offsets 100.. (base offsets as the broker answers them).
+          return { offsets: [0, 1].map((partition) => ({ topic: 'app-s-changelog', partition, offset: 100n })) };
+        },
+        commit: async () => {
+          steps.push('2d commit');
+          if (options.commitFails) throw new Error('EndTxn failed');
+        },
+      };
+    },
+  } as unknown as BankstreamProducer;
+  const executorTasks: ExecutorTasks = {
+    assigned: { generationId: 3, partitions: [0, 1], standby: [] },
+    active: () => tasks.values(),
+    task: (partition) => tasks[partition],
+    isStopped: () => false,
+    assignmentChanged: () => options.assignmentChanged ?? false,
+  };
+  const h: Harness = { executor: undefined as unknown as TaskExecutor, steps, tasks: fakes, commits: 0 };
+  const ctx = {
+    log: pino({ level: 'silent' }),
+    internal: { sign: (o: unknown) => o, changelogHeaders: () => undefined },
+    membership: { commitMember: () => ({ memberId: 'member-1', groupInstanceId: 'i0' }) },
+    options: {
+      batchRecordsMax: 1000,
+      commitIntervalMs: 100,
+      transactionTimeoutMs: 1000,
+      onCommit: () => {
+        steps.push('3c onCommit');
+        h.commits++;
+      },
+    },
+  } as unknown as EngineContext;
+  h.executor = new TaskExecutor(ctx, {
+    producer,
+    consumer: { groupId: 'app', memberId: 'member-1' } as unknown as Consumer,
+    tasks: executorTasks,
+    changelogTopicOf: (store) => `app-${store}-changelog`,
+    partitionCountOf: () => 2,
+    onCommitted: () => steps.push('3 onCommitted'),
+    fatal: () => undefined,
+    sendOffsets: async (_producer, _consumer, offsets, options) => {
+      steps.push(
+        `2c offsets ${offsets.map((o) => `${o.partition}:${o.offset}`).join(',')} gen ${options?.group?.generationId} as ${options?.group?.memberId}/${options?.group?.groupInstanceId}`,
+      );
+    },
+  });
+  return h;
+}
+
+describe('TaskExecutor', () => {
+  it('should prepare every task, commit ONE transaction, then post-commit every task, in that order', async () => {
+    const h = harness();
+    await h.executor.initProducer();
+    h.steps.length = 0;
+    await h.executor.maybeCommit(true);
+    expect(h.steps).toEqual([
+      '1 prepare 0/s',
+      '1 prepare 1/s',
+      '2a begin',
+      '2b send 4',
+      '2c offsets 0:10,1:11 gen 3 as member-1/i0',
+      '2d commit',
+      // The checkpoint is the changelog's base offset + the records written: 100 + 2.
+      '3a flush 0/s at 102',
+      '3a flush 1/s at 102',
+      '3b committed 0',
+      '3b committed 1',
+      '3 onCommitted',
+      '3c onCommit',
+    ]);
+    expect(h.tasks.map((t) => t.committedPositions?.get('in'))).toEqual([10n, 11n]);
+  });
+
+  it('should flush no store and mark no task committed when the transaction does not commit', async () => {
+    const h = harness({ commitFails: true });
+    await h.executor.initProducer();
+    h.steps.length = 0;
+    await expect(h.executor.maybeCommit(true)).rejects.toThrow('EndTxn failed');
+    expect(h.steps.filter((s) => s.startsWith('3'))).toEqual([]);
+    expect(h.tasks.every((t) => t.committedPositions === undefined)).toBe(true);
+    expect(h.commits).toBe(0);
+  });
+
+  it('should stop as a zombie, sending nothing, when the producer id changed under it', async () => {
+    const h = harness({ producerIdChanges: true });
+    await h.executor.initProducer();
+    h.steps.length = 0;
+    const failure = await h.executor.maybeCommit(true).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(FatalStreamsError);
+    expect((failure as FatalStreamsError).code).toBe('producer_fenced');
+    expect(h.steps.some((s) => s.startsWith('2b') || s.startsWith('2c') || s.startsWith('3'))).toBe(false);
+  });
+
+  it('should refuse to commit with TaskMigratedError when an assignment arrived since the tasks were assigned', async () => {
+    const h = harness({ assignmentChanged: true });
+    await h.executor.initProducer();
+    h.steps.length = 0;
+    await expect(h.executor.maybeCommit(true)).rejects.toBeInstanceOf(TaskMigratedError);
+    expect(h.steps).toEqual([]);
+  });
+});
