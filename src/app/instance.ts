@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { buildBankTopology } from '../bank/topology.ts';
 import { type Config, requireClusterKeys } from '../config/config.ts';
-import { Metrics } from '../http/metrics.ts';
+import { Metrics } from '../metrics/metrics.ts';
 import { ApiServer } from '../http/server.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import { KafkaStreams, type KafkaStreamsOptions } from '../runtime/kafka-streams.ts';

@@ -32,7 +32,7 @@ import type { FetchedRecord } from '../kafka/fetcher.ts';
 import type { BankstreamProducer } from '../kafka/producer.ts';
 import { type BrokerHealth, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
-import type { Metrics } from '../http/metrics.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { StreamsStatus } from '../streams/status.ts';
 import { TopicTail } from '../tails/topic-tail.ts';
 import {

@@ -5,7 +5,7 @@ import type { Config } from '../config/config.ts';
 import { createIdempotentProducer } from '../kafka/clients.ts';
 import { kafkaConnectionOptions } from '../kafka/security.ts';
 import type { BankstreamProducer } from '../kafka/producer.ts';
-import { unavailable } from '../http/errors.ts';
+import { unavailable } from '../problems/errors.ts';
 
 export interface OpenAccountCommand {
   type: 'open_account';

@@ -41,7 +41,7 @@ export {
   postgresTlsConfig,
 } from './postgres.ts';
 export { ConfigError, secretSetting } from './settings.ts';
-export { type TopicNames, changelogTopic, instancesTopic } from './topics.ts';
+export { type TopicNames, instancesTopic } from './topics.ts';
 export type { MembershipConfig } from './membership.ts';
 
 export interface Config {

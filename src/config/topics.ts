@@ -29,6 +29,3 @@ export function topicNames(env: Env, appId: string): TopicNames {
 export function instancesTopic(appId: string): string {
   return `${appId}-instances`;
 }
-
-// The changelog topic name has one function, beside the topology's stores.
-export { changelogTopic } from '../topology/changelog.ts';

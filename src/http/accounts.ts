@@ -17,11 +17,11 @@ import type { StreamsView } from '../streams/status.ts';
 import { StoreFailedError, type TaskStore } from '../stores/types.ts';
 import type { Principal } from './principal.ts';
 import { type AccountView, toView } from './account-view.ts';
-import { ApiError, unavailable } from './errors.ts';
+import { ApiError, unavailable } from '../problems/errors.ts';
 import { INSTANCE_CALL_HEADER, signInstanceCall } from './instance-call.ts';
 import type { InstanceDirectory } from '../cluster/directory.ts';
 import type { Owner } from '../cluster/directory-records.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { checkedView, PROXY_RESPONSE_BYTES_MAX, readBounded, remoteProblem } from './proxy-answer.ts';
 
 /** Set on proxied requests; an instance receiving it answers locally or 503, never proxies again. */

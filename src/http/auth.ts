@@ -16,7 +16,7 @@ import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import type { ClusterKeys } from '../config/cluster-key.ts';
 import type { AuthConfig } from '../config/config.ts';
-import { ApiError, unavailable } from './errors.ts';
+import { ApiError, unavailable } from '../problems/errors.ts';
 import { INSTANCE_CALL_HEADER, verifyInstanceCall } from './instance-call.ts';
 import type { Principal } from './principal.ts';
 import { type Role, ROLES } from './users.ts';

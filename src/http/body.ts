@@ -1,7 +1,7 @@
 // Reads a JSON request body with a hard size bound. No body-parser dependency: the rules are few and
 // each maps to one problem code (415 wrong type, 413 too large, 400 not JSON, 422 not an object).
 import type { Context } from 'koa';
-import { ApiError, validationFailed } from './errors.ts';
+import { ApiError, validationFailed } from '../problems/errors.ts';
 
 export type JsonObject = Record<string, unknown>;
 

@@ -11,8 +11,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { FailoverPool, isConnectionFailure } from '../sinks/pg-connection.ts';
 import { BREAKER_STATE_VALUES, type BreakerState, CircuitBreaker, CircuitOpenError } from './circuit-breaker.ts';
-import { ApiError, invalidParameter, unavailable } from './errors.ts';
-import type { Metrics } from './metrics.ts';
+import { ApiError, invalidParameter, unavailable } from '../problems/errors.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { REPLICA_LAG_SQL, type ReplicaLag, chooseReadSource, replicaLagOf } from './read-replica.ts';
 
 export type TransferDocument = Record<string, unknown>;

@@ -15,8 +15,8 @@ import { isIP } from 'node:net';
 import type { Counter } from 'prom-client';
 import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
 import type { HttpConfig } from '../config/config.ts';
-import { ApiError } from './errors.ts';
-import type { Metrics } from './metrics.ts';
+import { ApiError } from '../problems/errors.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 
 const PASSWORD_CHECKS_MAX = 2;
 const CHECK_QUEUE_MAX = 64;

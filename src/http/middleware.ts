@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
-import { ApiError, codeForStatus, problemBody } from './errors.ts';
-import type { Metrics } from './metrics.ts';
+import { ApiError, codeForStatus, problemBody } from '../problems/errors.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 
 // Accept a caller's id only if it is short and harmless in logs and headers.
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;

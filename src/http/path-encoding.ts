@@ -4,7 +4,7 @@
 // surrogate) as its raw bytes. A path whose encoding is malformed names nothing: it is a 400. The query
 // string too: Node's querystring also keeps a malformed escape as literal text.
 import type { Context, Next } from 'koa';
-import { invalidParameter } from './errors.ts';
+import { invalidParameter } from '../problems/errors.ts';
 
 /** The path decoded, or undefined when its percent-encoding is malformed (a bare "%", bad hex, not UTF-8). */
 export function decodePath(rawPath: string): string | undefined {

@@ -4,7 +4,7 @@
 import { currencyDigits, formatMoney } from '../bank/money.ts';
 import type { Owner } from '../cluster/directory-records.ts';
 import type { AccountView } from './account-view.ts';
-import { ApiError, PROBLEM_CODES, type ProblemCode } from './errors.ts';
+import { ApiError, PROBLEM_CODES, type ProblemCode } from '../problems/errors.ts';
 
 export const PROXY_RESPONSE_BYTES_MAX = 64 * 1024;
 

@@ -10,8 +10,8 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Counter } from 'prom-client';
 import type { HttpConfig } from '../config/config.ts';
 import type { Principal } from './principal.ts';
-import { ApiError } from './errors.ts';
-import type { Metrics } from './metrics.ts';
+import { ApiError } from '../problems/errors.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 
 export type QuotaName = 'sse_streams_per_principal' | 'waiters_per_principal' | 'commands_per_second';
 

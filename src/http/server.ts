@@ -26,7 +26,7 @@ import { InstanceDirectory } from '../cluster/directory.ts';
 import { LoginThrottle } from './login-throttle.ts';
 import { prepareDecoy } from './passwords.ts';
 import { PrincipalQuotas } from './quotas.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { errorHandler, requestContext } from './middleware.ts';
 import { OutcomeTracker } from '../tails/outcomes.ts';
 import { strictPathEncoding } from './path-encoding.ts';

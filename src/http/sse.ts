@@ -7,8 +7,8 @@
 import { PassThrough } from 'node:stream';
 import type { Context } from 'koa';
 import type { Config } from '../config/config.ts';
-import { ApiError } from './errors.ts';
-import type { Metrics } from './metrics.ts';
+import { ApiError } from '../problems/errors.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { Principal } from './principal.ts';
 import type { AccountEvent, OutcomeTracker } from '../tails/outcomes.ts';
 import type { PrincipalQuotas } from './quotas.ts';

@@ -4,7 +4,7 @@
 // currency's digits so that retries formatted differently ("10" / "10.00") stay exact duplicates.
 import { isFreeText, isId, REFERENCE_CHARS_MAX } from '../bank/input-rules.ts';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
-import { type FieldError, invalidParameter, validationFailed } from './errors.ts';
+import { type FieldError, invalidParameter, validationFailed } from '../problems/errors.ts';
 import type { JsonObject } from './body.ts';
 import { PASSWORD_CHARS_MAX } from './passwords.ts';
 

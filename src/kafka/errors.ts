@@ -33,3 +33,39 @@ export function kafkaErrorIds(error: unknown): Set<string> {
   });
   return found;
 }
+
+// The error classes every room shares, grouped by what the caller must do (runtime/errors.ts adds the
+// engine's own: task migrated, task corrupted).
+export class StreamsError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StreamsError';
+    this.code = code;
+  }
+}
+
+/** The instance must stop: fenced by a newer instance with the same transactional id, or misconfigured topics. */
+export class FatalStreamsError extends StreamsError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'FatalStreamsError';
+  }
+}
+
+const FENCED = new Set([
+  'PRODUCER_FENCED',
+  'INVALID_PRODUCER_EPOCH',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'INVALID_PRODUCER_ID_MAPPING',
+]);
+
+export function isFencedError(error: unknown): boolean {
+  for (const id of kafkaErrorIds(error)) if (FENCED.has(id)) return true;
+  return hasFlag(error, 'producerFenced');
+}
+
+/** True when some error in the tree carries `flag: true` (@platformatic/kafka marks fencing so). */
+function hasFlag(error: unknown, flag: string): boolean {
+  return findInErrorTree(error, (node) => (node[flag] === true ? true : undefined)) ?? false;
+}

@@ -4,8 +4,7 @@
 // drop committed batches; the Java read_committed rule is applied instead (read-committed.ts). Why, and
 // why full fetches with no fetch session: docs/notes/fetcher.md.
 import { type Consumer, fetchV17 } from '@platformatic/kafka';
-import type { InputRecord } from '../topology/task-graph.ts';
-import type { Headers } from '../topology/types.ts';
+import type { Headers, InputRecord } from './records.ts';
 import { findInErrorTree, kafkaErrorIds } from './errors.ts';
 import { batchLastOffset, filterAbortedBatches, isControlBatch } from './read-committed.ts';
 

@@ -15,9 +15,9 @@ import type { OffsetResetPolicy } from '../config/config.ts';
 
 export { OFFSET_RESET_POLICIES, type OffsetResetPolicy } from '../config/config.ts';
 
-import type { PartitionStop } from '../streams/partition-stop.ts';
+import type { PartitionStop } from './partition-stop.ts';
 
-export type { PartitionStop, PartitionStopCode } from '../streams/partition-stop.ts';
+export type { PartitionStop, PartitionStopCode } from './partition-stop.ts';
 
 /** The `bankstream offsets reset` command line for a partition ("processor" or "sink" group). */
 export function resetCommand(group: 'processor' | 'sink', topic: string, partition: number, to: string): string {

@@ -21,7 +21,7 @@
 // applies a credit leg at most once per (from, transferId) (src/bank/transfer.ts credit), settle and refund
 // legs only against an in-flight entry; for changelogs see docs/security.md.
 import { type ClusterKeys, MAC_BYTES, type MacCheck, signPartsInto, verifyParts } from '../config/cluster-key.ts';
-import type { Headers } from '../topology/types.ts';
+import type { Headers } from './records.ts';
 
 export const MAC_HEADER = 'bankstream.mac';
 const MAC_FORMAT_VERSION = 1;

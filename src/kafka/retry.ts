@@ -17,8 +17,7 @@
 // outage is logged at a low rate (its first failure, then once per `logEveryMs`, then its end), is a
 // metric (bankstream_broker_unavailable_seconds{component}), and makes /readyz answer not ready.
 import type { Logger } from 'pino';
-import { FatalStreamsError, isFencedError } from '../runtime/errors.ts';
-import { findInErrorTree, kafkaErrorIds } from './errors.ts';
+import { FatalStreamsError, findInErrorTree, isFencedError, kafkaErrorIds } from './errors.ts';
 import { isProducerFencedError } from './producer.ts';
 import type { KafkaSecurityConfig } from '../config/config.ts';
 import type { KafkaSecurityOptions } from './clients.ts';

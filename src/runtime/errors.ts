@@ -1,15 +1,9 @@
 // Errors grouped by what the caller must do, as in Kafka Streams:
 // task migrated (drop the task and rejoin), task corrupted (wipe its state and restore), fatal (stop).
-import { findInErrorTree, kafkaErrorIds } from '../kafka/errors.ts';
+import { kafkaErrorIds, StreamsError } from '../kafka/errors.ts';
 
-export class StreamsError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StreamsError';
-    this.code = code;
-  }
-}
+// The base classes and the fencing test live in kafka/errors.ts, so the Kafka layer can stop on them too.
+export { FatalStreamsError, isFencedError, StreamsError } from '../kafka/errors.ts';
 
 /** Another member owns the task now (rebalance, illegal generation): abort, close dirty, rejoin. */
 export class TaskMigratedError extends StreamsError {
@@ -38,14 +32,6 @@ export class TaskCorruptedError extends StreamsError {
   }
 }
 
-/** The instance must stop: fenced by a newer instance with the same transactional id, or misconfigured topics. */
-export class FatalStreamsError extends StreamsError {
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-    this.name = 'FatalStreamsError';
-  }
-}
-
 export class IllegalTaskStateError extends StreamsError {
   constructor(task: string, state: string, operation: string) {
     super('illegal_task_state', `task ${task}: cannot ${operation} in state ${state}`);
@@ -53,12 +39,6 @@ export class IllegalTaskStateError extends StreamsError {
   }
 }
 
-const FENCED = new Set([
-  'PRODUCER_FENCED',
-  'INVALID_PRODUCER_EPOCH',
-  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
-  'INVALID_PRODUCER_ID_MAPPING',
-]);
 const MIGRATED = new Set([
   'ILLEGAL_GENERATION',
   'UNKNOWN_MEMBER_ID',
@@ -68,16 +48,6 @@ const MIGRATED = new Set([
   'COORDINATOR_NOT_AVAILABLE',
   'NOT_COORDINATOR',
 ]);
-
-export function isFencedError(error: unknown): boolean {
-  for (const id of kafkaErrorIds(error)) if (FENCED.has(id)) return true;
-  return hasFlag(error, 'producerFenced');
-}
-
-/** True when some error in the tree carries `flag: true` (@platformatic/kafka marks fencing so). */
-function hasFlag(error: unknown, flag: string): boolean {
-  return findInErrorTree(error, (node) => (node[flag] === true ? true : undefined)) ?? false;
-}
 
 export function isMigratedError(error: unknown): boolean {
   for (const id of kafkaErrorIds(error)) if (MIGRATED.has(id)) return true;

@@ -174,21 +174,6 @@ export class InternalRecords {
 const REJECTION_LOG_WINDOW_MS = 10_000;
 const REJECTION_LOGS_PER_WINDOW_MAX = 20;
 
-/** Why readiness reports the engine as degraded, one sentence each (empty: nothing to report). */
-export function internalRecordsDegradedReasons(status: InternalRecordsStatus): string[] {
-  const reasons: string[] = [];
-  if (status.rejectedRecords > 0) {
-    const last = status.lastRejected;
-    const where = last ? ` (last: ${last.topic}:${last.partition}:${last.offset}, ${last.reason})` : '';
-    reasons.push(
-      `${status.rejectedRecords} internal record(s) refused for a missing or wrong MAC${where}: someone else writes to an internal topic`,
-    );
-  }
-  if (status.acceptingUnsigned)
-    reasons.push('accepting unsigned internal records (CHANGELOG_ACCEPT_UNSIGNED / LEGS_ACCEPT_UNSIGNED is on)');
-  return reasons;
-}
-
 function deadLetter(topic: string, partition: number, record: FetchedRecord, reason: RecordRejection): OutputRecord {
   const text = (value: string) => Buffer.from(value, 'utf8');
   return {

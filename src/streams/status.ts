@@ -5,9 +5,9 @@
 import type { BrokerHealth } from '../kafka/retry.ts';
 import type { TaskStore } from '../stores/types.ts';
 import type { MembershipStatus } from './membership.ts';
-import type { PartitionStop } from './partition-stop.ts';
+import type { PartitionStop } from '../kafka/partition-stop.ts';
 
-export type { PartitionStop, PartitionStopCode } from './partition-stop.ts';
+export type { PartitionStop, PartitionStopCode } from '../kafka/partition-stop.ts';
 
 export type StreamsState = 'CREATED' | 'STARTING' | 'REBALANCING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
 
@@ -96,4 +96,19 @@ export interface StreamsView {
   task(partition: number): TaskView | undefined;
   /** A standby task's stores for a stale read, with its lag; undefined without one. */
   standby(partition: number): StandbyView | undefined;
+}
+
+/** Why readiness reports the engine as degraded, one sentence each (empty: nothing to report). */
+export function internalRecordsDegradedReasons(status: InternalRecordsStatus): string[] {
+  const reasons: string[] = [];
+  if (status.rejectedRecords > 0) {
+    const last = status.lastRejected;
+    const where = last ? ` (last: ${last.topic}:${last.partition}:${last.offset}, ${last.reason})` : '';
+    reasons.push(
+      `${status.rejectedRecords} internal record(s) refused for a missing or wrong MAC${where}: someone else writes to an internal topic`,
+    );
+  }
+  if (status.acceptingUnsigned)
+    reasons.push('accepting unsigned internal records (CHANGELOG_ACCEPT_UNSIGNED / LEGS_ACCEPT_UNSIGNED is on)');
+  return reasons;
 }

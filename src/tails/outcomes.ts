@@ -11,8 +11,8 @@ import type { Config } from '../config/config.ts';
 import type { BrokerHealth } from '../kafka/retry.ts';
 import type { FetchedRecord } from '../kafka/fetcher.ts';
 import type { MoneyCommand } from '../commands/sender.ts';
-import { ApiError } from '../http/errors.ts';
-import type { Metrics } from '../http/metrics.ts';
+import { ApiError } from '../problems/errors.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { TopicTail } from './topic-tail.ts';
 
 export type OutcomeValue = Record<string, unknown>;

@@ -3,18 +3,10 @@
 import type { ProcessingErrorInfo } from './processing-errors.ts';
 import type { Topology } from './topology.ts';
 import type { TaskStore } from '../stores/types.ts';
-import type { Headers } from './types.ts';
+import type { Headers } from '../kafka/records.ts';
 
-/** A raw record read from a source topic partition. */
-export interface InputRecord {
-  topic: string;
-  partition: number;
-  offset: bigint;
-  key: Buffer | null;
-  value: Buffer | null;
-  timestamp: number;
-  headers: Headers;
-}
+/** A raw record read from a source topic partition (its shape is the Kafka reader's). */
+export type { InputRecord } from '../kafka/records.ts';
 
 /** A serialized record for a sink topic, with its partition already chosen. */
 export interface OutputRecord {

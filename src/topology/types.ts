@@ -6,8 +6,9 @@ import type { KeyValueStore } from '../stores/types.ts';
 
 export type { KeyValueStore, RangeOptions, Serde } from '../stores/types.ts';
 
-/** Record headers: names to raw bytes. */
-export type Headers = Readonly<Record<string, Buffer>>;
+import type { Headers } from '../kafka/records.ts';
+
+export type { Headers } from '../kafka/records.ts';
 
 /** A record flowing through a topology, frozen by `record()`. Copy it with the `with*` helpers of record.ts. */
 export interface Rec<K = unknown, V = unknown> {

@@ -1,7 +1,7 @@
 // The console's topology and cluster views (issue 24), computed from what the instance already knows:
 // the topology the engine runs (its nodes, stores and repartition topics), the signed instance directory
 // (every instance's claim: state, generation, running and standby partitions) and this instance's own status.
-import { changelogTopic } from '../../config/config.ts';
+import { changelogTopic } from '../../topology/changelog.ts';
 import type { Topology } from '../../topology/topology.ts';
 
 export interface TopologyView {

@@ -10,7 +10,7 @@ import type { Principal } from '../principal.ts';
 import { readJsonObject } from '../body.ts';
 import type { CloseAccountCommand, OpenAccountCommand } from '../../commands/sender.ts';
 import { type ApiDeps, assertOwnsAccount, forbiddenAccount, queryRequest } from '../context.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError } from '../../problems/errors.ts';
 import type { AccountResult } from '../../tails/outcomes.ts';
 import { BodyReader, boolQuery, idParam, intQuery, stringQuery } from '../validate.ts';
 

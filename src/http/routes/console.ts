@@ -13,7 +13,7 @@ import type { Context } from 'koa';
 import { buildBankTopology } from '../../bank/topology.ts';
 import { authenticate, requireRole } from '../auth.ts';
 import type { ApiDeps } from '../context.ts';
-import { unavailable } from '../errors.ts';
+import { unavailable } from '../../problems/errors.ts';
 import { type ClusterView, type TopologyView, clusterView, topologyView } from '../console/cluster.ts';
 import { type DeadLetter, DeadLetterFeed, type SinkReject, latestSinkRejects } from '../console/dead-letters.ts';
 import { type FlowSample, FlowRing, SAMPLE_INTERVAL_MS } from '../console/flow.ts';

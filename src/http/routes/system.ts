@@ -9,13 +9,13 @@ import type { Context } from 'koa';
 import { authenticate, principalOf } from '../auth.ts';
 import { readJsonObject } from '../body.ts';
 import type { ApiDeps } from '../context.ts';
-import { ApiError, unavailable } from '../errors.ts';
+import { ApiError, unavailable } from '../../problems/errors.ts';
 import { openApiDocument } from '../openapi.ts';
 import { burnPasswordCheck, verifyPassword } from '../passwords.ts';
 import { findUser } from '../users.ts';
 import { BodyReader } from '../validate.ts';
 import { sinkNotReadyReasons } from '../../sinks/status.ts';
-import { internalRecordsDegradedReasons } from '../../runtime/internal-records.ts';
+import { internalRecordsDegradedReasons } from '../../streams/status.ts';
 
 /** The public routes of the API port. */
 export function systemRoutes(router: Router, deps: ApiDeps): void {

@@ -12,7 +12,7 @@ import { readJsonObject } from '../body.ts';
 import { commandKey, type MoneyCommand } from '../../commands/sender.ts';
 import { type ApiDeps, assertOwnsAccount, assertOwnsAnyAccount } from '../context.ts';
 import type { TransferDecision, TransferDocument } from '../history.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError } from '../../problems/errors.ts';
 import { loggerOf } from '../middleware.ts';
 import { type TransferResult, resultOf, sameFields } from '../../tails/outcomes.ts';
 import type { Role } from '../users.ts';

@@ -3,7 +3,8 @@
 // REPEATABLE READ snapshot, and optionally every account through the HTTP API.
 import { type Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import type pg from 'pg';
-import { type Config, changelogTopic } from '../../config/config.ts';
+import type { Config } from '../../config/config.ts';
+import { changelogTopic } from '../../topology/changelog.ts';
 import { type Fetcher, type FetchedRecord, tpKey } from '../../kafka/fetcher.ts';
 import { createReader } from '../../kafka/reader.ts';
 import { kafkaConnectionOptions } from '../../kafka/security.ts';

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { clusterKeysFromSecret } from '../../../src/config/cluster-key.ts';
 import { loadConfig } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/config/logger.ts';
-import { Metrics } from '../../../src/http/metrics.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { OffsetResetError, resetOffsets } from '../../../src/ops/offsets.ts';
 import { KafkaStreams, type StreamsStatus } from '../../../src/runtime/kafka-streams.ts';

@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError } from '../../../src/http/errors.ts';
+import { ApiError } from '../../../src/problems/errors.ts';
 import { decodeCursor } from '../../../src/http/history.ts';
 import { POSTGRES_SERVER_URL } from '../support/postgres.ts';
 

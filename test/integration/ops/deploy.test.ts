@@ -275,9 +275,9 @@ describe('Grafana dashboard metrics', () => {
   ]);
 
   it('should only query metrics the code exports', () => {
-    const sources = read('src/http/metrics.ts') + read('src/http/membership-metrics.ts');
+    const sources = read('src/metrics/metrics.ts') + read('src/metrics/membership.ts');
     const exported = new Set([...sources.matchAll(/'(bankstream_[a-z0-9_]+)'/g)].map((m) => m[1]!));
-    expect(read('src/http/metrics.ts')).toMatch(/collectDefaultMetrics\(\{[^}]*prefix: 'bankstream_'/);
+    expect(read('src/metrics/metrics.ts')).toMatch(/collectDefaultMetrics\(\{[^}]*prefix: 'bankstream_'/);
     const dashboard = read('deploy/grafana/dashboards/bankstream.json');
     const used = new Set(
       [...dashboard.matchAll(/\b(bankstream_[a-z0-9_]+?)(?:_bucket|_count|_sum)?\b/g)].map((m) => m[1]!),

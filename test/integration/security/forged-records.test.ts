@@ -9,7 +9,7 @@ import type { Instance } from '../../../src/app/instance.ts';
 import { loadConfig } from '../../../src/config/config.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import type { FetchedRecord } from '../../../src/kafka/fetcher.ts';
-import { internalRecordsDegradedReasons } from '../../../src/runtime/internal-records.ts';
+import { internalRecordsDegradedReasons } from '../../../src/streams/status.ts';
 import { MAC_HEADER } from '../../../src/kafka/record-mac.ts';
 import { formatReport } from '../../../src/ops/reconcile/report.ts';
 import { reconcile } from '../../../src/ops/reconcile/reconcile.ts';

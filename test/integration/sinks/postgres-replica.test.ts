@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/config/logger.ts';
-import { ApiError } from '../../../src/http/errors.ts';
+import { ApiError } from '../../../src/problems/errors.ts';
 import { ReadModel } from '../../../src/http/history.ts';
 import { migrate } from '../../../src/sinks/migrate.ts';
 import { PgConnectError, connectPg } from '../../../src/sinks/pg-connection.ts';

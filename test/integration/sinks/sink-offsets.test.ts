@@ -4,7 +4,7 @@
 // partition; the others go on, and `bankstream offsets reset --group sink` heals it.
 import { Admin } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
-import { Metrics } from '../../../src/http/metrics.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
 import { resetOffsets } from '../../../src/ops/offsets.ts';
 import { TEST_BROKERS } from '../support/kafka.ts';
 import { query } from '../support/postgres.ts';

@@ -5,8 +5,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
 import { Authenticator, authenticate, requireRole } from '../../../src/http/auth.ts';
-import { ApiError } from '../../../src/http/errors.ts';
-import { Metrics } from '../../../src/http/metrics.ts';
+import { ApiError } from '../../../src/problems/errors.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
 import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
 import { type Served, serve } from './serve.ts';
 

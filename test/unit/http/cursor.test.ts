@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../../../src/http/errors.ts';
+import { ApiError } from '../../../src/problems/errors.ts';
 import { decodeCursor, encodeCursor } from '../../../src/http/history.ts';
 
 const b64 = (value: unknown) =>

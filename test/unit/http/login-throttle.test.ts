@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
-import { ApiError } from '../../../src/http/errors.ts';
+import { ApiError } from '../../../src/problems/errors.ts';
 import { LoginThrottle, backoffS, clientKey } from '../../../src/http/login-throttle.ts';
 
 const http = (env: Record<string, string> = {}) => loadConfig({ LOGIN_FAILURES_FREE: '3', ...env }).http;

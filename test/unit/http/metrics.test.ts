@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NetworkError } from '@platformatic/kafka';
-import { Metrics } from '../../../src/http/metrics.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
 import { BrokerHealth } from '../../../src/kafka/retry.ts';
 
 describe('Metrics', () => {

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import Koa from 'koa';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Metrics } from '../../../src/http/metrics.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
 import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
 import { decodePath, strictPathEncoding } from '../../../src/http/path-encoding.ts';
 import { idParam } from '../../../src/http/validate.ts';

@@ -3,8 +3,8 @@ import Koa from 'koa';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readJsonObject } from '../../../src/http/body.ts';
-import { PROBLEM_CODES } from '../../../src/http/errors.ts';
-import { Metrics } from '../../../src/http/metrics.ts';
+import { PROBLEM_CODES } from '../../../src/problems/errors.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
 import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
 import { type Served, serve } from './serve.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
-import { Metrics } from '../../../src/http/metrics.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
 import { PrincipalQuotas } from '../../../src/http/quotas.ts';
 
 const principal = (subject: string) => ({ subject, role: 'customer' as const, expiresAtMs: Date.now() + 60_000 });

@@ -5,7 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
 import type { ApiDeps } from '../../../src/http/context.ts';
-import { Metrics } from '../../../src/http/metrics.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
 import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
 import { managementRoutes } from '../../../src/http/routes/system.ts';
 import type { StreamsStatus } from '../../../src/streams/status.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../../../src/http/errors.ts';
+import { ApiError } from '../../../src/problems/errors.ts';
 import { BodyReader, boolQuery, idParam, idempotencyKey, intQuery } from '../../../src/http/validate.ts';
 
 function failure(run: () => unknown): ApiError {

@@ -6,7 +6,8 @@ import { clusterKeysFromSecret, type ClusterKeys } from '../../../src/config/clu
 import { loadConfig } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/config/logger.ts';
 import { Secret } from '../../../src/config/secret.ts';
-import { InternalRecords, internalRecordsDegradedReasons } from '../../../src/runtime/internal-records.ts';
+import { InternalRecords } from '../../../src/runtime/internal-records.ts';
+import { internalRecordsDegradedReasons } from '../../../src/streams/status.ts';
 import {
   MAC_HEADER,
   signChangelogEntry,

@@ -1,5 +1,6 @@
-// Errors of the HTTP API. Every error a client may see is an ApiError with a stable string `code`;
-// the error middleware (middleware.ts) turns it into RFC 9457 problem+json with `type` = PROBLEM_TYPE_BASE + code.
+// Errors of the API: every error a client may see is an ApiError with a stable string `code`, raised by the routes
+// and by the rooms they use (the command sender, the outcome tracker); the error middleware (http/middleware.ts)
+// turns it into RFC 9457 problem+json with `type` = PROBLEM_TYPE_BASE + code.
 // Anything that is not an ApiError is a bug or an operating failure: logged, answered 500 without details.
 
 /** Problem types are `<base><code>`; stable: clients may switch on them. */

@@ -18,7 +18,8 @@ import {
 } from 'prom-client';
 import type { PartitionLag, StreamsState, StreamsStatus } from '../streams/status.ts';
 import type { SinkStatus } from '../sinks/status.ts';
-import { bindMembershipMetrics } from './membership-metrics.ts';
+import { bindMembershipMetrics } from './membership.ts';
+import { bindSinkMetrics } from './sink.ts';
 
 const STREAMS_STATES: StreamsState[] = [
   'CREATED',
@@ -291,45 +292,9 @@ export class Metrics {
     );
   }
 
-  /** Sink gauges and counters, read from the sink at scrape time. */
+  /** Sink gauges and counters, read from the sink at scrape time (sink.ts). */
   bindSink(sink: { status(): SinkStatus; lag(): PartitionLag[] }): void {
-    this.partitionGauge(
-      'bankstream_sink_lag_records',
-      'Committed outcome and audit records not written to PostgreSQL yet',
-      () => sink.lag(),
-    );
-    this.gaugeOf('bankstream_postgres_up', '0 while the sink is paused because PostgreSQL is unreachable', () =>
-      sink.status().state === 'paused-db-down' ? 0 : 1,
-    );
-    this.gaugeOf('bankstream_sink_running', '1 while the Postgres sink is running', () =>
-      sink.status().state === 'running' ? 1 : 0,
-    );
-    this.counterOf(
-      'bankstream_sink_rows_written_total',
-      'Rows the Postgres sink inserted',
-      () => sink.status().rowsWritten,
-    );
-    this.counterOf(
-      'bankstream_sink_batches_written_total',
-      'Batches the Postgres sink committed',
-      () => sink.status().batchesWritten,
-    );
-    this.counterOf(
-      'bankstream_sink_rejects_total',
-      'Records the sink could not turn into rows (this process)',
-      () => sink.status().rejectsWritten,
-    );
-    // An alarm: each unresolved reject may be money the ledger moved and Postgres does not show.
-    this.gaugeOf(
-      'bankstream_sink_unresolved_rejects',
-      'Records kept in sink_rejects and not resolved by an operator (read from PostgreSQL); > 0 means the read model differs from the ledger',
-      () => sink.status().unresolvedRejects?.count ?? 0,
-    );
-    this.stoppedGauge(
-      'bankstream_sink_partitions_stopped',
-      'Sink partitions that do not run (offsets_missing, offset_out_of_range); see docs/operations.md',
-      () => sink.status().stoppedPartitions,
-    );
+    bindSinkMetrics(this, sink);
   }
 
   /** 1 per stopped topic-partition, labelled with the reason code (series of healed partitions are dropped). */
