@@ -7,7 +7,7 @@ import { onToLeg } from './hold-credit.ts';
 import { HOLD_LEG_MARK, type HoldLeg, parseHoldLeg } from './hold-legs.ts';
 import { holdKey, markKey } from './hold-store.ts';
 import { failHold, type HoldTask, onFromLeg, placeHold, resolveHold, sendHoldLeg } from './holds.ts';
-import { CONFLICTS_REMEMBERED_MAX, dedupKey, findDedup, type BankStores } from './stores.ts';
+import { CONFLICTS_REMEMBERED_MAX, findDedup, prefetchKeys, type BankStores } from './stores.ts';
 
 export type HoldWork =
   | {
@@ -57,14 +57,7 @@ function isLocalHold(parsed: ParsedHold, ownsAccount: (accountId: string) => boo
 
 /** Exactly the keys the work's handler reads. */
 export function collectHoldKeys(work: HoldWork, keys: PrefetchCollector, transfers: BankStores['transfers']): void {
-  const account = (id: string): void => {
-    keys.add('accounts', id);
-    keys.add('balances', id);
-  };
-  const dedup = (acted: string, transferId: string): void => {
-    for (const key of transfers.keysFor(dedupKey(acted, transferId))) keys.add('transfers', key);
-    for (const key of transfers.keysFor(transferId)) keys.add('transfers', key);
-  };
+  const { account, dedup } = prefetchKeys(keys, transfers);
   if (work.kind === 'hold_leg') {
     const leg = work.leg;
     if ('error' in leg || leg.leg === 'hold_route') return;

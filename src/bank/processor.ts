@@ -21,7 +21,7 @@ import {
   BankStores,
   CONFLICTS_REMEMBERED_MAX,
   creditedKey,
-  dedupKey,
+  prefetchKeys,
   defaultDedupSegmentIntervalMs,
   findDedup,
 } from './stores.ts';
@@ -202,16 +202,7 @@ function valueBytes(rec: BankRecord): Buffer | null {
 
 /** Exactly the keys the record's handler will read; nothing for records that go to the DLQ. */
 function collectKeys(work: Exclude<Work, HoldWork>, keys: PrefetchCollector, transfers: BankStores['transfers']): void {
-  const account = (id: string): void => {
-    keys.add('accounts', id);
-    keys.add('balances', id);
-  };
-  // The dedup entry of (account, transferId), and the legacy bare-transferId one findDedup falls back to.
-  const dedup = (acted: string, transferId: string): void => {
-    for (const key of transfers.keysFor(dedupKey(acted, transferId))) keys.add('transfers', key);
-    // The bare transferId of entries written before keys named the account (only while old-layout entries are left).
-    for (const key of transfers.keysFor(transferId)) keys.add('transfers', key);
-  };
+  const { account, dedup } = prefetchKeys(keys, transfers);
   if (work.kind === 'leg') {
     if ('error' in work.leg) return;
     if (work.leg.leg === 'credit') {

@@ -2,7 +2,7 @@
 // which has no bigint: money is stored as a string of integer minor units ("12550" = 125.50 EUR).
 // Readers outside the bank (the HTTP API) format it with formatMoney(BigInt(v), currencyDigits(currency)).
 import { type PurgeableStore, SegmentedKeyValueStore } from '../stores/segmented-store.ts';
-import type { KeyValueStore, ProcessorContext } from '../topology/types.ts';
+import type { KeyValueStore, PrefetchCollector, ProcessorContext } from '../topology/types.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 
 /** Store names; the topics tool creates a changelog `<appId>-<name>-changelog` for each. */
@@ -78,6 +78,28 @@ export interface TransferEntry {
  */
 export function dedupKey(account: string, transferId: string): string {
   return `\u0000${account.length}\u0000${account}\u0000${transferId}`;
+}
+
+/**
+ * The prefetch keys a handler reads, for collectKeys (processor.ts) and collectHoldKeys (hold-dispatch.ts):
+ * `account` an account's two entries; `dedup` the dedup entry of (account, transferId) and the legacy
+ * bare-transferId one findDedup falls back to.
+ */
+export function prefetchKeys(
+  keys: PrefetchCollector,
+  transfers: Pick<BankStores['transfers'], 'keysFor'>,
+): { account(id: string): void; dedup(acted: string, transferId: string): void } {
+  return {
+    account(id) {
+      keys.add('accounts', id);
+      keys.add('balances', id);
+    },
+    dedup(acted, transferId) {
+      for (const key of transfers.keysFor(dedupKey(acted, transferId))) keys.add('transfers', key);
+      // The bare transferId of entries written before keys named the account (only while old-layout entries are left).
+      for (const key of transfers.keysFor(transferId)) keys.add('transfers', key);
+    },
+  };
 }
 
 /**
