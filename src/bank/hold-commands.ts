@@ -2,8 +2,17 @@
 // or a classified refusal, by the same rules as commands.ts and input-rules.ts (ids, amounts as strings, requestedAt, key).
 // The processor (hold-dispatch.ts) calls it only for records commands.ts dead-lettered, so other commands pay nothing.
 import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
-import { isFreeText, isId, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX, ID_CHARS_MAX } from './input-rules.ts';
+import {
+  checkRecordKey,
+  describe,
+  fingerprintText,
+  ID_RULE,
+  isFreeText,
+  isId,
+  keyText,
+  parseIsoTimestamp,
+  REFERENCE_CHARS_MAX,
+} from './input-rules.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 
@@ -58,8 +67,6 @@ export type ParsedHold =
     }
   | { readonly kind: 'dead_letter'; readonly error: string };
 
-const ID_RULE = `a string of 1 to ${ID_CHARS_MAX} characters, well-formed Unicode, without control or format characters`;
-const FINGERPRINT_CHARS_MAX = 1024;
 const AMOUNT_ECHO_CHARS_MAX = 64;
 
 type Json = Record<string, unknown>;
@@ -111,7 +118,7 @@ function parseFields(type: HoldCommandType, raw: Json, key: string | null | unde
     // A post or void names its hold by (from, holdId): under another key it is routed to the task of `from`.
     if (typeof key === 'string' && key !== from) return { kind: 'route', from };
   }
-  const keyError = checkKey(key, from);
+  const keyError = checkRecordKey(key, 'from', from);
   if (keyError) return reject('malformed', keyError);
   if (type === 'hold') return parseHold(raw, fields, reject, fingerprint);
   const holdId = raw['holdId'];
@@ -219,16 +226,6 @@ function parseAmount(raw: Json, fields: HoldFields, reject: Reject): { amount: b
   return { amount: parsed.minor, currency: currency as string };
 }
 
-function checkKey(key: string | null | undefined, from: string): string | undefined {
-  if (key === null) return `record key is null; it must be the from ${JSON.stringify(from)}`;
-  if (key === undefined) return `record key is not valid UTF-8; it must be the from ${JSON.stringify(from)}`;
-  if (key !== from) {
-    const shown = key.length > 64 ? `of ${Buffer.byteLength(key)} bytes` : JSON.stringify(key);
-    return `record key ${shown} differs from from ${JSON.stringify(from)}`;
-  }
-  return undefined;
-}
-
 /** The fields that define the command, raw as sent (README-BANK "Holds": idempotency). */
 function fingerprintOf(type: HoldCommandType, raw: Json): string {
   const fields =
@@ -244,17 +241,5 @@ function fingerprintOf(type: HoldCommandType, raw: Json): string {
           raw['expiresAt'],
         ]
       : [type, raw['holdId'], raw['from'], raw['amount'], raw['currency']];
-  const text = JSON.stringify(fields);
-  if (text.length <= FINGERPRINT_CHARS_MAX) return text;
-  return `sha256:${createHash('sha256').update(text).digest('base64')}`;
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (typeof value === 'string')
-    return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  return `the JSON ${typeof value} ${String(value).slice(0, 40)}`;
+  return fingerprintText(fields);
 }
