@@ -50,8 +50,8 @@ export interface SingleLegCommand {
   readonly fingerprint: string;
 }
 
-export interface TransferCommand {
-  readonly type: 'transfer';
+/** What moves money from one account to another: a transfer's, a hold's and a credit leg's terms. */
+export interface TransferTerms {
   readonly transferId: string;
   readonly from: string;
   readonly to: string;
@@ -60,6 +60,10 @@ export interface TransferCommand {
   readonly currency: string;
   readonly reference: string | undefined;
   readonly requestedAt: string;
+}
+
+export interface TransferCommand extends TransferTerms {
+  readonly type: 'transfer';
   readonly fingerprint: string;
 }
 

@@ -14,6 +14,7 @@ import {
   REFERENCE_CHARS_MAX,
 } from './input-rules.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
+import type { TransferTerms } from './commands.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 
 export type HoldCommandType = 'hold' | 'post_hold' | 'void_hold';
@@ -22,16 +23,8 @@ const HOLD_TYPES: ReadonlySet<string> = new Set(['hold', 'post_hold', 'void_hold
 /** The longest `timeoutMs`: 30 days (a card authorisation lasts about a week; an escrow a few weeks). */
 export const HOLD_TIMEOUT_MS_MAX = 30 * 86_400_000;
 
-export interface HoldCommand {
+export interface HoldCommand extends TransferTerms {
   readonly type: 'hold';
-  readonly transferId: string;
-  readonly from: string;
-  readonly to: string;
-  /** Minor units, > 0. */
-  readonly amount: bigint;
-  readonly currency: string;
-  readonly reference: string | undefined;
-  readonly requestedAt: string;
   /** Relative (from the decision time) or absolute deadline. */
   readonly deadline: { readonly timeoutMs: number } | { readonly expiresAtMs: number };
   readonly fingerprint: string;
