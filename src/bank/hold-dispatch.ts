@@ -7,7 +7,7 @@ import { onToLeg } from './hold-credit.ts';
 import { HOLD_LEG_MARK, type HoldLeg, parseHoldLeg } from './hold-legs.ts';
 import { holdKey, markKey } from './hold-store.ts';
 import { failHold, type HoldTask, onFromLeg, placeHold, resolveHold, sendHoldLeg } from './holds.ts';
-import { CONFLICTS_REMEMBERED_MAX, findDedup, prefetchKeys, type BankStores } from './stores.ts';
+import { dedupVerdict, prefetchKeys, type BankStores } from './stores.ts';
 
 export type HoldWork =
   | {
@@ -126,14 +126,9 @@ export function processHold(task: HoldTask, work: HoldWork, bytes: Buffer, times
  */
 function admitHold(task: HoldTask, account: string, fingerprint: string, fields: HoldFields): boolean {
   const transferId = fields['transferId']!;
-  const { key, entry } = findDedup(task.stores.transfers, account, transferId);
-  if (entry === undefined) return true;
-  if (entry.fingerprint === fingerprint || entry.conflicts?.includes(fingerprint)) return false;
-  const conflicts = entry.conflicts ?? [];
-  if (conflicts.length < CONFLICTS_REMEMBERED_MAX) {
-    task.stores.transfers.put(key, { ...entry, conflicts: [...conflicts, fingerprint] });
-  }
-  const reason = `transferId ${transferId} was already used for a different command (${entry.status}); that one stands`;
-  task.out.outcome('failed', { ...fields, code: 'idempotency_conflict', reason }, account);
+  const verdict = dedupVerdict(task.stores.transfers, account, transferId, fingerprint);
+  if (verdict === 'new') return true;
+  if (verdict !== 'duplicate')
+    task.out.outcome('failed', { ...fields, code: 'idempotency_conflict', reason: verdict.conflict }, account);
   return false;
 }

@@ -17,14 +17,7 @@ import { DEFAULT_EXPIRY_BOUNDS, DedupExpiry } from './expiry.ts';
 import { type Leg, parseLeg } from './legs.ts';
 import { Outputs } from './outcomes.ts';
 import { type BankTask, actedAccount, recordFinal } from './decide.ts';
-import {
-  BankStores,
-  CONFLICTS_REMEMBERED_MAX,
-  creditedKey,
-  prefetchKeys,
-  defaultDedupSegmentIntervalMs,
-  findDedup,
-} from './stores.ts';
+import { BankStores, dedupVerdict, creditedKey, prefetchKeys, defaultDedupSegmentIntervalMs } from './stores.ts';
 import { credit, debit, refund, settle } from './transfer.ts';
 import { collectHoldKeys, type HoldWork, parseHoldLegRecord, parseHoldRecord, processHold } from './hold-dispatch.ts';
 import { expireDueHolds } from './hold-expiry.ts';
@@ -257,14 +250,8 @@ function admit(
   fingerprint: string,
   fields: () => TransferFields,
 ): boolean {
-  const { key, entry } = findDedup(task.stores.transfers, account, transferId);
-  if (entry === undefined) return true;
-  if (entry.fingerprint === fingerprint || entry.conflicts?.includes(fingerprint)) return false;
-  const conflicts = entry.conflicts ?? [];
-  if (conflicts.length < CONFLICTS_REMEMBERED_MAX) {
-    task.stores.transfers.put(key, { ...entry, conflicts: [...conflicts, fingerprint] });
-  }
-  const reason = `transferId ${transferId} was already used for a different command (${entry.status}); that one stands`;
-  task.out.failed(fields(), 'idempotency_conflict', reason);
+  const verdict = dedupVerdict(task.stores.transfers, account, transferId, fingerprint);
+  if (verdict === 'new') return true;
+  if (verdict !== 'duplicate') task.out.failed(fields(), 'idempotency_conflict', verdict.conflict);
   return false;
 }

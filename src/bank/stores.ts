@@ -136,6 +136,29 @@ export function findDedup(
   return legacy === undefined ? { key, entry: undefined } : { key: transferId, entry: legacy };
 }
 
+/**
+ * The idempotency gate of a command on (account, transferId), for admit (processor.ts) and admitHold
+ * (hold-dispatch.ts): `new`; `duplicate` (the same fingerprint, or a conflict already answered: silent);
+ * or a first conflict, remembered (up to CONFLICTS_REMEMBERED_MAX), with the reason to answer it with.
+ */
+export function dedupVerdict(
+  transfers: KeyValueStore<TransferEntry>,
+  account: string,
+  transferId: string,
+  fingerprint: string,
+): 'new' | 'duplicate' | { conflict: string } {
+  const { key, entry } = findDedup(transfers, account, transferId);
+  if (entry === undefined) return 'new';
+  if (entry.fingerprint === fingerprint || entry.conflicts?.includes(fingerprint)) return 'duplicate';
+  const conflicts = entry.conflicts ?? [];
+  if (conflicts.length < CONFLICTS_REMEMBERED_MAX) {
+    transfers.put(key, { ...entry, conflicts: [...conflicts, fingerprint] });
+  }
+  return {
+    conflict: `transferId ${transferId} was already used for a different command (${entry.status}); that one stands`,
+  };
+}
+
 /** How the transfers store is segmented (see SegmentedKeyValueStore). */
 export interface DedupLayout {
   retentionMs: number;
