@@ -14,6 +14,7 @@ import {
   isId,
   keyText,
   parseIsoTimestamp,
+  readAmount,
   REFERENCE_CHARS_MAX,
 } from './input-rules.ts';
 import { currencyDigits, formatMoney, type MoneyError, parseMoney } from './money.ts';
@@ -104,7 +105,6 @@ export type ParsedCommand =
   | { readonly kind: 'dead_letter'; readonly error: string };
 
 /** The record key is compared with an id, so a longer one can only be wrong; longer keys are described, not quoted. */
-const AMOUNT_ECHO_CHARS_MAX = 64;
 // Fingerprints longer than this (only possible for malformed commands carrying big values) are hashed.
 
 const MONEY_TYPES: ReadonlySet<string> = new Set(['deposit', 'withdrawal', 'transfer']);
@@ -190,27 +190,12 @@ function parseMoneyCommand(
   if (accountError) return reject('malformed', accountError);
   const keyError = checkRecordKey(key, owner, fields[owner]!);
   if (keyError) return reject('malformed', keyError);
-  const currency = raw['currency'];
-  const digits = typeof currency === 'string' ? currencyDigits(currency) : undefined;
-  if (digits === undefined)
-    return reject('malformed', `currency must be a known ISO 4217 code, got ${describe(currency)}`);
-  fields.currency = currency as string;
-  const amount = raw['amount'];
-  if (typeof amount !== 'string')
-    return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
-  const parsed = parseMoney(amount, digits);
-  if (!parsed.ok) {
-    if (parsed.error === 'syntax')
-      return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
-    // Echo a well-formed amount (a valid NUMERIC for the sink) unless it is absurdly long.
-    if (amount.length <= AMOUNT_ECHO_CHARS_MAX) fields.amount = amount;
-    return reject('invalid_amount', amountReason(parsed.error, amount, currency as string, digits));
-  }
-  fields.amount = formatMoney(parsed.minor, digits);
+  const money = readAmount(raw, fields, amountReason);
+  if ('code' in money) return reject(money.code, money.reason);
   const base = {
     transferId: fields.transferId,
-    amount: parsed.minor,
-    currency: fields.currency,
+    amount: money.amount,
+    currency: money.currency,
     requestedAt,
     fingerprint,
   };

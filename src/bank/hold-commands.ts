@@ -11,9 +11,9 @@ import {
   isId,
   keyText,
   parseIsoTimestamp,
+  readAmount,
   REFERENCE_CHARS_MAX,
 } from './input-rules.ts';
-import { currencyDigits, formatMoney, parseMoney } from './money.ts';
 import type { TransferTerms } from './commands.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 
@@ -59,8 +59,6 @@ export type ParsedHold =
       readonly fingerprint: string;
     }
   | { readonly kind: 'dead_letter'; readonly error: string };
-
-const AMOUNT_ECHO_CHARS_MAX = 64;
 
 type Json = Record<string, unknown>;
 
@@ -197,26 +195,13 @@ function parseHold(raw: Json, fields: HoldFields, reject: Reject, fingerprint: s
 
 /** currency then amount, as commands.ts reads them; valid ones are copied into `fields`. */
 function parseAmount(raw: Json, fields: HoldFields, reject: Reject): { amount: bigint; currency: string } | ParsedHold {
-  const currency = raw['currency'];
-  const digits = typeof currency === 'string' ? currencyDigits(currency) : undefined;
-  if (digits === undefined)
-    return reject('malformed', `currency must be a known ISO 4217 code, got ${describe(currency)}`);
-  fields['currency'] = currency as string;
-  const amount = raw['amount'];
-  if (typeof amount !== 'string')
-    return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
-  const parsed = parseMoney(amount, digits);
-  if (!parsed.ok) {
-    if (parsed.error === 'syntax')
-      return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
-    if (amount.length <= AMOUNT_ECHO_CHARS_MAX) fields['amount'] = amount;
-    return reject(
-      'invalid_amount',
-      `amount ${describe(amount)} is ${parsed.error === 'precision' ? `more precise than ${currency as string}` : parsed.error === 'range' ? 'too large' : parsed.error}`,
-    );
-  }
-  fields['amount'] = formatMoney(parsed.minor, digits);
-  return { amount: parsed.minor, currency: currency as string };
+  const money = readAmount(
+    raw,
+    fields,
+    (error, amount, currency) =>
+      `amount ${describe(amount)} is ${error === 'precision' ? `more precise than ${currency}` : error === 'range' ? 'too large' : error}`,
+  );
+  return 'code' in money ? reject(money.code, money.reason) : money;
 }
 
 /** The fields that define the command, raw as sent (README-BANK "Holds": idempotency). */

@@ -4,6 +4,7 @@
 // same functions, so no stage has a rule of its own.
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import { currencyDigits, formatMoney, type MoneyError, parseMoney } from './money.ts';
 
 /**
  * Identifiers (account, owner, transfer ids) are non-empty strings of at most this many UTF-16 code units
@@ -129,4 +130,42 @@ export function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return 'an object';
   return `the JSON ${typeof value} ${String(value).slice(0, 40)}`;
+}
+
+const AMOUNT_ECHO_CHARS_MAX = 64;
+
+/** A refused currency or amount: the outcome's code and reason. */
+export interface AmountRefusal {
+  readonly code: 'malformed' | 'invalid_amount';
+  readonly reason: string;
+}
+
+/**
+ * `currency` then `amount` of a money command, as both command parsers read them; the valid ones (and a
+ * well-formed invalid amount, unless absurdly long) are copied into `echo` for the outcome.
+ * `invalidReason` words a well-formed amount that is invalid (each parser has its own wording).
+ */
+export function readAmount(
+  raw: Record<string, unknown>,
+  echo: { currency?: string; amount?: string },
+  invalidReason: (error: Exclude<MoneyError, 'syntax'>, amount: string, currency: string, digits: number) => string,
+): { amount: bigint; currency: string } | AmountRefusal {
+  const currency = raw['currency'];
+  const digits = typeof currency === 'string' ? currencyDigits(currency) : undefined;
+  if (digits === undefined)
+    return { code: 'malformed', reason: `currency must be a known ISO 4217 code, got ${describe(currency)}` };
+  echo.currency = currency as string;
+  const amount = raw['amount'];
+  if (typeof amount !== 'string')
+    return { code: 'malformed', reason: `amount must be a decimal string, got ${describe(amount)}` };
+  const parsed = parseMoney(amount, digits);
+  if (!parsed.ok) {
+    if (parsed.error === 'syntax')
+      return { code: 'malformed', reason: `amount must be a decimal string, got ${describe(amount)}` };
+    // Echo a well-formed amount (a valid NUMERIC for the sink) unless it is absurdly long.
+    if (amount.length <= AMOUNT_ECHO_CHARS_MAX) echo.amount = amount;
+    return { code: 'invalid_amount', reason: invalidReason(parsed.error, amount, currency as string, digits) };
+  }
+  echo.amount = formatMoney(parsed.minor, digits);
+  return { amount: parsed.minor, currency: currency as string };
 }
