@@ -103,9 +103,13 @@ export function openRecordValue(
   return { ok: true, record };
 }
 
+/**
+ * The header that signs a tombstone: `<keyId> <mac> <at>`, separated by spaces, which none of the three may
+ * hold (a key id may hold '.', and so does an ISO time: a '.'-separated header could not be read back).
+ */
 export function signedTombstoneHeader(keys: ClusterKeys, instanceId: string, at: string): Buffer {
   const { keyId, mac } = signParts(keys, 'directory', [instanceId, 'tombstone', at]);
-  return Buffer.from(`${keyId}.${mac.toString('base64url')}.${at}`, 'utf8');
+  return Buffer.from(`${keyId} ${mac.toString('base64url')} ${at}`, 'utf8');
 }
 
 export function openTombstoneHeader(
@@ -114,7 +118,7 @@ export function openTombstoneHeader(
   header: Buffer | undefined,
 ): { ok: true; atMs: number } | { ok: false; reason: RejectReason } {
   if (!header) return { ok: false, reason: 'unsigned' };
-  const [keyId, mac, at, extra] = header.toString('utf8').split('.');
+  const [keyId, mac, at, extra] = header.toString('utf8').split(' ');
   if (keyId === undefined || mac === undefined || at === undefined || extra !== undefined)
     return { ok: false, reason: 'malformed' };
   const macBytes = Buffer.from(mac, 'base64url');

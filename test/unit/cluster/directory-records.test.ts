@@ -5,8 +5,10 @@ import {
   type InstanceRecord,
   newerThan,
   openRecordValue,
+  openTombstoneHeader,
   ownerAmong,
   signedRecordValue,
+  signedTombstoneHeader,
 } from '../../../src/cluster/directory-records.ts';
 
 const keys = clusterKeysFromSecret('unit-test-cluster-secret-of-at-least-32-chars');
@@ -95,5 +97,27 @@ describe('newerThan', () => {
     expect(newerThan(record('a', 6, [0, 1]), at('2025-01-01T00:05:00.000Z'), floor)).toBe(false);
     expect(newerThan(record('a', 7, [0]), at('2025-01-01T00:00:59.000Z'), floor)).toBe(false);
     expect(newerThan(record('a', -1, []), at('2025-01-01T00:00:00.000Z'), floor)).toBe(false);
+  });
+});
+
+describe('signed tombstones', () => {
+  it('should open a tombstone header it signed, whatever the key id and time hold', () => {
+    const dotted = clusterKeysFromSecret('unit-test-cluster-secret-of-at-least-32-chars', 'k.2026.1');
+    for (const k of [keys, dotted]) {
+      const at = new Date('2026-12-02T01:11:41.123Z').toISOString();
+      expect(openTombstoneHeader(k, 'a', signedTombstoneHeader(k, 'a', at))).toEqual({
+        ok: true,
+        atMs: Date.parse(at),
+      });
+    }
+  });
+
+  it('should reject a tombstone header when it is missing, names another instance or is tampered with', () => {
+    const header = signedTombstoneHeader(keys, 'a', '2026-12-02T01:11:41.123Z');
+    expect(openTombstoneHeader(keys, 'a', undefined)).toEqual({ ok: false, reason: 'unsigned' });
+    expect(openTombstoneHeader(keys, 'b', header).ok).toBe(false);
+    const later = Buffer.from(header.toString('utf8').replace('01:11:41', '01:11:42'), 'utf8');
+    expect(openTombstoneHeader(keys, 'a', later).ok).toBe(false);
+    expect(openTombstoneHeader(keys, 'a', Buffer.from('k1 abc', 'utf8'))).toEqual({ ok: false, reason: 'malformed' });
   });
 });
