@@ -5,8 +5,18 @@
 // - a money command with a transferId but bad fields → a `transaction_failed` outcome (malformed / invalid_amount);
 // - an account command with an accountId but bad fields → an audit `account_command_rejected` (malformed).
 import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
-import { ID_CHARS_MAX, isFreeText, isId, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX } from './input-rules.ts';
+import {
+  checkRecordKey,
+  describe,
+  fingerprintText,
+  ID_RULE,
+  isFreeText,
+  isId,
+  keyText,
+  parseIsoTimestamp,
+  readAmount,
+  REFERENCE_CHARS_MAX,
+} from './input-rules.ts';
 import { currencyDigits, formatMoney, type MoneyError, parseMoney } from './money.ts';
 
 export type MoneyCommandType = 'deposit' | 'withdrawal' | 'transfer';
@@ -41,8 +51,8 @@ export interface SingleLegCommand {
   readonly fingerprint: string;
 }
 
-export interface TransferCommand {
-  readonly type: 'transfer';
+/** What moves money from one account to another: a transfer's, a hold's and a credit leg's terms. */
+export interface TransferTerms {
   readonly transferId: string;
   readonly from: string;
   readonly to: string;
@@ -51,6 +61,10 @@ export interface TransferCommand {
   readonly currency: string;
   readonly reference: string | undefined;
   readonly requestedAt: string;
+}
+
+export interface TransferCommand extends TransferTerms {
+  readonly type: 'transfer';
   readonly fingerprint: string;
 }
 
@@ -91,12 +105,7 @@ export type ParsedCommand =
   | { readonly kind: 'dead_letter'; readonly error: string };
 
 /** The record key is compared with an id, so a longer one can only be wrong; longer keys are described, not quoted. */
-const KEY_QUOTED_BYTES_MAX = 64;
-const AMOUNT_ECHO_CHARS_MAX = 64;
 // Fingerprints longer than this (only possible for malformed commands carrying big values) are hashed.
-const FINGERPRINT_CHARS_MAX = 1024;
-
-const ID_RULE = `a string of 1 to ${ID_CHARS_MAX} characters, well-formed Unicode, without control or format characters`;
 
 const MONEY_TYPES: ReadonlySet<string> = new Set(['deposit', 'withdrawal', 'transfer']);
 const ACCOUNT_TYPES: ReadonlySet<string> = new Set(['open_account', 'close_account']);
@@ -179,29 +188,14 @@ function parseMoneyCommand(
   const owner = type === 'transfer' ? 'from' : 'accountId';
   const accountError = checkAccountFields(type, raw, fields);
   if (accountError) return reject('malformed', accountError);
-  const keyError = checkKey(key, owner, fields[owner]!);
+  const keyError = checkRecordKey(key, owner, fields[owner]!);
   if (keyError) return reject('malformed', keyError);
-  const currency = raw['currency'];
-  const digits = typeof currency === 'string' ? currencyDigits(currency) : undefined;
-  if (digits === undefined)
-    return reject('malformed', `currency must be a known ISO 4217 code, got ${describe(currency)}`);
-  fields.currency = currency as string;
-  const amount = raw['amount'];
-  if (typeof amount !== 'string')
-    return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
-  const parsed = parseMoney(amount, digits);
-  if (!parsed.ok) {
-    if (parsed.error === 'syntax')
-      return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
-    // Echo a well-formed amount (a valid NUMERIC for the sink) unless it is absurdly long.
-    if (amount.length <= AMOUNT_ECHO_CHARS_MAX) fields.amount = amount;
-    return reject('invalid_amount', amountReason(parsed.error, amount, currency as string, digits));
-  }
-  fields.amount = formatMoney(parsed.minor, digits);
+  const money = readAmount(raw, fields, amountReason);
+  if ('code' in money) return reject(money.code, money.reason);
   const base = {
     transferId: fields.transferId,
-    amount: parsed.minor,
-    currency: fields.currency,
+    amount: money.amount,
+    currency: money.currency,
     requestedAt,
     fingerprint,
   };
@@ -242,7 +236,7 @@ function parseAccountCommand(
   const reject = (reason: string): ParsedCommand => ({ kind: 'account_rejected', type, accountId, reason });
   const requestedAt = parseRequestedAt(raw['requestedAt'], fallbackAt);
   if (requestedAt === undefined) return reject('requestedAt must be an ISO-8601 timestamp with a time zone');
-  const keyError = checkKey(key, 'accountId', accountId);
+  const keyError = checkRecordKey(key, 'accountId', accountId);
   if (keyError) return reject(keyError);
   if (type === 'close_account') return { kind: 'command', command: { type, accountId, requestedAt } };
   const ownerId = raw['ownerId'];
@@ -267,17 +261,6 @@ function parseAccountCommand(
   };
 }
 
-/** The record key must be the account the command acts on, so that the task owning it decides. */
-function checkKey(key: string | null | undefined, field: string, accountId: string): string | undefined {
-  if (key === null) return `record key is null; it must be the ${field} ${JSON.stringify(accountId)}`;
-  if (key === undefined) return `record key is not valid UTF-8; it must be the ${field} ${JSON.stringify(accountId)}`;
-  if (key !== accountId) {
-    const shown = key.length > KEY_QUOTED_BYTES_MAX ? `of ${Buffer.byteLength(key)} bytes` : JSON.stringify(key);
-    return `record key ${shown} differs from ${field} ${JSON.stringify(accountId)}`;
-  }
-  return undefined;
-}
-
 function amountReason(error: MoneyError, amount: string, currency: string, digits: number): string {
   if (error === 'negative') return `amount ${amount} is negative`;
   if (error === 'zero') return `amount ${amount} is zero`;
@@ -295,9 +278,7 @@ function fingerprintOf(type: MoneyCommandType, raw: Json): string {
     type === 'transfer'
       ? [type, raw['from'], raw['to'], raw['amount'], raw['currency'], raw['reference']]
       : [type, raw['accountId'], raw['amount'], raw['currency']];
-  const text = JSON.stringify(fields);
-  if (text.length <= FINGERPRINT_CHARS_MAX) return text;
-  return `sha256:${createHash('sha256').update(text).digest('base64')}`;
+  return fingerprintText(fields);
 }
 
 /** `requestedAt` normalized to UTC ISO with milliseconds; the fallback when absent; undefined when invalid. */
@@ -306,15 +287,4 @@ function parseRequestedAt(value: unknown, fallbackAt: string): string | undefine
   if (typeof value !== 'string') return undefined;
   const ms = parseIsoTimestamp(value);
   return ms === undefined ? undefined : new Date(ms).toISOString();
-}
-
-/** A short, safe description of a bad value for a reason string. */
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (typeof value === 'string')
-    return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  return `the JSON ${typeof value} ${String(value).slice(0, 40)}`;
 }

@@ -2,9 +2,19 @@
 // or a classified refusal, by the same rules as commands.ts and input-rules.ts (ids, amounts as strings, requestedAt, key).
 // The processor (hold-dispatch.ts) calls it only for records commands.ts dead-lettered, so other commands pay nothing.
 import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
-import { isFreeText, isId, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX, ID_CHARS_MAX } from './input-rules.ts';
-import { currencyDigits, formatMoney, parseMoney } from './money.ts';
+import {
+  checkRecordKey,
+  describe,
+  fingerprintText,
+  ID_RULE,
+  isFreeText,
+  isId,
+  keyText,
+  parseIsoTimestamp,
+  readAmount,
+  REFERENCE_CHARS_MAX,
+} from './input-rules.ts';
+import type { TransferTerms } from './commands.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 
 export type HoldCommandType = 'hold' | 'post_hold' | 'void_hold';
@@ -13,16 +23,8 @@ const HOLD_TYPES: ReadonlySet<string> = new Set(['hold', 'post_hold', 'void_hold
 /** The longest `timeoutMs`: 30 days (a card authorisation lasts about a week; an escrow a few weeks). */
 export const HOLD_TIMEOUT_MS_MAX = 30 * 86_400_000;
 
-export interface HoldCommand {
+export interface HoldCommand extends TransferTerms {
   readonly type: 'hold';
-  readonly transferId: string;
-  readonly from: string;
-  readonly to: string;
-  /** Minor units, > 0. */
-  readonly amount: bigint;
-  readonly currency: string;
-  readonly reference: string | undefined;
-  readonly requestedAt: string;
   /** Relative (from the decision time) or absolute deadline. */
   readonly deadline: { readonly timeoutMs: number } | { readonly expiresAtMs: number };
   readonly fingerprint: string;
@@ -57,10 +59,6 @@ export type ParsedHold =
       readonly fingerprint: string;
     }
   | { readonly kind: 'dead_letter'; readonly error: string };
-
-const ID_RULE = `a string of 1 to ${ID_CHARS_MAX} characters, well-formed Unicode, without control or format characters`;
-const FINGERPRINT_CHARS_MAX = 1024;
-const AMOUNT_ECHO_CHARS_MAX = 64;
 
 type Json = Record<string, unknown>;
 
@@ -111,7 +109,7 @@ function parseFields(type: HoldCommandType, raw: Json, key: string | null | unde
     // A post or void names its hold by (from, holdId): under another key it is routed to the task of `from`.
     if (typeof key === 'string' && key !== from) return { kind: 'route', from };
   }
-  const keyError = checkKey(key, from);
+  const keyError = checkRecordKey(key, 'from', from);
   if (keyError) return reject('malformed', keyError);
   if (type === 'hold') return parseHold(raw, fields, reject, fingerprint);
   const holdId = raw['holdId'];
@@ -197,36 +195,13 @@ function parseHold(raw: Json, fields: HoldFields, reject: Reject, fingerprint: s
 
 /** currency then amount, as commands.ts reads them; valid ones are copied into `fields`. */
 function parseAmount(raw: Json, fields: HoldFields, reject: Reject): { amount: bigint; currency: string } | ParsedHold {
-  const currency = raw['currency'];
-  const digits = typeof currency === 'string' ? currencyDigits(currency) : undefined;
-  if (digits === undefined)
-    return reject('malformed', `currency must be a known ISO 4217 code, got ${describe(currency)}`);
-  fields['currency'] = currency as string;
-  const amount = raw['amount'];
-  if (typeof amount !== 'string')
-    return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
-  const parsed = parseMoney(amount, digits);
-  if (!parsed.ok) {
-    if (parsed.error === 'syntax')
-      return reject('malformed', `amount must be a decimal string, got ${describe(amount)}`);
-    if (amount.length <= AMOUNT_ECHO_CHARS_MAX) fields['amount'] = amount;
-    return reject(
-      'invalid_amount',
-      `amount ${describe(amount)} is ${parsed.error === 'precision' ? `more precise than ${currency as string}` : parsed.error === 'range' ? 'too large' : parsed.error}`,
-    );
-  }
-  fields['amount'] = formatMoney(parsed.minor, digits);
-  return { amount: parsed.minor, currency: currency as string };
-}
-
-function checkKey(key: string | null | undefined, from: string): string | undefined {
-  if (key === null) return `record key is null; it must be the from ${JSON.stringify(from)}`;
-  if (key === undefined) return `record key is not valid UTF-8; it must be the from ${JSON.stringify(from)}`;
-  if (key !== from) {
-    const shown = key.length > 64 ? `of ${Buffer.byteLength(key)} bytes` : JSON.stringify(key);
-    return `record key ${shown} differs from from ${JSON.stringify(from)}`;
-  }
-  return undefined;
+  const money = readAmount(
+    raw,
+    fields,
+    (error, amount, currency) =>
+      `amount ${describe(amount)} is ${error === 'precision' ? `more precise than ${currency}` : error === 'range' ? 'too large' : error}`,
+  );
+  return 'code' in money ? reject(money.code, money.reason) : money;
 }
 
 /** The fields that define the command, raw as sent (README-BANK "Holds": idempotency). */
@@ -244,17 +219,5 @@ function fingerprintOf(type: HoldCommandType, raw: Json): string {
           raw['expiresAt'],
         ]
       : [type, raw['holdId'], raw['from'], raw['amount'], raw['currency']];
-  const text = JSON.stringify(fields);
-  if (text.length <= FINGERPRINT_CHARS_MAX) return text;
-  return `sha256:${createHash('sha256').update(text).digest('base64')}`;
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (typeof value === 'string')
-    return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  return `the JSON ${typeof value} ${String(value).slice(0, 40)}`;
+  return fingerprintText(fields);
 }

@@ -7,7 +7,7 @@ import { onToLeg } from './hold-credit.ts';
 import { HOLD_LEG_MARK, type HoldLeg, parseHoldLeg } from './hold-legs.ts';
 import { holdKey, markKey } from './hold-store.ts';
 import { failHold, type HoldTask, onFromLeg, placeHold, resolveHold, sendHoldLeg } from './holds.ts';
-import { CONFLICTS_REMEMBERED_MAX, dedupKey, findDedup, type BankStores } from './stores.ts';
+import { dedupVerdict, prefetchKeys, type BankStores } from './stores.ts';
 
 export type HoldWork =
   | {
@@ -57,14 +57,7 @@ function isLocalHold(parsed: ParsedHold, ownsAccount: (accountId: string) => boo
 
 /** Exactly the keys the work's handler reads. */
 export function collectHoldKeys(work: HoldWork, keys: PrefetchCollector, transfers: BankStores['transfers']): void {
-  const account = (id: string): void => {
-    keys.add('accounts', id);
-    keys.add('balances', id);
-  };
-  const dedup = (acted: string, transferId: string): void => {
-    for (const key of transfers.keysFor(dedupKey(acted, transferId))) keys.add('transfers', key);
-    for (const key of transfers.keysFor(transferId)) keys.add('transfers', key);
-  };
+  const { account, dedup } = prefetchKeys(keys, transfers);
   if (work.kind === 'hold_leg') {
     const leg = work.leg;
     if ('error' in leg || leg.leg === 'hold_route') return;
@@ -133,14 +126,9 @@ export function processHold(task: HoldTask, work: HoldWork, bytes: Buffer, times
  */
 function admitHold(task: HoldTask, account: string, fingerprint: string, fields: HoldFields): boolean {
   const transferId = fields['transferId']!;
-  const { key, entry } = findDedup(task.stores.transfers, account, transferId);
-  if (entry === undefined) return true;
-  if (entry.fingerprint === fingerprint || entry.conflicts?.includes(fingerprint)) return false;
-  const conflicts = entry.conflicts ?? [];
-  if (conflicts.length < CONFLICTS_REMEMBERED_MAX) {
-    task.stores.transfers.put(key, { ...entry, conflicts: [...conflicts, fingerprint] });
-  }
-  const reason = `transferId ${transferId} was already used for a different command (${entry.status}); that one stands`;
-  task.out.outcome('failed', { ...fields, code: 'idempotency_conflict', reason }, account);
+  const verdict = dedupVerdict(task.stores.transfers, account, transferId, fingerprint);
+  if (verdict === 'new') return true;
+  if (verdict !== 'duplicate')
+    task.out.outcome('failed', { ...fields, code: 'idempotency_conflict', reason: verdict.conflict }, account);
   return false;
 }

@@ -36,38 +36,28 @@ export function failHold(
   task.out.outcome('failed', { ...fields, code, reason }, fields['from'] ?? account);
 }
 
-function commandFields(command: HoldCommand): HoldFields {
+/** A hold's outcome fields, from its command or from its row (same order, so outcomes read alike). */
+function holdFields(
+  transferId: string,
+  hold: Pick<HoldRow, 'from' | 'to' | 'currency' | 'reference' | 'requestedAt'> & { readonly amount: bigint | string },
+): HoldFields {
   const fields: HoldFields = {
-    transferId: command.transferId,
+    transferId,
     type: 'hold',
-    from: command.from,
-    to: command.to,
-    amount: money(command.amount, command.currency),
-    currency: command.currency,
+    from: hold.from,
+    to: hold.to,
+    amount: money(hold.amount, hold.currency),
+    currency: hold.currency,
   };
-  if (command.reference !== undefined) fields['reference'] = command.reference;
-  fields['requestedAt'] = command.requestedAt;
-  return fields;
-}
-
-function rowFields(holdId: string, row: HoldRow): HoldFields {
-  const fields: HoldFields = {
-    transferId: holdId,
-    type: 'hold',
-    from: row.from,
-    to: row.to,
-    amount: money(row.amount, row.currency),
-    currency: row.currency,
-  };
-  if (row.reference !== undefined) fields['reference'] = row.reference;
-  fields['requestedAt'] = row.requestedAt;
+  if (hold.reference !== undefined) fields['reference'] = hold.reference;
+  fields['requestedAt'] = hold.requestedAt;
   return fields;
 }
 
 /** `hold`: checks as a transfer, then reserves on `from`; `to` is checked here (same task) or by its task. */
 export function placeHold(task: HoldTask, command: HoldCommand, toIsLocal: boolean): void {
   const { transferId: holdId, from, to, amount, currency, fingerprint } = command;
-  const fields = commandFields(command);
+  const fields = holdFields(command.transferId, command);
   const existing = task.holds.hold(from, holdId);
   if (existing !== undefined) {
     // The id's dedup entry expired, its hold did not: still that hold. The same command again is silent.
@@ -135,7 +125,7 @@ function openHold(task: HoldTask, holdId: string, opening: HoldRow): void {
   task.holds.putHold(holdId, row);
   task.holds.index(row, holdId);
   recordFinal(task, row.from, holdId, row.fingerprint, 'completed');
-  const value = { ...rowFields(holdId, row), status: 'pending', expiresAt: new Date(row.expiresAtMs).toISOString() };
+  const value = { ...holdFields(holdId, row), status: 'pending', expiresAt: new Date(row.expiresAtMs).toISOString() };
   task.out.outcome('completed', value, row.from);
 }
 
@@ -160,7 +150,7 @@ export function onFromLeg(
   } else {
     task.stores.adjustPending(leg.from, -BigInt(row.amount), 0n);
     task.holds.putHold(leg.holdId, { ...row, status: 'failed', resolvedAt: task.out.nowIso });
-    failHold(task, leg.from, row.fingerprint, rowFields(leg.holdId, row), leg.code, leg.reason);
+    failHold(task, leg.from, row.fingerprint, holdFields(leg.holdId, row), leg.code, leg.reason);
   }
 }
 

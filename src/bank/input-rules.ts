@@ -3,6 +3,8 @@
 // (commands.ts) applies them once, at the edge; the legs (legs.ts) and the HTTP API's validation use the
 // same functions, so no stage has a rule of its own.
 import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
+import { currencyDigits, formatMoney, type MoneyError, parseMoney } from './money.ts';
 
 /**
  * Identifiers (account, owner, transfer ids) are non-empty strings of at most this many UTF-16 code units
@@ -91,4 +93,79 @@ export function parseIsoTimestamp(text: string): number | undefined {
   const millis = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
   const ms = Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMs;
   return ms >= TIMESTAMP_MS_MIN && ms <= TIMESTAMP_MS_MAX ? ms : undefined;
+}
+
+// What the command parsers (commands.ts, hold-commands.ts) say and keep of a refused field, alike.
+
+/** The id rule in words, for refusal reasons. */
+export const ID_RULE = `a string of 1 to ${ID_CHARS_MAX} characters, well-formed Unicode, without control or format characters`;
+
+const KEY_QUOTED_CHARS_MAX = 64;
+const FINGERPRINT_CHARS_MAX = 1024;
+
+/** The record key must be the account the command acts on (`field`), so that the task owning it decides. */
+export function checkRecordKey(key: string | null | undefined, field: string, accountId: string): string | undefined {
+  if (key === null) return `record key is null; it must be the ${field} ${JSON.stringify(accountId)}`;
+  if (key === undefined) return `record key is not valid UTF-8; it must be the ${field} ${JSON.stringify(accountId)}`;
+  if (key !== accountId) {
+    const shown = key.length > KEY_QUOTED_CHARS_MAX ? `of ${Buffer.byteLength(key)} bytes` : JSON.stringify(key);
+    return `record key ${shown} differs from ${field} ${JSON.stringify(accountId)}`;
+  }
+  return undefined;
+}
+
+/** A fingerprint of the raw fields that define a command: their JSON, or its SHA-256 when that is long. */
+export function fingerprintText(fields: readonly unknown[]): string {
+  const text = JSON.stringify(fields);
+  if (text.length <= FINGERPRINT_CHARS_MAX) return text;
+  return `sha256:${createHash('sha256').update(text).digest('base64')}`;
+}
+
+/** A short, safe description of a bad value for a reason string. */
+export function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string')
+    return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return `the JSON ${typeof value} ${String(value).slice(0, 40)}`;
+}
+
+const AMOUNT_ECHO_CHARS_MAX = 64;
+
+/** A refused currency or amount: the outcome's code and reason. */
+export interface AmountRefusal {
+  readonly code: 'malformed' | 'invalid_amount';
+  readonly reason: string;
+}
+
+/**
+ * `currency` then `amount` of a money command, as both command parsers read them; the valid ones (and a
+ * well-formed invalid amount, unless absurdly long) are copied into `echo` for the outcome.
+ * `invalidReason` words a well-formed amount that is invalid (each parser has its own wording).
+ */
+export function readAmount(
+  raw: Record<string, unknown>,
+  echo: { currency?: string; amount?: string },
+  invalidReason: (error: Exclude<MoneyError, 'syntax'>, amount: string, currency: string, digits: number) => string,
+): { amount: bigint; currency: string } | AmountRefusal {
+  const currency = raw['currency'];
+  const digits = typeof currency === 'string' ? currencyDigits(currency) : undefined;
+  if (digits === undefined)
+    return { code: 'malformed', reason: `currency must be a known ISO 4217 code, got ${describe(currency)}` };
+  echo.currency = currency as string;
+  const amount = raw['amount'];
+  if (typeof amount !== 'string')
+    return { code: 'malformed', reason: `amount must be a decimal string, got ${describe(amount)}` };
+  const parsed = parseMoney(amount, digits);
+  if (!parsed.ok) {
+    if (parsed.error === 'syntax')
+      return { code: 'malformed', reason: `amount must be a decimal string, got ${describe(amount)}` };
+    // Echo a well-formed amount (a valid NUMERIC for the sink) unless it is absurdly long.
+    if (amount.length <= AMOUNT_ECHO_CHARS_MAX) echo.amount = amount;
+    return { code: 'invalid_amount', reason: invalidReason(parsed.error, amount, currency as string, digits) };
+  }
+  echo.amount = formatMoney(parsed.minor, digits);
+  return { amount: parsed.minor, currency: currency as string };
 }

@@ -2,6 +2,7 @@
 // A transfer whose `to` lives in another task travels: debit (from task) → credit (to task, key = to)
 // → settle or refund (back to the from task, key = from). Amounts are decimal strings, as on every wire.
 import { isUtf8 } from 'node:buffer';
+import type { TransferTerms } from './commands.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
 import { ID_CHARS_MAX, isStorableText, keyText, parseIsoTimestamp, REFERENCE_CHARS_MAX } from './input-rules.ts';
@@ -14,16 +15,8 @@ function isLegId(value: unknown): value is string {
   return isStorableText(value, 1, ID_CHARS_MAX);
 }
 
-export interface CreditLeg {
+export interface CreditLeg extends TransferTerms {
   readonly leg: 'credit';
-  readonly transferId: string;
-  readonly from: string;
-  readonly to: string;
-  /** Minor units, > 0. */
-  readonly amount: bigint;
-  readonly currency: string;
-  readonly reference: string | undefined;
-  readonly requestedAt: string;
 }
 
 /** The credit succeeded: the from task may forget the in-flight amount. */

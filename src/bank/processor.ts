@@ -17,14 +17,7 @@ import { DEFAULT_EXPIRY_BOUNDS, DedupExpiry } from './expiry.ts';
 import { type Leg, parseLeg } from './legs.ts';
 import { Outputs } from './outcomes.ts';
 import { type BankTask, actedAccount, recordFinal } from './decide.ts';
-import {
-  BankStores,
-  CONFLICTS_REMEMBERED_MAX,
-  creditedKey,
-  dedupKey,
-  defaultDedupSegmentIntervalMs,
-  findDedup,
-} from './stores.ts';
+import { BankStores, dedupVerdict, creditedKey, prefetchKeys, defaultDedupSegmentIntervalMs } from './stores.ts';
 import { credit, debit, refund, settle } from './transfer.ts';
 import { collectHoldKeys, type HoldWork, parseHoldLegRecord, parseHoldRecord, processHold } from './hold-dispatch.ts';
 import { expireDueHolds } from './hold-expiry.ts';
@@ -202,16 +195,7 @@ function valueBytes(rec: BankRecord): Buffer | null {
 
 /** Exactly the keys the record's handler will read; nothing for records that go to the DLQ. */
 function collectKeys(work: Exclude<Work, HoldWork>, keys: PrefetchCollector, transfers: BankStores['transfers']): void {
-  const account = (id: string): void => {
-    keys.add('accounts', id);
-    keys.add('balances', id);
-  };
-  // The dedup entry of (account, transferId), and the legacy bare-transferId one findDedup falls back to.
-  const dedup = (acted: string, transferId: string): void => {
-    for (const key of transfers.keysFor(dedupKey(acted, transferId))) keys.add('transfers', key);
-    // The bare transferId of entries written before keys named the account (only while old-layout entries are left).
-    for (const key of transfers.keysFor(transferId)) keys.add('transfers', key);
-  };
+  const { account, dedup } = prefetchKeys(keys, transfers);
   if (work.kind === 'leg') {
     if ('error' in work.leg) return;
     if (work.leg.leg === 'credit') {
@@ -266,14 +250,8 @@ function admit(
   fingerprint: string,
   fields: () => TransferFields,
 ): boolean {
-  const { key, entry } = findDedup(task.stores.transfers, account, transferId);
-  if (entry === undefined) return true;
-  if (entry.fingerprint === fingerprint || entry.conflicts?.includes(fingerprint)) return false;
-  const conflicts = entry.conflicts ?? [];
-  if (conflicts.length < CONFLICTS_REMEMBERED_MAX) {
-    task.stores.transfers.put(key, { ...entry, conflicts: [...conflicts, fingerprint] });
-  }
-  const reason = `transferId ${transferId} was already used for a different command (${entry.status}); that one stands`;
-  task.out.failed(fields(), 'idempotency_conflict', reason);
+  const verdict = dedupVerdict(task.stores.transfers, account, transferId, fingerprint);
+  if (verdict === 'new') return true;
+  if (verdict !== 'duplicate') task.out.failed(fields(), 'idempotency_conflict', verdict.conflict);
   return false;
 }

@@ -2,7 +2,7 @@
 // which has no bigint: money is stored as a string of integer minor units ("12550" = 125.50 EUR).
 // Readers outside the bank (the HTTP API) format it with formatMoney(BigInt(v), currencyDigits(currency)).
 import { type PurgeableStore, SegmentedKeyValueStore } from '../stores/segmented-store.ts';
-import type { KeyValueStore, ProcessorContext } from '../topology/types.ts';
+import type { KeyValueStore, PrefetchCollector, ProcessorContext } from '../topology/types.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 
 /** Store names; the topics tool creates a changelog `<appId>-<name>-changelog` for each. */
@@ -81,6 +81,28 @@ export function dedupKey(account: string, transferId: string): string {
 }
 
 /**
+ * The prefetch keys a handler reads, for collectKeys (processor.ts) and collectHoldKeys (hold-dispatch.ts):
+ * `account` an account's two entries; `dedup` the dedup entry of (account, transferId) and the legacy
+ * bare-transferId one findDedup falls back to.
+ */
+export function prefetchKeys(
+  keys: PrefetchCollector,
+  transfers: Pick<BankStores['transfers'], 'keysFor'>,
+): { account(id: string): void; dedup(acted: string, transferId: string): void } {
+  return {
+    account(id) {
+      keys.add('accounts', id);
+      keys.add('balances', id);
+    },
+    dedup(acted, transferId) {
+      for (const key of transfers.keysFor(dedupKey(acted, transferId))) keys.add('transfers', key);
+      // The bare transferId of entries written before keys named the account (only while old-layout entries are left).
+      for (const key of transfers.keysFor(transferId)) keys.add('transfers', key);
+    },
+  };
+}
+
+/**
  * The to task's mark that it applied (or refused) the credit leg of (from, transferId): a verbatim copy
  * of a signed leg verifies, so without it a copy written to the credits topic would credit `to` again.
  * It starts with NUL then "c" (a dedupKey has a digit there), so it never equals a dedupKey of the same
@@ -112,6 +134,29 @@ export function findDedup(
   // A legacy entry keeps the old scope (the whole task) until it expires: same fingerprint = duplicate, else conflict.
   const legacy = transfers.get(transferId);
   return legacy === undefined ? { key, entry: undefined } : { key: transferId, entry: legacy };
+}
+
+/**
+ * The idempotency gate of a command on (account, transferId), for admit (processor.ts) and admitHold
+ * (hold-dispatch.ts): `new`; `duplicate` (the same fingerprint, or a conflict already answered: silent);
+ * or a first conflict, remembered (up to CONFLICTS_REMEMBERED_MAX), with the reason to answer it with.
+ */
+export function dedupVerdict(
+  transfers: KeyValueStore<TransferEntry>,
+  account: string,
+  transferId: string,
+  fingerprint: string,
+): 'new' | 'duplicate' | { conflict: string } {
+  const { key, entry } = findDedup(transfers, account, transferId);
+  if (entry === undefined) return 'new';
+  if (entry.fingerprint === fingerprint || entry.conflicts?.includes(fingerprint)) return 'duplicate';
+  const conflicts = entry.conflicts ?? [];
+  if (conflicts.length < CONFLICTS_REMEMBERED_MAX) {
+    transfers.put(key, { ...entry, conflicts: [...conflicts, fingerprint] });
+  }
+  return {
+    conflict: `transferId ${transferId} was already used for a different command (${entry.status}); that one stands`,
+  };
 }
 
 /** How the transfers store is segmented (see SegmentedKeyValueStore). */

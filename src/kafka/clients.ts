@@ -135,6 +135,21 @@ export function createAdmin(config: KafkaClientConfig): Admin {
   return new Admin({ ...baseClientOptions(config), strict: true });
 }
 
+/** What both producers share: idempotent (acks=all, one in-flight request), Java-compatible partitioner. */
+function idempotentOptions(config: IdempotentProducerConfig | TransactionalProducerConfig) {
+  return {
+    // Producer-side option validation runs on every send; keep the hot path lean.
+    strict: false,
+    idempotent: true,
+    acks: -1,
+    maxInflights: 1,
+    compression: config.compression ?? 'none',
+    partitioner: javaCompatiblePartitioner,
+    autocreateTopics: false,
+    repeatOnStaleMetadata: true,
+  } as const;
+}
+
 /**
  * The exactly-once producer: idempotent (acks=all, one in-flight request per connection),
  * transactional with a stable transactional.id, Java-compatible key partitioner.
@@ -153,17 +168,9 @@ export function createTransactionalProducer(config: TransactionalProducerConfig)
   }
   return new BankstreamProducer({
     ...base,
-    // Producer-side option validation runs on every send; keep the hot path lean.
-    strict: false,
-    idempotent: true,
+    ...idempotentOptions(config),
     transactionalId: config.transactionalId,
     timeout: transactionTimeoutMs,
-    acks: -1,
-    maxInflights: 1,
-    compression: config.compression ?? 'none',
-    partitioner: javaCompatiblePartitioner,
-    autocreateTopics: false,
-    repeatOnStaleMetadata: true,
   });
 }
 
@@ -171,15 +178,8 @@ export function createTransactionalProducer(config: TransactionalProducerConfig)
 export function createIdempotentProducer(config: IdempotentProducerConfig): BankstreamProducer {
   return new BankstreamProducer({
     ...baseClientOptions(config),
-    strict: false,
-    idempotent: true,
+    ...idempotentOptions(config),
     timeout: positive('produceTimeoutMs', config.produceTimeoutMs, 10_000),
-    acks: -1,
-    maxInflights: 1,
-    compression: config.compression ?? 'none',
-    partitioner: javaCompatiblePartitioner,
-    autocreateTopics: false,
-    repeatOnStaleMetadata: true,
   });
 }
 

@@ -26,6 +26,24 @@ export interface RestoreTarget {
   end: bigint;
 }
 
+/**
+ * One target per logged store of `task` (standby and active restore alike): from the store's checkpoint
+ * (0 when it has none) of its changelog; `end` starts at the checkpoint, for the caller to move.
+ */
+export async function checkpointTargets(
+  task: StreamTask,
+  partition: number,
+  changelogTopicOf: (store: string) => string,
+): Promise<RestoreTarget[]> {
+  const targets: RestoreTarget[] = [];
+  for (const [name, store] of task.stores) {
+    if (!store.options.logged) continue;
+    const offset = (await store.checkpoint()) ?? 0n;
+    targets.push({ task, storeName: name, topic: changelogTopicOf(name), partition, offset, end: offset });
+  }
+  return targets;
+}
+
 export interface RestoreProgress {
   records: number;
   elapsedMs: number;

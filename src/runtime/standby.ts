@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { backoffDelayMs, BROKER_BACKOFF, type BrokerOutage, isBrokerUnavailable } from '../kafka/retry.ts';
 import { type Fetcher, isOutOfRange, tpKey } from '../kafka/fetcher.ts';
 import type { ChangelogCheck } from './record-auth.ts';
-import { changelogEntries, type RestoreTarget, resetOutOfRange } from './restore.ts';
+import { changelogEntries, checkpointTargets, type RestoreTarget, resetOutOfRange } from './restore.ts';
 import type { StreamTask } from './task.ts';
 
 export interface StandbyTasksOptions {
@@ -105,20 +105,9 @@ export class StandbyTasks {
   async #open(partition: number): Promise<Standby> {
     const task = this.#options.createTask(partition);
     await task.openStores();
-    const targets: RestoreTarget[] = [];
+    let targets: RestoreTarget[];
     try {
-      for (const [name, store] of task.stores) {
-        if (!store.options.logged) continue;
-        const offset = (await store.checkpoint()) ?? 0n;
-        targets.push({
-          task,
-          storeName: name,
-          topic: this.#options.changelogTopicOf(name),
-          partition,
-          offset,
-          end: offset,
-        });
-      }
+      targets = await checkpointTargets(task, partition, (store) => this.#options.changelogTopicOf(store));
     } catch (error) {
       await task.close().catch(() => undefined);
       throw error;

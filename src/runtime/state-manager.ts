@@ -11,7 +11,7 @@ import { TaskCorruptedError } from './errors.ts';
 import { type Fetcher, tpKey } from '../kafka/fetcher.ts';
 import { listOffsets } from './list-offsets.ts';
 import type { ChangelogCheck } from './record-auth.ts';
-import { type RestoreProgress, type RestoreTarget, restoreTargets } from './restore.ts';
+import { checkpointTargets, type RestoreProgress, type RestoreTarget, restoreTargets } from './restore.ts';
 import type { StreamTask } from './task.ts';
 
 export interface StateManagerOptions {
@@ -56,18 +56,7 @@ export class StateManager {
   async planRestore(tasks: StreamTask[]): Promise<RestoreTarget[]> {
     const targets: RestoreTarget[] = [];
     for (const task of tasks) {
-      for (const [name, store] of task.stores) {
-        if (!store.options.logged) continue;
-        const offset = (await store.checkpoint()) ?? 0n;
-        targets.push({
-          task,
-          storeName: name,
-          topic: this.changelogTopic(name),
-          partition: task.partition,
-          offset,
-          end: 0n,
-        });
-      }
+      targets.push(...(await checkpointTargets(task, task.partition, (store) => this.changelogTopic(store))));
     }
     if (targets.length === 0) return targets;
     const ends = await this.#stableEnds(targets);

@@ -1,6 +1,7 @@
 // The console's topology and cluster views (issue 24), computed from what the instance already knows:
 // the topology the engine runs (its nodes, stores and repartition topics), the signed instance directory
 // (every instance's claim: state, generation, running and standby partitions) and this instance's own status.
+import type { InstanceRecord } from '../../cluster/directory-records.ts';
 import { changelogTopic } from '../../topology/changelog.ts';
 import type { Topology } from '../../topology/topology.ts';
 
@@ -40,15 +41,7 @@ export function topologyView(topology: Topology, appId: string): TopologyView {
 }
 
 /** One directory record, as InstanceDirectory.instances() lists them. */
-export interface DirectoryClaim {
-  instanceId: string;
-  url: string;
-  generation: number;
-  partitions: number[];
-  state: string;
-  standby?: number[];
-  at: string;
-}
+export type DirectoryClaim = InstanceRecord;
 
 /** What this instance knows of itself (KafkaStreams.status()). */
 export interface LocalStatus {
