@@ -5,11 +5,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Admin, Consumer } from '@platformatic/kafka';
+import { Admin } from '@platformatic/kafka';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/config/logger.ts';
 import { partitionForKey } from '../../../src/kafka/partitioner.ts';
-import { Fetcher } from '../../../src/kafka/fetcher.ts';
+import { createReader, type Reader } from '../../../src/kafka/reader.ts';
 import { signChangelogEntry } from '../../../src/kafka/record-mac.ts';
 import {
   type ChangelogCheck,
@@ -102,23 +102,22 @@ async function writeSigned(
   await produce(messages);
 }
 
+/** A reader built the way the engine builds its restore and standby readers (src/kafka/reader.ts). */
+function testReader(clientId: string, group: string): Reader {
+  return createReader({
+    clientId,
+    groupId: uniqueName(group),
+    bootstrapBrokers: BROKERS,
+    fetch: { maxWaitMs: 100, minBytes: 1, maxBytes: 4 * 1024 * 1024, partitionMaxBytes: 256 * 1024 },
+  });
+}
+
 /** A restore as a starting instance runs it: its own client, a task opening the state folder. */
 async function restored(
   f: Fixture,
   check?: ChangelogCheck,
 ): Promise<{ records: number; values: (number | undefined)[]; checkpoint: bigint | null }> {
-  const consumer = new Consumer({
-    clientId: 'restore-test',
-    groupId: uniqueName('restore'),
-    bootstrapBrokers: BROKERS,
-    strict: false,
-  });
-  const fetcher = new Fetcher(consumer, {
-    maxWaitMs: 100,
-    minBytes: 1,
-    maxBytes: 4 * 1024 * 1024,
-    partitionMaxBytes: 256 * 1024,
-  });
+  const { consumer, fetcher } = testReader('restore-test', 'restore');
   const t = task(f);
   await t.openStores();
   try {
@@ -224,18 +223,7 @@ describe('restore from changelogs', () => {
   it('should tail a signed changelog into a standby and drop the standby at a forged record', async () => {
     const f = await fixture();
     await writeSigned(f.changelog, 0, 50, 5);
-    const consumer = new Consumer({
-      clientId: 'standby-test',
-      groupId: uniqueName('standby'),
-      bootstrapBrokers: BROKERS,
-      strict: false,
-    });
-    const fetcher = new Fetcher(consumer, {
-      maxWaitMs: 100,
-      minBytes: 1,
-      maxBytes: 4 * 1024 * 1024,
-      partitionMaxBytes: 256 * 1024,
-    });
+    const { consumer, fetcher } = testReader('standby-test', 'standby');
     const standbys = new StandbyTasks({
       consumer,
       fetcher,
