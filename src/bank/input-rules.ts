@@ -60,6 +60,12 @@ export function keyText(key: Buffer | string | null): string | null | undefined 
 const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])(\d{2}):(\d{2}))$/;
 const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
+/** Days in `month` (1–12) of `year` in the proleptic Gregorian calendar (0 for a month outside 1–12). */
+export function daysInMonth(year: number, month: number): number {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  return month === 2 && !leap ? 28 : (DAYS_IN_MONTH[month - 1] ?? 0);
+}
+
 /**
  * The instants every stage prints the same way: years 1000 to 9999 in UTC. Outside them toISOString()
  * writes a sign and six year digits ("+275760-09-13T…"), which the sink and most parsers refuse.
@@ -82,9 +88,16 @@ export function parseIsoTimestamp(text: string): number | undefined {
     number,
     number,
   ];
-  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-  const days = month === 2 && !leap ? 28 : (DAYS_IN_MONTH[month - 1] ?? 0);
-  if (year < 1000 || month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 59)
+  if (
+    year < 1000 ||
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    day > daysInMonth(year, month) ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  )
     return undefined;
   const offsetHours = Number(m[9] ?? 0);
   const offsetMinutes = Number(m[10] ?? 0);

@@ -8,6 +8,7 @@
 // an immediate 503 + Retry-After instead of a connection timeout per request.
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { daysInMonth } from '../bank/input-rules.ts';
 import type { Config } from '../config/config.ts';
 import { FailoverPool, isConnectionFailure } from '../sinks/pg-connection.ts';
 import { BREAKER_STATE_VALUES, type BreakerState, CircuitBreaker, CircuitOpenError } from './circuit-breaker.ts';
@@ -344,10 +345,7 @@ function isCursorTimestamp(at: string): boolean {
     number,
   ];
   if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return false;
-  // Day 0 of the next month is the last day of this one (Date.UTC maps years 0-99 to 1900+, so set the year apart).
-  const last = new Date(0);
-  last.setUTCFullYear(year, month, 0);
-  return day <= last.getUTCDate();
+  return day <= daysInMonth(year, month);
 }
 
 /** Postgres text cannot hold NUL, and a lone surrogate would be stored as U+FFFD: neither is a real id. */
