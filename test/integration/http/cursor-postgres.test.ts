@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError } from '../../../src/problems/errors.ts';
 import { decodeCursor } from '../../../src/http/history.ts';
 import { POSTGRES_SERVER_URL } from '../support/postgres.ts';
+import { dateish } from '../../fixtures/dateish.ts';
 
 let client: pg.Client;
 
@@ -17,22 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await client.end();
 });
-
-const pad = (n: number, width: number) => String(n).padStart(width, '0');
-const dateish = fc
-  .tuple(
-    fc.integer({ min: 0, max: 9999 }),
-    fc.integer({ min: 0, max: 13 }),
-    fc.integer({ min: 0, max: 32 }),
-    fc.integer({ min: 0, max: 25 }),
-    fc.integer({ min: 0, max: 61 }),
-    fc.integer({ min: 0, max: 61 }),
-    fc.integer({ min: 0, max: 999_999 }),
-  )
-  .map(
-    ([y, mo, d, h, mi, s, us]) =>
-      `${pad(y, 4)}-${pad(mo, 2)}-${pad(d, 2)}T${pad(h, 2)}:${pad(mi, 2)}:${pad(s, 2)}.${pad(us, 6)}Z`,
-  );
 
 describe('history cursors against PostgreSQL', () => {
   it('should only accept cursors whose timestamp and id PostgreSQL takes when the cursor is crafted', async () => {

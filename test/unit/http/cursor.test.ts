@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../../src/problems/errors.ts';
 import { decodeCursor, encodeCursor } from '../../../src/http/history.ts';
+import { dateish } from '../../fixtures/dateish.ts';
 
 const b64 = (value: unknown) =>
   Buffer.from(typeof value === 'string' ? value : JSON.stringify(value), 'utf8').toString('base64url');
@@ -28,22 +29,6 @@ function expectAcceptable(decoded: Decoded): void {
   expect(decoded.transferId.includes('\u0000')).toBe(false);
   expect(BigInt(decoded.rowId) <= 9223372036854775807n).toBe(true);
 }
-
-// Dates near the edges: impossible days, months, hours, year 0, leap years.
-const dateish = fc
-  .tuple(
-    fc.integer({ min: 0, max: 9999 }),
-    fc.integer({ min: 0, max: 13 }),
-    fc.integer({ min: 0, max: 32 }),
-    fc.integer({ min: 0, max: 25 }),
-    fc.integer({ min: 0, max: 61 }),
-    fc.integer({ min: 0, max: 61 }),
-    fc.integer({ min: 0, max: 999_999 }),
-  )
-  .map(
-    ([y, mo, d, h, mi, s, us]) =>
-      `${String(y).padStart(4, '0')}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}T${String(h).padStart(2, '0')}:${String(mi).padStart(2, '0')}:${String(s).padStart(2, '0')}.${String(us).padStart(6, '0')}Z`,
-  );
 
 describe('history cursor decoding', () => {
   it('should round-trip a cursor when it was encoded by the endpoint', () => {
