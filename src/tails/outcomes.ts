@@ -91,6 +91,11 @@ export class OutcomeTracker {
     return waiter;
   }
 
+  /** The latest outcome seen under a transferId (of the last RECENT_OUTCOMES_MAX), with `status`. */
+  recentOutcome(transferId: string): OutcomeValue | undefined {
+    return this.#recent.get(transferId);
+  }
+
   /** Registers interest in an account command's audit answer; call before producing it. */
   expectAccount(accountId: string, kind: 'open' | 'close'): Waiter<AccountResult> {
     return this.#waiter<AccountResult, { kind: 'open' | 'close'; resolve: (r: AccountResult) => void }>(

@@ -42,7 +42,7 @@ async function resolveHold(ctx: Context, deps: ApiDeps, type: ResolveHoldCommand
   const waitMs = intQuery(ctx.query, 'wait', 0, deps.config.http.waitMaxMs);
   const key = idempotencyKey(ctx.headers['idempotency-key']);
   const request = parseResolveRequest(type, await optionalJsonObject(ctx, deps), key);
-  const from = request.from ?? (await oneHold(ctx, deps, holdId, undefined)).from;
+  const from = request.from ?? (await fromOfHold(ctx, deps, holdId));
   const command: ResolveHoldCommand = {
     type,
     transferId: request.transferId,
@@ -100,6 +100,23 @@ function answerOutcome(ctx: Context, result: TransferResult, location: string): 
 async function optionalJsonObject(ctx: Context, deps: ApiDeps): Promise<JsonObject> {
   const empty = !ctx.request.type && (ctx.request.length ?? 0) === 0 && !ctx.get('Transfer-Encoding');
   return empty ? {} : readJsonObject(ctx, deps.config.http.bodyLimitBytes);
+}
+
+/**
+ * The `from` of the hold a post or void names without one: its row in the read model, or, while the sink
+ * has not recorded it yet, the `pending` outcome this instance saw last under that id (a post right after
+ * a ?wait hold).
+ */
+async function fromOfHold(ctx: Context, deps: ApiDeps, holdId: string): Promise<string> {
+  try {
+    return (await oneHold(ctx, deps, holdId, undefined)).from;
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.code !== 'hold_not_found') throw error;
+    const seen = deps.tracker.recentOutcome(holdId);
+    if (seen?.['type'] === 'hold' && seen['status'] === 'completed' && typeof seen['from'] === 'string')
+      return seen['from'];
+    throw error;
+  }
 }
 
 /** GET /v1/holds/:id[?account=]: the hold's state as the sink recorded it. */

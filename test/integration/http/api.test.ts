@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/kafka.ts';
 import { adminToken } from '../support/tokens.ts';
+import { describeHolds } from './holds-cases.ts';
 import { DEV_SECRET, type Stack, call, createStack, login, waitReady } from './stack.ts';
 
 let stack: Stack;
@@ -397,6 +398,8 @@ describe('validation', () => {
     }
   });
 });
+
+describeHolds(() => ({ url, teller, alice, bob, admin, openAccount, deposit }));
 
 describe('events, metrics and health', () => {
   it('should deliver an outcome of the account over Server-Sent Events when a deposit completes', async () => {
