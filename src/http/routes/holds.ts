@@ -98,7 +98,8 @@ function answerOutcome(ctx: Context, result: TransferResult, location: string): 
 
 /** A post's or void's body may be left out: every field of it is optional but its transferId (or header). */
 async function optionalJsonObject(ctx: Context, deps: ApiDeps): Promise<JsonObject> {
-  const empty = !ctx.request.type && (ctx.request.length ?? 0) === 0 && !ctx.get('Transfer-Encoding');
+  // No body at all (no Content-Length or 0, not chunked), whatever Content-Type a client sent with it.
+  const empty = (ctx.request.length ?? 0) === 0 && !ctx.get('Transfer-Encoding');
   return empty ? {} : readJsonObject(ctx, deps.config.http.bodyLimitBytes);
 }
 
