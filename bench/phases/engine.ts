@@ -125,3 +125,11 @@ export function loadBase(bench: BenchEnvironment, settings: BenchSettings) {
     clientId: 'bankstream-bench-load',
   };
 }
+
+/** The one-instance engine again on its kept state folder (after the scale-out phase stopped it). */
+export async function restartEngine(bench: BenchEnvironment): Promise<BenchChild> {
+  // Not profiled: the profile summarized is the backlog run's.
+  const engine = spawnCli(bench, 'engine-again', ['start', '--no-sink']);
+  await engine.waitForOutput('tasks running', READY_TIMEOUT_MS);
+  return engine;
+}
