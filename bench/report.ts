@@ -220,6 +220,14 @@ export function footnotes(r: BenchResults): string[] {
       `- the machine was busy during the run (1-min load average up to ${busiest} on ${r.machine.cores} cores): other work competed with the bench; read the ratios, not the absolute rates`,
     );
   for (const f of r.failures) lines.push(`- phase ${f.phase} failed: ${f.error}`);
+  for (const [name, t] of [
+    ['engine', r.engine],
+    ['scale', r.scale],
+  ] as const)
+    if (t?.timedOut)
+      lines.push(
+        `- the ${name} phase timed out with ${n(t.count)} of ${n(t.transfers)} commands answered: its rates cover that part only (a busy machine; the timeouts are in bench/settings.ts)`,
+      );
   return lines;
 }
 

@@ -126,8 +126,13 @@ async function runPhases(
   results.engine = measured?.result;
   let engine = measured?.engine;
   const fullRate = results.engine?.sustainedPerSecond ?? 0;
-  if (probe && results.engine)
-    results.writes = await phase('writes', async () => (await sleep(1000), probe.finish(backlog.sent)));
+  const answered = results.engine;
+  if (probe && answered)
+    // A timed-out engine is still working: divide by what it had answered, an approximation (noted).
+    results.writes = await phase('writes', async () => {
+      await sleep(1000);
+      return probe.finish(answered.timedOut ? answered.count : backlog.sent);
+    });
   if (settings.scaleInstances > 1 && fullRate > 0) {
     // The scale-out run gets the machine to itself: the one-instance engine stops, and restarts after.
     await engine?.stop(60_000);
@@ -184,6 +189,7 @@ function describe(value: unknown): string {
     'requestsPerSecond',
     'answeredPerSecond',
     'status',
+    'timedOut',
   ];
   const parts = keys.filter((k) => result[k] !== undefined).map((k) => `${k}=${String(result[k])}`);
   const visible = result['visible'] as { p50Ms: number; p99Ms: number; p999Ms: number } | undefined;
