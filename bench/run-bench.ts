@@ -30,7 +30,7 @@ import {
 } from './environment.ts';
 import { measureApi, measureApiUnderLoad } from './phases/api.ts';
 import { measureBaseline } from './phases/baseline.ts';
-import { measureEngineBacklog, produceBacklog, restartEngine, setupAccounts } from './phases/engine.ts';
+import { measureEngineBacklog, produceBacklog, restartEngine, setupAccounts, waitForIdle } from './phases/engine.ts';
 import { curveRates, measureLatency } from './phases/latency.ts';
 import { measureRawBroker } from './phases/raw-broker.ts';
 import { measureRestore } from './phases/restore.ts';
@@ -102,6 +102,10 @@ export async function runBench(settings: BenchSettings, log: BenchLog): Promise<
   return { results, file, table: report };
 }
 
+/** Before the latency curve: no outcome for this long means the engine has no backlog left (bounded). */
+const IDLE_QUIET_MS = 2000;
+const IDLE_TIMEOUT_MS = 90_000;
+
 type Phase = <T>(name: string, run: () => Promise<T>) => Promise<T | undefined>;
 
 async function runPhases(
@@ -141,6 +145,7 @@ async function runPhases(
   }
   if (engine && fullRate > 0) {
     const running = engine;
+    await phase('engine-idle', () => waitForIdle(bench, IDLE_QUIET_MS, IDLE_TIMEOUT_MS));
     const rates = curveRates(fullRate, settings.latencyFractions);
     for (const [i, fraction] of settings.latencyFractions.entries()) {
       const label = `${Math.round(fraction * 100)}pct`;
