@@ -9,6 +9,7 @@ import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { readCommitted } from '../../helpers/kafka.ts';
 import { prefixedEnv, uniquePrefix } from '../support/kafka.ts';
+import { holdViolations, overdueHolds } from './hold-checks.ts';
 import type { Workload, WorkloadCommand } from './workload.ts';
 
 export const PARTITIONS = 4;
@@ -64,11 +65,18 @@ export async function sendWithKafkaJs(config: Config, commands: WorkloadCommand[
   }
 }
 
+export interface BalanceSeen {
+  balance: string;
+  inFlight: string;
+  pendingDebits?: string;
+  pendingCredits?: string;
+}
+
 export interface Observed {
   completed: Array<Record<string, string>>;
   failed: Array<Record<string, string>>;
   dlq: Array<{ value: string; headers: Record<string, string> }>;
-  balances: Map<string, { balance: string; inFlight: string }>;
+  balances: Map<string, BalanceSeen>;
 }
 
 export async function observe(config: Config): Promise<Observed> {
@@ -82,13 +90,9 @@ export async function observe(config: Config): Promise<Observed> {
     value: r.value?.toString('utf8') ?? '',
     headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, v.toString('utf8')])),
   }));
-  const balances = new Map<string, { balance: string; inFlight: string }>();
+  const balances = new Map<string, BalanceSeen>();
   for (const r of await read(`${config.appId}-balances-changelog`)) {
-    if (r.key && r.value)
-      balances.set(
-        r.key.toString('utf8'),
-        JSON.parse(r.value.toString('utf8')) as { balance: string; inFlight: string },
-      );
+    if (r.key && r.value) balances.set(r.key.toString('utf8'), JSON.parse(r.value.toString('utf8')) as BalanceSeen);
   }
   return { completed, failed, dlq, balances };
 }
@@ -101,13 +105,15 @@ export function expectedOutcomeCount(workload: Workload): number {
 }
 
 /**
- * The pipeline is quiet: every owed outcome is out and no money is in flight. A transfer's outcome is
- * answered by the to task before the settle leg reaches the from task, so counting outcomes alone
- * races the last settle legs.
+ * The pipeline is quiet: every owed outcome is out, no money is in flight and no open hold is past its
+ * deadline (its expiry is still to come). A transfer's outcome is answered by the to task before the
+ * settle leg reaches the from task, so counting outcomes alone races the last settle legs.
  */
-export function quiet(seen: Observed, owed: number): boolean {
+export function quiet(seen: Observed, owed: number, nowMs = Date.now()): boolean {
   return (
-    seen.completed.length + seen.failed.length >= owed && [...seen.balances.values()].every((b) => b.inFlight === '0')
+    seen.completed.length + seen.failed.length >= owed &&
+    [...seen.balances.values()].every((b) => b.inFlight === '0') &&
+    overdueHolds(seen.completed, nowMs) === 0
   );
 }
 
@@ -137,6 +143,7 @@ export function pipelineViolations(workload: Workload, seen: Observed): string[]
     if (!wantConflicts.has(id)) problems.push(`${id}: ${n} unexpected idempotency conflicts`);
   problems.push(...dlqViolations(all, seen));
   problems.push(...balanceViolations(workload, decided, seen.balances));
+  problems.push(...holdViolations(seen, seen.balances, Date.now()));
   return problems;
 }
 
@@ -156,6 +163,8 @@ export function decidedOutcomes(
     ...seen.failed,
   ];
   for (const o of all) {
+    // Answered under the hold's own id, with no command of its own: hold-checks.ts counts expiries.
+    if (o.type === 'hold_expiry') continue;
     if (o.code === 'idempotency_conflict') {
       conflicts.set(o.transferId!, (conflicts.get(o.transferId!) ?? 0) + 1);
       continue;
@@ -202,7 +211,7 @@ function balanceViolations(
       expected.set(o.accountId!, expected.get(o.accountId!)! + amount);
       deposits += amount;
     }
-    if (o.type === 'transfer') {
+    if (o.type === 'transfer' || o.type === 'post_hold') {
       expected.set(o.from!, expected.get(o.from!)! - amount);
       expected.set(o.to!, expected.get(o.to!)! + amount);
     }
