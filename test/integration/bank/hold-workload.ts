@@ -56,8 +56,10 @@ function json(value: unknown): Buffer {
 
 /**
  * Interleaves `holds` holds and what follows them into `commands` (in place, deterministically from rnd).
- * A resolving command lands 5–150 commands after its hold, so with the workload sent in slices over the
- * run it arrives from well before to well after short deadlines (1–20 s), under whatever fault is on.
+ * A resolving command lands 40–400 commands after its hold (a late post 400 more), so with the workload
+ * sent in slices over the run it arrives from before to after short deadlines (1–20 s; at the suite's
+ * ~85 commands/s that is 0.5–5 s, 5–10 s for a late post), under whatever fault is on. Some land in the
+ * hold's own slice: a cross-partition hold may still wait for its `to` (hold_not_open), then expires.
  */
 export function mixInHolds(
   commands: WorkloadCommand[],
@@ -96,7 +98,7 @@ export function mixInHolds(
     const later = (key: string, command: Record<string, unknown>, extra = 0) => {
       const transferId = `${holdId}-r${n++}`;
       placed.push({
-        at: at + 5 + extra + rnd() * 145,
+        at: at + 40 + extra + rnd() * 360,
         command: {
           key,
           value: json({ ...command, transferId, holdId, from }),
@@ -114,7 +116,7 @@ export function mixInHolds(
       // Back to back in the input: the same partition decides them in this order.
       const first = scenario === 'post-void' ? post : voided;
       const second = scenario === 'post-void' ? voided : post;
-      const when = at + 5 + rnd() * 145;
+      const when = at + 40 + rnd() * 360;
       for (const [k, command] of [first, second].entries()) {
         const transferId = `${holdId}-r${n++}`;
         placed.push({
@@ -128,10 +130,10 @@ export function mixInHolds(
       }
     } else if (scenario === 'post-twice') {
       later(from, partial);
-      later(from, post, 20);
+      later(from, post, 40);
     } else if (scenario === 'routed-post') later(to, post);
     else if (scenario === 'routed-void') later(to, voided);
-    else if (scenario === 'late-post') later(from, post, 100);
+    else if (scenario === 'late-post') later(from, post, 400);
     else if (scenario === 'over-post') later(from, { type: 'post_hold', amount: money(cents + 1), currency: 'EUR' });
   }
   const base = commands.map((command, index) => ({ at: index, command }));
