@@ -112,11 +112,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       seed: options.seed,
       prefix: `c${options.seed}`,
     });
+    const holds = options.holds ?? Math.round(options.transfers / 8);
     mixInHolds(workload.commands, {
       accounts: workload.accounts.filter((a) => !a.includes('-usd-')),
-      holds: options.holds ?? Math.round(options.transfers / 8),
+      holds,
       prefix: `c${options.seed}`,
       rnd: random(options.seed * 31 + 7),
+      // The rate the commands are sent at (a hold brings about 1.2 posts or voids with it).
+      perSecond: ((workload.commands.length + holds * 2.2) * 1000) / options.durationMs,
     });
     cluster.start('i0');
     cluster.start('i1');
@@ -181,7 +184,9 @@ async function underFaults(
   const rnd = random(options.seed * 7919 + 1);
   const faults: string[] = [];
   const started = Date.now();
-  const slices = 20;
+  // About one slice a second (at least 20): a hold's post or void, a few seconds after it in the
+  // workload, is sent a few seconds after it too.
+  const slices = Math.max(20, Math.round(options.durationMs / 1000));
   const sender = (async () => {
     for (let i = 0; i < slices; i++) {
       const slice = workload.commands.slice(

@@ -56,16 +56,17 @@ function json(value: unknown): Buffer {
 
 /**
  * Interleaves `holds` holds and what follows them into `commands` (in place, deterministically from rnd).
- * A resolving command lands 40–400 commands after its hold (a late post 400 more), so with the workload
- * sent in slices over the run it arrives from before to after short deadlines (1–20 s; at the suite's
- * ~85 commands/s that is 0.5–5 s, 5–10 s for a late post), under whatever fault is on. Some land in the
- * hold's own slice: a cross-partition hold may still wait for its `to` (hold_not_open), then expires.
+ * A resolving command lands 0.3–5.3 s after its hold at `perSecond` commands a second (a late post 6 s
+ * more), so it arrives from before to after short deadlines (1–20 s), under whatever fault is on. One
+ * sent in its hold's slice may find a cross-partition hold still waiting for `to` (hold_not_open).
  */
 export function mixInHolds(
   commands: WorkloadCommand[],
-  options: { accounts: string[]; holds: number; prefix: string; rnd: () => number },
+  options: { accounts: string[]; holds: number; prefix: string; rnd: () => number; perSecond: number },
 ): void {
   const { accounts, rnd } = options;
+  /** A position `seconds` later in the commands, at the rate they are sent. */
+  const after = (seconds: number) => seconds * options.perSecond;
   const pick = <T>(list: T[]): T => list[Math.floor(rnd() * list.length)]!;
   const placed: Array<{ at: number; command: WorkloadCommand }> = [];
   const span = Math.max(1, commands.length);
@@ -98,7 +99,7 @@ export function mixInHolds(
     const later = (key: string, command: Record<string, unknown>, extra = 0) => {
       const transferId = `${holdId}-r${n++}`;
       placed.push({
-        at: at + 40 + extra + rnd() * 360,
+        at: at + after(0.3 + extra + rnd() * 5),
         command: {
           key,
           value: json({ ...command, transferId, holdId, from }),
@@ -116,7 +117,7 @@ export function mixInHolds(
       // Back to back in the input: the same partition decides them in this order.
       const first = scenario === 'post-void' ? post : voided;
       const second = scenario === 'post-void' ? voided : post;
-      const when = at + 40 + rnd() * 360;
+      const when = at + after(0.3 + rnd() * 5);
       for (const [k, command] of [first, second].entries()) {
         const transferId = `${holdId}-r${n++}`;
         placed.push({
@@ -130,10 +131,10 @@ export function mixInHolds(
       }
     } else if (scenario === 'post-twice') {
       later(from, partial);
-      later(from, post, 40);
+      later(from, post, 1);
     } else if (scenario === 'routed-post') later(to, post);
     else if (scenario === 'routed-void') later(to, voided);
-    else if (scenario === 'late-post') later(from, post, 400);
+    else if (scenario === 'late-post') later(from, post, 6);
     else if (scenario === 'over-post') later(from, { type: 'post_hold', amount: money(cents + 1), currency: 'EUR' });
   }
   const base = commands.map((command, index) => ({ at: index, command }));
