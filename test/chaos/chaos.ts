@@ -25,7 +25,7 @@ import {
   quiet,
   sendWithKafkaJs,
 } from '../integration/bank/pipeline.ts';
-import { holdCounts, holdsSeen } from '../integration/bank/hold-checks.ts';
+import { holdCounts, holdsSeen, resolveAnswers } from '../integration/bank/hold-checks.ts';
 import { mixInHolds } from '../integration/bank/hold-workload.ts';
 import { buildWorkload, random, type Workload, type WorkloadCommand } from '../integration/bank/workload.ts';
 import { formatReport as formatReconcile } from '../../src/ops/reconcile/report.ts';
@@ -82,6 +82,8 @@ export interface ChaosReport {
   outcomes: number;
   /** Placed holds by how they ended (posted, partial, voided, expired, pending before the deadline). */
   holds: Record<string, number>;
+  /** How the posts and voids were answered (completed, or which failure code). */
+  holdAnswers: Record<string, number>;
   /** The `bankstream reconcile` report of the quiet system. */
   reconcile: string;
   losses: number;
@@ -405,6 +407,7 @@ function report(
     losses: [...owed].filter((id) => !answered.has(id)).length,
     duplicates: ids.length - answered.size + expiries.length - new Set(expiries).size,
     holds: holdCounts(seen.completed, Date.now()),
+    holdAnswers: resolveAnswers(seen),
     reconcile: reconciled,
     violations,
     unplannedExits,
@@ -536,6 +539,10 @@ export function formatReport(r: ChaosReport): string {
     `outcomes owed (distinct transferIds): ${r.owed}`,
     `outcomes read (read_committed): ${r.outcomes}`,
     `holds: ${Object.entries(r.holds)
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ')}`,
+    `posts and voids answered: ${Object.entries(r.holdAnswers)
+      .sort()
       .map(([k, n]) => `${n} ${k}`)
       .join(', ')}`,
     `losses: ${r.losses}`,

@@ -136,3 +136,19 @@ export function overdueHolds(completed: Array<Record<string, string>>, nowMs: nu
     if (!key.startsWith('?') && hold.resolutions.length === 0 && hold.expiresAtMs <= nowMs) n++;
   return n;
 }
+
+/** How the posts and voids were answered: `completed` or the failure code, with their counts. */
+export function resolveAnswers(seen: {
+  completed: Array<Record<string, string>>;
+  failed: Array<Record<string, string>>;
+}): Record<string, number> {
+  const answers: Record<string, number> = {};
+  const count = (o: Record<string, string>, answer: string) => {
+    if (o.type !== 'post_hold' && o.type !== 'void_hold') return;
+    const key = `${o.type} ${answer}`;
+    answers[key] = (answers[key] ?? 0) + 1;
+  };
+  for (const o of seen.completed) count(o, 'completed');
+  for (const o of seen.failed) count(o, o.code ?? '?');
+  return answers;
+}

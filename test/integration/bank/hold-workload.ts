@@ -56,9 +56,10 @@ function json(value: unknown): Buffer {
 
 /**
  * Interleaves `holds` holds and what follows them into `commands` (in place, deterministically from rnd).
- * A resolving command lands 0.3–5.3 s after its hold at `perSecond` commands a second (a late post 6 s
- * more), so it arrives from before to after short deadlines (1–20 s), under whatever fault is on. One
- * sent in its hold's slice may find a cross-partition hold still waiting for `to` (hold_not_open).
+ * A resolving command lands 1–6 s after its hold at `perSecond` commands a second (a late post 6 s
+ * more), so it arrives from before to after the deadlines (1–5 s for holds meant to expire or be posted
+ * late, 4–24 s for the others), under whatever fault is on. One that comes before the `to` task accepted
+ * a cross-partition hold fails hold_not_open (the hold then expires).
  */
 export function mixInHolds(
   commands: WorkloadCommand[],
@@ -85,7 +86,7 @@ export function mixInHolds(
         ? LONG_TIMEOUT_MS
         : scenario === 'expire' || scenario === 'late-post'
           ? 1000 + Math.floor(rnd() * 4000)
-          : 2000 + Math.floor(rnd() * 18_000);
+          : 4000 + Math.floor(rnd() * 20_000);
     const at = rnd() * span;
     placed.push({
       at,
@@ -99,7 +100,7 @@ export function mixInHolds(
     const later = (key: string, command: Record<string, unknown>, extra = 0) => {
       const transferId = `${holdId}-r${n++}`;
       placed.push({
-        at: at + after(0.3 + extra + rnd() * 5),
+        at: at + after(1 + extra + rnd() * 5),
         command: {
           key,
           value: json({ ...command, transferId, holdId, from }),
@@ -117,7 +118,7 @@ export function mixInHolds(
       // Back to back in the input: the same partition decides them in this order.
       const first = scenario === 'post-void' ? post : voided;
       const second = scenario === 'post-void' ? voided : post;
-      const when = at + after(0.3 + rnd() * 5);
+      const when = at + after(1 + rnd() * 5);
       for (const [k, command] of [first, second].entries()) {
         const transferId = `${holdId}-r${n++}`;
         placed.push({
