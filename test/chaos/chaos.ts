@@ -406,7 +406,7 @@ function report(
     outcomes: ids.length,
     losses: [...owed].filter((id) => !answered.has(id)).length,
     duplicates: ids.length - answered.size + expiries.length - new Set(expiries).size,
-    holds: holdCounts(seen.completed, Date.now()),
+    holds: holdCounts(seen.completed, seen.observedAtMs),
     holdAnswers: resolveAnswers(seen),
     reconcile: reconciled,
     violations,
