@@ -148,7 +148,7 @@ export class Metrics {
   observeExpiryStep(result: ExpiryStepResult, partition: number): void {
     this.histogram({
       name: 'bankstream_dedup_expiry_step_seconds',
-      help: 'Duration of one bounded dedup expiry step (the processing loop waits for it)',
+      help: "Duration of one dedup expiry step: the processing loop's pause for it (its LevelDB calls run in the background)",
       buckets: EXPIRY_BUCKETS_S,
     }).observe(result.durationMs / 1000);
     const expired = this.counter({
