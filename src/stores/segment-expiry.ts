@@ -56,6 +56,8 @@ export interface ExpiryStepResult {
   backgroundCalls: number;
   /** Their wall time in ms, start to settle, summed: what LevelDB took, in the background, not the loop. */
   backgroundMs: number;
+  /** The longest of them, in ms. */
+  backgroundCallMaxMs: number;
   /**
    * Entries in the store: counted from the writes and purges since the task opened, plus the pinned
    * ones of the last full pass; a lower bound until the segments present at open are purged.
@@ -149,13 +151,18 @@ export function applyScan(job: Job, nowMs: number, tally: Tally, withinBudget: (
   return true;
 }
 
-/** At most `limit` entries of [gte, lt) of the store (read-only: a scan's writes are made when a step takes it). */
+/**
+ * At most `limit` entries of [gte, lt) of the store (read-only: a scan's writes are made when a step
+ * takes it). Starts in a later turn of the event loop: the iterator LevelDB creates on the calling
+ * thread is not created inside the step that asks for the scan.
+ */
 export async function rangeEntries(
   store: KeyValueStore<unknown>,
   gte: string,
   lt: string | undefined,
   limit: number,
 ): Promise<[string, unknown][]> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
   const entries: [string, unknown][] = [];
   for await (const entry of store.range(lt === undefined ? { gte, limit } : { gte, lt, limit })) entries.push(entry);
   return entries;

@@ -82,6 +82,8 @@ export class SegmentPurger {
 
   async #run(): Promise<void> {
     try {
+      // Not even the call's start (LevelDB's iterator is created on the calling thread) runs inside the step.
+      await nextTurn();
       while (this.#purgedBelow < this.#target) {
         const low = this.#target;
         const limit = this.#limit;
@@ -100,7 +102,7 @@ export class SegmentPurger {
           this.#from = undefined;
         } else this.#from = `${lastKey}\u0000`;
         // The event loop (the processing loop among others) runs between two calls.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await nextTurn();
       }
     } catch (error) {
       // A closed or failed store ends the chain; a step still running takes the error (take()).
@@ -110,6 +112,11 @@ export class SegmentPurger {
       this.#running = undefined;
     }
   }
+}
+
+/** Settles in a later turn of the event loop (after the I/O callbacks waiting now). */
+export function nextTurn(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 function emptyReport(): PurgeReport {

@@ -178,13 +178,16 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     const tally: Tally = { purged: purge.purged, migrated: 0, refreshed: 0 };
     let backgroundCalls = purge.calls;
     let backgroundMs = purge.backgroundMs;
+    let backgroundCallMaxMs = purge.callMaxMs;
     this.#purger.request(low, bounds.purgeEntriesPerCallMax);
     for (let turns = 0; turns <= JOB_ORDER.length; turns++) {
       const job = this.#job ?? this.#startJob(now, bounds);
       if (job === undefined || !job.call.done) break;
       if (job.applied === 0) {
         backgroundCalls++;
-        backgroundMs += job.call.settledAtMs - job.call.startedAtMs;
+        const callMs = job.call.settledAtMs - job.call.startedAtMs;
+        backgroundMs += callMs;
+        backgroundCallMaxMs = Math.max(backgroundCallMaxMs, callMs);
       }
       if (!applyScan(job, this.#now(), tally, withinBudget)) break;
       this.#job = undefined;
@@ -197,6 +200,7 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
       inFlight: this.#purger.running || this.#job !== undefined,
       backgroundCalls,
       backgroundMs,
+      backgroundCallMaxMs,
     };
     this.#counts.purgedBelow(this.#purger.purgedBelow);
     result.storeEntries = this.#counts.entries();
