@@ -66,6 +66,8 @@ const TOPICS = {
 let nowMs = START_MS;
 /** Each expiry step's hold of the loop (it is synchronous: the loop resumes when it returns). */
 const loopPauses: number[] = [];
+/** The CPU time the step's thread used in each (the rest of a pause is the OS not running the process, or GC). */
+const loopPauseCpu: number[] = [];
 let purgedTotal = 0;
 let stepsLeavingCallInFlight = 0;
 /** Each step as an interval of performance.now() (to subtract GC pauses from), and the longest step's result. */
@@ -104,6 +106,7 @@ const topology = buildBankTopology({
   restoreClock: () => nowMs,
   onExpiryStep: (result, partition) => {
     loopPauses.push(result.durationMs);
+    loopPauseCpu.push(result.cpuMs);
     stepIntervals.push({ startMs: performance.now() - result.durationMs, durationMs: result.durationMs });
     if (result.durationMs > (longestStep?.durationMs ?? -1)) longestStep = { ...result, partition };
     purgedTotal += result.purged;
@@ -351,6 +354,7 @@ try {
       overBudget: loopPauses.filter((ms) => ms > DEFAULT_EXPIRY_BOUNDS.budgetMs).length,
       stepsLeavingCallInFlight,
       withoutGc: stats(withoutGcMs(stepIntervals)),
+      cpuMs: stats(loopPauseCpu),
       longestStep,
     },
     backgroundMs: {

@@ -48,6 +48,11 @@ export interface ExpiryStepResult {
   refreshed: number;
   /** How long the step held the processing loop (its own CPU work: it never waits for LevelDB). */
   durationMs: number;
+  /**
+   * CPU time the step's thread used meanwhile (ms): durationMs minus this is time the OS did not run
+   * the process (a loaded machine) or the thread waited for GC.
+   */
+  cpuMs: number;
   /** True when no expired segment is left to purge. */
   caughtUp: boolean;
   /** True when a LevelDB call of expiry (a purge, a scan) goes on in the background after the step. */
@@ -244,6 +249,12 @@ export function trackTouched(touched: Touched | undefined, physicalKey: string):
     touched.overflowed = true;
     touched.keys.clear();
   }
+}
+
+/** CPU time of the calling thread (user + system), in ms. */
+export function threadCpuMs(): number {
+  const { user, system } = process.threadCpuUsage();
+  return (user + system) / 1000;
 }
 
 export function monotonicClock(): () => number {

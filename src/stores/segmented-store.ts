@@ -29,6 +29,7 @@ import {
   monotonicClock,
   rangeEntries,
   type Tally,
+  threadCpuMs,
   type Touched,
   trackTouched,
 } from './segment-expiry.ts';
@@ -171,6 +172,7 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
    */
   expireStep(bounds: ExpiryStepBounds, elapsedMs: () => number = monotonicClock()): ExpiryStepResult {
     const started = elapsedMs();
+    const cpuStarted = threadCpuMs();
     const withinBudget = (): boolean => elapsedMs() - started < bounds.budgetMs;
     const now = this.#now();
     const low = this.#window(now).low;
@@ -196,6 +198,7 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     const result: ExpiryStepResult = {
       ...tally,
       durationMs: elapsedMs() - started,
+      cpuMs: threadCpuMs() - cpuStarted,
       caughtUp: this.#purger.purgedBelow >= low,
       inFlight: this.#purger.running || this.#job !== undefined,
       backgroundCalls,
