@@ -285,6 +285,32 @@ describe('SegmentedKeyValueStore', () => {
       expect(inner.disk.keys()).toEqual([]);
     });
 
+    test('should throw a failed background purge in the next step, once, and start the purge again after it', async () => {
+      const { inner, clock } = setup();
+      let failures = 1;
+      const flaky: PurgeableStore<unknown> = {
+        name: inner.name,
+        get: (key) => inner.get(key),
+        put: (key, value) => inner.put(key, value),
+        delete: (key) => inner.delete(key),
+        range: (options) => inner.range(options),
+        purgeRange: async (gte, lt, limit) => {
+          if (failures-- > 0) throw new Error('LevelDB: IO error');
+          return inner.purgeRange(gte, lt, limit);
+        },
+      };
+      const store = view(flaky, clock);
+      for (let i = 0; i < 5; i++) store.put(`k${i}`, { at: clock.now });
+      await commit(inner);
+      clock.now += 10 * RETENTION_MS;
+      expect(store.expireStep(BOUNDS)).toMatchObject({ purged: 0, inFlight: true });
+      await store.expiryIdle();
+      // The step that takes the failure throws it (the punctuation fails, as a record's processing would).
+      expect(() => store.expireStep(BOUNDS)).toThrow(/IO error/);
+      expect(await settle(store)).toMatchObject({ purged: 5, caughtUp: true });
+      expect(inner.disk.keys()).toEqual([]);
+    });
+
     test('should not rewrite a pinned entry the processor changed while the scan that read it was in flight', async () => {
       const { inner, clock } = setup();
       const slow = gated(inner);
