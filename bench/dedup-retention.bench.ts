@@ -312,6 +312,9 @@ try {
   for (const task of tasks) for await (const _ of task.stores.get('transfers')!.range()) counted++;
   const boundEntries = Math.round(RATE_PER_S * ((RETENTION_MS + SEGMENT_MS) / 1000));
   const afterFirstPeriod = samples.filter((sample) => sample.simulatedS! * 1000 > RETENTION_MS + SEGMENT_MS);
+  /** The largest value of a sampled field after the first retention + segment; null when the run is shorter. */
+  const maxAfterFirstPeriod = (field: string): number | null =>
+    afterFirstPeriod.length === 0 ? null : Math.max(...afterFirstPeriod.map((sample) => sample[field]!));
   const result = {
     bench: 'dedup-retention',
     date: new Date().toISOString(),
@@ -341,11 +344,11 @@ try {
     bounded: {
       note: 'after the first retention + segment: what the store and the changelog held at most, against rate x (retention + segment)',
       storeEntriesBound: boundEntries,
-      storeEntriesMax: Math.max(...afterFirstPeriod.map((sample) => sample.storeEntries!)),
-      storeApproximateBytesMax: Math.max(...afterFirstPeriod.map((sample) => sample.storeApproximateBytes!)),
-      storeDiskBytesMax: Math.max(...afterFirstPeriod.map((sample) => sample.storeDiskBytes!)),
-      changelogRecordsKeptMax: Math.max(...afterFirstPeriod.map((sample) => sample.changelogRecordsKept!)),
-      changelogBytesKeptMax: Math.max(...afterFirstPeriod.map((sample) => sample.changelogBytesKept!)),
+      storeEntriesMax: maxAfterFirstPeriod('storeEntries'),
+      storeApproximateBytesMax: maxAfterFirstPeriod('storeApproximateBytes'),
+      storeDiskBytesMax: maxAfterFirstPeriod('storeDiskBytes'),
+      changelogRecordsKeptMax: maxAfterFirstPeriod('changelogRecordsKept'),
+      changelogBytesKeptMax: maxAfterFirstPeriod('changelogBytesKept'),
     },
     loopPauseMs: {
       note: 'each dedup expiry step, as the processing loop waits for it: the step is synchronous (no LevelDB wait), so this is its own CPU work',
