@@ -18,6 +18,7 @@ export function onToLeg(task: HoldTask, leg: ToLeg): void {
     const target = usableAccount(task, leg.to, leg.currency);
     if (isRefusal(target)) {
       task.holds.putMark(from, holdId, { to: leg.to, amount: leg.amount.toString(), status: 'refused' });
+      task.holds.forgetLater('c', from, holdId, task.out.nowMs);
       sendHoldLeg(task, { leg: 'hold_refused', holdId, from, code: target.code, reason: target.reason });
       return;
     }
@@ -36,6 +37,8 @@ export function onToLeg(task: HoldTask, leg: ToLeg): void {
     return;
   }
   task.stores.adjustPending(leg.to, 0n, -held);
+  // Resolved either way below: the mark is kept one retention (a copied leg still finds it), then forgotten.
+  task.holds.forgetLater('c', from, holdId, task.out.nowMs);
   if (leg.leg === 'hold_release') {
     task.holds.putMark(from, holdId, { ...mark, status: 'released' });
     return;

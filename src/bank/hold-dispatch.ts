@@ -2,7 +2,8 @@
 // the store keys it will read (prefetch), the idempotency gate, then holds.ts (from side) or
 // hold-credit.ts (to side). A routed post or void (hold_route leg) is decided as the command it carries.
 import type { PrefetchCollector } from '../topology/types.ts';
-import { parseHoldCommand, type HoldFields, type ParsedHold } from './hold-commands.ts';
+import { type AnyHoldCommand, parseHoldCommand, type HoldFields, type ParsedHold } from './hold-commands.ts';
+import { currencyDigits, formatMoney } from './money.ts';
 import { onToLeg } from './hold-credit.ts';
 import { HOLD_LEG_MARK, type HoldLeg, parseHoldLeg } from './hold-legs.ts';
 import { holdKey, markKey } from './hold-store.ts';
@@ -108,16 +109,25 @@ export function processHold(task: HoldTask, work: HoldWork, bytes: Buffer, times
     }
   } else {
     const command = parsed.command;
-    const fields: HoldFields = {
-      transferId: command.transferId,
-      type: command.type,
-      from: command.from,
-      requestedAt: command.requestedAt,
-    };
-    if (!admitHold(task, command.from, command.fingerprint, fields)) return;
+    if (!admitHold(task, command.from, command.fingerprint, conflictFields(command))) return;
     if (command.type === 'hold') placeHold(task, command, work.toIsLocal);
     else resolveHold(task, command);
   }
+}
+
+/** An idempotency conflict carries the new command's fields, as a transfer's does (the API matches its waiter by them). */
+function conflictFields(command: AnyHoldCommand): HoldFields {
+  const fields: HoldFields = { transferId: command.transferId, type: command.type };
+  if (command.type !== 'hold') fields['holdId'] = command.holdId;
+  fields['from'] = command.from;
+  if (command.type === 'hold') fields['to'] = command.to;
+  if (command.amount !== undefined && command.currency !== undefined) {
+    fields['amount'] = formatMoney(command.amount, currencyDigits(command.currency)!);
+    fields['currency'] = command.currency;
+  }
+  if (command.type === 'hold' && command.reference !== undefined) fields['reference'] = command.reference;
+  fields['requestedAt'] = command.requestedAt;
+  return fields;
 }
 
 /**

@@ -41,7 +41,17 @@ export interface ExpiryEntry {
   holdId: string;
 }
 
+/** A resolved hold row (`h`) or to-side mark (`c`) to forget once the dedup retention has passed. */
+export interface ForgetEntry {
+  from: string;
+  holdId: string;
+  of: 'h' | 'c';
+}
+
+export type HoldStoreValue = HoldRow | CreditMark | ExpiryEntry | ForgetEntry;
+
 const EXPIRY_PREFIX = 'x';
+const FORGET_PREFIX = 'f';
 const EXPIRY_DIGITS = 15;
 
 export function holdKey(from: string, holdId: string): string {
@@ -57,12 +67,20 @@ export function expiryKey(expiresAtMs: number, from: string, holdId: string): st
   return `${EXPIRY_PREFIX}${String(expiresAtMs).padStart(EXPIRY_DIGITS, '0')}${dedupKey(from, holdId)}`;
 }
 
+/** Time-ordered as the expiry index: when a resolved row or mark may be forgotten. */
+export function forgetKey(atMs: number, of: 'h' | 'c', from: string, holdId: string): string {
+  return `${FORGET_PREFIX}${String(atMs).padStart(EXPIRY_DIGITS, '0')}${of}${dedupKey(from, holdId)}`;
+}
+
 /** Typed access to the holds store of one task. */
 export class HoldStore {
-  readonly store: KeyValueStore<HoldRow | CreditMark | ExpiryEntry>;
+  readonly store: KeyValueStore<HoldStoreValue>;
+  /** How long a resolved hold (and its to-side mark) is kept: the dedup retention. */
+  readonly retentionMs: number;
 
-  constructor(context: ProcessorContext) {
+  constructor(context: ProcessorContext, retentionMs: number) {
     this.store = context.getStore('holds');
+    this.retentionMs = retentionMs;
   }
 
   hold(from: string, holdId: string): HoldRow | undefined {
@@ -89,13 +107,27 @@ export class HoldStore {
     this.store.delete(expiryKey(row.expiresAtMs, row.from, holdId));
   }
 
+  /** Schedules a resolved row or mark to be forgotten one retention after `nowMs`. */
+  forgetLater(of: 'h' | 'c', from: string, holdId: string, nowMs: number): void {
+    this.store.put(forgetKey(nowMs + this.retentionMs, of, from, holdId), { from, holdId, of });
+  }
+
   /** Index entries of holds due at `nowMs` or before, deadline first, at most `limit`. */
-  async due(nowMs: number, limit: number): Promise<Array<ExpiryEntry & { key: string }>> {
-    const due: Array<ExpiryEntry & { key: string }> = [];
-    const lt = `${EXPIRY_PREFIX}${String(nowMs + 1).padStart(EXPIRY_DIGITS, '0')}`;
-    for await (const [key, entry] of this.store.range({ gte: EXPIRY_PREFIX, lt, limit }))
-      due.push({ ...(entry as ExpiryEntry), key });
-    return due;
+  due(nowMs: number, limit: number): Promise<Array<ExpiryEntry & { key: string }>> {
+    return this.#upTo<ExpiryEntry>(EXPIRY_PREFIX, nowMs, limit);
+  }
+
+  /** Forget entries due at `nowMs` or before, oldest first, at most `limit`. */
+  forgettable(nowMs: number, limit: number): Promise<Array<ForgetEntry & { key: string }>> {
+    return this.#upTo<ForgetEntry>(FORGET_PREFIX, nowMs, limit);
+  }
+
+  async #upTo<E>(prefix: string, nowMs: number, limit: number): Promise<Array<E & { key: string }>> {
+    const entries: Array<E & { key: string }> = [];
+    const lt = `${prefix}${String(nowMs + 1).padStart(EXPIRY_DIGITS, '0')}`;
+    for await (const [key, entry] of this.store.range({ gte: prefix, lt, limit }))
+      entries.push({ ...(entry as E), key });
+    return entries;
   }
 }
 

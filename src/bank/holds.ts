@@ -150,6 +150,7 @@ export function onFromLeg(
   } else {
     task.stores.adjustPending(leg.from, -BigInt(row.amount), 0n);
     task.holds.putHold(leg.holdId, { ...row, status: 'failed', resolvedAt: task.out.nowIso });
+    task.holds.forgetLater('h', leg.from, leg.holdId, task.out.nowMs);
     failHold(task, leg.from, row.fingerprint, holdFields(leg.holdId, row), leg.code, leg.reason);
   }
 }
@@ -239,10 +240,11 @@ export function resolveHold(task: HoldTask, command: ResolveHold): void {
   task.out.outcome('completed', value, from);
 }
 
-/** Writes a resolved hold and drops its deadline from the index. */
+/** Writes a resolved hold, drops its deadline from the index and schedules forgetting it (hold-expiry.ts). */
 function finish(task: HoldTask, holdId: string, row: HoldRow): void {
   task.holds.putHold(holdId, row);
   task.holds.unindex(row, holdId);
+  task.holds.forgetLater('h', row.from, holdId, task.out.nowMs);
 }
 
 /** The deadline passed: release the reservation on both sides and answer `expired` (key = the hold's id). */

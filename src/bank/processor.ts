@@ -91,7 +91,7 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
       stores,
       out,
       ownsAccount: (accountId) => context.partitionForKey(accountId) === context.partition,
-      holds: new HoldStore(context),
+      holds: new HoldStore(context, retentionMs),
     };
     const expiry = new DedupExpiry(stores.transfers, { ...DEFAULT_EXPIRY_BOUNDS, ...this.#options.expiry });
     const onStep = this.#options.onExpiryStep;

@@ -38,12 +38,37 @@ export interface TransferCommand {
   reference?: string;
 }
 
-export type MoneyCommand = SingleLegCommand | TransferCommand;
+/** A hold (README-BANK "Holds"): a transfer's fields plus exactly one deadline; its id is its transferId. */
+export interface HoldCommand {
+  type: 'hold';
+  transferId: string;
+  from: string;
+  to: string;
+  amount: string;
+  currency: string;
+  reference?: string;
+  timeoutMs?: number;
+  expiresAt?: string;
+}
+
+/** A post (optionally of part: amount with its currency) or void of the hold (from, holdId). */
+export interface ResolveHoldCommand {
+  type: 'post_hold' | 'void_hold';
+  transferId: string;
+  holdId: string;
+  from: string;
+  amount?: string;
+  currency?: string;
+}
+
+export type HoldApiCommand = HoldCommand | ResolveHoldCommand;
+/** The commands answered by a transaction_completed / transaction_failed outcome under their transferId. */
+export type MoneyCommand = SingleLegCommand | TransferCommand | HoldApiCommand;
 export type ApiCommand = OpenAccountCommand | CloseAccountCommand | MoneyCommand;
 
-/** The record key: the account whose task decides the command (`from` for a transfer). */
+/** The record key: the account whose task decides the command (`from` for a transfer or a hold command). */
 export function commandKey(command: ApiCommand): string {
-  return command.type === 'transfer' ? command.from : command.accountId;
+  return 'from' in command ? command.from : command.accountId;
 }
 
 export class CommandSender {

@@ -150,6 +150,11 @@ export class ReadModel {
     return rows.map((row) => ({ actedAccount: row.acted_account, document: documentOf(row) }));
   }
 
+  /** A query on the primary through the circuit breaker (reads that must be fresh: holds.ts). */
+  async primaryRows<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    return this.#query<R>(this.#primary, text, values);
+  }
+
   /** The latest decision of (actedAccount, transferId), the identity of a money command. */
   async transfer(transferId: string, actedAccount: string): Promise<TransferDocument | undefined> {
     return (await this.transfers(transferId, actedAccount))[0]?.document;

@@ -64,6 +64,71 @@ function moneyCommand(summary: string, body: string, roles: string): Record<stri
   };
 }
 
+const holdRoles =
+  'Roles: customer (holds debiting an own account: from), admin. Idempotent by transferId within from, as transfers are.';
+const holdAccountQuery = {
+  name: 'account',
+  in: 'query',
+  required: false,
+  description: "The hold's from account (needed only when the hold id was used on several accounts)",
+  schema: id,
+};
+
+function holdCommand(summary: string, description: string, body: string | undefined, path: boolean) {
+  return {
+    post: {
+      summary,
+      description: `${holdRoles} ${description}`,
+      security: secured,
+      parameters: [...(path ? [idPath] : []), waitParam, idempotencyHeader],
+      ...(body === undefined
+        ? {}
+        : { requestBody: { required: !path, content: { 'application/json': { schema: ref(body) } } } }),
+      responses: {
+        '200': json(
+          'The outcome arrived within ?wait; status pending | posted | voided, or failed with code',
+          ref('HoldOutcome'),
+        ),
+        '202': json('Accepted; the hold is at Location, the outcome at transfer', ref('HoldAccepted')),
+        ...problems(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+      },
+    },
+  };
+}
+
+function holdPaths(): Record<string, unknown> {
+  return {
+    '/v1/holds': holdCommand(
+      'Place a hold: reserve money on from (available drops, posted does not) until it is posted, voided or expires',
+      'Exactly one deadline: timeoutMs (1 ms to 30 days from the decision) or expiresAt (RFC 3339, in the future). The hold id is its transferId.',
+      'HoldRequest',
+      false,
+    ),
+    '/v1/holds/{id}/post': holdCommand(
+      'Post a hold: move all of it, or amount (≤ held, with its currency) and release the rest',
+      'The body may be left out when an Idempotency-Key header carries the transferId; without from the route finds it in the read model (404 hold_not_found until the sink has recorded the hold). A hold resolves once: a later post or void fails hold_already_posted, hold_already_voided or hold_expired.',
+      'PostHoldRequest',
+      true,
+    ),
+    '/v1/holds/{id}/void': holdCommand(
+      'Void a hold: release all of it',
+      'As a post, without amount.',
+      'VoidHoldRequest',
+      true,
+    ),
+    '/v1/holds/{id}': {
+      get: {
+        summary: "A hold's state from the read model: pending, posted, voided or expired, amounts, deadline, times",
+        description:
+          'Any role; a customer sees holds naming an own account (from or to). A hold is identified by (from, id): 409 hold_id_ambiguous lists the accounts when the id names holds of several. A hold that failed to be placed has no state (its decision is at /v1/transfers/{id}).',
+        security: secured,
+        parameters: [idPath, holdAccountQuery],
+        responses: { '200': json('The hold', ref('Hold')), ...problems(400, 401, 403, 404, 409, 503) },
+      },
+    },
+  };
+}
+
 function paths(): Record<string, unknown> {
   return {
     '/healthz': {
@@ -169,7 +234,8 @@ function paths(): Record<string, unknown> {
         parameters: [idPath],
         responses: {
           '200': {
-            description: 'event: transaction_completed | transaction_failed | account_event; data: the record JSON',
+            description:
+              'event: transaction_completed | transaction_failed | account_event; data: the record JSON. event: hold for each state change of a hold naming the account (data: holdId, status pending | posted | voided | expired, from, to, amount, heldAmount?, currency, expiresAt?, by, at)',
             content: { 'text/event-stream': { schema: { type: 'string' } } },
           },
           ...problems(400, 401, 403, 404, 429, 503),
@@ -202,6 +268,7 @@ function paths(): Record<string, unknown> {
         responses: { '200': json('The transfer', ref('Transfer')), ...problems(400, 401, 403, 404, 409, 503) },
       },
     },
+    ...holdPaths(),
   };
 }
 

@@ -33,6 +33,7 @@ import { strictPathEncoding } from './path-encoding.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { closeConsole, consoleRoutes } from './routes/console.ts';
 import { managementRoutes, systemRoutes } from './routes/system.ts';
+import { holdRoutes } from './routes/holds.ts';
 import { transferRoutes } from './routes/transfers.ts';
 import { SseHub } from './sse.ts';
 
@@ -182,6 +183,7 @@ export function createApp(deps: ApiDeps): Koa {
   systemRoutes(router, deps);
   accountRoutes(router, deps);
   transferRoutes(router, deps);
+  holdRoutes(router, deps);
   consoleRoutes(router, deps);
   app.use(requestContext(deps.logger, deps.metrics));
   app.use(errorHandler());

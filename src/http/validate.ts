@@ -2,7 +2,7 @@
 // them), and single-value checks for path, query and header parameters (400). Money is checked with the
 // bank's own parser, so the API accepts exactly what the processor accepts, and normalized to the
 // currency's digits so that retries formatted differently ("10" / "10.00") stay exact duplicates.
-import { isFreeText, isId, REFERENCE_CHARS_MAX } from '../bank/input-rules.ts';
+import { isFreeText, isId, parseIsoTimestamp, REFERENCE_CHARS_MAX } from '../bank/input-rules.ts';
 import { currencyDigits, formatMoney, parseMoney } from '../bank/money.ts';
 import { type FieldError, invalidParameter, validationFailed } from '../problems/errors.ts';
 import type { JsonObject } from './body.ts';
@@ -71,6 +71,38 @@ export class BodyReader {
       return undefined;
     }
     return formatMoney(parsed.minor, digits);
+  }
+
+  /** Refuses a field that must not be sent here (it is not also reported as unknown). */
+  refuse(field: string, message: string): void {
+    this.#known.add(field);
+    this.fail(field, message);
+  }
+
+  /** Whether the body has the field (without reading it). */
+  has(field: string): boolean {
+    return Object.hasOwn(this.#body, field);
+  }
+
+  /** A JSON integer (never a string, never a fraction) within [min, max]. */
+  integer(field: string, min: number, max: number): number | undefined {
+    const value = this.#take(field);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      this.fail(field, `must be a JSON integer from ${min} to ${max}`);
+      return undefined;
+    }
+    return value;
+  }
+
+  /** An RFC 3339 timestamp with a zone (the processor's requestedAt rule), returned as epoch ms. */
+  timestamp(field: string): number | undefined {
+    const value = this.#take(field);
+    const ms = typeof value === 'string' && value.length <= 64 ? parseIsoTimestamp(value) : undefined;
+    if (ms === undefined) {
+      this.fail(field, 'must be an RFC 3339 timestamp with a time zone, e.g. "2026-03-01T12:00:00Z"');
+      return undefined;
+    }
+    return ms;
   }
 
   /** A password: any string within bounds (never echoed in errors). */

@@ -17,6 +17,7 @@ export const PROBLEM_CODES = {
   not_found: { status: 404, title: 'Resource not found' },
   account_not_found: { status: 404, title: 'Account not found' },
   transfer_not_found: { status: 404, title: 'Transfer not found' },
+  hold_not_found: { status: 404, title: 'Hold not found' },
   token_issuance_disabled: { status: 404, title: 'Tokens are issued by the external identity provider' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   not_acceptable: { status: 406, title: 'Not acceptable' },
@@ -26,6 +27,10 @@ export const PROBLEM_CODES = {
   transfer_id_ambiguous: {
     status: 409,
     title: 'The transferId was decided on several accounts; name one with ?account=',
+  },
+  hold_id_ambiguous: {
+    status: 409,
+    title: 'The hold id names holds of several accounts; name one with ?account= (or from in the body)',
   },
   payload_too_large: { status: 413, title: 'Request body too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },

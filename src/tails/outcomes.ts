@@ -20,7 +20,7 @@ export type OutcomeValue = Record<string, unknown>;
 /** One record as delivered to SSE subscribers: `event` is the SSE event name. */
 export interface AccountEvent {
   id: string;
-  event: 'transaction_completed' | 'transaction_failed' | 'account_event';
+  event: 'transaction_completed' | 'transaction_failed' | 'account_event' | 'hold';
   data: OutcomeValue;
 }
 
@@ -89,6 +89,11 @@ export class OutcomeTracker {
     const waiter = this.#waiter<TransferResult, typeof entry>(this.#transferWaiters, command.transferId, entry);
     if (recent && sameFields(command, recent)) waiter.settle(resultOf(recent));
     return waiter;
+  }
+
+  /** The latest outcome seen under a transferId (of the last RECENT_OUTCOMES_MAX), with `status`. */
+  recentOutcome(transferId: string): OutcomeValue | undefined {
+    return this.#recent.get(transferId);
   }
 
   /** Registers interest in an account command's audit answer; call before producing it. */
@@ -199,6 +204,8 @@ export class OutcomeTracker {
       [value['accountId'], value['from'], value['to']].filter((a): a is string => typeof a === 'string'),
     );
     for (const account of accounts) this.#publish(account, event);
+    const hold = completed ? holdEvent(id, value) : undefined;
+    if (hold) for (const account of accounts) this.#publish(account, hold);
   }
 
   #onAudit(id: string, value: OutcomeValue): void {
@@ -237,14 +244,48 @@ export function resultOf(value: OutcomeValue): TransferResult {
 
 /** Whether an outcome answers this command: same type, accounts, amount, currency and reference (the fingerprint). */
 export function sameFields(command: MoneyCommand, value: OutcomeValue): boolean {
+  if ('holdId' in command) {
+    // A completed post or void names the hold's amounts; only an amount the command gave must match.
+    if (value['type'] !== command.type || value['holdId'] !== command.holdId || value['from'] !== command.from)
+      return false;
+    return (
+      command.amount === undefined || (value['amount'] === command.amount && value['currency'] === command.currency)
+    );
+  }
   if (value['type'] !== command.type || value['amount'] !== command.amount || value['currency'] !== command.currency)
     return false;
-  if (command.type !== 'transfer') return value['accountId'] === command.accountId;
+  if (!('from' in command)) return value['accountId'] === command.accountId;
   return (
     value['from'] === command.from &&
     value['to'] === command.to &&
     (value['reference'] ?? undefined) === command.reference
   );
+}
+
+/** A hold's status after a completed outcome of each hold type. */
+export const HOLD_STATUS_BY_TYPE: Readonly<Record<string, string>> = {
+  hold: 'pending',
+  post_hold: 'posted',
+  void_hold: 'voided',
+  hold_expiry: 'expired',
+};
+
+/**
+ * A hold's state change as its own SSE event (`event: hold`), besides the transaction_completed of the
+ * command that made it: the hold's id, its new status, and the amounts (posted and held for a post).
+ */
+export function holdEvent(id: string, value: OutcomeValue): AccountEvent | undefined {
+  const type = value['type'];
+  const status = typeof type === 'string' ? HOLD_STATUS_BY_TYPE[type] : undefined;
+  if (status === undefined) return undefined;
+  const holdId = type === 'hold' ? value['transferId'] : value['holdId'];
+  if (typeof holdId !== 'string') return undefined;
+  const data: OutcomeValue = { holdId, status, from: value['from'], to: value['to'] };
+  for (const field of ['amount', 'heldAmount', 'currency', 'expiresAt'])
+    if (value[field] !== undefined) data[field] = value[field];
+  data['by'] = value['transferId'];
+  data['at'] = type === 'hold_expiry' ? value['requestedAt'] : value['completedAt'];
+  return { id: `${id}:hold`, event: 'hold', data };
 }
 
 function latencyS(value: OutcomeValue): number | undefined {

@@ -9,7 +9,7 @@ import type { Router } from '@koa/router';
 import type { Context } from 'koa';
 import { authenticate, principalOf, requireRole } from '../auth.ts';
 import { readJsonObject } from '../body.ts';
-import { commandKey, type MoneyCommand } from '../../commands/sender.ts';
+import { commandKey, type MoneyCommand, type SingleLegCommand, type TransferCommand } from '../../commands/sender.ts';
 import { type ApiDeps, assertOwnsAccount, assertOwnsAnyAccount } from '../context.ts';
 import type { TransferDecision, TransferDocument } from '../history.ts';
 import { ApiError } from '../../problems/errors.ts';
@@ -18,7 +18,7 @@ import { type TransferResult, resultOf, sameFields } from '../../tails/outcomes.
 import type { Role } from '../users.ts';
 import { BodyReader, idParam, idempotencyKey, intQuery, stringQuery } from '../validate.ts';
 
-type MoneyType = MoneyCommand['type'];
+type MoneyType = (SingleLegCommand | TransferCommand)['type'];
 
 // Customers move their own money between accounts; cash in and out goes through a teller.
 const ROLES_BY_TYPE: Record<MoneyType, Role[]> = {
@@ -64,7 +64,8 @@ async function submitMoneyCommand(ctx: Context, deps: ApiDeps, type: MoneyType):
   ctx.body = { transferId: command.transferId, type, status: 'pending', location };
 }
 
-async function sendAndWait(
+/** Produces the command after registering its waiter; the outcome if it comes within waitMs (holds.ts too). */
+export async function sendAndWait(
   ctx: Context,
   deps: ApiDeps,
   command: MoneyCommand,
@@ -88,7 +89,11 @@ async function sendAndWait(
   return waiter.wait(waitMs);
 }
 
-function parseMoneyCommand(type: MoneyType, body: BodyReader, headerKey: string | undefined): MoneyCommand {
+function parseMoneyCommand(
+  type: MoneyType,
+  body: BodyReader,
+  headerKey: string | undefined,
+): SingleLegCommand | TransferCommand {
   const bodyId = body.id('transferId', true);
   if (headerKey !== undefined && bodyId !== undefined && headerKey !== bodyId) {
     body.fail('transferId', 'differs from the Idempotency-Key header; send one or make them equal');

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/kafka.ts';
 import { adminToken } from '../support/tokens.ts';
+import { describeHolds } from './holds-cases.ts';
 import { DEV_SECRET, type Stack, call, createStack, login, waitReady } from './stack.ts';
 
 let stack: Stack;
@@ -361,7 +362,16 @@ describe('validation', () => {
   });
 
   it('should never answer 500 when bodies and parameters are random', async () => {
-    const routes = ['/v1/accounts', '/v1/transfers', '/v1/deposits', '/v1/withdrawals', '/v1/auth/token'];
+    const routes = [
+      '/v1/accounts',
+      '/v1/transfers',
+      '/v1/deposits',
+      '/v1/withdrawals',
+      '/v1/auth/token',
+      '/v1/holds',
+      '/v1/holds/h-fuzz/post',
+      '/v1/holds/h-fuzz/void',
+    ];
     const bodies = fc.sample(
       fc.oneof(
         fc.jsonValue(),
@@ -376,6 +386,9 @@ describe('validation', () => {
             'ownerId',
             'username',
             'password',
+            'timeoutMs',
+            'expiresAt',
+            'reference',
           ),
           fc.jsonValue(),
         ),
@@ -390,13 +403,20 @@ describe('validation', () => {
       }
     }
     for (const id of ids) {
-      for (const template of ['/v1/accounts/%', '/v1/accounts/%/transfers?limit=%', '/v1/transfers/%']) {
+      for (const template of [
+        '/v1/accounts/%',
+        '/v1/accounts/%/transfers?limit=%',
+        '/v1/transfers/%',
+        '/v1/holds/%?account=%',
+      ]) {
         const response = await call(url, 'GET', template.replaceAll('%', encodeURIComponent(id)), { token: admin });
         expect(response.status, `${template} ${JSON.stringify(id)}`).toBeLessThan(500);
       }
     }
   });
 });
+
+describeHolds(() => ({ url, teller, alice, bob, admin, openAccount, deposit }));
 
 describe('events, metrics and health', () => {
   it('should deliver an outcome of the account over Server-Sent Events when a deposit completes', async () => {

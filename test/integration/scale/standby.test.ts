@@ -57,7 +57,7 @@ describe('standby replicas', () => {
     // could not be (the owner is dead). A short gap remains while the standby hands its folder over.
     expect(withStandby.staleOk).toBeGreaterThan(withStandby.staleOther);
     expect(without.staleOther).toBeGreaterThan(without.staleOk);
-  });
+  }, 300_000); // two failovers of ~35 s each on an idle machine: the suite's 120 s default fell short under load
 });
 
 async function failover(standbyReplicas: number): Promise<FailoverRun> {

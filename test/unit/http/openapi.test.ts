@@ -6,6 +6,7 @@ import { openApiDocument } from '../../../src/http/openapi.ts';
 import { accountRoutes } from '../../../src/http/routes/accounts.ts';
 import { consoleApiRoutes } from '../../../src/http/routes/console.ts';
 import { systemRoutes } from '../../../src/http/routes/system.ts';
+import { holdRoutes } from '../../../src/http/routes/holds.ts';
 import { transferRoutes } from '../../../src/http/routes/transfers.ts';
 
 describe('openApiDocument', () => {
@@ -17,6 +18,7 @@ describe('openApiDocument', () => {
     systemRoutes(router, deps);
     accountRoutes(router, deps);
     transferRoutes(router, deps);
+    holdRoutes(router, deps);
     consoleApiRoutes(router, deps);
     const mounted = router.stack.flatMap((layer) =>
       layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${String(layer.path).replace(/:(\w+)/g, '{$1}')}`),
