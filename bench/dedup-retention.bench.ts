@@ -6,7 +6,7 @@
 // size its changelog keeps (compact,delete with the planned retention.ms, modelled) and entries expired
 // per second; and, apart: the loop's pause for each expiry step (loopPauseMs), the wall time of the
 // LevelDB calls expiry runs in the background (backgroundMs), and the commit's own LevelDB writes
-// (commitWriteMs: compaction stalls, not expiry). Writes bench/results/dedup-retention-<date>.json.
+// (commitWriteMs: LevelDB write stalls, seen with expiry off too). Writes bench/results/dedup-retention-<date>.json.
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -373,7 +373,7 @@ try {
       withoutGc: stats(withoutGcMs(punctuations)),
     },
     commitWriteMs: {
-      note: 'the commit flush: each store s LevelDB write batch, awaited by this bench (the engine awaits it in the background of the next batch); stalls here are LevelDB compaction, not expiry',
+      note: 'the commit flush: each store s LevelDB write batch, awaited by this bench (the engine awaits it in the background of the next batch); its stalls are LevelDB write stalls (compaction behind on a loaded machine), seen with expiry off too',
       transfers: stats(commitWrites.transfers),
       otherStores: stats(commitWrites.others),
     },
