@@ -131,6 +131,8 @@ export interface BenchChild {
   cpuSeconds(): number | undefined;
   /** SIGTERM, then SIGKILL after graceMs. */
   stop(graceMs?: number): Promise<number | null>;
+  /** The last 64 KiB of its output (stdout and stderr). */
+  output(): string;
 }
 
 const running = new Set<BenchChild>();
@@ -190,6 +192,7 @@ export function spawnNode(
         throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}); see ${logFile}`);
     },
     cpuSeconds: () => processCpuSeconds(child.pid),
+    output: () => tail,
     async stop(graceMs = 30_000) {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
@@ -207,8 +210,14 @@ export function spawnNode(
 }
 
 /** `bankstream <args>` as a child process. */
-export function spawnCli(bench: BenchEnvironment, name: string, args: string[], nodeArgs: string[] = []): BenchChild {
-  return spawnNode(bench, name, CLI, args, { nodeArgs });
+export function spawnCli(
+  bench: BenchEnvironment,
+  name: string,
+  args: string[],
+  nodeArgs: string[] = [],
+  env?: Record<string, string>,
+): BenchChild {
+  return spawnNode(bench, name, CLI, args, { nodeArgs, env });
 }
 
 /** Kills whatever child is still running (after an error). */

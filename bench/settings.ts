@@ -37,7 +37,19 @@ export interface BenchSettings {
   quietWaitS: number;
   /** Start the local broker with scripts/kafka.sh when none answers. */
   startKafka: boolean;
+  /** Records ProducerPerformance writes for the broker's own limit (0 skips it). */
+  rawRecords: number;
+  rawRecordSize: number;
+  /** The latency curve's fixed rates, as shares of the sustained backlog rate. */
+  latencyFractions: number[];
+  /** Instances of the scale-out phase, compared with the one-instance rate (0 skips it). */
+  scaleInstances: number;
+  /** Rewrite the latest-run section of bench/README.md (full runs into bench/results only). */
+  readme: boolean;
 }
+
+/** Issue 21's yardsticks: 200-byte raw records, the curve at 10/25/50/75 % of sustained, two instances. */
+const ISSUE_21 = { rawRecordSize: 200, latencyFractions: [0.1, 0.25, 0.5, 0.75], scaleInstances: 2 };
 
 export const PRESETS: Record<
   BenchSettings['preset'],
@@ -51,29 +63,40 @@ export const PRESETS: Record<
     | 'engineTimeoutS'
     | 'sinkTimeoutS'
     | 'restoreTimeoutS'
+    | 'rawRecords'
+    | 'rawRecordSize'
+    | 'latencyFractions'
+    | 'scaleInstances'
+    | 'readme'
   >
 > = {
-  // About two minutes on a 2-core machine.
+  // A smoke run: about three minutes on a 2-core machine.
   quick: {
     accounts: 2000,
-    backlogTransfers: 100_000,
-    latencyS: 12,
+    backlogTransfers: 60_000,
+    latencyS: 8,
     baselineS: 12,
-    apiS: 8,
+    apiS: 5,
     engineTimeoutS: 90,
     sinkTimeoutS: 90,
     restoreTimeoutS: 60,
+    rawRecords: 300_000,
+    ...ISSUE_21,
+    readme: false,
   },
   // About seven minutes, at most about ten (each open-ended phase is bounded by its timeout).
   full: {
-    accounts: 5000,
-    backlogTransfers: 400_000,
-    latencyS: 30,
-    baselineS: 45,
-    apiS: 20,
+    accounts: 10_000,
+    backlogTransfers: 320_000,
+    latencyS: 20,
+    baselineS: 30,
+    apiS: 10,
     engineTimeoutS: 150,
-    sinkTimeoutS: 150,
+    sinkTimeoutS: 120,
     restoreTimeoutS: 90,
+    rawRecords: 2_000_000,
+    ...ISSUE_21,
+    readme: true,
   },
 };
 

@@ -6,8 +6,10 @@ import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../../src/config/config.ts';
 import { createLogger } from '../../src/config/logger.ts';
 import { type BenchEnvironment, REPO_ROOT } from '../environment.ts';
+import { sleep } from '../series.ts';
 import type { BenchSettings } from '../settings.ts';
 import { accountPrefix } from './engine.ts';
+import { spawnGenerator } from './generator.ts';
 
 export type ApiResult =
   | { status: 'pending'; reason: string }
@@ -49,6 +51,28 @@ export async function measureApi(bench: BenchEnvironment, settings: BenchSetting
   if (probe !== 200) return { status: 'pending', reason: `GET ${sample} answered ${probe}` };
   return runAutocannon(base, headers, bench, settings);
 }
+
+/** The same reads while the generator (its own process) keeps the engine at `ratePerSecond`. */
+export async function measureApiUnderLoad(
+  bench: BenchEnvironment,
+  settings: BenchSettings,
+  ratePerSecond: number,
+): Promise<ApiResult & { loadPerSecond?: number }> {
+  const generator = spawnGenerator(bench, settings, 'api-load', ratePerSecond, settings.apiS + LOAD_LEAD_S + 5);
+  try {
+    await sleep(LOAD_LEAD_S * 1000);
+    generator.child.assertRunning();
+    const result = await measureApi(bench, settings);
+    generator.child.process.kill('SIGTERM');
+    const load = await generator.result();
+    return { ...result, loadPerSecond: load.ratePerSecond };
+  } finally {
+    await generator.child.stop(5000);
+  }
+}
+
+/** The generator's start (a node process) and the engine settling into the rate, before reads start. */
+const LOAD_LEAD_S = 3;
 
 async function runAutocannon(
   base: string,

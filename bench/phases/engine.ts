@@ -125,3 +125,35 @@ export function loadBase(bench: BenchEnvironment, settings: BenchSettings) {
     clientId: 'bankstream-bench-load',
   };
 }
+
+/** The one-instance engine again on its kept state folder (after the scale-out phase stopped it). */
+export async function restartEngine(bench: BenchEnvironment): Promise<BenchChild> {
+  // Not profiled: the profile summarized is the backlog run's.
+  const engine = spawnCli(bench, 'engine-again', ['start', '--no-sink']);
+  await engine.waitForOutput('tasks running', READY_TIMEOUT_MS);
+  return engine;
+}
+
+/**
+ * Waits until the engine has answered nothing for `quietMs` (bounded by timeoutMs), so a backlog left over
+ * by a timed-out phase does not queue ahead of the latency curve's first commands. Returns the outcomes seen.
+ */
+export async function waitForIdle(bench: BenchEnvironment, quietMs: number, timeoutMs: number): Promise<number> {
+  const reader = await OutcomeReader.open(
+    bench.config.kafkaBrokers,
+    [bench.config.topics.completed, bench.config.topics.failed],
+    'latest',
+  );
+  let seen = 0;
+  let lastAt = Date.now();
+  reader.start(() => {
+    seen++;
+    lastAt = Date.now();
+  });
+  try {
+    await pollUntil(() => (reader.check(), Date.now() - lastAt >= quietMs), timeoutMs, 100);
+    return seen;
+  } finally {
+    await reader.stop();
+  }
+}

@@ -25,7 +25,11 @@ import {
   quiet,
   sendWithKafkaJs,
 } from '../integration/bank/pipeline.ts';
+import { holdCounts, holdsSeen, resolveAnswers } from '../integration/bank/hold-checks.ts';
+import { mixInHolds } from '../integration/bank/hold-workload.ts';
 import { buildWorkload, random, type Workload, type WorkloadCommand } from '../integration/bank/workload.ts';
+import { formatReport as formatReconcile } from '../../src/ops/reconcile/report.ts';
+import { reconcile } from '../../src/ops/reconcile/reconcile.ts';
 import { PrivateKafka, PrivatePostgres } from './services.ts';
 import { TEST_CLUSTER_SECRET } from '../integration/support/kafka.ts';
 
@@ -33,6 +37,8 @@ export interface ChaosOptions {
   durationMs: number;
   seed: number;
   transfers: number;
+  /** Holds mixed into the workload, each with what follows it (posts, voids, races, expiries; default transfers / 8). */
+  holds?: number;
   accounts: number;
   kafkaPort: number;
   postgresPort: number;
@@ -74,6 +80,12 @@ export interface ChaosReport {
   /** Outcomes the commands are owed: one per distinct transferId (duplicates, opens and DLQ records owe none). */
   owed: number;
   outcomes: number;
+  /** Placed holds by how they ended (posted, partial, voided, expired, pending before the deadline). */
+  holds: Record<string, number>;
+  /** How the posts and voids were answered (completed, or which failure code). */
+  holdAnswers: Record<string, number>;
+  /** The `bankstream reconcile` report of the quiet system. */
+  reconcile: string;
   losses: number;
   duplicates: number;
   violations: string[];
@@ -102,6 +114,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       seed: options.seed,
       prefix: `c${options.seed}`,
     });
+    const holds = options.holds ?? Math.round(options.transfers / 8);
+    mixInHolds(workload.commands, {
+      accounts: workload.accounts.filter((a) => !a.includes('-usd-')),
+      holds,
+      prefix: `c${options.seed}`,
+      rnd: random(options.seed * 31 + 7),
+      // The rate the commands are sent at (a hold brings about 1.2 posts or voids with it).
+      perSecond: ((workload.commands.length + holds * 2.2) * 1000) / options.durationMs,
+    });
     cluster.start('i0');
     cluster.start('i1');
     cluster.startSink();
@@ -112,7 +133,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await cluster.restoreAll();
     const seen = await waitForOutcomes(config, expectedOutcomeCount(workload), 240_000);
     const violations = [...pipelineViolations(workload, seen), ...(await postgresViolations(config, seen, 180_000))];
-    return report(options.seed, faults, workload, seen, violations, cluster.unplannedExits());
+    // The operator's check of the same quiet system: stores, outcome topics, Postgres, holds.
+    const reconciled = await reconcile(config, { quietTimeoutMs: 60_000 });
+    for (const d of reconciled.differences) violations.push(`reconcile ${d.kind}: ${d.message}`);
+    return report(
+      options.seed,
+      faults,
+      workload,
+      seen,
+      violations,
+      cluster.unplannedExits(),
+      formatReconcile(reconciled),
+    );
   } finally {
     await cluster.stopAll();
     await Promise.all([kafka.destroy(), postgres.destroy()]);
@@ -154,7 +186,9 @@ async function underFaults(
   const rnd = random(options.seed * 7919 + 1);
   const faults: string[] = [];
   const started = Date.now();
-  const slices = 20;
+  // About one slice a second (at least 20): a hold's post or void, a few seconds after it in the
+  // workload, is sent a few seconds after it too.
+  const slices = Math.max(20, Math.round(options.durationMs / 1000));
   const sender = (async () => {
     for (let i = 0; i < slices; i++) {
       const slice = workload.commands.slice(
@@ -297,18 +331,37 @@ export async function postgresViolations(config: Config, seen: Observed, timeout
     let rows = await client.query<{ transfer_id: string; status: string; failure_code: string | null }>(
       'SELECT transfer_id, status, failure_code FROM transactions',
     );
-    while (rows.rowCount !== decided.size && Date.now() < deadline) {
+    // An expiry is a row of its own, under the hold's id.
+    const { placed, expiries } = holdsSeen(seen.completed);
+    const owed = decided.size + expiries.length;
+    while (rows.rowCount !== owed && Date.now() < deadline) {
       await sleep(1000);
       rows = await client.query('SELECT transfer_id, status, failure_code FROM transactions');
     }
-    if (rows.rowCount !== decided.size)
-      problems.push(`Postgres has ${rows.rowCount} transactions, the outcome topics ${decided.size}`);
+    if (rows.rowCount !== owed) problems.push(`Postgres has ${rows.rowCount} transactions, the outcome topics ${owed}`);
     for (const row of rows.rows) {
       const outcome = decided.get(row.transfer_id);
       const code = row.status === 'COMPLETED' ? 'completed' : row.failure_code;
       if (!outcome) problems.push(`Postgres row ${row.transfer_id} has no outcome record`);
       else if (outcome.code !== code)
         problems.push(`${row.transfer_id}: ${code} in Postgres, ${outcome.code} in Kafka`);
+    }
+    const holds = await client.query<{ hold_id: string; status: string; amount: string; posted_amount: string | null }>(
+      'SELECT hold_id, status, amount::text AS amount, posted_amount::text AS posted_amount FROM holds',
+    );
+    const placedCount = [...placed.keys()].filter((k) => !k.startsWith('?')).length;
+    if (holds.rowCount !== placedCount)
+      problems.push(`Postgres has ${holds.rowCount} holds, the outcome topics ${placedCount} placed`);
+    for (const row of holds.rows) {
+      const hold = placed.get(row.hold_id);
+      const resolution = hold?.resolutions[0];
+      const want = resolution?.status ?? 'pending';
+      const posted = resolution?.status === 'posted' ? (resolution.amount ?? null) : null;
+      if (!hold) problems.push(`Postgres hold ${row.hold_id} was never placed`);
+      else if (row.status !== want || (posted !== null && minor(row.posted_amount ?? '0') !== minor(posted)))
+        problems.push(
+          `hold ${row.hold_id}: ${row.status} ${row.posted_amount ?? ''} in Postgres, ${want} ${posted ?? ''} in Kafka`,
+        );
     }
     const balances = await client.query<{ id: string; balance: string }>(
       'SELECT id, balance::text AS balance FROM accounts',
@@ -333,10 +386,12 @@ function report(
   seen: Observed,
   violations: string[],
   unplannedExits: string[],
+  reconciled: string,
 ): ChaosReport {
-  const ids = [...seen.completed, ...seen.failed.filter((f) => f.code !== 'idempotency_conflict')].map(
-    (o) => o.transferId!,
-  );
+  // An expiry is answered under its hold's id: counted apart (a second expiry of a hold is a duplicate).
+  const decisions = [...seen.completed, ...seen.failed.filter((f) => f.code !== 'idempotency_conflict')];
+  const ids = decisions.filter((o) => o.type !== 'hold_expiry').map((o) => o.transferId!);
+  const expiries = decisions.filter((o) => o.type === 'hold_expiry').map((o) => o.transferId!);
   const owed = new Set(
     [...workload.setup, ...workload.commands].flatMap((c) =>
       c.expect.kind === 'outcome' ? [c.expect.transferId] : [],
@@ -350,7 +405,10 @@ function report(
     owed: owed.size,
     outcomes: ids.length,
     losses: [...owed].filter((id) => !answered.has(id)).length,
-    duplicates: ids.length - answered.size,
+    duplicates: ids.length - answered.size + expiries.length - new Set(expiries).size,
+    holds: holdCounts(seen.completed, seen.observedAtMs),
+    holdAnswers: resolveAnswers(seen),
+    reconcile: reconciled,
     violations,
     unplannedExits,
   };
@@ -462,6 +520,12 @@ export class Cluster {
   }
 }
 
+/** A decimal string of at most 2 fraction digits in cents, exact ("25" = "25.0" = "25.00"). */
+function minor(text: string): bigint {
+  const [units = '0', fraction = ''] = text.split('.');
+  return BigInt(units + fraction.padEnd(2, '0').slice(0, 2));
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -474,11 +538,19 @@ export function formatReport(r: ChaosReport): string {
     `commands sent: ${r.commands}`,
     `outcomes owed (distinct transferIds): ${r.owed}`,
     `outcomes read (read_committed): ${r.outcomes}`,
+    `holds: ${Object.entries(r.holds)
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ')}`,
+    `posts and voids answered: ${Object.entries(r.holdAnswers)
+      .sort()
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ')}`,
     `losses: ${r.losses}`,
     `duplicates: ${r.duplicates}`,
     r.violations.length === 0 ? 'violations: none' : `violations: ${r.violations.length}`,
     ...r.violations.slice(0, 50).map((v) => `  ${v}`),
     r.unplannedExits.length === 0 ? 'unplanned exits: none' : `unplanned exits: ${r.unplannedExits.length}`,
     ...r.unplannedExits.slice(0, 20).map((e) => `  ${e}`),
+    r.reconcile,
   ].join('\n');
 }

@@ -15,6 +15,7 @@ const options = new Command()
   .option('--duration <time>', 'how long faults are injected (e.g. 90s, 5m)', '2m')
   .option('--seed <n>', 'seed of the workload and of the fault schedule', '1')
   .option('--rate <n>', 'transfers per second sent during the run', '100')
+  .option('--holds <n>', 'holds mixed in, each with its posts, voids or expiry (default: one per 8 transfers)')
   .option('--accounts <n>', 'accounts', '40')
   .option('--kafka-port <port>', 'port of the private broker', '19392')
   .option('--postgres-port <port>', 'port of the private PostgreSQL', '55433')
@@ -28,6 +29,7 @@ const options = new Command()
     seed: string;
     rate: string;
     accounts: string;
+    holds?: string;
     kafkaPort: string;
     postgresPort: string;
     standby: string;
@@ -49,6 +51,7 @@ const report = await runChaos({
   durationMs,
   seed: Number(options.seed),
   transfers: Math.round((Number(options.rate) * durationMs) / 1000),
+  ...(options.holds === undefined ? {} : { holds: Number(options.holds) }),
   accounts: Number(options.accounts),
   kafkaPort: Number(options.kafkaPort),
   postgresPort: Number(options.postgresPort),

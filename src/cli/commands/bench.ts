@@ -28,14 +28,14 @@ export function register(program: Command): void {
   program
     .command('bench')
     .description(
-      'benchmark throughput, latency, restore, sink and API against a seed-style baseline (≤ 10 min; --quick ≈ 2 min)',
+      'benchmark the broker alone, then throughput (1 and 2 instances), latency curve, API, restore, sink and a seed-style baseline (≤ 10 min; --quick ≈ 3 min)',
     )
-    .option('--quick', 'the short preset (about 2 minutes)', false)
-    .option('--accounts <n>', 'accounts (default: 2000 quick, 5000 full)')
-    .option('--transfers <n>', 'backlog transfers for the throughput phase (default: 100000 quick, 400000 full)')
-    .option('--latency-duration <time>', 'each latency phase (default: 12s quick, 30s full)')
-    .option('--baseline-duration <time>', 'the baseline window; 0 skips it (default: 12s quick, 45s full)')
-    .option('--api-duration <time>', 'the API phase (default: 8s quick, 20s full)')
+    .option('--quick', 'the smoke preset (about 3 minutes; writes no README section)', false)
+    .option('--accounts <n>', 'accounts (default: 2000 quick, 10000 full)')
+    .option('--transfers <n>', 'backlog transfers for the throughput phase (default: 60000 quick, 320000 full)')
+    .option('--latency-duration <time>', 'each point of the latency curve (default: 8s quick, 20s full)')
+    .option('--baseline-duration <time>', 'the baseline window; 0 skips it (default: 12s quick, 30s full)')
+    .option('--api-duration <time>', 'each API phase, idle and at half load (default: 5s quick, 10s full)')
     .option('--api-connections <n>', 'concurrent HTTP connections', '32')
     .option('--batch-records-max <n>', "the engine's BATCH_RECORDS_MAX (default: the product default, 5000)", '5000')
     .option('--skew <dist>', 'account choice: uniform or zipf:<exponent>', 'uniform')

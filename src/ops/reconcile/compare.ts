@@ -5,6 +5,7 @@ import { currencyDigits, formatMoney } from '../../bank/money.ts';
 import { transferIdOfDedupKey } from '../../bank/stores.ts';
 import type { Config } from '../../config/config.ts';
 import { logicalRecord } from '../../stores/segmented-store.ts';
+import { compareHolds } from './holds.ts';
 import {
   type AccountLine,
   type ApiView,
@@ -18,6 +19,12 @@ import {
   type StoreView,
   addTo,
 } from './model.ts';
+
+/**
+ * How long past its deadline an open hold may be before it is reported: the expiry punctuator runs every
+ * punctuateIntervalMs (100 ms by default) on the task's clock, which may lag the checker's by seconds.
+ */
+export const HOLD_OVERDUE_GRACE_MS = 10_000;
 
 export interface Views {
   quiet: QuietState;
@@ -56,6 +63,7 @@ export function buildReport(config: Config, views: Views, differencesMax: number
   for (const id of ids) compareAccount(id, views, findings);
   const currencies = compareCurrencies(stores, outcomes, findings);
   compareTransactions(outcomes, postgres, config.dedupRetentionMs, findings);
+  const holds = compareHolds(views, Date.now(), HOLD_OVERDUE_GRACE_MS, (d) => findings.add(d));
   for (const reject of postgres.rejects) {
     findings.add({
       kind: 'sink_reject',
@@ -89,6 +97,7 @@ export function buildReport(config: Config, views: Views, differencesMax: number
       sinkRejects: postgres.rejects.length,
       inFlightAccounts: [...stores.balances.values()].filter((b) => BigInt(b.inFlight) !== 0n).length,
       inFlightTransfers: stores.inFlightTransfers.size,
+      holds,
     },
     currencies,
     accountsCompared: ids.length,

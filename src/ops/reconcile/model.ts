@@ -3,6 +3,7 @@
 import type { AccountRow, BalanceRow, TransferEntry } from '../../bank/stores.ts';
 import type { FetchedRecord } from '../../kafka/fetcher.ts';
 import type { Logger } from '../../config/logger.ts';
+import type { HoldStatus } from '../../bank/hold-store.ts';
 
 export interface ReconcileOptions {
   /** Base URL of the HTTP API; when set, every account is also read through GET /v1/accounts/:id. */
@@ -35,7 +36,18 @@ export type DifferenceKind =
   /** A changelog record without a valid MAC (src/kafka/record-mac.ts): forged, left out of the stores view. */
   | 'unauthenticated_record'
   | 'outcomes_truncated'
-  | 'api_error';
+  | 'api_error'
+  /** Holds (holds.ts): a resolution of a hold never placed; two resolutions of one hold. */
+  | 'hold_unplaced'
+  | 'hold_resolved_twice'
+  /** A post of more than was held, or a resolution whose amount or `to` is not the placed hold's. */
+  | 'hold_amount'
+  /** An open hold whose deadline passed (the expiry punctuator should have expired it). */
+  | 'hold_overdue'
+  /** An account's pendingDebits / pendingCredits are not the sum of its open holds. */
+  | 'hold_pending'
+  /** The from task's hold row or Postgres `holds` disagrees with the outcome topics. */
+  | 'hold_status';
 
 export interface Difference {
   kind: DifferenceKind;
@@ -95,12 +107,37 @@ export interface ReconcileReport {
     sinkRejects: number;
     inFlightAccounts: number;
     inFlightTransfers: number;
+    /** Holds placed in the outcome topics, by how they ended (pending: not yet). */
+    holds: HoldsCount;
   };
   currencies: CurrencyTotal[];
   accountsCompared: number;
   differingAccounts: AccountLine[];
   differences: Difference[];
   differencesTotal: number;
+}
+
+/** What the outcome topics say about one hold, (from, holdId). */
+export interface HoldOutcomes {
+  from: string;
+  holdId: string;
+  placed?: { to: string; amount: bigint; currency: string; expiresAtMs: number; where: string };
+  resolutions: Array<{
+    status: string;
+    transferId: string;
+    to: string;
+    amount: bigint;
+    heldAmount?: bigint;
+    where: string;
+  }>;
+}
+
+export interface HoldsCount {
+  placed: number;
+  posted: number;
+  voided: number;
+  expired: number;
+  pending: number;
 }
 
 export interface Range {
@@ -116,6 +153,8 @@ export interface StoreView {
   accounts: Map<string, AccountRow>;
   balances: Map<string, BalanceRow>;
   inFlightTransfers: Map<string, TransferEntry>;
+  /** The from tasks' hold rows by store key (`holdKey(from, holdId)`). */
+  holds: Map<string, { status: HoldStatus }>;
   unreadable: Difference[];
 }
 
@@ -129,6 +168,8 @@ export interface OutcomeView {
   records: Map<string, OutcomeRecord>;
   /** (acted-on account, transferId) → the decision times (epoch ms) of its outcomes. */
   decisions: Map<string, number[]>;
+  /** Completed hold outcomes by `holdId(from, id)` (holds.ts). */
+  holds: Map<string, HoldOutcomes>;
   completed: number;
   failed: number;
   conflicts: number;
@@ -163,6 +204,8 @@ export interface PostgresView {
   transactions: Map<string, { transferId: string; status: string }>;
   conflicts: number;
   rejects: SinkReject[];
+  /** `holds` rows by `holdId(from_account, hold_id)`; posted_amount as Postgres prints it. */
+  holds: Map<string, { status: string; postedAmount: string | null }>;
 }
 
 export type ApiView = Map<string, { balance: string | null; error?: string }>;

@@ -74,8 +74,8 @@ async function sinkOffsets(db: pg.Client, groupId: string): Promise<Offsets> {
 }
 
 function storeTopics(config: Config): string[] {
-  const { balances, accounts, transfers } = changelogs(config);
-  return [balances, accounts, transfers];
+  const { balances, accounts, transfers, holds } = changelogs(config);
+  return [balances, accounts, transfers, holds];
 }
 
 function only(offsets: Offsets, topics: string[]): Offsets {

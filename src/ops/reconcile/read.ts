@@ -17,6 +17,7 @@ import {
   type ReconcileOptions,
   positionKey,
 } from './model.ts';
+import { holdId } from './holds.ts';
 
 const FETCH_IDLE_ROUNDS_MAX = 200;
 
@@ -134,6 +135,9 @@ async function queryPostgres(db: pg.Client, sinkTopics: string[]): Promise<Postg
     source_offset: string;
   }>('SELECT transfer_id, status, source_topic, source_partition, source_offset::text FROM transactions');
   const conflicts = await db.query<{ n: string }>('SELECT count(*) AS n FROM transfer_conflicts');
+  const holds = await db.query<{ from_account: string; hold_id: string; status: string; posted_amount: string | null }>(
+    'SELECT from_account, hold_id, status, posted_amount::text AS posted_amount FROM holds',
+  );
   const rejects = await db.query<{
     source_topic: string;
     source_partition: number;
@@ -157,6 +161,12 @@ async function queryPostgres(db: pg.Client, sinkTopics: string[]): Promise<Postg
       ]),
     ),
     conflicts: Number(conflicts.rows[0]?.n ?? 0),
+    holds: new Map(
+      holds.rows.map((row) => [
+        holdId(row.from_account, row.hold_id),
+        { status: row.status, postedAmount: row.posted_amount },
+      ]),
+    ),
     rejects: rejects.rows.map((row) => ({
       where: `${row.source_topic}-${row.source_partition}@${row.source_offset}`,
       key: row.record_key === null ? null : storableText(row.record_key.toString('utf8')).slice(0, 120),
@@ -223,10 +233,11 @@ function maxBigint(a: bigint, b: bigint): bigint {
 }
 
 /** The changelogs a restoring task reads; `<appId>-<store>-changelog`, as the engine names them. */
-export function changelogs(config: Config): { balances: string; accounts: string; transfers: string } {
+export function changelogs(config: Config): { balances: string; accounts: string; transfers: string; holds: string } {
   return {
     balances: changelogTopic(config.appId, 'balances'),
     accounts: changelogTopic(config.appId, 'accounts'),
     transfers: changelogTopic(config.appId, 'transfers'),
+    holds: changelogTopic(config.appId, 'holds'),
   };
 }

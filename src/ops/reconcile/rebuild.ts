@@ -10,17 +10,26 @@ import { IDEMPOTENCY_CONFLICT } from '../../sinks/records.ts';
 import { logicalRecord } from '../../stores/segmented-store.ts';
 import { type Difference, type OutcomeView, type StoreView, addTo, positionKey, where } from './model.ts';
 import { changelogs, type TopicReader } from './read.ts';
+import { addHoldOutcome, isHoldOutcome } from './holds.ts';
+import type { HoldStatus } from '../../bank/hold-store.ts';
 
 /** The stores as a restoring task would rebuild them: the last committed value per key. */
 export async function readStores(config: Config, reader: TopicReader): Promise<StoreView> {
-  const view: StoreView = { accounts: new Map(), balances: new Map(), inFlightTransfers: new Map(), unreadable: [] };
-  const { balances, accounts, transfers } = changelogs(config);
+  const view: StoreView = {
+    accounts: new Map(),
+    balances: new Map(),
+    inFlightTransfers: new Map(),
+    holds: new Map(),
+    unreadable: [],
+  };
+  const { balances, accounts, transfers, holds } = changelogs(config);
   const storeOf = new Map([
     [balances, 'balances'],
     [accounts, 'accounts'],
     [transfers, 'transfers'],
+    [holds, 'holds'],
   ]);
-  await reader.readAll([balances, accounts, transfers], (record) => {
+  await reader.readAll([balances, accounts, transfers, holds], (record) => {
     const key = record.key?.toString('utf8');
     if (key === undefined) return;
     // What a restoring task would refuse is no part of the stores: reported, never counted.
@@ -30,7 +39,10 @@ export async function readStores(config: Config, reader: TopicReader): Promise<S
     if (record.topic === balances)
       setOrDelete(view.balances, key, value === null ? null : balanceRow(value, record, view.unreadable));
     else if (record.topic === accounts) setOrDelete(view.accounts, key, value as AccountRow | null);
-    else {
+    else if (record.topic === holds) {
+      // Only the from tasks' hold rows ("h" keys); marks and the expiry index are the tasks' own bookkeeping.
+      if (key.startsWith('h')) setOrDelete(view.holds, key, value as { status: HoldStatus } | null);
+    } else {
       // Segmented layout (src/stores/segmented-store.ts): in-flight entries are pinned, {w, v} under "\u0002" + key.
       // Keyed by the physical key, so a pinned entry's tombstone (when it is decided) removes it here.
       const entry = logicalRecord(key, value).value as Record<string, unknown> | null;
@@ -72,18 +84,20 @@ function balanceRow(
   record: FetchedRecord,
   unreadable: Difference[],
 ): BalanceRow | null {
-  const { balance, inFlight } = value;
-  if (
-    typeof balance === 'string' &&
-    typeof inFlight === 'string' &&
-    MINOR_UNITS.test(balance) &&
-    MINOR_UNITS.test(inFlight)
-  )
-    return { balance, inFlight };
+  const { balance, inFlight, pendingDebits, pendingCredits } = value;
+  const minor = (v: unknown): v is string => typeof v === 'string' && MINOR_UNITS.test(v);
+  const optional = (v: unknown) => v === undefined || minor(v);
+  if (minor(balance) && minor(inFlight) && optional(pendingDebits) && optional(pendingCredits))
+    return {
+      balance,
+      inFlight,
+      ...(pendingDebits === undefined ? {} : { pendingDebits: pendingDebits as string }),
+      ...(pendingCredits === undefined ? {} : { pendingCredits: pendingCredits as string }),
+    };
   unreadable.push({
     kind: 'unreadable_record',
     accountId: record.key?.toString('utf8'),
-    message: `${where(record)}: balances row without integer balance and inFlight`,
+    message: `${where(record)}: balances row without integer balance and inFlight (and pending amounts, when present)`,
   });
   return null;
 }
@@ -97,6 +111,7 @@ export async function readOutcomes(config: Config, reader: TopicReader): Promise
     withdrawals: new Map(),
     records: new Map(),
     decisions: new Map(),
+    holds: new Map(),
     completed: 0,
     failed: 0,
     conflicts: 0,
@@ -139,6 +154,7 @@ function addCompleted(view: OutcomeView, value: Record<string, unknown>, record:
     view.deltas.set(account, (view.deltas.get(account) ?? 0n) + delta);
     view.currencyOf.set(account, currency);
   };
+  if (isHoldOutcome(type, value.status)) addHoldOutcome(view, value, parsed.minor, record);
   if (type === 'deposit') addTo(view.deposits, currency, parsed.minor);
   if (type === 'withdrawal') addTo(view.withdrawals, currency, parsed.minor);
   if (type === 'deposit') move(value.accountId, parsed.minor);

@@ -23,6 +23,7 @@ export function formatReport(report: ReconcileReport): string {
     ),
     `  in flight     ${c.inFlightAccounts} accounts, ${c.inFlightTransfers} transfers  ${mark(c.inFlightAccounts === 0 && c.inFlightTransfers === 0)}`,
     `  transactions  ${c.completed + c.failed} outcomes in the topics, ${c.postgresTransactions} rows in Postgres  ${mark(!report.differences.some((d) => d.kind.startsWith('transaction_') || d.kind === 'duplicate_outcome'))}`,
+    `  holds         ${c.holds.placed} placed: ${c.holds.posted} posted, ${c.holds.voided} voided, ${c.holds.expired} expired, ${c.holds.pending} pending  ${mark(!report.differences.some((d) => d.kind.startsWith('hold_')))}`,
     `  accounts      ${report.accountsCompared} compared, ${report.differingAccounts.length} differ`,
     ...report.differingAccounts.slice(0, LINES_MAX).map(formatAccountLine),
   ];

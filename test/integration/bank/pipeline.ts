@@ -9,6 +9,7 @@ import { partitionForKey } from '../../../src/kafka/partitioner.ts';
 import { ensureTopics } from '../../../src/ops/topics.ts';
 import { readCommitted } from '../../helpers/kafka.ts';
 import { prefixedEnv, uniquePrefix } from '../support/kafka.ts';
+import { holdViolations, overdueHolds } from './hold-checks.ts';
 import type { Workload, WorkloadCommand } from './workload.ts';
 
 export const PARTITIONS = 4;
@@ -64,14 +65,24 @@ export async function sendWithKafkaJs(config: Config, commands: WorkloadCommand[
   }
 }
 
+export interface BalanceSeen {
+  balance: string;
+  inFlight: string;
+  pendingDebits?: string;
+  pendingCredits?: string;
+}
+
 export interface Observed {
   completed: Array<Record<string, string>>;
   failed: Array<Record<string, string>>;
   dlq: Array<{ value: string; headers: Record<string, string> }>;
-  balances: Map<string, { balance: string; inFlight: string }>;
+  balances: Map<string, BalanceSeen>;
+  /** When the reading began: a hold's deadline is compared with this, not with the time of a check. */
+  observedAtMs: number;
 }
 
 export async function observe(config: Config): Promise<Observed> {
+  const observedAtMs = Date.now();
   const parse = (b: Buffer | null) => JSON.parse(b!.toString('utf8')) as Record<string, string>;
   // As the config's principal, over its TLS/SASL settings (plaintext when none).
   const security = kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers);
@@ -82,15 +93,11 @@ export async function observe(config: Config): Promise<Observed> {
     value: r.value?.toString('utf8') ?? '',
     headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, v.toString('utf8')])),
   }));
-  const balances = new Map<string, { balance: string; inFlight: string }>();
+  const balances = new Map<string, BalanceSeen>();
   for (const r of await read(`${config.appId}-balances-changelog`)) {
-    if (r.key && r.value)
-      balances.set(
-        r.key.toString('utf8'),
-        JSON.parse(r.value.toString('utf8')) as { balance: string; inFlight: string },
-      );
+    if (r.key && r.value) balances.set(r.key.toString('utf8'), JSON.parse(r.value.toString('utf8')) as BalanceSeen);
   }
-  return { completed, failed, dlq, balances };
+  return { completed, failed, dlq, balances, observedAtMs };
 }
 
 /** Counts every outcome the workload is owed: deposits, decided transfers and conflicts. */
@@ -101,13 +108,22 @@ export function expectedOutcomeCount(workload: Workload): number {
 }
 
 /**
- * The pipeline is quiet: every owed outcome is out and no money is in flight. A transfer's outcome is
- * answered by the to task before the settle leg reaches the from task, so counting outcomes alone
- * races the last settle legs.
+ * An open hold due within this long of a quiet check must expire first: the checks that follow read the
+ * topics again, and an expiry landing between two reads (outcomes, then balances) would look like a
+ * broken invariant. A workload's holds either expire within seconds or stay open for hours.
+ */
+export const HOLD_QUIET_HORIZON_MS = 60_000;
+
+/**
+ * The pipeline is quiet: every owed outcome is out, no money is in flight and no open hold is due
+ * within HOLD_QUIET_HORIZON_MS (its expiry is still to come). A transfer's outcome is answered by the to
+ * task before the settle leg reaches the from task, so counting outcomes alone races the last settle legs.
  */
 export function quiet(seen: Observed, owed: number): boolean {
   return (
-    seen.completed.length + seen.failed.length >= owed && [...seen.balances.values()].every((b) => b.inFlight === '0')
+    seen.completed.length + seen.failed.length >= owed &&
+    [...seen.balances.values()].every((b) => b.inFlight === '0') &&
+    overdueHolds(seen.completed, seen.observedAtMs + HOLD_QUIET_HORIZON_MS) === 0
   );
 }
 
@@ -137,6 +153,7 @@ export function pipelineViolations(workload: Workload, seen: Observed): string[]
     if (!wantConflicts.has(id)) problems.push(`${id}: ${n} unexpected idempotency conflicts`);
   problems.push(...dlqViolations(all, seen));
   problems.push(...balanceViolations(workload, decided, seen.balances));
+  problems.push(...holdViolations(seen, seen.balances, seen.observedAtMs));
   return problems;
 }
 
@@ -156,6 +173,8 @@ export function decidedOutcomes(
     ...seen.failed,
   ];
   for (const o of all) {
+    // Answered under the hold's own id, with no command of its own: hold-checks.ts counts expiries.
+    if (o.type === 'hold_expiry') continue;
     if (o.code === 'idempotency_conflict') {
       conflicts.set(o.transferId!, (conflicts.get(o.transferId!) ?? 0) + 1);
       continue;
@@ -202,7 +221,7 @@ function balanceViolations(
       expected.set(o.accountId!, expected.get(o.accountId!)! + amount);
       deposits += amount;
     }
-    if (o.type === 'transfer') {
+    if (o.type === 'transfer' || o.type === 'post_hold') {
       expected.set(o.from!, expected.get(o.from!)! - amount);
       expected.set(o.to!, expected.get(o.to!)! + amount);
     }
