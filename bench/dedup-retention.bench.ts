@@ -1,9 +1,12 @@
-// Dedup retention under a simulated clock: `node bench/dedup-retention.bench.ts [--rate N] [--retention-s N] [--periods N]`.
+// Dedup retention under a simulated clock: `node bench/dedup-retention.bench.ts [--quick] [--rate N]
+// [--retention-s N] [--periods N] [--write-buffer-mb N]` (bench/README.md "Dedup retention").
 // Drives the bank processor (its real topology, TaskGraph and LevelDB task stores, as one instance's
 // tasks run it, without Kafka) through more than one dedup retention period at >= 20,000 new
 // transferIds/s of simulated time, and reports over time: the transfers store's entries and bytes, the
-// size its changelog keeps (compact,delete with the planned retention.ms, modelled), and the time of
-// every expiry step (max, p99), which the processing loop waits for. Writes bench/results/dedup-retention-<date>.json.
+// size its changelog keeps (compact,delete with the planned retention.ms, modelled) and entries expired
+// per second; and, apart: the loop's pause for each expiry step (loopPauseMs), the wall time of the
+// LevelDB calls expiry runs in the background (backgroundMs), and the commit's own LevelDB writes
+// (commitWriteMs: LevelDB write stalls, seen with expiry off too). Writes bench/results/dedup-retention-<date>.json.
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,19 +14,23 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { partitionForKey } from '../src/kafka/partitioner.ts';
 import { DEFAULT_EXPIRY_BOUNDS } from '../src/bank/expiry.ts';
+import type { ExpiryStepResult } from '../src/stores/segmented-store.ts';
 import { buildBankTopology } from '../src/bank/topology.ts';
-import { LevelTaskStore } from '../src/stores/level-store.ts';
+import { LevelTaskStore, type LevelTuning } from '../src/stores/level-store.ts';
 import type { TaskStore } from '../src/stores/types.ts';
 import { SegmentedKeyValueStore } from '../src/stores/segmented-store.ts';
 import { type InputRecord, type OutputRecord, TaskGraph } from '../src/topology/task-graph.ts';
 
 const { values: args } = parseArgs({
   options: {
+    quick: { type: 'boolean', default: false },
     rate: { type: 'string', default: '20000' },
-    'retention-s': { type: 'string', default: '4' },
-    periods: { type: 'string', default: '3' },
+    'retention-s': { type: 'string' },
+    periods: { type: 'string' },
     partitions: { type: 'string', default: '4' },
     'batch-records': { type: 'string', default: '2000' },
+    /** LevelDB's write buffer per database in MiB (the product's default: 4). */
+    'write-buffer-mb': { type: 'string' },
     out: { type: 'string' },
     note: {
       type: 'string',
@@ -32,11 +39,16 @@ const { values: args } = parseArgs({
   },
 });
 const RATE_PER_S = Number(args.rate);
-const RETENTION_MS = Number(args['retention-s']) * 1000;
+/** --quick: 2 s retention over 2.5 periods (100,000 ids); the full run: 6 s over 3 periods (360,000 ids). */
+const RETENTION_MS = Number(args['retention-s'] ?? (args.quick ? 2 : 6)) * 1000;
 const SEGMENT_MS = RETENTION_MS / 2;
-const PERIODS = Number(args.periods);
+const PERIODS = Number(args.periods ?? (args.quick ? 2.5 : 3));
 const PARTITIONS = Number(args.partitions);
 const BATCH_RECORDS = Number(args['batch-records']);
+const TUNING: LevelTuning =
+  args['write-buffer-mb'] === undefined ? {} : { writeBufferSize: Number(args['write-buffer-mb']) * 1024 * 1024 };
+for (const [name, value] of Object.entries({ RATE_PER_S, RETENTION_MS, PERIODS, PARTITIONS, BATCH_RECORDS }))
+  if (!(value > 0)) throw new Error(`dedup-retention bench: ${name} must be positive, got ${value}`);
 /** Simulated time between two samples of the sizes. */
 const SAMPLE_EVERY_MS = 1_000;
 const ACCOUNTS_PER_TASK = 100;
@@ -52,10 +64,19 @@ const TOPICS = {
 };
 
 let nowMs = START_MS;
-const expirySteps: number[] = [];
-let expiryStepMaxMs = 0;
+/** Each expiry step's hold of the loop (it is synchronous: the loop resumes when it returns). */
+const loopPauses: number[] = [];
+/** The CPU time the step's thread used in each (the rest of a pause is the OS not running the process, or GC). */
+const loopPauseCpu: number[] = [];
 let purgedTotal = 0;
 let stepsLeavingCallInFlight = 0;
+/** Each step as an interval of performance.now() (to subtract GC pauses from), and the longest step's result. */
+const stepIntervals: { startMs: number; durationMs: number }[] = [];
+let longestStep: (ExpiryStepResult & { partition: number }) | undefined;
+/** The LevelDB calls expiry ran in the background (purges, scans), as the steps reported them. */
+const background = { calls: 0, ms: 0, callMaxMs: 0 };
+/** Each commit's LevelDB write batch (CachedTaskStore.flush) of the transfers store and of the others. */
+const commitWrites = { transfers: [] as number[], others: [] as number[] };
 /** Controls for what the machine does to any await: GC pauses, and a 1 ms timer awaited before each batch's step. */
 const gcPauses: { startMs: number; durationMs: number }[] = [];
 const timerLatenessMs: number[] = [];
@@ -65,9 +86,9 @@ new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) gcPauses.push({ startMs: entry.startTime, durationMs: entry.duration });
 }).observe({ entryTypes: ['gc'] });
 
-/** Each punctuation's time minus the GC pauses that overlapped it: what the step itself held the loop. */
-function punctuationsWithoutGcMs(): number[] {
-  return punctuations.map(({ startMs, durationMs }) => {
+/** Each interval's time minus the GC pauses that overlapped it. */
+function withoutGcMs(intervals: { startMs: number; durationMs: number }[]): number[] {
+  return intervals.map(({ startMs, durationMs }) => {
     let gcMs = 0;
     for (const gc of gcPauses) {
       const overlap = Math.min(startMs + durationMs, gc.startMs + gc.durationMs) - Math.max(startMs, gc.startMs);
@@ -84,9 +105,14 @@ const topology = buildBankTopology({
   punctuateIntervalMs: 100,
   restoreClock: () => nowMs,
   onExpiryStep: (result, partition) => {
-    expirySteps.push(result.durationMs);
-    expiryStepMaxMs = Math.max(expiryStepMaxMs, result.durationMs);
+    loopPauses.push(result.durationMs);
+    loopPauseCpu.push(result.cpuMs);
+    stepIntervals.push({ startMs: performance.now() - result.durationMs, durationMs: result.durationMs });
+    if (result.durationMs > (longestStep?.durationMs ?? -1)) longestStep = { ...result, partition };
     purgedTotal += result.purged;
+    background.calls += result.backgroundCalls;
+    background.ms += result.backgroundMs;
+    background.callMaxMs = Math.max(background.callMaxMs, result.backgroundCallMaxMs);
     if (result.inFlight) stepsLeavingCallInFlight++;
     if (result.storeEntries !== undefined) viewEntries.set(partition, result.storeEntries);
   },
@@ -130,7 +156,7 @@ const tasks: Task[] = [];
 for (let partition = 0; partition < PARTITIONS; partition++) {
   const stores = new Map<string, TaskStore<unknown>>();
   for (const spec of topology.stores())
-    stores.set(spec.name, await LevelTaskStore.open(join(dir, String(partition), spec.name), { ...spec }));
+    stores.set(spec.name, await LevelTaskStore.open(join(dir, String(partition), spec.name), { ...spec }, TUNING));
   const graph = new TaskGraph({
     topology,
     applicationId: 'bench',
@@ -164,8 +190,8 @@ function command(task: Task, value: Record<string, unknown>, key: string): Input
   };
 }
 
-/** One transaction of a task: prefetch, process, punctuate (expiry), commit; returns the punctuate time in ms. */
-async function runBatch(task: Task, records: InputRecord[]): Promise<number> {
+/** One transaction of a task: prefetch, process, punctuate (expiry), commit, as the engine's loop does them. */
+async function runBatch(task: Task, records: InputRecord[]): Promise<void> {
   const keys = new Map<string, Set<string>>();
   for (const record of records) task.graph.collectPrefetch(record, keys);
   for (const [name, set] of keys) await task.stores.get(name)!.prefetch(set);
@@ -185,9 +211,10 @@ async function runBatch(task: Task, records: InputRecord[]): Promise<number> {
       offset++;
     }
     task.changelogOffsets.set(name, offset);
+    const flushStarted = performance.now();
     await store.flush(entries.length > 0 ? offset : null);
+    (name === 'transfers' ? commitWrites.transfers : commitWrites.others).push(performance.now() - flushStarted);
   }
-  return punctuateMs;
 }
 
 function percentile(values: number[], p: number): number {
@@ -205,9 +232,19 @@ async function dirBytes(path: string): Promise<number> {
   return total;
 }
 
+function stats(values: number[]): { count: number; p50: number; p99: number; max: number } {
+  return {
+    count: values.length,
+    p50: percentile(values, 50),
+    p99: percentile(values, 99),
+    max: percentile(values, 100),
+  };
+}
+
 const samples: Record<string, number>[] = [];
+let purgedAtLastSample = 0;
+let realMsAtLastSample = 0;
 let idsTotal = 0;
-let punctuateMaxMs = 0;
 const startedReal = performance.now();
 try {
   for (const task of tasks)
@@ -233,7 +270,7 @@ try {
           ),
         );
       }
-      punctuateMaxMs = Math.max(punctuateMaxMs, await runBatch(task, records));
+      await runBatch(task, records);
       // The rate is over all tasks: each task batch is BATCH_RECORDS of the instance's stream.
       nowMs += perTaskBatchMs;
     }
@@ -242,9 +279,14 @@ try {
       let bytes = 0;
       for (const task of tasks) bytes += await task.stores.get('transfers')!.approximateBytes();
       const kept = changelog.retain(nowMs);
+      const realMs = performance.now() - startedReal;
       const sample = {
         simulatedS: Math.round((nowMs - START_MS) / 1000),
-        realS: Math.round((performance.now() - startedReal) / 100) / 10,
+        realS: Math.round(realMs / 100) / 10,
+        expiredPerSimulatedS: Math.round(((purgedTotal - purgedAtLastSample) * 1000) / SAMPLE_EVERY_MS),
+        expiredPerRealS: Math.round(
+          ((purgedTotal - purgedAtLastSample) * 1000) / Math.max(1, realMs - realMsAtLastSample),
+        ),
         idsTotal,
         storeEntries: idsTotal + 0 - purgedTotal,
         storeEntriesCountedByView: [...viewEntries.values()].reduce((a, b) => a + b, 0),
@@ -255,14 +297,24 @@ try {
         changelogBytesKept: kept.bytes,
         changelogRecordsAppended: changelog.appended,
       };
+      purgedAtLastSample = purgedTotal;
+      realMsAtLastSample = realMs;
       samples.push(sample);
       console.log(JSON.stringify(sample));
     }
   }
+  const realS = (performance.now() - startedReal) / 1000;
+  // The loop never waits for expiry's background calls; the count below does (one last step takes their results).
+  for (const task of tasks) await task.graph.idle();
+  for (const task of tasks) await task.graph.punctuate(nowMs + 1_000);
   // Check the entry count against the store itself: entries left = ids of the live segments.
   let counted = 0;
   for (const task of tasks) for await (const _ of task.stores.get('transfers')!.range()) counted++;
-  const realS = (performance.now() - startedReal) / 1000;
+  const boundEntries = Math.round(RATE_PER_S * ((RETENTION_MS + SEGMENT_MS) / 1000));
+  const afterFirstPeriod = samples.filter((sample) => sample.simulatedS! * 1000 > RETENTION_MS + SEGMENT_MS);
+  /** The largest value of a sampled field after the first retention + segment; null when the run is shorter. */
+  const maxAfterFirstPeriod = (field: string): number | null =>
+    afterFirstPeriod.length === 0 ? null : Math.max(...afterFirstPeriod.map((sample) => sample[field]!));
   const result = {
     bench: 'dedup-retention',
     date: new Date().toISOString(),
@@ -274,6 +326,7 @@ try {
       note: args.note,
     },
     settings: {
+      quick: args.quick,
       ratePerSimulatedS: RATE_PER_S,
       retentionMs: RETENTION_MS,
       segmentIntervalMs: SEGMENT_MS,
@@ -281,49 +334,65 @@ try {
       periods: PERIODS,
       partitions: PARTITIONS,
       batchRecords: BATCH_RECORDS,
+      expiry: DEFAULT_EXPIRY_BOUNDS,
+      levelDbWriteBufferBytes: TUNING.writeBufferSize ?? 'default (4 MiB)',
     },
     idsTotal,
     realSeconds: Math.round(realS * 10) / 10,
     realIdsPerS: Math.round(idsTotal / realS),
     storeEntriesCountedAtEnd: counted,
-    expiryStepMs: {
-      count: expirySteps.length,
-      p50: percentile(expirySteps, 50),
-      p99: percentile(expirySteps, 99),
-      max: Math.round(expiryStepMaxMs * 1000) / 1000,
-      budgetMs: DEFAULT_EXPIRY_BOUNDS.budgetMs,
-      overBudget: expirySteps.filter((ms) => ms > DEFAULT_EXPIRY_BOUNDS.budgetMs).length,
-      stepsLeavingCallInFlight,
+    bounded: {
+      note: 'after the first retention + segment: what the store and the changelog held at most, against rate x (retention + segment)',
+      storeEntriesBound: boundEntries,
+      storeEntriesMax: maxAfterFirstPeriod('storeEntries'),
+      storeApproximateBytesMax: maxAfterFirstPeriod('storeApproximateBytes'),
+      storeDiskBytesMax: maxAfterFirstPeriod('storeDiskBytes'),
+      changelogRecordsKeptMax: maxAfterFirstPeriod('changelogRecordsKept'),
+      changelogBytesKeptMax: maxAfterFirstPeriod('changelogBytesKept'),
     },
-    punctuateMaxMs: Math.round(punctuateMaxMs * 1000) / 1000,
+    loopPauseMs: {
+      note: 'each dedup expiry step, as the processing loop waits for it: the step is synchronous (no LevelDB wait), so this is its own CPU work',
+      ...stats(loopPauses),
+      budgetMs: DEFAULT_EXPIRY_BOUNDS.budgetMs,
+      overBudget: loopPauses.filter((ms) => ms > DEFAULT_EXPIRY_BOUNDS.budgetMs).length,
+      stepsLeavingCallInFlight,
+      withoutGc: stats(withoutGcMs(stepIntervals)),
+      cpuMs: stats(loopPauseCpu),
+      longestStep,
+    },
+    backgroundMs: {
+      note: 'wall time of the LevelDB calls expiry ran in the background (purges, scans), start to settle: nobody waits for them',
+      total: Math.round(background.ms),
+      calls: background.calls,
+      meanPerCall: Math.round((background.ms / Math.max(1, background.calls)) * 1000) / 1000,
+      callMax: Math.round(background.callMaxMs * 1000) / 1000,
+    },
+    punctuateMs: {
+      note: 'the whole punctuation of a task: the dedup expiry step AND the hold expiry punctuator, which awaits a LevelDB range read of the holds store (not dedup expiry)',
+      ...stats(punctuations.map((p) => p.durationMs)),
+      withoutGc: stats(withoutGcMs(punctuations)),
+    },
+    commitWriteMs: {
+      note: 'the commit flush: each store s LevelDB write batch, awaited by this bench (the engine awaits it in the background of the next batch); its stalls are LevelDB write stalls (compaction behind on a loaded machine), seen with expiry off too',
+      transfers: stats(commitWrites.transfers),
+      otherStores: stats(commitWrites.others),
+    },
     controls: {
       note: 'what any await in this process met meanwhile: a 1 ms timer awaited before each step, and GC pauses',
-      timerLatenessMs: {
-        p50: percentile(timerLatenessMs, 50),
-        p99: percentile(timerLatenessMs, 99),
-        max: percentile(timerLatenessMs, 100),
-      },
-      gcPauseMs: {
-        count: gcPauses.length,
-        p99: percentile(
-          gcPauses.map((gc) => gc.durationMs),
-          99,
-        ),
-        max: percentile(
-          gcPauses.map((gc) => gc.durationMs),
-          100,
-        ),
-      },
+      timerLatenessMs: stats(timerLatenessMs),
+      gcPauseMs: stats(gcPauses.map((gc) => gc.durationMs)),
     },
-    punctuateWithoutGcMs: (() => {
-      const times = punctuationsWithoutGcMs();
-      return { p50: percentile(times, 50), p99: percentile(times, 99), max: percentile(times, 100) };
-    })(),
     purgedTotal,
     samples,
   };
   console.log(JSON.stringify({ ...result, samples: undefined }, null, 2));
-  const out = args.out ?? join(import.meta.dirname, 'results', `dedup-retention-${result.date.slice(0, 10)}.json`);
+  const out =
+    args.out ??
+    join(
+      import.meta.dirname,
+      'results',
+      `dedup-retention-${result.date.slice(0, 10)}${args.quick ? '-quick' : ''}.json`,
+    );
   await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`wrote ${out}`);
 } finally {

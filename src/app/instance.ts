@@ -66,6 +66,7 @@ export function createBankStreams(
     sessionTimeoutMs: config.membership.sessionTimeoutMs,
     stateCleanupDelayMs: config.stateCleanupDelayMs,
     acceptableRecoveryLag: config.acceptableRecoveryLagRecords,
+    recoveryLagMeasureTimeoutMs: config.recoveryLagMeasureTimeoutMs,
     ...(metrics ? { onStateCleanup: (deleted: string[]) => metrics.observeStateCleanup(deleted) } : {}),
     offsetReset: config.offsetReset,
     connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),

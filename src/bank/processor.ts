@@ -95,14 +95,20 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
     };
     const expiry = new DedupExpiry(stores.transfers, { ...DEFAULT_EXPIRY_BOUNDS, ...this.#options.expiry });
     const onStep = this.#options.onExpiryStep;
-    context.schedule(this.#options.punctuateIntervalMs, 'wall-clock', async () => {
-      const result = await expiry.step();
+    // Synchronous: nothing of dedup expiry is awaited by the loop (expiry.ts).
+    context.schedule(this.#options.punctuateIntervalMs, 'wall-clock', () => {
+      const result = expiry.step();
       onStep?.(result, context.partition);
     });
     const task = this.#task;
     context.schedule(this.#options.punctuateIntervalMs, 'wall-clock', async (timestampMs) => {
       await expireDueHolds(task, timestampMs);
     });
+  }
+
+  /** Settles once the dedup expiry's background LevelDB calls are done (test driver, benchmarks). */
+  idle(): Promise<void> {
+    return this.#task!.stores.transfers.expiryIdle();
   }
 
   prefetch(rec: BankRecord, keys: PrefetchCollector): void {

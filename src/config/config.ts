@@ -79,6 +79,11 @@ export interface Config {
   stateCleanupDelayMs: number;
   /** ACCEPTABLE_RECOVERY_LAG_RECORDS: a local state folder further behind its changelogs is not warm for placement. */
   acceptableRecoveryLagRecords: number;
+  /**
+   * RECOVERY_LAG_MEASURE_TIMEOUT_MS: before each join, how long the changelog ends of the local folders
+   * are waited for in all (ms; an upper bound, not a wait: a broker that answers ends it at once).
+   */
+  recoveryLagMeasureTimeoutMs: number;
   /** OFFSET_RESET: where a partition without a committed offset starts (safe | earliest | none); see src/kafka/offset-reset.ts. */
   offsetReset: OffsetResetPolicy;
   logLevel: string;
@@ -141,6 +146,7 @@ export function loadConfig(env: Env = process.env): Config {
     membership: membershipConfig(env),
     stateCleanupDelayMs: int(env, 'STATE_CLEANUP_DELAY_MS', 600_000, 0, 30 * 24 * 3600 * 1000),
     acceptableRecoveryLagRecords: int(env, 'ACCEPTABLE_RECOVERY_LAG_RECORDS', 10_000, 0, 1_000_000_000),
+    recoveryLagMeasureTimeoutMs: int(env, 'RECOVERY_LAG_MEASURE_TIMEOUT_MS', 5_000, 0, 60_000),
     offsetReset: str(
       env,
       'OFFSET_RESET',

@@ -148,7 +148,7 @@ export class Metrics {
   observeExpiryStep(result: ExpiryStepResult, partition: number): void {
     this.histogram({
       name: 'bankstream_dedup_expiry_step_seconds',
-      help: 'Duration of one bounded dedup expiry step (the processing loop waits for it)',
+      help: "Duration of one dedup expiry step: the processing loop's pause for it (its LevelDB calls run in the background)",
       buckets: EXPIRY_BUCKETS_S,
     }).observe(result.durationMs / 1000);
     const expired = this.counter({
@@ -156,6 +156,11 @@ export class Metrics {
       help: 'Dedup entries of expired segments purged from the local transfers store',
     });
     if (result.purged > 0) expired.inc(result.purged);
+    const background = this.counter({
+      name: 'bankstream_dedup_expiry_background_seconds_total',
+      help: 'Wall time of the LevelDB calls dedup expiry ran in the background (purges, scans; nobody waits for them)',
+    });
+    if (result.backgroundMs > 0) background.inc(result.backgroundMs / 1000);
     const behind = this.gauge<'partition'>({
       name: 'bankstream_dedup_expiry_behind',
       help: '1 while a task still has expired segments to purge after its last step',

@@ -48,6 +48,8 @@ export interface KafkaStreamsOptions {
   stateCleanupDelayMs?: number;
   /** Changelog records an unassigned state folder may be behind and still be kept as warm (default 10,000). */
   acceptableRecoveryLag?: number;
+  /** How long, in ms, the changelog ends of local folders are waited for before each join, at most (default 5,000). */
+  recoveryLagMeasureTimeoutMs?: number;
   /** Called with the folders each state cleanup deleted (metrics). */
   onStateCleanup?: (deleted: string[]) => void;
   /**
@@ -63,6 +65,9 @@ type Optional = 'connection' | 'onCommit' | 'onProcessingError' | 'recordAuth' |
 
 export type ResolvedOptions = Required<Omit<KafkaStreamsOptions, Optional | 'brokerHealth'>> &
   Pick<KafkaStreamsOptions, Optional>;
+
+/** Before each join, how long the changelog ends of the local state folders are waited for in all, at most (ms). */
+export const RECOVERY_LAG_MEASURE_TIMEOUT_MS = 5_000;
 
 /** How often unused state folders are looked for, at most (ms). */
 export const STATE_CLEANUP_INTERVAL_MS = 60_000;
@@ -86,6 +91,7 @@ export function resolveOptions(options: KafkaStreamsOptions): ResolvedOptions {
     ...options,
     stateCleanupDelayMs: options.stateCleanupDelayMs ?? 600_000,
     acceptableRecoveryLag: options.acceptableRecoveryLag ?? 10_000,
+    recoveryLagMeasureTimeoutMs: options.recoveryLagMeasureTimeoutMs ?? RECOVERY_LAG_MEASURE_TIMEOUT_MS,
     onStateCleanup: options.onStateCleanup ?? (() => {}),
   } as ResolvedOptions;
 }

@@ -160,7 +160,14 @@ export class KafkaStreams implements StreamsView {
       catchUpMs: this.#options.transactionTimeoutMs * 2,
       ...(this.#internal.changelogCheck() ? { check: this.#internal.changelogCheck()! } : {}),
     });
-    const { stateDir, applicationId, instanceId, stateCleanupDelayMs, acceptableRecoveryLag } = this.#options;
+    const {
+      stateDir,
+      applicationId,
+      instanceId,
+      stateCleanupDelayMs,
+      acceptableRecoveryLag,
+      recoveryLagMeasureTimeoutMs,
+    } = this.#options;
     // One cleaner: the loop sweeps and measures with it, member info advertises only the folders it found warm.
     const cleaner = new StateDirectoryCleaner({
       appDir: path.join(stateDir, applicationId),
@@ -168,6 +175,7 @@ export class KafkaStreams implements StreamsView {
       cleanupDelayMs: stateCleanupDelayMs,
       recovery: {
         acceptableLagRecords: acceptableRecoveryLag,
+        measureTimeoutMs: recoveryLagMeasureTimeoutMs,
         changelogEndOffsets: (p) => state.changelogEndOffsets(p),
       },
     });

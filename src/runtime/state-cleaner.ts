@@ -28,6 +28,11 @@ export interface StateCleanerOptions {
    */
   recovery?: {
     acceptableLagRecords: number;
+    /**
+     * measureLocal waits for the changelog ends at most this long in all (ms; 0 = not at all): a bound
+     * for a broker outage, not a delay, since an answering broker ends the wait at once. Default 5,000.
+     */
+    measureTimeoutMs?: number;
     /** The changelog end offset of each store (name → offset) of a partition. */
     changelogEndOffsets(partition: number): Promise<Map<string, bigint>>;
   };
@@ -39,6 +44,8 @@ export interface CleanupResult {
 }
 
 const PARTITION_PATTERN = /^\d+$/;
+/** measureLocal's bound on waiting for changelog ends when the options name none (ms). */
+const DEFAULT_MEASURE_TIMEOUT_MS = 5_000;
 
 export class StateDirectoryCleaner {
   readonly #options: StateCleanerOptions;
@@ -51,6 +58,9 @@ export class StateDirectoryCleaner {
   constructor(options: StateCleanerOptions) {
     if (!Number.isSafeInteger(options.cleanupDelayMs) || options.cleanupDelayMs < 0)
       throw new RangeError('state cleanup delay must be a non-negative integer of ms');
+    const timeoutMs = options.recovery?.measureTimeoutMs;
+    if (timeoutMs !== undefined && (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0))
+      throw new RangeError(`recovery lag measure timeout must be a non-negative integer of ms, got ${timeoutMs}`);
     this.#options = options;
     this.#clock = options.clock ?? Date.now;
   }
@@ -74,12 +84,13 @@ export class StateDirectoryCleaner {
    * Measures how far behind its changelogs each folder of this instance is, except those in use here
    * (their stores are open; they are advertised as active or standby anyway). Run before joining the
    * group, so that member info advertises only warm folders (warmLocal). The changelog ends are
-   * waited for at most `timeoutMs` in all (a broker outage must not hold the join); a folder not
-   * measured keeps its last measure. Its LevelDB opens are awaited: none outlives the call.
+   * waited for at most `recovery.measureTimeoutMs` in all (a broker outage must not hold the join); a
+   * folder not measured keeps its last measure. Its LevelDB opens are awaited: none outlives the call.
    */
-  async measureLocal(inUse: ReadonlySet<number>, timeoutMs = 5_000): Promise<void> {
+  async measureLocal(inUse: ReadonlySet<number>): Promise<void> {
     const recovery = this.#options.recovery;
     if (recovery === undefined) return;
+    const timeoutMs = recovery.measureTimeoutMs ?? DEFAULT_MEASURE_TIMEOUT_MS;
     const deadlineMs = Date.now() + timeoutMs;
     const instanceDir = path.join(this.#options.appDir, this.#options.instanceId);
     for (const name of (await listDirs(instanceDir)).filter((n) => PARTITION_PATTERN.test(n))) {

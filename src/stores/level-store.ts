@@ -36,14 +36,22 @@ const ENCODINGS = { keyEncoding: 'utf8', valueEncoding: 'buffer' } as const;
 
 export type LevelDatabase = ClassicLevel<string, Buffer>;
 
+/** LevelDB sizes a caller may set instead of the defaults above (the benchmarks compare them). */
+export type LevelTuning = Partial<
+  Pick<DatabaseOptions<string, Buffer>, 'writeBufferSize' | 'maxFileSize' | 'blockSize'>
+>;
+
 export class LevelTaskStore<V> extends CachedTaskStore<V> {
   /** Opens (creating if needed) the database of one task's store at directory `dir`. */
-  static async open<V>(dir: string, options: StoreOptions<V>): Promise<LevelTaskStore<V>> {
+  static async open<V>(dir: string, options: StoreOptions<V>, tuning: LevelTuning = {}): Promise<LevelTaskStore<V>> {
     assert(
       typeof dir === 'string' && dir.length > 0,
       `store ${options.name}: database directory must be a non-empty path`,
     );
-    return LevelTaskStore.fromDatabase(new ClassicLevel<string, Buffer>(dir, DATABASE_OPTIONS), options);
+    return LevelTaskStore.fromDatabase(
+      new ClassicLevel<string, Buffer>(dir, { ...DATABASE_OPTIONS, ...tuning }),
+      options,
+    );
   }
 
   /** Takes ownership of `db` (closing the store closes it): for callers that open it themselves, and tests that break it. */

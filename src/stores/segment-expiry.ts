@@ -1,6 +1,6 @@
 // The types and small parts of a segmented store's expiry (src/stores/segmented-store.ts): the bounds
-// of a step and what it reports, a LevelDB call that may outlive the step that started it, the scans
-// it runs, and the entry count it keeps for the metrics.
+// of a step and what it reports, a LevelDB call that outlives the step that started it, the scans it
+// runs, and the entry count it keeps for the metrics.
 import type { KeyValueStore } from './types.ts';
 
 /** The store operations a segmented store needs besides get/put/delete (TaskStore has them; see CachedTaskStore.purgeRange). */
@@ -28,27 +28,41 @@ export interface SegmentedStoreOptions<V> {
 }
 
 export interface ExpiryStepBounds {
-  /** The longest a step waits for LevelDB; a call still running then goes on in the background. */
+  /**
+   * How long a step applies the writes of a scan that came back (ms; checked every 64 entries, the
+   * rest waits for the next step). A step never waits for LevelDB: this bounds its CPU work.
+   */
   budgetMs: number;
-  /** Entries one purge call deletes (one LevelDB batch; one call at a time per store). */
+  /** Entries one background purge call deletes (one LevelDB batch; one call at a time per store). */
   purgeEntriesPerCallMax: number;
-  /** Pinned or old-layout entries one scan reads at most. */
+  /** Pinned or old-layout entries one scan reads at most (and so a step applies at most). */
   scannedEntriesMax: number;
 }
 
 export interface ExpiryStepResult {
-  /** Entries of expired segments deleted from the local store (by calls that finished in this step). */
+  /** Entries of expired segments deleted from the local store (by background calls that finished since the last step). */
   purged: number;
   /** Old-layout entries moved into segments or deleted (expired). */
   migrated: number;
   /** Pinned entries rewritten so that their changelog record stays within the changelog's retention. */
   refreshed: number;
-  /** How long the step held the processing loop. */
+  /** How long the step held the processing loop (its own CPU work: it never waits for LevelDB). */
   durationMs: number;
+  /**
+   * CPU time the step's thread used meanwhile (ms): durationMs minus this is time the OS did not run
+   * the process (a loaded machine) or the thread waited for GC.
+   */
+  cpuMs: number;
   /** True when no expired segment is left to purge. */
   caughtUp: boolean;
-  /** True when a LevelDB call outlived the budget and goes on in the background. */
+  /** True when a LevelDB call of expiry (a purge, a scan) goes on in the background after the step. */
   inFlight: boolean;
+  /** Background LevelDB calls (purges, scans) that came back since the last step. */
+  backgroundCalls: number;
+  /** Their wall time in ms, start to settle, summed: what LevelDB took, in the background, not the loop. */
+  backgroundMs: number;
+  /** The longest of them, in ms. */
+  backgroundCallMaxMs: number;
   /**
    * Entries in the store: counted from the writes and purges since the task opened, plus the pinned
    * ones of the last full pass; a lower bound until the segments present at open are purged.
@@ -70,6 +84,7 @@ export interface Touched {
 /** A call that may outlive the step that started it: its outcome is kept until a step takes it. */
 export class InFlight<T> {
   done = false;
+  readonly startedAtMs = performance.now();
   settledAtMs = Number.NaN;
   value: T | undefined;
   #failed = false;
@@ -104,13 +119,55 @@ export class InFlight<T> {
   }
 }
 
-/** At most `limit` entries of [gte, lt) of the store (read-only: a scan's writes are made when a step takes it). */
+/** Scan results a step applies between two looks at its clock (its budget is checked that often). */
+const APPLY_ENTRIES_BETWEEN_CHECKS = 64;
+
+export type JobKind = 'pinned' | 'old';
+export const JOB_ORDER: readonly JobKind[] = ['pinned', 'old'];
+
+export type Tally = { purged: number; migrated: number; refreshed: number };
+
+/** A scan: read in the background, applied by the steps that take it (writes go into their transactions). */
+export interface Job {
+  kind: JobKind;
+  call: InFlight<[string, unknown][]>;
+  touched: Touched;
+  /** How many of the call's entries are applied (a step stops once its budget is spent). */
+  applied: number;
+  /** Applies one entry read by the scan. */
+  apply(nowMs: number, entry: [string, unknown], tally: Tally): void;
+  /** After the last entry: moves the cursor on (`dropped`: too many writes meanwhile, the range is read again). */
+  complete(nowMs: number, entries: [string, unknown][], tally: Tally, dropped: boolean): void;
+}
+
+/** Applies a scan that came back while the budget lasts; true when it is all applied (and completed). */
+export function applyScan(job: Job, nowMs: number, tally: Tally, withinBudget: () => boolean): boolean {
+  const entries = job.call.take();
+  // Too many writes while it ran to tell which reads are stale: read the same range again.
+  const dropped = job.touched.overflowed;
+  if (!dropped) {
+    while (job.applied < entries.length) {
+      if (!withinBudget()) return false;
+      const end = Math.min(entries.length, job.applied + APPLY_ENTRIES_BETWEEN_CHECKS);
+      for (; job.applied < end; job.applied++) job.apply(nowMs, entries[job.applied]!, tally);
+    }
+  }
+  job.complete(nowMs, entries, tally, dropped);
+  return true;
+}
+
+/**
+ * At most `limit` entries of [gte, lt) of the store (read-only: a scan's writes are made when a step
+ * takes it). Starts in a later turn of the event loop: the iterator LevelDB creates on the calling
+ * thread is not created inside the step that asks for the scan.
+ */
 export async function rangeEntries(
   store: KeyValueStore<unknown>,
   gte: string,
   lt: string | undefined,
   limit: number,
 ): Promise<[string, unknown][]> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
   const entries: [string, unknown][] = [];
   for await (const entry of store.range(lt === undefined ? { gte, limit } : { gte, lt, limit })) entries.push(entry);
   return entries;
@@ -192,6 +249,12 @@ export function trackTouched(touched: Touched | undefined, physicalKey: string):
     touched.overflowed = true;
     touched.keys.clear();
   }
+}
+
+/** CPU time of the calling thread (user + system), in ms. */
+export function threadCpuMs(): number {
+  const { user, system } = process.threadCpuUsage();
+  return (user + system) / 1000;
 }
 
 export function monotonicClock(): () => number {

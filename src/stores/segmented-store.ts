@@ -8,16 +8,32 @@
 // Entries of the old layout are still found, moved on their next write, and swept (moved or dropped)
 // in bounded steps until none is left.
 //
-// Expiry never holds the processing loop longer than its budget: each LevelDB call of a step (a purge,
-// a scan) is waited for at most until the budget is spent; one still running then goes on in the
-// background (LevelDB works off the main thread) and a later step takes its result. At most one such
-// call is in flight per store. Why: on a loaded machine a single 1,000-entry purge or even an empty
-// scan waited 20–800 ms whenever LevelDB's compaction was behind (the commit's own batch of the same
-// store then took 100–800 ms too), so bounding the work a step starts could not bound its wall time.
+// An expiry step is synchronous: it never awaits LevelDB, so the processing loop's pause for it is its
+// own bounded CPU work, never I/O. Purges of expired segments run in the background (segment-purger.ts:
+// chunked, one call at a time, never awaited; the step only raises their target and takes what
+// finished). Scans of pinned and old-layout entries are started by one step and taken by a later one
+// once they came back; their writes (logged, in the step's transaction) are applied at most while the
+// step's budget lasts, the rest by the next steps. Why: on a loaded machine a single 1,000-entry purge
+// or even an empty scan took 20–800 ms whenever LevelDB's compaction was behind, and a step that
+// waited for one (even only up to its budget, with a timer) held the loop for the timer's lateness too.
 // Nothing here knows what the values mean: `timeOf` says when an entry's retention starts (null = pinned).
 import assert from 'node:assert/strict';
 import type { KeyValueStore } from './types.ts';
-import { ExpiryCounts, InFlight, monotonicClock, rangeEntries, type Touched, trackTouched } from './segment-expiry.ts';
+import {
+  applyScan,
+  ExpiryCounts,
+  InFlight,
+  JOB_ORDER,
+  type Job,
+  type JobKind,
+  monotonicClock,
+  rangeEntries,
+  type Tally,
+  threadCpuMs,
+  type Touched,
+  trackTouched,
+} from './segment-expiry.ts';
+import { purgedSegment, SegmentPurger } from './segment-purger.ts';
 import {
   lowestLiveSegment,
   maxKey,
@@ -28,7 +44,6 @@ import {
   SEGMENT_PREFIX,
   segmentKey,
   segmentOfKey,
-  settlesWithin,
 } from './segment-layout.ts';
 
 export { logicalEntries, logicalRecord } from './segment-layout.ts';
@@ -42,20 +57,8 @@ import type { ExpiryStepBounds, ExpiryStepResult, PurgeableStore, SegmentedStore
  * still reads the segment it then writes to.
  */
 export const SEGMENT_LOOKAHEAD_MS = 5 * 60_000;
-/** How much of a step's budget is kept for the lateness of its timer (at most a quarter of the budget). */
-const STEP_SLACK_MS = 5;
 /** How often an expiry step also reads the store's approximate size on disk (for the metric). */
 const SIZE_READ_EVERY_MS = 10_000;
-
-type JobKind = 'purge' | 'pinned' | 'old';
-const JOB_ORDER: readonly JobKind[] = ['purge', 'pinned', 'old'];
-
-interface Job {
-  kind: JobKind;
-  call: InFlight<unknown>;
-  /** Applies the call's result in the step that takes it (writes go into that step's transaction). */
-  finish(nowMs: number, tally: { purged: number; migrated: number; refreshed: number }): void;
-}
 
 interface Found<V> {
   physicalKey: string;
@@ -67,8 +70,6 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   readonly #options: SegmentedStoreOptions<V>;
   /** The largest clock value seen: time never runs back for the retention, so a purged segment never becomes live again. */
   #highWaterMs = Number.NEGATIVE_INFINITY;
-  /** Segments below this id are already purged (in memory: after a restart the first purge starts at the beginning). */
-  #purgedBelow = 0;
   #pinnedCursor: string | undefined;
   #oldLayoutCursor: string | undefined;
   #oldLayoutLeft: boolean;
@@ -76,14 +77,13 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   #sizeReadAtMs = Number.NEGATIVE_INFINITY;
   #size: InFlight<number> | undefined;
   #pinnedPassDueMs = Number.NEGATIVE_INFINITY;
-  /** Where the next purge call starts inside the expired range (after the last key deleted), or undefined. */
-  #purgeFrom: string | undefined;
-  /** The LevelDB call in flight (at most one), started by an earlier step if it outlived that step's budget. */
+  /** The scan in flight or being applied (at most one), started by an earlier step. */
   #job: Job | undefined;
   #lastJob: JobKind = 'old';
   /** Physical keys written through the view while a scan is in flight: its stale reads of them are skipped. */
   #touched: Touched | undefined;
   readonly #counts = new ExpiryCounts();
+  readonly #purger: SegmentPurger;
 
   constructor(inner: PurgeableStore<unknown>, options: SegmentedStoreOptions<V>) {
     assert(
@@ -97,6 +97,7 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     this.#inner = inner;
     this.#options = options;
     this.#oldLayoutLeft = options.oldLayout;
+    this.#purger = new SegmentPurger(inner, (count, lastKey) => this.#counts.purged(count, purgedSegment(lastKey)));
   }
 
   get name(): string {
@@ -162,43 +163,58 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
   }
 
   /**
-   * One bounded expiry step: purge expired segments (unlogged, local), rewrite old pinned entries and
-   * sweep old-layout ones (logged writes of the current transaction), one kind after the other so none
-   * starves. Waits for LevelDB at most `budgetMs` in all; run it often (every commit interval).
+   * One bounded expiry step, synchronous (it never waits for LevelDB): raises the background purge's
+   * target to the expired segments and takes what it deleted; takes the scan that came back (pinned
+   * refresh, old-layout sweep, in turns) and applies its writes into the current transaction while
+   * `budgetMs` lasts (the rest at the next steps), then starts the next scan due. Its pause of the
+   * processing loop is this CPU work only: at most `scannedEntriesMax` entries, and never much past
+   * the budget (the clock is checked every 64 entries). Run it often (every commit interval).
    */
-  async expireStep(bounds: ExpiryStepBounds, elapsedMs: () => number = monotonicClock()): Promise<ExpiryStepResult> {
+  expireStep(bounds: ExpiryStepBounds, elapsedMs: () => number = monotonicClock()): ExpiryStepResult {
     const started = elapsedMs();
-    // The timer and the main thread's other work (a call's own continuation, GC) come back a few ms late:
-    // stop waiting early by that much, so the step ends inside its budget rather than just past it.
-    const slackMs = Math.min(STEP_SLACK_MS, bounds.budgetMs / 4);
-    const left = (): number => bounds.budgetMs - slackMs - (elapsedMs() - started);
+    const cpuStarted = threadCpuMs();
+    const withinBudget = (): boolean => elapsedMs() - started < bounds.budgetMs;
     const now = this.#now();
-    const tally = { purged: 0, migrated: 0, refreshed: 0 };
-    let inFlight = false;
-    for (let calls = 0; left() > 0 && calls < JOB_ORDER.length * 16; calls++) {
+    const low = this.#window(now).low;
+    const purge = this.#purger.take();
+    const tally: Tally = { purged: purge.purged, migrated: 0, refreshed: 0 };
+    let backgroundCalls = purge.calls;
+    let backgroundMs = purge.backgroundMs;
+    let backgroundCallMaxMs = purge.callMaxMs;
+    this.#purger.request(low, bounds.purgeEntriesPerCallMax);
+    for (let turns = 0; turns <= JOB_ORDER.length; turns++) {
       const job = this.#job ?? this.#startJob(now, bounds);
-      if (job === undefined) break;
-      this.#job = job;
-      if (!job.call.done && !(await settlesWithin(job.call.settled, left()))) {
-        inFlight = true;
-        break;
+      if (job === undefined || !job.call.done) break;
+      if (job.applied === 0) {
+        backgroundCalls++;
+        const callMs = job.call.settledAtMs - job.call.startedAtMs;
+        backgroundMs += callMs;
+        backgroundCallMaxMs = Math.max(backgroundCallMaxMs, callMs);
       }
+      if (!applyScan(job, this.#now(), tally, withinBudget)) break;
       this.#job = undefined;
-      if (job.kind !== 'purge') this.#touched = undefined;
-      job.finish(this.#now(), tally);
+      this.#touched = undefined;
     }
-    const low = this.#window(this.#now()).low;
     const result: ExpiryStepResult = {
       ...tally,
       durationMs: elapsedMs() - started,
-      caughtUp: this.#purgedBelow >= low,
-      inFlight,
+      cpuMs: threadCpuMs() - cpuStarted,
+      caughtUp: this.#purger.purgedBelow >= low,
+      inFlight: this.#purger.running || this.#job !== undefined,
+      backgroundCalls,
+      backgroundMs,
+      backgroundCallMaxMs,
     };
-    this.#counts.purgedBelow(this.#purgedBelow);
+    this.#counts.purgedBelow(this.#purger.purgedBelow);
     result.storeEntries = this.#counts.entries();
     result.storeEntriesExact = this.#counts.exact;
     this.#readSize(started, result);
     return result;
+  }
+
+  /** Settles once no expiry call of this store is running (tests, benchmarks; the loop never waits for it). */
+  async expiryIdle(): Promise<void> {
+    await Promise.all([this.#purger.idle(), this.#job?.call.settled, this.#size?.settled]);
   }
 
   /** The size for the metric, read in the background at most every 10 s and reported when it has come back. */
@@ -213,45 +229,21 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     this.#size = new InFlight(read.call(this.#inner));
   }
 
-  /** The next call to start, the kinds taking turns (purge, pinned refresh, old-layout sweep), or none due. */
+  /** The next scan to start, the kinds taking turns (pinned refresh, old-layout sweep), or none due. */
   #startJob(nowMs: number, bounds: ExpiryStepBounds): Job | undefined {
     const first = JOB_ORDER.indexOf(this.#lastJob) + 1;
     for (let i = 0; i < JOB_ORDER.length; i++) {
       const kind = JOB_ORDER[(first + i) % JOB_ORDER.length] as JobKind;
       const job =
-        kind === 'purge'
-          ? this.#purgeJob(nowMs, bounds.purgeEntriesPerCallMax)
-          : kind === 'pinned'
-            ? this.#pinnedJob(nowMs, bounds.scannedEntriesMax)
-            : this.#oldLayoutJob(bounds.scannedEntriesMax);
+        kind === 'pinned'
+          ? this.#pinnedJob(nowMs, bounds.scannedEntriesMax)
+          : this.#oldLayoutJob(bounds.scannedEntriesMax);
       if (job === undefined) continue;
       this.#lastJob = kind;
+      this.#job = job;
       return job;
     }
     return undefined;
-  }
-
-  #purgeJob(nowMs: number, limit: number): Job | undefined {
-    const { low } = this.#window(nowMs);
-    if (this.#purgedBelow >= low) return undefined;
-    // From after the last key deleted: starting at the segment again would walk its tombstones each call.
-    const from = this.#purgeFrom ?? segmentKey(this.#purgedBelow, '');
-    // Not sized to the budget left: a call outliving it goes on in the background (sizing by measured
-    // cost shrank calls to 100 entries under load, and expiry fell behind).
-    const call = new InFlight(this.#inner.purgeRange(from, segmentKey(low, ''), limit));
-    return {
-      kind: 'purge',
-      call,
-      finish: (_now, tally) => {
-        const { purged: deleted, lastKey } = call.take();
-        tally.purged += deleted;
-        this.#counts.purged(deleted, lastKey === undefined ? null : segmentOfKey(lastKey));
-        if (deleted < limit || lastKey === undefined) {
-          this.#purgedBelow = low;
-          this.#purgeFrom = undefined;
-        } else this.#purgeFrom = `${lastKey}\u0000`;
-      },
-    };
   }
 
   /** Pinned entries are read in passes every retention/8: between passes a step does no I/O for them. */
@@ -259,22 +251,20 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     if (this.#pinnedCursor === undefined && nowMs < this.#pinnedPassDueMs) return undefined;
     const gte = this.#pinnedCursor ?? PINNED_PREFIX;
     const touched = this.#startTracking();
-    const call = new InFlight(rangeEntries(this.#inner, gte, OLD_LAYOUT_RESUME, scannedMax));
     return {
       kind: 'pinned',
-      call,
-      finish: (now, tally) => {
-        const entries = call.take();
-        // Too many writes while it ran to tell which reads are stale: read the same range again.
-        if (touched.overflowed) return;
-        const refreshBefore = now - Math.floor(this.#options.retentionMs / 2);
-        for (const [physicalKey, stored] of entries) {
-          const pinned = stored as Pinned<V>;
-          if (pinned.w < refreshBefore && !touched.keys.has(physicalKey)) {
-            this.#inner.put(physicalKey, { w: now, v: pinned.v } satisfies Pinned<V>);
-            tally.refreshed++;
-          }
+      call: new InFlight(rangeEntries(this.#inner, gte, OLD_LAYOUT_RESUME, scannedMax)),
+      touched,
+      applied: 0,
+      apply: (now, [physicalKey, stored], tally) => {
+        const pinned = stored as Pinned<V>;
+        if (pinned.w < now - Math.floor(this.#options.retentionMs / 2) && !touched.keys.has(physicalKey)) {
+          this.#inner.put(physicalKey, { w: now, v: pinned.v } satisfies Pinned<V>);
+          tally.refreshed++;
         }
+      },
+      complete: (now, entries, _tally, dropped) => {
+        if (dropped) return;
         this.#counts.pinnedSeen(entries.length, gte === PINNED_PREFIX, entries.length < scannedMax);
         const last = entries.at(-1)?.[0];
         this.#pinnedCursor = entries.length >= scannedMax && last !== undefined ? `${last}\u0000` : undefined;
@@ -284,7 +274,7 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     };
   }
 
-  /** Moves old-layout entries into the segmented layout (or deletes expired ones), bounded per call. */
+  /** Moves old-layout entries into the segmented layout (or deletes expired ones), bounded per scan. */
   #oldLayoutJob(scannedMax: number): Job | undefined {
     if (!this.#oldLayoutLeft) return undefined;
     // Old keys sit below SEGMENT_PREFIX ("\u0000…") and from OLD_LAYOUT_RESUME on.
@@ -292,23 +282,24 @@ export class SegmentedKeyValueStore<V> implements KeyValueStore<V> {
     const cursor = this.#oldLayoutCursor ?? '';
     const gte = before ? cursor : maxKey(cursor, OLD_LAYOUT_RESUME);
     const touched = this.#startTracking();
-    const call = new InFlight(rangeEntries(this.#inner, gte, before ? SEGMENT_PREFIX : undefined, scannedMax));
     return {
       kind: 'old',
-      call,
-      finish: (now, tally) => {
-        const entries = call.take() as [string, V][];
-        if (touched.overflowed) return;
-        for (const [key, value] of entries) {
-          // Written through the view meanwhile: put() already moved it (or wrote it in place).
-          if (touched.keys.has(key)) continue;
-          const target = this.#placement(key, value, now);
-          if (!this.#oldLayoutOnly(key) && target !== null) this.#write(target.physicalKey, target.stored);
-          if (!this.#oldLayoutOnly(key) || target === null) this.#remove(key);
-        }
-        tally.migrated += entries.length;
+      call: new InFlight(rangeEntries(this.#inner, gte, before ? SEGMENT_PREFIX : undefined, scannedMax)),
+      touched,
+      applied: 0,
+      apply: (now, [key, stored], tally) => {
+        tally.migrated++;
+        // Written through the view meanwhile: put() already moved it (or wrote it in place).
+        if (touched.keys.has(key)) return;
+        const value = stored as V;
+        const target = this.#placement(key, value, now);
+        if (!this.#oldLayoutOnly(key) && target !== null) this.#write(target.physicalKey, target.stored);
+        if (!this.#oldLayoutOnly(key) || target === null) this.#remove(key);
+      },
+      complete: (_now, entries, _tally, dropped) => {
+        if (dropped) return;
         if (entries.length > 0) this.#oldLayoutFoundInPass = true;
-        if (entries.length >= scannedMax) this.#oldLayoutCursor = `${(entries.at(-1) as [string, V])[0]}\u0000`;
+        if (entries.length >= scannedMax) this.#oldLayoutCursor = `${(entries.at(-1) as [string, unknown])[0]}\u0000`;
         else if (before) this.#oldLayoutCursor = OLD_LAYOUT_RESUME;
         else {
           this.#oldLayoutCursor = undefined;

@@ -104,6 +104,11 @@ export class TaskGraph {
     for (const [name, processor] of this.#processors) processor.init?.(this.#contexts.get(name)!);
   }
 
+  /** Settles once every processor's background work is done (Processor.idle): tests and benchmarks. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.#processors.values()].map((processor) => processor.idle?.()));
+  }
+
   close(): void {
     let first: unknown;
     for (const processor of this.#processors.values()) {

@@ -122,6 +122,8 @@ export class TopologyTestDriver {
     this.#wallClockMs += ms;
     for (const task of this.#tasks) {
       await task.graph.punctuate(this.#wallClockMs);
+      // Background work the punctuators started (a purge) is run to its end: results do not depend on timing.
+      await task.graph.idle();
       await this.#commit(task);
     }
     await this.#drain();
@@ -259,6 +261,7 @@ export class TopologyTestDriver {
     try {
       task.graph.process(input);
       await task.graph.punctuate(this.#wallClockMs);
+      await task.graph.idle();
     } catch (error) {
       for (const store of task.stores.values()) store.abort();
       throw error;

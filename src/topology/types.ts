@@ -75,6 +75,11 @@ export interface Processor<KIn = unknown, VIn = unknown, KOut = unknown, VOut = 
   prefetch?(record: Rec<KIn, VIn>, keys: PrefetchCollector): void;
   process(record: Rec<KIn, VIn>): void;
   close?(): void;
+  /**
+   * Settles once the background work the processor started (never awaited by the processing loop,
+   * such as a store's expiry) is done: for TopologyTestDriver and benchmarks, which want it settled.
+   */
+  idle?(): Promise<void>;
 }
 
 export type ProcessorSupplier<KIn = unknown, VIn = unknown, KOut = unknown, VOut = unknown> = () => Processor<

@@ -48,11 +48,14 @@ describe('credited marks in the segmented transfers store', () => {
           new Set([dedupKey(acc, id), creditedKey(acc, id)]),
         );
         clock.now += RETENTION_MS - 1;
-        await view.expireStep(BOUNDS);
+        view.expireStep(BOUNDS);
+        await view.expiryIdle();
         expect(view.get(dedupKey(acc, id))).toMatchObject({ fingerprint: 'f' });
         expect(view.get(creditedKey(acc, id))).toMatchObject({ fingerprint: 'credit leg' });
         clock.now = START_MS + RETENTION_MS + SEGMENT_MS;
-        expect(await view.expireStep(BOUNDS)).toMatchObject({ purged: 2, caughtUp: true });
+        view.expireStep(BOUNDS);
+        await view.expiryIdle();
+        expect(view.expireStep(BOUNDS)).toMatchObject({ purged: 2, caughtUp: true });
         expect(view.get(dedupKey(acc, id))).toBeUndefined();
         expect(view.get(creditedKey(acc, id))).toBeUndefined();
         expect(inner.disk.keys()).toHaveLength(0);
@@ -101,7 +104,9 @@ describe('the segmented transfers store and savepoints (KIP-1033 rollback)', () 
     await inner.flush(1n);
     clock.now += RETENTION_MS + SEGMENT_MS;
     inner.savepoint();
-    expect(await view.expireStep(BOUNDS)).toMatchObject({ purged: 1 });
+    view.expireStep(BOUNDS);
+    await view.expiryIdle();
+    expect(view.expireStep(BOUNDS)).toMatchObject({ purged: 1 });
     view.put(creditedKey('acc', 't-new'), final(clock.now));
     inner.rollbackToSavepoint();
     // The purge is local and below the live window: nothing to undo, and nothing a lookup could find.

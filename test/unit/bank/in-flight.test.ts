@@ -140,6 +140,8 @@ describe('a transfer in flight', () => {
   test('should never expire an in-flight entry when the dedup punctuator runs', async () => {
     task.nowMs = START_MS + 10 * DAY_MS;
     await task.punctuator!(task.nowMs);
+    // The step only starts the purge of expired segments; it runs in the background.
+    await task.processor.idle();
     expect([...task.stores.transfers.logical().keys()]).toEqual([T1]);
   });
 

@@ -41,11 +41,22 @@ describe('loadConfig', () => {
     }
   });
 
-  it('should take EXPIRY_STEP_BUDGET_MS from 1 to 1000 ms and ACCEPTABLE_RECOVERY_LAG_RECORDS from 0, refusing anything else naming the variable', () => {
-    expect(loadConfig({})).toMatchObject({ expiryStepBudgetMs: 20, acceptableRecoveryLagRecords: 10_000 });
-    expect(loadConfig({ EXPIRY_STEP_BUDGET_MS: '5', ACCEPTABLE_RECOVERY_LAG_RECORDS: '0' })).toMatchObject({
+  it('should take EXPIRY_STEP_BUDGET_MS from 1 to 1000 ms, ACCEPTABLE_RECOVERY_LAG_RECORDS from 0 and RECOVERY_LAG_MEASURE_TIMEOUT_MS from 0 to 60000 ms, refusing anything else naming the variable', () => {
+    expect(loadConfig({})).toMatchObject({
+      expiryStepBudgetMs: 20,
+      acceptableRecoveryLagRecords: 10_000,
+      recoveryLagMeasureTimeoutMs: 5_000,
+    });
+    expect(
+      loadConfig({
+        EXPIRY_STEP_BUDGET_MS: '5',
+        ACCEPTABLE_RECOVERY_LAG_RECORDS: '0',
+        RECOVERY_LAG_MEASURE_TIMEOUT_MS: '0',
+      }),
+    ).toMatchObject({
       expiryStepBudgetMs: 5,
       acceptableRecoveryLagRecords: 0,
+      recoveryLagMeasureTimeoutMs: 0,
     });
     for (const [variable, bad] of [
       ['EXPIRY_STEP_BUDGET_MS', '0'],
@@ -53,6 +64,9 @@ describe('loadConfig', () => {
       ['EXPIRY_STEP_BUDGET_MS', '20ms'],
       ['ACCEPTABLE_RECOVERY_LAG_RECORDS', '-1'],
       ['ACCEPTABLE_RECOVERY_LAG_RECORDS', '1e4'],
+      ['RECOVERY_LAG_MEASURE_TIMEOUT_MS', '-1'],
+      ['RECOVERY_LAG_MEASURE_TIMEOUT_MS', '60001'],
+      ['RECOVERY_LAG_MEASURE_TIMEOUT_MS', '5s'],
     ] as const) {
       expect(configError({ [variable]: bad }).variable).toBe(variable);
     }

@@ -148,10 +148,31 @@ describe('a far-behind folder at placement time', () => {
       appDir,
       instanceId: 'a',
       cleanupDelayMs: 600_000,
-      recovery: { acceptableLagRecords: ACCEPTABLE, changelogEndOffsets: () => new Promise(() => undefined) },
+      recovery: {
+        acceptableLagRecords: ACCEPTABLE,
+        measureTimeoutMs: 50,
+        changelogEndOffsets: () => new Promise(() => undefined),
+      },
     });
     // Returns (the test would time out otherwise) with nothing measured: every folder keeps the benefit of the doubt.
-    await stalled.measureLocal(new Set(), 50);
+    await stalled.measureLocal(new Set());
     expect(stalled.warmLocal([0, 1])).toEqual([0, 1]);
+  });
+
+  test('should refuse a recovery lag measure timeout that is not a non-negative integer of ms, naming it', () => {
+    for (const measureTimeoutMs of [-1, 1.5, Number.NaN])
+      expect(
+        () =>
+          new StateDirectoryCleaner({
+            appDir,
+            instanceId: 'a',
+            cleanupDelayMs: 600_000,
+            recovery: {
+              acceptableLagRecords: ACCEPTABLE,
+              measureTimeoutMs,
+              changelogEndOffsets: async () => new Map(),
+            },
+          }),
+      ).toThrow(/recovery lag measure timeout/);
   });
 });

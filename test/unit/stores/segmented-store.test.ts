@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { MemoryTaskStore } from '../../../src/stores/memory-store.ts';
 import { jsonSerde } from '../../../src/stores/serdes.ts';
 import {
+  type ExpiryStepResult,
   logicalEntries,
   logicalRecord,
   type PurgeableStore,
@@ -38,6 +39,29 @@ function setup(oldLayout = false): {
   return { inner, store, clock };
 }
 
+/**
+ * Steps until no expiry call is left in the background (a step never waits for one: the test does,
+ * between steps), summing what the steps did; the last step's other fields.
+ */
+async function settle(store: SegmentedKeyValueStore<Row>, bounds = BOUNDS): Promise<ExpiryStepResult> {
+  let total: ExpiryStepResult | undefined;
+  for (let i = 0; i < 100; i++) {
+    const step = store.expireStep(bounds);
+    total =
+      total === undefined
+        ? step
+        : {
+            ...step,
+            purged: total.purged + step.purged,
+            migrated: total.migrated + step.migrated,
+            refreshed: total.refreshed + step.refreshed,
+          };
+    if (!step.inFlight) return total;
+    await store.expiryIdle();
+  }
+  throw new Error('expiry did not settle in 100 steps');
+}
+
 let offset = 0n;
 async function commit(inner: MemoryTaskStore<unknown>): Promise<void> {
   offset += 1n;
@@ -50,10 +74,10 @@ describe('SegmentedKeyValueStore', () => {
     store.put('a', { at: clock.now });
     await commit(inner);
     clock.now += RETENTION_MS - 1;
-    await store.expireStep(BOUNDS);
+    await settle(store);
     expect(store.get('a')).toEqual({ at: 10_000 });
     clock.now = 10_000 + RETENTION_MS + SEGMENT_MS;
-    const step = await store.expireStep(BOUNDS);
+    const step = await settle(store);
     expect(step).toMatchObject({ purged: 1, caughtUp: true });
     expect(store.get('a')).toBeUndefined();
     expect(inner.disk.keys()).toEqual([]);
@@ -64,10 +88,13 @@ describe('SegmentedKeyValueStore', () => {
     for (let i = 0; i < 10; i++) store.put(`k${i}`, { at: clock.now });
     await commit(inner);
     clock.now += 10 * RETENTION_MS;
-    // A budget of 0 ms still lets nothing start: the bound holds even when far behind.
-    expect((await store.expireStep({ ...BOUNDS, budgetMs: 0 })).purged).toBe(0);
-    const step = await store.expireStep(BOUNDS);
-    expect(step.purged).toBe(10);
+    // A step only starts the purge (synchronously, never waiting for it); later steps report what it deleted.
+    const first = store.expireStep(BOUNDS);
+    expect(first).toMatchObject({ purged: 0, inFlight: true, caughtUp: false });
+    const step = await settle(store);
+    expect(step).toMatchObject({ purged: 10, caughtUp: true });
+    // In calls of purgeEntriesPerCallMax (3) entries: 3 + 3 + 3 + 1.
+    expect(first.backgroundCalls + step.backgroundCalls).toBeGreaterThanOrEqual(4);
     expect(inner.pendingChangelog()).toEqual([]);
   });
 
@@ -76,10 +103,30 @@ describe('SegmentedKeyValueStore', () => {
     store.put('p', { at: null });
     await commit(inner);
     clock.now += RETENTION_MS * 20;
-    const step = await store.expireStep(BOUNDS);
+    const step = await settle(store);
     expect(step.refreshed).toBe(1);
     expect(inner.pendingChangelog().map((e) => e.key)).toEqual(['\u0002p']);
     expect(store.get('p')).toEqual({ at: null });
+  });
+
+  test('should apply the writes of a scan only while its budget lasts and the rest at the next steps', async () => {
+    const { inner, store, clock } = setup();
+    for (let i = 0; i < 150; i++) store.put(`p${String(i).padStart(3, '0')}`, { at: null });
+    await commit(inner);
+    clock.now += RETENTION_MS * 20;
+    const bounds = { ...BOUNDS, budgetMs: 2, scannedEntriesMax: 1_000 };
+    expect(store.expireStep(bounds)).toMatchObject({ refreshed: 0, inFlight: true });
+    await store.expiryIdle();
+    // A clock that moves 1 ms per look: the budget (2 ms) lets one look pass, so 64 entries per step.
+    const ticking = (): (() => number) => {
+      let ms = 0;
+      return () => ms++;
+    };
+    expect(store.expireStep(bounds, ticking())).toMatchObject({ refreshed: 64, inFlight: true });
+    expect(store.expireStep(bounds, ticking())).toMatchObject({ refreshed: 64, inFlight: true });
+    // The last 22, then the pass is over (no scan due until the next one).
+    expect(store.expireStep(bounds, ticking())).toMatchObject({ refreshed: 22, inFlight: false });
+    expect(new Set(inner.pendingChangelog().map((e) => e.key)).size).toBe(150);
   });
 
   test('should move an entry to its new segment and delete the old copy when it is rewritten', async () => {
@@ -105,7 +152,7 @@ describe('SegmentedKeyValueStore', () => {
     expect(store.get('\u0000old-live')).toEqual({ at: 9_990 });
     // Two steps per pass (below and above the new prefixes); one more pass that finds nothing proves the old layout is gone.
     for (let step = 0; step < 4; step++) {
-      await store.expireStep(BOUNDS);
+      await settle(store);
       await commit(inner);
     }
     expect(store.oldLayoutLeft).toBe(false);
@@ -145,7 +192,7 @@ describe('SegmentedKeyValueStore', () => {
             store.put(o.key, row);
             model.set(o.key, row);
           } else if (o.kind === 'advance') clock.now += o.ms;
-          else await store.expireStep(BOUNDS);
+          else store.expireStep(BOUNDS);
           await commit(inner);
           const low = Math.floor((clock.now - RETENTION_MS) / SEGMENT_MS);
           for (const [key, row] of model) {
@@ -155,7 +202,7 @@ describe('SegmentedKeyValueStore', () => {
             if (row.at !== null && clock.now - row.at < RETENTION_MS) expect(store.get(key)).toEqual(row);
           }
         }
-        for (let i = 0; i < 10 && !(await store.expireStep(BOUNDS)).caughtUp; i++);
+        await settle(store);
         const low = Math.floor((clock.now - RETENTION_MS) / SEGMENT_MS);
         for (const key of inner.disk.keys())
           expect(
@@ -220,21 +267,47 @@ describe('SegmentedKeyValueStore', () => {
       });
     }
 
-    test('should return within its budget and take the purge result at a later step when a purge call outlives the budget', async () => {
+    test('should return without waiting for a purge LevelDB holds and report what it deleted at a later step', async () => {
       const { inner, clock } = setup();
       const slow = gated(inner);
       const store = view(slow.store, clock);
       for (let i = 0; i < 5; i++) store.put(`k${i}`, { at: clock.now });
       await commit(inner);
       clock.now += 10 * RETENTION_MS;
-      const bounds = { ...BOUNDS, budgetMs: 5 };
-      const held = await store.expireStep(bounds);
-      // The step waited its budget, not the call (a timer of 5 ms fires within a few ms on an idle loop).
+      // Synchronous: a step returns its result, never a promise, whatever LevelDB does.
+      const held = store.expireStep(BOUNDS);
+      expect(held).not.toBeInstanceOf(Promise);
       expect(held).toMatchObject({ purged: 0, inFlight: true, caughtUp: false });
-      // A second step while the call still runs starts nothing else and waits no longer.
-      expect(await store.expireStep(bounds)).toMatchObject({ purged: 0, inFlight: true });
+      // A second step while the call is held starts nothing else.
+      expect(store.expireStep(BOUNDS)).toMatchObject({ purged: 0, inFlight: true });
       slow.release();
-      expect(await store.expireStep(BOUNDS)).toMatchObject({ purged: 5, inFlight: false });
+      expect(await settle(store)).toMatchObject({ purged: 5, inFlight: false, caughtUp: true });
+      expect(inner.disk.keys()).toEqual([]);
+    });
+
+    test('should throw a failed background purge in the next step, once, and start the purge again after it', async () => {
+      const { inner, clock } = setup();
+      let failures = 1;
+      const flaky: PurgeableStore<unknown> = {
+        name: inner.name,
+        get: (key) => inner.get(key),
+        put: (key, value) => inner.put(key, value),
+        delete: (key) => inner.delete(key),
+        range: (options) => inner.range(options),
+        purgeRange: async (gte, lt, limit) => {
+          if (failures-- > 0) throw new Error('LevelDB: IO error');
+          return inner.purgeRange(gte, lt, limit);
+        },
+      };
+      const store = view(flaky, clock);
+      for (let i = 0; i < 5; i++) store.put(`k${i}`, { at: clock.now });
+      await commit(inner);
+      clock.now += 10 * RETENTION_MS;
+      expect(store.expireStep(BOUNDS)).toMatchObject({ purged: 0, inFlight: true });
+      await store.expiryIdle();
+      // The step that takes the failure throws it (the punctuation fails, as a record's processing would).
+      expect(() => store.expireStep(BOUNDS)).toThrow(/IO error/);
+      expect(await settle(store)).toMatchObject({ purged: 5, caughtUp: true });
       expect(inner.disk.keys()).toEqual([]);
     });
 
@@ -246,12 +319,12 @@ describe('SegmentedKeyValueStore', () => {
       store.put('q', { at: null });
       await commit(inner);
       clock.now += RETENTION_MS * 20;
-      expect(await store.expireStep({ ...BOUNDS, budgetMs: 5 })).toMatchObject({ refreshed: 0, inFlight: true });
+      expect(store.expireStep(BOUNDS)).toMatchObject({ refreshed: 0, inFlight: true });
       // The processor settles 'p' meanwhile: it now lives in a segment, and its pinned copy is deleted.
       store.put('p', { at: clock.now });
       await commit(inner);
       slow.release();
-      const step = await store.expireStep(BOUNDS);
+      const step = await settle(store);
       // Only 'q' is refreshed: rewriting the stale read of 'p' would bring back a deleted pinned copy.
       expect(step.refreshed).toBe(1);
       expect(inner.pendingChangelog().map((e) => e.key)).toEqual(['\u0002q']);
@@ -263,13 +336,13 @@ describe('SegmentedKeyValueStore', () => {
       store.put('pinned', { at: null });
       for (let i = 0; i < 4; i++) store.put(`a${i}`, { at: clock.now });
       await commit(inner);
-      expect((await store.expireStep(BOUNDS)).storeEntries).toBe(5);
+      expect((await settle(store)).storeEntries).toBe(5);
       clock.now += SEGMENT_MS;
       for (let i = 0; i < 3; i++) store.put(`b${i}`, { at: clock.now });
       store.delete('a0');
       await commit(inner);
       clock.now += RETENTION_MS;
-      const step = await store.expireStep(BOUNDS);
+      const step = await settle(store);
       // The a-segment (the one open at the start) is purged; the pinned entry was counted by the pass.
       expect(step).toMatchObject({ storeEntries: 4, storeEntriesExact: true });
       expect(inner.disk.keys()).toHaveLength(4);
