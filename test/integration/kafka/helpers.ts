@@ -53,6 +53,23 @@ export async function closeAll(...clients: Array<{ close(): Promise<void> } | un
   }
 }
 
+/**
+ * Waits until every partition of a new topic has a leader. A topic is created before its leaders are
+ * elected; a transactional produce sent in between fails with NOT_LEADER_OR_FOLLOWER, and the test
+ * clients' three retries 100 ms apart are too few on a busy machine.
+ */
+async function waitForLeaders(admin: Admin, topic: string, partitions: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const metadata = await admin.metadata({ topics: [topic], forceUpdate: true }).catch(() => undefined);
+    const led = metadata?.topics.get(topic)?.partitions.filter((partition) => partition.leader >= 0).length ?? 0;
+    if (led === partitions) return;
+    if (Date.now() > deadline)
+      throw new Error(`topic ${topic}: ${led} of ${partitions} partitions have a leader after 15 s`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 export class TopicFixture {
   readonly admin: Admin;
   readonly topics: string[] = [];
@@ -69,6 +86,7 @@ export class TopicFixture {
       `create topic ${topic}`,
     );
     this.topics.push(topic);
+    await waitForLeaders(this.admin, topic, partitions);
     return topic;
   }
 
