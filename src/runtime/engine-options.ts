@@ -27,9 +27,9 @@ export interface KafkaStreamsOptions {
   fetchMaxWaitMs?: number;
   /**
    * Compression of the transaction's record batches (outputs, legs, changelogs); default 'lz4', which
-   * measured 1.29x the sustained records/s of 'none' at 0.88x the engine's CPU per record (bench/README.md);
-   * zstd saved about as much CPU but no throughput. Readers decompress whatever a batch says, so the
-   * choice can change between runs: changelogs written without compression still restore.
+   * measured 1.29-1.56x the sustained records/s of 'none' at 0.88-0.97x the engine's CPU per record in
+   * same-run A/Bs (bench/README.md); zstd and snappy were not better. Readers decompress whatever a batch
+   * says, so the choice can change between runs: changelogs written without compression still restore.
    */
   compression?: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
   /** Warm copies of other instances' partitions kept by this one (tailing their changelogs); default 0. */
