@@ -44,6 +44,7 @@ export function createEngineClients(
     // transaction's markers; the Java client retries it every 20 ms, so do we, for up to ~2 s.
     retries: 100,
     retryDelayMs: 20,
+    compression: options.compression,
     ...(connection ? { security: connection as KafkaSecurityOptions } : {}),
   });
   // The client options the engine always had, explicit: requests wait for as long as a transaction may

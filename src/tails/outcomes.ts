@@ -49,7 +49,8 @@ export class OutcomeTracker {
   readonly #transferWaiters = new Map<string, Set<{ command: MoneyCommand; resolve: (r: TransferResult) => void }>>();
   readonly #accountWaiters = new Map<string, Set<{ kind: 'open' | 'close'; resolve: (r: AccountResult) => void }>>();
   readonly #subscribers = new Map<string, Set<(event: AccountEvent) => void>>();
-  readonly #recent = new Map<string, OutcomeValue>();
+  /** The value as read and its topic; the answer (with `status`) is built only when a duplicate asks. */
+  readonly #recent = new Map<string, { value: OutcomeValue; completed: boolean }>();
   #waiters = 0;
 
   constructor(config: Config, logger: Logger, metrics: Metrics, brokerHealth?: BrokerHealth) {
@@ -87,7 +88,7 @@ export class OutcomeTracker {
     const recent = this.#recent.get(command.transferId);
     const entry: { command: MoneyCommand; resolve: (r: TransferResult) => void } = { command, resolve: () => {} };
     const waiter = this.#waiter<TransferResult, typeof entry>(this.#transferWaiters, command.transferId, entry);
-    if (recent && sameFields(command, recent)) waiter.settle(resultOf(recent));
+    if (recent && sameFields(command, recent.value)) waiter.settle(answerOf(recent.value, recent.completed));
     return waiter;
   }
 
@@ -172,10 +173,14 @@ export class OutcomeTracker {
 
   #onRecord(record: FetchedRecord): void {
     if (!record.value) return;
+    const audit = record.topic === this.#config.topics.audit;
+    // An audit record only answers account waiters and SSE subscribers: without any, it is not parsed
+    // (about one audit record per command goes by in this process).
+    if (audit && this.#accountWaiters.size === 0 && this.#subscribers.size === 0) return;
     const value = JSON.parse(record.value.toString('utf8')) as OutcomeValue;
     if (typeof value !== 'object' || value === null) return;
     const id = `${record.topic}:${record.partition}:${record.offset}`;
-    if (record.topic === this.#config.topics.audit) {
+    if (audit) {
       this.#onAudit(id, value);
       return;
     }
@@ -192,13 +197,14 @@ export class OutcomeTracker {
     const transferId = value['transferId'];
     if (typeof transferId !== 'string') return;
     const conflict = !completed && value['code'] === 'idempotency_conflict';
-    if (!conflict) this.#remember(transferId, { ...value, status: completed ? 'completed' : 'failed' });
-    const result: TransferResult = conflict
-      ? { kind: 'conflict', value }
-      : resultOf({ ...value, status: completed ? 'completed' : 'failed' });
-    for (const waiter of [...(this.#transferWaiters.get(transferId) ?? [])]) {
-      if (sameFields(waiter.command, value)) waiter.resolve(result);
+    if (!conflict) this.#remember(transferId, { value, completed });
+    // Most outcomes have nobody waiting here and no subscriber: their answers are not even built.
+    const waiters = this.#transferWaiters.get(transferId);
+    if (waiters !== undefined) {
+      const result: TransferResult = conflict ? { kind: 'conflict', value } : answerOf(value, completed);
+      for (const waiter of [...waiters]) if (sameFields(waiter.command, value)) waiter.resolve(result);
     }
+    if (this.#subscribers.size === 0) return;
     const event: AccountEvent = { id, event: completed ? 'transaction_completed' : 'transaction_failed', data: value };
     const accounts = new Set(
       [value['accountId'], value['from'], value['to']].filter((a): a is string => typeof a === 'string'),
@@ -224,9 +230,9 @@ export class OutcomeTracker {
     for (const listener of [...(this.#subscribers.get(accountId) ?? [])]) listener(event);
   }
 
-  #remember(transferId: string, value: OutcomeValue): void {
+  #remember(transferId: string, outcome: { value: OutcomeValue; completed: boolean }): void {
     this.#recent.delete(transferId);
-    this.#recent.set(transferId, value);
+    this.#recent.set(transferId, outcome);
     if (this.#recent.size > RECENT_OUTCOMES_MAX) this.#recent.delete(this.#recent.keys().next().value!);
   }
 }
@@ -235,6 +241,11 @@ function accountEventAnswers(kind: 'open' | 'close', event: string, code: string
   if (event === 'account_command_rejected')
     return (kind === 'open' ? REJECTIONS_OF_OPEN : REJECTIONS_OF_CLOSE).has(code ?? '');
   return event === (kind === 'open' ? 'account_opened' : 'account_closed');
+}
+
+/** An outcome read from transaction_completed (`completed`) or transaction_failed as the result of a wait. */
+function answerOf(value: OutcomeValue, completed: boolean): TransferResult {
+  return resultOf({ ...value, status: completed ? 'completed' : 'failed' });
 }
 
 /** An outcome value (with `status`) as the result of a wait. */
