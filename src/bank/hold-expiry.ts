@@ -136,17 +136,22 @@ export class HoldExpiry {
     for (const [key, at] of this.#requested) if (nowMs - at >= HOLD_EXPIRE_RESEND_MS) this.#requested.delete(key);
     const scan = this.#scan;
     if (scan?.call.done) {
-      const read = scan.call.take();
-      result.scannedEntries = read.expiries.length + read.forgets.length;
-      result.backgroundMs = scan.call.settledAtMs - scan.call.startedAtMs;
-      if (!scan.overflowed) {
-        const within = (): boolean => performance.now() - started < this.#budgetMs;
-        const written = scan.written!;
-        result.expiriesRequested = this.#requestExpiries(read, written, nowMs, within);
-        result.forgotten = this.#forget(read, written, nowMs, within);
-        result.overBudget = !within();
+      try {
+        const read = scan.call.take();
+        result.scannedEntries = read.expiries.length + read.forgets.length;
+        result.backgroundMs = scan.call.settledAtMs - scan.call.startedAtMs;
+        if (!scan.overflowed) {
+          const within = (): boolean => performance.now() - started < this.#budgetMs;
+          // Still the scan in #scan while it is applied: this step's own writes count as written since.
+          const written = scan.written!;
+          result.expiriesRequested = this.#requestExpiries(read, written, nowMs, within);
+          result.forgotten = this.#forget(read, written, nowMs, within);
+          result.overBudget = !within();
+        }
+      } finally {
+        // A failed scan (or step) is not taken again: the next step starts a new one.
+        this.#scan = undefined;
       }
-      this.#scan = undefined;
     }
     if (this.#scan === undefined) this.#startScan();
     result.durationMs = performance.now() - started;
