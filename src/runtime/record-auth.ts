@@ -36,8 +36,15 @@ export class UnauthenticatedChangelogRecordError extends FatalStreamsError {
   }
 }
 
-/** Checks the changelog records restore and standbys apply: keep (true), skip (false, operator's list) or throw. */
-export type ChangelogCheck = (store: string, record: FetchedRecord) => boolean;
+/**
+ * What to do with a changelog record: apply it, its MAC verified ('authenticated': the bytes are exactly
+ * what an engine holding the cluster secret wrote); apply it without a MAC ('unsigned', only with
+ * CHANGELOG_ACCEPT_UNSIGNED: nothing is known of its bytes); or leave it out ('skip', the operator's list).
+ */
+export type ChangelogVerdict = 'authenticated' | 'unsigned' | 'skip';
+
+/** Checks the changelog records restore and standbys apply; throws for one that does not verify. */
+export type ChangelogCheck = (store: string, record: FetchedRecord) => ChangelogVerdict;
 
 export function changelogVerifier(keys: ClusterKeys, options: RecordAuthOptions, log: Logger): ChangelogCheck {
   const skip = options.changelogSkipRecords ?? new Set<string>();
@@ -48,11 +55,11 @@ export function changelogVerifier(keys: ClusterKeys, options: RecordAuthOptions,
         { topic: record.topic, partition: record.partition, offset: String(record.offset), store },
         'changelog record skipped (CHANGELOG_SKIP_RECORDS)',
       );
-      return false;
+      return 'skip';
     }
     const check = verifyChangelogRecord(keys, store, record, acceptUnsigned);
     if (!check.ok)
       throw new UnauthenticatedChangelogRecordError(record.topic, record.partition, record.offset, store, check.reason);
-    return true;
+    return check.unsigned ? 'unsigned' : 'authenticated';
   };
 }

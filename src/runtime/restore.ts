@@ -5,7 +5,7 @@ import { type Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import type { ChangelogEntry } from '../stores/types.ts';
 import { TaskCorruptedError } from './errors.ts';
-import type { ChangelogCheck } from './record-auth.ts';
+import type { ChangelogCheck, ChangelogVerdict } from './record-auth.ts';
 import {
   type FetchedRecord,
   type FetchPartitionError,
@@ -66,69 +66,98 @@ export async function restoreTargets(
   const started = Date.now();
   let records = 0;
   let lastLog = Date.now();
-  // Pipelined: the next fetch (from where this batch ends) is in flight while this batch is written, and
-  // the stores of one batch are written in parallel (one LevelDB batch each, on libuv's thread pool).
+  // Pipelined in three stages: while the stores write one batch (one LevelDB batch each, in parallel, on
+  // libuv's thread pool), the next batch is fetched, then checked (MACs) on this thread; a store takes
+  // its next batch only once its previous one is written. `position` is where each target's next fetch
+  // starts: after the batches handed to its store; `target.offset` moves once a batch is written.
+  const position = new Map(targets.map((t) => [t, t.offset]));
+  const positionOf = (t: RestoreTarget) => position.get(t) ?? t.offset;
   let inflight: Promise<PartitionFetch[]> | undefined;
-  while (targets.some((t) => t.offset < t.end)) {
+  let writing: Promise<void> | undefined;
+  while (targets.some((t) => positionOf(t) < t.end)) {
     let fetched: PartitionFetch[];
     try {
-      fetched = await (inflight ?? fetchFrom(fetcher, targets, (t) => t.offset));
+      fetched = await (inflight ?? fetchFrom(fetcher, targets, positionOf));
     } catch (error) {
       inflight = undefined;
+      await writing; // a failed write is the first error to report
+      writing = undefined;
       if (isOutOfRange(error)) {
         await startFromLogStart(targets, error, consumer);
+        for (const t of targets) position.set(t, t.offset);
         continue;
       }
       throw error;
     }
     const byKey = new Map(targets.map((t) => [tpKey(t.topic, t.partition), t]));
-    const writes: Array<{ target: RestoreTarget; entries: ChangelogEntry[]; next: bigint }> = [];
+    const writes: Array<{ target: RestoreTarget; batch: ChangelogBatch; next: bigint }> = [];
     for (const part of fetched) {
       const target = byKey.get(tpKey(part.topic, part.partition));
-      if (!target || target.offset >= target.end) continue;
-      const entries = changelogEntries(part.records, target.end, check && ((r) => check(target.storeName, r)));
+      if (!target || positionOf(target) >= target.end) continue;
+      const batch = changelogEntries(part.records, target.end, check && ((r) => check(target.storeName, r)));
       // biome-ignore lint/complexity/useMathMinMax: bigint offsets (Math.min takes numbers)
       const next = part.nextOffset < target.end ? part.nextOffset : target.end;
-      if (next > target.offset) writes.push({ target, entries, next });
+      if (next > positionOf(target)) writes.push({ target, batch, next });
     }
-    const nextOffsets = new Map(writes.map((w) => [w.target, w.next]));
-    const after = (t: RestoreTarget) => nextOffsets.get(t) ?? t.offset;
-    inflight = targets.some((t) => after(t) < t.end) ? fetchFrom(fetcher, targets, after) : undefined;
+    for (const w of writes) position.set(w.target, w.next);
+    inflight = targets.some((t) => positionOf(t) < t.end) ? fetchFrom(fetcher, targets, positionOf) : undefined;
     inflight?.catch(() => undefined);
-    await Promise.all(
-      writes.map(({ target, entries, next }) => target.task.stores.get(target.storeName)!.restoreBatch(entries, next)),
-    );
-    for (const { target, entries, next } of writes) {
-      target.offset = next;
-      records += entries.length;
-      onProgress(entries.length);
-    }
+    await writing;
+    writing = Promise.all(
+      writes.map(({ target, batch, next }) =>
+        target.task.stores.get(target.storeName)!.restoreBatch(batch.entries, next, batch.authenticated),
+      ),
+    ).then(() => {
+      for (const { target, batch, next } of writes) {
+        target.offset = next;
+        records += batch.entries.length;
+        onProgress(batch.entries.length);
+      }
+    });
+    writing.catch(() => undefined); // awaited above or below; this only marks it handled meanwhile
     if (Date.now() - lastLog > 2000) {
       lastLog = Date.now();
       log.info({ records, remaining: remaining(targets) }, 'restoring state stores from changelogs');
     }
   }
+  await writing;
   const elapsedMs = Date.now() - started;
   if (targets.length > 0) log.info({ records, elapsedMs, stores: targets.length }, 'state stores restored');
   return { records, elapsedMs };
 }
 
+/** Changelog entries to restore, and whether the MAC of every one of them verified. */
+export interface ChangelogBatch {
+  entries: ChangelogEntry[];
+  /**
+   * True when every entry's record verified under the cluster secret: its bytes are exactly what this
+   * application's engine wrote, so the store may check their format cheaply (Serde.check) instead of
+   * deserializing each one. False without a check, or when one record was accepted unsigned.
+   */
+  authenticated: boolean;
+}
+
 /**
  * The store entries of fetched changelog records below `end` (keyless records carry no entry). `check`
- * authenticates each record first: false leaves it out, a throw stops before anything of the batch is written.
+ * authenticates each record first: 'skip' leaves it out, a throw stops before anything of the batch is written.
  */
 export function changelogEntries(
   records: FetchedRecord[],
   end?: bigint,
-  check?: (record: FetchedRecord) => boolean,
-): ChangelogEntry[] {
+  check?: (record: FetchedRecord) => ChangelogVerdict,
+): ChangelogBatch {
   const entries: ChangelogEntry[] = [];
+  let authenticated = check !== undefined;
   for (const r of records) {
     if (!r.key || (end !== undefined && r.offset >= end)) continue;
-    if (check && !check(r)) continue;
+    if (check) {
+      const verdict = check(r);
+      if (verdict === 'skip') continue;
+      if (verdict !== 'authenticated') authenticated = false;
+    }
     entries.push({ key: r.key.toString('utf8'), value: r.value });
   }
-  return entries;
+  return { entries, authenticated };
 }
 
 /** One fetch of every target not restored yet, from `offsetOf` (where the batch being written ends). */

@@ -155,21 +155,24 @@ export class StandbyTasks {
         if (!target || !this.#standbys.has(target.partition)) continue;
         if (part.lastStableOffset >= 0n) target.end = part.lastStableOffset;
         if (part.nextOffset <= target.offset) continue;
-        let entries;
+        let restored: number;
         try {
-          entries = changelogEntries(
+          const batch = changelogEntries(
             part.records,
             undefined,
             this.#options.check && ((r) => this.#options.check!(target.storeName, r)),
           );
-          await target.task.stores.get(target.storeName)!.restoreBatch(entries, part.nextOffset);
+          await target.task.stores
+            .get(target.storeName)!
+            .restoreBatch(batch.entries, part.nextOffset, batch.authenticated);
+          restored = batch.entries.length;
         } catch (error) {
           await this.#drop(target.partition, error);
           continue;
         }
         target.offset = part.nextOffset;
         if (target.end < target.offset) target.end = target.offset;
-        this.#standbys.get(target.partition)!.applied += entries.length;
+        this.#standbys.get(target.partition)!.applied += restored;
       }
     }
   }

@@ -242,7 +242,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   }
 
   /** Applies committed changelog records with the offset after them, in one batch; fails closed on error. */
-  async restoreBatch(entries: ChangelogEntry[], nextOffset: bigint): Promise<void> {
+  async restoreBatch(entries: ChangelogEntry[], nextOffset: bigint, authenticated = false): Promise<void> {
     this.#assertUsable('restoreBatch');
     this.#assertIdle('restoreBatch');
     // Restore runs between transactions: uncommitted writes would hide restored values.
@@ -252,7 +252,16 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     );
     this.#restoring = true;
     try {
-      checkRestore(this.options, this.#checkpoint, entries, nextOffset, (key, bytes) => this.#deserialize(key, bytes));
+      const formatCheck = authenticated ? this.options.valueSerde.check : undefined;
+      checkRestore(
+        this.options,
+        this.#checkpoint,
+        entries,
+        nextOffset,
+        formatCheck === undefined
+          ? (key, bytes) => this.#deserialize(key, bytes)
+          : (key, bytes) => this.#checkFormat(formatCheck, key, bytes),
+      );
       const skip = this.options.skipOnRestore;
       await this.#backend.write(skip === undefined ? entries : entries.filter(({ key }) => !skip(key)), nextOffset);
     } catch (error) {
@@ -332,6 +341,18 @@ export class CachedTaskStore<V> implements TaskStore<V> {
       const key = keys[i] as string;
       const bytes = values[i];
       this.#reads.pin(key, bytes === undefined ? ABSENT : this.#deserialize(key, bytes));
+    }
+  }
+
+  #checkFormat(check: (bytes: Buffer) => void, key: string, bytes: Buffer): void {
+    try {
+      check(bytes);
+    } catch (error) {
+      throw new StoreCorruptedError(
+        this.name,
+        `value of key ${JSON.stringify(key)} is not in the store's format`,
+        error,
+      );
     }
   }
 

@@ -34,13 +34,13 @@ export function checkFlushOffset<V>(
   checkOffset(options.name, checkpoint, offset);
 }
 
-/** A restore batch: its offset, its keys, and every value deserializes (`deserialize` throws if not). */
+/** A restore batch: its offset, its keys, and every value passes `checkValue` (it deserializes, or its format checks; throws if not). */
 export function checkRestore<V>(
   options: StoreOptions<V>,
   checkpoint: bigint | null,
   entries: ChangelogEntry[],
   nextOffset: bigint,
-  deserialize: (key: string, bytes: Buffer) => V,
+  checkValue: (key: string, bytes: Buffer) => unknown,
 ): void {
   assert(options.logged, `store ${options.name}: an unlogged store has no changelog to restore`);
   checkOffset(options.name, checkpoint, nextOffset);
@@ -49,7 +49,7 @@ export function checkRestore<V>(
     if (value !== null && !Buffer.isBuffer(value))
       assert.fail(`store ${options.name}: restored value of ${JSON.stringify(key)} is not a Buffer`);
     // Check before writing: a record that does not deserialize is found here, not in some later batch.
-    if (value !== null) deserialize(key, value);
+    if (value !== null) checkValue(key, value);
   }
 }
 

@@ -5,6 +5,13 @@
 export interface Serde<T> {
   serialize(value: T): Buffer;
   deserialize(bytes: Buffer): T;
+  /**
+   * Optional, for restore: a cheap check that `bytes` are in this serde's format, for values whose
+   * changelog MAC verified (exactly the bytes an engine of this application serialized). It must refuse
+   * (throw) bytes of another format (a value written by a version with another encoding) and bytes cut
+   * short; it need not find what only a full deserialize would. Without it, restore deserializes.
+   */
+  check?(bytes: Buffer): void;
 }
 
 /**
@@ -100,8 +107,12 @@ export interface TaskStore<V> extends KeyValueStore<V> {
   abort(): void;
   /** The changelog offset persisted with the data (next offset to restore from), or null if never written. */
   checkpoint(): Promise<bigint | null>;
-  /** Applies committed changelog records during restore, with the offset after the last one, in one batch. */
-  restoreBatch(entries: ChangelogEntry[], nextOffset: bigint): Promise<void>;
+  /**
+   * Applies committed changelog records during restore, with the offset after the last one, in one batch.
+   * Every value is checked first: deserialized, or — `authenticated` (every record's changelog MAC
+   * verified) and the serde has one — given to the serde's cheaper format check (Serde.check).
+   */
+  restoreBatch(entries: ChangelogEntry[], nextOffset: bigint, authenticated?: boolean): Promise<void>;
   /**
    * Deletes up to `limitEntries` committed entries in [gte, lt) from local storage only: no changelog
    * record, outside any transaction. Only for data no reader will ask for again (expired segments,
