@@ -59,6 +59,14 @@ export class AccountQueries {
     this.#options = options;
   }
 
+  /** The local read `read` makes when this instance runs the account's partition; undefined when it does not. */
+  readHere(accountId: string): Promise<AccountView> | undefined {
+    const { streams } = this.#options;
+    if (streams.partitions === 0) return undefined;
+    const partition = partitionForKey(accountId, streams.partitions);
+    return streams.task(partition) ? this.#readLocal(accountId, partition) : undefined;
+  }
+
   async read(accountId: string, request: QueryRequest): Promise<QueryResult> {
     const { streams, directory, config } = this.#options;
     const partitions = streams.partitions;
