@@ -10,6 +10,8 @@
 // Everything it creates is removed.
 //   node bench/api.perf.ts [--roots .] [--rounds 1] [--accounts 2000] [--seconds 10] [--connections 32] [--cpu-prof]
 //   node bench/api.perf.ts --roots /tmp/api-base,. --rounds 3       (before/after, ratios to the first root)
+//   node bench/api.perf.ts --floor    (also a bare node:http server answering one account's body, measured
+//                                      alike: what Node's HTTP and the machine allow, beside the instance)
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -32,10 +34,25 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '32' },
     'cpu-prof': { type: 'boolean', default: false },
+    floor: { type: 'boolean', default: false },
     port: { type: 'string', default: '18931' },
   },
 });
-const roots = values.roots.split(',').map((r) => path.resolve(r));
+/** The pseudo-root of `--floor`: a bare node:http server answering every request with one account's body. */
+const FLOOR = '(node:http floor)';
+const roots = [...values.roots.split(',').map((r) => path.resolve(r)), ...(values.floor ? [FLOOR] : [])];
+/** The body of one account read, taken from the first instance: what the floor server answers. */
+let sampleBody = '';
+const FLOOR_SERVER = `
+const http = require('node:http');
+const { randomUUID } = require('node:crypto');
+const body = process.env.FLOOR_BODY;
+const length = String(Buffer.byteLength(body));
+http.createServer({ keepAliveTimeout: 5000 }, (req, res) => {
+  res.writeHead(200, ['X-Request-Id', randomUUID(), 'X-Bankstream-Instance', 'api0', 'Cache-Control', 'no-store',
+    'Content-Type', 'application/json; charset=utf-8', 'Content-Length', length]);
+  res.end(body);
+}).listen(Number(process.env.HTTP_PORT), '127.0.0.1');`;
 const accounts = Number(values.accounts);
 const connections = Number(values.connections);
 const work = await mkdtemp(path.join(os.tmpdir(), 'bankstream-api-perf-'));
@@ -79,6 +96,11 @@ interface RunResult {
 
 /** A CLI child of one tree: its own state folder per tree (restored from the changelogs on its first start). */
 function run(root: string, args: string[], extraNode: string[] = []): ChildProcess {
+  if (root === FLOOR)
+    return spawn(process.execPath, [...extraNode, '-e', FLOOR_SERVER], {
+      env: { ...env, FLOOR_BODY: sampleBody },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   const cli = path.join(root, 'src', 'cli', 'main.ts');
   return spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...extraNode, cli, ...args], {
     env: { ...env, STATE_DIR: path.join(work, `state-${roots.indexOf(root)}`) },
@@ -148,6 +170,8 @@ async function measure(root: string, round: number, setup: boolean): Promise<Run
           ?.status === 200,
       120_000,
     );
+    if (sampleBody === '')
+      sampleBody = await (await fetch(`${base}/v1/accounts/${appId}-acc-${accounts - 1}`, { headers })).text();
     // The instance's own CPU with no requests (the idle engine's commits, tails, timers), over 3 s.
     const idleFrom = processCpuSeconds(instance.pid);
     await new Promise((resolve) => setTimeout(resolve, IDLE_SAMPLE_MS));
@@ -163,7 +187,7 @@ async function measure(root: string, round: number, setup: boolean): Promise<Run
     const latency = result.latency as unknown as Record<string, number>;
     const cpu = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : Number.NaN;
     return {
-      root: path.relative(process.cwd(), root) || '.',
+      root: root === FLOOR ? FLOOR : path.relative(process.cwd(), root) || '.',
       round,
       requestsPerSecond: Math.round(result.requests.average),
       p50Ms: latency['p50'] ?? 0,
@@ -242,7 +266,8 @@ function printSummary(): void {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
   };
-  const first = results.filter((r) => r.root === results.find((x) => roots.indexOf(path.resolve(x.root)) === 0)?.root);
+  const rootOf = (r: RunResult) => (r.root === FLOOR ? FLOOR : path.resolve(r.root));
+  const first = results.filter((r) => rootOf(r) === roots[0]);
   const baseRps = median(first.map((r) => r.requestsPerSecond));
   const baseCpu = median(first.map((r) => r.cpuMicrosPerRequest));
   const baseNet = median(first.map((r) => r.netCpuMicrosPerRequest));
@@ -251,7 +276,7 @@ function printSummary(): void {
   );
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const root of roots) {
-    const mine = results.filter((r) => path.resolve(r.root) === root);
+    const mine = results.filter((r) => rootOf(r) === root);
     const rps = median(mine.map((r) => r.requestsPerSecond));
     const cpu = median(mine.map((r) => r.cpuMicrosPerRequest));
     const net = median(mine.map((r) => r.netCpuMicrosPerRequest));

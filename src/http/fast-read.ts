@@ -44,11 +44,10 @@ export function withAccountReadFastPath(deps: ApiDeps, app: http.RequestListener
     const read = queries.readHere(accountId);
     if (!read) return app(req, res);
     read.then(
-      (view) => {
+      ({ view, body }) => {
         // Someone else's account: the Koa route answers the 403.
         if (principal.role === 'customer' && view.ownerId !== principal.subject) return app(req, res);
         const requestId = newRequestId(req.headers['x-request-id']);
-        const body = JSON.stringify(view);
         res.writeHead(200, [
           'X-Request-Id',
           requestId,

@@ -194,6 +194,9 @@ describe('money commands', () => {
     expect(slash.body).toEqual(fast.body);
     expect(headersOf(fast)).toEqual(headersOf(routed));
     expect(fast.headers.get('x-request-id')).toBe('fast-req');
+    // A remembered answer is not reused once the stores have moved: the next deposit is seen.
+    await deposit('fast-dep-2', 'fast-a', '1.00');
+    await expectBalance('fast-a', '13.34', alice);
     // Answers that are not a plain local success come from the Koa route, with remembered tokens too.
     expect((await read('/v1/accounts/bob-1')).body).toMatchObject({ status: 403, code: 'forbidden' });
     expect((await read('/v1/accounts/fast-nobody', teller)).body).toMatchObject({

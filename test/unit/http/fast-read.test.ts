@@ -6,6 +6,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
 import type { AccountView } from '../../../src/http/account-view.ts';
+import type { LocalRead } from '../../../src/http/accounts.ts';
 import { Authenticator } from '../../../src/http/auth.ts';
 import type { ApiDeps } from '../../../src/http/context.ts';
 import { withAccountReadFastPath } from '../../../src/http/fast-read.ts';
@@ -38,10 +39,11 @@ function view(accountId: string, ownerId: string): AccountView {
 
 // Accounts "acc-*" are local and owned by alice; "remote-*" are not here; "gone-*" fail to read.
 const queries = {
-  readHere(accountId: string): Promise<AccountView> | undefined {
+  readHere(accountId: string): Promise<LocalRead> | undefined {
     if (accountId.startsWith('remote-')) return undefined;
     if (accountId.startsWith('gone-')) return Promise.reject(new Error('not found'));
-    return Promise.resolve(view(accountId, 'alice'));
+    const local = view(accountId, 'alice');
+    return Promise.resolve({ view: local, body: JSON.stringify(local) });
   },
 };
 
