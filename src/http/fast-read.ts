@@ -11,7 +11,7 @@
 // compares both).
 import type http from 'node:http';
 import type { Logger } from 'pino';
-import { INSTANCE_HEADER } from './accounts.ts';
+import { INSTANCE_HEADER, type LocalRead } from './accounts.ts';
 import { INSTANCE_CALL_HEADER } from './instance-call.ts';
 import { BEARER, TOKEN_CHARS_MAX } from './auth.ts';
 import type { ApiDeps } from './context.ts';
@@ -35,41 +35,48 @@ export function withAccountReadFastPath(deps: ApiDeps, app: http.RequestListener
     const bearer = BEARER.exec(authorization);
     const principal = bearer ? authenticator.remembered(bearer[1]!) : undefined;
     if (!principal) return app(req, res);
-    let accountId: string;
+    let read: Promise<LocalRead> | undefined;
     try {
-      accountId = idParam('id', match[1]);
+      read = queries.readHere(idParam('id', match[1]));
     } catch {
+      // An id the route refuses (400), or a read that failed before it began: the Koa route answers it.
       return app(req, res);
     }
-    const read = queries.readHere(accountId);
     if (!read) return app(req, res);
-    read.then(
-      ({ view, body }) => {
-        // Someone else's account: the Koa route answers the 403.
-        if (principal.role === 'customer' && view.ownerId !== principal.subject) return app(req, res);
-        const requestId = newRequestId(req.headers['x-request-id']);
-        res.writeHead(200, [
-          'X-Request-Id',
-          requestId,
-          INSTANCE_HEADER,
-          view.servedBy.instanceId,
-          'Cache-Control',
-          'no-store',
-          'Content-Type',
-          'application/json; charset=utf-8',
-          'Content-Length',
-          String(Buffer.byteLength(body)),
-        ]);
-        res.end(body);
-        observeRequest(logger, metrics, requestId, {
-          method: 'GET',
-          route: ROUTE,
-          path: req.url!,
-          status: 200,
-          durationMs: performance.now() - started,
-        });
-      },
-      () => app(req, res),
-    );
+    read
+      .then(
+        ({ view, body }) => {
+          // Someone else's account: the Koa route answers the 403.
+          if (principal.role === 'customer' && view.ownerId !== principal.subject) return app(req, res);
+          const requestId = newRequestId(req.headers['x-request-id']);
+          res.writeHead(200, [
+            'X-Request-Id',
+            requestId,
+            INSTANCE_HEADER,
+            view.servedBy.instanceId,
+            'Cache-Control',
+            'no-store',
+            'Content-Type',
+            'application/json; charset=utf-8',
+            'Content-Length',
+            String(Buffer.byteLength(body)),
+          ]);
+          res.end(body);
+          observeRequest(logger, metrics, requestId, {
+            method: 'GET',
+            route: ROUTE,
+            path: req.url!,
+            status: 200,
+            durationMs: performance.now() - started,
+          });
+        },
+        () => app(req, res),
+      )
+      .catch((error: unknown) => {
+        // Nothing above should throw; if it does, never leave the request unanswered or the promise unhandled.
+        logger.error({ err: error }, 'the fast path of GET /v1/accounts/:id failed');
+        if (!res.headersSent) app(req, res);
+        else res.destroy();
+      });
   };
 }

@@ -37,10 +37,12 @@ function view(accountId: string, ownerId: string): AccountView {
   };
 }
 
-// Accounts "acc-*" are local and owned by alice; "remote-*" are not here; "gone-*" fail to read.
+// Accounts "acc-*" are local and owned by alice; "remote-*" are not here; "gone-*" fail to read;
+// "throw-*" fail before the read begins.
 const queries = {
   readHere(accountId: string): Promise<LocalRead> | undefined {
     if (accountId.startsWith('remote-')) return undefined;
+    if (accountId.startsWith('throw-')) throw new Error('the topology has no accounts or balances store');
     if (accountId.startsWith('gone-')) return Promise.reject(new Error('not found'));
     const local = view(accountId, 'alice');
     return Promise.resolve({ view: local, body: JSON.stringify(local) });
@@ -107,6 +109,8 @@ describe('the fast path of GET /v1/accounts/:id', () => {
       ['/v1/accounts/acc-1/transfers', {}],
       ['/v1/accounts/remote-1', {}],
       ['/v1/accounts/gone-1', {}],
+      ['/v1/accounts/throw-1', {}],
+      [`/v1/accounts/${'x'.repeat(257)}`, {}],
       ['/v1/accounts/acc-1', { authorization: `Bearer ${forged}` }],
       ['/v1/accounts/acc-1', { authorization: `Bearer ${unseen}` }],
       ['/v1/accounts/acc-1', { authorization: 'Basic dTpw' }],
