@@ -6,7 +6,8 @@
 // random funded accounts for `--seconds` with a teller token signed with the instance's dev secret.
 // Per run: requests/s, p50/p99, and the instance process's CPU (user + system, /proc) per request over
 // the measured window, which other work on the shared machine disturbs less than the rate; the 1-minute
-// load average. `--cpu-prof` profiles each instance and prints the hotspots of the measured window only.
+// load average. `--cpu-prof` profiles each instance and prints the hotspots of the measured window only
+// (`--profile-out DIR` keeps that window's .cpuprofile; summarize it with bench/profile.ts).
 // Everything it creates is removed.
 //   node bench/api.perf.ts [--roots .] [--rounds 1] [--accounts 2000] [--seconds 10] [--connections 32] [--cpu-prof]
 //   node bench/api.perf.ts --roots /tmp/api-base,. --rounds 3       (before/after, ratios to the first root)
@@ -35,6 +36,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '32' },
     'cpu-prof': { type: 'boolean', default: false },
     floor: { type: 'boolean', default: false },
+    /** With --cpu-prof: also keep each run's windowed .cpuprofile in this folder. */
+    'profile-out': { type: 'string' },
     port: { type: 'string', default: '18931' },
   },
 });
@@ -249,6 +252,11 @@ async function printProfile(profileDir: string, [fromUs, toUs]: [number, number]
   }
   const windowed = path.join(profileDir, 'window.cpuprofile');
   await writeFile(windowed, JSON.stringify({ ...profile, samples, timeDeltas: deltas }));
+  if (values['profile-out'])
+    await writeFile(
+      path.join(values['profile-out'], `${path.basename(profileDir)}-window.cpuprofile`),
+      await readFile(windowed),
+    );
   const summary = await summarizeProfile(windowed, 30);
   console.log(
     `profile of the measured window: ${(summary.totalMs / 1000).toFixed(1)} s, idle ${summary.idlePercent.toFixed(1)}%, gc ${summary.gcPercent.toFixed(1)}%`,
