@@ -5,8 +5,11 @@
 // transferIds/s of simulated time, and reports over time: the transfers store's entries and bytes, the
 // size its changelog keeps (compact,delete with the planned retention.ms, modelled) and entries expired
 // per second; and, apart: the loop's pause for each expiry step (loopPauseMs), the wall time of the
-// LevelDB calls expiry runs in the background (backgroundMs), and the commit's own LevelDB writes
-// (commitWriteMs: LevelDB write stalls, seen with expiry off too). Writes bench/results/dedup-retention-<date>.json.
+// LevelDB calls expiry runs in the background (backgroundMs), the hold expiry step (holdExpiryStepMs:
+// holds are --hold-share of the commands, half posted, half left to expire, so holds expire and resolved
+// ones are forgotten during the run; their legs go back into the tasks as the credits topic would), the
+// whole punctuation (both steps), and the commit's own LevelDB writes (commitWriteMs: LevelDB write
+// stalls, seen with expiry off too). Writes bench/results/dedup-retention-<date>.json.
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +32,8 @@ const { values: args } = parseArgs({
     periods: { type: 'string' },
     partitions: { type: 'string', default: '4' },
     'batch-records': { type: 'string', default: '2000' },
+    /** Share of the commands that are holds (each half posted before its deadline, half left to expire). */
+    'hold-share': { type: 'string', default: '0.02' },
     /** LevelDB's write buffer per database in MiB (the product's default: 4). */
     'write-buffer-mb': { type: 'string' },
     out: { type: 'string' },
@@ -45,6 +50,11 @@ const SEGMENT_MS = RETENTION_MS / 2;
 const PERIODS = Number(args.periods ?? (args.quick ? 2.5 : 3));
 const PARTITIONS = Number(args.partitions);
 const BATCH_RECORDS = Number(args['batch-records']);
+const HOLD_SHARE = Number(args['hold-share']);
+/** A hold's timeout in simulated ms: 500-2,000 (it expires inside the run); a posted one is posted after 200. */
+const HOLD_TIMEOUT_MIN_MS = 500;
+const HOLD_TIMEOUT_SPAN_MS = 1_500;
+const HOLD_POST_AFTER_MS = 200;
 const TUNING: LevelTuning =
   args['write-buffer-mb'] === undefined ? {} : { writeBufferSize: Number(args['write-buffer-mb']) * 1024 * 1024 };
 for (const [name, value] of Object.entries({ RATE_PER_S, RETENTION_MS, PERIODS, PARTITIONS, BATCH_RECORDS }))
@@ -64,6 +74,18 @@ const TOPICS = {
 };
 
 let nowMs = START_MS;
+/** Each hold expiry step (hold-expiry.ts) apart: its pause, and what it did. */
+const holdPauses: number[] = [];
+const holdFirstSteps: number[] = [];
+const holdSteps: { startMs: number; durationMs: number }[] = [];
+const holdTotals = { expiriesRequested: 0, forgotten: 0, scans: 0, scanBackgroundMs: 0, overBudget: 0 };
+/** Hold outcomes seen on the completed topic. */
+const holdOutcomes = { placed: 0, posted: 0, expired: 0 };
+let holdsSent = 0;
+/** Whether the punctuation running now holds a task's first hold step (which waits for its first scan). */
+let firstHoldStepNow = false;
+/** The punctuations without a first hold step. */
+const laterPunctuations: { startMs: number; durationMs: number }[] = [];
 /** Each expiry step's hold of the loop (it is synchronous: the loop resumes when it returns). */
 const loopPauses: number[] = [];
 /** The CPU time the step's thread used in each (the rest of a pause is the OS not running the process, or GC). */
@@ -116,6 +138,20 @@ const topology = buildBankTopology({
     if (result.inFlight) stepsLeavingCallInFlight++;
     if (result.storeEntries !== undefined) viewEntries.set(partition, result.storeEntries);
   },
+  onHoldExpiryStep: (result) => {
+    if (result.waitedForFirstScan) {
+      holdFirstSteps.push(result.durationMs);
+      firstHoldStepNow = true;
+    } else {
+      holdPauses.push(result.durationMs);
+      holdSteps.push({ startMs: performance.now() - result.durationMs, durationMs: result.durationMs });
+    }
+    holdTotals.expiriesRequested += result.expiriesRequested;
+    holdTotals.forgotten += result.forgotten;
+    if (result.scannedEntries > 0 || result.backgroundMs > 0) holdTotals.scans++;
+    holdTotals.scanBackgroundMs += result.backgroundMs;
+    if (result.overBudget) holdTotals.overBudget++;
+  },
 });
 
 /** The transfers changelog as the broker keeps it: latest record per key, younger than retention.ms. */
@@ -148,6 +184,11 @@ interface Task {
   accounts: string[];
   offset: bigint;
   changelogOffsets: Map<string, bigint>;
+  /** Legs the task's credits sink wrote to this task's partition: its next batch reads them first. */
+  legs: InputRecord[];
+  legOffset: bigint;
+  /** Holds placed and to be posted at a simulated time. */
+  posts: { holdId: string; from: string; atMs: number }[];
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'bankstream-dedup-bench-'));
@@ -165,11 +206,34 @@ for (let partition = 0; partition < PARTITIONS; partition++) {
     stores,
     partitionsOf: () => PARTITIONS,
     partitionForKey,
-    emit: (_output: OutputRecord) => undefined,
+    emit: (output: OutputRecord) => route(output),
     nowMs: () => nowMs,
   });
   graph.init();
-  tasks.push({ graph, stores, accounts: [], offset: 0n, changelogOffsets: new Map() });
+  tasks.push({
+    graph,
+    stores,
+    accounts: [],
+    offset: 0n,
+    changelogOffsets: new Map(),
+    legs: [],
+    legOffset: 0n,
+    posts: [],
+  });
+}
+
+/** The credits topic as Kafka would carry it (legs into their partition's task); hold outcomes counted. */
+function route(output: OutputRecord): void {
+  if (output.topic === TOPICS.credits) {
+    const task = tasks[output.partition]!;
+    task.legOffset++;
+    task.legs.push({ ...output, offset: task.legOffset });
+  } else if (output.topic === TOPICS.completed && output.value !== null) {
+    const text = output.value.toString('utf8');
+    if (text.includes('"type":"hold_expiry"')) holdOutcomes.expired++;
+    else if (text.includes('"type":"post_hold"')) holdOutcomes.posted++;
+    else if (text.includes('"type":"hold"')) holdOutcomes.placed++;
+  }
 }
 for (let i = 0; tasks.some((t) => t.accounts.length < ACCOUNTS_PER_TASK); i++) {
   const id = `acc-${i}`;
@@ -191,7 +255,8 @@ function command(task: Task, value: Record<string, unknown>, key: string): Input
 }
 
 /** One transaction of a task: prefetch, process, punctuate (expiry), commit, as the engine's loop does them. */
-async function runBatch(task: Task, records: InputRecord[]): Promise<void> {
+async function runBatch(task: Task, commands: InputRecord[]): Promise<void> {
+  const records = task.legs.length === 0 ? commands : [...task.legs.splice(0), ...commands];
   const keys = new Map<string, Set<string>>();
   for (const record of records) task.graph.collectPrefetch(record, keys);
   for (const [name, set] of keys) await task.stores.get(name)!.prefetch(set);
@@ -203,6 +268,8 @@ async function runBatch(task: Task, records: InputRecord[]): Promise<void> {
   await task.graph.punctuate(nowMs);
   const punctuateMs = performance.now() - started;
   punctuations.push({ startMs: started, durationMs: punctuateMs });
+  if (!firstHoldStepNow) laterPunctuations.push({ startMs: started, durationMs: punctuateMs });
+  firstHoldStepNow = false;
   for (const [name, store] of task.stores) {
     const entries = store.prepareCommit();
     let offset = task.changelogOffsets.get(name) ?? 0n;
@@ -254,14 +321,46 @@ try {
         command(task, { type: 'open_account', accountId, ownerId: `o-${accountId}`, currency: 'EUR' }, accountId),
       ),
     );
+  // Funds for the holds (the deposits of the run go to every account, but not before the first holds).
+  for (const task of tasks)
+    await runBatch(
+      task,
+      task.accounts.map((accountId) =>
+        command(
+          task,
+          { type: 'deposit', transferId: `fund-${idsTotal++}`, accountId, amount: '1000', currency: 'EUR' },
+          accountId,
+        ),
+      ),
+    );
   const endMs = START_MS + PERIODS * RETENTION_MS;
   const perTaskBatchMs = (BATCH_RECORDS * 1000) / RATE_PER_S;
   let nextSampleMs = START_MS;
   while (nowMs < endMs) {
     for (const task of tasks) {
       const records: InputRecord[] = [];
-      for (let i = 0; i < BATCH_RECORDS; i++) {
+      while (task.posts.length > 0 && task.posts[0]!.atMs <= nowMs) {
+        const { holdId, from } = task.posts.shift()!;
+        idsTotal++;
+        records.push(command(task, { type: 'post_hold', transferId: `p-${holdId}`, holdId, from }, from));
+      }
+      for (let i = records.length; i < BATCH_RECORDS; i++) {
         const accountId = task.accounts[i % task.accounts.length]!;
+        if (HOLD_SHARE > 0 && idsTotal % Math.round(1 / HOLD_SHARE) === 0) {
+          // A hold to the next account of the same task (its legs stay in the task), then posted or left to expire.
+          const holdId = `h-${idsTotal++}`;
+          const to = task.accounts[(i + 1) % task.accounts.length]!;
+          const timeoutMs = HOLD_TIMEOUT_MIN_MS + (holdsSent % HOLD_TIMEOUT_SPAN_MS);
+          records.push(
+            command(
+              task,
+              { type: 'hold', transferId: holdId, from: accountId, to, amount: '0.01', currency: 'EUR', timeoutMs },
+              accountId,
+            ),
+          );
+          if (holdsSent++ % 2 === 0) task.posts.push({ holdId, from: accountId, atMs: nowMs + HOLD_POST_AFTER_MS });
+          continue;
+        }
         records.push(
           command(
             task,
@@ -367,10 +466,32 @@ try {
       meanPerCall: Math.round((background.ms / Math.max(1, background.calls)) * 1000) / 1000,
       callMax: Math.round(background.callMaxMs * 1000) / 1000,
     },
+    holdExpiryStepMs: {
+      note: 'each hold expiry step (src/bank/hold-expiry.ts) as the loop waits for it: synchronous, it applies the background scan of the holds index and sends hold_expire legs; the first step of each task, which waits for its first scan, is apart (firstStepMs)',
+      ...stats(holdPauses),
+      budgetMs: DEFAULT_EXPIRY_BOUNDS.budgetMs,
+      overBudget: holdPauses.filter((ms) => ms > DEFAULT_EXPIRY_BOUNDS.budgetMs).length,
+      stepsStoppedAtBudget: holdTotals.overBudget,
+      withoutGc: stats(withoutGcMs(holdSteps)),
+      firstStepMs: holdFirstSteps.map((ms) => Math.round(ms * 1000) / 1000),
+      expiriesRequested: holdTotals.expiriesRequested,
+      forgotten: holdTotals.forgotten,
+      scansApplied: holdTotals.scans,
+      scanBackgroundMsMean: Math.round((holdTotals.scanBackgroundMs / Math.max(1, holdTotals.scans)) * 1000) / 1000,
+    },
+    holds: {
+      note: 'holds are hold-share of the commands, to an account of the same task; every other one is posted 200 ms (simulated) after it is placed, the rest expire 0.5-2 s after',
+      holdShare: HOLD_SHARE,
+      sent: holdsSent,
+      ...holdOutcomes,
+    },
     punctuateMs: {
-      note: 'the whole punctuation of a task: the dedup expiry step AND the hold expiry punctuator, which awaits a LevelDB range read of the holds store (not dedup expiry)',
+      note: 'the whole punctuation of a task: the dedup expiry step and the hold expiry step (neither waits for LevelDB but for the first hold step of each task)',
       ...stats(punctuations.map((p) => p.durationMs)),
       withoutGc: stats(withoutGcMs(punctuations)),
+      withoutFirstHoldSteps: stats(laterPunctuations.map((p) => p.durationMs)),
+      overBudgetWithoutFirstHoldSteps: laterPunctuations.filter((p) => p.durationMs > DEFAULT_EXPIRY_BOUNDS.budgetMs)
+        .length,
     },
     commitWriteMs: {
       note: 'the commit flush: each store s LevelDB write batch, awaited by this bench (the engine awaits it in the background of the next batch); its stalls are LevelDB write stalls (compaction behind on a loaded machine), seen with expiry off too',

@@ -7,7 +7,7 @@ import { currencyDigits, formatMoney } from './money.ts';
 import { onToLeg } from './hold-credit.ts';
 import { HOLD_LEG_MARK, type HoldLeg, parseHoldLeg } from './hold-legs.ts';
 import { holdKey, markKey } from './hold-store.ts';
-import { failHold, type HoldTask, onFromLeg, placeHold, resolveHold, sendHoldLeg } from './holds.ts';
+import { failHold, type HoldTask, onExpireLeg, onFromLeg, placeHold, resolveHold, sendHoldLeg } from './holds.ts';
 import { dedupVerdict, prefetchKeys, type BankStores } from './stores.ts';
 
 export type HoldWork =
@@ -68,6 +68,10 @@ export function collectHoldKeys(work: HoldWork, keys: PrefetchCollector, transfe
       return;
     }
     keys.add('holds', holdKey(leg.from, leg.holdId));
+    if (leg.leg === 'hold_expire') {
+      account(leg.from);
+      return;
+    }
     account(leg.from);
     dedup(leg.from, leg.holdId);
     return;
@@ -90,6 +94,7 @@ export function processHold(task: HoldTask, work: HoldWork, bytes: Buffer, times
     const leg = work.leg;
     if ('error' in leg) task.out.deadLetter(leg.error);
     else if (leg.leg === 'hold_credit' || leg.leg === 'hold_post' || leg.leg === 'hold_release') onToLeg(task, leg);
+    else if (leg.leg === 'hold_expire') onExpireLeg(task, leg);
     else if (leg.leg !== 'hold_route') onFromLeg(task, leg);
     return;
   }

@@ -7,6 +7,8 @@
 //   hold_settle   (key from)  ... done: the posted amount is no longer in flight
 //   hold_release  (key to)    the from task voided or expired the hold: the to task drops the pending credit
 //   hold_route    (key from)  a post_hold / void_hold that arrived under another key, unchanged
+//   hold_expire   (key from)  the from task's expiry punctuator: the hold of this deadline is due, expire it
+//                             (sent again after a restart or a timeout: the hold's state makes it act once)
 import { isUtf8 } from 'node:buffer';
 import { ID_CHARS_MAX, isStorableText, keyText } from './input-rules.ts';
 import { currencyDigits, formatMoney, parseMoney } from './money.ts';
@@ -19,7 +21,8 @@ export type HoldLeg =
   | { leg: 'hold_post'; holdId: string; from: string; to: string; amount: bigint; currency: string }
   | { leg: 'hold_settle'; holdId: string; from: string }
   | { leg: 'hold_release'; holdId: string; from: string; to: string }
-  | { leg: 'hold_route'; from: string; command: string; timestamp: number };
+  | { leg: 'hold_route'; from: string; command: string; timestamp: number }
+  | { leg: 'hold_expire'; holdId: string; from: string; expiresAtMs: number };
 
 const TO_SIDE: ReadonlySet<string> = new Set(['hold_credit', 'hold_post', 'hold_release']);
 const REFUSAL_CODES: ReadonlySet<string> = new Set(['account_not_found', 'account_closed', 'currency_mismatch']);
@@ -40,6 +43,7 @@ export function holdLegValue(leg: HoldLeg): Record<string, string> {
     return { ...leg, amount: formatMoney(leg.amount, currencyDigits(leg.currency)!) };
   }
   if (leg.leg === 'hold_route') return { ...leg, timestamp: String(leg.timestamp) };
+  if (leg.leg === 'hold_expire') return { ...leg, expiresAtMs: String(leg.expiresAtMs) };
   return { ...leg };
 }
 
@@ -76,6 +80,12 @@ function parseFields(raw: Record<string, unknown>): HoldLeg | { error: string } 
   }
   if (!isLegId(holdId)) return { error: 'internal hold leg has no usable holdId' };
   if (leg === 'hold_accepted' || leg === 'hold_settle') return { leg, holdId, from };
+  if (leg === 'hold_expire') {
+    const { expiresAtMs } = raw;
+    const ms = typeof expiresAtMs === 'string' && /^\d{1,16}$/.test(expiresAtMs) ? Number(expiresAtMs) : Number.NaN;
+    if (!Number.isSafeInteger(ms)) return { error: `hold_expire leg ${holdId}: bad expiresAtMs` };
+    return { leg, holdId, from, expiresAtMs: ms };
+  }
   if (leg === 'hold_refused') {
     const { code, reason } = raw;
     if (typeof code !== 'string' || !REFUSAL_CODES.has(code) || !isStorableText(reason, 0, REASON_CHARS_MAX))

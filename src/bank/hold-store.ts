@@ -50,8 +50,8 @@ export interface ForgetEntry {
 
 export type HoldStoreValue = HoldRow | CreditMark | ExpiryEntry | ForgetEntry;
 
-const EXPIRY_PREFIX = 'x';
-const FORGET_PREFIX = 'f';
+export const EXPIRY_PREFIX = 'x';
+export const FORGET_PREFIX = 'f';
 const EXPIRY_DIGITS = 15;
 
 export function holdKey(from: string, holdId: string): string {
@@ -67,16 +67,31 @@ export function expiryKey(expiresAtMs: number, from: string, holdId: string): st
   return `${EXPIRY_PREFIX}${String(expiresAtMs).padStart(EXPIRY_DIGITS, '0')}${dedupKey(from, holdId)}`;
 }
 
+/** The deadline (or forget time) an `x` (or `f`) key starts with. */
+export function keyTimeMs(key: string): number {
+  return Number(key.slice(1, 1 + EXPIRY_DIGITS));
+}
+
+/** The row (`h`) or mark (`c`) key a forget entry names. */
+export function forgottenKey(entry: ForgetEntry): string {
+  return entry.of === 'h' ? holdKey(entry.from, entry.holdId) : markKey(entry.from, entry.holdId);
+}
+
 /** Time-ordered as the expiry index: when a resolved row or mark may be forgotten. */
 export function forgetKey(atMs: number, of: 'h' | 'c', from: string, holdId: string): string {
   return `${FORGET_PREFIX}${String(atMs).padStart(EXPIRY_DIGITS, '0')}${of}${dedupKey(from, holdId)}`;
 }
 
-/** Typed access to the holds store of one task. */
+/**
+ * Typed access to the holds store of one task. Every write goes through here, so the hold expiry
+ * punctuator (hold-expiry.ts) is told of each (`onWrite`): what changed since its background scan read.
+ */
 export class HoldStore {
   readonly store: KeyValueStore<HoldStoreValue>;
   /** How long a resolved hold (and its to-side mark) is kept: the dedup retention. */
   readonly retentionMs: number;
+  /** Told every write (value null: a delete), before it is made. */
+  onWrite: ((key: string, value: HoldStoreValue | null) => void) | undefined;
 
   constructor(context: ProcessorContext, retentionMs: number) {
     this.store = context.getStore('holds');
@@ -88,7 +103,7 @@ export class HoldStore {
   }
 
   putHold(holdId: string, row: HoldRow): void {
-    this.store.put(holdKey(row.from, holdId), row);
+    this.#put(holdKey(row.from, holdId), row);
   }
 
   mark(from: string, holdId: string): CreditMark | undefined {
@@ -96,43 +111,30 @@ export class HoldStore {
   }
 
   putMark(from: string, holdId: string, mark: CreditMark): void {
-    this.store.put(markKey(from, holdId), mark);
+    this.#put(markKey(from, holdId), mark);
   }
 
   index(row: HoldRow, holdId: string): void {
-    this.store.put(expiryKey(row.expiresAtMs, row.from, holdId), { from: row.from, holdId });
+    this.#put(expiryKey(row.expiresAtMs, row.from, holdId), { from: row.from, holdId });
   }
 
   unindex(row: HoldRow, holdId: string): void {
-    this.store.delete(expiryKey(row.expiresAtMs, row.from, holdId));
+    this.remove(expiryKey(row.expiresAtMs, row.from, holdId));
   }
 
   /** Schedules a resolved row or mark to be forgotten one retention after `nowMs`. */
   forgetLater(of: 'h' | 'c', from: string, holdId: string, nowMs: number): void {
-    this.store.put(forgetKey(nowMs + this.retentionMs, of, from, holdId), { from, holdId, of });
+    this.#put(forgetKey(nowMs + this.retentionMs, of, from, holdId), { from, holdId, of });
   }
 
-  /** Index entries of holds due at `nowMs` or before, deadline first, at most `limit`. */
-  due(nowMs: number, limit: number): Promise<Array<ExpiryEntry & { key: string }>> {
-    return this.#upTo<ExpiryEntry>(EXPIRY_PREFIX, nowMs, limit);
+  /** Deletes any key of the store (a row, a mark, an index or forget entry). */
+  remove(key: string): void {
+    this.onWrite?.(key, null);
+    this.store.delete(key);
   }
 
-  /** Forget entries due at `nowMs` or before, oldest first, at most `limit`. */
-  forgettable(nowMs: number, limit: number): Promise<Array<ForgetEntry & { key: string }>> {
-    return this.#upTo<ForgetEntry>(FORGET_PREFIX, nowMs, limit);
+  #put(key: string, value: HoldStoreValue): void {
+    this.onWrite?.(key, value);
+    this.store.put(key, value);
   }
-
-  async #upTo<E>(prefix: string, nowMs: number, limit: number): Promise<Array<E & { key: string }>> {
-    const entries: Array<E & { key: string }> = [];
-    const lt = `${prefix}${String(nowMs + 1).padStart(EXPIRY_DIGITS, '0')}`;
-    for await (const [key, entry] of this.store.range({ gte: prefix, lt, limit }))
-      entries.push({ ...(entry as E), key });
-    return entries;
-  }
-}
-
-/** Loads keys ahead of synchronous reads outside `process` (a punctuator): the engine's stores can prefetch. */
-export async function loadKeys(store: KeyValueStore<unknown>, keys: string[]): Promise<void> {
-  const prefetch = (store as { prefetch?: (keys: Iterable<string>) => Promise<void> }).prefetch;
-  if (prefetch !== undefined) await prefetch.call(store, keys);
 }

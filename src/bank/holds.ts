@@ -5,7 +5,7 @@ import { hasFunds, isRefusal, usableAccount } from './accounts.ts';
 import { type BankTask, recordFinal } from './decide.ts';
 import type { HoldCommand, HoldFields, ResolveHold } from './hold-commands.ts';
 import { type HoldLeg, holdLegKey, holdLegValue } from './hold-legs.ts';
-import type { HoldRow, HoldStore } from './hold-store.ts';
+import { expiryKey, type HoldRow, type HoldStore } from './hold-store.ts';
 import { currencyDigits, formatMoney } from './money.ts';
 import type { TransferFailureCode } from './failure-codes.ts';
 import { dedupKey } from './stores.ts';
@@ -153,6 +153,21 @@ export function onFromLeg(
     task.holds.forgetLater('h', leg.from, leg.holdId, task.out.nowMs);
     failHold(task, leg.from, row.fingerprint, holdFields(leg.holdId, row), leg.code, leg.reason);
   }
+}
+
+/**
+ * hold_expire (hold-expiry.ts asks, key from): the one place besides a late post or void where a hold
+ * expires, so it happens exactly once whoever asks how often. A pending hold of that deadline, past it
+ * by this task's clock, expires now; one not yet due stays (asked again later); anything else (resolved
+ * meanwhile, the id used again, a copy of the leg) changes nothing but a leftover index entry.
+ */
+export function onExpireLeg(task: HoldTask, leg: Extract<HoldLeg, { leg: 'hold_expire' }>): void {
+  const row = task.holds.hold(leg.from, leg.holdId);
+  if (row?.status === 'pending' && row.expiresAtMs === leg.expiresAtMs) {
+    if (row.expiresAtMs <= task.out.nowMs) expireHold(task, leg.holdId, row);
+    return;
+  }
+  task.holds.remove(expiryKey(leg.expiresAtMs, leg.from, leg.holdId));
 }
 
 const RESOLVED_CODES: Record<string, TransferFailureCode> = {

@@ -20,7 +20,7 @@ import { type BankTask, actedAccount, recordFinal } from './decide.ts';
 import { BankStores, dedupVerdict, creditedKey, prefetchKeys, defaultDedupSegmentIntervalMs } from './stores.ts';
 import { credit, debit, refund, settle } from './transfer.ts';
 import { collectHoldKeys, type HoldWork, parseHoldLegRecord, parseHoldRecord, processHold } from './hold-dispatch.ts';
-import { expireDueHolds } from './hold-expiry.ts';
+import { HoldExpiry, type HoldExpiryStepResult } from './hold-expiry.ts';
 import { HoldStore } from './hold-store.ts';
 import type { HoldTask } from './holds.ts';
 
@@ -34,6 +34,8 @@ export interface BankProcessorOptions {
   expiry?: Partial<ExpiryStepBounds>;
   /** Told the outcome of every expiry step (metrics, benchmarks). */
   onExpiryStep?: (result: ExpiryStepResult, partition: number) => void;
+  /** Told the outcome of every hold expiry step (benchmarks). */
+  onHoldExpiryStep?: (result: HoldExpiryStepResult, partition: number) => void;
 }
 
 /**
@@ -74,6 +76,7 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
   readonly #parsed = new WeakMap<Buffer, Work>();
   #context: ProcessorContext | undefined;
   #task: HoldTask | undefined;
+  #holdExpiry: HoldExpiry | undefined;
 
   constructor(options: BankProcessorOptions) {
     this.#options = options;
@@ -100,15 +103,20 @@ export class BankProcessor implements Processor<Buffer | null, Buffer | LegBytes
       const result = expiry.step();
       onStep?.(result, context.partition);
     });
-    const task = this.#task;
-    context.schedule(this.#options.punctuateIntervalMs, 'wall-clock', async (timestampMs) => {
-      await expireDueHolds(task, timestampMs);
+    // Synchronous too, but for a task's first run, which waits for its first scan (hold-expiry.ts).
+    const holdExpiry = new HoldExpiry(this.#task, { ...DEFAULT_EXPIRY_BOUNDS, ...this.#options.expiry }.budgetMs);
+    this.#holdExpiry = holdExpiry;
+    const onHoldStep = this.#options.onHoldExpiryStep;
+    context.schedule(this.#options.punctuateIntervalMs, 'wall-clock', (timestampMs) => {
+      const result = holdExpiry.punctuate(timestampMs);
+      if (!(result instanceof Promise)) onHoldStep?.(result, context.partition);
+      else return result.then((done) => onHoldStep?.(done, context.partition));
     });
   }
 
-  /** Settles once the dedup expiry's background LevelDB calls are done (test driver, benchmarks). */
-  idle(): Promise<void> {
-    return this.#task!.stores.transfers.expiryIdle();
+  /** Settles once the expiry steps' background LevelDB calls are done (test driver, benchmarks). */
+  async idle(): Promise<void> {
+    await Promise.all([this.#task!.stores.transfers.expiryIdle(), this.#holdExpiry!.idle()]);
   }
 
   prefetch(rec: BankRecord, keys: PrefetchCollector): void {

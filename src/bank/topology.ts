@@ -34,6 +34,8 @@ export interface BankTopologyOptions {
   expiry?: Partial<ExpiryStepBounds>;
   /** Told the outcome of every expiry step (metrics, benchmarks). */
   onExpiryStep?: (result: ExpiryStepResult, partition: number) => void;
+  /** Told the outcome of every hold expiry step (benchmarks). */
+  onHoldExpiryStep?: BankProcessorOptions['onHoldExpiryStep'];
   /** The clock restore compares segments with (default Date.now). */
   restoreClock?: () => number;
   /**
@@ -67,6 +69,7 @@ export function buildBankTopology(options: BankTopologyOptions): Topology {
     punctuateIntervalMs: positive('punctuateIntervalMs', options.punctuateIntervalMs ?? DEFAULT_PUNCTUATE_INTERVAL_MS),
     expiry,
     ...(options.onExpiryStep === undefined ? {} : { onExpiryStep: options.onExpiryStep }),
+    ...(options.onHoldExpiryStep === undefined ? {} : { onHoldExpiryStep: options.onHoldExpiryStep }),
   };
   const restoreClock = options.restoreClock ?? Date.now;
   // Restore skips records of segments already expired: a restored store starts bounded.

@@ -94,7 +94,8 @@ export class OutcomeTracker {
 
   /** The latest outcome seen under a transferId (of the last RECENT_OUTCOMES_MAX), with `status`. */
   recentOutcome(transferId: string): OutcomeValue | undefined {
-    return this.#recent.get(transferId);
+    const recent = this.#recent.get(transferId);
+    return recent ? { ...recent.value, status: recent.completed ? 'completed' : 'failed' } : undefined;
   }
 
   /** Registers interest in an account command's audit answer; call before producing it. */
