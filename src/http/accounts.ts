@@ -22,6 +22,7 @@ import { INSTANCE_CALL_HEADER, signInstanceCall } from './instance-call.ts';
 import type { InstanceDirectory } from '../cluster/directory.ts';
 import type { Owner } from '../cluster/directory-records.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { LruMap } from '../stores/lru.ts';
 import { checkedView, PROXY_RESPONSE_BYTES_MAX, readBounded, remoteProblem } from './proxy-answer.ts';
 
 /** Set on proxied requests; an instance receiving it answers locally or 503, never proxies again. */
@@ -52,11 +53,78 @@ export interface AccountQueriesOptions {
   selfUrl: () => string;
 }
 
+/** A local read with its JSON (readHere). The view is shared: read it, never change it. */
+export interface LocalRead {
+  readonly view: AccountView;
+  readonly body: string;
+}
+
+interface RecentRead extends LocalRead {
+  accounts: TaskStore<unknown> | undefined;
+  balances: TaskStore<unknown> | undefined;
+  accountsAt: bigint | null | undefined;
+  balancesAt: bigint | null | undefined;
+  url: string;
+}
+
+/** Local reads remembered by readHere (about half a kilobyte each). */
+const RECENT_READS_MAX = 10_000;
+
 export class AccountQueries {
   readonly #options: AccountQueriesOptions;
+  readonly #recent = new LruMap<string, RecentRead>(RECENT_READS_MAX);
 
   constructor(options: AccountQueriesOptions) {
     this.#options = options;
+  }
+
+  /**
+   * The local read `read` makes when this instance runs the account's partition, with its JSON; undefined
+   * when it does not. Remembers recent answers (RECENT_READS_MAX, least recently used dropped first) with
+   * the task's stores and their changelog positions: an answer is reused only while the same task runs
+   * and neither store's position has moved. A store's position moves with every flush or restore that
+   * changes its committed state, so a reused answer is exactly what a new read would give; answers are
+   * remembered only when no flush landed during their read.
+   */
+  readHere(accountId: string): Promise<LocalRead> | undefined {
+    const { streams } = this.#options;
+    if (streams.partitions === 0) return undefined;
+    const partition = partitionForKey(accountId, streams.partitions);
+    const task = streams.task(partition);
+    if (!task) return undefined;
+    const accounts = task.stores.get('accounts');
+    const balances = task.stores.get('balances');
+    const recent = this.#recent.get(accountId);
+    if (
+      recent !== undefined &&
+      recent.accounts === accounts &&
+      recent.balances === balances &&
+      recent.accountsAt === accounts?.position() &&
+      recent.balancesAt === balances?.position() &&
+      recent.url === this.#options.selfUrl() &&
+      this.#localUsable(partition, task)
+    )
+      return Promise.resolve(recent);
+    const accountsAt = accounts?.position();
+    const balancesAt = balances?.position();
+    return this.#readLocal(accountId, partition).then((view) => {
+      const read: RecentRead = {
+        view,
+        body: JSON.stringify(view),
+        accounts,
+        balances,
+        accountsAt,
+        balancesAt,
+        url: view.servedBy.url,
+      };
+      if (
+        accounts?.position() === accountsAt &&
+        balances?.position() === balancesAt &&
+        streams.task(partition) === task
+      )
+        this.#recent.set(accountId, read);
+      return read;
+    });
   }
 
   async read(accountId: string, request: QueryRequest): Promise<QueryResult> {
@@ -106,13 +174,18 @@ export class AccountQueries {
   async #readLocal(accountId: string, partition: number): Promise<AccountView> {
     const { streams, config } = this.#options;
     const task = streams.task(partition)!;
-    const usable = () => streams.state === 'RUNNING' && streams.task(partition) === task && task.state === 'RUNNING';
+    const usable = () => this.#localUsable(partition, task);
     const restoring = () =>
       unavailable(
         'partition_unavailable',
         `partition ${partition} is restoring or being reassigned on ${config.instanceId}`,
       );
     return this.#readStores(accountId, partition, task.stores, usable, restoring);
+  }
+
+  #localUsable(partition: number, task: NonNullable<ReturnType<StreamsView['task']>>): boolean {
+    const { streams } = this.#options;
+    return streams.state === 'RUNNING' && streams.task(partition) === task && task.state === 'RUNNING';
   }
 
   /** A stale read from a standby's stores: they only ever hold committed changelog records. */

@@ -42,8 +42,8 @@ const ASYMMETRIC_ALGORITHMS = [
 const DEV_ALGORITHM = 'HS256';
 const REALM = 'Bearer realm="bankstream"';
 // RFC 6750 b64token; anything else in the header is not a bearer token at all.
-const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
-const TOKEN_CHARS_MAX = 8192;
+export const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+export const TOKEN_CHARS_MAX = 8192;
 const JWKS_TIMEOUT_MS = 5000;
 const JWKS_COOLDOWN_MS = 30_000;
 const JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
@@ -56,12 +56,15 @@ export class Authenticator {
   /**
    * Tokens that verified, with their principal: a token verifies the same until it expires (JWTs carry no
    * revocation), so a client sending the same bearer token again skips the signature check, which was the
-   * largest cost of a balance read. Keyed by the whole token string.
+   * largest cost of a balance read. Keyed by the whole token string, signature included: a token with the
+   * same claims and another signature is another key, verified on its own. Bounded (least recently used
+   * dropped first); an entry is answered only while the token has not expired (`remembered`).
    */
-  readonly #verified = new LruMap<string, Principal>(VERIFIED_TOKENS_MAX);
+  readonly #verified: LruMap<string, Principal>;
 
-  constructor(config: AuthConfig, logger: Logger) {
+  constructor(config: AuthConfig, logger: Logger, options: { rememberedMax?: number } = {}) {
     this.#config = config;
+    this.#verified = new LruMap(options.rememberedMax ?? VERIFIED_TOKENS_MAX);
     if (config.mode === 'jwks') {
       this.#key = createRemoteJWKSet(new URL(config.jwksUrl!), {
         timeoutDuration: JWKS_TIMEOUT_MS,
@@ -99,14 +102,23 @@ export class Authenticator {
     return { token, expiresInS };
   }
 
+  /**
+   * The principal of a token that verified before and has not expired since, else undefined (then
+   * `verify` it). Synchronous, so a request with a remembered token waits for nothing.
+   */
+  remembered(token: string): Principal | undefined {
+    const cached = this.#verified.get(token);
+    if (cached === undefined) return undefined;
+    // Exactly jose's rule: expired once now - tolerance >= exp.
+    if (Date.now() - this.#config.clockToleranceS * 1000 < cached.expiresAtMs) return cached;
+    this.#verified.delete(token);
+    return undefined;
+  }
+
   /** Verifies signature, algorithm, issuer, audience, exp/nbf; throws ApiError 401 (or 503 when the JWKS is unreachable). */
   async verify(token: string): Promise<Principal> {
-    const cached = this.#verified.get(token);
-    if (cached !== undefined) {
-      // Exactly jose's rule: expired once now - tolerance >= exp.
-      if (Date.now() - this.#config.clockToleranceS * 1000 < cached.expiresAtMs) return cached;
-      this.#verified.delete(token);
-    }
+    const cached = this.remembered(token);
+    if (cached !== undefined) return cached;
     const options = {
       issuer: this.#config.issuer,
       audience: this.#config.audience,
@@ -194,7 +206,8 @@ export function authenticate(authenticator: Authenticator, instanceCalls?: Insta
       });
     const match = header.length <= TOKEN_CHARS_MAX ? BEARER.exec(header) : null;
     if (!match) throw invalidToken('the Authorization header is not "Bearer <token>"');
-    ctx.state['principal'] = await authenticator.verify(match[1]!);
+    const token = match[1]!;
+    ctx.state['principal'] = authenticator.remembered(token) ?? (await authenticator.verify(token));
     await next();
   };
 }

@@ -11,35 +11,68 @@ import type { Metrics } from '../metrics/metrics.ts';
 // Accept a caller's id only if it is short and harmless in logs and headers.
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 
+/** Where requestContext leaves its logger for loggerOf. */
+const BASE_LOGGER = 'baseLog';
+
 export function requestIdOf(ctx: Context): string {
   return (ctx.state['requestId'] as string | undefined) ?? '';
 }
 
+/** The request's logger (bound to its request id), made on first use: most requests log nothing. */
 export function loggerOf(ctx: Context): Logger {
-  return ctx.state['log'] as Logger;
+  let log = ctx.state['log'] as Logger | undefined;
+  if (log === undefined) {
+    log = (ctx.state[BASE_LOGGER] as Logger).child({ reqId: requestIdOf(ctx) });
+    ctx.state['log'] = log;
+  }
+  return log;
+}
+
+/** The caller's X-Request-Id when it is valid, else a new one. */
+export function newRequestId(incoming: string | string[] | undefined): string {
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+export interface RequestRecord {
+  method: string;
+  /** The route template, never the raw path: bounded label cardinality. */
+  route: string;
+  path: string;
+  status: number;
+  durationMs: number;
+}
+
+/** The request duration metric and, at level info, the access log line (with the request's id). */
+export function observeRequest(logger: Logger, metrics: Metrics, requestId: string, request: RequestRecord): void {
+  metrics.httpRequestDuration.observe(
+    { method: request.method, route: request.route, status: String(request.status) },
+    request.durationMs / 1000,
+  );
+  if (logger.isLevelEnabled('info'))
+    logger
+      .child({ reqId: requestId })
+      .info({ ...request, durationMs: Math.round(request.durationMs * 10) / 10 }, 'request');
 }
 
 /** X-Request-Id in (when valid) or generated, echoed in the response and bound to every log line of the request. */
 export function requestContext(logger: Logger, metrics: Metrics) {
   return async (ctx: Context, next: Next): Promise<void> => {
-    const incoming = ctx.get('X-Request-Id');
-    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const requestId = newRequestId(ctx.get('X-Request-Id'));
     ctx.state['requestId'] = requestId;
     ctx.set('X-Request-Id', requestId);
-    const log = logger.child({ reqId: requestId });
-    ctx.state['log'] = log;
+    ctx.state[BASE_LOGGER] = logger;
     const started = performance.now();
     try {
       await next();
     } finally {
-      const durationMs = performance.now() - started;
-      // The route template, never the raw path: bounded label cardinality.
       const route = typeof ctx['_matchedRoute'] === 'string' ? (ctx['_matchedRoute'] as string) : 'unmatched';
-      metrics.httpRequestDuration.observe({ method: ctx.method, route, status: String(ctx.status) }, durationMs / 1000);
-      log.info(
-        { method: ctx.method, route, path: ctx.path, status: ctx.status, durationMs: Math.round(durationMs * 10) / 10 },
-        'request',
-      );
+      observeRequest(logger, metrics, requestId, {
+        method: ctx.method,
+        route,
+        path: ctx.path,
+        status: ctx.status,
+        durationMs: performance.now() - started,
+      });
     }
   };
 }

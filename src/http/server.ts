@@ -28,9 +28,10 @@ import { prepareDecoy } from './passwords.ts';
 import { PrincipalQuotas } from './quotas.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { errorHandler, requestContext } from './middleware.ts';
+import { withAccountReadFastPath } from './fast-read.ts';
 import { OutcomeTracker } from '../tails/outcomes.ts';
 import { strictPathEncoding } from './path-encoding.ts';
-import { accountRoutes } from './routes/accounts.ts';
+import { accountReadRoute, accountRoutes } from './routes/accounts.ts';
 import { closeConsole, consoleRoutes } from './routes/console.ts';
 import { managementRoutes, systemRoutes } from './routes/system.ts';
 import { holdRoutes } from './routes/holds.ts';
@@ -90,7 +91,9 @@ export class ApiServer {
       requestTimeout: REQUEST_TIMEOUT_MS,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     };
-    const servers: Servers = { api: http.createServer(serverOptions, createApp(deps).callback()) };
+    const servers: Servers = {
+      api: http.createServer(serverOptions, withAccountReadFastPath(deps, createApp(deps).callback())),
+    };
     if (options.config.management)
       servers.management = http.createServer(serverOptions, createManagementApp(deps).callback());
     const server = servers.api;
@@ -188,6 +191,7 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(requestContext(deps.logger, deps.metrics));
   app.use(errorHandler());
   app.use(strictPathEncoding());
+  app.use(accountReadRoute(deps));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   return app;

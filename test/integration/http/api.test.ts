@@ -174,6 +174,37 @@ describe('money commands', () => {
     await expectBalance('e2e-b', '30.00');
   });
 
+  it('should answer a balance read the same on the fast path as through the Koa route, errors through Koa', async () => {
+    await openAccount('fast-a', 'alice');
+    await deposit('fast-dep', 'fast-a', '12.34');
+    await expectBalance('fast-a', '12.34', alice);
+    const read = (path: string, token = alice) =>
+      call(url, 'GET', path, { token, headers: { 'X-Request-Id': 'fast-req' } });
+    // The token is remembered now: no query string takes the fast path; ?allowStale=false and a trailing
+    // slash take the Koa route, which answers the same read.
+    const fast = await read('/v1/accounts/fast-a');
+    const routed = await read('/v1/accounts/fast-a?allowStale=false');
+    const slash = await read('/v1/accounts/fast-a/');
+    const headersOf = (response: typeof fast) =>
+      [...response.headers].filter(([name]) => name !== 'date').sort(([a], [b]) => a.localeCompare(b));
+
+    expect(fast.status).toBe(200);
+    expect(fast.body).toMatchObject({ accountId: 'fast-a', ownerId: 'alice', balance: '12.34' });
+    expect(routed.body).toEqual(fast.body);
+    expect(slash.body).toEqual(fast.body);
+    expect(headersOf(fast)).toEqual(headersOf(routed));
+    expect(fast.headers.get('x-request-id')).toBe('fast-req');
+    // A remembered answer is not reused once the stores have moved: the next deposit is seen.
+    await deposit('fast-dep-2', 'fast-a', '1.00');
+    await expectBalance('fast-a', '13.34', alice);
+    // Answers that are not a plain local success come from the Koa route, with remembered tokens too.
+    expect((await read('/v1/accounts/bob-1')).body).toMatchObject({ status: 403, code: 'forbidden' });
+    expect((await read('/v1/accounts/fast-nobody', teller)).body).toMatchObject({
+      status: 404,
+      code: 'account_not_found',
+    });
+  });
+
   it('should answer the first outcome when a transferId is sent again, and 409 when its fields differ', async () => {
     await openAccount('dup-a', 'alice');
     const first = await deposit('dup-1', 'dup-a', '5.00');

@@ -69,6 +69,57 @@ describe('Authenticator in dev mode', () => {
     expect(error.message).toContain('expired');
   });
 
+  it('should refuse a token with a wrong signature even when a token with the same claims is remembered', async () => {
+    const fresh = new Authenticator(loadConfig({ AUTH_DEV_SECRET: SECRET }).auth, logger);
+    const exp = Math.floor(Date.now() / 1000) + 300;
+    const build = () =>
+      new SignJWT({ role: 'admin' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('u1')
+        .setIssuer('bankstream')
+        .setAudience('bankstream-api')
+        .setIssuedAt(exp - 300)
+        .setExpirationTime(exp);
+    const valid = await build().sign(key);
+    const forged = await build().sign(new TextEncoder().encode('another-secret-with-more-than-32-characters!'));
+    // Same header and claims, so the same first two parts: only the signature differs.
+    expect(forged.split('.').slice(0, 2)).toEqual(valid.split('.').slice(0, 2));
+    await fresh.verify(valid);
+    expect(fresh.remembered(valid)).toMatchObject({ subject: 'u1', role: 'admin' });
+
+    expect(fresh.remembered(forged)).toBeUndefined();
+    expect((await refused(fresh.verify(forged))).code).toBe('invalid_token');
+    const flipped = `${valid.slice(0, -2)}${valid.at(-2) === 'A' ? 'B' : 'A'}${valid.at(-1)}`;
+    expect((await refused(fresh.verify(flipped))).code).toBe('invalid_token');
+    expect(fresh.remembered(valid)).toBeDefined();
+  });
+
+  it('should remember at most its bound of tokens, dropping the least recently used first', async () => {
+    const small = new Authenticator(loadConfig({ AUTH_DEV_SECRET: SECRET }).auth, logger, { rememberedMax: 2 });
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((subject) => small.issue(subject, 'customer')));
+    await small.verify(a!.token);
+    await small.verify(b!.token);
+    expect(small.remembered(a!.token)?.subject).toBe('a'); // a is now the most recently used
+    await small.verify(c!.token);
+
+    expect(small.remembered(b!.token)).toBeUndefined();
+    expect(small.remembered(a!.token)?.subject).toBe('a');
+    expect(small.remembered(c!.token)?.subject).toBe('c');
+    // A dropped token is verified again (and still valid), not refused.
+    expect((await small.verify(b!.token)).subject).toBe('b');
+  });
+
+  it('should not answer a remembered token once it has expired, and verify refuses it', async () => {
+    const strict = new Authenticator(loadConfig({ AUTH_DEV_SECRET: SECRET, AUTH_CLOCK_TOLERANCE_S: '0' }).auth, logger);
+    const token = await sign({ role: 'teller' }, (jwt) => jwt.setExpirationTime(Math.floor(Date.now() / 1000) + 1));
+    const principal = await strict.verify(token);
+    expect(strict.remembered(token)).toBe(principal);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, principal.expiresAtMs - Date.now()) + 20));
+
+    expect(strict.remembered(token)).toBeUndefined();
+    expect((await refused(strict.verify(token))).message).toContain('expired');
+  });
+
   it('should refuse when the token is not yet valid', async () => {
     const token = await sign({ role: 'admin' }, (jwt) => jwt.setNotBefore(Math.floor(Date.now() / 1000) + 600));
 
