@@ -30,6 +30,10 @@ import { sendWithKafkaJs } from '../test/integration/bank/pipeline.ts';
 import { buildWorkload } from '../test/integration/bank/workload.ts';
 import { deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../test/integration/support/kafka.ts';
 
+/** The quiet time that ends a run: at least QUIET_MS_MIN, or QUIET_GAPS times the longest gap between commits. */
+const QUIET_MS_MIN = 10_000;
+const QUIET_GAPS = 3;
+
 const { values } = parseArgs({
   options: {
     roots: { type: 'string', default: '.' },
@@ -157,10 +161,6 @@ function settingsOf(settings: string[]): Record<string, string> {
   }
   return env;
 }
-
-/** The quiet time that ends a run: at least QUIET_MS_MIN, or QUIET_GAPS times the longest gap between commits. */
-const QUIET_MS_MIN = 10_000;
-const QUIET_GAPS = 3;
 
 /** Runs the engine of the tree at `root` over the backlog until it has been quiet (see QUIET_MS_MIN). */
 async function runEngine(
