@@ -9,7 +9,8 @@
 //   node bench/engine.perf.ts --roots .:nomac,. --rounds 2   (same tree without, then with, the MACs of
 //                                                             internal records: their cost, side by side)
 //   node bench/engine.perf.ts --roots .,.+COMMIT_INTERVAL_MS=300   (same tree, engine settings apart: a root
-//                                                             may end in +NAME=VALUE, more than once)
+//                                                             may end in +NAME=VALUE, more than once;
+//                                                             +--flag=value is a node flag of its child)
 //   node bench/engine.perf.ts --profile /tmp/prof   (a .cpuprofile per run; summarize with bench/profile.ts)
 //
 // A run ends when every command is in and nothing was committed for QUIET_MS_MIN or QUIET_GAPS times the
@@ -125,8 +126,10 @@ function runChild(root: string, prefix: string, app: string, commands: number): 
     const [base, ...settings] = root.split('+');
     const nomac = base!.endsWith(':nomac');
     const tree = nomac ? base!.slice(0, -':nomac'.length) : base!;
+    const nodeFlags = settings.filter((setting) => setting.startsWith('--'));
     const args = [
       ...profile,
+      ...nodeFlags,
       import.meta.filename,
       '--child',
       tree,
@@ -137,7 +140,7 @@ function runChild(root: string, prefix: string, app: string, commands: number): 
       '--transfers',
       String(commands),
       ...(nomac ? ['--nomac'] : []),
-      ...settings.flatMap((setting) => ['--set', setting]),
+      ...settings.filter((setting) => !setting.startsWith('--')).flatMap((setting) => ['--set', setting]),
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
