@@ -8,7 +8,15 @@
 //   node bench/engine.perf.ts --roots /tmp/base,. --transfers 100000 --rounds 2
 //   node bench/engine.perf.ts --roots .:nomac,. --rounds 2   (same tree without, then with, the MACs of
 //                                                             internal records: their cost, side by side)
+//   node bench/engine.perf.ts --roots .,.+COMMIT_INTERVAL_MS=300   (same tree, engine settings apart: a root
+//                                                             may end in +NAME=VALUE, more than once;
+//                                                             +--flag=value is a node flag of its child)
 //   node bench/engine.perf.ts --profile /tmp/prof   (a .cpuprofile per run; summarize with bench/profile.ts)
+//
+// A run ends when every command is in and nothing was committed for QUIET_MS_MIN or QUIET_GAPS times the
+// longest gap between two commits so far, whichever is longer (on a loaded machine a commit took up to
+// 3.9 s: a fixed 3 s stopped runs early). The CPU per record is read at the last commit, so the
+// quiet wait after it does not count.
 //
 // Ratios measured side by side in one run are what to read; the machine is shared and noisy.
 import { spawn } from 'node:child_process';
@@ -23,6 +31,10 @@ import { sendWithKafkaJs } from '../test/integration/bank/pipeline.ts';
 import { buildWorkload } from '../test/integration/bank/workload.ts';
 import { deleteTopicsWithPrefix, prefixedEnv, uniquePrefix } from '../test/integration/support/kafka.ts';
 
+/** The quiet time that ends a run: at least QUIET_MS_MIN, or QUIET_GAPS times the longest gap between commits. */
+const QUIET_MS_MIN = 10_000;
+const QUIET_GAPS = 3;
+
 const { values } = parseArgs({
   options: {
     roots: { type: 'string', default: '.' },
@@ -34,6 +46,7 @@ const { values } = parseArgs({
     prefix: { type: 'string' },
     app: { type: 'string' },
     nomac: { type: 'boolean', default: false },
+    set: { type: 'string', multiple: true, default: [] },
   },
 });
 
@@ -51,6 +64,7 @@ if (values.child !== undefined) {
     values.app!,
     Number(values.transfers),
     values.nomac,
+    settingsOf(values.set),
   );
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
@@ -60,9 +74,14 @@ if (values.child !== undefined) {
 
 async function main(): Promise<void> {
   // A root may end in ":nomac": that tree with the MACs of internal records turned off (the bench-only switch).
-  const roots = values.roots
-    .split(',')
-    .map((r) => (r.endsWith(':nomac') ? `${path.resolve(r.slice(0, -':nomac'.length))}:nomac` : path.resolve(r)));
+  // A root may also end in "+NAME=VALUE" settings (after any ":nomac"), for that root's engine only.
+  const roots = values.roots.split(',').map((r) => {
+    const [tree, ...settings] = r.split('+');
+    const resolved = tree!.endsWith(':nomac')
+      ? `${path.resolve(tree!.slice(0, -':nomac'.length))}:nomac`
+      : path.resolve(tree!);
+    return [resolved, ...settings].join('+');
+  });
   const transfers = Number(values.transfers);
   const prefix = uniquePrefix('perf');
   const env = prefixedEnv(prefix, { PARTITIONS: '12' });
@@ -104,10 +123,13 @@ async function main(): Promise<void> {
 function runChild(root: string, prefix: string, app: string, commands: number): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const profile = values.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(values.profile)];
-    const nomac = root.endsWith(':nomac');
-    const tree = nomac ? root.slice(0, -':nomac'.length) : root;
+    const [base, ...settings] = root.split('+');
+    const nomac = base!.endsWith(':nomac');
+    const tree = nomac ? base!.slice(0, -':nomac'.length) : base!;
+    const nodeFlags = settings.filter((setting) => setting.startsWith('--'));
     const args = [
       ...profile,
+      ...nodeFlags,
       import.meta.filename,
       '--child',
       tree,
@@ -118,6 +140,7 @@ function runChild(root: string, prefix: string, app: string, commands: number): 
       '--transfers',
       String(commands),
       ...(nomac ? ['--nomac'] : []),
+      ...settings.filter((setting) => !setting.startsWith('--')).flatMap((setting) => ['--set', setting]),
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -131,13 +154,25 @@ function runChild(root: string, prefix: string, app: string, commands: number): 
   });
 }
 
-/** Runs the engine of the tree at `root` over the backlog until it has been quiet for 3 s. */
+/** "NAME=VALUE" settings as environment entries (refused when malformed). */
+function settingsOf(settings: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const setting of settings) {
+    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(setting);
+    if (!match) throw new Error(`a root's setting is NAME=VALUE, not ${JSON.stringify(setting)}`);
+    env[match[1]!] = match[2]!;
+  }
+  return env;
+}
+
+/** Runs the engine of the tree at `root` over the backlog until it has been quiet (see QUIET_MS_MIN). */
 async function runEngine(
   root: string,
   prefix: string,
   app: string,
   commands: number,
   nomac: boolean,
+  settings: Record<string, string>,
 ): Promise<RunResult> {
   const instance = (await import(path.join(root, 'src/app/instance.ts'))) as typeof import('../src/app/instance.ts');
   const configModule = (await import(
@@ -145,27 +180,37 @@ async function runEngine(
   )) as typeof import('../src/config/config.ts');
   const topicsModule = (await import(path.join(root, 'src/ops/topics.ts'))) as typeof import('../src/ops/topics.ts');
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'bankstream-perf-'));
-  const env = { ...prefixedEnv(prefix, { PARTITIONS: '12', STATE_DIR: stateDir, INSTANCE_ID: 'i0' }), APP_ID: app };
+  const env = {
+    ...prefixedEnv(prefix, { PARTITIONS: '12', STATE_DIR: stateDir, INSTANCE_ID: 'i0', ...settings }),
+    APP_ID: app,
+  };
   const config = configModule.loadConfig(env);
   await topicsModule.ensureTopics(config);
+  let cpuBefore = process.cpuUsage();
   const commits: Array<{ atMs: number; records: number }> = [];
   let total = 0;
+  let longestGapMs = 0;
+  let cpuAtLastCommit: NodeJS.CpuUsage | undefined;
   const onCommit = (info: { records: number }) => {
     if (info.records === 0) return;
     total += info.records;
-    commits.push({ atMs: Date.now(), records: total });
+    const atMs = Date.now();
+    longestGapMs = Math.max(longestGapMs, atMs - (commits.at(-1)?.atMs ?? atMs));
+    commits.push({ atMs, records: total });
+    cpuAtLastCommit = process.cpuUsage(cpuBefore);
   };
   // Trees from before the MACs take no fourth argument; `nomac` turns them off in this one.
   const streams = nomac
     ? instance.createBankStreams(config, pino({ level: 'warn' }), onCommit, { internalRecordMacs: false })
     : instance.createBankStreams(config, pino({ level: 'warn' }), onCommit);
   const started = Date.now();
-  const cpuBefore = process.cpuUsage();
+  cpuBefore = process.cpuUsage();
   await streams.start();
-  // Done when every command and some credit legs are in and nothing new was committed for 3 s.
-  while (total < commands || Date.now() - (commits.at(-1)?.atMs ?? Date.now()) < 3000)
+  // Done when every command and some credit legs are in and nothing new was committed for the quiet time.
+  const quietMs = () => Math.max(QUIET_MS_MIN, QUIET_GAPS * longestGapMs);
+  while (total < commands || Date.now() - (commits.at(-1)?.atMs ?? Date.now()) < quietMs())
     await new Promise((r) => setTimeout(r, 200));
-  const cpu = process.cpuUsage(cpuBefore);
+  const cpu = cpuAtLastCommit!;
   await streams.close();
   await rm(stateDir, { recursive: true, force: true });
   const at = (share: number) => commits.find((c) => c.records >= total * share)!;

@@ -126,7 +126,7 @@ export function loadConfig(env: Env = process.env): Config {
     database: databaseConfig(env),
     stateDir: path.resolve(str(env, 'STATE_DIR', path.join(os.homedir(), '.bankstream', 'state'))),
     commitIntervalMs: int(env, 'COMMIT_INTERVAL_MS', 100, 1, 60_000),
-    batchRecordsMax: int(env, 'BATCH_RECORDS_MAX', 5000, 1, 1_000_000),
+    batchRecordsMax: int(env, 'BATCH_RECORDS_MAX', 15_000, 1, 1_000_000),
     dedupRetentionMs: int(env, 'DEDUP_RETENTION_MS', 7 * 24 * 3600 * 1000, 1000, 365 * 24 * 3600 * 1000),
     expiryStepBudgetMs: int(env, 'EXPIRY_STEP_BUDGET_MS', 20, 1, 1000),
     processingExceptionHandler: str(

@@ -57,11 +57,10 @@ function signedHeader(
   parts: ReadonlyArray<Buffer | string | null>,
   task: number | undefined,
 ): Buffer {
-  const id = keyIdBytes(keys.current.id);
-  const out = Buffer.allocUnsafe(2 + id.length + (task === undefined ? 0 : TASK_BYTES) + MAC_BYTES);
-  out[0] = MAC_FORMAT_VERSION;
-  out[1] = id.length;
-  let at = 2 + id.copy(out, 2);
+  // The version, id length and id bytes come from one template per key id (one copy, no per-byte writes).
+  const prefix = headerPrefix(keys.current.id);
+  const out = Buffer.allocUnsafe(prefix.length + (task === undefined ? 0 : TASK_BYTES) + MAC_BYTES);
+  let at = prefix.copy(out, 0);
   if (task !== undefined) at = out.writeUInt32BE(task, at);
   signPartsInto(keys, purpose, parts, out, at);
   return out;
@@ -176,24 +175,31 @@ export function signChangelogEntry(
   key: Buffer,
   value: Buffer | null,
 ): Map<Buffer, Buffer> {
-  return new Map([
-    [MAC_HEADER_BYTES, signedHeader(keys, 'changelog', [textBytes(store), decimal(partition), key, value], undefined)],
-  ]);
+  const headers = new Map<Buffer, Buffer>();
+  headers.set(
+    MAC_HEADER_BYTES,
+    signedHeader(keys, 'changelog', [textBytes(store), decimal(partition), key, value], undefined),
+  );
+  return headers;
 }
 
-/** Key ids as bytes, made once each (a handful of ids at most: current and previous). */
-const KEY_ID_BYTES = new Map<string, Buffer>();
+/** The start of a MAC header for each key id (version, id length, id), made once (current and previous at most). */
+const HEADER_PREFIXES = new Map<string, Buffer>();
 
-function keyIdBytes(keyId: string): Buffer {
-  let bytes = KEY_ID_BYTES.get(keyId);
-  if (bytes === undefined) {
-    if (KEY_ID_BYTES.size > 16) KEY_ID_BYTES.clear();
-    bytes = Buffer.from(keyId, 'utf8');
-    if (bytes.length === 0 || bytes.length > 255)
-      throw new Error(`a key id is 1 to 255 bytes (CLUSTER_SECRET_ID), not ${bytes.length}`);
-    KEY_ID_BYTES.set(keyId, bytes);
+function headerPrefix(keyId: string): Buffer {
+  let prefix = HEADER_PREFIXES.get(keyId);
+  if (prefix === undefined) {
+    const id = Buffer.from(keyId, 'utf8');
+    if (id.length === 0 || id.length > 255)
+      throw new Error(`a key id is 1 to 255 bytes (CLUSTER_SECRET_ID), not ${id.length}`);
+    if (HEADER_PREFIXES.size > 16) HEADER_PREFIXES.clear();
+    prefix = Buffer.allocUnsafeSlow(2 + id.length);
+    prefix[0] = MAC_FORMAT_VERSION;
+    prefix[1] = id.length;
+    id.copy(prefix, 2);
+    HEADER_PREFIXES.set(keyId, prefix);
   }
-  return bytes;
+  return prefix;
 }
 
 const MAC_HEADER_BYTES = Buffer.from(MAC_HEADER, 'utf8');

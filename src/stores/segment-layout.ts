@@ -26,7 +26,21 @@ export function lowestLiveSegment(nowMs: number, retentionMs: number, segmentInt
 }
 
 export function segmentKey(segment: number, key: string): string {
-  return SEGMENT_PREFIX + segment.toString(36).padStart(SEGMENT_ID_DIGITS, '0') + key;
+  return segmentPrefix(segment) + key;
+}
+
+/** The prefixes of the last few segments asked for: every lookup names the same four or five. */
+const PREFIXES = new Map<number, string>();
+const PREFIXES_CACHED_MAX = 64;
+
+function segmentPrefix(segment: number): string {
+  let prefix = PREFIXES.get(segment);
+  if (prefix === undefined) {
+    if (PREFIXES.size >= PREFIXES_CACHED_MAX) PREFIXES.clear();
+    prefix = SEGMENT_PREFIX + segment.toString(36).padStart(SEGMENT_ID_DIGITS, '0');
+    PREFIXES.set(segment, prefix);
+  }
+  return prefix;
 }
 
 export function maxKey(a: string, b: string): string {

@@ -37,7 +37,7 @@ export function register(program: Command): void {
     .option('--baseline-duration <time>', 'the baseline window; 0 skips it (default: 12s quick, 30s full)')
     .option('--api-duration <time>', 'each API phase, idle and at half load (default: 5s quick, 10s full)')
     .option('--api-connections <n>', 'concurrent HTTP connections', '32')
-    .option('--batch-records-max <n>', "the engine's BATCH_RECORDS_MAX (default: the product default, 5000)", '5000')
+    .option('--batch-records-max <n>', "the engine's BATCH_RECORDS_MAX (default: the product default, 15000)", '15000')
     .option('--skew <dist>', 'account choice: uniform or zipf:<exponent>', 'uniform')
     .option('--invalid <share>', 'share of invalid commands in every phase', '0')
     .option('--seed <n>', 'seed of the load generator', '1')
