@@ -11,13 +11,13 @@ import type { Context } from 'koa';
 import type { HoldApiCommand, ResolveHoldCommand } from '../../commands/sender.ts';
 import { ApiError } from '../../problems/errors.ts';
 import { HOLD_STATUS_BY_TYPE, type TransferResult } from '../../tails/outcomes.ts';
-import { authenticate, principalOf, requireRole } from '../auth.ts';
+import { authenticate, requireRole } from '../auth.ts';
 import { type JsonObject, readJsonObject } from '../body.ts';
-import { type ApiDeps, assertOwnsAccount, assertOwnsAnyAccount } from '../context.ts';
+import { type ApiDeps, assertOwnsAnyAccount } from '../context.ts';
 import { parseHoldRequest, parseResolveRequest } from '../hold-input.ts';
 import { type HoldDocument, holdsById } from '../hold-reads.ts';
 import { idempotencyKey, idParam, intQuery, stringQuery } from '../validate.ts';
-import { sendAndWait } from './transfers.ts';
+import { sendCommand } from './transfers.ts';
 
 export function holdRoutes(router: Router, deps: ApiDeps): void {
   const auth = authenticate(deps.authenticator);
@@ -60,24 +60,10 @@ async function submit(
   holdId: string,
   waitMs: number | undefined,
 ): Promise<void> {
-  const principal = principalOf(ctx);
-  if (principal.role === 'customer') await assertOwnsAccount(ctx, deps, command.from);
-  await deps.quotas.consumeCommand(principal);
   const location = holdLocation(holdId, command.from);
   const transfer = `/v1/transfers/${encodeURIComponent(command.transferId)}?account=${encodeURIComponent(command.from)}`;
-  if (!waitMs) {
-    await deps.sender.send(command, new Date().toISOString());
-    ctx.set('Location', location);
-  } else {
-    // One of the principal's ?wait slots, held until the wait ends however it ends.
-    const release = deps.quotas.acquireWaiter(principal);
-    try {
-      const result = await sendAndWait(ctx, deps, command, waitMs, location);
-      if (result) return answerOutcome(ctx, result, location);
-    } finally {
-      release();
-    }
-  }
+  const result = await sendCommand(ctx, deps, command, command.from, waitMs, location);
+  if (result) return answerOutcome(ctx, result, location);
   ctx.status = 202;
   ctx.body = { transferId: command.transferId, type: command.type, holdId, status: 'accepted', location, transfer };
 }

@@ -36,7 +36,7 @@ export function transferRoutes(router: Router, deps: ApiDeps): void {
 }
 
 async function submitMoneyCommand(ctx: Context, deps: ApiDeps, type: MoneyType): Promise<void> {
-  const principal = requireRole(ctx, ...ROLES_BY_TYPE[type]);
+  requireRole(ctx, ...ROLES_BY_TYPE[type]);
   const waitMs = intQuery(ctx.query, 'wait', 0, deps.config.http.waitMaxMs);
   const key = idempotencyKey(ctx.headers['idempotency-key']);
   const command = parseMoneyCommand(
@@ -44,28 +44,46 @@ async function submitMoneyCommand(ctx: Context, deps: ApiDeps, type: MoneyType):
     new BodyReader(await readJsonObject(ctx, deps.config.http.bodyLimitBytes)),
     key,
   );
-  if (principal.role === 'customer') await assertOwnsAccount(ctx, deps, commandKey(command));
-  await deps.quotas.consumeCommand(principal);
   const location = transferLocation(command.transferId, commandKey(command));
-  if (!waitMs) {
-    await deps.sender.send(command, new Date().toISOString());
-    ctx.set('Location', location);
-  } else {
-    // One of the principal's ?wait slots, held until the wait ends however it ends.
-    const release = deps.quotas.acquireWaiter(principal);
-    try {
-      const result = await sendAndWait(ctx, deps, command, waitMs, location);
-      if (result) return answerOutcome(ctx, result);
-    } finally {
-      release();
-    }
-  }
+  const result = await sendCommand(ctx, deps, command, commandKey(command), waitMs, location);
+  if (result) return answerOutcome(ctx, result);
   ctx.status = 202;
   ctx.body = { transferId: command.transferId, type, status: 'pending', location };
 }
 
-/** Produces the command after registering its waiter; the outcome if it comes within waitMs (holds.ts too). */
-export async function sendAndWait(
+/**
+ * The common part of every money and hold route once its command is parsed: a customer must own the
+ * account the command debits, the command takes one of the principal's command quota, then it is sent,
+ * and with ?wait its outcome is awaited in one of the principal's wait slots. The outcome, if it came in
+ * time; undefined when the caller answers 202.
+ */
+export async function sendCommand(
+  ctx: Context,
+  deps: ApiDeps,
+  command: MoneyCommand,
+  debited: string,
+  waitMs: number | undefined,
+  location: string,
+): Promise<TransferResult | undefined> {
+  const principal = principalOf(ctx);
+  if (principal.role === 'customer') await assertOwnsAccount(ctx, deps, debited);
+  await deps.quotas.consumeCommand(principal);
+  if (!waitMs) {
+    await deps.sender.send(command, new Date().toISOString());
+    ctx.set('Location', location);
+    return undefined;
+  }
+  // One of the principal's ?wait slots, held until the wait ends however it ends.
+  const release = deps.quotas.acquireWaiter(principal);
+  try {
+    return await sendAndWait(ctx, deps, command, waitMs, location);
+  } finally {
+    release();
+  }
+}
+
+/** Produces the command after registering its waiter; the outcome if it comes within waitMs. */
+async function sendAndWait(
   ctx: Context,
   deps: ApiDeps,
   command: MoneyCommand,
