@@ -12,6 +12,7 @@ import type { BrokerHealth } from '../kafka/retry.ts';
 import type { FetchedRecord } from '../kafka/fetcher.ts';
 import type { MoneyCommand } from '../commands/sender.ts';
 import { ApiError } from '../problems/errors.ts';
+import { LruMap } from '../stores/lru.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { TopicTail } from './topic-tail.ts';
 
@@ -50,7 +51,7 @@ export class OutcomeTracker {
   readonly #accountWaiters = new Map<string, Set<{ kind: 'open' | 'close'; resolve: (r: AccountResult) => void }>>();
   readonly #subscribers = new Map<string, Set<(event: AccountEvent) => void>>();
   /** The value as read and its topic; the answer (with `status`) is built only when a duplicate asks. */
-  readonly #recent = new Map<string, { value: OutcomeValue; completed: boolean }>();
+  readonly #recent = new LruMap<string, { value: OutcomeValue; completed: boolean }>(RECENT_OUTCOMES_MAX);
   #waiters = 0;
 
   constructor(config: Config, logger: Logger, metrics: Metrics, brokerHealth?: BrokerHealth) {
@@ -85,7 +86,7 @@ export class OutcomeTracker {
 
   /** Registers interest in a money command's outcome; call before producing the command. */
   expectTransfer(command: MoneyCommand): Waiter<TransferResult> {
-    const recent = this.#recent.get(command.transferId);
+    const recent = this.#recent.peek(command.transferId);
     const entry: { command: MoneyCommand; resolve: (r: TransferResult) => void } = { command, resolve: () => {} };
     const waiter = this.#waiter<TransferResult, typeof entry>(this.#transferWaiters, command.transferId, entry);
     if (recent && sameFields(command, recent.value)) waiter.settle(answerOf(recent.value, recent.completed));
@@ -94,7 +95,7 @@ export class OutcomeTracker {
 
   /** The latest outcome seen under a transferId (of the last RECENT_OUTCOMES_MAX), with `status`. */
   recentOutcome(transferId: string): OutcomeValue | undefined {
-    const recent = this.#recent.get(transferId);
+    const recent = this.#recent.peek(transferId);
     return recent ? { ...recent.value, status: recent.completed ? 'completed' : 'failed' } : undefined;
   }
 
@@ -232,9 +233,8 @@ export class OutcomeTracker {
   }
 
   #remember(transferId: string, outcome: { value: OutcomeValue; completed: boolean }): void {
-    this.#recent.delete(transferId);
+    // The last RECENT_OUTCOMES_MAX outcomes seen (reads peek, so the order is the order outcomes arrive).
     this.#recent.set(transferId, outcome);
-    if (this.#recent.size > RECENT_OUTCOMES_MAX) this.#recent.delete(this.#recent.keys().next().value!);
   }
 }
 

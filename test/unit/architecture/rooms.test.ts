@@ -19,7 +19,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   sinks: ['config', 'kafka'],
   metrics: ['sinks', 'stores', 'streams'],
   commands: ['config', 'kafka', 'problems'],
-  tails: ['commands', 'config', 'kafka', 'metrics', 'problems'],
+  tails: ['commands', 'config', 'kafka', 'metrics', 'problems', 'stores'],
   cluster: ['config', 'kafka', 'metrics', 'streams', 'tails'],
   http: [
     'bank',
