@@ -124,10 +124,15 @@ export function describeHolds(ctx: () => HoldCaseContext): void {
 
       await post('/v1/holds?wait=10000', alice, hold('h-lapse', 'hold-a', 'hold-b', '5.00', { timeoutMs: 300 }));
       expect(await holdOf('h-lapse', 'expired')).toMatchObject({ amount: '5.00', status: 'expired' });
+      // hold-b is credited on its own partition: the post's credit leg and the lapse's release of its
+      // pending credit arrive as separate legs, so wait for both rather than for the first.
       await waitFor(
         'balances settled',
-        async () => (await account('hold-b'))['posted'] === '25.00' || undefined,
-        5000,
+        async () => {
+          const b = await account('hold-b');
+          return (b['posted'] === '25.00' && b['pendingCredits'] === '0.00') || undefined;
+        },
+        10_000,
         20,
       );
       expect(await account('hold-a')).toMatchObject({ posted: '75.00', pendingDebits: '0.00', available: '75.00' });
