@@ -213,13 +213,47 @@ export class Fetcher {
   }
 }
 
-const EMPTY_HEADERS: Headers = Object.freeze({});
+const EMPTY_HEADERS: Headers = Object.freeze(new (headersClass())());
 
-function toHeaders(entries: Array<[Buffer | null, Buffer | null]>): Headers {
+/**
+ * Headers objects with no Object.prototype in their chain, so a header named "__proto__" (or
+ * "constructor", "toString") is an own header like any other, never the object's prototype or an
+ * inherited method. Made with `new` from a class whose prototype is an empty null-prototype object rather
+ * than with Object.create(null): V8 keeps the latter in dictionary mode, and building one per fetched
+ * record was ~9 % of a restore's CPU (a fast-mode object with the same names is ~5× cheaper to build).
+ */
+function headersClass(): new () => Record<string, Buffer> {
+  function RecordHeaders(this: Record<string, Buffer>): void {}
+  RecordHeaders.prototype = Object.create(null) as object;
+  Object.freeze(RecordHeaders.prototype);
+  return RecordHeaders as unknown as new () => Record<string, Buffer>;
+}
+const RecordHeaders = headersClass();
+
+/**
+ * The last header name decoded and its bytes: nearly every internal record carries the same one or two
+ * names, so most records reuse the string (one byte compare) instead of decoding UTF-8 again.
+ */
+let lastNameBytes: Buffer | undefined;
+let lastName = '';
+
+function headerName(bytes: Buffer): string {
+  if (lastNameBytes !== undefined && bytes.length === lastNameBytes.length && bytes.equals(lastNameBytes))
+    return lastName;
+  lastName = bytes.toString('utf8');
+  // A copy: the fetched bytes are a view into the response, which may be reused.
+  lastNameBytes = Buffer.from(bytes);
+  return lastName;
+}
+
+/** A fetched record's header list as an object (the last of two same-named headers wins); exported for its tests. */
+export function toHeaders(entries: Array<[Buffer | null, Buffer | null]>): Headers {
   if (entries.length === 0) return EMPTY_HEADERS;
-  // No prototype: a header named "__proto__" is kept as a header (a plain object would take it as its prototype).
-  const headers = Object.create(null) as Record<string, Buffer>;
-  for (const [k, v] of entries) if (k) headers[k.toString('utf8')] = v ?? Buffer.alloc(0);
+  const headers = new RecordHeaders();
+  for (let i = 0; i < entries.length; i++) {
+    const [k, v] = entries[i]!;
+    if (k) headers[headerName(k)] = v ?? Buffer.alloc(0);
+  }
   return headers;
 }
 
