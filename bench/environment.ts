@@ -34,6 +34,7 @@ export interface EnvironmentOptions {
   partitions: number;
   commitIntervalMs: number;
   batchRecordsMax: number;
+  commitWhenCaughtUp: boolean;
   httpPort: number;
   workDir: string;
 }
@@ -62,6 +63,7 @@ export async function prepareEnvironment(options: EnvironmentOptions): Promise<B
     STATE_DIR: stateDir,
     COMMIT_INTERVAL_MS: String(options.commitIntervalMs),
     BATCH_RECORDS_MAX: String(options.batchRecordsMax),
+    COMMIT_WHEN_CAUGHT_UP: String(options.commitWhenCaughtUp),
     HTTP_HOST: '127.0.0.1',
     HTTP_PORT: String(options.httpPort),
     LOG_LEVEL: 'info',

@@ -11,6 +11,8 @@ export interface BenchSettings {
   partitions: number;
   commitIntervalMs: number;
   batchRecordsMax: number;
+  /** The engine's COMMIT_WHEN_CAUGHT_UP (from the bench's own environment, as COMMIT_INTERVAL_MS). */
+  commitWhenCaughtUp: boolean;
   accounts: number;
   /** Transfers produced before the engine starts; the engine's throughput is measured on them. */
   backlogTransfers: number;

@@ -60,6 +60,7 @@ export function createBankStreams(
     stateDir: config.stateDir,
     commitIntervalMs: config.commitIntervalMs,
     batchRecordsMax: config.batchRecordsMax,
+    commitWhenCaughtUp: config.commitWhenCaughtUp,
     standbyReplicas: config.standbyReplicas,
     staticMembership: config.membership.staticMembership,
     leaveGroupOnClose: config.membership.leaveGroupOnClose,

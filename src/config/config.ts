@@ -16,7 +16,7 @@ import {
 import { type UrlPattern, instanceUrlAllow } from './instance-urls.ts';
 import { type KafkaSecurityConfig, kafkaSecurityConfig } from './kafka-security.ts';
 import { type DatabaseConfig, type PostgresTlsConfig, databaseConfig, pgUrl, postgresTlsConfig } from './postgres.ts';
-import { type Env, brokers, int, str, url } from './settings.ts';
+import { type Env, bool, brokers, int, str, url } from './settings.ts';
 import { type TopicNames, topicNames } from './topics.ts';
 import { type MembershipConfig, membershipConfig } from './membership.ts';
 
@@ -58,6 +58,8 @@ export interface Config {
   stateDir: string;
   commitIntervalMs: number;
   batchRecordsMax: number;
+  /** COMMIT_WHEN_CAUGHT_UP: commit as soon as the fetched input is processed and no commit is in flight. */
+  commitWhenCaughtUp: boolean;
   dedupRetentionMs: number;
   /** EXPIRY_STEP_BUDGET_MS: the longest one dedup expiry step holds a task's processing loop (ms). */
   expiryStepBudgetMs: number;
@@ -127,6 +129,7 @@ export function loadConfig(env: Env = process.env): Config {
     stateDir: path.resolve(str(env, 'STATE_DIR', path.join(os.homedir(), '.bankstream', 'state'))),
     commitIntervalMs: int(env, 'COMMIT_INTERVAL_MS', 100, 1, 60_000),
     batchRecordsMax: int(env, 'BATCH_RECORDS_MAX', 15_000, 1, 1_000_000),
+    commitWhenCaughtUp: bool(env, 'COMMIT_WHEN_CAUGHT_UP', true),
     dedupRetentionMs: int(env, 'DEDUP_RETENTION_MS', 7 * 24 * 3600 * 1000, 1000, 365 * 24 * 3600 * 1000),
     expiryStepBudgetMs: int(env, 'EXPIRY_STEP_BUDGET_MS', 20, 1, 1000),
     processingExceptionHandler: str(

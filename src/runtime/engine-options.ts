@@ -18,6 +18,13 @@ export interface KafkaStreamsOptions {
   stateDir: string;
   commitIntervalMs: number;
   batchRecordsMax: number;
+  /**
+   * Commit as soon as every fetched partition is processed up to its last stable offset and no commit is
+   * in flight, rather than at the next commitIntervalMs (default true). Live, a record then waits for one
+   * commit, not for the interval and a commit; on a backlog nothing is caught up, and the interval and
+   * batchRecordsMax decide as before, so transactions stay large where their fixed cost matters.
+   */
+  commitWhenCaughtUp?: boolean;
   logger: Logger;
   connection?: ConnectionOptions;
   /** Transaction timeout; @platformatic/kafka sends its request `timeout` as the transaction timeout. */
@@ -91,6 +98,7 @@ export function resolveOptions(options: KafkaStreamsOptions): ResolvedOptions {
     sessionTimeoutMs: 10_000,
     heartbeatIntervalMs: 1000,
     fetchMaxWaitMs: 50,
+    commitWhenCaughtUp: true,
     compression: 'lz4',
     standbyReplicas: 0,
     offsetReset: 'safe',

@@ -175,7 +175,7 @@ export class StreamThread {
       inflight?.promise.catch(() => undefined);
       // 3.
       await executor.process(fetched);
-      await executor.maybeCommit(false);
+      await executor.maybeCommit(false, caughtUp(fetched));
     }
     await executor.maybeCommit(true);
   }
@@ -379,4 +379,13 @@ export class StreamThread {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * True when a fetch round brought every partition up to its last stable offset (read_committed: nothing
+ * more to read now), so the records just processed need not wait for more before they are committed.
+ */
+export function caughtUp(fetched: FetchRound['fetched']): boolean {
+  for (const part of fetched) if (part.nextOffset < part.lastStableOffset) return false;
+  return true;
 }

@@ -144,17 +144,25 @@ export class TaskExecutor {
   }
 
   /**
-   * Commits when due: commitIntervalMs passed, batchRecordsMax records pending, or forced. While a
-   * transaction is in flight, processing goes on until the next one is full (or forced); then it
-   * waits for the one in flight, which also surfaces its failure here, in the loop.
+   * Commits when due: commitIntervalMs passed, batchRecordsMax records pending, forced, or (with
+   * commitWhenCaughtUp) `caughtUp`: the loop processed every fetched partition up to its last stable
+   * offset, so nothing is gained by waiting for more input, and records pending. While a transaction is
+   * in flight, processing goes on until the next one is full (or forced); then it waits for the one in
+   * flight, which also surfaces its failure here, in the loop. So under a steady live load commits follow
+   * each other as fast as they complete, each taking what arrived meanwhile (a group commit), and a
+   * record waits for about one commit instead of the interval and a commit.
    */
-  async maybeCommit(force: boolean): Promise<void> {
+  async maybeCommit(force: boolean, caughtUp = false): Promise<void> {
     if (this.#inflight?.settled) await this.#awaitCommit();
     const now = Date.now();
     for (const task of this.#options.tasks.active()) await task.punctuate(now);
-    const { batchRecordsMax, commitIntervalMs } = this.#ctx.options;
+    const { batchRecordsMax, commitIntervalMs, commitWhenCaughtUp } = this.#ctx.options;
     const full = this.#pendingRecords >= batchRecordsMax;
-    const due = force || full || now - this.#lastCommitMs >= commitIntervalMs;
+    const due =
+      force ||
+      full ||
+      now - this.#lastCommitMs >= commitIntervalMs ||
+      (caughtUp && commitWhenCaughtUp && this.#pendingRecords > 0);
     if (!due) return;
     if (this.#inflight && !force && !full) return;
     await this.#awaitCommit();

@@ -69,6 +69,7 @@ export function register(program: Command): void {
           postgresUrl: config.databaseUrl,
           partitions: config.partitions,
           commitIntervalMs: config.commitIntervalMs,
+          commitWhenCaughtUp: config.commitWhenCaughtUp,
           batchRecordsMax: positive('batch-records-max', flags.batchRecordsMax),
           accounts: flags.accounts === undefined ? defaults.accounts : positive('accounts', flags.accounts),
           backlogTransfers:

@@ -81,6 +81,17 @@ describe('loadConfig', () => {
     }
   });
 
+  it('should default COMMIT_WHEN_CAUGHT_UP to true, take false, and refuse anything else naming the variable', () => {
+    expect(loadConfig({}).commitWhenCaughtUp).toBe(true);
+    expect(loadConfig({ COMMIT_WHEN_CAUGHT_UP: 'false' }).commitWhenCaughtUp).toBe(false);
+    expect(loadConfig({ COMMIT_WHEN_CAUGHT_UP: ' 0 ' }).commitWhenCaughtUp).toBe(false);
+    for (const bad of ['off', 'maybe', '2', 'truee']) {
+      const error = configError({ COMMIT_WHEN_CAUGHT_UP: bad });
+      expect(error.variable).toBe('COMMIT_WHEN_CAUGHT_UP');
+      expect(error.message).toMatch(/true or false/);
+    }
+  });
+
   it('should derive credits topic and sink group from APP_ID when they are not set', () => {
     const config = loadConfig({ APP_ID: 'bank2' });
 

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { type EngineContext, MAX_CONSECUTIVE_FAILURES } from '../../../src/runtime/engine-options.ts';
 import { FatalStreamsError } from '../../../src/runtime/errors.ts';
-import { StreamThread, type StreamThreadParts } from '../../../src/runtime/stream-thread.ts';
+import { StreamThread, type StreamThreadParts, caughtUp } from '../../../src/runtime/stream-thread.ts';
 
 /** A thread with no tasks: each pass commits (forced, nothing assigned) and `commit` decides what happens. */
 function thread(commit: (attempt: number, thread: StreamThread) => Promise<void>) {
@@ -98,5 +98,24 @@ describe('StreamThread', () => {
     expect((h.t.fatal as FatalStreamsError).code).toBe('commit_failing');
     expect(h.commits()).toBe(6 + MAX_CONSECUTIVE_FAILURES + 1);
     await h.t.close();
+  });
+});
+
+describe('caughtUp', () => {
+  const part = (nextOffset: bigint, lastStableOffset: bigint) => ({
+    topic: 't',
+    partition: 0,
+    records: [],
+    nextOffset,
+    highWatermark: lastStableOffset + 3n,
+    lastStableOffset,
+  });
+
+  it('should be true only when every fetched partition reached its last stable offset', () => {
+    expect(caughtUp([])).toBe(true);
+    expect(caughtUp([part(5n, 5n), part(9n, 9n)])).toBe(true);
+    // A partition past its LSO (records of an open transaction above it are not readable yet): caught up.
+    expect(caughtUp([part(6n, 5n)])).toBe(true);
+    expect(caughtUp([part(5n, 5n), part(8n, 9n)])).toBe(false);
   });
 });

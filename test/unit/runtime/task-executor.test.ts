@@ -23,7 +23,14 @@ interface FakeTask {
 }
 
 /** Two running tasks, each with one logged store holding two uncommitted entries. */
-function harness(options: { commitFails?: boolean; producerIdChanges?: boolean; assignmentChanged?: boolean } = {}) {
+function harness(
+  options: {
+    commitFails?: boolean;
+    producerIdChanges?: boolean;
+    assignmentChanged?: boolean;
+    commitWhenCaughtUp?: boolean;
+  } = {},
+) {
   const steps: string[] = [];
   const fakes: FakeTask[] = [];
   const tasks = [0, 1].map((partition) => {
@@ -51,6 +58,7 @@ function harness(options: { commitFails?: boolean; producerIdChanges?: boolean; 
       stores: new Map([['s', store]]),
       commitNeeded: () => true,
       punctuate: async () => 0,
+      process: async (_topic: string, records: unknown[]) => records.length,
       markCommitted: (positions: Map<string, bigint>) => {
         steps.push(`3b committed ${partition}`);
         fake.committedPositions = new Map(positions);
@@ -93,11 +101,17 @@ function harness(options: { commitFails?: boolean; producerIdChanges?: boolean; 
   const h: Harness = { executor: undefined as unknown as TaskExecutor, steps, tasks: fakes, commits: 0 };
   const ctx = {
     log: pino({ level: 'silent' }),
-    internal: { sign: (o: unknown) => o, changelogHeaders: () => undefined },
+    internal: {
+      sign: (o: unknown) => o,
+      changelogHeaders: () => undefined,
+      authenticate: (_topic: string, records: unknown[]) => ({ accepted: records, deadLetters: [] }),
+    },
     membership: { commitMember: () => ({ memberId: 'member-1', groupInstanceId: 'i0' }) },
     options: {
       batchRecordsMax: 1000,
-      commitIntervalMs: 100,
+      // Far away: a commit in these tests is forced, full or caught up, never the interval's.
+      commitIntervalMs: 60_000,
+      commitWhenCaughtUp: options.commitWhenCaughtUp ?? true,
       transactionTimeoutMs: 1000,
       onCommit: () => {
         steps.push('3c onCommit');
@@ -175,5 +189,62 @@ describe('TaskExecutor', () => {
     h.steps.length = 0;
     await expect(h.executor.maybeCommit(true)).rejects.toBeInstanceOf(TaskMigratedError);
     expect(h.steps).toEqual([]);
+  });
+
+  describe('commit when caught up', () => {
+    const round = (records: number) => [
+      {
+        topic: 'in',
+        partition: 0,
+        records: Array.from({ length: records }, (_, i) => ({ offset: BigInt(10 + i) })),
+        nextOffset: BigInt(10 + records),
+        highWatermark: BigInt(10 + records),
+        lastStableOffset: BigInt(10 + records),
+      },
+    ];
+    const started = (h: Harness) => h.steps.filter((step) => step === '2a begin').length;
+
+    it('should start a commit at once when the loop is caught up and records are pending, before the interval', async () => {
+      const h = harness();
+      await h.executor.initProducer();
+      h.steps.length = 0;
+      await h.executor.process(round(3) as never);
+      await h.executor.maybeCommit(false, false);
+      expect(h.steps).toEqual([]);
+      await h.executor.maybeCommit(false, true);
+      expect(h.steps.slice(0, 2)).toEqual(['1 prepare 0/s', '1 prepare 1/s']);
+      // Steps 2 and 3 run in the background of the loop.
+      for (let i = 0; i < 100 && h.commits === 0; i++) await new Promise((resolve) => setTimeout(resolve, 1));
+      expect([started(h), h.commits]).toEqual([1, 1]);
+    });
+
+    it('should not start a commit when caught up with nothing pending, or while one is in flight', async () => {
+      const h = harness();
+      await h.executor.initProducer();
+      h.steps.length = 0;
+      await h.executor.maybeCommit(false, true);
+      expect(h.steps).toEqual([]);
+      await h.executor.process(round(2) as never);
+      await h.executor.maybeCommit(false, true);
+      // The first commit is in flight (its steps 2-3 not settled yet in this turn): more records, caught
+      // up again, and no second transaction starts until the first has settled.
+      await h.executor.process(round(2) as never);
+      const inflight = started(h);
+      await h.executor.maybeCommit(false, true);
+      expect(started(h)).toBe(inflight);
+      await h.executor.maybeCommit(true);
+      expect(h.commits).toBe(2);
+    });
+
+    it('should wait for the interval or a full batch when COMMIT_WHEN_CAUGHT_UP is off', async () => {
+      const h = harness({ commitWhenCaughtUp: false });
+      await h.executor.initProducer();
+      h.steps.length = 0;
+      await h.executor.process(round(5) as never);
+      await h.executor.maybeCommit(false, true);
+      expect(h.steps).toEqual([]);
+      await h.executor.maybeCommit(true);
+      expect(h.commits).toBe(1);
+    });
   });
 });
