@@ -219,7 +219,10 @@ export function spawnCli(
   nodeArgs: string[] = [],
   env?: Record<string, string>,
 ): BenchChild {
-  return spawnNode(bench, name, CLI, args, { nodeArgs, env });
+  // BENCH_ENGINE_NODE_FLAGS: node flags for every engine child (`--trace-gc`, `--max-semi-space-size=64`),
+  // for experiments; node refuses some of them in NODE_OPTIONS, and NODE_OPTIONS would reach every process.
+  const engineFlags = name.startsWith('engine') ? (process.env['BENCH_ENGINE_NODE_FLAGS'] ?? '').split(' ') : [];
+  return spawnNode(bench, name, CLI, args, { nodeArgs: [...nodeArgs, ...engineFlags.filter(Boolean)], env });
 }
 
 /** Kills whatever child is still running (after an error). */
