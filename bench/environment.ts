@@ -35,6 +35,8 @@ export interface EnvironmentOptions {
   commitIntervalMs: number;
   batchRecordsMax: number;
   commitWhenCaughtUp: boolean;
+  fetchMaxWaitMs: number;
+  fetchMinBytes: number;
   httpPort: number;
   workDir: string;
 }
@@ -64,6 +66,8 @@ export async function prepareEnvironment(options: EnvironmentOptions): Promise<B
     COMMIT_INTERVAL_MS: String(options.commitIntervalMs),
     BATCH_RECORDS_MAX: String(options.batchRecordsMax),
     COMMIT_WHEN_CAUGHT_UP: String(options.commitWhenCaughtUp),
+    FETCH_MAX_WAIT_MS: String(options.fetchMaxWaitMs),
+    FETCH_MIN_BYTES: String(options.fetchMinBytes),
     HTTP_HOST: '127.0.0.1',
     HTTP_PORT: String(options.httpPort),
     LOG_LEVEL: 'info',

@@ -13,6 +13,9 @@ export interface BenchSettings {
   batchRecordsMax: number;
   /** The engine's COMMIT_WHEN_CAUGHT_UP (from the bench's own environment, as COMMIT_INTERVAL_MS). */
   commitWhenCaughtUp: boolean;
+  /** The engine's FETCH_MAX_WAIT_MS and FETCH_MIN_BYTES (from the bench's environment, likewise). */
+  fetchMaxWaitMs: number;
+  fetchMinBytes: number;
   accounts: number;
   /** Transfers produced before the engine starts; the engine's throughput is measured on them. */
   backlogTransfers: number;

@@ -61,6 +61,8 @@ export function createBankStreams(
     commitIntervalMs: config.commitIntervalMs,
     batchRecordsMax: config.batchRecordsMax,
     commitWhenCaughtUp: config.commitWhenCaughtUp,
+    fetchMaxWaitMs: config.fetchMaxWaitMs,
+    fetchMinBytes: config.fetchMinBytes,
     standbyReplicas: config.standbyReplicas,
     staticMembership: config.membership.staticMembership,
     leaveGroupOnClose: config.membership.leaveGroupOnClose,

@@ -60,6 +60,9 @@ export interface Config {
   batchRecordsMax: number;
   /** COMMIT_WHEN_CAUGHT_UP: commit as soon as the fetched input is processed and no commit is in flight. */
   commitWhenCaughtUp: boolean;
+  /** FETCH_MAX_WAIT_MS / FETCH_MIN_BYTES: the processing loop's fetch.max.wait.ms and fetch.min.bytes. */
+  fetchMaxWaitMs: number;
+  fetchMinBytes: number;
   dedupRetentionMs: number;
   /** EXPIRY_STEP_BUDGET_MS: the longest one dedup expiry step holds a task's processing loop (ms). */
   expiryStepBudgetMs: number;
@@ -130,6 +133,8 @@ export function loadConfig(env: Env = process.env): Config {
     commitIntervalMs: int(env, 'COMMIT_INTERVAL_MS', 100, 1, 60_000),
     batchRecordsMax: int(env, 'BATCH_RECORDS_MAX', 15_000, 1, 1_000_000),
     commitWhenCaughtUp: bool(env, 'COMMIT_WHEN_CAUGHT_UP', true),
+    fetchMaxWaitMs: int(env, 'FETCH_MAX_WAIT_MS', 50, 1, 5_000),
+    fetchMinBytes: int(env, 'FETCH_MIN_BYTES', 1, 1, 16 * 1024 * 1024),
     dedupRetentionMs: int(env, 'DEDUP_RETENTION_MS', 7 * 24 * 3600 * 1000, 1000, 365 * 24 * 3600 * 1000),
     expiryStepBudgetMs: int(env, 'EXPIRY_STEP_BUDGET_MS', 20, 1, 1000),
     processingExceptionHandler: str(

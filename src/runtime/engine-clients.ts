@@ -77,7 +77,7 @@ export function createEngineClients(
     },
     fetch: {
       maxWaitMs: options.fetchMaxWaitMs,
-      minBytes: 1,
+      minBytes: options.fetchMinBytes,
       maxBytes: FETCH_MAX_BYTES,
       partitionMaxBytes: FETCH_PARTITION_MAX_BYTES,
     },

@@ -32,6 +32,8 @@ export interface KafkaStreamsOptions {
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   fetchMaxWaitMs?: number;
+  /** The processing loop's fetch.min.bytes: the broker answers once this much is readable or fetchMaxWaitMs passed (default 1). */
+  fetchMinBytes?: number;
   /**
    * Compression of the transaction's record batches (outputs, legs, changelogs); default 'lz4', which
    * measured 1.29-1.56x the sustained records/s of 'none' at 0.88-0.97x the engine's CPU per record in
@@ -98,6 +100,7 @@ export function resolveOptions(options: KafkaStreamsOptions): ResolvedOptions {
     sessionTimeoutMs: 10_000,
     heartbeatIntervalMs: 1000,
     fetchMaxWaitMs: 50,
+    fetchMinBytes: 1,
     commitWhenCaughtUp: true,
     compression: 'lz4',
     standbyReplicas: 0,

@@ -70,6 +70,8 @@ export function register(program: Command): void {
           partitions: config.partitions,
           commitIntervalMs: config.commitIntervalMs,
           commitWhenCaughtUp: config.commitWhenCaughtUp,
+          fetchMaxWaitMs: config.fetchMaxWaitMs,
+          fetchMinBytes: config.fetchMinBytes,
           batchRecordsMax: positive('batch-records-max', flags.batchRecordsMax),
           accounts: flags.accounts === undefined ? defaults.accounts : positive('accounts', flags.accounts),
           backlogTransfers:

@@ -92,6 +92,24 @@ describe('loadConfig', () => {
     }
   });
 
+  it('should take FETCH_MAX_WAIT_MS from 1 to 5000 and FETCH_MIN_BYTES from 1 to 16 MiB, refusing anything else naming the variable', () => {
+    expect(loadConfig({})).toMatchObject({ fetchMaxWaitMs: 50, fetchMinBytes: 1 });
+    expect(loadConfig({ FETCH_MAX_WAIT_MS: '20', FETCH_MIN_BYTES: '65536' })).toMatchObject({
+      fetchMaxWaitMs: 20,
+      fetchMinBytes: 65536,
+    });
+    for (const [variable, bad] of [
+      ['FETCH_MAX_WAIT_MS', '0'],
+      ['FETCH_MAX_WAIT_MS', '5001'],
+      ['FETCH_MAX_WAIT_MS', '1e3'],
+      ['FETCH_MIN_BYTES', '0'],
+      ['FETCH_MIN_BYTES', String(16 * 1024 * 1024 + 1)],
+      ['FETCH_MIN_BYTES', '-5'],
+    ] as const) {
+      expect(configError({ [variable]: bad }).variable, `${variable}=${bad}`).toBe(variable);
+    }
+  });
+
   it('should derive credits topic and sink group from APP_ID when they are not set', () => {
     const config = loadConfig({ APP_ID: 'bank2' });
 
