@@ -82,7 +82,12 @@ export async function measureInstances(
     await sleep(200);
     return { ...series.summary(), instances, transfers: expected, timedOut: !done };
   } finally {
-    await reader.stop();
-    await Promise.all(children.map((c) => c.stop(30_000)));
+    // The children first: a reader that failed (and may fail again in stop) must not leave two engines
+    // running through the later phases.
+    try {
+      await Promise.all(children.map((c) => c.stop(30_000)));
+    } finally {
+      await reader.stop();
+    }
   }
 }
