@@ -213,8 +213,6 @@ export class Fetcher {
   }
 }
 
-const EMPTY_HEADERS: Headers = Object.freeze(new (headersClass())());
-
 /**
  * Headers objects with no Object.prototype in their chain, so a header named "__proto__" (or
  * "constructor", "toString") is an own header like any other, never the object's prototype or an
@@ -229,10 +227,12 @@ function headersClass(): new () => Record<string, Buffer> {
   return RecordHeaders as unknown as new () => Record<string, Buffer>;
 }
 const RecordHeaders = headersClass();
+const EMPTY_HEADERS: Headers = Object.freeze(new RecordHeaders());
 
 /**
- * The last header name decoded and its bytes: nearly every internal record carries the same one or two
- * names, so most records reuse the string (one byte compare) instead of decoding UTF-8 again.
+ * The last header name decoded and its bytes: the engine's internal records (legs, changelogs) carry one
+ * header, `bankstream.mac`, so most records reuse the string (one byte compare) instead of decoding UTF-8
+ * again. Records with several names (dead letters) miss and decode, as before the cache.
  */
 let lastNameBytes: Buffer | undefined;
 let lastName = '';
