@@ -455,7 +455,8 @@ export class Cluster {
     void child.exited.then((code) => {
       if (this.#logDir) appendFileSync(path.join(this.#logDir, `${name}-${child.process.pid}.log`), child.output());
       if (this.#planned.has(child)) return;
-      const tail = child.output().trim().split('\n').slice(-5).join(' | ').slice(-1500);
+      // Enough lines for a whole stack trace with its error's fields (five showed only "syscall: 'read'").
+      const tail = child.output().trim().split('\n').slice(-40).join(' | ').slice(-6000);
       this.#unplanned.push(
         `${name} (pid ${child.process.pid}) exited by itself: code ${code}, signal ${child.process.signalCode}; last output: ${tail}`,
       );
