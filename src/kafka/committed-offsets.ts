@@ -133,6 +133,11 @@ async function fetchOnce(
   const broker = metadata.brokers.get(coordinator);
   if (!broker) return { retry: `coordinator ${coordinator} is not in the metadata` };
   const connection = new Connection(options.clientId, options.connection);
+  // A connection of our own, not of the client's pool: nothing else listens for its 'error' event, which
+  // it emits when the socket fails after connecting (a broker restarting, a reset mid-request). Without
+  // a listener Node throws it and the instance exits; the request in flight rejects on its own, and that
+  // rejection is what decides (retried until the deadline).
+  connection.on('error', () => undefined);
   try {
     await connection.connect(broker.host, broker.port);
     const response = await offsetFetchV8.api.async(

@@ -151,6 +151,9 @@ export class KafkaStreams implements StreamsView {
     this.#ctx.state = 'STARTING';
     const ctx = this.#ctx;
     const clients = createEngineClients(this.#options, () => tasks.memberInfo(), ctx.membership);
+    // The standby consumer never joins a group, so today's client does not emit 'error' on it; a listener
+    // all the same, as on every other client, so that a later client version cannot make it crash the process.
+    clients.standbyConsumer.on('error', (error: Error) => this.#log.warn({ err: error }, 'standby consumer error'));
     const state = new StateManager({
       applicationId: this.#options.applicationId,
       topology: this.#topology,

@@ -126,7 +126,10 @@ async function connectRound(
   let mismatched = 0;
   for (const host of hosts) {
     const db = new pg.Client({ ...client, connectionString: host.connectionString, ssl: host.ssl });
-    // An error after connect() failed must not crash the process.
+    // A connection error must never crash the process: not after connect() failed, and not on the client
+    // returned, which keeps this listener (its caller may add its own later, or never: migrations and the
+    // ops commands do not). node-postgres emits 'error' when the server drops the connection, and the
+    // query in flight, or the next one, rejects with its own error; that is what callers handle.
     db.on('error', () => undefined);
     try {
       await db.connect();
@@ -134,7 +137,6 @@ async function connectRound(
       const verdict = matches(target, session);
       if (verdict === true) {
         await fallback?.end().catch(() => undefined);
-        db.removeAllListeners('error');
         return db;
       }
       if (target === 'prefer-standby' && !fallback) {
@@ -154,10 +156,7 @@ async function connectRound(
       await db.end().catch(() => undefined);
     }
   }
-  if (fallback) {
-    fallback.removeAllListeners('error');
-    return fallback;
-  }
+  if (fallback) return fallback;
   const listed = attempts.map((a) => `${a.address}: ${a.reason}`).join('; ');
   if (definitiveError !== undefined) {
     return new PgConnectError('REFUSED', `PostgreSQL refused the connection (${listed})`, attempts, {

@@ -2,6 +2,7 @@
 // change fails at once with a message naming it; a "not now" answer is asked again until the deadline.
 // The error trees are the client's own classes (ProtocolError, MultipleErrors, NetworkError).
 import { type Consumer, MultipleErrors, NetworkError, ProtocolError } from '@platformatic/kafka';
+import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import {
   classifyOffsetFetchError,
@@ -107,5 +108,45 @@ describe('fetchStableOffsets', () => {
       /did not become stable within 300 ms \(NOT_COORDINATOR\)/,
     );
     expect(attempts()).toBeGreaterThan(1);
+  });
+
+  it('should retry, not crash the process, when the coordinator resets the connection during the request', async () => {
+    // A hostile or restarting broker: it accepts, reads the OffsetFetch and answers with a TCP reset. The
+    // connection is our own (not the client's pool), so its 'error' event has no listener but ours: an
+    // instance once exited on exactly this ("Unhandled 'error' event", NetworkError ← read ECONNRESET)
+    // when the broker restarted during a rebalance.
+    const sockets = new Set<Socket>();
+    let requests = 0;
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.once('data', () => {
+        requests += 1;
+        socket.resetAndDestroy();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.prependListener('uncaughtException', onUncaught);
+    const consumer = {
+      groupId: 'app',
+      findGroupCoordinator: async () => 1,
+      metadata: async () => ({ brokers: new Map([[1, { host: '127.0.0.1', port }]]) }),
+    } as unknown as Consumer;
+    try {
+      await expect(fetchStableOffsets(consumer, topics, options)).rejects.toThrow(
+        /did not become stable within 300 ms/,
+      );
+      // Give a late socket event the chance to surface before the listener goes.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      process.removeListener('uncaughtException', onUncaught);
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(requests).toBeGreaterThan(1);
+    expect(uncaught).toEqual([]);
   });
 });
