@@ -11,6 +11,9 @@ export interface TailPosition {
 
 export type RecordHandler = (record: FetchedRecord, seenAtMs: number) => void;
 
+/** How long fetch rounds may fail in a row (fresh topics electing leaders) before the reader gives up. */
+const READER_FAILING_MAX_MS = 15_000;
+
 /** Between fetch rounds that return nothing the loop waits in the broker (maxWaitMs), never in a sleep. */
 const FETCH_MAX_WAIT_MS = 10;
 
@@ -59,8 +62,21 @@ export class OutcomeReader {
   /** Starts tailing in the background; `onRecord` runs for every committed record, in partition order. */
   start(onRecord: RecordHandler): void {
     this.#loop = (async () => {
+      let failingSinceMs: number | undefined;
       while (!this.#stopped) {
-        const fetched = await this.#fetcher.fetch(this.#positions);
+        let fetched: Awaited<ReturnType<Fetcher['fetch']>>;
+        try {
+          fetched = await this.#fetcher.fetch(this.#positions);
+          failingSinceMs = undefined;
+        } catch (error) {
+          // Topics created moments ago answer NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_ID or a leader epoch
+          // error until their leaders settle: the Fetcher refreshes its metadata on the next round. A
+          // reader that died on the first such answer failed the scale phase now and then.
+          failingSinceMs ??= Date.now();
+          if (Date.now() - failingSinceMs > READER_FAILING_MAX_MS) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          continue;
+        }
         const now = Date.now();
         for (const part of fetched) {
           const position = this.#positions.find((p) => p.topic === part.topic && p.partition === part.partition)!;

@@ -137,6 +137,16 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     );
     const missing = this.#reads.pinKnown(this.name, keys, this.#writes, this.#committing);
     if (missing.length === 0) return;
+    // A few keys: read now, on this thread (no flush in progress writes them, as below).
+    const now = this.#backend.getManySync?.(missing);
+    if (now !== undefined) {
+      assert(
+        now.length === missing.length,
+        `store ${this.name}: getManySync returned ${now.length} values for ${missing.length} keys`,
+      );
+      this.#pinLoaded(missing, now);
+      return;
+    }
     this.#prefetching = true;
     try {
       // A key a flush in progress writes is in the committing layer, so pinKnown never asks for it:

@@ -2,8 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LevelTaskStore } from '../../../src/stores/level-store.ts';
+import { LevelTaskStore, SYNC_READ_KEYS_MAX } from '../../../src/stores/level-store.ts';
 import { KeyNotLoadedError, StoreCorruptedError } from '../../../src/stores/types.ts';
 import { describeStoreContract } from './contract.ts';
 import { collect, levelHarness, storeOptions } from './harness.ts';
@@ -27,7 +28,7 @@ describe('LevelTaskStore', () => {
 
   it('should load only unknown keys with one getMany when a batch is prefetched', async () => {
     const db = database();
-    const store = await LevelTaskStore.fromDatabase(db, storeOptions<string>());
+    const store = await LevelTaskStore.fromDatabase(db, storeOptions<string>(), { syncReadKeysMax: 0 });
     store.put('cached', 'c');
     await store.flush(1n);
     store.put('written', 'w');
@@ -37,6 +38,59 @@ describe('LevelTaskStore', () => {
     expect(getMany).toHaveBeenCalledTimes(1);
     expect(getMany.mock.calls[0]?.[0]).toEqual(['d:x', 'd:y']);
     await store.close();
+  });
+
+  it('should read a few missing keys synchronously and more than SYNC_READ_KEYS_MAX with one getMany', async () => {
+    const db = database();
+    const store = await LevelTaskStore.fromDatabase(db, storeOptions<string>({ cacheEntriesMax: 0 }));
+    const keys = Array.from({ length: SYNC_READ_KEYS_MAX + 1 }, (_, i) => `k${i}`);
+    for (const key of keys) store.put(key, `v-${key}`);
+    await store.flush(1n);
+    const getMany = vi.spyOn(db, 'getMany');
+    const getSync = vi.spyOn(db, 'getSync');
+    await store.prefetch([...keys.slice(0, SYNC_READ_KEYS_MAX - 1), 'absent']);
+    expect(getMany).not.toHaveBeenCalled();
+    expect(getSync).toHaveBeenCalledTimes(SYNC_READ_KEYS_MAX);
+    expect(store.get('k0')).toBe('v-k0');
+    expect(store.get('absent')).toBeUndefined();
+    store.abort();
+    getSync.mockClear();
+    await store.prefetch([...keys, 'absent']);
+    expect(getMany).toHaveBeenCalledTimes(1);
+    expect(getSync).not.toHaveBeenCalled();
+    expect(keys.map((k) => store.get(k))).toEqual(keys.map((k) => `v-${k}`));
+    await store.close();
+  });
+
+  it('should read the same values synchronously as with getMany, whatever the keys and the threshold', async () => {
+    const db = database();
+    const store = await LevelTaskStore.fromDatabase(db, storeOptions<string>({ cacheEntriesMax: 0 }));
+    // Committed: k0..k29 with values; keys with UTF-8 beyond ASCII too (the sync path writes the key
+    // into a shared buffer of its own).
+    const committed = new Map<string, string>();
+    for (let i = 0; i < 30; i++) committed.set(i % 3 === 0 ? `ké-${i}-€😀` : `k${i}`, `v${i}`);
+    for (const [k, v] of committed) store.put(k, v);
+    await store.flush(1n);
+    await store.close();
+    const universe = [...committed.keys(), 'absent', 'x'.repeat(300), 'ké-absent-€', 'k3\u0000'];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.constantFrom(...universe), { maxLength: universe.length }),
+        fc.nat({ max: 40 }),
+        async (keys, syncReadKeysMax) => {
+          const reopened = await LevelTaskStore.fromDatabase(database(), storeOptions<string>({ cacheEntriesMax: 0 }), {
+            syncReadKeysMax,
+          });
+          try {
+            await reopened.prefetch(keys);
+            expect(keys.map((k) => reopened.get(k))).toEqual(keys.map((k) => committed.get(k)));
+          } finally {
+            await reopened.close();
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('should evict the least recently used committed values when the cache is full', async () => {
