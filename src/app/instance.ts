@@ -70,7 +70,12 @@ export function createBankStreams(
     stateCleanupDelayMs: config.stateCleanupDelayMs,
     acceptableRecoveryLag: config.acceptableRecoveryLagRecords,
     recoveryLagMeasureTimeoutMs: config.recoveryLagMeasureTimeoutMs,
-    ...(metrics ? { onStateCleanup: (deleted: string[]) => metrics.observeStateCleanup(deleted) } : {}),
+    ...(metrics
+      ? {
+          onStateCleanup: (deleted: string[]) => metrics.observeStateCleanup(deleted),
+          onFetchRound: (info: { records: number }) => metrics.observeFetchRound(info),
+        }
+      : {}),
     offsetReset: config.offsetReset,
     connection: kafkaConnectionOptions(config.kafkaSecurity, config.kafkaBrokers),
     logger,

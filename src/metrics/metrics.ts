@@ -59,6 +59,7 @@ export class Metrics {
   readonly endToEndLatency: Histogram<'result'>;
   readonly proxied: Counter<'result'>;
   readonly processingErrors: Counter<'node' | 'phase'>;
+  readonly fetchRoundRecords: Histogram;
 
   constructor(labels: MetricsLabels, options: { processMetrics?: boolean } = {}) {
     this.registry.setDefaultLabels({ app: labels.app, instance: labels.instance });
@@ -82,6 +83,11 @@ export class Metrics {
       name: 'bankstream_streams_commit_records',
       help: 'Input records per committed transaction',
       buckets: RECORDS_BUCKETS,
+    });
+    this.fetchRoundRecords = this.histogram({
+      name: 'bankstream_streams_fetch_round_records',
+      help: 'Input records per fetch round of the processing loop (its count is the rounds)',
+      buckets: [0, ...RECORDS_BUCKETS],
     });
     this.recordsProcessed = this.counter({
       name: 'bankstream_streams_records_processed_total',
@@ -137,6 +143,11 @@ export class Metrics {
     this.commitDuration.observe(info.durationMs / 1000);
     this.commitRecords.observe(info.records);
     this.recordsProcessed.inc(info.records);
+  }
+
+  /** Pass as KafkaStreams' onFetchRound. */
+  observeFetchRound(info: { records: number }): void {
+    this.fetchRoundRecords.observe(info.records);
   }
 
   /** Pass as KafkaStreams' onProcessingError. Counted when dead-lettered: an aborted transaction may count a record twice. */

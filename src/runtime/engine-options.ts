@@ -69,6 +69,11 @@ export interface KafkaStreamsOptions {
   /** Called with the folders each state cleanup deleted (metrics). */
   onStateCleanup?: (deleted: string[]) => void;
   /**
+   * Called for every fetch round of the processing loop that the broker answered, with the input records
+   * it brought (metrics: a live load runs hundreds of small rounds per second, a backlog a few large ones).
+   */
+  onFetchRound?: (info: { records: number }) => void;
+  /**
    * Join with group.instance.id = instanceId (KIP-345; membership.ts). Default false, as Kafka's
    * group.instance.id; bankstream's configuration turns it on (STATIC_MEMBERSHIP, default true).
    */
@@ -112,6 +117,7 @@ export function resolveOptions(options: KafkaStreamsOptions): ResolvedOptions {
     acceptableRecoveryLag: options.acceptableRecoveryLag ?? 10_000,
     recoveryLagMeasureTimeoutMs: options.recoveryLagMeasureTimeoutMs ?? RECOVERY_LAG_MEASURE_TIMEOUT_MS,
     onStateCleanup: options.onStateCleanup ?? (() => {}),
+    onFetchRound: options.onFetchRound ?? (() => {}),
   } as ResolvedOptions;
 }
 

@@ -165,6 +165,7 @@ export class StreamThread {
         continue;
       }
       this.#brokerAnswered();
+      this.#ctx.options.onFetchRound({ records: recordsOf(round) });
       if (current.epoch !== this.#fetch.epoch) continue;
       if (round.outOfRange.length > 0) await tasks.stopOutOfRange(round.outOfRange);
       const fetched = round.fetched;
@@ -388,4 +389,11 @@ function sleep(ms: number): Promise<void> {
 export function caughtUp(fetched: FetchRound['fetched']): boolean {
   for (const part of fetched) if (part.nextOffset < part.lastStableOffset) return false;
   return true;
+}
+
+/** Input records a fetch round brought, over every partition. */
+export function recordsOf(round: FetchRound): number {
+  let records = 0;
+  for (const part of round.fetched) records += part.records.length;
+  return records;
 }

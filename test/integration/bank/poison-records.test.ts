@@ -195,6 +195,7 @@ describe('poison records on the real broker', () => {
       .addSink('out', { topic: topics.output, valueSerde: stringSerde }, 'boom')
       .setProcessingExceptionHandler({ response: 'dead-letter', topic: topics.dlq });
     const errors: ProcessingErrorInfo[] = [];
+    const rounds: number[] = [];
     const streams = new KafkaStreams(topology, {
       clusterKeys: clusterKeysFromSecret(TEST_CLUSTER_SECRET),
       applicationId: appId,
@@ -205,6 +206,7 @@ describe('poison records on the real broker', () => {
       batchRecordsMax: 5000,
       logger: createLogger('warn'),
       onProcessingError: (info) => errors.push(info),
+      onFetchRound: (info) => rounds.push(info.records),
     });
     await streams.start();
     try {
@@ -252,6 +254,10 @@ describe('poison records on the real broker', () => {
       expect(changelog.at(-1)).toBe(22);
       expect(new Set(changelog).size).toBe(changelog.length);
       expect(streams.state).toBe('RUNNING');
+      // Every fetch round is reported with the records it brought (the metrics' rounds and round sizes):
+      // the 23 inputs, at least once each (a round fetched before a rebalance is fetched again).
+      expect(rounds.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(values.length);
+      expect(rounds.some((n) => n > 0)).toBe(true);
     } finally {
       await streams.close();
     }

@@ -14,6 +14,18 @@ describe('Metrics', () => {
     expect(text).toContain('bankstream_streams_records_processed_total{app="bank",instance="i1"} 5');
   });
 
+  it('should count fetch rounds and the records each brought, empty rounds included', async () => {
+    const metrics = new Metrics({ app: 'bank', instance: 'i1' }, { processMetrics: false });
+    for (const records of [0, 3, 700]) metrics.observeFetchRound({ records });
+
+    const text = await metrics.registry.metrics();
+
+    expect(text).toContain('bankstream_streams_fetch_round_records_count{app="bank",instance="i1"} 3');
+    expect(text).toContain('bankstream_streams_fetch_round_records_sum{app="bank",instance="i1"} 703');
+    expect(text).toContain('bankstream_streams_fetch_round_records_bucket{le="0",app="bank",instance="i1"} 1');
+    expect(text).toContain('bankstream_streams_fetch_round_records_bucket{le="10",app="bank",instance="i1"} 2');
+  });
+
   it('should count dead-lettered processing exceptions by node and phase when the engine reports them', async () => {
     const metrics = new Metrics({ app: 'bank', instance: 'i1' }, { processMetrics: false });
     metrics.observeProcessingError({ node: 'bank', phase: 'process' });

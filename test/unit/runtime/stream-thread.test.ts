@@ -6,7 +6,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { type EngineContext, MAX_CONSECUTIVE_FAILURES } from '../../../src/runtime/engine-options.ts';
 import { FatalStreamsError } from '../../../src/runtime/errors.ts';
-import { StreamThread, type StreamThreadParts, caughtUp } from '../../../src/runtime/stream-thread.ts';
+import { StreamThread, type StreamThreadParts, caughtUp, recordsOf } from '../../../src/runtime/stream-thread.ts';
 
 /** A thread with no tasks: each pass commits (forced, nothing assigned) and `commit` decides what happens. */
 function thread(commit: (attempt: number, thread: StreamThread) => Promise<void>) {
@@ -117,5 +117,21 @@ describe('caughtUp', () => {
     // A partition past its LSO (records of an open transaction above it are not readable yet): caught up.
     expect(caughtUp([part(6n, 5n)])).toBe(true);
     expect(caughtUp([part(5n, 5n), part(8n, 9n)])).toBe(false);
+  });
+});
+
+describe('recordsOf', () => {
+  it('should count the records of every partition of a round, and 0 for a round of markers only', () => {
+    const part = (records: number) => ({
+      topic: 't',
+      partition: 0,
+      records: Array.from({ length: records }, () => ({}) as never),
+      nextOffset: 1n,
+      highWatermark: 1n,
+      lastStableOffset: 1n,
+    });
+    expect(recordsOf({ fetched: [], outOfRange: [] })).toBe(0);
+    expect(recordsOf({ fetched: [part(0), part(0)], outOfRange: [] })).toBe(0);
+    expect(recordsOf({ fetched: [part(2), part(0), part(5)], outOfRange: [] })).toBe(7);
   });
 });
