@@ -44,7 +44,8 @@ export const SYNC_READ_KEYS_MAX = 16;
 
 /** The encodings every call passes, so a database opened by someone else is read the same way. */
 const ENCODINGS = { keyEncoding: 'utf8', valueEncoding: 'buffer' } as const;
-const SYNC_READ = { ...ENCODINGS, fillCache: true } as const;
+/** Reads of the processing loop and the API fill LevelDB's block cache (scans do not: see iterate). */
+const READ_OPTIONS = { ...ENCODINGS, fillCache: true } as const;
 
 export type LevelDatabase = ClassicLevel<string, Buffer>;
 
@@ -103,13 +104,13 @@ class LevelBackend implements StoreBackend {
   }
 
   getMany(keys: string[]): Promise<(Buffer | undefined)[]> {
-    return this.#db.getMany(keys.map(dataKey), SYNC_READ);
+    return this.#db.getMany(keys.map(dataKey), READ_OPTIONS);
   }
 
   getManySync(keys: string[]): (Buffer | undefined)[] | undefined {
     if (keys.length > this.#syncReadKeysMax) return undefined;
     const values = new Array<Buffer | undefined>(keys.length);
-    for (let i = 0; i < keys.length; i++) values[i] = this.#db.getSync(dataKey(keys[i] as string), SYNC_READ);
+    for (let i = 0; i < keys.length; i++) values[i] = this.#db.getSync(dataKey(keys[i] as string), READ_OPTIONS);
     return values;
   }
 
