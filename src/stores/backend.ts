@@ -9,13 +9,11 @@ export interface StoreBackend {
    * mutates a value it read or put fails in its tests; LevelDB's store skips the walk in production.
    */
   readonly freezeValues: boolean;
-  /** The committed values of `keys`, in the same order, undefined where absent; one round trip. */
-  getMany(keys: string[]): Promise<(Buffer | undefined)[]>;
   /**
-   * The same read, synchronously, when the backend finds that cheaper for this many keys (a few keys of
-   * LevelDB: see SYNC_READ_KEYS_MAX); undefined means "use getMany".
+   * The committed values of `keys`, in the same order, undefined where absent; one round trip (LevelDB
+   * reads a few keys synchronously instead: see SYNC_READ_KEYS_MAX).
    */
-  getManySync?(keys: string[]): (Buffer | undefined)[] | undefined;
+  getMany(keys: string[]): Promise<(Buffer | undefined)[]>;
   /** Applies `entries` in order (null value = delete) and, unless null, the checkpoint, atomically. */
   write(entries: ChangelogEntry[], checkpoint: bigint | null): Promise<void>;
   /** Committed entries in [gte, lt), in UTF-8 key order; the view is fixed when iteration starts. */

@@ -88,8 +88,7 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     assertKey(this.name, key);
     const cached = this.#reads.committed(key);
     if (cached !== undefined) return cached === ABSENT ? undefined : cached;
-    // One key: synchronously where the backend offers it (LevelDB's getSync, ~40x cheaper than a getMany).
-    const [bytes] = this.#backend.getManySync?.([key]) ?? (await this.#backend.getMany([key]));
+    const [bytes] = await this.#backend.getMany([key]);
     return bytes === undefined ? undefined : this.#deserialize(key, bytes);
   }
 
@@ -138,16 +137,6 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     );
     const missing = this.#reads.pinKnown(this.name, keys, this.#writes, this.#committing);
     if (missing.length === 0) return;
-    // A few keys: read now, on this thread (no flush in progress writes them, as below).
-    const now = this.#backend.getManySync?.(missing);
-    if (now !== undefined) {
-      assert(
-        now.length === missing.length,
-        `store ${this.name}: getManySync returned ${now.length} values for ${missing.length} keys`,
-      );
-      this.#pinLoaded(missing, now);
-      return;
-    }
     this.#prefetching = true;
     try {
       // A key a flush in progress writes is in the committing layer, so pinKnown never asks for it:

@@ -32,8 +32,8 @@ const DATABASE_OPTIONS: DatabaseOptions<string, Buffer> = {
 };
 
 /**
- * A prefetch of at most this many missing keys reads them synchronously (`getSync`, on the engine's
- * thread) instead of with one `getMany` on LevelDB's worker threads. A `getMany` costs ~35–40 µs of CPU
+ * A read of at most this many keys (a prefetch's missing keys, an interactive read's one key) is made
+ * synchronously (`getSync`, on the engine's thread) instead of with one `getMany` on LevelDB's worker threads. A `getMany` costs ~35–40 µs of CPU
  * however few its keys (the hand-off to a worker thread and back), a `getSync` ~1.5 µs for an absent key
  * and ~5 µs for a present one: a live load brings a few records per task and round, so every round paid
  * that hand-off once per store and task. A large prefetch (a backlog's batch) stays on the worker threads,
@@ -103,12 +103,8 @@ class LevelBackend implements StoreBackend {
     this.#syncReadKeysMax = syncReadKeysMax;
   }
 
-  getMany(keys: string[]): Promise<(Buffer | undefined)[]> {
-    return this.#db.getMany(keys.map(dataKey), READ_OPTIONS);
-  }
-
-  getManySync(keys: string[]): (Buffer | undefined)[] | undefined {
-    if (keys.length > this.#syncReadKeysMax) return undefined;
+  async getMany(keys: string[]): Promise<(Buffer | undefined)[]> {
+    if (keys.length > this.#syncReadKeysMax) return this.#db.getMany(keys.map(dataKey), READ_OPTIONS);
     const values = new Array<Buffer | undefined>(keys.length);
     for (let i = 0; i < keys.length; i++) values[i] = this.#db.getSync(dataKey(keys[i] as string), READ_OPTIONS);
     return values;
