@@ -1,7 +1,7 @@
 // Interactive queries of one account: answered from the owning task's stores when this instance runs the
 // account's partition, otherwise proxied to the owner named by the instance directory (one hop at most:
 // a forwarded request is never forwarded again). 503 + Retry-After while the partition is restoring,
-// unowned or moving. Reads are committed state only (readCommitted), with the store positions they saw.
+// unowned or moving. Reads are committed state only (readCommittedAt), each with the store position it was read at.
 // Asked with allowStale, an instance that keeps a standby of the partition answers from the standby's
 // stores (maybe behind: the lag in records is in the body and a header) rather than proxying or a 503;
 // one that keeps none asks the owner, and when the owner does not answer or answers 503 (it died, it is
@@ -14,7 +14,7 @@ import type { AccountRow, BalanceRow } from '../bank/stores.ts';
 import type { Config } from '../config/config.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import type { StreamsView } from '../streams/status.ts';
-import { StoreFailedError, type TaskStore } from '../stores/types.ts';
+import { type CommittedRead, StoreFailedError, type TaskStore } from '../stores/types.ts';
 import type { Principal } from './principal.ts';
 import { type AccountView, toView } from './account-view.ts';
 import { ApiError, unavailable } from '../problems/errors.ts';
@@ -215,10 +215,11 @@ export class AccountQueries {
     const accounts = stores.get('accounts') as TaskStore<AccountRow> | undefined;
     const balances = stores.get('balances') as TaskStore<BalanceRow> | undefined;
     if (!accounts || !balances) throw new Error('the topology has no accounts or balances store');
-    let row: AccountRow | undefined;
-    let balance: BalanceRow | undefined;
+    let row: CommittedRead<AccountRow>;
+    let balance: CommittedRead<BalanceRow>;
     try {
-      [row, balance] = await Promise.all([accounts.readCommitted(accountId), balances.readCommitted(accountId)]);
+      // Each value with the position it was read at: a flush landing meanwhile moves position() later.
+      [row, balance] = await Promise.all([accounts.readCommittedAt(accountId), balances.readCommittedAt(accountId)]);
     } catch (error) {
       // The task was closed under the read (a rebalance, or the engine closing its tasks after a failed
       // commit, which happens around members leaving): not an error of the store, a move. Logged with its cause.
@@ -227,13 +228,16 @@ export class AccountQueries {
       throw error;
     }
     if (!usable()) throw restoring();
-    if (!row) throw new ApiError('account_not_found', `account ${accountId} does not exist`);
+    if (!row.value) throw new ApiError('account_not_found', `account ${accountId} does not exist`);
     const position = {
       partition,
-      accounts: stringOrNull(accounts.position()),
-      balances: stringOrNull(balances.position()),
+      accounts: stringOrNull(row.position),
+      balances: stringOrNull(balance.position),
     };
-    return toView(accountId, row, balance, position, { instanceId: config.instanceId, url: this.#options.selfUrl() });
+    return toView(accountId, row.value, balance.value, position, {
+      instanceId: config.instanceId,
+      url: this.#options.selfUrl(),
+    });
   }
 
   async #proxy(owner: Owner, accountId: string, partition: number, request: QueryRequest): Promise<QueryResult> {

@@ -14,6 +14,11 @@ export interface StoreBackend {
    * reads a few keys synchronously instead: see SYNC_READ_KEYS_MAX).
    */
   getMany(keys: string[]): Promise<(Buffer | undefined)[]>;
+  /**
+   * A key's committed value and the checkpoint stored with it, read from one state of the backend: a
+   * write that lands between two separate reads cannot pair one write's value with another's checkpoint.
+   */
+  getWithCheckpoint(key: string): Promise<{ bytes: Buffer | undefined; checkpoint: bigint | null }>;
   /** Applies `entries` in order (null value = delete) and, unless null, the checkpoint, atomically. */
   write(entries: ChangelogEntry[], checkpoint: bigint | null): Promise<void>;
   /** Committed entries in [gte, lt), in UTF-8 key order; the view is fixed when iteration starts. */

@@ -17,6 +17,7 @@ import { assertOptions, checkFlushOffset, checkRestore } from './store-checks.ts
 import { ABSENT, ReadCache } from './read-cache.ts';
 import {
   type ChangelogEntry,
+  type CommittedRead,
   KeyNotLoadedError,
   StoreCorruptedError,
   StoreFailedError,
@@ -84,12 +85,20 @@ export class CachedTaskStore<V> implements TaskStore<V> {
   }
 
   async readCommitted(key: string): Promise<V | undefined> {
+    return (await this.readCommittedAt(key)).value;
+  }
+
+  /**
+   * The committed cache and the position move together (in a write's continuation), so a cached value
+   * is at the current position; a backend read takes the checkpoint stored with the value instead.
+   */
+  async readCommittedAt(key: string): Promise<CommittedRead<V>> {
     this.#assertUsable('readCommitted');
     assertKey(this.name, key);
     const cached = this.#reads.committed(key);
-    if (cached !== undefined) return cached === ABSENT ? undefined : cached;
-    const [bytes] = await this.#backend.getMany([key]);
-    return bytes === undefined ? undefined : this.#deserialize(key, bytes);
+    if (cached !== undefined) return { value: cached === ABSENT ? undefined : cached, position: this.#checkpoint };
+    const { bytes, checkpoint } = await this.#backend.getWithCheckpoint(key);
+    return { value: bytes === undefined ? undefined : this.#deserialize(key, bytes), position: checkpoint };
   }
 
   position(): bigint | null {

@@ -46,6 +46,8 @@ export const SYNC_READ_KEYS_MAX = 16;
 const ENCODINGS = { keyEncoding: 'utf8', valueEncoding: 'buffer' } as const;
 /** Reads of the processing loop and the API fill LevelDB's block cache (scans do not: see iterate). */
 const READ_OPTIONS = { ...ENCODINGS, fillCache: true } as const;
+/** The checkpoint is read at open and by committed reads: not worth a place in the block cache. */
+const METADATA_READ = { ...ENCODINGS, fillCache: false } as const;
 
 export type LevelDatabase = ClassicLevel<string, Buffer>;
 
@@ -111,6 +113,23 @@ class LevelBackend implements StoreBackend {
   }
 
   /**
+   * Synchronous like a small getMany, in an explicit snapshot: LevelDB applies a batch on a worker thread,
+   * which could land between two plain reads on this one.
+   */
+  async getWithCheckpoint(key: string): Promise<{ bytes: Buffer | undefined; checkpoint: bigint | null }> {
+    const snapshot = this.#db.snapshot();
+    try {
+      const bytes = this.#db.getSync(dataKey(key), { ...READ_OPTIONS, snapshot });
+      return {
+        bytes,
+        checkpoint: this.#parseCheckpoint(this.#db.getSync(CHECKPOINT_KEY, { ...METADATA_READ, snapshot })),
+      };
+    } finally {
+      await snapshot.close();
+    }
+  }
+
+  /**
    * One batch, not synced: a process crash loses nothing (the OS holds LevelDB's log), and a machine
    * crash loses at most the unsynced tail of whole batches, which leaves the store behind its
    * changelog, never ahead: restore replays the rest from the checkpoint that survived.
@@ -150,7 +169,10 @@ class LevelBackend implements StoreBackend {
   }
 
   async readCheckpoint(): Promise<bigint | null> {
-    const bytes = await this.#db.get(CHECKPOINT_KEY, { ...ENCODINGS, fillCache: false });
+    return this.#parseCheckpoint(await this.#db.get(CHECKPOINT_KEY, METADATA_READ));
+  }
+
+  #parseCheckpoint(bytes: Buffer | undefined): bigint | null {
     if (bytes === undefined) return null;
     const text = bytes.toString('utf8');
     if (!OFFSET_PATTERN.test(text))

@@ -115,6 +115,10 @@ class MemoryBackend implements StoreBackend {
     return keys.map((key) => this.#read(key));
   }
 
+  async getWithCheckpoint(key: string): Promise<{ bytes: Buffer | undefined; checkpoint: bigint | null }> {
+    return { bytes: this.#read(key), checkpoint: this.#disk.checkpoint };
+  }
+
   async write(entries: ChangelogEntry[], checkpoint: bigint | null): Promise<void> {
     this.#assertOpen();
     this.#disk.write(entries, checkpoint);

@@ -72,6 +72,13 @@ export interface TaskStore<V> extends KeyValueStore<V> {
    * uncommitted writes (they may still be aborted), and without pinning anything.
    */
   readCommitted(key: string): Promise<V | undefined>;
+  /**
+   * readCommitted with the position its value belongs to: the value is the key's committed state at that
+   * changelog offset. An answer that reports a position takes it from here, not from `position()`: a
+   * flush lands in the backend before the store's position moves, so a read between the two would
+   * pair the new value with the old position.
+   */
+  readCommittedAt(key: string): Promise<CommittedRead<V>>;
   /** The changelog offset the committed state has reached (in memory; see `checkpoint` for the stored one). */
   position(): bigint | null;
   /** Loads the committed values of keys not already in memory, in one multi-get. */
@@ -123,6 +130,12 @@ export interface TaskStore<V> extends KeyValueStore<V> {
   /** The bytes the store takes on disk (LevelDB approximateSize; the test double: its value bytes). */
   approximateBytes(): Promise<number>;
   close(): Promise<void>;
+}
+
+/** A committed value and the changelog offset of the state it was read in (see TaskStore.readCommittedAt). */
+export interface CommittedRead<V> {
+  value: V | undefined;
+  position: bigint | null;
 }
 
 export class KeyNotLoadedError extends Error {

@@ -12,9 +12,9 @@ class FakeStore {
   position_: bigint | null = 10n;
   readonly values = new Map<string, unknown>();
   reads = 0;
-  async readCommitted(key: string): Promise<unknown> {
+  async readCommittedAt(key: string): Promise<{ value: unknown; position: bigint | null }> {
     this.reads++;
-    return this.values.get(key);
+    return { value: this.values.get(key), position: this.position_ };
   }
   position(): bigint | null {
     return this.position_;
@@ -107,16 +107,18 @@ describe('AccountQueries.readHere', () => {
     task().accounts.values.set('a1', row('alice'));
     task().balances.values.set('a1', { balance: '100' });
     const balances = task().balances;
-    const read = balances.readCommitted.bind(balances);
-    balances.readCommitted = async (key: string) => {
+    const read = balances.readCommittedAt.bind(balances);
+    balances.readCommittedAt = async (key: string) => {
       const value = await read(key);
       balances.position_ = (balances.position_ ?? 0n) + 1n; // a flush lands during the read
       return value;
     };
 
-    await queries.readHere('a1');
+    const first = await queries.readHere('a1')!;
     await queries.readHere('a1');
     expect(balances.reads).toBe(2);
+    // The answer reports the position its value was read at, not the one the flush moved the store to.
+    expect(first.view.position.balances).toBe('10');
   });
 
   it('should answer 404 through a rejection and remember nothing for an unknown account', async () => {

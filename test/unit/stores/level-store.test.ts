@@ -93,6 +93,70 @@ describe('LevelTaskStore', () => {
     );
   });
 
+  // LevelDB applies a batch on a worker thread before the engine's thread runs its callback, where the
+  // store's position moves: a synchronous read in between saw the new value under the old position (a
+  // scale-out CI run served a balance newer than the position it reported).
+  it('should report the position a committed read belongs to when a flush has landed in LevelDB but not in the store', async () => {
+    const store = await LevelTaskStore.fromDatabase(database(), storeOptions<string>({ cacheEntriesMax: 0 }));
+    store.put('k', 'v1');
+    await store.flush(1n);
+    store.put('k', 'v2');
+    const flushed = store.flush(2n);
+    blockThread(100); // LevelDB's worker applies the batch; its callback waits for this thread.
+    const read = await store.readCommittedAt('k');
+    expect([read.value, read.position]).toEqual(['v2', 2n]);
+    await flushed;
+    await store.close();
+  });
+
+  it('should pair every committed read with the position of its value, whatever flushes and restores overlap it', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({ restore: fc.boolean(), blockMs: fc.constantFrom(0, 0, 1, 3), reads: fc.nat({ max: 3 }) }),
+          { minLength: 1, maxLength: 12 },
+        ),
+        async (steps) => {
+          const runDir = await mkdtemp(join(tmpdir(), 'bankstream-level-pairs-'));
+          const store = await LevelTaskStore.fromDatabase(
+            new ClassicLevel<string, Buffer>(runDir, { keyEncoding: 'utf8', valueEncoding: 'buffer' }),
+            storeOptions<string>({ cacheEntriesMax: 0 }),
+          );
+          // The value of k at each position; the store starts empty at position null.
+          const history = new Map<bigint | null, string | undefined>([[null, undefined]]);
+          const reads: Array<Promise<{ value: string | undefined; position: bigint | null }>> = [];
+          try {
+            for (const [i, step] of steps.entries()) {
+              const position = BigInt(i + 1);
+              const value = `v${position}`;
+              history.set(position, value);
+              let landed: Promise<void>;
+              if (step.restore) {
+                landed = store.restoreBatch([{ key: 'k', value: Buffer.from(JSON.stringify(value)) }], position);
+              } else {
+                store.put('k', value);
+                landed = store.flush(position);
+              }
+              for (let r = 0; r < step.reads; r++) {
+                reads.push(store.readCommittedAt('k'));
+                if (step.blockMs > 0) blockThread(step.blockMs);
+              }
+              await landed;
+            }
+            for (const { value, position } of await Promise.all(reads)) {
+              expect(history.has(position)).toBe(true);
+              expect(value).toBe(history.get(position));
+            }
+          } finally {
+            await store.close();
+            await rm(runDir, { recursive: true, force: true });
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
   it('should evict the least recently used committed values when the cache is full', async () => {
     const store = await LevelTaskStore.open<string>(dir, storeOptions<string>({ cacheEntriesMax: 3 }));
     for (const key of ['k1', 'k2', 'k3']) store.put(key, key);
@@ -149,3 +213,8 @@ describe('LevelTaskStore', () => {
     await store.close();
   });
 });
+
+/** Blocks this thread (not the event loop's worker threads) for `ms` milliseconds. */
+function blockThread(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
