@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { type StoreBackend, deepFreeze } from './backend.ts';
 import { assertKey, compareKeys } from './keys.ts';
 import { mergeRange } from './merge-range.ts';
-import { assertOptions, checkFlushOffset, checkRestore } from './store-checks.ts';
+import { assertOptions, checkFlushOffset, checkRestore, lastWritePerKey } from './store-checks.ts';
 import { ABSENT, ReadCache } from './read-cache.ts';
 import {
   type ChangelogEntry,
@@ -262,17 +262,19 @@ export class CachedTaskStore<V> implements TaskStore<V> {
     this.#restoring = true;
     try {
       const formatCheck = authenticated ? this.options.valueSerde.check : undefined;
+      // Only what the batch leaves behind is checked and written: the last record of each key (an
+      // uncompacted changelog repeats a balance once per commit that changed it) that the store keeps.
+      const written = lastWritePerKey(entries, this.options.skipOnRestore);
       checkRestore(
         this.options,
         this.#checkpoint,
-        entries,
+        written,
         nextOffset,
         formatCheck === undefined
           ? (key, bytes) => this.#deserialize(key, bytes)
           : (key, bytes) => this.#checkFormat(formatCheck, key, bytes),
       );
-      const skip = this.options.skipOnRestore;
-      await this.#backend.write(skip === undefined ? entries : entries.filter(({ key }) => !skip(key)), nextOffset);
+      await this.#backend.write(written, nextOffset);
     } catch (error) {
       this.#fail(error);
       throw error;

@@ -1,6 +1,7 @@
 // The pre-conditions a task store checks before it writes (TigerBeetle style: check data before it is
-// written): its options, and the changelog offset of a flush or a restore batch, which may never go
-// backwards (Quix Streams' InvalidChangelogOffset). A failed assertion is a programmer error.
+// written): its options, the changelog offset of a flush or a restore batch, which may never go
+// backwards (Quix Streams' InvalidChangelogOffset), and what a restore batch writes (the last record of
+// each key). A failed assertion is a programmer error.
 import assert from 'node:assert/strict';
 import { assertKey } from './keys.ts';
 import { type ChangelogEntry, InvalidChangelogOffsetError, type StoreOptions } from './types.ts';
@@ -58,4 +59,20 @@ function checkOffset(store: string, checkpoint: bigint | null, offset: bigint): 
   if (checkpoint !== null && offset < checkpoint) {
     throw new InvalidChangelogOffsetError(store, checkpoint, offset);
   }
+}
+
+/**
+ * The last entry of each key, in the order of those last entries, without the keys `skip` names: what
+ * applying `entries` one by one would leave in the store, with one write per key.
+ */
+export function lastWritePerKey(entries: ChangelogEntry[], skip?: (key: string) => boolean): ChangelogEntry[] {
+  const seen = new Set<string>();
+  const kept: ChangelogEntry[] = [];
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const entry = entries[i] as ChangelogEntry;
+    if (seen.has(entry.key)) continue;
+    seen.add(entry.key);
+    if (skip === undefined || !skip(entry.key)) kept.push(entry);
+  }
+  return kept.reverse();
 }

@@ -115,9 +115,11 @@ export interface TaskStore<V> extends KeyValueStore<V> {
   /** The changelog offset persisted with the data (next offset to restore from), or null if never written. */
   checkpoint(): Promise<bigint | null>;
   /**
-   * Applies committed changelog records during restore, with the offset after the last one, in one batch.
-   * Every value is checked first: deserialized, or — `authenticated` (every record's changelog MAC
-   * verified) and the serde has one — given to the serde's cheaper format check (Serde.check).
+   * Applies committed changelog records during restore, with the offset after the last one, in one batch
+   * of the last record of each key (what applying them in order leaves). Every value written is checked
+   * first: deserialized, or — `authenticated` (every record's changelog MAC verified, which the caller
+   * does for every record, superseded or not) and the serde has one — given to the serde's cheaper format
+   * check (Serde.check). A value a later record of its key replaces is neither checked nor written.
    */
   restoreBatch(entries: ChangelogEntry[], nextOffset: bigint, authenticated?: boolean): Promise<void>;
   /**

@@ -11,6 +11,7 @@ import { changelogVerifier, UnauthenticatedChangelogRecordError } from '../../..
 import { changelogEntries } from '../../../src/runtime/restore.ts';
 import { MemoryTaskStore } from '../../../src/stores/memory-store.ts';
 import { jsonSerde } from '../../../src/stores/serdes.ts';
+import type { ChangelogEntry } from '../../../src/stores/types.ts';
 import { storeOptions } from './harness.ts';
 
 const keys = clusterKeysFromSecret('r'.repeat(40));
@@ -140,5 +141,69 @@ describe('changelogEntries: which batches are authenticated', () => {
     );
     const otherStore = signed('a', value, 0n, 'accounts');
     expect(() => changelogEntries([otherStore], undefined, (r) => check('balances', r))).toThrow(/bad_mac/);
+  });
+});
+
+describe('restoreBatch: one write per key', () => {
+  const KEYS = ['a', 'b', 'c', '\u0002pinned', 'skip-me'];
+  const entry = fc.record({
+    key: fc.constantFrom(...KEYS),
+    value: fc.option(
+      fc.integer().map((n) => Buffer.from(JSON.stringify({ n }))),
+      { nil: null },
+    ),
+  });
+
+  it('should leave what applying the records one by one leaves, with each key written once', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(entry, { maxLength: 30 }), { minLength: 1, maxLength: 4 }),
+        async (batches) => {
+          const skipOnRestore = (key: string) => key === 'skip-me';
+          const store = new MemoryTaskStore(storeOptions<unknown>({ skipOnRestore }), { strictPrefetch: false });
+          const written: ChangelogEntry[][] = [];
+          const write = store.disk.write.bind(store.disk);
+          store.disk.write = (entries, checkpoint) => {
+            written.push(entries);
+            write(entries, checkpoint);
+          };
+          const model = new Map<string, unknown>();
+          try {
+            for (const [i, batch] of batches.entries()) {
+              await store.restoreBatch(batch, BigInt(i + 1), i % 2 === 0);
+              for (const { key, value } of batch)
+                if (!skipOnRestore(key)) model.set(key, value === null ? undefined : JSON.parse(value.toString()));
+            }
+            for (const key of KEYS) expect(store.get(key)).toEqual(model.get(key));
+            for (const entries of written) {
+              const keys = entries.map((e) => e.key);
+              expect(new Set(keys).size).toBe(keys.length);
+              expect(keys).not.toContain('skip-me');
+            }
+            expect(store.disk.checkpoint).toBe(BigInt(batches.length));
+          } finally {
+            await store.close();
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('should check only the values it writes: a replaced value is not refused, the one kept is', async () => {
+    const store = new MemoryTaskStore(storeOptions<unknown>(), { strictPrefetch: false });
+    const corrupt = Buffer.from('{"balance":"1"');
+    await store.restoreBatch(
+      [
+        { key: 'a', value: corrupt },
+        { key: 'a', value: Buffer.from('{"balance":"2"}') },
+      ],
+      2n,
+    );
+    expect(store.get('a')).toEqual({ balance: '2' });
+    await expect(store.restoreBatch([{ key: 'b', value: corrupt }], 3n)).rejects.toMatchObject({
+      code: 'store_corrupted',
+    });
+    await store.close();
   });
 });
