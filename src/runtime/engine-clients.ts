@@ -41,7 +41,8 @@ export function createEngineClients(
     transactionTimeoutMs: options.transactionTimeoutMs,
     requestTimeoutMs: options.transactionTimeoutMs * 3,
     // CONCURRENT_TRANSACTIONS answers AddPartitionsToTxn while the broker still writes the previous
-    // transaction's markers; the Java client retries it every 20 ms, so do we, for up to ~2 s.
+    // transaction's markers: retried after 1, 2, 3, 5, 8 and 13 ms, then every 20 ms (the Java client's
+    // delay), for up to ~2 s (clients.ts, CONCURRENT_TRANSACTIONS_DELAYS_MS).
     retries: 100,
     retryDelayMs: 20,
     compression: options.compression,

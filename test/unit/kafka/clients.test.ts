@@ -2,10 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FetchIsolationLevels, kOptions } from '@platformatic/kafka';
 import {
   baseClientOptions,
+  CONCURRENT_TRANSACTIONS_DELAYS_MS,
   createAdmin,
   createIdempotentProducer,
   createReadCommittedConsumer,
   createTransactionalProducer,
+  transactionalRetryDelay,
 } from '../../../src/kafka/clients.ts';
 import { javaCompatiblePartitioner } from '../../../src/kafka/partitioner.ts';
 import { BankstreamProducer } from '../../../src/kafka/producer.ts';
@@ -69,6 +71,31 @@ describe('client factories', () => {
     expect(options.acks).toBe(-1);
     expect(options.maxInflights).toBe(1);
     expect(options.autocreateTopics).toBe(false);
+  });
+
+  it('should retry CONCURRENT_TRANSACTIONS after the short delays first, and every other error after its retry delay', () => {
+    const producer = createTransactionalProducer({ ...base, transactionalId: 'bankstream-2', retryDelayMs: 20 });
+    toClose.push(producer);
+    const delay = producer[kOptions].retryDelay;
+    expect(typeof delay).toBe('function');
+    const getter = delay as Exclude<typeof delay, number | undefined>;
+    // The coordinator's answer as the client builds it: a ProtocolError inside a ResponseError.
+    const concurrent = Object.assign(new Error('AddPartitionsToTxn failed'), {
+      errors: [Object.assign(new Error('concurrent operation'), { apiId: 'CONCURRENT_TRANSACTIONS' })],
+    });
+    const other = Object.assign(new Error('Produce failed'), {
+      errors: [Object.assign(new Error('not leader'), { apiId: 'NOT_LEADER_OR_FOLLOWER' })],
+    });
+    const attempts = Array.from({ length: 9 }, (_, i) => i + 1);
+    expect(attempts.map((a) => getter(producer, 'addPartitions', a, 100, concurrent))).toEqual([
+      ...CONCURRENT_TRANSACTIONS_DELAYS_MS,
+      20,
+      20,
+      20,
+    ]);
+    expect(attempts.map((a) => getter(producer, 'send', a, 100, other))).toEqual(attempts.map(() => 20));
+    // A client delay below a scheduled step is never lengthened by it.
+    expect(transactionalRetryDelay(2)(producer, 'addPartitions', 5, 100, concurrent)).toBe(2);
   });
 
   it('should throw when the transaction timeout is at or above the request timeout', () => {
