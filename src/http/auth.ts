@@ -49,6 +49,19 @@ const JWKS_COOLDOWN_MS = 30_000;
 const JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
 /** Verified tokens remembered (least recently used dropped first). */
 const VERIFIED_TOKENS_MAX = 10_000;
+/**
+ * How long a verified token is answered from memory before its signature is checked again. A JWT carries
+ * no revocation, but its key can be: an identity provider that drops a key from its JWKS (rotated out
+ * after a leak) stops that key's tokens once the JWKS cache (JWKS_CACHE_MAX_AGE_MS) has been refreshed,
+ * and a remembered token must not outlive that by more than this. One signature check a minute per
+ * token costs nothing next to one per request.
+ */
+export const REMEMBERED_FOR_MS = 60_000;
+
+interface Remembered {
+  principal: Principal;
+  verifiedAtMs: number;
+}
 
 export class Authenticator {
   readonly #config: AuthConfig;
@@ -58,9 +71,10 @@ export class Authenticator {
    * revocation), so a client sending the same bearer token again skips the signature check, which was the
    * largest cost of a balance read. Keyed by the whole token string, signature included: a token with the
    * same claims and another signature is another key, verified on its own. Bounded (least recently used
-   * dropped first); an entry is answered only while the token has not expired (`remembered`).
+   * dropped first); an entry is answered only while the token has not expired and for REMEMBERED_FOR_MS
+   * after its signature was checked (`remembered`).
    */
-  readonly #verified: LruMap<string, Principal>;
+  readonly #verified: LruMap<string, Remembered>;
 
   constructor(config: AuthConfig, logger: Logger, options: { rememberedMax?: number } = {}) {
     this.#config = config;
@@ -103,14 +117,16 @@ export class Authenticator {
   }
 
   /**
-   * The principal of a token that verified before and has not expired since, else undefined (then
-   * `verify` it). Synchronous, so a request with a remembered token waits for nothing.
+   * The principal of a token that verified less than REMEMBERED_FOR_MS ago and has not expired since,
+   * else undefined (then `verify` it). Synchronous, so a request with a remembered token waits for nothing.
    */
   remembered(token: string): Principal | undefined {
     const cached = this.#verified.get(token);
     if (cached === undefined) return undefined;
+    const now = Date.now();
     // Exactly jose's rule: expired once now - tolerance >= exp.
-    if (Date.now() - this.#config.clockToleranceS * 1000 < cached.expiresAtMs) return cached;
+    const expired = now - this.#config.clockToleranceS * 1000 >= cached.principal.expiresAtMs;
+    if (!expired && now - cached.verifiedAtMs < REMEMBERED_FOR_MS) return cached.principal;
     this.#verified.delete(token);
     return undefined;
   }
@@ -139,7 +155,7 @@ export class Authenticator {
     if (!role)
       throw invalidToken(`the token has no "${this.#config.roleClaim}" claim naming one of ${ROLES.join(', ')}`);
     const principal: Principal = Object.freeze({ subject: payload.sub!, role, expiresAtMs: payload.exp! * 1000 });
-    this.#verified.set(token, principal);
+    this.#verified.set(token, { principal, verifiedAtMs: Date.now() });
     return principal;
   }
 }

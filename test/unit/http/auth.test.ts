@@ -2,9 +2,9 @@ import { Router } from '@koa/router';
 import { type CryptoKey, type JWK, SignJWT, UnsecuredJWT, exportJWK, generateKeyPair } from 'jose';
 import Koa from 'koa';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
-import { Authenticator, authenticate, requireRole } from '../../../src/http/auth.ts';
+import { Authenticator, REMEMBERED_FOR_MS, authenticate, requireRole } from '../../../src/http/auth.ts';
 import { ApiError } from '../../../src/problems/errors.ts';
 import { Metrics } from '../../../src/metrics/metrics.ts';
 import { errorHandler, requestContext } from '../../../src/http/middleware.ts';
@@ -230,6 +230,47 @@ describe('Authenticator in jwks mode', () => {
       .sign(new TextEncoder().encode(SECRET));
 
     expect((await refused(auth.verify(token))).code).toBe('invalid_token');
+  });
+
+  it('should stop a remembered token once its key has left the JWKS, not only at its expiry', async () => {
+    // A JWKS whose keys this test changes: the provider drops k2 (rotated out after a leak).
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    let keys: JWK[] = [{ ...(await exportJWK(pair.publicKey)), kid: 'k2', alg: 'ES256', use: 'sig' }];
+    const rotating = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys }));
+    });
+    const now = vi.spyOn(Date, 'now');
+    try {
+      const fresh = new Authenticator(
+        loadConfig({
+          AUTH_JWKS_URL: `${rotating.url}/.well-known/jwks.json`,
+          AUTH_ISSUER: ISSUER,
+          AUTH_AUDIENCE: AUDIENCE,
+        }).auth,
+        logger,
+      );
+      const token = await new SignJWT({ role: 'teller' })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k2' })
+        .setSubject('t2')
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt()
+        .setExpirationTime('2h')
+        .sign(pair.privateKey);
+      const principal = await fresh.verify(token);
+      keys = [];
+      const start = Date.now();
+      now.mockReturnValue(start + REMEMBERED_FOR_MS - 1);
+      expect(fresh.remembered(token)).toBe(principal);
+      // Past the JWKS cache's age (10 min) the set is fetched again and k2 is gone; the token expires in 2 h.
+      now.mockReturnValue(start + 11 * 60_000);
+      expect(fresh.remembered(token)).toBeUndefined();
+      expect((await refused(fresh.verify(token))).code).toBe('invalid_token');
+    } finally {
+      now.mockRestore();
+      await rotating.close();
+    }
   });
 
   it('should refuse to issue tokens when an identity provider issues them', async () => {
