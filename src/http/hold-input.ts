@@ -12,7 +12,11 @@ export { HOLD_TIMEOUT_MS_MAX };
 
 /** The command's transferId: the Idempotency-Key header, the body's, or both when equal. */
 function transferIdOf(body: BodyReader, headerKey: string | undefined, what: string): string | undefined {
-  const bodyId = body.id('transferId', true);
+  // Without the header, a transferId the body has must be an id: an own property holding undefined too (no
+  // JSON body has one, but a JsonObject can), else it would pass here unreported and reach the bank as no
+  // transferId at all, which it dead-letters. Absent, it is reported as required below.
+  const required = headerKey === undefined && body.has('transferId');
+  const bodyId = required ? body.id('transferId') : body.id('transferId', true);
   if (headerKey !== undefined && bodyId !== undefined && headerKey !== bodyId) {
     body.fail('transferId', 'differs from the Idempotency-Key header; send one or make them equal');
   }

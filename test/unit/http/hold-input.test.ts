@@ -155,6 +155,14 @@ describe('parseHoldRequest', () => {
     expect422(() => parseHoldRequest(body, undefined, NOW));
   });
 
+  // The same hole in the hold route (its hostile property finds it more rarely, e.g. seed 3 with 1,000 runs).
+  test('should refuse a hold whose transferId is present but undefined', () => {
+    const body = { transferId: undefined, from: '!', to: '!', amount: '0.01', currency: 'EUR', timeoutMs: 1 };
+    const problem = expect422(() => parseHoldRequest(body, undefined, NOW));
+    expect((problem.extensions['errors'] as Array<{ field: string }>).map((e) => e.field)).toEqual(['transferId']);
+    expect(parseHoldRequest(body, 'h-3', NOW)).toMatchObject({ transferId: 'h-3' });
+  });
+
   test('should take the id from the Idempotency-Key header and refuse a different body id', () => {
     const body = { from: 'a', to: 'b', amount: '1', currency: 'EUR', timeoutMs: 1000 };
     expect(parseHoldRequest(body, 'h-9', NOW)).toMatchObject({ transferId: 'h-9', amount: '1.00', timeoutMs: 1000 });
@@ -198,6 +206,20 @@ describe('parseResolveRequest', () => {
       ),
       { numRuns: 1000 },
     );
+  });
+
+  // The property's counterexample (fast-check seed 96, path "55:1:1:1:1:1"): a transferId own property holding
+  // undefined (fc.anything() makes one; JSON.parse never does) was neither refused nor returned, so the
+  // request went on with no transferId and the bank dead-lettered it ("has no usable transferId").
+  test('should refuse a transferId that is present but undefined, unless the Idempotency-Key header names it', () => {
+    for (const type of ['post_hold', 'void_hold'] as const) {
+      const problem = expect422(() => parseResolveRequest(type, { transferId: undefined }, undefined));
+      expect((problem.extensions['errors'] as Array<{ field: string }>).map((e) => e.field)).toEqual(['transferId']);
+      const request = parseResolveRequest(type, { transferId: undefined }, 'p-3');
+      expect(request.transferId).toBe('p-3');
+      const command = { type, transferId: request.transferId, holdId: '!', from: 'acc-found' };
+      expect(bankParse(command)?.kind).toBe('hold_command');
+    }
   });
 
   test('should refuse a void with an amount, a post amount without currency, and a JSON number amount', () => {
