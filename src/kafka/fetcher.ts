@@ -213,6 +213,13 @@ export class Fetcher {
   }
 }
 
+/** Input records a fetch round brought, over every partition. */
+export function recordsOf(round: Pick<FetchRound, 'fetched'>): number {
+  let records = 0;
+  for (const part of round.fetched) records += part.records.length;
+  return records;
+}
+
 /**
  * Headers objects with no Object.prototype in their chain, so a header named "__proto__" (or
  * "constructor", "toString") is an own header like any other, never the object's prototype or an

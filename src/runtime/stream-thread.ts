@@ -26,7 +26,7 @@ import {
 } from './engine-options.ts';
 import { FatalStreamsError, isMigratedError, TaskMigratedError } from './errors.ts';
 import { FetchPositions } from './fetch-positions.ts';
-import type { FetchPosition, FetchRound } from '../kafka/fetcher.ts';
+import { type FetchPosition, type FetchRound, recordsOf } from '../kafka/fetcher.ts';
 import { classifyLoopError, permanentStartError } from './loop-errors.ts';
 import type { StateDirectoryCleaner } from './state-cleaner.ts';
 import type { StateManager } from './state-manager.ts';
@@ -389,11 +389,4 @@ function sleep(ms: number): Promise<void> {
 export function caughtUp(fetched: FetchRound['fetched']): boolean {
   for (const part of fetched) if (part.nextOffset < part.lastStableOffset) return false;
   return true;
-}
-
-/** Input records a fetch round brought, over every partition. */
-export function recordsOf(round: FetchRound): number {
-  let records = 0;
-  for (const part of round.fetched) records += part.records.length;
-  return records;
 }

@@ -102,16 +102,36 @@ export class StreamTask {
     this.#graph.init();
   }
 
+  /** Adds the store keys that processing `records` will read to `keys` (per store name). */
+  collectKeys(records: FetchedRecord[], keys: Map<string, Set<string>>): void {
+    this.#assertState('RUNNING', 'collect keys');
+    const graph = this.#graph!;
+    for (const r of records) graph.collectPrefetch(r, keys);
+  }
+
+  /**
+   * Loads collected keys with one multi-get per store, the stores in parallel; every load ends before
+   * the first failure is rethrown, so no prefetch is still running when the caller closes the stores.
+   */
+  async prefetch(keys: Map<string, Set<string>>): Promise<void> {
+    const loads = await Promise.allSettled([...keys].map(([name, set]) => this.stores.get(name)!.prefetch(set)));
+    const failed = loads.find((load) => load.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
   /**
    * Processes fetched records of one source partition: loads every store key the batch reads with one
-   * multi-get per store, then runs the records in offset order. Returns the number processed.
+   * multi-get per store (unless the caller did, `prefetched`: collectKeys and prefetch over these
+   * records), then runs the records in offset order. Returns the number processed.
    */
-  async process(topic: string, records: FetchedRecord[], nextOffset: bigint): Promise<number> {
+  async process(topic: string, records: FetchedRecord[], nextOffset: bigint, prefetched = false): Promise<number> {
     this.#assertState('RUNNING', 'process');
     const graph = this.#graph!;
-    const keys = new Map<string, Set<string>>();
-    for (const r of records) graph.collectPrefetch(r, keys);
-    await Promise.all([...keys].map(([name, set]) => this.stores.get(name)!.prefetch(set)));
+    if (!prefetched) {
+      const keys = new Map<string, Set<string>>();
+      this.collectKeys(records, keys);
+      await this.prefetch(keys);
+    }
     for (const r of records) {
       graph.process(r);
       this.positions.set(topic, r.offset + 1n);

@@ -13,6 +13,8 @@ import { type ExecutorTasks, TaskExecutor } from '../../../src/runtime/task-exec
 interface Harness {
   executor: TaskExecutor;
   steps: string[];
+  /** What the tasks were asked to do while processing: collect, prefetch (start/end), process. */
+  processing: string[];
   tasks: FakeTask[];
   commits: number;
 }
@@ -20,6 +22,7 @@ interface Harness {
 interface FakeTask {
   partition: number;
   committedPositions: Map<string, bigint> | undefined;
+  state: string;
 }
 
 /** Two running tasks, each with one logged store holding two uncommitted entries. */
@@ -29,12 +32,20 @@ function harness(
     producerIdChanges?: boolean;
     assignmentChanged?: boolean;
     commitWhenCaughtUp?: boolean;
+    batchRecordsMax?: number;
+    /** Repartition records with this value are refused (dead letters). */
+    forged?: string;
+    /** Task 1 stops while task 0 processes. */
+    task1StopsDuringProcessing?: boolean;
+    /** Each prefetch waits a timer's turn (so that overlapping ones show). */
+    slowPrefetch?: boolean;
   } = {},
 ) {
   const steps: string[] = [];
+  const processing: string[] = [];
   const fakes: FakeTask[] = [];
   const tasks = [0, 1].map((partition) => {
-    const fake: FakeTask = { partition, committedPositions: undefined };
+    const fake: FakeTask = { partition, committedPositions: undefined, state: 'RUNNING' };
     fakes.push(fake);
     const store = {
       options: { logged: true },
@@ -53,12 +64,24 @@ function harness(
     return {
       partition,
       id: `task-${partition}`,
-      state: 'RUNNING',
+      get state() {
+        return fake.state;
+      },
       positions: new Map([['in', 10n + BigInt(partition)]]),
       stores: new Map([['s', store]]),
       commitNeeded: () => true,
       punctuate: async () => 0,
-      process: async (_topic: string, records: unknown[]) => records.length,
+      collectKeys: (records: unknown[]) => processing.push(`collect ${partition} ${records.length}`),
+      prefetch: async () => {
+        processing.push(`prefetch ${partition}`);
+        if (options.slowPrefetch) await new Promise((resolve) => setTimeout(resolve, 1));
+        processing.push(`prefetched ${partition}`);
+      },
+      process: async (topic: string, records: unknown[], _next: bigint, prefetched = false) => {
+        processing.push(`process ${partition} ${topic} ${records.length}${prefetched ? ' prefetched' : ''}`);
+        if (partition === 0 && options.task1StopsDuringProcessing) fakes[1]!.state = 'CLOSED';
+        return records.length;
+      },
       markCommitted: (positions: Map<string, bigint>) => {
         steps.push(`3b committed ${partition}`);
         fake.committedPositions = new Map(positions);
@@ -98,17 +121,22 @@ function harness(
     isStopped: () => false,
     assignmentChanged: () => options.assignmentChanged ?? false,
   };
-  const h: Harness = { executor: undefined as unknown as TaskExecutor, steps, tasks: fakes, commits: 0 };
+  const h: Harness = { executor: undefined as unknown as TaskExecutor, steps, processing, tasks: fakes, commits: 0 };
   const ctx = {
     log: pino({ level: 'silent' }),
     internal: {
       sign: (o: unknown) => o,
       changelogHeaders: () => undefined,
-      authenticate: (_topic: string, records: unknown[]) => ({ accepted: records, deadLetters: [] }),
+      authenticate: (_topic: string, records: Array<{ value?: string }>) => ({
+        accepted: records.filter((r) => options.forged === undefined || r.value !== options.forged),
+        deadLetters: records
+          .filter((r) => options.forged !== undefined && r.value === options.forged)
+          .map(() => ({ topic: 'dlq', partition: 0, timestamp: 0, key: null, value: null, headers: {} })),
+      }),
     },
     membership: { commitMember: () => ({ memberId: 'member-1', groupInstanceId: 'i0' }) },
     options: {
-      batchRecordsMax: 1000,
+      batchRecordsMax: options.batchRecordsMax ?? 1000,
       // Far away: a commit in these tests is forced, full or caught up, never the interval's.
       commitIntervalMs: 60_000,
       commitWhenCaughtUp: options.commitWhenCaughtUp ?? true,
@@ -245,6 +273,63 @@ describe('TaskExecutor', () => {
       expect(h.steps).toEqual([]);
       await h.executor.maybeCommit(true);
       expect(h.commits).toBe(1);
+    });
+  });
+
+  describe('processing a fetch round', () => {
+    const part = (partition: number, topic: string, values: string[]) => ({
+      topic,
+      partition,
+      records: values.map((value, i) => ({ offset: BigInt(10 + i), value })),
+      nextOffset: BigInt(10 + values.length),
+      highWatermark: BigInt(10 + values.length),
+      lastStableOffset: BigInt(10 + values.length),
+    });
+
+    it('should load the keys of every task at once, then process the partitions in order, when the round fits the transaction', async () => {
+      const h = harness({ slowPrefetch: true });
+      await h.executor.process([part(0, 'in', ['a', 'b']), part(1, 'in', ['c']), part(0, 'legs', ['d'])] as never);
+      expect(h.processing).toEqual([
+        'collect 0 2',
+        'collect 1 1',
+        'collect 0 1',
+        // One prefetch per task (both source topics of task 0 together), both in flight before either ends.
+        'prefetch 0',
+        'prefetch 1',
+        'prefetched 0',
+        'prefetched 1',
+        'process 0 in 2 prefetched',
+        'process 1 in 1 prefetched',
+        'process 0 legs 1 prefetched',
+      ]);
+    });
+
+    it('should load per partition and chunk when the round is larger than the room left in the transaction', async () => {
+      const h = harness({ batchRecordsMax: 2 });
+      await h.executor.initProducer();
+      await h.executor.process([part(0, 'in', ['a', 'b', 'c']), part(1, 'in', ['d'])] as never);
+      expect(h.processing.filter((step) => step.startsWith('process'))).toEqual([
+        'process 0 in 2',
+        'process 0 in 1',
+        'process 1 in 1',
+      ]);
+      expect(h.processing.some((step) => step.startsWith('prefetch'))).toBe(false);
+    });
+
+    it('should take the dead letters of a partition into the transaction only with its processed records', async () => {
+      const h = harness({ forged: 'x', task1StopsDuringProcessing: true });
+      await h.executor.initProducer();
+      h.steps.length = 0;
+      // Task 1 stops while task 0 processes: its forged record is neither processed nor dead-lettered
+      // (its offset does not move, so it is read again and dead-lettered then, once).
+      await h.executor.process([part(0, 'legs', ['a', 'x']), part(1, 'legs', ['x', 'b'])] as never);
+      expect(h.processing.filter((step) => step.startsWith('process'))).toEqual(['process 0 legs 1 prefetched']);
+      await h.executor.maybeCommit(true);
+      // The dead letter of task 0 and its store's 2 changelog records; nothing of the stopped task 1.
+      expect(h.steps.filter((step) => step.startsWith('1') || step.startsWith('2b'))).toEqual([
+        '1 prepare 0/s',
+        '2b send 3',
+      ]);
     });
   });
 });
