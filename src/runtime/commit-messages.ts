@@ -2,8 +2,25 @@
 // messages (with header names as bytes), their split into sends the broker accepts, and the changelog
 // offsets the transaction reached (the stores' checkpoints).
 import type { MessageToProduce } from '@platformatic/kafka';
+import type { TaskStore } from '../stores/types.ts';
 import type { OutputRecord } from '../topology/task-graph.ts';
 import { tpKey } from '../kafka/fetcher.ts';
+import type { StreamTask } from './task.ts';
+
+/** What one transaction carries, fixed when the commit starts (step 1): later processing cannot change it. */
+export interface PreparedCommit {
+  startedMs: number;
+  /** The generation the tasks were processed under (their offsets are fenced by it). */
+  generationId: number;
+  records: number;
+  outputs: number;
+  messages: MessageToProduce[];
+  changelogCounts: Map<string, { task: StreamTask; store: string; count: number }>;
+  /** The stores whose committing layer this transaction writes. */
+  flushes: Array<{ task: StreamTask; name: string; store: TaskStore<unknown> }>;
+  /** Each task's positions when the commit started: the offsets the transaction commits. */
+  positions: Array<{ task: StreamTask; positions: Map<string, bigint> }>;
+}
 
 /** Bytes of one partition's records per send, well below the broker's default message.max.bytes. */
 export const SEND_PARTITION_BYTES_MAX = 512 * 1024;

@@ -1,6 +1,6 @@
 // Errors grouped by what the caller must do, as in Kafka Streams:
 // task migrated (drop the task and rejoin), task corrupted (wipe its state and restore), fatal (stop).
-import { kafkaErrorIds, StreamsError } from '../kafka/errors.ts';
+import { FatalStreamsError, kafkaErrorIds, StreamsError } from '../kafka/errors.ts';
 
 // The base classes and the fencing test live in kafka/errors.ts, so the Kafka layer can stop on them too.
 export { FatalStreamsError, isFencedError, StreamsError } from '../kafka/errors.ts';
@@ -52,4 +52,12 @@ const MIGRATED = new Set([
 export function isMigratedError(error: unknown): boolean {
   for (const id of kafkaErrorIds(error)) if (MIGRATED.has(id)) return true;
   return false;
+}
+
+export function fenced(cause: unknown): FatalStreamsError {
+  return new FatalStreamsError(
+    'producer_fenced',
+    'this instance was fenced by a newer one with the same transactional id',
+    { cause },
+  );
 }

@@ -18,11 +18,16 @@ import type { Consumer, MessageToProduce } from '@platformatic/kafka';
 import { type BankstreamProducer, isProducerFencedError } from '../kafka/producer.ts';
 import { isBrokerUnavailable } from '../kafka/retry.ts';
 import { sendOffsetsToTransaction, type TransactionOffset } from '../kafka/txn-offsets.ts';
-import type { TaskStore } from '../stores/types.ts';
 import type { OutputRecord } from '../topology/task-graph.ts';
-import { changelogOffsets, chunkByPartitionBytes, SEND_PARTITION_BYTES_MAX, toMessage } from './commit-messages.ts';
+import {
+  changelogOffsets,
+  chunkByPartitionBytes,
+  type PreparedCommit,
+  SEND_PARTITION_BYTES_MAX,
+  toMessage,
+} from './commit-messages.ts';
 import type { Assignment, EngineContext } from './engine-options.ts';
-import { FatalStreamsError, isFencedError, TaskMigratedError } from './errors.ts';
+import { fenced, isFencedError, TaskMigratedError } from './errors.ts';
 import { type FetchedRecord, type FetchRound, type PartitionFetch, recordsOf, tpKey } from '../kafka/fetcher.ts';
 import type { StreamTask } from './task.ts';
 
@@ -47,21 +52,6 @@ export interface TaskExecutorOptions {
   fatal(): Error | undefined;
   /** The TxnOffsetCommit step (2c); the real one unless a unit test watches the steps. */
   sendOffsets?: typeof sendOffsetsToTransaction;
-}
-
-/** What one transaction carries, fixed when the commit starts (step 1): later processing cannot change it. */
-interface PreparedCommit {
-  startedMs: number;
-  /** The generation the tasks were processed under (their offsets are fenced by it). */
-  generationId: number;
-  records: number;
-  outputs: number;
-  messages: MessageToProduce[];
-  changelogCounts: Map<string, { task: StreamTask; store: string; count: number }>;
-  /** The stores whose committing layer this transaction writes. */
-  flushes: Array<{ task: StreamTask; name: string; store: TaskStore<unknown> }>;
-  /** Each task's positions when the commit started: the offsets the transaction commits. */
-  positions: Array<{ task: StreamTask; positions: Map<string, bigint> }>;
 }
 
 /** The transaction in flight; `promise` never rejects, its failure is kept in `error`. */
@@ -388,12 +378,4 @@ export class TaskExecutor {
     const send = this.#options.sendOffsets ?? sendOffsetsToTransaction;
     await send(producer, consumer, offsets, { group, timeoutMs: this.#ctx.options.transactionTimeoutMs });
   }
-}
-
-export function fenced(cause: unknown): FatalStreamsError {
-  return new FatalStreamsError(
-    'producer_fenced',
-    'this instance was fenced by a newer one with the same transactional id',
-    { cause },
-  );
 }

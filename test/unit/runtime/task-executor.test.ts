@@ -39,6 +39,8 @@ function harness(
     task1StopsDuringProcessing?: boolean;
     /** Each prefetch waits a timer's turn (so that overlapping ones show). */
     slowPrefetch?: boolean;
+    /** EndTxn answers only once this settles (a transaction held in flight). */
+    endTxnGate?: Promise<void>;
   } = {},
 ) {
   const steps: string[] = [];
@@ -108,6 +110,7 @@ function harness(
           return { offsets: [0, 1].map((partition) => ({ topic: 'app-s-changelog', partition, offset: 100n })) };
         },
         commit: async () => {
+          await options.endTxnGate;
           steps.push('2d commit');
           if (options.commitFails) throw new Error('EndTxn failed');
         },
@@ -247,19 +250,21 @@ describe('TaskExecutor', () => {
     });
 
     it('should not start a commit when caught up with nothing pending, or while one is in flight', async () => {
-      const h = harness();
+      let endTxn = () => {};
+      const h = harness({ endTxnGate: new Promise<void>((resolve) => (endTxn = resolve)) });
       await h.executor.initProducer();
       h.steps.length = 0;
       await h.executor.maybeCommit(false, true);
       expect(h.steps).toEqual([]);
       await h.executor.process(round(2) as never);
       await h.executor.maybeCommit(false, true);
-      // The first commit is in flight (its steps 2-3 not settled yet in this turn): more records, caught
-      // up again, and no second transaction starts until the first has settled.
+      // The first commit is in flight (its EndTxn not answered yet): more records, caught up again, and
+      // no second transaction starts until the first has settled.
       await h.executor.process(round(2) as never);
       const inflight = started(h);
       await h.executor.maybeCommit(false, true);
       expect(started(h)).toBe(inflight);
+      endTxn();
       await h.executor.maybeCommit(true);
       expect(h.commits).toBe(2);
     });
