@@ -54,6 +54,17 @@ export function isMigratedError(error: unknown): boolean {
   return false;
 }
 
+/**
+ * Waits for every one of `operations`, then rethrows the first failure (in their order): none is still
+ * running (writing a store, loading from it) when the caller's failure path closes what they use.
+ */
+export async function settleAll(operations: Iterable<Promise<unknown>>): Promise<void> {
+  const settled = await Promise.allSettled(operations);
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** The fatal error of a zombie: a newer instance with our transactional id took over. */
 export function fenced(cause: unknown): FatalStreamsError {
   return new FatalStreamsError(
     'producer_fenced',

@@ -27,7 +27,7 @@ import {
   toMessage,
 } from './commit-messages.ts';
 import type { Assignment, EngineContext } from './engine-options.ts';
-import { fenced, isFencedError, TaskMigratedError } from './errors.ts';
+import { fenced, isFencedError, settleAll, TaskMigratedError } from './errors.ts';
 import { type FetchedRecord, type FetchRound, type PartitionFetch, recordsOf, tpKey } from '../kafka/fetcher.ts';
 import type { StreamTask } from './task.ts';
 
@@ -108,8 +108,7 @@ export class TaskExecutor {
     for (const part of fetched) {
       let task = tasks.task(part.partition);
       // A stopped task takes nothing more, not even the other source topic's records of this round.
-      if (task?.state !== 'RUNNING' || tasks.isStopped(part.partition)) continue;
-      if (part.records.length === 0 && part.nextOffset <= (task.positions.get(part.topic) ?? 0n)) continue;
+      if (!this.#takes(task, part)) continue;
       let index = 0;
       do {
         const room = Math.max(1, this.#ctx.options.batchRecordsMax - this.#pendingRecords);
@@ -162,9 +161,7 @@ export class TaskExecutor {
       task.collectKeys(accepted, taskKeys);
       work.push({ part, task, accepted, deadLetters });
     }
-    const loads = await Promise.allSettled([...keys].map(([task, taskKeys]) => task.prefetch(taskKeys)));
-    const failed = loads.find((load) => load.status === 'rejected');
-    if (failed) throw failed.reason;
+    await settleAll([...keys].map(([task, taskKeys]) => task.prefetch(taskKeys)));
     for (const { part, task, accepted, deadLetters } of work) {
       if (tasks.task(part.partition) !== task || !this.#takes(task, part)) continue;
       for (const letter of deadLetters) this.#outputs.push(letter);
@@ -331,13 +328,11 @@ export class TaskExecutor {
     // 3a. One database per store: their batches go to LevelDB's threads together. Every flush ends before
     // the first error is rethrown, so none is still writing when the failure path closes the stores.
     const nextChangelog = changelogOffsets(offsets, prepared.changelogCounts);
-    const flushed = await Promise.allSettled(
+    await settleAll(
       prepared.flushes.map(({ task, name, store }) =>
         store.flush(store.options.logged ? (nextChangelog.get(`${task.partition}/${name}`) ?? null) : null),
       ),
     );
-    const failed = flushed.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
     // 3b.
     for (const { task, positions } of prepared.positions) task.markCommitted(positions);
     // 3c.

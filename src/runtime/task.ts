@@ -7,7 +7,7 @@ import type { TaskStore } from '../stores/types.ts';
 import type { ProcessingErrorInfo } from '../topology/processing-errors.ts';
 import { type OutputRecord, TaskGraph } from '../topology/task-graph.ts';
 import type { Topology } from '../topology/topology.ts';
-import { IllegalTaskStateError } from './errors.ts';
+import { IllegalTaskStateError, settleAll } from './errors.ts';
 import type { FetchedRecord } from '../kafka/fetcher.ts';
 
 export type TaskState = 'CREATED' | 'RESTORING' | 'RUNNING' | 'CLOSED';
@@ -114,9 +114,7 @@ export class StreamTask {
    * the first failure is rethrown, so no prefetch is still running when the caller closes the stores.
    */
   async prefetch(keys: Map<string, Set<string>>): Promise<void> {
-    const loads = await Promise.allSettled([...keys].map(([name, set]) => this.stores.get(name)!.prefetch(set)));
-    const failed = loads.find((load) => load.status === 'rejected');
-    if (failed) throw failed.reason;
+    await settleAll([...keys].map(([name, set]) => this.stores.get(name)!.prefetch(set)));
   }
 
   /**
