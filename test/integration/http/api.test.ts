@@ -452,6 +452,13 @@ describeHolds(() => ({ url, teller, alice, bob, admin, openAccount, deposit }));
 describe('events, metrics and health', () => {
   it('should deliver an outcome of the account over Server-Sent Events when a deposit completes', async () => {
     await openAccount('sse-a', 'alice');
+    // The 201 comes once the opening is visible; the stores, which the owner check reads, right after it.
+    await waitFor(
+      'sse-a readable',
+      async () => (await call(url, 'GET', '/v1/accounts/sse-a', { token: alice })).status === 200,
+      5000,
+      20,
+    );
     const controller = new AbortController();
     const response = await fetch(`${url}/v1/accounts/sse-a/events`, {
       headers: { Authorization: `Bearer ${alice}` },
